@@ -1,0 +1,1 @@
+"""CLI verbs: argument parsing and output only; the work is in the library packages."""
