@@ -16,9 +16,7 @@ from batteryless import __version__
 from batteryless.errors import BatterylessError
 
 # Modules that register verbs, in --help order. Each has add_parser(subparsers).
-VERB_MODULES = [
-    "batteryless.commands.data",
-    "batteryless.commands.compress",
+VERB_MODULES: list[str] = [
 ]
 
 log = logging.getLogger("batteryless")
