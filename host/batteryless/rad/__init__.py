@@ -1,0 +1,1 @@
+"""RAD: block-circulant ADMM training and fixed-point quantization."""
