@@ -228,3 +228,37 @@ def circulant_numpy_matrix(w: np.ndarray) -> np.ndarray:
     k = len(w)
     r, c = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
     return w[(r - c) % k]
+
+
+class BlockMask(nn.Module):
+    """Parametrization that zeroes pruned circulant blocks (structured pruning; EVE builds on it)."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask.float())
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w * self.mask.reshape(*self.mask.shape, *([1] * (w.ndim - 2)))
+
+
+def block_norms(w: torch.Tensor) -> torch.Tensor:
+    """‖w[i, j]‖ per block of a circulant weight [p, q, k, *kernel]."""
+    return w.flatten(2).norm(dim=2)
+
+
+def prune_mask(w: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Keep the largest-norm blocks; drop round(ratio·blocks) of them (at least one block stays)."""
+    norms = block_norms(w.detach())
+    n = norms.numel()
+    drop = min(int(round(ratio * n)), n - 1)
+    mask = torch.ones_like(norms)
+    if drop > 0:
+        mask.view(-1)[torch.argsort(norms.view(-1))[:drop]] = 0
+    return mask
+
+
+def apply_block_mask(layer: _BlockCirculantBase, mask: torch.Tensor) -> None:
+    import torch.nn.utils.parametrize as parametrize
+
+    layer.register_buffer("block_mask", mask.detach().clone())
+    parametrize.register_parametrization(layer, "weight", BlockMask(mask))

@@ -1,0 +1,135 @@
+"""Verbs ``compress`` and ``evaluate`` (RAD)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from batteryless.errors import UsageError
+from batteryless.progress import console_progress
+
+
+def _layer_blocks(text: str | None) -> dict[str, int]:
+    """'fc1=16,fc2=8' → {'fc1': 16, 'fc2': 8}."""
+    out: dict[str, int] = {}
+    for item in filter(None, (text or "").split(",")):
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise UsageError(f"--layer-block expects NAME=SIZE[,NAME=SIZE…], got {item!r}")
+        out[name.strip()] = int(value)
+    return out
+
+
+def print_report(rep: dict, file=sys.stdout) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{rep['model']} on {rep['dataset']} ({rep.get('weight_bits')}-bit weights)")
+    for col in ("layer", "block", "path", "params", "weight B", "dense int16 B", "MACs", "dense MACs"):
+        table.add_column(col, justify="right" if col not in ("layer", "path") else "left")
+    for r in rep["layers"]:
+        table.add_row(
+            r["name"], str(r["block"]), r["path"], f"{r['params']:,}", f"{r['weight_bytes']:,}",
+            f"{r['dense_int16_weight_bytes']:,}", f"{r['macs']:,}", f"{r['dense_macs']:,}",
+        )
+    t = rep["total"]
+    table.add_row(
+        "total", "", "", f"{t['params']:,}", f"{t['weight_bytes']:,}", f"{t['dense_int16_weight_bytes']:,}",
+        f"{t['macs']:,}", f"{t['dense_macs']:,}", style="bold",
+    )
+    console = Console(file=file)
+    console.print(table)
+    console.print(
+        f"weights {t['compression_vs_int16']:.1f}× smaller than dense int16 "
+        f"({t['compression_vs_float32']:.1f}× vs float32)"
+    )
+    for key, value in rep["accuracy"].items():
+        if value is not None:
+            console.print(f"{key.replace('_', ' ')}: {100 * value:.2f}%")
+
+
+def _write_json(rep: dict, path: str | None) -> None:
+    if path:
+        tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
+        tmp.write_text(json.dumps(rep, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress
+
+    cfg = CompressConfig(
+        block_size=args.block,
+        layer_blocks=_layer_blocks(args.layer_block),
+        pad=args.pad,
+        weight_bits=args.bits,
+        prune_ratio=args.prune,
+        dense_epochs=args.epochs,
+        seed=args.seed,
+        path=args.path,
+        admm=AdmmConfig(rounds=args.admm_rounds, retrain_epochs=args.retrain_epochs),
+    )
+    with console_progress(not args.quiet) as progress:
+        _, rep = compress(args.model, args.dataset, args.data, args.out, cfg, progress)
+    if args.json == "-":
+        print(json.dumps(rep, indent=1, sort_keys=True))
+    else:
+        _write_json(rep, args.json)
+        print_report(rep)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from batteryless.rad.compress import evaluate
+
+    paths = {name: args.path for name in args.layers.split(",")} if args.path and args.layers else None
+    with console_progress(not args.quiet) as progress:
+        rep = evaluate(args.artifact, args.dataset, args.data, paths=paths, progress=progress)
+    if args.json == "-":
+        print(json.dumps(rep, indent=1, sort_keys=True))
+    else:
+        _write_json(rep, args.json)
+        print_report(rep)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compress",
+        help="train and compress a model (block-circulant ADMM + fixed point) into a .bl artifact",
+        description="Dense training → ADMM toward block-circulant fixed-point weights → QAT retraining → "
+        "integer artifact. Prints per-layer parameters, bytes, MACs and accuracies.",
+    )
+    p.add_argument("--model", default="mlp", help="zoo model name (default: mlp)")
+    p.add_argument("--dataset", default="digits", help="digits | mnist | har | npz (default: digits)")
+    p.add_argument("--data", help="folder or file holding the dataset (mnist, har, npz)")
+    p.add_argument("--out", required=True, help="artifact to write (.bl)")
+    p.add_argument("--block", type=int, default=16, help="block size, a power of two (default 16)")
+    p.add_argument("--layer-block", help="per-layer block sizes, e.g. fc1=16,fc3=8 (must divide unless --pad)")
+    p.add_argument("--pad", action="store_true", help="allow per-layer block sizes that do not divide the layer")
+    p.add_argument("--bits", type=int, choices=(8, 16), default=16, help="weight bits (default 16)")
+    p.add_argument("--prune", type=float, default=0.0, help="fraction of circulant blocks to prune (default 0)")
+    p.add_argument("--path", choices=("fft", "direct"), default="fft", help="default path of circulant layers")
+    p.add_argument("--epochs", type=int, default=40, help="dense training epochs (default 40)")
+    p.add_argument("--admm-rounds", type=int, default=12)
+    p.add_argument("--retrain-epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")
+    p.set_defaults(func=cmd_compress)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="run the integer reference (numeric spec) of an artifact on a dataset",
+        description="Integer inference exactly as the firmware computes it, on the dataset's test split.",
+    )
+    e.add_argument("artifact", help=".bl artifact")
+    e.add_argument("--dataset", help="dataset name (default: the artifact's)")
+    e.add_argument("--data", help="folder or file holding the dataset")
+    e.add_argument("--path", choices=("fft", "direct"), help="force this path on --layers")
+    e.add_argument("--layers", help="comma-separated layer names for --path")
+    e.add_argument("--json", help="write the report as JSON to this file ('-' prints only JSON)")
+    e.set_defaults(func=cmd_evaluate)

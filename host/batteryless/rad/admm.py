@@ -1,0 +1,169 @@
+"""ADMM toward the block-circulant + fixed-point constraint set, then hard projection and retraining.
+
+minimise  f(W) + Σ_l ρ/2 ‖W_l − Z_l + U_l‖²   (Zhang et al. ECCV 2018; ADMM-NN, REFERENCE.md §4)
+  W-step: a few epochs of SGD/Adam on the augmented loss
+  Z-step: Z_l ← Π_S(W_l + U_l) — nearest block-circulant matrix (average each wrapped diagonal), then its
+          defining vectors rounded to the fixed-point grid; optionally the smallest blocks pruned
+  U-step: U_l ← U_l + W_l − Z_l ;  ρ ← ρ·growth
+Afterwards every target layer is replaced by its projection in the circulant parameterisation and retrained
+with fake quantisation (QAT), pruned blocks held at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from batteryless.progress import ProgressFn, report
+from batteryless.rad.circulant import (
+    BlockCirculantConv,
+    BlockCirculantLinear,
+    apply_block_mask,
+    expand_blocks,
+    project_dense,
+    prune_mask,
+    to_block_circulant,
+)
+from batteryless.rad.quantize import add_fake_quant, weight_frac
+
+
+@dataclass
+class AdmmConfig:
+    rounds: int = 12
+    epochs_per_round: int = 2
+    rho: float = 0.1
+    rho_growth: float = 1.5
+    lr: float = 3e-3
+    retrain_epochs: int = 40
+    weight_bits: int = 16
+    prune_ratio: float = 0.0  # fraction of circulant blocks removed per layer (structured pruning)
+    batch_size: int = 64
+
+
+@dataclass
+class AdmmHistory:
+    rounds: list[dict] = field(default_factory=list)  # per round: rho, residual per layer, train loss
+
+
+def project(weight: torch.Tensor, block: int, bits: int, prune_ratio: float = 0.0) -> torch.Tensor:
+    """Π_S: dense weight → nearest block-circulant (quantised, optionally block-pruned), as a dense tensor."""
+    rows, cols = weight.shape[:2]
+    w = project_dense(weight, block)
+    f = weight_frac(w.abs().max().reshape(1).cpu().numpy(), bits)
+    lim = 2 ** (bits - 1)
+    w = torch.clamp(torch.floor(w * 2.0**f + 0.5), -lim, lim - 1) / 2.0**f
+    if prune_ratio > 0:
+        w = w * prune_mask(w, prune_ratio).reshape(*w.shape[:2], *([1] * (w.ndim - 2)))
+    return expand_blocks(w, rows, cols)
+
+
+def fit(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 64,
+    seed: int = 0,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    progress: ProgressFn | None = None,
+    task: str = "train",
+) -> float:
+    """Adam + cross-entropy over shuffled mini-batches (seeded). Returns the last epoch's mean loss."""
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    mean = float("nan")
+    for epoch in range(epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        total, count = 0.0, 0
+        for start in range(0, len(xt), batch_size):
+            idx = order[start : start + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            if penalty is not None:
+                loss = loss + penalty()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        mean = total / max(count, 1)
+        report(progress, task, epoch + 1, epochs)
+    model.eval()
+    return mean
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        out = model(torch.as_tensor(x[i : i + batch], dtype=torch.float32))
+        correct += int((out.argmax(1).numpy() == y[i : i + batch]).sum())
+    return correct / max(len(x), 1)
+
+
+def admm_circulant(
+    model: nn.Sequential,
+    blocks: dict[int, int],
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: AdmmConfig,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> tuple[nn.Sequential, AdmmHistory]:
+    """ADMM on a trained dense Sequential. ``blocks`` maps module index → block size (> 1 only).
+
+    Returns a new Sequential with block-circulant layers, retrained with fake quantisation.
+    """
+    targets = {i: k for i, k in blocks.items() if k > 1}
+    hist = AdmmHistory()
+    params = {i: model[i].weight for i in targets}
+    with torch.no_grad():
+        z = {i: project(params[i].detach(), k, cfg.weight_bits, cfg.prune_ratio) for i, k in targets.items()}
+        u = {i: torch.zeros_like(params[i]) for i in targets}
+    rho = cfg.rho
+
+    def penalty() -> torch.Tensor:
+        total = torch.zeros(())
+        for i in targets:
+            total = total + (rho / 2) * (params[i] - z[i] + u[i]).pow(2).sum()
+        return total
+
+    for r in range(cfg.rounds):
+        loss = fit(
+            model, x, y, epochs=cfg.epochs_per_round, lr=cfg.lr, batch_size=cfg.batch_size,
+            seed=seed + 1000 + r, penalty=penalty,
+        )
+        with torch.no_grad():
+            residual = {}
+            for i, k in targets.items():
+                w = params[i].detach()
+                z[i] = project(w + u[i], k, cfg.weight_bits, cfg.prune_ratio)
+                u[i] = u[i] + w - z[i]
+                residual[str(i)] = float((w - z[i]).norm() / w.norm().clamp(min=1e-12))
+        hist.rounds.append({"round": r + 1, "rho": rho, "loss": loss, "residual": residual})
+        rho *= cfg.rho_growth
+        report(progress, "ADMM rounds", r + 1, cfg.rounds)
+
+    # hard projection into the circulant parameterisation, then QAT retraining with pruned blocks held at 0
+    new = nn.Sequential(*[to_block_circulant(m, targets[i]) if i in targets else m for i, m in enumerate(model)])
+    if cfg.prune_ratio > 0:
+        for i in targets:
+            layer = new[i]
+            assert isinstance(layer, BlockCirculantLinear | BlockCirculantConv)
+            apply_block_mask(layer, prune_mask(layer.weight, cfg.prune_ratio))
+    add_fake_quant(new, cfg.weight_bits)
+    fit(
+        new, x, y, epochs=cfg.retrain_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed + 2000,
+        progress=progress, task="QAT retraining",
+    )
+    return new, hist
