@@ -43,7 +43,9 @@ class Artifact:
     model: str = "custom"
     dataset: str = "unknown"
     class_names: list[str] | None = None
-    modes: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "full", "description": "all blocks"}])
+    modes: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"name": "full", "description": "all blocks"}]
+    )
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     version: int = VERSION
@@ -179,7 +181,9 @@ def propagate_shapes(layers: list[dict[str, Any]], input_shape: tuple[int, ...])
         where = f"layer {name!r} ({op})"
         if op == "linear":
             if len(shape) != 2 or shape[1] != layer["in_features"]:
-                raise ArtifactError(f"{where}: expects {layer['in_features']} features, gets shape {shape[1:]}")
+                raise ArtifactError(
+                    f"{where}: expects {layer['in_features']} features, gets shape {shape[1:]}"
+                )
             shape = (1, layer["out_features"])
         elif op in ("conv1d", "conv2d", *POOL_OPS):
             dims = 1 if op.endswith("1d") else 2
@@ -211,7 +215,11 @@ def _need(d: dict, key: str, types, where: str):
     if key not in d:
         raise ArtifactError(f"{where}: missing field {key!r}")
     v = d[key]
-    if not isinstance(v, types) or isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+    if (
+        not isinstance(v, types)
+        or isinstance(v, bool)
+        and bool not in (types if isinstance(types, tuple) else (types,))
+    ):
         raise ArtifactError(f"{where}: field {key!r} has the wrong type ({type(v).__name__})")
     return v
 
@@ -223,9 +231,13 @@ def _frac(d: dict, key: str, where: str) -> int:
     return v
 
 
-def _tensor(tensors: dict, name: str, shape: tuple | None, kind: str, where: str, field_name: str) -> np.ndarray:
+def _tensor(
+    tensors: dict, name: str, shape: tuple | None, kind: str, where: str, field_name: str
+) -> np.ndarray:
     if name not in tensors:
-        raise ArtifactError(f"{where}: field {field_name!r} names tensor {name!r}, which is not in tensors.npz")
+        raise ArtifactError(
+            f"{where}: field {field_name!r} names tensor {name!r}, which is not in tensors.npz"
+        )
     t = tensors[name]
     if kind == "int" and not np.issubdtype(t.dtype, np.integer):
         raise ArtifactError(f"{where}: tensor {name!r} must be integer, is {t.dtype}")
@@ -235,7 +247,9 @@ def _tensor(tensors: dict, name: str, shape: tuple | None, kind: str, where: str
 
 
 def validate(art: Artifact) -> None:
-    if not isinstance(art.input_shape, tuple) or not all(isinstance(s, int) and s > 0 for s in art.input_shape):
+    if not isinstance(art.input_shape, tuple) or not all(
+        isinstance(s, int) and s > 0 for s in art.input_shape
+    ):
         raise ArtifactError(f"manifest: field 'input_shape' must be positive integers, is {art.input_shape}")
     if not isinstance(art.num_classes, int) or art.num_classes < 2:
         raise ArtifactError("manifest: field 'num_classes' must be an integer ≥ 2")
@@ -261,7 +275,9 @@ def validate(art: Artifact) -> None:
             dims = 1 if op.endswith("1d") else 2
             for key in ("kernel_size", "stride") + (("padding",) if op.startswith("conv") else ()):
                 v = _need(layer, key, list, where)
-                if len(v) != dims or not all(isinstance(s, int) and s >= (0 if key == "padding" else 1) for s in v):
+                if len(v) != dims or not all(
+                    isinstance(s, int) and s >= (0 if key == "padding" else 1) for s in v
+                ):
                     raise ArtifactError(f"{where}: field {key!r} must be {dims} positive integer(s), is {v}")
         if op not in WEIGHT_OPS:
             continue
@@ -298,8 +314,14 @@ def validate(art: Artifact) -> None:
                 _tensor(art.tensors, layer["bias_out"], (rows,), "int", where, "bias_out")
     shapes = propagate_shapes(art.layers, art.input_shape)
     if shapes[-1] != (1, art.num_classes):
-        raise ArtifactError(f"manifest: the last layer outputs {shapes[-1][1:]}, but num_classes is {art.num_classes}")
-    if not isinstance(art.modes, list) or not art.modes or not all(isinstance(m, dict) and "name" in m for m in art.modes):
+        raise ArtifactError(
+            f"manifest: the last layer outputs {shapes[-1][1:]}, but num_classes is {art.num_classes}"
+        )
+    if (
+        not isinstance(art.modes, list)
+        or not art.modes
+        or not all(isinstance(m, dict) and "name" in m for m in art.modes)
+    ):
         raise ArtifactError("manifest: field 'modes' must be a non-empty list of objects with a 'name'")
 
 
@@ -340,7 +362,11 @@ def save_artifact(art: Artifact, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data in (("manifest.json", manifest), ("tensors.npz", tensors), ("integrity.json", integrity)):
+            for name, data in (
+                ("manifest.json", manifest),
+                ("tensors.npz", tensors),
+                ("integrity.json", integrity),
+            ):
                 info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # deterministic bytes
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, data)
@@ -381,7 +407,7 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(f"{path}: manifest field 'version' is missing or not an integer")
     if version > VERSION:
         raise ArtifactError(
-            f"{path}: artifact version {version} is newer than this batteryless understands ({VERSION}); upgrade"
+            f"{path}: artifact version {version} is newer than this tool reads ({VERSION}): upgrade"
         )
     if version < 1:
         raise ArtifactError(f"{path}: artifact version {version} is not supported (oldest supported: 1)")

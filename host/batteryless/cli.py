@@ -16,8 +16,7 @@ from batteryless import __version__
 from batteryless.errors import BatterylessError
 
 # Modules that register verbs, in --help order. Each has add_parser(subparsers).
-VERB_MODULES: list[str] = [
-]
+VERB_MODULES: list[str] = []
 
 log = logging.getLogger("batteryless")
 
@@ -29,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"batteryless {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more output; tracebacks on error")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only results and errors")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, only results and errors"
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name in VERB_MODULES:
         importlib.import_module(name).add_parser(sub)

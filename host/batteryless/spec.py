@@ -7,7 +7,7 @@ the FFT path (fixed-point radix-2 FFT with a 1/2 scaling in every stage, precomp
 their own exponent, 32-bit frequency-domain accumulation, one requantisation before the inverse FFT) or the
 direct path (MACs on the expanded circulant blocks); both are defined here, bit for bit.
 
-numpy int64 holds every intermediate exactly; where the spec says "wrap to 32 bits", :func:`wrap32` is applied.
+numpy int64 holds every intermediate exactly; where the spec says "wrap to 32 bits", :func:`wrap32` applies.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def unpack_spectrum(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # --- layers ------------------------------------------------------------------------------------------------
 def expand_circulant_int(w: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Integer circulant vectors w[p, q, k, *kernel] → dense [rows, cols, *kernel] (first-column convention)."""
+    """Integer circulant vectors w[p, q, k, *kernel] → dense [rows, cols, *kernel] (first-column rule)."""
     p, q, k = w.shape[:3]
     r = np.arange(k)[:, None]
     c = np.arange(k)[None, :]
@@ -308,7 +308,9 @@ def integer_inference_q(
     for layer in artifact.layers:
         op = layer["op"]
         if op in ("linear", "conv1d", "conv2d"):
-            x = linear_or_conv(layer, artifact.tensors, x, paths.get(layer["name"], layer.get("path", "direct")))
+            x = linear_or_conv(
+                layer, artifact.tensors, x, paths.get(layer["name"], layer.get("path", "direct"))
+            )
         elif op == "relu":
             x = np.maximum(x, 0)
         elif op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
@@ -328,7 +330,10 @@ def integer_inference(artifact: Artifact, x: np.ndarray, paths: dict[str, str] |
 
 
 def predict(artifact: Artifact, x: np.ndarray, paths: dict[str, str] | None = None, batch: int = 256):
-    out = [np.argmax(integer_inference(artifact, x[i : i + batch], paths), axis=1) for i in range(0, len(x), batch)]
+    out = [
+        np.argmax(integer_inference(artifact, x[i : i + batch], paths), axis=1)
+        for i in range(0, len(x), batch)
+    ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

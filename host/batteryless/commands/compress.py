@@ -31,13 +31,26 @@ def print_report(rep: dict, file=sys.stdout) -> None:
         table.add_column(col, justify="right" if col not in ("layer", "path") else "left")
     for r in rep["layers"]:
         table.add_row(
-            r["name"], str(r["block"]), r["path"], f"{r['params']:,}", f"{r['weight_bytes']:,}",
-            f"{r['dense_int16_weight_bytes']:,}", f"{r['macs']:,}", f"{r['dense_macs']:,}",
+            r["name"],
+            str(r["block"]),
+            r["path"],
+            f"{r['params']:,}",
+            f"{r['weight_bytes']:,}",
+            f"{r['dense_int16_weight_bytes']:,}",
+            f"{r['macs']:,}",
+            f"{r['dense_macs']:,}",
         )
     t = rep["total"]
     table.add_row(
-        "total", "", "", f"{t['params']:,}", f"{t['weight_bytes']:,}", f"{t['dense_int16_weight_bytes']:,}",
-        f"{t['macs']:,}", f"{t['dense_macs']:,}", style="bold",
+        "total",
+        "",
+        "",
+        f"{t['params']:,}",
+        f"{t['weight_bytes']:,}",
+        f"{t['dense_int16_weight_bytes']:,}",
+        f"{t['macs']:,}",
+        f"{t['dense_macs']:,}",
+        style="bold",
     )
     console = Console(file=file)
     console.print(table)
@@ -109,11 +122,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="folder or file holding the dataset (mnist, har, npz)")
     p.add_argument("--out", required=True, help="artifact to write (.bl)")
     p.add_argument("--block", type=int, default=16, help="block size, a power of two (default 16)")
-    p.add_argument("--layer-block", help="per-layer block sizes, e.g. fc1=16,fc3=8 (must divide unless --pad)")
-    p.add_argument("--pad", action="store_true", help="allow per-layer block sizes that do not divide the layer")
+    p.add_argument(
+        "--layer-block", help="per-layer block sizes, e.g. fc1=16,fc3=8 (must divide unless --pad)"
+    )
+    p.add_argument(
+        "--pad", action="store_true", help="allow per-layer block sizes that do not divide the layer"
+    )
     p.add_argument("--bits", type=int, choices=(8, 16), default=16, help="weight bits (default 16)")
-    p.add_argument("--prune", type=float, default=0.0, help="fraction of circulant blocks to prune (default 0)")
-    p.add_argument("--path", choices=("fft", "direct"), default="fft", help="default path of circulant layers")
+    p.add_argument(
+        "--prune", type=float, default=0.0, help="fraction of circulant blocks to prune (default 0)"
+    )
+    p.add_argument(
+        "--path", choices=("fft", "direct"), default="fft", help="default path of circulant layers"
+    )
     p.add_argument("--epochs", type=int, default=40, help="dense training epochs (default 40)")
     p.add_argument("--admm-rounds", type=int, default=12)
     p.add_argument("--retrain-epochs", type=int, default=40)

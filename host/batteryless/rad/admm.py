@@ -140,8 +140,14 @@ def admm_circulant(
 
     for r in range(cfg.rounds):
         loss = fit(
-            model, x, y, epochs=cfg.epochs_per_round, lr=cfg.lr, batch_size=cfg.batch_size,
-            seed=seed + 1000 + r, penalty=penalty,
+            model,
+            x,
+            y,
+            epochs=cfg.epochs_per_round,
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            seed=seed + 1000 + r,
+            penalty=penalty,
         )
         with torch.no_grad():
             residual = {}
@@ -155,7 +161,9 @@ def admm_circulant(
         report(progress, "ADMM rounds", r + 1, cfg.rounds)
 
     # hard projection into the circulant parameterisation, then QAT retraining with pruned blocks held at 0
-    new = nn.Sequential(*[to_block_circulant(m, targets[i]) if i in targets else m for i, m in enumerate(model)])
+    new = nn.Sequential(
+        *[to_block_circulant(m, targets[i]) if i in targets else m for i, m in enumerate(model)]
+    )
     if cfg.prune_ratio > 0:
         for i in targets:
             layer = new[i]
@@ -163,7 +171,14 @@ def admm_circulant(
             apply_block_mask(layer, prune_mask(layer.weight, cfg.prune_ratio))
     add_fake_quant(new, cfg.weight_bits)
     fit(
-        new, x, y, epochs=cfg.retrain_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed + 2000,
-        progress=progress, task="QAT retraining",
+        new,
+        x,
+        y,
+        epochs=cfg.retrain_epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=seed + 2000,
+        progress=progress,
+        task="QAT retraining",
     )
     return new, hist

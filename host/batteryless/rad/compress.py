@@ -152,12 +152,22 @@ def compress(
     check_supported(net)
     net = fold_batchnorm(net)
     if not pretrained:
-        fit(net, xtr, ds.y_train, epochs=cfg.dense_epochs, lr=cfg.lr, seed=cfg.seed, progress=progress,
-            task="dense training")
+        fit(
+            net,
+            xtr,
+            ds.y_train,
+            epochs=cfg.dense_epochs,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            progress=progress,
+            task="dense training",
+        )
     dense_acc = accuracy(net, xte, ds.y_test)
     log.info("dense float accuracy %.4f", dense_acc)
     blocks = choose_blocks(net, cfg)
-    admm_cfg = AdmmConfig(**{**cfg.admm.__dict__, "weight_bits": cfg.weight_bits, "prune_ratio": cfg.prune_ratio})
+    admm_cfg = AdmmConfig(
+        **{**cfg.admm.__dict__, "weight_bits": cfg.weight_bits, "prune_ratio": cfg.prune_ratio}
+    )
     circ, hist = admm_circulant(net, blocks, xtr, ds.y_train, admm_cfg, seed=cfg.seed, progress=progress)
     circ_acc = accuracy(circ, xte, ds.y_test)
     rng = np.random.default_rng(cfg.seed)
@@ -192,7 +202,15 @@ def compress(
 
 def build_report(art: Artifact, accuracies: dict[str, float] | None = None) -> dict[str, Any]:
     rows = [art.layer_stats(layer) for layer in art.weight_layers()]
-    keys = ("params", "dense_params", "weight_bytes", "dense_int16_weight_bytes", "bias_bytes", "macs", "dense_macs")
+    keys = (
+        "params",
+        "dense_params",
+        "weight_bytes",
+        "dense_int16_weight_bytes",
+        "bias_bytes",
+        "macs",
+        "dense_macs",
+    )
     total = {key: sum(r[key] for r in rows) for key in keys}
     total["compression_vs_int16"] = total["dense_int16_weight_bytes"] / max(total["weight_bytes"], 1)
     total["compression_vs_float32"] = 2 * total["compression_vs_int16"]
@@ -225,7 +243,9 @@ def evaluate(
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     ds = load_dataset(dataset or art.dataset, data_path, seed=int(art.provenance.get("seed", 0)))
     if tuple(ds.input_shape) != tuple(art.input_shape):
-        raise UsageError(f"dataset {ds.name} has input shape {ds.input_shape}, the artifact expects {art.input_shape}")
+        raise UsageError(
+            f"dataset {ds.name} has input shape {ds.input_shape}, the artifact expects {art.input_shape}"
+        )
     preds = []
     n = len(ds.x_test)
     for i in range(0, n, 256):

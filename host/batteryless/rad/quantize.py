@@ -86,7 +86,9 @@ def to_artifact(
         name = _layer_name(counters[op], {"linear": "fc", "conv1d": "conv", "conv2d": "conv"}.get(op, op))
         layer: dict = {"name": name, "op": op}
         if op in ("linear", "conv1d", "conv2d"):
-            layer.update(_weight_layer(m, name, acts[i], acts[i + 1], frac, weight_bits, default_path, tensors))
+            layer.update(
+                _weight_layer(m, name, acts[i], acts[i + 1], frac, weight_bits, default_path, tensors)
+            )
             frac = layer["out_frac"]
         elif op.startswith(("maxpool", "avgpool")):
             ks = _tuple(m.kernel_size, 1 if op.endswith("1d") else 2)
@@ -164,9 +166,9 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
     info.update(weight=f"{name}.weight", weight_frac=wf, out_frac=out_frac, path="direct")
     bias = m.bias.detach().double().numpy() if m.bias is not None else None
     if bias is not None:
-        tensors[f"{name}.bias"] = np.clip(np.floor(bias * 2.0 ** (in_frac + wf) + 0.5), -(2**31), 2**31 - 1).astype(
-            np.int32
-        )
+        tensors[f"{name}.bias"] = np.clip(
+            np.floor(bias * 2.0 ** (in_frac + wf) + 0.5), -(2**31), 2**31 - 1
+        ).astype(np.int32)
         info["bias"] = f"{name}.bias"
     mask = getattr(m, "block_mask", None)
     if mask is not None:
@@ -188,7 +190,7 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
         z_max = max(np.abs(zspec.real).max(), np.abs(zspec.imag).max()) if zspec.size else 0.0
         zf = min(out_frac, frac_for_max(z_max, margin=ACT_MARGIN))
         log2k = int(math.log2(k))
-        # frequency-domain accumulators ≈ Z·2^(in + sf − log2k − zf)·… must fit 32 bits; so must the shift be ≥ 0
+        # frequency-domain accumulators ≈ Z·2^(in + sf − log2k) must fit 32 bits, and the shift must be ≥ 0
         while sf > -8 and (z_max * 2.0 ** (in_frac + sf - log2k) > ACC_LIMIT):
             sf -= 1
         zf = min(zf, in_frac + sf - log2k)
@@ -199,8 +201,8 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
         tensors[f"{name}.spectra"] = np.moveaxis(packed, -1, 2).astype(np.int16)
         info.update(spectra=f"{name}.spectra", spectra_frac=sf, spectrum_frac=zf)
         if bias is not None:
-            tensors[f"{name}.bias_out"] = np.clip(np.floor(bias * 2.0**out_frac + 0.5), -(2**31), 2**31 - 1).astype(
-                np.int32
-            )
+            tensors[f"{name}.bias_out"] = np.clip(
+                np.floor(bias * 2.0**out_frac + 0.5), -(2**31), 2**31 - 1
+            ).astype(np.int32)
             info["bias_out"] = f"{name}.bias_out"
     return info
