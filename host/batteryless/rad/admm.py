@@ -35,6 +35,7 @@ from batteryless.rad.quantize import add_fake_quant, weight_frac
 class AdmmConfig:
     rounds: int = 12
     epochs_per_round: int = 2
+    min_steps_per_round: int = 80  # W-step length floor: small datasets get more epochs per round
     rho: float = 0.1
     rho_growth: float = 1.5
     lr: float = 3e-3
@@ -138,12 +139,14 @@ def admm_circulant(
             total = total + (rho / 2) * (params[i] - z[i] + u[i]).pow(2).sum()
         return total
 
+    batches = max(1, -(-len(x) // cfg.batch_size))
+    epochs_per_round = max(cfg.epochs_per_round, -(-cfg.min_steps_per_round // batches))
     for r in range(cfg.rounds):
         loss = fit(
             model,
             x,
             y,
-            epochs=cfg.epochs_per_round,
+            epochs=epochs_per_round,
             lr=cfg.lr,
             batch_size=cfg.batch_size,
             seed=seed + 1000 + r,
