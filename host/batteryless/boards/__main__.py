@@ -1,0 +1,7 @@
+"""``python -m batteryless.boards BOARD OUT_DIR``: write bl_board.h, bl_memory.ld and board.cmake."""
+
+import sys
+
+from batteryless.boards import main_for_cmake
+
+sys.exit(main_for_cmake())
