@@ -62,8 +62,7 @@ def _dims(m: nn.Module) -> tuple[int, int]:
 
 
 def choose_blocks(model: nn.Sequential, cfg: CompressConfig) -> dict[int, int]:
-    """Block size per weight layer. The global size is capped per layer (a layer with one input channel stays
-    dense); explicit per-layer sizes are taken as given and must divide the layer unless ``pad`` is set."""
+    """Block size per weight layer. The global size is capped per layer (see below); explicit per-layer sizes are taken as given and must divide the layer unless ``pad`` is set."""
     check_block_size(cfg.block_size, " (--block)")
     names = weight_layer_names(model)
     unknown = set(cfg.layer_blocks) - set(names.values())
@@ -83,10 +82,10 @@ def choose_blocks(model: nn.Sequential, cfg: CompressConfig) -> dict[int, int]:
                     "choose a divisor or pass --pad to zero-pad"
                 )
         else:
+            # cap at the next power of two ≥ the smaller side: a 10-class output layer takes k = 16 with 6
+            # padded rows; a side below 4 (a first conv on one input channel) stays dense
             small = min(rows, cols)
-            k = min(cfg.block_size, 1 << int(math.log2(small))) if small >= 2 else 1
-            if small < 4:  # e.g. a first conv on one input channel: circulant blocks would be mostly padding
-                k = 1
+            k = 1 if small < 4 else min(cfg.block_size, 1 << math.ceil(math.log2(small)))
         out[i] = k
     return out
 

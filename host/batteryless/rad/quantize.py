@@ -157,9 +157,11 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
     y_max = float(y_out.abs().max())
     out_frac = min(frac_for_max(y_max, margin=ACT_MARGIN), in_frac + wf)
     # the final 32-bit accumulator (before the shift) must fit comfortably
+    wf_max = wf
     while y_max * 2.0 ** (in_frac + wf) > ACC_LIMIT and wf > -8:
         wf -= 1
-        log.warning("%s: lowered weight fraction bits to %d so 32-bit accumulators cannot overflow", name, wf)
+    if wf < wf_max:
+        log.info("%s: weight fraction bits %d → %d to keep 32-bit accumulators below 2^30", name, wf_max, wf)
     wq = quantize(w, wf, bits)
     dtype = np.int8 if bits == 8 else np.int16
     tensors[f"{name}.weight"] = wq.astype(dtype)
