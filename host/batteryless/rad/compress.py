@@ -62,7 +62,8 @@ def _dims(m: nn.Module) -> tuple[int, int]:
 
 
 def choose_blocks(model: nn.Sequential, cfg: CompressConfig) -> dict[int, int]:
-    """Block size per weight layer. The global size is capped per layer (see below); explicit per-layer sizes are taken as given and must divide the layer unless ``pad`` is set."""
+    """Block size per weight layer. The global size is capped per layer (see below); explicit per-layer
+    sizes are taken as given and must divide the layer unless ``pad`` is set."""
     check_block_size(cfg.block_size, " (--block)")
     names = weight_layer_names(model)
     unknown = set(cfg.layer_blocks) - set(names.values())
