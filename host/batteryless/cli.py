@@ -16,7 +16,9 @@ from batteryless import __version__
 from batteryless.errors import BatterylessError
 
 # Modules that register verbs, in --help order. Each has add_parser(subparsers).
-VERB_MODULES: list[str] = []
+VERB_MODULES: list[str] = [
+    "batteryless.commands.compress",
+]
 
 log = logging.getLogger("batteryless")
 
