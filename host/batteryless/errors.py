@@ -79,6 +79,10 @@ class EmulationError(BatterylessError):
     exit_code = 12
 
 
+class ScheduleError(EmulationError):
+    """A schedule.json is missing or malformed."""
+
+
 class ExportError(BatterylessError):
     """Export to or import from another format failed."""
 

@@ -1,0 +1,489 @@
+"""Event-driven, schedule-level emulation over piecewise-constant segments.
+
+The stored energy E = ½·C·V² obeys dE/dt = P − k·E inside any interval where the charging power (after the
+converter) and the MCU load are constant, with P = P_charge − P_load and k = 2/(R·C) (leak power V²/R).
+Its solution E(t) = E∞ + (E₀ − E∞)·e^(−k·t), E∞ = P/k (or E₀ + P·t without leakage) gives threshold
+crossing times in closed form; nothing is integrated with a time step.
+
+Speed: the composition of the per-interval maps E ↦ min(a·E + b, E_max) stays in that family, so the energy
+at every boundary of a long run of intervals is computed with prefix sums and a running minimum in numpy
+(:func:`scan`). The state machine (off → boot → tasks/commits → brown-out) only runs once per event chunk:
+an *off* chunk looks ahead over many trace segments for the first time the buffer reaches ``v_on``; an *on*
+chunk lays the load program (boot, tasks, commits, next inference …) over the trace, merges both sets of
+boundaries and looks for the first interval in which the buffer drops below the brown-out level.
+
+Energy terms (all in joules, see docs/emulation.md): ``harvested`` (at the converter input) =
+``converter_loss + clipped + leaked + boot + useful + commit + wasted + in_progress + Δstored``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batteryless.emulate.power import Buffer, Load
+from batteryless.errors import EmulationError
+from batteryless.schedule import Mode, Schedule
+
+POLICIES = ("flex", "per-layer", "restart")
+KIND_BOOT, KIND_TASK, KIND_COMMIT = 0, 1, 2
+_MAX_KT = 30.0  # keep exp(k·T) well inside float range within one chunk
+
+
+@dataclass(frozen=True)
+class Program:
+    """The load phases of one inference under one checkpoint policy."""
+
+    policy: str
+    power_w: np.ndarray
+    duration_s: np.ndarray
+    kind: np.ndarray  # KIND_TASK | KIND_COMMIT
+    safe: np.ndarray  # completing this phase saves progress (commit, or the last task under restart)
+    complete: np.ndarray  # completing this phase completes the inference
+    task: np.ndarray  # index of the task (for commits: the task it commits)
+    boot_power_w: float
+    boot_duration_s: float
+
+    @property
+    def energy_j(self) -> np.ndarray:
+        return self.power_w * self.duration_s
+
+    def max_atomic_energy_j(self) -> float:
+        """Largest energy between two safe points, plus a boot: what one power-on period must supply."""
+        e = self.energy_j
+        best, run = 0.0, 0.0
+        for i in range(len(e)):
+            run += e[i]
+            if self.safe[i]:
+                best, run = max(best, run), 0.0
+        return max(best, run) + self.boot_power_w * self.boot_duration_s
+
+
+def build_program(schedule: Schedule, mode: Mode, load: Load, policy: str) -> Program:
+    if policy not in POLICIES:
+        raise EmulationError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+    clock = schedule.clock_hz
+    energy_per_cycle = load.active_power_w / load.clock_hz
+    ends = set(mode.layer_ends())
+    rows: list[tuple[float, float, int, bool, bool, int]] = []
+    n = len(mode.tasks)
+    for i, t in enumerate(mode.tasks):
+        d = max(t.cycles, 1) / clock
+        e = t.energy_j if t.energy_j is not None else max(t.cycles, 1) * energy_per_cycle
+        last = i == n - 1
+        commit_here = policy == "flex" or (policy == "per-layer" and i in ends)
+        rows.append((e / d, d, KIND_TASK, last and not commit_here, last and not commit_here, i))
+        if commit_here:
+            cyc = schedule.commit_fixed_cycles + t.nvm_write_bytes * load.nvm_write_cycles_per_byte
+            dc = max(cyc, 1) / clock
+            ec = schedule.commit_fixed_energy_j + t.nvm_write_bytes * load.nvm_write_energy_per_byte_j
+            rows.append((ec / dc, dc, KIND_COMMIT, True, last, i))
+    a = np.array(rows, dtype=np.float64)
+    return Program(
+        policy=policy,
+        power_w=a[:, 0].copy(),
+        duration_s=a[:, 1].copy(),
+        kind=a[:, 2].astype(np.int8),
+        safe=a[:, 3].astype(bool),
+        complete=a[:, 4].astype(bool),
+        task=a[:, 5].astype(np.int64),
+        boot_power_w=load.boot_energy_j / load.boot_time_s,
+        boot_duration_s=load.boot_time_s,
+    )
+
+
+# --- the closed-form kernel ------------------------------------------------------------------------------
+def scan(e0: float, p: np.ndarray, tau: np.ndarray, k: float, e_max: float) -> np.ndarray:
+    """Energy at the end of each interval: E ← min(E∞ + (E − E∞)e^(−kτ), E_max), composed in closed form."""
+    if k > 0:
+        g = np.exp(k * np.cumsum(tau))  # 1/A at each interval end
+        b = p * (-np.expm1(-k * tau)) / k
+        s = np.cumsum(b * g)
+        lim = np.minimum.accumulate(e_max * g - s)
+        return (s + np.minimum(e0, lim)) / g
+    s = np.cumsum(p * tau)
+    lim = np.minimum.accumulate(e_max - s)
+    return s + np.minimum(e0, lim)
+
+
+def piece_terms(e_s: np.ndarray, p: np.ndarray, tau: np.ndarray, k: float, e_max: float):
+    """Leaked and clipped energy of each interval given its starting energy (independent closed forms)."""
+    e_s = np.asarray(e_s, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    tau = np.asarray(tau, dtype=np.float64)
+    if k > 0:
+        e_inf = p / k
+        unclamped = e_inf + (e_s - e_inf) * np.exp(-k * tau)
+        clamp = unclamped > e_max * (1 + 1e-12)
+        tc = tau.copy()
+        if clamp.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = (e_max - e_inf[clamp]) / (e_s[clamp] - e_inf[clamp])
+                tc[clamp] = np.clip(-np.log(np.clip(r, 1e-300, None)) / k, 0.0, tau[clamp])
+        # k·∫E dt over [0, tc] plus k·E_max over the clamped rest
+        leaked = k * e_inf * tc + (e_s - e_inf) * (-np.expm1(-k * tc))
+        rest = tau - tc
+        leaked = leaked + k * e_max * rest
+        clipped = np.where(clamp, (p - k * e_max) * rest, 0.0)
+        return leaked, np.maximum(clipped, 0.0)
+    leaked = np.zeros_like(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tc = np.where(p > 0, (e_max - e_s) / p, tau)
+    rest = np.where(e_s + p * tau > e_max * (1 + 1e-12), tau - np.clip(tc, 0, tau), 0.0)
+    return leaked, p * rest
+
+
+def crossing_time(e_s: float, p: float, k: float, target: float, tau: float) -> float:
+    """Time within an interval at which E reaches ``target`` (clipped to [0, tau])."""
+    if k > 0:
+        e_inf = p / k
+        num, den = target - e_inf, e_s - e_inf
+        if den == 0 or num / den <= 0:
+            return tau
+        t = -math.log(num / den) / k
+    else:
+        if p == 0:
+            return tau
+        t = (target - e_s) / p
+    return min(max(t, 0.0), tau)
+
+
+# --- result ----------------------------------------------------------------------------------------------
+@dataclass
+class Timeline:
+    """Downsampled voltage and the events, for plots and for the firmware level to compare against."""
+
+    t: list[np.ndarray] = field(default_factory=list)
+    v: list[np.ndarray] = field(default_factory=list)
+    on_periods: list[tuple[float, float]] = field(default_factory=list)
+    commits: list[np.ndarray] = field(default_factory=list)
+    completions: list[float] = field(default_factory=list)
+
+    def arrays(self) -> dict[str, Any]:
+        return {
+            "t": np.concatenate(self.t) if self.t else np.zeros(0),
+            "v": np.concatenate(self.v) if self.v else np.zeros(0),
+            "on_periods": list(self.on_periods),
+            "commits": np.concatenate(self.commits) if self.commits else np.zeros(0),
+            "completions": np.asarray(self.completions),
+        }
+
+
+@dataclass
+class Result:
+    policy: str
+    duration_s: float
+    inferences: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    power_failures: int = 0
+    boots: int = 0
+    commits: int = 0
+    tasks_completed: int = 0
+    time_off_s: float = 0.0
+    time_on_s: float = 0.0
+    energy: dict[str, float] = field(default_factory=dict)
+    timeline: Timeline | None = None
+
+
+def _pair(
+    comp_i: np.ndarray,
+    comp_t: np.ndarray,
+    start_i: np.ndarray,
+    start_t: np.ndarray,
+    inf_start,
+    res: Result,
+    tl,
+) -> float | None:
+    """Match inference completions with the first start of each inference (re-runs keep the first start).
+
+    Events are ordered by phase index (not by time, which rounding could tie)."""
+    si = 0
+    for ci, ct in zip(comp_i, comp_t, strict=True):
+        if inf_start is None and si < len(start_i) and start_i[si] < ci:
+            inf_start = float(start_t[si])
+        while si < len(start_i) and start_i[si] < ci:
+            si += 1
+        res.inferences += 1
+        res.latencies_s.append(float(ct - (inf_start if inf_start is not None else ct)))
+        if tl is not None:
+            tl.completions.append(float(ct))
+        inf_start = None
+    if inf_start is None and si < len(start_i):
+        inf_start = float(start_t[si])
+    return inf_start
+
+
+# --- the emulator ----------------------------------------------------------------------------------------
+def simulate(
+    seg_t: np.ndarray,
+    seg_p_charge: np.ndarray,
+    t_end: float,
+    buffer: Buffer,
+    program: Program,
+    *,
+    v_initial: float = 0.0,
+    record: bool = False,
+    plot_points: int = 4000,
+) -> Result:
+    """Run ``program`` back to back on a buffer charged by piecewise-constant ``seg_p_charge`` (W, after the
+    converter) starting at ``seg_t`` (s, strictly increasing) until ``t_end``.
+
+    Returns counters and the energy terms other than the harvest/converter ones (the caller adds those)."""
+    seg_t = np.asarray(seg_t, dtype=np.float64)
+    seg_p = np.asarray(seg_p_charge, dtype=np.float64)
+    n_seg = len(seg_t)
+    if n_seg == 0 or t_end <= seg_t[0]:
+        raise EmulationError("the trace is empty (no time covered)")
+    k = buffer.leak_rate
+    e_on, e_max = buffer.energy(buffer.v_on), buffer.energy(buffer.v_max)
+    c = buffer.capacitance_f
+    e_init = buffer.energy(min(v_initial, buffer.v_max))
+
+    def e_off(load_w):  # brown-out level as stored energy, per load
+        return 0.5 * c * buffer.brownout_voltage(load_w) ** 2
+
+    peak_load = max(float(program.power_w.max()), program.boot_power_w)
+    if e_off(peak_load) >= e_on:
+        raise EmulationError(
+            f"with ESR {buffer.esr_ohm} Ω a {peak_load * 1e3:.2f} mW load browns out immediately at v_on "
+            f"{buffer.v_on} V: raise v_on or lower the ESR"
+        )
+
+    res = Result(policy=program.policy, duration_s=float(t_end - seg_t[0]))
+    en = {k_: 0.0 for k_ in ("leaked", "clipped", "boot", "useful", "commit", "wasted", "in_progress")}
+    tl = Timeline() if record else None
+    plot_dt = (t_end - seg_t[0]) / max(plot_points, 10)
+    prog_e = program.energy_j
+    n_prog = len(prog_e)
+    prog_dur_total = float(program.duration_s.sum())
+    mean_p = float(prog_e.sum()) / prog_dur_total
+
+    t = float(seg_t[0])
+    i = 0  # segment index: seg_t[i] <= t
+    e = e_init
+    on = False
+    booting = False
+    on_start = t
+    pos = 0  # next program phase to run
+    safe_pos = 0  # where to resume after a power failure
+    pool = 0.0  # task energy spent since the last safe point
+    inf_start: float | None = None
+    off_chunk = 1024
+    # the program tiled so that any start position can be sliced without copying
+    max_phases = max(4096, 4 * n_prog)
+    reps = int(math.ceil((n_prog + max_phases) / n_prog))
+    tile_p = np.tile(program.power_w, reps)
+    tile_d = np.tile(program.duration_s, reps)
+    tile_pos = np.tile(np.arange(n_prog), reps)
+    tile_kind = np.tile(program.kind, reps)
+    tile_safe = np.tile(program.safe, reps)
+    tile_compl = np.tile(program.complete, reps)
+    tile_e = tile_p * tile_d
+    zero = np.zeros(1)
+    cum_work = np.concatenate((zero, np.cumsum(np.where(tile_kind == KIND_TASK, tile_e, 0.0))))
+    cum_commit = np.concatenate((zero, np.cumsum(np.where(tile_kind == KIND_COMMIT, tile_e, 0.0))))
+    cum_ntask = np.concatenate((zero, np.cumsum(tile_kind == KIND_TASK)))
+    cum_ncommit = np.concatenate((zero, np.cumsum(tile_kind == KIND_COMMIT)))
+    mean_d = prog_dur_total / n_prog
+    on_phases = int(max(16, 2 * (e_on - e_off(mean_p)) / mean_p / mean_d))
+    v_off, esr_over_voff, e_off_c = buffer.v_off, buffer.esr_ohm / buffer.v_off, 0.5 * c
+    tol = 1e-12 * e_on
+
+    def seg_end(j):
+        return seg_t[j + 1] if j + 1 < n_seg else t_end
+
+    def record_v(ts: np.ndarray, es: np.ndarray) -> None:
+        if tl is None or len(ts) == 0:
+            return
+        b = np.floor((ts - seg_t[0]) / plot_dt)
+        _, first = np.unique(b, return_index=True)
+        tl.t.append(ts[first])
+        tl.v.append(buffer.voltage(es[first]))
+
+    while t < t_end:
+        if not on:
+            # ---- off: look ahead over trace segments for the first time E reaches e_on ---------------
+            if e < e_on * (1 - 1e-12):
+                j1 = min(n_seg, i + off_chunk)
+                ends = np.empty(j1 - i)
+                ends[:-1] = seg_t[i + 1 : j1]
+                ends[-1] = seg_end(j1 - 1)
+                starts = np.empty_like(ends)
+                starts[0] = t
+                starts[1:] = ends[:-1]
+                tau = ends - starts
+                if k > 0:
+                    lim = int(np.searchsorted(np.cumsum(tau), _MAX_KT / k, "right"))
+                    if lim < len(tau):
+                        lim = max(lim, 1)
+                        ends, starts, tau = ends[:lim], starts[:lim], tau[:lim]
+                p = seg_p[i : i + len(tau)]
+                e_end = scan(e, p, tau, k, e_max)
+                hit = np.flatnonzero(e_end >= e_on * (1 - 1e-12))
+                if len(hit):
+                    m = int(hit[0])
+                    e_s = e if m == 0 else float(e_end[m - 1])
+                    dt = crossing_time(e_s, float(p[m]), k, e_on, float(tau[m]))
+                    tau_used = tau[: m + 1].copy()
+                    tau_used[m] = dt
+                    e_starts = np.concatenate(([e], e_end[:m]))
+                    lk, cl = piece_terms(e_starts, p[: m + 1], tau_used, k, e_max)
+                    record_v(ends[:m], e_end[:m])
+                    t_new = float(starts[m] + dt)
+                    e = e_on
+                    i = i + m
+                    off_chunk = int(min(max(2 * (m + 1), 256), 1 << 22))
+                else:
+                    e_starts = np.concatenate(([e], e_end[:-1]))
+                    lk, cl = piece_terms(e_starts, p, tau, k, e_max)
+                    record_v(ends, e_end)
+                    e = float(e_end[-1])
+                    t_new = float(ends[-1])
+                    i = i + len(tau)
+                    off_chunk = int(min(off_chunk * 2, 1 << 22))
+                en["leaked"] += float(lk.sum())
+                en["clipped"] += float(cl.sum())
+                res.time_off_s += t_new - t
+                t = t_new
+                if not len(hit):
+                    continue
+            # ---- power on: boot first ---------------------------------------------------------------
+            on, booting, on_start = True, True, t
+            res.boots += 1
+            if tl is not None:
+                tl.t.append(np.array([t]))
+                tl.v.append(np.array([buffer.voltage(e)]))
+            if t >= t_end:
+                break
+
+        # ---- on: lay the load program over the trace and look for the brown-out ----------------------
+        n_ph = min(on_phases, max_phases)
+        sl = slice(pos, pos + n_ph)
+        ph_p, ph_d, ph_pos = tile_p[sl], tile_d[sl], tile_pos[sl]
+        if booting:
+            ph_p = np.concatenate(((program.boot_power_w,), ph_p))
+            ph_d = np.concatenate(((program.boot_duration_s,), ph_d))
+            ph_pos = np.concatenate(((-1,), ph_pos))
+        ph_end = np.cumsum(ph_d)
+        ph_end += t
+        chunk_end = min(float(ph_end[-1]), t_end)
+        j1 = int(np.searchsorted(seg_t, chunk_end, "left"))
+        if j1 <= i + 1:
+            # no trace boundary inside the chunk: the pieces are the phases
+            n_in = int(np.searchsorted(ph_end, chunk_end, "left"))
+            bounds = ph_end[: n_in + 1].copy()
+            bounds[-1] = chunk_end
+            load = ph_p[: n_in + 1]
+            p = seg_p[i] - load
+        else:
+            bounds = np.concatenate((seg_t[i + 1 : j1], ph_end[ph_end < chunk_end], (chunk_end,)))
+            bounds.sort()
+            mid = bounds - 1e-300  # piece (b_prev, b] is identified by its right end
+            si = np.searchsorted(seg_t, mid, "left") - 1
+            pi = np.minimum(np.searchsorted(ph_end, mid, "left"), len(ph_end) - 1)
+            load = ph_p[pi]
+            p = seg_p[si] - load
+        starts = np.concatenate(((t,), bounds[:-1]))
+        tau = bounds - starts
+        e_end = scan(e, p, tau, k, e_max)
+        e_starts = np.concatenate(((e,), e_end[:-1]))
+        thr = e_off_c * (v_off + load * esr_over_voff) ** 2
+        bad = np.flatnonzero(np.minimum(e_starts, e_end) < thr - tol)
+        failed = len(bad) > 0
+        if failed:
+            m = int(bad[0])
+            if e_starts[m] < thr[m] - tol:
+                dt = 0.0
+            else:
+                dt = crossing_time(float(e_starts[m]), float(p[m]), k, float(thr[m]), float(tau[m]))
+            tau = tau[: m + 1].copy()
+            tau[m] = dt
+            e_starts, p = e_starts[: m + 1], p[: m + 1]
+            t_stop = float(starts[m] + dt)
+            e_stop = float(e_starts[m]) if dt == 0.0 else float(thr[m])
+            if tl is not None:
+                record_v(bounds[:m], e_end[:m])
+        else:
+            t_stop = chunk_end
+            e_stop = float(e_end[-1])
+            if tl is not None:
+                record_v(bounds, e_end)
+        lk, cl = piece_terms(e_starts, p, tau, k, e_max)
+        en["leaked"] += float(lk.sum())
+        en["clipped"] += float(cl.sum())
+
+        # ---- bookkeeping over the phases that ran in [t, t_stop] ---------------------------------
+        n_done = int(np.searchsorted(ph_end, t_stop, "right"))  # phases are sequential: a prefix is done
+        partial = n_done < len(ph_end) and float(ph_end[n_done] - ph_d[n_done]) < t_stop
+        part_e = float(ph_p[n_done] * (t_stop - (ph_end[n_done] - ph_d[n_done]))) if partial else 0.0
+        off = 1 if booting else 0  # the boot phase is never part of the program tiles
+        if booting and n_done >= 1:
+            en["boot"] += program.boot_power_w * program.boot_duration_s
+        nd = max(n_done - off, 0)  # program phases done
+        if nd:
+            tsl = slice(pos, pos + nd)
+            cw = cum_work[pos + nd] - cum_work[pos]
+            en["commit"] += float(cum_commit[pos + nd] - cum_commit[pos])
+            res.tasks_completed += int(cum_ntask[pos + nd] - cum_ntask[pos])
+            res.commits += int(cum_ncommit[pos + nd] - cum_ncommit[pos])
+            safe_idx = np.flatnonzero(tile_safe[tsl])
+            if len(safe_idx):
+                last_safe = int(safe_idx[-1])
+                w_before = cum_work[pos + last_safe + 1] - cum_work[pos]
+                en["useful"] += pool + float(w_before)
+                pool = float(cw - w_before)
+                safe_pos = (int(tile_pos[pos + last_safe]) + 1) % n_prog
+            else:
+                pool += float(cw)
+            ends_done = ph_end[off : off + nd]
+            starts_done = ends_done - ph_d[off : off + nd]
+            if tl is not None:
+                ck = tile_kind[tsl] == KIND_COMMIT
+                if ck.any():
+                    tl.commits.append(ends_done[ck])
+            comp_i = np.flatnonzero(tile_compl[tsl])
+            start_i = np.flatnonzero(tile_pos[tsl] == 0)
+            start_t = starts_done[start_i]
+            if partial and ph_pos[n_done] == 0:
+                start_i = np.append(start_i, nd)
+                start_t = np.append(start_t, ph_end[n_done] - ph_d[n_done])
+            if len(comp_i) or len(start_i):
+                inf_start = _pair(comp_i, ends_done[comp_i], start_i, start_t, inf_start, res, tl)
+        elif partial and ph_pos[n_done] == 0 and inf_start is None:
+            inf_start = float(ph_end[n_done] - ph_d[n_done])
+
+        res.time_on_s += t_stop - t
+        t = t_stop
+        e = e_stop
+        i = int(np.searchsorted(seg_t, t, "right") - 1)
+        if partial:
+            if ph_pos[n_done] < 0:
+                en["boot"] += part_e
+            else:
+                pool += part_e
+        if failed:
+            en["wasted"] += pool
+            pool = 0.0
+            pos = safe_pos
+            on = False
+            res.power_failures += 1
+            if tl is not None:
+                tl.on_periods.append((on_start, t))
+            on_phases = max(16, 2 * n_done)
+        elif t >= t_end:
+            break
+        else:
+            pos = (pos + nd) % n_prog
+            on_phases = on_phases * 2
+        booting = False
+    if on and tl is not None:
+        tl.on_periods.append((on_start, min(t, t_end)))
+    en["in_progress"] = pool
+    en["stored_initial"] = e_init
+    en["stored_final"] = e
+    res.energy = en
+    res.timeline = tl
+    return res
