@@ -12,7 +12,15 @@ from pathlib import Path
 from batteryless.datasets.base import Dataset, DatasetInfo
 from batteryless.errors import DatasetError
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "dataset_info", "list_datasets", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetInfo",
+    "dataset_info",
+    "datasets",
+    "list_datasets",
+    "load_dataset",
+]
 
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
@@ -94,3 +102,23 @@ def load_dataset(name: str, path: str | Path | None = None, seed: int = 0) -> Da
     from batteryless.datasets.npz import load_npz
 
     return load_npz(Path(path))  # type: ignore[arg-type]
+
+
+def datasets(name: str | None = None, path: str | Path | None = None, seed: int = 0) -> dict:
+    """What the ``datasets`` verb shows: without ``name`` the known datasets; with it, that dataset loaded
+    (from ``path`` where needed) and summarised: shapes, split sizes, per-class counts, value range."""
+    if name is None:
+        return {
+            "datasets": [
+                {
+                    "name": i.name,
+                    "description": i.description,
+                    "input_shape": list(i.input_shape) if i.input_shape else None,
+                    "num_classes": i.num_classes,
+                    "needs_path": i.needs_path,
+                    "expected": i.expected,
+                }
+                for i in DATASETS.values()
+            ]
+        }
+    return load_dataset(name, path, seed).summary()

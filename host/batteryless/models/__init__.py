@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from batteryless.models.check import SUPPORTED_LAYERS, check_supported, fold_batchnorm
 from batteryless.models.train import evaluate_float, train_float
-from batteryless.models.zoo import ZOO, ZooEntry, build_model, list_models
+from batteryless.models.zoo import ZOO, ZooEntry, build_model, list_models, models
 
 __all__ = [
     "SUPPORTED_LAYERS",
@@ -21,5 +21,6 @@ __all__ = [
     "evaluate_float",
     "fold_batchnorm",
     "list_models",
+    "models",
     "train_float",
 ]

@@ -174,3 +174,30 @@ def build_model(name: str, input_shape: Shape, num_classes: int, seed: int = 0) 
         torch.manual_seed(seed)
         model = entry.build(shape, int(num_classes))
     return model
+
+
+def models(dataset: str | None = None, path=None, seed: int = 0) -> dict:
+    """What the ``models`` verb shows: each zoo model with its parameter count for its own dataset's shape,
+    or for ``dataset`` (loaded from ``path`` where needed) if given. Models that do not fit that dataset's
+    shape are listed with the reason instead of a count."""
+    from batteryless.datasets import dataset_info, load_dataset
+
+    target = None
+    if dataset is not None:
+        ds = load_dataset(dataset, path, seed)
+        target = (ds.input_shape, ds.num_classes)
+    rows = []
+    for e in ZOO.values():
+        if target is None:
+            info = dataset_info(e.dataset)
+            shape, classes = info.input_shape, info.num_classes
+        else:
+            shape, classes = target
+        row = {"name": e.name, "dataset": e.dataset, "description": e.description, "params": None}
+        try:
+            net = build_model(e.name, shape, classes, seed)  # type: ignore[arg-type]
+            row["params"] = sum(p.numel() for p in net.parameters())
+        except ModelError as err:
+            row["note"] = str(err)
+        rows.append(row)
+    return {"models": rows}

@@ -1,0 +1,68 @@
+"""Any .npz file with x_train, y_train, x_test, y_test (and optionally class_names)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from batteryless.datasets.base import Dataset, check_split
+from batteryless.errors import DatasetError
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """x arrays become float32 shaped (N, C, ...); a 2-D x (N, F) becomes (N, 1, F). Labels must be integer
+    class indices 0..K-1. ``class_names`` (strings), if present, fixes K."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: file not found; expected a .npz with arrays {', '.join(KEYS)}")
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder; give a .npz file with arrays {', '.join(KEYS)}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in KEYS if k not in f.files]
+            if missing:
+                raise DatasetError(
+                    f"{path}: missing array(s) {', '.join(missing)}; the file has "
+                    f"{', '.join(f.files) or 'no arrays'} (need {', '.join(KEYS)})"
+                )
+            arrays = {k: f[k] for k in KEYS}
+            names = f["class_names"] if "class_names" in f.files else None
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise DatasetError(f"{path}: not a readable .npz file ({err})") from None
+    except ValueError as err:
+        raise DatasetError(
+            f"{path}: cannot load without pickle ({err}); store plain numeric arrays (no object dtype)"
+        ) from None
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise DatasetError(f"{path}: {k} has dtype {a.dtype}; it must be numeric (int or float)")
+    x_train, x_test = arrays["x_train"].astype(np.float32), arrays["x_test"].astype(np.float32)
+    y_train, y_test = arrays["y_train"], arrays["y_test"]
+    class_names: list[str] | None = None
+    if names is not None:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise DatasetError(
+                f"{path}: class_names must be a 1-D array of strings, got {names.dtype} {names.shape}"
+            )
+        class_names = [str(n) for n in names.tolist()]
+    num_classes = check_split(
+        str(path), x_train, y_train, x_test, y_test, len(class_names) if class_names else None
+    )
+    if x_train.ndim == 2:
+        x_train, x_test = x_train[:, None, :], x_test[:, None, :]
+    return Dataset(
+        name="npz",
+        x_train=np.ascontiguousarray(x_train),
+        y_train=y_train.astype(np.int64),
+        x_test=np.ascontiguousarray(x_test),
+        y_test=y_test.astype(np.int64),
+        input_shape=tuple(int(d) for d in x_train.shape[1:]),
+        num_classes=num_classes,
+        class_names=class_names,
+    )
