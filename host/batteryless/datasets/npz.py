@@ -22,6 +22,17 @@ def load_npz(path: str | Path) -> Dataset:
     if path.is_dir():
         raise DatasetError(f"{path}: is a folder; give a .npz file with arrays {', '.join(KEYS)}")
     try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err.strerror})") from None
+    if magic[:2] != b"PK":
+        what = "a single .npy array" if magic == b"\x93NUM" else "not a .npz (zip) file"
+        raise DatasetError(
+            f"{path}: {what}; save the splits with numpy.savez(path, x_train=..., y_train=..., "
+            "x_test=..., y_test=...)"
+        )
+    try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]
             if missing:
