@@ -448,6 +448,8 @@ def board_cmake(board: Board) -> str:
     }
     if "linker_script" in board.toolchain:
         vals["BL_BOARD_LINKER_SCRIPT"] = board.toolchain_file("linker_script").as_posix()
+    if "cmake_toolchain" in board.toolchain:
+        vals["BL_BOARD_TOOLCHAIN_FILE"] = board.toolchain_file("cmake_toolchain").as_posix()
     for k, v in vals.items():
         lines.append(f'set({k} "{v}")')
     return "\n".join(lines) + "\n"

@@ -1,0 +1,308 @@
+/* batteryless: the MSP430 EABI run-time helpers clang emits (multiply, divide, shift), written in C.
+ * LLVM 14 calls the *_f5hw multiply helpers for -mhwmult=f5series; these versions use shift-and-add
+ * (portable, and exact under mspdebug's simulator, which does not model MPY32). Every helper is written
+ * so that it cannot compile into a call to itself: only constant shifts, adds and compares. */
+#include <stdint.h>
+
+#define BL_ABI __attribute__((used))
+
+static uint16_t mul16(uint16_t a, uint16_t b)
+{
+  uint16_t r = 0u;
+  while (b != 0u) {
+    if (b & 1u) {
+      r = (uint16_t)(r + a);
+    }
+    a = (uint16_t)(a << 1);
+    b = (uint16_t)(b >> 1);
+  }
+  return r;
+}
+
+static uint32_t mul32(uint32_t a, uint32_t b)
+{
+  uint32_t r = 0u;
+  while (b != 0u) {
+    if (b & 1u) {
+      r += a;
+    }
+    a <<= 1;
+    b >>= 1;
+  }
+  return r;
+}
+
+static uint64_t mul64(uint64_t a, uint64_t b)
+{
+  uint64_t r = 0u;
+  while (b != 0u) {
+    if (b & 1u) {
+      r += a;
+    }
+    a <<= 1;
+    b >>= 1;
+  }
+  return r;
+}
+
+/* Multiplies: same-width (i), 16x16->32 (sl/ul), 32x32 (l), 32x32->64 (sll/ull), 64x64 (ll). */
+BL_ABI int16_t __mspabi_mpyi_f5hw(int16_t a, int16_t b) { return (int16_t)mul16((uint16_t)a, (uint16_t)b); }
+BL_ABI int16_t __mspabi_mpyi(int16_t a, int16_t b) { return (int16_t)mul16((uint16_t)a, (uint16_t)b); }
+BL_ABI int32_t __mspabi_mpysl_f5hw(int16_t a, int16_t b)
+{
+  return (int32_t)mul32((uint32_t)(int32_t)a, (uint32_t)(int32_t)b);
+}
+BL_ABI uint32_t __mspabi_mpyul_f5hw(uint16_t a, uint16_t b) { return mul32(a, b); }
+BL_ABI int32_t __mspabi_mpyl_f5hw(int32_t a, int32_t b) { return (int32_t)mul32((uint32_t)a, (uint32_t)b); }
+BL_ABI int32_t __mspabi_mpyl(int32_t a, int32_t b) { return (int32_t)mul32((uint32_t)a, (uint32_t)b); }
+BL_ABI int64_t __mspabi_mpysll_f5hw(int32_t a, int32_t b)
+{
+  return (int64_t)mul64((uint64_t)(int64_t)a, (uint64_t)(int64_t)b);
+}
+BL_ABI uint64_t __mspabi_mpyull_f5hw(uint32_t a, uint32_t b) { return mul64(a, b); }
+BL_ABI int64_t __mspabi_mpyll_f5hw(int64_t a, int64_t b) { return (int64_t)mul64((uint64_t)a, (uint64_t)b); }
+BL_ABI int64_t __mspabi_mpyll(int64_t a, int64_t b) { return (int64_t)mul64((uint64_t)a, (uint64_t)b); }
+
+/* Unsigned restoring division; quotient and remainder. Division by zero gives quotient all-ones and
+ * remainder = dividend (no trap on MSP430). */
+static uint16_t udiv16(uint16_t n, uint16_t d, uint16_t *rem)
+{
+  uint16_t q = 0u, r = 0u;
+  int i;
+  for (i = 15; i >= 0; i--) {
+    r = (uint16_t)((r << 1) | ((n >> 15) & 1u));
+    n = (uint16_t)(n << 1);
+    q = (uint16_t)(q << 1);
+    if (r >= d) {
+      r = (uint16_t)(r - d);
+      q |= 1u;
+    }
+  }
+  *rem = r;
+  return q;
+}
+
+static uint32_t udiv32(uint32_t n, uint32_t d, uint32_t *rem)
+{
+  uint32_t q = 0u, r = 0u;
+  int i;
+  for (i = 31; i >= 0; i--) {
+    r = (r << 1) | ((n >> 31) & 1u);
+    n <<= 1;
+    q <<= 1;
+    if (r >= d) {
+      r -= d;
+      q |= 1u;
+    }
+  }
+  *rem = r;
+  return q;
+}
+
+static uint64_t udiv64(uint64_t n, uint64_t d, uint64_t *rem)
+{
+  uint64_t q = 0u, r = 0u;
+  int i;
+  for (i = 63; i >= 0; i--) {
+    r = (r << 1) | ((n >> 63) & 1u);
+    n <<= 1;
+    q <<= 1;
+    if (r >= d) {
+      r -= d;
+      q |= 1u;
+    }
+  }
+  *rem = r;
+  return q;
+}
+
+BL_ABI uint16_t __mspabi_divu(uint16_t n, uint16_t d)
+{
+  uint16_t r;
+  return udiv16(n, d, &r);
+}
+BL_ABI uint16_t __mspabi_remu(uint16_t n, uint16_t d)
+{
+  uint16_t r;
+  (void)udiv16(n, d, &r);
+  return r;
+}
+BL_ABI int16_t __mspabi_divi(int16_t n, int16_t d)
+{
+  uint16_t r;
+  uint16_t un = n < 0 ? (uint16_t)(0u - (uint16_t)n) : (uint16_t)n;
+  uint16_t ud = d < 0 ? (uint16_t)(0u - (uint16_t)d) : (uint16_t)d;
+  uint16_t q = udiv16(un, ud, &r);
+  return (int16_t)(((n < 0) != (d < 0)) ? (uint16_t)(0u - q) : q);
+}
+BL_ABI int16_t __mspabi_remi(int16_t n, int16_t d)
+{
+  uint16_t r;
+  uint16_t un = n < 0 ? (uint16_t)(0u - (uint16_t)n) : (uint16_t)n;
+  uint16_t ud = d < 0 ? (uint16_t)(0u - (uint16_t)d) : (uint16_t)d;
+  (void)udiv16(un, ud, &r);
+  return (int16_t)(n < 0 ? (uint16_t)(0u - r) : r);
+}
+
+BL_ABI uint32_t __mspabi_divul(uint32_t n, uint32_t d)
+{
+  uint32_t r;
+  return udiv32(n, d, &r);
+}
+BL_ABI uint32_t __mspabi_remul(uint32_t n, uint32_t d)
+{
+  uint32_t r;
+  (void)udiv32(n, d, &r);
+  return r;
+}
+BL_ABI int32_t __mspabi_divli(int32_t n, int32_t d)
+{
+  uint32_t r;
+  uint32_t un = n < 0 ? 0u - (uint32_t)n : (uint32_t)n;
+  uint32_t ud = d < 0 ? 0u - (uint32_t)d : (uint32_t)d;
+  uint32_t q = udiv32(un, ud, &r);
+  return (int32_t)(((n < 0) != (d < 0)) ? 0u - q : q);
+}
+BL_ABI int32_t __mspabi_remli(int32_t n, int32_t d)
+{
+  uint32_t r;
+  uint32_t un = n < 0 ? 0u - (uint32_t)n : (uint32_t)n;
+  uint32_t ud = d < 0 ? 0u - (uint32_t)d : (uint32_t)d;
+  (void)udiv32(un, ud, &r);
+  return (int32_t)(n < 0 ? 0u - r : r);
+}
+
+BL_ABI uint64_t __mspabi_divull(uint64_t n, uint64_t d)
+{
+  uint64_t r;
+  return udiv64(n, d, &r);
+}
+BL_ABI uint64_t __mspabi_remull(uint64_t n, uint64_t d)
+{
+  uint64_t r;
+  (void)udiv64(n, d, &r);
+  return r;
+}
+BL_ABI int64_t __mspabi_divlli(int64_t n, int64_t d)
+{
+  uint64_t r;
+  uint64_t un = n < 0 ? 0u - (uint64_t)n : (uint64_t)n;
+  uint64_t ud = d < 0 ? 0u - (uint64_t)d : (uint64_t)d;
+  uint64_t q = udiv64(un, ud, &r);
+  return (int64_t)(((n < 0) != (d < 0)) ? 0u - q : q);
+}
+BL_ABI int64_t __mspabi_remlli(int64_t n, int64_t d)
+{
+  uint64_t r;
+  uint64_t un = n < 0 ? 0u - (uint64_t)n : (uint64_t)n;
+  uint64_t ud = d < 0 ? 0u - (uint64_t)d : (uint64_t)d;
+  (void)udiv64(un, ud, &r);
+  return (int64_t)(n < 0 ? 0u - r : r);
+}
+
+/* Variable shifts, one bit at a time (constant shifts never become libcalls). */
+BL_ABI int16_t __mspabi_slli(int16_t x, int16_t n)
+{
+  uint16_t v = (uint16_t)x;
+  while (n-- > 0) {
+    v = (uint16_t)(v << 1);
+  }
+  return (int16_t)v;
+}
+BL_ABI uint16_t __mspabi_srli(uint16_t x, int16_t n)
+{
+  while (n-- > 0) {
+    x = (uint16_t)(x >> 1);
+  }
+  return x;
+}
+BL_ABI int16_t __mspabi_srai(int16_t x, int16_t n)
+{
+  while (n-- > 0) {
+    x = (int16_t)(x >> 1);
+  }
+  return x;
+}
+BL_ABI int32_t __mspabi_slll(int32_t x, int16_t n)
+{
+  uint32_t v = (uint32_t)x;
+  while (n-- > 0) {
+    v <<= 1;
+  }
+  return (int32_t)v;
+}
+BL_ABI uint32_t __mspabi_srll(uint32_t x, int16_t n)
+{
+  while (n-- > 0) {
+    x >>= 1;
+  }
+  return x;
+}
+BL_ABI int32_t __mspabi_sral(int32_t x, int16_t n)
+{
+  while (n-- > 0) {
+    x >>= 1;
+  }
+  return x;
+}
+BL_ABI int64_t __mspabi_sllll(int64_t x, int16_t n)
+{
+  uint64_t v = (uint64_t)x;
+  while (n-- > 0) {
+    v <<= 1;
+  }
+  return (int64_t)v;
+}
+BL_ABI uint64_t __mspabi_srlll(uint64_t x, int16_t n)
+{
+  while (n-- > 0) {
+    x >>= 1;
+  }
+  return x;
+}
+BL_ABI int64_t __mspabi_srall(int64_t x, int16_t n)
+{
+  while (n-- > 0) {
+    x >>= 1;
+  }
+  return x;
+}
+
+/* Freestanding memory functions the compiler may call for struct copies and initialisers. */
+void *memcpy(void *dst, const void *src, unsigned int n);
+void *memset(void *dst, int c, unsigned int n);
+void *memmove(void *dst, const void *src, unsigned int n);
+
+BL_ABI void *memcpy(void *dst, const void *src, unsigned int n)
+{
+  uint8_t *d = (uint8_t *)dst;
+  const uint8_t *s = (const uint8_t *)src;
+  while (n-- != 0u) {
+    *d++ = *s++;
+  }
+  return dst;
+}
+BL_ABI void *memmove(void *dst, const void *src, unsigned int n)
+{
+  uint8_t *d = (uint8_t *)dst;
+  const uint8_t *s = (const uint8_t *)src;
+  if (d < s) {
+    while (n-- != 0u) {
+      *d++ = *s++;
+    }
+  } else {
+    while (n != 0u) {
+      n--;
+      d[n] = s[n];
+    }
+  }
+  return dst;
+}
+BL_ABI void *memset(void *dst, int c, unsigned int n)
+{
+  uint8_t *d = (uint8_t *)dst;
+  while (n-- != 0u) {
+    *d++ = (uint8_t)c;
+  }
+  return dst;
+}
