@@ -67,6 +67,30 @@ class FlashError(BatterylessError):
     exit_code = 10
 
 
+class ImageError(FlashError):
+    """A firmware image is unreadable, corrupt, overlapping or writes where it must not."""
+
+    exit_code = 20
+
+
+class BslNoResponseError(FlashError):
+    """The bootloader sent nothing back (wiring, port, power or entry sequence)."""
+
+    exit_code = 21
+
+
+class BslLockedError(FlashError):
+    """The bootloader answers but stays locked (password refused)."""
+
+    exit_code = 22
+
+
+class VerifyError(FlashError):
+    """Device memory differs from the image after writing."""
+
+    exit_code = 23
+
+
 class TraceError(BatterylessError):
     """An energy trace is missing or malformed."""
 
