@@ -109,6 +109,39 @@ def scan(e0: float, p: np.ndarray, tau: np.ndarray, k: float, e_max: float) -> n
     return s + np.minimum(e0, lim)
 
 
+def advance(e0: float, p: np.ndarray, tau: np.ndarray, k: float, e_max: float):
+    """:func:`scan` plus the energies at interval starts and the shared factor 1 − e^(−kτ)."""
+    if k > 0:
+        em1 = -np.expm1(-k * tau)
+        g = np.exp(k * tau.cumsum())
+        s = (p * em1 * g).cumsum()
+        s /= k
+        lim = np.minimum.accumulate(e_max * g - s)
+        e_end = (s + np.minimum(e0, lim)) / g
+    else:
+        em1 = None
+        s = np.cumsum(p * tau)
+        lim = np.minimum.accumulate(e_max - s)
+        e_end = s + np.minimum(e0, lim)
+    e_start = np.empty_like(e_end)
+    e_start[0] = e0
+    e_start[1:] = e_end[:-1]
+    return e_start, e_end, em1
+
+
+def terms_sum(e_s, e_end, p, tau, em1, k: float, e_max: float) -> tuple[float, float]:
+    """Total leaked and clipped energy of whole intervals (fast path when the buffer never hit ``e_max``)."""
+    if len(p) == 0:
+        return 0.0, 0.0
+    if float(e_end.max()) < e_max * (1 - 1e-9):
+        if k > 0:
+            # k·∫E dt = P·τ + (E_s − P/k)(1 − e^(−kτ)) per interval
+            return float(np.dot(p, tau) + np.dot(e_s, em1) - np.dot(p, em1) / k), 0.0
+        return 0.0, 0.0
+    lk, cl = piece_terms(e_s, p, tau, k, e_max)
+    return float(lk.sum()), float(cl.sum())
+
+
 def piece_terms(e_s: np.ndarray, p: np.ndarray, tau: np.ndarray, k: float, e_max: float):
     """Leaked and clipped energy of each interval given its starting energy (independent closed forms)."""
     e_s = np.asarray(e_s, dtype=np.float64)
@@ -134,6 +167,28 @@ def piece_terms(e_s: np.ndarray, p: np.ndarray, tau: np.ndarray, k: float, e_max
         tc = np.where(p > 0, (e_max - e_s) / p, tau)
     rest = np.where(e_s + p * tau > e_max * (1 + 1e-12), tau - np.clip(tc, 0, tau), 0.0)
     return leaked, p * rest
+
+
+def piece_terms_scalar(e_s: float, p: float, tau: float, k: float, e_max: float) -> tuple[float, float]:
+    """:func:`piece_terms` for one interval, in plain floats."""
+    if tau <= 0:
+        return 0.0, 0.0
+    if k > 0:
+        e_inf = p / k
+        end = e_inf + (e_s - e_inf) * math.exp(-k * tau)
+        if end <= e_max * (1 + 1e-12):
+            return p * tau + (e_s - e_inf) * -math.expm1(-k * tau), 0.0
+    elif e_s + p * tau <= e_max * (1 + 1e-12):
+        return 0.0, 0.0
+    lk, cl = piece_terms(np.array([e_s]), np.array([p]), np.array([tau]), k, e_max)
+    return float(lk[0]), float(cl[0])
+
+
+def _diff_from(start: float, ends: np.ndarray) -> np.ndarray:
+    out = np.empty_like(ends)
+    out[0] = ends[0] - start
+    np.subtract(ends[1:], ends[:-1], out=out[1:])
+    return out
 
 
 def crossing_time(e_s: float, p: float, k: float, target: float, tau: float) -> float:
@@ -289,7 +344,8 @@ def simulate(
     cum_ncommit = np.concatenate((zero, np.cumsum(tile_kind == KIND_COMMIT)))
     mean_d = prog_dur_total / n_prog
     on_phases = int(max(16, 2 * (e_on - e_off(mean_p)) / mean_p / mean_d))
-    v_off, esr_over_voff, e_off_c = buffer.v_off, buffer.esr_ohm / buffer.v_off, 0.5 * c
+    tile_thr = e_off(tile_p)
+    boot_thr = float(e_off(program.boot_power_w))
     tol = 1e-12 * e_on
 
     def seg_end(j):
@@ -311,44 +367,41 @@ def simulate(
                 ends = np.empty(j1 - i)
                 ends[:-1] = seg_t[i + 1 : j1]
                 ends[-1] = seg_end(j1 - 1)
-                starts = np.empty_like(ends)
-                starts[0] = t
-                starts[1:] = ends[:-1]
-                tau = ends - starts
-                if k > 0:
-                    lim = int(np.searchsorted(np.cumsum(tau), _MAX_KT / k, "right"))
-                    if lim < len(tau):
-                        lim = max(lim, 1)
-                        ends, starts, tau = ends[:lim], starts[:lim], tau[:lim]
+                tau = _diff_from(t, ends)
+                if k > 0 and ends[-1] - t > _MAX_KT / k:
+                    lim = max(int(np.searchsorted(ends, t + _MAX_KT / k, "right")), 1)
+                    ends, tau = ends[:lim], tau[:lim]
                 p = seg_p[i : i + len(tau)]
-                e_end = scan(e, p, tau, k, e_max)
-                hit = np.flatnonzero(e_end >= e_on * (1 - 1e-12))
-                if len(hit):
-                    m = int(hit[0])
-                    e_s = e if m == 0 else float(e_end[m - 1])
-                    dt = crossing_time(e_s, float(p[m]), k, e_on, float(tau[m]))
-                    tau_used = tau[: m + 1].copy()
-                    tau_used[m] = dt
-                    e_starts = np.concatenate(([e], e_end[:m]))
-                    lk, cl = piece_terms(e_starts, p[: m + 1], tau_used, k, e_max)
-                    record_v(ends[:m], e_end[:m])
-                    t_new = float(starts[m] + dt)
+                e_st, e_end, em1 = advance(e, p, tau, k, e_max)
+                reached = e_end >= e_on * (1 - 1e-12)
+                m = int(reached.argmax())
+                hit = bool(reached[m])
+                if hit:
+                    dt = crossing_time(float(e_st[m]), float(p[m]), k, e_on, float(tau[m]))
+                    lk, cl = terms_sum(
+                        e_st[:m], e_end[:m], p[:m], tau[:m], None if em1 is None else em1[:m], k, e_max
+                    )
+                    lk1, cl1 = piece_terms_scalar(float(e_st[m]), float(p[m]), dt, k, e_max)
+                    lk, cl = lk + lk1, cl + cl1
+                    if tl is not None:
+                        record_v(ends[:m], e_end[:m])
+                    t_new = float(ends[m] - tau[m] + dt)
                     e = e_on
                     i = i + m
                     off_chunk = int(min(max(2 * (m + 1), 256), 1 << 22))
                 else:
-                    e_starts = np.concatenate(([e], e_end[:-1]))
-                    lk, cl = piece_terms(e_starts, p, tau, k, e_max)
-                    record_v(ends, e_end)
+                    lk, cl = terms_sum(e_st, e_end, p, tau, em1, k, e_max)
+                    if tl is not None:
+                        record_v(ends, e_end)
                     e = float(e_end[-1])
                     t_new = float(ends[-1])
                     i = i + len(tau)
                     off_chunk = int(min(off_chunk * 2, 1 << 22))
-                en["leaked"] += float(lk.sum())
-                en["clipped"] += float(cl.sum())
+                en["leaked"] += lk
+                en["clipped"] += cl
                 res.time_off_s += t_new - t
                 t = t_new
-                if not len(hit):
+                if not hit:
                     continue
             # ---- power on: boot first ---------------------------------------------------------------
             on, booting, on_start = True, True, t
@@ -362,58 +415,59 @@ def simulate(
         # ---- on: lay the load program over the trace and look for the brown-out ----------------------
         n_ph = min(on_phases, max_phases)
         sl = slice(pos, pos + n_ph)
-        ph_p, ph_d, ph_pos = tile_p[sl], tile_d[sl], tile_pos[sl]
         if booting:
-            ph_p = np.concatenate(((program.boot_power_w,), ph_p))
-            ph_d = np.concatenate(((program.boot_duration_s,), ph_d))
-            ph_pos = np.concatenate(((-1,), ph_pos))
-        ph_end = np.cumsum(ph_d)
+            ph_p = np.concatenate(((program.boot_power_w,), tile_p[sl]))
+            ph_d = np.concatenate(((program.boot_duration_s,), tile_d[sl]))
+            ph_thr = np.concatenate(((boot_thr,), tile_thr[sl]))
+        else:
+            ph_p, ph_d, ph_thr = tile_p[sl], tile_d[sl], tile_thr[sl]
+        ph_end = ph_d.cumsum()
         ph_end += t
         chunk_end = min(float(ph_end[-1]), t_end)
         j1 = int(np.searchsorted(seg_t, chunk_end, "left"))
         if j1 <= i + 1:
             # no trace boundary inside the chunk: the pieces are the phases
-            n_in = int(np.searchsorted(ph_end, chunk_end, "left"))
-            bounds = ph_end[: n_in + 1].copy()
+            n_in = int(np.searchsorted(ph_end, chunk_end, "left")) + 1
+            bounds = ph_end[:n_in].copy()
             bounds[-1] = chunk_end
-            load = ph_p[: n_in + 1]
-            p = seg_p[i] - load
+            p = seg_p[i] - ph_p[:n_in]
+            thr = ph_thr[:n_in]
         else:
             bounds = np.concatenate((seg_t[i + 1 : j1], ph_end[ph_end < chunk_end], (chunk_end,)))
             bounds.sort()
-            mid = bounds - 1e-300  # piece (b_prev, b] is identified by its right end
-            si = np.searchsorted(seg_t, mid, "left") - 1
-            pi = np.minimum(np.searchsorted(ph_end, mid, "left"), len(ph_end) - 1)
-            load = ph_p[pi]
-            p = seg_p[si] - load
-        starts = np.concatenate(((t,), bounds[:-1]))
-        tau = bounds - starts
-        e_end = scan(e, p, tau, k, e_max)
-        e_starts = np.concatenate(((e,), e_end[:-1]))
-        thr = e_off_c * (v_off + load * esr_over_voff) ** 2
-        bad = np.flatnonzero(np.minimum(e_starts, e_end) < thr - tol)
-        failed = len(bad) > 0
+            si = np.searchsorted(seg_t, bounds, "left") - 1  # piece (b_prev, b] lies in segment si
+            pi = np.minimum(np.searchsorted(ph_end, bounds, "left"), len(ph_end) - 1)
+            p = seg_p[si] - ph_p[pi]
+            thr = ph_thr[pi]
+        tau = _diff_from(t, bounds)
+        e_st, e_end, em1 = advance(e, p, tau, k, e_max)
+        below = np.minimum(e_st, e_end) < thr - tol
+        m = int(below.argmax())
+        failed = bool(below[m])
         if failed:
-            m = int(bad[0])
-            if e_starts[m] < thr[m] - tol:
+            if e_st[m] < thr[m] - tol:
                 dt = 0.0
+                e_stop = float(e_st[m])
             else:
-                dt = crossing_time(float(e_starts[m]), float(p[m]), k, float(thr[m]), float(tau[m]))
-            tau = tau[: m + 1].copy()
-            tau[m] = dt
-            e_starts, p = e_starts[: m + 1], p[: m + 1]
-            t_stop = float(starts[m] + dt)
-            e_stop = float(e_starts[m]) if dt == 0.0 else float(thr[m])
+                dt = crossing_time(float(e_st[m]), float(p[m]), k, float(thr[m]), float(tau[m]))
+                e_stop = float(thr[m])
+            lk, cl = terms_sum(
+                e_st[:m], e_end[:m], p[:m], tau[:m], None if em1 is None else em1[:m], k, e_max
+            )
+            lk1, cl1 = piece_terms_scalar(float(e_st[m]), float(p[m]), dt, k, e_max)
+            lk, cl = lk + lk1, cl + cl1
+            t_stop = float(bounds[m] - tau[m] + dt)
             if tl is not None:
                 record_v(bounds[:m], e_end[:m])
         else:
+            lk, cl = terms_sum(e_st, e_end, p, tau, em1, k, e_max)
             t_stop = chunk_end
             e_stop = float(e_end[-1])
             if tl is not None:
                 record_v(bounds, e_end)
-        lk, cl = piece_terms(e_starts, p, tau, k, e_max)
-        en["leaked"] += float(lk.sum())
-        en["clipped"] += float(cl.sum())
+        en["leaked"] += lk
+        en["clipped"] += cl
+        ph_pos = tile_pos[sl] if not booting else np.concatenate(((-1,), tile_pos[sl]))
 
         # ---- bookkeeping over the phases that ran in [t, t_stop] ---------------------------------
         n_done = int(np.searchsorted(ph_end, t_stop, "right"))  # phases are sequential: a prefix is done

@@ -91,6 +91,13 @@ class Trace:
         )
 
 
+def _umask_chmod(path: str) -> None:
+    """mkstemp creates 0600 files; give the final file the permissions a plain open() would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _fail(src: str, line: int | None, msg: str) -> TraceError:
     return TraceError(f"{src}:{line}: {msg}" if line is not None else f"{src}: {msg}")
 
@@ -357,6 +364,7 @@ def write_csv(trace: Trace, path: str | Path, comment: str = "") -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(head + f"time_s,{col}\n")
             np.savetxt(f, body, fmt=["%.9g", "%.6g"], delimiter=",")
+        _umask_chmod(tmp)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
