@@ -19,6 +19,7 @@ from batteryless.errors import BatterylessError
 VERB_MODULES: list[str] = [
     "batteryless.commands.compress",
     "batteryless.commands.data",
+    "batteryless.commands.emulate",
 ]
 
 log = logging.getLogger("batteryless")
