@@ -440,3 +440,35 @@ def test_datasets_verb_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
     assert main(["datasets", "info"]) == 2
     assert "needs a dataset name" in capsys.readouterr().err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(
+        st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=3, max_size=3),
+        min_size=1,
+        max_size=6,
+    ),
+    sep=st.sampled_from([" ", "  ", "\t", " \t "]),
+)
+def test_har_text_matrix_roundtrip_property(tmp_path, values, sep):
+    from batteryless.datasets.har import read_matrix
+
+    p = tmp_path / "m.txt"
+    p.write_text("".join(sep + sep.join(repr(v) for v in row) + "\n" for row in values) + "\n\n")
+    np.testing.assert_array_equal(read_matrix(p, 3), np.array(values, dtype=np.float64))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet="0123456789.-e naN\t\n+x", max_size=60))
+def test_har_text_matrix_garbage_gives_dataset_error(tmp_path, text):
+    from batteryless.datasets.har import read_matrix
+
+    p = tmp_path / "g.txt"
+    p.write_text(text)
+    try:
+        m = read_matrix(p, 2)
+    except DatasetError as err:
+        assert str(err).startswith(str(p))
+    else:
+        assert m.shape[1] == 2 and np.all(np.isfinite(m))
