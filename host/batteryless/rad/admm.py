@@ -43,6 +43,7 @@ class AdmmConfig:
     weight_bits: int = 16
     prune_ratio: float = 0.0  # fraction of circulant blocks removed per layer (structured pruning)
     batch_size: int = 64
+    cosine_retrain: bool = True  # cosine-annealed learning rate while retraining
 
 
 @dataclass
@@ -74,12 +75,14 @@ def fit(
     penalty: Callable[[], torch.Tensor] | None = None,
     progress: ProgressFn | None = None,
     task: str = "train",
+    cosine: bool = False,
 ) -> float:
     """Adam + cross-entropy over shuffled mini-batches (seeded). Returns the last epoch's mean loss."""
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1)) if cosine else None
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     mean = float("nan")
@@ -97,6 +100,8 @@ def fit(
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         mean = total / max(count, 1)
+        if sched is not None:
+            sched.step()
         report(progress, task, epoch + 1, epochs)
     model.eval()
     return mean
@@ -183,5 +188,6 @@ def admm_circulant(
         seed=seed + 2000,
         progress=progress,
         task="QAT retraining",
+        cosine=cfg.cosine_retrain,
     )
     return new, hist
