@@ -20,6 +20,7 @@ VERB_MODULES: list[str] = [
     "batteryless.commands.compress",
     "batteryless.commands.data",
     "batteryless.commands.emulate",
+    "batteryless.commands.firmware",
 ]
 
 log = logging.getLogger("batteryless")

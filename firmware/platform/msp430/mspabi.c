@@ -172,35 +172,63 @@ BL_ABI int32_t __mspabi_remli(int32_t n, int32_t d)
   return (int32_t)(n < 0 ? 0u - r : r);
 }
 
-BL_ABI uint64_t __mspabi_divull(uint64_t n, uint64_t d)
+/* 64-bit divide/remainder. LLVM calls __mspabi_{div,rem}{u,}ll{i,} with MSP430's special "builtin"
+ * convention: dividend in R8 (low word) .. R11, divisor in R12 .. R15, result in R12 .. R15, and R8-R11 may
+ * be clobbered. C cannot declare that convention, so a small assembly shim per entry point spills both
+ * operands to the stack and calls bl_divmod64() below with pointers (ordinary C convention: R12-R15). */
+#define BL_DIVMOD64_UNSIGNED_DIV 0u
+#define BL_DIVMOD64_UNSIGNED_REM 1u
+#define BL_DIVMOD64_SIGNED_DIV 2u
+#define BL_DIVMOD64_SIGNED_REM 3u
+
+void bl_divmod64(uint64_t *out, const uint64_t *d, const uint64_t *n, unsigned mode);
+
+BL_ABI void bl_divmod64(uint64_t *out, const uint64_t *d, const uint64_t *n, unsigned mode)
 {
-  uint64_t r;
-  return udiv64(n, d, &r);
-}
-BL_ABI uint64_t __mspabi_remull(uint64_t n, uint64_t d)
-{
-  uint64_t r;
-  (void)udiv64(n, d, &r);
-  return r;
-}
-BL_ABI int64_t __mspabi_divlli(int64_t n, int64_t d)
-{
-  uint64_t r;
-  uint64_t un = n < 0 ? 0u - (uint64_t)n : (uint64_t)n;
-  uint64_t ud = d < 0 ? 0u - (uint64_t)d : (uint64_t)d;
-  uint64_t q = udiv64(un, ud, &r);
-  return (int64_t)(((n < 0) != (d < 0)) ? 0u - q : q);
-}
-BL_ABI int64_t __mspabi_remlli(int64_t n, int64_t d)
-{
-  uint64_t r;
-  uint64_t un = n < 0 ? 0u - (uint64_t)n : (uint64_t)n;
-  uint64_t ud = d < 0 ? 0u - (uint64_t)d : (uint64_t)d;
-  (void)udiv64(un, ud, &r);
-  return (int64_t)(n < 0 ? 0u - r : r);
+  uint64_t r, q;
+  if (mode == BL_DIVMOD64_UNSIGNED_DIV || mode == BL_DIVMOD64_UNSIGNED_REM) {
+    q = udiv64(*n, *d, &r);
+    *out = mode == BL_DIVMOD64_UNSIGNED_DIV ? q : r;
+  } else {
+    int64_t sn = (int64_t)*n, sd = (int64_t)*d;
+    uint64_t un = sn < 0 ? 0u - (uint64_t)sn : (uint64_t)sn;
+    uint64_t ud = sd < 0 ? 0u - (uint64_t)sd : (uint64_t)sd;
+    q = udiv64(un, ud, &r);
+    if (mode == BL_DIVMOD64_SIGNED_DIV) {
+      *out = ((sn < 0) != (sd < 0)) ? 0u - q : q;
+    } else {
+      *out = sn < 0 ? 0u - r : r;
+    }
+  }
 }
 
-/* Variable shifts, one bit at a time (constant shifts never become libcalls). */
+/* Stack after the pushes and "sub #8": out at 0(r1), divisor at 8(r1), dividend at 16(r1). */
+#define BL_DIV64_SHIM(name, mode)                                                                          \
+  __asm__(".section .text." #name ",\"ax\",@progbits\n"                                                   \
+          ".global " #name "\n"                                                                            \
+          ".type " #name ",@function\n" #name ":\n"                                                        \
+          "  push r11\n  push r10\n  push r9\n  push r8\n"                                                   \
+          "  push r15\n  push r14\n  push r13\n  push r12\n"                                                 \
+          "  sub #8, r1\n"                                                                                 \
+          "  mov r1, r12\n"                                                                                \
+          "  mov r1, r13\n  add #8, r13\n"                                                                  \
+          "  mov r1, r14\n  add #16, r14\n"                                                                 \
+          "  mov #" #mode ", r15\n"                                                                        \
+          "  call #bl_divmod64\n"                                                                          \
+          "  mov 0(r1), r12\n  mov 2(r1), r13\n  mov 4(r1), r14\n  mov 6(r1), r15\n"                          \
+          "  add #16, r1\n"                                                                                \
+          "  pop r8\n  pop r9\n  pop r10\n  pop r11\n"                                                       \
+          "  ret\n"                                                                                        \
+          ".size " #name ", .-" #name "\n"                                                                 \
+          ".text\n")
+
+BL_DIV64_SHIM(__mspabi_divull, 0);
+BL_DIV64_SHIM(__mspabi_remull, 1);
+BL_DIV64_SHIM(__mspabi_divlli, 2);
+BL_DIV64_SHIM(__mspabi_remlli, 3);
+
+/* Variable shifts, one bit at a time (constant shifts never become libcalls). 32-bit: __mspabi_*l;
+ * 64-bit: LLVM 14 calls the libgcc names __ashldi3/__lshrdi3/__ashrdi3 (ordinary C convention). */
 BL_ABI int16_t __mspabi_slli(int16_t x, int16_t n)
 {
   uint16_t v = (uint16_t)x;
@@ -245,7 +273,7 @@ BL_ABI int32_t __mspabi_sral(int32_t x, int16_t n)
   }
   return x;
 }
-BL_ABI int64_t __mspabi_sllll(int64_t x, int16_t n)
+BL_ABI int64_t __ashldi3(int64_t x, int n)
 {
   uint64_t v = (uint64_t)x;
   while (n-- > 0) {
@@ -253,14 +281,14 @@ BL_ABI int64_t __mspabi_sllll(int64_t x, int16_t n)
   }
   return (int64_t)v;
 }
-BL_ABI uint64_t __mspabi_srlll(uint64_t x, int16_t n)
+BL_ABI uint64_t __lshrdi3(uint64_t x, int n)
 {
   while (n-- > 0) {
     x >>= 1;
   }
   return x;
 }
-BL_ABI int64_t __mspabi_srall(int64_t x, int16_t n)
+BL_ABI int64_t __ashrdi3(int64_t x, int n)
 {
   while (n-- > 0) {
     x >>= 1;

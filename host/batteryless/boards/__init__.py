@@ -416,6 +416,8 @@ def board_header(board: Board) -> str:
             f"#define BL_REGION_{up}_USABLE {reg.usable}UL",
             f"#define BL_REGION_{up}_VOLATILE {int(reg.volatile)}",
         ]
+    if "mark_register" in board.emulator:
+        lines.append(f"#define BL_BOARD_MARK_REGISTER 0x{int(board.emulator['mark_register']):X}u")
     lines += [f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 

@@ -1,0 +1,613 @@
+"""Build firmware with CMake and run it: host-native, QEMU (mps2-an386, semihosting) or mspdebug's simulator.
+
+:func:`build` wraps the top-level ``CMakeLists.txt`` and reports text/data/bss per board region against the
+board's limits; :func:`run` executes an image with an input vector patched into its ``bl_input`` buffer and
+returns the firmware's text output, exit code, and the instruction (QEMU plugin) or MCLK-cycle (mspdebug
+tracer) count. Everything board-specific comes from ``board.toml`` (emulator table, memory map).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batteryless.boards import Board, load_board
+from batteryless.errors import BuildError, EmulationError
+from batteryless.firmware.image import (
+    RegionUsage,
+    input_capacity,
+    patch_input,
+    region_usage,
+    symbol,
+    symbols,
+)
+from batteryless.progress import ProgressFn, report
+
+ROOT = Path(__file__).resolve().parents[3]
+PLUGIN_DIR = ROOT / "tools" / "qemu-plugin"
+PLUGIN_SOURCES = ("bl_insn.c", "bl_qemu_plugin_api.h")
+QEMU_RESET_SYMBOL = "qemu_system_reset_request"
+
+__all__ = [
+    "BuildResult",
+    "RunResult",
+    "build",
+    "build_cmsis_library",
+    "cache_dir",
+    "check_qemu_reset_symbol",
+    "input_capacity",
+    "parse_output",
+    "patch_input",
+    "qemu_plugin",
+    "region_usage",
+    "run",
+]
+
+
+def cache_dir() -> Path:
+    """Where built helpers (QEMU plugin, CMSIS-DSP library) are cached: ``$BATTERYLESS_CACHE`` or
+    ``build/cache`` in the repository."""
+    env = os.environ.get("BATTERYLESS_CACHE")
+    return Path(env) if env else ROOT / "build" / "cache"
+
+
+class _FileLock:
+    """An exclusive lock file (fcntl), so parallel test workers build a cached helper only once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> _FileLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "w")  # noqa: SIM115 - closed in __exit__
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _resolve_board(board: str | Path | Board) -> Board:
+    return board if isinstance(board, Board) else load_board(board)
+
+
+def _tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise BuildError(f"{name} not found on PATH: {hint}")
+    return path
+
+
+def _run_cmd(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 900) -> str:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise BuildError(f"{what}: {cmd[0]} not found (run scripts/setup.sh)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"{what}: timed out after {timeout:.0f} s: {' '.join(cmd)}") from exc
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip().splitlines()
+        errors = [ln for ln in out if "error" in ln.lower() or "fatal" in ln.lower()] or out
+        detail = "\n".join(errors[-12:])
+        raise BuildError(f"{what} failed (exit {proc.returncode}):\n{detail}")
+    return proc.stdout + proc.stderr
+
+
+# --- build ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    image: Path
+    board: str
+    backend: str
+    app: str
+    build_dir: Path
+    regions: list[RegionUsage]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": str(self.image),
+            "board": self.board,
+            "backend": self.backend,
+            "app": self.app,
+            "build_dir": str(self.build_dir),
+            "regions": [r.to_dict() for r in self.regions],
+        }
+
+
+def build_cmsis_library(board: str | Path | Board, progress: ProgressFn | None = None) -> Path:
+    """Build (once, cached per toolchain and source) the CMSIS-DSP static library for ``board``."""
+    b = _resolve_board(board)
+    toolchain = b.toolchain_file("cmake_toolchain")
+    src = ROOT / "third_party" / "cmsisdsp"
+    if not (src / "Include" / "arm_math.h").is_file():
+        raise BuildError(f"CMSIS-DSP sources missing in {src}: run scripts/setup.sh (fetches them from PyPI)")
+    key = hashlib.sha256()
+    for p in (
+        toolchain,
+        ROOT / "firmware" / "cmsis" / "CMakeLists.txt",
+        ROOT / "firmware/cmsis/cmsis_compiler.h",
+    ):
+        key.update(p.read_bytes())
+    key.update((src / "PKG-INFO").read_bytes() if (src / "PKG-INFO").exists() else b"")
+    out = cache_dir() / f"cmsisdsp-{b.cpu}-{key.hexdigest()[:12]}"
+    lib = out / "libcmsisdsp.a"
+    with _FileLock(out.with_suffix(".lock")):
+        if lib.is_file():
+            return lib
+        report(progress, "CMSIS-DSP library", 0, 1)
+        cmake = _tool("cmake", "install the Debian package cmake (scripts/setup.sh)")
+        _run_cmd(
+            [
+                cmake,
+                "-S",
+                str(ROOT / "firmware" / "cmsis"),
+                "-B",
+                str(out),
+                f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
+            ],
+            "configuring CMSIS-DSP",
+        )
+        _run_cmd([cmake, "--build", str(out), "-j", str(os.cpu_count() or 2)], "building CMSIS-DSP")
+        report(progress, "CMSIS-DSP library", 1, 1)
+    return lib
+
+
+def build(
+    board: str | Path | Board,
+    model_dir: str | Path | None = None,
+    backend: str | None = None,
+    app: str | None = None,
+    out_dir: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    defines: dict[str, str | int] | None = None,
+    extra_sources: list[str | Path] | None = None,
+) -> BuildResult:
+    """Configure and build firmware for ``board`` with CMake; return the image and its region usage.
+
+    ``model_dir`` holds generated C (``batteryless codegen``); without it the ``selftest`` app is built.
+    Raises :class:`BuildError` with the compiler's error lines, or naming the region that overflows."""
+    b = _resolve_board(board)
+    backend = backend or b.default_backend
+    if backend not in b.backends:
+        raise BuildError(
+            f"board {b.name} has no backend {backend!r} (board.toml backends: {', '.join(b.backends)})"
+        )
+    app = app or ("model" if model_dir else "selftest")
+    out = Path(out_dir) if out_dir else ROOT / "build" / f"{b.name}-{backend}-{app}"
+    cmake = _tool("cmake", "install the Debian package cmake (scripts/setup.sh)")
+    args = [
+        cmake,
+        "-S",
+        str(ROOT),
+        "-B",
+        str(out),
+        f"-DBOARD={b.path}",
+        f"-DBACKEND={backend}",
+        f"-DAPP={app}",
+    ]
+    if model_dir:
+        md = Path(model_dir)
+        if not md.is_dir():
+            raise BuildError(f"model folder {md} does not exist (run `batteryless codegen` first)")
+        args.append(f"-DMODEL_DIR={md.resolve()}")
+    if backend == "cmsis":
+        args.append(f"-DBL_CMSIS_LIB={build_cmsis_library(b, progress)}")
+    if defines:
+        args.append("-DEXTRA_DEFINES=" + ";".join(f"{k}={v}" for k, v in sorted(defines.items())))
+    if extra_sources:
+        args.append("-DEXTRA_SOURCES=" + ";".join(str(Path(s).resolve()) for s in extra_sources))
+    report(progress, f"build {b.name}/{backend}/{app}", 0, 2)
+    _run_cmd(args, f"configuring firmware for {b.name}")
+    report(progress, f"build {b.name}/{backend}/{app}", 1, 2)
+    _run_cmd([cmake, "--build", str(out), "-j", str(os.cpu_count() or 2)], f"building firmware for {b.name}")
+    report(progress, f"build {b.name}/{backend}/{app}", 2, 2)
+    image = out / "firmware.elf"
+    regions = region_usage(image, b)
+    over = [r for r in regions if r.overflow]
+    if over:
+        r = over[0]
+        raise BuildError(
+            f"{image}: region {r.name!r} of board {b.name} needs {r.used} bytes but {r.usable} are usable "
+            f"(overflow {r.overflow} bytes; sections {', '.join(r.sections)})"
+        )
+    result = BuildResult(image, b.name, backend, app, out, regions)
+    (out / "build.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+# --- run ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    output: str
+    exit_code: int
+    unit: str | None  # "instructions" | "mclk_cycles" | None (host)
+    count: int | None
+    instructions: int | None = None
+    mclk_cycles: int | None = None
+    marks: list[tuple[int | None, int]] = field(default_factory=list)  # (mark id or None, count at mark)
+    resets: int = 0
+    cut_counts: list[int] = field(default_factory=list)
+
+    @property
+    def values(self) -> dict[str, list[int]]:
+        return parse_output(self.output)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "exit_code": self.exit_code,
+            "unit": self.unit,
+            "count": self.count,
+            "instructions": self.instructions,
+            "mclk_cycles": self.mclk_cycles,
+            "marks": [list(m) for m in self.marks],
+            "resets": self.resets,
+            "cut_counts": self.cut_counts,
+        }
+
+
+_INT_RE = re.compile(r"^-?\d+$")
+
+
+def parse_output(text: str) -> dict[str, list[int]]:
+    """Lines "key v0 v1 ..." with integer values → {key: [v0, v1, ...]} (other lines are skipped)."""
+    out: dict[str, list[int]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and all(_INT_RE.match(p) for p in parts[1:]):
+            out[parts[0]] = [int(p) for p in parts[1:]]
+    return out
+
+
+def run(
+    image: str | Path,
+    board: str | Path | Board,
+    inputs: bytes | None = None,
+    timeout: float = 120.0,
+    cuts: list[int] | None = None,
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
+
+    ``cuts`` (ascending instruction counts) cut power at those points: a QEMU system reset through the
+    plugin, or an mspdebug ``reset`` after stepping that many instructions; NVM survives, RAM is
+    re-initialised by startup. Raises :class:`EmulationError` if the emulator is missing or the firmware
+    does not finish in ``timeout`` seconds."""
+    b = _resolve_board(board)
+    img = Path(image)
+    if not img.is_file():
+        raise EmulationError(f"{img}: firmware image not found (run `batteryless build` first)")
+    kind = b.emulator.get("kind")
+    report(progress, f"run {img.name} on {b.name}", 0, 1)
+    with tempfile.TemporaryDirectory(prefix="bl-run-") as tmp:
+        target = Path(tmp) / "firmware.elf"
+        if inputs is not None:
+            patch_input(img, bytes(inputs), target)
+        else:
+            shutil.copyfile(img, target)
+            target.chmod(0o755)
+        if kind == "host":
+            if cuts:
+                raise EmulationError("power cuts are not supported on the host runner (use QEMU or mspdebug)")
+            res = _run_host(target, timeout)
+        elif kind == "qemu":
+            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp))
+        elif kind == "mspdebug":
+            res = _run_mspdebug(target, b, timeout, cuts or [])
+        else:
+            raise EmulationError(f"{b.path}: [emulator].kind {kind!r} cannot run firmware")
+    report(progress, f"run {img.name} on {b.name}", 1, 1)
+    return res
+
+
+def _run_host(exe: Path, timeout: float) -> RunResult:
+    try:
+        proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise EmulationError(f"{exe}: host firmware did not finish within {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise EmulationError(
+            f"{exe}: cannot execute ({exc.strerror}); was it built for the host board?"
+        ) from exc
+    return RunResult(proc.stdout, proc.returncode, None, None)
+
+
+# --- QEMU -----------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _dynamic_symbols(binary: Path) -> frozenset[str]:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with open(binary, "rb") as fh:
+        elf = ELFFile(fh)
+        sec = elf.get_section_by_name(".dynsym")
+        if not isinstance(sec, SymbolTableSection):
+            return frozenset()
+        return frozenset(s.name for s in sec.iter_symbols() if s.name and s["st_shndx"] != "SHN_UNDEF")
+
+
+def check_qemu_reset_symbol(qemu: str | Path = "qemu-system-arm") -> Path:
+    """Check that the QEMU binary exports ``qemu_system_reset_request`` (used by the plugin for power cuts).
+
+    It is a QEMU-internal function that Debian's 7.2 build happens to export; raise a clear
+    :class:`EmulationError` if this binary does not."""
+    path = Path(shutil.which(str(qemu)) or qemu)
+    if not path.is_file():
+        raise EmulationError(
+            f"{qemu} not found: install the Debian package qemu-system-arm (scripts/setup.sh)"
+        )
+    if QEMU_RESET_SYMBOL not in _dynamic_symbols(path.resolve()):
+        raise EmulationError(
+            f"{path} does not export {QEMU_RESET_SYMBOL}: power-cut injection needs Debian's QEMU 7.2 "
+            "build (qemu-system-arm 1:7.2+dfsg); instruction counting still works"
+        )
+    return path
+
+
+def qemu_plugin(progress: ProgressFn | None = None) -> Path:
+    """Build (cached by source hash) and return the path of the instruction-count plugin."""
+    key = hashlib.sha256(b"".join((PLUGIN_DIR / n).read_bytes() for n in PLUGIN_SOURCES)).hexdigest()[:12]
+    out = cache_dir() / f"qemu-plugin-{key}" / "libbl_insn.so"
+    with _FileLock(out.parent.with_suffix(".lock")):
+        if out.is_file():
+            return out
+        report(progress, "QEMU plugin", 0, 1)
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if not cc:
+            raise BuildError("no host C compiler (cc/gcc/clang) to build the QEMU plugin")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".so.tmp")
+        _run_cmd(
+            [cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-fvisibility=hidden", "-shared",
+             "-o", str(tmp), str(PLUGIN_DIR / "bl_insn.c")],
+            "building the QEMU plugin",
+        )  # fmt: skip
+        os.replace(tmp, out)
+        report(progress, "QEMU plugin", 1, 1)
+    return out
+
+
+def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -> RunResult:
+    qemu = str(b.emulator.get("binary", "qemu-system-arm"))
+    qpath = shutil.which(qemu)
+    if not qpath:
+        raise EmulationError(
+            f"{qemu} not found: install the Debian package qemu-system-arm (scripts/setup.sh)"
+        )
+    if cuts:
+        check_qemu_reset_symbol(qpath)
+        if any(c <= 0 for c in cuts) or sorted(set(cuts)) != list(cuts):
+            raise EmulationError(
+                f"power cuts must be positive, strictly ascending instruction counts: {cuts}"
+            )
+    plugin_args = [f"out={tmp / 'plugin.txt'}"]
+    syms = symbols(elf)
+    if "bl_mark" in syms:
+        plugin_args.append(f"mark=0x{syms['bl_mark'].address & ~1:x}")
+    if cuts:
+        plugin_args.append("cuts=" + ":".join(str(c) for c in cuts))
+    cmd = [
+        qpath, "-M", str(b.emulator["machine"]), "-display", "none", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
+        "-plugin", ",".join([str(qemu_plugin()), *plugin_args]),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise EmulationError(
+            f"{elf}: QEMU {b.emulator['machine']} run did not finish within {timeout:.0f} s "
+            "(the firmware never called bl_exit?)"
+        ) from exc
+    rep = tmp / "plugin.txt"
+    if not rep.is_file():
+        raise EmulationError(
+            f"QEMU ended (exit {proc.returncode}) without a plugin report: {proc.stderr.strip()}"
+        )
+    insns, resets, cut_counts, marks = 0, 0, [], []
+    for line in rep.read_text().splitlines():
+        parts = line.split()
+        if parts[0] == "insns":
+            insns = int(parts[1])
+        elif parts[0] == "resets":
+            resets = int(parts[1])
+        elif parts[0] == "cut":
+            cut_counts.append(int(parts[2]))
+        elif parts[0] == "mark":
+            marks.append((None, int(parts[2])))
+        elif parts[0] == "error":
+            raise EmulationError(f"QEMU plugin: {line}")
+    return RunResult(
+        proc.stdout, proc.returncode, "instructions", insns, insns, None, marks, resets, cut_counts
+    )
+
+
+# --- mspdebug -------------------------------------------------------------------------------------------
+
+_MD_RE = re.compile(r"^\s*([0-9a-fA-F]+):((?:\s[0-9a-fA-F]{2})+)")
+
+
+def _md_bytes(text: str, address: int, length: int) -> bytes:
+    mem: dict[int, int] = {}
+    for line in text.splitlines():
+        m = _MD_RE.match(line)
+        if not m:
+            continue
+        base = int(m.group(1), 16)
+        for i, h in enumerate(m.group(2).split()):
+            mem[base + i] = int(h, 16)
+    try:
+        return bytes(mem[address + i] for i in range(length))
+    except KeyError as exc:
+        raise EmulationError(f"mspdebug did not dump 0x{address:X}+{length}") from exc
+
+
+def _run_mspdebug(elf: Path, b: Board, timeout: float, cuts: list[int]) -> RunResult:
+    mspdebug = shutil.which(str(b.emulator.get("binary", "mspdebug")))
+    if not mspdebug:
+        raise EmulationError("mspdebug not found: install the Debian package mspdebug (scripts/setup.sh)")
+    syms = symbols(elf)
+    for need in ("bl_done", "bl_out_buf", "bl_out_len", "bl_exit_code"):
+        if need not in syms:
+            raise EmulationError(f"{elf}: symbol {need} missing; not an MSP430 batteryless image")
+    out_buf = syms["bl_out_buf"]
+    driver = str(b.emulator.get("driver", "sim"))
+    cmds = ["simio add tracer bl_trace", f"prog {elf}"]
+    done_steps = 0
+    for c in cuts:
+        if c <= done_steps:
+            raise EmulationError(
+                f"power cuts must be positive, strictly ascending instruction counts: {cuts}"
+            )
+        cmds += [f"step {c - done_steps}", "reset"]
+        done_steps = c
+    cmds += [
+        "setbreak bl_done",
+        "run",
+        "simio info bl_trace",
+        f"md 0x{syms['bl_exit_code'].address:x} 2",
+        f"md 0x{syms['bl_out_len'].address:x} 2",
+        f"md 0x{out_buf.address:x} {out_buf.size}",
+    ]
+    try:
+        proc = subprocess.run(
+            [mspdebug, "-n", driver, *cmds], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EmulationError(
+            f"{elf}: mspdebug {driver} run did not reach bl_done within {timeout:.0f} s (firmware hung?)"
+        ) from exc
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "Instruction count:" not in text:
+        raise EmulationError(f"mspdebug {driver} failed (exit {proc.returncode}): {text.strip()[-800:]}")
+    insns = int(re.search(r"Instruction count:\s*(\d+)", text).group(1))  # type: ignore[union-attr]
+    mclk = int(re.search(r"MCLK:\s*(\d+)", text).group(1))  # type: ignore[union-attr]
+    code = int.from_bytes(_md_bytes(text, syms["bl_exit_code"].address, 2), "little", signed=True)
+    n = int.from_bytes(_md_bytes(text, syms["bl_out_len"].address, 2), "little")
+    output = _md_bytes(text, out_buf.address, min(n, out_buf.size)).decode("ascii", errors="replace")
+    marks = []
+    mark_reg = b.emulator.get("mark_register")
+    for m in re.finditer(r"^\s*(\d+): write\.w => 0x([0-9a-f]+) 0x([0-9a-f]+)", text, re.M):
+        if int(m.group(2), 16) == mark_reg:
+            marks.append((int(m.group(3), 16), int(m.group(1))))
+    return RunResult(output, code, "mclk_cycles", mclk, insns, mclk, marks, len(cuts), list(cuts))
+
+
+def image_symbol(image: str | Path, name: str) -> int:
+    """Address of ``name`` in ``image`` (convenience for tests and tools)."""
+    return symbol(image, name).address
+
+
+# --- model firmware over a dataset ----------------------------------------------------------------------
+
+LOGITS_KEY = "logits"
+
+
+@dataclass
+class DatasetRun:
+    """Per-sample results of a model image: logits (from the firmware's "logits ..." line), predictions and
+    the instruction / cycle count of each run."""
+
+    board: str
+    unit: str | None
+    logits: list[list[int]]
+    predictions: list[int]
+    labels: list[int]
+    counts: list[int | None]
+
+    @property
+    def accuracy(self) -> float:
+        if not self.labels:
+            return float("nan")
+        return sum(int(p == y) for p, y in zip(self.predictions, self.labels, strict=True)) / len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "board": self.board,
+            "unit": self.unit,
+            "accuracy": self.accuracy,
+            "predictions": self.predictions,
+            "labels": self.labels,
+            "logits": self.logits,
+            "counts": self.counts,
+        }
+
+
+def run_samples(
+    image: str | Path,
+    board: str | Path | Board,
+    samples: list[bytes],
+    labels: list[int] | None = None,
+    timeout: float = 120.0,
+    progress: ProgressFn | None = None,
+) -> DatasetRun:
+    """Run a model image once per input sample (raw bytes, e.g. int16 little-endian) and collect the
+    ``logits`` line each run prints; the prediction is the index of the largest logit."""
+    b = _resolve_board(board)
+    logits: list[list[int]] = []
+    preds: list[int] = []
+    counts: list[int | None] = []
+    unit: str | None = None
+    for i, data in enumerate(samples):
+        res = run(image, b, inputs=data, timeout=timeout)
+        vals = res.values.get(LOGITS_KEY)
+        if res.exit_code != 0 or vals is None:
+            raise EmulationError(
+                f"{image}: sample {i}: firmware exited with {res.exit_code} and printed no '{LOGITS_KEY}' "
+                f"line; output: {res.output.strip()[-300:]!r}"
+            )
+        logits.append(vals)
+        preds.append(max(range(len(vals)), key=vals.__getitem__))
+        counts.append(res.count)
+        unit = res.unit
+        report(progress, f"run {Path(image).name} on {b.name}", i + 1, len(samples))
+    return DatasetRun(b.name, unit, logits, preds, list(labels or []), counts)
+
+
+def run_dataset(
+    image: str | Path,
+    board: str | Path | Board,
+    artifact_path: str | Path,
+    dataset: str,
+    count: int = 10,
+    start: int = 0,
+    dataset_path: str | Path | None = None,
+    timeout: float = 120.0,
+    progress: ProgressFn | None = None,
+) -> DatasetRun:
+    """Quantise ``count`` test samples of ``dataset`` the way the artifact says (``spec.quantize_input``)
+    and run the model image on each."""
+    import numpy as np
+
+    from batteryless.artifact import load_artifact
+    from batteryless.datasets import load_dataset
+    from batteryless.spec import quantize_input
+
+    art = load_artifact(artifact_path)
+    ds = load_dataset(dataset, dataset_path)
+    x = ds.x_test[start : start + count]
+    y = ds.y_test[start : start + count]
+    if len(x) == 0:
+        raise EmulationError(f"dataset {dataset} has no test samples in [{start}, {start + count})")
+    xq = np.asarray(quantize_input(art, x), dtype="<i2")
+    samples = [xq[i].tobytes() for i in range(len(xq))]
+    return run_samples(image, board, samples, [int(v) for v in y], timeout, progress)
