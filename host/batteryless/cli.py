@@ -21,6 +21,7 @@ VERB_MODULES: list[str] = [
     "batteryless.commands.data",
     "batteryless.commands.emulate",
     "batteryless.commands.firmware",
+    "batteryless.commands.flash",
 ]
 
 log = logging.getLogger("batteryless")

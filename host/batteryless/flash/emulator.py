@@ -241,18 +241,21 @@ class BslEmulator:
         faults: Faults | None = None,
         gap_timeout_s: float = 0.05,
         in_bsl: bool = True,
+        reenter_after_s: float | None = None,
     ) -> None:
         self.device = device
         self.time_scale = time_scale
         self.faults = faults or Faults()
         self.gap_timeout_s = gap_timeout_s
         self.in_bsl = in_bsl
+        self.reenter_after_s = reenter_after_s
         self.rx_bytes = 0
         self.tx_bytes = 0
         self.packets = 0
         self.framing_errors = 0
         self.resets = 0
         self._parser = P.PacketParser(P.MAX_N_DEFAULT)
+        self._started_running = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -323,6 +326,7 @@ class BslEmulator:
             except (OSError, ValueError):
                 return
             if not ready:
+                self._maybe_reenter(rx_wire)
                 continue
             try:
                 chunk = os.read(self.master, 4096)
@@ -342,6 +346,7 @@ class BslEmulator:
                     self.rx_bytes += 1
                     if not self.in_bsl or self.device.running_at is not None:
                         continue
+                    self._started_running = time.monotonic()
                     f = self.faults
                     if idx in f.drop_rx or f.roll():
                         continue
@@ -382,6 +387,14 @@ class BslEmulator:
                     bt = self.byte_time()
                     rx_wire = max(rx_wire, tx_wire)
 
+    def _maybe_reenter(self, last_rx: float) -> None:
+        """Stand-in for the entry sequence a pty cannot carry: after Load PC and an idle line, go back
+        to BSL mode (only when ``reenter_after_s`` is set, as ``batteryless bsl-emulator`` does)."""
+        if self.reenter_after_s is None or self.device.running_at is None:
+            return
+        if time.monotonic() - max(last_rx, self._started_running) >= self.reenter_after_s:
+            self.reset(in_bsl=True)
+
     def _send(self, data: bytes, start: float, bt: float) -> float:
         garbled = self._garbled()
         out = bytearray()
@@ -415,6 +428,7 @@ def bsl_emulator(
     password: bytes | None = None,
     image: Any = None,
     faults: Faults | None = None,
+    reenter_after_s: float | None = None,
 ) -> BslEmulator:
     """A started emulator for ``board`` (name, path or Board), optionally preloaded with an image (whose
     password area then becomes the part's password). Stop it with ``.stop()`` or use it in ``with``."""
@@ -428,4 +442,4 @@ def bsl_emulator(
         img = image if isinstance(image, Image) else read_image(image)
         for s in img.segments:
             dev.write(s.address, s.data)
-    return BslEmulator(dev, time_scale=time_scale, faults=faults).start()
+    return BslEmulator(dev, time_scale=time_scale, faults=faults, reenter_after_s=reenter_after_s).start()

@@ -698,13 +698,21 @@ def set_baud(port: Any, baud: int) -> None:
 def _open(port: Any, baud: int) -> tuple[Any, bool]:
     if not isinstance(port, str | Path):
         return port, False
+    import termios
+
     import serial
 
+    def make(parity: str) -> Any:
+        return serial.Serial(str(port), baudrate=baud, bytesize=8, parity=parity, stopbits=1, timeout=0.02)
+
     try:
-        ser = serial.Serial(
-            str(port), baudrate=baud, bytesize=8, parity=serial.PARITY_EVEN, stopbits=1, timeout=0.02
-        )
-    except (serial.SerialException, OSError) as err:
+        try:
+            ser = make(serial.PARITY_EVEN)
+        except termios.error:
+            # A pseudo-terminal drops PARENB and then refuses a reconfiguration that changes nothing else
+            # (EINVAL). Parity means nothing on a pty, so open it without.
+            ser = make(serial.PARITY_NONE)
+    except (serial.SerialException, OSError, termios.error) as err:
         raise BslNoResponseError(
             f"cannot open {port}: {err}; check the port name (e.g. /dev/ttyUSB0) and your permissions"
         ) from None

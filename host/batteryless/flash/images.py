@@ -231,25 +231,36 @@ def format_intel_hex(image: Image, per_line: int = 16) -> str:
 
 
 def parse_elf(data: bytes, source: str = "<elf>") -> Image:
-    """Loadable ELF program headers (PT_LOAD with file bytes), placed at their physical (load) address."""
+    """Allocated sections with file contents (not .bss), each placed at its load address (LMA).
+
+    Sections rather than program headers: linkers such as ld.lld put the ELF headers into a loadable
+    segment and pad gaps between sections inside one segment; neither belongs in the part's memory. The
+    load address of a section comes from the PT_LOAD segment that holds its file bytes (as objcopy does).
+    """
     from elftools.common.exceptions import ELFError
+    from elftools.elf.constants import SH_FLAGS
     from elftools.elf.elffile import ELFFile
 
     try:
         elf = ELFFile(io.BytesIO(data))
+        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
         pieces = []
         notes = []
-        for i, seg in enumerate(elf.iter_segments()):
-            if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
+        for sec in elf.iter_sections():
+            if not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC or sec["sh_size"] == 0:
                 continue
-            pieces.append((seg["p_paddr"], seg.data()[: seg["p_filesz"]], f"program header {i}"))
-            if seg["p_memsz"] > seg["p_filesz"]:
-                notes.append(
-                    f"program header {i}: {seg['p_memsz'] - seg['p_filesz']} zero-fill bytes (.bss) "
-                    "not flashed"
-                )
+            if sec["sh_type"] == "SHT_NOBITS":
+                notes.append(f"section {sec.name}: {sec['sh_size']} zero-fill bytes not flashed")
+                continue
+            lma = sec["sh_addr"]
+            off = sec["sh_offset"]
+            for seg in loads:
+                if seg["p_offset"] <= off and off + sec["sh_size"] <= seg["p_offset"] + seg["p_filesz"]:
+                    lma = seg["p_paddr"] + (off - seg["p_offset"])
+                    break
+            pieces.append((lma, sec.data(), f"section {sec.name}"))
         if not pieces:
-            raise ImageError(f"{source}: the ELF file has no loadable bytes (no PT_LOAD with file data)")
+            raise ImageError(f"{source}: the ELF file has no loadable bytes (no allocated section with data)")
         machine = elf["e_machine"]
     except ELFError as err:
         raise ImageError(f"{source}: not a valid ELF file: {err}") from None
