@@ -1,0 +1,149 @@
+/* batteryless inference kernels: one API, several backends (firmware/kernels/{ref,lea,cmsis}/, same file
+ * names in each). The `ref` backend is portable C11 and computes the numeric spec (docs/numeric-spec.md,
+ * host/batteryless/spec.py) bit for bit. docs/kernels.md describes every kernel's unit of work.
+ *
+ * Conventions
+ *   - Activations are int16 with per-tensor fraction bits, channels-first: linear x[in_features],
+ *     conv x[C][H][W] (conv1d / pool1d: H = 1). Batch size is 1.
+ *   - Weights: int16 (`_w16`) or int8 (`_w8`, the artifact's weight_bits = 8). Dense linear w[rows][cols],
+ *     dense conv w[O][C][KH][KW]; block-circulant w[p][q][k](+[KH][KW]) with the first-column rule
+ *     W[i*k + r][j*k + c] = w[i][j][(r - c) mod k]. Weight spectra (FFT path) are int16 packed per block:
+ *     [Re 0, Re k/2, Re 1, Im 1, ..., Re k/2-1, Im k/2-1], layout spectra[p][q][k](+[KH][KW]).
+ *   - Accumulators are 32-bit two's complement and wrap (computed with uint32_t, so never undefined).
+ *     64-bit arithmetic is used only where the spec needs it: rshift_round's exact rounding add and the
+ *     FFT path's final rescale + bias (see requant.c).
+ *   - The caller supplies all memory. Kernels never allocate and keep no state between calls.
+ *   - Every layer kernel computes one *unit of work* (a row range, an output block, ...) and never writes
+ *     its own inputs, so a checkpointing runtime (FLEX) can commit after any call and re-run the next one
+ *     after a power failure with the same result.
+ *   - Sizes are uint16_t (int is 16 bits on MSP430); flat element counts are uint32_t.
+ */
+#ifndef BL_KERNELS_H
+#define BL_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  BL_OK = 0,
+  BL_ERR_ARG = 1,      /* NULL pointer where one is required, or an empty / out-of-range work unit */
+  BL_ERR_SHAPE = 2,    /* inconsistent sizes (output size does not follow from input, kernel, stride...) */
+  BL_ERR_FFT_SIZE = 3, /* FFT length not a power of two >= 2, or twiddle table not a multiple of it */
+} bl_status;
+
+/* ---- requant.c: the spec's integer primitives ------------------------------------------------------- */
+int16_t bl_sat16_s32(int32_t v);
+int16_t bl_sat16_s64(int64_t v);
+/* floor(v / 2^s) for s >= 0, defined for negative v on every compiler (no implementation-defined >>). */
+int32_t bl_asr_s32(int32_t v, uint16_t s);
+int64_t bl_asr_s64(int64_t v, uint16_t s);
+/* The spec's rshift_round: s > 0: floor((v + 2^(s-1)) / 2^s) computed exactly in 64 bits;
+ * s <= 0: v * 2^-s. Valid for |v| <= 2^40 and any s (a result beyond int16 range is only meaningful as
+ * input to bl_sat16_s64: for s < -23 a nonzero v is returned as +-2^63-1 / -2^63 sign-saturated). */
+int64_t bl_rshift_round_s64(int64_t v, int16_t s);
+/* sat16(rshift_round(acc, shift)): the requantisation of a wrapped 32-bit accumulator. */
+int16_t bl_requant_s32(int32_t acc, int16_t shift);
+/* wrap32 of a uint32_t accumulator to int32_t without implementation-defined conversion. */
+int32_t bl_wrap_s32(uint32_t acc);
+
+/* ---- fft_q15.c: fixed-point radix-2 FFT, in place on k interleaved complex int16 (re, im, re, im ...) --
+ * Forward: DFT(z)/k; inverse: IDFT(z) (numpy scale). 1/2 scaling per stage, rounding and saturation exactly
+ * as the spec. `tw` holds tw_k/2 pairs (Wr, Wi) of the FORWARD twiddles of length tw_k:
+ *   Wr[t] = q(cos(2 pi t / tw_k)), Wi[t] = q(-sin(2 pi t / tw_k)), q(v) = clamp(floor(v*32768 + 0.5)),
+ * t = 0 .. tw_k/2 - 1. tw_k must be a multiple of k (a table for the largest block serves every smaller
+ * one). The inverse uses Wi_inv = sat16(-Wi), which equals q(+sin) for every power-of-two length. */
+typedef struct {
+  uint16_t k;        /* transform / block length, a power of two >= 2 */
+  uint16_t tw_k;     /* length the table was generated for (power of two, multiple of k) */
+  const int16_t *tw; /* tw_k/2 (Wr, Wi) pairs, see above */
+} bl_fft_cfg;
+
+bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
+/* Number of int16 in the `work` scratch buffer of the FFT-path layer kernels. */
+#define BL_FFT_WORK_LEN(k) (2u * (uint32_t)(k))
+
+/* ---- linear.c ----------------------------------------------------------------------------------------
+ * y[r] = sat16(rshift_round(wrap32(sum_c W[r][c] x[c] + bias[r]), shift)), shift = in_frac + weight_frac -
+ * out_frac; bias (int32 at in_frac + weight_frac) may be NULL. Unit of work: output rows [r0, r1). */
+bl_status bl_linear_dense_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
+                              int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1);
+bl_status bl_linear_dense_w8(const int16_t *x, uint16_t in_features, const int8_t *w, const int32_t *bias,
+                             int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1);
+/* Block-circulant, direct: w[p][q][k], p = ceil(out/k), q = ceil(in/k). Natural unit: one block of k rows. */
+bl_status bl_linear_circ_w16(const int16_t *x, uint16_t in_features, const int16_t *w, uint16_t k,
+                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
+                             uint16_t r1);
+bl_status bl_linear_circ_w8(const int16_t *x, uint16_t in_features, const int8_t *w, uint16_t k,
+                            const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
+                            uint16_t r1);
+/* Block-circulant, FFT path, step (a): packed spectra of input blocks [j0, j1) into xs[q][k] (x padded
+ * with zeros to q*k). work: BL_FFT_WORK_LEN(k) int16. */
+bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
+                                  uint16_t j0, uint16_t j1, int16_t *work);
+/* Step (b): output block i (rows i*k .. min(i*k+k, out_features)-1) from xs[q][k] and spectra[p][q][k]:
+ * frequency MAC over j, requantise by shift_z = in_frac + spectra_frac - log2 k - spectrum_frac, Hermitian
+ * completion, inverse FFT, then y = sat16(rshift_round(o, shift_out) + bias_out), shift_out =
+ * spectrum_frac - out_frac; bias_out (int32 at out_frac) may be NULL. work: BL_FFT_WORK_LEN(k) int16. */
+bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                  const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
+                                  int16_t *work);
+
+/* ---- conv.c ------------------------------------------------------------------------------------------
+ * conv2d on x[C][H][W] -> y[O][OH][OW] with zero padding (ph, pw) on each side and stride (sh, sw);
+ * OH = (H + 2 ph - KH) / sh + 1 (checked). conv1d is conv2d with H = KH = sh = 1, ph = 0. */
+typedef struct {
+  uint16_t in_ch, in_h, in_w;
+  uint16_t out_ch, out_h, out_w;
+  uint16_t kh, kw, sh, sw, ph, pw;
+} bl_conv_geom;
+
+bl_status bl_conv_geom_check(const bl_conv_geom *g);
+/* Direct paths. Unit of work: output channels [o0, o1) x output rows [oy0, oy1). */
+bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
+                            int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1);
+bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, const int32_t *bias,
+                           int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1);
+/* Block-circulant direct: w[p][q][k][KH][KW]. */
+bl_status bl_conv_circ_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                           const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                           uint16_t oy1);
+bl_status bl_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                          const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                          uint16_t oy1);
+/* FFT path, step (a): packed spectra of every channel block at every position of input rows [y0, y1):
+ * xs[q*k][H][W], xs[(j*k + b)][y][x] = packed bin b of channels j*k .. j*k+k-1 at (y, x) (channels beyond
+ * in_ch are zero). Same size as the input padded to q*k channels. work: BL_FFT_WORK_LEN(k). */
+bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const bl_fft_cfg *cfg, int16_t *xs,
+                                uint16_t y0, uint16_t y1, int16_t *work);
+/* Step (b): output channel block i (channels i*k .. min(i*k+k, out_ch)-1) at output rows [oy0, oy1), from
+ * xs and spectra[p][q][k][KH][KW]; shifts and bias_out as bl_linear_fft_block_q15. */
+bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,
+                                const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out, const int32_t *bias_out,
+                                int16_t *y, uint16_t i, uint16_t oy0, uint16_t oy1, int16_t *work);
+
+/* ---- relu.c: y = max(x, 0); y may equal x (in place is safe to repeat). Unit: elements [0, n). ------- */
+bl_status bl_relu_q15(const int16_t *x, int16_t *y, uint32_t n);
+
+/* ---- pool.c: windows KH x KW, stride (sh, sw), no padding, OH = (H - KH) / sh + 1. Unit: channels
+ * [c0, c1) of x[C][H][W] -> y[C][OH][OW]. avg: floor((sum + floor(n/2)) / n), n = KH*KW. ------------------ */
+typedef struct {
+  uint16_t ch, in_h, in_w, out_h, out_w;
+  uint16_t kh, kw, sh, sw;
+} bl_pool_geom;
+
+bl_status bl_pool_geom_check(const bl_pool_geom *g);
+bl_status bl_maxpool_q15(const int16_t *x, const bl_pool_geom *g, int16_t *y, uint16_t c0, uint16_t c1);
+bl_status bl_avgpool_q15(const int16_t *x, const bl_pool_geom *g, int16_t *y, uint16_t c0, uint16_t c1);
+
+/* flatten: a no-op on channels-first data (C-major order, as torch.flatten). */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BL_KERNELS_H */

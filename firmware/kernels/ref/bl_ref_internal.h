@@ -1,0 +1,57 @@
+/* ref backend: helpers shared by linear.c and conv.c for the FFT path (packed spectra, the frequency-domain
+ * complex MAC, Hermitian completion, the final rescale + bias). Internal: not part of the kernel API. */
+#ifndef BL_REF_INTERNAL_H
+#define BL_REF_INTERNAL_H
+
+#include "bl_kernels.h"
+
+/* Packed slot of bin f's real / imaginary part (f = 0 .. k/2); -1: the part is zero (DC / Nyquist imag). */
+static inline int32_t bl_ref_slot_re(uint16_t f, uint16_t k) {
+  return f == 0 ? 0 : (f == k / 2u ? 1 : 2 * (int32_t)f);
+}
+static inline int32_t bl_ref_slot_im(uint16_t f, uint16_t k) {
+  return (f == 0 || f == k / 2u) ? -1 : 2 * (int32_t)f + 1;
+}
+
+/* Bins 0 .. k/2 of the complex FFT result z (interleaved) -> packed [Re0, Re k/2, Re1, Im1, ...], element b
+ * stored at out[b * stride]. The imaginary parts of bins 0 and k/2 are zero for real input (spec). */
+static inline void bl_ref_pack_spectrum(const int16_t *z, uint16_t k, int16_t *out, uint32_t stride) {
+  for (uint16_t f = 0; f <= k / 2u; f++) {
+    out[(uint32_t)bl_ref_slot_re(f, k) * stride] = z[2u * f];
+    int32_t si = bl_ref_slot_im(f, k);
+    if (si >= 0) out[(uint32_t)si * stride] = z[2u * f + 1u];
+  }
+}
+
+/* acc += X[f] * S[f] (complex), X and S packed with the given element strides; 32-bit wrapping. */
+static inline void bl_ref_cmac(uint32_t *acc_re, uint32_t *acc_im, const int16_t *x, uint32_t sx,
+                               const int16_t *s, uint32_t ss, uint16_t f, uint16_t k) {
+  const int32_t ir = bl_ref_slot_re(f, k), ii = bl_ref_slot_im(f, k);
+  const int32_t xr = x[(uint32_t)ir * sx], sr = s[(uint32_t)ir * ss];
+  const int32_t xi = ii >= 0 ? x[(uint32_t)ii * sx] : 0;
+  const int32_t si = ii >= 0 ? s[(uint32_t)ii * ss] : 0;
+  *acc_re += (uint32_t)(xr * sr) - (uint32_t)(xi * si);
+  *acc_im += (uint32_t)(xr * si) + (uint32_t)(xi * sr);
+}
+
+static inline void bl_ref_store_bin(int16_t *z, uint16_t k, uint16_t f, int16_t re, int16_t im) {
+  (void)k;
+  z[2u * f] = re;
+  z[2u * f + 1u] = im;
+}
+
+/* Z[k - f] = conj(Z[f]) for f = 1 .. k/2 - 1; the negation saturates (-(-32768) -> 32767). */
+static inline void bl_ref_hermitian_complete(int16_t *z, uint16_t k) {
+  for (uint16_t f = 1; f < k / 2u; f++) {
+    const uint32_t d = 2u * (uint32_t)(k - f);
+    z[d] = z[2u * f];
+    z[d + 1u] = bl_sat16_s32(-(int32_t)z[2u * f + 1u]);
+  }
+}
+
+/* y = sat16(rshift_round(o, shift_out) + bias_out), exact in 64 bits. */
+static inline int16_t bl_ref_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
+  return bl_sat16_s64(bl_rshift_round_s64(o, shift_out) + (int64_t)bias_out);
+}
+
+#endif /* BL_REF_INTERNAL_H */
