@@ -102,6 +102,7 @@ def _run_cmd(cmd: list[str], what: str, cwd: Path | None = None, timeout: float 
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr).strip().splitlines()
         errors = [ln for ln in out if "error" in ln.lower() or "fatal" in ln.lower()] or out
+        errors = list(dict.fromkeys(ln for ln in errors if not ln.startswith(("gmake", "make"))))
         detail = "\n".join(errors[-12:])
         raise BuildError(f"{what} failed (exit {proc.returncode}):\n{detail}")
     return proc.stdout + proc.stderr
