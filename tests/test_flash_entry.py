@@ -59,7 +59,7 @@ def follows_entry_rule(levels: list[tuple[int, int]]) -> bool:
         return False
     window = [t for _, t in levels[start:end]]
     rises = sum(1 for a, b in zip(window, window[1:], strict=False) if a == 0 and b == 1)
-    if rises != 2 or window[0] != 0 or levels[end][1] != 1:
+    if rises != 2 or levels[end][1] != 1:
         return False
     return any(t == 0 for _, t in levels[end + 1 :]) and levels[-1][1] == 0
 
