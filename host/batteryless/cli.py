@@ -22,6 +22,7 @@ VERB_MODULES: list[str] = [
     "batteryless.commands.emulate",
     "batteryless.commands.firmware",
     "batteryless.commands.flash",
+    "batteryless.commands.tflite",
 ]
 
 log = logging.getLogger("batteryless")

@@ -19,25 +19,28 @@ from batteryless.tflite._tf import _quiet_stderr, tf
 from batteryless.tflite.keras_convert import KerasConversion, to_keras, to_keras_layout
 
 
-def convert(conv: KerasConversion, representative: np.ndarray | None = None) -> bytes:
+def convert(
+    model: Any, keras_input_shape: tuple[int, ...], representative: np.ndarray | None = None
+) -> bytes:
     """Keras model → .tflite bytes via a SavedModel (Keras 3's ``from_keras_model`` is unreliable).
 
     With ``representative`` (a batch in the *Keras* layout) the model is fully integer: int8 weights and
     activations, int8 input and output, int32 biases. Without it the model stays float32.
     """
     tf_ = tf()
-    spec = tf_.TensorSpec((1, *conv.keras_input_shape), tf_.float32, name="input")
+    keras_input_shape = tuple(int(d) for d in keras_input_shape)
+    spec = tf_.TensorSpec((1, *keras_input_shape), tf_.float32, name="input")
     with tempfile.TemporaryDirectory(prefix="bl-savedmodel-") as tmp:
         saved = os.path.join(tmp, "saved_model")
         try:
-            conv.model.export(saved, format="tf_saved_model", verbose=False, input_signature=[spec])
+            model.export(saved, format="tf_saved_model", verbose=False, input_signature=[spec])
             converter = tf_.lite.TFLiteConverter.from_saved_model(saved)
             if representative is not None:
                 rep = np.asarray(representative, dtype=np.float32)
-                if rep.ndim != len(conv.keras_input_shape) + 1 or rep.shape[1:] != conv.keras_input_shape:
+                if rep.ndim != len(keras_input_shape) + 1 or rep.shape[1:] != keras_input_shape:
                     raise ExportError(
                         f"representative data has sample shape {rep.shape[1:]}, the Keras model takes "
-                        f"{conv.keras_input_shape}"
+                        f"{keras_input_shape}"
                     )
                 if len(rep) == 0:
                     raise ExportError("the representative dataset is empty; int8 calibration needs samples")
@@ -91,7 +94,7 @@ def export_module(
     report(progress, "keras model", 0, 3)
     conv = to_keras(module, tuple(input_shape))
     report(progress, "keras model", 1, 3)
-    data = convert(conv, to_keras_layout(calib_x, tuple(input_shape)))
+    data = convert(conv.model, conv.keras_input_shape, to_keras_layout(calib_x, tuple(input_shape)))
     report(progress, "keras model", 2, 3)
     graph = read_graph(data, "converted model")
     report(progress, "keras model", 3, 3)
