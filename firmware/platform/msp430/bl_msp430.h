@@ -8,6 +8,28 @@
 #define BL_WDTPW 0x5A00u
 #define BL_WDTHOLD 0x0080u
 
+/* FRAM controller: one wait state is required above 8 MHz (SLASE54D). */
+#define BL_FRCTL0 (*(volatile uint16_t *)0x0140u)
+#define BL_FRCTLPW 0xA500u
+#define BL_NWAITS_1 0x0010u
+
+/* Clock system (CS, SLAU367): password-protected; DCO range/frequency select; clock sources. */
+#define BL_CSCTL0 (*(volatile uint16_t *)0x0160u)
+#define BL_CSCTL1 (*(volatile uint16_t *)0x0162u)
+#define BL_CSCTL2 (*(volatile uint16_t *)0x0164u)
+#define BL_CSCTL3 (*(volatile uint16_t *)0x0166u)
+#define BL_CSKEY 0xA500u
+#define BL_DCORSEL 0x0040u
+#define BL_DCOFSEL_0 0x0000u /* 1 MHz (DCORSEL=0) */
+#define BL_DCOFSEL_3 0x0006u /* 8 MHz with DCORSEL=1 */
+#define BL_DCOFSEL_4 0x0008u /* 16 MHz with DCORSEL=1 */
+#define BL_SELA_VLOCLK 0x0100u
+#define BL_SELS_DCOCLK 0x0030u
+#define BL_SELM_DCOCLK 0x0003u
+#define BL_DIVM_4 0x0002u
+#define BL_DIVS_4 0x0020u
+#define BL_DIVA_4 0x0200u
+
 /* bl_mark() writes the mark id to the board's [emulator].mark_register (CRCDIRB, CRC16 data in, on the
  * FR59xx boards): harmless on the chip (it only feeds the CRC engine) and an IO write that mspdebug's
  * tracer device logs with its MCLK timestamp, which is how the runner times marks. */

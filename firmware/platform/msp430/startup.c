@@ -3,8 +3,34 @@
  * Section boundaries and the stack top come from the board's linker script. */
 #include <stdint.h>
 
+#include "bl_board.h"
 #include "bl_msp430.h"
 #include "bl_platform.h"
+
+/* MCLK = SMCLK = DCO at the board's clock_hz (board.toml); FRAM wait state above 8 MHz. While switching,
+ * the dividers are set to /4 first (the FR5xx CS errata advice for DCO changes), then to /1.
+ * Not exercised on hardware in this project (mspdebug's simulator does not model CS or FRAM waits). */
+static void bl_clock_init(void)
+{
+#if BL_BOARD_CLOCK_HZ == 16000000UL
+  BL_FRCTL0 = BL_FRCTLPW | BL_NWAITS_1;
+  BL_CSCTL0 = BL_CSKEY;
+  BL_CSCTL3 = BL_DIVA_4 | BL_DIVS_4 | BL_DIVM_4;
+  BL_CSCTL1 = BL_DCORSEL | BL_DCOFSEL_4;
+#elif BL_BOARD_CLOCK_HZ == 8000000UL
+  BL_CSCTL0 = BL_CSKEY;
+  BL_CSCTL3 = BL_DIVA_4 | BL_DIVS_4 | BL_DIVM_4;
+  BL_CSCTL1 = BL_DCORSEL | BL_DCOFSEL_3;
+#elif BL_BOARD_CLOCK_HZ == 1000000UL
+  BL_CSCTL0 = BL_CSKEY;
+  BL_CSCTL1 = BL_DCOFSEL_0;
+#else
+#error "board.toml clock_hz must be 1, 8 or 16 MHz on the MSP430FR5xx platform layer"
+#endif
+  BL_CSCTL2 = BL_SELA_VLOCLK | BL_SELS_DCOCLK | BL_SELM_DCOCLK;
+  BL_CSCTL3 = 0u;
+  BL_CSCTL0 = 0u; /* lock CS (any value but the key in the high byte) */
+}
 
 extern uint16_t __bl_data_start[], __bl_data_end[], __bl_data_load[];
 extern uint16_t __bl_bss_start[], __bl_bss_end[];
@@ -30,6 +56,7 @@ __attribute__((used, noreturn)) void bl_c_start(void)
   uint16_t *src = __bl_data_load;
   uint16_t *dst = __bl_data_start;
   BL_WDTCTL = BL_WDTPW | BL_WDTHOLD;
+  bl_clock_init();
   while (dst < __bl_data_end) {
     *dst++ = *src++;
   }
