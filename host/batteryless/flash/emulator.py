@@ -267,6 +267,8 @@ class BslEmulator:
         self.master, self.slave = os.openpty()
         tty.setraw(self.master)
         tty.setraw(self.slave)
+        # Never block on a full pty buffer (nobody reading): the bytes are lost, as on an open wire.
+        os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
         self._thread = threading.Thread(target=self._serve, name="bsl-emulator", daemon=True)
         self._thread.start()
@@ -330,6 +332,8 @@ class BslEmulator:
                 continue
             try:
                 chunk = os.read(self.master, 4096)
+            except BlockingIOError:
+                continue
             except OSError:
                 time.sleep(0.01)
                 continue
@@ -416,6 +420,8 @@ class BslEmulator:
             self._sleep_until(t)
             try:
                 os.write(self.master, piece)
+            except BlockingIOError:
+                pass
             except OSError:
                 return t
         return max(t, start + len(data) * bt)
