@@ -41,9 +41,10 @@ int16_t bl_sat16_s64(int64_t v);
 /* floor(v / 2^s) for s >= 0, defined for negative v on every compiler (no implementation-defined >>). */
 int32_t bl_asr_s32(int32_t v, uint16_t s);
 int64_t bl_asr_s64(int64_t v, uint16_t s);
-/* The spec's rshift_round: s > 0: floor((v + 2^(s-1)) / 2^s) computed exactly in 64 bits;
- * s <= 0: v * 2^-s. Valid for |v| <= 2^40 and any s (a result beyond int16 range is only meaningful as
- * input to bl_sat16_s64: for s < -23 a nonzero v is returned as +-2^63-1 / -2^63 sign-saturated). */
+/* The spec's rshift_round: s > 0: floor((v + 2^(s-1)) / 2^s), the rounding add computed exactly in 64
+ * bits; s <= 0: v * 2^-s. Exact for |v| <= 2^40 and any s, except that a left-shifted result beyond
+ * +-2^62 is returned as +-2^62 (the callers saturate to int16 after adding at most an int32, so the
+ * saturated result is still exact). */
 int64_t bl_rshift_round_s64(int64_t v, int16_t s);
 /* sat16(rshift_round(acc, shift)): the requantisation of a wrapped 32-bit accumulator. */
 int16_t bl_requant_s32(int32_t acc, int16_t shift);

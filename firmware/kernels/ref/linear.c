@@ -22,13 +22,17 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
       for (uint16_t c = 0; c < in_features; c++)
         acc += (uint32_t)(weight_at(w16, w8, row + c) * (int32_t)x[c]);
     } else {
-      /* W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k] */
+      /* W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k]: d steps down from rr, wrapping, with cc */
       const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
-      for (uint16_t c = 0; c < in_features; c++) {
-        const uint16_t j = (uint16_t)(c / k), cc = (uint16_t)(c % k);
-        const uint16_t d = (uint16_t)((rr + k - cc) % k);
-        const uint32_t idx = (((uint32_t)i * q + j) * k) + d;
-        acc += (uint32_t)(weight_at(w16, w8, idx) * (int32_t)x[c]);
+      for (uint32_t j = 0; j < q; j++) {
+        const uint32_t base = ((uint32_t)i * q + j) * k;
+        uint16_t d = rr;
+        for (uint16_t cc = 0; cc < k; cc++) {
+          const uint32_t c = j * k + cc;
+          if (c >= in_features) break;
+          acc += (uint32_t)(weight_at(w16, w8, base + d) * (int32_t)x[c]);
+          d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+        }
       }
     }
     if (bias != 0) acc += (uint32_t)bias[r];
