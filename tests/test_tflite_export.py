@@ -1,0 +1,267 @@
+"""Export: artifact → Keras → int8 .tflite → ai-edge-litert and TFLite Micro, against the float models and the
+integer reference (batteryless.spec). TensorFlow is slow to import, so the heavy work happens once per module.
+
+Stated bounds (int8 weights and activations against 16-bit fixed point / float):
+- Keras float model vs the artifact's float module: max |diff| <= 1e-4 (layout conversion is exact up to
+  float summation order);
+- ai-edge-litert vs TFLite Micro: int8 outputs differ by at most 1 LSB and never change the top-1 class
+  (they are not always bit-exact: see docs/tflite.md);
+- de-quantised .tflite outputs vs Keras float: max |diff| <= 10 % of the largest |logit|;
+- top-1 agreement of the .tflite with the integer reference on the digits test split >= 0.95.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from batteryless.cli import main
+from batteryless.models import build_model
+from batteryless.tflite.keras_convert import to_keras, to_keras_layout
+
+ZOO_SHAPES = [
+    ("mlp", (1, 8, 8), 10),
+    ("cnn", (1, 8, 8), 10),
+    ("lenet5", (1, 28, 28), 10),
+    ("lenet300", (1, 28, 28), 10),
+    ("har-cnn1d", (9, 128), 6),
+]
+
+
+def _randomise_biases(model: nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if getattr(m, "bias", None) is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize("name, shape, classes", ZOO_SHAPES)
+def test_keras_model_matches_torch_for_every_zoo_model(name, shape, classes):
+    model = build_model(name, shape, classes, seed=3).eval()
+    _randomise_biases(model, 3)
+    conv = to_keras(model, shape)
+    x = np.random.default_rng(1).normal(size=(4, *shape)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x)).numpy()
+    out = np.asarray(conv.model(to_keras_layout(x, shape)))
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_keras_conversion_of_strided_padded_conv_avgpool_and_batchnorm():
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, stride=2, padding=1),  # not expressible as SAME: explicit ZeroPadding2D
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 4, (1, 3), padding=(0, 1)),  # SAME
+        nn.Flatten(),
+        nn.Linear(4 * 3 * 3, 5),
+    )
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.3, 0.3)
+    model.eval()
+    x = np.random.default_rng(2).normal(size=(3, 3, 12, 12)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x)).numpy()
+    out = np.asarray(to_keras(model, (3, 12, 12)).model(to_keras_layout(x, (3, 12, 12))))
+    assert np.abs(out - ref).max() <= 1e-4
+
+
+def test_unsupported_layers_are_refused_by_name():
+    from batteryless.errors import ExportError
+
+    with pytest.raises(ExportError, match="Tanh"):
+        to_keras(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), (4,))
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress
+
+    out = tmp_path_factory.mktemp("tfl_art") / "cnn.bl"
+    cfg = CompressConfig(dense_epochs=6, admm=AdmmConfig(rounds=2, retrain_epochs=4))
+    compress("cnn", "digits", out=out, config=cfg)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(artifact, tmp_path_factory):
+    from batteryless.tflite import export_tflite
+
+    out = tmp_path_factory.mktemp("tfl_out")
+    rep = export_tflite(artifact, out, name="digits_cnn")
+    return out, rep
+
+
+@pytest.mark.slow
+def test_export_writes_all_files_and_a_report(exported):
+    out, rep = exported
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "digits_cnn.tflite",
+            "digits_cnn_model_data.c",
+            "digits_cnn_model_data.h",
+            "digits_cnn_op_resolver.h",
+            "digits_cnn_report.json",
+        ]
+    )
+    data = (out / "digits_cnn.tflite").read_bytes()
+    assert rep["tflite_bytes"] == len(data)
+    assert json.loads((out / "digits_cnn_report.json").read_text())["tflite_bytes"] == len(data)
+    assert f"#define DIGITS_CNN_TFLITE_LEN {len(data)}u" in (out / "digits_cnn_model_data.h").read_text()
+    assert rep["ops"] == ["CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"]
+
+
+@pytest.mark.slow
+def test_model_is_fully_integer(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, _ = exported
+    interp = Interpreter(model_path=str(out / "digits_cnn.tflite"))
+    interp.allocate_tensors()
+    assert interp.get_input_details()[0]["dtype"] == np.int8
+    assert interp.get_output_details()[0]["dtype"] == np.int8
+    kinds = {np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+    assert "float32" not in kinds
+
+
+@pytest.mark.slow
+def test_interpreters_agree_with_each_other_and_the_float_model(exported):
+    _, rep = exported
+    assert rep["test_samples"] == 359
+    assert rep["torch_keras_max_abs_diff"] <= 1e-4
+    assert rep["litert_tflm_max_lsb_diff"] <= 1
+    assert rep["top1_agreement_litert_vs_tflm"] == 1.0
+    assert rep["litert_tflm_mismatches"] <= 0.05 * rep["test_samples"] * 10
+    assert rep["keras_tflite_max_abs_diff_rel"] <= 0.10
+    assert rep["top1_agreement"] >= 0.95
+    assert abs(rep["accuracy_tflite"] - rep["accuracy_reference"]) <= 0.03
+
+
+@pytest.mark.slow
+def test_independent_rerun_of_the_tflite_file_matches_the_report(exported, artifact):
+    """Run the written file in ai-edge-litert with its own quantisation parameters and our own
+    preprocessing from the dataset; compare with the integer reference computed here."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from batteryless import spec
+    from batteryless.artifact import load_artifact
+    from batteryless.datasets import load_dataset
+
+    out, rep = exported
+    art = load_artifact(artifact)
+    ds = load_dataset("digits")
+    interp = Interpreter(model_path=str(out / "digits_cnn.tflite"))
+    interp.allocate_tensors()
+    i_det, o_det = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zp = i_det["quantization"]
+    x = (ds.x_test - art.normalisation["mean"]) / art.normalisation["std"]
+    x = x.transpose(0, 2, 3, 1)  # NCHW → NHWC
+    preds = []
+    for sample in x:
+        q = np.clip(np.round(sample / scale) + zp, -128, 127).astype(np.int8)
+        interp.set_tensor(i_det["index"], q[None])
+        interp.invoke()
+        preds.append(int(np.argmax(interp.get_tensor(o_det["index"])[0])))
+    preds = np.array(preds)
+    ref = spec.predict(art, ds.x_test)
+    assert np.mean(preds == ds.y_test) == pytest.approx(rep["accuracy_tflite"], abs=1 / 359 + 1e-9)
+    assert np.mean(preds == ref) >= 0.95
+
+
+@pytest.mark.slow
+def test_reported_arena_is_the_smallest_that_runs(exported):
+    from batteryless.tflite.verify import run_tflm
+
+    out, rep = exported
+    data = (out / "digits_cnn.tflite").read_bytes()
+    x = np.zeros((1, 8, 8, 1), np.int8)
+    assert run_tflm(data, x, rep["tflm_arena_bytes"])[0] is not None
+    assert run_tflm(data, x, rep["tflm_arena_bytes"] - 16)[0] is None
+    assert rep["tflm_arena_recorded_bytes"] <= rep["tflm_arena_bytes"]
+
+
+@pytest.mark.slow
+@pytest.mark.firmware
+def test_exported_c_array_compiles_and_matches_the_file(exported, tmp_path):
+    out, rep = exported
+    main_c = tmp_path / "main.c"
+    main_c.write_text(
+        '#include <stdio.h>\n#include "digits_cnn_model_data.h"\n'
+        "int main(void) { unsigned long s = 0; for (unsigned i = 0; i < digits_cnn_tflite_len; ++i) "
+        's = s * 31u + digits_cnn_tflite[i]; printf("%u %lu\\n", digits_cnn_tflite_len, s); return 0; }\n'
+    )
+    exe = tmp_path / "m"
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(out),
+            "-o",
+            str(exe),
+            str(main_c),
+            str(out / "digits_cnn_model_data.c"),
+        ],
+        check=True,
+    )
+    n, s = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+    data = (out / "digits_cnn.tflite").read_bytes()
+    expect = 0
+    for b in data:
+        expect = (expect * 31 + b) % (1 << 64)
+    assert int(n) == len(data) and int(s) == expect
+
+
+@pytest.mark.slow
+def test_conv1d_model_exports_with_2d_kernels_only_and_runs_in_both_interpreters():
+    from batteryless.tflite.export import export_module
+    from batteryless.tflite.verify import io_quantization, quantize, run_litert, run_tflm
+
+    model = build_model("har-cnn1d", (9, 128), 6, seed=0).eval()
+    x = np.random.default_rng(0).normal(size=(40, 9, 128)).astype(np.float32)
+    exp = export_module(model, (9, 128), x[:32])
+    assert set(exp.ops) <= {"CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"}
+    q = io_quantization(exp.tflite)
+    xq = quantize(to_keras_layout(x[32:], (9, 128)), q["input"]["scale"], q["input"]["zero_point"])
+    lite = run_litert(exp.tflite, xq)
+    tflm, _, err = run_tflm(exp.tflite, xq, 256 * 1024)
+    assert tflm is not None, err
+    assert np.abs(lite.astype(int) - tflm.astype(int)).max() <= 1
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x[32:])).numpy()
+    got = (lite.astype(np.float64) - q["output"]["zero_point"]) * q["output"]["scale"]
+    assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["-q", "export-tflite", str(tmp_path / "missing.bl"), "--out", str(tmp_path / "o")]) == 6
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("batteryless export-tflite: error:") and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_cli_export_no_verify_and_wrong_dataset(artifact, tmp_path, capsys):
+    assert main(["-q", "export-tflite", str(artifact), "--out", str(tmp_path / "a"), "--no-verify"]) == 0
+    assert (tmp_path / "a" / "cnn.tflite").exists() and (tmp_path / "a" / "cnn_model_data.c").exists()
+    capsys.readouterr()
+    code = main(["-q", "export-tflite", str(artifact), "--out", str(tmp_path / "b"), "--dataset", "har"])
+    assert code != 0
+    assert "har" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
