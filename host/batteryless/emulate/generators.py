@@ -115,11 +115,13 @@ def solar(
     duration_s: float = 86400.0,
     step_s: float = 60.0,
     seed: int = 0,
+    start_h: float = 0.0,
 ) -> Trace:
-    """Irradiance (W/m²); ``peak_w_m2`` ≈ 1000 outdoors at noon, ≈ 2–20 on an indoor desk near a window."""
+    """Irradiance (W/m²); ``peak_w_m2`` ≈ 1000 outdoors at noon, ≈ 2–20 on an indoor desk near a window.
+    The trace starts at ``start_h`` o'clock."""
     t = _grid(duration_s, step_s)
     rng = np.random.default_rng(seed)
-    hours = np.mod(t / 3600.0, 24.0)
+    hours = np.mod(start_h + t / 3600.0, 24.0)
     day = (hours > sunrise_h) & (hours < sunset_h)
     shape = np.where(day, np.sin(np.pi * (hours - sunrise_h) / (sunset_h - sunrise_h)), 0.0)
     cloudy = _markov_states(len(t), step_s, cloud_mean_s, clear_mean_s, rng, start_on=False)

@@ -129,6 +129,22 @@ def advance(e0: float, p: np.ndarray, tau: np.ndarray, k: float, e_max: float):
     return e_start, e_end, em1
 
 
+def advance_unclamped(e0: float, p: np.ndarray, tau: np.ndarray, k: float):
+    """:func:`advance` for runs that stop before ``e_max`` can be reached (the buffer is charging towards
+    ``v_on ≤ v_max`` with the MCU off): no running minimum needed."""
+    if k > 0:
+        em1 = -np.expm1(-k * tau)
+        g = np.exp(k * tau.cumsum())
+        s = (p * em1 * g).cumsum()
+        s /= k
+        s += e0
+        s /= g
+        return s, em1
+    s = (p * tau).cumsum()
+    s += e0
+    return s, None
+
+
 def terms_sum(e_s, e_end, p, tau, em1, k: float, e_max: float) -> tuple[float, float]:
     """Total leaked and clipped energy of whole intervals (fast path when the buffer never hit ``e_max``)."""
     if len(p) == 0:
@@ -342,6 +358,10 @@ def simulate(
     cum_commit = np.concatenate((zero, np.cumsum(np.where(tile_kind == KIND_COMMIT, tile_e, 0.0))))
     cum_ntask = np.concatenate((zero, np.cumsum(tile_kind == KIND_TASK)))
     cum_ncommit = np.concatenate((zero, np.cumsum(tile_kind == KIND_COMMIT)))
+    cum_compl = np.concatenate((zero, np.cumsum(tile_compl)))
+    cum_start = np.concatenate((zero, np.cumsum(tile_pos == 0)))
+    idx_all = np.arange(len(tile_safe))
+    last_safe_upto = np.maximum.accumulate(np.where(tile_safe, idx_all, -1))
     mean_d = prog_dur_total / n_prog
     on_phases = int(max(16, 2 * (e_on - e_off(mean_p)) / mean_p / mean_d))
     tile_thr = e_off(tile_p)
@@ -372,25 +392,30 @@ def simulate(
                     lim = max(int(np.searchsorted(ends, t + _MAX_KT / k, "right")), 1)
                     ends, tau = ends[:lim], tau[:lim]
                 p = seg_p[i : i + len(tau)]
-                e_st, e_end, em1 = advance(e, p, tau, k, e_max)
+                e_end, em1 = advance_unclamped(e, p, tau, k)
                 reached = e_end >= e_on * (1 - 1e-12)
                 m = int(reached.argmax())
                 hit = bool(reached[m])
+                n_full = m if hit else len(tau)
+                # leak over whole intervals: Σ P·τ + Σ (E_s − P/k)(1 − e^(−kτ)), E_s = previous end
+                if k > 0 and n_full:
+                    lk = float(np.dot(p[:n_full], tau[:n_full]) - np.dot(p[:n_full], em1[:n_full]) / k)
+                    lk += e * float(em1[0]) + float(np.dot(e_end[: n_full - 1], em1[1:n_full]))
+                else:
+                    lk = 0.0
+                cl = 0.0
                 if hit:
-                    dt = crossing_time(float(e_st[m]), float(p[m]), k, e_on, float(tau[m]))
-                    lk, cl = terms_sum(
-                        e_st[:m], e_end[:m], p[:m], tau[:m], None if em1 is None else em1[:m], k, e_max
-                    )
-                    lk1, cl1 = piece_terms_scalar(float(e_st[m]), float(p[m]), dt, k, e_max)
-                    lk, cl = lk + lk1, cl + cl1
+                    e_s = e if m == 0 else float(e_end[m - 1])
+                    dt = crossing_time(e_s, float(p[m]), k, e_on, float(tau[m]))
+                    lk1, _ = piece_terms_scalar(e_s, float(p[m]), dt, k, e_max)
+                    lk += lk1
                     if tl is not None:
                         record_v(ends[:m], e_end[:m])
                     t_new = float(ends[m] - tau[m] + dt)
                     e = e_on
                     i = i + m
-                    off_chunk = int(min(max(2 * (m + 1), 256), 1 << 22))
+                    off_chunk = int(min(max(int(1.3 * (m + 1)) + 64, 256), 1 << 22))
                 else:
-                    lk, cl = terms_sum(e_st, e_end, p, tau, em1, k, e_max)
                     if tl is not None:
                         record_v(ends, e_end)
                     e = float(e_end[-1])
@@ -483,29 +508,32 @@ def simulate(
             en["commit"] += float(cum_commit[pos + nd] - cum_commit[pos])
             res.tasks_completed += int(cum_ntask[pos + nd] - cum_ntask[pos])
             res.commits += int(cum_ncommit[pos + nd] - cum_ncommit[pos])
-            safe_idx = np.flatnonzero(tile_safe[tsl])
-            if len(safe_idx):
-                last_safe = int(safe_idx[-1])
-                w_before = cum_work[pos + last_safe + 1] - cum_work[pos]
+            ls = int(last_safe_upto[pos + nd - 1])
+            if ls >= pos:
+                w_before = cum_work[ls + 1] - cum_work[pos]
                 en["useful"] += pool + float(w_before)
                 pool = float(cw - w_before)
-                safe_pos = (int(tile_pos[pos + last_safe]) + 1) % n_prog
+                safe_pos = (int(tile_pos[ls]) + 1) % n_prog
             else:
                 pool += float(cw)
-            ends_done = ph_end[off : off + nd]
-            starts_done = ends_done - ph_d[off : off + nd]
-            if tl is not None:
-                ck = tile_kind[tsl] == KIND_COMMIT
-                if ck.any():
-                    tl.commits.append(ends_done[ck])
-            comp_i = np.flatnonzero(tile_compl[tsl])
-            start_i = np.flatnonzero(tile_pos[tsl] == 0)
-            start_t = starts_done[start_i]
-            if partial and ph_pos[n_done] == 0:
-                start_i = np.append(start_i, nd)
-                start_t = np.append(start_t, ph_end[n_done] - ph_d[n_done])
-            if len(comp_i) or len(start_i):
-                inf_start = _pair(comp_i, ends_done[comp_i], start_i, start_t, inf_start, res, tl)
+            n_comp = int(cum_compl[pos + nd] - cum_compl[pos])
+            n_start = int(cum_start[pos + nd] - cum_start[pos])
+            part_start = partial and ph_pos[n_done] == 0
+            if tl is not None or n_comp or n_start or part_start:
+                ends_done = ph_end[off : off + nd]
+                starts_done = ends_done - ph_d[off : off + nd]
+                if tl is not None:
+                    ck = tile_kind[tsl] == KIND_COMMIT
+                    if ck.any():
+                        tl.commits.append(ends_done[ck])
+                comp_i = np.flatnonzero(tile_compl[tsl]) if n_comp else np.zeros(0, dtype=np.int64)
+                start_i = np.flatnonzero(tile_pos[tsl] == 0) if n_start else np.zeros(0, dtype=np.int64)
+                start_t = starts_done[start_i]
+                if part_start:
+                    start_i = np.append(start_i, nd)
+                    start_t = np.append(start_t, ph_end[n_done] - ph_d[n_done])
+                if len(comp_i) or len(start_i):
+                    inf_start = _pair(comp_i, ends_done[comp_i], start_i, start_t, inf_start, res, tl)
         elif partial and ph_pos[n_done] == 0 and inf_start is None:
             inf_start = float(ph_end[n_done] - ph_d[n_done])
 
