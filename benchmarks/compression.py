@@ -59,7 +59,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     cases = [("mlp", "digits", k, 16) for k in (8, 16)]
-    cases += [("cnn", "digits", k, 16) for k in (4, 8)]
+    cases += [("cnn", "digits", k, 16) for k in (8, 16)]
     cases += [("mlp", "digits", 16, 8)]
     if args.mnist:
         cases += [("lenet300", "mnist", k, 16) for k in (16, 32)]

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from batteryless.rad.admm import AdmmConfig, accuracy, admm_circulant, fit, project
+from batteryless.models.train import evaluate_float, fit
+from batteryless.rad.admm import AdmmConfig, admm_circulant, project
 from batteryless.rad.circulant import BlockCirculantLinear, expand_blocks, project_dense
 from batteryless.rad.quantize import weight_frac
 
@@ -45,7 +46,7 @@ def test_admm_residual_falls_below_bound(problem):
         w = layer.weight.detach().double()
         f = weight_frac(w.numpy(), 16)
         assert torch.equal(torch.round(w * 2.0**f), w * 2.0**f)
-    assert accuracy(new, x[600:], y[600:]) >= accuracy(net, x[600:], y[600:]) - 0.05
+    assert evaluate_float(new, x[600:], y[600:]) >= evaluate_float(net, x[600:], y[600:]) - 0.05
 
 
 def test_projection_lands_in_the_set_and_prunes_whole_blocks():

@@ -204,7 +204,7 @@ def linear_or_conv(layer: dict, tensors: dict[str, np.ndarray], x: np.ndarray, p
 def _fft_path(layer: dict, tensors: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     k = layer["block"]
     log2k = k.bit_length() - 1
-    # spectra are packed along axis 2 ([p, q, k, *kernel]); unpack with bins last, then put bins back at axis 2
+    # spectra are packed along axis 2 ([p, q, k, *kernel]): unpack with bins last, then move bins back
     sr, si = unpack_spectrum(np.moveaxis(tensors[layer["spectra"]].astype(np.int64), 2, -1))
     sr, si = np.moveaxis(sr, -1, 2), np.moveaxis(si, -1, 2)  # p, q, F, *kernel
     p, q = sr.shape[:2]

@@ -11,13 +11,13 @@ with fake quantisation (QAT), pruned blocks held at zero.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from batteryless.models.train import fit
 from batteryless.progress import ProgressFn, report
 from batteryless.rad.circulant import (
     BlockCirculantConv,
@@ -61,60 +61,6 @@ def project(weight: torch.Tensor, block: int, bits: int, prune_ratio: float = 0.
     if prune_ratio > 0:
         w = w * prune_mask(w, prune_ratio).reshape(*w.shape[:2], *([1] * (w.ndim - 2)))
     return expand_blocks(w, rows, cols)
-
-
-def fit(
-    model: nn.Module,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    batch_size: int = 64,
-    seed: int = 0,
-    penalty: Callable[[], torch.Tensor] | None = None,
-    progress: ProgressFn | None = None,
-    task: str = "train",
-    cosine: bool = False,
-) -> float:
-    """Adam + cross-entropy over shuffled mini-batches (seeded). Returns the last epoch's mean loss."""
-    gen = torch.Generator().manual_seed(seed)
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.long)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1)) if cosine else None
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    mean = float("nan")
-    for epoch in range(epochs):
-        order = torch.randperm(len(xt), generator=gen)
-        total, count = 0.0, 0
-        for start in range(0, len(xt), batch_size):
-            idx = order[start : start + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            if penalty is not None:
-                loss = loss + penalty()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        mean = total / max(count, 1)
-        if sched is not None:
-            sched.step()
-        report(progress, task, epoch + 1, epochs)
-    model.eval()
-    return mean
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -> float:
-    model.eval()
-    correct = 0
-    for i in range(0, len(x), batch):
-        out = model(torch.as_tensor(x[i : i + batch], dtype=torch.float32))
-        correct += int((out.argmax(1).numpy() == y[i : i + batch]).sum())
-    return correct / max(len(x), 1)
 
 
 def admm_circulant(
