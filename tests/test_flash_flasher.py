@@ -167,7 +167,7 @@ def test_injected_fault_is_retried(name: str) -> None:
 def test_random_faults_never_flash_wrong(seed: int) -> None:
     img = make_image(seed)
     dev = BslDevice(CFG, password=img.read(0xFFE0, 32))
-    with serve(dev, Faults(rate=0.0015, seed=seed)) as emu:
+    with serve(dev, Faults(rate=0.0005, seed=seed)) as emu:
         try:
             rep = flash(img, emu.path, BOARD, entry="manual", **FAST)
         except FlashError as err:

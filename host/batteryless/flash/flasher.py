@@ -451,21 +451,33 @@ class BslSession:
         )
 
     def recover(self) -> None:
-        """The part stopped answering or came back locked: find it at the slow baud, unlock, re-switch."""
+        """The part stopped answering as expected: look for it at the current rate (a burst of line
+        errors) and at the slow rate (it reset); unlock again if it is locked, then switch baud again."""
         link = self.link
-        self.warn("the part stopped answering as expected (reset?); re-synchronising")
-        set_baud(link.port, self.params.baud)
-        time.sleep(link.backoff)
-        link._flush()
-        probe = self.probe()
-        if probe.state == "locked":
+        self.warn("the part stopped answering as expected; re-synchronising")
+        found: ProbeResult | None = None
+        for rate in dict.fromkeys((link.baud, self.params.baud)):
+            set_baud(link.port, rate)
+            time.sleep(link.backoff)
+            link._flush()
+            try:
+                found = self.probe()
+                break
+            except FlashError:
+                continue
+        if found is None:
+            raise FlashError(
+                f"lost the BSL on {self.port_name} (no sensible reply at {link.baud} or {self.params.baud} "
+                "baud); check the cable and power, reset the board and flash again"
+            )
+        if found.state == "locked":
             assert self.password is not None
             if not self.send_password(self.password, "the password used at the start"):
                 raise BslLockedError(
                     "the part reset mid-transfer and then refused the password it had accepted (its password "
                     "area was being written); it has mass-erased itself: run flash again"
                 )
-        if self.target_baud != self.params.baud:
+        if link.baud != self.target_baud:
             self.change_baud(self.target_baud)
 
     # memory
@@ -620,19 +632,19 @@ def flash(
         report(progress, "flash", 0, total)
         for u in units:
             want = P.crc16_fast(u.data)
-            for _attempt in range(max_recoveries + 1):
+            for attempt in range(max_recoveries + 1):
                 try:
                     if skip_unchanged and sess.crc(u.address, len(u.data)) == want:
                         rep.skipped_bytes += len(u.data)
                     else:
                         sess.write(u.address, u.data, fast_write)
-                        rep.written_bytes += len(u.data)
                         if verify:
                             _verify_unit(sess, u, want)
+                        rep.written_bytes += len(u.data)
                     break
                 except (_Retryable, BslLockedError) as err:
                     recoveries += 1
-                    if recoveries > max_recoveries:
+                    if attempt == max_recoveries:
                         raise FlashError(
                             f"gave up at 0x{u.address:05X} after {max_recoveries} re-synchronisations "
                             f"({err}); check the cable and power, or flash at --baud {params.baud}"
