@@ -232,7 +232,11 @@ def test_property_any_missing_required_field_is_named(tmp_path, key):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     key=st.sampled_from([("clock_hz",), ("power", "sleep_current_a"), ("energy_buffer", "capacitance_f")]),
-    bad=st.one_of(st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=2)),
+    bad=st.one_of(
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=5),
+        st.booleans(),
+        st.lists(st.integers(-(2**62), 2**62), max_size=2),
+    ),
 )
 def test_property_wrong_type_is_named(tmp_path, key, bad):
     import copy

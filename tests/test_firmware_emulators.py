@@ -70,6 +70,7 @@ def test_qemu_counts_are_identical_across_runs(resettest):
     a = run(img, "mps2-an386", inputs=_spins(3000))
     b = run(img, "mps2-an386", inputs=_spins(3000))
     assert a.count == b.count and a.marks == b.marks and a.count > 0
+    assert [m[0] for m in a.marks] == [1, 2]  # ids travel through the mark table
     assert a.exit_code == 1 and "boot 1 ram 1" in a.output
 
 

@@ -131,6 +131,8 @@ def test_selftest_matches_python_reference(images, board, backend, n):
         assert f"board {board}" in res.output and res.output.rstrip().endswith("done")
         if kind == "qemu":
             assert res.unit == "instructions" and res.count and res.count > 1000
+            ids = [1, 2, 3, 4] if backend == "cmsis" else [1, 2]
+            assert [m[0] for m in res.marks] == ids and all(0 < c <= res.count for _, c in res.marks)
         if kind == "mspdebug":
             assert res.unit == "mclk_cycles" and res.mclk_cycles >= res.instructions > 1000
 

@@ -3,13 +3,15 @@
  *
  * Arguments (-plugin libbl_insn.so,arg=value,...):
  *   out=PATH          write the report there (else to stderr through qemu_plugin_outs)
- *   mark=0xADDR       record the instruction count each time the instruction at ADDR executes (bl_mark)
+ *   mark=0xADDR       record the instruction count each time the instruction at ADDR executes (id -1)
+ *   marktable=0xADDR:N:STRIDE  N mark entries STRIDE bytes apart from ADDR: executing entry i records the
+ *                     count with id i (the Cortex-M platform's bl_mark(id) branches to entry id % N)
  *   cuts=N1:N2:...    request a guest reset once the count reaches N1, then N2, ... (ascending)
  *
  * The count is exact (an inline add per executed instruction). A reset is requested from a callback
  * before the instruction that makes the count reach N; QEMU acts on it at the end of the current
  * translation block, so the cut lands at the same place on every run (possibly a few instructions after N).
- * Report lines: "insns T", "resets K", "cut I REQUESTED_AT", "mark I COUNT" (one per hit), "error ...". */
+ * Report lines: "insns T", "resets K", "cut I REQUESTED_AT", "mark I COUNT ID" (one per hit), "error ...". */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,11 @@ static uint64_t cuts[BL_MAX_CUTS];
 static size_t n_cuts;
 static size_t next_cut;
 static uint64_t cut_at[BL_MAX_CUTS];
+static uint64_t table_addr;
+static uint64_t table_n;
+static uint64_t table_stride;
 static uint64_t mark_hits[BL_MAX_MARK_HITS];
+static int64_t mark_ids[BL_MAX_MARK_HITS];
 static size_t n_mark_hits;
 static size_t mark_overflow;
 static char out_path[1024];
@@ -49,8 +55,8 @@ static void on_cut_check(unsigned int vcpu, void *udata)
 static void on_mark(unsigned int vcpu, void *udata)
 {
   (void)vcpu;
-  (void)udata;
   if (n_mark_hits < BL_MAX_MARK_HITS) {
+    mark_ids[n_mark_hits] = (int64_t)(intptr_t)udata;
     mark_hits[n_mark_hits++] = insn_count;
   } else {
     mark_overflow++;
@@ -67,8 +73,14 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     if (n_cuts > 0) {
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_cut_check, QEMU_PLUGIN_CB_NO_REGS, NULL);
     }
-    if (have_mark && qemu_plugin_insn_vaddr(insn) == mark_addr) {
-      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
+    uint64_t va = qemu_plugin_insn_vaddr(insn);
+    if (have_mark && va == mark_addr) {
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)(intptr_t)-1);
+    }
+    if (table_n && va >= table_addr && va < table_addr + table_n * table_stride &&
+        (va - table_addr) % table_stride == 0) {
+      intptr_t id = (intptr_t)((va - table_addr) / table_stride);
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)id);
     }
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &insn_count, 1);
   }
@@ -101,7 +113,7 @@ static void report(void)
     EMIT("cut %zu %" PRIu64 "\n", i, cut_at[i]);
   }
   for (i = 0; i < n_mark_hits; i++) {
-    EMIT("mark %zu %" PRIu64 "\n", i, mark_hits[i]);
+    EMIT("mark %zu %" PRIu64 " %" PRId64 "\n", i, mark_hits[i], mark_ids[i]);
   }
   if (mark_overflow) {
     EMIT("error %zu mark hits not recorded (more than %d)\n", mark_overflow, BL_MAX_MARK_HITS);
@@ -152,6 +164,15 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
     } else if (strncmp(a, "mark=", 5) == 0) {
       mark_addr = strtoull(a + 5, NULL, 0) & ~(uint64_t)1; /* Thumb bit off */
       have_mark = 1;
+    } else if (strncmp(a, "marktable=", 10) == 0) {
+      char *end;
+      table_addr = strtoull(a + 10, &end, 0) & ~(uint64_t)1;
+      table_n = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
+      table_stride = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
+      if (*end != '\0' || table_n == 0 || table_stride == 0) {
+        fprintf(stderr, "bl_insn: marktable= wants ADDR:N:STRIDE, got '%s'\n", a + 10);
+        return -1;
+      }
     } else if (strncmp(a, "cuts=", 5) == 0) {
       if (parse_cuts(a + 5) != 0) {
         fprintf(stderr, "bl_insn: cuts= wants ascending counts separated by ':' (at most %d), got '%s'\n",
@@ -159,7 +180,7 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
         return -1;
       }
     } else {
-      fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, cuts=)\n", a);
+      fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, cuts=)\n", a);
       return -1;
     }
   }

@@ -403,7 +403,10 @@ def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -
             )
     plugin_args = [f"out={tmp / 'plugin.txt'}"]
     syms = symbols(elf)
-    if "bl_mark" in syms:
+    if "bl_mark_table" in syms:
+        table = syms["bl_mark_table"]
+        plugin_args.append(f"marktable=0x{table.address & ~1:x}:{max(1, table.size // 2)}:2")
+    elif "bl_mark" in syms:
         plugin_args.append(f"mark=0x{syms['bl_mark'].address & ~1:x}")
     if cuts:
         plugin_args.append("cuts=" + ":".join(str(c) for c in cuts))
@@ -434,7 +437,8 @@ def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -
         elif parts[0] == "cut":
             cut_counts.append(int(parts[2]))
         elif parts[0] == "mark":
-            marks.append((None, int(parts[2])))
+            mark_id = int(parts[3]) if len(parts) > 3 and int(parts[3]) >= 0 else None
+            marks.append((mark_id, int(parts[2])))
         elif parts[0] == "error":
             raise EmulationError(f"QEMU plugin: {line}")
     return RunResult(
