@@ -187,8 +187,5 @@ def test_units_put_password_last_and_alone(params: BslParams) -> None:
     img = from_segments([(0xF000, data[:0x1000]), (0x10000, b"\x01" * 10)])
     units = plan_units(img, params)
     assert units[-1] == Segment(0xFFE0, data[0xFE0:0x1000])
-    assert (
-        b"".join(u.data for u in sorted(units, key=lambda u: u.address))
-        == data[:0x1000] + b"\x01" * 10
-    )
+    assert b"".join(u.data for u in sorted(units, key=lambda u: u.address)) == data[:0x1000] + b"\x01" * 10
     assert all(len(u.data) <= 4096 for u in units)
