@@ -365,6 +365,7 @@ def simulate(
     mean_d = prog_dur_total / n_prog
     on_phases = int(max(16, 2 * (e_on - e_off(mean_p)) / mean_p / mean_d))
     tile_thr = e_off(tile_p)
+    boot_cache: dict[int, tuple[np.ndarray, ...]] = {}
     boot_thr = float(e_off(program.boot_power_w))
     tol = 1e-12 * e_on
 
@@ -414,7 +415,7 @@ def simulate(
                     t_new = float(ends[m] - tau[m] + dt)
                     e = e_on
                     i = i + m
-                    off_chunk = int(min(max(int(1.3 * (m + 1)) + 64, 256), 1 << 22))
+                    off_chunk = int(min(max(2 * (m + 1) + 64, 256), 1 << 22))
                 else:
                     if tl is not None:
                         record_v(ends, e_end)
@@ -441,9 +442,16 @@ def simulate(
         n_ph = min(on_phases, max_phases)
         sl = slice(pos, pos + n_ph)
         if booting:
-            ph_p = np.concatenate(((program.boot_power_w,), tile_p[sl]))
-            ph_d = np.concatenate(((program.boot_duration_s,), tile_d[sl]))
-            ph_thr = np.concatenate(((boot_thr,), tile_thr[sl]))
+            cached = boot_cache.get(pos)
+            if cached is None:
+                full = slice(pos, pos + max_phases)
+                cached = boot_cache[pos] = (
+                    np.concatenate(((program.boot_power_w,), tile_p[full])),
+                    np.concatenate(((program.boot_duration_s,), tile_d[full])),
+                    np.concatenate(((boot_thr,), tile_thr[full])),
+                    np.concatenate(((-1,), tile_pos[full])),
+                )
+            ph_p, ph_d, ph_thr, ph_pos = (a[: n_ph + 1] for a in cached)
         else:
             ph_p, ph_d, ph_thr = tile_p[sl], tile_d[sl], tile_thr[sl]
         ph_end = ph_d.cumsum()
@@ -492,7 +500,8 @@ def simulate(
                 record_v(bounds, e_end)
         en["leaked"] += lk
         en["clipped"] += cl
-        ph_pos = tile_pos[sl] if not booting else np.concatenate(((-1,), tile_pos[sl]))
+        if not booting:
+            ph_pos = tile_pos[sl]
 
         # ---- bookkeeping over the phases that ran in [t, t_stop] ---------------------------------
         n_done = int(np.searchsorted(ph_end, t_stop, "right"))  # phases are sequential: a prefix is done
