@@ -226,3 +226,52 @@ def test_property_md_dump_parser(address, data):
         first = max(base, address)
         lines.append(f"    {first:05x}: {' '.join(cells)} |................|")
     assert _md_bytes("\n".join(lines), address, len(data)) == data
+
+
+# --- host: file-backed NVM and cuts at marks ----------------------------------------------------------
+
+
+def test_host_cut_at_marks_keeps_nvm_between_boots(resettest):
+    img = resettest("host")
+    clean = run(img, "host", inputs=_spins(100))
+    assert clean.exit_code == 1 and clean.output == "boot 1 ram 1\nfinished\n"
+    res = run(img, "host", inputs=_spins(100), cuts=[1, 2, 1])
+    boots = [ln for ln in res.output.splitlines() if ln.startswith("boot")]
+    assert boots == [f"boot {i} ram 1" for i in range(1, 5)] and res.exit_code == 4 and res.resets == 3
+    # A fresh run starts from erased NVM again: the NVM file belongs to one run.
+    assert run(img, "host", inputs=_spins(100)).exit_code == 1
+
+
+def test_host_cut_beyond_the_last_mark_is_reported(resettest):
+    with pytest.raises(EmulationError, match="before its bl_mark number 3"):
+        run(resettest("host"), "host", inputs=_spins(10), cuts=[3])
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
+
+
+def test_cli_build_and_run_host(tmp_path, capsys):
+    import json
+
+    from batteryless.cli import main
+
+    assert main(["-q", "build", "--board", "host", "--out", str(tmp_path / "b"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["board"] == "host" and rep["app"] == "selftest" and rep["regions"][0]["text"] > 0
+    assert main(["-q", "run", str(tmp_path / "b"), "--board", "host", "--int16", "3,-4,5"]) == 0
+    out = capsys.readouterr().out
+    assert "sum 4" in out and "dot " + str(3 * 5 + (-4) * (-4) + 5 * 3) in out
+    # No input: the selftest exits 3, the verb reports failure (1) unless --any-exit.
+    assert main(["-q", "run", str(tmp_path / "b"), "--board", "host"]) == 1
+    assert main(["-q", "run", str(tmp_path / "b"), "--board", "host", "--any-exit"]) == 0
+
+
+def test_cli_errors_are_one_line_with_exit_codes(tmp_path, capsys):
+    from batteryless.cli import main
+
+    assert main(["build", "--board", "no-such-board"]) == 7
+    assert "unknown board 'no-such-board'" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.elf"), "--board", "host"]) == 12
+    assert "firmware image not found" in capsys.readouterr().err
+    assert main(["run", str(tmp_path), "--board", "host", "--int16", "1,99999"]) == 2
+    assert "[-32768, 32767]" in capsys.readouterr().err

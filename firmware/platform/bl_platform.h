@@ -10,7 +10,9 @@
  *            the instruction / cycle count each time it is entered (instrumentation points).
  *   exit     bl_exit(code): host exit(), QEMU SYS_EXIT_EXTENDED, MSP430 stores the code and enters bl_done.
  *   nvm      BL_NVM: puts a variable in the board's non-volatile NOLOAD section (FRAM / QEMU NOLOAD RAM /
- *            host: a plain static, optionally backed by a file).
+ *            host: section bl_nvm, loaded from and saved to $BL_NVM_FILE when that is set).
+ *   cuts     host only: $BL_CUT_AT_MARK=k ends the process at the k-th bl_mark() of this boot as a power
+ *            failure would (NVM saved to $BL_NVM_FILE, exit code BL_HOST_POWER_CUT_EXIT).
  */
 #ifndef BL_PLATFORM_H
 #define BL_PLATFORM_H
@@ -32,10 +34,12 @@ typedef struct {
 extern const bl_input_t bl_input; /* read it through bl_input_read(): volatile access */
 
 #if defined(BL_PLATFORM_HOST)
-#define BL_NVM
+#define BL_NVM __attribute__((section("bl_nvm")))
 #else
 #define BL_NVM __attribute__((section(".nvm")))
 #endif
+
+#define BL_HOST_POWER_CUT_EXIT 86
 
 /* Platform hooks (per platform). */
 void bl_platform_init(void);

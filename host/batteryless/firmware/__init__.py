@@ -290,7 +290,9 @@ def run(
 
     ``cuts`` (ascending instruction counts) cut power at those points: a QEMU system reset through the
     plugin, or an mspdebug ``reset`` after stepping that many instructions; NVM survives, RAM is
-    re-initialised by startup. Raises :class:`EmulationError` if the emulator is missing or the firmware
+    re-initialised by startup. On the host, which has no instruction counter, each cut ``k`` ends one boot
+    at its k-th ``bl_mark()`` call, with NVM (the ``bl_nvm`` section) kept in a file between boots.
+    Raises :class:`EmulationError` if the emulator is missing or the firmware
     does not finish in ``timeout`` seconds."""
     b = _resolve_board(board)
     img = Path(image)
@@ -306,9 +308,7 @@ def run(
             shutil.copyfile(img, target)
             target.chmod(0o755)
         if kind == "host":
-            if cuts:
-                raise EmulationError("power cuts are not supported on the host runner (use QEMU or mspdebug)")
-            res = _run_host(target, timeout)
+            res = _run_host(target, timeout, cuts or [], Path(tmp) / "nvm.bin")
         elif kind == "qemu":
             res = _run_qemu(target, b, timeout, cuts or [], Path(tmp))
         elif kind == "mspdebug":
@@ -319,16 +319,33 @@ def run(
     return res
 
 
-def _run_host(exe: Path, timeout: float) -> RunResult:
-    try:
-        proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise EmulationError(f"{exe}: host firmware did not finish within {timeout:.0f} s") from exc
-    except OSError as exc:
-        raise EmulationError(
-            f"{exe}: cannot execute ({exc.strerror}); was it built for the host board?"
-        ) from exc
-    return RunResult(proc.stdout, proc.returncode, None, None)
+HOST_POWER_CUT_EXIT = 86  # BL_HOST_POWER_CUT_EXIT in firmware/platform/bl_platform.h
+
+
+def _run_host(exe: Path, timeout: float, cuts: list[int], nvm_file: Path) -> RunResult:
+    """Run natively. The host has no instruction counter: a cut ``k`` ends the boot at its k-th
+    ``bl_mark()`` call (NVM kept in ``nvm_file``), then the program boots again."""
+    if any(c <= 0 for c in cuts):
+        raise EmulationError(f"host power cuts are mark numbers >= 1 (the k-th bl_mark of a boot): {cuts}")
+    output = ""
+    env = {**os.environ, "BL_NVM_FILE": str(nvm_file)}
+    for boot, cut in enumerate([*cuts, 0]):
+        env["BL_CUT_AT_MARK"] = str(cut)
+        try:
+            proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired as exc:
+            raise EmulationError(f"{exe}: host firmware did not finish within {timeout:.0f} s") from exc
+        except OSError as exc:
+            raise EmulationError(
+                f"{exe}: cannot execute ({exc.strerror}); was it built for the host board?"
+            ) from exc
+        output += proc.stdout
+        if cut and proc.returncode != HOST_POWER_CUT_EXIT:
+            raise EmulationError(
+                f"{exe}: boot {boot + 1} ended (exit {proc.returncode}) before its bl_mark number {cut}, "
+                "where the power cut was asked for"
+            )
+    return RunResult(output, proc.returncode, None, None, resets=len(cuts), cut_counts=list(cuts))
 
 
 # --- QEMU -----------------------------------------------------------------------------------------------
