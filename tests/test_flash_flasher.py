@@ -254,3 +254,16 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert cli_main(["-q", "flash", str(hexf), "--port", emu.path, "--entry", "manual"]) == 0
         assert "verified: yes" in capsys.readouterr().out
         assert_on_device(emu.device, img)
+
+
+def test_part_left_at_fast_baud_is_found() -> None:
+    img = make_image(7)
+    dev = BslDevice(CFG, password=img.read(0xFFE0, 32))
+    warnings: list[str] = []
+    with serve(dev) as emu:
+        flash(img, emu.path, BOARD, entry="manual", run="none", **FAST)
+        dev.write(0x4400, b"\x00")  # change one byte so the second session has work to do
+        rep = flash(img, emu.path, BOARD, entry="manual", warn=warnings.append, **FAST)
+        assert any("already at 115200" in w for w in warnings)
+        assert rep.written_bytes == 1500 and rep.baud == 115200  # only the changed unit
+        assert_on_device(dev, img)

@@ -613,7 +613,28 @@ def flash(
         E.run_sequence(ser, entry_steps)
         ser.reset_input_buffer()
         sess = BslSession(ser, params, trace, say, reply_timeout, retries, backoff)
-        probe = sess.probe()
+        try:
+            probe = sess.probe()
+        except BslNoResponseError:
+            raise
+        except FlashError:
+            # Replies that make no sense at the slow rate: the part may still be at the fast rate from an
+            # earlier session that was not followed by a reset (only possible with --entry manual).
+            if fast == params.baud or entry_steps:
+                raise
+            set_baud(ser, fast)
+            time.sleep(backoff)
+            ser.reset_input_buffer()
+            try:
+                probe = sess.probe()
+            except FlashError:
+                set_baud(ser, params.baud)
+                raise FlashError(
+                    f"the BSL on {sess.port_name} answers neither at {params.baud} nor at {fast} baud in a "
+                    "way that makes sense; reset the board (or the emulator) into BSL mode and try again"
+                ) from None
+            say(f"the part was already at {fast} baud (an earlier session without a reset)")
+            sess.target_baud = fast
         if erase:
             sess.mass_erase()
             candidates = [(bytes([0xFF]) * params.password_length, "the erased state (after Mass Erase)")]
