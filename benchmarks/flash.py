@@ -3,8 +3,9 @@
 pty, with real 8E1 pacing (time_scale = 1: every byte takes 11 bit times at the current baud).
 
 Rows: 9600 baud (no switch) and 115200 baud (switched after unlocking), each with RX Data Block (a reply
-per block) and RX Data Block Fast (no reply message), always verified by CRC Check; plus one 115200 row on
-a noisy line (random byte faults) to show what retries cost. ``seconds`` is the write + verify phase;
+per block) and RX Data Block Fast (no reply message), always verified by CRC Check; one 115200 row with the
+CLI defaults (a skip-unchanged CRC Check before each unit too); one 115200 row on a noisy line (random byte
+faults) to show what retries cost. ``seconds`` is the write + verify phase;
 ``seconds_total`` adds probe, unlock and baud switch. ``wire_efficiency`` = payload bytes per second /
 (baud / 11).
 
@@ -33,7 +34,9 @@ from batteryless.flash.images import from_segments
 RESULTS = Path(__file__).resolve().parent / "results" / "flash.json"
 
 
-def run(baud: int, payload: int, fast_write: bool, fault_rate: float = 0.0, seed: int = 0) -> dict:
+def run(
+    baud: int, payload: int, fast_write: bool, fault_rate: float = 0.0, skip: bool = False, seed: int = 0
+) -> dict:
     board = load_board("msp430fr5994")
     rng = random.Random(seed)
     image = from_segments([(0x4400, rng.randbytes(payload))], f"random {payload} B")
@@ -42,7 +45,7 @@ def run(baud: int, payload: int, fast_write: bool, fault_rate: float = 0.0, seed
     with BslEmulator(dev, time_scale=1.0, faults=faults) as emu:
         rep = flash(
             image, emu.path, board, entry="manual", baud=baud, password="erased", fast_write=fast_write,
-            skip_unchanged=False, verify=True, run="none",
+            skip_unchanged=skip, verify=True, run="none",
         )  # fmt: skip
         ok = dev.read(0x4400, payload) == image.segments[0].data
         wire = (emu.rx_bytes, emu.tx_bytes)
@@ -60,6 +63,7 @@ def run(baud: int, payload: int, fast_write: bool, fault_rate: float = 0.0, seed
         "retries": rep.retries,
         "resyncs": rep.recoveries,
         "fault_rate": fault_rate,
+        "skip_unchanged_check": skip,
         "bytes_host_to_device": wire[0],
         "bytes_device_to_host": wire[1],
         "time_scale": 1.0,
@@ -72,20 +76,21 @@ def main() -> int:
     args = ap.parse_args()
     big, small = (4096, 1024) if args.quick else (16384, 2048)
     cases = [
-        (9600, small, False, 0.0),
-        (9600, small, True, 0.0),
-        (115200, big, False, 0.0),
-        (115200, big, True, 0.0),
-        (115200, big, False, 0.0002),
+        (9600, small, False, 0.0, False),
+        (9600, small, True, 0.0, False),
+        (115200, big, False, 0.0, False),
+        (115200, big, True, 0.0, False),
+        (115200, big, False, 0.0, True),  # the CLI defaults: a CRC Check before each unit too
+        (115200, big, False, 0.0002, False),
     ]
     rows = []
-    for baud, payload, fast, rate in cases:
-        row = run(baud, payload, fast, rate)
+    for baud, payload, fast, rate, skip in cases:
+        row = run(baud, payload, fast, rate, skip)
         rows.append(row)
         print(
             f"{row['baud']:>6} baud {payload:>6} B  {row['write_command']:<26} {row['seconds']:7.3f} s  "
             f"{row['throughput_bytes_per_s']:8.1f} B/s  {100 * row['wire_efficiency']:5.1f}% of baud/11  "
-            f"verified={row['verified']} retries={row['retries']} faults={rate}",
+            f"verified={row['verified']} retries={row['retries']} faults={rate} skip-check={skip}",
             flush=True,
         )
     meta = {
