@@ -1,0 +1,567 @@
+"""ACE code generation: artifact + board → deterministic C sources and ``schedule.json``.
+
+The generated model is a list of atomic *tasks* (DESIGN.md contract 5): each task is one kernel call on one
+unit of work (an output block, a row range, the input FFTs of one block, …) that reads one activation buffer
+and writes another (ReLU works in place, which is idempotent), so a checkpointing runtime can commit after any
+task and re-execute the next one. ``bl_model_task(t)`` runs task t; ``bl_model_run`` runs them all.
+
+Files written to ``out_dir``: ``model.h``, ``model.c`` (buffers and the task switch), ``model_weights.c``
+(const weights, spectra, biases, twiddles — in the board's non-volatile code region), ``schedule.json``.
+Every file starts with a banner naming the tool version and inputs; same inputs → same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batteryless import __version__
+from batteryless.artifact import Artifact, load_artifact, propagate_shapes
+from batteryless.boards import Board, load_board
+from batteryless.codegen.costs import CostModel, cost_model
+from batteryless.errors import CodegenError, UsageError
+from batteryless.spec import twiddles
+
+SCHEDULE_SCHEMA = 1
+DENSE_ROWS_PER_TASK = 16  # dense linear: rows per task
+DENSE_CHANNELS_PER_TASK = 8  # dense conv: output channels per task
+STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "host": 0}
+CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "host": 0}
+
+
+@dataclass
+class Task:
+    name: str
+    layer: str
+    kind: str
+    call: str  # the C statement (returns bl_status)
+    macs: int = 0
+    butterflies: int = 0
+    elements: int = 0
+    out_bytes: int = 0  # bytes of activation this task writes (what a commit after it saves)
+
+
+@dataclass
+class CodegenResult:
+    out_dir: Path
+    files: list[Path]
+    schedule: dict[str, Any]
+    paths: dict[str, str]  # layer → "fft" | "direct", as generated (pass to spec.integer_inference)
+
+
+@dataclass
+class _Plan:
+    tasks: list[Task] = field(default_factory=list)
+    arrays: list[str] = field(default_factory=list)  # C definitions for model_weights.c
+    decls: list[str] = field(default_factory=list)  # extern declarations for model.c
+    geoms: list[str] = field(default_factory=list)  # static const geometry structs in model.c
+    paths: dict[str, str] = field(default_factory=dict)
+    act_len: int = 0
+    xs_len: int = 0
+    max_k: int = 0
+    weight_bytes: int = 0
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    output_buffer: str = "bl_act0"
+
+
+def _c_array(ctype: str, name: str, values: np.ndarray, attrs: str = "") -> str:
+    flat = [str(int(v)) for v in np.asarray(values).reshape(-1).tolist()] or ["0"]
+    lines, line = [], ""
+    for tok in flat:
+        if line and len(line) + len(tok) + 1 > 110:
+            lines.append(line)
+            line = ""
+        line += tok + ","
+    lines.append(line)
+    return f"const {ctype} {name}[{len(flat)}]{attrs} = {{\n" + "\n".join(lines) + "\n};\n"
+
+
+def _elem_type(layer: dict) -> tuple[str, str, int]:
+    return ("int8_t", "w8", 1) if layer["weight_bits"] == 8 else ("int16_t", "w16", 2)
+
+
+def choose_path(layer: dict, shapes_in: tuple, shapes_out: tuple, costs: CostModel, want: str) -> str:
+    """Per-layer path: the one asked for, or ("auto") the cheaper one under the board's cost model."""
+    if layer["block"] == 1:
+        return "direct"
+    if want in ("fft", "direct"):
+        return want
+    if want == "artifact":
+        return layer.get("path", "direct")
+    direct = _layer_cost(layer, shapes_in, shapes_out, "direct", costs)
+    fft = _layer_cost(layer, shapes_in, shapes_out, "fft", costs)
+    return "fft" if fft < direct else "direct"
+
+
+def _layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
+    k = layer["block"]
+    rows, cols = (
+        (layer["out_features"], layer["in_features"])
+        if layer["op"] == "linear"
+        else (layer["out_channels"], layer["in_channels"])
+    )
+    p, q = math.ceil(rows / k), math.ceil(cols / k)
+    taps = math.prod(layer.get("kernel_size", [1]))
+    pos_out = math.prod(shape_out[2:]) if layer["op"] != "linear" else 1
+    pos_in = math.prod(shape_in[2:]) if layer["op"] != "linear" else 1
+    if path == "direct":
+        return costs.cycles(macs=p * q * k * k * taps * pos_out, calls=p)
+    bfly = (k // 2) * int(math.log2(k))
+    return costs.cycles(
+        macs=4 * p * q * (k // 2 + 1) * taps * pos_out,
+        butterflies=bfly * (q * pos_in + p * pos_out),
+        calls=q + p,
+    )
+
+
+def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: CostModel) -> _Plan:
+    shapes = propagate_shapes(art.layers, art.input_shape)
+    plan = _Plan()
+    plan.act_len = max(math.prod(s[1:]) for s in shapes)
+    cur, other = "bl_act0", "bl_act1"
+    for li, layer in enumerate(art.layers):
+        op, name = layer["op"], layer["name"]
+        s_in, s_out = shapes[li], shapes[li + 1]
+        n_out = math.prod(s_out[1:])
+        entry: dict[str, Any] = {
+            "name": name,
+            "op": op,
+            "in_shape": list(s_in[1:]),
+            "out_shape": list(s_out[1:]),
+        }
+        if op == "flatten":
+            plan.layers.append(entry)
+            continue
+        if op == "relu":
+            plan.tasks.append(
+                Task(
+                    f"{name}",
+                    name,
+                    "relu",
+                    f"bl_relu_q15({cur}, {cur}, {n_out}u)",
+                    elements=n_out,
+                    out_bytes=2 * n_out,
+                )
+            )
+            plan.layers.append(entry)
+            continue
+        if op.startswith(("maxpool", "avgpool")):
+            one_d = op.endswith("1d")
+            c = s_in[1]
+            ih, iw = (1, s_in[2]) if one_d else s_in[2:]
+            oh, ow = (1, s_out[2]) if one_d else s_out[2:]
+            kh, kw = (1, layer["kernel_size"][0]) if one_d else layer["kernel_size"]
+            sh, sw = (1, layer["stride"][0]) if one_d else layer["stride"]
+            g = f"g_{name}"
+            plan.geoms.append(
+                f"static const bl_pool_geom {g} = {{{c}u, {ih}u, {iw}u, {oh}u, {ow}u, {kh}u, {kw}u, {sh}u, {sw}u}};"
+            )
+            fn = "bl_maxpool_q15" if op.startswith("max") else "bl_avgpool_q15"
+            plan.tasks.append(
+                Task(
+                    name,
+                    name,
+                    op[:7],
+                    f"{fn}({cur}, &{g}, {other}, 0u, {c}u)",
+                    elements=math.prod(s_in[1:]),
+                    out_bytes=2 * n_out,
+                )
+            )
+            cur, other = other, cur
+            plan.layers.append(entry)
+            continue
+        # weight layers
+        path = choose_path(layer, s_in, s_out, costs, want_path)
+        plan.paths[name] = path
+        entry.update(block=layer["block"], path=path, weight_bits=layer["weight_bits"])
+        ctype, wsuf, wbytes = _elem_type(layer)
+        k = layer["block"]
+        # the bias the path reads: int32 at the accumulator's format (direct) or bias_out (FFT, below)
+        bias = f"{name}_bias" if layer.get("bias") and path == "direct" else None
+        if bias:
+            plan.arrays.append(_c_array("int32_t", bias, art.tensors[layer["bias"]]))
+            plan.decls.append(f"extern const int32_t {bias}[];")
+        bias_c = bias or "NULL"
+        if op == "linear":
+            rows, cols = layer["out_features"], layer["in_features"]
+        else:
+            rows, cols = layer["out_channels"], layer["in_channels"]
+        p, q = math.ceil(rows / k), math.ceil(cols / k)
+        shift = layer["in_frac"] + layer["weight_frac"] - layer["out_frac"]
+        if path == "fft":
+            plan.max_k = max(plan.max_k, k)
+            spec_name = f"{name}_spectra"
+            plan.arrays.append(_c_array("int16_t", spec_name, art.tensors[layer["spectra"]]))
+            plan.decls.append(f"extern const int16_t {spec_name}[];")
+            plan.weight_bytes += art.tensors[layer["spectra"]].size * 2
+            bo = f"{name}_bias_out" if layer.get("bias_out") else None
+            if bo:
+                plan.arrays.append(_c_array("int32_t", bo, art.tensors[layer["bias_out"]]))
+                plan.decls.append(f"extern const int32_t {bo}[];")
+            bo_c = bo or "NULL"
+            log2k = int(math.log2(k))
+            shift_z = layer["in_frac"] + layer["spectra_frac"] - log2k - layer["spectrum_frac"]
+            shift_out = layer["spectrum_frac"] - layer["out_frac"]
+            cfg = f"fft{k}"
+            entry.update(shift_z=shift_z, shift_out=shift_out)
+        else:
+            wname = f"{name}_w"
+            plan.arrays.append(_c_array(ctype, wname, art.tensors[layer["weight"]]))
+            plan.decls.append(f"extern const {ctype} {wname}[];")
+            plan.weight_bytes += art.tensors[layer["weight"]].size * wbytes
+            entry.update(shift=shift)
+        taps = math.prod(layer.get("kernel_size", [1]))
+        if op == "linear":
+            if path == "fft":
+                plan.xs_len = max(plan.xs_len, q * k)
+                for j in range(q):
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.fft_in{j}",
+                            name,
+                            "fft_in",
+                            f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {j}u, {j + 1}u, bl_work)",
+                            butterflies=(k // 2) * log2k,
+                            out_bytes=2 * k,
+                        )
+                    )
+                for i in range(p):
+                    nrows = min(k, rows - i * k)
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.block{i}",
+                            name,
+                            "fft_block",
+                            f"bl_linear_fft_block_q15(bl_xs, {cols}u, {spec_name}, &{cfg}, {shift_z}, {shift_out}, "
+                            f"{bo_c}, {other}, {rows}u, {i}u, bl_work)",
+                            macs=4 * q * (k // 2 + 1),
+                            butterflies=(k // 2) * log2k,
+                            out_bytes=2 * nrows,
+                        )
+                    )
+            else:
+                step = k if k > 1 else DENSE_ROWS_PER_TASK
+                for r0 in range(0, rows, step):
+                    r1 = min(rows, r0 + step)
+                    if k > 1:
+                        call = (
+                            f"bl_linear_circ_{wsuf}({cur}, {cols}u, {wname}, {k}u, {bias_c}, {shift}, {other}, "
+                            f"{rows}u, {r0}u, {r1}u)"
+                        )
+                        macs = (r1 - r0) * q * k
+                    else:
+                        call = (
+                            f"bl_linear_dense_{wsuf}({cur}, {cols}u, {wname}, {bias_c}, {shift}, {other}, "
+                            f"{rows}u, {r0}u, {r1}u)"
+                        )
+                        macs = (r1 - r0) * cols
+                    plan.tasks.append(
+                        Task(f"{name}.rows{r0}", name, "mac", call, macs=macs, out_bytes=2 * (r1 - r0))
+                    )
+        else:
+            one_d = op == "conv1d"
+            c, o = cols, rows
+            ih, iw = (1, s_in[2]) if one_d else s_in[2:]
+            oh, ow = (1, s_out[2]) if one_d else s_out[2:]
+            kh, kw = (1, layer["kernel_size"][0]) if one_d else layer["kernel_size"]
+            sh, sw = (1, layer["stride"][0]) if one_d else layer["stride"]
+            ph, pw = (0, layer["padding"][0]) if one_d else layer["padding"]
+            g = f"g_{name}"
+            plan.geoms.append(
+                f"static const bl_conv_geom {g} = {{{c}u, {ih}u, {iw}u, {o}u, {oh}u, {ow}u, "
+                f"{kh}u, {kw}u, {sh}u, {sw}u, {ph}u, {pw}u}};"
+            )
+            if path == "fft":
+                plan.xs_len = max(plan.xs_len, q * k * ih * iw)
+                for y in range(ih):
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.fft_in_row{y}",
+                            name,
+                            "fft_in",
+                            f"bl_conv_fft_input_q15({cur}, &{g}, &{cfg}, bl_xs, {y}u, {y + 1}u, bl_work)",
+                            butterflies=q * iw * (k // 2) * log2k,
+                            out_bytes=2 * q * k * iw,
+                        )
+                    )
+                for i in range(p):
+                    nch = min(k, o - i * k)
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.block{i}",
+                            name,
+                            "fft_block",
+                            f"bl_conv_fft_block_q15(bl_xs, &{g}, {spec_name}, &{cfg}, {shift_z}, {shift_out}, {bo_c}, "
+                            f"{other}, {i}u, 0u, {oh}u, bl_work)",
+                            macs=4 * q * (k // 2 + 1) * taps * oh * ow,
+                            butterflies=oh * ow * (k // 2) * log2k,
+                            out_bytes=2 * nch * oh * ow,
+                        )
+                    )
+            else:
+                step = k if k > 1 else DENSE_CHANNELS_PER_TASK
+                for o0 in range(0, o, step):
+                    o1 = min(o, o0 + step)
+                    if k > 1:
+                        call = (
+                            f"bl_conv_circ_{wsuf}({cur}, &{g}, {wname}, {k}u, {bias_c}, {shift}, {other}, "
+                            f"{o0}u, {o1}u, 0u, {oh}u)"
+                        )
+                        macs = (o1 - o0) * q * k * taps * oh * ow
+                    else:
+                        call = (
+                            f"bl_conv_dense_{wsuf}({cur}, &{g}, {wname}, {bias_c}, {shift}, {other}, "
+                            f"{o0}u, {o1}u, 0u, {oh}u)"
+                        )
+                        macs = (o1 - o0) * c * taps * oh * ow
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.ch{o0}", name, "mac", call, macs=macs, out_bytes=2 * (o1 - o0) * oh * ow
+                        )
+                    )
+        cur, other = other, cur
+        plan.layers.append(entry)
+    plan.output_buffer = cur
+    return plan
+
+
+def _banner(art_name: str, art_sha: str, board: Board, backend: str, comment: tuple[str, str]) -> str:
+    open_, close = comment
+    return (
+        f"{open_} Generated by batteryless {__version__} from {art_name} (sha256 {art_sha[:16]}) for board "
+        f"{board.name}, backend {backend}. Do not edit. {close}\n"
+    )
+
+
+def _memory_plan(plan: _Plan, board: Board, backend: str) -> dict[str, Any]:
+    act_bytes = 2 * plan.act_len
+    buffers = {
+        "bl_act0": act_bytes,
+        "bl_act1": act_bytes,
+        "bl_xs": 2 * plan.xs_len,
+        "bl_work": 2 * 2 * plan.max_k,
+    }
+    stack = STACK_RESERVE_BYTES.get(board.cpu, 0)
+    ram_need = sum(buffers.values()) + stack
+    code_need = plan.weight_bytes + CODE_ESTIMATE_BYTES.get(board.cpu, 0)
+    regions: dict[str, Any] = {}
+    for role, need, what in (
+        ("ram", ram_need, f"activation buffers {sum(buffers.values())} B + stack reserve {stack} B"),
+        (
+            "code",
+            code_need,
+            f"weights {plan.weight_bytes} B + code estimate {CODE_ESTIMATE_BYTES.get(board.cpu, 0)} B",
+        ),
+    ):
+        if not board.has_region(role):
+            continue
+        reg = board.region(role)
+        regions[role] = {"used": need, "size": reg.usable, "what": what}
+        if need > reg.usable:
+            raise CodegenError(
+                f"model does not fit board {board.name}: region '{role}' needs {need} bytes ({what}) but has "
+                f"{reg.usable} usable — overflow {need - reg.usable} bytes. Use larger blocks, 8-bit weights, "
+                "pruning, or a bigger board."
+            )
+    return {"regions": regions, "buffers": buffers, "weight_bytes": plan.weight_bytes}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def codegen(
+    artifact: str | Path,
+    board: str | Path | Board,
+    out_dir: str | Path,
+    backend: str | None = None,
+    path: str = "auto",
+) -> CodegenResult:
+    """Generate the model's C sources and schedule.json for ``board`` into ``out_dir``.
+
+    ``path``: "auto" (cheaper of FFT / direct per circulant layer under the board's cost model), "fft",
+    "direct", or "artifact" (the artifact's own per-layer choice).
+    """
+    if path not in ("auto", "fft", "direct", "artifact"):
+        raise UsageError(f"path must be auto, fft, direct or artifact, not {path!r}")
+    art_path = Path(artifact)
+    art = load_artifact(art_path)
+    b = board if isinstance(board, Board) else load_board(board)
+    backend = backend or b.default_backend
+    if backend not in b.backends:
+        raise UsageError(
+            f"backend {backend!r} is not available on board {b.name} (it has: {', '.join(b.backends)})"
+        )
+    if backend != "ref":
+        raise CodegenError(
+            f"backend {backend!r}: only the portable 'ref' kernels exist so far; generate with --backend ref"
+        )
+    costs = cost_model(b, backend)
+    plan = _plan(art, b, backend, path, costs)
+    memory = _memory_plan(plan, b, backend)
+    art_sha = hashlib.sha256(art_path.read_bytes()).hexdigest()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _emit(art, art_path.name, art_sha, b, backend, plan, out)
+    schedule = _schedule(art, art_path.name, art_sha, b, backend, plan, memory, costs)
+    sched_path = out / "schedule.json"
+    _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
+    return CodegenResult(out, [*files, sched_path], schedule, dict(plan.paths))
+
+
+def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path) -> list[Path]:
+    c_banner = _banner(art_name, art_sha, b, backend, ("/*", "*/"))
+    input_len = math.prod(art.input_shape)
+    header = f"""{c_banner}#ifndef BL_MODEL_H
+#define BL_MODEL_H
+
+#include <stdint.h>
+
+#include "bl_kernels.h"
+
+#define BL_MODEL_INPUT_LEN {input_len}u
+#define BL_MODEL_OUTPUT_LEN {art.num_classes}u
+#define BL_MODEL_NUM_TASKS {len(plan.tasks)}u
+#define BL_MODEL_OUTPUT_FRAC {art.weight_layers()[-1]["out_frac"]}
+
+/* Copy an int16 input (input_frac fraction bits) into the model's first activation buffer. */
+void bl_model_load_input(const int16_t *input);
+/* Run task t (0 .. BL_MODEL_NUM_TASKS-1): one kernel call on one unit of work. */
+bl_status bl_model_task(uint16_t t);
+/* The logits after the last task. */
+const int16_t *bl_model_output(void);
+/* All tasks in order; calls hook(t) before each task if hook is not NULL. */
+bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsigned));
+
+#endif /* BL_MODEL_H */
+"""
+    fft_ks = sorted(
+        {layer["block"] for layer in art.weight_layers() if plan.paths.get(layer["name"]) == "fft"}
+    )
+    weights = [c_banner, "#include <stdint.h>\n", '#include "model.h"\n\n']
+    weights += plan.arrays
+    if fft_ks:
+        kmax = max(fft_ks)
+        wr, wi = twiddles(kmax)
+        weights.append(_c_array("int16_t", "bl_twiddles", np.stack([wr, wi], axis=1)))
+    fft_cfgs = [f"static const bl_fft_cfg fft{k} = {{{k}u, {max(fft_ks)}u, bl_twiddles}};" for k in fft_ks]
+    cases = "\n".join(f"  case {i}u: /* {t.name} */\n    return {t.call};" for i, t in enumerate(plan.tasks))
+    model_c = f"""{c_banner}#include <stddef.h>
+#include <stdint.h>
+
+#include "bl_kernels.h"
+#include "model.h"
+
+{chr(10).join(plan.decls)}
+{"extern const int16_t bl_twiddles[];" if fft_ks else ""}
+
+/* Activation buffers (ping-pong between layers; ReLU in place), FFT-path spectra and scratch. */
+int16_t bl_act0[{plan.act_len}];
+int16_t bl_act1[{plan.act_len}];
+{f"int16_t bl_xs[{plan.xs_len}];" if plan.xs_len else ""}
+{f"int16_t bl_work[{4 * plan.max_k}];" if plan.max_k else ""}
+
+{chr(10).join(plan.geoms)}
+{chr(10).join(fft_cfgs)}
+
+void bl_model_load_input(const int16_t *input)
+{{
+  uint16_t i;
+  for (i = 0; i < BL_MODEL_INPUT_LEN; i++) {{
+    bl_act0[i] = input[i];
+  }}
+}}
+
+bl_status bl_model_task(uint16_t t)
+{{
+  switch (t) {{
+{cases}
+  default:
+    return BL_ERR_ARG;
+  }}
+}}
+
+const int16_t *bl_model_output(void)
+{{
+  return {plan.output_buffer};
+}}
+
+bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsigned))
+{{
+  uint16_t t;
+  bl_status st;
+  const int16_t *out;
+  bl_model_load_input(input);
+  for (t = 0; t < BL_MODEL_NUM_TASKS; t++) {{
+    if (hook != NULL) {{
+      hook(t);
+    }}
+    st = bl_model_task(t);
+    if (st != BL_OK) {{
+      return st;
+    }}
+  }}
+  out = bl_model_output();
+  for (t = 0; t < BL_MODEL_OUTPUT_LEN; t++) {{
+    logits[t] = out[t];
+  }}
+  return BL_OK;
+}}
+"""
+    files = []
+    for name, text in (("model.h", header), ("model.c", model_c), ("model_weights.c", "".join(weights))):
+        p = out / name
+        _write_atomic(p, text)
+        files.append(p)
+    return files
+
+
+def _schedule(art, art_name, art_sha, b: Board, backend, plan: _Plan, memory, costs: CostModel) -> dict:
+    tasks = []
+    for i, t in enumerate(plan.tasks):
+        cycles = costs.cycles(macs=t.macs, butterflies=t.butterflies, elements=t.elements, calls=1)
+        tasks.append(
+            {
+                "index": i,
+                "name": t.name,
+                "layer": t.layer,
+                "kind": t.kind,
+                "cycles": int(round(cycles)),
+                "instructions": None,
+                "energy_j": costs.energy_j(cycles),
+                "nvm_write_bytes": t.out_bytes,
+                "measured": False,
+            }
+        )
+    return {
+        "schema": SCHEDULE_SCHEMA,
+        "generator": f"batteryless {__version__}",
+        "artifact": {"file": art_name, "sha256": art_sha, "model": art.model, "dataset": art.dataset},
+        "board": b.name,
+        "backend": backend,
+        "clock_hz": int(b.clock_hz),
+        "cost_model": costs.describe(),
+        "layers": plan.layers,
+        "paths": dict(plan.paths),
+        "modes": [{"name": m["name"], "tasks": tasks} for m in art.modes[:1]],
+        "commit": {
+            "fixed_cycles": costs.commit_cycles,
+            "fixed_energy_j": costs.energy_j(costs.commit_cycles),
+        },
+        "memory_plan": memory,
+    }
