@@ -275,3 +275,22 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path, capsys):
     assert "firmware image not found" in capsys.readouterr().err
     assert main(["run", str(tmp_path), "--board", "host", "--int16", "1,99999"]) == 2
     assert "[-32768, 32767]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("board", "tool"), [("msp430fr5994", "mspdebug"), ("mps2-an386", "qemu-system-arm")])
+def test_many_marks_are_all_recorded_with_ids(tmp_path, board, tool):
+    _need(tool)
+    app = tmp_path / "marks"
+    app.mkdir()
+    (app / "main.c").write_text(
+        '#include "bl_platform.h"\n'
+        "int bl_app_main(void) { unsigned i; for (i = 0; i < 300u; i++) { bl_mark(i); } return 0; }\n"
+    )
+    img = build(board, backend="ref", app=str(app), out_dir=tmp_path / "b").image
+    res = run(img, board)
+    assert res.exit_code == 0 and len(res.marks) == 300
+    ids = [m[0] for m in res.marks]
+    # MSP430 marks carry the full 16-bit id; QEMU's come from a 256-entry table (id % 256).
+    assert ids == ([i for i in range(300)] if tool == "mspdebug" else [i % 256 for i in range(300)])
+    steps = {b[1] - a[1] for a, b in zip(res.marks, res.marks[1:], strict=False)}
+    assert len(steps) == 1  # the same loop body between every pair of marks

@@ -493,7 +493,9 @@ def _run_mspdebug(elf: Path, b: Board, timeout: float, cuts: list[int]) -> RunRe
             raise EmulationError(f"{elf}: symbol {need} missing; not an MSP430 batteryless image")
     out_buf = syms["bl_out_buf"]
     driver = str(b.emulator.get("driver", "sim"))
-    cmds = ["simio add tracer bl_trace", f"prog {elf}"]
+    # The tracer in verbose mode prints every IO write with its MCLK timestamp as it happens (its
+    # "simio info" history keeps only the last 16), which is how marks are timed.
+    cmds = ["simio add tracer bl_trace", "simio config bl_trace verbose", f"prog {elf}"]
     done_steps = 0
     for c in cuts:
         if c <= done_steps:
@@ -528,7 +530,8 @@ def _run_mspdebug(elf: Path, b: Board, timeout: float, cuts: list[int]) -> RunRe
     output = _md_bytes(text, out_buf.address, min(n, out_buf.size)).decode("ascii", errors="replace")
     marks = []
     mark_reg = b.emulator.get("mark_register")
-    for m in re.finditer(r"^\s*(\d+): write\.w => 0x([0-9a-f]+) 0x([0-9a-f]+)", text, re.M):
+    live = text[: text.index("Instruction count:")]  # the verbose stream, not the history dump after it
+    for m in re.finditer(r"^\s*(\d+): write\.w => 0x([0-9a-f]+) 0x([0-9a-f]+)", live, re.M):
         if int(m.group(2), 16) == mark_reg:
             marks.append((int(m.group(3), 16), int(m.group(1))))
     return RunResult(output, code, "mclk_cycles", mclk, insns, mclk, marks, len(cuts), list(cuts))
