@@ -13,6 +13,7 @@ Stated bounds (int8 weights and activations against 16-bit fixed point / float):
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 
 import numpy as np
@@ -265,3 +266,87 @@ def test_cli_export_no_verify_and_wrong_dataset(artifact, tmp_path, capsys):
     assert code != 0
     assert "har" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def _quantize_multiplier(m: float) -> tuple[int, int]:
+    frac, exp = math.frexp(m)
+    q = round(frac * (1 << 31))
+    if q == 1 << 31:
+        q, exp = q // 2, exp + 1
+    return q, exp
+
+
+def _double_rounding(acc: int, q: int, shift: int) -> int:
+    """gemmlowp: saturating rounding doubling high multiply, then a rounding right shift."""
+    a = acc * (1 << max(shift, 0)) * q
+    s = a + ((1 << 30) if a >= 0 else 1 - (1 << 30))
+    high = s >> 31 if s >= 0 else -((-s) >> 31)
+    rs = max(-shift, 0)
+    mask = (1 << rs) - 1
+    return (high >> rs) + ((high & mask) > ((mask >> 1) + (high < 0)))
+
+
+def _single_rounding(acc: int, q: int, shift: int) -> int:
+    total = 31 - shift
+    return (acc * q + (1 << (total - 1))) >> total
+
+
+@pytest.mark.slow
+def test_litert_tflm_differences_are_the_two_rounding_modes(exported):
+    """Where ai-edge-litert and TFLite Micro differ, each matches an independent integer model of the last
+    FULLY_CONNECTED layer exactly: litert rounds once (64-bit multiply and shift), TFLM rounds twice
+    (gemmlowp's doubling high multiply, then a rounding shift)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    from batteryless.datasets import load_dataset
+    from batteryless.tflite.flatbuffer import read_graph
+
+    out, rep = exported
+    data = (out / "digits_cnn.tflite").read_bytes()
+    g = read_graph(data)
+    fc = [op for op in g.operators if op.name == "FULLY_CONNECTED"][-1]
+    t_in, t_w, _ = (g.tensors[i] for i in fc.inputs)
+    t_out = g.tensors[fc.outputs[0]]
+    w = g.constant(fc.inputs[1]).astype(np.int64)
+    b = g.constant(fc.inputs[2]).astype(np.int64)
+    mults = [
+        _quantize_multiplier(float(t_in.scale[0]) * float(ws) / float(t_out.scale[0])) for ws in t_w.scale
+    ]
+    lite = Interpreter(
+        model_content=data,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        experimental_preserve_all_tensors=True,
+    )
+    lite.allocate_tensors()
+    q = rep["io_quantization"]["input"]
+    ds = load_dataset("digits")
+    norm = rep["normalisation"]
+    xq = np.clip(
+        np.round((ds.x_test - norm["mean"]) / norm["std"] / q["scale"]) + q["zero_point"], -128, 127
+    ).astype(np.int8)
+    xq = xq.transpose(0, 2, 3, 1)
+    zp_out = int(t_out.zero_point[0])
+
+    def fc_int8(x: np.ndarray, rounding) -> list[int]:
+        acc = w @ (x.reshape(-1).astype(np.int64) - int(t_in.zero_point[0])) + b
+        return [min(127, max(-128, rounding(int(a), *m) + zp_out)) for a, m in zip(acc, mults, strict=True)]
+
+    micro = runtime.Interpreter.from_bytes(
+        data, arena_size=64 * 1024, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
+    )
+    rules_differ = 0
+    for sample in xq:
+        lite.set_tensor(g.inputs[0], sample[None])
+        lite.invoke()
+        x_lite = np.asarray(lite.get_tensor(fc.inputs[0]))
+        assert np.array_equal(
+            np.asarray(lite.get_tensor(fc.outputs[0])).reshape(-1), fc_int8(x_lite, _single_rounding)
+        )
+        micro.set_input(sample[None], 0)
+        micro.invoke()
+        x_micro = np.asarray(micro.GetTensor(fc.inputs[0], 0)["tensor_data"])
+        assert np.array_equal(np.asarray(micro.get_output(0)).reshape(-1), fc_int8(x_micro, _double_rounding))
+        rules_differ += fc_int8(x_lite, _single_rounding) != fc_int8(x_lite, _double_rounding)
+    # the two rules are different functions on these data (else this test would not tell them apart)
+    assert rules_differ > 0 or rep["litert_tflm_mismatches"] == 0

@@ -110,17 +110,21 @@ def run_tflm(data: bytes, x: np.ndarray, arena_bytes: int) -> tuple[np.ndarray |
 def tflm_arena(data: bytes, sample: np.ndarray, step: int = 16) -> dict[str, Any]:
     """The smallest arena (to ``step`` bytes) with which TFLite Micro runs the model, found by bisection in
     child processes, and what its recording allocator reports as allocated (that figure leaves out the
-    interpreter's own objects, which TFLM also places in the arena, so it is a little below the minimum)."""
+    interpreter's own objects, which TFLM also places in the arena, so it is at or a little below the minimum)."""
     generous = max(64 * 1024, 10 * len(data))
     out, used, err = run_tflm(data, sample[:1], generous)
     if out is None or used is None:
         raise ExportError(f"TFLite Micro could not run the model with a {generous}-byte arena: {err}")
-    lo, hi = used - step, None  # lo: known (or assumed) to fail
+    lo, hi = used - step, None  # lo must be a size that fails: check, and go lower while it runs
+    while lo > step and run_tflm(data, sample[:1], lo)[0] is not None:
+        hi, lo = lo, lo // 2 // step * step
     for extra in (256, 1024, 4096):
+        if hi is not None:
+            break
         if run_tflm(data, sample[:1], used + extra)[0] is not None:
             hi = used + extra
-            break
-        lo = used + extra
+        else:
+            lo = used + extra
     if hi is None:
         hi = generous
     while hi - lo > step:
@@ -139,6 +143,14 @@ def tflm_arena(data: bytes, sample: np.ndarray, step: int = 16) -> dict[str, Any
             "a little less (smaller structs)"
         ),
     }
+
+
+def to_keras_layout_quantized(data: bytes, x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Normalised float inputs (PyTorch layout) → the int8 inputs the .tflite model takes."""
+    from batteryless.tflite.keras_convert import to_keras_layout
+
+    q = io_quantization(data)["input"]
+    return quantize(to_keras_layout(x, input_shape), q["scale"], q["zero_point"])
 
 
 def top1(a: np.ndarray) -> np.ndarray:
