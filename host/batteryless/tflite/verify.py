@@ -110,7 +110,8 @@ def run_tflm(data: bytes, x: np.ndarray, arena_bytes: int) -> tuple[np.ndarray |
 def tflm_arena(data: bytes, sample: np.ndarray, step: int = 16) -> dict[str, Any]:
     """The smallest arena (to ``step`` bytes) with which TFLite Micro runs the model, found by bisection in
     child processes, and what its recording allocator reports as allocated (that figure leaves out the
-    interpreter's own objects, which TFLM also places in the arena, so it is at or a little below the minimum)."""
+    interpreter's own objects, which TFLM also places in the arena: it is at or a little below the
+    minimum)."""
     generous = max(64 * 1024, 10 * len(data))
     out, used, err = run_tflm(data, sample[:1], generous)
     if out is None or used is None:
