@@ -721,3 +721,97 @@ def test_kernels_cross_compile_warning_free(tmp_path, compiler):
         run = subprocess.run(cmd, capture_output=True, text=True)
         assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
         assert obj.stat().st_size > 0
+
+
+# --- units of work (FLEX): a call writes exactly its unit, never its inputs, and is idempotent --------------
+def _only_unit_written(call, out: np.ndarray, unit_mask: np.ndarray, inputs: list[np.ndarray]):
+    before_inputs = [a.copy() for a in inputs]
+    out[...] = 12345
+    assert call() == BL_OK
+    first = out.copy()
+    assert np.all(first[~unit_mask] == 12345), "wrote outside its unit of work"
+    assert call() == BL_OK  # re-run after a (simulated) power failure: same result
+    assert np.array_equal(out, first)
+    assert all(np.array_equal(a, b) for a, b in zip(inputs, before_inputs, strict=True)), "wrote its inputs"
+    return first
+
+
+def test_units_of_work_write_only_their_outputs(lib):
+    rng = np.random.default_rng(11)
+    k = 4
+    layer, t = _linear_layer(rng, 13, 11, k, 16, True, True)
+    x, xp = _buf(_rand16(rng, 13, 3000), np.int16)
+    f = Fft(k)
+    work = np.zeros(2 * k, dtype=np.int16)
+    wp = work.ctypes.data_as(P16)
+    xs = np.zeros(16, dtype=np.int16)
+    mask = np.zeros(16, dtype=bool)
+    mask[4:12] = True
+    _only_unit_written(
+        lambda: lib.bl_linear_fft_input_q15(xp, 13, f.ref, xs.ctypes.data_as(P16), 1, 3, wp), xs, mask, [x]
+    )
+    lib.bl_linear_fft_input_q15(xp, 13, f.ref, xs.ctypes.data_as(P16), 0, 4, wp)
+    s, sp = _buf(t["s"], np.int16)
+    bo, bop = _buf(t["bo"], np.int32)
+    y = np.zeros(11, dtype=np.int16)
+    sz = layer["in_frac"] + layer["spectra_frac"] - 2 - layer["spectrum_frac"]
+    so = layer["spectrum_frac"] - layer["out_frac"]
+    for i in range(3):
+        mask = np.zeros(11, dtype=bool)
+        mask[i * k : i * k + k] = True
+        _only_unit_written(
+            lambda i=i: lib.bl_linear_fft_block_q15(
+                xs.ctypes.data_as(P16), 13, sp, f.ref, sz, so, bop, y.ctypes.data_as(P16), 11, i, wp
+            ),
+            y,
+            mask,
+            [xs, s, bo],
+        )
+    w, wptr = _buf(t["w"], np.int16)
+    mask = np.zeros(11, dtype=bool)
+    mask[2:7] = True
+    _only_unit_written(
+        lambda: lib.bl_linear_circ_w16(xp, 13, wptr, k, _null(P32), 3, y.ctypes.data_as(P16), 11, 2, 7),
+        y,
+        mask,
+        [x, w],
+    )
+    # conv: one output channel block x a row range, and input spectra of a row range
+    conv, ct = _conv_layer(rng, 2, 5, 7, k, 16, True)
+    xc, xcp = _buf(_rand16(rng, (5, 6, 7), 3000), np.int16)
+    g = _geom(conv, xc.shape)
+    xsc = np.zeros((8, 6, 7), dtype=np.int16)
+    mask = np.zeros(xsc.shape, dtype=bool)
+    mask[:, 2:5, :] = True
+    _only_unit_written(
+        lambda: lib.bl_conv_fft_input_q15(xcp, C.byref(g), f.ref, xsc.ctypes.data_as(P16), 2, 5, wp),
+        xsc,
+        mask,
+        [xc],
+    )
+    lib.bl_conv_fft_input_q15(xcp, C.byref(g), f.ref, xsc.ctypes.data_as(P16), 0, 6, wp)
+    sc, scp = _buf(ct["s"], np.int16)
+    yc = np.zeros((7, g.out_h, g.out_w), dtype=np.int16)
+    mask = np.zeros(yc.shape, dtype=bool)
+    mask[4:7, 1 : min(3, g.out_h), :] = True
+    sz = conv["in_frac"] + conv["spectra_frac"] - 2 - conv["spectrum_frac"]
+    _only_unit_written(
+        lambda: lib.bl_conv_fft_block_q15(
+            xsc.ctypes.data_as(P16), C.byref(g), scp, f.ref, sz, 0, _null(P32), yc.ctypes.data_as(P16), 1, 1,
+            min(3, g.out_h), wp,
+        ),
+        yc,
+        mask,
+        [xsc, sc],
+    )  # fmt: skip
+    wc, wcp = _buf(ct["w"], np.int16)
+    mask = np.zeros(yc.shape, dtype=bool)
+    mask[1:3, 0:1, :] = True
+    _only_unit_written(
+        lambda: lib.bl_conv_circ_w16(
+            xcp, C.byref(g), wcp, k, _null(P32), 9, yc.ctypes.data_as(P16), 1, 3, 0, 1
+        ),
+        yc,
+        mask,
+        [xc, wc],
+    )
