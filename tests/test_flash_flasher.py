@@ -267,3 +267,16 @@ def test_part_left_at_fast_baud_is_found() -> None:
         assert any("already at 115200" in w for w in warnings)
         assert rep.written_bytes == 1500 and rep.baud == 115200  # only the changed unit
         assert_on_device(dev, img)
+
+
+def test_permanent_fault_is_a_clear_error_not_a_wrong_flash() -> None:
+    img = make_image(8)
+    dev = BslDevice(CFG, password=img.read(0xFFE0, 32))
+    # after probe, password, baud switch and the first CRC Check, the part executes but never answers
+    with serve(dev, Faults(stall=set(range(4, 100000)))) as emu:
+        t0 = time.monotonic()
+        with pytest.raises(FlashError, match="0x04400") as err:
+            flash(img, emu.path, BOARD, entry="manual", retries=1, max_recoveries=1, **FAST)
+        assert time.monotonic() - t0 < 20
+    assert not isinstance(err.value, VerifyError)
+    assert dev.running_at is None  # never started a half-written image

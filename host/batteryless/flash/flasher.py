@@ -456,7 +456,8 @@ class BslSession:
         link = self.link
         self.warn("the part stopped answering as expected; re-synchronising")
         found: ProbeResult | None = None
-        for rate in dict.fromkeys((link.baud, self.params.baud)):
+        rates = list(dict.fromkeys((link.baud, self.params.baud)))
+        for rate in rates:
             set_baud(link.port, rate)
             time.sleep(link.backoff)
             link._flush()
@@ -467,7 +468,7 @@ class BslSession:
                 continue
         if found is None:
             raise FlashError(
-                f"lost the BSL on {self.port_name} (no sensible reply at {link.baud} or {self.params.baud} "
+                f"lost the BSL on {self.port_name} (no sensible reply at {' or '.join(map(str, rates))} "
                 "baud); check the cable and power, reset the board and flash again"
             )
         if found.state == "locked":
@@ -670,7 +671,10 @@ def flash(
                             f"gave up at 0x{u.address:05X} after {max_recoveries} re-synchronisations "
                             f"({err}); check the cable and power, or flash at --baud {params.baud}"
                         ) from None
-                    sess.recover()
+                    try:
+                        sess.recover()
+                    except FlashError as rerr:
+                        raise type(rerr)(f"while writing 0x{u.address:05X} ({err}): {rerr}") from None
             done += len(u.data)
             report(progress, "flash", done, total)
         if verify:
