@@ -280,3 +280,28 @@ def test_permanent_fault_is_a_clear_error_not_a_wrong_flash() -> None:
         assert time.monotonic() - t0 < 20
     assert not isinstance(err.value, VerifyError)
     assert dev.running_at is None  # never started a half-written image
+
+
+@pytest.mark.firmware
+def test_flash_the_projects_own_msp430_build(tmp_path: Path) -> None:
+    """The image `batteryless build` makes for the FR5994 flashes and reads back byte for byte; the reader's
+    view of it equals llvm-objcopy's Intel HEX of the same ELF."""
+    import shutil
+    import subprocess
+
+    from batteryless.errors import BuildError
+    from batteryless.firmware import build
+
+    if not (shutil.which("cmake") and shutil.which("ld.lld-14") and shutil.which("llvm-objcopy")):
+        pytest.skip("cmake, ld.lld-14 and llvm-objcopy are needed")
+    try:
+        res = build("msp430fr5994", out_dir=tmp_path / "fw")
+    except BuildError as err:
+        pytest.skip(f"firmware build not available: {err}")
+    img = read_image(res.image)
+    subprocess.run(["llvm-objcopy", "-O", "ihex", str(res.image), str(tmp_path / "fw.hex")], check=True)
+    assert read_image(tmp_path / "fw.hex").segments == img.segments
+    with serve() as emu:
+        rep = flash(res.image, emu.path, BOARD, entry="manual", **FAST)
+        assert_on_device(emu.device, img)
+        assert rep.started_at == img.word(0xFFFE)
