@@ -264,3 +264,14 @@ def test_compile_error_is_reported_with_the_compiler_line(tmp_path):
 def test_host_image_region_report_is_one_pseudo_region(images):
     regs = region_usage(images("host", "ref").image, load_board("host"))
     assert [r.name for r in regs] == ["image"] and regs[0].text > 0
+
+
+def test_build_folder_can_switch_boards(tmp_path):
+    _need("clang")
+    a = build("host", backend="ref", out_dir=tmp_path)
+    assert load_board("host").cpu == "host" and a.regions[0].name == "image"
+    b = build("msp430fr5969", backend="ref", out_dir=tmp_path)  # another toolchain in the same folder
+    assert [r.name for r in b.regions][0] == "ram"
+    from batteryless.firmware.image import symbols
+
+    assert symbols(b.image)["__bl_code_origin"].address == load_board("msp430fr5969").region("code").origin

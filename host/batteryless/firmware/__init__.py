@@ -50,6 +50,9 @@ __all__ = [
     "qemu_plugin",
     "region_usage",
     "run",
+    "run_dataset",
+    "run_samples",
+    "DatasetRun",
 ]
 
 
@@ -213,6 +216,11 @@ def build(
         args.append("-DEXTRA_DEFINES=" + ";".join(f"{k}={v}" for k, v in sorted(defines.items())))
     if extra_sources:
         args.append("-DEXTRA_SOURCES=" + ";".join(str(Path(s).resolve()) for s in extra_sources))
+    cache = out / "CMakeCache.txt"
+    if cache.is_file():
+        m = re.search(r"^BOARD:\w+=(.*)$", cache.read_text(errors="replace"), re.M)
+        if m and m.group(1).strip() != str(b.path):
+            args.append("--fresh")  # another board (toolchain) was configured in this folder before
     report(progress, f"build {b.name}/{backend}/{app}", 0, 2)
     _run_cmd(args, f"configuring firmware for {b.name}")
     report(progress, f"build {b.name}/{backend}/{app}", 1, 2)
@@ -228,7 +236,9 @@ def build(
             f"(overflow {r.overflow} bytes; sections {', '.join(r.sections)})"
         )
     result = BuildResult(image, b.name, backend, app, out, regions)
-    (out / "build.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    tmp = out / "build.json.tmp"
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    os.replace(tmp, out / "build.json")
     return result
 
 
