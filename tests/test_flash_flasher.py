@@ -305,3 +305,32 @@ def test_flash_the_projects_own_msp430_build(tmp_path: Path) -> None:
         rep = flash(res.image, emu.path, BOARD, entry="manual", **FAST)
         assert_on_device(emu.device, img)
         assert rep.started_at == img.word(0xFFFE)
+
+
+def test_mass_erase_option() -> None:
+    img = make_image(9)
+    dev = BslDevice(CFG, password=bytes(range(32)))
+    dev.write(0x9000, b"stale")
+    warnings: list[str] = []
+    with serve(dev) as emu:
+        rep = flash(img, emu.path, BOARD, entry="manual", erase=True, warn=warnings.append, **FAST)
+    assert dev.erase_count == 1 and rep.mass_erased  # erased once, by the command, not by a bad password
+    assert warnings[0].startswith("mass erase requested")
+    assert dev.read(0x9000, 5) == b"\xff" * 5
+    assert_on_device(dev, img)
+
+
+def test_open_port_unlocked_part_that_resets_mid_transfer() -> None:
+    import serial
+
+    img = make_image(10)
+    dev = BslDevice(CFG, password=img.read(0xFFE0, 32))
+    dev.locked = False  # someone already unlocked it: the flasher never sends a password at first
+    with serve(dev, Faults(reset_in={6})) as emu:
+        port = serial.Serial(emu.path, 9600, timeout=None)  # a caller's port, blocking reads
+        try:
+            rep = flash(img, port, BOARD, entry="manual", **FAST)
+        finally:
+            port.close()
+        assert rep.password_source == "already unlocked" and rep.recoveries == 1
+        assert_on_device(dev, img)

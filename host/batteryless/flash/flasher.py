@@ -338,6 +338,7 @@ class BslSession:
         self.link = BslLink(port, trace, reply_timeout, retries, backoff, params.max_data)
         self.warn = warn or (lambda m: None)
         self.password: bytes | None = None  # the last password the part accepted
+        self.candidates: list[tuple[bytes, str]] = []  # what to try when the password is not known
         self.mass_erased = False
         self.target_baud = params.baud
 
@@ -471,8 +472,9 @@ class BslSession:
                 f"lost the BSL on {self.port_name} (no sensible reply at {' or '.join(map(str, rates))} "
                 "baud); check the cable and power, reset the board and flash again"
             )
-        if found.state == "locked":
-            assert self.password is not None
+        if found.state == "locked" and self.password is None:
+            self.unlock(self.candidates)  # it was unlocked when we found it; we never sent a password
+        elif found.state == "locked":
             if not self.send_password(self.password, "the password used at the start"):
                 raise BslLockedError(
                     "the part reset mid-transfer and then refused the password it had accepted (its password "
@@ -614,6 +616,7 @@ def flash(
         E.run_sequence(ser, entry_steps)
         ser.reset_input_buffer()
         sess = BslSession(ser, params, trace, say, reply_timeout, retries, backoff)
+        sess.candidates = candidates
         try:
             probe = sess.probe()
         except BslNoResponseError:
@@ -639,6 +642,7 @@ def flash(
         if erase:
             sess.mass_erase()
             candidates = [(bytes([0xFF]) * params.password_length, "the erased state (after Mass Erase)")]
+            sess.candidates = candidates
         if probe.state == "locked" or erase:
             rep.password_source = sess.unlock(candidates)
         else:
@@ -733,9 +737,18 @@ def set_baud(port: Any, baud: int) -> None:
 
 
 def _open(port: Any, baud: int) -> tuple[Any, bool]:
-    if not isinstance(port, str | Path):
-        return port, False
     import termios
+
+    if not isinstance(port, str | Path):
+        # An open port from the caller: reads must return within a short time (see BslLink._read).
+        if getattr(port, "timeout", 0.02) is None or port.timeout > 0.1:
+            try:
+                port.timeout = 0.02
+            except termios.error as err:
+                raise FlashError(
+                    f"cannot set a read timeout on {port!r} ({err}); open it with timeout=0.02"
+                ) from None
+        return port, False
 
     import serial
 
