@@ -1,0 +1,42 @@
+"""Verb ``codegen`` (ACE): artifact + board → generated C and schedule.json."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_codegen(args: argparse.Namespace) -> int:
+    from batteryless.codegen import codegen
+
+    res = codegen(args.artifact, args.board, args.out, backend=args.backend, path=args.path)
+    tasks = res.schedule["modes"][0]["tasks"]
+    if not args.quiet:
+        for role, reg in res.schedule["memory_plan"]["regions"].items():
+            print(f"{role:5s} {reg['used']:8,d} / {reg['size']:,d} B  ({reg['what']})")
+        print("paths: " + ", ".join(f"{k}={v}" for k, v in res.paths.items()))
+        cycles = sum(t["cycles"] for t in tasks)
+        energy = sum(t["energy_j"] for t in tasks)
+        print(f"{len(tasks)} tasks, estimated {cycles:,d} cycles, {energy * 1e6:.1f} µJ per inference")
+    print(f"wrote {', '.join(p.name for p in res.files)} to {res.out_dir}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "codegen",
+        help="generate C and schedule.json for a board from a .bl artifact",
+        description="Deterministic C (weights in non-volatile memory, the task schedule, kernel calls) and "
+        "schedule.json (tasks with cost estimates, NVM bytes per commit, memory plan). Fails with the region "
+        "and the overflow in bytes if the model does not fit.",
+    )
+    p.add_argument("artifact", help=".bl artifact")
+    p.add_argument("--board", required=True, help="board name (boards/<name>) or path to a board.toml")
+    p.add_argument("--backend", help="kernel backend (default: the board's default)")
+    p.add_argument(
+        "--path",
+        choices=("auto", "fft", "direct", "artifact"),
+        default="auto",
+        help="circulant layers: cheaper path per the board's cost model (auto), or force one",
+    )
+    p.add_argument("--out", required=True, help="folder for the generated sources")
+    p.set_defaults(func=cmd_codegen)
