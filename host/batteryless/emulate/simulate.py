@@ -366,6 +366,17 @@ def simulate(
     on_phases = int(max(16, 2 * (e_on - e_off(mean_p)) / mean_p / mean_d))
     tile_thr = e_off(tile_p)
     boot_cache: dict[int, tuple[np.ndarray, ...]] = {}
+    # per-segment factors for the off state (no load): end, length, 1 − e^(−kτ), energy gain b
+    seg_end_arr = np.empty(n_seg)
+    seg_end_arr[:-1] = seg_t[1:]
+    seg_end_arr[-1] = t_end
+    seg_dt = seg_end_arr - seg_t
+    if k > 0:
+        seg_em1 = -np.expm1(-k * seg_dt)
+        seg_b = seg_p * seg_em1 / k
+    else:
+        seg_em1 = None
+        seg_b = seg_p * seg_dt
     boot_thr = float(e_off(program.boot_power_w))
     tol = 1e-12 * e_on
 
@@ -384,35 +395,57 @@ def simulate(
         if not on:
             # ---- off: look ahead over trace segments for the first time E reaches e_on ---------------
             if e < e_on * (1 - 1e-12):
+                # the MCU draws nothing: per-segment factors come precomputed (seg_b, seg_em1); only the
+                # first, partial segment (from t) is special
                 j1 = min(n_seg, i + off_chunk)
-                ends = np.empty(j1 - i)
-                ends[:-1] = seg_t[i + 1 : j1]
-                ends[-1] = seg_end(j1 - 1)
-                tau = _diff_from(t, ends)
+                ends = seg_end_arr[i:j1]
                 if k > 0 and ends[-1] - t > _MAX_KT / k:
                     lim = max(int(np.searchsorted(ends, t + _MAX_KT / k, "right")), 1)
-                    ends, tau = ends[:lim], tau[:lim]
-                p = seg_p[i : i + len(tau)]
-                e_end, em1 = advance_unclamped(e, p, tau, k)
+                    ends = ends[:lim]
+                    j1 = i + lim
+                n = j1 - i
+                tau0 = float(ends[0]) - t
+                p0 = float(seg_p[i])
+                if k > 0:
+                    em1_0 = -math.expm1(-k * tau0)
+                    b0 = p0 * em1_0 / k
+                    g = ends - t
+                    g *= k
+                    np.exp(g, out=g)
+                    e_end = seg_b[i:j1] * g
+                    e_end[0] = b0 * g[0]
+                    np.cumsum(e_end, out=e_end)
+                    e_end += e
+                    e_end /= g
+                else:
+                    e_end = seg_b[i:j1].copy()
+                    e_end[0] = p0 * tau0
+                    np.cumsum(e_end, out=e_end)
+                    e_end += e
                 reached = e_end >= e_on * (1 - 1e-12)
                 m = int(reached.argmax())
                 hit = bool(reached[m])
-                n_full = m if hit else len(tau)
-                # leak over whole intervals: Σ P·τ + Σ (E_s − P/k)(1 − e^(−kτ)), E_s = previous end
+                n_full = m if hit else n
+                # leak over whole intervals: Σ P·τ − Σ b + Σ E_s·(1 − e^(−kτ)), E_s = previous end
                 if k > 0 and n_full:
-                    lk = float(np.dot(p[:n_full], tau[:n_full]) - np.dot(p[:n_full], em1[:n_full]) / k)
-                    lk += e * float(em1[0]) + float(np.dot(e_end[: n_full - 1], em1[1:n_full]))
+                    lk = p0 * tau0 - b0 + e * em1_0
+                    if n_full > 1:
+                        sl_ = slice(i + 1, i + n_full)
+                        lk += float(np.dot(seg_p[sl_], seg_dt[sl_]) - seg_b[sl_].sum())
+                        lk += float(np.dot(e_end[: n_full - 1], seg_em1[sl_]))
                 else:
                     lk = 0.0
                 cl = 0.0
                 if hit:
                     e_s = e if m == 0 else float(e_end[m - 1])
-                    dt = crossing_time(e_s, float(p[m]), k, e_on, float(tau[m]))
-                    lk1, _ = piece_terms_scalar(e_s, float(p[m]), dt, k, e_max)
+                    tau_m = tau0 if m == 0 else float(seg_dt[i + m])
+                    p_m = float(seg_p[i + m])
+                    dt = crossing_time(e_s, p_m, k, e_on, tau_m)
+                    lk1, _ = piece_terms_scalar(e_s, p_m, dt, k, e_max)
                     lk += lk1
                     if tl is not None:
                         record_v(ends[:m], e_end[:m])
-                    t_new = float(ends[m] - tau[m] + dt)
+                    t_new = float(ends[m]) - tau_m + dt
                     e = e_on
                     i = i + m
                     off_chunk = int(min(max(2 * (m + 1) + 64, 256), 1 << 22))
@@ -421,7 +454,7 @@ def simulate(
                         record_v(ends, e_end)
                     e = float(e_end[-1])
                     t_new = float(ends[-1])
-                    i = i + len(tau)
+                    i = i + n
                     off_chunk = int(min(off_chunk * 2, 1 << 22))
                 en["leaked"] += lk
                 en["clipped"] += cl
