@@ -120,7 +120,9 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             progress=progress,
         )
     if args.json:
-        json.dump(doc, sys.stdout, indent=2, default=float)
+        from batteryless.emulate.report import to_jsonable
+
+        json.dump(to_jsonable(doc), sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         print_report(doc)

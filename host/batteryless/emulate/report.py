@@ -62,19 +62,22 @@ def run_summary(res: Result, harvested_j: float, converter_loss_j: float) -> dic
     }
 
 
+def to_jsonable(x):
+    """NaN/inf → None, numpy scalars → Python, tuples → lists (strict JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return to_jsonable(x.item())
+    return x
+
+
 def write_json(doc: dict[str, Any], path: Path) -> Path:
     """Atomic write (temp file + rename); NaN/inf become null."""
-
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        if isinstance(x, np.generic):
-            return clean(x.item())
-        return x
+    clean = to_jsonable
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
