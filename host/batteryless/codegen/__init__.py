@@ -162,7 +162,8 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
             sh, sw = (1, layer["stride"][0]) if one_d else layer["stride"]
             g = f"g_{name}"
             plan.geoms.append(
-                f"static const bl_pool_geom {g} = {{{c}u, {ih}u, {iw}u, {oh}u, {ow}u, {kh}u, {kw}u, {sh}u, {sw}u}};"
+                f"static const bl_pool_geom {g} = {{{c}u, {ih}u, {iw}u, {oh}u, {ow}u, {kh}u, {kw}u, "
+                f"{sh}u, {sw}u}};"
             )
             fn = "bl_maxpool_q15" if op.startswith("max") else "bl_avgpool_q15"
             plan.tasks.append(
@@ -228,7 +229,8 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                             f"{name}.fft_in{j}",
                             name,
                             "fft_in",
-                            f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {j}u, {j + 1}u, bl_work)",
+                            f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {j}u, {j + 1}u, "
+                            f"bl_work)",
                             butterflies=(k // 2) * log2k,
                             out_bytes=2 * k,
                         )
@@ -240,7 +242,8 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                             f"{name}.block{i}",
                             name,
                             "fft_block",
-                            f"bl_linear_fft_block_q15(bl_xs, {cols}u, {spec_name}, &{cfg}, {shift_z}, {shift_out}, "
+                            f"bl_linear_fft_block_q15(bl_xs, {cols}u, {spec_name}, &{cfg}, {shift_z}, "
+                            f"{shift_out}, "
                             f"{bo_c}, {other}, {rows}u, {i}u, bl_work)",
                             macs=4 * q * (k // 2 + 1),
                             butterflies=(k // 2) * log2k,
@@ -253,7 +256,8 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                     r1 = min(rows, r0 + step)
                     if k > 1:
                         call = (
-                            f"bl_linear_circ_{wsuf}({cur}, {cols}u, {wname}, {k}u, {bias_c}, {shift}, {other}, "
+                            f"bl_linear_circ_{wsuf}({cur}, {cols}u, {wname}, {k}u, {bias_c}, {shift}, "
+                            f"{other}, "
                             f"{rows}u, {r0}u, {r1}u)"
                         )
                         macs = (r1 - r0) * q * k
@@ -299,7 +303,8 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                             f"{name}.block{i}",
                             name,
                             "fft_block",
-                            f"bl_conv_fft_block_q15(bl_xs, &{g}, {spec_name}, &{cfg}, {shift_z}, {shift_out}, {bo_c}, "
+                            f"bl_conv_fft_block_q15(bl_xs, &{g}, {spec_name}, &{cfg}, {shift_z}, "
+                            f"{shift_out}, {bo_c}, "
                             f"{other}, {i}u, 0u, {oh}u, bl_work)",
                             macs=4 * q * (k // 2 + 1) * taps * oh * ow,
                             butterflies=oh * ow * (k // 2) * log2k,
@@ -368,7 +373,8 @@ def _memory_plan(plan: _Plan, board: Board, backend: str) -> dict[str, Any]:
         if need > reg.usable:
             raise CodegenError(
                 f"model does not fit board {board.name}: region '{role}' needs {need} bytes ({what}) but has "
-                f"{reg.usable} usable — overflow {need - reg.usable} bytes. Use larger blocks, 8-bit weights, "
+                f"{reg.usable} usable — overflow {need - reg.usable} bytes. Use larger blocks, "
+                f"8-bit weights, "
                 "pruning, or a bigger board."
             )
     return {"regions": regions, "buffers": buffers, "weight_bytes": plan.weight_bytes}
