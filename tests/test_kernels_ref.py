@@ -652,6 +652,7 @@ def test_kernels_under_ubsan_and_asan(tmp_path):
         '#include <stdio.h>\n#include "bl_kernels.h"\n'
         + _c_array("tw8", "const int16_t", twiddle_table(8))
         + _c_array("tw4", "const int16_t", twiddle_table(4))
+        + _c_array("tw_big", "const int16_t", twiddle_table(1024))
         + _c_array("z", "int16_t", fft_in)
         + _c_array("xl", "const int16_t", xl)
         + _c_array("sl", "const int16_t", lt["s"])
@@ -687,6 +688,20 @@ int main(void) {{
   bl_pool_geom pg = {{5, 6, 7, 3, 3, 2, 3, 2, 2}};
   bad |= bl_avgpool_q15(xc, &pg, yp, 0, 5); put(yp, 45);
   bad |= bl_maxpool_q15(xc, &pg, yp, 0, 5); put(yp, 45);
+  /* adversarial FFT inputs for every length up to 1024 (the butterfly's 32-bit sums must not overflow) */
+  static int16_t zz[2048];
+  for (uint16_t k = 2; k <= 1024; k *= 2) {{
+    bl_fft_cfg fk = {{k, 1024, tw_big}};
+    for (int pat = 0; pat < 4; pat++) {{
+      for (uint16_t e = 0; e < 2 * k; e++) {{
+        static const int16_t ext[4] = {{-32768, 32767, -32768, -32768}};
+        zz[e] = pat == 0 ? -32768 : pat == 1 ? ext[e % 4] : pat == 2 ? (int16_t)((e & 2) ? 32767 : -32768)
+                                                                      : (int16_t)(e * 7919u);
+      }}
+      bad |= bl_fft_q15(zz, &fk, pat & 1);
+      bad |= bl_fft_q15(zz, &fk, !(pat & 1));
+    }}
+  }}
   return bad;
 }}
 """

@@ -6,6 +6,7 @@ bl_status bl_pool_geom_check(const bl_pool_geom *g) {
   if (g == 0) return BL_ERR_ARG;
   if (g->ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0) return BL_ERR_SHAPE;
   if (g->in_h < g->kh || g->in_w < g->kw) return BL_ERR_SHAPE;
+  if ((uint32_t)g->kh * g->kw > 65535u) return BL_ERR_SHAPE; /* the int32 window sum must not overflow */
   if (g->out_h != (g->in_h - g->kh) / g->sh + 1u || g->out_w != (g->in_w - g->kw) / g->sw + 1u) return BL_ERR_SHAPE;
   return BL_OK;
 }
