@@ -346,27 +346,27 @@ def _banner(art_name: str, art_sha: str, board: Board, backend: str, comment: tu
     )
 
 
-def _memory_plan(plan: _Plan, board: Board, backend: str) -> dict[str, Any]:
+def _memory_plan(plan: _Plan, board: Board, backend: str, buffers_in: str) -> dict[str, Any]:
     act_bytes = 2 * plan.act_len
-    buffers = {
-        "bl_act0": act_bytes,
-        "bl_act1": act_bytes,
-        "bl_xs": 2 * plan.xs_len,
-        "bl_work": 2 * 2 * plan.max_k,
-    }
+    # activations and FFT-path spectra persist across tasks (NVM when checkpointing); scratch stays in RAM
+    persistent = {"bl_act0": act_bytes, "bl_act1": act_bytes, "bl_xs": 2 * plan.xs_len}
+    buffers = {**persistent, "bl_work": 2 * 2 * plan.max_k}
     stack = STACK_RESERVE_BYTES.get(board.cpu, 0)
-    ram_need = sum(buffers.values()) + stack
+    in_nvm = sum(persistent.values()) if buffers_in == "nvm" else 0
+    ram_buf = sum(buffers.values()) - in_nvm
+    ram_need = ram_buf + stack
     code_need = plan.weight_bytes + CODE_ESTIMATE_BYTES.get(board.cpu, 0)
     regions: dict[str, Any] = {}
     for role, need, what in (
-        ("ram", ram_need, f"activation buffers {sum(buffers.values())} B + stack reserve {stack} B"),
+        ("ram", ram_need, f"buffers {ram_buf} B + stack reserve {stack} B"),
+        ("nvm", in_nvm, f"activation buffers kept in NVM {in_nvm} B"),
         (
             "code",
             code_need,
             f"weights {plan.weight_bytes} B + code estimate {CODE_ESTIMATE_BYTES.get(board.cpu, 0)} B",
         ),
     ):
-        if not board.has_region(role):
+        if not board.has_region(role) or (role == "nvm" and not in_nvm):
             continue
         reg = board.region(role)
         regions[role] = {"used": need, "size": reg.usable, "what": what}
@@ -377,7 +377,12 @@ def _memory_plan(plan: _Plan, board: Board, backend: str) -> dict[str, Any]:
                 f"8-bit weights, "
                 "pruning, or a bigger board."
             )
-    return {"regions": regions, "buffers": buffers, "weight_bytes": plan.weight_bytes}
+    return {
+        "regions": regions,
+        "buffers": buffers,
+        "buffers_in": buffers_in,
+        "weight_bytes": plan.weight_bytes,
+    }
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -397,11 +402,13 @@ def codegen(
     out_dir: str | Path,
     backend: str | None = None,
     path: str = "auto",
+    buffers_in: str = "ram",
 ) -> CodegenResult:
     """Generate the model's C sources and schedule.json for ``board`` into ``out_dir``.
 
     ``path``: "auto" (cheaper of FFT / direct per circulant layer under the board's cost model), "fft",
-    "direct", or "artifact" (the artifact's own per-layer choice).
+    "direct", or "artifact" (the artifact's own per-layer choice). ``buffers_in``: "ram", or "nvm" to keep
+    the activation buffers in the board's non-volatile section (what an intermittent runtime needs).
     """
     if path not in ("auto", "fft", "direct", "artifact"):
         raise UsageError(f"path must be auto, fft, direct or artifact, not {path!r}")
@@ -419,18 +426,20 @@ def codegen(
         )
     costs = cost_model(b, backend)
     plan = _plan(art, b, backend, path, costs)
-    memory = _memory_plan(plan, b, backend)
+    if buffers_in not in ("ram", "nvm"):
+        raise UsageError(f"buffers_in must be ram or nvm, not {buffers_in!r}")
+    memory = _memory_plan(plan, b, backend, buffers_in)
     art_sha = hashlib.sha256(art_path.read_bytes()).hexdigest()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = _emit(art, art_path.name, art_sha, b, backend, plan, out)
+    files = _emit(art, art_path.name, art_sha, b, backend, plan, out, buffers_in)
     schedule = _schedule(art, art_path.name, art_sha, b, backend, plan, memory, costs)
     sched_path = out / "schedule.json"
     _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return CodegenResult(out, [*files, sched_path], schedule, dict(plan.paths))
 
 
-def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path) -> list[Path]:
+def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path, buffers_in: str) -> list[Path]:
     c_banner = _banner(art_name, art_sha, b, backend, ("/*", "*/"))
     input_len = math.prod(art.input_shape)
     header = f"""{c_banner}#ifndef BL_MODEL_H
@@ -444,6 +453,8 @@ def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path) -> list[Pa
 #define BL_MODEL_OUTPUT_LEN {art.num_classes}u
 #define BL_MODEL_NUM_TASKS {len(plan.tasks)}u
 #define BL_MODEL_OUTPUT_FRAC {art.weight_layers()[-1]["out_frac"]}
+/* 1: activation buffers live in the board's non-volatile section (BL_NVM) and survive a power failure. */
+#define BL_MODEL_BUFFERS_NVM {int(buffers_in == "nvm")}
 
 /* Copy an int16 input (input_frac fraction bits) into the model's first activation buffer. */
 void bl_model_load_input(const int16_t *input);
@@ -471,15 +482,21 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
 #include <stdint.h>
 
 #include "bl_kernels.h"
+#include "bl_platform.h"
 #include "model.h"
 
 {chr(10).join(plan.decls)}
 {"extern const int16_t bl_twiddles[];" if fft_ks else ""}
 
 /* Activation buffers (ping-pong between layers; ReLU in place), FFT-path spectra and scratch. */
-int16_t bl_act0[{plan.act_len}];
-int16_t bl_act1[{plan.act_len}];
-{f"int16_t bl_xs[{plan.xs_len}];" if plan.xs_len else ""}
+#if BL_MODEL_BUFFERS_NVM
+#define BL_MODEL_BUF BL_NVM
+#else
+#define BL_MODEL_BUF
+#endif
+BL_MODEL_BUF int16_t bl_act0[{plan.act_len}];
+BL_MODEL_BUF int16_t bl_act1[{plan.act_len}];
+{f"BL_MODEL_BUF int16_t bl_xs[{plan.xs_len}];" if plan.xs_len else ""}
 {f"int16_t bl_work[{4 * plan.max_k}];" if plan.max_k else ""}
 
 {chr(10).join(plan.geoms)}

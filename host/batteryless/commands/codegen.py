@@ -8,7 +8,9 @@ import argparse
 def cmd_codegen(args: argparse.Namespace) -> int:
     from batteryless.codegen import codegen
 
-    res = codegen(args.artifact, args.board, args.out, backend=args.backend, path=args.path)
+    res = codegen(
+        args.artifact, args.board, args.out, backend=args.backend, path=args.path, buffers_in=args.buffers
+    )
     tasks = res.schedule["modes"][0]["tasks"]
     if not args.quiet:
         for role, reg in res.schedule["memory_plan"]["regions"].items():
@@ -37,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "fft", "direct", "artifact"),
         default="auto",
         help="circulant layers: cheaper path per the board's cost model (auto), or force one",
+    )
+    p.add_argument(
+        "--buffers",
+        choices=("ram", "nvm"),
+        default="ram",
+        help="where activation buffers live: ram, or nvm for intermittent (checkpointed) execution",
     )
     p.add_argument("--out", required=True, help="folder for the generated sources")
     p.set_defaults(func=cmd_codegen)
