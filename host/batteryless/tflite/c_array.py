@@ -65,7 +65,8 @@ def render(
     if arena_bytes is not None:
         rounded = -(-int(arena_bytes) // ALIGNMENT) * ALIGNMENT
         h.append(
-            f"/* Tensor arena TFLite Micro allocated for this model on the host: {arena_bytes} bytes. */\n"
+            f"/* Smallest tensor arena TFLite Micro ran this model with: {arena_bytes} bytes (host 64-bit "
+            "build; a 32-bit MCU needs a little less). */\n"
             f"#define {up}_TFLM_ARENA_BYTES {rounded}u\n"
         )
     q = details.get("io_quantization") or {}

@@ -176,6 +176,7 @@ def export_tflite(
         banner=f"batteryless {__version__} export-tflite from {Path(artifact_path).name}",
         details=rep,
     )
-    rep["files"] = [str(p) for p in (tflite_path, *files)]
-    atomic_write(out / f"{stem}_report.json", (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode())
+    report_path = out / f"{stem}_report.json"
+    rep["files"] = [str(p) for p in (tflite_path, *files, report_path)]
+    atomic_write(report_path, (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode())
     return rep
