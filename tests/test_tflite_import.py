@@ -238,3 +238,24 @@ def test_cli_import_writes_a_loadable_model(float_tflite, inputs, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("batteryless import-tflite: error:") and "\n" not in err
     assert not (tmp_path / "bad.pt").exists()
+
+
+@pytest.mark.slow
+def test_imported_model_goes_through_compress(tmp_path):
+    """The point of import: a .tflite classifier becomes a compressed, intermittence-ready artifact."""
+    from batteryless.artifact import load_artifact
+    from batteryless.models import build_model
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress
+    from batteryless.tflite.export import export_module
+
+    model = build_model("mlp", (1, 8, 8), 10, seed=2).eval()
+    x = np.random.default_rng(5).random(size=(32, 1, 8, 8)).astype(np.float32)
+    src = tmp_path / "mlp.tflite"
+    src.write_bytes(export_module(model, (1, 8, 8), x).tflite)
+    imp = import_tflite(src)
+    cfg = CompressConfig(dense_epochs=2, admm=AdmmConfig(rounds=1, retrain_epochs=1))
+    art, rep = compress(imp.model, "digits", out=tmp_path / "m.bl", config=cfg)
+    assert load_artifact(tmp_path / "m.bl").input_shape == (1, 8, 8)
+    assert [layer["name"] for layer in art.weight_layers()] == ["fc1", "fc2", "fc3"]
+    assert rep["total"]["weight_bytes"] < rep["total"]["dense_int16_weight_bytes"]
