@@ -132,6 +132,8 @@ def export_tflite(
 
     if calibration_samples < 1:
         raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    if test_samples is not None and test_samples < 1:
+        raise UsageError(f"--test-samples must be at least 1, got {test_samples}")
     art = load_artifact(artifact_path)
     ds_name = dataset or art.dataset
     if not ds_name or ds_name == "unknown":
