@@ -54,8 +54,8 @@ def prepare_segments(
             t, p_in = t[keep], p_in[keep]
     p_ch = converter.output_power(p_in)
     dt = np.diff(np.append(t, trace.end_s))
-    harvested = float(np.dot(p_in, dt))
-    loss = harvested - float(np.dot(p_ch, dt))
+    harvested = float(np.einsum("i,i->", p_in, dt))
+    loss = harvested - float(np.einsum("i,i->", p_ch, dt))
     return t, p_ch, float(trace.end_s), harvested, loss
 
 

@@ -152,7 +152,7 @@ def terms_sum(e_s, e_end, p, tau, em1, k: float, e_max: float) -> tuple[float, f
     if float(e_end.max()) < e_max * (1 - 1e-9):
         if k > 0:
             # k·∫E dt = P·τ + (E_s − P/k)(1 − e^(−kτ)) per interval
-            return float(np.dot(p, tau) + np.dot(e_s, em1) - np.dot(p, em1) / k), 0.0
+            return float(_dot(p, tau) + _dot(e_s, em1) - _dot(p, em1) / k), 0.0
         return 0.0, 0.0
     lk, cl = piece_terms(e_s, p, tau, k, e_max)
     return float(lk.sum()), float(cl.sum())
@@ -198,6 +198,11 @@ def piece_terms_scalar(e_s: float, p: float, tau: float, k: float, e_max: float)
         return 0.0, 0.0
     lk, cl = piece_terms(np.array([e_s]), np.array([p]), np.array([tau]), k, e_max)
     return float(lk[0]), float(cl[0])
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Single-threaded dot product: a threaded BLAS ``np.dot`` can stall for milliseconds on a busy host."""
+    return float(np.einsum("i,i->", a, b))
 
 
 def _diff_from(start: float, ends: np.ndarray) -> np.ndarray:
@@ -374,6 +379,8 @@ def simulate(
     if k > 0:
         seg_em1 = -np.expm1(-k * seg_dt)
         seg_b = seg_p * seg_em1 / k
+        # prefix sums of P·τ − b (the P-dependent part of each whole segment's leak)
+        cum_leak_part = np.concatenate(((0.0,), np.cumsum(seg_p * seg_dt - seg_b)))
     else:
         seg_em1 = None
         seg_b = seg_p * seg_dt
@@ -431,8 +438,8 @@ def simulate(
                     lk = p0 * tau0 - b0 + e * em1_0
                     if n_full > 1:
                         sl_ = slice(i + 1, i + n_full)
-                        lk += float(np.dot(seg_p[sl_], seg_dt[sl_]) - seg_b[sl_].sum())
-                        lk += float(np.dot(e_end[: n_full - 1], seg_em1[sl_]))
+                        lk += float(cum_leak_part[i + n_full] - cum_leak_part[i + 1])
+                        lk += _dot(e_end[: n_full - 1], seg_em1[sl_])
                 else:
                     lk = 0.0
                 cl = 0.0
@@ -506,31 +513,62 @@ def simulate(
             p = seg_p[si] - ph_p[pi]
             thr = ph_thr[pi]
         tau = _diff_from(t, bounds)
-        e_st, e_end, em1 = advance(e, p, tau, k, e_max)
-        below = np.minimum(e_st, e_end) < thr - tol
-        m = int(below.argmax())
-        failed = bool(below[m])
-        if failed:
-            if e_st[m] < thr[m] - tol:
-                dt = 0.0
-                e_stop = float(e_st[m])
+        if e <= e_max and float(p.max()) <= 0.0:
+            # the load exceeds the harvest throughout: E only falls, so no clamp, and a piece is below its
+            # brown-out level iff its end is
+            e_end, em1 = advance_unclamped(e, p, tau, k)
+            below = e_end < thr - tol
+            m = int(below.argmax())
+            failed = bool(below[m])
+            n_full = m if failed else len(tau)
+            if k > 0 and n_full:
+                lk = _dot(p[:n_full], tau[:n_full]) - _dot(p[:n_full], em1[:n_full]) / k
+                lk += e * float(em1[0]) + _dot(e_end[: n_full - 1], em1[1:n_full])
             else:
-                dt = crossing_time(float(e_st[m]), float(p[m]), k, float(thr[m]), float(tau[m]))
-                e_stop = float(thr[m])
-            lk, cl = terms_sum(
-                e_st[:m], e_end[:m], p[:m], tau[:m], None if em1 is None else em1[:m], k, e_max
-            )
-            lk1, cl1 = piece_terms_scalar(float(e_st[m]), float(p[m]), dt, k, e_max)
-            lk, cl = lk + lk1, cl + cl1
-            t_stop = float(bounds[m] - tau[m] + dt)
-            if tl is not None:
-                record_v(bounds[:m], e_end[:m])
+                lk = 0.0
+            cl = 0.0
+            if failed:
+                e_s = e if m == 0 else float(e_end[m - 1])
+                if e_s < thr[m] - tol:
+                    dt, e_stop = 0.0, e_s
+                else:
+                    dt = crossing_time(e_s, float(p[m]), k, float(thr[m]), float(tau[m]))
+                    e_stop = float(thr[m])
+                lk += piece_terms_scalar(e_s, float(p[m]), dt, k, e_max)[0]
+                t_stop = float(bounds[m] - tau[m] + dt)
+                if tl is not None:
+                    record_v(bounds[:m], e_end[:m])
+            else:
+                t_stop = chunk_end
+                e_stop = float(e_end[-1])
+                if tl is not None:
+                    record_v(bounds, e_end)
         else:
-            lk, cl = terms_sum(e_st, e_end, p, tau, em1, k, e_max)
-            t_stop = chunk_end
-            e_stop = float(e_end[-1])
-            if tl is not None:
-                record_v(bounds, e_end)
+            e_st, e_end, em1 = advance(e, p, tau, k, e_max)
+            below = np.minimum(e_st, e_end) < thr - tol
+            m = int(below.argmax())
+            failed = bool(below[m])
+            if failed:
+                if e_st[m] < thr[m] - tol:
+                    dt = 0.0
+                    e_stop = float(e_st[m])
+                else:
+                    dt = crossing_time(float(e_st[m]), float(p[m]), k, float(thr[m]), float(tau[m]))
+                    e_stop = float(thr[m])
+                lk, cl = terms_sum(
+                    e_st[:m], e_end[:m], p[:m], tau[:m], None if em1 is None else em1[:m], k, e_max
+                )
+                lk1, cl1 = piece_terms_scalar(float(e_st[m]), float(p[m]), dt, k, e_max)
+                lk, cl = lk + lk1, cl + cl1
+                t_stop = float(bounds[m] - tau[m] + dt)
+                if tl is not None:
+                    record_v(bounds[:m], e_end[:m])
+            else:
+                lk, cl = terms_sum(e_st, e_end, p, tau, em1, k, e_max)
+                t_stop = chunk_end
+                e_stop = float(e_end[-1])
+                if tl is not None:
+                    record_v(bounds, e_end)
         en["leaked"] += lk
         en["clipped"] += cl
         if not booting:
