@@ -10,7 +10,6 @@ import pytest
 from batteryless import spec
 from batteryless.artifact import VERSION, _sha, load_artifact, save_artifact
 from batteryless.errors import ArtifactError
-
 from test_spec import _small_artifact
 
 
@@ -52,7 +51,8 @@ def test_round_trip_is_exact_and_deterministic(tmp_path, art_and_x):
     assert back.layers == art.layers and back.input_shape == art.input_shape
     assert set(back.tensors) == set(art.tensors)
     for k in art.tensors:
-        assert np.array_equal(back.tensors[k], art.tensors[k]) and back.tensors[k].dtype == art.tensors[k].dtype
+        assert np.array_equal(back.tensors[k], art.tensors[k])
+        assert back.tensors[k].dtype == art.tensors[k].dtype
     assert np.array_equal(spec.integer_inference(back, x), spec.integer_inference(art, x))
     assert not list(tmp_path.glob("*.tmp"))
 
