@@ -420,9 +420,9 @@ def codegen(
         raise UsageError(
             f"backend {backend!r} is not available on board {b.name} (it has: {', '.join(b.backends)})"
         )
-    if backend != "ref":
+    if backend not in ("ref", "cmsis"):
         raise CodegenError(
-            f"backend {backend!r}: only the portable 'ref' kernels exist so far; generate with --backend ref"
+            f"backend {backend!r}: only the 'ref' and 'cmsis' kernels exist; generate with --backend ref"
         )
     costs = cost_model(b, backend)
     plan = _plan(art, b, backend, path, costs)
@@ -462,6 +462,8 @@ void bl_model_load_input(const int16_t *input);
 bl_status bl_model_task(uint16_t t);
 /* The logits after the last task. */
 const int16_t *bl_model_output(void);
+/* 1 where task t is the last task of its layer (checkpointing at layer granularity). */
+extern const uint8_t bl_model_task_layer_end[BL_MODEL_NUM_TASKS];
 /* All tasks in order; calls hook(t) before each task if hook is not NULL. */
 bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsigned));
 
@@ -477,6 +479,8 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         wr, wi = twiddles(kmax)
         weights.append(_c_array("int16_t", "bl_twiddles", np.stack([wr, wi], axis=1)))
     fft_cfgs = [f"static const bl_fft_cfg fft{k} = {{{k}u, {max(fft_ks)}u, bl_twiddles}};" for k in fft_ks]
+    tl = plan.tasks
+    ends = [int(i + 1 == len(tl) or tl[i + 1].layer != t.layer) for i, t in enumerate(tl)]  # layer ends
     cases = "\n".join(f"  case {i}u: /* {t.name} */\n    return {t.call};" for i, t in enumerate(plan.tasks))
     model_c = f"""{c_banner}#include <stddef.h>
 #include <stdint.h>
@@ -518,6 +522,8 @@ bl_status bl_model_task(uint16_t t)
     return BL_ERR_ARG;
   }}
 }}
+
+const uint8_t bl_model_task_layer_end[BL_MODEL_NUM_TASKS] = {{{", ".join(f"{e}u" for e in ends)}}};
 
 const int16_t *bl_model_output(void)
 {{

@@ -1,0 +1,140 @@
+/* FLEX runtime: CRC-32, commit protocol and read-only recovery (see flex.h for the layout and the argument).
+ *
+ * Build-time switches:
+ *   BL_FLEX_MARK_WRITES=1  bl_mark() after every word written to a record, so the host harness (which cuts
+ *                          power at marks) can cut between any two NVM writes of the protocol: torn records.
+ *   BL_FLEX_BROKEN=2       deliberately broken recovery that trusts the record `active` names without
+ *                          checking its CRC or bounds (tests use it to show the corruption tests can fail).
+ *   BL_FLEX_VLOW_PERIOD=N  simulated voltage monitor: bl_voltage_low() is true on every N-th call.
+ */
+#include "flex.h"
+
+#include "bl_platform.h"
+
+#ifndef BL_FLEX_MARK_WRITES
+#define BL_FLEX_MARK_WRITES 0
+#endif
+#ifndef BL_FLEX_BROKEN
+#define BL_FLEX_BROKEN 0
+#endif
+#ifndef BL_FLEX_VLOW_PERIOD
+#define BL_FLEX_VLOW_PERIOD 0
+#endif
+
+BL_NVM bl_flex_nvm bl_flex;
+
+/* CRC-32, reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF; four bits per step. */
+static const uint32_t crc_nibble[16] = {
+  0x00000000ul, 0x1DB71064ul, 0x3B6E20C8ul, 0x26D930ACul, 0x76DC4190ul, 0x6B6B51F4ul, 0x4DB26158ul, 0x5005713Cul,
+  0xEDB88320ul, 0xF00F9344ul, 0xD6D6A3E8ul, 0xCB61B38Cul, 0x9B64C2B0ul, 0x86D3D2D4ul, 0xA00AE278ul, 0xBDBDF21Cul,
+};
+
+uint32_t bl_flex_crc32(const void *data, size_t n)
+{
+  const volatile uint8_t *p = (const volatile uint8_t *)data;
+  uint32_t crc = 0xFFFFFFFFul;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    crc ^= p[i];
+    crc = (crc >> 4) ^ crc_nibble[crc & 0xFu];
+    crc = (crc >> 4) ^ crc_nibble[crc & 0xFu];
+  }
+  return crc ^ 0xFFFFFFFFul;
+}
+
+static uint32_t record_crc(const bl_flex_record *r) { return bl_flex_crc32(r, offsetof(bl_flex_record, crc)); }
+
+bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st)
+{
+  uint16_t active = bl_flex.active;
+  const volatile bl_flex_record *r;
+  uint8_t slot;
+  st->kind = BL_FLEX_CORRUPT;
+  st->next_task = 0u;
+  st->inference = 0u;
+  st->version = 0u;
+  st->slot = 1u; /* so that the first commit writes slot 0 */
+  if (active == BL_FLEX_SLOT0) {
+    slot = 0u;
+  } else if (active == BL_FLEX_SLOT1) {
+    slot = 1u;
+  } else {
+#if BL_FLEX_BROKEN == 2
+    slot = (uint8_t)(active & 1u);
+#else
+    st->kind = active == 0u && bl_flex.rec[0].version == 0u && bl_flex.rec[1].version == 0u ? BL_FLEX_EMPTY
+                                                                                              : BL_FLEX_CORRUPT;
+    return st->kind;
+#endif
+  }
+  r = &bl_flex.rec[slot];
+#if BL_FLEX_BROKEN != 2
+  if (record_crc((const bl_flex_record *)r) != r->crc || r->num_tasks != num_tasks || r->next_task > num_tasks) {
+    return BL_FLEX_CORRUPT;
+  }
+#endif
+  st->kind = BL_FLEX_RESUME;
+  st->next_task = r->next_task;
+  st->inference = r->inference;
+  st->version = r->version;
+  st->slot = slot;
+  return BL_FLEX_RESUME;
+}
+
+#if BL_FLEX_MARK_WRITES
+#define WORD_WRITTEN() bl_mark(BL_FLEX_MARK_WORD)
+#else
+#define WORD_WRITTEN() ((void)0)
+#endif
+
+void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks)
+{
+  bl_flex_record r;
+  volatile bl_flex_record *dst;
+  uint8_t slot = (uint8_t)(st->slot ^ 1u);
+  r.version = st->version + 1u;
+  r.inference = st->inference;
+  r.next_task = next_task;
+  r.num_tasks = num_tasks;
+  r.crc = record_crc(&r);
+  dst = &bl_flex.rec[slot];
+  /* field by field in memory order: a cut anywhere in here leaves a torn inactive record, never read */
+  dst->version = r.version;
+  WORD_WRITTEN();
+  dst->inference = r.inference;
+  WORD_WRITTEN();
+  dst->next_task = r.next_task;
+  dst->num_tasks = r.num_tasks;
+  WORD_WRITTEN();
+  dst->crc = r.crc;
+  bl_mark(BL_FLEX_MARK_RECORD);
+  bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* the commit point: one 16-bit store */
+  bl_mark(BL_FLEX_MARK_FLIP);
+  st->slot = slot;
+  st->version = r.version;
+  st->next_task = next_task;
+}
+
+void bl_flex_counters_init(void)
+{
+  if (bl_flex.counters_magic != BL_FLEX_COUNTERS_MAGIC) {
+    bl_flex.boots = 0u;
+    bl_flex.task_runs = 0u;
+    bl_flex.corrupt = 0u;
+    bl_flex.fresh = 0u;
+    bl_flex.counters_magic = BL_FLEX_COUNTERS_MAGIC;
+  }
+}
+
+#if BL_FLEX_VLOW_PERIOD > 0
+static uint32_t vlow_calls; /* RAM: the simulated monitor restarts with every boot */
+int bl_voltage_low(void)
+{
+  vlow_calls++;
+  return (vlow_calls % (uint32_t)BL_FLEX_VLOW_PERIOD) == 0u;
+}
+#else
+/* No monitor modelled (hardware comparator hook not written yet): never low, so JIT commits only at the
+ * layer ends it always commits at. */
+int bl_voltage_low(void) { return 0; }
+#endif

@@ -1,0 +1,86 @@
+/* FLEX: the intermittent-computing runtime's non-volatile state and commit protocol.
+ *
+ * Layout (one struct in the board's NVM section, BL_NVM):
+ *   rec[0], rec[1]  two commit records {version, inference, next_task, num_tasks, crc32}; the CRC-32
+ *                   covers the first 12 bytes of the record;
+ *   active          one 16-bit word naming the committed record (BL_FLEX_SLOT0 / BL_FLEX_SLOT1, two
+ *                   codes 16 bits apart so no bit flip turns one into the other); anything else = no
+ *                   valid state;
+ *   counters        statistics (boots, task executions, corrupt states seen); not part of the protocol.
+ *
+ * Commit (bl_flex_commit): write the whole record into the inactive slot (version + 1, CRC), then write
+ * `active` — a single-word store is the commit point. A power failure before it leaves the old commit in
+ * force; one after it, the new one.
+ *
+ * Recovery (bl_flex_recover) only reads. It accepts the record `active` names if its CRC matches, its
+ * num_tasks equals this image's and next_task <= num_tasks; any other state (bad pointer, bad CRC,
+ * impossible index) means "start the inference again from task 0 with the input reloaded", which is always
+ * correct because every task rewrites its outputs in full. The older record is never used as a fallback:
+ * tasks after it may already have overwritten its inputs.
+ */
+#ifndef BL_FLEX_H
+#define BL_FLEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BL_FLEX_SLOT0 0x3CA5u
+#define BL_FLEX_SLOT1 0xC35Au
+#define BL_FLEX_COUNTERS_MAGIC 0xF1E7C0DEul
+
+/* Mark ids (bl_mark) the runtime and the flex app emit; QEMU sees them modulo 256. Task t: t + 1. */
+#define BL_FLEX_MARK_BOOT 0xF0u
+#define BL_FLEX_MARK_RECORD 0xF1u /* record written, pointer not yet flipped */
+#define BL_FLEX_MARK_FLIP 0xF2u   /* pointer flipped: committed */
+#define BL_FLEX_MARK_WORD 0xF3u   /* one word of a record written (BL_FLEX_MARK_WRITES builds) */
+#define BL_FLEX_MARK_INPUT 0xF4u  /* input loaded into NVM */
+#define BL_FLEX_MARK_DONE 0xF5u   /* all tasks done, before the output is printed */
+
+typedef struct {
+  uint32_t version;   /* 1, 2, 3, ... per commit */
+  uint32_t inference; /* which inference this progress belongs to */
+  uint16_t next_task; /* first task not yet committed; == num_tasks: inference finished */
+  uint16_t num_tasks; /* of the image that wrote it */
+  uint32_t crc;       /* CRC-32 (IEEE 802.3) over the 12 bytes above */
+} bl_flex_record;
+
+typedef struct {
+  bl_flex_record rec[2];
+  volatile uint16_t active;
+  uint16_t pad;
+  uint32_t counters_magic;
+  uint32_t boots;          /* every boot of the flex app */
+  uint32_t task_runs;      /* task executions, including re-executions */
+  uint32_t corrupt;        /* recoveries that found a corrupt / torn / impossible state */
+  uint32_t fresh;          /* inferences started from task 0 (first boot, corrupt state, restart policy) */
+} bl_flex_nvm;
+
+typedef enum {
+  BL_FLEX_RESUME = 0,  /* a valid commit: continue at next_task */
+  BL_FLEX_EMPTY = 1,   /* no state at all (erased / first power-up) */
+  BL_FLEX_CORRUPT = 2, /* bad pointer, bad CRC, wrong task count or impossible next_task */
+} bl_flex_recovery;
+
+typedef struct {
+  bl_flex_recovery kind;
+  uint16_t next_task;
+  uint32_t inference;
+  uint32_t version;
+  uint8_t slot; /* the committed slot (valid for RESUME) */
+} bl_flex_state;
+
+extern bl_flex_nvm bl_flex; /* in BL_NVM (flex.c) */
+
+uint32_t bl_flex_crc32(const void *data, size_t n);
+/* Read-only: classify the NVM state for an image with num_tasks tasks. */
+bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st);
+/* Commit {next_task, inference} as the new state (double-buffered record + single-word flip). */
+void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks);
+/* Statistics (not part of the protocol): initialised once, then counted. */
+void bl_flex_counters_init(void);
+
+/* Voltage monitor hook for the just-in-time policy: nonzero when the energy buffer is nearly empty.
+ * Platform-specific; see flex.c for what is simulated. */
+int bl_voltage_low(void);
+
+#endif /* BL_FLEX_H */

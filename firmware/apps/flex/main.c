@@ -1,0 +1,174 @@
+/* batteryless flex app: the generated model (MODEL_DIR, activation buffers in NVM) on the FLEX intermittent
+ * runtime (checkpointing/). Every boot: recover; if there is no valid commit, load the input into NVM and
+ * start the inference at task 0; run the remaining tasks, committing as the policy says; when all tasks are
+ * done print "logits ...", then the counters "boots", "task_runs", "corrupt", "fresh" (and "marks" on the
+ * host: bl_mark calls of this boot).
+ *
+ * Build-time switches (EXTRA_DEFINES):
+ *   BL_FLEX_POLICY  1 flex (commit after every task, default), 2 layer (after the last task of each layer),
+ *                   3 restart (never commit: every boot restarts the inference), 4 jit (at layer ends and
+ *                   at any task boundary where bl_voltage_low()).
+ *   BL_FLEX_BROKEN=1  deliberately broken: commit task t as done *before* running it (tests only).
+ *   BL_FLEX_FAULTS=1  fault injection for tests: input bytes after the model input are 8-byte records
+ *                   {u16 boot, u16 arg, u8 kind, u8 value, u16 0}, applied at that boot before recovery:
+ *                   kind 1 xor byte `arg` of the FLEX NVM state with `value`; kind 2 torn write: the first
+ *                   half of a forged newer record into slot `arg`; kind 3 a complete forged record with a
+ *                   valid CRC but next_task = num_tasks + value (impossible) into slot `arg`.
+ * Marks: BL_FLEX_MARK_* (flex.h) and t + 1 before task t. */
+#include <stdint.h>
+
+#include "../../../checkpointing/flex.h"
+#include "bl_platform.h"
+#include "model.h"
+
+#define BL_FLEX_POLICY_FLEX 1
+#define BL_FLEX_POLICY_LAYER 2
+#define BL_FLEX_POLICY_RESTART 3
+#define BL_FLEX_POLICY_JIT 4
+#ifndef BL_FLEX_POLICY
+#define BL_FLEX_POLICY BL_FLEX_POLICY_FLEX
+#endif
+#ifndef BL_FLEX_BROKEN
+#define BL_FLEX_BROKEN 0
+#endif
+#ifndef BL_FLEX_FAULTS
+#define BL_FLEX_FAULTS 0
+#endif
+
+#define N_TASKS ((uint16_t)BL_MODEL_NUM_TASKS)
+
+static int16_t input[BL_MODEL_INPUT_LEN];
+
+#if BL_FLEX_FAULTS
+static void put_record(uint8_t slot, const bl_flex_record *r, uint8_t bytes)
+{
+  volatile uint8_t *dst = (volatile uint8_t *)&bl_flex.rec[slot & 1u];
+  const uint8_t *src = (const uint8_t *)r;
+  uint8_t i;
+  for (i = 0; i < bytes; i++) {
+    dst[i] = src[i];
+  }
+}
+
+static void apply_faults(void)
+{
+  uint32_t off = 2u * BL_MODEL_INPUT_LEN;
+  uint8_t f[8];
+  while (bl_input_read(f, off, 8u) == 8u) {
+    uint16_t boot = (uint16_t)(f[0] | (f[1] << 8));
+    uint16_t arg = (uint16_t)(f[2] | (f[3] << 8));
+    off += 8u;
+    if (boot != bl_flex.boots) {
+      continue;
+    }
+    if (f[4] == 1u && arg < sizeof(bl_flex_nvm)) {
+      ((volatile uint8_t *)&bl_flex)[arg] ^= f[5];
+    } else if (f[4] == 2u || f[4] == 3u) {
+      bl_flex_record r;
+      r.version = (bl_flex.rec[0].version > bl_flex.rec[1].version ? bl_flex.rec[0].version
+                                                                    : bl_flex.rec[1].version) + 1u;
+      r.inference = bl_flex.rec[arg & 1u].inference;
+      r.num_tasks = N_TASKS;
+      r.next_task = f[4] == 2u ? (uint16_t)(f[5] % (N_TASKS + 1u)) : (uint16_t)(N_TASKS + f[5]);
+      r.crc = bl_flex_crc32(&r, 12u);
+      put_record((uint8_t)arg, &r, f[4] == 2u ? 8u : (uint8_t)sizeof r);
+    }
+  }
+}
+#endif
+
+static int commit_after(uint16_t done)
+{
+#if BL_FLEX_POLICY == BL_FLEX_POLICY_FLEX
+  (void)done;
+  return 1;
+#elif BL_FLEX_POLICY == BL_FLEX_POLICY_LAYER
+  return done == N_TASKS || bl_model_task_layer_end[done - 1u];
+#elif BL_FLEX_POLICY == BL_FLEX_POLICY_JIT
+  return done == N_TASKS || bl_model_task_layer_end[done - 1u] || bl_voltage_low();
+#else
+  (void)done;
+  return 0;
+#endif
+}
+
+int bl_app_main(void)
+{
+  bl_flex_state st;
+  bl_flex_recovery kind;
+  uint16_t t;
+  bl_status status;
+  if (bl_input_length() < 2u * BL_MODEL_INPUT_LEN) {
+    bl_puts("error input length ");
+    bl_put_u32(bl_input_length());
+    bl_puts(" expected ");
+    bl_put_u32(2u * BL_MODEL_INPUT_LEN);
+    bl_putc('\n');
+    return 3;
+  }
+  bl_mark(BL_FLEX_MARK_BOOT);
+  bl_flex_counters_init();
+  bl_flex.boots = bl_flex.boots + 1u;
+#if BL_FLEX_FAULTS
+  apply_faults();
+#endif
+  kind = bl_flex_recover(N_TASKS, &st);
+#if BL_FLEX_POLICY == BL_FLEX_POLICY_RESTART
+  kind = BL_FLEX_EMPTY;
+#endif
+  if (kind != BL_FLEX_RESUME) {
+    if (kind == BL_FLEX_CORRUPT) {
+      bl_flex.corrupt = bl_flex.corrupt + 1u;
+    }
+    bl_flex.fresh = bl_flex.fresh + 1u;
+    (void)bl_input_read(input, 0u, 2u * BL_MODEL_INPUT_LEN);
+    bl_model_load_input(input);
+    bl_mark(BL_FLEX_MARK_INPUT);
+    st.next_task = 0u;
+    st.inference = bl_flex.fresh;
+#if BL_FLEX_POLICY != BL_FLEX_POLICY_RESTART
+    bl_flex_commit(&st, 0u, N_TASKS);
+#endif
+  }
+  for (t = st.next_task; t < N_TASKS; t++) {
+    bl_mark(t + 1u);
+#if BL_FLEX_BROKEN == 1
+    bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
+#endif
+    bl_flex.task_runs = bl_flex.task_runs + 1u;
+    status = bl_model_task(t);
+    if (status != BL_OK) {
+      bl_puts("error status ");
+      bl_put_i32((int32_t)status);
+      bl_puts(" task ");
+      bl_put_u32(t);
+      bl_putc('\n');
+      return 4;
+    }
+#if BL_FLEX_BROKEN != 1
+    if (commit_after((uint16_t)(t + 1u))) {
+      bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS);
+    }
+#endif
+  }
+  bl_mark(BL_FLEX_MARK_DONE);
+  bl_put_line_i16("logits", bl_model_output(), BL_MODEL_OUTPUT_LEN);
+  bl_puts("boots ");
+  bl_put_u32(bl_flex.boots);
+  bl_puts("\ntask_runs ");
+  bl_put_u32(bl_flex.task_runs);
+  bl_puts("\ncorrupt ");
+  bl_put_u32(bl_flex.corrupt);
+  bl_puts("\nfresh ");
+  bl_put_u32(bl_flex.fresh);
+  bl_putc('\n');
+#if defined(BL_PLATFORM_HOST)
+  {
+    extern volatile unsigned bl_mark_count;
+    bl_puts("marks ");
+    bl_put_u32(bl_mark_count);
+    bl_putc('\n');
+  }
+#endif
+  return 0;
+}
