@@ -112,3 +112,26 @@ def test_corrupt_artifact_is_a_clear_error(tmp_path, small_artifact):
     bad.write_bytes(small_artifact.read_bytes()[:300])
     got, _, err = run_cli("evaluate", str(bad))
     assert got == 6 and "corrupt or truncated" in err
+
+
+def test_user_module_through_the_api(tmp_path):
+    import torch
+    from torch import nn
+
+    from batteryless.errors import ModelError
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress
+
+    quick = CompressConfig(block_size=8, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=5))
+    bad = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 10))
+    with pytest.raises(ModelError, match="Sigmoid"):
+        compress(bad, "digits", out=tmp_path / "bad.bl", config=quick)
+    assert not (tmp_path / "bad.bl").exists()
+    # a user module with BatchNorm: folded, taken as trained, compressed and written
+    torch.manual_seed(0)
+    good = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10)
+    ).eval()
+    art, rep = compress(good, "digits", out=tmp_path / "good.bl", config=quick)
+    assert [layer["op"] for layer in art.layers] == ["flatten", "linear", "relu", "linear"]
+    assert rep["model"] == "Sequential" and (tmp_path / "good.bl").is_file()
