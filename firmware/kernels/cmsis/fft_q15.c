@@ -1,0 +1,62 @@
+/* cmsis backend: the block FFT with CMSIS-DSP's arm_cfft_q15 (radix-4 / radix-4-by-2, its own twiddle and
+ * bit-reversal tables). arm_cfft_q15 scales by 1/2 per radix-2 stage (1/4 per radix-4 stage), so the
+ * forward transform returns DFT(z)/k and the inverse IDFT(z): the same overall scale as the numeric spec,
+ * but not the same bits (different butterfly order, truncation instead of the spec's rounding of the
+ * twiddle products, its own twiddle table). The difference is measured and documented in docs/kernels.md
+ * ("cmsis backend").
+ *
+ * arm_cfft_q15 has lengths 16 ... 4096. For k = 2, 4, 8 the transform is a 16-point one on a stretched
+ * signal: forward, z padded with zeros to 16 points gives bins X16[f * 16/k] = X_k[f], scaled by 1/16
+ * instead of 1/k, so the result is multiplied by 16/k (saturating); inverse, Z_k[f] placed at bin
+ * f * 16/k (others zero) gives x16[n] = (k/16) IDFT_k(Z)[n] for n < k, again multiplied by 16/k. The
+ * caller's twiddle table is validated (same rules as ref) but not read. */
+#include "arm_const_structs.h"
+#include "arm_math.h"
+#include "bl_kernels.h"
+
+#define BL_CMSIS_FFT_MIN 16u
+
+static bool is_pow2(uint16_t v) { return v >= 2u && (v & (uint16_t)(v - 1u)) == 0u; }
+
+static const arm_cfft_instance_q15 *cfft_instance(uint16_t k) {
+  switch (k) {
+    case 16: return &arm_cfft_sR_q15_len16;
+    case 32: return &arm_cfft_sR_q15_len32;
+    case 64: return &arm_cfft_sR_q15_len64;
+    case 128: return &arm_cfft_sR_q15_len128;
+    case 256: return &arm_cfft_sR_q15_len256;
+    case 512: return &arm_cfft_sR_q15_len512;
+    case 1024: return &arm_cfft_sR_q15_len1024;
+    case 2048: return &arm_cfft_sR_q15_len2048;
+    case 4096: return &arm_cfft_sR_q15_len4096;
+    default: return 0;
+  }
+}
+
+bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
+  if (z == 0 || cfg == 0 || cfg->tw == 0) return BL_ERR_ARG;
+  const uint16_t k = cfg->k;
+  if (!is_pow2(k) || !is_pow2(cfg->tw_k) || cfg->tw_k < k) return BL_ERR_FFT_SIZE;
+  if (k >= BL_CMSIS_FFT_MIN) {
+    const arm_cfft_instance_q15 *s = cfft_instance(k);
+    if (s == 0) return BL_ERR_FFT_SIZE; /* beyond CMSIS-DSP's 4096 points */
+    arm_cfft_q15(s, z, inverse ? 1u : 0u, 1u);
+    return BL_OK;
+  }
+  /* k = 2, 4, 8: one 16-point transform on the stretched signal (see above) */
+  int16_t buf[2u * BL_CMSIS_FFT_MIN];
+  const uint16_t up = (uint16_t)(BL_CMSIS_FFT_MIN / k);
+  for (uint16_t e = 0; e < 2u * BL_CMSIS_FFT_MIN; e++) buf[e] = 0;
+  for (uint16_t f = 0; f < k; f++) {
+    const uint16_t d = inverse ? (uint16_t)(2u * f * up) : (uint16_t)(2u * f);
+    buf[d] = z[2u * f];
+    buf[d + 1u] = z[2u * f + 1u];
+  }
+  arm_cfft_q15(&arm_cfft_sR_q15_len16, buf, inverse ? 1u : 0u, 1u);
+  for (uint16_t f = 0; f < k; f++) {
+    const uint16_t s = inverse ? (uint16_t)(2u * f) : (uint16_t)(2u * f * up);
+    z[2u * f] = bl_sat16_s32((int32_t)buf[s] * up);
+    z[2u * f + 1u] = bl_sat16_s32((int32_t)buf[s + 1u] * up);
+  }
+  return BL_OK;
+}
