@@ -420,9 +420,9 @@ def codegen(
         raise UsageError(
             f"backend {backend!r} is not available on board {b.name} (it has: {', '.join(b.backends)})"
         )
-    if backend not in ("ref", "cmsis"):
+    if backend not in ("ref", "cmsis", "lea"):
         raise CodegenError(
-            f"backend {backend!r}: only the 'ref' and 'cmsis' kernels exist; generate with --backend ref"
+            f"backend {backend!r}: only the ref, cmsis and lea kernels exist; generate with --backend ref"
         )
     costs = cost_model(b, backend)
     plan = _plan(art, b, backend, path, costs)

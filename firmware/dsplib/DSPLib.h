@@ -1,0 +1,110 @@
+/* DSPLib.h — the part of TI's MSP DSP Library (DSPLib) API that the batteryless `lea` kernel backend uses.
+ *
+ * Written for this project from TI's published API description (MSP DSP Library user's guide / API
+ * reference, MSP430Ware DSPLib 1.30: "Low Energy Accelerator (LEA)", "Transform", "Real Vectors",
+ * "Complex Vectors"). Names, types, parameter structures and macros follow TI's spelling so that the
+ * kernels compile unchanged against TI's library; the declarations, comments and status values are ours.
+ * TI's DSPLib is not installable here: on the host board, and as a clearly labelled link-time stand-in in
+ * MSP430 images, these calls are served by the software model in firmware/dsplib/model/.
+ *
+ * Semantics assumed (and implemented by the model) — see docs/kernels.md, "lea backend":
+ *   msp_cmplx_fft_fixed_q15   in place, radix 2, bit reversal first when params->bitReverse, a 1/2 scaling
+ *                             in every stage: y = fft(x) / N (TI: "y = fft(x) ./ N"). Documented by TI.
+ *                             Butterfly rounding (twiddle product rounded half up at bit 15, (a +- T) >> 1
+ *                             floor, saturation) is NOT documented by TI: the model follows our numeric
+ *                             spec (docs/numeric-spec.md, "Fixed-point FFT").
+ *   msp_cmplx_ifft_fixed_q15  the direct inverse with fixed scaling, y = ifft(x) (numpy's 1/N scale); the
+ *                             exact inverse scaling/rounding on LEA is UNCONFIRMED (REFERENCE.md): the model
+ *                             uses the spec's inverse (conjugate twiddles, 1/2 per stage).
+ *   both FFTs                 length a power of two; the model accepts 16 .. 512 (TI's twiddle tables start
+ *                             at 16; a 1024-point complex Q15 FFT needs all 4 KB of the FR5994's LEA RAM)
+ *                             else MSP_SIZE_ERROR. Data in LEA RAM aligned to MSP_ALIGN_CMPLX_FFT_Q15(N)
+ *                             = 4N bytes (TI's documented rule) else MSP_LEA_INVALID_ADDRESS.
+ *                             params->twiddleTable is ignored (LEA reads its twiddles from ROM; TI: "when
+ *                             using LEA this can be a NULL pointer").
+ *   msp_mac_q15               *result = sum(srcA .* srcB) as IQ31, i.e. 2 * sum(a*b) (Q15 x Q15 = Q30,
+ *                             shifted to Q31 as TI's C fallback does). Overflow beyond int32 is not
+ *                             documented for LEA: the model saturates (TI's MPY32 path sets MPYSAT); the
+ *                             kernels never reach it (they bound every call's sum, docs/kernels.md).
+ *                             Length even (TI: "must be a multiple of two") else MSP_SIZE_ERROR; operands
+ *                             4-byte aligned in LEA RAM else MSP_LEA_INVALID_ADDRESS.
+ *   msp_cmplx_mac_q15         result[0] + i*result[1] = 2 * sum(srcA .* srcB) over complex (re, im) pairs,
+ *                             each part saturated to int32 as msp_mac_q15; same length/alignment rules.
+ */
+#ifndef DSPLIB_H
+#define DSPLIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- types (TI: DSPLib_types.h) ---------------------------------------------------------------------- */
+typedef int16_t _q15;  /* signed Q15 fixed point */
+typedef int32_t _iq31; /* signed Q31 fixed point */
+
+typedef enum {
+  MSP_SUCCESS = 0,                  /* the operation completed */
+  MSP_SIZE_ERROR = 1,               /* a length is invalid (odd, not a power of two, out of range) */
+  MSP_SHIFT_SIZE_ERROR = 2,         /* a shift is out of range (unused here) */
+  MSP_TABLE_SIZE_ERROR = 3,         /* a twiddle table is too short (non-LEA C path; unused here) */
+  MSP_LEA_BUSY = 4,                 /* LEA is in use */
+  MSP_LEA_INVALID_ADDRESS = 5,      /* an operand is outside LEA RAM or not aligned as required */
+  MSP_LEA_OUT_OF_RANGE = 6,         /* LEA reported an out-of-range access */
+  MSP_LEA_SCALAR_INCONSISTENCY = 7, /* LEA reported inconsistent scalar data */
+  MSP_LEA_COMMAND_OVERFLOW = 8,     /* LEA reported a command overflow */
+  MSP_LEA_INCORRECT_REVISION = 9    /* the LEA revision is not supported */
+} msp_status;
+
+/* ---- support (TI: DSPLib_support.h) ------------------------------------------------------------------ */
+#define CMPLX_INCREMENT (2)
+#define CMPLX_REAL(ptr) ((ptr)[0])
+#define CMPLX_IMAG(ptr) ((ptr)[1])
+
+/* DSPLIB_DATA(var, align): place the declaration that follows in LEA RAM with `align`-byte alignment.
+ * Used as TI shows it, on the line before the declaration:
+ *     DSPLIB_DATA(buf, MSP_ALIGN_CMPLX_FFT_Q15(64))
+ *     _q15 buf[2 * 64];
+ * MSP430: section .lea, which the board's linker script (boards/<board>/linker.ld) places in the lea_ram
+ * region generated from board.toml. Host: section bl_learam; the model treats exactly that section as LEA
+ * RAM (the linker provides __start_bl_learam / __stop_bl_learam). */
+#if defined(__MSP430__)
+#define DSPLIB_LEA_SECTION ".lea"
+#else
+#define DSPLIB_LEA_SECTION "bl_learam"
+#endif
+#define DSPLIB_DATA(var, align) __attribute__((section(DSPLIB_LEA_SECTION), aligned(align)))
+
+/* ---- transform (TI: DSPLib_transform.h) -------------------------------------------------------------- */
+#define MSP_ALIGN_FFT_Q15(n) ((n) * 2)       /* real Q15 FFT: alignment 2n bytes */
+#define MSP_ALIGN_CMPLX_FFT_Q15(n) ((n) * 4) /* complex Q15 FFT: alignment 4n bytes */
+
+typedef struct msp_cmplx_fft_q15_params {
+  uint16_t length;          /* number of complex samples, a power of two */
+  bool bitReverse;          /* bit-reverse the input first (TI: mandatory unless the data already is) */
+  const _q15 *twiddleTable; /* not used with LEA (may be NULL) */
+} msp_cmplx_fft_q15_params;
+
+msp_status msp_cmplx_fft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src);
+msp_status msp_cmplx_ifft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src);
+
+/* ---- vectors (TI: DSPLib_vector.h) ------------------------------------------------------------------- */
+typedef struct msp_mac_q15_params {
+  uint16_t length; /* number of elements, a multiple of two */
+} msp_mac_q15_params;
+
+typedef struct msp_cmplx_mac_q15_params {
+  uint16_t length; /* number of complex elements, a multiple of two */
+} msp_cmplx_mac_q15_params;
+
+msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result);
+msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB,
+                             _iq31 *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DSPLIB_H */

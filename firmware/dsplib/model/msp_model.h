@@ -1,0 +1,28 @@
+/* DSPLib software model — internal header (not part of TI's API).
+ *
+ * The model stands in for TI's DSPLib + the LEA hardware: it implements exactly the DSPLib calls the `lea`
+ * kernels use (../DSPLib.h), with TI's documented argument checks (lengths, alignment, operands in LEA RAM)
+ * and, where TI documents no rounding, the numeric spec's arithmetic. It runs on the host (board `host`,
+ * backend `lea`). In MSP430 images it is linked only as a stand-in so that the image links and its size can
+ * be measured: it is not TI's library, does not drive LEA, and such an image is not run (nothing emulates
+ * LEA; mspdebug's simulator has no LEA). */
+#ifndef MSP_MODEL_H
+#define MSP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../DSPLib.h"
+
+/* Largest complex Q15 FFT the model accepts (the FR5994's LEA RAM cannot hold a 1024-point one next to
+ * LEA's stack) and the smallest (TI's twiddle tables start at 16 points). */
+#define MSP_MODEL_FFT_MIN 16u
+#define MSP_MODEL_FFT_MAX 512u
+
+/* Forward twiddles of a MSP_MODEL_FFT_MAX-point FFT, interleaved (Wr, Wi): the stand-in for LEA's ROM. */
+extern const int16_t msp_model_twiddle_rom[MSP_MODEL_FFT_MAX];
+
+/* 1 when [p, p + bytes) lies inside LEA RAM and p is a multiple of `align` bytes (TI: MSP_LEA_VALID_ADDRESS). */
+int msp_model_lea_valid(const void *p, uint32_t bytes, uint32_t align);
+
+#endif /* MSP_MODEL_H */

@@ -1,0 +1,190 @@
+/* lea backend: conv1d / conv2d (docs/numeric-spec.md, "direct path (convolutions)" and "Convolution, FFT
+ * path"). Direct paths: one msp_mac_q15 dot product (chunked, weights split hi/lo, bl_lea_internal.h) per
+ * output element over the taps that fall inside the input (zero padding contributes nothing). FFT path: the
+ * channel-block spectra with msp_cmplx_fft_fixed_q15, the frequency MAC over blocks and taps with
+ * msp_cmplx_mac_q15, the inverse with msp_cmplx_ifft_fixed_q15; bookkeeping on the CPU (ref helpers). */
+#include "bl_kernels.h"
+#include "bl_lea_internal.h"
+
+bl_status bl_conv_geom_check(const bl_conv_geom *g) {
+  if (g == 0) return BL_ERR_ARG;
+  if (g->in_ch == 0 || g->out_ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0)
+    return BL_ERR_SHAPE;
+  const uint32_t hp = (uint32_t)g->in_h + 2u * g->ph, wp = (uint32_t)g->in_w + 2u * g->pw;
+  if (g->in_h == 0 || g->in_w == 0 || hp < g->kh || wp < g->kw) return BL_ERR_SHAPE;
+  if (g->out_h != (hp - g->kh) / g->sh + 1u || g->out_w != (wp - g->kw) / g->sw + 1u) return BL_ERR_SHAPE;
+  return BL_OK;
+}
+
+static int32_t weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
+  return w16 != 0 ? (int32_t)w16[idx] : (int32_t)w8[idx];
+}
+
+/* Input coordinate of output coordinate o and tap d, or -1 inside the zero padding. */
+static int32_t in_coord(uint16_t o, uint16_t stride, uint16_t d, uint16_t pad, uint16_t size) {
+  const int32_t v = (int32_t)o * stride + d - (int32_t)pad;
+  return (v < 0 || v >= (int32_t)size) ? -1 : v;
+}
+
+static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                             uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
+                             uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
+  bl_status st = bl_conv_geom_check(g);
+  if (st != BL_OK) return st;
+  if (k == 0) return BL_ERR_SHAPE;
+  if (o0 >= o1 || o1 > g->out_ch || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
+  const uint32_t taps = (uint32_t)g->kh * g->kw;
+  const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
+  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  for (uint16_t o = o0; o < o1; o++) {
+    for (uint16_t oy = oy0; oy < oy1; oy++) {
+      for (uint16_t ox = 0; ox < g->out_w; ox++) {
+        bl_lea_dot d = {0u, 0u, w16 != 0};
+        for (uint16_t c = 0; c < g->in_ch && st == BL_OK; c++) {
+          uint32_t wbase; /* index of W[o][c][0][0] */
+          if (k == 1) {
+            wbase = ((uint32_t)o * g->in_ch + c) * taps;
+          } else {
+            const uint16_t dd = (uint16_t)((o % k + k - c % k) % k);
+            wbase = (((uint32_t)(o / k) * q + c / k) * k + dd) * taps;
+          }
+          for (uint16_t dy = 0; dy < g->kh && st == BL_OK; dy++) {
+            const int32_t iy = in_coord(oy, g->sh, dy, g->ph, g->in_h);
+            if (iy < 0) continue;
+            for (uint16_t dx = 0; dx < g->kw && st == BL_OK; dx++) {
+              const int32_t ix = in_coord(ox, g->sw, dx, g->pw, g->in_w);
+              if (ix < 0) continue;
+              st = bl_lea_dot_push(&d, x[(uint32_t)c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix],
+                                   weight_at(w16, w8, wbase + (uint32_t)dy * g->kw + dx));
+            }
+          }
+        }
+        if (st == BL_OK) st = bl_lea_dot_flush(&d);
+        if (st != BL_OK) return st;
+        if (bias != 0) d.acc += (uint32_t)bias[o];
+        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_requant_s32(bl_wrap_s32(d.acc), shift);
+      }
+    }
+  }
+  return BL_OK;
+}
+
+bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
+                            int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return conv_direct(x, g, w, 0, 1, bias, shift, y, o0, o1, oy0, oy1);
+}
+
+bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, const int32_t *bias,
+                           int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return conv_direct(x, g, 0, w, 1, bias, shift, y, o0, o1, oy0, oy1);
+}
+
+bl_status bl_conv_circ_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                           const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                           uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return conv_direct(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
+}
+
+bl_status bl_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                          const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                          uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return conv_direct(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
+}
+
+static bl_status check_cfg(const bl_fft_cfg *cfg) {
+  const uint16_t k = cfg->k, t = cfg->tw_k;
+  if (cfg->tw == 0) return BL_ERR_ARG;
+  if (k < 2u || (k & (uint16_t)(k - 1u)) != 0u || t < k || (t & (uint16_t)(t - 1u)) != 0u) return BL_ERR_FFT_SIZE;
+  return BL_OK;
+}
+
+bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const bl_fft_cfg *cfg, int16_t *xs,
+                                uint16_t y0, uint16_t y1, int16_t *work) {
+  if (x == 0 || cfg == 0 || xs == 0 || work == 0) return BL_ERR_ARG;
+  bl_status st = bl_conv_geom_check(g);
+  if (st != BL_OK) return st;
+  const uint16_t k = cfg->k;
+  if (k < 2u) return BL_ERR_SHAPE;
+  if (y0 >= y1 || y1 > g->in_h) return BL_ERR_ARG;
+  st = check_cfg(cfg);
+  if (st != BL_OK) return st;
+  int16_t *buf = bl_lea_fft_target(k, work);
+  const uint32_t hw = (uint32_t)g->in_h * g->in_w;
+  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  for (uint16_t yy = y0; yy < y1; yy++) {
+    for (uint16_t xx = 0; xx < g->in_w; xx++) {
+      const uint32_t pos = (uint32_t)yy * g->in_w + xx;
+      for (uint32_t j = 0; j < q; j++) {
+        for (uint16_t b = 0; b < k; b++) {
+          const uint32_t c = j * k + b;
+          buf[2u * b] = c < g->in_ch ? x[c * hw + pos] : 0;
+          buf[2u * b + 1u] = 0;
+        }
+        st = bl_lea_fft_run(buf, cfg, false);
+        if (st != BL_OK) return st;
+        bl_ref_pack_spectrum(buf, k, xs + j * k * hw + pos, hw);
+      }
+    }
+  }
+  return BL_OK;
+}
+
+bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,
+                                const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out, const int32_t *bias_out,
+                                int16_t *y, uint16_t i, uint16_t oy0, uint16_t oy1, int16_t *work) {
+  if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
+  bl_status st = bl_conv_geom_check(g);
+  if (st != BL_OK) return st;
+  const uint16_t k = cfg->k;
+  if (k < 2u) return BL_ERR_SHAPE;
+  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint32_t p = ((uint32_t)g->out_ch + k - 1u) / k;
+  if (i >= p || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
+  st = check_cfg(cfg);
+  if (st != BL_OK) return st;
+  int16_t *buf = bl_lea_fft_target(k, work);
+  const uint32_t taps = (uint32_t)g->kh * g->kw;
+  const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
+  for (uint16_t oy = oy0; oy < oy1; oy++) {
+    for (uint16_t ox = 0; ox < g->out_w; ox++) {
+      for (uint16_t f = 0; f <= k / 2u; f++) {
+        bl_lea_cdot d = {0u, 0u, 0u};
+        for (uint32_t j = 0; j < q && st == BL_OK; j++) {
+          const int16_t *xj = xs + j * k * in_hw;
+          const int16_t *sij = spectra + ((uint32_t)i * q + j) * k * taps;
+          for (uint16_t dy = 0; dy < g->kh && st == BL_OK; dy++) {
+            const int32_t iy = in_coord(oy, g->sh, dy, g->ph, g->in_h);
+            if (iy < 0) continue; /* zero padding: the spectrum of zeros is zero */
+            for (uint16_t dx = 0; dx < g->kw && st == BL_OK; dx++) {
+              const int32_t ix = in_coord(ox, g->sw, dx, g->pw, g->in_w);
+              if (ix < 0) continue;
+              int16_t xr, xi, sr, si;
+              bl_lea_bin(xj + (uint32_t)iy * g->in_w + (uint32_t)ix, in_hw, f, k, &xr, &xi);
+              bl_lea_bin(sij + (uint32_t)dy * g->kw + dx, taps, f, k, &sr, &si);
+              st = bl_lea_cdot_push(&d, xr, xi, sr, si);
+            }
+          }
+        }
+        if (st == BL_OK) st = bl_lea_cdot_flush(&d);
+        if (st != BL_OK) return st;
+        bl_ref_store_bin(buf, k, f, bl_requant_s32(bl_wrap_s32(d.re), shift_z),
+                         bl_requant_s32(bl_wrap_s32(d.im), shift_z));
+      }
+      bl_ref_hermitian_complete(buf, k);
+      st = bl_lea_fft_run(buf, cfg, true);
+      if (st != BL_OK) return st;
+      for (uint16_t r = 0; r < k; r++) {
+        const uint32_t o = (uint32_t)i * k + r;
+        if (o >= g->out_ch) break;
+        y[o * out_hw + (uint32_t)oy * g->out_w + ox] =
+            bl_ref_finish(buf[2u * r], shift_out, bias_out != 0 ? bias_out[o] : 0);
+      }
+    }
+  }
+  return BL_OK;
+}

@@ -1,0 +1,3 @@
+/* lea backend: requant.c is the portable ref code (DSPLib has no call that helps here); the ref file is
+ * compiled as part of this backend, not copied. */
+#include "../ref/requant.c"
