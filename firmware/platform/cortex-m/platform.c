@@ -1,14 +1,16 @@
-/* batteryless Cortex-M platform under QEMU: output through ARM semihosting (newlib rdimon stdio), exit
- * code through SYS_EXIT_EXTENDED, marks as an empty function the QEMU plugin watches. */
+/* batteryless Cortex-M platform under QEMU: output and exit code through ARM semihosting (SYS_OPEN ":tt",
+ * SYS_WRITE line by line, SYS_EXIT_EXTENDED), marks through a table the QEMU plugin watches.
+ * No newlib stdio on the output path: a power-cut run reboots often, and QEMU retranslates all code after
+ * each reset (the image is reloaded), so less code per boot means more boots per second. */
 #include <stdint.h>
-#include <stdio.h>
 
 #include "bl_platform.h"
 
-void initialise_monitor_handles(void);
-
+#define BL_SH_SYS_OPEN 0x01u
+#define BL_SH_SYS_WRITE 0x05u
 #define BL_SH_SYS_EXIT_EXTENDED 0x20u
 #define BL_SH_ADP_STOPPED_APPLICATION_EXIT 0x20026u
+#define BL_SH_OPEN_MODE_W 4u
 
 static int bl_semihost(unsigned op, void *arg)
 {
@@ -18,13 +20,42 @@ static int bl_semihost(unsigned op, void *arg)
   return (int)r0;
 }
 
-void bl_platform_init(void)
+static int bl_stdout = -1;
+static char bl_line[128];
+static unsigned bl_line_len;
+
+static void bl_flush(void)
 {
-  initialise_monitor_handles();
-  setvbuf(stdout, NULL, _IOLBF, 0);
+  unsigned args[3];
+  if (bl_line_len == 0u || bl_stdout < 0) {
+    bl_line_len = 0u;
+    return;
+  }
+  args[0] = (unsigned)bl_stdout;
+  args[1] = (unsigned)(uintptr_t)bl_line;
+  args[2] = bl_line_len;
+  (void)bl_semihost(BL_SH_SYS_WRITE, args);
+  bl_line_len = 0u;
 }
 
-void bl_putc(char c) { putchar(c); }
+void bl_platform_init(void)
+{
+  static const char tt[] = ":tt";
+  unsigned args[3];
+  args[0] = (unsigned)(uintptr_t)tt;
+  args[1] = BL_SH_OPEN_MODE_W;
+  args[2] = sizeof tt - 1u;
+  bl_stdout = bl_semihost(BL_SH_SYS_OPEN, args);
+  bl_line_len = 0u;
+}
+
+void bl_putc(char c)
+{
+  bl_line[bl_line_len++] = c;
+  if (c == '\n' || bl_line_len == sizeof bl_line) {
+    bl_flush();
+  }
+}
 
 /* Marks carry their id to the QEMU plugin through the address executed: bl_mark(id) branches to entry
  * id % 256 of a table of 256 two-byte "bx lr" instructions, and the plugin (marktable=ADDR:256:2) records
@@ -51,10 +82,10 @@ __attribute__((noinline, noipa)) void bl_mark(unsigned id)
 void bl_exit(int code)
 {
   unsigned block[2];
-  fflush(stdout);
+  bl_flush();
   block[0] = BL_SH_ADP_STOPPED_APPLICATION_EXIT;
   block[1] = (unsigned)code;
-  bl_semihost(BL_SH_SYS_EXIT_EXTENDED, block);
+  (void)bl_semihost(BL_SH_SYS_EXIT_EXTENDED, block);
   for (;;) {
   }
 }

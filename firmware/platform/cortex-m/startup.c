@@ -11,7 +11,6 @@ extern uint32_t __bl_stack_top[];
 
 void bl_reset_handler(void);
 void bl_fault_handler(void);
-void initialise_monitor_handles(void);
 
 /* System Control Block registers are architectural (ARMv7-M ARM), not board facts. */
 #define BL_SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
