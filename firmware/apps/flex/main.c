@@ -77,7 +77,7 @@ static void apply_faults(void)
 }
 #endif
 
-static int commit_after(uint16_t done)
+__attribute__((unused)) static int commit_after(uint16_t done)
 {
 #if BL_FLEX_POLICY == BL_FLEX_POLICY_FLEX
   (void)done;
@@ -152,6 +152,7 @@ int bl_app_main(void)
 #endif
   }
   bl_mark(BL_FLEX_MARK_DONE);
+  bl_putc('\n'); /* ends a line an earlier boot may have been cut in the middle of */
   bl_put_line_i16("logits", bl_model_output(), BL_MODEL_OUTPUT_LEN);
   bl_puts("boots ");
   bl_put_u32(bl_flex.boots);

@@ -1,0 +1,369 @@
+"""FLEX power-failure harnesses: cut power inside the real compiled firmware, compare with continuous power.
+
+:func:`build_flex` generates a model with its activation buffers in NVM and builds the ``flex`` firmware
+app (``firmware/apps/flex`` + ``checkpointing/``) with a commit policy. :func:`verify_intermittent` runs
+that image once under continuous power and then under power-failure schedules, and compares the final
+``logits`` of every schedule with the continuous run bit for bit:
+
+- host: a cut is a mark number (the boot ends at its k-th ``bl_mark()``, NVM kept in a file); host builds
+  mark every NVM word the commit protocol writes, so the exhaustive single-cut sweep (``sweep=True``) covers
+  every protocol write and every task boundary; ``random=N`` runs N seeded multi-cut schedules;
+- QEMU (mps2-an386): a cut is an instruction count (the TCG plugin resets the machine, the NOLOAD NVM
+  survives); ``sweep=True`` cuts once at every ``every``-th instruction, ``random=N`` runs N schedules of
+  several cuts in one QEMU process each;
+- mspdebug (msp430fr5994, ``ref``): ``step N`` + ``reset`` at instruction counts; a few random schedules.
+"""
+
+from __future__ import annotations
+
+import os
+import random as _random
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batteryless.boards import Board, load_board
+from batteryless.errors import EmulationError, UsageError
+from batteryless.firmware import HOST_POWER_CUT_EXIT, build, parse_output, patch_input, run
+from batteryless.progress import ProgressFn, report
+
+POLICIES = {"flex": 1, "layer": 2, "restart": 3, "jit": 4}
+BROKEN = {"none": 0, "early-advance": 1, "trust-record": 2}
+MAX_HOST_BOOTS = 10_000
+
+__all__ = [
+    "BROKEN",
+    "POLICIES",
+    "FlexImage",
+    "ScheduleResult",
+    "VerifyReport",
+    "build_flex",
+    "fault_bytes",
+    "model_input",
+    "run_schedule",
+    "verify_intermittent",
+]
+
+
+@dataclass
+class FlexImage:
+    image: Path
+    board: str
+    policy: str
+    broken: str
+    num_tasks: int
+    model_dir: Path
+
+
+@dataclass
+class ScheduleResult:
+    cuts: list[int]  # asked for (host: mark numbers per boot; targets: instruction counts from the start)
+    logits: list[int] | None
+    correct: bool
+    reboots: int  # power failures that happened
+    task_runs: int | None  # task executions reported by the firmware (re-executions included)
+    instructions: int | None  # total over all boots (QEMU, mspdebug); None on the host
+    corrupt: int | None = None  # recoveries that found a corrupt state
+    error: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    board: str
+    policy: str
+    broken: str
+    mode: str
+    num_tasks: int
+    reference: list[int]
+    continuous_count: int | None  # instructions (QEMU, mspdebug) or marks (host) of the continuous run
+    schedules: int = 0
+    failures: list[ScheduleResult] = field(default_factory=list)
+    reboots: int = 0
+    reexecuted_tasks: int = 0
+    instructions: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.schedules > 0 and not self.failures
+
+    @property
+    def reexecuted_per_failure(self) -> float:
+        return self.reexecuted_tasks / self.reboots if self.reboots else 0.0
+
+    @property
+    def resets_per_s(self) -> float:
+        return self.reboots / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failures"] = [asdict(f) for f in self.failures[:20]]
+        d["failure_count"] = len(self.failures)
+        d.update(
+            passed=self.passed,
+            reexecuted_per_failure=self.reexecuted_per_failure,
+            resets_per_s=self.resets_per_s,
+        )
+        return d
+
+
+def _board(board: str | Path | Board) -> Board:
+    return board if isinstance(board, Board) else load_board(board)
+
+
+def build_flex(
+    artifact: str | Path,
+    board: str | Path | Board,
+    out_dir: str | Path,
+    policy: str = "flex",
+    broken: str = "none",
+    faults: bool = False,
+    vlow_period: int = 0,
+    progress: ProgressFn | None = None,
+) -> FlexImage:
+    """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
+    ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only)."""
+    from batteryless.codegen import codegen
+
+    if policy not in POLICIES:
+        raise UsageError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    if broken not in BROKEN:
+        raise UsageError(f"broken must be one of {', '.join(BROKEN)}, not {broken!r}")
+    b = _board(board)
+    out = Path(out_dir)
+    gen = out / "gen"
+    res = codegen(artifact, b, gen, backend="ref", buffers_in="nvm")
+    defines: dict[str, str | int] = {"BL_FLEX_POLICY": POLICIES[policy], "BL_FLEX_BROKEN": BROKEN[broken]}
+    if b.emulator.get("kind") == "host":
+        defines["BL_FLEX_MARK_WRITES"] = 1  # cut points between the protocol's NVM writes
+    if faults:
+        defines["BL_FLEX_FAULTS"] = 1
+    if vlow_period:
+        defines["BL_FLEX_VLOW_PERIOD"] = int(vlow_period)
+    img = build(b, gen, "ref", app="flex", out_dir=out / "build", defines=defines, progress=progress).image
+    n = len(res.schedule["modes"][0]["tasks"])
+    return FlexImage(img, b.name, policy, broken, n, gen)
+
+
+def model_input(artifact: str | Path, sample: int = 0, dataset_path: str | Path | None = None) -> bytes:
+    """Test sample ``sample`` of the artifact's dataset, quantised as the firmware expects (int16 LE)."""
+    import numpy as np
+
+    from batteryless.artifact import load_artifact
+    from batteryless.datasets import load_dataset
+    from batteryless.spec import quantize_input
+
+    art = load_artifact(artifact)
+    ds = load_dataset(art.dataset, dataset_path)
+    if not 0 <= sample < len(ds.x_test):
+        raise UsageError(f"sample {sample} is outside the {art.dataset} test set (0..{len(ds.x_test) - 1})")
+    return np.asarray(quantize_input(art, ds.x_test[sample : sample + 1]), dtype="<i2")[0].tobytes()
+
+
+def fault_bytes(faults: list[tuple[int, int, int, int]]) -> bytes:
+    """Fault-injection records for images built with ``faults=True``: (boot, arg, kind, value) each —
+    kind 1 xor byte ``arg`` of the FLEX NVM state with ``value``; kind 2 torn write of half a forged newer
+    record into slot ``arg``; kind 3 a forged record with a valid CRC and an impossible next task into slot
+    ``arg`` (see firmware/apps/flex/main.c)."""
+    out = b""
+    for boot, arg, kind, value in faults:
+        out += boot.to_bytes(2, "little") + arg.to_bytes(2, "little") + bytes([kind, value]) + b"\0\0"
+    return out
+
+
+def _result(text: str, cuts: list[int], reboots: int, instructions: int | None, ref: list[int] | None):
+    vals = parse_output(text)
+    logits = vals.get("logits")
+    tr = vals.get("task_runs", [None])[0]
+    corrupt = vals.get("corrupt", [None])[0]
+    return ScheduleResult(
+        list(cuts), logits, ref is not None and logits == ref, reboots, tr, instructions, corrupt
+    )
+
+
+def _host_schedule(exe: Path, cuts: list[int], tmp: Path, timeout: float) -> tuple[str, int, int]:
+    """Boot ``exe`` repeatedly; boot i is cut at its ``cuts[i]``-th mark (if it gets that far). Returns the
+    output of all boots, the number of cuts that happened and the last exit code."""
+    nvm = tmp / "nvm.bin"
+    nvm.unlink(missing_ok=True)
+    env = {**os.environ, "BL_NVM_FILE": str(nvm)}
+    text, reboots = "", 0
+    for cut in [*cuts, 0]:
+        env["BL_CUT_AT_MARK"] = str(cut)
+        try:
+            proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired as exc:
+            raise EmulationError(f"{exe}: a boot did not finish within {timeout:.0f} s") from exc
+        text += proc.stdout
+        if proc.returncode != HOST_POWER_CUT_EXIT:
+            return text, reboots, proc.returncode
+        reboots += 1
+    return text, reboots, proc.returncode
+
+
+def run_schedule(
+    image: FlexImage | str | Path,
+    board: str | Path | Board,
+    inputs: bytes,
+    cuts: list[int],
+    reference: list[int] | None = None,
+    timeout: float = 120.0,
+) -> ScheduleResult:
+    """Run one power-failure schedule (see the module doc for what a cut means per board) and compare the
+    final logits with ``reference``."""
+    b = _board(board)
+    img = image.image if isinstance(image, FlexImage) else Path(image)
+    if b.emulator.get("kind") == "host":
+        with tempfile.TemporaryDirectory(prefix="bl-flex-") as d:
+            exe = Path(d) / "firmware.elf"
+            patch_input(img, inputs, exe)
+            text, reboots, code = _host_schedule(exe, cuts, Path(d), timeout)
+        res = _result(text, cuts, reboots, None, reference)
+    else:
+        r = run(img, b, inputs=inputs, timeout=timeout, cuts=cuts)
+        code = r.exit_code
+        res = _result(r.output, cuts, r.resets, r.instructions, reference)
+    if code != 0:
+        res.correct = False
+        res.error = f"exit code {code}"
+    elif res.logits is None:
+        res.error = "no logits line"
+    return res
+
+
+def _host_runner(img: Path, inputs: bytes) -> tuple[tempfile.TemporaryDirectory, Path]:
+    """A reusable patched copy of a host image (patching once per schedule costs more than a boot)."""
+    d = tempfile.TemporaryDirectory(prefix="bl-flex-")
+    exe = Path(d.name) / "firmware.elf"
+    patch_input(img, inputs, exe)
+    return d, exe
+
+
+def verify_intermittent(
+    artifact: str | Path | None,
+    board: str | Path | Board,
+    *,
+    policy: str = "flex",
+    sweep: bool = False,
+    every: int | None = None,
+    random: int = 0,
+    max_cuts: int = 8,
+    seed: int = 0,
+    sample: int = 0,
+    inputs: bytes | None = None,
+    image: FlexImage | None = None,
+    out_dir: str | Path | None = None,
+    broken: str = "none",
+    workers: int = 2,
+    timeout: float = 120.0,
+    progress: ProgressFn | None = None,
+) -> VerifyReport:
+    """Check the FLEX property (DESIGN.md contract 3) on ``board``: the final logits under every power-failure
+    schedule equal those of a continuous-power run of the same image, bit for bit.
+
+    ``sweep``: one cut at every cut point (host: every mark; targets: every ``every``-th instruction, default
+    so that about 200 runs happen). ``random``: that many seeded schedules of 1..``max_cuts`` cuts. Give
+    ``image`` (from :func:`build_flex`) to reuse a build, otherwise the artifact is generated and built
+    into ``out_dir`` (default a temporary folder). Returns a :class:`VerifyReport` (``passed``)."""
+    b = _board(board)
+    kind = b.emulator.get("kind")
+    if not sweep and random <= 0:
+        raise UsageError("choose a sweep (sweep=True / --sweep) or a number of random schedules (--random N)")
+    if random < 0 or max_cuts < 1 or workers < 1 or (every is not None and every < 1):
+        raise UsageError("random, max_cuts, workers and every must be positive")
+    tmpdir = None
+    if image is None:
+        if artifact is None:
+            raise UsageError("give an artifact (.bl) or a built image")
+        if out_dir is None:
+            tmpdir = tempfile.TemporaryDirectory(prefix="bl-flexv-")
+            out_dir = tmpdir.name
+        image = build_flex(artifact, b, out_dir, policy=policy, broken=broken, progress=progress)
+    if inputs is None:
+        if artifact is None:
+            raise UsageError("give inputs (bytes) or an artifact to take a test sample from")
+        inputs = model_input(artifact, sample)
+    try:
+        args = (sweep, every, random, max_cuts, seed, workers, timeout, progress)
+        return _verify(image, b, kind, inputs, *args)
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+
+
+def _verify(image, b, kind, inputs, sweep, every, n_random, max_cuts, seed, workers, timeout, progress):
+    if kind == "host":
+        d, exe = _host_runner(image.image, inputs)
+        with tempfile.TemporaryDirectory(prefix="bl-flexc-") as c:
+            out, _, code = _host_schedule(exe, [], Path(c), timeout)
+        vals = parse_output(out)
+        cont_logits, total = vals.get("logits"), vals.get("marks", [0])[0]
+        cont_error = None if code == 0 else f"exit code {code}"
+    else:
+        cont = run_schedule(image, b, inputs, [], None, timeout)
+        cont_logits, total, cont_error = cont.logits, int(cont.instructions or 0), cont.error
+    if cont_logits is None or cont_error:
+        raise EmulationError(
+            f"{image.image}: the continuous-power run printed no logits ({cont_error or 'no logits line'})"
+        )
+    ref = cont_logits
+    rep = VerifyReport(b.name, image.policy, image.broken, "", image.num_tasks, ref, None)
+    rep.continuous_count = total
+    rng = _random.Random(seed)
+    schedules: list[list[int]] = []
+    modes = []
+    if sweep:
+        if kind == "host":
+            schedules += [[k] for k in range(1, total + 1)]
+        else:
+            step = every or max(1, total // 200)
+            schedules += [[c] for c in range(step, total, step)]
+        modes.append("sweep" if kind == "host" else f"sweep every {every or max(1, total // 200)}")
+    if n_random:
+        for _ in range(n_random):
+            n = rng.randint(1, max_cuts)
+            if kind == "host":
+                schedules.append([rng.randint(1, total) for _ in range(n)])
+            else:
+                # gaps log-uniform in [1, total]: cuts inside start-up and recovery as well as deep in a run
+                pts, at = [], 0
+                for _ in range(n):
+                    at += max(1, int(round(total ** rng.random())))
+                    pts.append(at)
+                schedules.append(pts)
+        modes.append(f"random {n_random} (seed {seed}, up to {max_cuts} cuts)")
+    rep.mode = ", ".join(modes)
+    t0 = time.perf_counter()
+    done = 0
+
+    def one(cuts: list[int]) -> ScheduleResult:
+        if kind == "host":
+            with tempfile.TemporaryDirectory(prefix="bl-flexs-") as s:
+                text, reboots, code = _host_schedule(exe, cuts, Path(s), timeout)
+            r = _result(text, cuts, reboots, None, ref)
+            if code != 0:
+                r.correct, r.error = False, f"exit code {code}"
+            return r
+        return run_schedule(image, b, inputs, cuts, ref, timeout)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for r in pool.map(one, schedules):
+                done += 1
+                rep.schedules += 1
+                rep.reboots += r.reboots
+                if r.task_runs is not None:
+                    rep.reexecuted_tasks += max(0, r.task_runs - image.num_tasks)
+                rep.instructions += r.instructions or 0
+                if not r.correct:
+                    rep.failures.append(r)
+                report(progress, f"flex-verify {b.name} {image.policy}", done, len(schedules))
+    finally:
+        if kind == "host":
+            d.cleanup()
+    rep.seconds = time.perf_counter() - t0
+    return rep
