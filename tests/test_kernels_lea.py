@@ -1,7 +1,7 @@
-"""The `lea` backend: the DSPLib software model (firmware/dsplib/model) against numpy and the numeric spec, the
-lea kernels against the spec (every golden test of tests/test_kernels_ref.py, re-run on a lea build), host `lea`
-firmware of the digits MLP and CNN bit-exact with the spec on every test sample, and the MSP430FR5994 `lea`
-image linking with its LEA buffers inside the board's lea_ram region."""
+"""The `lea` backend: the DSPLib software model (firmware/dsplib/model) against numpy and the numeric spec,
+the lea kernels against the spec (every golden test of tests/test_kernels_ref.py, re-run on a lea build),
+host `lea` firmware of the digits MLP and CNN bit-exact with the spec on every test sample, and the
+MSP430FR5994 `lea` image linking with its LEA buffers inside the board's lea_ram region."""
 
 from __future__ import annotations
 
@@ -104,14 +104,14 @@ def test_rom_table_is_the_spec_twiddles_for_every_length():
     for n in (16, 32, 64, 128, 256, 512):
         wr, wi = spec.twiddles(n)
         step = 512 // n
-        assert np.array_equal(rom[0::2][: 256 : step], wr), n
-        assert np.array_equal(rom[1::2][: 256 : step], wi), n
+        assert np.array_equal(rom[0::2][:256:step], wr), n
+        assert np.array_equal(rom[1::2][:256:step], wi), n
         # inverse twiddles the model derives: (Wr, sat16(-Wi)) == the spec's q(+sin)
         _, wi_inv = spec.twiddles(n, inverse=True)
-        assert np.array_equal(np.clip(-rom[1::2][: 256 : step], -32768, 32767), wi_inv), n
+        assert np.array_equal(np.clip(-rom[1::2][:256:step], -32768, 32767), wi_inv), n
 
 
-# --- msp_cmplx_fft_fixed_q15 / msp_cmplx_ifft_fixed_q15 --------------------------------------------------------
+# --- msp_cmplx_fft_fixed_q15 / msp_cmplx_ifft_fixed_q15 ---------------------------------------------------
 @pytest.mark.parametrize("n", [16, 32, 64, 128, 256, 512])
 @pytest.mark.parametrize("inverse", [False, True])
 def test_model_fft_is_the_spec_fft_bit_for_bit(model, n, inverse):
@@ -176,7 +176,7 @@ def test_model_fft_refuses_bad_lengths_and_addresses(model):
     assert mac(C.byref(MacParams(4)), end - 4, ta, tr) == MSP_LEA_INVALID_ADDRESS
 
 
-# --- msp_mac_q15 / msp_cmplx_mac_q15 ---------------------------------------------------------------------------
+# --- msp_mac_q15 / msp_cmplx_mac_q15 ----------------------------------------------------------------------
 def _mac(model, a, b, complex_=False, a_off=0, b_name="t_b"):
     ta, tb = _buf(model, "t_a", 512), _buf(model, b_name, 512)
     tr = _buf(model, "t_r", 2, C.c_int32)
@@ -226,7 +226,7 @@ def test_model_mac_refuses_odd_lengths_and_bad_addresses(model):
     assert _mac(model, [1, 2, 3, 4], [3, 4, 5, 6], complex_=True, a_off=2)[0] == MSP_LEA_INVALID_ADDRESS
 
 
-# --- the lea kernels against the spec: every golden test of test_kernels_ref.py on a lea build ----------------
+# --- the lea kernels against the spec: every golden test of test_kernels_ref.py on a lea build -----------
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_kernels_ref as _golden  # noqa: E402
 
@@ -237,7 +237,8 @@ def lib(tmp_path_factory):
         pytest.skip("host gcc is not installed")
     so = tmp_path_factory.mktemp("bllea") / "libbllea.so"
     sources = sorted(LEA_DIR.glob("*.c")) + sorted((LEA_DIR / "host").glob("*.c"))
-    cmd = ["gcc", *CFLAGS, f"-I{ROOT / 'firmware' / 'include'}", f"-I{LEA_DIR}", "-o", str(so), *map(str, sources)]
+    cmd = ["gcc", *CFLAGS, f"-I{ROOT / 'firmware' / 'include'}", f"-I{LEA_DIR}", "-o", str(so)]
+    cmd += [str(p) for p in sources]
     built = subprocess.run(cmd, capture_output=True, text=True)
     assert built.returncode == 0, f"{' '.join(cmd)}\n{built.stderr}"
     lib = C.CDLL(str(so))
