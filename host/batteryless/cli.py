@@ -22,6 +22,7 @@ VERB_MODULES: list[str] = [
     "batteryless.commands.data",
     "batteryless.commands.emulate",
     "batteryless.commands.firmware",
+    "batteryless.commands.flex",
     "batteryless.commands.flash",
     "batteryless.commands.tflite",
 ]
