@@ -316,3 +316,11 @@ def test_linker_scripts_carry_no_addresses(name):
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     assert "INCLUDE bl_memory.ld" in code
     assert not re.search(r"0x[0-9A-Fa-f]{3,}", code)
+
+
+def test_uninterpreted_tables_are_kept_in_extra(tmp_path):
+    path = _copy_board(tmp_path)
+    path.write_text(path.read_text() + '\n[future]\nanswer = 42\nsource = "test"\n')
+    b = load_board(path)
+    assert b.extra["future"] == {"answer": 42, "source": "test"}
+    assert "power" not in b.extra and "memory" not in b.extra

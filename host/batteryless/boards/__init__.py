@@ -46,6 +46,20 @@ BOOTLOADER_KEYS = (
     "entry_default",
 )
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_KNOWN_TOP_LEVEL = frozenset(
+    {
+        "name",
+        "description",
+        "cpu",
+        "clock_hz",
+        "backends",
+        "default_backend",
+        "accelerator",
+        "memory",
+        "power",
+    }
+    | {"energy_buffer", "bootloader", "emulator", "toolchain"}
+)
 
 
 def boards_dir() -> Path:
@@ -122,6 +136,8 @@ class Board:
     bootloader: dict[str, Any] | None
     emulator: dict[str, Any]
     toolchain: dict[str, Any]
+    # Other top-level tables of board.toml that this loader does not interpret (e.g. codegen's [cost]).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -379,6 +395,7 @@ def load_board(name_or_path: str | Path) -> Board:
         bootloader=_bootloader(r),
         emulator=dict(emu.t),
         toolchain=dict(tool.t),
+        extra={k: v for k, v in data.items() if k not in _KNOWN_TOP_LEVEL},
     )
     for key in ("cmake_toolchain", "linker_script"):
         if key in board.toolchain:
