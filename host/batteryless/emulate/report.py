@@ -133,13 +133,28 @@ def plot_run(
     ax1.set_ylabel("harvested power (mW)")
     ax1.set_title(title, fontsize=10)
     if tl is not None:
-        spans = tl["on_periods"]
-        if spans:
-            step = max(1, len(spans) // max_marks)
-            bars = [(a / scale, (b - a) / scale) for a, b in spans[::step]]
+        spans = np.asarray(tl["on_periods"], dtype=np.float64).reshape(-1, 2)
+        if len(spans) and len(spans) <= max_marks and np.median(spans[:, 1] - spans[:, 0]) > span / 1500:
+            bars = [(a / scale, (b - a) / scale) for a, b in spans]
             for ax in (ax1, ax2):
                 ylo, yhi = ax.get_ylim() if ax is ax1 else (0, v_on * 1.25)
                 ax.broken_barh(bars, (ylo, yhi - ylo), color="tab:green", alpha=0.15, lw=0)
+        elif len(spans):
+            # too many or too short to draw one by one: the fraction of each bin with the MCU powered
+            t0 = float(power_t[0])
+            edges = np.linspace(t0, t0 + span, 401)
+            on = np.zeros(400)
+            for col, sign in ((0, -1.0), (1, 1.0)):  # ∫ on-indicator = Σ (min(b, x) − min(a, x))
+                srt = np.sort(spans[:, col])
+                csum = np.concatenate(([0.0], np.cumsum(srt)))
+                n_le = np.searchsorted(srt, edges, "right")
+                cum = csum[n_le] + edges * (len(srt) - n_le)
+                on += sign * np.diff(cum)
+            frac = on / np.diff(edges)
+            ax3 = ax2.twinx()
+            ax3.fill_between(edges[:-1] / scale, frac, step="post", color="tab:green", alpha=0.2, lw=0)
+            ax3.set_ylim(0, 1.25)
+            ax3.set_ylabel("fraction of time powered", color="tab:green")
         ax2.plot(tl["t"] / scale, tl["v"], lw=0.7, color="tab:blue", label="buffer voltage")
         c = tl["commits"]
         if len(c):

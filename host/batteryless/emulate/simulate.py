@@ -390,13 +390,27 @@ def simulate(
     def seg_end(j):
         return seg_t[j + 1] if j + 1 < n_seg else t_end
 
-    def record_v(ts: np.ndarray, es: np.ndarray) -> None:
+    def record_v(ts: np.ndarray, es: np.ndarray, e0: float, p: np.ndarray, tau: np.ndarray) -> None:
+        """About one voltage point per plot_dt; pieces longer than that get points from the closed form."""
         if tl is None or len(ts) == 0:
             return
         b = np.floor((ts - seg_t[0]) / plot_dt)
         _, first = np.unique(b, return_index=True)
-        tl.t.append(ts[first])
-        tl.v.append(buffer.voltage(es[first]))
+        rec_t, rec_e = [ts[first]], [es[first]]
+        for j in np.flatnonzero(tau[: len(ts)] > 2 * plot_dt)[:1000]:
+            e_s = e0 if j == 0 else float(es[j - 1])
+            tt = np.linspace(0.0, float(tau[j]), min(int(tau[j] / plot_dt), 200) + 2)[1:-1]
+            if k > 0:
+                e_inf = float(p[j]) / k
+                ee = e_inf + (e_s - e_inf) * np.exp(-k * tt)
+            else:
+                ee = e_s + float(p[j]) * tt
+            rec_t.append(ts[j] - tau[j] + tt)
+            rec_e.append(np.minimum(ee, e_max))
+        t_all, e_all = np.concatenate(rec_t), np.concatenate(rec_e)
+        order = np.argsort(t_all, kind="stable")
+        tl.t.append(t_all[order])
+        tl.v.append(buffer.voltage(e_all[order]))
 
     while t < t_end:
         if not on:
@@ -450,15 +464,16 @@ def simulate(
                     dt = crossing_time(e_s, p_m, k, e_on, tau_m)
                     lk1, _ = piece_terms_scalar(e_s, p_m, dt, k, e_max)
                     lk += lk1
-                    if tl is not None:
-                        record_v(ends[:m], e_end[:m])
                     t_new = float(ends[m]) - tau_m + dt
+                    if tl is not None:
+                        tt_ = np.append(ends[:m], t_new)
+                        record_v(tt_, np.append(e_end[:m], e_on), e, seg_p[i : i + m + 1], _diff_from(t, tt_))
                     e = e_on
                     i = i + m
                     off_chunk = int(min(max(2 * (m + 1) + 64, 256), 1 << 22))
                 else:
                     if tl is not None:
-                        record_v(ends, e_end)
+                        record_v(ends, e_end, e, seg_p[i:j1], _diff_from(t, ends))
                     e = float(e_end[-1])
                     t_new = float(ends[-1])
                     i = i + n
@@ -537,12 +552,13 @@ def simulate(
                 lk += piece_terms_scalar(e_s, float(p[m]), dt, k, e_max)[0]
                 t_stop = float(bounds[m] - tau[m] + dt)
                 if tl is not None:
-                    record_v(bounds[:m], e_end[:m])
+                    tt_ = np.append(bounds[:m], t_stop)
+                    record_v(tt_, np.append(e_end[:m], e_stop), e, p, _diff_from(t, tt_))
             else:
                 t_stop = chunk_end
                 e_stop = float(e_end[-1])
                 if tl is not None:
-                    record_v(bounds, e_end)
+                    record_v(bounds, e_end, e, p, tau)
         else:
             e_st, e_end, em1 = advance(e, p, tau, k, e_max)
             below = np.minimum(e_st, e_end) < thr - tol
@@ -562,13 +578,14 @@ def simulate(
                 lk, cl = lk + lk1, cl + cl1
                 t_stop = float(bounds[m] - tau[m] + dt)
                 if tl is not None:
-                    record_v(bounds[:m], e_end[:m])
+                    tt_ = np.append(bounds[:m], t_stop)
+                    record_v(tt_, np.append(e_end[:m], e_stop), e, p, _diff_from(t, tt_))
             else:
                 lk, cl = terms_sum(e_st, e_end, p, tau, em1, k, e_max)
                 t_stop = chunk_end
                 e_stop = float(e_end[-1])
                 if tl is not None:
-                    record_v(bounds, e_end)
+                    record_v(bounds, e_end, e, p, tau)
         en["leaked"] += lk
         en["clipped"] += cl
         if not booting:
