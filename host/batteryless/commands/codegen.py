@@ -11,6 +11,18 @@ def cmd_codegen(args: argparse.Namespace) -> int:
     res = codegen(
         args.artifact, args.board, args.out, backend=args.backend, path=args.path, buffers_in=args.buffers
     )
+    if args.measure:
+        from batteryless.artifact import load_artifact
+        from batteryless.codegen.measure import measure_schedule
+        from batteryless.datasets import load_dataset
+        from batteryless.progress import console_progress
+
+        art = load_artifact(args.artifact)
+        ds = load_dataset(art.dataset, args.data)
+        with console_progress(not args.quiet) as progress:
+            res.schedule = measure_schedule(
+                args.out, args.board, args.artifact, ds.x_test[args.sample], args.backend, progress
+            )
     tasks = res.schedule["modes"][0]["tasks"]
     if not args.quiet:
         for role, reg in res.schedule["memory_plan"]["regions"].items():
@@ -18,7 +30,10 @@ def cmd_codegen(args: argparse.Namespace) -> int:
         print("paths: " + ", ".join(f"{k}={v}" for k, v in res.paths.items()))
         cycles = sum(t["cycles"] for t in tasks)
         energy = sum(t["energy_j"] for t in tasks)
-        print(f"{len(tasks)} tasks, estimated {cycles:,d} cycles, {energy * 1e6:.1f} µJ per inference")
+        how = (
+            f"measured ({res.schedule['measured']['unit']})" if res.schedule.get("measured") else "estimated"
+        )
+        print(f"{len(tasks)} tasks, {how} {cycles:,d} cycles, {energy * 1e6:.1f} µJ per inference")
     print(f"wrote {', '.join(p.name for p in res.files)} to {res.out_dir}")
     return 0
 
@@ -47,4 +62,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where activation buffers live: ram, or nvm for intermittent (checkpointed) execution",
     )
     p.add_argument("--out", required=True, help="folder for the generated sources")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="build and run on the board's emulator (QEMU / mspdebug) and replace the schedule's estimated "
+        "task costs with measured counts",
+    )
+    p.add_argument("--sample", type=int, default=0, help="test sample to measure with (default 0)")
+    p.add_argument("--data", help="dataset folder or file, if the artifact's dataset is not bundled")
     p.set_defaults(func=cmd_codegen)
