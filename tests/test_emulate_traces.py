@@ -224,3 +224,11 @@ def test_converter_and_panel_models():
     assert 0.5 * 0.05 * 1.89 < p[1] < 0.05 * 1.89
     with pytest.raises(Exception, match="no converter named"):
         load_converter("nope")
+
+
+def test_csv_misaligned_rows_are_not_silently_merged(tmp_path):
+    # 3 + 1 fields add up to 2 × 2: still refused, naming the first bad line
+    with pytest.raises(TraceError, match=r":2: expected 2 comma-separated values"):
+        read_csv(write(tmp_path, "time_s,power_w\n0,1e-3,5\n1\n"))
+    with pytest.raises(TraceError, match=r":3: power_w is '', not a number"):
+        read_csv(write(tmp_path, "time_s,power_w\n0, 1e-3\n1,\n"))

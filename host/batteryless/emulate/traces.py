@@ -152,6 +152,18 @@ def _end(time_s: np.ndarray, step: float | None = None) -> float:
     return float(time_s[-1] + 1.0)
 
 
+def _parse_rows(rows: list[str], ncol: int) -> np.ndarray | None:
+    """All data lines at once (numpy converts the strings); None if any line is malformed."""
+    commas = ncol - 1
+    if not all(r.count(",") == commas for r in rows):
+        return None
+    flat = ",".join(rows).split(",")
+    try:
+        return np.asarray(flat, dtype=np.float64).reshape(len(rows), ncol)
+    except ValueError:
+        return None
+
+
 def read_csv(path: str | Path) -> Trace:
     p = Path(path)
     src = str(p)
@@ -165,7 +177,7 @@ def read_csv(path: str | Path) -> Trace:
         ) from None
     header: list[str] | None = None
     header_line = 0
-    rows: list[list[str]] = []
+    rows: list[str] = []
     line_nos: list[int] = []
     end_s: float | None = None
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -181,7 +193,7 @@ def read_csv(path: str | Path) -> Trace:
             header = [h.strip().lower() for h in line.split(",")]
             header_line = lineno
             continue
-        rows.append(line.split(","))
+        rows.append(line)
         line_nos.append(lineno)
     if header is None:
         raise _fail(src, None, "empty file: no header and no samples; " + UNIT_HINT)
@@ -208,19 +220,22 @@ def read_csv(path: str | Path) -> Trace:
     if not rows:
         raise _fail(src, None, "no samples after the header (empty trace)")
     ncol = len(header)
-    arr = np.empty((len(rows), ncol))
-    for r, (fields, lineno) in enumerate(zip(rows, line_nos, strict=True)):
-        if len(fields) != ncol:
-            raise _fail(
-                src,
-                lineno,
-                f"expected {ncol} comma-separated values ({', '.join(header)}), found {len(fields)}",
-            )
-        for c, f in enumerate(fields):
-            try:
-                arr[r, c] = float(f)
-            except ValueError:
-                raise _fail(src, lineno, f"{header[c]} is {f.strip()!r}, not a number") from None
+    arr = _parse_rows(rows, ncol)
+    if arr is None:  # something is malformed: find the first bad line, for the message
+        for fields_text, lineno in zip(rows, line_nos, strict=True):
+            fields = fields_text.split(",")
+            if len(fields) != ncol:
+                raise _fail(
+                    src,
+                    lineno,
+                    f"expected {ncol} comma-separated values ({', '.join(header)}), found {len(fields)}",
+                )
+            for c, f in enumerate(fields):
+                try:
+                    float(f)
+                except ValueError:
+                    raise _fail(src, lineno, f"{header[c]} is {f.strip()!r}, not a number") from None
+        raise _fail(src, None, "could not parse the samples")  # pragma: no cover - the loop finds it
     lines = np.asarray(line_nos)
     t = arr[:, 0] * TIME_UNITS[header[0]]
     col = {h: arr[:, i + 1] for i, h in enumerate(names)}
