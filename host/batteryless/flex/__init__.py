@@ -57,6 +57,7 @@ class FlexImage:
     broken: str
     num_tasks: int
     model_dir: Path
+    paths: dict[str, str] = field(default_factory=dict)  # layer → "fft" | "direct" (spec.integer_inference)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def build_flex(
         defines["BL_FLEX_VLOW_PERIOD"] = int(vlow_period)
     img = build(b, gen, "ref", app="flex", out_dir=out / "build", defines=defines, progress=progress).image
     n = len(res.schedule["modes"][0]["tasks"])
-    return FlexImage(img, b.name, policy, broken, n, gen)
+    return FlexImage(img, b.name, policy, broken, n, gen, dict(res.paths))
 
 
 def model_input(artifact: str | Path, sample: int = 0, dataset_path: str | Path | None = None) -> bytes:

@@ -1,0 +1,168 @@
+"""FLEX on the host build: continuous run vs the numeric spec, exhaustive single-cut sweep over every mark
+(every task boundary and every NVM word the commit protocol writes), thousands of random multi-cut
+schedules, cuts during recovery, corrupted / torn / impossible commit records, and the deliberately broken
+variants that the same checks must catch."""
+
+from __future__ import annotations
+
+import pytest
+
+from batteryless.artifact import load_artifact
+from batteryless.datasets import load_dataset
+from batteryless.flex import build_flex, fault_bytes, model_input, run_schedule, verify_intermittent
+from batteryless.rad.admm import AdmmConfig
+from batteryless.rad.compress import CompressConfig, compress
+from batteryless.spec import integer_inference
+
+pytestmark = pytest.mark.firmware
+
+QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+REC_SIZE = 16  # bl_flex_record: u32 version, u32 inference, u16 next_task, u16 num_tasks, u32 crc
+ACTIVE_OFF = 2 * REC_SIZE
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    p = tmp_path_factory.mktemp("flexart") / "mlp.bl"
+    compress("mlp", "digits", out=p, config=CompressConfig(block_size=16, weight_bits=16, **QUICK))
+    return p
+
+
+@pytest.fixture(scope="module")
+def images(mlp, tmp_path_factory):
+    d = tmp_path_factory.mktemp("flexbuild")
+    cache = {}
+
+    def get(policy="flex", broken="none", faults=False, vlow=0):
+        key = (policy, broken, faults, vlow)
+        if key not in cache:
+            name = f"{policy}-{broken}-{int(faults)}-{vlow}"
+            cache[key] = build_flex(mlp, "host", d / name, policy, broken, faults=faults, vlow_period=vlow)
+        return cache[key]
+
+    return get
+
+
+def spec_logits(artifact, sample: int, paths) -> list[int]:
+    ds = load_dataset("digits")
+    art = load_artifact(artifact)
+    return integer_inference(art, ds.x_test[sample : sample + 1], paths)[0].tolist()
+
+
+@pytest.mark.parametrize("policy", ["flex", "layer", "restart", "jit"])
+def test_continuous_run_matches_numeric_spec(mlp, images, policy):
+    img = images(policy)
+    for sample in (0, 7):
+        r = run_schedule(img, "host", model_input(mlp, sample), [])
+        assert r.error is None and r.reboots == 0
+        assert r.logits == spec_logits(mlp, sample, img.paths), policy
+        assert r.task_runs == img.num_tasks
+
+
+def test_exhaustive_single_cut_sweep_passes(mlp, images):
+    img = images("flex")
+    rep = verify_intermittent(None, "host", image=img, inputs=model_input(mlp, 3), sweep=True)
+    # every mark is a cut point: per task its start mark and the commit's 3 word marks, record and flip marks
+    assert rep.continuous_count >= 6 * img.num_tasks
+    assert rep.schedules == rep.continuous_count == rep.reboots
+    assert rep.passed, [(f.cuts, f.logits) for f in rep.failures[:5]]
+    # a cut between two commits re-executes at most the one task in flight
+    assert rep.reexecuted_tasks <= rep.reboots
+
+
+@pytest.mark.slow
+def test_thousands_of_random_multi_cut_schedules_pass(mlp, images):
+    rep = verify_intermittent(
+        None, "host", image=images("flex"), inputs=model_input(mlp, 5), random=2000, seed=1
+    )
+    assert rep.schedules == 2000 and rep.reboots >= 2000
+    assert rep.passed, [(f.cuts, f.logits) for f in rep.failures[:5]]
+
+
+@pytest.mark.parametrize("policy", ["layer", "restart", "jit"])
+def test_baseline_policies_survive_sweep_and_random_cuts(mlp, images, policy):
+    img = images(policy, vlow=3 if policy == "jit" else 0)
+    inp = model_input(mlp, 2)
+    rep = verify_intermittent(None, "host", image=img, inputs=inp, sweep=True, random=300, seed=2)
+    assert rep.passed, [(f.cuts, f.logits) for f in rep.failures[:5]]
+    assert rep.reboots > 0 and rep.reexecuted_tasks > 0
+
+
+def test_coarser_policies_re_execute_more(mlp, images):
+    inp = model_input(mlp, 2)
+    per = {}
+    for policy in ("flex", "layer", "restart"):
+        rep = verify_intermittent(None, "host", image=images(policy), inputs=inp, random=200, seed=4)
+        assert rep.passed
+        per[policy] = rep.reexecuted_tasks
+    assert per["flex"] < per["layer"] < per["restart"]
+
+
+def test_power_failures_during_recovery_are_survived(mlp, images):
+    img = images("flex")
+    inp = model_input(mlp, 1)
+    ref = spec_logits(mlp, 1, img.paths)
+    # cut mid-inference, then cut the next boots at their first marks (boot, first task, inside the first
+    # commit) again and again: recovery must not lose or corrupt anything
+    for first in (20, 41, 77):
+        r = run_schedule(img, "host", inp, [first, 1, 1, 2, 1, 3, 2, 4, 5, 1], ref)
+        assert r.correct and r.reboots == 10, (first, r)
+
+
+@pytest.mark.parametrize("cut", [61])
+def test_bit_flips_in_commit_state_are_caught_and_result_stays_right(mlp, images, cut):
+    """Flip every bit of both records after a mid-inference cut: the flipped record is the committed one in
+    exactly one of the two slots, and exactly that flip must be detected (corrupt = 1, inference restarted);
+    the inactive record is never read. Flips of the pointer word are always detected. Every run ends
+    bit-exact."""
+    img = images("flex", faults=True)
+    inp = model_input(mlp, 4)
+    ref = spec_logits(mlp, 4, img.paths)
+    for byte in range(REC_SIZE):
+        for bit in range(8):
+            seen = []
+            for slot in (0, 1):
+                f = fault_bytes([(2, slot * REC_SIZE + byte, 1, 1 << bit)])
+                r = run_schedule(img, "host", inp + f, [cut], ref)
+                assert r.correct, (byte, bit, slot, r)
+                seen.append(r.corrupt)
+            assert sorted(seen) == [0, 1], (byte, bit, seen)
+    for byte in (ACTIVE_OFF, ACTIVE_OFF + 1):
+        for bit in range(8):
+            r = run_schedule(img, "host", inp + fault_bytes([(2, byte, 1, 1 << bit)]), [cut], ref)
+            assert r.correct and r.corrupt == 1, (byte, bit, r)
+
+
+@pytest.mark.parametrize("kind", [2, 3])
+def test_torn_and_impossible_records_are_caught(mlp, images, kind):
+    """kind 2: half of a forged newer record written over a slot (a torn write); kind 3: a complete record
+    with a valid CRC but next_task beyond the last task. Detected exactly when it lands on the committed
+    slot; never a wrong answer."""
+    img = images("flex", faults=True)
+    inp = model_input(mlp, 6)
+    ref = spec_logits(mlp, 6, img.paths)
+    for cut in (10, 33, 90):
+        seen = []
+        for slot in (0, 1):
+            r = run_schedule(img, "host", inp + fault_bytes([(2, slot, kind, 5)]), [cut], ref)
+            assert r.correct, (cut, slot, r)
+            seen.append(r.corrupt)
+        assert sorted(seen) == [0, 1], (cut, seen)
+
+
+def test_broken_early_advance_is_caught_by_host_harness(mlp, images):
+    rep = verify_intermittent(
+        None, "host", image=images("flex", "early-advance"), inputs=model_input(mlp, 3), sweep=True
+    )
+    assert not rep.passed and len(rep.failures) >= 5
+
+
+def test_broken_recovery_that_trusts_records_is_caught_by_corruption_test(mlp, images):
+    img = images("flex", "trust-record", faults=True)
+    inp = model_input(mlp, 6)
+    ref = spec_logits(mlp, 6, img.paths)
+    wrong = 0
+    for slot in (0, 1):
+        r = run_schedule(img, "host", inp + fault_bytes([(2, slot, 3, 5)]), [33], ref)
+        wrong += not r.correct
+    assert wrong >= 1
