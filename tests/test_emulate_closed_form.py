@@ -240,3 +240,21 @@ def test_matches_scalar_reference(policy, leak):
     assert res.power_failures == ref["failures"]
     for key in ("boot", "useful", "commit", "wasted"):
         assert res.energy[key] == pytest.approx(ref[key], rel=1e-6, abs=1e-12), key
+
+
+def test_power_on_budgets_match_duty_cycle():
+    """Budgets for the firmware level: each power-on period of a flat-out MCU, in cycles after boot."""
+    from batteryless.emulate.simulate import power_on_budgets
+
+    board = make_board()
+    buf = buffer_from_board(board)
+    load = load_from_board(board)
+    p_h = 1e-3
+    budgets = power_on_budgets(np.array([0.0]), np.array([p_h]), 20.0, buf, load)
+    de = 0.5 * 100e-6 * (3.0**2 - 1.8**2)
+    t_on = de / (load.active_power_w - p_h)  # boot draws the active power on this fake board
+    assert len(budgets) >= 5
+    for b in budgets[:-1]:
+        assert b["end_s"] - b["start_s"] == pytest.approx(t_on, rel=1e-9)
+        assert b["cycles"] == math.floor((t_on - 1e-3) * 10e6 + 1e-6)
+    assert budgets[0]["start_s"] == pytest.approx(0.5 * 100e-6 * 9 / p_h, rel=1e-9)

@@ -666,3 +666,45 @@ def simulate(
     res.energy = en
     res.timeline = tl
     return res
+
+
+def constant_load_program(load: Load, phase_s: float = 1e-3) -> Program:
+    """A program that keeps the MCU busy at its active power (one safe phase repeated), for budgets."""
+    return Program(
+        policy="flex",
+        power_w=np.array([load.active_power_w]),
+        duration_s=np.array([phase_s]),
+        kind=np.array([KIND_TASK], dtype=np.int8),
+        safe=np.array([True]),
+        complete=np.array([True]),
+        task=np.array([0]),
+        boot_power_w=load.boot_energy_j / load.boot_time_s,
+        boot_duration_s=load.boot_time_s,
+    )
+
+
+def power_on_budgets(
+    seg_t: np.ndarray,
+    seg_p_charge: np.ndarray,
+    t_end: float,
+    buffer: Buffer,
+    load: Load,
+    v_initial: float = 0.0,
+) -> list[dict[str, float]]:
+    """The power-on periods a trace gives an MCU that runs flat out at its active power, each with the
+    cycles it can execute after booting: the budgets the firmware level cuts the real image at.
+
+    Returns one dict per power-on period: ``start_s``, ``end_s`` (None if the trace ended first),
+    ``cycles`` (whole cycles after the boot)."""
+    res = simulate(
+        seg_t, seg_p_charge, t_end, buffer, constant_load_program(load), v_initial=v_initial, record=True
+    )
+    out = []
+    periods = res.timeline.on_periods if res.timeline is not None else []
+    for n, (a, b) in enumerate(periods):
+        ended = n < res.power_failures
+        run = max(b - a - load.boot_time_s, 0.0)
+        out.append(
+            {"start_s": a, "end_s": b if ended else None, "cycles": math.floor(run * load.clock_hz + 1e-6)}
+        )
+    return out
