@@ -184,6 +184,11 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress):
     )
     circ, hist = admm_circulant(net, blocks, xtr, ds.y_train, admm_cfg, seed=cfg.seed, progress=progress)
     circ_acc = evaluate_float(circ, xte, ds.y_test)
+    layer_names = weight_layer_names(net)
+
+    def named(residual: dict[str, float]) -> dict[str, float]:  # module index → artifact layer name
+        return {layer_names[int(i)]: v for i, v in residual.items()}
+
     rng = np.random.default_rng(cfg.seed)
     calib = xtr[rng.permutation(len(xtr))[: cfg.calibration_samples]]
     art = to_artifact(
@@ -205,8 +210,8 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress):
         "circulant_float_accuracy": circ_acc,
         "reference_accuracy": ref_acc,
         "test_samples": int(len(ds.y_test)),
-        "admm_final_residual": hist.rounds[-1]["residual"] if hist.rounds else {},
-        "admm_history": hist.rounds,
+        "admm_final_residual": named(hist.rounds[-1]["residual"]) if hist.rounds else {},
+        "admm_history": [{**r, "residual": named(r["residual"])} for r in hist.rounds],
     }
     art.provenance = _provenance(cfg, model_name, ds.name, seconds)
     if out is not None:
