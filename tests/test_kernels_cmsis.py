@@ -6,6 +6,8 @@ layer (the kernel's error alone) and with the spec's whole inference (errors car
 arm_dot_prod_q15 and must be bit-exact; the FFT path (arm_cfft_q15) is bounded by the tolerances measured and
 documented in docs/kernels.md ("cmsis backend"); predictions must equal the spec's on all 359 samples."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,13 +15,14 @@ from batteryless.artifact import load_artifact
 from batteryless.codegen import codegen
 from batteryless.datasets import load_dataset
 from batteryless.firmware import build, run_dataset
-from batteryless.firmware.layers import compare_layers, run_layers, write_dump_table
+from batteryless.firmware.layers import compare_layers, run_fft, run_layers, write_dump_table
 from batteryless.rad.admm import AdmmConfig
 from batteryless.rad.compress import CompressConfig, compress
-from batteryless.spec import integer_inference_q, quantize_input
+from batteryless.spec import fft_q15, integer_inference_q, quantize_input
 
 QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 BOARD = "mps2-an386"
+ROOT = Path(__file__).resolve().parents[1]
 # Tolerances (docs/kernels.md, "cmsis backend"). An FFT-path layer's own error, in LSB of the inverse FFT's
 # output (the layer output divided by 2^-shift_out): measured max 5 (k = 8 and 16) over the digits test set.
 FFT_LAYER_TOL_FFT_LSB = 8
@@ -111,3 +114,47 @@ def test_cmsis_model_app_logits_match_layers_app(artifacts, digits, tmp_path):
     assert np.array_equal(np.argmax(run.logits, axis=1), ref.argmax(axis=1))
     assert np.abs(np.array(run.logits) - ref).max() <= LOGITS_TOL
     assert all(c and c > 0 for c in run.counts)
+
+
+# bl_fft_q15 (arm_cfft_q15; k < 16 through the 16-point stretch) against spec.fft_q15, max |Δ| in LSB over
+# random vectors (half and full scale); measured maxima in docs/kernels.md ("cmsis backend").
+FFT_TOL = {2: 16, 4: 12, 8: 8, 16: 6, 32: 12, 64: 8}
+
+
+@pytest.fixture(scope="module")
+def fft_images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fft")
+    (d / "empty").mkdir()
+    app = str(ROOT / "firmware" / "apps" / "fft")
+    return {
+        be: build(BOARD, d / "empty", be, app=app, out_dir=d / f"b-{be}").image for be in ("ref", "cmsis")
+    }
+
+
+def _fft_vectors(k, seed):
+    rng = np.random.default_rng(seed)
+    half = rng.integers(-16384, 16384, size=(2, 30, k))
+    full = rng.integers(-32768, 32768, size=(2, 10, k))
+    return np.concatenate([half[0], full[0]]), np.concatenate([half[1], full[1]])
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+def test_cmsis_fft_unit_within_tolerance_and_ref_exact(fft_images):
+    worst = {}
+    for k in FFT_TOL:
+        for inverse in (False, True):
+            re, im = _fft_vectors(k, seed=k + 100 * inverse)
+            sr, si = fft_q15(re, im, inverse)
+            rr, ri, _ = run_fft(fft_images["ref"], BOARD, re, im, inverse)
+            assert np.array_equal(rr, sr) and np.array_equal(ri, si), (k, inverse)  # the harness is exact
+            cr, ci, counts = run_fft(fft_images["cmsis"], BOARD, re, im, inverse)
+            d = max(int(np.abs(cr - sr).max()), int(np.abs(ci - si).max()))
+            assert d <= FFT_TOL[k], (k, inverse, d)
+            assert len(counts) == len(re) and all(c > 0 for c in counts)
+            # same scale as the spec: forward DFT/k, inverse IDFT (a wrong scale would be off by >> 16 LSB)
+            z = re + 1j * im
+            exact = np.fft.ifft(z, axis=-1) if inverse else np.fft.fft(z, axis=-1) / k
+            assert np.abs(cr - exact.real).max() <= FFT_TOL[k] + 3, (k, inverse)
+            worst[(k, inverse)] = d
+    assert max(worst.values()) > 0  # really CMSIS-DSP's transform, not the spec's

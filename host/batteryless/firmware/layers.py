@@ -151,3 +151,42 @@ def compare_layers(
         )
         x_spec, x_dev, shape = y_spec, y_dev, tuple(y_spec.shape[1:])
     return rows
+
+
+def run_fft(
+    image: str | Path,
+    board: str | Path | Board,
+    re: np.ndarray,
+    im: np.ndarray,
+    inverse: bool = False,
+    timeout: float = 300.0,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Run an ``fft``-app image (``firmware/apps/fft``) on vectors (N, k) and return the backend's
+    ``bl_fft_q15`` results (re, im), each (N, k) int64, and the instructions of each call (QEMU; empty
+    where the target counts nothing). The forward twiddle table of length k is passed in."""
+    from batteryless.firmware import run
+    from batteryless.spec import twiddles
+
+    re = np.asarray(re, dtype=np.int64)
+    im = np.asarray(im, dtype=np.int64)
+    n, k = re.shape
+    wr, wi = twiddles(k)
+    table = np.stack([wr, wi], axis=1).ravel()
+    per_run = max(1, (INPUT_CAPACITY - 8 - 2 * table.size) // (4 * k))
+    out_re, out_im, counts = [], [], []
+    for s0 in range(0, n, per_run):
+        z = np.stack([re[s0 : s0 + per_run], im[s0 : s0 + per_run]], axis=-1).reshape(-1)
+        count = min(per_run, n - s0)
+        data = np.concatenate([[k, int(inverse), count, k], table, z]).astype("<i2").tobytes()
+        res = run(image, board, inputs=data, timeout=timeout)
+        vals = res.values
+        if res.exit_code != 0:
+            raise EmulationError(f"{image}: exit code {res.exit_code}; output: {res.output.strip()[-300:]!r}")
+        starts = [c for mid, c in res.marks if mid == 1]
+        ends = [c for mid, c in res.marks if mid == 2]
+        counts += [e - b for b, e in zip(starts, ends, strict=False) if b is not None and e is not None]
+        for i in range(count):
+            v = np.asarray(vals[f"z{i}"], dtype=np.int64).reshape(k, 2)
+            out_re.append(v[:, 0])
+            out_im.append(v[:, 1])
+    return np.stack(out_re), np.stack(out_im), counts
