@@ -275,3 +275,58 @@ def test_build_folder_can_switch_boards(tmp_path):
     from batteryless.firmware.image import symbols
 
     assert symbols(b.image)["__bl_code_origin"].address == load_board("msp430fr5969").region("code").origin
+
+
+MULAPP = r"""
+#include "bl_platform.h"
+/* Multiply-heavy: 16x16->32 and 32x32->32/64 products of the input, between marks 1 and 2. */
+int bl_app_main(void)
+{
+  int16_t x[16];
+  int32_t acc = 0;
+  int64_t acc64 = 0;
+  unsigned i, j;
+  unsigned n = (unsigned)bl_input_read(x, 0u, sizeof x) / 2u;
+  bl_mark(1u);
+  for (i = 0; i < n; i++) {
+    for (j = 0; j < n; j++) {
+      acc += (int32_t)x[i] * (int32_t)x[j];
+      acc64 += (int64_t)((int32_t)x[i] * 65599) * (int64_t)((int32_t)x[j] * -3);
+    }
+  }
+  bl_mark(2u);
+  bl_puts("acc ");
+  bl_put_i32(acc);
+  bl_puts("\nacc64 ");
+  bl_put_i64(acc64);
+  bl_putc('\n');
+  return 0;
+}
+"""
+
+
+def test_msp430_hardware_multiplier_path_and_software_fallback(tmp_path):
+    """With the simulator's multiplier the firmware's probe finds it; without, it multiplies in software.
+    Both give the exact products; the hardware path takes fewer MCLK cycles between the marks."""
+    _need("mspdebug")
+    import dataclasses
+
+    app = tmp_path / "mul"
+    app.mkdir()
+    (app / "main.c").write_text(MULAPP)
+    img = build("msp430fr5994", backend="ref", app=str(app), out_dir=tmp_path / "b").image
+    board = load_board("msp430fr5994")
+    no_mpy = dataclasses.replace(
+        board, emulator={k: v for k, v in board.emulator.items() if k != "mpy16_base"}
+    )
+    x = _inputs(16, 9)
+    xs = [int(v) for v in x]
+    want_acc = _wrap(sum(a * b for a in xs for b in xs), 32)
+    want_acc64 = _wrap(sum(_wrap(a * 65599, 32) * _wrap(b * -3, 32) for a in xs for b in xs), 64)
+    deltas = []
+    for bd in (board, no_mpy):
+        res = run(img, bd, inputs=x.tobytes())
+        got = parse_output(res.output)
+        assert got["acc"] == [want_acc] and got["acc64"] == [want_acc64]
+        deltas.append(res.marks[1][1] - res.marks[0][1])
+    assert deltas[0] * 2 < deltas[1]  # hardware multiplies are several times cheaper

@@ -8,6 +8,10 @@
 #define BL_WDTPW 0x5A00u
 #define BL_WDTHOLD 0x0080u
 
+/* MPY32 hardware multiplier (FR5xx): its first eight words are the classic 16x16 interface
+ * (MPY, MPYS, MAC, MACS, OP2, RESLO, RESHI, SUMEXT). */
+#define BL_MPY32_BASE_REG (*(volatile uint16_t *)0x04C0u)
+
 /* FRAM controller: one wait state is required above 8 MHz (SLASE54D). */
 #define BL_FRCTL0 (*(volatile uint16_t *)0x0140u)
 #define BL_FRCTLPW 0xA500u

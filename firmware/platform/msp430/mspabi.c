@@ -1,8 +1,11 @@
 /* batteryless: the MSP430 EABI run-time helpers clang emits (multiply, divide, shift), written in C.
- * LLVM 14 calls the *_f5hw multiply helpers for -mhwmult=f5series; these versions use shift-and-add
- * (portable, and exact under mspdebug's simulator, which does not model MPY32). Every helper is written
- * so that it cannot compile into a call to itself: only constant shifts, adds and compares. */
+ * LLVM 14 calls the *_f5hw multiply helpers for -mhwmult=f5series; they use the hardware multiplier when
+ * bl_mpy_init() found one (see below) and shift-and-add otherwise. Every helper is written so that it
+ * cannot compile into a call to itself: only constant shifts, adds, compares and multiplier registers. */
 #include <stdint.h>
+
+#include "bl_board.h"
+#include "bl_msp430.h"
 
 #define BL_ABI __attribute__((used))
 
@@ -32,36 +35,125 @@ static uint32_t mul32(uint32_t a, uint32_t b)
   return r;
 }
 
-static uint64_t mul64(uint64_t a, uint64_t b)
+/* Hardware multiplier. The MSP430FR5xx MPY32 keeps the 16x16 register interface of the classic MPY
+ * (MPY, MPYS, MAC, MACS, OP2, RESLO, RESHI, SUMEXT at consecutive words); mspdebug's simulator offers only
+ * that classic MPY, at its own address ("simio add hwmult", [emulator].mpy16_base in board.toml). At start
+ * bl_mpy_init() probes the chip's MPY32 first, then the simulator's MPY16, else falls back to shift-and-add,
+ * so one image computes correctly everywhere. Every product, also 32x32 and 64-bit ones, is built from
+ * 16x16 multiplies through that common interface, so the simulator executes the same instructions as the
+ * chip and its MCLK counts carry over. Not interrupt-safe: no ISR may use the multiplier. */
+enum { BL_MPY = 0, BL_MPYS = 1, BL_OP2 = 4, BL_RESLO = 5, BL_RESHI = 6 };
+
+static volatile uint16_t *bl_mpy;
+
+static int bl_mpy_probe(volatile uint16_t *m)
 {
-  uint64_t r = 0u;
-  while (b != 0u) {
-    if (b & 1u) {
-      r += a;
-    }
-    a <<= 1;
-    b >>= 1;
+  m[BL_MPY] = 3u;
+  m[BL_OP2] = 5u;
+  if (m[BL_RESLO] != 15u || m[BL_RESHI] != 0u) {
+    return 0;
   }
-  return r;
+  m[BL_MPYS] = (uint16_t)-7;
+  m[BL_OP2] = 9u;
+  return m[BL_RESLO] == (uint16_t)-63 && m[BL_RESHI] == 0xFFFFu;
 }
 
-/* Multiplies: same-width (i), 16x16->32 (sl/ul), 32x32 (l), 32x32->64 (sll/ull), 64x64 (ll). */
-BL_ABI int16_t __mspabi_mpyi_f5hw(int16_t a, int16_t b) { return (int16_t)mul16((uint16_t)a, (uint16_t)b); }
-BL_ABI int16_t __mspabi_mpyi(int16_t a, int16_t b) { return (int16_t)mul16((uint16_t)a, (uint16_t)b); }
-BL_ABI int32_t __mspabi_mpysl_f5hw(int16_t a, int16_t b)
+void bl_mpy_init(void);
+BL_ABI void bl_mpy_init(void)
 {
+  bl_mpy = (volatile uint16_t *)0;
+  if (bl_mpy_probe(&BL_MPY32_BASE_REG)) {
+    bl_mpy = &BL_MPY32_BASE_REG;
+  }
+#ifdef BL_BOARD_MPY16_SIM_BASE
+  else if (bl_mpy_probe((volatile uint16_t *)BL_BOARD_MPY16_SIM_BASE)) {
+    bl_mpy = (volatile uint16_t *)BL_BOARD_MPY16_SIM_BASE;
+  }
+#endif
+}
+
+/* Unsigned 16x16 -> 32. */
+static uint32_t umul16x16(uint16_t a, uint16_t b)
+{
+  volatile uint16_t *m = bl_mpy;
+  if (m) {
+    m[BL_MPY] = a;
+    m[BL_OP2] = b;
+    return (uint32_t)m[BL_RESLO] | ((uint32_t)m[BL_RESHI] << 16);
+  }
+  return mul32(a, b);
+}
+
+/* Signed 16x16 -> 32. */
+static int32_t smul16x16(int16_t a, int16_t b)
+{
+  volatile uint16_t *m = bl_mpy;
+  if (m) {
+    m[BL_MPYS] = (uint16_t)a;
+    m[BL_OP2] = (uint16_t)b;
+    return (int32_t)((uint32_t)m[BL_RESLO] | ((uint32_t)m[BL_RESHI] << 16));
+  }
   return (int32_t)mul32((uint32_t)(int32_t)a, (uint32_t)(int32_t)b);
 }
-BL_ABI uint32_t __mspabi_mpyul_f5hw(uint16_t a, uint16_t b) { return mul32(a, b); }
-BL_ABI int32_t __mspabi_mpyl_f5hw(int32_t a, int32_t b) { return (int32_t)mul32((uint32_t)a, (uint32_t)b); }
-BL_ABI int32_t __mspabi_mpyl(int32_t a, int32_t b) { return (int32_t)mul32((uint32_t)a, (uint32_t)b); }
+
+/* Low 16 bits of a 16x16 product. */
+static uint16_t mul16lo(uint16_t a, uint16_t b)
+{
+  volatile uint16_t *m = bl_mpy;
+  if (m) {
+    m[BL_MPY] = a;
+    m[BL_OP2] = b;
+    return m[BL_RESLO];
+  }
+  return mul16(a, b);
+}
+
+/* Low 32 bits of a 32x32 product: aL*bL + ((aL*bH + aH*bL) << 16). */
+static uint32_t mul32lo(uint32_t a, uint32_t b)
+{
+  uint16_t al = (uint16_t)a, ah = (uint16_t)(a >> 16), bl = (uint16_t)b, bh = (uint16_t)(b >> 16);
+  uint16_t cross = (uint16_t)(mul16lo(al, bh) + mul16lo(ah, bl));
+  return umul16x16(al, bl) + ((uint32_t)cross << 16);
+}
+
+/* Full unsigned 32x32 -> 64 from four 16x16 products. */
+static uint64_t umul32x32(uint32_t a, uint32_t b)
+{
+  uint16_t al = (uint16_t)a, ah = (uint16_t)(a >> 16), bl = (uint16_t)b, bh = (uint16_t)(b >> 16);
+  uint64_t mid = (uint64_t)umul16x16(al, bh) + umul16x16(ah, bl);
+  return (uint64_t)umul16x16(al, bl) + (mid << 16) + ((uint64_t)umul16x16(ah, bh) << 32);
+}
+
+/* Low 64 bits of a 64x64 product. */
+static uint64_t mul64lo(uint64_t a, uint64_t b)
+{
+  uint32_t al = (uint32_t)a, ah = (uint32_t)(a >> 32), bl = (uint32_t)b, bh = (uint32_t)(b >> 32);
+  uint32_t cross = mul32lo(al, bh) + mul32lo(ah, bl);
+  return umul32x32(al, bl) + ((uint64_t)cross << 32);
+}
+
+/* Multiplies: same-width (i, l, ll), 16x16->32 (sl/ul), 32x32->64 (sll/ull). */
+BL_ABI int16_t __mspabi_mpyi_f5hw(int16_t a, int16_t b) { return (int16_t)mul16lo((uint16_t)a, (uint16_t)b); }
+BL_ABI int16_t __mspabi_mpyi(int16_t a, int16_t b) { return (int16_t)mul16lo((uint16_t)a, (uint16_t)b); }
+BL_ABI int32_t __mspabi_mpysl_f5hw(int16_t a, int16_t b) { return smul16x16(a, b); }
+BL_ABI uint32_t __mspabi_mpyul_f5hw(uint16_t a, uint16_t b) { return umul16x16(a, b); }
+BL_ABI int32_t __mspabi_mpyl_f5hw(int32_t a, int32_t b) { return (int32_t)mul32lo((uint32_t)a, (uint32_t)b); }
+BL_ABI int32_t __mspabi_mpyl(int32_t a, int32_t b) { return (int32_t)mul32lo((uint32_t)a, (uint32_t)b); }
 BL_ABI int64_t __mspabi_mpysll_f5hw(int32_t a, int32_t b)
 {
-  return (int64_t)mul64((uint64_t)(int64_t)a, (uint64_t)(int64_t)b);
+  /* Two's complement: signed = unsigned - (a < 0 ? b << 32 : 0) - (b < 0 ? a << 32 : 0). */
+  uint64_t p = umul32x32((uint32_t)a, (uint32_t)b);
+  if (a < 0) {
+    p -= (uint64_t)(uint32_t)b << 32;
+  }
+  if (b < 0) {
+    p -= (uint64_t)(uint32_t)a << 32;
+  }
+  return (int64_t)p;
 }
-BL_ABI uint64_t __mspabi_mpyull_f5hw(uint32_t a, uint32_t b) { return mul64(a, b); }
-BL_ABI int64_t __mspabi_mpyll_f5hw(int64_t a, int64_t b) { return (int64_t)mul64((uint64_t)a, (uint64_t)b); }
-BL_ABI int64_t __mspabi_mpyll(int64_t a, int64_t b) { return (int64_t)mul64((uint64_t)a, (uint64_t)b); }
+BL_ABI uint64_t __mspabi_mpyull_f5hw(uint32_t a, uint32_t b) { return umul32x32(a, b); }
+BL_ABI int64_t __mspabi_mpyll_f5hw(int64_t a, int64_t b) { return (int64_t)mul64lo((uint64_t)a, (uint64_t)b); }
+BL_ABI int64_t __mspabi_mpyll(int64_t a, int64_t b) { return (int64_t)mul64lo((uint64_t)a, (uint64_t)b); }
 
 /* Unsigned restoring division; quotient and remainder. Division by zero gives quotient all-ones and
  * remainder = dividend (no trap on MSP430). */

@@ -38,6 +38,7 @@ extern uint16_t __bl_bss_start[], __bl_bss_end[];
 void bl_reset(void);
 void bl_c_start(void);
 void bl_unexpected_irq(void);
+void bl_mpy_init(void);
 
 /* 56 vectors; the last (0xFFFE) is reset. Unused interrupts go to bl_unexpected_irq. */
 __attribute__((used, section(".vectors"))) void (*const bl_vectors[56])(void) = {
@@ -63,6 +64,7 @@ __attribute__((used, noreturn)) void bl_c_start(void)
   for (dst = __bl_bss_start; dst < __bl_bss_end; dst++) {
     *dst = 0u;
   }
+  bl_mpy_init(); /* after .bss is cleared: it sets a .bss variable */
   bl_platform_init();
   bl_exit(bl_app_main());
 }

@@ -435,6 +435,8 @@ def board_header(board: Board) -> str:
         ]
     if "mark_register" in board.emulator:
         lines.append(f"#define BL_BOARD_MARK_REGISTER 0x{int(board.emulator['mark_register']):X}u")
+    if "mpy16_base" in board.emulator:
+        lines.append(f"#define BL_BOARD_MPY16_SIM_BASE 0x{int(board.emulator['mpy16_base']):X}u")
     lines += [f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 

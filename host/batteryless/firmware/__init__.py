@@ -505,7 +505,11 @@ def _run_mspdebug(elf: Path, b: Board, timeout: float, cuts: list[int]) -> RunRe
     driver = str(b.emulator.get("driver", "sim"))
     # The tracer in verbose mode prints every IO write with its MCLK timestamp as it happens (its
     # "simio info" history keeps only the last 16), which is how marks are timed.
-    cmds = ["simio add tracer bl_trace", "simio config bl_trace verbose", f"prog {elf}"]
+    cmds = ["simio add tracer bl_trace", "simio config bl_trace verbose"]
+    if "mpy16_base" in b.emulator:
+        # The simulator's classic 16x16 multiplier (at its fixed address; the firmware probes for it).
+        cmds.append("simio add hwmult bl_mpy")
+    cmds.append(f"prog {elf}")
     done_steps = 0
     for c in cuts:
         if c <= done_steps:
