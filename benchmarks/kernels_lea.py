@@ -1,0 +1,89 @@
+"""The `lea` backend: MSP430FR5994 image sizes (lea vs ref) and host bit-exactness of the lea kernels.
+
+For the digits MLP (k = 16, 16-bit weights) and CNN (k = 8, 8-bit weights), compressed with the quick test
+settings, and each circulant path (fft, direct): generates code for msp430fr5994 with backends `lea` and
+`ref`, builds both (clang --target=msp430 + ld.lld) and records the bytes per board region, the bytes of
+the DSPLib software model linked as a stand-in for TI's library (symbols msp_*: not what TI's DSPLib would
+cost), and the LEA RAM used. On the host board it runs the lea build over the whole digits test set and
+counts the samples whose logits equal the numeric spec's. Writes ``benchmarks/results/kernels_lea.json``.
+
+    .venv/bin/python benchmarks/kernels_lea.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from batteryless import spec  # noqa: E402
+from batteryless.artifact import load_artifact  # noqa: E402
+from batteryless.codegen import codegen  # noqa: E402
+from batteryless.datasets import load_dataset  # noqa: E402
+from batteryless.firmware import build, run_dataset  # noqa: E402
+from batteryless.firmware.image import symbols  # noqa: E402
+from batteryless.rad.admm import AdmmConfig  # noqa: E402
+from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "kernels_lea.json"
+QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+
+
+def main() -> None:
+    digits = load_dataset("digits")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for model, k, bits in (("mlp", 16, 16), ("cnn", 8, 8)):
+            art = d / f"{model}.bl"
+            compress(model, "digits", out=art, config=CompressConfig(block_size=k, weight_bits=bits, **QUICK))
+            for path in ("fft", "direct"):
+                row: dict = {"model": model, "block": k, "weight_bits": bits, "path": path}
+                for backend in ("lea", "ref"):
+                    gen = d / f"gen-{model}-{path}-{backend}"
+                    codegen(art, "msp430fr5994", gen, backend=backend, path=path)
+                    res = build("msp430fr5994", gen, backend, out_dir=d / f"b-{model}-{path}-{backend}")
+                    regions = {r.name: r.used for r in res.regions}
+                    row[backend] = {r: regions[r] for r in ("code", "ram", "lea_ram")}
+                    if backend == "lea":
+                        syms = symbols(res.image)
+                        row[backend]["dsplib_model_standin_bytes"] = sum(
+                            s.size for n, s in syms.items() if n.startswith("msp_")
+                        )
+                gen = d / f"gen-host-{model}-{path}"
+                res = codegen(art, "host", gen, backend="lea", path=path)
+                img = build("host", gen, "lea", out_dir=d / f"b-host-{model}-{path}").image
+                n = len(digits.x_test)
+                t = time.perf_counter()
+                run = run_dataset(img, "host", art, "digits", count=n)
+                wall = time.perf_counter() - t
+                ref = spec.integer_inference(load_artifact(art), digits.x_test, res.paths)
+                got = np.array(run.logits)
+                row["host_lea"] = {
+                    "samples": n,
+                    "bit_exact_samples": int(np.sum(np.all(got == ref, axis=1))),
+                    "wall_s": round(wall, 2),
+                }
+                rows.append(row)
+                print(json.dumps(row))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    out = {
+        "command": "benchmarks/kernels_lea.py",
+        "note": "msp430fr5994 images link the DSPLib software model as a stand-in for TI's DSPLib; they are "
+        "not run (nothing emulates LEA). dsplib_model_standin_bytes is that stand-in's code+rodata.",
+        "rows": rows,
+    }
+    tmp_out = RESULTS.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(out, indent=1) + "\n")
+    tmp_out.replace(RESULTS)
+
+
+if __name__ == "__main__":
+    main()
