@@ -258,3 +258,23 @@ def test_power_on_budgets_match_duty_cycle():
         assert b["end_s"] - b["start_s"] == pytest.approx(t_on, rel=1e-9)
         assert b["cycles"] == math.floor((t_on - 1e-3) * 10e6 + 1e-6)
     assert budgets[0]["start_s"] == pytest.approx(0.5 * 100e-6 * 9 / p_h, rel=1e-9)
+
+
+def test_long_dark_segment_with_leakage_stays_finite():
+    """A 12 h segment with k·τ far beyond exp's range, then light: the charge-up time is analytic."""
+    r, c, p = 2e5, 100e-6, 200e-6
+    board = make_board(r=r, c=c)
+    night = 12 * 3600.0
+    res, _ = run(board, uniform_schedule(), "flex", [0.0, night], [0.0, p], night + 20.0, v_initial=2.5)
+    assert res.boots >= 1
+    e_left = 0.5 * c * 2.5**2 * math.exp(-2 * night / (r * c))  # underflows to 0
+    e_inf = p * r * c / 2  # P/k
+    t_charge = -(r * c / 2) * math.log((0.5 * c * 9 - e_inf) / (e_left - e_inf))
+    assert res.timeline.on_periods[0][0] == pytest.approx(night + t_charge, rel=1e-9)
+    assert all(np.isfinite(v) for v in res.energy.values())
+    # stop 1 s into the light, before power-on: everything stored at dusk leaked, plus P·t − E(t)
+    res, _ = run(board, uniform_schedule(), "flex", [0.0, night], [0.0, p], night + 1.0, v_initial=2.5)
+    e_1 = e_inf * (1 - math.exp(-2 * 1.0 / (r * c)))
+    assert res.boots == 0
+    assert res.energy["stored_final"] == pytest.approx(e_1, rel=1e-9)
+    assert res.energy["leaked"] == pytest.approx(0.5 * c * 2.5**2 + p * 1.0 - e_1, rel=1e-9)

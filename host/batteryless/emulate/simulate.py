@@ -7,7 +7,7 @@ crossing times in closed form; nothing is integrated with a time step.
 
 Speed: the composition of the per-interval maps E ↦ min(a·E + b, E_max) stays in that family, so the energy
 at every boundary of a long run of intervals is computed with prefix sums and a running minimum in numpy
-(:func:`scan`). The state machine (off → boot → tasks/commits → brown-out) only runs once per event chunk:
+(:func:`advance`). The state machine (off → boot → tasks/commits → brown-out) only runs once per event chunk:
 an *off* chunk looks ahead over many trace segments for the first time the buffer reaches ``v_on``; an *on*
 chunk lays the load program (boot, tasks, commits, next inference …) over the trace, merges both sets of
 boundaries and looks for the first interval in which the buffer drops below the brown-out level.
@@ -96,21 +96,9 @@ def build_program(schedule: Schedule, mode: Mode, load: Load, policy: str) -> Pr
 
 
 # --- the closed-form kernel ------------------------------------------------------------------------------
-def scan(e0: float, p: np.ndarray, tau: np.ndarray, k: float, e_max: float) -> np.ndarray:
-    """Energy at the end of each interval: E ← min(E∞ + (E − E∞)e^(−kτ), E_max), composed in closed form."""
-    if k > 0:
-        g = np.exp(k * np.cumsum(tau))  # 1/A at each interval end
-        b = p * (-np.expm1(-k * tau)) / k
-        s = np.cumsum(b * g)
-        lim = np.minimum.accumulate(e_max * g - s)
-        return (s + np.minimum(e0, lim)) / g
-    s = np.cumsum(p * tau)
-    lim = np.minimum.accumulate(e_max - s)
-    return s + np.minimum(e0, lim)
-
-
 def advance(e0: float, p: np.ndarray, tau: np.ndarray, k: float, e_max: float):
-    """:func:`scan` plus the energies at interval starts and the shared factor 1 − e^(−kτ)."""
+    """Energy at the end of each interval, E ← min(E∞ + (E − E∞)e^(−kτ), E_max), composed in closed form
+    (prefix sums and a running minimum), plus the energies at interval starts and 1 − e^(−kτ)."""
     if k > 0:
         em1 = -np.expm1(-k * tau)
         g = np.exp(k * tau.cumsum())
@@ -387,9 +375,6 @@ def simulate(
     boot_thr = float(e_off(program.boot_power_w))
     tol = 1e-12 * e_on
 
-    def seg_end(j):
-        return seg_t[j + 1] if j + 1 < n_seg else t_end
-
     def record_v(ts: np.ndarray, es: np.ndarray, e0: float, p: np.ndarray, tau: np.ndarray) -> None:
         """About one voltage point per plot_dt; pieces longer than that get points from the closed form."""
         if tl is None or len(ts) == 0:
@@ -427,7 +412,12 @@ def simulate(
                 n = j1 - i
                 tau0 = float(ends[0]) - t
                 p0 = float(seg_p[i])
-                if k > 0:
+                if k > 0 and k * tau0 > _MAX_KT:
+                    # one long segment (the look-ahead was cut to it): plain closed form, no e^(kT) factors
+                    em1_0 = -math.expm1(-k * tau0)
+                    b0 = p0 * em1_0 / k
+                    e_end = np.array([p0 / k + (e - p0 / k) * math.exp(-k * tau0)])
+                elif k > 0:
                     em1_0 = -math.expm1(-k * tau0)
                     b0 = p0 * em1_0 / k
                     g = ends - t
@@ -508,9 +498,12 @@ def simulate(
                 )
             ph_p, ph_d, ph_thr, ph_pos = (a[: n_ph + 1] for a in cached)
         else:
-            ph_p, ph_d, ph_thr = tile_p[sl], tile_d[sl], tile_thr[sl]
+            ph_p, ph_d, ph_thr, ph_pos = tile_p[sl], tile_d[sl], tile_thr[sl], tile_pos[sl]
         ph_end = ph_d.cumsum()
         ph_end += t
+        if k > 0 and ph_end[-1] - t > _MAX_KT / k:  # keep e^(k·T) finite: fewer phases in this chunk
+            n_keep = max(int(np.searchsorted(ph_end, t + _MAX_KT / k, "right")), 1)
+            ph_end, ph_p, ph_d, ph_thr, ph_pos = (a[:n_keep] for a in (ph_end, ph_p, ph_d, ph_thr, ph_pos))
         chunk_end = min(float(ph_end[-1]), t_end)
         j1 = int(np.searchsorted(seg_t, chunk_end, "left"))
         if j1 <= i + 1:
@@ -588,8 +581,6 @@ def simulate(
                     record_v(bounds, e_end, e, p, tau)
         en["leaked"] += lk
         en["clipped"] += cl
-        if not booting:
-            ph_pos = tile_pos[sl]
 
         # ---- bookkeeping over the phases that ran in [t, t_stop] ---------------------------------
         n_done = int(np.searchsorted(ph_end, t_stop, "right"))  # phases are sequential: a prefix is done
