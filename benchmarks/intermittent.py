@@ -1,0 +1,143 @@
+"""Benchmark of FLEX, the intermittent runtime, inside the real firmware.
+
+- overhead under continuous power: QEMU instructions of the flex app (each policy) vs the plain model app
+  (same generated model, same NVM buffers, no FLEX);
+- power failing every N instructions (N = 1e3 … 1e6): total instructions to finish one inference, reboots,
+  re-executed tasks, and whether the logits are bit-exact with the continuous run — for FLEX (commit per
+  task), per-layer commits and restart-from-scratch, on QEMU (and a few rows on mspdebug);
+- host harness: exhaustive single-cut sweep and random schedules (counts and time).
+
+Writes benchmarks/results/intermittent.json. Run: .venv/bin/python benchmarks/intermittent.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from batteryless.codegen import codegen  # noqa: E402
+from batteryless.firmware import build, run  # noqa: E402
+from batteryless.flex import build_flex, model_input, run_schedule, verify_intermittent  # noqa: E402
+from batteryless.rad.admm import AdmmConfig  # noqa: E402
+from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "intermittent.json"
+NS = [1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
+POLICIES = ["flex", "layer", "restart"]
+MAX_CUTS = 4000  # the QEMU plugin takes at most 4096
+PROBE_CUTS = 150  # for N where no boot can finish an atomic step: show that it does not finish
+
+
+def _row(harness, policy, n, img, inp, ref, cont_insns, max_cuts):
+    total_budget = 40 * cont_insns
+    k = min(max_cuts, max(1, total_budget // n))
+    cuts = [n * (i + 1) for i in range(k)]
+    t = time.perf_counter()
+    r = run_schedule(img, harness, inp, cuts, ref, timeout=900)
+    wall = time.perf_counter() - t
+    # the run finished under the periodic schedule only if it did so before the cut list ran out
+    finished = r.error is None and r.logits is not None and r.reboots < len(cuts)
+    row = {
+        "harness": harness,
+        "policy": policy,
+        "fail_every_n": n,
+        "finished": finished,
+        "total_instructions": r.instructions if finished else None,
+        "reboots": r.reboots if finished else None,
+        "correct": bool(finished and r.correct),
+        "reexecuted_tasks": (r.task_runs - img.num_tasks) if finished and r.task_runs is not None else None,
+        "overhead_vs_continuous": round(r.instructions / cont_insns, 3)
+        if finished and r.instructions
+        else None,
+        "wall_s": round(wall, 2),
+    }
+    if not finished:
+        row["note"] = f"no completion within {r.reboots} power failures (an atomic step does not fit in N)"
+    return row
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bl-bench-flex-"))
+    art = tmp / "mlp.bl"
+    quick = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+    compress("mlp", "digits", out=art, config=CompressConfig(block_size=16, weight_bits=16, **quick))
+    inp = model_input(art, 0)
+    out: dict = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "model": "digits MLP (block 16, int16 weights, QUICK compress as in tests/test_codegen.py), sample 0",
+        "command": ".venv/bin/python benchmarks/intermittent.py",
+    }
+    # baseline: the plain model app on the same generated model (buffers in NVM), no FLEX
+    gen = tmp / "gen-plain"
+    codegen(art, "mps2-an386", gen, backend="ref", buffers_in="nvm")
+    plain = build("mps2-an386", gen, "ref", app="model", out_dir=tmp / "plain").image
+    base = run(plain, "mps2-an386", inputs=inp)
+    imgs = {p: build_flex(art, "mps2-an386", tmp / f"q-{p}", policy=p) for p in POLICIES}
+    cont = {p: run_schedule(imgs[p], "mps2-an386", inp, []) for p in POLICIES}
+    ref = cont["flex"].logits
+    assert base.values["logits"] == ref, "model app and flex app disagree under continuous power"
+    out["continuous_instructions"] = {
+        "model_app": base.instructions,
+        **{p: cont[p].instructions for p in POLICIES},
+    }
+    out["overhead_continuous_pct"] = round(100.0 * (cont["flex"].instructions / base.instructions - 1.0), 2)
+    out["overhead_continuous_pct_by_policy"] = {
+        p: round(100.0 * (cont[p].instructions / base.instructions - 1.0), 2) for p in POLICIES
+    }
+    out["num_tasks"] = imgs["flex"].num_tasks
+    rows = []
+    for p in POLICIES:
+        c = cont[p].instructions
+        for n in NS:
+            max_cuts = PROBE_CUTS if (p == "restart" and n < c) else MAX_CUTS
+            rows.append(_row("mps2-an386", p, n, imgs[p], inp, ref, c, max_cuts))
+            print(json.dumps(rows[-1]), flush=True)
+    # mspdebug (MSP430FR5994, ref): a few rows, each one mspdebug session
+    mimgs = {p: build_flex(art, "msp430fr5994", tmp / f"m-{p}", policy=p) for p in POLICIES}
+    mcont = {p: run_schedule(mimgs[p], "msp430fr5994", inp, []) for p in POLICIES}
+    assert all(mcont[p].logits == ref for p in POLICIES), "MSP430 continuous run differs from QEMU"
+    for p in POLICIES:
+        for n in (300_000, 1_000_000):
+            c = mcont[p].instructions
+            max_cuts = PROBE_CUTS if (p == "restart" and n < c) else 400
+            rows.append(_row("msp430fr5994", p, n, mimgs[p], inp, ref, c, max_cuts))
+            print(json.dumps(rows[-1]), flush=True)
+    out["msp430_continuous_instructions"] = {p: mcont[p].instructions for p in POLICIES}
+    out["rows"] = rows
+    # per-failure re-execution and harness throughput
+    q = verify_intermittent(None, "mps2-an386", image=imgs["flex"], inputs=inp, random=100, seed=7)
+    himg = build_flex(art, "host", tmp / "h-flex")
+    hs = verify_intermittent(None, "host", image=himg, inputs=inp, sweep=True)
+    hr = verify_intermittent(None, "host", image=himg, inputs=inp, random=2000, seed=7)
+    out["harness"] = {
+        "qemu_random_100": {
+            k: q.to_dict()[k]
+            for k in ("schedules", "reboots", "reexecuted_tasks", "reexecuted_per_failure", "resets_per_s")
+        }
+        | {"passed": q.passed, "seconds": round(q.seconds, 2)},
+        "host_sweep": {"cut_points": hs.schedules, "passed": hs.passed, "seconds": round(hs.seconds, 2)},
+        "host_random_2000": {
+            "reboots": hr.reboots,
+            "reexecuted_per_failure": round(hr.reexecuted_per_failure, 3),
+            "passed": hr.passed,
+            "seconds": round(hr.seconds, 2),
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    t = RESULTS.with_suffix(".json.tmp")
+    t.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(t, RESULTS)
+    print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
