@@ -39,6 +39,11 @@ def cmd_flex_verify(args: argparse.Namespace) -> int:
             f"{rep.reexecuted_tasks} re-executed tasks ({rep.reexecuted_per_failure:.2f} per failure)"
             + (f", {rep.instructions:,d} instructions" if rep.instructions else "")
         )
+        if rep.largest_step:
+            print(
+                f"largest atomic step {rep.largest_step:,d} instructions (task + commit), "
+                f"boot to runtime {rep.boot_instructions or 0:,d}"
+            )
         for f in rep.failures[:5]:
             print(f"MISMATCH cuts {f.cuts}: logits {f.logits} ({f.error or 'differs'})")
         print(

@@ -33,7 +33,7 @@ from batteryless.progress import ProgressFn, report
 
 POLICIES = {"flex": 1, "layer": 2, "restart": 3, "jit": 4}
 BROKEN = {"none": 0, "early-advance": 1, "trust-record": 2}
-MAX_HOST_BOOTS = 10_000
+BOOT_MARK, DONE_MARK = 0xF0, 0xF5  # BL_FLEX_MARK_BOOT / _DONE (checkpointing/flex.h); task t: t + 1
 
 __all__ = [
     "BROKEN",
@@ -81,6 +81,8 @@ class VerifyReport:
     num_tasks: int
     reference: list[int]
     continuous_count: int | None  # instructions (QEMU, mspdebug) or marks (host) of the continuous run
+    largest_step: int | None = None  # QEMU: most instructions between two task-start marks (task + commit)
+    boot_instructions: int | None = None  # QEMU: instructions from reset to the runtime's boot mark
     schedules: int = 0
     failures: list[ScheduleResult] = field(default_factory=list)
     reboots: int = 0
@@ -307,12 +309,19 @@ def _verify(image, b, kind, inputs, sweep, every, n_random, max_cuts, seed, work
     else:
         cont = run_schedule(image, b, inputs, [], None, timeout)
         cont_logits, total, cont_error = cont.logits, int(cont.instructions or 0), cont.error
+        if kind == "qemu":
+            marks = run(image.image, b, inputs=inputs, timeout=timeout).marks
+            steps = [c for i, c in marks if i is not None and (0 < i < BOOT_MARK or i == DONE_MARK)]
+            boot = [c for i, c in marks if i == BOOT_MARK]
     if cont_logits is None or cont_error:
         raise EmulationError(
             f"{image.image}: the continuous-power run printed no logits ({cont_error or 'no logits line'})"
         )
     ref = cont_logits
     rep = VerifyReport(b.name, image.policy, image.broken, "", image.num_tasks, ref, None)
+    if kind == "qemu":
+        rep.largest_step = max((y - x for x, y in zip(steps, steps[1:], strict=False)), default=None)
+        rep.boot_instructions = boot[0] if boot else None
     rep.continuous_count = total
     rng = _random.Random(seed)
     schedules: list[list[int]] = []
