@@ -204,8 +204,18 @@ def parse_schedule(data: Any, source: str = "schedule.json") -> Schedule:
         memory_plan=memory_plan,
         source=src,
         example=bool(data.get("example", False)),
-        label=str(data.get("label", "")) or Path(src).stem,
+        label=str(data.get("label", "")) or _default_label(data, src),
     )
+
+
+def _default_label(data: dict, src: str) -> str:
+    """'<model> (<backend>)' from codegen's artifact record, else the file name (and its folder)."""
+    art = data.get("artifact")
+    if isinstance(art, dict) and isinstance(art.get("model"), str):
+        stem = Path(str(art.get("file", ""))).stem or "artifact"
+        return f"{art['model']} ({data.get('backend', '?')}, {stem})"
+    p = Path(src)
+    return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
 
 
 def example_path(name: str) -> Path:
