@@ -4,8 +4,8 @@
   (same generated model, same NVM buffers, no FLEX);
 - power failing every N instructions (N = 1e3 … 1e6): total instructions to finish one inference, reboots,
   re-executed tasks, and whether the logits are bit-exact with the continuous run — for FLEX (commit per
-  task), per-layer commits and restart-from-scratch, on QEMU (and a few rows on mspdebug);
-- host harness: exhaustive single-cut sweep and random schedules (counts and time).
+  task), per-layer commits and restart-from-scratch, on QEMU, for the digits MLP and CNN;
+- harnesses: host exhaustive sweep and random schedules, QEMU and mspdebug random schedules (counts, time).
 
 Writes benchmarks/results/intermittent.json. Run: .venv/bin/python benchmarks/intermittent.py
 """
@@ -32,7 +32,8 @@ from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "intermittent.json"
 NS = [1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
 POLICIES = ["flex", "layer", "restart"]
-MAX_CUTS = 4000  # the QEMU plugin takes at most 4096
+MAX_CUTS = 1000  # the QEMU plugin takes at most 4096 cuts and records at most 4096 mark hits per run
+QEMU = "mps2-an386"
 PROBE_CUTS = 150  # for N where no boot can finish an atomic step: show that it does not finish
 
 
@@ -72,7 +73,8 @@ def main() -> int:
     inp = model_input(art, 0)
     out: dict = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
-        "model": "digits MLP (block 16, int16 weights, QUICK compress as in tests/test_codegen.py), sample 0",
+        "model": "digits MLP (block 16, int16 weights, QUICK compress as in tests/test_codegen.py), "
+        "sample 0; rows with model cnn: digits CNN (block 8, int8 weights)",
         "command": ".venv/bin/python benchmarks/intermittent.py",
     }
     # baseline: the plain model app on the same generated model (buffers in NVM), no FLEX
@@ -93,36 +95,66 @@ def main() -> int:
         p: round(100.0 * (cont[p].instructions / base.instructions - 1.0), 2) for p in POLICIES
     }
     out["num_tasks"] = imgs["flex"].num_tasks
+    q1 = verify_intermittent(None, QEMU, image=imgs["flex"], inputs=inp, random=1)
+    out["largest_step"] = q1.largest_step
+    out["boot_instructions"] = q1.boot_instructions
     rows = []
     for p in POLICIES:
         c = cont[p].instructions
         for n in NS:
             max_cuts = PROBE_CUTS if (p == "restart" and n < c) else MAX_CUTS
-            rows.append(_row("mps2-an386", p, n, imgs[p], inp, ref, c, max_cuts))
+            rows.append({"model": "mlp", **_row(QEMU, p, n, imgs[p], inp, ref, c, max_cuts)})
             print(json.dumps(rows[-1]), flush=True)
-    # mspdebug (MSP430FR5994, ref): a few rows, each one mspdebug session
-    mimgs = {p: build_flex(art, "msp430fr5994", tmp / f"m-{p}", policy=p) for p in POLICIES}
-    mcont = {p: run_schedule(mimgs[p], "msp430fr5994", inp, []) for p in POLICIES}
-    assert all(mcont[p].logits == ref for p in POLICIES), "MSP430 continuous run differs from QEMU"
+    # a second model with fewer, larger tasks: the digits CNN (block 8, int8 weights)
+    cnn = tmp / "cnn.bl"
+    compress("cnn", "digits", out=cnn, config=CompressConfig(block_size=8, weight_bits=8, **quick))
+    cinp = model_input(cnn, 0)
+    cgen = tmp / "gen-plain-cnn"
+    codegen(cnn, "mps2-an386", cgen, backend="ref", buffers_in="nvm")
+    cbase = run(
+        build("mps2-an386", cgen, "ref", app="model", out_dir=tmp / "plain-cnn").image, QEMU, inputs=cinp
+    )
+    cimgs = {p: build_flex(cnn, QEMU, tmp / f"qc-{p}", policy=p) for p in POLICIES}
+    ccont = {p: run_schedule(cimgs[p], QEMU, cinp, []) for p in POLICIES}
+    cref = ccont["flex"].logits
+    assert cbase.values["logits"] == cref, "CNN: model app and flex app disagree under continuous power"
+    out["cnn"] = {
+        "num_tasks": cimgs["flex"].num_tasks,
+        "continuous_instructions": {
+            "model_app": cbase.instructions,
+            **{p: ccont[p].instructions for p in POLICIES},
+        },
+        "overhead_continuous_pct": round(100.0 * (ccont["flex"].instructions / cbase.instructions - 1.0), 2),
+        "largest_step": verify_intermittent(
+            None, QEMU, image=cimgs["flex"], inputs=cinp, random=1
+        ).largest_step,
+    }
     for p in POLICIES:
-        for n in (300_000, 1_000_000):
-            c = mcont[p].instructions
-            max_cuts = PROBE_CUTS if (p == "restart" and n < c) else 400
-            rows.append(_row("msp430fr5994", p, n, mimgs[p], inp, ref, c, max_cuts))
+        c = ccont[p].instructions
+        for n in NS:
+            max_cuts = PROBE_CUTS if (p == "restart" and n < c) else MAX_CUTS
+            rows.append({"model": "cnn", **_row(QEMU, p, n, cimgs[p], cinp, cref, c, max_cuts)})
             print(json.dumps(rows[-1]), flush=True)
-    out["msp430_continuous_instructions"] = {p: mcont[p].instructions for p in POLICIES}
     out["rows"] = rows
     # per-failure re-execution and harness throughput
     q = verify_intermittent(None, "mps2-an386", image=imgs["flex"], inputs=inp, random=100, seed=7)
     himg = build_flex(art, "host", tmp / "h-flex")
     hs = verify_intermittent(None, "host", image=himg, inputs=inp, sweep=True)
     hr = verify_intermittent(None, "host", image=himg, inputs=inp, random=2000, seed=7)
+    mimg = build_flex(art, "msp430fr5994", tmp / "m-flex")
+    mr = verify_intermittent(None, "msp430fr5994", image=mimg, inputs=inp, random=5, seed=7)
     out["harness"] = {
         "qemu_random_100": {
             k: q.to_dict()[k]
             for k in ("schedules", "reboots", "reexecuted_tasks", "reexecuted_per_failure", "resets_per_s")
         }
         | {"passed": q.passed, "seconds": round(q.seconds, 2)},
+        "mspdebug_random_5": {
+            "passed": mr.passed,
+            "reboots": mr.reboots,
+            "continuous_instructions": mr.continuous_count,
+            "seconds": round(mr.seconds, 2),
+        },
         "host_sweep": {"cut_points": hs.schedules, "passed": hs.passed, "seconds": round(hs.seconds, 2)},
         "host_random_2000": {
             "reboots": hr.reboots,
