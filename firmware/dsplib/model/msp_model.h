@@ -22,6 +22,22 @@
 /* Forward twiddles of a MSP_MODEL_FFT_MAX-point FFT, interleaved (Wr, Wi): the stand-in for LEA's ROM. */
 extern const int16_t msp_model_twiddle_rom[MSP_MODEL_FFT_MAX];
 
+/* MSP430 stand-in (firmware/kernels/lea/msp430/dsplib_standin.c defines MSP_MODEL_STANDIN): the code is
+ * linked so that the image's size is real, but every call returns MSP_LEA_INCORRECT_REVISION while the
+ * volatile flag is set (it always is), so such an image cannot be mistaken for one that ran on LEA (a run in
+ * mspdebug ends with the kernels' error status instead of numbers that LEA never computed). */
+#if defined(MSP_MODEL_STANDIN)
+extern volatile uint8_t msp_model_standin_refuse;
+#define MSP_MODEL_GUARD()                                            \
+  do {                                                               \
+    if (msp_model_standin_refuse != 0u) return MSP_LEA_INCORRECT_REVISION; \
+  } while (0)
+#else
+#define MSP_MODEL_GUARD() \
+  do {                    \
+  } while (0)
+#endif
+
 /* 1 when [p, p + bytes) lies inside LEA RAM and p is a multiple of `align` bytes (TI: MSP_LEA_VALID_ADDRESS). */
 int msp_model_lea_valid(const void *p, uint32_t bytes, uint32_t align);
 

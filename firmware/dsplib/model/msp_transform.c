@@ -68,6 +68,7 @@ static void stages(int16_t *z, uint16_t n, int inverse) {
 }
 
 static msp_status fft(const msp_cmplx_fft_q15_params *params, int16_t *src, int inverse) {
+  MSP_MODEL_GUARD();
   const msp_status st = fft_check(params, src);
   if (st != MSP_SUCCESS) return st;
   if (params->bitReverse) bit_reverse(src, params->length);

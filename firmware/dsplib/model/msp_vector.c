@@ -22,6 +22,7 @@ static msp_status mac_check(uint16_t length, uint32_t elem_bytes, const _q15 *a,
 }
 
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result) {
+  MSP_MODEL_GUARD();
   if (params == NULL) return MSP_SIZE_ERROR;
   const msp_status st = mac_check(params->length, 2u, srcA, srcB, result, 4u);
   if (st != MSP_SUCCESS) return st;
@@ -33,6 +34,7 @@ msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const
 
 msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB,
                              _iq31 *result) {
+  MSP_MODEL_GUARD();
   if (params == NULL) return MSP_SIZE_ERROR;
   const msp_status st = mac_check(params->length, 4u, srcA, srcB, result, 8u);
   if (st != MSP_SUCCESS) return st;
