@@ -335,3 +335,18 @@ def test_msp430_lea_image_links_with_lea_buffers_in_lea_ram(artifacts, tmp_path,
     assert lea.origin <= sec.address and sec.address + sec.size <= lea.origin + lea.usable
     # the DSPLib entry points are linked (from the labelled stand-in): the image uses the lea kernels
     assert ("msp_cmplx_mac_q15" if path == "fft" else "msp_mac_q15") in syms
+
+
+def test_msp430_lea_image_refuses_to_run_in_mspdebug(artifacts, tmp_path):
+    """mspdebug has no LEA: the stand-in DSPLib in MSP430 images returns MSP_LEA_INCORRECT_REVISION, so a
+    run ends in the kernels' error status instead of producing logits LEA never computed."""
+    from batteryless.codegen import codegen
+    from batteryless.errors import EmulationError
+    from batteryless.firmware import build, run_dataset
+
+    if shutil.which("clang") is None or shutil.which("mspdebug") is None:
+        pytest.skip("clang / mspdebug not installed")
+    codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "gen", backend="lea", path="direct")
+    img = build("msp430fr5994", tmp_path / "gen", "lea", out_dir=tmp_path / "build").image
+    with pytest.raises(EmulationError, match="error status 1"):
+        run_dataset(img, "msp430fr5994", artifacts["mlp"], "digits", count=1)
