@@ -23,9 +23,11 @@ from batteryless.spec import fft_q15, integer_inference_q, quantize_input
 QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 BOARD = "mps2-an386"
 ROOT = Path(__file__).resolve().parents[1]
-# Tolerances (docs/kernels.md, "cmsis backend"). An FFT-path layer's own error, in LSB of the inverse FFT's
-# output (the layer output divided by 2^-shift_out): measured max 5 (k = 8 and 16) over the digits test set.
-FFT_LAYER_TOL_FFT_LSB = 8
+# Tolerances (docs/kernels.md, "cmsis backend"). An FFT-path layer's own error in LSB of the inverse FFT's
+# output (layer output LSB times 2^shift_out), per block size k. Measured maxima (digits test set and the
+# random networks below): k=2: 15, k=4: 27, k=8: 5, k=16: 10. It grows with the number of input blocks q (the
+# q forward transforms' errors add up in the frequency-domain MAC) and, below k = 16, with the 16/k stretch.
+FFT_LAYER_TOL_FFT_LSB = {2: 32, 4: 48, 8: 12, 16: 16}
 # Logits, errors carried through every layer: measured max 14 (MLP) and 32 (CNN) LSB.
 LOGITS_TOL = 64
 
@@ -82,7 +84,7 @@ def test_cmsis_fft_path_within_measured_tolerance_on_every_sample(artifacts, dig
     assert fft_rows, "the FFT path was not generated"
     for r in rows:
         if r["path"] == "fft":
-            assert r["max_abs_isolated"] <= FFT_LAYER_TOL_FFT_LSB * 2 ** -r["shift_out"], r
+            assert r["max_abs_isolated"] <= FFT_LAYER_TOL_FFT_LSB[r["block"]] * 2 ** -r["shift_out"], r
         else:  # dense / direct layers, relu, pools: bit-exact given the same input
             assert r["max_abs_isolated"] == 0, r
     # the FFT really is CMSIS-DSP's, not the spec's: it differs somewhere
@@ -158,3 +160,64 @@ def test_cmsis_fft_unit_within_tolerance_and_ref_exact(fft_images):
             assert np.abs(cr - exact.real).max() <= FFT_TOL[k] + 3, (k, inverse)
             worst[(k, inverse)] = d
     assert max(worst.values()) > 0  # really CMSIS-DSP's transform, not the spec's
+
+
+def _odd_artifact(tmp_path, kind, bits):
+    """Small random networks with the geometry the digits models do not have: int16 and int8 weights,
+    strides, padding, channel / feature counts not divisible by the block, several input blocks, conv1d."""
+    import torch
+    from torch import nn
+
+    from batteryless.artifact import save_artifact
+    from batteryless.rad.circulant import BlockCirculantConv, BlockCirculantLinear
+    from batteryless.rad.quantize import to_artifact
+
+    torch.manual_seed(7)
+    if kind == "2d":
+        feats = nn.Sequential(
+            nn.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0)),
+            nn.ReLU(),
+            BlockCirculantConv(2, 5, 10, (3, 3), 4, (1, 2), (1, 1)),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        shape = (3, 9, 7)
+        n = feats(torch.zeros(1, *shape)).shape[1]
+        net = nn.Sequential(*feats, BlockCirculantLinear(n, 9, 4))
+    else:
+        feats = nn.Sequential(
+            BlockCirculantConv(1, 3, 7, (4,), 2, (1,), (2,)),
+            nn.ReLU(),
+            nn.Conv1d(7, 6, 3, stride=2),
+            nn.Flatten(),
+        )
+        shape = (3, 23)
+        n = feats(torch.zeros(1, *shape)).shape[1]
+        net = nn.Sequential(*feats, BlockCirculantLinear(n, 12, 16), nn.ReLU(), nn.Linear(12, 5))
+    x = np.random.default_rng(3).normal(size=(64, *shape)).astype(np.float32)
+    num_classes = net[-1].out_features
+    art = to_artifact(
+        net.eval(), x, weight_bits=bits, input_shape=shape, num_classes=num_classes,
+        normalisation={"mean": 0.0, "std": 1.0},
+    )  # fmt: skip
+    return save_artifact(art, tmp_path / f"odd-{kind}-{bits}.bl"), x
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,bits", [("2d", 16), ("2d", 8), ("1d", 16), ("1d", 8)])
+def test_cmsis_odd_geometries_direct_exact_fft_bounded(tmp_path, kind, bits):
+    art_path, x = _odd_artifact(tmp_path, kind, bits)
+    art = load_artifact(art_path)
+    xq = quantize_input(art, x)
+    for path in ("direct", "fft"):
+        gen = tmp_path / f"gen-{path}"
+        res = codegen(art_path, BOARD, gen, backend="cmsis", path=path)
+        write_dump_table(gen)
+        img = build(BOARD, gen, "cmsis", app="layers", out_dir=tmp_path / f"b-{path}").image
+        dev = run_layers(img, BOARD, gen, xq)
+        for r in compare_layers(art, xq, res.paths, dev):
+            if r["path"] == "fft":
+                assert r["max_abs_isolated"] <= FFT_LAYER_TOL_FFT_LSB[r["block"]] * 2 ** -r["shift_out"], r
+            else:
+                assert r["max_abs_isolated"] == 0, (path, r)
