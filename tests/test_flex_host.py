@@ -6,6 +6,8 @@ variants that the same checks must catch."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from batteryless.artifact import load_artifact
 from batteryless.datasets import load_dataset
@@ -166,3 +168,48 @@ def test_broken_recovery_that_trusts_records_is_caught_by_corruption_test(mlp, i
         r = run_schedule(img, "host", inp + fault_bytes([(2, slot, 3, 5)]), [33], ref)
         wrong += not r.correct
     assert wrong >= 1
+
+
+def test_commit_records_in_nvm_match_an_independent_crc32_and_layout(mlp, images, tmp_path):
+    """Read the host NVM file after a finished inference: the pointer names the record with next_task ==
+    num_tasks, the other record holds the commit before it, and each CRC equals zlib's CRC-32."""
+    import os
+    import struct
+    import subprocess
+    import zlib
+
+    from elftools.elf.elffile import ELFFile
+
+    from batteryless.firmware import patch_input
+    from batteryless.firmware.image import symbol
+
+    img = images("flex")
+    exe = tmp_path / "fw.elf"
+    patch_input(img.image, model_input(mlp, 0), exe)
+    nvm = tmp_path / "nvm.bin"
+    proc = subprocess.run([str(exe)], env={**os.environ, "BL_NVM_FILE": str(nvm)}, capture_output=True)
+    assert proc.returncode == 0
+    with open(exe, "rb") as fh:
+        sec = ELFFile(fh).get_section_by_name("bl_nvm")
+        base = sec["sh_addr"]
+    off = symbol(exe, "bl_flex").address - base
+    raw = nvm.read_bytes()[off : off + ACTIVE_OFF + 2]
+    recs = [struct.unpack("<IIHHI", raw[i * REC_SIZE : (i + 1) * REC_SIZE]) for i in (0, 1)]
+    (active,) = struct.unpack("<H", raw[ACTIVE_OFF : ACTIVE_OFF + 2])
+    assert active in (0x3CA5, 0xC35A)
+    slot = 0 if active == 0x3CA5 else 1
+    for i, (version, _inference, _nt, ntasks, crc) in enumerate(recs):
+        assert crc == zlib.crc32(raw[i * REC_SIZE : i * REC_SIZE + 12]), i
+        assert ntasks == img.num_tasks and version > 0
+    cur, prev = recs[slot], recs[1 - slot]
+    assert cur[2] == img.num_tasks and prev[2] == img.num_tasks - 1  # flex: one commit per task
+    assert cur[0] == prev[0] + 1 == img.num_tasks + 1  # versions: input commit, then one per task
+    assert cur[1] == prev[1] == 1  # one inference
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=1, max_value=200), min_size=1, max_size=12))
+def test_any_schedule_of_mark_cuts_gives_the_continuous_answer(mlp, images, cuts):
+    img = images("flex")
+    r = run_schedule(img, "host", model_input(mlp, 11), cuts, spec_logits(mlp, 11, img.paths))
+    assert r.correct, (cuts, r)
