@@ -213,3 +213,19 @@ def test_any_schedule_of_mark_cuts_gives_the_continuous_answer(mlp, images, cuts
     img = images("flex")
     r = run_schedule(img, "host", model_input(mlp, 11), cuts, spec_logits(mlp, 11, img.paths))
     assert r.correct, (cuts, r)
+
+
+def test_cli_flex_verify_pass_fail_and_usage(mlp, tmp_path, capsys):
+    import json
+
+    from batteryless.cli import main
+
+    base = ["-q", "flex-verify", "--board", "host", "--artifact", str(mlp)]
+    assert main([*base, "--random", "30", "--json", "--out", str(tmp_path / "ok")]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["passed"] and rep["schedules"] == 30 and rep["policy"] == "flex"
+    assert main([*base, "--sweep", "--broken", "early-advance", "--out", str(tmp_path / "bad")]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH cuts" in out and "FAIL:" in out
+    assert main(base) != 0
+    assert "--random N" in capsys.readouterr().err
