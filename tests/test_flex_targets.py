@@ -92,3 +92,17 @@ def test_mspdebug_schedules(mlp, tmp_path):
     for cuts in ([n // 3], [n // 5, n // 2], [n // 7, n // 7 + 997, n // 2]):
         r = run_schedule(img, "msp430fr5994", inp, cuts, ref)
         assert r.correct and r.reboots == len(cuts) and r.task_runs > img.num_tasks, (cuts, r)
+
+
+@pytest.mark.slow
+def test_broken_early_advance_is_caught_by_mspdebug_harness(mlp, tmp_path):
+    if not shutil.which("mspdebug"):
+        pytest.skip("mspdebug not installed")
+    img = build_flex(mlp, "msp430fr5994", tmp_path, broken="early-advance")
+    inp = model_input(mlp, 2)
+    ref = spec_logits(mlp, 2, img.paths)
+    cont = run_schedule(img, "msp430fr5994", inp, [], ref)
+    assert cont.correct  # broken only under power failures
+    n = cont.instructions
+    wrong = [not run_schedule(img, "msp430fr5994", inp, [n * k // 7], ref).correct for k in (2, 3, 5)]
+    assert sum(wrong) >= 2, wrong
