@@ -128,9 +128,10 @@ void bl_flex_counters_init(void)
   }
 }
 
+/* Weak: a platform with a real monitor (e.g. an MSP430 comparator or ADC reading) defines its own. */
 #if BL_FLEX_VLOW_PERIOD > 0
 static uint32_t vlow_calls; /* RAM: the simulated monitor restarts with every boot */
-int bl_voltage_low(void)
+__attribute__((weak)) int bl_voltage_low(void)
 {
   vlow_calls++;
   return (vlow_calls % (uint32_t)BL_FLEX_VLOW_PERIOD) == 0u;
@@ -138,5 +139,5 @@ int bl_voltage_low(void)
 #else
 /* No monitor modelled (hardware comparator hook not written yet): never low, so JIT commits only at the
  * layer ends it always commits at. */
-int bl_voltage_low(void) { return 0; }
+__attribute__((weak)) int bl_voltage_low(void) { return 0; }
 #endif
