@@ -106,3 +106,12 @@ def test_broken_early_advance_is_caught_by_mspdebug_harness(mlp, tmp_path):
     n = cont.instructions
     wrong = [not run_schedule(img, "msp430fr5994", inp, [n * k // 7], ref).correct for k in (2, 3, 5)]
     assert sum(wrong) >= 2, wrong
+
+
+@pytest.mark.slow
+def test_qemu_layer_and_jit_policies_under_random_cuts(mlp, tmp_path):
+    for policy, vlow in (("layer", 0), ("jit", 4)):
+        img = build_flex(mlp, QEMU, tmp_path / policy, policy=policy, vlow_period=vlow)
+        rep = verify_intermittent(None, QEMU, image=img, inputs=model_input(mlp, 4), random=30, seed=9)
+        assert rep.reference == spec_logits(mlp, 4, img.paths)
+        assert rep.passed and rep.reboots >= 30, (policy, [(f.cuts, f.logits) for f in rep.failures[:3]])
