@@ -189,3 +189,13 @@ def test_trace_verbs(tmp_path):
     assert info["harvested_j"] == pytest.approx(2e-3 * 0.5 * 100, rel=1e-6)
     r = cli("trace", "generate", "windowed", "--out", str(p), "--set", "bogus=1")
     assert r.returncode == 11 and "no parameter 'bogus'" in r.stderr
+
+
+def test_codegen_style_extra_fields_are_accepted_and_label_the_run():
+    doc = copy.deepcopy(GOOD)
+    doc["artifact"] = {"model": "cnn", "file": "cnn-rad.bl", "dataset": "digits", "sha256": "00"}
+    doc["cost_model"] = {"joules_per_cycle": 3.6e-10, "source": "ASSUMED"}
+    doc["layers"] = [{"name": "fc1", "op": "linear"}]
+    s = parse_schedule(doc, "gen/schedule.json")
+    assert s.label == "cnn (lea, cnn-rad)"
+    assert parse_schedule(copy.deepcopy(GOOD), "gen/schedule.json").label == "gen/schedule"
