@@ -55,7 +55,7 @@ def prepare_segments(
     p_ch = converter.output_power(p_in)
     dt = np.diff(np.append(t, trace.end_s))
     harvested = float(np.einsum("i,i->", p_in, dt))
-    loss = harvested - float(np.einsum("i,i->", p_ch, dt))
+    loss = 0.0 if p_ch is p_in else harvested - float(np.einsum("i,i->", p_ch, dt))
     return t, p_ch, float(trace.end_s), harvested, loss
 
 

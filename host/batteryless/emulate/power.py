@@ -76,6 +76,8 @@ class Converter:
     def output_power(self, p_in: np.ndarray) -> np.ndarray:
         """Power delivered into the buffer for harvested input power ``p_in`` (W, array)."""
         p = np.asarray(p_in, dtype=np.float64)
+        if set(self.efficiency) == {1.0} and not self.quiescent_power_w:
+            return p  # lossless: the same samples
         if len(self.efficiency) == 1 or len(set(self.efficiency)) == 1:
             eta = self.efficiency[0]
             out = p * eta
