@@ -2,7 +2,8 @@
  * backend's FFT against the numeric spec (tests/test_kernels_cmsis.py, benchmarks/kernels_cmsis.py).
  * Input, int16 little-endian: k, inverse (0/1), count, tw_k, then tw_k int16 (the tw_k/2 forward twiddle
  * pairs of bl_fft_cfg), then count vectors of k interleaved complex values. Output: one line per vector,
- * "z<i> re0 im0 re1 im1 ..."; bl_mark(1) / bl_mark(2) around each call (instruction counts). Build it with a model folder (any, even empty) so the kernels are compiled. */
+ * "z<i> re0 im0 re1 im1 ..."; bl_mark(1) / bl_mark(2) around each call (instruction counts). Build it with
+ * a model folder (any, even empty) so the kernels are compiled. */
 #include <stdint.h>
 
 #include "bl_kernels.h"

@@ -140,7 +140,8 @@ bl_status bl_linear_circ_w16(const int16_t *x, uint16_t in_features, const int16
                              const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                              uint16_t r1) {
   if (w == 0) return BL_ERR_ARG;
-  if (k > BL_CMSIS_CIRC_MAX_K) return bl_ref_linear_circ_w16(x, in_features, w, k, bias, shift, y, out_features, r0, r1);
+  if (k > BL_CMSIS_CIRC_MAX_K)
+    return bl_ref_linear_circ_w16(x, in_features, w, k, bias, shift, y, out_features, r0, r1);
   return circ(x, in_features, w, 0, k, bias, shift, y, out_features, r0, r1);
 }
 
@@ -148,6 +149,7 @@ bl_status bl_linear_circ_w8(const int16_t *x, uint16_t in_features, const int8_t
                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                             uint16_t r1) {
   if (w == 0) return BL_ERR_ARG;
-  if (k > BL_CMSIS_CIRC_MAX_K) return bl_ref_linear_circ_w8(x, in_features, w, k, bias, shift, y, out_features, r0, r1);
+  if (k > BL_CMSIS_CIRC_MAX_K)
+    return bl_ref_linear_circ_w8(x, in_features, w, k, bias, shift, y, out_features, r0, r1);
   return circ(x, in_features, 0, w, k, bias, shift, y, out_features, r0, r1);
 }
