@@ -172,4 +172,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import shutil
+
+    try:
+        raise SystemExit(main())
+    finally:
+        for d in Path(tempfile.gettempdir()).glob("bl-bench-flex-*"):
+            shutil.rmtree(d, ignore_errors=True)
