@@ -66,7 +66,11 @@ def _row(harness, policy, n, img, inp, ref, cont_insns, max_cuts):
 
 
 def main() -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="bl-bench-flex-"))
+    with tempfile.TemporaryDirectory(prefix="bl-bench-flex-") as d:
+        return _main(Path(d))
+
+
+def _main(tmp: Path) -> int:
     art = tmp / "mlp.bl"
     quick = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
     compress("mlp", "digits", out=art, config=CompressConfig(block_size=16, weight_bits=16, **quick))
@@ -172,10 +176,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    import shutil
-
-    try:
-        raise SystemExit(main())
-    finally:
-        for d in Path(tempfile.gettempdir()).glob("bl-bench-flex-*"):
-            shutil.rmtree(d, ignore_errors=True)
+    raise SystemExit(main())
