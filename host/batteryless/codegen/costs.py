@@ -3,7 +3,6 @@ energy from its power model. Measured counts (emulators) replace these where ava
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 
 from batteryless.boards import Board
@@ -49,8 +48,7 @@ class CostModel:
 
 def cost_model(board: Board, backend: str) -> CostModel:
     """Read ``[cost.<backend>]`` from the board's board.toml (all numbers there carry a source)."""
-    data = tomllib.loads(board.path.read_text(encoding="utf-8"))
-    table = data.get("cost", {}).get(backend)
+    table = board.extra.get("cost", {}).get(backend)
     if not isinstance(table, dict):
         raise BoardError(
             f"{board.path}: no [cost.{backend}] table (cycle estimates for the {backend} backend)"
