@@ -367,8 +367,9 @@ def simulate(
     if k > 0:
         seg_em1 = -np.expm1(-k * seg_dt)
         seg_b = seg_p * seg_em1 / k
-        # prefix sums of P·τ − b (the P-dependent part of each whole segment's leak)
-        cum_leak_part = np.concatenate(((0.0,), np.cumsum(seg_p * seg_dt - seg_b)))
+        # P·τ − b: the P-dependent part of each whole segment's leak
+        leak_part = seg_p * seg_dt
+        leak_part -= seg_b
     else:
         seg_em1 = None
         seg_b = seg_p * seg_dt
@@ -442,7 +443,7 @@ def simulate(
                     lk = p0 * tau0 - b0 + e * em1_0
                     if n_full > 1:
                         sl_ = slice(i + 1, i + n_full)
-                        lk += float(cum_leak_part[i + n_full] - cum_leak_part[i + 1])
+                        lk += float(leak_part[sl_].sum())
                         lk += _dot(e_end[: n_full - 1], seg_em1[sl_])
                 else:
                     lk = 0.0
