@@ -8,30 +8,9 @@ import pytest
 
 from batteryless.artifact import load_artifact, save_artifact
 from batteryless.codegen import codegen
-from batteryless.datasets import load_dataset
 from batteryless.errors import CodegenError, UsageError
 from batteryless.firmware import build, run_dataset
-from batteryless.rad.admm import AdmmConfig
-from batteryless.rad.compress import CompressConfig, compress
 from batteryless.spec import integer_inference
-
-QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("art")
-    out = {}
-    for model, k, bits in (("mlp", 16, 16), ("cnn", 8, 8)):
-        p = d / f"{model}.bl"
-        compress(model, "digits", out=p, config=CompressConfig(block_size=k, weight_bits=bits, **QUICK))
-        out[model] = p
-    return out
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_codegen_is_deterministic_and_banner_stamped(artifacts, tmp_path):

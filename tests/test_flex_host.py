@@ -12,22 +12,17 @@ from hypothesis import strategies as st
 from batteryless.artifact import load_artifact
 from batteryless.datasets import load_dataset
 from batteryless.flex import build_flex, fault_bytes, model_input, run_schedule, verify_intermittent
-from batteryless.rad.admm import AdmmConfig
-from batteryless.rad.compress import CompressConfig, compress
 from batteryless.spec import integer_inference
 
 pytestmark = pytest.mark.firmware
 
-QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 REC_SIZE = 16  # bl_flex_record: u32 version, u32 inference, u16 next_task, u16 num_tasks, u32 crc
 ACTIVE_OFF = 2 * REC_SIZE
 
 
 @pytest.fixture(scope="module")
-def mlp(tmp_path_factory):
-    p = tmp_path_factory.mktemp("flexart") / "mlp.bl"
-    compress("mlp", "digits", out=p, config=CompressConfig(block_size=16, weight_bits=16, **QUICK))
-    return p
+def mlp(artifacts):
+    return artifacts["mlp"]  # digits MLP, k = 16, 16-bit weights (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,18 @@ import pytest
 from batteryless.artifact import load_artifact
 from batteryless.datasets import load_dataset
 from batteryless.flex import build_flex, fault_bytes, model_input, run_schedule, verify_intermittent
-from batteryless.rad.admm import AdmmConfig
-from batteryless.rad.compress import CompressConfig, compress
 from batteryless.spec import integer_inference
 
 pytestmark = pytest.mark.firmware
 
-QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 QEMU = "mps2-an386"
 
 
 @pytest.fixture(scope="module")
-def mlp(tmp_path_factory):
+def mlp(artifacts):
     if not shutil.which("qemu-system-arm"):
         pytest.skip("qemu-system-arm not installed (scripts/setup.sh)")
-    p = tmp_path_factory.mktemp("flexart") / "mlp.bl"
-    compress("mlp", "digits", out=p, config=CompressConfig(block_size=16, weight_bits=16, **QUICK))
-    return p
+    return artifacts["mlp"]  # digits MLP, k = 16, 16-bit weights (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

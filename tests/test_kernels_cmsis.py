@@ -13,14 +13,10 @@ import pytest
 
 from batteryless.artifact import load_artifact
 from batteryless.codegen import codegen
-from batteryless.datasets import load_dataset
 from batteryless.firmware import build, run_dataset
 from batteryless.firmware.layers import compare_layers, run_fft, run_layers, write_dump_table
-from batteryless.rad.admm import AdmmConfig
-from batteryless.rad.compress import CompressConfig, compress
 from batteryless.spec import fft_q15, integer_inference_q, quantize_input
 
-QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 BOARD = "mps2-an386"
 ROOT = Path(__file__).resolve().parents[1]
 # Tolerances (docs/kernels.md, "cmsis backend"). An FFT-path layer's own error in LSB of the inverse FFT's
@@ -30,22 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FFT_LAYER_TOL_FFT_LSB = {2: 0, 4: 0, 8: 12, 16: 16}
 # Logits, errors carried through every layer: measured max 14 (MLP) and 32 (CNN) LSB.
 LOGITS_TOL = 64
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("art")
-    out = {}
-    for model, k, bits in (("mlp", 16, 16), ("cnn", 8, 8)):
-        p = d / f"{model}.bl"
-        compress(model, "digits", out=p, config=CompressConfig(block_size=k, weight_bits=bits, **QUICK))
-        out[model] = p
-    return out
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def _layers_on_qemu(art_path, digits, tmp_path, backend, path):

@@ -269,23 +269,6 @@ def test_lea_kernels_use_lea_ram_and_call_dsplib(lib):
 
 
 # --- generated firmware: host lea builds (DSPLib model) and the MSP430FR5994 lea image ---------------------
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    from batteryless.rad.admm import AdmmConfig
-    from batteryless.rad.compress import CompressConfig, compress
-
-    quick = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
-    d = tmp_path_factory.mktemp("art")
-    out = {}
-    # MLP: k = 16 (the LEA FFT runs the blocks), 16-bit weights (hi/lo split MACs); CNN: k = 8 (CPU FFT
-    # fallback, LEA complex MACs), 8-bit weights (one MAC per weight)
-    for model, k, bits in (("mlp", 16, 16), ("cnn", 8, 8)):
-        p = d / f"{model}.bl"
-        compress(model, "digits", out=p, config=CompressConfig(block_size=k, weight_bits=bits, **quick))
-        out[model] = p
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 @pytest.mark.parametrize("path", ["fft", "direct"])
