@@ -71,9 +71,9 @@ static void conv_dot(const int16_t *x, const bl_conv_geom *g, const int16_t *w16
           const uint32_t c = j * k + (k - u % k) % k;
           q15_t *dst = patch + (j * ulen + u) * taps;
           for (uint16_t dy = 0; dy < g->kh; dy++) {
-            const int32_t iy = in_coord(oy, g->sh, dy, g->ph, g->in_h);
+            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
             for (uint16_t dx = 0; dx < g->kw; dx++) {
-              const int32_t ix = in_coord(ox, g->sw, dx, g->pw, g->in_w);
+              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
               dst[(uint32_t)dy * g->kw + dx] =
                   (c < g->in_ch && iy >= 0 && ix >= 0) ? x[c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix] : 0;
             }

@@ -6,10 +6,6 @@
 #include "bl_kernels.h"
 #include "bl_lea_internal.h"
 
-static int32_t weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
-  return w16 != 0 ? (int32_t)w16[idx] : (int32_t)w8[idx];
-}
-
 static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y,
                                uint16_t out_features, uint16_t r0, uint16_t r1) {
@@ -22,7 +18,8 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
     bl_status st = BL_OK;
     if (k == 1) {
       const uint32_t row = (uint32_t)r * in_features;
-      for (uint16_t c = 0; c < in_features && st == BL_OK; c++) st = bl_lea_dot_push(&d, x[c], weight_at(w16, w8, row + c));
+      for (uint16_t c = 0; c < in_features && st == BL_OK; c++)
+        st = bl_lea_dot_push(&d, x[c], bl_ref_weight_at(w16, w8, row + c));
     } else {
       /* W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k] */
       const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
@@ -32,7 +29,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
         for (uint16_t cc = 0; cc < k && st == BL_OK; cc++) {
           const uint32_t c = j * k + cc;
           if (c >= in_features) break;
-          st = bl_lea_dot_push(&d, x[c], weight_at(w16, w8, base + dd));
+          st = bl_lea_dot_push(&d, x[c], bl_ref_weight_at(w16, w8, base + dd));
           dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
         }
       }

@@ -54,4 +54,26 @@ static inline int16_t bl_ref_finish(int16_t o, int16_t shift_out, int32_t bias_o
   return bl_sat16_s64(bl_rshift_round_s64(o, shift_out) + (int64_t)bias_out);
 }
 
+/* Shared by every backend's conv.c / linear.c (lea and cmsis include this header or the ref file). */
+static inline bl_status bl_ref_conv_geom_check(const bl_conv_geom *g) {
+  if (g == 0) return BL_ERR_ARG;
+  if (g->in_ch == 0 || g->out_ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0)
+    return BL_ERR_SHAPE;
+  const uint32_t hp = (uint32_t)g->in_h + 2u * g->ph, wp = (uint32_t)g->in_w + 2u * g->pw;
+  if (g->in_h == 0 || g->in_w == 0 || hp < g->kh || wp < g->kw) return BL_ERR_SHAPE;
+  if (g->out_h != (hp - g->kh) / g->sh + 1u || g->out_w != (wp - g->kw) / g->sw + 1u) return BL_ERR_SHAPE;
+  return BL_OK;
+}
+
+/* Weight idx of an int16 (w16 != NULL) or int8 weight array. */
+static inline int32_t bl_ref_weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
+  return w16 != 0 ? (int32_t)w16[idx] : (int32_t)w8[idx];
+}
+
+/* Input coordinate of output coordinate o and tap d, or -1 when it falls in the zero padding. */
+static inline int32_t bl_ref_in_coord(uint16_t o, uint16_t stride, uint16_t d, uint16_t pad, uint16_t size) {
+  const int32_t v = (int32_t)o * stride + d - (int32_t)pad;
+  return (v < 0 || v >= (int32_t)size) ? -1 : v;
+}
+
 #endif /* BL_REF_INTERNAL_H */

@@ -3,25 +3,7 @@
 #include "bl_kernels.h"
 #include "bl_ref_internal.h"
 
-bl_status bl_conv_geom_check(const bl_conv_geom *g) {
-  if (g == 0) return BL_ERR_ARG;
-  if (g->in_ch == 0 || g->out_ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0)
-    return BL_ERR_SHAPE;
-  const uint32_t hp = (uint32_t)g->in_h + 2u * g->ph, wp = (uint32_t)g->in_w + 2u * g->pw;
-  if (g->in_h == 0 || g->in_w == 0 || hp < g->kh || wp < g->kw) return BL_ERR_SHAPE;
-  if (g->out_h != (hp - g->kh) / g->sh + 1u || g->out_w != (wp - g->kw) / g->sw + 1u) return BL_ERR_SHAPE;
-  return BL_OK;
-}
-
-static int32_t weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
-  return w16 != 0 ? (int32_t)w16[idx] : (int32_t)w8[idx];
-}
-
-/* Input coordinate of output coordinate o and tap d, or -1 when it falls in the zero padding. */
-static int32_t in_coord(uint16_t o, uint16_t stride, uint16_t d, uint16_t pad, uint16_t size) {
-  const int32_t v = (int32_t)o * stride + d - (int32_t)pad;
-  return (v < 0 || v >= (int32_t)size) ? -1 : v;
-}
+bl_status bl_conv_geom_check(const bl_conv_geom *g) { return bl_ref_conv_geom_check(g); }
 
 static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
@@ -47,13 +29,13 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
             wbase = (((uint32_t)(o / k) * q + c / k) * k + d) * taps;
           }
           for (uint16_t dy = 0; dy < g->kh; dy++) {
-            const int32_t iy = in_coord(oy, g->sh, dy, g->ph, g->in_h);
+            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
             if (iy < 0) continue;
             for (uint16_t dx = 0; dx < g->kw; dx++) {
-              const int32_t ix = in_coord(ox, g->sw, dx, g->pw, g->in_w);
+              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
               if (ix < 0) continue;
               const int32_t xv = x[(uint32_t)c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix];
-              acc += (uint32_t)(weight_at(w16, w8, wbase + (uint32_t)dy * g->kw + dx) * xv);
+              acc += (uint32_t)(bl_ref_weight_at(w16, w8, wbase + (uint32_t)dy * g->kw + dx) * xv);
             }
           }
         }
@@ -140,10 +122,10 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
           const int16_t *xj = xs + j * k * in_hw;
           const int16_t *sij = spectra + ((uint32_t)i * q + j) * k * taps;
           for (uint16_t dy = 0; dy < g->kh; dy++) {
-            const int32_t iy = in_coord(oy, g->sh, dy, g->ph, g->in_h);
+            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
             if (iy < 0) continue; /* zero padding: the spectrum of zeros is zero */
             for (uint16_t dx = 0; dx < g->kw; dx++) {
-              const int32_t ix = in_coord(ox, g->sw, dx, g->pw, g->in_w);
+              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
               if (ix < 0) continue;
               bl_ref_cmac(&acc_re, &acc_im, xj + (uint32_t)iy * g->in_w + (uint32_t)ix, in_hw,
                           sij + (uint32_t)dy * g->kw + dx, taps, f, k);

@@ -4,10 +4,6 @@
 #include "bl_ref_internal.h"
 
 /* Weight element reader: exactly one of w16 / w8 is non-NULL (int8 weights are used as int16). */
-static int32_t weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
-  return w16 != 0 ? (int32_t)w16[idx] : (int32_t)w8[idx];
-}
-
 static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y,
                                uint16_t out_features, uint16_t r0, uint16_t r1) {
@@ -20,7 +16,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
     if (k == 1) {
       const uint32_t row = (uint32_t)r * in_features;
       for (uint16_t c = 0; c < in_features; c++)
-        acc += (uint32_t)(weight_at(w16, w8, row + c) * (int32_t)x[c]);
+        acc += (uint32_t)(bl_ref_weight_at(w16, w8, row + c) * (int32_t)x[c]);
     } else {
       /* W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k]: d steps down from rr, wrapping, with cc */
       const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
@@ -30,7 +26,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
         for (uint16_t cc = 0; cc < k; cc++) {
           const uint32_t c = j * k + cc;
           if (c >= in_features) break;
-          acc += (uint32_t)(weight_at(w16, w8, base + d) * (int32_t)x[c]);
+          acc += (uint32_t)(bl_ref_weight_at(w16, w8, base + d) * (int32_t)x[c]);
           d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
         }
       }
