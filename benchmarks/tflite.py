@@ -2,7 +2,11 @@
 """TFLite benchmark: per zoo model, the int8 .tflite size and TFLite Micro arena vs our artifact.
 
 Digits models (mlp, cnn) are compressed with the default RAD settings, exported with ``export_tflite`` and
-verified (ai-edge-litert vs TFLite Micro, top-1 agreement with the integer reference on the test split).
+verified (ai-edge-litert vs TFLite Micro bit for bit, top-1 agreement with the integer reference on the test
+split). The artifact side of the comparison comes from ``batteryless.codegen``: the weight bytes the
+generated C stores and the RAM of its memory plan (activation ping-pong buffers, FFT spectra buffer and FFT
+scratch; the stack reserve is listed apart) for mps2-an386 with the CMSIS-DSP backend (a Cortex-M4, the
+kind of target TFLite Micro runs on: ``artifact_ram_plan_bytes``) and for msp430fr5994 with LEA.
 MNIST/UCI-HAR models (lenet5, lenet300, har-cnn1d) need dataset files this machine does not have: they are
 exported untrained (seeded weights, random calibration inputs), which gives the true .tflite size and arena
 (neither depends on the weight values) but no artifact and no agreement; those fields are null with a reason.
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -26,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from batteryless import __version__
-from batteryless.artifact import load_artifact, propagate_shapes
+from batteryless.artifact import load_artifact
+from batteryless.codegen import codegen
+from batteryless.errors import BatterylessError
 from batteryless.models import build_model
 from batteryless.rad.admm import AdmmConfig
 from batteryless.rad.compress import CompressConfig, build_report, compress
@@ -39,10 +44,32 @@ DATASET_MODELS = {"digits": ["mlp", "cnn"], "mnist": ["lenet5", "lenet300"], "ha
 SHAPES = {"mnist": ((1, 28, 28), 10), "har": ((9, 128), 6)}
 
 
-def activation_ram_estimate(art) -> int:
-    """Largest (input + output) activation pair of one layer at int16: what a two-buffer plan needs."""
-    shapes = propagate_shapes(art.layers, tuple(art.input_shape))
-    return max(2 * (math.prod(a[1:]) + math.prod(b[1:])) for a, b in zip(shapes, shapes[1:], strict=False))
+RAM_PLAN_BOARDS = [("mps2-an386", "cmsis"), ("msp430fr5994", "lea")]  # the first gives the main column
+
+
+def ram_plans(art_path: Path, work: Path) -> dict[str, dict]:
+    """Per board/backend: codegen's memory plan (schedule.json ``memory_plan``) for the artifact, buffers
+    in RAM (no checkpointing), layer paths chosen by the board's cost model."""
+    plans: dict[str, dict] = {}
+    for board, backend in RAM_PLAN_BOARDS:
+        key = f"{board}/{backend}"
+        try:
+            res = codegen(art_path, board, work / f"codegen-{art_path.stem}-{board}", backend=backend)
+        except BatterylessError as err:
+            plans[key] = {"error": str(err)}
+            continue
+        mem = res.schedule["memory_plan"]
+        buffers = {k: v for k, v in mem["buffers"].items() if v}
+        ram = mem["regions"]["ram"]
+        plans[key] = {
+            "ram_plan_bytes": sum(buffers.values()),
+            "buffers": buffers,
+            "ram_with_stack_reserve_bytes": ram["used"],
+            "stack_reserve_bytes": ram["used"] - sum(mem["buffers"].values()),
+            "weight_bytes": mem["weight_bytes"],
+            "paths": res.paths,
+        }
+    return plans
 
 
 def trained_row(model: str, dataset: str, data: str | None, quick: bool, work: Path) -> dict:
@@ -58,6 +85,8 @@ def trained_row(model: str, dataset: str, data: str | None, quick: bool, work: P
     t2 = time.perf_counter()
     art = load_artifact(art_path)
     total = build_report(art)["total"]
+    plans = ram_plans(art_path, work)
+    main_key = "/".join(RAM_PLAN_BOARDS[0])
     return {
         "model": model,
         "dataset": dataset,
@@ -69,15 +98,22 @@ def trained_row(model: str, dataset: str, data: str | None, quick: bool, work: P
         "artifact_weight_bytes": total["weight_bytes"],
         "artifact_bias_bytes": total["bias_bytes"],
         "artifact_dense_int16_weight_bytes": total["dense_int16_weight_bytes"],
-        "artifact_activation_ram_estimate_bytes": activation_ram_estimate(art),
+        "artifact_ram_plan_bytes": plans[main_key].get("ram_plan_bytes"),
+        "artifact_ram_plan_board": main_key,
+        "artifact_codegen_weight_bytes": plans[main_key].get("weight_bytes"),
+        "artifact_ram_plans": plans,
         "top1_agreement": rep["top1_agreement"],
         "top1_agreement_tflm": rep["top1_agreement_tflm"],
         "accuracy_tflite": rep["accuracy_tflite"],
         "accuracy_reference": rep["accuracy_reference"],
+        "litert": f"ai-edge-litert {rep['litert_version']} {rep['litert_resolver']}",
         "litert_tflm_bit_exact": rep["litert_tflm_bit_exact"],
         "litert_tflm_mismatches": rep["litert_tflm_mismatches"],
         "litert_tflm_outputs": rep["test_samples"] * art.num_classes,
         "litert_tflm_max_lsb_diff": rep["litert_tflm_max_lsb_diff"],
+        "litert_optimised_tflm_mismatches": rep["litert_optimised_tflm_mismatches"],
+        "litert_optimised_tflm_max_lsb_diff": rep["litert_optimised_tflm_max_lsb_diff"],
+        "top1_agreement_litert_optimised_vs_tflm": rep["top1_agreement_litert_optimised_vs_tflm"],
         "keras_tflite_max_abs_diff_rel": round(rep["keras_tflite_max_abs_diff_rel"], 4),
         "test_samples": rep["test_samples"],
         "compress_seconds": round(t1 - t0, 1),
@@ -108,7 +144,7 @@ def untrained_row(model: str, dataset: str) -> dict:
         "artifact_bias_bytes": None,
         "artifact_dense_int16_weight_bytes": 2
         * sum(p.numel() for n, p in net.named_parameters() if n.endswith("weight")),
-        "artifact_activation_ram_estimate_bytes": None,
+        "artifact_ram_plan_bytes": None,
         "top1_agreement": None,
         "float_params": params,
         "export_verify_seconds": round(t1 - t0, 1),
@@ -148,11 +184,12 @@ def main() -> int:
     tmp_out = out.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps(rows, indent=1) + "\n")
     os.replace(tmp_out, out)
-    print(f"{'model':10} {'tflite B':>9} {'arena B':>8} {'artifact W B':>12} {'top1 agree':>10}")
+    print(f"{'model':10} {'tflite B':>9} {'arena B':>8} {'artifact W B':>12} {'RAM plan B':>10} {'top1':>7}")
     for r in rows:
         w = "-" if r["artifact_weight_bytes"] is None else f"{r['artifact_weight_bytes']:,}"
+        m = "-" if r["artifact_ram_plan_bytes"] is None else f"{r['artifact_ram_plan_bytes']:,}"
         a = "-" if r["top1_agreement"] is None else f"{r['top1_agreement']:.4f}"
-        print(f"{r['model']:10} {r['tflite_bytes']:>9,} {r['tflm_arena_bytes']:>8,} {w:>12} {a:>10}")
+        print(f"{r['model']:10} {r['tflite_bytes']:>9,} {r['tflm_arena_bytes']:>8,} {w:>12} {m:>10} {a:>7}")
     print(f"wrote {out}")
     return 0
 
