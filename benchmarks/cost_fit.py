@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Fit the boards' ``[cost.<backend>]`` tables to emulator counts.
+
+Compresses small digits models (MLP and CNN, dense = block 1 and block-circulant, quick training: only their
+structure matters for cost), generates them on both paths (``codegen(..., path="fft" | "direct")``), measures
+every task with ``measure_schedule`` — MSP430FR5994 ``ref`` under mspdebug (MCLK cycles), mps2-an386 ``ref``
+and ``cmsis`` under QEMU (instructions) — and fits the cost model's per-operation coefficients by
+non-negative least squares over the tasks. A task's features are exactly what codegen's cost model charges
+for it: ``macs``, ``butterflies``, ``elements`` and one kernel ``call`` (codegen's ``_plan``). The fit
+minimises the squared *relative* error per task (each row divided by its measured count), so the small
+element-wise tasks count as much as the big MAC tasks. ``commit_cycles`` comes from the FLEX app: (flex −
+restart policy) counts under continuous power divided by the number of commits.
+
+Writes benchmarks/results/cost_fit.json. Run:
+    .venv/bin/python benchmarks/cost_fit.py [--cache FILE]
+(--cache keeps the measured rows in FILE and reuses them on the next run: refit without re-measuring.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from batteryless import __version__  # noqa: E402
+from batteryless.artifact import load_artifact  # noqa: E402
+from batteryless.boards import load_board  # noqa: E402
+from batteryless.codegen import _plan, codegen  # noqa: E402
+from batteryless.codegen.costs import KEYS, cost_model  # noqa: E402
+from batteryless.codegen.measure import measure_schedule  # noqa: E402
+from batteryless.datasets import load_dataset  # noqa: E402
+from batteryless.rad.admm import AdmmConfig  # noqa: E402
+from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "cost_fit.json"
+QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+# (label, zoo model, block size, weight bits)
+MODELS = [
+    ("mlp-dense", "mlp", 1, 8),  # int16 dense weights (34 KB) do not fit the FR5994 code region
+    ("mlp-k16", "mlp", 16, 16),
+    ("mlp-k8", "mlp", 8, 16),
+    ("cnn-dense", "cnn", 1, 16),
+    ("cnn-k8", "cnn", 8, 16),
+]
+TARGETS = [("msp430fr5994", "ref"), ("mps2-an386", "ref"), ("mps2-an386", "cmsis")]
+FEATURES = ("macs", "butterflies", "elements", "calls")
+COEF = {
+    "macs": "cycles_per_mac",
+    "butterflies": "cycles_per_butterfly",
+    "elements": "cycles_per_element",
+    "calls": "cycles_per_call",
+}
+SAMPLE = 3  # test sample measured (kernel work does not depend on the data)
+
+
+def task_features(art_path: Path, board: str, backend: str, path: str) -> list[dict]:
+    """Per task: what codegen's cost model charges (macs, butterflies, elements, one call)."""
+    b = load_board(board)
+    plan = _plan(load_artifact(art_path), b, backend, path, cost_model(b, backend))
+    return [
+        {"name": t.name, "kind": t.kind, "macs": t.macs, "butterflies": t.butterflies, "elements": t.elements}
+        | {"calls": 1}
+        for t in plan.tasks
+    ]
+
+
+def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
+    digits = load_dataset("digits")
+    x = digits.x_test[SAMPLE]
+    arts = {}
+    for label, model, block, bits in MODELS:
+        p = tmp / f"{label}.bl"
+        compress(model, "digits", out=p, config=CompressConfig(block_size=block, weight_bits=bits, **QUICK))
+        arts[label] = p
+    rows = []
+    for board, backend in TARGETS:
+        for label, _, block, _ in MODELS:
+            for path in ("direct",) if block == 1 else ("fft", "direct"):
+                key = f"{board}/{backend}/{label}/{path}"
+                if key in cache:
+                    rows += cache[key]
+                    continue
+                gen = tmp / key.replace("/", "-")
+                res = codegen(arts[label], board, gen, backend=backend, path=path)
+                feats = task_features(arts[label], board, backend, path)
+                t0 = time.process_time()
+                sched = measure_schedule(gen, board, arts[label], x, backend=backend)
+                tasks = sched["modes"][0]["tasks"]
+                assert [t["name"] for t in tasks] == [f["name"] for f in feats], key
+                got = [
+                    {
+                        "board": board,
+                        "backend": backend,
+                        "model": label,
+                        "path": path,
+                        "paths": res.paths,
+                        "unit": sched["measured"]["unit"],
+                        "measured": t["cycles"],
+                        "estimate_assumed": res.schedule["modes"][0]["tasks"][i]["cycles"],
+                        **f,
+                    }
+                    for i, (t, f) in enumerate(zip(tasks, feats, strict=True))
+                ]
+                cache[key] = got
+                rows += got
+                print(
+                    f"{key}: {len(got)} tasks, measured {sum(r['measured'] for r in got):,} "
+                    f"(assumed {sum(r['estimate_assumed'] for r in got):,}), "
+                    f"{time.process_time() - t0:.1f} s CPU",
+                    flush=True,
+                )
+    return rows, arts
+
+
+def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[dict]:
+    """Per circulant layer and target: the path codegen's "auto" picks under the ASSUMED and the FITTED
+    table, and the path that measured cheaper (sum of the layer's task counts on each path). codegen's
+    per-layer estimate (``_layer_cost``) counts the direct path's MACs over the padded rows (p·k), so a
+    layer whose rows do not fill its last block (the 10-class outputs) looks dearer on the direct path
+    than its tasks are."""
+    out = []
+    for key, f in fits.items():
+        board, backend = f["board"], f["backend"]
+        b = load_board(board)
+        assumed = cost_model(b, backend)
+        fitted = replace(assumed, **{k: float(v) for k, v in f["fitted"].items() if k in KEYS})
+        for label, _, block, _ in MODELS:
+            if block == 1:
+                continue
+            art = load_artifact(arts[label])
+            pa = _plan(art, b, backend, "auto", assumed).paths
+            pf = _plan(art, b, backend, "auto", fitted).paths
+            circulant = {la["name"] for la in art.weight_layers() if la["block"] > 1}
+            for layer in sorted(circulant):
+                meas = {
+                    path: sum(
+                        r["measured"]
+                        for r in rows
+                        if r["board"] == board
+                        and r["backend"] == backend
+                        and r["model"] == label
+                        and r["path"] == path
+                        and r["name"].split(".")[0] == layer
+                    )
+                    for path in ("fft", "direct")
+                }
+                out.append(
+                    {
+                        "target": key,
+                        "model": label,
+                        "layer": layer,
+                        "assumed_picks": pa[layer],
+                        "fitted_picks": pf[layer],
+                        "measured_fft": meas["fft"],
+                        "measured_direct": meas["direct"],
+                        "measured_cheaper": "fft" if meas["fft"] < meas["direct"] else "direct",
+                    }
+                )
+    return out
+
+
+def commit_costs(tmp: Path, cache: dict) -> dict:
+    """Per-commit cost of the FLEX runtime: (flex − restart) under continuous power / commits made.
+    Both apps run the same generated model with the same boot and input reload; flex adds one commit per
+    task (CRC of the record, record write, version flip) and its bookkeeping."""
+    from batteryless.flex import build_flex, model_input, run_schedule
+
+    if "commit" in cache:
+        return cache["commit"]
+    art = tmp / "mlp-k16.bl"
+    inp = model_input(art, 0)
+    out = {}
+    for board in ("msp430fr5994", "mps2-an386"):
+        counts, tasks = {}, None
+        for policy in ("flex", "restart"):
+            img = build_flex(art, board, tmp / f"flex-{board}-{policy}", policy=policy)
+            r = run_schedule(img, board, inp, [], timeout=900)
+            if r.error or r.instructions is None:
+                raise RuntimeError(f"{board} {policy}: {r.error}")
+            counts[policy] = r.instructions
+            tasks = img.num_tasks
+        out[board] = {
+            "model": "mlp-k16 (ref backend, buffers in NVM, auto paths)",
+            "tasks": tasks,
+            "flex_count": counts["flex"],
+            "restart_count": counts["restart"],
+            "commit_cycles": round((counts["flex"] - counts["restart"]) / tasks),
+            "unit": "MCLK cycles" if board.startswith("msp430") else "instructions",
+        }
+        print(f"commit {board}: {out[board]}", flush=True)
+    cache["commit"] = out
+    return out
+
+
+# Coefficients taken from another target's fit instead of fitted: the cmsis backend's relu and pools are
+# the ref backend's C code (firmware/kernels/cmsis/relu.c, pool.c), so they cost what ref's do. Fitted freely,
+# the few element-wise tasks trade their cost against the call overhead (0.65 per element, 609 per call).
+TIED = {("mps2-an386", "cmsis"): {"cycles_per_element": ("mps2-an386", "ref")}}
+
+
+def fit(rows: list[dict], fixed: dict[str, float] | None = None) -> tuple[dict, np.ndarray]:
+    """NNLS of measured counts on the features, minimising squared relative errors; ``fixed``
+    coefficients are subtracted first and not fitted."""
+    fixed = fixed or {}
+    free = [f for f in FEATURES if COEF[f] not in fixed]
+    a = np.array([[r[f] for f in FEATURES] for r in rows], dtype=float)
+    y = np.array([r["measured"] for r in rows], dtype=float)
+    known = sum(a[:, FEATURES.index(f)] * fixed[COEF[f]] for f in FEATURES if COEF[f] in fixed)
+    w = 1.0 / y  # relative error per task
+    cols = [FEATURES.index(f) for f in free]
+    c_free, _ = nnls(a[:, cols] * w[:, None], (y - known) * w)
+    coef = {COEF[f]: fixed.get(COEF[f], 0.0) for f in FEATURES}
+    coef.update({COEF[f]: float(c) for f, c in zip(free, c_free, strict=True)})
+    return coef, a @ np.array([coef[COEF[f]] for f in FEATURES])
+
+
+def rel_errors(pred, y) -> dict:
+    e = np.abs(np.asarray(pred, dtype=float) - y) / y
+    return {"max": float(e.max()), "median": float(np.median(e)), "mean": float(e.mean())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", type=Path, help="keep measured rows here and reuse them")
+    args = ap.parse_args()
+    cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bl-cost-fit-") as d:
+        rows, arts = measure_all(Path(d), cache)
+        if args.cache:
+            args.cache.write_text(json.dumps(cache))
+        commits = commit_costs(Path(d), cache)
+        if args.cache:
+            args.cache.write_text(json.dumps(cache))
+        fits = fit_targets(rows, commits)
+        choices = path_choices(rows, arts, fits)
+    for c in choices:
+        flag = "" if c["fitted_picks"] == c["measured_cheaper"] else "  <- fitted table picks the dearer path"
+        print(
+            f"{c['target']:20s} {c['model']:9s} {c['layer']:6s} assumed {c['assumed_picks']:6s} fitted "
+            f"{c['fitted_picks']:6s} measured fft {c['measured_fft']:>9,} direct {c['measured_direct']:>9,}"
+            f"{flag}"
+        )
+
+    doc = {
+        "generator": f"batteryless {__version__}",
+        "command": ".venv/bin/python benchmarks/cost_fit.py",
+        "host": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
+        "models": [
+            {"label": lab, "model": m, "block": k, "weight_bits": bits, "compress": "QUICK (tests' settings)"}
+            for lab, m, k, bits in MODELS
+        ],
+        "sample": f"digits test sample {SAMPLE}",
+        "tied": "the cmsis backend's cycles_per_element is the ref fit's (same relu/pool C code); "
+        "fitted_untied shows the free fit",
+        "method": "per target, non-negative least squares of measured task counts on the task's macs, "
+        "butterflies, elements and 1 call (codegen's cost-model features), each row weighted by "
+        "1/measured (squared relative error); commit_cycles = (flex − restart app counts under continuous "
+        "power) / commits, digits MLP k=16",
+        "fits": fits,
+        "path_choices": choices,
+        "commits": commits,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, RESULTS)
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+def fit_targets(rows: list[dict], commits: dict) -> dict:
+    fits: dict = {}
+    for board, backend in TARGETS:
+        sel = [r for r in rows if r["board"] == board and r["backend"] == backend]
+        y = np.array([r["measured"] for r in sel], dtype=float)
+        ties = TIED.get((board, backend), {})
+        fixed = {k: fits[f"{b_}/{k_}"]["fitted"][k] for k, (b_, k_) in ties.items()}
+        coefs, pred = fit(sel, fixed)
+        untied = fit(sel)[0] if ties else None
+        b = load_board(board)
+        old = cost_model(b, backend)
+        by_kind = {}
+        for kind in sorted({r["kind"] for r in sel}):
+            idx = [i for i, r in enumerate(sel) if r["kind"] == kind]
+            by_kind[kind] = {
+                "tasks": len(idx),
+                "measured": int(y[idx].sum()),
+                "fitted": float(pred[idx].sum()),
+                "relative_error_fitted": rel_errors(pred[idx], y[idx]),
+            }
+        commit = commits["msp430fr5994" if board.startswith("msp430") else "mps2-an386"]["commit_cycles"]
+        fits[f"{board}/{backend}"] = {
+            "board": board,
+            "backend": backend,
+            "unit": sel[0]["unit"],
+            "tasks": len(sel),
+            "assumed": {k: getattr(old, k) for k in KEYS} | {"source": old.source},
+            "fitted": {k: round(v, 2) for k, v in coefs.items()} | {"commit_cycles": commit},
+            "tied": {k: f"{b_}/{k_}" for k, (b_, k_) in ties.items()},
+            "fitted_untied": None if untied is None else {k: round(v, 2) for k, v in untied.items()},
+            "relative_error_assumed": rel_errors([r["estimate_assumed"] for r in sel], y),
+            "relative_error_fitted": rel_errors(pred, y),
+            "total_measured": int(y.sum()),
+            "total_assumed": int(sum(r["estimate_assumed"] for r in sel)),
+            "by_kind": by_kind,
+        }
+        print(
+            f"{board}/{backend}: {coefs}; rel. error assumed max "
+            f"{fits[f'{board}/{backend}']['relative_error_assumed']['max']:.2f} median "
+            f"{fits[f'{board}/{backend}']['relative_error_assumed']['median']:.2f} → fitted max "
+            f"{fits[f'{board}/{backend}']['relative_error_fitted']['max']:.2f} median "
+            f"{fits[f'{board}/{backend}']['relative_error_fitted']['median']:.2f}",
+            flush=True,
+        )
+    return fits
+
+
+if __name__ == "__main__":
+    sys.exit(main())
