@@ -54,6 +54,10 @@ def prepare(out: Path) -> None:
             np.save(out / f"{model}_x.npy", xq)
             np.save(out / f"{model}_tflm.npy", tflm)
             print(f"{model}: {len(data)} B, {len(xq)} samples", file=sys.stderr)
+    from importlib.metadata import version
+
+    meta = {"tflite_micro": version("tflite-micro"), "tensorflow_converter": version("tensorflow")}
+    (out / "meta.json").write_text(json.dumps(meta) + "\n")
 
 
 def _interpreters():
@@ -110,6 +114,8 @@ def _invoke_all(cls, resolver, data: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def run(src: Path) -> list[dict]:
+    meta_path = src / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     rows = []
     for name, ver, cls, enum in _interpreters():
         resolvers = [None] if enum is None else list(enum)
@@ -130,17 +136,22 @@ def run(src: Path) -> list[dict]:
                         "mismatches": int(np.count_nonzero(diff)),
                         "max_lsb": int(diff.max()),
                         "top1_differs": int(np.count_nonzero(got.argmax(1) != ref.argmax(1))),
+                        "against": f"tflite-micro {meta.get('tflite_micro', '?')}",
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
+def _key(row: dict) -> tuple:
+    return row["interpreter"], row["version"], row["resolver"], row["model"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["prepare", "run"])
     ap.add_argument("dir")
-    ap.add_argument("--json", help="append the rows of `run` to this JSON list file")
+    ap.add_argument("--json", help="merge the rows of `run` into this JSON list file (same key: replaced)")
     args = ap.parse_args()
     if args.stage == "prepare":
         prepare(Path(args.dir))
@@ -149,7 +160,8 @@ def main() -> int:
     if args.json:
         path = Path(args.json)
         old = json.loads(path.read_text()) if path.exists() else []
-        path.write_text(json.dumps(old + rows, indent=1) + "\n")
+        new = {_key(r) for r in rows}
+        path.write_text(json.dumps([r for r in old if _key(r) not in new] + rows, indent=1) + "\n")
     return 0
 
 
