@@ -189,7 +189,10 @@ def piece_terms_scalar(e_s: float, p: float, tau: float, k: float, e_max: float)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """Single-threaded dot product: a threaded BLAS ``np.dot`` can stall for milliseconds on a busy host."""
+    """Single-threaded dot product: a threaded BLAS ``np.dot`` can stall for milliseconds on a busy host, so
+    long vectors go through einsum; short ones (BLAS runs them on one thread) through the cheaper call."""
+    if len(a) < 4096:
+        return float(a.dot(b))
     return float(np.einsum("i,i->", a, b))
 
 
@@ -336,6 +339,8 @@ def simulate(
     pool = 0.0  # task energy spent since the last safe point
     inf_start: float | None = None
     off_chunk = 1024
+    seg_window = 256  # trace segments expected within one on chunk (a search window, widened on demand)
+    kt_span = _MAX_KT / k if k > 0 else math.inf
     # the program tiled so that any start position can be sliced without copying
     max_phases = max(4096, 4 * n_prog)
     reps = int(math.ceil((n_prog + max_phases) / n_prog))
@@ -353,28 +358,36 @@ def simulate(
     cum_ncommit = np.concatenate((zero, np.cumsum(tile_kind == KIND_COMMIT)))
     cum_compl = np.concatenate((zero, np.cumsum(tile_compl)))
     cum_start = np.concatenate((zero, np.cumsum(tile_pos == 0)))
-    idx_all = np.arange(len(tile_safe))
+    n_tile = len(tile_safe)
+    idx_all = np.arange(n_tile)
     last_safe_upto = np.maximum.accumulate(np.where(tile_safe, idx_all, -1))
+    # the few inference starts/completions of an on period are paired one by one (plain Python lists):
+    # ev_next[j] = first index ≥ j that completes or starts an inference; ev_compl / ev_start say which
+    ev_idx = np.flatnonzero(tile_compl | (tile_pos == 0))
+    ev_next = np.append(ev_idx, n_tile)[np.searchsorted(ev_idx, np.arange(n_tile + 1))].tolist()
+    ev_compl = tile_compl.tolist()
+    ev_start = (tile_pos == 0).tolist()
     mean_d = prog_dur_total / n_prog
     on_phases = int(max(16, 2 * (e_on - e_off(mean_p)) / mean_p / mean_d))
-    tile_thr = e_off(tile_p)
-    boot_cache: dict[int, tuple[np.ndarray, ...]] = {}
-    # per-segment factors for the off state (no load): end, length, 1 − e^(−kτ), energy gain b
-    seg_end_arr = np.empty(n_seg)
-    seg_end_arr[:-1] = seg_t[1:]
-    seg_end_arr[-1] = t_end
-    seg_dt = seg_end_arr - seg_t
-    if k > 0:
-        seg_em1 = -np.expm1(-k * seg_dt)
-        seg_b = seg_p * seg_em1 / k
-        # P·τ − b: the P-dependent part of each whole segment's leak
-        leak_part = seg_p * seg_dt
-        leak_part -= seg_b
-    else:
-        seg_em1 = None
-        seg_b = seg_p * seg_dt
-    boot_thr = float(e_off(program.boot_power_w))
     tol = 1e-12 * e_on
+    tile_thr = e_off(tile_p)
+    tile_lo = tile_thr - tol  # a piece browns out when its energy ends below this
+    boot_thr = float(e_off(program.boot_power_w))
+    boot_cache: dict[int, tuple[np.ndarray, ...]] = {}
+    e_on_lo = e_on * (1 - 1e-12)
+    # per trace segment: harvested energy P·τ (for the leak by energy balance) and the closed-form gain
+    # b = P·(1 − e^(−kτ))/k (= P·τ without leakage); two arrays of the trace's length, no other copies
+    seg_b = np.empty(n_seg)
+    np.subtract(seg_t[1:], seg_t[:-1], out=seg_b[:-1])
+    seg_b[-1] = t_end - seg_t[-1]
+    seg_e = seg_p * seg_b
+    if k > 0:
+        seg_b *= -k
+        np.expm1(seg_b, out=seg_b)
+        seg_b *= seg_p
+        seg_b /= -k
+    else:
+        seg_b = seg_e
 
     def record_v(ts: np.ndarray, es: np.ndarray, e0: float, p: np.ndarray, tau: np.ndarray) -> None:
         """About one voltage point per plot_dt; pieces longer than that get points from the closed form."""
@@ -401,13 +414,13 @@ def simulate(
     while t < t_end:
         if not on:
             # ---- off: look ahead over trace segments for the first time E reaches e_on ---------------
-            if e < e_on * (1 - 1e-12):
-                # the MCU draws nothing: per-segment factors come precomputed (seg_b, seg_em1); only the
-                # first, partial segment (from t) is special
+            if e < e_on_lo:
+                # the MCU draws nothing: per-segment gains come precomputed (seg_b); only the first,
+                # partial segment (from t) is special
                 j1 = min(n_seg, i + off_chunk)
-                ends = seg_end_arr[i:j1]
-                if k > 0 and ends[-1] - t > _MAX_KT / k:
-                    lim = max(int(np.searchsorted(ends, t + _MAX_KT / k, "right")), 1)
+                ends = seg_t[i + 1 : j1 + 1] if j1 < n_seg else np.append(seg_t[i + 1 :], t_end)
+                if ends[-1] - t > kt_span:
+                    lim = max(int(ends.searchsorted(t + kt_span, "right")), 1)
                     ends = ends[:lim]
                     j1 = i + lim
                 n = j1 - i
@@ -415,8 +428,6 @@ def simulate(
                 p0 = float(seg_p[i])
                 if k > 0 and k * tau0 > _MAX_KT:
                     # one long segment (the look-ahead was cut to it): plain closed form, no e^(kT) factors
-                    em1_0 = -math.expm1(-k * tau0)
-                    b0 = p0 * em1_0 / k
                     e_end = np.array([p0 / k + (e - p0 / k) * math.exp(-k * tau0)])
                 elif k > 0:
                     em1_0 = -math.expm1(-k * tau0)
@@ -426,54 +437,46 @@ def simulate(
                     np.exp(g, out=g)
                     e_end = seg_b[i:j1] * g
                     e_end[0] = b0 * g[0]
-                    np.cumsum(e_end, out=e_end)
+                    np.add.accumulate(e_end, out=e_end)
                     e_end += e
                     e_end /= g
                 else:
                     e_end = seg_b[i:j1].copy()
                     e_end[0] = p0 * tau0
-                    np.cumsum(e_end, out=e_end)
+                    np.add.accumulate(e_end, out=e_end)
                     e_end += e
-                reached = e_end >= e_on * (1 - 1e-12)
+                reached = e_end >= e_on_lo
                 m = int(reached.argmax())
                 hit = bool(reached[m])
-                n_full = m if hit else n
-                # leak over whole intervals: Σ P·τ − Σ b + Σ E_s·(1 − e^(−kτ)), E_s = previous end
-                if k > 0 and n_full:
-                    lk = p0 * tau0 - b0 + e * em1_0
-                    if n_full > 1:
-                        sl_ = slice(i + 1, i + n_full)
-                        lk += float(leak_part[sl_].sum())
-                        lk += _dot(e_end[: n_full - 1], seg_em1[sl_])
-                else:
-                    lk = 0.0
-                cl = 0.0
                 if hit:
                     e_s = e if m == 0 else float(e_end[m - 1])
-                    tau_m = tau0 if m == 0 else float(seg_dt[i + m])
+                    tau_m = tau0 if m == 0 else float(ends[m]) - float(seg_t[i + m])
                     p_m = float(seg_p[i + m])
                     dt = crossing_time(e_s, p_m, k, e_on, tau_m)
-                    lk1, _ = piece_terms_scalar(e_s, p_m, dt, k, e_max)
-                    lk += lk1
                     t_new = float(ends[m]) - tau_m + dt
+                    e_new, n_full, gained = e_on, m, p_m * dt
                     if tl is not None:
                         tt_ = np.append(ends[:m], t_new)
                         record_v(tt_, np.append(e_end[:m], e_on), e, seg_p[i : i + m + 1], _diff_from(t, tt_))
-                    e = e_on
-                    i = i + m
-                    off_chunk = int(min(max(2 * (m + 1) + 64, 256), 1 << 22))
                 else:
+                    t_new, e_new, n_full, gained = float(ends[-1]), float(e_end[-1]), n, 0.0
                     if tl is not None:
                         record_v(ends, e_end, e, seg_p[i:j1], _diff_from(t, ends))
-                    e = float(e_end[-1])
-                    t_new = float(ends[-1])
-                    i = i + n
-                    off_chunk = int(min(off_chunk * 2, 1 << 22))
-                en["leaked"] += lk
-                en["clipped"] += cl
+                if k > 0:
+                    # leaked = stored before + harvested − stored after (no load, no clipping below v_on)
+                    if n_full:
+                        gained += p0 * tau0
+                        if n_full > 1:
+                            gained += float(np.add.reduce(seg_e[i + 1 : i + n_full]))
+                    en["leaked"] += e + gained - e_new
                 res.time_off_s += t_new - t
-                t = t_new
-                if not hit:
+                t, e = t_new, e_new
+                if hit:
+                    i += m
+                    off_chunk = min(max(2 * (m + 1) + 64, 256), 1 << 22)
+                else:
+                    i += n
+                    off_chunk = min(off_chunk * 2, 1 << 22)
                     continue
             # ---- power on: boot first ---------------------------------------------------------------
             on, booting, on_start = True, True, t
@@ -486,7 +489,6 @@ def simulate(
 
         # ---- on: lay the load program over the trace and look for the brown-out ----------------------
         n_ph = min(on_phases, max_phases)
-        sl = slice(pos, pos + n_ph)
         if booting:
             cached = boot_cache.get(pos)
             if cached is None:
@@ -495,76 +497,112 @@ def simulate(
                     np.concatenate(((program.boot_power_w,), tile_p[full])),
                     np.concatenate(((program.boot_duration_s,), tile_d[full])),
                     np.concatenate(((boot_thr,), tile_thr[full])),
+                    np.concatenate(((boot_thr - tol,), tile_lo[full])),
                     np.concatenate(((-1,), tile_pos[full])),
                 )
-            ph_p, ph_d, ph_thr, ph_pos = (a[: n_ph + 1] for a in cached)
+            ph_p, ph_d, ph_thr, ph_lo, ph_pos = (a[: n_ph + 1] for a in cached)
         else:
-            ph_p, ph_d, ph_thr, ph_pos = tile_p[sl], tile_d[sl], tile_thr[sl], tile_pos[sl]
-        ph_end = ph_d.cumsum()
+            sl = slice(pos, pos + n_ph)
+            ph_p, ph_d, ph_thr, ph_lo, ph_pos = (
+                tile_p[sl],
+                tile_d[sl],
+                tile_thr[sl],
+                tile_lo[sl],
+                tile_pos[sl],
+            )
+        ph_end = np.add.accumulate(ph_d)
         ph_end += t
-        if k > 0 and ph_end[-1] - t > _MAX_KT / k:  # keep e^(k·T) finite: fewer phases in this chunk
-            n_keep = max(int(np.searchsorted(ph_end, t + _MAX_KT / k, "right")), 1)
-            ph_end, ph_p, ph_d, ph_thr, ph_pos = (a[:n_keep] for a in (ph_end, ph_p, ph_d, ph_thr, ph_pos))
+        if ph_end[-1] - t > kt_span:  # keep e^(k·T) finite: fewer phases in this chunk
+            n_keep = max(int(ph_end.searchsorted(t + kt_span, "right")), 1)
+            ph_end, ph_p, ph_d, ph_thr, ph_lo, ph_pos = (
+                a[:n_keep] for a in (ph_end, ph_p, ph_d, ph_thr, ph_lo, ph_pos)
+            )
         chunk_end = min(float(ph_end[-1]), t_end)
-        j1 = int(np.searchsorted(seg_t, chunk_end, "left"))
+        # j1 = first segment starting at or after chunk_end (searched in a window after i first)
+        j1 = i + 1 + int(seg_t[i + 1 : i + 1 + seg_window].searchsorted(chunk_end, "left"))
+        if j1 == i + 1 + seg_window and j1 < n_seg:
+            j1 += int(seg_t[j1:].searchsorted(chunk_end, "left"))
         if j1 <= i + 1:
             # no trace boundary inside the chunk: the pieces are the phases
-            n_in = int(np.searchsorted(ph_end, chunk_end, "left")) + 1
+            n_in = int(ph_end.searchsorted(chunk_end, "left")) + 1
             bounds = ph_end[:n_in].copy()
             bounds[-1] = chunk_end
+            tau = _diff_from(t, bounds)
             p = seg_p[i] - ph_p[:n_in]
-            thr = ph_thr[:n_in]
+            lo = ph_lo[:n_in]
+            pi = None  # piece m is phase m
         else:
-            bounds = np.concatenate((seg_t[i + 1 : j1], ph_end[ph_end < chunk_end], (chunk_end,)))
-            bounds.sort()
-            si = np.searchsorted(seg_t, bounds, "left") - 1  # piece (b_prev, b] lies in segment si
-            pi = np.minimum(np.searchsorted(ph_end, bounds, "left"), len(ph_end) - 1)
-            p = seg_p[si] - ph_p[pi]
-            thr = ph_thr[pi]
-        tau = _diff_from(t, bounds)
-        if e <= e_max and float(p.max()) <= 0.0:
+            n_lt = int(ph_end.searchsorted(chunk_end, "left"))
+            cb = np.concatenate(((t,), seg_t[i + 1 : j1], ph_end[:n_lt], (chunk_end,)))
+            cb.sort()
+            bounds = cb[1:]
+            tau = bounds - cb[:-1]
+            # piece (b_prev, b] lies in segment i + sloc and in phase pi
+            sloc = seg_t[i + 1 : j1].searchsorted(bounds, "left")
+            pi = ph_end.searchsorted(bounds, "left")
+            p = seg_p[i:j1].take(sloc)
+            p -= ph_p.take(pi)
+            lo = ph_lo.take(pi)
+        if e <= e_max and float(np.maximum.reduce(p)) <= 0.0:
             # the load exceeds the harvest throughout: E only falls, so no clamp, and a piece is below its
             # brown-out level iff its end is
-            e_end, em1 = advance_unclamped(e, p, tau, k)
-            below = e_end < thr - tol
+            if k > 0:
+                e_end = tau * -k
+                np.expm1(e_end, out=e_end)  # −(1 − e^(−kτ))
+                g = np.add.accumulate(tau)
+                g *= k
+                np.exp(g, out=g)
+                e_end *= p
+                e_end *= g
+                np.add.accumulate(e_end, out=e_end)
+                e_end /= -k
+                e_end += e
+                e_end /= g
+            else:
+                e_end = p * tau
+                np.add.accumulate(e_end, out=e_end)
+                e_end += e
+            below = e_end < lo
             m = int(below.argmax())
             failed = bool(below[m])
-            n_full = m if failed else len(tau)
-            if k > 0 and n_full:
-                lk = _dot(p[:n_full], tau[:n_full]) - _dot(p[:n_full], em1[:n_full]) / k
-                lk += e * float(em1[0]) + _dot(e_end[: n_full - 1], em1[1:n_full])
-            else:
-                lk = 0.0
-            cl = 0.0
             if failed:
+                n_full = m
                 e_s = e if m == 0 else float(e_end[m - 1])
-                if e_s < thr[m] - tol:
+                if e_s < float(lo[m]):
                     dt, e_stop = 0.0, e_s
                 else:
-                    dt = crossing_time(e_s, float(p[m]), k, float(thr[m]), float(tau[m]))
-                    e_stop = float(thr[m])
-                lk += piece_terms_scalar(e_s, float(p[m]), dt, k, e_max)[0]
+                    thr_m = float(ph_thr[m if pi is None else pi[m]])
+                    dt = crossing_time(e_s, float(p[m]), k, thr_m, float(tau[m]))
+                    e_stop = thr_m
                 t_stop = float(bounds[m] - tau[m] + dt)
                 if tl is not None:
                     tt_ = np.append(bounds[:m], t_stop)
                     record_v(tt_, np.append(e_end[:m], e_stop), e, p, _diff_from(t, tt_))
             else:
+                n_full = len(tau)
                 t_stop = chunk_end
                 e_stop = float(e_end[-1])
                 if tl is not None:
                     record_v(bounds, e_end, e, p, tau)
+            if k > 0:
+                # leaked = stored before − stored after + (harvest − load) over the pieces run
+                gained = float(p[m]) * dt if failed else 0.0
+                if n_full:
+                    gained += _dot(p[:n_full], tau[:n_full])
+                en["leaked"] += e - e_stop + gained
         else:
             e_st, e_end, em1 = advance(e, p, tau, k, e_max)
-            below = np.minimum(e_st, e_end) < thr - tol
+            below = np.minimum(e_st, e_end) < lo
             m = int(below.argmax())
             failed = bool(below[m])
             if failed:
-                if e_st[m] < thr[m] - tol:
+                if e_st[m] < lo[m]:
                     dt = 0.0
                     e_stop = float(e_st[m])
                 else:
-                    dt = crossing_time(float(e_st[m]), float(p[m]), k, float(thr[m]), float(tau[m]))
-                    e_stop = float(thr[m])
+                    thr_m = float(ph_thr[m if pi is None else pi[m]])
+                    dt = crossing_time(float(e_st[m]), float(p[m]), k, thr_m, float(tau[m]))
+                    e_stop = thr_m
                 lk, cl = terms_sum(
                     e_st[:m], e_end[:m], p[:m], tau[:m], None if em1 is None else em1[:m], k, e_max
                 )
@@ -580,24 +618,30 @@ def simulate(
                 e_stop = float(e_end[-1])
                 if tl is not None:
                     record_v(bounds, e_end, e, p, tau)
-        en["leaked"] += lk
-        en["clipped"] += cl
+            en["leaked"] += lk
+            en["clipped"] += cl
+        seg_window = max(64, 2 * (j1 - i))
 
         # ---- bookkeeping over the phases that ran in [t, t_stop] ---------------------------------
-        n_done = int(np.searchsorted(ph_end, t_stop, "right"))  # phases are sequential: a prefix is done
-        partial = n_done < len(ph_end) and float(ph_end[n_done] - ph_d[n_done]) < t_stop
-        part_e = float(ph_p[n_done] * (t_stop - (ph_end[n_done] - ph_d[n_done]))) if partial else 0.0
+        n_done = int(ph_end.searchsorted(t_stop, "right"))  # phases are sequential: a prefix is done
+        if n_done < len(ph_end):
+            part_t0 = float(ph_end[n_done] - ph_d[n_done])  # start of the phase running at t_stop
+            partial = part_t0 < t_stop
+        else:
+            partial = False
+        part_e = float(ph_p[n_done]) * (t_stop - part_t0) if partial else 0.0
         off = 1 if booting else 0  # the boot phase is never part of the program tiles
         if booting and n_done >= 1:
             en["boot"] += program.boot_power_w * program.boot_duration_s
         nd = max(n_done - off, 0)  # program phases done
+        part_start = partial and ph_pos[n_done] == 0
         if nd:
-            tsl = slice(pos, pos + nd)
-            cw = cum_work[pos + nd] - cum_work[pos]
-            en["commit"] += float(cum_commit[pos + nd] - cum_commit[pos])
-            res.tasks_completed += int(cum_ntask[pos + nd] - cum_ntask[pos])
-            res.commits += int(cum_ncommit[pos + nd] - cum_ncommit[pos])
-            ls = int(last_safe_upto[pos + nd - 1])
+            q_end = pos + nd
+            cw = cum_work[q_end] - cum_work[pos]
+            en["commit"] += float(cum_commit[q_end] - cum_commit[pos])
+            res.tasks_completed += int(cum_ntask[q_end] - cum_ntask[pos])
+            res.commits += int(cum_ncommit[q_end] - cum_ncommit[pos])
+            ls = int(last_safe_upto[q_end - 1])
             if ls >= pos:
                 w_before = cum_work[ls + 1] - cum_work[pos]
                 en["useful"] += pool + float(w_before)
@@ -605,10 +649,26 @@ def simulate(
                 safe_pos = (int(tile_pos[ls]) + 1) % n_prog
             else:
                 pool += float(cw)
-            n_comp = int(cum_compl[pos + nd] - cum_compl[pos])
-            n_start = int(cum_start[pos + nd] - cum_start[pos])
-            part_start = partial and ph_pos[n_done] == 0
-            if tl is not None or n_comp or n_start or part_start:
+            n_comp = int(cum_compl[q_end] - cum_compl[pos])
+            n_start = int(cum_start[q_end] - cum_start[pos])
+            if tl is None and n_comp + n_start <= 8:
+                # few events: pair them one by one in phase order (a completion before a start at the
+                # same phase); an inference's latency runs from its first start
+                q = ev_next[pos]
+                while q < q_end:
+                    r = q - pos + off
+                    if ev_compl[q]:
+                        ct = float(ph_end[r])
+                        res.inferences += 1
+                        res.latencies_s.append(ct - inf_start if inf_start is not None else 0.0)
+                        inf_start = None
+                    if ev_start[q] and inf_start is None:
+                        inf_start = float(ph_end[r] - ph_d[r])
+                    q = ev_next[q + 1]
+                if part_start and inf_start is None:
+                    inf_start = part_t0
+            elif tl is not None or n_comp or n_start or part_start:
+                tsl = slice(pos, q_end)
                 ends_done = ph_end[off : off + nd]
                 starts_done = ends_done - ph_d[off : off + nd]
                 if tl is not None:
@@ -620,16 +680,17 @@ def simulate(
                 start_t = starts_done[start_i]
                 if part_start:
                     start_i = np.append(start_i, nd)
-                    start_t = np.append(start_t, ph_end[n_done] - ph_d[n_done])
+                    start_t = np.append(start_t, part_t0)
                 if len(comp_i) or len(start_i):
                     inf_start = _pair(comp_i, ends_done[comp_i], start_i, start_t, inf_start, res, tl)
-        elif partial and ph_pos[n_done] == 0 and inf_start is None:
-            inf_start = float(ph_end[n_done] - ph_d[n_done])
+        elif part_start and inf_start is None:
+            inf_start = part_t0
 
         res.time_on_s += t_stop - t
         t = t_stop
         e = e_stop
-        i = int(np.searchsorted(seg_t, t, "right") - 1)
+        # the segment holding t: i or a later one up to j1 (t_stop <= chunk_end <= seg_t[j1])
+        i += int(seg_t[i + 1 : j1 + 1].searchsorted(t, "right"))
         if partial:
             if ph_pos[n_done] < 0:
                 en["boot"] += part_e
