@@ -22,6 +22,9 @@
 #endif
 
 BL_NVM bl_flex_nvm bl_flex;
+#if BL_FLEX_CONTINUOUS && !defined(BL_PLATFORM_HOST)
+uint8_t bl_flex_marks_on = 1u;
+#endif
 
 /* CRC-32, reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF; four bits per step. */
 static const uint32_t crc_nibble[16] = {
@@ -84,7 +87,7 @@ bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st)
 }
 
 #if BL_FLEX_MARK_WRITES
-#define WORD_WRITTEN() bl_mark(BL_FLEX_MARK_WORD)
+#define WORD_WRITTEN() BL_FLEX_MARK(BL_FLEX_MARK_WORD)
 #else
 #define WORD_WRITTEN() ((void)0)
 #endif
@@ -109,9 +112,9 @@ void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks)
   dst->num_tasks = r.num_tasks;
   WORD_WRITTEN();
   dst->crc = r.crc;
-  bl_mark(BL_FLEX_MARK_RECORD);
+  BL_FLEX_MARK(BL_FLEX_MARK_RECORD);
   bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* the commit point: one 16-bit store */
-  bl_mark(BL_FLEX_MARK_FLIP);
+  BL_FLEX_MARK(BL_FLEX_MARK_FLIP);
   st->slot = slot;
   st->version = r.version;
   st->next_task = next_task;

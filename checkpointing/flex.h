@@ -36,6 +36,26 @@
 #define BL_FLEX_MARK_INPUT 0xF4u  /* input loaded into NVM */
 #define BL_FLEX_MARK_DONE 0xF5u   /* all tasks done, before the output is printed */
 
+/* Every mark of the runtime and the flex app goes through BL_FLEX_MARK. Continuous-inference builds
+ * (BL_FLEX_CONTINUOUS=1, firmware/apps/flex/main.c) can switch marks off for one run on the targets
+ * (bl_flex_marks_on = 0: the QEMU plugin records at most 4,096 mark hits, a long emulated trace makes far
+ * more); the host always marks, because its harness cuts power at marks. Other builds call bl_mark
+ * directly, so their instruction counts do not change. */
+#ifndef BL_FLEX_CONTINUOUS
+#define BL_FLEX_CONTINUOUS 0
+#endif
+#if BL_FLEX_CONTINUOUS && !defined(BL_PLATFORM_HOST)
+extern uint8_t bl_flex_marks_on; /* RAM, 1 after every reset */
+#define BL_FLEX_MARK(id)     \
+  do {                       \
+    if (bl_flex_marks_on) {  \
+      bl_mark(id);           \
+    }                        \
+  } while (0)
+#else
+#define BL_FLEX_MARK(id) bl_mark(id)
+#endif
+
 typedef struct {
   uint32_t version;   /* 1, 2, 3, ... per commit */
   uint32_t inference; /* which inference this progress belongs to */

@@ -9,6 +9,16 @@
  *                   3 restart (never commit: every boot restarts the inference), 4 jit (at layer ends and
  *                   at any task boundary where bl_voltage_low()).
  *   BL_FLEX_BROKEN=1  deliberately broken: commit task t as done *before* running it (tests only).
+ *   BL_FLEX_CONTINUOUS=1  continuous inference (the firmware-level emulator, docs/emulation.md): one
+ *                   inference after another until a limit, each checked by the host. Input: a 12-byte
+ *                   header {u32 inferences (0 = no limit), u32 max_boots (0 = no limit), u32 flags (bit 0:
+ *                   no marks this run)} and S >= 1 samples; inference i uses sample i mod S. Every boot
+ *                   prints "boot B commits V inference I next T" (the state it recovered); every finished
+ *                   inference prints "inference I boot B logits ..." (B: the boot whose commit finished
+ *                   it), possibly twice if power fails while printing; after the last inference, or at the
+ *                   first boot beyond max_boots, the app prints the last BL_FLEX_LOG_LEN finished
+ *                   inferences again from NVM (MSP430 keeps only the last boot's output), "commits V", and
+ *                   exits 0. The restart policy and fault injection are not available in this mode.
  *   BL_FLEX_FAULTS=1  fault injection for tests: input bytes after the model input are 8-byte records
  *                   {u16 boot, u16 arg, u8 kind, u8 value, u16 0}, applied at that boot before recovery:
  *                   kind 1 xor byte `arg` of the FLEX NVM state with `value`; kind 2 torn write: the first
@@ -33,6 +43,12 @@
 #endif
 #ifndef BL_FLEX_FAULTS
 #define BL_FLEX_FAULTS 0
+#endif
+#ifndef BL_FLEX_LOG_LEN
+#define BL_FLEX_LOG_LEN 16u
+#endif
+#if BL_FLEX_CONTINUOUS && (BL_FLEX_POLICY == BL_FLEX_POLICY_RESTART || BL_FLEX_FAULTS)
+#error "BL_FLEX_CONTINUOUS needs a policy that commits (flex, layer, jit) and no fault injection"
 #endif
 
 #define N_TASKS ((uint16_t)BL_MODEL_NUM_TASKS)
@@ -92,8 +108,185 @@ __attribute__((unused)) static int commit_after(uint16_t done)
 #endif
 }
 
+#if BL_FLEX_CONTINUOUS
+/* Continuous inference. The commit record's `inference` field is the index i of the inference in
+ * progress; {i, next_task N_TASKS} means "inference i finished". Cut points, and what the next boot does:
+ *   - inside a task or before its commit: resume at that task (FLEX, as in the single-inference mode);
+ *   - after the last task, before its commit: the last task runs again and rewrites the same log entry;
+ *   - after the final commit, before or while printing: {i, N} recovered, `printed` <= i, print again
+ *     from the NVM log (a line cut half-way is lost with the RAM line buffer, or repeated: the host keeps
+ *     the first complete one);
+ *   - after printing, before `printed` is updated: printed twice (the host deduplicates by index);
+ *   - while sample i+1 is being copied into the NVM input buffer, or before the commit {i+1, 0}: the record
+ *     still says "i finished", so the next boot copies the input again and commits: nothing is lost, and
+ *     inference i's logits are safe in the log even if the input buffer aliases the output buffer.
+ * The log entry is written before the commit that finishes the inference, so it always holds the logits
+ * of every finished inference (the last BL_FLEX_LOG_LEN of them). */
+#define CONT_HEADER 12u
+#define CONT_MAGIC 0xC0271E5Dul
+
+typedef struct {
+  uint32_t inference;
+  uint32_t boot; /* the boot whose commit finished this inference */
+  int16_t logits[BL_MODEL_OUTPUT_LEN];
+} cont_entry;
+
+typedef struct {
+  uint32_t magic;
+  volatile uint32_t printed; /* inferences 0 .. printed-1 have certainly been printed */
+  cont_entry log[BL_FLEX_LOG_LEN];
+} cont_nvm;
+
+BL_NVM static cont_nvm cont;
+
+static void print_entry(const cont_entry *e)
+{
+  bl_puts("inference ");
+  bl_put_u32(e->inference);
+  bl_puts(" boot ");
+  bl_put_u32(e->boot);
+  bl_putc(' ');
+  bl_put_line_i16("logits", e->logits, BL_MODEL_OUTPUT_LEN);
+}
+
+static void start_inference(uint32_t i, uint32_t samples, bl_flex_state *st)
+{
+  (void)bl_input_read(input, CONT_HEADER + (i % samples) * 2u * BL_MODEL_INPUT_LEN, 2u * BL_MODEL_INPUT_LEN);
+  bl_model_load_input(input);
+  BL_FLEX_MARK(BL_FLEX_MARK_INPUT);
+  st->next_task = 0u;
+  st->inference = i;
+  bl_flex_commit(st, 0u, N_TASKS);
+}
+
+static int finish_run(uint32_t commits)
+{
+  uint32_t done = cont.printed;
+  uint32_t i = done > BL_FLEX_LOG_LEN ? done - BL_FLEX_LOG_LEN : 0u;
+  for (; i < done; i++) {
+    if (cont.log[i % BL_FLEX_LOG_LEN].inference == i) {
+      print_entry(&cont.log[i % BL_FLEX_LOG_LEN]);
+    }
+  }
+  bl_puts("commits ");
+  bl_put_u32(commits);
+  bl_puts("\nboots ");
+  bl_put_u32(bl_flex.boots);
+  bl_puts("\ntask_runs ");
+  bl_put_u32(bl_flex.task_runs);
+  bl_putc('\n');
+#if defined(BL_PLATFORM_HOST)
+  {
+    extern volatile unsigned bl_mark_count;
+    bl_puts("marks ");
+    bl_put_u32(bl_mark_count);
+    bl_putc('\n');
+  }
+#endif
+  return 0;
+}
+
+static int continuous_main(void)
+{
+  uint8_t h[CONT_HEADER];
+  uint32_t limit, max_boots, samples;
+  bl_flex_state st;
+  bl_flex_recovery kind;
+  uint16_t t;
+  bl_status status;
+  if (bl_input_read(h, 0u, CONT_HEADER) != CONT_HEADER ||
+      bl_input_length() < CONT_HEADER + 2u * BL_MODEL_INPUT_LEN) {
+    bl_puts("error input length ");
+    bl_put_u32(bl_input_length());
+    bl_puts(" expected ");
+    bl_put_u32(CONT_HEADER + 2u * BL_MODEL_INPUT_LEN);
+    bl_putc('\n');
+    return 3;
+  }
+  limit = (uint32_t)h[0] | ((uint32_t)h[1] << 8) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 24);
+  max_boots = (uint32_t)h[4] | ((uint32_t)h[5] << 8) | ((uint32_t)h[6] << 16) | ((uint32_t)h[7] << 24);
+  samples = (bl_input_length() - CONT_HEADER) / (2u * BL_MODEL_INPUT_LEN);
+#if !defined(BL_PLATFORM_HOST)
+  bl_flex_marks_on = (uint8_t)((h[8] & 1u) == 0u);
+#endif
+  BL_FLEX_MARK(BL_FLEX_MARK_BOOT);
+  bl_flex_counters_init();
+  bl_flex.boots = bl_flex.boots + 1u;
+  if (cont.magic != CONT_MAGIC) {
+    cont.printed = 0u;
+    cont.magic = CONT_MAGIC;
+  }
+  kind = bl_flex_recover(N_TASKS, &st);
+  bl_puts("boot ");
+  bl_put_u32(bl_flex.boots);
+  bl_puts(" commits ");
+  bl_put_u32(st.version);
+  bl_puts(" inference ");
+  bl_put_u32(st.inference);
+  bl_puts(" next ");
+  bl_put_u32(st.next_task);
+  bl_putc('\n');
+  if (max_boots != 0u && bl_flex.boots > max_boots) {
+    return finish_run(st.version);
+  }
+  if (kind != BL_FLEX_RESUME) {
+    if (kind == BL_FLEX_CORRUPT) {
+      bl_flex.corrupt = bl_flex.corrupt + 1u;
+    }
+    bl_flex.fresh = bl_flex.fresh + 1u;
+    cont.printed = 0u;
+    start_inference(0u, samples, &st);
+  }
+  for (;;) {
+    for (t = st.next_task; t < N_TASKS; t++) {
+      BL_FLEX_MARK(t + 1u);
+#if BL_FLEX_BROKEN == 1
+      bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
+#endif
+      bl_flex.task_runs = bl_flex.task_runs + 1u;
+      status = bl_model_task(t);
+      if (status != BL_OK) {
+        bl_puts("error status ");
+        bl_put_i32((int32_t)status);
+        bl_puts(" task ");
+        bl_put_u32(t);
+        bl_putc('\n');
+        return 4;
+      }
+      if (t + 1u == N_TASKS) {
+        cont_entry *e = &cont.log[st.inference % BL_FLEX_LOG_LEN];
+        const int16_t *out = bl_model_output();
+        uint16_t k;
+        e->inference = st.inference;
+        e->boot = bl_flex.boots;
+        for (k = 0u; k < BL_MODEL_OUTPUT_LEN; k++) {
+          e->logits[k] = out[k];
+        }
+      }
+#if BL_FLEX_BROKEN != 1
+      if (commit_after((uint16_t)(t + 1u))) {
+        bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS);
+      }
+#endif
+    }
+    BL_FLEX_MARK(BL_FLEX_MARK_DONE);
+    if (cont.printed <= st.inference) {
+      print_entry(&cont.log[st.inference % BL_FLEX_LOG_LEN]);
+      cont.printed = st.inference + 1u;
+    }
+    if (limit != 0u && st.inference + 1u >= limit) {
+      return finish_run(st.version);
+    }
+    start_inference(st.inference + 1u, samples, &st);
+  }
+}
+#endif
+
 int bl_app_main(void)
 {
+#if BL_FLEX_CONTINUOUS
+  return continuous_main();
+#else
   bl_flex_state st;
   bl_flex_recovery kind;
   uint16_t t;
@@ -172,4 +365,5 @@ int bl_app_main(void)
   }
 #endif
   return 0;
+#endif
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random as _random
+import re
 import subprocess
 import tempfile
 import time
@@ -38,12 +39,15 @@ BOOT_MARK, DONE_MARK = 0xF0, 0xF5  # BL_FLEX_MARK_BOOT / _DONE (checkpointing/fl
 __all__ = [
     "BROKEN",
     "POLICIES",
+    "ContinuousOutput",
     "FlexImage",
     "ScheduleResult",
     "VerifyReport",
     "build_flex",
+    "continuous_input",
     "fault_bytes",
     "model_input",
+    "parse_continuous",
     "run_schedule",
     "verify_intermittent",
 ]
@@ -58,6 +62,8 @@ class FlexImage:
     num_tasks: int
     model_dir: Path
     paths: dict[str, str] = field(default_factory=dict)  # layer → "fft" | "direct" (spec.integer_inference)
+    continuous: bool = False  # built with BL_FLEX_CONTINUOUS=1 (inference after inference)
+    output_len: int | None = None  # logits per inference (BL_MODEL_OUTPUT_LEN)
 
 
 @dataclass
@@ -127,15 +133,28 @@ def build_flex(
     faults: bool = False,
     vlow_period: int = 0,
     progress: ProgressFn | None = None,
+    continuous: bool = False,
+    log_len: int = 16,
 ) -> FlexImage:
     """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
-    ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only)."""
+    ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only).
+
+    ``continuous``: the continuous-inference mode (inference after inference, inputs and limits from
+    :func:`continuous_input`, output read by :func:`parse_continuous`; ``log_len`` finished inferences kept
+    in NVM for the final report), used by the firmware-level emulator."""
     from batteryless.codegen import codegen
 
     if policy not in POLICIES:
         raise UsageError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     if broken not in BROKEN:
         raise UsageError(f"broken must be one of {', '.join(BROKEN)}, not {broken!r}")
+    if continuous and (policy == "restart" or faults):
+        raise UsageError(
+            "the continuous-inference mode needs a policy that commits (flex, layer, jit) and no fault "
+            f"injection (policy {policy!r}, faults {faults})"
+        )
+    if continuous and not 1 <= log_len <= 4096:
+        raise UsageError(f"log_len must be in 1..4096, not {log_len}")
     b = _board(board)
     out = Path(out_dir)
     gen = out / "gen"
@@ -147,9 +166,77 @@ def build_flex(
         defines["BL_FLEX_FAULTS"] = 1
     if vlow_period:
         defines["BL_FLEX_VLOW_PERIOD"] = int(vlow_period)
+    if continuous:
+        defines["BL_FLEX_CONTINUOUS"] = 1
+        defines["BL_FLEX_LOG_LEN"] = f"{int(log_len)}u"
     img = build(b, gen, "ref", app="flex", out_dir=out / "build", defines=defines, progress=progress).image
     n = len(res.schedule["modes"][0]["tasks"])
-    return FlexImage(img, b.name, policy, broken, n, gen, dict(res.paths))
+    m = re.search(r"#define BL_MODEL_OUTPUT_LEN (\d+)", (gen / "model.h").read_text())
+    out_len = int(m.group(1)) if m else None
+    return FlexImage(img, b.name, policy, broken, n, gen, dict(res.paths), continuous, out_len)
+
+
+def continuous_input(
+    samples: list[bytes], inferences: int = 0, max_boots: int = 0, marks: bool = True
+) -> bytes:
+    """Input of a continuous-inference image: header {u32 inferences (0 = no limit), u32 max_boots (0 = no
+    limit), u32 flags (bit 0: no marks)} then the samples (inference i uses sample i mod len(samples))."""
+    if not samples or len({len(x) for x in samples}) != 1 or not samples[0]:
+        raise UsageError("continuous_input needs one or more samples of the same, non-zero length")
+    if inferences < 0 or max_boots < 0:
+        raise UsageError(f"inferences and max_boots must be >= 0 (0 = no limit): {inferences}, {max_boots}")
+    head = inferences.to_bytes(4, "little") + max_boots.to_bytes(4, "little")
+    return head + (0 if marks else 1).to_bytes(4, "little") + b"".join(samples)
+
+
+@dataclass
+class ContinuousOutput:
+    """What a continuous-inference run printed: one entry per boot {boot, commits, inference, next} (the
+    state it recovered), the logits and finishing boot of each inference (first complete line per index),
+    the final commit count if the run reached its end, and lines that did not parse (cut-off ones)."""
+
+    boots: list[dict[str, int]]
+    inferences: dict[int, tuple[int, list[int]]]  # index → (boot whose commit finished it, logits)
+    final_commits: int | None
+    task_runs: int | None
+    marks: int | None  # host: marks of the last boot
+    garbled: int
+
+
+_BOOT_RE = re.compile(r"^boot (\d+) commits (\d+) inference (\d+) next (\d+)$")
+_INF_RE = re.compile(r"^inference (\d+) boot (\d+) logits((?: -?\d+)+)$")
+
+
+def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutput:
+    """Parse a continuous-inference run's output. A line cut by a power failure is either missing (QEMU
+    writes whole lines) or incomplete; an inference line with the wrong number of logits is not used, and
+    a repeated one (power failed after printing, before the NVM flag) keeps its first occurrence."""
+    boots: list[dict[str, int]] = []
+    infs: dict[int, tuple[int, list[int]]] = {}
+    final = task_runs = marks = None
+    garbled = 0
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if m := _BOOT_RE.match(line):
+            b, c, i, n = (int(g) for g in m.groups())
+            boots.append({"boot": b, "commits": c, "inference": i, "next": n})
+        elif m := _INF_RE.match(line):
+            logits = [int(v) for v in m.group(3).split()]
+            if output_len is not None and len(logits) != output_len:
+                garbled += 1
+                continue
+            infs.setdefault(int(m.group(1)), (int(m.group(2)), logits))
+        elif line.startswith("commits ") and line[8:].isdigit():
+            final = int(line[8:])
+        elif line.startswith("task_runs ") and line[10:].isdigit():
+            task_runs = int(line[10:])
+        elif line.startswith("marks ") and line[6:].isdigit():
+            marks = int(line[6:])
+        elif not line.startswith("boots "):
+            garbled += 1
+    return ContinuousOutput(boots, infs, final, task_runs, marks, garbled)
 
 
 def model_input(artifact: str | Path, sample: int = 0, dataset_path: str | Path | None = None) -> bytes:

@@ -1,0 +1,409 @@
+"""Firmware-level emulation: the trace decides where each power-on period ends, and the real image runs with
+power cut there (QEMU mps2-an386: instruction counts through the TCG plugin; mspdebug msp430fr5994 ``ref``:
+``step N`` + ``reset``).
+
+:func:`emulate_firmware` turns the trace into power-on periods with :func:`power_on_budgets` (an MCU running
+flat out at the board's active power, each period with the cycles it can execute after its boot), turns
+cycles into instructions (QEMU: ASSUMED 1 instruction per cycle; mspdebug: the image's measured cycles per
+instruction from its continuous-power run), and runs the flex app's continuous-inference build
+(``build_flex(continuous=True)``) ONCE with all the cuts. The firmware reports what it did: every boot prints
+the state it recovered, every finished inference its index, the boot whose commit finished it and its
+logits. Every finished inference is compared bit for bit with the continuous-power logits of its sample.
+
+A boot that gets fewer instructions than the firmware's start-up (reset → boot counter) is not counted by
+the firmware; such periods are recognised from the executed instruction counts the plugin reports (the
+start-up is the same instruction sequence on every boot, so exactly the shortest periods are the uncounted
+ones) and reported with no boot of their own.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from batteryless import __version__
+from batteryless.boards import Board, load_board
+from batteryless.emulate.power import (
+    Buffer,
+    Converter,
+    Panel,
+    buffer_from_board,
+    load_converter,
+    load_from_board,
+    load_panel,
+)
+from batteryless.emulate.simulate import power_on_budgets
+from batteryless.emulate.traces import Trace, load_trace
+from batteryless.errors import EmulationError, UsageError
+from batteryless.firmware import run
+from batteryless.flex import (
+    BOOT_MARK,
+    DONE_MARK,
+    FlexImage,
+    build_flex,
+    continuous_input,
+    model_input,
+    parse_continuous,
+)
+from batteryless.progress import ProgressFn, report
+
+__all__ = ["FIRMWARE_KINDS", "MAX_CUTS", "emulate_firmware", "profile_image"]
+
+FIRMWARE_KINDS = ("qemu", "mspdebug")
+MAX_CUTS = 4096  # tools/qemu-plugin/bl_insn.c BL_MAX_CUTS (one cut per power-on period, +1 at the trace end)
+INPUT_MARK = 0xF4  # BL_FLEX_MARK_INPUT (checkpointing/flex.h)
+
+
+def _board(board: str | Path | Board) -> Board:
+    return board if isinstance(board, Board) else load_board(board)
+
+
+def profile_image(
+    image: FlexImage, board: str | Path | Board, samples: list[bytes], timeout: float = 300.0
+) -> dict[str, Any]:
+    """Continuous-power run of a continuous-inference image (marks on): the reference logits of every
+    sample and the measured costs in the emulator's count unit (QEMU instructions, mspdebug MCLK cycles):
+
+    ``startup`` reset → first boot mark; ``first_boot`` reset → first task (start-up, recovery, boot line,
+    input load and its commit); ``tasks`` per task t, from its start to the next task's start (task + its
+    commit; the last task up to the finished-inference mark); ``between`` from the finished-inference mark
+    to the next inference's first task (print, input load, commit); ``per_inference``;
+    ``cycles_per_instruction`` (1.0 on QEMU, measured on mspdebug); ``largest_step`` (the most work
+    between two commits)."""
+    b = _board(board)
+    n = max(len(samples), 2)
+    r = run(image.image, b, inputs=continuous_input(samples, inferences=n), timeout=timeout)
+    out = parse_continuous(r.output, image.output_len)
+    if r.exit_code != 0 or len(out.inferences) != n:
+        raise EmulationError(
+            f"{image.image}: continuous-power run of {n} inferences failed (exit {r.exit_code}): "
+            f"{r.output.strip()[-300:]!r}"
+        )
+    refs = [out.inferences[i][1] for i in range(len(samples))]
+    marks = [(i, c) for i, c in r.marks if i is not None]
+    nt = image.num_tasks
+    starts = [c for i, c in marks if 1 <= i <= nt]
+    dones = [c for i, c in marks if i == DONE_MARK]
+    boot = [c for i, c in marks if i == BOOT_MARK]
+    if len(starts) != n * nt or len(dones) != n or not boot:
+        raise EmulationError(
+            f"{image.image}: the profile run's marks are incomplete ({len(starts)} task starts, "
+            f"{len(dones)} finished marks for {n} inferences of {nt} tasks)"
+        )
+    first = starts[:nt] + [dones[0]]
+    tasks = [first[t + 1] - first[t] for t in range(nt)]
+    between = starts[nt] - dones[0]
+    cpi = 1.0
+    if r.unit == "mclk_cycles" and r.instructions:
+        cpi = r.count / r.instructions
+    return {
+        "unit": r.unit,
+        "startup": boot[0],
+        "first_boot": starts[0],
+        "tasks": tasks,
+        "between": between,
+        "per_inference": sum(tasks) + between,
+        "largest_step": max(max(tasks), between),
+        "cycles_per_instruction": cpi,
+        "total": r.count,
+        "instructions": r.instructions,
+        "references": refs,
+    }
+
+
+def _map_boots(executed: list[int], counted: int) -> list[int | None]:
+    """Firmware boot number per period: the ``counted`` periods with the most executed instructions reached
+    the boot counter (same start-up sequence every boot), numbered in time order; the others got none."""
+    order = sorted(range(len(executed)), key=lambda k: (-executed[k], k))
+    keep = set(order[:counted])
+    out: list[int | None] = []
+    nb = 0
+    for k in range(len(executed)):
+        if k in keep:
+            nb += 1
+            out.append(nb)
+        else:
+            out.append(None)
+    return out
+
+
+def emulate_firmware(
+    trace: str | Path | Trace,
+    board: str | Path | Board,
+    *,
+    artifact: str | Path | None = None,
+    image: FlexImage | None = None,
+    samples: list[bytes] | None = None,
+    n_samples: int = 4,
+    policy: str = "flex",
+    converter: str | Path | Converter = "ideal",
+    panel: str | Path | Panel | None = "indoor-5cm2",
+    capacitance_f: float | None = None,
+    v_on: float | None = None,
+    v_off: float | None = None,
+    v_max: float | None = None,
+    leakage_resistance_ohm: float | None = None,
+    esr_ohm: float | None = None,
+    v_initial: float = 0.0,
+    trace_format: str | None = None,
+    resample_s: float | None = None,
+    max_periods: int | None = None,
+    out_dir: str | Path | None = None,
+    timeout: float | None = None,
+    profile: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run the real firmware through ``trace`` on ``board``; return the report (see the module doc).
+
+    Give ``artifact`` (built here into ``out_dir``, default a temporary folder) or a prebuilt continuous
+    ``image`` with ``samples`` (raw inputs; default: the artifact's first ``n_samples`` test samples).
+    ``max_periods`` emulates only the first that many power-on periods (the trace is cut there).
+    The returned dict has the trace/buffer/load blocks of the schedule-level report and ``"firmware"``."""
+    t0 = time.perf_counter()
+    b = _board(board)
+    kind = b.emulator.get("kind")
+    if kind not in FIRMWARE_KINDS:
+        raise EmulationError(
+            f"board {b.name} has no instruction-counting emulator ([emulator].kind {kind!r}); "
+            "firmware-level emulation runs on QEMU (mps2-an386) or mspdebug (msp430fr5994)"
+        )
+    if max_periods is not None and max_periods < 1:
+        raise UsageError(f"max_periods must be >= 1, not {max_periods}")
+    tr = trace if isinstance(trace, Trace) else load_trace(trace, trace_format, resample_s)
+    conv = converter if isinstance(converter, Converter) else load_converter(converter)
+    pan = panel if isinstance(panel, Panel) or panel is None else load_panel(panel)
+    if tr.quantity == "irradiance" and pan is None:
+        raise EmulationError(f"{tr.source}: an irradiance trace needs a panel model (--panel)")
+    buf: Buffer = buffer_from_board(
+        b,
+        capacitance_f=capacitance_f,
+        v_on=v_on,
+        v_off=v_off,
+        v_max=v_max,
+        leakage_resistance_ohm=leakage_resistance_ohm,
+        esr_ohm=esr_ohm,
+    )
+    load = load_from_board(b)
+    from batteryless.emulate import prepare_segments
+
+    seg_t, seg_p, t_end, harvested, _ = prepare_segments(
+        tr, conv, pan if tr.quantity == "irradiance" else None
+    )
+    report(progress, "firmware: power-on periods", 0, 1)
+    periods = power_on_budgets(seg_t, seg_p, t_end, buf, load, v_initial=v_initial)
+    report(progress, "firmware: power-on periods", 1, 1)
+    end_s = float(t_end)
+    if max_periods is not None and len(periods) > max_periods:
+        periods = periods[:max_periods]
+        end_s = float(periods[-1]["end_s"])
+    duration = end_s - float(tr.time_s[0])
+
+    tmpdir = None
+    try:
+        if image is None:
+            if artifact is None:
+                raise UsageError("give an artifact (.bl) or a built continuous-inference image")
+            if out_dir is None:
+                tmpdir = tempfile.TemporaryDirectory(prefix="bl-emufw-")
+                out_dir = tmpdir.name
+            image = build_flex(
+                artifact, b, Path(out_dir) / "flex", policy=policy, continuous=True, progress=progress
+            )
+        elif not image.continuous:
+            raise UsageError(f"{image.image}: not a continuous-inference build (build_flex(continuous=True))")
+        if samples is None:
+            if artifact is None:
+                raise UsageError("give samples (raw inputs) or an artifact to take test samples from")
+            samples = [model_input(artifact, s) for s in range(n_samples)]
+        if profile is None:
+            report(progress, "firmware: continuous-power profile", 0, 1)
+            profile = profile_image(image, b, samples)
+            report(progress, "firmware: continuous-power profile", 1, 1)
+        fw = _run_periods(image, b, kind, samples, periods, profile, timeout, progress)
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+    fw["inferences_per_hour"] = fw["inferences"] / duration * 3600 if duration > 0 else 0.0
+    fw["emulated_s"] = duration
+    if max_periods is not None:
+        fw["max_periods"] = max_periods
+    return {
+        "generator": f"batteryless {__version__}",
+        "level": "firmware",
+        "board": b.name,
+        "trace": {
+            "name": tr.name,
+            "source": tr.source,
+            "quantity": tr.quantity,
+            "samples": len(tr),
+            "duration_s": tr.duration_s,
+            "harvested_j": harvested,
+            "mean_harvested_power_w": harvested / tr.duration_s,
+        },
+        "converter": {"name": conv.name, "quiescent_power_w": conv.quiescent_power_w, "source": conv.source},
+        "panel": None
+        if pan is None or tr.quantity != "irradiance"
+        else {"name": pan.name, "model": pan.model, **pan.params, "source": pan.source},
+        "buffer": asdict(buf),
+        "load": asdict(load),
+        "runs": [],
+        "warnings": fw.pop("warnings"),
+        "firmware": fw,
+        "elapsed_s": time.perf_counter() - t0,
+    }
+
+
+def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> dict[str, Any]:
+    cpi = float(prof["cycles_per_instruction"])
+    unit_note = (
+        "instructions = cycles (ASSUMED 1 instruction per cycle; QEMU counts instructions, not cycles)"
+        if kind == "qemu"
+        else f"instructions = cycles / {cpi:.3f} (the image's measured MCLK cycles per instruction in its "
+        "continuous-power run)"
+    )
+    to_insn = (lambda c: int(c)) if kind == "qemu" else (lambda c: int(math.floor(c / cpi)))
+    insn_per_unit = 1.0 if prof["unit"] == "instructions" else 1.0 / cpi
+    largest = int(math.ceil(prof["largest_step"] * insn_per_unit))
+    boot_need = int(math.ceil(prof["first_boot"] * insn_per_unit))
+    per_inf = int(math.ceil(prof["per_inference"] * insn_per_unit))
+    base: dict[str, Any] = {
+        "image": str(image.image),
+        "policy": image.policy,
+        "num_tasks": image.num_tasks,
+        "emulator": kind,
+        "budget_unit": unit_note,
+        "samples": len(samples),
+        "profile": {k: v for k, v in prof.items() if k != "references"},
+        "warnings": [],
+    }
+    budgets = [max(1, to_insn(p["cycles"])) for p in periods]
+    if not periods:
+        base.update(periods=[], power_failures=0, resets=0, inferences=0, all_correct=True, checked=0,
+                    wall_s=0.0, power_cycles_per_s=0.0, instructions=0)  # fmt: skip
+        base["warnings"].append("the buffer never reached v_on: the firmware never ran")
+        return base
+    longest = max(budgets)
+    if longest < boot_need + largest:
+        raise EmulationError(
+            f"no power-on period of this trace can finish the firmware's largest atomic step: it needs "
+            f"{largest} instructions plus about {boot_need} for booting and recovery, the longest period "
+            f"gives {longest} ({unit_note}); use a larger buffer (--capacitance-uf) or a stronger trace"
+        )
+    if len(budgets) + 1 > MAX_CUTS:
+        raise EmulationError(
+            f"the trace gives {len(budgets)} power-on periods; one emulator run takes at most {MAX_CUTS - 1} "
+            "(one cut each, plus one at the trace end): emulate the first ones with --max-periods"
+        )
+    cuts, at = [], 0
+    for n in budgets:
+        at += n
+        cuts.append(at)
+    total = cuts[-1]
+    # The boot after the last cut (the trace end) must stop at once. The firmware counts only boots that
+    # get past its start-up (the first `startup` instructions, the same on every boot), so max_boots counts
+    # the periods that surely do; if a borderline period is not counted after all, the inference limit
+    # (more than the whole trace could finish, with 5 % slack) still ends the run.
+    floor_insn = max(int(prof["startup"] * insn_per_unit) - 8, 1)
+    max_boots = sum(1 for x in budgets if x >= floor_insn)
+    limit = int(total / (0.95 * per_inf)) + 2
+    inp = continuous_input(samples, inferences=limit, max_boots=max_boots, marks=False)
+    if timeout is None:
+        # generous: QEMU with the per-instruction cut check runs ≥ ~1 M instructions/s, mspdebug ≥ ~0.2 M/s
+        timeout = 120.0 + total / (1e6 if kind == "qemu" else 2e5) + 0.05 * len(cuts)
+    report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 0, 1)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    r = run(image.image, b, inputs=inp, timeout=timeout, cuts=cuts)
+    wall = time.perf_counter() - t0
+    report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 1, 1)
+    out = parse_continuous(r.output, image.output_len)
+    if r.exit_code != 0:
+        raise EmulationError(
+            f"{image.image}: the firmware exited with {r.exit_code} under the trace: "
+            f"{r.output.strip()[-300:]!r}"
+        )
+    n = len(budgets)
+    # executed per period: QEMU reports where each cut really landed (the end of a translation block)
+    landed = list(r.cut_counts) if kind == "qemu" and len(r.cut_counts) == n else list(cuts)
+    executed = [landed[0]] + [landed[k] - landed[k - 1] for k in range(1, n)]
+    by_number = {x["boot"]: x for x in out.boots}
+    last = out.boots[-1] if out.boots else None
+    reached_end = last is not None and r.resets >= n
+    if reached_end:
+        counted = last["boot"] - 1  # the boot after the trace end always prints its boot line
+    else:  # the firmware stopped before the last cut (cannot happen with the limit above)
+        counted = last["boot"] if last is not None else 0
+        base["warnings"].append(f"the firmware ended after {r.resets} of {n} power failures")
+    boot_of = _map_boots(executed, counted)
+    refs = prof["references"]
+    s = len(refs)
+    # totals from the state the boot after the trace end recovered: inferences 0..i-1 finished, and i too
+    # if its next task is past the last
+    if reached_end:
+        finished = last["inference"] + (1 if last["next"] >= image.num_tasks else 0)
+        final_commits: int | None = last["commits"]
+    else:
+        finished = len(out.inferences)
+        final_commits = out.final_commits
+    wrong = [i for i, (_, lg) in out.inferences.items() if i < finished and lg != refs[i % s]]
+    checked = sum(1 for i in out.inferences if i < finished)
+    rows = []
+    period_of_boot = {bn: k for k, bn in enumerate(boot_of) if bn is not None}
+    per_period_inf: dict[int, list[int]] = {}
+    for i, (bn, _) in sorted(out.inferences.items()):
+        if i < finished and bn in period_of_boot:
+            per_period_inf.setdefault(period_of_boot[bn], []).append(i)
+    for k, p in enumerate(periods):
+        bn = boot_of[k]
+        row: dict[str, Any] = {
+            "start_s": p["start_s"],
+            "end_s": p["end_s"],
+            "budget_cycles": p["cycles"],
+            "budget_instructions": budgets[k],
+            "executed_instructions": executed[k],
+            "boot": bn,
+            "inferences": per_period_inf.get(k, []),
+            "commits": None,
+            "resumed_at": None,
+        }
+        if bn is not None and bn in by_number:
+            st = by_number[bn]
+            row["resumed_at"] = {"inference": st["inference"], "next_task": st["next"]}
+            nxt = by_number.get(bn + 1)
+            if nxt is not None:
+                row["commits"] = nxt["commits"] - st["commits"]
+        elif bn is None:
+            row["commits"] = 0
+        rows.append(row)
+    if kind == "mspdebug":
+        base["warnings"].append(
+            "mspdebug keeps only the last boot's output: per-period commits are unknown, and only the last "
+            "log entries (BL_FLEX_LOG_LEN) of finished inferences are checked"
+        )
+    base.update(
+        periods=rows,
+        power_failures=sum(1 for p in periods if p["end_s"] is not None),
+        resets=r.resets,
+        boots_counted=counted,
+        periods_too_short_to_boot=sum(1 for x in boot_of if x is None),
+        inferences=finished,
+        checked=checked,
+        wrong=wrong[:20],
+        all_correct=not wrong and checked == finished,
+        commits=final_commits,
+        instructions=r.instructions,
+        cycles_to_instructions=unit_note,
+        largest_step_instructions=largest,
+        inference_instructions=per_inf,
+        wall_s=wall,
+        cpu_s=time.process_time() - cpu0,
+        power_cycles_per_s=r.resets / wall if wall > 0 else 0.0,
+        garbled_lines=out.garbled,
+    )
+    if checked < finished:
+        base["warnings"].append(f"{finished - checked} finished inference(s) printed no complete line")
+    return base
