@@ -308,6 +308,17 @@ def test_cli_export_no_verify_and_wrong_dataset(artifact, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
+def test_cli_export_reports_bit_exact_verification(artifact, tmp_path, capsys):
+    code = main(["-q", "export-tflite", str(artifact), "--out", str(tmp_path / "v"), "--test-samples", "40"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "ai-edge-litert 1.2.0 (BUILTIN_REF kernels) vs TFLite Micro on 40 test samples: bit for bit" in out
+    assert "optimised kernels (AUTO) vs TFLite Micro:" in out
+    rep = json.loads((tmp_path / "v" / "cnn_report.json").read_text())
+    assert rep["litert_tflm_bit_exact"] is True and rep["test_samples"] == 40
+
+
 def _quantize_multiplier(m: float) -> tuple[int, int]:
     frac, exp = math.frexp(m)
     q = round(frac * (1 << 31))

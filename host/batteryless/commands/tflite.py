@@ -37,7 +37,14 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
                 f"{rep['litert_tflm_mismatched_samples']} samples differ by "
                 f"<={rep['litert_tflm_max_lsb_diff']} LSB"
             )
-        print(f"ai-edge-litert vs TFLite Micro on {rep['test_samples']} test samples: {exact}")
+        print(
+            f"ai-edge-litert {rep['litert_version']} ({rep['litert_resolver']} kernels) vs TFLite Micro on "
+            f"{rep['test_samples']} test samples: {exact}"
+        )
+        print(
+            f"  optimised kernels (AUTO) vs TFLite Micro: {rep['litert_optimised_tflm_mismatches']} outputs "
+            f"differ by <={rep['litert_optimised_tflm_max_lsb_diff']} LSB"
+        )
         print(
             f"top-1 agreement with the integer reference: {rep['top1_agreement']:.4f}; "
             f"accuracy tflite {rep['accuracy_tflite']:.4f}, reference {rep['accuracy_reference']:.4f}"
