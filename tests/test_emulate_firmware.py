@@ -4,12 +4,23 @@ against the numeric spec and against the schedule level on the same trace."""
 
 from __future__ import annotations
 
+import math
+import shutil
+from dataclasses import replace
+
 import pytest
 
 from batteryless.artifact import load_artifact
+from batteryless.boards import load_board
 from batteryless.datasets import load_dataset
+from batteryless.emulate import prepare_segments
+from batteryless.emulate.firmware import emulate_firmware, profile_image
+from batteryless.emulate.generators import generate
+from batteryless.emulate.power import buffer_from_board, load_converter, load_from_board
+from batteryless.emulate.simulate import build_program, simulate
 from batteryless.firmware import run
 from batteryless.flex import build_flex, continuous_input, model_input, parse_continuous
+from batteryless.schedule import Mode, Schedule, Task
 from batteryless.spec import integer_inference
 
 pytestmark = pytest.mark.firmware
@@ -90,3 +101,86 @@ def test_host_sweep_catches_broken_early_advance(mlp, host_images):
     ref = spec_logits(mlp, SAMPLES, img.paths)
     _, bad = _sweep(img, ref, 2)
     assert len(bad) >= 3
+
+
+# --- QEMU: emulate_firmware ---------------------------------------------------------------------------------
+QEMU = "mps2-an386"
+
+
+@pytest.fixture(scope="module")
+def qemu_image(mlp, tmp_path_factory):
+    if not shutil.which("qemu-system-arm"):
+        pytest.skip("qemu-system-arm not installed (scripts/setup.sh)")
+    return build_flex(mlp, QEMU, tmp_path_factory.mktemp("qcont"), continuous=True)
+
+
+@pytest.fixture(scope="module")
+def qemu_profile(mlp, qemu_image):
+    return profile_image(qemu_image, QEMU, [model_input(mlp, s) for s in SAMPLES])
+
+
+def short_trace():
+    """3 s of on/off harvesting at 3 mW (the load is 7.5 mW): power-on periods of varying length."""
+    return generate(
+        "markov", power_w=3e-3, mean_on_s=0.4, mean_off_s=0.3, duration_s=3.0, step_s=0.01, seed=4
+    )
+
+
+def test_qemu_profile_references_match_spec(mlp, qemu_image, qemu_profile):
+    assert qemu_profile["references"] == spec_logits(mlp, SAMPLES, qemu_image.paths)
+    assert qemu_profile["resume_boot"] and 0 < qemu_profile["resume_boot"] < qemu_profile["first_boot"]
+    assert len(qemu_profile["tasks"]) == qemu_image.num_tasks
+
+
+def _schedule_from_profile(prof, image, board, clock_hz: float):
+    """A schedule whose tasks cost what the image measured: one task for the step between inferences
+    (print, input load, commit) and one per model task (task + its commit). Every cost is executed at the
+    board's active power, as the firmware level assumes (1 instruction = 1 cycle); the commit phase the
+    schedule level adds after every task is 1 cycle at active power, taken off the task."""
+    load = load_from_board(load_board(board))
+    e_cycle = load.active_power_w / load.clock_hz
+    costs = [prof["between"], *prof["tasks"]]
+    tasks = tuple(Task(i, f"t{i}", f"t{i}", "op", c - 1, c - 1, None, 0, True) for i, c in enumerate(costs))
+    sched = Schedule(board, "ref", clock_hz, (Mode("fw", tasks),), 1, e_cycle)
+    # a boot of the schedule level is the board's boot plus the firmware's own resume (start-up, recovery)
+    boot_load = replace(
+        load,
+        boot_time_s=load.boot_time_s + prof["resume_boot"] / load.clock_hz,
+        boot_energy_j=load.boot_energy_j + prof["resume_boot"] * e_cycle,
+    )
+    return sched, boot_load
+
+
+def test_qemu_schedule_and_firmware_levels_agree(mlp, qemu_image, qemu_profile):
+    """Schedule level and firmware level on the same trace, board and 10 µF buffer, the schedule built from
+    the image's own measured costs.
+
+    Margin: both levels see the same power-on periods (same load: active power throughout) and the same
+    task sequence, so they differ only where a period's cut falls on different sides of a task boundary.
+    The cost mismatch per period (marks are off in the emulated run, ~10 instructions per task; QEMU cuts
+    land at the end of a translation block; the schedule's boot is the measured resume cost) is far below
+    one task, but once the levels are at different tasks the work lost at a cut can differ by up to the
+    largest step (task + commit) per period. So |Δ inferences| ≤ 1 + ceil(P · largest / per_inference) for
+    P power-on periods (the 1: the inference in progress at the trace end)."""
+    board = load_board(QEMU)
+    tr = short_trace()
+    samples = [model_input(mlp, s) for s in SAMPLES]
+    doc = emulate_firmware(
+        tr, board, image=qemu_image, samples=samples, profile=qemu_profile, capacitance_f=10e-6
+    )
+    fw = doc["firmware"]
+    assert fw["all_correct"] and fw["checked"] == fw["inferences"] > 5
+    assert fw["resets"] == len(fw["periods"]) and fw["power_failures"] >= 10
+    assert sum(len(p["inferences"]) for p in fw["periods"]) == fw["inferences"]
+    assert all(p["commits"] is not None for p in fw["periods"])
+    assert sum(p["commits"] for p in fw["periods"]) == fw["commits"]
+
+    sched, load = _schedule_from_profile(qemu_profile, qemu_image, QEMU, board.clock_hz)
+    buf = buffer_from_board(board, capacitance_f=10e-6)
+    seg_t, seg_p, t_end, _, _ = prepare_segments(tr, load_converter("ideal"))
+    prog = build_program(sched, sched.mode(), load, "flex")
+    res = simulate(seg_t, seg_p, t_end, buf, prog)
+    p = len(fw["periods"])
+    margin = 1 + math.ceil(p * qemu_profile["largest_step"] / qemu_profile["per_inference"])
+    assert res.power_failures == fw["power_failures"]
+    assert abs(res.inferences - fw["inferences"]) <= margin, (res.inferences, fw["inferences"], margin)

@@ -69,9 +69,11 @@ def profile_image(
     sample and the measured costs in the emulator's count unit (QEMU instructions, mspdebug MCLK cycles):
 
     ``startup`` reset → first boot mark; ``first_boot`` reset → first task (start-up, recovery, boot line,
-    input load and its commit); ``tasks`` per task t, from its start to the next task's start (task + its
-    commit; the last task up to the finished-inference mark); ``between`` from the finished-inference mark
-    to the next inference's first task (print, input load, commit); ``per_inference``;
+    input load and its commit); ``resume_boot`` (QEMU only) reset → the interrupted task's restart after a
+    power failure (start-up, recovery, boot line); ``tasks`` per task t, from its start to the next task's
+    start (task + its commit; the last task up to the finished-inference mark); ``between`` from the
+    finished-inference mark to the next inference's first task (print, input load, commit);
+    ``per_inference``;
     ``cycles_per_instruction`` (1.0 on QEMU, measured on mspdebug); ``largest_step`` (the most work
     between two commits)."""
     b = _board(board)
@@ -100,10 +102,19 @@ def profile_image(
     cpi = 1.0
     if r.unit == "mclk_cycles" and r.instructions:
         cpi = r.count / r.instructions
+    resume = None
+    if r.unit == "instructions":
+        # one cut half-way through task 5 of the first inference: reset → that task's restart
+        cut = starts[5 % nt] + tasks[5 % nt] // 2
+        rc = run(image.image, b, inputs=continuous_input(samples, inferences=1), timeout=timeout, cuts=[cut])
+        after = [c for i, c in rc.marks if i == 5 % nt + 1 and rc.cut_counts and c > rc.cut_counts[0]]
+        if rc.exit_code == 0 and after:
+            resume = after[0] - rc.cut_counts[0]
     return {
         "unit": r.unit,
         "startup": boot[0],
         "first_boot": starts[0],
+        "resume_boot": resume,
         "tasks": tasks,
         "between": between,
         "per_inference": sum(tasks) + between,
