@@ -1,17 +1,30 @@
-/* batteryless QEMU TCG plugin: deterministic executed-instruction count, instrumentation marks and
- * power-cut injection (system reset at chosen instruction counts). Built against bl_qemu_plugin_api.h.
+/* batteryless QEMU TCG plugin: deterministic executed-instruction count, instrumentation marks,
+ * power-cut injection (system reset at chosen instruction counts) and a host-side stop. Built against
+ * bl_qemu_plugin_api.h.
  *
  * Arguments (-plugin libbl_insn.so,arg=value,...):
  *   out=PATH          write the report there (else to stderr through qemu_plugin_outs)
  *   mark=0xADDR       record the instruction count each time the instruction at ADDR executes (id -1)
  *   marktable=0xADDR:N:STRIDE  N mark entries STRIDE bytes apart from ADDR: executing entry i records the
  *                     count with id i (the Cortex-M platform's bl_mark(id) branches to entry id % N)
- *   cuts=N1:N2:...    request a guest reset once the count reaches N1, then N2, ... (ascending)
+ *   markids=I:J:...   record individual hits only for these mark ids (every id is still counted in the
+ *                     "marks" summary lines); markids=none records no individual hit
+ *   cuts=N1:N2:...    request a guest reset once the count reaches N1, then N2, ... (strictly ascending)
+ *   cutsfile=PATH     the same, one count per line (no limit on the number of cuts)
+ *   stop=N            end QEMU (exit code BL_STOP_EXIT, report written) once the count reaches N
  *
- * The count is exact (an inline add per executed instruction). A reset is requested from a callback
- * before the instruction that makes the count reach N; QEMU acts on it at the end of the current
- * translation block, so the cut lands at the same place on every run (possibly a few instructions after N).
- * Report lines: "insns T", "resets K", "cut I REQUESTED_AT", "mark I COUNT ID" (one per hit), "error ...". */
+ * The count is exact (an inline add per executed instruction). Cuts and the stop are checked once per
+ * translation block (TB), at its entry, knowing how many instructions it holds: if the count will reach
+ * the next cut inside this TB, a reset is requested; QEMU acts on it at the end of the TB (a reset request
+ * cannot take effect earlier). So a power cut at N lands at the first TB boundary whose count is >= N
+ * (at most one TB, i.e. a few instructions, late; exactly N when N is a TB boundary), the same place on
+ * every run. If a TB is left early (an exception inside it), the reset lands at the end of the next TB.
+ * The stop happens at the first TB entry whose count is >= N.
+ *
+ * Report lines: "insns T", "resets K", "cut I COUNT REQUESTED" (COUNT: the count when the reset took
+ * effect), "mark I COUNT ID" (one per recorded hit), "marks ID HITS" (every id seen), "stopped COUNT",
+ * "translations N" (TBs translated), "error ...". */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,45 +34,132 @@
 
 BL_PLUGIN_EXPORT int qemu_plugin_version = BL_QEMU_PLUGIN_VERSION;
 
-#define BL_MAX_CUTS 4096
-#define BL_MAX_MARK_HITS 4096
+/* Exit status of QEMU when stop=N ended the run (batteryless.firmware.QEMU_STOP_EXIT). */
+#define BL_STOP_EXIT 87
+#define BL_MAX_TABLE 4096
+
+struct u64vec {
+  uint64_t *v;
+  size_t n, cap;
+};
+
+static int vec_push(struct u64vec *a, uint64_t x)
+{
+  if (a->n == a->cap) {
+    size_t cap = a->cap ? 2 * a->cap : 1024;
+    uint64_t *v = realloc(a->v, cap * sizeof *v);
+    if (!v) {
+      return -1;
+    }
+    a->v = v;
+    a->cap = cap;
+  }
+  a->v[a->n++] = x;
+  return 0;
+}
 
 static uint64_t insn_count;
 static uint64_t mark_addr;
 static int have_mark;
-static uint64_t cuts[BL_MAX_CUTS];
-static size_t n_cuts;
-static size_t next_cut;
-static uint64_t cut_at[BL_MAX_CUTS];
+static struct u64vec cuts;     /* requested counts, ascending */
+static struct u64vec cut_at;   /* count when each requested reset took effect */
+static size_t next_cut;        /* cuts[0..next_cut) have been requested */
+static int cut_pending;        /* a reset was requested and has not been seen yet */
+static uint64_t stop_at;
+static int have_stop;
+static int stopped;
 static uint64_t table_addr;
 static uint64_t table_n;
 static uint64_t table_stride;
-static uint64_t mark_hits[BL_MAX_MARK_HITS];
-static int64_t mark_ids[BL_MAX_MARK_HITS];
-static size_t n_mark_hits;
-static size_t mark_overflow;
+static struct u64vec hit_counts; /* recorded mark hits: count, id (interleaved) */
+static uint64_t id_hits[BL_MAX_TABLE + 1]; /* per id (slot BL_MAX_TABLE: the single mark=, id -1) */
+static unsigned char id_recorded[BL_MAX_TABLE + 1];
+static int record_all = 1;
+static uint64_t translations;
+static int oom;
 static char out_path[1024];
 static int reported;
 
-static void on_cut_check(unsigned int vcpu, void *udata)
+static bl_reset_handler rom_reset_fn;
+static int rom_reload = 1; /* romreload=off: skip it after the first boot (see rom_reset_handler) */
+static int rom_reload_removed;
+
+/* QEMU registers its ROM-blob reset handler (loader.c rom_reset, a static function) from the exported
+ * rom_check_and_register_reset as `qemu_register_reset(rom_reset, NULL)`. Find that handler in the
+ * x86-64 code (lea rel32(%rip),%rdi; call qemu_register_reset), so it can be unregistered. Returns NULL
+ * when the pattern is not found exactly once; a wrong pointer would be harmless (qemu_unregister_reset
+ * only removes a registered (handler, NULL) pair). */
+static bl_reset_handler rom_reset_handler(void)
 {
+#if defined(__x86_64__)
+  const unsigned char *p = (const unsigned char *)(uintptr_t)rom_check_and_register_reset;
+  const unsigned char *reg = (const unsigned char *)(uintptr_t)qemu_register_reset;
+  const unsigned char *found = NULL;
+  int hits = 0;
+  size_t i;
+  if (!p || !reg || !qemu_unregister_reset) {
+    return NULL;
+  }
+  for (i = 0; i < 1024; i++) {
+    int32_t lea, call;
+    if (p[i] == 0xc3 && hits) { /* ret after the call: end of the function */
+      break;
+    }
+    if (p[i] != 0x48 || p[i + 1] != 0x8d || p[i + 2] != 0x3d || p[i + 7] != 0xe8) {
+      continue;
+    }
+    memcpy(&lea, p + i + 3, 4);
+    memcpy(&call, p + i + 8, 4);
+    if (p + i + 12 + call == reg) {
+      found = p + i + 7 + lea;
+      hits++;
+    }
+  }
+  return hits == 1 ? (bl_reset_handler)(uintptr_t)found : NULL;
+#else
+  return NULL;
+#endif
+}
+
+static void on_tb_exec(unsigned int vcpu, void *udata)
+{
+  uint64_t n = (uint64_t)(uintptr_t)udata;
   (void)vcpu;
-  (void)udata;
-  if (next_cut < n_cuts && insn_count >= cuts[next_cut]) {
-    cut_at[next_cut] = insn_count;
+  if (!rom_reload && !rom_reload_removed) {
+    /* The first boot has started: the initial reset has written the image. From now on a power cut
+     * does not rewrite it (it is flash: it keeps its contents), so QEMU keeps its translated code. */
+    rom_reload_removed = 1;
+    if (rom_reset_fn) {
+      qemu_unregister_reset(rom_reset_fn, NULL);
+    }
+  }
+  if (cut_pending) {
+    /* the first TB after the reset: nothing ran in between, so this is the count at the power cut */
+    if (vec_push(&cut_at, insn_count) != 0) {
+      oom = 1;
+    }
+    cut_pending = 0;
+  }
+  if (have_stop && insn_count >= stop_at) {
+    stopped = 1;
+    exit(BL_STOP_EXIT); /* the atexit handler writes the report, as on the semihosting exit path */
+  }
+  if (next_cut < cuts.n && insn_count + n >= cuts.v[next_cut]) {
     next_cut++;
+    cut_pending = 1;
     qemu_system_reset_request(BL_SHUTDOWN_CAUSE_GUEST_RESET);
   }
 }
 
 static void on_mark(unsigned int vcpu, void *udata)
 {
+  size_t slot = (size_t)(uintptr_t)udata;
   (void)vcpu;
-  if (n_mark_hits < BL_MAX_MARK_HITS) {
-    mark_ids[n_mark_hits] = (int64_t)(intptr_t)udata;
-    mark_hits[n_mark_hits++] = insn_count;
-  } else {
-    mark_overflow++;
+  id_hits[slot]++;
+  if (record_all || id_recorded[slot]) {
+    if (vec_push(&hit_counts, insn_count) != 0 || vec_push(&hit_counts, slot) != 0) {
+      oom = 1;
+    }
   }
 }
 
@@ -68,60 +168,80 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
   size_t n = qemu_plugin_tb_n_insns(tb);
   size_t i;
   (void)id;
+  translations++;
+  if (cuts.n > 0 || have_stop) {
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)n);
+  }
   for (i = 0; i < n; i++) {
     struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-    if (n_cuts > 0) {
-      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_cut_check, QEMU_PLUGIN_CB_NO_REGS, NULL);
-    }
     uint64_t va = qemu_plugin_insn_vaddr(insn);
     if (have_mark && va == mark_addr) {
-      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)(intptr_t)-1);
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS,
+                                             (void *)(uintptr_t)BL_MAX_TABLE);
     }
     if (table_n && va >= table_addr && va < table_addr + table_n * table_stride &&
         (va - table_addr) % table_stride == 0) {
-      intptr_t id = (intptr_t)((va - table_addr) / table_stride);
-      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)id);
+      uintptr_t slot = (uintptr_t)((va - table_addr) / table_stride);
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)slot);
     }
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &insn_count, 1);
   }
 }
 
+static long long slot_id(uint64_t slot) { return slot == BL_MAX_TABLE ? -1 : (long long)slot; }
+
 static void report(void)
 {
-  char line[128];
-  size_t i;
   FILE *f = NULL;
+  char *buf = NULL;
+  size_t len = 0;
+  size_t i;
   if (reported) {
     return;
   }
   reported = 1;
+  if (cut_pending) { /* QEMU ended before the next TB: the reset never took effect */
+    if (vec_push(&cut_at, insn_count) != 0) {
+      oom = 1;
+    }
+    cut_pending = 0;
+  }
   if (out_path[0]) {
     f = fopen(out_path, "w");
+  } else {
+    f = open_memstream(&buf, &len);
   }
-#define EMIT(...)                                    \
-  do {                                               \
-    snprintf(line, sizeof line, __VA_ARGS__);        \
-    if (f) {                                         \
-      fputs(line, f);                                \
-    } else {                                         \
-      qemu_plugin_outs(line);                        \
-    }                                                \
-  } while (0)
-  EMIT("insns %" PRIu64 "\n", insn_count);
-  EMIT("resets %zu\n", next_cut);
-  for (i = 0; i < next_cut; i++) {
-    EMIT("cut %zu %" PRIu64 "\n", i, cut_at[i]);
+  if (!f) {
+    return;
   }
-  for (i = 0; i < n_mark_hits; i++) {
-    EMIT("mark %zu %" PRIu64 " %" PRId64 "\n", i, mark_hits[i], mark_ids[i]);
+  fprintf(f, "insns %" PRIu64 "\n", insn_count);
+  fprintf(f, "resets %zu\n", next_cut);
+  for (i = 0; i < next_cut && i < cut_at.n; i++) {
+    fprintf(f, "cut %zu %" PRIu64 " %" PRIu64 "\n", i, cut_at.v[i], cuts.v[i]);
   }
-  if (mark_overflow) {
-    EMIT("error %zu mark hits not recorded (more than %d)\n", mark_overflow, BL_MAX_MARK_HITS);
+  for (i = 0; i + 1 < hit_counts.n; i += 2) {
+    fprintf(f, "mark %zu %" PRIu64 " %lld\n", i / 2, hit_counts.v[i], slot_id(hit_counts.v[i + 1]));
   }
-  if (f) {
-    fclose(f);
+  for (i = 0; i <= BL_MAX_TABLE; i++) {
+    if (id_hits[i]) {
+      fprintf(f, "marks %lld %" PRIu64 "\n", slot_id(i), id_hits[i]);
+    }
   }
-#undef EMIT
+  if (stopped) {
+    fprintf(f, "stopped %" PRIu64 "\n", insn_count);
+  }
+  fprintf(f, "translations %" PRIu64 "\n", translations);
+  if (!rom_reload) {
+    fprintf(f, "romreload %s\n", rom_reset_fn ? "off" : "on (the ROM reset handler was not found)");
+  }
+  if (oom) {
+    fprintf(f, "error out of memory recording cuts or mark hits\n");
+  }
+  fclose(f);
+  if (buf) {
+    qemu_plugin_outs(buf);
+    free(buf);
+  }
 }
 
 static void on_exit_cb(qemu_plugin_id_t id, void *udata)
@@ -131,18 +251,88 @@ static void on_exit_cb(qemu_plugin_id_t id, void *udata)
   report();
 }
 
-/* Semihosting SYS_EXIT ends QEMU through exit(); make sure the report is written on that path too. */
+/* Semihosting SYS_EXIT and stop=N end QEMU through exit(); the report is written on that path too. */
 static void on_process_exit(void) { report(); }
+
+/* One count: decimal (or 0x hex) digits, strictly above the previous one. */
+static int add_cut(const char *s, const char **rest)
+{
+  char *end;
+  uint64_t v;
+  if (*s < '0' || *s > '9') {
+    return -1;
+  }
+  v = strtoull(s, &end, 0);
+  if (end == s || v == 0 || (cuts.n > 0 && v <= cuts.v[cuts.n - 1])) {
+    return -1;
+  }
+  if (vec_push(&cuts, v) != 0) {
+    return -2;
+  }
+  *rest = end;
+  return 0;
+}
 
 static int parse_cuts(const char *s)
 {
   while (*s) {
-    char *end;
-    uint64_t v = strtoull(s, &end, 0);
-    if (end == s || n_cuts >= BL_MAX_CUTS || (n_cuts > 0 && v <= cuts[n_cuts - 1])) {
+    if (add_cut(s, &s) != 0) {
       return -1;
     }
-    cuts[n_cuts++] = v;
+    if (*s == ':') {
+      s++;
+      if (!*s) {
+        return -1;
+      }
+    } else if (*s) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* One count per line; returns 0, or the 1-based number of the first bad line (-1: cannot open). */
+static long parse_cuts_file(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  char line[64];
+  long lineno = 0;
+  if (!f) {
+    return -1;
+  }
+  while (fgets(line, sizeof line, f)) {
+    const char *rest;
+    size_t l = strlen(line);
+    lineno++;
+    if (l == sizeof line - 1 && line[l - 1] != '\n') {
+      fclose(f);
+      return lineno;
+    }
+    while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' ')) {
+      line[--l] = '\0';
+    }
+    if (add_cut(line, &rest) != 0 || *rest != '\0') {
+      fclose(f);
+      return lineno;
+    }
+  }
+  fclose(f);
+  return 0;
+}
+
+static int parse_ids(const char *s)
+{
+  record_all = 0;
+  if (strcmp(s, "none") == 0) {
+    return 0;
+  }
+  while (*s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < -1 || v >= BL_MAX_TABLE) {
+      return -1;
+    }
+    id_recorded[v < 0 ? BL_MAX_TABLE : v] = 1;
     s = end;
     if (*s == ':') {
       s++;
@@ -169,25 +359,59 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
       table_addr = strtoull(a + 10, &end, 0) & ~(uint64_t)1;
       table_n = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
       table_stride = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
-      if (*end != '\0' || table_n == 0 || table_stride == 0) {
-        fprintf(stderr, "bl_insn: marktable= wants ADDR:N:STRIDE, got '%s'\n", a + 10);
+      if (*end != '\0' || table_n == 0 || table_n > BL_MAX_TABLE || table_stride == 0) {
+        fprintf(stderr, "bl_insn: marktable= wants ADDR:N:STRIDE (N <= %d), got '%s'\n", BL_MAX_TABLE, a + 10);
+        return -1;
+      }
+    } else if (strncmp(a, "markids=", 8) == 0) {
+      if (parse_ids(a + 8) != 0) {
+        fprintf(stderr, "bl_insn: markids= wants 'none' or mark ids (-1..%d) separated by ':', got '%s'\n",
+                BL_MAX_TABLE - 1, a + 8);
         return -1;
       }
     } else if (strncmp(a, "cuts=", 5) == 0) {
       if (parse_cuts(a + 5) != 0) {
-        fprintf(stderr, "bl_insn: cuts= wants ascending counts separated by ':' (at most %d), got '%s'\n",
-                BL_MAX_CUTS, a + 5);
+        fprintf(stderr, "bl_insn: cuts= wants positive, strictly ascending counts separated by ':', got '%s'\n",
+                a + 5);
         return -1;
       }
+    } else if (strncmp(a, "cutsfile=", 9) == 0) {
+      long bad = parse_cuts_file(a + 9);
+      if (bad < 0) {
+        fprintf(stderr, "bl_insn: cutsfile=%s cannot be read\n", a + 9);
+        return -1;
+      }
+      if (bad > 0) {
+        fprintf(stderr,
+                "bl_insn: cutsfile=%s line %ld: want one positive count per line, strictly ascending\n",
+                a + 9, bad);
+        return -1;
+      }
+    } else if (strcmp(a, "romreload=off") == 0) {
+      rom_reload = 0;
+    } else if (strcmp(a, "romreload=on") == 0) {
+      rom_reload = 1;
+    } else if (strncmp(a, "stop=", 5) == 0) {
+      char *end;
+      stop_at = strtoull(a + 5, &end, 0);
+      if (a[5] < '0' || a[5] > '9' || *end != '\0') {
+        fprintf(stderr, "bl_insn: stop= wants an instruction count, got '%s'\n", a + 5);
+        return -1;
+      }
+      have_stop = 1;
     } else {
-      fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, cuts=)\n", a);
+      fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, markids=, cuts=, "
+                      "cutsfile=, stop=)\n", a);
       return -1;
     }
   }
-  if (n_cuts > 0 && qemu_system_reset_request == NULL) {
+  if (cuts.n > 0 && qemu_system_reset_request == NULL) {
     fprintf(stderr, "bl_insn: this qemu-system-arm does not export qemu_system_reset_request; power cuts "
                     "need Debian's QEMU 7.2 build\n");
     return -1;
+  }
+  if (!rom_reload) {
+    rom_reset_fn = rom_reset_handler();
   }
   qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
   qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);

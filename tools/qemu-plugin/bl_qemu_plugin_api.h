@@ -42,6 +42,9 @@ typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userd
 typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 
 void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
+/* Called at the entry of every execution of the translation block (before its first instruction). */
+void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, qemu_plugin_vcpu_udata_cb_t cb,
+                                          enum qemu_plugin_cb_flags flags, void *userdata);
 void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
                                             enum qemu_plugin_cb_flags flags, void *userdata);
 void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op,
@@ -56,5 +59,11 @@ void qemu_plugin_outs(const char *string);
  * the path a guest SYSRESETREQ takes. Weak, so the plugin loads (and reports clearly) if it is missing. */
 void qemu_system_reset_request(int reason) __attribute__((weak));
 #define BL_SHUTDOWN_CAUSE_GUEST_RESET 7
+/* QEMU-internal (hw/core/reset.c, hw/core/loader.c), exported by Debian's 7.2 binary: the legacy reset
+ * handler list, and the function that registers the ROM-blob reset handler (romreload=off). */
+typedef void (*bl_reset_handler)(void *opaque);
+void qemu_register_reset(bl_reset_handler func, void *opaque) __attribute__((weak));
+void qemu_unregister_reset(bl_reset_handler func, void *opaque) __attribute__((weak));
+int rom_check_and_register_reset(void) __attribute__((weak));
 
 #endif /* BL_QEMU_PLUGIN_API_H */

@@ -8,6 +8,7 @@ tracer) count. Everything board-specific comes from ``board.toml`` (emulator tab
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import json
@@ -16,12 +17,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batteryless.boards import Board, load_board
-from batteryless.errors import BuildError, EmulationError
+from batteryless.errors import BuildError, EmulationError, UsageError
 from batteryless.firmware.image import (
     RegionUsage,
     input_capacity,
@@ -39,6 +41,7 @@ QEMU_RESET_SYMBOL = "qemu_system_reset_request"
 
 __all__ = [
     "BuildResult",
+    "QEMU_STOP_EXIT",
     "RunResult",
     "build",
     "build_cmsis_library",
@@ -255,7 +258,10 @@ class RunResult:
     mclk_cycles: int | None = None
     marks: list[tuple[int | None, int]] = field(default_factory=list)  # (mark id or None, count at mark)
     resets: int = 0
-    cut_counts: list[int] = field(default_factory=list)
+    cut_counts: list[int] = field(default_factory=list)  # QEMU: the count when each power cut took effect
+    stopped: bool = False  # ended by ``stop_at`` (exit_code is then QEMU_STOP_EXIT)
+    mark_hits: dict[int | None, int] = field(default_factory=dict)  # hits per mark id (all ids)
+    translations: int | None = None  # QEMU: translation blocks translated (a profiling figure)
 
     @property
     def values(self) -> dict[str, list[int]]:
@@ -272,6 +278,9 @@ class RunResult:
             "marks": [list(m) for m in self.marks],
             "resets": self.resets,
             "cut_counts": self.cut_counts,
+            "stopped": self.stopped,
+            "mark_hits": {str(k): v for k, v in self.mark_hits.items()},
+            "translations": self.translations,
         }
 
 
@@ -295,6 +304,9 @@ def run(
     timeout: float = 120.0,
     cuts: list[int] | None = None,
     progress: ProgressFn | None = None,
+    *,
+    stop_at: int | None = None,
+    mark_ids: Iterable[int | None] | None = None,
 ) -> RunResult:
     """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
 
@@ -302,13 +314,31 @@ def run(
     plugin, or an mspdebug ``reset`` after stepping that many instructions; NVM survives, RAM is
     re-initialised by startup. On the host, which has no instruction counter, each cut ``k`` ends one boot
     at its k-th ``bl_mark()`` call, with NVM (the ``bl_nvm`` section) kept in a file between boots.
-    Raises :class:`EmulationError` if the emulator is missing or the firmware
-    does not finish in ``timeout`` seconds."""
+
+    QEMU: the count is exact; a cut at N takes effect at the end of the translation block in which the
+    count reaches N (at most one block late, the same place on every run); ``cut_counts`` holds the count
+    at which each cut took effect. Any number of cuts may be given (they go to the plugin in a file).
+    ``stop_at`` (QEMU only) ends the run cleanly at the first block boundary where the count is >= N —
+    the end of a trace whose last power-on period has no end: the output so far is returned with
+    ``stopped=True`` and ``exit_code == QEMU_STOP_EXIT`` (87), not an error.
+    ``mark_ids``: record the individual hits (``marks``) only of these mark ids (``None`` for the single
+    ``bl_mark`` address; an empty collection records none) — a long run has many marks; ``mark_hits``
+    always counts the hits of every id. Default: every hit is recorded.
+
+    Raises :class:`EmulationError` if the emulator is missing or the firmware does not finish in
+    ``timeout`` seconds or ``cuts`` are not positive and strictly ascending, :class:`UsageError` for a
+    bad ``stop_at``."""
     b = _resolve_board(board)
     img = Path(image)
     if not img.is_file():
         raise EmulationError(f"{img}: firmware image not found (run `batteryless build` first)")
     kind = b.emulator.get("kind")
+    if stop_at is not None:
+        if isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at < 1:
+            raise UsageError(f"stop_at must be a positive instruction count, got {stop_at!r}")
+        if kind != "qemu":
+            raise UsageError(f"stop_at needs an instruction-counting emulator (QEMU); {b.name} is {kind!r}")
+    ids = None if mark_ids is None else frozenset(mark_ids)
     report(progress, f"run {img.name} on {b.name}", 0, 1)
     with tempfile.TemporaryDirectory(prefix="bl-run-") as tmp:
         target = Path(tmp) / "firmware.elf"
@@ -320,11 +350,15 @@ def run(
         if kind == "host":
             res = _run_host(target, timeout, cuts or [], Path(tmp) / "nvm.bin")
         elif kind == "qemu":
-            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp))
+            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp), stop_at, ids)
         elif kind == "mspdebug":
             res = _run_mspdebug(target, b, timeout, cuts or [])
         else:
             raise EmulationError(f"{b.path}: [emulator].kind {kind!r} cannot run firmware")
+    if kind != "qemu":
+        res.mark_hits = dict(collections.Counter(m[0] for m in res.marks))
+        if ids is not None:
+            res.marks = [m for m in res.marks if m[0] in ids]
     report(progress, f"run {img.name} on {b.name}", 1, 1)
     return res
 
@@ -415,7 +449,34 @@ def qemu_plugin(progress: ProgressFn | None = None) -> Path:
     return out
 
 
-def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -> RunResult:
+QEMU_STOP_EXIT = 87  # BL_STOP_EXIT in tools/qemu-plugin/bl_insn.c: the run was ended by stop_at
+
+
+def _check_cuts(cuts: list[int]) -> None:
+    bad = next(
+        (
+            i
+            for i, c in enumerate(cuts)
+            if isinstance(c, bool) or not isinstance(c, int) or c <= 0 or (i and c <= cuts[i - 1])
+        ),
+        None,
+    )
+    if bad is not None:
+        raise EmulationError(
+            f"power cuts must be positive, strictly ascending instruction counts: cut {bad} is "
+            f"{cuts[bad]!r}" + (f" after {cuts[bad - 1]!r}" if bad else "")
+        )
+
+
+def _run_qemu(
+    elf: Path,
+    b: Board,
+    timeout: float,
+    cuts: list[int],
+    tmp: Path,
+    stop_at: int | None = None,
+    mark_ids: frozenset[int | None] | None = None,
+) -> RunResult:
     qemu = str(b.emulator.get("binary", "qemu-system-arm"))
     qpath = shutil.which(qemu)
     if not qpath:
@@ -423,11 +484,8 @@ def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -
             f"{qemu} not found: install the Debian package qemu-system-arm (scripts/setup.sh)"
         )
     if cuts:
+        _check_cuts(cuts)
         check_qemu_reset_symbol(qpath)
-        if any(c <= 0 for c in cuts) or sorted(set(cuts)) != list(cuts):
-            raise EmulationError(
-                f"power cuts must be positive, strictly ascending instruction counts: {cuts}"
-            )
     plugin_args = [f"out={tmp / 'plugin.txt'}"]
     syms = symbols(elf)
     if "bl_mark_table" in syms:
@@ -435,8 +493,17 @@ def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -
         plugin_args.append(f"marktable=0x{table.address & ~1:x}:{max(1, table.size // 2)}:2")
     elif "bl_mark" in syms:
         plugin_args.append(f"mark=0x{syms['bl_mark'].address & ~1:x}")
+    if mark_ids is not None:
+        wanted = sorted(-1 if i is None else int(i) for i in mark_ids)
+        plugin_args.append("markids=" + (":".join(map(str, wanted)) or "none"))
     if cuts:
-        plugin_args.append("cuts=" + ":".join(str(c) for c in cuts))
+        cutsfile = tmp / "cuts.txt"
+        cutsfile.write_text("".join(f"{c}\n" for c in cuts))
+        # romreload=off: a power cut does not rewrite the loaded image (flash keeps its contents), so QEMU
+        # keeps its translated code across resets instead of retranslating every boot
+        plugin_args += [f"cutsfile={cutsfile}", "romreload=off"]
+    if stop_at is not None:
+        plugin_args.append(f"stop={stop_at}")
     cmd = [
         qpath, "-M", str(b.emulator["machine"]), "-display", "none", "-monitor", "none", "-serial", "none",
         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
@@ -454,23 +521,29 @@ def _run_qemu(elf: Path, b: Board, timeout: float, cuts: list[int], tmp: Path) -
         raise EmulationError(
             f"QEMU ended (exit {proc.returncode}) without a plugin report: {proc.stderr.strip()}"
         )
-    insns, resets, cut_counts, marks = 0, 0, [], []
+    res = RunResult(proc.stdout, proc.returncode, "instructions", 0, 0, None)
     for line in rep.read_text().splitlines():
         parts = line.split()
-        if parts[0] == "insns":
-            insns = int(parts[1])
-        elif parts[0] == "resets":
-            resets = int(parts[1])
-        elif parts[0] == "cut":
-            cut_counts.append(int(parts[2]))
-        elif parts[0] == "mark":
-            mark_id = int(parts[3]) if len(parts) > 3 and int(parts[3]) >= 0 else None
-            marks.append((mark_id, int(parts[2])))
-        elif parts[0] == "error":
+        key = parts[0]
+        if key == "mark":
+            res.marks.append((int(parts[3]) if int(parts[3]) >= 0 else None, int(parts[2])))
+        elif key == "cut":
+            res.cut_counts.append(int(parts[2]))
+        elif key == "marks":
+            res.mark_hits[int(parts[1]) if int(parts[1]) >= 0 else None] = int(parts[2])
+        elif key == "insns":
+            res.count = res.instructions = int(parts[1])
+        elif key == "resets":
+            res.resets = int(parts[1])
+        elif key == "stopped":
+            res.stopped = True
+        elif key == "translations":
+            res.translations = int(parts[1])
+        elif key == "error":
             raise EmulationError(f"QEMU plugin: {line}")
-    return RunResult(
-        proc.stdout, proc.returncode, "instructions", insns, insns, None, marks, resets, cut_counts
-    )
+    if res.stopped and proc.returncode != QEMU_STOP_EXIT:
+        raise EmulationError(f"QEMU stopped at stop_at={stop_at} but exited {proc.returncode}")
+    return res
 
 
 # --- mspdebug -------------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""The QEMU plugin's cut/stop/mark machinery (tools/qemu-plugin/bl_insn.c) through batteryless.firmware.run:
+thousands of power cuts in one QEMU process (cuts passed in a file, no limit) against a continuous-power run
+of the same FLEX image, stop_at, mark selection, and clear errors for malformed cut lists."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from batteryless.errors import EmulationError, UsageError
+from batteryless.firmware import QEMU_STOP_EXIT, build, qemu_plugin, run
+from batteryless.flex import build_flex, model_input
+
+pytestmark = pytest.mark.firmware
+
+QEMU = "mps2-an386"
+TB_SLACK = 64  # a cut/stop lands at the first translation-block boundary at/after the count: a few insns
+
+
+@pytest.fixture(scope="module")
+def flex(artifacts, tmp_path_factory):
+    if not shutil.which("qemu-system-arm"):
+        pytest.skip("qemu-system-arm not installed (scripts/setup.sh)")
+    img = build_flex(artifacts["mlp"], QEMU, tmp_path_factory.mktemp("qflex-plugin")).image
+    inp = model_input(artifacts["mlp"], 0)
+    cont = run(img, QEMU, inputs=inp)
+    assert cont.exit_code == 0 and "logits" in cont.values
+    return img, inp, cont
+
+
+@pytest.fixture(scope="module")
+def resettest(tmp_path_factory):
+    if not shutil.which("qemu-system-arm"):
+        pytest.skip("qemu-system-arm not installed (scripts/setup.sh)")
+    return build(QEMU, backend="ref", app="resettest", out_dir=tmp_path_factory.mktemp("rt")).image
+
+
+def test_more_than_4096_cuts_in_one_run_bit_exact(flex):
+    img, inp, cont = flex
+    # 4500 boots too short for any FLEX step (1000 instructions), then boots long enough for the largest
+    # step: the inference must finish during the second part with the continuous-power logits.
+    cuts = [1000 * (i + 1) for i in range(4500)]
+    cuts += [cuts[-1] + 15000 * (i + 1) for i in range(60)]
+    res = run(img, QEMU, inputs=inp, cuts=cuts, timeout=600)
+    assert res.exit_code == 0 and not res.stopped
+    assert 4500 < res.resets < len(cuts)  # finished before the cut list ran out
+    assert res.values["logits"] == cont.values["logits"]
+    assert res.values["task_runs"][0] > cont.values["task_runs"][0]  # work was redone after cuts
+    assert len(res.cut_counts) == res.resets
+    for want, got in zip(cuts, res.cut_counts, strict=False):
+        assert want <= got < want + TB_SLACK
+    # every recorded mark hit is there (more than the old fixed 4096) and the per-id totals agree
+    assert len(res.marks) == sum(res.mark_hits.values()) > 4096
+    again = run(img, QEMU, inputs=inp, cuts=cuts, timeout=600)
+    assert (again.count, again.cut_counts, again.output) == (res.count, res.cut_counts, res.output)
+
+
+def test_stop_at_ends_the_run_with_the_output_so_far(flex):
+    img, inp, cont = flex
+    stop = cont.count // 2
+    res = run(img, QEMU, inputs=inp, stop_at=stop)
+    assert res.stopped and res.exit_code == QEMU_STOP_EXIT
+    assert stop <= res.count < stop + TB_SLACK
+    assert "logits" not in res.values  # the inference had not finished
+    # the marks so far are exactly the continuous run's marks before the stop
+    assert res.marks == [m for m in cont.marks if m[1] < res.count]
+    assert run(img, QEMU, inputs=inp, stop_at=stop).count == res.count  # deterministic
+    # with a power cut before the stop; and a stop beyond the end changes nothing
+    cut = run(img, QEMU, inputs=inp, cuts=[stop // 2], stop_at=stop)
+    assert cut.stopped and cut.resets == 1 and stop <= cut.count < stop + TB_SLACK
+    late = run(img, QEMU, inputs=inp, stop_at=cont.count + 10_000)
+    assert not late.stopped and late.exit_code == 0 and late.count == cont.count
+    assert late.output == cont.output
+
+
+def test_stop_at_is_checked(flex, resettest):
+    img, inp, _ = flex
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(UsageError, match="stop_at must be a positive instruction count"):
+            run(img, QEMU, inputs=inp, stop_at=bad)
+
+
+def test_mark_ids_select_recorded_hits(flex):
+    img, inp, cont = flex
+    assert cont.mark_hits and sum(cont.mark_hits.values()) == len(cont.marks)
+    none = run(img, QEMU, inputs=inp, mark_ids=[])
+    assert none.marks == [] and none.mark_hits == cont.mark_hits and none.count == cont.count
+    some = sorted(k for k in cont.mark_hits if k is not None)[:2]
+    sel = run(img, QEMU, inputs=inp, mark_ids=some)
+    assert sel.marks == [m for m in cont.marks if m[0] in some]
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [[500, 100], [100, 100], [0, 10], [-3], [10, "20"]],
+    ids=["descending", "repeated", "zero", "negative", "not-int"],
+)
+def test_malformed_cut_list_is_refused(resettest, cuts):
+    with pytest.raises(EmulationError, match="strictly ascending instruction counts: cut"):
+        run(resettest, QEMU, inputs=struct.pack("<I", 10), cuts=cuts)
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [("100\n200\n150\n", 3), ("100\nabc\n", 2), ("100\n\n200\n", 2), ("0\n", 1), ("10 20\n", 1)],
+)
+def test_plugin_refuses_malformed_cuts_file(resettest, tmp_path, content, line):
+    f = tmp_path / "cuts.txt"
+    f.write_text(content)
+    proc = subprocess.run(
+        ["qemu-system-arm", "-M", QEMU, "-display", "none", "-monitor", "none", "-serial", "none",
+         "-plugin", f"{qemu_plugin()},cutsfile={f}", "-kernel", str(resettest)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"cutsfile={f} line {line}: want one positive count per line, strictly ascending" in proc.stderr
+
+
+def test_plugin_refuses_missing_cuts_file_and_bad_stop(resettest, tmp_path):
+    for arg, msg in (
+        (f"cutsfile={tmp_path / 'nope.txt'}", "cannot be read"),
+        ("stop=12x", "stop= wants an instruction count"),
+        ("markids=1:x", "markids= wants"),
+    ):
+        proc = subprocess.run(
+            ["qemu-system-arm", "-M", QEMU, "-display", "none", "-monitor", "none", "-serial", "none",
+             "-plugin", f"{qemu_plugin()},{arg}", "-kernel", str(resettest)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert proc.returncode != 0 and msg in proc.stderr, (arg, proc.stderr)
+
+
+def test_stop_at_needs_qemu():
+    with pytest.raises(UsageError, match="stop_at needs an instruction-counting emulator"):
+        run(__file__, "host", stop_at=10)
