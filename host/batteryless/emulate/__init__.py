@@ -53,7 +53,9 @@ def prepare_segments(
         if not keep.all():
             t, p_in = t[keep], p_in[keep]
     p_ch = converter.output_power(p_in)
-    dt = np.diff(np.append(t, trace.end_s))
+    dt = np.empty(len(t))  # segment lengths, without a trace-sized copy of t
+    np.subtract(t[1:], t[:-1], out=dt[:-1])
+    dt[-1] = trace.end_s - t[-1]
     harvested = float(np.einsum("i,i->", p_in, dt))
     loss = 0.0 if p_ch is p_in else harvested - float(np.einsum("i,i->", p_ch, dt))
     return t, p_ch, float(trace.end_s), harvested, loss

@@ -125,9 +125,11 @@ class Panel:
 
     def power(self, irradiance_w_m2: np.ndarray) -> np.ndarray:
         """Electrical power at the operating point for irradiance G (W/m², array)."""
-        g = np.maximum(np.asarray(irradiance_w_m2, dtype=np.float64), 0.0)
+        g = np.maximum(np.asarray(irradiance_w_m2, dtype=np.float64), 0.0)  # a new array: scaled in place
         if self.model == "efficiency-area":
-            return g * self.params["area_m2"] * self.params["efficiency"]
+            g *= self.params["area_m2"]
+            g *= self.params["efficiency"]
+            return g
         p = self.params
         n_vt = p["ideality"] * p["cells_in_series"] * BOLTZMANN_OVER_Q * p["temperature_k"]
         isc_ref, voc_ref = p["isc_a_at_1000_w_m2"], p["voc_v_at_1000_w_m2"]

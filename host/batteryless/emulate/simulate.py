@@ -18,6 +18,7 @@ Energy terms (all in joules, see docs/emulation.md): ``harvested`` (at the conve
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -375,19 +376,49 @@ def simulate(
     boot_thr = float(e_off(program.boot_power_w))
     boot_cache: dict[int, tuple[np.ndarray, ...]] = {}
     e_on_lo = e_on * (1 - 1e-12)
-    # per trace segment: harvested energy P·τ (for the leak by energy balance) and the closed-form gain
-    # b = P·(1 − e^(−kτ))/k (= P·τ without leakage); two arrays of the trace's length, no other copies
-    seg_b = np.empty(n_seg)
-    np.subtract(seg_t[1:], seg_t[:-1], out=seg_b[:-1])
-    seg_b[-1] = t_end - seg_t[-1]
-    seg_e = seg_p * seg_b
+    # per trace segment: harvested energy P·τ (for the leak by energy balance) and, for the off state, the
+    # closed-form gain b = P·(1 − e^(−kτ))/k scaled by a growth factor G = e^(k·(segment end − T)):
+    # E·G at segment ends is then a prefix sum of b·G. T is rebased every _MAX_KT/k seconds (blocks of
+    # segments) so that G stays below e^_MAX_KT; T is the end of the block's first segment (G = 1 there),
+    # which makes a long first segment (a night) plain closed form. Three arrays of the trace's length.
+    seg_e = np.empty(n_seg)
+    np.subtract(seg_t[1:], seg_t[:-1], out=seg_e[:-1])
+    seg_e[-1] = t_end - seg_t[-1]
     if k > 0:
-        seg_b *= -k
-        np.expm1(seg_b, out=seg_b)
-        seg_b *= seg_p
-        seg_b /= -k
+        seg_bg = seg_e * -k
+        np.expm1(seg_bg, out=seg_bg)
+        seg_bg *= seg_p
+        seg_bg /= -k
+        seg_g = np.empty(n_seg)
+        blk_start, blk_base = [], []  # first segment and T of each block
+        j = 0
+        while j < n_seg:
+            base = float(seg_t[j + 1]) if j + 1 < n_seg else t_end
+            # segments j+1 .. j2-1 end (at seg_t[j+2 ..]) within kt_span of base; so may the last one
+            j2 = j + 1 + int(seg_t[j + 2 :].searchsorted(base + kt_span, "right"))
+            if j2 == n_seg - 1 and t_end - base <= kt_span:
+                j2 = n_seg
+            gb = seg_g[j:j2]
+            if j2 < n_seg:
+                np.subtract(seg_t[j + 1 : j2 + 1], base, out=gb)
+            else:
+                np.subtract(seg_t[j + 1 :], base, out=gb[:-1])
+                gb[-1] = t_end - base
+            gb *= k
+            np.exp(gb, out=gb)
+            blk_start.append(j)
+            blk_base.append(base)
+            j = j2
+        seg_bg *= seg_g
     else:
-        seg_b = seg_e
+        seg_bg = seg_g = None
+        blk_start, blk_base = [0], [0.0]
+    blk_start.append(n_seg)
+    seg_e *= seg_p
+
+    def _seg_ends(a: int, b: int) -> np.ndarray:
+        """End times of segments a .. b-1."""
+        return seg_t[a + 1 : b + 1] if b < n_seg else np.append(seg_t[a + 1 :], t_end)
 
     def record_v(ts: np.ndarray, es: np.ndarray, e0: float, p: np.ndarray, tau: np.ndarray) -> None:
         """About one voltage point per plot_dt; pieces longer than that get points from the closed form."""
@@ -415,52 +446,43 @@ def simulate(
         if not on:
             # ---- off: look ahead over trace segments for the first time E reaches e_on ---------------
             if e < e_on_lo:
-                # the MCU draws nothing: per-segment gains come precomputed (seg_b); only the first,
-                # partial segment (from t) is special
-                j1 = min(n_seg, i + off_chunk)
-                ends = seg_t[i + 1 : j1 + 1] if j1 < n_seg else np.append(seg_t[i + 1 :], t_end)
-                if ends[-1] - t > kt_span:
-                    lim = max(int(ends.searchsorted(t + kt_span, "right")), 1)
-                    ends = ends[:lim]
-                    j1 = i + lim
+                # the MCU draws nothing: per-segment gains come precomputed (seg_bg); only the first,
+                # partial segment (from t) is special; a chunk stays within one block of segments
+                b = bisect.bisect_right(blk_start, i) - 1  # block holding segment i
+                j1 = min(blk_start[b + 1], i + off_chunk)
                 n = j1 - i
-                tau0 = float(ends[0]) - t
+                end0 = float(seg_t[i + 1]) if i + 1 < n_seg else t_end
+                tau0 = end0 - t
                 p0 = float(seg_p[i])
-                if k > 0 and k * tau0 > _MAX_KT:
-                    # one long segment (the look-ahead was cut to it): plain closed form, no e^(kT) factors
-                    e_end = np.array([p0 / k + (e - p0 / k) * math.exp(-k * tau0)])
-                elif k > 0:
-                    em1_0 = -math.expm1(-k * tau0)
-                    b0 = p0 * em1_0 / k
-                    g = ends - t
-                    g *= k
-                    np.exp(g, out=g)
-                    e_end = seg_b[i:j1] * g
-                    e_end[0] = b0 * g[0]
-                    np.add.accumulate(e_end, out=e_end)
-                    e_end += e
-                    e_end /= g
+                if k > 0:
+                    # E·G at segment ends: e·G(t) + b₀·G₀ (first, partial segment) + Σ b·G (whole ones)
+                    g0 = float(seg_g[i])
+                    c0 = e * math.exp(k * (t - blk_base[b])) + p0 * -math.expm1(-k * tau0) / k * g0
+                    e_end = np.add.accumulate(seg_bg[i:j1])
+                    e_end += c0 - float(seg_bg[i])
+                    e_end /= seg_g[i:j1]
                 else:
-                    e_end = seg_b[i:j1].copy()
-                    e_end[0] = p0 * tau0
-                    np.add.accumulate(e_end, out=e_end)
-                    e_end += e
+                    e_end = np.add.accumulate(seg_e[i:j1])
+                    e_end += e + p0 * tau0 - float(seg_e[i])
                 reached = e_end >= e_on_lo
                 m = int(reached.argmax())
                 hit = bool(reached[m])
                 if hit:
                     e_s = e if m == 0 else float(e_end[m - 1])
-                    tau_m = tau0 if m == 0 else float(ends[m]) - float(seg_t[i + m])
+                    end_m = float(seg_t[i + m + 1]) if i + m + 1 < n_seg else t_end
+                    tau_m = tau0 if m == 0 else end_m - float(seg_t[i + m])
                     p_m = float(seg_p[i + m])
                     dt = crossing_time(e_s, p_m, k, e_on, tau_m)
-                    t_new = float(ends[m]) - tau_m + dt
+                    t_new = end_m - tau_m + dt
                     e_new, n_full, gained = e_on, m, p_m * dt
                     if tl is not None:
-                        tt_ = np.append(ends[:m], t_new)
+                        tt_ = np.append(_seg_ends(i, i + m), t_new)
                         record_v(tt_, np.append(e_end[:m], e_on), e, seg_p[i : i + m + 1], _diff_from(t, tt_))
                 else:
-                    t_new, e_new, n_full, gained = float(ends[-1]), float(e_end[-1]), n, 0.0
+                    t_new = float(seg_t[j1]) if j1 < n_seg else t_end
+                    e_new, n_full, gained = float(e_end[-1]), n, 0.0
                     if tl is not None:
+                        ends = _seg_ends(i, j1)
                         record_v(ends, e_end, e, seg_p[i:j1], _diff_from(t, ends))
                 if k > 0:
                     # leaked = stored before + harvested − stored after (no load, no clipping below v_on)
