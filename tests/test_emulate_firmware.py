@@ -95,6 +95,26 @@ def test_host_exhaustive_single_cut_sweep_over_three_inferences(mlp, host_images
     assert not bad, bad[:5]
 
 
+def test_host_boot_after_the_trace_end_reports_what_finished(mlp, host_images):
+    """max_boots: the boot after the last power-on period (the trace end) prints, from the NVM log, every
+    inference that finished before it — also one whose commit landed just before the cut, unprinted —
+    and the recovered state says how many finished. Every cut point of the first two inferences."""
+    img = host_images["none"]
+    ref = spec_logits(mlp, SAMPLES, img.paths)
+    inp1 = continuous_input([model_input(mlp, s) for s in SAMPLES], inferences=2)
+    total = _host_outcome(img, inp1, 0).marks
+    inp = continuous_input([model_input(mlp, s) for s in SAMPLES], inferences=0, max_boots=1)
+    bad = []
+    for k in range(2, total + 1):  # k = 1: the boot mark, before the boot counter (tested above)
+        res = _host_outcome(img, inp, k)
+        last = res.boots[-1]
+        finished = last["inference"] + (last["next"] == img.num_tasks)
+        got = {i: logits for i, (_, logits) in res.inferences.items() if i < finished}
+        if len(res.boots) != 2 or got != {i: ref[i % 2] for i in range(finished)}:
+            bad.append((k, finished, sorted(got)))
+    assert not bad, bad[:5]
+
+
 def test_host_sweep_catches_broken_early_advance(mlp, host_images):
     img = host_images["early-advance"]
     model_input_cache.update({s: model_input(mlp, s) for s in SAMPLES})

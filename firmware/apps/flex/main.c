@@ -159,9 +159,9 @@ static void start_inference(uint32_t i, uint32_t samples, bl_flex_state *st)
   bl_flex_commit(st, 0u, N_TASKS);
 }
 
-static int finish_run(uint32_t commits)
+/* `done` inferences finished (committed); the log holds the last BL_FLEX_LOG_LEN of them, printed or not. */
+static int finish_run(uint32_t commits, uint32_t done)
 {
-  uint32_t done = cont.printed;
   uint32_t i = done > BL_FLEX_LOG_LEN ? done - BL_FLEX_LOG_LEN : 0u;
   for (; i < done; i++) {
     if (cont.log[i % BL_FLEX_LOG_LEN].inference == i) {
@@ -227,7 +227,10 @@ static int continuous_main(void)
   bl_put_u32(st.next_task);
   bl_putc('\n');
   if (max_boots != 0u && bl_flex.boots > max_boots) {
-    return finish_run(st.version);
+    if (kind != BL_FLEX_RESUME) {
+      return finish_run(0u, 0u);
+    }
+    return finish_run(st.version, st.inference + (st.next_task == N_TASKS ? 1u : 0u));
   }
   if (kind != BL_FLEX_RESUME) {
     if (kind == BL_FLEX_CORRUPT) {
@@ -275,7 +278,7 @@ static int continuous_main(void)
       cont.printed = st.inference + 1u;
     }
     if (limit != 0u && st.inference + 1u >= limit) {
-      return finish_run(st.version);
+      return finish_run(st.version, st.inference + 1u);
     }
     start_inference(st.inference + 1u, samples, &st);
   }

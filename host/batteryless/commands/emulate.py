@@ -90,44 +90,125 @@ def print_report(doc: dict, file=sys.stdout) -> None:
         )
 
 
+def print_firmware(fw: dict, file=sys.stdout) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"firmware level: {fw['image']} ({fw['emulator']}, policy {fw['policy']})")
+    for c in ("quantity", "value"):
+        table.add_column(c, justify="left" if c == "quantity" else "right")
+    rows = [
+        ("inferences completed", str(fw["inferences"])),
+        ("inferences per hour", _fmt(fw.get("inferences_per_hour"))),
+        (
+            "bit-exact vs continuous power",
+            f"{'yes' if fw['all_correct'] else 'NO'} ({fw['checked']} checked)",
+        ),
+        ("power failures", str(fw["power_failures"])),
+        ("power-on periods", str(len(fw["periods"]))),
+        ("periods too short to boot", str(fw.get("periods_too_short_to_boot", 0))),
+        ("commits", "—" if fw.get("commits") is None else str(fw["commits"])),
+        ("instructions executed", "—" if fw.get("instructions") is None else str(fw["instructions"])),
+        ("largest atomic step (instr.)", str(fw.get("largest_step_instructions", "—"))),
+        ("emulator wall s", _fmt(fw["wall_s"])),
+        ("power cycles per s", _fmt(fw["power_cycles_per_s"])),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console = Console(file=file, width=200)
+    console.print(table)
+    console.print(f"budgets: {fw['budget_unit']}")
+    if fw["wrong"]:
+        console.print(f"[red]wrong logits[/red] in inferences {fw['wrong']}")
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from batteryless.emulate import emulate
+    from batteryless.emulate.report import write_json
 
-    if args.firmware:
-        raise UsageError(
-            "--firmware (the real image under QEMU/mspdebug) is not implemented yet; drop --firmware"
-        )
+    if not args.schedule and not args.firmware:
+        raise UsageError("give --schedule (schedule level) and/or --firmware --artifact MODEL.bl")
+    if args.firmware and not args.artifact:
+        raise UsageError("--firmware needs --artifact MODEL.bl (the model whose flex image is emulated)")
+    if args.artifact and not args.firmware:
+        raise UsageError("--artifact is for --firmware; the schedule level reads --schedule")
     out = Path(args.out) if args.out else None
+    buffer_args = dict(
+        capacitance_f=args.capacitance_uf * 1e-6 if args.capacitance_uf is not None else None,
+        v_on=args.v_on,
+        v_off=args.v_off,
+        v_max=args.v_max,
+        leakage_resistance_ohm=args.leakage_ohm,
+        esr_ohm=args.esr_ohm,
+    )
+    fw_doc = None
     with console_progress(not args.quiet and not args.json) as progress:
-        doc = emulate(
-            list(args.schedule),
-            args.trace,
-            args.board,
-            policies=tuple(args.policy or ("flex", "per-layer", "restart")),
-            mode=args.mode,
-            converter=args.converter,
-            panel=args.panel,
-            capacitance_f=args.capacitance_uf * 1e-6 if args.capacitance_uf is not None else None,
-            v_on=args.v_on,
-            v_off=args.v_off,
-            v_max=args.v_max,
-            leakage_resistance_ohm=args.leakage_ohm,
-            esr_ohm=args.esr_ohm,
-            out_dir=out,
-            plots=not args.no_plots,
-            trace_format=args.format,
-            resample_s=args.resample_s,
-            progress=progress,
-        )
+        if args.firmware:
+            from batteryless.emulate.firmware import emulate_firmware
+
+            pols = args.policy or ["flex"]
+            if len(pols) != 1 or pols[0] == "restart":
+                raise UsageError(
+                    "--firmware runs one committing policy: --policy flex (default) or --policy per-layer"
+                )
+            fw_doc = emulate_firmware(
+                args.trace,
+                args.board,
+                artifact=args.artifact,
+                n_samples=args.samples,
+                policy="layer" if pols[0] == "per-layer" else "flex",
+                converter=args.converter,
+                panel=args.panel,
+                trace_format=args.format,
+                resample_s=args.resample_s,
+                max_periods=args.max_periods,
+                out_dir=out / "firmware-build" if out is not None else None,
+                progress=progress,
+                **buffer_args,
+            )
+        doc = fw_doc
+        if args.schedule:
+            doc = emulate(
+                list(args.schedule),
+                args.trace,
+                args.board,
+                policies=tuple(args.policy or ("flex", "per-layer", "restart")),
+                mode=args.mode,
+                converter=args.converter,
+                panel=args.panel,
+                out_dir=out,
+                plots=not args.no_plots,
+                trace_format=args.format,
+                resample_s=args.resample_s,
+                progress=progress,
+                **buffer_args,
+            )
+    if fw_doc is not None and args.schedule:
+        doc["firmware"] = fw_doc["firmware"]
+        doc["level"] = "schedule+firmware"
+        doc.pop("firmware_note", None)
+        doc["warnings"] = doc.get("warnings", []) + fw_doc["warnings"]
+    if fw_doc is not None and out is not None:
+        write_json(doc, out / "report.json")
+    return _print(args, doc, out)
+
+
+def _print(args: argparse.Namespace, doc: dict, out: Path | None) -> int:
     if args.json:
         from batteryless.emulate.report import to_jsonable
 
         json.dump(to_jsonable(doc), sys.stdout, indent=2, allow_nan=False)
         print()
-    else:
+        return 0
+    if doc["runs"]:
         print_report(doc)
-        if out is not None:
-            print(f"report: {out / 'report.json'}")
+    elif doc.get("warnings"):
+        for w in doc["warnings"]:
+            print(f"warning: {w}")
+    if doc.get("firmware"):
+        print_firmware(doc["firmware"])
+    if out is not None:
+        print(f"report: {out / 'report.json'}")
     return 0
 
 
@@ -179,14 +260,14 @@ def cmd_trace_list(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "emulate",
-        help="replay an energy trace against schedules (checkpoint policies, models) at schedule level",
-        description="Schedule-level energy-harvesting emulation: trace → panel → converter → capacitor → MCU "
-        "running the schedule's tasks under FLEX (commit per task), per-layer commits, or restart.",
+        help="replay an energy trace against schedules (schedule level) or the real firmware (--firmware)",
+        description="Energy-harvesting emulation: trace → panel → converter → capacitor → MCU running the "
+        "schedule's tasks under FLEX (commit per task), per-layer commits, or restart; with --firmware the "
+        "real flex image runs under QEMU / mspdebug with power cut at each power-on period's end.",
     )
     p.add_argument(
         "--schedule",
         action="append",
-        required=True,
         help="schedule.json (repeat to compare models, e.g. dense vs RAD); 'example', 'example-dense' and "
         "'example-rad' are bundled EXAMPLES with made-up costs",
     )
@@ -219,7 +300,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", help="folder for report.json and PNG plots")
     p.add_argument("--no-plots", action="store_true", help="write report.json only")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    p.add_argument("--firmware", action="store_true", help="firmware-level emulation (not implemented yet)")
+    p.add_argument(
+        "--firmware",
+        action="store_true",
+        help="firmware level: build the artifact's flex image and run it under the board's emulator (QEMU, "
+        "mspdebug) with power cut where the trace says; with --schedule too, both levels in one report",
+    )
+    p.add_argument("--artifact", help="model artifact (.bl) for --firmware")
+    p.add_argument(
+        "--samples", type=int, default=4, help="--firmware: test samples cycled through (default 4)"
+    )
+    p.add_argument(
+        "--max-periods", type=int, help="--firmware: emulate only the first N power-on periods of the trace"
+    )
     p.set_defaults(func=cmd_emulate)
 
     t = subparsers.add_parser("trace", help="generate, list and inspect energy traces")
