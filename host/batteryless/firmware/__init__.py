@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -350,7 +351,8 @@ def run(
         if kind == "host":
             res = _run_host(target, timeout, cuts or [], Path(tmp) / "nvm.bin")
         elif kind == "qemu":
-            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp), stop_at, ids)
+            # symbols from the caller's image (the same addresses; its parse is cached across runs)
+            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img)
         elif kind == "mspdebug":
             res = _run_mspdebug(target, b, timeout, cuts or [])
         else:
@@ -397,6 +399,8 @@ def _run_host(exe: Path, timeout: float, cuts: list[int], nvm_file: Path) -> Run
 
 @functools.lru_cache(maxsize=8)
 def _dynamic_symbols(binary: Path) -> frozenset[str]:
+    """Names the executable defines in .dynsym (read raw: iterating QEMU's ~19,000 symbols through
+    pyelftools took seconds, once per process)."""
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import SymbolTableSection
 
@@ -405,7 +409,15 @@ def _dynamic_symbols(binary: Path) -> frozenset[str]:
         sec = elf.get_section_by_name(".dynsym")
         if not isinstance(sec, SymbolTableSection):
             return frozenset()
-        return frozenset(s.name for s in sec.iter_symbols() if s.name and s["st_shndx"] != "SHN_UNDEF")
+        if elf.elfclass != 64 or not elf.little_endian:
+            return frozenset(s.name for s in sec.iter_symbols() if s.name and s["st_shndx"] != "SHN_UNDEF")
+        data, strs = sec.data(), elf.get_section(sec["sh_link"]).data()
+    names = set()
+    # Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64
+    for st_name, _info, _other, shndx, _value, _size in struct.iter_unpack("<IBBHQQ", data):
+        if st_name and shndx != 0:  # 0 = SHN_UNDEF
+            names.add(strs[st_name : strs.index(b"\0", st_name)].decode("utf-8", "replace"))
+    return frozenset(names)
 
 
 def check_qemu_reset_symbol(qemu: str | Path = "qemu-system-arm") -> Path:
@@ -452,6 +464,24 @@ def qemu_plugin(progress: ProgressFn | None = None) -> Path:
 QEMU_STOP_EXIT = 87  # BL_STOP_EXIT in tools/qemu-plugin/bl_insn.c: the run was ended by stop_at
 
 
+def _mark_args(elf: Path) -> list[str]:
+    """The plugin's mark arguments for ``elf`` (cached per file version: parsing the symbols of an image
+    costs more than a short QEMU run)."""
+    st = elf.stat()
+    return list(_mark_args_cached(str(elf.resolve()), st.st_mtime_ns, st.st_size, st.st_ino))
+
+
+@functools.lru_cache(maxsize=64)
+def _mark_args_cached(path: str, mtime_ns: int, size: int, ino: int) -> tuple[str, ...]:
+    syms = symbols(path)
+    if "bl_mark_table" in syms:
+        table = syms["bl_mark_table"]
+        return (f"marktable=0x{table.address & ~1:x}:{max(1, table.size // 2)}:2",)
+    if "bl_mark" in syms:
+        return (f"mark=0x{syms['bl_mark'].address & ~1:x}",)
+    return ()
+
+
 def _check_cuts(cuts: list[int]) -> None:
     bad = next(
         (
@@ -476,6 +506,7 @@ def _run_qemu(
     tmp: Path,
     stop_at: int | None = None,
     mark_ids: frozenset[int | None] | None = None,
+    symbols_from: Path | None = None,
 ) -> RunResult:
     qemu = str(b.emulator.get("binary", "qemu-system-arm"))
     qpath = shutil.which(qemu)
@@ -486,13 +517,7 @@ def _run_qemu(
     if cuts:
         _check_cuts(cuts)
         check_qemu_reset_symbol(qpath)
-    plugin_args = [f"out={tmp / 'plugin.txt'}"]
-    syms = symbols(elf)
-    if "bl_mark_table" in syms:
-        table = syms["bl_mark_table"]
-        plugin_args.append(f"marktable=0x{table.address & ~1:x}:{max(1, table.size // 2)}:2")
-    elif "bl_mark" in syms:
-        plugin_args.append(f"mark=0x{syms['bl_mark'].address & ~1:x}")
+    plugin_args = [f"out={tmp / 'plugin.txt'}", *_mark_args(symbols_from or elf)]
     if mark_ids is not None:
         wanted = sorted(-1 if i is None else int(i) for i in mark_ids)
         plugin_args.append("markids=" + (":".join(map(str, wanted)) or "none"))
