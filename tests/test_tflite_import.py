@@ -214,6 +214,30 @@ def test_corrupted_bytes_give_export_error_or_a_valid_model(int8_tflite, data):
         pass
 
 
+@pytest.mark.parametrize(
+    "kind, change, message",
+    [
+        ("first", {"outputs": ()}, "outputs \\[\\]; it needs one"),
+        ("first", {"outputs": (-1,)}, "it needs one"),
+        ("FULLY_CONNECTED", {"inputs": None}, "it needs 2"),
+    ],
+)
+def test_operators_without_their_tensors_are_refused(int8_tflite, kind, change, message):
+    """What a corrupted byte did once (found by the fuzz test below): an operator list with no output
+    tensor, or a weighted operator with only its data input, must give ExportError, not IndexError."""
+    from dataclasses import replace
+
+    from batteryless.tflite.import_ import build_sequential
+
+    g = read_graph(int8_tflite)
+    target = g.operators[0] if kind == "first" else next(o for o in g.operators if o.name == kind)
+    if change.get("inputs", 0) is None:
+        change = {"inputs": target.inputs[:1]}
+    ops = [replace(o, **change) if o is target else o for o in g.operators]
+    with pytest.raises(ExportError, match=message):
+        build_sequential(replace(g, operators=ops))
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_are_refused(blob):

@@ -129,6 +129,23 @@ def _set(m: nn.Module, weight: np.ndarray, bias: np.ndarray | None) -> nn.Module
     return m
 
 
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _check_arity(g: Graph, where: str) -> None:
+    """Every operator has its data input(s) and one output, all real tensors (a corrupt file may not)."""
+    for op in g.operators:
+        need = 2 if op.name in _WEIGHTED else 1
+        if len(op.inputs) < need or any(t < 0 for t in op.inputs[:need]):
+            raise ExportError(
+                f"{where}: operator {op.index} ({op.name}) has inputs {list(op.inputs)}; it needs {need}"
+            )
+        if len(op.outputs) != 1 or op.outputs[0] < 0:
+            raise ExportError(
+                f"{where}: operator {op.index} ({op.name}) has outputs {list(op.outputs)}; it needs one"
+            )
+
+
 def _refuse_unsupported(g: Graph, where: str) -> None:
     bad: dict[str, list[int]] = {}
     for op in g.operators:
@@ -150,6 +167,7 @@ def _refuse_unsupported(g: Graph, where: str) -> None:
 def build_sequential(g: Graph, where: str = "model") -> ImportedModel:
     """Turn a decoded graph into the equivalent channels-first Sequential."""
     _refuse_unsupported(g, where)
+    _check_arity(g, where)
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         raise ExportError(
             f"{where}: needs exactly one input and one output, has {len(g.inputs)}/{len(g.outputs)}"
