@@ -197,6 +197,10 @@ def main() -> int:
         a = "-" if r["top1_agreement"] is None else f"{r['top1_agreement']:.4f}"
         print(f"{r['model']:10} {r['tflite_bytes']:>9,} {r['tflm_arena_bytes']:>8,} {w:>12} {m:>10} {a:>7}")
     print(f"wrote {out}")
+    not_exact = [r["model"] for r in rows if r["trained"] and not r["litert_tflm_bit_exact"]]
+    if not_exact:  # the verification default is meant to be bit-exact with TFLite Micro (docs/tflite.md)
+        print(f"litert and TFLite Micro are NOT bit-exact on: {', '.join(not_exact)}", file=sys.stderr)
+        return 1
     return 0
 
 
