@@ -4,8 +4,11 @@ against the numeric spec and against the schedule level on the same trace."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -18,6 +21,7 @@ from batteryless.emulate.firmware import emulate_firmware, profile_image
 from batteryless.emulate.generators import generate
 from batteryless.emulate.power import buffer_from_board, load_converter, load_from_board
 from batteryless.emulate.simulate import build_program, simulate
+from batteryless.emulate.traces import write_csv
 from batteryless.firmware import run
 from batteryless.flex import build_flex, continuous_input, model_input, parse_continuous
 from batteryless.schedule import Mode, Schedule, Task
@@ -204,3 +208,64 @@ def test_qemu_schedule_and_firmware_levels_agree(mlp, qemu_image, qemu_profile):
     margin = 1 + math.ceil(p * qemu_profile["largest_step"] / qemu_profile["per_inference"])
     assert res.power_failures == fw["power_failures"]
     assert abs(res.inferences - fw["inferences"]) <= margin, (res.inferences, fw["inferences"], margin)
+
+
+# --- CLI ----------------------------------------------------------------------------------------------------
+def cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "batteryless.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_firmware_end_to_end(mlp, qemu_image, tmp_path):
+    """`batteryless emulate --firmware` with and without the schedule level: report.json gets the
+    firmware section, the table is printed, and the firmware level agrees with itself across the two."""
+    trace = write_csv(short_trace(), tmp_path / "t.csv")
+    out = tmp_path / "fw"
+    common = ["--board", QEMU, "--trace", str(trace), "--capacitance-uf", "10", "--samples", "2"]
+    r = cli("-q", "emulate", "--firmware", "--artifact", str(mlp), *common, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "report.json").read_text())
+    fw = doc["firmware"]
+    assert doc["level"] == "firmware" and doc["runs"] == []
+    assert fw["all_correct"] and fw["inferences"] > 5 and fw["emulator"] == "qemu"
+    assert "inferences completed" in r.stdout and "power cycles per s" in r.stdout
+    out2 = tmp_path / "both"
+    r = cli(
+        "-q", "emulate", "--firmware", "--artifact", str(mlp), "--schedule", "example", "--policy", "flex",
+        *common, "--out", str(out2), "--no-plots",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc2 = json.loads((out2 / "report.json").read_text())
+    assert doc2["level"] == "schedule+firmware" and len(doc2["runs"]) == 1
+    assert doc2["firmware"]["inferences"] == fw["inferences"]  # same image, same cuts: deterministic
+
+
+def test_cli_firmware_errors_are_one_line(mlp, qemu_image, tmp_path):
+    """No artifact, a board without an instruction-counting emulator, a buffer (1 µF, 2.0 → 1.8 V) whose
+    longest power-on period on this trace (~10,400 cycles) is shorter than the image's largest atomic
+    step plus its boot (~14,000 instructions), and a policy that never commits."""
+    trace = write_csv(short_trace(), tmp_path / "t.csv")
+    r = cli("emulate", "--firmware", "--board", QEMU, "--trace", str(trace))
+    assert r.returncode == 2 and "--artifact" in r.stderr
+    r = cli("emulate", "--firmware", "--artifact", str(mlp), "--board", "host", "--trace", str(trace))
+    assert r.returncode == 12 and "no instruction-counting emulator" in r.stderr
+    r = cli(
+        "emulate", "--firmware", "--artifact", str(mlp), "--board", QEMU, "--trace", str(trace),
+        "--capacitance-uf", "1", "--v-on", "2.0",
+    )  # fmt: skip
+    assert r.returncode == 12 and "largest atomic step" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    r = cli(
+        "emulate",
+        "--firmware",
+        "--artifact",
+        str(mlp),
+        "--board",
+        QEMU,
+        "--trace",
+        str(trace),
+        "--policy",
+        "restart",
+    )
+    assert r.returncode == 2 and "committing policy" in r.stderr
