@@ -136,3 +136,24 @@ def test_plugin_refuses_missing_cuts_file_and_bad_stop(resettest, tmp_path):
 def test_stop_at_needs_qemu():
     with pytest.raises(UsageError, match="stop_at needs an instruction-counting emulator"):
         run(__file__, "host", stop_at=10)
+
+
+def test_power_cuts_without_image_reload_match_qemus_own_reset(flex):
+    img, inp, cont = flex
+    # boots of 9,000-20,000 instructions: some finish a task, some do not
+    cuts, at = [], 0
+    for i in range(40):
+        at += 9000 + (i * 7919) % 11000
+        cuts.append(at)
+    fast = run(img, QEMU, inputs=inp, cuts=cuts)
+    slow = run(img, QEMU, inputs=inp, cuts=cuts, reload_image=True)
+    assert fast.values["logits"] == cont.values["logits"]
+    assert (fast.output, fast.count, fast.cut_counts, fast.marks) == (
+        slow.output,
+        slow.count,
+        slow.cut_counts,
+        slow.marks,
+    )
+    assert fast.resets == slow.resets >= 10
+    # QEMU kept its translated code across the cuts instead of translating every boot again
+    assert fast.translations < slow.translations

@@ -308,6 +308,7 @@ def run(
     *,
     stop_at: int | None = None,
     mark_ids: Iterable[int | None] | None = None,
+    reload_image: bool = False,
 ) -> RunResult:
     """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
 
@@ -325,6 +326,9 @@ def run(
     ``mark_ids``: record the individual hits (``marks``) only of these mark ids (``None`` for the single
     ``bl_mark`` address; an empty collection records none) — a long run has many marks; ``mark_hits``
     always counts the hits of every id. Default: every hit is recorded.
+    ``reload_image`` (QEMU): let every power cut rewrite the loaded ELF sections (QEMU's own reset; it
+    throws away all translated code, ~10x slower per cut). By default only the first boot loads them: the
+    image is flash and keeps its contents, RAM is re-initialised by startup, NVM survives either way.
 
     Raises :class:`EmulationError` if the emulator is missing or the firmware does not finish in
     ``timeout`` seconds or ``cuts`` are not positive and strictly ascending, :class:`UsageError` for a
@@ -352,7 +356,7 @@ def run(
             res = _run_host(target, timeout, cuts or [], Path(tmp) / "nvm.bin")
         elif kind == "qemu":
             # symbols from the caller's image (the same addresses; its parse is cached across runs)
-            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img)
+            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img, reload_image)
         elif kind == "mspdebug":
             res = _run_mspdebug(target, b, timeout, cuts or [])
         else:
@@ -507,6 +511,7 @@ def _run_qemu(
     stop_at: int | None = None,
     mark_ids: frozenset[int | None] | None = None,
     symbols_from: Path | None = None,
+    reload_image: bool = False,
 ) -> RunResult:
     qemu = str(b.emulator.get("binary", "qemu-system-arm"))
     qpath = shutil.which(qemu)
@@ -526,7 +531,7 @@ def _run_qemu(
         cutsfile.write_text("".join(f"{c}\n" for c in cuts))
         # romreload=off: a power cut does not rewrite the loaded image (flash keeps its contents), so QEMU
         # keeps its translated code across resets instead of retranslating every boot
-        plugin_args += [f"cutsfile={cutsfile}", "romreload=off"]
+        plugin_args += [f"cutsfile={cutsfile}", f"romreload={'on' if reload_image else 'off'}"]
     if stop_at is not None:
         plugin_args.append(f"stop={stop_at}")
     cmd = [
