@@ -69,45 +69,151 @@ def speed(hours: float, repeats: int) -> dict:
     }
 
 
+# Dense vs RAD models run through the real toolchain: (family, label, zoo model, block, weight bits, pad).
+# Short training (only the structure matters for cost; accuracies are recorded). The dense MLP has int8
+# weights: with int16 weights (34 KB) it does not fit the FR5994's 40 KB code region next to the code.
+MODELS = [
+    ("mlp", "mlp-dense", "mlp", 1, 8, False),
+    ("mlp", "mlp-rad", "mlp", 16, 16, False),
+    ("cnn", "cnn-dense", "cnn", 1, 16, False),
+    ("cnn", "cnn-rad", "cnn", 8, 16, True),
+]
+BIG_BUFFER_F = 1e-3  # second pass for the measured schedules whose largest task exceeds the 100 µF buffer
+SAMPLE = 3  # digits test sample the measured run classifies (kernel work does not depend on the data)
+
+
+def _breakdown(tasks: list[dict]) -> dict:
+    """Measured cycles by task kind and by layer, and the FFT share: input-FFT tasks are FFT only; an
+    output block is inverse FFT(s) + the frequency-domain MAC, its FFT part taken as its butterflies times
+    the measured cycles per butterfly of the same layer's input-FFT tasks."""
+    total = sum(t["cycles"] for t in tasks)
+    kinds: dict[str, int] = {}
+    layers: dict[str, int] = {}
+    for t in tasks:
+        kinds[t["kind"]] = kinds.get(t["kind"], 0) + t["cycles"]
+        layers[t["layer"]] = layers.get(t["layer"], 0) + t["cycles"]
+    fft = 0.0
+    for layer in layers:
+        fin = [t for t in tasks if t["layer"] == layer and t["kind"] == "fft_in"]
+        blocks = [t for t in tasks if t["layer"] == layer and t["kind"] == "fft_block"]
+        if not fin:
+            continue
+        per_bfly = sum(t["cycles"] for t in fin) / sum(t["butterflies"] for t in fin)
+        fft += sum(t["cycles"] for t in fin) + sum(per_bfly * t["butterflies"] for t in blocks)
+    freq_mac = kinds.get("fft_block", 0) - (fft - kinds.get("fft_in", 0))
+    return {
+        "cycles": total,
+        "by_kind": {k: {"cycles": v, "fraction": v / total} for k, v in sorted(kinds.items())},
+        "by_layer": {k: {"cycles": v, "fraction": v / total} for k, v in layers.items()},
+        "fft_fraction": fft / total,
+        "frequency_domain_mac_fraction": freq_mac / total,
+        "direct_mac_fraction": kinds.get("mac", 0) / total,
+        "elementwise_fraction": sum(v for k, v in kinds.items() if k in ("relu", "maxpool", "avgpool"))
+        / total,
+    }
+
+
 def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
-    """Dense and RAD versions of the digits CNN (short training: only their structure matters for cost),
-    through `compress` and `codegen` (lea backend, activation buffers in FRAM) → two real schedule.json."""
-    from batteryless.codegen import codegen
+    """The digits MLP and CNN, dense and RAD, through `compress` and `codegen` for msp430fr5994 with the
+    activation buffers in FRAM (FLEX): the `ref` backend MEASURED under mspdebug (MCLK cycles per task,
+    energy by the board's power model) and the `lea` backend with codegen's cost-model ESTIMATES (nothing
+    emulates the LEA). Returns the schedule.json paths and per-schedule information."""
+    from batteryless.artifact import load_artifact
+    from batteryless.codegen import _plan, codegen
+    from batteryless.codegen.costs import cost_model
+    from batteryless.codegen.measure import measure_schedule
+    from batteryless.datasets import load_dataset
     from batteryless.rad.admm import AdmmConfig
     from batteryless.rad.compress import CompressConfig, compress
 
+    board = load_board(BOARD)
+    x = load_dataset("digits").x_test[SAMPLE]
     out, info = [], {}
-    for label, block in (("cnn-dense", 1), ("cnn-rad", 8)):
+    for family, label, model, block, bits, pad in MODELS:
         cfg = CompressConfig(
-            block_size=block, pad=True, dense_epochs=10, admm=AdmmConfig(rounds=2, retrain_epochs=2)
+            block_size=block,
+            weight_bits=bits,
+            pad=pad,
+            dense_epochs=10,
+            admm=AdmmConfig(rounds=2, retrain_epochs=2),
         )
         art_path = workdir / f"{label}.bl"
-        _, rep = compress("cnn", "digits", None, art_path, cfg)
-        res = codegen(art_path, BOARD, workdir / f"gen-{label}", backend="lea", buffers_in="nvm")
-        sched = workdir / f"gen-{label}" / "schedule.json"
-        doc = json.loads(sched.read_text())
-        doc["label"] = f"{label} (codegen)"
-        sched.write_text(json.dumps(doc, indent=1) + "\n")
-        out.append(sched)
-        info[label] = {
-            "block": block,
-            "reference_accuracy": rep.get("accuracy", {}).get("reference_accuracy"),
-            "weight_bytes": rep["total"]["weight_bytes"],
-            "cost_model_source": doc.get("cost_model", {}).get("source"),
-            "tasks": len(doc["modes"][0]["tasks"]),
-            "energy_no_failures_uj": 1e6 * sum(t["energy_j"] or 0 for t in doc["modes"][0]["tasks"]),
-            "paths": res.paths,
-        }
+        _, rep = compress(model, "digits", None, art_path, cfg)
+        for backend, kind in (("ref", "measured"), ("lea", "estimate")):
+            gen = workdir / f"gen-{label}-{backend}"
+            res = codegen(art_path, board, gen, backend=backend, buffers_in="nvm")
+            sched = gen / "schedule.json"
+            if kind == "measured":
+                measure_schedule(gen, board, art_path, x, backend=backend)
+            doc = json.loads(sched.read_text())
+            name = f"{label} ({backend}, {kind})"
+            doc["label"] = name
+            sched.write_text(json.dumps(doc, indent=1) + "\n")
+            out.append(sched)
+            tasks = doc["modes"][0]["tasks"]
+            plan = _plan(load_artifact(art_path), board, backend, "auto", cost_model(board, backend))
+            feats = [
+                {**t, "macs": p.macs, "butterflies": p.butterflies, "elements": p.elements}
+                for t, p in zip(tasks, plan.tasks, strict=True)
+            ]
+            info[name] = {
+                "family": family,
+                "variant": "dense" if block == 1 else "rad",
+                "backend": backend,
+                "costs": kind,
+                "block": block,
+                "weight_bits": bits,
+                "reference_accuracy": rep.get("accuracy", {}).get("reference_accuracy"),
+                "weight_bytes": rep["total"]["weight_bytes"],
+                "cost_model_source": doc.get("cost_model", {}).get("source"),
+                "measured_unit": (doc.get("measured") or {}).get("unit"),
+                "tasks": len(tasks),
+                "macs": sum(f["macs"] for f in feats),
+                "butterflies": sum(f["butterflies"] for f in feats),
+                "commit_fixed_cycles": doc["commit"]["fixed_cycles"],
+                "energy_no_failures_uj": 1e6 * sum(t["energy_j"] or 0 for t in tasks),
+                "paths": res.paths,
+                "breakdown": _breakdown(feats),
+            }
     return out, info
 
 
-def rows_for_bundled(schedules: list) -> tuple[list[dict], list[dict]]:
+def codegen_ratios(rows: list[dict], info: dict) -> dict:
+    """Dense / RAD energy per inference under FLEX, per model family and backend, per trace; plus the same
+    ratio without power failures (schedule energy only)."""
+    out: dict = {}
+    for name, i in info.items():
+        if i["variant"] != "dense":
+            continue
+        rad = next(
+            n
+            for n, j in info.items()
+            if j["family"] == i["family"] and j["backend"] == i["backend"] and j["variant"] == "rad"
+        )
+        per_trace = {}
+        for tr in sorted({r["trace"] for r in rows}):
+            d = next(r for r in rows if r["trace"] == tr and r["model"] == name and r["policy"] == "flex")
+            q = next(r for r in rows if r["trace"] == tr and r["model"] == rad and r["policy"] == "flex")
+            ok = d["energy_per_inference_uj"] and q["energy_per_inference_uj"]
+            per_trace[tr] = d["energy_per_inference_uj"] / q["energy_per_inference_uj"] if ok else None
+        out[f"{i['family']} {i['backend']} ({i['costs']})"] = {
+            "dense": name,
+            "rad": rad,
+            "flex_per_trace": per_trace,
+            "no_failures": i["energy_no_failures_uj"] / info[rad]["energy_no_failures_uj"],
+        }
+    return out
+
+
+def rows_for_bundled(schedules: list, capacitance_f: float | None = None) -> tuple[list[dict], list[dict]]:
     rows, reports = [], []
+    cap = capacitance_f or load_board(BOARD).energy_buffer.capacitance_f
     for name in bundled_traces():
-        doc = emulate(schedules, name, BOARD, out_dir=None)
+        doc = emulate(schedules, name, BOARD, out_dir=None, capacitance_f=capacitance_f)
         reports.append(
             {
                 "trace": name,
+                "capacitance_f": cap,
                 "duration_s": doc["trace"]["duration_s"],
                 "mean_harvested_power_w": doc["trace"]["mean_harvested_power_w"],
                 "elapsed_s": doc["elapsed_s"],
@@ -118,6 +224,7 @@ def rows_for_bundled(schedules: list) -> tuple[list[dict], list[dict]]:
             rows.append(
                 {
                     "trace": name,
+                    "capacitance_f": cap,
                     "model": {"dense (example)": "dense", "RAD (example)": "rad"}.get(r["model"], r["model"]),
                     "policy": r["policy"],
                     "energy_per_inference_uj": None
@@ -154,24 +261,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         real, real_info = codegen_schedules(Path(tmp))
         rows, traces = rows_for_bundled(["example-dense", "example-rad", *real])
-    ratios, ratios_codegen = {}, {}
+        # the measured CNN's largest task (conv1, ~0.9 mJ) exceeds the 100 µF buffer's 288 µJ, so no
+        # policy finishes it there: the measured schedules again with a 1 mF buffer (2.88 mJ usable)
+        measured = [p for p, i in zip(real, real_info.values(), strict=True) if i["costs"] == "measured"]
+        rows_big, traces_big = rows_for_bundled(measured, capacitance_f=BIG_BUFFER_F)
+    ratios = {}
     for tr in {r["trace"] for r in rows}:
         d = next(r for r in rows if r["trace"] == tr and r["model"] == "dense" and r["policy"] == "flex")
         q = next(r for r in rows if r["trace"] == tr and r["model"] == "rad" and r["policy"] == "flex")
         if d["energy_per_inference_uj"] and q["energy_per_inference_uj"]:
             ratios[tr] = d["energy_per_inference_uj"] / q["energy_per_inference_uj"]
-        d = next(
-            r
-            for r in rows
-            if r["trace"] == tr and r["model"] == "cnn-dense (codegen)" and r["policy"] == "flex"
-        )
-        q = next(
-            r
-            for r in rows
-            if r["trace"] == tr and r["model"] == "cnn-rad (codegen)" and r["policy"] == "flex"
-        )
-        if d["energy_per_inference_uj"] and q["energy_per_inference_uj"]:
-            ratios_codegen[tr] = d["energy_per_inference_uj"] / q["energy_per_inference_uj"]
+    ratios_codegen = codegen_ratios(rows, real_info)
+    ratios_big = codegen_ratios(rows_big, {n: i for n, i in real_info.items() if i["costs"] == "measured"})
     for r in rows:
         e = r["energy_per_inference_uj"]
         print(
@@ -190,17 +291,32 @@ def main() -> int:
         "schedule_level_seconds_measure": "best process CPU seconds of the repeats (single-threaded); "
         "wall seconds are in schedule_level_speed",
         "schedule_level_speed": sp,
+        # >>> firmware level (H1: benchmarks/emulator_firmware.py `measure(quick) -> dict` with
+        # `firmware_power_cycles_per_s`): the lead wires it in here; until then nothing is measured.
         "firmware_power_cycles_per_s": None,
-        "firmware_power_cycles_per_s_reason": "firmware-level emulation (--firmware) is not implemented "
-        "yet: it needs the FLEX harnesses; nothing was measured",
+        "firmware_power_cycles_per_s_reason": "firmware-level emulation (--firmware) is not wired into "
+        "this benchmark yet; nothing was measured",
+        # <<< firmware level
         "schedules_note": "example-dense / example-rad are hand-written EXAMPLE schedules with made-up costs "
         "(energy = cycles x 0.36 nJ); the ratios below reflect those numbers, not a compiled model",
         "dense_over_rad_energy_per_inference_flex": ratios,
         "codegen_schedules": real_info,
-        "codegen_note": "cnn-dense / cnn-rad: the digits CNN compressed with a short schedule (block 1 vs "
-        "8), codegen for msp430fr5994 (lea backend, buffers in FRAM); task costs are codegen's ASSUMED "
-        "cost-model estimates, not measurements",
+        "codegen_note": "digits MLP and CNN, dense (block 1) vs RAD (MLP block 16, CNN block 8), compressed "
+        "with a short training schedule (10 dense epochs, 2 ADMM rounds: only the structure matters for "
+        "cost; accuracies recorded), codegen for msp430fr5994 with activation buffers in FRAM and the "
+        "per-layer path chosen by the board's cost table. '(ref, measured)': every task's MCLK cycles "
+        "measured under mspdebug (measure_schedule, one digits test sample), energy = cycles x the board's "
+        "active energy per cycle. '(lea, estimate)': codegen's cost-model estimates for the LEA backend "
+        "(nothing emulates the LEA; see boards/msp430fr5994/board.toml [cost.lea]). FLEX commits cost the "
+        "board's commit_cycles (fitted, benchmarks/cost_fit.py) plus the NVM write energy of the task's "
+        "output. The dense MLP has int8 weights (int16 does not fit the 40 KB code region)",
         "dense_over_rad_energy_per_inference_flex_codegen": ratios_codegen,
+        "dense_over_rad_energy_per_inference_flex_measured_1mf": ratios_big,
+        "rows_1mf_note": "rows_1mf: the four measured (ref) schedules again with a 1 mF buffer (other buffer "
+        "values from the board), because the measured CNN's conv1 task (~0.9 mJ) does not fit in the "
+        "100 uF buffer's 288 uJ",
+        "traces_1mf": traces_big,
+        "rows_1mf": rows_big,
         "traces": traces,
         "rows": rows,
     }
