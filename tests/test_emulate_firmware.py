@@ -269,3 +269,32 @@ def test_cli_firmware_errors_are_one_line(mlp, qemu_image, tmp_path):
         "restart",
     )
     assert r.returncode == 2 and "committing policy" in r.stderr
+
+
+# --- mspdebug (MSP430, ref) ---------------------------------------------------------------------------------
+def test_mspdebug_firmware_level_small_trace(mlp, tmp_path):
+    """MSP430 in mspdebug's simulator: budgets in MCLK cycles become instructions through the image's
+    measured cycles per instruction; 3 s of on/off harvest with the board's 100 µF buffer (about 1.7 M
+    cycles per power-on period, an inference takes about 3 M). Only the last boot's output survives on the
+    MSP430, so the finished inferences are checked from the final NVM log; the schedule level with the
+    image's measured cycle costs agrees within the margin derived in the QEMU agreement test."""
+    if not shutil.which("mspdebug"):
+        pytest.skip("mspdebug not installed")
+    board = load_board("msp430fr5994")
+    img = build_flex(mlp, board, tmp_path, continuous=True, log_len=8)
+    samples = [model_input(mlp, s) for s in SAMPLES]
+    prof = profile_image(img, board, samples)
+    assert prof["references"] == spec_logits(mlp, SAMPLES, img.paths)
+    assert prof["unit"] == "mclk_cycles" and prof["cycles_per_instruction"] > 1.0
+    tr = generate("markov", power_w=3e-3, mean_on_s=0.4, mean_off_s=0.3, duration_s=3.0, step_s=0.01, seed=4)
+    fw = emulate_firmware(tr, board, image=img, samples=samples, profile=prof)["firmware"]
+    assert fw["emulator"] == "mspdebug" and fw["power_failures"] >= 3
+    assert fw["all_correct"] and 1 <= fw["checked"] <= 8 and fw["inferences"] >= 2
+    sched, load = _schedule_from_profile(prof, img, "msp430fr5994", board.clock_hz)
+    seg_t, seg_p, t_end, _, _ = prepare_segments(tr, load_converter("ideal"))
+    res = simulate(
+        seg_t, seg_p, t_end, buffer_from_board(board), build_program(sched, sched.mode(), load, "flex")
+    )
+    margin = 1 + math.ceil(len(fw["periods"]) * prof["largest_step"] / prof["per_inference"])
+    assert res.power_failures == fw["power_failures"]
+    assert abs(res.inferences - fw["inferences"]) <= margin, (res.inferences, fw["inferences"], margin)

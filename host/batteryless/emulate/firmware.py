@@ -69,7 +69,7 @@ def profile_image(
     sample and the measured costs in the emulator's count unit (QEMU instructions, mspdebug MCLK cycles):
 
     ``startup`` reset → first boot mark; ``first_boot`` reset → first task (start-up, recovery, boot line,
-    input load and its commit); ``resume_boot`` (QEMU only) reset → the interrupted task's restart after a
+    input load and its commit); ``resume_boot`` reset → the interrupted task's restart after a
     power failure (start-up, recovery, boot line); ``tasks`` per task t, from its start to the next task's
     start (task + its commit; the last task up to the finished-inference mark); ``between`` from the
     finished-inference mark to the next inference's first task (print, input load, commit);
@@ -102,14 +102,19 @@ def profile_image(
     cpi = 1.0
     if r.unit == "mclk_cycles" and r.instructions:
         cpi = r.count / r.instructions
+    # one cut inside a task of the first inference (QEMU: half-way through task 5; mspdebug: the same
+    # number as instructions, earlier): the resume boot = start-up (the same every boot) + boot mark → the
+    # interrupted task's restart
+    cut = int((starts[5 % nt] + tasks[5 % nt] // 2) / cpi)
+    rc = run(image.image, b, inputs=continuous_input(samples, inferences=1), timeout=timeout, cuts=[cut])
     resume = None
-    if r.unit == "instructions":
-        # one cut half-way through task 5 of the first inference: reset → that task's restart
-        cut = starts[5 % nt] + tasks[5 % nt] // 2
-        rc = run(image.image, b, inputs=continuous_input(samples, inferences=1), timeout=timeout, cuts=[cut])
-        after = [c for i, c in rc.marks if i == 5 % nt + 1 and rc.cut_counts and c > rc.cut_counts[0]]
-        if rc.exit_code == 0 and after:
-            resume = after[0] - rc.cut_counts[0]
+    m2 = [(i, c) for i, c in rc.marks if i is not None]
+    boots2 = [k for k, (i, _) in enumerate(m2) if i == BOOT_MARK][1:2]
+    if rc.exit_code == 0 and boots2:
+        k = boots2[0]
+        nxt = [c for i, c in m2[k + 1 :] if 1 <= i <= nt]
+        if nxt:
+            resume = boot[0] + nxt[0] - m2[k][1]
     return {
         "unit": r.unit,
         "startup": boot[0],
@@ -229,8 +234,15 @@ def emulate_firmware(
             if out_dir is None:
                 tmpdir = tempfile.TemporaryDirectory(prefix="bl-emufw-")
                 out_dir = tmpdir.name
+            # MSP430: the last boot's output (1 KiB) must hold the final log: keep 8 entries there
             image = build_flex(
-                artifact, b, Path(out_dir) / "flex", policy=policy, continuous=True, progress=progress
+                artifact,
+                b,
+                Path(out_dir) / "flex",
+                policy=policy,
+                continuous=True,
+                log_len=8 if kind == "mspdebug" else 16,
+                progress=progress,
             )
         elif not image.continuous:
             raise UsageError(f"{image.image}: not a continuous-inference build (build_flex(continuous=True))")
@@ -371,6 +383,8 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
         final_commits = out.final_commits
     wrong = [i for i, (_, lg) in out.inferences.items() if i < finished and lg != refs[i % s]]
     checked = sum(1 for i in out.inferences if i < finished)
+    # mspdebug keeps the last boot's output only: the final NVM log (the last log_len inferences)
+    expect_checked = finished if kind == "qemu" else min(finished, image.log_len or finished)
     rows = []
     period_of_boot = {bn: k for k, bn in enumerate(boot_of) if bn is not None}
     per_period_inf: dict[int, list[int]] = {}
@@ -413,7 +427,7 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
         inferences=finished,
         checked=checked,
         wrong=wrong[:20],
-        all_correct=not wrong and checked == finished,
+        all_correct=not wrong and checked == expect_checked,
         commits=final_commits,
         instructions=r.instructions,
         cycles_to_instructions=unit_note,
@@ -424,6 +438,6 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
         power_cycles_per_s=r.resets / wall if wall > 0 else 0.0,
         garbled_lines=out.garbled,
     )
-    if checked < finished:
-        base["warnings"].append(f"{finished - checked} finished inference(s) printed no complete line")
+    if checked < expect_checked:
+        base["warnings"].append(f"{expect_checked - checked} finished inference(s) printed no complete line")
     return base

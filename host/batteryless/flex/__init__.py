@@ -64,6 +64,7 @@ class FlexImage:
     paths: dict[str, str] = field(default_factory=dict)  # layer → "fft" | "direct" (spec.integer_inference)
     continuous: bool = False  # built with BL_FLEX_CONTINUOUS=1 (inference after inference)
     output_len: int | None = None  # logits per inference (BL_MODEL_OUTPUT_LEN)
+    log_len: int = 0  # continuous builds: finished inferences kept in NVM (BL_FLEX_LOG_LEN)
 
 
 @dataclass
@@ -173,7 +174,18 @@ def build_flex(
     n = len(res.schedule["modes"][0]["tasks"])
     m = re.search(r"#define BL_MODEL_OUTPUT_LEN (\d+)", (gen / "model.h").read_text())
     out_len = int(m.group(1)) if m else None
-    return FlexImage(img, b.name, policy, broken, n, gen, dict(res.paths), continuous, out_len)
+    return FlexImage(
+        img,
+        b.name,
+        policy,
+        broken,
+        n,
+        gen,
+        dict(res.paths),
+        continuous,
+        out_len,
+        log_len if continuous else 0,
+    )
 
 
 def continuous_input(
