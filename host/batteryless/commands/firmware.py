@@ -110,9 +110,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--input {args.input}: cannot read ({exc.strerror})") from exc
     elif args.int16:
         data = _int16_list(args.int16)
+    cuts = list(args.cut or [])
+    if args.cuts_file:
+        try:
+            lines = Path(args.cuts_file).read_text().split()
+        except OSError as exc:
+            raise UsageError(f"--cuts-file {args.cuts_file}: cannot read ({exc.strerror})") from exc
+        try:
+            cuts += [int(v) for v in lines]
+        except ValueError as exc:
+            raise UsageError(f"--cuts-file {args.cuts_file}: want one instruction count per line") from exc
     with console_progress(not args.quiet) as progress:
         res = firmware.run(
-            image, args.board, inputs=data, timeout=args.timeout, cuts=args.cut, progress=progress
+            image,
+            args.board,
+            inputs=data,
+            timeout=args.timeout,
+            cuts=cuts,
+            progress=progress,
+            stop_at=args.stop_at,
         )
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
@@ -120,12 +136,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write(res.output)
         if res.count is not None:
             print(
-                f"[{res.count:,} {res.unit}, exit code {res.exit_code}, {res.resets} power cuts]",
+                f"[{res.count:,} {res.unit}, exit code {res.exit_code}, {res.resets} power cuts"
+                + (", stopped by --stop-at]" if res.stopped else "]"),
                 file=sys.stderr,
             )
         else:
             print(f"[exit code {res.exit_code}]", file=sys.stderr)
-    return 0 if res.exit_code == 0 or args.any_exit else 1
+    return 0 if res.exit_code == 0 or res.stopped or args.any_exit else 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -163,6 +180,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--start", type=int, default=0, help="first test sample (default 0)")
     r.add_argument(
         "--cut", type=int, action="append", help="cut power at this instruction count (repeatable)"
+    )
+    r.add_argument("--cuts-file", help="more power cuts: a file with one instruction count per line")
+    r.add_argument(
+        "--stop-at",
+        type=int,
+        help="QEMU: end the run once this many instructions have executed (exit code 87, output so far)",
     )
     r.add_argument("--timeout", type=float, default=120.0, help="seconds per run (default 120)")
     r.add_argument("--any-exit", action="store_true", help="exit 0 even if the firmware's exit code is not 0")
