@@ -5,7 +5,8 @@ under each checkpoint policy (``flex``, ``per-layer``, ``restart``) and returns 
 ``out_dir`` it also writes ``report.json`` and PNG plots. See docs/emulation.md.
 
 The firmware level (``--firmware``: the real image under QEMU / mspdebug with power cut where the trace
-says) is not implemented yet; its results will go into the same report under ``"firmware"``.
+says) is :func:`batteryless.emulate.firmware.emulate_firmware`; the CLI puts its results into the same
+report under ``"firmware"`` (``None`` here).
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def emulate(
             if not r["can_always_progress"]
         ],
         "firmware": None,
-        "firmware_note": "firmware-level emulation (--firmware) is not implemented yet",
+        "firmware_note": "schedule level only; the firmware level runs with --firmware (emulate_firmware)",
         "elapsed_s": time.perf_counter() - t0,
     }
     if out is not None:
