@@ -313,8 +313,12 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     }
     budgets = [max(1, to_insn(p["cycles"])) for p in periods]
     if not periods:
-        base.update(periods=[], power_failures=0, resets=0, inferences=0, all_correct=True, checked=0,
-                    wall_s=0.0, power_cycles_per_s=0.0, instructions=0)  # fmt: skip
+        base.update(
+            periods=[], power_failures=0, resets=0, boots_counted=0, periods_too_short_to_boot=0,
+            inferences=0, checked=0, wrong=[], all_correct=True, commits=0, instructions=0,
+            cycles_to_instructions=unit_note, largest_step_instructions=largest,
+            inference_instructions=per_inf, wall_s=0.0, cpu_s=0.0, power_cycles_per_s=0.0, garbled_lines=0,
+        )  # fmt: skip
         base["warnings"].append("the buffer never reached v_on: the firmware never ran")
         return base
     longest = max(budgets)
