@@ -17,7 +17,7 @@ from batteryless.artifact import load_artifact
 from batteryless.boards import load_board
 from batteryless.datasets import load_dataset
 from batteryless.emulate import prepare_segments
-from batteryless.emulate.firmware import emulate_firmware, profile_image
+from batteryless.emulate.firmware import _run_periods, emulate_firmware, profile_image
 from batteryless.emulate.generators import generate
 from batteryless.emulate.power import buffer_from_board, load_converter, load_from_board
 from batteryless.emulate.simulate import build_program, simulate
@@ -298,3 +298,25 @@ def test_mspdebug_firmware_level_small_trace(mlp, tmp_path):
     margin = 1 + math.ceil(len(fw["periods"]) * prof["largest_step"] / prof["per_inference"])
     assert res.power_failures == fw["power_failures"]
     assert abs(res.inferences - fw["inferences"]) <= margin, (res.inferences, fw["inferences"], margin)
+
+
+def test_qemu_periods_too_short_to_boot_are_recognised(mlp, qemu_image, qemu_profile):
+    """Power-on periods shorter than the firmware's start-up (reset → boot counter, ~490 instructions) are
+    not counted by the firmware: the timeline must give them no boot and map the firmware's boot numbers to
+    the other periods in order (checked through the state each boot recovered: it resumes where the
+    previous counted period's last commit left it)."""
+    samples = [model_input(mlp, s) for s in SAMPLES]
+    budgets = [60_000, 100, 70_000, 300, 2, 65_000, 80_000, 50_000]
+    periods = [
+        {"start_s": float(k), "end_s": float(k) + 0.5 if k < len(budgets) - 1 else None, "cycles": c}
+        for k, c in enumerate(budgets)
+    ]
+    fw = _run_periods(qemu_image, load_board(QEMU), "qemu", samples, periods, qemu_profile, 120.0, None)
+    boots = [p["boot"] for p in fw["periods"]]
+    assert boots == [1, None, 2, None, None, 3, 4, 5], boots
+    assert fw["periods_too_short_to_boot"] == 3 and fw["all_correct"]
+    total = sum(budgets) - qemu_profile["first_boot"]
+    assert fw["inferences"] == sum(len(p["inferences"]) for p in fw["periods"]) >= 1
+    assert fw["inferences"] <= total // qemu_profile["per_inference"] + 1
+    assert all(p["commits"] == 0 for p in fw["periods"] if p["boot"] is None)
+    assert sum(p["commits"] for p in fw["periods"]) == fw["commits"]
