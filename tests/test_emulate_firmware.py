@@ -57,6 +57,23 @@ def _host_outcome(img, inp, cut):
     return parse_continuous(out, img.output_len)
 
 
+def test_parse_continuous_dedups_and_flags():
+    text = (
+        "boot 1 commits 0 inference 0 next 0\n"
+        "inference 0 boot 1 logits 1 2 3\n"
+        "inference 1 boot 1 logits 4 5\n"  # cut-off line (2 of 3 logits)
+        "boot 2 commits 9 inference 1 next 3\n"
+        "inference 0 boot 1 logits 1 2 3\n"  # repeat after a cut while printing: fine
+        "inference 1 boot 2 logits 4 5 6\n"
+        "inference 1 boot 2 logits 4 5 7\n"  # a repeat that differs: flagged
+        "commits 12\n"
+    )
+    res = parse_continuous(text, 3)
+    assert [b["boot"] for b in res.boots] == [1, 2] and res.boots[1]["commits"] == 9
+    assert res.inferences == {0: (1, [1, 2, 3]), 1: (2, [4, 5, 6])}
+    assert res.garbled == 1 and res.conflicts == [1] and res.final_commits == 12
+
+
 def test_host_continuous_run_matches_spec_per_sample(mlp, host_images):
     img = host_images["none"]
     ref = spec_logits(mlp, SAMPLES, img.paths)
@@ -82,7 +99,7 @@ def _sweep(img, ref, n_inf):
         want = {i: ref[i % len(SAMPLES)] for i in range(n_inf)}
         boots = [b["boot"] for b in res.boots]
         # cut at mark 1 (the boot mark, before the boot counter is incremented): that boot is not counted
-        if got != want or boots != ([1] if k == 1 else [1, 2]) or res.garbled:
+        if got != want or boots != ([1] if k == 1 else [1, 2]) or res.garbled or res.conflicts:
             bad.append((k, sorted(got), boots))
     return total, bad
 

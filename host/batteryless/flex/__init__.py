@@ -213,6 +213,7 @@ class ContinuousOutput:
     task_runs: int | None
     marks: int | None  # host: marks of the last boot
     garbled: int
+    conflicts: list[int] = field(default_factory=list)  # indices printed again with other logits or boot
 
 
 _BOOT_RE = re.compile(r"^boot (\d+) commits (\d+) inference (\d+) next (\d+)$")
@@ -222,11 +223,13 @@ _INF_RE = re.compile(r"^inference (\d+) boot (\d+) logits((?: -?\d+)+)$")
 def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutput:
     """Parse a continuous-inference run's output. A line cut by a power failure is either missing (QEMU
     writes whole lines) or incomplete; an inference line with the wrong number of logits is not used, and
-    a repeated one (power failed after printing, before the NVM flag) keeps its first occurrence."""
+    a repeated one (power failed after printing, before the NVM flag) keeps its first occurrence; a repeat
+    with other logits or another boot is listed in ``conflicts``."""
     boots: list[dict[str, int]] = []
     infs: dict[int, tuple[int, list[int]]] = {}
     final = task_runs = marks = None
     garbled = 0
+    conflicts: list[int] = []
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -239,7 +242,10 @@ def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutp
             if output_len is not None and len(logits) != output_len:
                 garbled += 1
                 continue
-            infs.setdefault(int(m.group(1)), (int(m.group(2)), logits))
+            entry = (int(m.group(2)), logits)
+            prev = infs.setdefault(int(m.group(1)), entry)
+            if prev != entry and int(m.group(1)) not in conflicts:
+                conflicts.append(int(m.group(1)))
         elif line.startswith("commits ") and line[8:].isdigit():
             final = int(line[8:])
         elif line.startswith("task_runs ") and line[10:].isdigit():
@@ -248,7 +254,7 @@ def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutp
             marks = int(line[6:])
         elif not line.startswith("boots "):
             garbled += 1
-    return ContinuousOutput(boots, infs, final, task_runs, marks, garbled)
+    return ContinuousOutput(boots, infs, final, task_runs, marks, garbled, conflicts)
 
 
 def model_input(artifact: str | Path, sample: int = 0, dataset_path: str | Path | None = None) -> bytes:
