@@ -5,6 +5,8 @@ per hour on the bundled traces for the dense and RAD EXAMPLE schedules under eac
 Writes benchmarks/results/emulator.json and prints a summary. Run:
     .venv/bin/python benchmarks/emulator.py [--quick]
 (--quick uses a 2 h trace instead of 24 h for the speed figure and is labelled as such in the results.)
+The firmware-level figure comes from benchmarks/emulator_firmware.py `measure(quick)`; --no-firmware skips
+it and keeps the firmware keys of the existing results file.
 """
 
 from __future__ import annotations
@@ -244,10 +246,31 @@ def rows_for_bundled(schedules: list, capacitance_f: float | None = None) -> tup
     return rows, reports
 
 
+FIRMWARE_KEYS = ("firmware_power_cycles_per_s", "firmware_level")
+
+
+def firmware_keys(quick: bool, skip: bool) -> dict:
+    """The firmware-level keys: measured by benchmarks/emulator_firmware.py, or (``skip``) carried over from
+    the existing results file."""
+    if skip:
+        old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        kept = {k: old[k] for k in FIRMWARE_KEYS if k in old}
+        return kept or {"firmware_power_cycles_per_s": None, "firmware_level": "skipped (--no-firmware)"}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from emulator_firmware import measure
+
+    return measure(quick)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 h instead of 24 h for the speed figure")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--no-firmware",
+        action="store_true",
+        help="skip the firmware-level run (emulator_firmware.py); keep its keys from the existing results",
+    )
     args = ap.parse_args()
     hours = 2.0 if args.quick else 24.0
     sp = speed(hours, args.repeats)
@@ -291,12 +314,7 @@ def main() -> int:
         "schedule_level_seconds_measure": "best process CPU seconds of the repeats (single-threaded); "
         "wall seconds are in schedule_level_speed",
         "schedule_level_speed": sp,
-        # >>> firmware level (H1: benchmarks/emulator_firmware.py `measure(quick) -> dict` with
-        # `firmware_power_cycles_per_s`): the lead wires it in here; until then nothing is measured.
-        "firmware_power_cycles_per_s": None,
-        "firmware_power_cycles_per_s_reason": "firmware-level emulation (--firmware) is not wired into "
-        "this benchmark yet; nothing was measured",
-        # <<< firmware level
+        **firmware_keys(args.quick, args.no_firmware),
         "schedules_note": "example-dense / example-rad are hand-written EXAMPLE schedules with made-up costs "
         "(energy = cycles x 0.36 nJ); the ratios below reflect those numbers, not a compiled model",
         "dense_over_rad_energy_per_inference_flex": ratios,
