@@ -12,6 +12,10 @@
  *   cuts=N1:N2:...    request a guest reset once the count reaches N1, then N2, ... (strictly ascending)
  *   cutsfile=PATH     the same, one count per line (no limit on the number of cuts)
  *   stop=N            end QEMU (exit code BL_STOP_EXIT, report written) once the count reaches N
+ *   romreload=off     after the first boot, a reset no longer rewrites the image's loaded sections (QEMU's
+ *                     ROM-blob reset handler is unregistered): the image behaves as flash, and QEMU keeps
+ *                     its translated code instead of retranslating every boot (~15x cheaper power cuts).
+ *                     Default on (QEMU's own behaviour).
  *
  * The count is exact (an inline add per executed instruction). Cuts and the stop are checked once per
  * translation block (TB), at its entry, knowing how many instructions it holds: if the count will reach
@@ -23,7 +27,7 @@
  *
  * Report lines: "insns T", "resets K", "cut I COUNT REQUESTED" (COUNT: the count when the reset took
  * effect), "mark I COUNT ID" (one per recorded hit), "marks ID HITS" (every id seen), "stopped COUNT",
- * "translations N" (TBs translated), "error ...". */
+ * "translations N" (TBs translated), "romreload off" (or why not), "error ...". */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <inttypes.h>
 #include <stdio.h>
@@ -401,7 +405,7 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
       have_stop = 1;
     } else {
       fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, markids=, cuts=, "
-                      "cutsfile=, stop=)\n", a);
+                      "cutsfile=, stop=, romreload=)\n", a);
       return -1;
     }
   }
