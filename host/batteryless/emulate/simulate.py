@@ -37,6 +37,7 @@ from batteryless.schedule import Mode, Schedule
 POLICIES = ("flex", "per-layer", "restart")
 KIND_BOOT, KIND_TASK, KIND_COMMIT = 0, 1, 2
 _MAX_KT = 30.0  # keep exp(k·T) well inside float range within one chunk
+_PRECOMPUTE_PIECE = 1 << 15  # segments per piece of the per-segment precomputation
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,53 @@ def crossing_time(e_s: float, p: float, k: float, target: float, tau: float) -> 
     return min(max(t, 0.0), tau)
 
 
+def _segment_tables(seg_t: np.ndarray, seg_p: np.ndarray, t_end: float, k: float):
+    """Per trace segment: harvested energy P·τ (for the leak by energy balance) and, for the off state, the
+    closed-form gain b = P·(1 − e^(−kτ))/k scaled by a growth factor G = e^(k·(segment end − T)), and G:
+    E·G at segment ends is then a prefix sum of b·G. T is rebased every _MAX_KT/k seconds (blocks of
+    segments) so that G stays below e^_MAX_KT; T is the end of the block's first segment (G = 1 there),
+    which makes a long first segment (a night) plain closed form. Three arrays of the trace's length, plus
+    the first segment of each block (and the trace's length after the last)."""
+    n_seg = len(seg_t)
+    kt_span = _MAX_KT / k if k > 0 else math.inf
+    blk_start, blk_base = [], []  # first segment and T of each block
+    j = 0
+    while j < n_seg:
+        base = float(seg_t[j + 1]) if j + 1 < n_seg else t_end
+        # segments j+1 .. j2-1 end (at seg_t[j+2 ..]) within kt_span of base; so may the last one
+        j2 = j + 1 + int(seg_t[j + 2 :].searchsorted(base + kt_span, "right"))
+        if j2 == n_seg - 1 and t_end - base <= kt_span:
+            j2 = n_seg
+        blk_start.append(j)
+        blk_base.append(base)
+        j = j2
+    blk_start.append(n_seg)
+    seg_e = np.empty(n_seg)
+    seg_bg = np.empty(n_seg) if k > 0 else None
+    seg_g = np.empty(n_seg) if k > 0 else None
+    # filled in cache-sized pieces (each within one block): a few passes over L2-resident data instead of
+    # a dozen passes over trace-sized arrays
+    for bi, base in enumerate(blk_base):
+        for a in range(blk_start[bi], blk_start[bi + 1], _PRECOMPUTE_PIECE):
+            b = min(a + _PRECOMPUTE_PIECE, blk_start[bi + 1])
+            ends = seg_t[a + 1 : b + 1] if b < n_seg else np.append(seg_t[a + 1 :], t_end)
+            dt = seg_e[a:b]
+            np.subtract(ends, seg_t[a:b], out=dt)
+            if k > 0:
+                g = seg_g[a:b]
+                np.subtract(ends, base, out=g)
+                g *= k
+                np.exp(g, out=g)
+                bg = seg_bg[a:b]
+                np.multiply(dt, -k, out=bg)
+                np.expm1(bg, out=bg)
+                bg *= seg_p[a:b]
+                bg /= -k
+                bg *= g
+            dt *= seg_p[a:b]
+    return seg_e, seg_bg, seg_g, blk_start
+
+
 # --- result ----------------------------------------------------------------------------------------------
 @dataclass
 class Timeline:
@@ -365,45 +413,7 @@ def simulate(
     boot_thr = float(e_off(program.boot_power_w))
     boot_cache: dict[int, tuple[np.ndarray, ...]] = {}
     e_on_lo = e_on * (1 - 1e-12)
-    # per trace segment: harvested energy P·τ (for the leak by energy balance) and, for the off state, the
-    # closed-form gain b = P·(1 − e^(−kτ))/k scaled by a growth factor G = e^(k·(segment end − T)):
-    # E·G at segment ends is then a prefix sum of b·G. T is rebased every _MAX_KT/k seconds (blocks of
-    # segments) so that G stays below e^_MAX_KT; T is the end of the block's first segment (G = 1 there),
-    # which makes a long first segment (a night) plain closed form. Three arrays of the trace's length.
-    seg_e = np.empty(n_seg)
-    np.subtract(seg_t[1:], seg_t[:-1], out=seg_e[:-1])
-    seg_e[-1] = t_end - seg_t[-1]
-    if k > 0:
-        seg_bg = seg_e * -k
-        np.expm1(seg_bg, out=seg_bg)
-        seg_bg *= seg_p
-        seg_bg /= -k
-        seg_g = np.empty(n_seg)
-        blk_start, blk_base = [], []  # first segment and T of each block
-        j = 0
-        while j < n_seg:
-            base = float(seg_t[j + 1]) if j + 1 < n_seg else t_end
-            # segments j+1 .. j2-1 end (at seg_t[j+2 ..]) within kt_span of base; so may the last one
-            j2 = j + 1 + int(seg_t[j + 2 :].searchsorted(base + kt_span, "right"))
-            if j2 == n_seg - 1 and t_end - base <= kt_span:
-                j2 = n_seg
-            gb = seg_g[j:j2]
-            if j2 < n_seg:
-                np.subtract(seg_t[j + 1 : j2 + 1], base, out=gb)
-            else:
-                np.subtract(seg_t[j + 1 :], base, out=gb[:-1])
-                gb[-1] = t_end - base
-            gb *= k
-            np.exp(gb, out=gb)
-            blk_start.append(j)
-            blk_base.append(base)
-            j = j2
-        seg_bg *= seg_g
-    else:
-        seg_bg = seg_g = None
-        blk_start, blk_base = [0], [0.0]
-    blk_start.append(n_seg)
-    seg_e *= seg_p
+    seg_e, seg_bg, seg_g, blk_start = _segment_tables(seg_t, seg_p, t_end, k)
 
     def _seg_ends(a: int, b: int) -> np.ndarray:
         """End times of segments a .. b-1."""
@@ -446,7 +456,7 @@ def simulate(
                 if k > 0:
                     # E·G at segment ends: e·G(t) + b₀·G₀ (first, partial segment) + Σ b·G (whole ones)
                     g0 = float(seg_g[i])
-                    c0 = e * math.exp(k * (t - blk_base[b])) + p0 * -math.expm1(-k * tau0) / k * g0
+                    c0 = (e * math.exp(-k * tau0) + p0 * -math.expm1(-k * tau0) / k) * g0
                     e_end = np.add.accumulate(seg_bg[i:j1])
                     e_end += c0 - float(seg_bg[i])
                     e_end /= seg_g[i:j1]
