@@ -158,7 +158,7 @@ def reference(board, sched, policy, seg_t, seg_p, t_end):
     def cross(e, p, target, tau):
         if k > 0:
             ei = p / k
-            if (target - ei) / (e - ei) <= 0:
+            if e == ei or (target - ei) / (e - ei) <= 0:  # at equilibrium E stays put
                 return None
             t = -math.log((target - ei) / (e - ei)) / k
         else:
