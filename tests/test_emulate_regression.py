@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from batteryless.schedule import load_schedule
 FIXTURE = Path(__file__).resolve().parent / "data" / "emulate_regression.json"
 REL = 1e-9  # energies, times
 ENERGY_ABS = 1e-15  # J: terms that are zero in one run and ~1e-18 rounding in the other
+BUDGET_CASES = ("markov-clip", "random-a-noleak", "night")  # cases that also check power_on_budgets
 
 
 def _random_trace(seed: int, n: int, scale_w: float) -> Trace:
@@ -43,28 +45,29 @@ def _random_trace(seed: int, n: int, scale_w: float) -> Trace:
     return Trace(time_s=t, values=p, quantity="power", end_s=float(t[-1] + dt[-1]), source=f"random:{seed}")
 
 
-def _traces() -> dict[str, Trace]:
+def _traces() -> dict[str, Callable[[], Trace]]:
+    """Trace builders by name (built only for the cases that run)."""
     return {
-        "solar-10min-1ms": generate(
+        "solar-10min-1ms": lambda: generate(
             "solar", peak_w_m2=20.0, duration_s=600.0, step_s=1e-3, seed=3, start_h=11.9
         ),
-        "solar-3h-5s": generate(
+        "solar-3h-5s": lambda: generate(
             "solar", peak_w_m2=20.0, duration_s=3 * 3600.0, step_s=5.0, seed=4, start_h=6.5
         ),
-        "markov": generate("markov", power_w=2e-3, duration_s=900.0, step_s=0.01, seed=5),
-        "rf": generate("rf", duration_s=300.0, step_s=0.02, seed=6),
-        "kinetic": generate("kinetic", duration_s=900.0, step_s=0.01, seed=7),
-        "random-a": _random_trace(8, 3000, 3e-3),
-        "random-b": _random_trace(9, 400, 15e-3),
-        "night-then-light": Trace(
+        "markov": lambda: generate("markov", power_w=2e-3, duration_s=900.0, step_s=0.01, seed=5),
+        "rf": lambda: generate("rf", duration_s=300.0, step_s=0.02, seed=6),
+        "kinetic": lambda: generate("kinetic", duration_s=900.0, step_s=0.01, seed=7),
+        "random-a": lambda: _random_trace(8, 3000, 3e-3),
+        "random-b": lambda: _random_trace(9, 400, 15e-3),
+        "night-then-light": lambda: Trace(
             time_s=np.array([0.0, 43200.0, 43230.0]),
             values=np.array([0.0, 0.4e-3, 5e-3]),
             quantity="power",
             end_s=43260.0,
             source="night",
         ),
-        "constant-strong": generate("constant", power_w=30e-3, duration_s=60.0, step_s=1.0),
-        "bundled-markov-2mw": load_trace("markov-2mw"),
+        "constant-strong": lambda: generate("constant", power_w=30e-3, duration_s=60.0, step_s=1.0),
+        "bundled-markov-2mw": lambda: load_trace("markov-2mw"),
     }
 
 
@@ -133,13 +136,16 @@ def _result_doc(res) -> dict:
     return d
 
 
-def compute() -> dict:
+def compute(only: str | None = None) -> dict:
+    """The results of every case (or of the case named ``only``), keyed case/schedule/policy."""
     board = load_board("msp430fr5994")
     traces = _traces()
     panel = load_panel("indoor-5cm2")
     out: dict = {}
     for name, tname, conv, over, v_init, scheds, pols, record in _cases():
-        tr = traces[tname]
+        if only is not None and name != only:
+            continue
+        tr = traces[tname]()
         buf = replace(buffer_from_board(board), **over)
         seg_t, seg_p, t_end, _, _ = prepare_segments(
             tr, load_converter(conv), panel if tr.quantity == "irradiance" else None
@@ -151,7 +157,7 @@ def compute() -> dict:
                 prog = build_program(s, s.mode(), load, pol)
                 res = simulate(seg_t, seg_p, t_end, buf, prog, v_initial=v_init, record=record)
                 out[f"{name}/{sname}/{pol}"] = _result_doc(res)
-        if name in ("markov-clip", "random-a-noleak", "night"):
+        if name in BUDGET_CASES:
             budgets = power_on_budgets(seg_t, seg_p, t_end, buf, load_from_board(board), v_initial=v_init)
             out[f"{name}/budgets"] = {
                 "n": len(budgets),
@@ -161,11 +167,6 @@ def compute() -> dict:
                 "cycles_sum": sum(b["cycles"] for b in budgets),
             }
     return out
-
-
-@pytest.fixture(scope="module")
-def computed():
-    return compute()
 
 
 def _compare(path: str, want, got) -> list[str]:
@@ -186,26 +187,33 @@ def _compare(path: str, want, got) -> list[str]:
     return []
 
 
-def test_fixture_covers_every_case(computed):
+def _expected_keys() -> list[str]:
+    keys = [f"{c[0]}/{sc}/{pol}" for c in _cases() for sc in c[5] for pol in c[6]]
+    return keys + [f"{n}/budgets" for n in BUDGET_CASES]
+
+
+def test_fixture_covers_every_case():
     want = json.loads(FIXTURE.read_text(encoding="utf-8"))
-    assert sorted(want) == sorted(computed)
+    assert sorted(want) == sorted(_expected_keys())
 
 
 @pytest.mark.parametrize("case", [c[0] for c in _cases()])
-def test_same_results_as_saved(case, computed):
+def test_same_results_as_saved(case):
     want = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    got = compute(case)
     keys = [k for k in want if k.split("/")[0] == case]
-    assert keys
-    bad = [m for k in keys for m in _compare(k, want[k], computed[k])]
+    assert keys and sorted(keys) == sorted(got)
+    bad = [m for k in keys for m in _compare(k, want[k], got[k])]
     assert not bad, "\n".join(bad[:20])
 
 
-def test_cases_are_intermittent(computed):
-    """The fixture exercises brown-outs, clipping, and the long-dark path (else it proves little)."""
-    assert computed["solar-1ms-board/example-dense/flex"]["power_failures"] > 50
-    assert computed["random-b-clip/example-dense/flex"]["energy"]["clipped"] > 0
-    assert computed["constant-pinned/example-dense/flex"]["power_failures"] == 0
-    assert computed["night/example-dense/flex"]["boots"] >= 1
+def test_cases_are_intermittent():
+    """The saved cases exercise brown-outs, clipping, and the long-dark path (else they prove little)."""
+    want = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    assert want["solar-1ms-board/example-dense/flex"]["power_failures"] > 50
+    assert want["random-b-clip/example-dense/flex"]["energy"]["clipped"] > 0
+    assert want["constant-pinned/example-dense/flex"]["power_failures"] == 0
+    assert want["night/example-dense/flex"]["boots"] >= 1
 
 
 if __name__ == "__main__":
