@@ -102,6 +102,9 @@ def choose_path(layer: dict, shapes_in: tuple, shapes_out: tuple, costs: CostMod
 
 
 def _layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
+    """Estimated cycles of one weight layer on ``path``: the features ``_plan`` gives its tasks (which are
+    what the direct kernels iterate: real output rows/channels only, never the padding of the last block),
+    priced by the board's cost table."""
     k = layer["block"]
     rows, cols = (
         (layer["out_features"], layer["in_features"])
@@ -113,12 +116,16 @@ def _layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
     pos_out = math.prod(shape_out[2:]) if layer["op"] != "linear" else 1
     pos_in = math.prod(shape_in[2:]) if layer["op"] != "linear" else 1
     if path == "direct":
-        return costs.cycles(macs=p * q * k * k * taps * pos_out, calls=p)
+        # one task per block of k output rows (the last one partial), each row over the q·k (zero-padded)
+        # input columns of its block row
+        return costs.cycles(macs=rows * q * k * taps * pos_out, calls=p)
     bfly = (k // 2) * int(math.log2(k))
+    # input transforms: one task per input block (linear) or per input row (conv); then one task per block row
+    in_tasks = q if layer["op"] == "linear" else (shape_in[2] if len(shape_in) > 3 else 1)
     return costs.cycles(
         macs=4 * p * q * (k // 2 + 1) * taps * pos_out,
         butterflies=bfly * (q * pos_in + p * pos_out),
-        calls=q + p,
+        calls=in_tasks + p,
     )
 
 
