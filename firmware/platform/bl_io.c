@@ -14,16 +14,58 @@ void bl_puts(const char *s)
   }
 }
 
+/* Decimal without division: each digit is the number of times its power of ten can be subtracted (at most
+ * 9 subtractions per digit; 32-bit division is a software helper call on the MSP430 and printing one logits
+ * line through it cost ~195 k MCLK cycles). Values that fit 16 bits take a 16-bit path (one-word compares
+ * and subtractions on the MSP430). Leading zeros are skipped; the last digit is what remains. */
+static const uint32_t bl_pow10_u32[5] = {1000000000ul, 100000000ul, 10000000ul, 1000000ul, 100000ul};
+static const uint16_t bl_pow10_u16[4] = {10000u, 1000u, 100u, 10u};
+
 void bl_put_u32(uint32_t v)
 {
-  char buf[11];
-  unsigned i = 0;
-  do {
-    buf[i++] = (char)('0' + (v % 10u));
-    v /= 10u;
-  } while (v != 0u);
-  while (i > 0u) {
-    bl_putc(buf[--i]);
+  unsigned i;
+  int started = 0;
+  char d;
+  for (i = 0; i < 5u; i++) {
+    const uint32_t p = bl_pow10_u32[i];
+    d = '0';
+    while (v >= p) {
+      v -= p;
+      d++;
+    }
+    if (d != '0' || started) {
+      bl_putc(d);
+      started = 1;
+    }
+  }
+  /* v < 100000 here; below 65536 unless a digit has been printed or v itself is 65536..99999 */
+  if (v > 0xFFFFul) {
+    d = '0';
+    while (v >= 10000ul) {
+      v -= 10000ul;
+      d++;
+    }
+    bl_putc(d);
+    started = 1;
+    i = 1u; /* 10000 done */
+  } else {
+    i = 0u;
+  }
+  {
+    uint16_t w = (uint16_t)v;
+    for (; i < 4u; i++) {
+      const uint16_t p = bl_pow10_u16[i];
+      d = '0';
+      while (w >= p) {
+        w = (uint16_t)(w - p);
+        d++;
+      }
+      if (d != '0' || started) {
+        bl_putc(d);
+        started = 1;
+      }
+    }
+    bl_putc((char)('0' + w));
   }
 }
 
