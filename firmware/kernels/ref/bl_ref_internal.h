@@ -5,6 +5,18 @@
 
 #include "bl_kernels.h"
 
+/* int16 x int16 -> int32, exact. On the MSP430 clang 14 lowers every 32-bit product, even of two
+ * sign-extended int16 values, to the 32x32 helper __mspabi_mpyl (three hardware 16x16 multiplies plus the
+ * sign extension, ~10x the cost) and never to the 16x16 one, so there the ref kernels call the EABI 16x16
+ * -> 32 helper of the project's run time (firmware/platform/msp430/mspabi.c) directly. This is the only
+ * target #if of the ref backend: C offers no portable way to make clang 14 emit that multiply. */
+#if defined(__MSP430__)
+int32_t __mspabi_mpysl_f5hw(int16_t a, int16_t b);
+static inline int32_t bl_ref_mul16(int16_t a, int16_t b) { return __mspabi_mpysl_f5hw(a, b); }
+#else
+static inline int32_t bl_ref_mul16(int16_t a, int16_t b) { return (int32_t)a * (int32_t)b; }
+#endif
+
 /* Packed slot of bin f's real / imaginary part (f = 0 .. k/2); -1: the part is zero (DC / Nyquist imag). */
 static inline int32_t bl_ref_slot_re(uint16_t f, uint16_t k) {
   return f == 0 ? 0 : (f == k / 2u ? 1 : 2 * (int32_t)f);
@@ -16,22 +28,27 @@ static inline int32_t bl_ref_slot_im(uint16_t f, uint16_t k) {
 /* Bins 0 .. k/2 of the complex FFT result z (interleaved) -> packed [Re0, Re k/2, Re1, Im1, ...], element b
  * stored at out[b * stride]. The imaginary parts of bins 0 and k/2 are zero for real input (spec). */
 static inline void bl_ref_pack_spectrum(const int16_t *z, uint16_t k, int16_t *out, uint32_t stride) {
-  for (uint16_t f = 0; f <= k / 2u; f++) {
-    out[(uint32_t)bl_ref_slot_re(f, k) * stride] = z[2u * f];
-    int32_t si = bl_ref_slot_im(f, k);
-    if (si >= 0) out[(uint32_t)si * stride] = z[2u * f + 1u];
+  out[0] = z[0];
+  out[stride] = z[k];
+  uint32_t o = 2u * stride; /* an offset, not a pointer stepped past out */
+  for (uint16_t f = 1; f < k / 2u; f++, o += 2u * stride) {
+    out[o] = z[2u * f];
+    out[o + stride] = z[2u * f + 1u];
   }
 }
 
-/* acc += X[f] * S[f] (complex), X and S packed with the given element strides; 32-bit wrapping. */
-static inline void bl_ref_cmac(uint32_t *acc_re, uint32_t *acc_im, const int16_t *x, uint32_t sx,
-                               const int16_t *s, uint32_t ss, uint16_t f, uint16_t k) {
-  const int32_t ir = bl_ref_slot_re(f, k), ii = bl_ref_slot_im(f, k);
-  const int32_t xr = x[(uint32_t)ir * sx], sr = s[(uint32_t)ir * ss];
-  const int32_t xi = ii >= 0 ? x[(uint32_t)ii * sx] : 0;
-  const int32_t si = ii >= 0 ? s[(uint32_t)ii * ss] : 0;
-  *acc_re += (uint32_t)(xr * sr) - (uint32_t)(xi * si);
-  *acc_im += (uint32_t)(xr * si) + (uint32_t)(xi * sr);
+/* acc += X[f] * S[f] (complex), 32-bit wrapping, for one packed bin: x / s point at the bin's real part,
+ * its imaginary part is xi / si elements further; im == false for bins 0 and k/2 (imaginary part zero). */
+static inline void bl_ref_cmac(uint32_t *acc_re, uint32_t *acc_im, const int16_t *x, uint32_t xi,
+                               const int16_t *s, uint32_t si, bool im) {
+  const int16_t xr = x[0], sr = s[0];
+  if (!im) {
+    *acc_re += (uint32_t)bl_ref_mul16(xr, sr);
+    return;
+  }
+  const int16_t xv = x[xi], sv = s[si];
+  *acc_re += (uint32_t)bl_ref_mul16(xr, sr) - (uint32_t)bl_ref_mul16(xv, sv);
+  *acc_im += (uint32_t)bl_ref_mul16(xr, sv) + (uint32_t)bl_ref_mul16(xv, sr);
 }
 
 static inline void bl_ref_store_bin(int16_t *z, uint16_t k, uint16_t f, int16_t re, int16_t im) {

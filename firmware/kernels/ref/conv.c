@@ -101,6 +101,16 @@ bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const b
   return BL_OK;
 }
 
+/* Taps d of a window starting at input coordinate c0 (may be negative: padding) that fall inside [0, size):
+ * d in [live_first, live_end); an empty range when live_end <= live_first. */
+static uint16_t live_first(int32_t c0, uint16_t taps) {
+  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
+}
+static uint16_t live_end(int32_t c0, uint16_t taps, uint16_t size) {
+  const int32_t lim = (int32_t)size - c0;
+  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
+}
+
 bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,
                                 const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out, const int32_t *bias_out,
                                 int16_t *y, uint16_t i, uint16_t oy0, uint16_t oy1, int16_t *work) {
@@ -114,22 +124,34 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
   if (i >= p || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
   const uint32_t taps = (uint32_t)g->kh * g->kw;
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
+  const uint32_t x_step = (uint32_t)k * in_hw, s_step = (uint32_t)k * taps; /* from block j to j + 1 */
+  const int16_t *s_i = spectra + (uint32_t)i * q * s_step;
   for (uint16_t oy = oy0; oy < oy1; oy++) {
+    /* taps dy0 .. dy1-1 fall inside the input (the rest is zero padding: the spectrum of zeros is zero) */
+    const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
+    const uint16_t dy0 = live_first(iy0, g->kh), dy1 = live_end(iy0, g->kh, g->in_h);
     for (uint16_t ox = 0; ox < g->out_w; ox++) {
+      const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
+      const uint16_t dx0 = live_first(ix0, g->kw), dx1 = live_end(ix0, g->kw, g->in_w);
+      const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
+      const bool live = dy1 > dy0 && nx > 0;
+      /* element offsets of the first live tap in a block's input spectra and weight spectra (integer
+       * offsets, not pointers stepped past the arrays) */
+      const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
+      const uint32_t s0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
       for (uint16_t f = 0; f <= k / 2u; f++) {
         uint32_t acc_re = 0, acc_im = 0;
-        for (uint32_t j = 0; j < q; j++) {
-          const int16_t *xj = xs + j * k * in_hw;
-          const int16_t *sij = spectra + ((uint32_t)i * q + j) * k * taps;
-          for (uint16_t dy = 0; dy < g->kh; dy++) {
-            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
-            if (iy < 0) continue; /* zero padding: the spectrum of zeros is zero */
-            for (uint16_t dx = 0; dx < g->kw; dx++) {
-              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
-              if (ix < 0) continue;
-              bl_ref_cmac(&acc_re, &acc_im, xj + (uint32_t)iy * g->in_w + (uint32_t)ix, in_hw,
-                          sij + (uint32_t)dy * g->kw + dx, taps, f, k);
-            }
+        const uint32_t ir = (uint32_t)bl_ref_slot_re(f, k);
+        const bool im = bl_ref_slot_im(f, k) >= 0; /* the imaginary part is the next packed slot */
+        uint32_t xo = ir * in_hw + x0, so = ir * taps + s0;
+        for (uint32_t j = 0; live && j < q; j++, xo += x_step, so += s_step) {
+          const int16_t *xrow = xs + xo, *srow = s_i + so;
+          for (uint16_t dy = dy0;;) {
+            for (uint16_t dx = 0; dx < nx; dx++)
+              bl_ref_cmac(&acc_re, &acc_im, xrow + dx, in_hw, srow + dx, taps, im);
+            if (++dy >= dy1) break;
+            xrow += g->in_w;
+            srow += g->kw;
           }
         }
         bl_ref_store_bin(work, k, f, bl_requant_s32(bl_wrap_s32(acc_re), shift_z),

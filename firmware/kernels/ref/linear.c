@@ -94,11 +94,13 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   const uint32_t p = ((uint32_t)out_features + k - 1u) / k;
   if (i >= p) return BL_ERR_ARG;
   /* P_i[f] = sum_j X_j[f] S_ij[f] for each packed slot, requantised into the packed spectrum in work */
+  const int16_t *s_i = spectra + (uint32_t)i * q * k;
   for (uint16_t f = 0; f <= k / 2u; f++) {
     uint32_t acc_re = 0, acc_im = 0;
-    for (uint32_t j = 0; j < q; j++) {
-      bl_ref_cmac(&acc_re, &acc_im, xs + j * k, 1u, spectra + ((uint32_t)i * q + j) * k, 1u, f, k);
-    }
+    const uint16_t ir = (uint16_t)bl_ref_slot_re(f, k);
+    const bool im = bl_ref_slot_im(f, k) >= 0; /* the imaginary part follows the real one */
+    uint32_t o = ir; /* element offset of the bin in block j (an offset: no pointer past the arrays) */
+    for (uint32_t j = 0; j < q; j++, o += k) bl_ref_cmac(&acc_re, &acc_im, xs + o, 1u, s_i + o, 1u, im);
     bl_ref_store_bin(work, k, f, bl_requant_s32(bl_wrap_s32(acc_re), shift_z),
                      bl_requant_s32(bl_wrap_s32(acc_im), shift_z));
   }
