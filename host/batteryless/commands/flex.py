@@ -25,6 +25,7 @@ def cmd_flex_verify(args: argparse.Namespace) -> int:
             broken=args.broken,
             workers=args.workers,
             progress=progress,
+            continuous=args.continuous,
         )
     if args.json:
         print(json.dumps(rep.to_dict(), indent=1))
@@ -78,6 +79,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("none", "early-advance", "trust-record"),
         default="none",
         help="build a deliberately broken runtime to see the harness fail",
+    )
+    p.add_argument(
+        "--continuous",
+        action="store_true",
+        help="QEMU, with --random N: build the continuous-inference app and check N inferences in one "
+        "QEMU run under random cuts, each bit-exact with continuous power (one QEMU start, not N)",
     )
     p.add_argument("--workers", type=int, default=2, help="parallel runs")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

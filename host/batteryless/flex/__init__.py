@@ -369,6 +369,7 @@ def verify_intermittent(
     workers: int = 2,
     timeout: float = 120.0,
     progress: ProgressFn | None = None,
+    continuous: bool = False,
 ) -> VerifyReport:
     """Check the FLEX property (DESIGN.md contract 3) on ``board``: the final logits under every power-failure
     schedule equal those of a continuous-power run of the same image, bit for bit.
@@ -376,13 +377,21 @@ def verify_intermittent(
     ``sweep``: one cut at every cut point (host: every mark; targets: every ``every``-th instruction, default
     so that about 200 runs happen). ``random``: that many seeded schedules of 1..``max_cuts`` cuts. Give
     ``image`` (from :func:`build_flex`) to reuse a build, otherwise the artifact is generated and built
-    into ``out_dir`` (default a temporary folder). Returns a :class:`VerifyReport` (``passed``)."""
+    into ``out_dir`` (default a temporary folder). Returns a :class:`VerifyReport` (``passed``).
+
+    ``continuous`` (QEMU, ``random=N``; or give an ``image`` built with ``continuous=True``): build the
+    continuous-inference app and check N inferences in one QEMU process under random cuts, each inference
+    bit-exact with the same inference under continuous power (:func:`_verify_continuous`) — one QEMU start
+    instead of one per schedule. It checks that app, whose inferences after the first start from the NVM
+    state the previous one left; the single-inference image and the sweep keep one run per schedule."""
     b = _board(board)
     kind = b.emulator.get("kind")
     if not sweep and random <= 0:
         raise UsageError("choose a sweep (sweep=True / --sweep) or a number of random schedules (--random N)")
     if random < 0 or max_cuts < 1 or workers < 1 or (every is not None and every < 1):
         raise UsageError("random, max_cuts, workers and every must be positive")
+    if continuous or (image is not None and image.continuous):
+        _check_continuous(b, kind, sweep)
     tmpdir = None
     if image is None:
         if artifact is None:
@@ -390,7 +399,11 @@ def verify_intermittent(
         if out_dir is None:
             tmpdir = tempfile.TemporaryDirectory(prefix="bl-flexv-")
             out_dir = tmpdir.name
-        image = build_flex(artifact, b, out_dir, policy=policy, broken=broken, progress=progress)
+        image = build_flex(
+            artifact, b, out_dir, policy=policy, broken=broken, progress=progress, continuous=continuous
+        )
+    elif continuous and not image.continuous:
+        raise UsageError("continuous=True needs an image built with build_flex(continuous=True)")
     if inputs is None:
         if artifact is None:
             raise UsageError("give inputs (bytes) or an artifact to take a test sample from")
@@ -404,6 +417,8 @@ def verify_intermittent(
 
 
 def _verify(image, b, kind, inputs, sweep, every, n_random, max_cuts, seed, workers, timeout, progress):
+    if getattr(image, "continuous", False):
+        return _verify_continuous(image, b, kind, inputs, sweep, n_random, max_cuts, seed, timeout, progress)
     if kind == "host":
         d, exe = _host_runner(image.image, inputs)
         with tempfile.TemporaryDirectory(prefix="bl-flexc-") as c:
@@ -481,4 +496,62 @@ def _verify(image, b, kind, inputs, sweep, every, n_random, max_cuts, seed, work
         if kind == "host":
             d.cleanup()
     rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _check_continuous(b, kind, sweep) -> None:
+    if kind != "qemu":
+        raise UsageError(f"continuous-inference images are verified on QEMU only ({b.name} is {kind!r})")
+    if sweep:
+        raise UsageError(
+            "a sweep needs erased NVM for every cut point: verify a single-inference image "
+            "(build_flex(continuous=False)); a continuous image takes random=N (N inferences in one run)"
+        )
+
+
+def _verify_continuous(image, b, kind, inputs, sweep, n_random, max_cuts, seed, timeout, progress):
+    """A continuous-inference image (``build_flex(continuous=True)``) on QEMU: ``n_random`` inferences in ONE
+    QEMU process, first under continuous power (the reference, per inference index), then with power cut at
+    seeded random instruction counts spread over the whole run (on average about ``max_cuts``/2 + 1/2 per
+    inference). Every inference of the cut run is compared bit for bit with the same inference of the
+    continuous run; one missing, printed twice with other logits, or differing is a failure. Inferences
+    after the first start from the NVM state the previous one left (not from erased NVM), so this checks
+    the continuous app, not the single-inference image; a sweep needs erased NVM per cut point and is
+    refused."""
+    _check_continuous(b, kind, sweep)
+    n = n_random
+    inp = continuous_input([inputs], inferences=n, marks=False)
+    cont = run(image.image, b, inputs=inp, timeout=timeout, mark_ids=[])
+    ref = parse_continuous(cont.output, image.output_len)
+    if cont.exit_code != 0 or sorted(ref.inferences) != list(range(n)) or ref.conflicts:
+        raise EmulationError(
+            f"{image.image}: the continuous-power run did not print {n} inferences "
+            f"(exit code {cont.exit_code}, {len(ref.inferences)} printed)"
+        )
+    refs = {i: logits for i, (_, logits) in ref.inferences.items()}
+    total = int(cont.instructions or 0)
+    rep = VerifyReport(b.name, image.policy, image.broken, "", image.num_tasks, refs[0], total)
+    rng = _random.Random(seed)
+    ncuts = sum(rng.randint(1, max_cuts) for _ in range(n))
+    cuts = sorted(rng.sample(range(1, total), min(ncuts, total - 1)))
+    rep.mode = f"continuous: {n} inferences in one run, {len(cuts)} random cuts (seed {seed})"
+    t0 = time.perf_counter()
+    r = run(image.image, b, inputs=inp, timeout=timeout, cuts=cuts, mark_ids=[])
+    rep.seconds = time.perf_counter() - t0
+    out = parse_continuous(r.output, image.output_len)
+    rep.schedules, rep.reboots, rep.instructions = n, r.resets, int(r.instructions or 0)
+    if out.task_runs is not None:
+        rep.reexecuted_tasks = max(0, out.task_runs - n * image.num_tasks)
+    for i in range(n):
+        got = out.inferences.get(i)
+        logits = got[1] if got else None
+        if logits != refs[i] or i in out.conflicts or r.exit_code != 0:
+            err = None if r.exit_code == 0 else f"exit code {r.exit_code}"
+            if got is None:
+                err = err or f"inference {i} not printed"
+            elif i in out.conflicts:
+                err = err or f"inference {i} printed again with other logits"
+            res = ScheduleResult(cuts, logits, False, r.resets, out.task_runs, r.instructions, None, err)
+            rep.failures.append(res)
+        report(progress, f"flex-verify {b.name} {image.policy} (continuous)", i + 1, n)
     return rep
