@@ -11,6 +11,7 @@
   part of a task), with the default reset (image kept) and with QEMU's own reset (image reloaded).
 
 Writes benchmarks/results/intermittent.json. Run: .venv/bin/python benchmarks/intermittent.py
+(``--harness-only``: re-measure only the harness figures and replace them in the existing file.)
 """
 
 from __future__ import annotations
@@ -104,7 +105,69 @@ def _throughput(model, img, inp, spacing, k, reload_image):
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bl-bench-flex-") as d:
+        if "--harness-only" in sys.argv[1:]:
+            return _harness_only(Path(d))
         return _main(Path(d))
+
+
+def _harness(tmp: Path, art: Path, inp: bytes, qimg) -> dict:
+    """flex-verify figures: schedules, failures, re-execution and power failures per second of each harness.
+    QEMU: one QEMU process per schedule (random 100, sweep of 200 cut points) and, for a continuous-inference
+    image, 200 inferences in ONE QEMU process under random cuts (flex-verify --continuous)."""
+    keys = ("schedules", "reboots", "reexecuted_tasks", "reexecuted_per_failure", "resets_per_s")
+    q = verify_intermittent(None, QEMU, image=qimg, inputs=inp, random=100, seed=7)
+    qs = verify_intermittent(None, QEMU, image=qimg, inputs=inp, sweep=True)
+    cimg = build_flex(art, QEMU, tmp / "q-flex-continuous", continuous=True)
+    qc = verify_intermittent(None, QEMU, image=cimg, inputs=inp, random=200, seed=7)
+    himg = build_flex(art, "host", tmp / "h-flex")
+    hs = verify_intermittent(None, "host", image=himg, inputs=inp, sweep=True)
+    hr = verify_intermittent(None, "host", image=himg, inputs=inp, random=2000, seed=7)
+    mimg = build_flex(art, "msp430fr5994", tmp / "m-flex")
+    mr = verify_intermittent(None, "msp430fr5994", image=mimg, inputs=inp, random=5, seed=7)
+
+    def summary(rep) -> dict:
+        return {k: rep.to_dict()[k] for k in keys} | {
+            "mode": rep.mode,
+            "passed": rep.passed,
+            "seconds": round(rep.seconds, 2),
+        }
+
+    return {
+        "qemu_random_100": summary(q),
+        "qemu_sweep": summary(qs),
+        "qemu_continuous_random_200": summary(qc),
+        "mspdebug_random_5": {
+            "passed": mr.passed,
+            "reboots": mr.reboots,
+            "continuous_instructions": mr.continuous_count,
+            "seconds": round(mr.seconds, 2),
+        },
+        "host_sweep": {"cut_points": hs.schedules, "passed": hs.passed, "seconds": round(hs.seconds, 2)},
+        "host_random_2000": {
+            "reboots": hr.reboots,
+            "reexecuted_per_failure": round(hr.reexecuted_per_failure, 3),
+            "passed": hr.passed,
+            "seconds": round(hr.seconds, 2),
+        },
+        "note": "seconds are wall time of the schedules (the continuous-power reference runs excluded), "
+        "2 workers for the per-schedule harnesses, on a 2-core machine shared with other jobs",
+    }
+
+
+def _harness_only(tmp: Path) -> int:
+    """Re-measure only the harness figures and replace them in the existing results file."""
+    art = tmp / "mlp.bl"
+    quick = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+    compress("mlp", "digits", out=art, config=CompressConfig(block_size=16, weight_bits=16, **quick))
+    inp = model_input(art, 0)
+    out = json.loads(RESULTS.read_text())
+    out["harness"] = _harness(tmp, art, inp, build_flex(art, QEMU, tmp / "q-flex"))
+    out["harness_command"] = ".venv/bin/python benchmarks/intermittent.py --harness-only"
+    t = RESULTS.with_suffix(".json.tmp")
+    t.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(t, RESULTS)
+    print(json.dumps(out["harness"], indent=1))
+    return 0
 
 
 def _main(tmp: Path) -> int:
@@ -186,32 +249,7 @@ def _main(tmp: Path) -> int:
             print(json.dumps(thr[-1]), flush=True)
     out["throughput"] = thr
     # per-failure re-execution and harness throughput
-    q = verify_intermittent(None, "mps2-an386", image=imgs["flex"], inputs=inp, random=100, seed=7)
-    himg = build_flex(art, "host", tmp / "h-flex")
-    hs = verify_intermittent(None, "host", image=himg, inputs=inp, sweep=True)
-    hr = verify_intermittent(None, "host", image=himg, inputs=inp, random=2000, seed=7)
-    mimg = build_flex(art, "msp430fr5994", tmp / "m-flex")
-    mr = verify_intermittent(None, "msp430fr5994", image=mimg, inputs=inp, random=5, seed=7)
-    out["harness"] = {
-        "qemu_random_100": {
-            k: q.to_dict()[k]
-            for k in ("schedules", "reboots", "reexecuted_tasks", "reexecuted_per_failure", "resets_per_s")
-        }
-        | {"passed": q.passed, "seconds": round(q.seconds, 2)},
-        "mspdebug_random_5": {
-            "passed": mr.passed,
-            "reboots": mr.reboots,
-            "continuous_instructions": mr.continuous_count,
-            "seconds": round(mr.seconds, 2),
-        },
-        "host_sweep": {"cut_points": hs.schedules, "passed": hs.passed, "seconds": round(hs.seconds, 2)},
-        "host_random_2000": {
-            "reboots": hr.reboots,
-            "reexecuted_per_failure": round(hr.reexecuted_per_failure, 3),
-            "passed": hr.passed,
-            "seconds": round(hr.seconds, 2),
-        },
-    }
+    out["harness"] = _harness(tmp, art, inp, imgs["flex"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     t = RESULTS.with_suffix(".json.tmp")
     t.write_text(json.dumps(out, indent=1) + "\n")
