@@ -184,6 +184,16 @@ def test_requant_matches_spec(lib, v, s):
         assert lib.bl_asr_s32(v, s) == v >> s
 
 
+def test_rshift_round_32bit_path_edges(lib):
+    # the 32-bit constant-shift path (|v| < 2^31, 1 <= s <= 31) and its 64-bit neighbours, against exact
+    # Python integers: floor((v + 2^(s-1)) / 2^s)
+    vals = {0, 1, -1, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, 2**40, -(2**40)}
+    vals |= {sign * ((1 << b) + d) for b in range(31) for d in (-1, 0, 1) for sign in (1, -1)}
+    for v in sorted(vals):
+        for s in range(1, 34):
+            assert lib.bl_rshift_round_s64(v, s) == (v + (1 << (s - 1))) >> s, (v, s)
+
+
 def test_wrap_and_edge_primitives(lib):
     for u in (0, 1, 2**31 - 1, 2**31, 2**32 - 1, 0x9ABCDEF0):
         assert lib.bl_wrap_s32(u) == int(spec.wrap32(np.array([u]))[0])

@@ -18,10 +18,27 @@ int16_t bl_sat16_s64(int64_t v) {
   return (int16_t)v;
 }
 
-/* floor(v / 2^s): for negative v, ~v = -v - 1 >= 0 and floor(v / 2^s) = ~(floor(~v / 2^s)). */
+/* floor(v / 2^s) for 0 <= s <= 31 with constant shifts only (for negative v, ~v = -v - 1 >= 0 and
+ * floor(v / 2^s) = ~(floor(~v / 2^s))): on 16-bit targets a variable 32-bit shift is
+ * a helper call looping once per bit, and a 64-bit one costs far more (docs/kernels.md, ref on the MSP430). */
+static int32_t asr_s32_steps(int32_t v, uint16_t s) {
+  /* 32-bit int: a variable shift is one instruction (a compile-time choice, not a target #if) */
+  if (sizeof(int) >= 4u) return v >= 0 ? (int32_t)(v >> s) : (int32_t)~((~v) >> s);
+  if (s >= 16u) {
+    v = v >= 0 ? (int32_t)(v >> 16) : (int32_t)~((~v) >> 16);
+    s = (uint16_t)(s - 16u);
+  }
+  if (s >= 8u) {
+    v = v >= 0 ? (int32_t)(v >> 8) : (int32_t)~((~v) >> 8);
+    s = (uint16_t)(s - 8u);
+  }
+  for (; s != 0u; s--) v = v >= 0 ? (int32_t)(v >> 1) : (int32_t)~((~v) >> 1);
+  return v;
+}
+
 int32_t bl_asr_s32(int32_t v, uint16_t s) {
   if (s > 31) return v < 0 ? -1 : 0;
-  return v >= 0 ? (int32_t)(v >> s) : (int32_t)~((~v) >> s);
+  return asr_s32_steps(v, s);
 }
 
 int64_t bl_asr_s64(int64_t v, uint16_t s) {
@@ -30,6 +47,11 @@ int64_t bl_asr_s64(int64_t v, uint16_t s) {
 }
 
 int64_t bl_rshift_round_s64(int64_t v, int16_t s) {
+  if (s > 0 && s <= 31 && v >= INT32_MIN && v <= INT32_MAX) {
+    /* floor((v + 2^(s-1)) / 2^s) = floor((a + 1) / 2) with a = floor(v / 2^(s-1)); no overflow */
+    const int32_t a = asr_s32_steps((int32_t)v, (uint16_t)(s - 1));
+    return (int64_t)(a >= 0 ? (int32_t)(a >> 1) : (int32_t)~((~a) >> 1)) + (int64_t)((uint32_t)a & 1u);
+  }
   if (s > 0) {
     /* |v| <= 2^40 < 2^(s-1) for s > 41: v + 2^(s-1) lies in [0, 2^s), so the result is 0. */
     if (s > BL_RSR_DOMAIN_BITS + 1) return 0;
