@@ -84,8 +84,8 @@ __attribute__((unused)) static bl_status bl_ref_conv_geom_check(const bl_conv_ge
 }
 
 /* Weight idx of an int16 (w16 != NULL) or int8 weight array. */
-static inline int32_t bl_ref_weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
-  return w16 != 0 ? (int32_t)w16[idx] : (int32_t)w8[idx];
+static inline int16_t bl_ref_weight_at(const int16_t *w16, const int8_t *w8, uint32_t idx) {
+  return w16 != 0 ? w16[idx] : (int16_t)w8[idx];
 }
 
 /* Input coordinate of output coordinate o and tap d, or -1 when it falls in the zero padding. */

@@ -5,6 +5,16 @@
 
 bl_status bl_conv_geom_check(const bl_conv_geom *g) { return bl_ref_conv_geom_check(g); }
 
+/* Taps d of a window starting at input coordinate c0 (may be negative: padding) that fall inside [0, size):
+ * d in [live_first, live_end); an empty range when live_end <= live_first. */
+static uint16_t live_first(int32_t c0, uint16_t taps) {
+  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
+}
+static uint16_t live_end(int32_t c0, uint16_t taps, uint16_t size) {
+  const int32_t lim = (int32_t)size - c0;
+  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
+}
+
 static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
                              uint16_t o1, uint16_t oy0, uint16_t oy1) {
@@ -18,9 +28,20 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
   const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
   for (uint16_t o = o0; o < o1; o++) {
     for (uint16_t oy = oy0; oy < oy1; oy++) {
+      /* taps dy0 .. dy1-1 fall inside the input (the rest is zero padding) */
+      const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
+      const uint16_t dy0 = live_first(iy0, g->kh), dy1 = live_end(iy0, g->kh, g->in_h);
       for (uint16_t ox = 0; ox < g->out_w; ox++) {
+        const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
+        const uint16_t dx0 = live_first(ix0, g->kw), dx1 = live_end(ix0, g->kw, g->in_w);
+        const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
+        const bool live = dy1 > dy0 && nx > 0;
+        /* offsets of the first live tap in channel 0's input and in W[o][c] */
+        const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
+        const uint32_t t0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
         uint32_t acc = 0; /* wrap32 accumulation */
-        for (uint16_t c = 0; c < g->in_ch; c++) {
+        uint32_t xc = x0;
+        for (uint16_t c = 0; live && c < g->in_ch; c++, xc += in_hw) {
           uint32_t wbase; /* index of W[o][c][0][0] */
           if (k == 1) {
             wbase = ((uint32_t)o * g->in_ch + c) * taps;
@@ -28,15 +49,13 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
             const uint16_t d = (uint16_t)((o % k + k - c % k) % k);
             wbase = (((uint32_t)(o / k) * q + c / k) * k + d) * taps;
           }
-          for (uint16_t dy = 0; dy < g->kh; dy++) {
-            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
-            if (iy < 0) continue;
-            for (uint16_t dx = 0; dx < g->kw; dx++) {
-              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
-              if (ix < 0) continue;
-              const int32_t xv = x[(uint32_t)c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix];
-              acc += (uint32_t)(bl_ref_weight_at(w16, w8, wbase + (uint32_t)dy * g->kw + dx) * xv);
-            }
+          uint32_t xo = xc, wo = wbase + t0;
+          for (uint16_t dy = dy0;;) {
+            for (uint16_t dx = 0; dx < nx; dx++)
+              acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
+            if (++dy >= dy1) break;
+            xo += g->in_w;
+            wo += g->kw;
           }
         }
         if (bias != 0) acc += (uint32_t)bias[o];
@@ -99,16 +118,6 @@ bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const b
     }
   }
   return BL_OK;
-}
-
-/* Taps d of a window starting at input coordinate c0 (may be negative: padding) that fall inside [0, size):
- * d in [live_first, live_end); an empty range when live_end <= live_first. */
-static uint16_t live_first(int32_t c0, uint16_t taps) {
-  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
-}
-static uint16_t live_end(int32_t c0, uint16_t taps, uint16_t size) {
-  const int32_t lim = (int32_t)size - c0;
-  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
 }
 
 bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,

@@ -16,7 +16,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
     if (k == 1) {
       const uint32_t row = (uint32_t)r * in_features;
       for (uint16_t c = 0; c < in_features; c++)
-        acc += (uint32_t)(bl_ref_weight_at(w16, w8, row + c) * (int32_t)x[c]);
+        acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, row + c), x[c]);
     } else {
       /* W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k]: d steps down from rr, wrapping, with cc */
       const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
@@ -26,7 +26,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
         for (uint16_t cc = 0; cc < k; cc++) {
           const uint32_t c = j * k + cc;
           if (c >= in_features) break;
-          acc += (uint32_t)(bl_ref_weight_at(w16, w8, base + d) * (int32_t)x[c]);
+          acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, base + d), x[c]);
           d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
         }
       }
