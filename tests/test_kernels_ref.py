@@ -482,6 +482,24 @@ def test_conv_layers_match_spec(lib, seed):
             assert np.array_equal(got, want[n]), (seed, path, n)
 
 
+@pytest.mark.parametrize("k", [1, 4])
+def test_conv_padding_wider_than_kernel_matches_spec(lib, k):
+    # windows lying wholly in the zero padding (pad >= kernel): the kernels' live tap ranges must be empty
+    rng = np.random.default_rng(7 + k)
+    for fft in (False, True) if k > 1 else (False,):
+        layer, tensors = _conv_layer(rng, 2, 5, 6, k, 16, fft)
+        layer["kernel_size"], layer["stride"], layer["padding"] = [2, 3], [1, 2], [3, 4]
+        wshape = (6, 5, 2, 3) if k == 1 else (2, 2, k, 2, 3)
+        tensors["w"] = _rand16(rng, wshape, 32768).astype(np.int16)
+        if fft:
+            _add_fft_fields(rng, layer, tensors, wshape, True, 6)
+        x = _rand16(rng, (2, 5, 4, 5), 3000)
+        path = "fft" if fft else "direct"
+        want = spec.linear_or_conv(layer, tensors, x, path)
+        for n in range(len(x)):
+            assert np.array_equal(c_conv(lib, layer, tensors, x[n], path, rng), want[n]), (path, n)
+
+
 def c_pool(lib, layer, x, rng):
     one_d = layer["op"].endswith("1d")
     if one_d:
