@@ -225,6 +225,10 @@ def reference(board, sched, policy, seg_t, seg_p, t_end):
                 out["inferences"] += 1
             pos = (idx + 1) % n
         cur = [float(prog.power_w[pos]), float(prog.duration_s[pos]), pos]
+    if on and cur is not None and cur[2] < 0:
+        # the trace ended during a boot: the energy that boot has drawn so far is boot energy (a partial task
+        # stays "in progress", which this loop does not report)
+        out["boot"] += cur[0] * (prog.boot_duration_s - cur[1])
     return out
 
 
