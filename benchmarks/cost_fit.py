@@ -133,10 +133,7 @@ def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
 
 def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[dict]:
     """Per circulant layer and target: the path codegen's "auto" picks under the ASSUMED and the FITTED
-    table, and the path that measured cheaper (sum of the layer's task counts on each path). codegen's
-    per-layer estimate (``_layer_cost``) counts the direct path's MACs over the padded rows (p·k), so a
-    layer whose rows do not fill its last block (the 10-class outputs) looks dearer on the direct path
-    than its tasks are."""
+    table, and the path that measured cheaper (sum of the layer's task counts on each path)."""
     out = []
     for key, f in fits.items():
         board, backend = f["board"], f["backend"]
