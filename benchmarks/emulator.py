@@ -5,6 +5,9 @@ per hour on the bundled traces for the dense and RAD EXAMPLE schedules under eac
 Writes benchmarks/results/emulator.json and prints a summary. Run:
     .venv/bin/python benchmarks/emulator.py [--quick]
 (--quick uses a 2 h trace instead of 24 h for the speed figure and is labelled as such in the results.)
+    .venv/bin/python benchmarks/emulator.py --tables
+prints the markdown tables of docs/benchmarks.md "## Emulation" from the existing results file (no
+measurement).
 The firmware-level figure comes from benchmarks/emulator_firmware.py `measure(quick)`; --no-firmware skips
 it and keeps the firmware keys of the existing results file.
 """
@@ -262,6 +265,96 @@ def firmware_keys(quick: bool, skip: bool) -> dict:
     return measure(quick)
 
 
+def _num(x: float | None, digits: int = 1) -> str:
+    """A number with thousands separators, or "—" for None (no inference finished)."""
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f} %"
+
+
+def _row(cells: list) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown_tables(doc: dict) -> str:
+    """The markdown tables of docs/benchmarks.md "## Emulation", from an emulator.json document (no
+    measurement): the EXAMPLE-schedule table, the per-schedule breakdown of the codegen schedules, and
+    their bundled-trace rows on the board's buffer (`rows`) and on 1 mF (`rows_1mf`)."""
+    out = ["<!-- example schedules: rows with model dense / rad -->"]
+    out.append(
+        _row(["trace", "model", "policy", "µJ / inference", "inferences / h", "power failures", "wasted"])
+    )
+    out.append("|" + "---|" * 7)
+    for r in doc["rows"]:
+        if r["model"] not in ("dense", "rad"):
+            continue
+        e = r["energy_per_inference_uj"]
+        e_txt = "—" if e is None else (f"{e:.0f}" if e >= 1e5 else f"{e:.1f}")
+        out.append(
+            _row(
+                [
+                    r["trace"],
+                    r["model"],
+                    r["policy"],
+                    e_txt,
+                    f"{r['inferences_per_hour']:.0f}",
+                    r["power_failures"],
+                    _pct(r["wasted_fraction_of_mcu_energy"]),
+                ]
+            )
+        )
+    info = doc["codegen_schedules"]
+    out += ["", "<!-- codegen schedules: codegen_schedules[...] incl. breakdown -->"]
+    head = ["schedule", "tasks", "paths (FFT layers)", "weight bytes", "ref. accuracy"]
+    head += ["µJ / inference, no failures", "FFT", "freq.-domain MAC", "direct MAC", "ReLU / pool"]
+    out += [_row(head), "|" + "---|" * len(head)]
+    for name, i in info.items():
+        b = i["breakdown"]
+        fft = ", ".join(layer for layer, p in i["paths"].items() if p == "fft") or "—"
+        fracs = (
+            "fft_fraction",
+            "frequency_domain_mac_fraction",
+            "direct_mac_fraction",
+            "elementwise_fraction",
+        )
+        out.append(
+            _row(
+                [name, i["tasks"], fft, f"{i['weight_bytes']:,}", f"{100 * i['reference_accuracy']:.1f} %"]
+                + [_num(i["energy_no_failures_uj"])]
+                + [f"{100 * b[k]:.0f} %" for k in fracs]
+            )
+        )
+    for key, label in (("rows", "board buffer"), ("rows_1mf", "1 mF")):
+        rows = [r for r in doc.get(key, []) if r["model"] in info]
+        if not rows:
+            continue
+        out += ["", f"<!-- codegen schedules on the bundled traces, {label}: {key} -->"]
+        head = ["trace", "model", "µJ / inference flex · per-layer · restart", "inferences / h (flex)"]
+        head += ["power failures", "FLEX commits / boot / wasted (share of MCU energy)"]
+        out += [_row(head), "|" + "---|" * len(head)]
+        traces = list(dict.fromkeys(r["trace"] for r in rows))
+        for tr in traces:
+            for name in info:
+                by = {r["policy"]: r for r in rows if r["trace"] == tr and r["model"] == name}
+                if not by:
+                    continue
+                f = by["flex"]
+                shares = [f["commit_fraction_of_mcu_energy"], f["boot_fraction_of_mcu_energy"]]
+                shares.append(f["wasted_fraction_of_mcu_energy"])
+                energy = " · ".join(
+                    _num(by[p]["energy_per_inference_uj"]) for p in ("flex", "per-layer", "restart")
+                )
+                out.append(
+                    _row(
+                        [tr, name, energy, f"{f['inferences_per_hour']:,.0f}", f"{f['power_failures']:,}"]
+                        + [" / ".join("—" if s is None else f"{100 * s:.1f}" for s in shares) + " %"]
+                    )
+                )
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 h instead of 24 h for the speed figure")
@@ -271,7 +364,18 @@ def main() -> int:
         action="store_true",
         help="skip the firmware-level run (emulator_firmware.py); keep its keys from the existing results",
     )
+    ap.add_argument(
+        "--tables",
+        action="store_true",
+        help="print the markdown tables of docs/benchmarks.md '## Emulation' from the results file "
+        "(no measurement)",
+    )
     args = ap.parse_args()
+    if args.tables:
+        if not RESULTS.is_file():
+            sys.exit(f"error: {RESULTS} does not exist: run benchmarks/emulator.py first")
+        sys.stdout.write(markdown_tables(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        return 0
     hours = 2.0 if args.quick else 24.0
     sp = speed(hours, args.repeats)
     print(
