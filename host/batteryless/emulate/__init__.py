@@ -36,7 +36,7 @@ from batteryless.errors import EmulationError
 from batteryless.progress import ProgressFn, report
 from batteryless.schedule import Schedule, load_schedule
 
-__all__ = ["emulate", "prepare_segments", "POLICIES"]
+__all__ = ["emulate", "power_chain", "prepare_segments", "POLICIES"]
 
 
 def prepare_segments(
@@ -70,6 +70,26 @@ def _resolve_board(board: Any):
     return board
 
 
+def power_chain(
+    board: Any,
+    trace: str | Path | Trace,
+    converter: str | Path | Converter = "ideal",
+    panel: str | Path | Panel | None = "indoor-5cm2",
+    *,
+    trace_format: str | None = None,
+    resample_s: float | None = None,
+    **buffer_overrides: float | None,
+) -> tuple[Trace, Converter, Panel | None, Buffer]:
+    """Load what both emulation levels share: the trace, the converter, the panel (checked against an
+    irradiance trace) and the board's energy buffer with any overrides (``capacitance_f``, ``v_on``, ...)."""
+    tr = trace if isinstance(trace, Trace) else load_trace(trace, trace_format, resample_s)
+    conv = converter if isinstance(converter, Converter) else load_converter(converter)
+    pan = panel if isinstance(panel, Panel) or panel is None else load_panel(panel)
+    if tr.quantity == "irradiance" and pan is None:
+        raise EmulationError(f"{tr.source}: an irradiance trace needs a panel model (--panel)")
+    return tr, conv, pan, buffer_from_board(board, **buffer_overrides)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
@@ -99,13 +119,13 @@ def emulate(
     """Replay ``trace`` against each schedule under each policy; return (and optionally write) the report."""
     t0 = time.perf_counter()
     b = _resolve_board(board)
-    tr = trace if isinstance(trace, Trace) else load_trace(trace, trace_format, resample_s)
-    conv = converter if isinstance(converter, Converter) else load_converter(converter)
-    pan = panel if isinstance(panel, Panel) or panel is None else load_panel(panel)
-    if tr.quantity == "irradiance" and pan is None:
-        raise EmulationError(f"{tr.source}: an irradiance trace needs a panel model (--panel)")
-    buf: Buffer = buffer_from_board(
+    tr, conv, pan, buf = power_chain(
         b,
+        trace,
+        converter,
+        panel,
+        trace_format=trace_format,
+        resample_s=resample_s,
         capacitance_f=capacitance_f,
         v_on=v_on,
         v_off=v_off,

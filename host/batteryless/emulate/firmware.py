@@ -27,17 +27,14 @@ from typing import Any
 
 from batteryless import __version__
 from batteryless.boards import Board, load_board
+from batteryless.emulate import power_chain, prepare_segments
 from batteryless.emulate.power import (
-    Buffer,
     Converter,
     Panel,
-    buffer_from_board,
-    load_converter,
     load_from_board,
-    load_panel,
 )
 from batteryless.emulate.simulate import power_on_budgets
-from batteryless.emulate.traces import Trace, load_trace
+from batteryless.emulate.traces import Trace
 from batteryless.errors import EmulationError, UsageError
 from batteryless.firmware import run
 from batteryless.flex import (
@@ -197,13 +194,13 @@ def emulate_firmware(
         )
     if max_periods is not None and max_periods < 1:
         raise UsageError(f"max_periods must be >= 1, not {max_periods}")
-    tr = trace if isinstance(trace, Trace) else load_trace(trace, trace_format, resample_s)
-    conv = converter if isinstance(converter, Converter) else load_converter(converter)
-    pan = panel if isinstance(panel, Panel) or panel is None else load_panel(panel)
-    if tr.quantity == "irradiance" and pan is None:
-        raise EmulationError(f"{tr.source}: an irradiance trace needs a panel model (--panel)")
-    buf: Buffer = buffer_from_board(
+    tr, conv, pan, buf = power_chain(
         b,
+        trace,
+        converter,
+        panel,
+        trace_format=trace_format,
+        resample_s=resample_s,
         capacitance_f=capacitance_f,
         v_on=v_on,
         v_off=v_off,
@@ -212,7 +209,6 @@ def emulate_firmware(
         esr_ohm=esr_ohm,
     )
     load = load_from_board(b)
-    from batteryless.emulate import prepare_segments
 
     seg_t, seg_p, t_end, harvested, _ = prepare_segments(
         tr, conv, pan if tr.quantity == "irradiance" else None
