@@ -37,15 +37,17 @@ I32 = [0, 1, -1, 9, -9, 10, -10, 32767, -32768, 32768, -32769, 65535, -65535, 65
 I32 += [100000, -100000, 2147483647, -2147483647, -2147483648]
 
 
-@pytest.fixture(scope="module")
-def exe(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[1, 0], ids=["by-subtraction", "by-division"])
+def exe(tmp_path_factory, request) -> Path:
+    """The host build of both formatting variants (the MSP430 uses subtraction, the others division)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
     d = tmp_path_factory.mktemp("bl_io")
     (d / "driver.c").write_text(DRIVER)
     out = d / "bl_io_numbers"
     srcs = [str(d / "driver.c"), str(PLATFORM / "bl_io.c")]
-    cmd = ["gcc", *CFLAGS, "-O2", f"-I{PLATFORM}", *srcs, "-o", str(out)]
+    variant = f"-DBL_IO_DECIMAL_BY_SUBTRACTION={request.param}"
+    cmd = ["gcc", *CFLAGS, variant, "-O2", f"-I{PLATFORM}", *srcs, "-o", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     return out
