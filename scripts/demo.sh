@@ -26,4 +26,7 @@ step "run: 20 test samples in QEMU (instruction counts from the project's TCG pl
 step "emulate: the generated schedule on a bundled solar trace with the FR5994 power model"
 "$bl" codegen "$out/model.bl" --board msp430fr5994 --backend ref --out "$out/gen-msp430" >/dev/null
 "$bl" emulate --schedule "$out/gen-msp430/schedule.json" --trace solar-office --board msp430fr5994 --out "$out/emulate"
+step "emulate --firmware: the real FLEX image in QEMU, power cut at the end of every power-on period (4.7 uF)"
+"$bl" emulate --firmware --artifact "$out/model.bl" --board mps2-an386 --trace markov-2mw \
+    --capacitance-uf 4.7 --max-periods 500 --out "$out/emulate-firmware"
 step "done: outputs in $out"
