@@ -94,11 +94,43 @@ def _walk(module: nn.Module, prefix: str, problems: list[str], leaves: list[tupl
         problems.append(f"{_path(prefix)} ({kind}): unsupported layer type")
 
 
-def check_supported(module: nn.Module, input_shape: tuple[int, ...] | None = None) -> None:
+def _describe(shape: tuple[int, ...]) -> str:
+    return str(tuple(int(d) for d in shape))
+
+
+def _expects(m: nn.Module, x: torch.Tensor) -> str | None:
+    """Why leaf ``m`` cannot take a batch ``x`` (batch axis first), or None. Checked before calling the
+    layer: torch would accept some mismatches silently (a Conv2d takes an unbatched (C, H, W) input, a
+    Linear works on the last axis of a feature map) and report others as a bare matrix error."""
+    per = _describe(tuple(x.shape[1:]))
+    if isinstance(m, nn.Linear):
+        if x.dim() != 2:
+            return f"gets a feature map of shape {per}; a Linear needs a flat vector (add nn.Flatten() before it)"
+        if x.shape[1] != m.in_features:
+            return f"expects {m.in_features} input features (in_features) but gets input of shape {per}"
+    elif isinstance(m, nn.Conv1d | nn.Conv2d | nn.MaxPool1d | nn.MaxPool2d | nn.AvgPool1d | nn.AvgPool2d):
+        dims = 1 if isinstance(m, nn.Conv1d | nn.MaxPool1d | nn.AvgPool1d) else 2
+        layout = "(C, L)" if dims == 1 else "(C, H, W)"
+        if x.dim() != dims + 2:
+            return f"needs {layout} inputs but gets shape {per}"
+        if isinstance(m, nn.Conv1d | nn.Conv2d) and x.shape[1] != m.in_channels:
+            return f"expects {m.in_channels} input channels but gets {x.shape[1]} (input shape {per})"
+    elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+        if x.dim() < 2 or x.shape[1] != m.num_features:
+            return f"normalises {m.num_features} features but gets shape {per}"
+    return None
+
+
+def check_supported(
+    module: nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> None:
     """Raise ModelError listing every layer the toolchain cannot compile (path and type).
 
-    With ``input_shape`` (no batch axis) a zero input is also run through the model so that shape errors
-    are reported with the layer that raised them.
+    With ``input_shape`` (no batch axis) a zero input is also run through the model, layer by layer, so a
+    shape mismatch is reported in one line with the layer and both shapes before any training starts.
+    With ``num_classes`` the output must give one logit per class.
     """
     if not isinstance(module, nn.Module):
         raise ModelError(f"expected a torch nn.Module, got {type(module).__name__}")
@@ -112,27 +144,53 @@ def check_supported(module: nn.Module, input_shape: tuple[int, ...] | None = Non
         )
     if not any(isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d) for _, m in leaves):
         raise ModelError("model has no Linear or Conv layer: nothing to compile")
-    if input_shape is not None:
-        x = torch.zeros(1, *input_shape)
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                for path, m in leaves:
+    if input_shape is None:
+        return
+    # dtype only here: fold_batchnorm also calls this check, and float64 folding is legitimate there
+    for path, m in leaves:
+        for pname, p in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+            if p.is_floating_point() and p.dtype != torch.float32:
+                raise ModelError(
+                    f"layer {_path(path)} ({type(m).__name__}) has {pname} of dtype "
+                    f"{str(p.dtype).removeprefix('torch.')}; the toolchain trains and quantises float32 "
+                    "models (convert it with model.float())"
+                )
+    shape = tuple(int(d) for d in input_shape)
+    x = torch.zeros(1, *shape)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            for path, m in leaves:
+                why = _expects(m, x)
+                if why is None:
                     try:
                         x = m(x)
+                        continue
                     except RuntimeError as err:
-                        raise ModelError(
-                            f"layer {_path(path)} ({type(m).__name__}) cannot take input of shape "
-                            f"{tuple(x.shape[1:])}: {str(err).splitlines()[0]}"
-                        ) from None
-        finally:
-            module.train(was_training)
-        if x.dim() != 2:
-            raise ModelError(
-                f"model output has shape {tuple(x.shape[1:])} per sample; it must end in a Linear giving "
-                "one logit per class (add Flatten before the classifier)"
-            )
+                        why = f"cannot take input of shape {_describe(tuple(x.shape[1:]))}: " + (
+                            str(err).splitlines()[0]
+                        )
+                raise ModelError(
+                    f"layer {_path(path)} ({type(m).__name__}) {why} (model input shape {_describe(shape)})"
+                )
+    finally:
+        module.train(was_training)
+    if x.dim() != 2:
+        raise ModelError(
+            f"model output has shape {_describe(tuple(x.shape[1:]))} per sample; it must end in a Linear "
+            "giving one logit per class (add Flatten before the classifier)"
+        )
+    if num_classes is not None and x.shape[1] != num_classes:
+        last = next((p for p, m in reversed(leaves) if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)), "")
+        extra = " (two classes need two outputs: the toolchain takes the argmax of the logits)" if (
+            x.shape[1] == 1
+        ) else ""
+        raise ModelError(
+            f"model gives {x.shape[1]} output{'s' if x.shape[1] != 1 else ''} per sample (last layer "
+            f"{_path(last)}) but the dataset has {num_classes} classes; the last layer needs one output per "
+            f"class{extra}"
+        )
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Sequential:
