@@ -3,7 +3,10 @@
 A zip holding ``manifest.json`` (format, version, layer graph, fixed-point formats, EVE modes, normalisation,
 metrics, provenance), ``tensors.npz`` (integer tensors; no pickles) and ``integrity.json`` (SHA-256 of both).
 Loading checks everything and names the field at fault; writing goes to a temporary file in the same folder
-and is renamed into place, so a crash never leaves a half-written artifact under the final name.
+and is renamed into place, so a crash never leaves a half-written artifact under the final name. The file
+gets the permissions ``open()`` would give it (umask), or keeps those of the file it replaces. The same
+artifact always gives the same bytes: fixed zip timestamps, sorted keys, and no run-specific values in the
+manifest (``rad.compress`` reports the time taken and the command line in its report, not in the file).
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ from typing import Any
 import numpy as np
 
 from batteryless.errors import ArtifactError
+from batteryless.normalisation import normalise, validate_normalisation
 
 FORMAT = "batteryless-artifact"
-VERSION = 1
+# Version history (a newer tool migrates every older version on load; a newer file than VERSION is refused):
+#   1: normalisation = {"mean": number, "std": number} (always one scalar pair over the training split)
+#   2: normalisation gains "kind" (none | scalar | per-channel | per-feature, lists for the last two) and
+#      "source" (train | given); v1 files load as kind "scalar", source "train"
+VERSION = 2
 WEIGHT_OPS = ("linear", "conv1d", "conv2d")
 POOL_OPS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
 ALL_OPS = (*WEIGHT_OPS, *POOL_OPS, "relu", "flatten")
@@ -39,7 +47,7 @@ class Artifact:
     input_shape: tuple[int, ...]
     num_classes: int
     input_frac: int
-    normalisation: dict[str, float]
+    normalisation: dict[str, Any]  # see batteryless.normalisation
     model: str = "custom"
     dataset: str = "unknown"
     class_names: list[str] | None = None
@@ -61,7 +69,9 @@ class Artifact:
         raise ArtifactError(f"no layer named {name!r}")
 
     def normalise(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float32) - self.normalisation["mean"]) / self.normalisation["std"]
+        """Float inputs (N, *input_shape) → what the model takes, float32 (the spec quantises the float64
+        form of the same transform)."""
+        return normalise(self.normalisation, self.input_shape, x).astype(np.float32)
 
     def to_float_module(self):
         """The float model the integer reference approximates: dense layers, de-quantised weights.
@@ -253,10 +263,7 @@ def validate(art: Artifact) -> None:
         raise ArtifactError(f"manifest: field 'input_shape' must be positive integers, is {art.input_shape}")
     if not isinstance(art.num_classes, int) or art.num_classes < 2:
         raise ArtifactError("manifest: field 'num_classes' must be an integer ≥ 2")
-    for key in ("mean", "std"):
-        v = art.normalisation.get(key) if isinstance(art.normalisation, dict) else None
-        if not isinstance(v, int | float) or not math.isfinite(v) or (key == "std" and v <= 0):
-            raise ArtifactError(f"manifest: field 'normalisation.{key}' must be a finite number (std > 0)")
+    validate_normalisation(art.normalisation, art.input_shape)
     _frac({"input_frac": art.input_frac}, "input_frac", "manifest")
     names = set()
     for i, layer in enumerate(art.layers):
@@ -336,7 +343,7 @@ def _manifest(art: Artifact) -> dict[str, Any]:
         "input_shape": list(art.input_shape),
         "num_classes": art.num_classes,
         "input_frac": art.input_frac,
-        "normalisation": art.normalisation,
+        "normalisation": {"kind": "scalar", "source": "train", **art.normalisation},
         "layers": art.layers,
         "modes": art.modes,
         "metrics": art.metrics,
@@ -346,6 +353,9 @@ def _manifest(art: Artifact) -> dict[str, Any]:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed member timestamps: same artifact, same bytes
 
 
 def save_artifact(art: Artifact, path: str | Path) -> Path:
@@ -367,14 +377,27 @@ def save_artifact(art: Artifact, path: str | Path) -> Path:
                 ("tensors.npz", tensors),
                 ("integrity.json", integrity),
             ):
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # deterministic bytes
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, data)
+        os.chmod(tmp, _target_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _target_mode(path: Path) -> int:
+    """The permissions the artifact gets: an overwritten file keeps its own; a new one gets 0666 minus the
+    umask, as ``open()`` would give it (mkstemp's temporary file is 0600 whatever the umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        pass
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def load_artifact(path: str | Path) -> Artifact:
@@ -423,6 +446,7 @@ def load_artifact(path: str | Path) -> Artifact:
             tensors = {k: npz[k] for k in npz.files}
     except Exception as err:
         raise ArtifactError(f"{path}: tensors.npz is unreadable ({err})") from None
+    _migrate(manifest, version)
     try:
         art = Artifact(
             layers=manifest["layers"],
@@ -437,7 +461,7 @@ def load_artifact(path: str | Path) -> Artifact:
             modes=manifest.get("modes") or [{"name": "full"}],
             metrics=manifest.get("metrics", {}),
             provenance=manifest.get("provenance", {}),
-            version=version,
+            version=VERSION,  # migrated in memory: saving writes the current version
         )
     except KeyError as err:
         raise ArtifactError(f"{path}: manifest is missing field {err.args[0]!r}") from None
@@ -452,6 +476,15 @@ def load_artifact(path: str | Path) -> Artifact:
     except (KeyError, TypeError, ValueError) as err:
         raise ArtifactError(f"{path}: malformed manifest ({type(err).__name__}: {err})") from None
     return art
+
+
+def _migrate(manifest: dict[str, Any], version: int) -> None:
+    """Bring an older manifest to the current version in place (see the version history at the top)."""
+    if version < 2:
+        norm = manifest.get("normalisation")
+        if isinstance(norm, dict):
+            norm.setdefault("kind", "scalar")
+            norm.setdefault("source", "train")
 
 
 def clone(art: Artifact) -> Artifact:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from batteryless.errors import ArtifactError
+from batteryless.normalisation import normalise
 
 if TYPE_CHECKING:
     from batteryless.artifact import Artifact
@@ -285,11 +286,28 @@ def _pool(x: np.ndarray, layer: dict) -> np.ndarray:
     return out[:, :, 0, :] if one_d else out
 
 
+def as_input_batch(artifact: Artifact, x: np.ndarray) -> np.ndarray:
+    """``x`` as (N, *input_shape): a batch of that shape is taken as it is; for a 1-D feature model (input
+    shape (1, F)) a plain (N, F) table is given its channel axis. Anything else is refused, naming shapes."""
+    x = np.asarray(x)
+    shape = tuple(artifact.input_shape)
+    if x.shape[1:] == shape:
+        return x
+    if len(shape) == 2 and shape[0] == 1 and x.ndim == 2 and x.shape[1] == shape[1]:
+        return x[:, None, :]
+    table = f" or (N, {shape[1]})" if len(shape) == 2 and shape[0] == 1 else ""
+    raise ArtifactError(
+        f"input of shape {x.shape} is not a batch of the artifact's input shape {shape} "
+        f"(give (N, {', '.join(map(str, shape))}){table})"
+    )
+
+
 def quantize_input(artifact: Artifact, x: np.ndarray) -> np.ndarray:
-    """Host side: normalise with the artifact's dataset statistics, then quantise to int16 at input_frac."""
-    mean = np.asarray(artifact.normalisation["mean"], dtype=np.float64)
-    std = np.asarray(artifact.normalisation["std"], dtype=np.float64)
-    return quantize((np.asarray(x, dtype=np.float64) - mean) / std, artifact.input_frac)
+    """Host side: normalise with the artifact's statistics (``normalisation``: none, scalar, per-channel or
+    per-feature, float64 ``(x − mean) / std``), then quantise to int16 at input_frac. Every path that feeds a
+    device (firmware runs, FLEX, codegen measurements) quantises through here."""
+    x = as_input_batch(artifact, x)
+    return quantize(normalise(artifact.normalisation, artifact.input_shape, x), artifact.input_frac)
 
 
 def integer_inference_q(
@@ -303,9 +321,7 @@ def integer_inference_q(
     ``paths`` overrides each circulant layer's path ("fft" | "direct"); ``collect``, if given, receives every
     layer's output (for per-layer golden comparisons).
     """
-    x = np.asarray(xq, dtype=np.int64)
-    if x.shape[1:] != tuple(artifact.input_shape):
-        raise ArtifactError(f"input shape {x.shape[1:]} does not match the artifact's {artifact.input_shape}")
+    x = as_input_batch(artifact, np.asarray(xq, dtype=np.int64))
     paths = paths or {}
     for layer in artifact.layers:
         op = layer["op"]
@@ -327,7 +343,8 @@ def integer_inference_q(
 
 
 def integer_inference(artifact: Artifact, x: np.ndarray, paths: dict[str, str] | None = None) -> np.ndarray:
-    """Float inputs (N, *input_shape) → integer logits (N, classes) at the last layer's out_frac."""
+    """Float inputs (N, *input_shape), or (N, F) for a (1, F) feature model → integer logits (N, classes) at
+    the last layer's out_frac."""
     return integer_inference_q(artifact, quantize_input(artifact, x), paths)
 
 
