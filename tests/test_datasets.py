@@ -374,6 +374,24 @@ def test_npz_loads_and_reshapes(tmp_path):
         ({"x_train": np.zeros(10)}, "must have a sample axis"),
         ({"class_names": np.array(["a", "b"])}, "label 2 is out of range for 2 classes"),
         ({"x_train": np.zeros((0, 3, 16)), "y_train": np.zeros(0)}, "the train split is empty"),
+        ({"x_test": np.zeros((0, 3, 16)), "y_test": np.zeros(0)}, "the test split is empty"),
+        # a stray label in a 3-class file would silently make it an 8-class problem
+        (
+            {"y_train": np.array([0, 1, 2, 0, 1, 2, 0, 1, 7, 2])},
+            r"label\(s\) 3..6 never occur.*labels above the gap: 7 \(1 train / 0 test sample\(s\)\)",
+        ),
+        # a test label the training split never shows would add a class
+        (
+            {"y_train": np.arange(10) % 2, "y_test": np.array([0, 1, 2, 2])},
+            r"y_test has label\(s\) that never occur in y_train: 2 \(2 test sample\(s\)\)",
+        ),
+        (
+            {"x_train": np.ones((10, 3, 16)) * 1e30},
+            r"480 value\(s\) beyond ±1e\+15 \(first 1e\+30 at sample 0",
+        ),
+        ({"x_test": np.full((4, 3, 16), -1e300)}, "x_test has 192 value"),  # not even a float32
+        ({"y_train": np.array(["0"] * 10)}, "y_train has dtype <U1"),
+        ({"x_train": np.zeros((10, 0)), "x_test": np.zeros((4, 0))}, "samples have no features"),
     ],
 )
 def test_npz_errors(tmp_path, arrays, message):
@@ -472,3 +490,51 @@ def test_har_text_matrix_garbage_gives_dataset_error(tmp_path, text):
         assert str(err).startswith(str(p))
     else:
         assert m.shape[1] == 2 and np.all(np.isfinite(m))
+
+
+def test_rare_or_undeclared_classes_warn_with_counts(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 5))
+    y = np.r_[np.zeros(100), np.ones(99), [2]].astype(int)  # one stray "2" among 199 zeros and ones
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    ds = load_dataset(p)
+    assert ds.num_classes == 3
+    assert any("very few training samples" in w and "label 2: 1 of 200" in w for w in ds.warnings)
+    # declared classes (class_names) that never occur are a warning, not an error
+    np.savez(p, x_train=x, y_train=y, x_test=x[:10], y_test=y[:10], class_names=np.array(list("abcd")))
+    ds = load_dataset(p)
+    assert ds.num_classes == 4 and any("label(s) 3 never occur" in w for w in ds.warnings)
+    assert ds.summary()["warnings"] == ds.warnings
+
+
+def test_in_memory_arrays_and_dataset_objects(tmp_path):
+    from batteryless.datasets import Dataset, from_arrays
+
+    rng = np.random.default_rng(0)
+    xtr, xte = rng.standard_normal((30, 4)), rng.standard_normal((6, 4))
+    ytr, yte = np.arange(30) % 3, np.arange(6) % 3
+    ds = load_dataset({"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte})
+    # the same arrays through a file give the same dataset
+    p = tmp_path / "same.npz"
+    np.savez(p, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    via_file = load_dataset(p)
+    assert ds.input_shape == via_file.input_shape == (1, 4) and ds.num_classes == 3
+    np.testing.assert_array_equal(ds.x_train, via_file.x_train)
+    with pytest.raises(DatasetError, match="in-memory dataset: missing y_test"):
+        load_dataset({"x_train": xtr, "y_train": ytr, "x_test": xte})
+    with pytest.raises(DatasetError, match="arrays: x_train contains NaN"):
+        from_arrays(np.full((30, 4), np.nan), ytr, xte, yte)
+    # a hand-built Dataset is checked like a loaded one
+    good = Dataset(
+        "mine", xtr[:, None].astype(np.float32), ytr, xte[:, None].astype(np.float32), yte, (1, 4), 3
+    )
+    assert load_dataset(good) is good
+    bad = Dataset("mine", xtr[:, None] * 1e30, ytr, xte[:, None], yte, (1, 4), 3)
+    with pytest.raises(DatasetError, match="dataset 'mine': x_train has 120 value"):
+        load_dataset(bad)
+    wrong_shape = Dataset("mine", xtr[:, None], ytr, xte[:, None], yte, (4,), 3)
+    with pytest.raises(DatasetError, match=r"input_shape is \(4,\) but x_train samples are \(1, 4\)"):
+        load_dataset(wrong_shape)
+    with pytest.raises(DatasetError, match="not int"):
+        load_dataset(3)

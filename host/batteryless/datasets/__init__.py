@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batteryless.datasets.base import Dataset, DatasetInfo
+from batteryless.datasets.base import Dataset, DatasetInfo, from_arrays, validate_dataset
 from batteryless.errors import DatasetError
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "DatasetInfo",
     "dataset_info",
     "datasets",
+    "from_arrays",
     "list_datasets",
     "load_dataset",
 ]
@@ -74,18 +75,36 @@ def dataset_info(name: str) -> DatasetInfo:
         ) from None
 
 
-def load_dataset(name: str, path: str | Path | None = None, seed: int = 0) -> Dataset:
+def load_dataset(name, path: str | Path | None = None, seed: int = 0) -> Dataset:
     """Load dataset ``name`` ("digits", "mnist", "har", "npz"); ``path`` is its folder or file.
 
     A name ending in ``.npz`` is taken as the path of an npz dataset. ``seed`` fixes the split where the
-    source has none (digits); the same seed always gives the same arrays.
+    source has none (digits); the same seed always gives the same arrays. In-memory data is accepted too:
+    a :class:`Dataset` (validated as the loaders validate theirs) or a mapping with ``x_train, y_train,
+    x_test, y_test`` (optional ``class_names``), see :func:`from_arrays`.
     """
+    if isinstance(name, Dataset):
+        return validate_dataset(name)
+    if isinstance(name, dict):
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in name]
+        if missing:
+            raise DatasetError(f"in-memory dataset: missing {', '.join(missing)}")
+        return from_arrays(
+            name["x_train"], name["y_train"], name["x_test"], name["y_test"], name.get("class_names")
+        )
+    if not isinstance(name, str | Path):
+        raise DatasetError(
+            f"dataset must be a name, an .npz path, a Dataset or a dict of arrays, not {type(name).__name__}"
+        )
+    name = str(name)
     if path is None and str(name).endswith(".npz"):
         name, path = "npz", name
     info = dataset_info(name)
     if info.needs_path and path is None:
         raise DatasetError(
-            f"dataset {name!r} is not bundled: pass its location with --data PATH (expected {info.expected})"
+            f"dataset {name!r} is not bundled: give the folder or file that holds it (CLI --data, Python "
+            "data_path=/path=); "
+            f"expected {info.expected}"
         )
     if name == "digits":
         from batteryless.datasets.digits import load_digits

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batteryless.datasets.base import Dataset, check_split
+from batteryless.datasets.base import Dataset, from_arrays
 from batteryless.errors import DatasetError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -50,30 +50,16 @@ def load_npz(path: str | Path) -> Dataset:
         raise DatasetError(
             f"{path}: cannot load without pickle ({err}); store plain numeric arrays (no object dtype)"
         ) from None
-    for k, a in arrays.items():
-        if a.dtype.kind not in "biuf":
-            raise DatasetError(f"{path}: {k} has dtype {a.dtype}; it must be numeric (int or float)")
-    x_train, x_test = arrays["x_train"].astype(np.float32), arrays["x_test"].astype(np.float32)
-    y_train, y_test = arrays["y_train"], arrays["y_test"]
-    class_names: list[str] | None = None
-    if names is not None:
-        if names.ndim != 1 or names.dtype.kind not in "US":
-            raise DatasetError(
-                f"{path}: class_names must be a 1-D array of strings, got {names.dtype} {names.shape}"
-            )
-        class_names = [str(n) for n in names.tolist()]
-    num_classes = check_split(
-        str(path), x_train, y_train, x_test, y_test, len(class_names) if class_names else None
-    )
-    if x_train.ndim == 2:
-        x_train, x_test = x_train[:, None, :], x_test[:, None, :]
-    return Dataset(
+    if names is not None and (names.ndim != 1 or names.dtype.kind not in "US"):
+        raise DatasetError(
+            f"{path}: class_names must be a 1-D array of strings, got {names.dtype} {names.shape}"
+        )
+    return from_arrays(
+        arrays["x_train"],
+        arrays["y_train"],
+        arrays["x_test"],
+        arrays["y_test"],
+        class_names=None if names is None else [str(n) for n in names.tolist()],
         name="npz",
-        x_train=np.ascontiguousarray(x_train),
-        y_train=y_train.astype(np.int64),
-        x_test=np.ascontiguousarray(x_test),
-        y_test=y_test.astype(np.int64),
-        input_shape=tuple(int(d) for d in x_train.shape[1:]),
-        num_classes=num_classes,
-        class_names=class_names,
+        where=str(path),
     )
