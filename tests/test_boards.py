@@ -110,7 +110,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         ('cpu = "msp430x"', 'cpu = "z80"', r"field 'cpu' must be one of"),
         ("usable = 3784", "usable = 5000", r"field 'memory\[1\]\.usable' \(5000\) must not exceed length"),
         ("active_current_per_mhz_a = 120e-6", "active_current_per_mhz_a = -1.0", r"power\.active_current"),
-        ('default_backend = "lea"', 'default_backend = "cmsis"', r"field 'default_backend'"),
+        ('default_backend = "ref"', 'default_backend = "cmsis"', r"field 'default_backend'"),
         ("v_on = 3.0", "v_on = 1.0", r"field 'energy_buffer\.v_on' needs v_off < v_on"),
         ('parity = "even"', 'parity = "mark"', r"field 'bootloader\.parity' must be one of"),
         ("bsl_rom = [0x1000, 0x17FF]", "bsl_rom = [0x17FF, 0x1000]", r"field 'bootloader\.bsl_rom'"),

@@ -58,7 +58,7 @@ _KNOWN_TOP_LEVEL = frozenset(
         "memory",
         "power",
     }
-    | {"energy_buffer", "bootloader", "emulator", "toolchain"}
+    | {"energy_buffer", "bootloader", "emulator", "toolchain", "stand_in"}
 )
 
 
@@ -138,6 +138,9 @@ class Board:
     toolchain: dict[str, Any]
     # Other top-level tables of board.toml that this loader does not interpret (e.g. codegen's [cost]).
     extra: dict[str, Any] = field(default_factory=dict)
+    # [stand_in]: backend -> why its images for this board will not compute on the real part (they link a
+    # stand-in; batteryless.stand_in). Backends not listed really run there.
+    stand_in: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -354,6 +357,25 @@ def _bootloader(r: _Reader) -> dict[str, Any] | None:
     return dict(b.t)
 
 
+def _stand_in(r: _Reader, backends: list[str], default_backend: str) -> dict[str, str]:
+    if not r.has("stand_in"):
+        return {}
+    t = r.table("stand_in")
+    for backend in t.t:
+        if backend not in backends:
+            raise t.fail(backend, f"names a backend the board does not have (backends: {backends})")
+        t.str(backend)
+        if not t.t[backend].strip():
+            raise t.fail(backend, "needs the reason the images will not compute on the part")
+    if default_backend in t.t:
+        raise r.fail(
+            "default_backend",
+            f"({default_backend!r}) links a stand-in on this board ([stand_in]); a default must compute on "
+            "the part",
+        )
+    return dict(t.t)
+
+
 def load_board(name_or_path: str | Path) -> Board:
     """Read and validate a board by name (``boards/<name>/board.toml``) or by path (file or folder)."""
     path = _resolve(name_or_path)
@@ -375,6 +397,7 @@ def load_board(name_or_path: str | Path) -> Board:
     default_backend = r.str("default_backend")
     if default_backend not in backends:
         raise r.fail("default_backend", f"({default_backend!r}) must be one of backends {backends}")
+    stand_in = _stand_in(r, backends, default_backend)
     emu = r.table("emulator")
     emu.str("kind", EMULATOR_KINDS)
     if emu.t["kind"] == "qemu":
@@ -396,6 +419,7 @@ def load_board(name_or_path: str | Path) -> Board:
         emulator=dict(emu.t),
         toolchain=dict(tool.t),
         extra={k: v for k, v in data.items() if k not in _KNOWN_TOP_LEVEL},
+        stand_in=stand_in,
     )
     for key in ("cmake_toolchain", "linker_script"):
         if key in board.toolchain:

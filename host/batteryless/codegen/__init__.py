@@ -29,6 +29,7 @@ from batteryless.boards import Board, load_board
 from batteryless.codegen.costs import CostModel, cost_model
 from batteryless.errors import CodegenError, UsageError
 from batteryless.spec import twiddles
+from batteryless.stand_in import codegen_warning
 
 SCHEDULE_SCHEMA = 1
 DENSE_ROWS_PER_TASK = 16  # dense linear: rows per task
@@ -55,6 +56,10 @@ class CodegenResult:
     files: list[Path]
     schedule: dict[str, Any]
     paths: dict[str, str]  # layer → "fft" | "direct", as generated (pass to spec.integer_inference)
+    # One line when the board says this backend's images will not compute on the part (board.toml
+    # [stand_in]; batteryless.stand_in), else None. The CLI prints it; the C is generated either way
+    # (the image still links, and its size and host runs are still useful).
+    warning: str | None = None
 
 
 @dataclass
@@ -443,7 +448,9 @@ def codegen(
     schedule = _schedule(art, art_path.name, art_sha, b, backend, plan, memory, costs)
     sched_path = out / "schedule.json"
     _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
-    return CodegenResult(out, [*files, sched_path], schedule, dict(plan.paths))
+    return CodegenResult(
+        out, [*files, sched_path], schedule, dict(plan.paths), warning=codegen_warning(b, backend)
+    )
 
 
 def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path, buffers_in: str) -> list[Path]:

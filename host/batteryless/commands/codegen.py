@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def cmd_codegen(args: argparse.Namespace) -> int:
@@ -23,6 +24,8 @@ def cmd_codegen(args: argparse.Namespace) -> int:
             res.schedule = measure_schedule(
                 args.out, args.board, args.artifact, ds.x_test[args.sample], args.backend, progress
             )
+    if res.warning:
+        print(f"warning: {res.warning}", file=sys.stderr)
     tasks = res.schedule["modes"][0]["tasks"]
     if not args.quiet:
         for role, reg in res.schedule["memory_plan"]["regions"].items():

@@ -52,6 +52,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             progress=progress,
             defines=defines or None,
         )
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

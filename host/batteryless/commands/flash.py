@@ -78,6 +78,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
             progress=prog,
             trace=trace if args.trace else None,
             warn=warn,
+            allow_stand_in=args.allow_stand_in,
         )
     if args.json:
         print(json.dumps(rep.as_dict(), indent=1))
@@ -170,6 +171,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--erase", action="store_true", help="mass-erase main FRAM first (then unlock as erased)")
     p.add_argument("--force", action="store_true", help="allow writing 0xFF80-0xFF8F (signatures: can lock)")
+    p.add_argument(
+        "--allow-stand-in",
+        action="store_true",
+        help="flash an image that links a stand-in (it will not compute on the part; refused otherwise)",
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the CRC verify after writing")
     p.add_argument("--no-skip", action="store_true", help="write segments even if their CRC already matches")
     p.add_argument("--fast-write", action="store_true", help="use RX Data Block Fast (no per-block reply)")

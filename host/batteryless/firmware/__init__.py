@@ -34,6 +34,7 @@ from batteryless.firmware.image import (
     symbols,
 )
 from batteryless.progress import ProgressFn, report
+from batteryless.stand_in import image_stand_ins, image_warning
 
 ROOT = Path(__file__).resolve().parents[3]
 PLUGIN_DIR = ROOT / "tools" / "qemu-plugin"
@@ -126,6 +127,14 @@ class BuildResult:
     app: str
     build_dir: Path
     regions: list[RegionUsage]
+    # Reasons of the stand-in marks the linked image carries (batteryless.stand_in): it will not compute on
+    # the real part. Empty for an image that does.
+    stand_ins: list[str] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str | None:
+        """One line when the image links a stand-in, else None."""
+        return image_warning(str(self.image), self.stand_ins)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +144,7 @@ class BuildResult:
             "app": self.app,
             "build_dir": str(self.build_dir),
             "regions": [r.to_dict() for r in self.regions],
+            "stand_ins": list(self.stand_ins),
         }
 
 
@@ -239,7 +249,7 @@ def build(
             f"{image}: region {r.name!r} of board {b.name} needs {r.used} bytes but {r.usable} are usable "
             f"(overflow {r.overflow} bytes; sections {', '.join(r.sections)})"
         )
-    result = BuildResult(image, b.name, backend, app, out, regions)
+    result = BuildResult(image, b.name, backend, app, out, regions, image_stand_ins(image))
     tmp = out / "build.json.tmp"
     tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     os.replace(tmp, out / "build.json")

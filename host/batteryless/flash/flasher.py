@@ -26,6 +26,7 @@ from batteryless.flash import entry as E
 from batteryless.flash import protocol as P
 from batteryless.flash.images import Image, Segment, read_image
 from batteryless.progress import ProgressFn, report
+from batteryless.stand_in import image_stand_ins, image_warning
 
 TraceFn = Callable[[str, bytes], None]
 WarnFn = Callable[[str], None]
@@ -569,6 +570,7 @@ def flash(
     progress: ProgressFn | None = None,
     trace: TraceFn | None = None,
     warn: WarnFn | None = None,
+    allow_stand_in: bool = False,
 ) -> FlashReport:
     """Write ``image`` to the part on ``port`` (a device path or an open pyserial ``Serial``).
 
@@ -577,7 +579,9 @@ def flash(
     (default: the board's ``fast_baud``; the BSL always starts at its slow rate). ``password``: ``auto``
     (image, else erased), ``image``, ``erased`` or 32 bytes. ``run``: ``load-pc`` (jump to the reset vector),
     ``reset`` (reset sequence) or ``none``. Raises ImageError, BslNoResponseError, BslLockedError,
-    VerifyError or FlashError.
+    VerifyError or FlashError. An image that links a stand-in (``batteryless.stand_in``: it will not compute
+    on the part) is refused with ImageError before anything is sent, unless ``allow_stand_in`` or
+    ``dry_run`` (then it is a warning).
     """
     from batteryless.boards import load_board
 
@@ -586,6 +590,13 @@ def flash(
     params = BslParams.from_board(b)
     img = _resolve_image(image)
     notes = check_image(img, params, force)
+    stand_in = image_warning(img.source, image_stand_ins(img))
+    if stand_in and not (allow_stand_in or dry_run):
+        raise ImageError(f"{stand_in} (to flash it anyway: allow_stand_in=True, or --allow-stand-in)")
+    if stand_in:
+        notes = [*notes, stand_in]
+        if warn and not dry_run:
+            warn(stand_in)
     candidates, pw_source = _password_candidates(password, img, params)
     units = plan_units(img, params)
     rep = FlashReport(port=str(getattr(port, "port", port)), image=img.source, dry_run=dry_run)

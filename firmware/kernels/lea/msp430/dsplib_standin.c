@@ -6,6 +6,10 @@
  * status rather than in numbers LEA never produced. */
 #define MSP_MODEL_STANDIN 1
 #include <stdint.h>
+#include "bl_stand_in.h"
+/* The image says so itself (bl_stand_in.h): build warns, flash refuses. Goes with this file. */
+BL_STAND_IN(lea_dsplib, "backend lea: a software stand-in for TI's DSPLib that refuses every call (no LEA "
+                        "driver yet); build with --backend ref");
 volatile uint8_t msp_model_standin_refuse = 1u;
 #include "../../../dsplib/model/msp_model_lea.c"
 #include "../../../dsplib/model/msp_model_rom.c"
