@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from batteryless.errors import ArtifactError
+from batteryless.eve.modes import validate_modes
 from batteryless.normalisation import normalise, validate_normalisation
 
 FORMAT = "batteryless-artifact"
@@ -33,7 +34,10 @@ FORMAT = "batteryless-artifact"
 #   1: normalisation = {"mean": number, "std": number} (always one scalar pair over the training split)
 #   2: normalisation gains "kind" (none | scalar | per-channel | per-feature, lists for the last two) and
 #      "source" (train | given); v1 files load as kind "scalar", source "train"
-VERSION = 2
+#   3: EVE modes: weight layers may name a "block_order" tensor and each mode may carry per-layer "layers"
+#      settings (nested block prefixes, width, requantisation; batteryless.eve.modes); older files have one
+#      full mode and need no change
+VERSION = 3
 WEIGHT_OPS = ("linear", "conv1d", "conv2d")
 POOL_OPS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
 ALL_OPS = (*WEIGHT_OPS, *POOL_OPS, "relu", "flatten")
@@ -137,7 +141,8 @@ def _rows_cols(layer: dict[str, Any]) -> tuple[int, int]:
     return layer["out_channels"], layer["in_channels"]
 
 
-def layer_stats(layer, tensors, input_shape, layers) -> dict[str, Any]:
+def layer_stats(layer, tensors, input_shape, layers, active: np.ndarray | None = None) -> dict[str, Any]:
+    """``active`` (bool [p, q]) restricts a circulant layer to the blocks one EVE mode uses."""
     shapes = propagate_shapes(layers, tuple(input_shape))
     idx = next(i for i, x in enumerate(layers) if x is layer or x["name"] == layer["name"])
     out_shape = shapes[idx + 1]
@@ -153,14 +158,19 @@ def layer_stats(layer, tensors, input_shape, layers) -> dict[str, Any]:
         macs = dense_params * positions
     else:
         mask = tensors.get(layer.get("block_mask", ""), None)
-        kept = int(mask.sum()) if mask is not None else math.ceil(rows / k) * math.ceil(cols / k)
+        p, q = math.ceil(rows / k), math.ceil(cols / k)
+        if active is not None:
+            kept = int(active.sum())
+            # a mode transforms only the input blocks it reads and inverts only the output rows it writes
+            p, q = int(active.any(axis=1).sum()), int(active.any(axis=0).sum())
+        else:
+            kept = int((mask != 0).sum()) if mask is not None else p * q
         params = kept * k * taps
         # the device stores what its path reads: int16 packed spectra (k values) or k time-domain values
         stored = params * (2 if layer.get("path") == "fft" else wbytes)
         if layer.get("path") == "fft":
             f = k // 2 + 1
             in_pos = math.prod(shapes[idx][2:]) if layer["op"] != "linear" else 1
-            p, q = math.ceil(rows / k), math.ceil(cols / k)
             # complex MACs (4 real) per kept block·bin·tap·position; FFTs counted as k/2·log2k butterflies
             macs = kept * f * 4 * taps * positions
             macs += (q * in_pos + p * positions) * (k // 2) * int(math.log2(k)) * 4
@@ -324,12 +334,7 @@ def validate(art: Artifact) -> None:
         raise ArtifactError(
             f"manifest: the last layer outputs {shapes[-1][1:]}, but num_classes is {art.num_classes}"
         )
-    if (
-        not isinstance(art.modes, list)
-        or not art.modes
-        or not all(isinstance(m, dict) and "name" in m for m in art.modes)
-    ):
-        raise ArtifactError("manifest: field 'modes' must be a non-empty list of objects with a 'name'")
+    validate_modes(art)
 
 
 # --- file I/O --------------------------------------------------------------------------------------------

@@ -310,25 +310,53 @@ def quantize_input(artifact: Artifact, x: np.ndarray) -> np.ndarray:
     return quantize(normalise(artifact.normalisation, artifact.input_shape, x), artifact.input_frac)
 
 
+def mode_layer_view(
+    artifact: Artifact, layer: dict, mode: int
+) -> tuple[dict, dict[str, np.ndarray], int | None]:
+    """One weight layer as EVE ``mode`` runs it: (layer with the mode's overrides, tensors, kept rows).
+
+    A block the mode does not use contributes nothing: its circulant vector and its packed spectrum count as
+    zero (a zero block adds exactly 0 to every accumulator on both paths, so a device that skips it computes
+    the same bits). Output rows the mode drops (``out_blocks``) are 0 after requantisation, bias included."""
+    from batteryless.eve.modes import active_blocks, effective_layer, out_rows
+
+    eff = effective_layer(artifact, layer, mode)
+    active = active_blocks(artifact, layer, mode)
+    tensors = artifact.tensors
+    if active is not None and not active.all():
+        shape = active.shape + (1,) * (tensors[layer["weight"]].ndim - 2)
+        tensors = dict(tensors)
+        tensors[layer["weight"]] = np.where(active.reshape(shape), tensors[layer["weight"]], 0)
+        if layer.get("spectra"):
+            tensors[layer["spectra"]] = np.where(active.reshape(shape), tensors[layer["spectra"]], 0)
+    return eff, tensors, out_rows(artifact, layer, mode)
+
+
 def integer_inference_q(
     artifact: Artifact,
     xq: np.ndarray,
     paths: dict[str, str] | None = None,
     collect: list | None = None,
+    mode: int | str = 0,
 ) -> np.ndarray:
     """Inference on already-quantised int16 inputs; returns int16-range logits as int64.
 
     ``paths`` overrides each circulant layer's path ("fft" | "direct"); ``collect``, if given, receives every
-    layer's output (for per-layer golden comparisons).
+    layer's output (for per-layer golden comparisons); ``mode`` picks an EVE mode (index or name; 0 is the
+    largest, and the only mode of an artifact without modes).
     """
+    from batteryless.eve.modes import mode_index
+
+    mi = mode_index(artifact, mode)
     x = as_input_batch(artifact, np.asarray(xq, dtype=np.int64))
     paths = paths or {}
     for layer in artifact.layers:
         op = layer["op"]
         if op in ("linear", "conv1d", "conv2d"):
-            x = linear_or_conv(
-                layer, artifact.tensors, x, paths.get(layer["name"], layer.get("path", "direct"))
-            )
+            eff, tensors, rows = mode_layer_view(artifact, layer, mi)
+            x = linear_or_conv(eff, tensors, x, paths.get(layer["name"], layer.get("path", "direct")))
+            if rows is not None:
+                x[:, rows:] = 0
         elif op == "relu":
             x = np.maximum(x, 0)
         elif op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
@@ -342,15 +370,23 @@ def integer_inference_q(
     return x
 
 
-def integer_inference(artifact: Artifact, x: np.ndarray, paths: dict[str, str] | None = None) -> np.ndarray:
+def integer_inference(
+    artifact: Artifact, x: np.ndarray, paths: dict[str, str] | None = None, mode: int | str = 0
+) -> np.ndarray:
     """Float inputs (N, *input_shape), or (N, F) for a (1, F) feature model → integer logits (N, classes) at
-    the last layer's out_frac."""
-    return integer_inference_q(artifact, quantize_input(artifact, x), paths)
+    the last layer's out_frac, in EVE ``mode``."""
+    return integer_inference_q(artifact, quantize_input(artifact, x), paths, mode=mode)
 
 
-def predict(artifact: Artifact, x: np.ndarray, paths: dict[str, str] | None = None, batch: int = 256):
+def predict(
+    artifact: Artifact,
+    x: np.ndarray,
+    paths: dict[str, str] | None = None,
+    batch: int = 256,
+    mode: int | str = 0,
+):
     out = [
-        np.argmax(integer_inference(artifact, x[i : i + batch], paths), axis=1)
+        np.argmax(integer_inference(artifact, x[i : i + batch], paths, mode=mode), axis=1)
         for i in range(0, len(x), batch)
     ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,292 @@
+"""Modes over one weight store: what the artifact's ``modes`` list means, checked, and viewed per mode.
+
+Artifact format version 3. Each circulant layer that shrinks in some mode names a ``block_order`` tensor: a
+permutation of its p·q block indices (block (i, j) is ``i·q + j``), most important first. A mode lists, per
+layer, how many blocks of that order it uses (``blocks``: the prefix length) and optionally how many output
+block rows it keeps (``out_blocks``: width; rows from ``out_blocks·k`` on are 0 in that mode). Because every
+mode takes a prefix of the same order, smaller modes use a subset of a larger mode's blocks: the weights are
+stored once and a mode is an index list, not a copy. A mode may also carry small per-layer requantisation
+overrides (``in_frac``, ``out_frac``, ``spectrum_frac``, and ``bias`` / ``bias_out`` tensors).
+
+A layer a mode does not name runs in full. An artifact without per-layer mode data (every version-1 file)
+therefore has exactly one mode, the full model. Mode 0 is the largest; modes are ordered largest first and
+must be nested (each layer's ``blocks`` and ``out_blocks`` never grow from one mode to the next).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from batteryless.errors import ArtifactError
+
+MAX_MODES = 8
+MODE_LAYER_KEYS = ("blocks", "out_blocks", "in_frac", "out_frac", "spectrum_frac", "bias", "bias_out")
+FRAC_RANGE = (-16, 31)  # same range as artifact.FRAC_RANGE (kept here to avoid an import cycle)
+
+
+def block_grid(layer: dict[str, Any]) -> tuple[int, int]:
+    """(p, q): output and input block counts of a circulant layer."""
+    k = layer["block"]
+    if layer["op"] == "linear":
+        rows, cols = layer["out_features"], layer["in_features"]
+    else:
+        rows, cols = layer["out_channels"], layer["in_channels"]
+    return math.ceil(rows / k), math.ceil(cols / k)
+
+
+def mode_index(art, mode: int | str) -> int:
+    """A mode given by index or name → its index; a clear error if there is no such mode."""
+    names = [m["name"] for m in art.modes]
+    if isinstance(mode, str) and not isinstance(mode, bool):
+        if mode in names:
+            return names.index(mode)
+        if mode.isdigit():
+            mode = int(mode)
+        else:
+            raise ArtifactError(f"no mode named {mode!r} (modes: {', '.join(names)})")
+    if not isinstance(mode, int | np.integer) or not 0 <= int(mode) < len(names):
+        raise ArtifactError(f"no mode {mode!r}: the artifact has {len(names)} mode(s), 0 … {len(names) - 1}")
+    return int(mode)
+
+
+def mode_layer(art, mode: int, name: str) -> dict[str, Any]:
+    return (art.modes[mode].get("layers") or {}).get(name, {})
+
+
+def active_blocks(art, layer: dict[str, Any], mode: int) -> np.ndarray | None:
+    """Boolean [p, q] mask of the blocks ``layer`` uses in ``mode`` (None for a dense layer: always full).
+
+    Active = among the first ``blocks`` entries of ``block_order``, in a kept output row (``out_blocks``), and
+    not pruned by the layer's ``block_mask``."""
+    if layer["block"] == 1:
+        return None
+    p, q = block_grid(layer)
+    mask = np.ones((p, q), dtype=bool)
+    if layer.get("block_mask"):
+        mask &= np.asarray(art.tensors[layer["block_mask"]]) != 0
+    ml = mode_layer(art, mode, layer["name"])
+    if "blocks" in ml:
+        order = np.asarray(art.tensors[layer["block_order"]]).astype(np.int64)
+        keep = np.zeros(p * q, dtype=bool)
+        keep[order[: ml["blocks"]]] = True
+        mask &= keep.reshape(p, q)
+    if "out_blocks" in ml:
+        mask[ml["out_blocks"] :, :] = False
+    return mask
+
+
+def out_rows(art, layer: dict[str, Any], mode: int) -> int | None:
+    """Output rows kept in ``mode`` (None: all). Rows from here on are 0."""
+    ml = mode_layer(art, mode, layer["name"])
+    if "out_blocks" not in ml:
+        return None
+    return ml["out_blocks"] * layer["block"]
+
+
+def effective_layer(art, layer: dict[str, Any], mode: int) -> dict[str, Any]:
+    """The layer's manifest entry with ``mode``'s requantisation overrides applied."""
+    ml = mode_layer(art, mode, layer.get("name", ""))
+    over = {key: ml[key] for key in ("in_frac", "out_frac", "spectrum_frac", "bias", "bias_out") if key in ml}
+    return {**layer, **over} if over else layer
+
+
+def has_modes(art) -> bool:
+    return len(art.modes) > 1 or any(m.get("layers") for m in art.modes)
+
+
+# --- validation ------------------------------------------------------------------------------------------
+def _int(v, where: str, key: str, lo: int, hi: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ArtifactError(f"{where}: field {key!r} must be an integer in [{lo}, {hi}], is {v!r}")
+    return v
+
+
+def validate_modes(art) -> None:
+    """Check the ``modes`` list against the layers and tensors; every error names the field at fault."""
+    modes = art.modes
+    if not isinstance(modes, list) or not modes:
+        raise ArtifactError("manifest: field 'modes' must be a non-empty list of objects with a 'name'")
+    if len(modes) > MAX_MODES:
+        raise ArtifactError(
+            f"manifest: field 'modes' has {len(modes)} entries; at most {MAX_MODES} are supported"
+        )
+    layers = {layer["name"]: layer for layer in art.layers}
+    names: set[str] = set()
+    for mi, m in enumerate(modes):
+        if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not m["name"]:
+            raise ArtifactError("manifest: field 'modes' must be a non-empty list of objects with a 'name'")
+        where = f"manifest: modes[{mi}] ({m['name']!r})"
+        if m["name"] in names:
+            raise ArtifactError(f"{where}: duplicate mode name")
+        names.add(m["name"])
+        ml_all = m.get("layers", {})
+        if not isinstance(ml_all, dict):
+            raise ArtifactError(f"{where}: field 'layers' must be an object (layer name → settings)")
+        for lname, ml in ml_all.items():
+            lw = f"{where}: layers.{lname}"
+            if lname not in layers:
+                raise ArtifactError(f"{lw}: no weight layer named {lname!r}")
+            layer = layers[lname]
+            if layer["op"] not in ("linear", "conv1d", "conv2d"):
+                raise ArtifactError(f"{lw}: layer {lname!r} ({layer['op']}) has no weights to select")
+            if not isinstance(ml, dict):
+                raise ArtifactError(f"{lw}: must be an object")
+            unknown = set(ml) - set(MODE_LAYER_KEYS)
+            if unknown:
+                raise ArtifactError(
+                    f"{lw}: unknown field(s) {', '.join(sorted(unknown))} "
+                    f"(known: {', '.join(MODE_LAYER_KEYS)})"
+                )
+            if ("blocks" in ml or "out_blocks" in ml) and layer["block"] == 1:
+                raise ArtifactError(f"{lw}: field 'blocks'/'out_blocks' needs a circulant layer (block > 1)")
+            if layer["block"] > 1:
+                p, q = block_grid(layer)
+            if "blocks" in ml:
+                _int(ml["blocks"], lw, "blocks", 1, p * q)
+                if not layer.get("block_order"):
+                    raise ArtifactError(
+                        f"manifest: layer {lname!r}: field 'block_order' is missing "
+                        f"(modes[{mi}] selects blocks)"
+                    )
+            if "out_blocks" in ml:
+                _int(ml["out_blocks"], lw, "out_blocks", 1, p)
+                if layer is art.weight_layers()[-1]:
+                    raise ArtifactError(
+                        f"{lw}: field 'out_blocks' cannot narrow the last layer (the classes)"
+                    )
+            for key in ("in_frac", "out_frac", "spectrum_frac"):
+                if key in ml:
+                    _int(ml[key], lw, key, *FRAC_RANGE)
+            rows = layer["out_features"] if layer["op"] == "linear" else layer["out_channels"]
+            for key in ("bias", "bias_out"):
+                if key in ml:
+                    t = ml[key]
+                    if not isinstance(t, str) or t not in art.tensors:
+                        raise ArtifactError(
+                            f"{lw}: field {key!r} names tensor {t!r}, which is not in tensors.npz"
+                        )
+                    arr = art.tensors[t]
+                    if not np.issubdtype(arr.dtype, np.integer) or arr.shape != (rows,):
+                        raise ArtifactError(f"{lw}: tensor {t!r} must be integer of shape ({rows},)")
+                    if not layer.get(key):
+                        raise ArtifactError(f"{lw}: field {key!r} overrides a {key} the layer does not have")
+    for layer in art.weight_layers():
+        if not layer.get("block_order"):
+            continue
+        where = f"manifest: layer {layer['name']!r}"
+        if layer["block"] == 1:
+            raise ArtifactError(f"{where}: field 'block_order' needs a circulant layer (block > 1)")
+        p, q = block_grid(layer)
+        t = layer["block_order"]
+        if not isinstance(t, str) or t not in art.tensors:
+            raise ArtifactError(
+                f"{where}: field 'block_order' names tensor {t!r}, which is not in tensors.npz"
+            )
+        order = art.tensors[t]
+        if (
+            not np.issubdtype(order.dtype, np.integer)
+            or order.shape != (p * q,)
+            or not np.array_equal(np.sort(order.astype(np.int64)), np.arange(p * q))
+        ):
+            raise ArtifactError(
+                f"{where}: tensor {t!r} (block_order) must be a permutation of 0 … {p * q - 1}"
+            )
+    # nesting: a smaller mode never uses a block or row the previous (larger) mode does not
+    for mi in range(1, len(modes)):
+        for layer in art.weight_layers():
+            if layer["block"] == 1:
+                continue
+            for key in ("blocks", "out_blocks"):
+                p, q = block_grid(layer)
+                full = p * q if key == "blocks" else p
+                prev = mode_layer(art, mi - 1, layer["name"]).get(key, full)
+                cur = mode_layer(art, mi, layer["name"]).get(key, full)
+                if cur > prev:
+                    raise ArtifactError(
+                        f"manifest: modes[{mi}] ({modes[mi]['name']!r}): "
+                        f"layers.{layer['name']}.{key} = {cur} "
+                        f"exceeds the larger mode {mi - 1}'s {prev} (modes must be nested, largest first)"
+                    )
+    # fraction chain: where a mode overrides formats, each weight layer reads what the previous one wrote
+    for mi, m in enumerate(modes):
+        if not any(k in ml for ml in (m.get("layers") or {}).values() for k in ("in_frac", "out_frac")):
+            continue
+        frac = art.input_frac
+        for layer in art.weight_layers():
+            eff = effective_layer(art, layer, mi)
+            if eff["in_frac"] != frac:
+                raise ArtifactError(
+                    f"manifest: modes[{mi}] ({m['name']!r}): "
+                    f"layers.{layer['name']}.in_frac = {eff['in_frac']} "
+                    f"but the previous layer writes {frac} fraction bits"
+                )
+            frac = eff["out_frac"]
+
+
+# --- sizes per mode ---------------------------------------------------------------------------------------
+def mode_stats(art, mode: int | str = 0) -> dict[str, Any]:
+    """MACs and weight bytes one inference in ``mode`` touches, per layer and in total."""
+    from batteryless.artifact import layer_stats  # sizes live with the artifact; imported late (no cycle)
+
+    mi = mode_index(art, mode)
+    rows = [
+        layer_stats(layer, art.tensors, art.input_shape, art.layers, active=active_blocks(art, layer, mi))
+        for layer in art.weight_layers()
+    ]
+    total = {key: sum(r[key] for r in rows) for key in ("params", "weight_bytes", "bias_bytes", "macs")}
+    return {"mode": mi, "name": art.modes[mi]["name"], "layers": rows, "total": total}
+
+
+# --- building modes ---------------------------------------------------------------------------------------
+def importance_order(w: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Block indices of a circulant weight [p, q, k, *kernel], largest L2 norm first (ties: lower index).
+
+    Pruned blocks (``mask`` 0) go last: no mode above the pruning level can use them anyway."""
+    p, q = w.shape[:2]
+    norms = np.sqrt((np.asarray(w, dtype=np.float64).reshape(p * q, -1) ** 2).sum(axis=1))
+    if mask is not None:
+        norms = np.where(np.asarray(mask).reshape(-1) != 0, norms, -1.0)
+    return np.lexsort((np.arange(p * q), -norms)).astype(np.int32)
+
+
+def set_modes(
+    art,
+    keep: list[float],
+    names: list[str] | None = None,
+    orders: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Give ``art`` len(keep) nested modes: mode i keeps ``keep[i]`` of each circulant layer's blocks.
+
+    ``keep`` is non-increasing in (0, 1] (keep[0] is usually 1: the full model). Blocks are taken in
+    ``orders[layer]`` if given (the order joint training produced), else by weight norm. At least one block
+    per layer stays. Validates the result."""
+    if not 1 <= len(keep) <= MAX_MODES:
+        raise ArtifactError(f"a model has 1 … {MAX_MODES} modes, not {len(keep)}")
+    if any(not 0 < f <= 1 for f in keep) or any(b > a for a, b in zip(keep, keep[1:], strict=False)):
+        raise ArtifactError(f"mode keep fractions must be non-increasing in (0, 1], are {keep}")
+    names = names or [f"m{i}" for i in range(len(keep))]
+    modes: list[dict[str, Any]] = [
+        {"name": n, "keep": float(f), "layers": {}} for n, f in zip(names, keep, strict=True)
+    ]
+    for layer in art.weight_layers():
+        if layer["block"] == 1:
+            continue
+        p, q = block_grid(layer)
+        mask = art.tensors.get(layer.get("block_mask", ""))
+        stored = int((mask != 0).sum()) if mask is not None else p * q
+        if orders and layer["name"] in orders:
+            order = np.asarray(orders[layer["name"]], dtype=np.int32)
+        else:
+            order = importance_order(art.tensors[layer["weight"]], mask)
+        name = f"{layer['name']}.block_order"
+        art.tensors[name] = order
+        layer["block_order"] = name
+        for m, f in zip(modes, keep, strict=True):
+            n = max(1, int(round(f * stored)))
+            if n < p * q:
+                m["layers"][layer["name"]] = {"blocks": n}
+    art.modes = modes
+    validate_modes(art)
