@@ -83,15 +83,25 @@ def cmd_compress(args: argparse.Namespace) -> int:
         dense_epochs=args.epochs,
         seed=args.seed,
         path=args.path,
+        train_dense=True if args.train else False if args.pretrained else None,
         admm=AdmmConfig(rounds=args.admm_rounds, retrain_epochs=args.retrain_epochs),
     )
+    from batteryless.paths import check_output_file
+
+    if args.json and args.json != "-":
+        check_output_file(args.json, "the JSON report")  # before minutes of compression, like --out
     with console_progress(not args.quiet) as progress:
-        _, rep = compress(args.model, args.dataset, args.data, args.out, cfg, progress)
+        art, rep = compress(
+            args.model, args.dataset, args.data, args.out, cfg, progress, state_dict=args.state_dict
+        )
     if args.json == "-":
         print(json.dumps(rep, indent=1, sort_keys=True))
     else:
         _write_json(rep, args.json)
         print_report(rep)
+        epochs = art.provenance.get("dense_training_epochs", 0)
+        how = f"trained here for {epochs} epochs" if epochs else "taken as trained (not trained here)"
+        print(f"model {art.model} ({art.provenance.get('model_source', '?')}): {how}")
         print(f"wrote {args.out}")
     return 0
 
@@ -117,7 +127,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Dense training → ADMM toward block-circulant fixed-point weights → QAT retraining → "
         "integer artifact. Prints per-layer parameters, bytes, MACs and accuracies.",
     )
-    p.add_argument("--model", default="mlp", help="zoo model name (default: mlp)")
+    p.add_argument(
+        "--model",
+        default="mlp",
+        help="a zoo model name (default: mlp), a model file (TorchScript .pt, torch.export .pt2, .tflite, "
+        "import-tflite's .pt) or module.py:factory; see docs/byo-model.md",
+    )
+    p.add_argument("--state-dict", help="weights for --model (a torch.save'd state dict): it is then trained")
+    trained = p.add_mutually_exclusive_group()
+    trained.add_argument(
+        "--train",
+        action="store_true",
+        help="train the model for --epochs before compression even if it has weights (default: only "
+        "models without weights, i.e. zoo names and factories without --state-dict, are trained)",
+    )
+    trained.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="the model's weights are trained (e.g. a factory that loads its own): never train it",
+    )
     p.add_argument("--dataset", default="digits", help="digits | mnist | har | npz (default: digits)")
     p.add_argument("--data", help="folder or file holding the dataset (mnist, har, npz)")
     p.add_argument("--out", required=True, help="artifact to write (.bl)")
@@ -135,7 +163,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--path", choices=("fft", "direct"), default="fft", help="default path of circulant layers"
     )
-    p.add_argument("--epochs", type=int, default=40, help="dense training epochs (default 40)")
+    p.add_argument(
+        "--epochs", type=int, default=40, help="dense training epochs of an untrained model (default 40)"
+    )
     p.add_argument("--admm-rounds", type=int, default=12)
     p.add_argument("--retrain-epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)

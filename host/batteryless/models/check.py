@@ -105,7 +105,7 @@ def _expects(m: nn.Module, x: torch.Tensor) -> str | None:
     per = _describe(tuple(x.shape[1:]))
     if isinstance(m, nn.Linear):
         if x.dim() != 2:
-            return f"gets a feature map of shape {per}; a Linear needs a flat vector (add nn.Flatten() before it)"
+            return f"gets a feature map of shape {per}; a Linear needs a flat vector (add nn.Flatten() first)"
         if x.shape[1] != m.in_features:
             return f"expects {m.in_features} input features (in_features) but gets input of shape {per}"
     elif isinstance(m, nn.Conv1d | nn.Conv2d | nn.MaxPool1d | nn.MaxPool2d | nn.AvgPool1d | nn.AvgPool2d):
@@ -168,8 +168,9 @@ def check_supported(
                         x = m(x)
                         continue
                     except RuntimeError as err:
-                        why = f"cannot take input of shape {_describe(tuple(x.shape[1:]))}: " + (
-                            str(err).splitlines()[0]
+                        why = (
+                            f"cannot take input of shape {_describe(tuple(x.shape[1:]))}: "
+                            + (str(err).splitlines()[0])
                         )
                 raise ModelError(
                     f"layer {_path(path)} ({type(m).__name__}) {why} (model input shape {_describe(shape)})"
@@ -183,9 +184,11 @@ def check_supported(
         )
     if num_classes is not None and x.shape[1] != num_classes:
         last = next((p for p, m in reversed(leaves) if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)), "")
-        extra = " (two classes need two outputs: the toolchain takes the argmax of the logits)" if (
-            x.shape[1] == 1
-        ) else ""
+        extra = (
+            " (two classes need two outputs: the toolchain takes the argmax of the logits)"
+            if (x.shape[1] == 1)
+            else ""
+        )
         raise ModelError(
             f"model gives {x.shape[1]} output{'s' if x.shape[1] != 1 else ''} per sample (last layer "
             f"{_path(last)}) but the dataset has {num_classes} classes; the last layer needs one output per "

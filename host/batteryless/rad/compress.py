@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import platform
@@ -17,11 +18,12 @@ from torch import nn
 
 from batteryless import __version__
 from batteryless.artifact import Artifact, load_artifact, save_artifact
-from batteryless.errors import CompressionError, UsageError
+from batteryless.errors import CompressionError, ModelError, UsageError
 from batteryless.models.train import evaluate_float, fit
 from batteryless.progress import ProgressFn, report
 from batteryless.rad.admm import AdmmConfig, admm_circulant
 from batteryless.rad.circulant import check_block_size
+from batteryless.rad.inputs import accuracy_warnings, normalised_splits, resolve_normalisation
 from batteryless.rad.quantize import to_artifact
 from batteryless.spec import predict
 
@@ -42,6 +44,14 @@ class CompressConfig:
     calibration_samples: int = 512
     path: str = "fft"
     seed: int = 0
+    # the input normalisation the model expects: none | scalar | per-channel | per-feature (fitted on the
+    # training split), or the user's own {"mean": ..., "std": ...}; see batteryless.normalisation
+    normalisation: str | dict = "scalar"
+    # the dense accuracy the model's owner expects: sharpens the accuracy warning (rad.inputs)
+    expected_accuracy: float | None = None
+    # dense training before ADMM: None = when the model has no trained weights (a zoo name, a factory without
+    # a state dict); True = always (a trained model is trained further); False = never (refused if untrained)
+    train_dense: bool | None = None
     # torch intra-op threads while compressing: these models are tiny, and on 2 cores a second thread made
     # the default run 4× slower (61.8 s vs 13.8 s, measured under load); None keeps torch's setting
     threads: int | None = 1
@@ -95,16 +105,20 @@ def choose_blocks(model: nn.Sequential, cfg: CompressConfig) -> dict[int, int]:
     return out
 
 
-def _provenance(cfg: CompressConfig, model_name: str, dataset_name: str, seconds: float) -> dict[str, Any]:
+def _provenance(
+    cfg: CompressConfig, model_name: str, dataset_name: str, seconds: float, model_source: str, trained: bool
+) -> dict[str, Any]:
     return {
+        "model_source": model_source,
+        "dense_training_epochs": cfg.dense_epochs if trained else 0,
         "tool": f"batteryless {__version__}",
-        "command": " ".join(sys.argv) if sys.argv else "",
+        # no command line and no time taken: they differ between identical runs, and the same inputs and
+        # config must give the same artifact bytes (both are in compress()'s report under "run")
         "seed": cfg.seed,
         "model": model_name,
         "dataset": dataset_name,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "compress_seconds": round(seconds, 2),
         "config": {
             "block_size": cfg.block_size,
             "layer_blocks": cfg.layer_blocks,
@@ -124,48 +138,63 @@ def compress(
     out: str | Path | None = None,
     config: CompressConfig | None = None,
     progress: ProgressFn | None = None,
+    state_dict: str | Path | dict | None = None,
 ) -> tuple[Artifact, dict[str, Any]]:
     """Train (or take) a dense model, ADMM-compress it to block-circulant fixed point, write the artifact.
 
-    ``model`` is a zoo name or a user ``nn.Module`` made of supported layers. Returns (artifact, report).
+    ``model`` is anything :func:`batteryless.models.load.load_model` takes: a zoo name, a model file
+    (TorchScript, torch.export .pt2, torch.save, .tflite), ``module.py:factory``, or an ``nn.Module`` (taken
+    as trained); ``state_dict`` gives its weights. Untrained models are trained for ``dense_epochs`` first
+    (see ``CompressConfig.train_dense``). The model is checked against the dataset's input shape and class
+    count, and ``out`` for writability, before any training. Returns (artifact, report).
     """
     cfg = config or CompressConfig()
     previous = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _compress(model, dataset, data_path, out, cfg, progress)
+        return _compress(model, dataset, data_path, out, cfg, progress, state_dict)
     finally:
         torch.set_num_threads(previous)
 
 
-def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress):
+def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, state_dict=None):
     from batteryless.datasets import load_dataset
-    from batteryless.models import build_model, check_supported, fold_batchnorm
+    from batteryless.models import check_supported, fold_batchnorm
+    from batteryless.models.load import load_model
+    from batteryless.paths import check_output_file
 
     if cfg.weight_bits not in (8, 16):
         raise UsageError(f"weight bits must be 8 or 16, not {cfg.weight_bits}")
     if not 0.0 <= cfg.prune_ratio < 1.0:
         raise UsageError(f"prune ratio must be in [0, 1), not {cfg.prune_ratio}")
-    if out is not None and not Path(out).parent.exists():
-        raise UsageError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+    if out is not None:
+        check_output_file(out, "the artifact")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    ds = load_dataset(dataset, data_path, seed=cfg.seed)
-    mean, std = float(ds.x_train.mean()), float(ds.x_train.std()) or 1.0
-    xtr = ((ds.x_train - mean) / std).astype(np.float32)
-    xte = ((ds.x_test - mean) / std).astype(np.float32)
-    if isinstance(model, str):
-        model_name = model
-        net = build_model(model, ds.input_shape, ds.num_classes, seed=cfg.seed)
-        pretrained = False
-    else:
-        model_name = type(model).__name__
-        net = model
-        pretrained = True
-    check_supported(net)
-    net = fold_batchnorm(net)
-    if not pretrained:
+    ds = load_dataset(dataset, data_path, seed=cfg.seed)  # validated: values, dtypes, splits, labels
+    warnings = list(ds.warnings)
+    norm = resolve_normalisation(cfg.normalisation, ds)
+    xtr, xte = normalised_splits(ds, norm, warnings)
+    loaded = load_model(model, ds.input_shape, ds.num_classes, state_dict=state_dict, seed=cfg.seed)
+    model_name, net = loaded.name, loaded.module
+    for note in loaded.notes:
+        log.info("%s: %s", model_name, note)
+    train = (not loaded.trained) if cfg.train_dense is None else cfg.train_dense
+    if not loaded.trained and not train:
+        raise ModelError(
+            f"model {model_name} has no trained weights ({loaded.source} without a state dict) and dense "
+            "training is off; give its weights or let compress train it"
+        )
+    if train and cfg.dense_epochs < 1:
+        raise ModelError(
+            f"model {model_name} is to be trained before compression but dense_epochs is {cfg.dense_epochs}"
+            + ("" if loaded.trained else "; it has no trained weights: give its weights (a state dict)")
+        )
+    check_supported(net, ds.input_shape, ds.num_classes)  # shapes and classes before minutes of training
+    if train and loaded.source == "module":
+        net = copy.deepcopy(net)  # train a copy: the caller's module is theirs
+    if train:
         fit(
             net,
             xtr,
@@ -176,8 +205,15 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress):
             progress=progress,
             task="dense training",
         )
+    net = fold_batchnorm(net)  # after training, so BatchNorm trains with its batch statistics
     dense_acc = evaluate_float(net, xte, ds.y_test)
     log.info("dense float accuracy %.4f", dense_acc)
+    more, by_norm = accuracy_warnings(
+        net, ds, norm, dense_acc, pretrained=loaded.trained and not train, expected=cfg.expected_accuracy
+    )
+    warnings += more
+    for w in warnings:  # now, not after minutes of ADMM
+        log.warning("%s", w)
     blocks = choose_blocks(net, cfg)
     admm_cfg = AdmmConfig(
         **{**cfg.admm.__dict__, "weight_bits": cfg.weight_bits, "prune_ratio": cfg.prune_ratio}
@@ -197,7 +233,7 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress):
         weight_bits=cfg.weight_bits,
         input_shape=ds.input_shape,
         num_classes=ds.num_classes,
-        normalisation={"mean": mean, "std": std},
+        normalisation=norm,
         default_path=cfg.path,
     )
     art.model, art.dataset, art.class_names = model_name, ds.name, ds.class_names
@@ -212,11 +248,18 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress):
         "test_samples": int(len(ds.y_test)),
         "admm_final_residual": named(hist.rounds[-1]["residual"]) if hist.rounds else {},
         "admm_history": [{**r, "residual": named(r["residual"])} for r in hist.rounds],
+        "warnings": warnings,
     }
-    art.provenance = _provenance(cfg, model_name, ds.name, seconds)
+    if by_norm:
+        art.metrics["accuracy_by_normalisation"] = by_norm
+    if cfg.expected_accuracy is not None:
+        art.metrics["expected_accuracy"] = cfg.expected_accuracy
+    art.provenance = _provenance(cfg, model_name, ds.name, seconds, loaded.source, train)
     if out is not None:
         save_artifact(art, out)
-    return art, build_report(art)
+    rep = build_report(art)
+    rep["run"] = {"seconds": round(seconds, 2), "command": " ".join(sys.argv) if sys.argv else ""}
+    return art, rep
 
 
 def build_report(art: Artifact, accuracies: dict[str, float] | None = None) -> dict[str, Any]:
@@ -242,6 +285,8 @@ def build_report(art: Artifact, accuracies: dict[str, float] | None = None) -> d
     return {
         "model": art.model,
         "dataset": art.dataset,
+        "normalisation": art.normalisation.get("kind", "scalar"),
+        "warnings": list(art.metrics.get("warnings", [])),
         "weight_bits": art.weight_layers()[0]["weight_bits"] if art.weight_layers() else None,
         "layers": rows,
         "total": total,
