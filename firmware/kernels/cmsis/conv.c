@@ -1,20 +1,19 @@
 /* cmsis backend: conv1d / conv2d.
  *
- * Direct paths (dense and block-circulant, int16 / int8 weights): for each output position the input patch
- * is gathered once (zeros for padding and for channels beyond in_ch) and every output channel of the unit is
- * one or a few CMSIS-DSP arm_dot_prod_q15 calls (exact 64-bit sums, low 32 bits = the spec's wrap32, so
- * bit-exact). Dense: w[o] (C*KH*KW, contiguous) . patch. Block-circulant, row rr of block i: per input block
- * j, sum_d sum_t w[i][j][d][t] * patch[j*k + (rr - d) mod k][t]; the patch is stored per block with its
- * channels reversed and doubled (R_j[u] = channel j*k + (-u mod k), u < 2k), so the needed channels are the
- * contiguous run R_j[k - rr ...], one dot of k*KH*KW. int8 weights of the unit's blocks are widened once per
- * call with arm_q7_to_q15 (value * 256; sums divided back exactly). Units whose patch or weights exceed the
- * stack buffers use the ref code (compiled below with its direct entry points renamed bl_ref_conv_*).
+ * Direct paths (dense and block-circulant, int16 / int8 weights): per output position the input patch is
+ * gathered once (zeros for padding and for channels beyond in_ch) and four output channels at a time are
+ * accumulated with the DSP extension's dual 16-bit MACs (SMLAD; bl_cmsis_dsp.h, MVE on the Cortex-M55),
+ * modulo 2^32 = the spec's wrap32, and requantised in the same pass: bit-exact. Dense: dot(w[o], patch).
+ * Block-circulant: the patch holds each input block's channels reversed and doubled per tap, so the
+ * channels a row of the block needs are a contiguous window (see conv_circ). int8 weights of the unit are
+ * widened once per call. Units whose patch or weights exceed the stack buffers use the ref code (compiled
+ * below with its direct entry points renamed bl_ref_conv_*).
  *
  * FFT path: the ref backend's code; its transforms call bl_fft_q15, which here is CMSIS-DSP's arm_cfft_q15
  * (fft_q15.c), so the FFT path differs from the spec in the last bits as that transform does. The
  * frequency-domain complex MAC stays plain C (CMSIS-DSP's complex products shift and saturate where the spec
  * wraps; see linear.c). */
-#include "arm_math.h"
+#include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
 
 #define bl_conv_dense_w16 bl_ref_conv_dense_w16
@@ -38,64 +37,166 @@ bl_status bl_ref_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int
                               const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                               uint16_t oy0, uint16_t oy1);
 
-#define BL_CMSIS_PATCH_MAX 256u /* int16: gathered patch (doubled for circulant blocks), 512 B of stack */
-#define BL_CMSIS_WIDE_MAX 512u  /* int16: widened int8 weights of the unit's blocks, 1 KB of stack */
+#define BL_CMSIS_PATCH_MAX 512u /* int16: gathered patch (doubled per circulant block), 1 KB of stack */
+#define BL_CMSIS_WIDE_MAX 512u  /* int16: the unit's weights, widened / rearranged, 1 KB of stack */
 
-static bool fits(const bl_conv_geom *g, const int8_t *w8, uint16_t k, uint16_t o0, uint16_t o1) {
+/* Weights of one output-channel chunk (dense) or one block row i (circulant) fit the stack buffers, and so
+ * does one position's patch; otherwise the ref code runs. */
+static bool fits(const bl_conv_geom *g, uint16_t k) {
   if (k == 0) return false;
   const uint32_t taps = (uint32_t)g->kh * g->kw;
   const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
-  const uint32_t patch = (k == 1u ? 1u : 2u * k) * q * taps;
-  const uint32_t blocks = (uint32_t)(o1 - 1u) / k - o0 / k + 1u;
-  return patch <= BL_CMSIS_PATCH_MAX && (w8 == 0 || blocks * q * k * taps <= BL_CMSIS_WIDE_MAX);
+  (void)q;
+  const uint32_t n = (uint32_t)g->in_ch * taps + 1u;
+  return k == 1u && n <= BL_CMSIS_PATCH_MAX && 4u * n <= BL_CMSIS_WIDE_MAX;
 }
 
-/* Caller checked arguments, geometry, ranges and fits(). */
-static void conv_dot(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k,
-                     const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
-                     uint16_t oy1) {
-  q15_t patch[BL_CMSIS_PATCH_MAX];
-  q15_t wide[BL_CMSIS_WIDE_MAX];
-  const uint32_t taps = (uint32_t)g->kh * g->kw;
-  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
-  const uint32_t seg = (uint32_t)k * taps;    /* weights of one (i, j) block */
-  const uint32_t ulen = k == 1u ? 1u : 2u * k; /* patch channels stored per input block */
-  const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
-  const uint32_t i0 = o0 / k;
-  const q15_t *wbase = w16 != 0 ? w16 + i0 * q * seg : wide;
-  if (w8 != 0) arm_q7_to_q15(w8 + i0 * q * seg, wide, ((uint32_t)(o1 - 1u) / k - i0 + 1u) * q * seg);
-  for (uint16_t oy = oy0; oy < oy1; oy++) {
-    for (uint16_t ox = 0; ox < g->out_w; ox++) {
-      for (uint32_t j = 0; j < q; j++) {
-        for (uint32_t u = 0; u < ulen; u++) {
-          const uint32_t c = j * k + (k - u % k) % k;
-          q15_t *dst = patch + (j * ulen + u) * taps;
-          for (uint16_t dy = 0; dy < g->kh; dy++) {
-            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
-            for (uint16_t dx = 0; dx < g->kw; dx++) {
-              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
-              dst[(uint32_t)dy * g->kw + dx] =
-                  (c < g->in_ch && iy >= 0 && ix >= 0) ? x[c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix] : 0;
-            }
+/* The input value at channel c, tap (dy, dx) of output position (oy, ox), 0 in the padding. */
+static inline int16_t tap_at(const int16_t *x, const bl_conv_geom *g, uint32_t c, uint16_t oy, uint16_t ox,
+                             uint16_t dy, uint16_t dx) {
+  const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
+  const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
+  if (iy < 0 || ix < 0) return 0;
+  return x[(c * g->in_h + (uint32_t)iy) * g->in_w + (uint32_t)ix];
+}
+
+/* Dense: per output position the patch p[c][t] (C*KH*KW, one zero appended when odd) is gathered once;
+ * four output channels at a time share its loads (bl_dot_multi, SMLAD). The unit's channels are processed
+ * in chunks whose weights (widened / copied with the padded row length) fit BL_CMSIS_WIDE_MAX. */
+static void conv_dense(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                       const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                       uint16_t oy1) {
+  int16_t patch[BL_CMSIS_PATCH_MAX];
+  int16_t wide[BL_CMSIS_WIDE_MAX];
+  const uint32_t taps = (uint32_t)g->kh * g->kw, n = (uint32_t)g->in_ch * taps, np = n + (n & 1u);
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w, in_hw = (uint32_t)g->in_h * g->in_w;
+  const uint32_t chunk = BL_CMSIS_WIDE_MAX / np;
+  patch[np - 1u] = 0; /* the padding element when n is odd (overwritten by the gather otherwise) */
+  for (uint32_t c0 = o0; c0 < o1; c0 += chunk) {
+    const uint32_t c1 = o1 - c0 < chunk ? o1 : c0 + chunk;
+    for (uint32_t o = c0; o < c1; o++) {
+      int16_t *dst = wide + (o - c0) * np;
+      if (w16 != 0) memcpy(dst, w16 + o * n, n * sizeof *dst);
+      else bl_widen8(w8 + o * n, dst, n);
+      if (np != n) dst[n] = 0;
+    }
+    for (uint16_t oy = oy0; oy < oy1; oy++) {
+      for (uint16_t ox = 0; ox < g->out_w; ox++) {
+        int16_t *pp = patch;
+        const int32_t iy0 = (int32_t)oy * g->sh - g->ph, ix0 = (int32_t)ox * g->sw - g->pw;
+        if (iy0 >= 0 && ix0 >= 0 && iy0 + g->kh <= g->in_h && ix0 + g->kw <= g->in_w) {
+          /* the window lies inside the input: copy its rows */
+          const int16_t *src = x + (uint32_t)iy0 * g->in_w + (uint32_t)ix0;
+          for (uint32_t c = 0; c < g->in_ch; c++, src += in_hw)
+            for (uint16_t dy = 0; dy < g->kh; dy++)
+              for (uint16_t dx = 0; dx < g->kw; dx++) *pp++ = src[(uint32_t)dy * g->in_w + dx];
+        } else {
+          for (uint32_t c = 0; c < g->in_ch; c++)
+            for (uint16_t dy = 0; dy < g->kh; dy++)
+              for (uint16_t dx = 0; dx < g->kw; dx++) *pp++ = tap_at(x, g, c, oy, ox, dy, dx);
+        }
+        const uint32_t pos = (uint32_t)oy * g->out_w + ox;
+        for (uint32_t o = c0; o < c1; o += 4u) {
+          const uint32_t nv = c1 - o < 4u ? c1 - o : 4u;
+          uint32_t acc[4] = {0, 0, 0, 0};
+          bl_dot_multi(patch, wide + (o - c0) * np, (int32_t)np, nv, np, acc);
+          for (uint32_t v = 0; v < nv; v++) {
+            uint32_t a = acc[v];
+            if (bias != 0) a += (uint32_t)bias[o + v];
+            y[(o + v) * out_hw + pos] = bl_dsp_requant(a, shift);
           }
         }
       }
-      for (uint16_t o = o0; o < o1; o++) {
-        const q15_t *wi = wbase + ((uint32_t)o / k - i0) * q * seg;
-        uint32_t acc = 0;
-        q63_t s;
-        if (k == 1u) {
-          arm_dot_prod_q15(wi, patch, q * seg, &s);
-          acc = (uint32_t)(uint64_t)(w8 != 0 ? s / 256 : s);
-        } else {
-          const uint32_t rr = o % k;
-          for (uint32_t j = 0; j < q; j++) {
-            arm_dot_prod_q15(wi + j * seg, patch + (j * ulen + k - rr) * taps, seg, &s);
-            acc += (uint32_t)(uint64_t)(w8 != 0 ? s / 256 : s);
+    }
+  }
+}
+
+/* Block-circulant. The weights of block row i are rearranged once per call to wt[j*taps + t][d] =
+ * w[i][j][d][t], and the input rows the unit reads are rewritten once per call, pixel by pixel, as each input
+ * block's channels reversed and doubled: X[(j*rows + y)*W + x][u] = x[channel j*k + (-u mod k)][y][x],
+ * u < 2k (0 beyond in_ch). Output channel rr of the block row at a position is then the sum over the taps
+ * inside the input and the blocks j of dot(wt[j, t], X[j, pixel of t] + k - rr): the sliding windows of the
+ * circulant linear layer (bl_circ_rows4, four channels per pass, pointer lists that skip padded taps).
+ * Units whose rows do not fit BL_CMSIS_XR_MAX use the ref code. */
+#define BL_CMSIS_XR_MAX 1024u /* int16: rewritten input rows, 2 KB of stack */
+#define BL_CMSIS_LIST_MAX 64u /* (tap, block) pairs per position */
+
+static bool circ_fits(const bl_conv_geom *g, uint16_t k, uint16_t oy0, uint16_t oy1) {
+  const uint32_t taps = (uint32_t)g->kh * g->kw, q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
+  return k >= 4u && k * q * taps <= BL_CMSIS_WIDE_MAX && q * taps <= BL_CMSIS_LIST_MAX &&
+         q * rows * g->in_w * 2u * k <= BL_CMSIS_XR_MAX;
+}
+
+static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k,
+                      const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                      uint16_t oy1) {
+  int16_t X[BL_CMSIS_XR_MAX];
+  int16_t wt[BL_CMSIS_WIDE_MAX];
+  const int16_t *wp[BL_CMSIS_LIST_MAX], *rp[BL_CMSIS_LIST_MAX];
+  const uint32_t taps = (uint32_t)g->kh * g->kw;
+  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w, in_hw = (uint32_t)g->in_h * g->in_w;
+  /* input rows [ylo, yhi) that output rows [oy0, oy1) read, clipped to the input */
+  const int32_t ylo_u = (int32_t)oy0 * g->sh - g->ph, yhi_u = (int32_t)(oy1 - 1u) * g->sh - g->ph + g->kh;
+  const uint32_t ylo = ylo_u < 0 ? 0u : (uint32_t)ylo_u;
+  const uint32_t yhi = yhi_u > (int32_t)g->in_h ? g->in_h : (uint32_t)yhi_u;
+  const uint32_t rows = yhi > ylo ? yhi - ylo : 0u;
+  for (uint32_t j = 0; j < q; j++) {
+    for (uint32_t yy = 0; yy < rows; yy++) {
+      for (uint32_t xx = 0; xx < g->in_w; xx++) {
+        int16_t *dst = X + ((j * rows + yy) * g->in_w + xx) * 2u * k;
+        const int16_t *src = x + (ylo + yy) * g->in_w + xx;
+        for (uint32_t u = 0; u < k; u++) {
+          const uint32_t c = j * k + (k - u) % k;
+          dst[u] = dst[u + k] = c < g->in_ch ? src[c * in_hw] : 0;
+        }
+      }
+    }
+  }
+  for (uint32_t i = o0 / k; i <= (uint32_t)(o1 - 1u) / k; i++) {
+    const uint32_t c0 = i * k > o0 ? i * k : o0, c1 = (i + 1u) * k < o1 ? (i + 1u) * k : o1;
+    for (uint32_t j = 0; j < q; j++)
+      for (uint32_t d = 0; d < k; d++)
+        for (uint32_t t = 0; t < taps; t++) {
+          const uint32_t src = ((i * q + j) * k + d) * taps + t;
+          wt[(j * taps + t) * k + d] = w16 != 0 ? w16[src] : (int16_t)w8[src];
+        }
+    for (uint16_t oy = oy0; oy < oy1; oy++) {
+      for (uint16_t ox = 0; ox < g->out_w; ox++) {
+        uint32_t nb = 0;
+        for (uint16_t dy = 0; dy < g->kh; dy++) {
+          const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
+          if (iy < 0) continue;
+          for (uint16_t dx = 0; dx < g->kw; dx++) {
+            const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
+            if (ix < 0) continue;
+            const uint32_t t = (uint32_t)dy * g->kw + dx;
+            for (uint32_t j = 0; j < q; j++) {
+              wp[nb] = wt + (j * taps + t) * k;
+              rp[nb] = X + ((j * rows + (uint32_t)iy - ylo) * g->in_w + (uint32_t)ix) * 2u * k;
+              nb++;
+            }
           }
         }
-        if (bias != 0) acc += (uint32_t)bias[o];
-        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_requant_s32(bl_wrap_s32(acc), shift);
+        const uint32_t pos = (uint32_t)oy * g->out_w + ox;
+        uint32_t acc[4];
+        for (uint32_t o = c0; o < c1; o += 4u) {
+          const uint32_t nv = c1 - o < 4u ? c1 - o : 4u;
+          acc[0] = acc[1] = acc[2] = acc[3] = 0;
+          const uint32_t rr = o - i * k;
+          if (nv == 4u) {
+            bl_circ_rows4(0, 0, wp, rp, k, nb, k - rr, acc);
+          } else {
+            for (uint32_t v = 0; v < nv; v++)
+              for (uint32_t b = 0; b < nb; b++) bl_dot_multi(wp[b], rp[b] + k - rr - v, 0, 1u, k, acc + v);
+          }
+          for (uint32_t v = 0; v < nv; v++) {
+            uint32_t a = acc[v];
+            if (bias != 0) a += (uint32_t)bias[o + v];
+            y[(o + v) * out_hw + pos] = bl_dsp_requant(a, shift);
+          }
+        }
       }
     }
   }
@@ -115,8 +216,8 @@ bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16
   if (w == 0) return BL_ERR_ARG;
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
-  if (!fits(g, 0, 1u, o0, o1)) return bl_ref_conv_dense_w16(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
-  conv_dot(x, g, w, 0, 1u, bias, shift, y, o0, o1, oy0, oy1);
+  if (!fits(g, 1u)) return bl_ref_conv_dense_w16(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+  conv_dense(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
 }
 
@@ -125,8 +226,8 @@ bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t
   if (w == 0) return BL_ERR_ARG;
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
-  if (!fits(g, w, 1u, o0, o1)) return bl_ref_conv_dense_w8(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
-  conv_dot(x, g, 0, w, 1u, bias, shift, y, o0, o1, oy0, oy1);
+  if (!fits(g, 1u)) return bl_ref_conv_dense_w8(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+  conv_dense(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
 }
 
@@ -137,8 +238,8 @@ bl_status bl_conv_circ_w16(const int16_t *x, const bl_conv_geom *g, const int16_
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (k == 0) return BL_ERR_SHAPE;
-  if (!fits(g, 0, k, o0, o1)) return bl_ref_conv_circ_w16(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
-  conv_dot(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
+  if (!circ_fits(g, k, oy0, oy1)) return bl_ref_conv_circ_w16(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
+  conv_circ(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
 }
 
@@ -149,7 +250,7 @@ bl_status bl_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int8_t 
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (k == 0) return BL_ERR_SHAPE;
-  if (!fits(g, w, k, o0, o1)) return bl_ref_conv_circ_w8(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
-  conv_dot(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
+  if (!circ_fits(g, k, oy0, oy1)) return bl_ref_conv_circ_w8(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
+  conv_circ(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
 }

@@ -1,12 +1,14 @@
 /* cmsis backend: linear layers.
  *
- * Direct paths (dense and block-circulant, int16 and int8 weights) use CMSIS-DSP's arm_dot_prod_q15: it
- * accumulates the exact int16 x int16 products in 64 bits (SMLALD on the M4) and returns the exact sum,
- * whose low 32 bits are the spec's wrap32 accumulator, so these paths are bit-exact with the spec. int8
- * weights are widened with arm_q7_to_q15 (value * 256), which makes the exact sum 256 times larger; it is
- * divided back exactly. A block-circulant row is a dot product of the stored vector w[i][j][0..k) with the
- * input block read backwards circularly: sum_m w[m] x[j*k + (rr - m) mod k]; the input block, reversed and
- * doubled (R[t] = x[j*k + (-t mod k)], t < 2k), holds that sequence contiguously at R + k - rr.
+ * Direct paths (dense and block-circulant, int16 and int8 weights): dual 16-bit MACs of the DSP extension
+ * (SMLAD, bl_cmsis_dsp.h; MVE on the Cortex-M55), four output rows at a time sharing one operand's loads,
+ * accumulated modulo 2^32 = the spec's wrap32, requantised in the same pass (bl_dsp_requant): bit-exact with
+ * the spec. A block-circulant row is a dot product of the stored vector w[i][j][0..k) with the input block
+ * read backwards circularly: sum_m w[m] x[j*k + (rr - m) mod k]; the input block, reversed and doubled
+ * (R[t] = x[j*k + (-t mod k)], t < 2k), holds that sequence contiguously at R + k - rr, so consecutive rows
+ * of a block are windows of R one element apart. int8 weights are widened to int16 once per block.
+ * (CMSIS-DSP's arm_dot_prod_q15, used before, computes the same exact sums through a function call per row
+ * and a 64-bit accumulator: measured 2.7x more instructions on the digits MLP, docs/kernels.md.)
  *
  * FFT path: the ref backend's code (compiled below with its direct-path entry points renamed to
  * bl_ref_*; they serve as the fallback for blocks too large for the stack buffers). It calls bl_fft_q15,
@@ -14,6 +16,7 @@
  * plain C: arm_cmplx_mult_cmplx_q15 shifts each product right by 17 with saturation and
  * arm_cmplx_dot_prod_q15 returns 8.24 (sum >> 6), neither of which is the spec's wrapping 32-bit sum. */
 #include "arm_math.h"
+#include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
 
 #define bl_linear_dense_w16 bl_ref_linear_dense_w16
@@ -37,49 +40,68 @@ bl_status bl_ref_linear_circ_w8(const int16_t *x, uint16_t in_features, const in
                                 const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                                 uint16_t r1);
 
-#define BL_CMSIS_CHUNK 64u        /* int8 weights widened per call to arm_dot_prod_q15 (stack) */
+#define BL_CMSIS_CHUNK 64u        /* int8 weights widened per step (dense rows; stack) */
 #define BL_CMSIS_CIRC_MAX_K 128u  /* larger circulant blocks use the ref code */
-#define BL_CMSIS_ROW_GROUP 16u    /* circulant rows accumulated together per input block */
+#define BL_CMSIS_R_MAX 512u       /* int16 of reversed, doubled input blocks per pass (1 KB of stack) */
 
-/* low 32 bits of an exact 64-bit sum: the spec's wrap32 */
-static uint32_t low32(q63_t s) { return (uint32_t)(uint64_t)s; }
-
-/* sum_c w8[c] x[c] exactly (mod 2^32), w8 widened in chunks; arm_q7_to_q15 gives w * 256 */
-static uint32_t dot_w8(const int8_t *w, const int16_t *x, uint32_t n) {
-  q15_t wide[BL_CMSIS_CHUNK];
-  uint32_t acc = 0;
-  for (uint32_t c0 = 0; c0 < n; c0 += BL_CMSIS_CHUNK) {
-    const uint32_t len = n - c0 < BL_CMSIS_CHUNK ? n - c0 : BL_CMSIS_CHUNK;
-    q63_t s;
-    arm_q7_to_q15(w + c0, wide, len);
-    arm_dot_prod_q15(wide, x + c0, len, &s);
-    acc += low32(s / 256); /* exact: s is a multiple of 256 */
-  }
-  return acc;
-}
-
+/* Dense rows [r0, r1): four rows at a time share the loads of x (bl_dot_multi); int8 rows are widened in
+ * chunks of BL_CMSIS_CHUNK columns for four rows at once. */
 static bl_status dense(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                        const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                        uint16_t r1) {
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
   if (in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
-  for (uint16_t r = r0; r < r1; r++) {
-    const uint32_t row = (uint32_t)r * in_features;
-    uint32_t acc;
+  int16_t wide[4u * BL_CMSIS_CHUNK];
+  for (uint32_t r = r0; r < r1; r += 4u) {
+    const uint32_t nv = r1 - r < 4u ? r1 - r : 4u;
+    uint32_t acc[4] = {0, 0, 0, 0};
     if (w16 != 0) {
-      q63_t s;
-      arm_dot_prod_q15(w16 + row, x, in_features, &s);
-      acc = low32(s);
+      bl_dot_multi(x, w16 + r * in_features, in_features, nv, in_features, acc);
     } else {
-      acc = dot_w8(w8 + row, x, in_features);
+      for (uint32_t c0 = 0; c0 < in_features; c0 += BL_CMSIS_CHUNK) {
+        const uint32_t len = in_features - c0 < BL_CMSIS_CHUNK ? in_features - c0 : BL_CMSIS_CHUNK;
+        for (uint32_t v = 0; v < nv; v++) bl_widen8(w8 + (r + v) * in_features + c0, wide + v * len, len);
+        bl_dot_multi(x + c0, wide, (int32_t)len, nv, len, acc);
+      }
     }
-    if (bias != 0) acc += (uint32_t)bias[r];
-    y[r] = bl_requant_s32(bl_wrap_s32(acc), shift);
+    for (uint32_t v = 0; v < nv; v++) {
+      uint32_t a = acc[v];
+      if (bias != 0) a += (uint32_t)bias[r + v];
+      y[r + v] = bl_dsp_requant(a, shift);
+    }
   }
   return BL_OK;
 }
 
+/* R[t] = x[(-t) mod k] for t < 2k (the block reversed and doubled: R[0] = x[0], R[1] = x[k-1], ...),
+ * zeros for columns at or beyond `valid` (the padded last block). Row rr of a circulant block then reads
+ * the contiguous run R + k - rr (see the top of the file). */
+static void reverse_doubled(const int16_t *x, uint32_t k, uint32_t valid, int16_t *R) {
+  if (valid >= k && k >= 4u) {
+    /* pairs (R[2s], R[2s+1]) = (x[k-2s], x[k-2s-1]): the word at x + k-2s-1 with its halves swapped */
+    R[0] = x[0];
+    R[1] = x[k - 1u];
+    for (uint32_t t = 2; t < k; t += 2u) {
+      const uint32_t v = bl_ld2(x + k - t - 1u);
+      const uint32_t sw = (v >> 16) | (v << 16);
+      bl_st2(R + t, sw);
+      bl_st2(R + k + t, sw);
+    }
+    R[k] = R[0];
+    R[k + 1u] = R[1];
+    return;
+  }
+  for (uint32_t t = 0; t < k; t++) {
+    const uint32_t c = (k - t) % k;
+    R[t] = c < valid ? x[c] : 0;
+    R[k + t] = R[t];
+  }
+}
+
+/* Block-circulant rows [r0, r1), grouped by block i. Per input block j the reversed, doubled input block R
+ * is built once and shared by all rows of the group; four rows at a time share the loads of the weight
+ * vector w[i][j] (k int16; int8 widened once per block). */
 static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8, uint16_t k,
                       const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                       uint16_t r1) {
@@ -87,39 +109,40 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
   if (in_features == 0 || out_features == 0 || k == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
   const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
-  q15_t rev[2u * BL_CMSIS_CIRC_MAX_K];
-  q15_t wide[BL_CMSIS_CIRC_MAX_K];
-  uint32_t acc[BL_CMSIS_ROW_GROUP];
-  uint16_t g0 = r0;
+  int16_t R[BL_CMSIS_R_MAX];
+  int16_t wide[BL_CMSIS_R_MAX / 2u];
+  uint32_t acc[BL_CMSIS_CIRC_MAX_K];
+  /* input blocks per pass: as many reversed, doubled blocks as fit in R */
+  const uint32_t jn = BL_CMSIS_R_MAX / (2u * k) < q ? BL_CMSIS_R_MAX / (2u * k) : q;
+  uint32_t g0 = r0;
   while (g0 < r1) {
-    /* a group: rows of one block i, at most BL_CMSIS_ROW_GROUP of them */
-    const uint16_t i = (uint16_t)(g0 / k);
-    uint32_t g1 = (uint32_t)(i + 1u) * k;
+    /* a group: rows g0 .. g1-1 of block i */
+    const uint32_t i = g0 / k;
+    uint32_t g1 = (i + 1u) * k;
     if (g1 > r1) g1 = r1;
-    if (g1 - g0 > BL_CMSIS_ROW_GROUP) g1 = (uint32_t)g0 + BL_CMSIS_ROW_GROUP;
     for (uint32_t r = g0; r < g1; r++) acc[r - g0] = 0;
-    for (uint32_t j = 0; j < q; j++) {
-      /* R[t] = x[j*k + (-t mod k)] for t < 2k, zero beyond in_features (padded columns) */
-      for (uint32_t t = 0; t < 2u * k; t++) {
-        const uint32_t c = j * k + (k - t % k) % k;
-        rev[t] = c < in_features ? x[c] : 0;
+    for (uint32_t j0 = 0; j0 < q; j0 += jn) {
+      const uint32_t nb = q - j0 < jn ? q - j0 : jn;
+      for (uint32_t b = 0; b < nb; b++) {
+        const uint32_t j = j0 + b;
+        reverse_doubled(x + j * k, k, in_features - j * k, R + b * 2u * k);
       }
-      const uint32_t base = ((uint32_t)i * q + j) * k;
-      const q15_t *wv = w16 != 0 ? w16 + base : wide;
-      if (w16 == 0) arm_q7_to_q15(w8 + base, wide, k);
-      for (uint32_t r = g0; r < g1; r++) {
-        const uint32_t rr = r % k;
-        q63_t s;
-        arm_dot_prod_q15(wv, rev + k - rr, k, &s);
-        acc[r - g0] += low32(w16 != 0 ? s : s / 256);
+      const uint32_t base = (i * q + j0) * k;
+      const int16_t *wv = wide;
+      if (w16 != 0) wv = w16 + base;
+      else bl_widen8(w8 + base, wide, nb * k);
+      uint32_t r = g0;
+      for (; k >= 4u && r + 4u <= g1; r += 4u) bl_circ_rows4(wv, R, 0, 0, k, nb, k - r % k, acc + (r - g0));
+      for (; r < g1; r++) {
+        for (uint32_t b = 0; b < nb; b++) bl_dot_multi(wv + b * k, R + b * 2u * k + k - r % k, 0, 1u, k, acc + (r - g0));
       }
     }
     for (uint32_t r = g0; r < g1; r++) {
       uint32_t a = acc[r - g0];
       if (bias != 0) a += (uint32_t)bias[r];
-      y[r] = bl_requant_s32(bl_wrap_s32(a), shift);
+      y[r] = bl_dsp_requant(a, shift);
     }
-    g0 = (uint16_t)g1;
+    g0 = g1;
   }
   return BL_OK;
 }

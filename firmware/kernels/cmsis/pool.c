@@ -1,3 +1,38 @@
-/* cmsis backend: pooling windows are 2-D and tiny (no CMSIS-DSP function computes them without copying),
- * so this is the ref backend's code, compiled here (bit-exact with the spec). */
+/* cmsis backend: pooling. The common 2x2 stride-2 max pool (even input width) takes two adjacent columns
+ * of two rows as two words and reduces them with the DSP extension's SSUB16 + SEL (lane-wise max), then
+ * the two lanes; every other window shape, and average pooling, is the ref backend's code (compiled below
+ * as bl_ref_maxpool_q15). Bit-exact: max is exact in every form. */
+#include "bl_cmsis_dsp.h"
+#include "bl_kernels.h"
+
+#define bl_maxpool_q15 bl_ref_maxpool_q15
 #include "../ref/pool.c"
+#undef bl_maxpool_q15
+bl_status bl_ref_maxpool_q15(const int16_t *x, const bl_pool_geom *g, int16_t *y, uint16_t c0, uint16_t c1);
+
+bl_status bl_maxpool_q15(const int16_t *x, const bl_pool_geom *g, int16_t *y, uint16_t c0, uint16_t c1) {
+#if BL_DSP
+  if (x == 0 || y == 0) return BL_ERR_ARG;
+  bl_status st = bl_pool_geom_check(g);
+  if (st != BL_OK) return st;
+  if (c0 >= c1 || c1 > g->ch) return BL_ERR_ARG;
+  if (g->kh == 2u && g->kw == 2u && g->sh == 2u && g->sw == 2u && (g->in_w & 1u) == 0) {
+    const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
+    for (uint32_t c = c0; c < c1; c++) {
+      int16_t *out = y + c * out_hw;
+      for (uint32_t oy = 0; oy < g->out_h; oy++) {
+        const int16_t *r0 = x + c * in_hw + 2u * oy * g->in_w, *r1 = r0 + g->in_w;
+        for (uint32_t ox = 0; ox < g->out_w; ox++) {
+          const uint32_t a = bl_ld2(r0 + 2u * ox), b = bl_ld2(r1 + 2u * ox);
+          (void)__ssub16((int16x2_t)a, (int16x2_t)b); /* sets GE per lane where a >= b */
+          const uint32_t m = (uint32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+          const int16_t lo = (int16_t)m, hi = (int16_t)(m >> 16);
+          *out++ = lo > hi ? lo : hi;
+        }
+      }
+    }
+    return BL_OK;
+  }
+#endif
+  return bl_ref_maxpool_q15(x, g, y, c0, c1);
+}
