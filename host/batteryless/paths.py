@@ -38,3 +38,40 @@ def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Pat
     if p.exists() and not os.access(p, os.W_OK):
         raise UsageError(f"cannot write {what} to {p}: the existing file is read-only")
     return p
+
+
+def check_input_file(
+    path: str | os.PathLike[str], what: str = "input file", error: type[Exception] = UsageError
+) -> Path:
+    """Raise ``error`` (one line naming the path and the problem) unless ``path`` is a readable file.
+
+    Checked before any work starts: missing, a folder, not a regular file, not readable (opened, not just
+    judged by its permission bits)."""
+    p = Path(path)
+    if not p.exists():
+        raise error(f"{p}: {what} not found")
+    if p.is_dir():
+        raise error(f"{p}: {what} is a folder, not a file")
+    if not p.is_file():
+        raise error(f"{p}: {what} is not a regular file")
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as err:
+        raise error(f"{p}: {what} is not readable ({err.strerror or err})") from None
+    return p
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Raise UsageError unless ``path`` is (or can be created as) a writable folder; creates nothing."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"cannot write the {what} {p}: it is a file, not a folder")
+    probe_in = p
+    while not probe_in.exists():
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise UsageError(f"cannot write the {what} {p}: {probe_in} is a file, not a folder")
+    if not os.access(probe_in, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the {what} {p}: {probe_in} is not writable")
+    return p
