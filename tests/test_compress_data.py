@@ -138,3 +138,27 @@ def test_identical_runs_give_identical_bytes(tmp_path, monkeypatch):
     assert rep_a["run"]["command"] != rep_b["run"]["command"] and rep_a["run"]["seconds"] > 0
     art = load_artifact(tmp_path / "a.bl")
     assert "command" not in art.provenance and "compress_seconds" not in art.provenance
+
+
+def test_cli_normalise_flag_and_loud_warning(user_case, tmp_path, capsys):
+    from batteryless.cli import main
+
+    net, data, _, (mean, std) = user_case
+    npz = tmp_path / "tab.npz"
+    np.savez(npz, **data)
+    model = tmp_path / "user.pt"
+    torch.jit.trace(net, torch.zeros(1, 1, 16)).save(str(model))
+    quick = ["--block", "8", "--admm-rounds", "1", "--retrain-epochs", "1", "--data", str(npz)]
+    base = ["-q", "compress", "--model", str(model), "--dataset", "npz", *quick]
+    assert main([*base, "--out", str(tmp_path / "s.bl"), "--json", "-"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "with normalisation 'per-feature'" in err
+    stats = tmp_path / "stats.npz"
+    np.savez(stats, mean=mean, std=std)
+    assert main([*base, "--normalise", str(stats), "--out", str(tmp_path / "g.bl"), "--json", "-"]) == 0
+    assert "dense model scores" not in capsys.readouterr().err
+    assert load_artifact(tmp_path / "g.bl").normalisation["source"] == "given"
+    assert main([*base, "--normalise", "zscore", "--out", str(tmp_path / "z.bl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--normalise expects one of none, scalar, per-channel, per-feature" in err and "\n" not in err
+    assert not (tmp_path / "z.bl").exists()

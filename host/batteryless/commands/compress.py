@@ -22,6 +22,33 @@ def _layer_blocks(text: str | None) -> dict[str, int]:
     return out
 
 
+def _normalisation(value: str):
+    """--normalise: a kind, or an .npz/.json file holding the model's own ``mean`` and ``std``."""
+    from batteryless.normalisation import KINDS
+
+    if value in KINDS:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(
+            f"--normalise expects one of {', '.join(KINDS)} or an .npz/.json file with mean and std, "
+            f"got {value!r}"
+        )
+    try:
+        if path.suffix == ".json":
+            stats = json.loads(path.read_text())
+        else:
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as f:
+                stats = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--normalise {path}: cannot read mean and std ({err})") from None
+    if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
+        raise UsageError(f"--normalise {path}: needs arrays (or JSON keys) 'mean' and 'std'")
+    return {"mean": stats["mean"], "std": stats["std"]}
+
+
 def print_report(rep: dict, file=sys.stdout) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -84,6 +111,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         seed=args.seed,
         path=args.path,
         train_dense=True if args.train else False if args.pretrained else None,
+        normalisation=_normalisation(args.normalise),
+        expected_accuracy=args.expect_accuracy,
         admm=AdmmConfig(rounds=args.admm_rounds, retrain_epochs=args.retrain_epochs),
     )
     from batteryless.paths import check_output_file
@@ -94,6 +123,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         art, rep = compress(
             args.model, args.dataset, args.data, args.out, cfg, progress, state_dict=args.state_dict
         )
+    for w in rep.get("warnings", []):  # loud, and on stderr so that --json - stays machine-readable
+        print(f"warning: {w}", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(rep, indent=1, sort_keys=True))
     else:
@@ -147,6 +178,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the model's weights are trained (e.g. a factory that loads its own): never train it",
     )
     p.add_argument("--dataset", default="digits", help="digits | mnist | har | npz (default: digits)")
+    p.add_argument(
+        "--normalise",
+        default="scalar",
+        metavar="KIND|FILE",
+        help="the input normalisation the model expects: none, scalar (default), per-channel, per-feature "
+        "(fitted on the training split), or an .npz/.json with the model's own mean and std",
+    )
+    p.add_argument(
+        "--expect-accuracy",
+        type=float,
+        metavar="ACC",
+        help="the dense accuracy you expect (0-1): warn when compress measures far less (docs/datasets.md)",
+    )
     p.add_argument("--data", help="folder or file holding the dataset (mnist, har, npz)")
     p.add_argument("--out", required=True, help="artifact to write (.bl)")
     p.add_argument("--block", type=int, default=16, help="block size, a power of two (default 16)")
