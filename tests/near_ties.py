@@ -4,7 +4,8 @@ A model trained inside the test suite differs from machine to machine (thread co
 the samples whose top two logits nearly tie. Where a backend is allowed an error of ``tol`` per logit, a
 prediction can flip only where the reference's top-two margin is at most ``2·tol`` (the winner may drop by
 ``tol`` while the runner-up rises by ``tol``): predictions must agree on every other sample, and every logit
-must be within ``tol``. That is the whole guarantee, whatever the training run produced.
+must be within ``tol``. That is the whole guarantee, whatever the training run produced. (The agreement
+follows from the tolerance; it is asserted too, with the samples named, because it is what users see.)
 """
 
 from __future__ import annotations

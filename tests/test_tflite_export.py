@@ -148,10 +148,11 @@ def test_interpreters_agree_with_each_other_and_the_float_model(exported):
     assert rep["litert_tflm_bit_exact"] is True
     assert rep["litert_tflm_mismatches"] == 0 and rep["litert_tflm_max_lsb_diff"] == 0
     assert rep["top1_agreement_litert_vs_tflm"] == 1.0
-    # the optimised kernels are not bit-exact, but the difference is bounded (a 1-LSB difference can flip a
-    # near-tie between the two largest logits: it did on 1 of the 359 samples when this was written)
+    # the optimised kernels are not bit-exact, but the difference is bounded: at most 1 LSB per logit. That
+    # is the whole guarantee: a 1-LSB difference can flip a near-tie (top two within 2 LSB; it did on 1 of
+    # the 359 samples when this was written), and how many near-ties there are depends on the training run,
+    # so top-1 agreement is not asserted (it used to be >= 0.99)
     assert rep["litert_optimised_tflm_max_lsb_diff"] <= 1
-    assert rep["top1_agreement_litert_optimised_vs_tflm"] >= 0.99
     assert rep["keras_tflite_max_abs_diff_rel"] <= 0.10
     assert rep["top1_agreement"] >= 0.95
     assert abs(rep["accuracy_tflite"] - rep["accuracy_reference"]) <= 0.03
