@@ -283,3 +283,106 @@ def test_imported_model_goes_through_compress(tmp_path):
     assert load_artifact(tmp_path / "m.bl").input_shape == (1, 8, 8)
     assert [layer["name"] for layer in art.weight_layers()] == ["fc1", "fc2", "fc3"]
     assert rep["total"]["weight_bytes"] < rep["total"]["dense_int16_weight_bytes"]
+
+
+# ------------------------------------------- Keras models with an unknown batch size (the default)
+UNBATCHED = (8, 8, 1)
+
+
+def _convert_unbatched(model, representative=None) -> bytes:
+    """What a user does with the installed converter: no batch size anywhere (Keras 3: SavedModel route)."""
+    import tempfile
+
+    tf_ = tf()
+    with tempfile.TemporaryDirectory() as d:
+        model.export(f"{d}/sm", format="tf_saved_model", verbose=False)
+        conv = tf_.lite.TFLiteConverter.from_saved_model(f"{d}/sm")
+        if representative is not None:
+            conv.optimizations = [tf_.lite.Optimize.DEFAULT]
+            conv.representative_dataset = lambda: (
+                [representative[i : i + 1]] for i in range(len(representative))
+            )
+            conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf_.int8
+            conv.inference_output_type = tf_.int8
+        return bytes(conv.convert())
+
+
+@pytest.fixture(scope="module")
+def unbatched_models():
+    """Sequential and Functional Conv2D → MaxPool → Flatten → Dense, float and int8, batch left unknown."""
+    k = tf().keras
+    L = k.layers
+    seq = k.Sequential(
+        [k.Input(UNBATCHED), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(), L.Dense(6)]
+    )
+    inp = k.Input(UNBATCHED)
+    x = L.MaxPooling2D(2)(L.Conv2D(4, 3, padding="same", activation="relu")(inp))
+    x = L.Dense(5)(L.Dense(12, activation="relu")(L.Flatten()(x)))
+    fun = k.Model(inp, L.Softmax()(x))
+    rep = np.random.default_rng(2).normal(size=(32, *UNBATCHED)).astype(np.float32)
+    out = {}
+    for name, model in (("sequential", _seeded(seq, 3)), ("functional", _seeded(fun, 4))):
+        logits = model if name == "sequential" else k.Model(inp, x)
+        out[name, "float"] = (logits, _convert_unbatched(model))
+        out[name, "int8"] = (logits, _convert_unbatched(model, rep))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+@pytest.mark.parametrize("precision", ["float", "int8"])
+def test_flatten_with_unknown_batch_is_folded(unbatched_models, kind, precision):
+    logits_model, data = unbatched_models[kind, precision]
+    g = read_graph(data)
+    assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= set(g.op_names())  # what the issue's users met
+    imp = load_tflite(data, f"{kind}.tflite")
+    assert imp.compressor_problems is None and imp.input_shape == (1, 8, 8)
+    assert any("folded static shape operators SHAPE, STRIDED_SLICE, PACK" in n for n in imp.notes)
+    x = np.random.default_rng(9).normal(size=(64, *UNBATCHED)).astype(np.float32)
+    ref = np.asarray(logits_model(x))
+    with torch.no_grad():
+        got = imp.model(torch.as_tensor(x.transpose(0, 3, 1, 2))).numpy()
+    span = ref.max() - ref.min()
+    if precision == "float":
+        assert np.abs(got - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+    else:  # de-quantised int8 weights, float activations: the stated int8 bound of this module
+        assert np.abs(got - ref).max() <= 0.10 * span
+
+
+def test_unbatched_tflite_goes_through_the_model_loader(unbatched_models, tmp_path):
+    from batteryless.models.load import load_model
+
+    path = tmp_path / "user.tflite"
+    path.write_bytes(unbatched_models["sequential", "int8"][1])
+    lm = load_model(str(path), (1, 8, 8), 6)
+    assert lm.source == "tflite" and lm.trained and lm.name == "user"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    vec=st.lists(st.integers(1, 64), min_size=1, max_size=5),
+    begin=st.integers(-5, 5),
+    end=st.integers(-5, 6),
+    stride=st.sampled_from([1, 2, -1]),
+    masks=st.integers(0, 7),
+)
+def test_folded_strided_slice_agrees_with_tensorflow(vec, begin, end, stride, masks):
+    from batteryless.tflite.import_ import _strided_slice
+
+    o = {"begin_mask": masks & 1, "end_mask": (masks >> 1) & 1, "shrink_axis_mask": (masks >> 2) & 1}
+    x = np.asarray(vec, np.int32)
+    if o["shrink_axis_mask"] and o["begin_mask"]:  # TensorFlow and TFLite's kernel disagree: not folded
+        assert _strided_slice(x, np.array([begin]), np.array([end]), np.array([1]), o) is None
+        return
+    if o["shrink_axis_mask"]:
+        stride = 1  # TensorFlow requires stride 1 with shrink_axis
+        end = begin + 1
+        if not -len(vec) <= begin < len(vec):
+            return  # TensorFlow refuses it too (out of range)
+    x = np.asarray(vec, np.int32)
+    want = tf().strided_slice(
+        x, [begin], [end], [stride], begin_mask=o["begin_mask"], end_mask=o["end_mask"],
+        shrink_axis_mask=o["shrink_axis_mask"],
+    ).numpy()  # fmt: skip
+    got = _strided_slice(x, np.array([begin]), np.array([end]), np.array([stride]), o)
+    assert got is not None and np.array_equal(got, want)

@@ -255,6 +255,15 @@ def _options(code: int, tab: _Table | None) -> dict[str, Any]:
         }
     if name == "SOFTMAX":
         return {"beta": tab.scalar(0, "<f", 0.0)}
+    if name == "STRIDED_SLICE":  # folded when it slices a static shape (import_.fold_static_shapes)
+        keys = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
+        return {key: tab.scalar(i, "<i", 0) for i, key in enumerate(keys)} | {
+            "offset": bool(tab.scalar(5, "<B", 0))
+        }
+    if name == "PACK":
+        return {"values_count": tab.scalar(0, "<i", 0), "axis": tab.scalar(1, "<i", 0)}
+    if name == "CONCATENATION":
+        return {"axis": tab.scalar(0, "<i", 0), "activation": ACTIVATION.get(tab.scalar(1, "<b", 0), "?")}
     if name == "RESHAPE":
         shape = tab.array(0, "<i4", "ReshapeOptions.new_shape")
         return {"new_shape": None if shape is None else tuple(int(s) for s in shape)}

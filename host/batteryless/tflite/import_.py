@@ -10,7 +10,12 @@ the edges and DEQUANTIZE of float16 constants). Any other operator is refused by
 - DEPTHWISE_CONV_2D becomes an ordinary Conv2d whose kernel is zero outside each channel's own group
   (the same function, and a layer the compressor accepts);
 - SAME padding becomes symmetric zero padding where it is symmetric; otherwise the model is refused;
-- a SOFTMAX at the end is dropped (the compressor trains logits; the argmax is unchanged) and reported.
+- a SOFTMAX at the end is dropped (the compressor trains logits; the argmax is unchanged) and reported;
+- static shape arithmetic is folded: a Keras Flatten built with an unknown batch dimension converts to
+  SHAPE → STRIDED_SLICE → PACK → RESHAPE (the batch size is read from the tensor at run time). On the
+  device the batch is 1, the size every tensor has in the file, so SHAPE of a tensor is a constant and the
+  ops computing a new shape from it (STRIDED_SLICE, PACK, CONCATENATION) are evaluated here; RESHAPE then
+  has a constant target shape like any other.
 """
 
 from __future__ import annotations
@@ -146,9 +151,78 @@ def _check_arity(g: Graph, where: str) -> None:
             )
 
 
-def _refuse_unsupported(g: Graph, where: str) -> None:
+SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
+
+
+def _strided_slice(x: np.ndarray, begin, end, strides, o: dict[str, Any]) -> np.ndarray | None:
+    """TFLite STRIDED_SLICE of a 1-D integer vector (a shape); None for forms not folded (they are then
+    refused by name like any unsupported operator)."""
+    if x.ndim != 1 or o.get("ellipsis_mask") or o.get("new_axis_mask") or o.get("offset"):
+        return None
+    if not (len(begin) == len(end) == len(strides) == 1) or int(strides[0]) == 0:
+        return None
+    b = None if o.get("begin_mask", 0) & 1 else int(begin[0])
+    e = None if o.get("end_mask", 0) & 1 else int(end[0])
+    if o.get("shrink_axis_mask", 0) & 1:
+        # a masked begin with shrink means index 0 to TFLite's kernel but is ignored by TensorFlow: not folded
+        if b is None or not -len(x) <= b < len(x):
+            return None
+        return np.asarray(x[b])
+    return x[slice(b, e, int(strides[0]))]
+
+
+def fold_static_shapes(g: Graph, where: str) -> tuple[dict[int, np.ndarray], set[int]]:
+    """Evaluate the shape arithmetic of ``g`` (batch 1): (tensor → value, indices of the folded ops)."""
+    values: dict[int, np.ndarray] = {}
+    folded: set[int] = set()
+
+    def static(t: int) -> np.ndarray | None:
+        if t in values:
+            return values[t]
+        if t < 0 or t >= len(g.tensors):
+            return None
+        try:
+            return g.constant(t)
+        except ExportError:
+            return None
+
+    for op in g.operators:
+        if op.name not in SHAPE_OPS or len(op.outputs) != 1 or op.outputs[0] < 0 or not op.inputs:
+            continue
+        value: np.ndarray | None = None
+        if op.name == "SHAPE":
+            if 0 <= op.inputs[0] < len(g.tensors):
+                value = np.asarray(g.tensors[op.inputs[0]].shape, dtype=np.int32)
+        else:
+            args = [static(t) for t in op.inputs]
+            if any(a is None for a in args):
+                continue  # computes on data, not on shapes: refused as unsupported
+            if op.name == "STRIDED_SLICE" and len(args) == 4:
+                value = _strided_slice(*args, op.options)  # type: ignore[arg-type]
+            elif op.name == "PACK":
+                try:
+                    value = np.stack(args, axis=op.options.get("axis", 0))  # type: ignore[arg-type]
+                except ValueError:
+                    value = None
+            elif op.name == "CONCATENATION" and op.options.get("activation", "NONE") == "NONE":
+                try:
+                    value = np.concatenate(
+                        [np.atleast_1d(a) for a in args],  # type: ignore[arg-type]
+                        axis=op.options.get("axis", 0),
+                    )
+                except ValueError:
+                    value = None
+        if value is not None:
+            values[op.outputs[0]] = value.astype(np.int64)
+            folded.add(op.index)
+    return values, folded
+
+
+def _refuse_unsupported(g: Graph, where: str, folded: set[int] | frozenset[int] = frozenset()) -> None:
     bad: dict[str, list[int]] = {}
     for op in g.operators:
+        if op.index in folded:
+            continue
         if op.code == -1:
             bad.setdefault("CUSTOM", []).append(op.index)
         elif op.name not in SUPPORTED_OPS:
@@ -166,7 +240,8 @@ def _refuse_unsupported(g: Graph, where: str) -> None:
 
 def build_sequential(g: Graph, where: str = "model") -> ImportedModel:
     """Turn a decoded graph into the equivalent channels-first Sequential."""
-    _refuse_unsupported(g, where)
+    shapes, folded = fold_static_shapes(g, where)
+    _refuse_unsupported(g, where, folded)
     _check_arity(g, where)
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         raise ExportError(
@@ -175,6 +250,8 @@ def build_sequential(g: Graph, where: str = "model") -> ImportedModel:
     consts: dict[int, np.ndarray] = {}
     chain: list[Operator] = []
     for op in g.operators:  # DEQUANTIZE of a constant (float16 weights) is folded, not a layer
+        if op.index in folded:
+            continue
         if op.name == "DEQUANTIZE" and g.constant(op.inputs[0]) is not None:
             consts[op.outputs[0]] = _dequantize(g, op.inputs[0], consts, f"{where}: operator {op.index}")
         else:
@@ -205,6 +282,9 @@ def build_sequential(g: Graph, where: str = "model") -> ImportedModel:
     )
     layers: list[nn.Module] = []
     notes: list[str] = []
+    if folded:
+        names = sorted({g.operators[i].name for i in folded}, key=SHAPE_OPS.index)
+        notes.append(f"folded static shape operators {', '.join(names)} (batch 1, as on the device)")
     quantized = False
     perm: np.ndarray | None = None
     cur = g.inputs[0]
@@ -285,6 +365,16 @@ def build_sequential(g: Graph, where: str = "model") -> ImportedModel:
                 chw = (c, (h - kh) // sh + 1, (wd - kw) // sw + 1)
         elif name == "RESHAPE":
             target = tuple(out_t.shape)
+            if len(op.inputs) > 1 and op.inputs[1] in shapes:  # a folded shape must say the same
+                given = [int(v) for v in np.atleast_1d(shapes[op.inputs[1]])]
+                size = math.prod(g.tensors[cur].shape)
+                known = math.prod(v for v in given if v != -1)
+                resolved = tuple(size // known if v == -1 and known else v for v in given)
+                if resolved != target:
+                    raise ExportError(
+                        f"{at}: the computed shape {given} gives {list(resolved)}, the file says "
+                        f"{list(target)}; only shapes fixed at batch 1 can be folded"
+                    )
             if chw is not None and len(target) == 2 and target[0] == 1 and target[1] == math.prod(chw):
                 c, h, wd = chw
                 perm = np.arange(c * h * wd).reshape(c, h, wd).transpose(1, 2, 0).ravel()
