@@ -78,7 +78,7 @@ def _dims(m: nn.Module) -> tuple[int, int]:
 def choose_blocks(model: nn.Sequential, cfg: CompressConfig) -> dict[int, int]:
     """Block size per weight layer. The global size is capped per layer (see below); explicit per-layer
     sizes are taken as given and must divide the layer unless ``pad`` is set."""
-    check_block_size(cfg.block_size, " (--block)")
+    check_block_size(cfg.block_size, " (block_size / --block)")
     names = weight_layer_names(model)
     unknown = set(cfg.layer_blocks) - set(names.values())
     if unknown:
@@ -94,7 +94,7 @@ def choose_blocks(model: nn.Sequential, cfg: CompressConfig) -> dict[int, int]:
             if not cfg.pad and (rows % k or cols % k):
                 raise CompressionError(
                     f"block size {k} does not divide layer {name} ({rows}×{cols}); "
-                    "choose a divisor or pass --pad to zero-pad"
+                    "choose a divisor or allow zero padding (pad=True / --pad)"
                 )
         else:
             # cap at the next power of two ≥ the smaller side: a 10-class output layer takes k = 16 with 6
