@@ -49,6 +49,39 @@ def _normalisation(value: str):
     return {"mean": stats["mean"], "std": stats["std"]}
 
 
+def _keep(text: str | None) -> list[float] | None:
+    """'1,0.5,0.25' → [1.0, 0.5, 0.25]."""
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--mode-keep expects fractions like 1,0.5,0.25, got {text!r}") from None
+
+
+def print_mode_table(eve: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title="EVE modes over one weight store (mode 0 is the largest)")
+    for col in ("mode", "keep", "MACs", "weight B touched", "circulant acc", "integer acc"):
+        table.add_column(col, justify="right")
+    for r in eve["modes"]:
+        acc = [r.get("circulant_float_accuracy"), r.get("reference_accuracy")]
+        table.add_row(
+            f"{r['mode']} ({r['name']})",
+            f"{r['keep']:g}",
+            f"{r['macs']:,}",
+            f"{r['weight_bytes']:,}",
+            *("-" if a is None else f"{100 * a:.2f}%" for a in acc),
+        )
+    console.print(table)
+    console.print(
+        f"store {eve['store_bytes']:,} B (weights, biases, block orders) vs {eve['separate_bytes']:,} B "
+        f"for {len(eve['modes'])} separately stored modes; "
+        f"the largest mode alone {eve['largest_mode_bytes']:,} B"
+    )
+
+
 def print_report(rep: dict, file=sys.stdout) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -88,6 +121,8 @@ def print_report(rep: dict, file=sys.stdout) -> None:
     for key, value in rep["accuracy"].items():
         if value is not None:
             console.print(f"{key.replace('_', ' ')}: {100 * value:.2f}%")
+    if rep.get("eve"):
+        print_mode_table(rep["eve"], console)
 
 
 def _write_json(rep: dict, path: str | None) -> None:
@@ -98,6 +133,7 @@ def _write_json(rep: dict, path: str | None) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
+    from batteryless.eve.train import EveConfig
     from batteryless.rad.admm import AdmmConfig
     from batteryless.rad.compress import CompressConfig, compress
 
@@ -114,6 +150,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         normalisation=_normalisation(args.normalise),
         expected_accuracy=args.expect_accuracy,
         admm=AdmmConfig(rounds=args.admm_rounds, retrain_epochs=args.retrain_epochs),
+        modes=args.modes,
+        eve=EveConfig(keep=_keep(args.mode_keep), epochs=args.mode_epochs),
     )
     from batteryless.paths import check_output_file
 
@@ -213,6 +251,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--admm-rounds", type=int, default=12)
     p.add_argument("--retrain-epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--modes",
+        type=int,
+        default=1,
+        help="EVE: train this many nested modes (2-8) over one weight store; 1 (default) = one model",
+    )
+    p.add_argument(
+        "--mode-keep",
+        help="EVE: block fraction per mode, largest first, e.g. 1,0.5,0.25 (default: 1 down to 0.25)",
+    )
+    p.add_argument("--mode-epochs", type=int, default=20, help="EVE: sandwich-rule epochs (default 20)")
     p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")
     p.set_defaults(func=cmd_compress)
 

@@ -252,6 +252,18 @@ def importance_order(w: np.ndarray, mask: np.ndarray | None = None) -> np.ndarra
     return np.lexsort((np.arange(p * q), -norms)).astype(np.int32)
 
 
+def default_keep(modes: int, smallest: float = 0.25) -> list[float]:
+    """Block fractions of ``modes`` modes: 1 for the largest, geometric down to ``smallest``."""
+    if modes == 1:
+        return [1.0]
+    return [round(smallest ** (i / (modes - 1)), 4) for i in range(modes)]
+
+
+def prefix_lengths(stored: int, keep: list[float]) -> list[int]:
+    """Blocks each mode uses of a layer storing ``stored`` blocks (one rule for training and the artifact)."""
+    return [max(1, int(round(f * stored))) for f in keep]
+
+
 def set_modes(
     art,
     keep: list[float],
@@ -284,9 +296,54 @@ def set_modes(
         name = f"{layer['name']}.block_order"
         art.tensors[name] = order
         layer["block_order"] = name
-        for m, f in zip(modes, keep, strict=True):
-            n = max(1, int(round(f * stored)))
+        for m, n in zip(modes, prefix_lengths(stored, keep), strict=True):
             if n < p * q:
                 m["layers"][layer["name"]] = {"blocks": n}
     art.modes = modes
     validate_modes(art)
+
+
+def store_summary(art) -> dict[str, Any]:
+    """Bytes of the one shared store (every stored block once, biases, the block-order lists as int16) against
+    K separately stored models (each mode's own blocks and biases)."""
+    modes = [mode_stats(art, m)["total"] for m in range(len(art.modes))]
+    full = mode_stats(art, 0)["layers"]
+    from batteryless.artifact import layer_stats
+
+    stored = sum(
+        layer_stats(layer, art.tensors, art.input_shape, art.layers)["weight_bytes"]
+        for layer in art.weight_layers()
+    )
+    orders = sum(
+        2 * art.tensors[lay["block_order"]].size for lay in art.weight_layers() if lay.get("block_order")
+    )
+    bias = sum(r["bias_bytes"] for r in full)
+    return {
+        "store_bytes": stored + bias + orders,
+        "store_weight_bytes": stored,
+        "order_bytes": orders,
+        "separate_bytes": sum(t["weight_bytes"] + t["bias_bytes"] for t in modes),
+        "largest_mode_bytes": modes[0]["weight_bytes"] + modes[0]["bias_bytes"],
+    }
+
+
+def mode_report(art) -> dict[str, Any]:
+    """Per-mode rows (MACs, weight bytes touched, accuracies recorded when compressing), store summary."""
+    recorded = {r["mode"]: r for r in (art.metrics.get("modes") or []) if isinstance(r, dict) and "mode" in r}
+    rows = []
+    for mi, m in enumerate(art.modes):
+        t = mode_stats(art, mi)["total"]
+        rows.append(
+            {
+                "mode": mi,
+                "name": m["name"],
+                "keep": m.get("keep", 1.0),
+                "macs": t["macs"],
+                "weight_bytes": t["weight_bytes"],
+                "bias_bytes": t["bias_bytes"],
+                "dense_float_accuracy": art.metrics.get("dense_float_accuracy"),
+                "circulant_float_accuracy": recorded.get(mi, {}).get("circulant_float_accuracy"),
+                "reference_accuracy": recorded.get(mi, {}).get("reference_accuracy"),
+            }
+        )
+    return {"modes": rows, **store_summary(art)}

@@ -19,6 +19,8 @@ from torch import nn
 from batteryless import __version__
 from batteryless.artifact import Artifact, load_artifact, save_artifact
 from batteryless.errors import CompressionError, ModelError, UsageError
+from batteryless.eve.modes import has_modes
+from batteryless.eve.train import EveConfig
 from batteryless.models.train import evaluate_float, fit
 from batteryless.progress import ProgressFn, report
 from batteryless.rad.admm import AdmmConfig, admm_circulant
@@ -55,6 +57,9 @@ class CompressConfig:
     # torch intra-op threads while compressing: these models are tiny, and on 2 cores a second thread made
     # the default run 4× slower (61.8 s vs 13.8 s, measured under load); None keeps torch's setting
     threads: int | None = 1
+    # EVE: modes > 1 trains that many nested modes over one weight store (batteryless.eve.train)
+    modes: int = 1
+    eve: EveConfig = field(default_factory=EveConfig)
 
 
 def weight_layer_names(model: nn.Sequential) -> dict[int, str]:
@@ -166,6 +171,10 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
 
     if cfg.weight_bits not in (8, 16):
         raise UsageError(f"weight bits must be 8 or 16, not {cfg.weight_bits}")
+    if cfg.modes != 1:
+        from batteryless.eve.train import check_modes
+
+        check_modes(cfg.modes, cfg.eve)
     if not 0.0 <= cfg.prune_ratio < 1.0:
         raise UsageError(f"prune ratio must be in [0, 1), not {cfg.prune_ratio}")
     if out is not None:
@@ -219,6 +228,11 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
         **{**cfg.admm.__dict__, "weight_bits": cfg.weight_bits, "prune_ratio": cfg.prune_ratio}
     )
     circ, hist = admm_circulant(net, blocks, xtr, ds.y_train, admm_cfg, seed=cfg.seed, progress=progress)
+    mode_set = None
+    if cfg.modes != 1:
+        from batteryless.eve.train import train_modes
+
+        mode_set = train_modes(circ, xtr, ds.y_train, cfg.modes, cfg.eve, seed=cfg.seed, progress=progress)
     circ_acc = evaluate_float(circ, xte, ds.y_test)
     layer_names = weight_layer_names(net)
 
@@ -237,6 +251,20 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
         default_path=cfg.path,
     )
     art.model, art.dataset, art.class_names = model_name, ds.name, ds.class_names
+    if mode_set is not None:
+        from batteryless.eve.modes import set_modes
+
+        set_modes(
+            art,
+            mode_set.keep,
+            orders=dict(
+                zip(
+                    [lay["name"] for lay in art.weight_layers() if lay["block"] > 1],
+                    mode_set.orders,
+                    strict=True,
+                )
+            ),
+        )
     report(progress, "integer reference", 0, 1)
     ref_acc = float((predict(art, ds.x_test) == ds.y_test).mean())
     report(progress, "integer reference", 1, 1)
@@ -252,6 +280,20 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     }
     if by_norm:
         art.metrics["accuracy_by_normalisation"] = by_norm
+    if mode_set is not None:
+        from batteryless.eve.train import mode_accuracies
+
+        circ_modes = mode_accuracies(circ, mode_set, xte, ds.y_test)
+        art.metrics["modes"] = [
+            {
+                "mode": mi,
+                "circulant_float_accuracy": circ_modes[mi],
+                "reference_accuracy": float((predict(art, ds.x_test, mode=mi) == ds.y_test).mean())
+                if mi
+                else ref_acc,
+            }
+            for mi in range(len(art.modes))
+        ]
     if cfg.expected_accuracy is not None:
         art.metrics["expected_accuracy"] = cfg.expected_accuracy
     art.provenance = _provenance(cfg, model_name, ds.name, seconds, loaded.source, train)
@@ -282,7 +324,13 @@ def build_report(art: Artifact, accuracies: dict[str, float] | None = None) -> d
     }
     if accuracies:
         acc.update(accuracies)
+    eve = {}
+    if has_modes(art):
+        from batteryless.eve.modes import mode_report
+
+        eve = {"eve": mode_report(art)}
     return {
+        **eve,
         "model": art.model,
         "dataset": art.dataset,
         "normalisation": art.normalisation.get("kind", "scalar"),
@@ -318,5 +366,10 @@ def evaluate(
     ref_acc = float((np.concatenate(preds) == ds.y_test).mean()) if n else float("nan")
     float_acc = evaluate_float(art.to_float_module(), art.normalise(ds.x_test), ds.y_test)
     rep = build_report(art, {"reference_accuracy": ref_acc, "dequantized_float_accuracy": float_acc})
+    for row in rep.get("eve", {}).get("modes", [])[1:]:  # mode 0 is ref_acc above
+        pred = predict(art, ds.x_test, paths, mode=row["mode"])
+        row["reference_accuracy"] = float((pred == ds.y_test).mean()) if n else float("nan")
+    if rep.get("eve"):
+        rep["eve"]["modes"][0]["reference_accuracy"] = ref_acc
     rep["evaluated_on"] = {"dataset": ds.name, "samples": n}
     return rep

@@ -1,0 +1,167 @@
+"""Joint training of nested modes (``compress --modes K``).
+
+After RAD's ADMM (block-circulant + fixed point) and QAT retraining of the full model, every circulant layer's
+blocks are ranked by weight norm once (Once-for-All's importance sort: channels/blocks are ordered so that a
+sub-network is a prefix), and mode i keeps the first ``keep[i]`` of them. Then the shared weights are
+trained with the sandwich rule of slimmable networks: every step runs the largest mode on the labels, the
+smallest mode and one random middle mode on the largest mode's detached soft predictions (in-place
+distillation), and sums the losses. Fake quantisation stays on throughout (QAT), on the full weights' grid,
+so the one stored integer copy serves every mode.
+
+Not done here (yet): ADMM with the nested block sparsity as part of its constraint set (the ranking comes
+after ADMM), per-mode biases, and width (``out_blocks``), which the artifact and spec support.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.utils.parametrize as parametrize
+from torch import nn
+from torch.nn import functional as F
+
+from batteryless.errors import UsageError
+from batteryless.eve.modes import MAX_MODES, default_keep, importance_order, prefix_lengths
+from batteryless.progress import ProgressFn, report
+from batteryless.rad.circulant import BlockCirculantConv, BlockCirculantLinear
+
+
+@dataclass
+class EveConfig:
+    keep: list[float] | None = None  # block fraction per mode, largest first; None: default_keep(K, smallest)
+    smallest: float = 0.25
+    epochs: int = 20  # sandwich epochs
+    lr: float = 1e-3
+    batch_size: int = 64
+    temperature: float = 1.0  # in-place distillation softmax temperature
+
+
+class ModeMask(nn.Module):
+    """Parametrization: multiplies each circulant block by the current mode's 0/1 mask (set between steps)."""
+
+    def __init__(self, p: int, q: int):
+        super().__init__()
+        self.register_buffer("mask", torch.ones(p, q))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w * self.mask.reshape(*self.mask.shape, *([1] * (w.ndim - 2)))
+
+
+@dataclass
+class ModeSet:
+    """The circulant layers of a model, their block orders and every mode's masks."""
+
+    layers: list[nn.Module]
+    orders: list[np.ndarray]
+    keep: list[float]
+    masks: list[list[torch.Tensor]] = field(default_factory=list)  # [mode][layer] → [p, q]
+
+    def set(self, mode: int) -> None:
+        for layer, m in zip(self.layers, self.masks[mode], strict=True):
+            # rebind, not copy_: the previous mode's forward still needs its mask for backward
+            _mode_mask(layer).mask = m
+
+
+def _mode_mask(layer: nn.Module) -> ModeMask:
+    for pm in layer.parametrizations["weight"]:
+        if isinstance(pm, ModeMask):
+            return pm
+    raise AssertionError("layer has no ModeMask")
+
+
+def attach_modes(model: nn.Sequential, keep: list[float]) -> ModeSet:
+    """Rank each circulant layer's blocks, build every mode's prefix mask and attach a ModeMask (mode 0)."""
+    layers = [m for m in model if isinstance(m, BlockCirculantLinear | BlockCirculantConv)]
+    if not layers:
+        raise UsageError("--modes needs at least one block-circulant layer (every layer stayed dense)")
+    ms = ModeSet(layers=layers, orders=[], keep=keep, masks=[[] for _ in keep])
+    for layer in layers:
+        with torch.no_grad():
+            w = layer.weight.detach().numpy()  # through the existing parametrizations (pruning, fake quant)
+        prune = getattr(layer, "block_mask", None)
+        prune = None if prune is None else prune.numpy()
+        p, q = w.shape[:2]
+        order = importance_order(w, prune)
+        stored = int((prune != 0).sum()) if prune is not None else p * q
+        ms.orders.append(order)
+        for mi, n in enumerate(prefix_lengths(stored, keep)):
+            mask = torch.zeros(p * q)
+            mask[torch.as_tensor(order[:n].astype(np.int64))] = 1.0
+            ms.masks[mi].append(mask.reshape(p, q))
+        parametrize.register_parametrization(layer, "weight", ModeMask(p, q))
+    ms.set(0)
+    return ms
+
+
+def check_modes(modes: int, cfg: EveConfig) -> list[float]:
+    """The keep fraction of every mode, or a UsageError naming what is wrong (checked before any training)."""
+    if not 2 <= modes <= MAX_MODES:
+        raise UsageError(f"--modes must be 2 … {MAX_MODES} (1 is the plain model), not {modes}")
+    keep = list(cfg.keep) if cfg.keep else default_keep(modes, cfg.smallest)
+    if len(keep) != modes:
+        raise UsageError(f"{modes} modes need {modes} keep fractions (--mode-keep), got {len(keep)}")
+    rising = any(b > a for a, b in zip(keep, keep[1:], strict=False))
+    if keep[0] != 1.0 or rising or any(not 0 < f <= 1 for f in keep):
+        raise UsageError(f"--mode-keep must start at 1 and not increase, each in (0, 1]: {keep}")
+    if cfg.epochs < 0:
+        raise UsageError(f"--mode-epochs must be >= 0, not {cfg.epochs}")
+    return keep
+
+
+def train_modes(
+    model: nn.Sequential,
+    x: np.ndarray,
+    y: np.ndarray,
+    modes: int,
+    cfg: EveConfig,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> ModeSet:
+    """Sandwich-rule training with in-place distillation; leaves ``model`` in mode 0, eval mode."""
+    keep = check_modes(modes, cfg)
+    ms = attach_modes(model, keep)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    gen = torch.Generator().manual_seed(seed + 3000)
+    pick = random.Random(seed + 3001)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    t = cfg.temperature
+    model.train()
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            ms.set(0)
+            big = model(xt[idx])
+            loss = F.cross_entropy(big, yt[idx])
+            teacher = F.softmax(big.detach() / t, dim=1)
+            students = [modes - 1] + ([pick.randrange(1, modes - 1)] if modes > 2 else [])
+            for mi in students:
+                ms.set(mi)
+                out = model(xt[idx])
+                loss = loss + F.kl_div(F.log_softmax(out / t, dim=1), teacher, reduction="batchmean") * t * t
+            loss.backward()
+            opt.step()
+        sched.step()
+        report(progress, "EVE sandwich training", epoch + 1, cfg.epochs)
+    model.eval()
+    ms.set(0)
+    return ms
+
+
+@torch.no_grad()
+def mode_accuracies(model: nn.Module, ms: ModeSet, x: np.ndarray, y: np.ndarray) -> list[float]:
+    """Float (fake-quantised circulant) accuracy of every mode; leaves the model in mode 0."""
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    out = []
+    for mi in range(len(ms.keep)):
+        ms.set(mi)
+        pred = torch.cat([model(xt[i : i + 512]).argmax(1) for i in range(0, len(xt), 512)])
+        out.append(float((pred.numpy() == np.asarray(y)).mean()) if len(y) else float("nan"))
+    ms.set(0)
+    return out

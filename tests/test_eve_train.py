@@ -1,0 +1,179 @@
+"""EVE joint training (compress --modes K): the trained modes are the artifact's modes, each mode's integer
+inference tracks its float model, the store holds the weights once, and bad settings are refused up front."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from batteryless import spec
+from batteryless.artifact import load_artifact
+from batteryless.cli import main
+from batteryless.errors import UsageError
+from batteryless.eve.modes import active_blocks, mode_stats, set_modes, store_summary
+from batteryless.eve.train import EveConfig, attach_modes, check_modes, train_modes
+from batteryless.rad.compress import CompressConfig, compress
+from batteryless.rad.quantize import to_artifact
+from test_cli_compress import QUICK as CLI_QUICK
+from test_spec import _small_artifact
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn2d", "cnn1d"])
+def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind):
+    """Masks attached for training and the artifact's prefix modes select the same blocks, and the integer
+    spec in mode m tracks the float model in mode m (the single-mode spec test's 2 %-of-range bound)."""
+    _, x = _small_artifact(kind)
+    torch.manual_seed(1)
+    from test_spec import nn  # the same torch.nn the small models are made of
+
+    net = _net(kind, nn)
+    keep = [1.0, 0.5, 0.25]
+    ms = attach_modes(net, keep)
+    art = to_artifact(
+        net.eval(),
+        x,
+        weight_bits=16,
+        input_shape=x.shape[1:],
+        num_classes=10 if kind != "cnn1d" else 6,
+        normalisation={"mean": 0.0, "std": 1.0},
+    )
+    circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
+    set_modes(art, keep, orders={lay["name"]: o for lay, o in zip(circ, ms.orders, strict=True)})
+    for mi in range(len(keep)):
+        for lay, mask in zip(circ, ms.masks[mi], strict=True):
+            assert np.array_equal(active_blocks(art, lay, mi), mask.numpy() != 0)
+        ms.set(mi)
+        with torch.no_grad():
+            ref = net(torch.as_tensor(x)).numpy()
+        # direct path: the FFT path's own precision is test_spec's subject, and each FFT-path mode is checked
+        # bit for bit against the full model with its dropped blocks zeroed in test_eve_modes
+        direct = {lay["name"]: "direct" for lay in circ}
+        got = spec.integer_inference(art, x, direct, mode=mi) / 2.0 ** art.weight_layers()[-1]["out_frac"]
+        assert np.abs(got - ref).max() <= 0.02 * np.abs(ref).max()
+
+
+def _net(kind, nn):
+    from batteryless.rad.circulant import BlockCirculantConv, BlockCirculantLinear
+
+    if kind == "mlp":
+        return nn.Sequential(
+            nn.Flatten(), BlockCirculantLinear(64, 32, 8), nn.ReLU(), BlockCirculantLinear(32, 10, 4)
+        )
+    if kind == "cnn2d":
+        return nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            BlockCirculantConv(2, 8, 16, (3, 3), 4, (2, 2), (1, 1)),
+            nn.ReLU(),
+            nn.Flatten(),
+            BlockCirculantLinear(256, 10, 8),
+        )
+    return nn.Sequential(
+        BlockCirculantConv(1, 4, 8, (5,), 4, (2,), (2,)), nn.ReLU(), nn.Flatten(), nn.Linear(128, 6)
+    )
+
+
+def test_sandwich_training_moves_every_mode_and_leaves_mode_0():
+    from test_spec import nn
+
+    torch.manual_seed(0)
+    net = _net("mlp", nn)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    before = [p.detach().clone() for p in net.parameters()]
+    ms = train_modes(net, x, y, 3, EveConfig(epochs=1, keep=[1.0, 0.5, 0.25]))
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, net.parameters(), strict=True))
+    assert all(
+        torch.equal(layer.parametrizations["weight"][-1].mask, ms.masks[0][i])
+        for i, layer in enumerate(ms.layers)
+    )
+
+
+@pytest.fixture(scope="module")
+def eve_artifact(tmp_path_factory):
+    from conftest import QUICK
+
+    out = tmp_path_factory.mktemp("eve") / "mlp3.bl"
+    art, rep = compress(
+        "mlp", "digits", out=out, config=CompressConfig(modes=3, eve=EveConfig(epochs=1), **QUICK)
+    )
+    return out, rep
+
+
+def test_compress_modes_writes_nested_modes_over_one_store(eve_artifact, digits):
+    path, rep = eve_artifact
+    art = load_artifact(path)
+    assert len(art.modes) == 3
+    stats = [mode_stats(art, m)["total"] for m in range(3)]
+    assert stats[0]["macs"] > stats[1]["macs"] > stats[2]["macs"]
+    assert stats[0]["weight_bytes"] > stats[1]["weight_bytes"] > stats[2]["weight_bytes"]
+    for lay in art.weight_layers():
+        if lay["block"] > 1:  # nested: every block of a smaller mode is used by the larger one
+            for mi in (1, 2):
+                assert not (active_blocks(art, lay, mi) & ~active_blocks(art, lay, mi - 1)).any()
+    s = store_summary(art)
+    assert s["store_weight_bytes"] == stats[0]["weight_bytes"]  # the largest mode's weights, stored once
+    assert s["store_bytes"] <= 1.15 * s["largest_mode_bytes"]
+    assert s["separate_bytes"] > s["store_bytes"]
+    # the per-mode integer accuracies in the report are the spec's on the test split
+    for row in rep["eve"]["modes"]:
+        acc = float((spec.predict(art, digits.x_test, mode=row["mode"]) == digits.y_test).mean())
+        assert row["reference_accuracy"] == pytest.approx(acc)
+        # fake-quantised float model and 16-bit integer spec agree closely (not a trained-model near-tie:
+        # the same network evaluated two ways)
+        assert abs(row["circulant_float_accuracy"] - acc) <= 0.05
+
+
+def test_cli_compress_modes_and_evaluate(tmp_path, capsys):
+    out = tmp_path / "m.bl"
+    code = main(
+        [
+            "-q",
+            "compress",
+            "--out",
+            str(out),
+            *CLI_QUICK,
+            "--modes",
+            "2",
+            "--mode-epochs",
+            "1",
+            "--mode-keep",
+            "1,0.5",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert code == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert [r["keep"] for r in rep["eve"]["modes"]] == [1.0, 0.5]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json", "-"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert len(ev["eve"]["modes"]) == 2 and all(0 <= r["reference_accuracy"] <= 1 for r in ev["eve"]["modes"])
+
+
+@pytest.mark.parametrize(
+    "modes,keep,message",
+    [
+        (9, None, "--modes must be 2"),
+        (3, [1.0, 0.5], "need 3 keep fractions"),
+        (2, [0.5, 1.0], "must start at 1"),
+        (2, [1.0, 0.0], "must start at 1"),
+    ],
+)
+def test_bad_mode_settings_are_refused_before_training(modes, keep, message):
+    with pytest.raises(UsageError, match=message):
+        check_modes(modes, EveConfig(keep=keep))
+    with pytest.raises(UsageError, match=message):  # compress refuses before loading data or training
+        compress(
+            "mlp", "digits", config=CompressConfig(modes=modes, eve=EveConfig(keep=keep), dense_epochs=10**6)
+        )
+
+
+def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys):
+    code = main(["compress", "--out", str(tmp_path / "x.bl"), "--modes", "2", "--mode-keep", "1,x"])
+    assert code != 0
+    assert "--mode-keep" in capsys.readouterr().err
+    assert not (tmp_path / "x.bl").exists()
