@@ -157,3 +157,42 @@ def test_power_cuts_without_image_reload_match_qemus_own_reset(flex):
     assert fast.resets == slow.resets >= 10
     # QEMU kept its translated code across the cuts instead of translating every boot again
     assert fast.translations < slow.translations
+
+
+def test_exact_cuts_land_at_their_count_and_trace_finds_a_function(flex):
+    """With one instruction per block (exact=True) a cut at N leaves exactly N instructions executed —
+    also inside the commit, where a normal block may run up to its end first. ``trace`` lists the count
+    before each instruction of a function: cuts at those counts land exactly there."""
+    from batteryless.firmware import symbols
+
+    img, inp, cont = flex
+    f = symbols(img)["bl_flex_commit"]
+    lo = f.address & ~1
+    traced = run(img, QEMU, inputs=inp, exact=True, trace=(lo, lo + f.size))
+    assert traced.values["logits"] == cont.values["logits"] and traced.count == cont.count
+    assert len(traced.trace) > 100 and traced.trace == sorted(traced.trace)
+    cuts = traced.trace[40:200:7]  # ascending, several commits, every kind of instruction in them
+    exact = run(img, QEMU, inputs=inp, cuts=cuts, exact=True)
+    assert exact.cut_counts == cuts  # not one instruction late
+    assert exact.values["logits"] == cont.values["logits"]
+    loose = run(img, QEMU, inputs=inp, cuts=cuts)
+    assert any(g > c for g, c in zip(loose.cut_counts, cuts, strict=False))  # what exact= fixes
+
+
+def test_call_relative_cuts_land_at_each_offset_of_a_call(flex):
+    """callcuts: after the k-th instruction of the s-th call since the previous such cut — on consecutive
+    calls (s = 1) the cut counts are each call's entry count + k (checked against the trace of that run)."""
+    from batteryless.firmware import symbols
+
+    img, inp, cont = flex
+    f = symbols(img)["bl_flex_commit"]
+    rng = (f.address & ~1, (f.address & ~1) + f.size)
+    offs = [(1, 1), (1, 2), (2, 5), (1, 30)]
+    r = run(img, QEMU, inputs=inp, exact=True, trace=rng, call_cuts=offs)
+    assert r.resets == len(offs) and r.values["logits"] == cont.values["logits"]
+    tr = set(r.trace)
+    for got, (_, k) in zip(r.cut_counts, offs, strict=True):
+        entry = got - k  # the call's first instruction ran at count `entry`, k instructions before the cut
+        assert entry in tr and all(entry + i in tr for i in range(k))
+    with pytest.raises(UsageError, match="call_cuts"):
+        run(img, QEMU, inputs=inp, call_cuts=[(1, 1)])

@@ -12,6 +12,15 @@
  *   cuts=N1:N2:...    request a guest reset once the count reaches N1, then N2, ... (strictly ascending)
  *   cutsfile=PATH     the same, one count per line (no limit on the number of cuts)
  *   stop=N            end QEMU (exit code BL_STOP_EXIT, report written) once the count reaches N
+ *   trace=LO:HI       record the count each time an instruction with address in [LO, HI) executes (the
+ *                     count before it, as for marks; at most BL_MAX_TRACE): where a function's
+ *                     instructions run, so a harness can cut power before each of them
+ *   callcuts=S1/K1:S2/K2:...  power cuts relative to calls of the traced function (entry: LO): cut i
+ *                     happens after the K_i-th instruction (K_i >= 1, counted from the entry) of the
+ *                     S_i-th call since the previous call-relative cut (or the start); may be combined
+ *                     with cuts= (e.g. a cut at a count, then cuts inside the recovery that follows).
+ *                     Exact only with -singlestep;
+ *                     one run sweeps many offsets of a function whose calls repeat (the FLEX commit).
  *   romreload=off     after the first boot, a reset no longer rewrites the image's loaded sections (QEMU's
  *                     ROM-blob reset handler is unregistered): the image behaves as flash, and QEMU keeps
  *                     its translated code instead of retranslating every boot (~15x cheaper power cuts).
@@ -23,11 +32,14 @@
  * cannot take effect earlier). So a power cut at N lands at the first TB boundary whose count is >= N
  * (at most one TB, i.e. a few instructions, late; exactly N when N is a TB boundary), the same place on
  * every run. If a TB is left early (an exception inside it), the reset lands at the end of the next TB.
- * The stop happens at the first TB entry whose count is >= N.
+ * The stop happens at the first TB entry whose count is >= N. Run QEMU with -singlestep (one instruction
+ * per TB; batteryless.firmware.run(exact=True)) and every cut lands exactly at its count: a cut at N
+ * leaves exactly N instructions executed.
  *
  * Report lines: "insns T", "resets K", "cut I COUNT REQUESTED" (COUNT: the count when the reset took
  * effect), "mark I COUNT ID" (one per recorded hit), "marks ID HITS" (every id seen), "stopped COUNT",
- * "translations N" (TBs translated), "romreload off" (or why not), "error ...". */
+ * "trace COUNT" (one per traced instruction executed), "translations N" (TBs translated), "romreload off"
+ * (or why not), "error ...". */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +53,7 @@ BL_PLUGIN_EXPORT int qemu_plugin_version = BL_QEMU_PLUGIN_VERSION;
 /* Exit status of QEMU when stop=N ended the run (batteryless.firmware.QEMU_STOP_EXIT). */
 #define BL_STOP_EXIT 87
 #define BL_MAX_TABLE 4096
+#define BL_MAX_TRACE 1000000
 
 struct u64vec {
   uint64_t *v;
@@ -80,6 +93,13 @@ static uint64_t id_hits[BL_MAX_TABLE + 1]; /* per id (slot BL_MAX_TABLE: the sin
 static unsigned char id_recorded[BL_MAX_TABLE + 1];
 static int record_all = 1;
 static uint64_t translations;
+static uint64_t trace_lo, trace_hi;
+static int have_trace;
+static struct u64vec trace_counts;
+static struct u64vec ccut_s, ccut_k; /* callcuts: calls to skip, instruction within the call */
+static size_t ccut_next;
+static uint64_t ccut_calls, ccut_off; /* calls since the last cut, instructions into the current call */
+static size_t resets_requested;       /* cuts= and callcuts= together */
 static int oom;
 static char out_path[1024];
 static int reported;
@@ -150,6 +170,7 @@ static void on_tb_exec(unsigned int vcpu, void *udata)
   }
   if (next_cut < cuts.n && insn_count + n >= cuts.v[next_cut]) {
     next_cut++;
+    resets_requested++;
     cut_pending = 1;
     qemu_system_reset_request(BL_SHUTDOWN_CAUSE_GUEST_RESET);
   }
@@ -167,13 +188,37 @@ static void on_mark(unsigned int vcpu, void *udata)
   }
 }
 
+static void on_trace(unsigned int vcpu, void *udata)
+{
+  (void)vcpu;
+  if (trace_counts.n < BL_MAX_TRACE && vec_push(&trace_counts, insn_count) != 0) {
+    oom = 1;
+  }
+  if (ccut_next >= ccut_s.n) {
+    return;
+  }
+  if (udata) { /* the function's entry */
+    ccut_calls++;
+    ccut_off = 0;
+  }
+  ccut_off++;
+  if (!cut_pending && ccut_calls == ccut_s.v[ccut_next] && ccut_off == ccut_k.v[ccut_next]) {
+    /* before this instruction executes: with one instruction per TB the reset follows it exactly */
+    ccut_next++;
+    ccut_calls = 0;
+    resets_requested++;
+    cut_pending = 1;
+    qemu_system_reset_request(BL_SHUTDOWN_CAUSE_GUEST_RESET);
+  }
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
   size_t n = qemu_plugin_tb_n_insns(tb);
   size_t i;
   (void)id;
   translations++;
-  if (cuts.n > 0 || have_stop) {
+  if (cuts.n > 0 || have_stop || ccut_s.n > 0) {
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)n);
   }
   for (i = 0; i < n; i++) {
@@ -187,6 +232,10 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         (va - table_addr) % table_stride == 0) {
       uintptr_t slot = (uintptr_t)((va - table_addr) / table_stride);
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)slot);
+    }
+    if (have_trace && va >= trace_lo && va < trace_hi) {
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_trace, QEMU_PLUGIN_CB_NO_REGS,
+                                             (void *)(uintptr_t)(va == trace_lo));
     }
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &insn_count, 1);
   }
@@ -219,9 +268,10 @@ static void report(void)
     return;
   }
   fprintf(f, "insns %" PRIu64 "\n", insn_count);
-  fprintf(f, "resets %zu\n", next_cut);
-  for (i = 0; i < next_cut && i < cut_at.n; i++) {
-    fprintf(f, "cut %zu %" PRIu64 " %" PRIu64 "\n", i, cut_at.v[i], cuts.v[i]);
+  fprintf(f, "resets %zu\n", resets_requested);
+  for (i = 0; i < resets_requested && i < cut_at.n; i++) {
+    /* REQUESTED: the count asked for (cuts=), or 0 for a call-relative cut (callcuts=) */
+    fprintf(f, "cut %zu %" PRIu64 " %" PRIu64 "\n", i, cut_at.v[i], ccut_s.n == 0 ? cuts.v[i] : 0);
   }
   for (i = 0; i + 1 < hit_counts.n; i += 2) {
     fprintf(f, "mark %zu %" PRIu64 " %lld\n", i / 2, hit_counts.v[i], slot_id(hit_counts.v[i + 1]));
@@ -230,6 +280,9 @@ static void report(void)
     if (id_hits[i]) {
       fprintf(f, "marks %lld %" PRIu64 "\n", slot_id(i), id_hits[i]);
     }
+  }
+  for (i = 0; i < trace_counts.n; i++) {
+    fprintf(f, "trace %" PRIu64 "\n", trace_counts.v[i]);
   }
   if (stopped) {
     fprintf(f, "stopped %" PRIu64 "\n", insn_count);
@@ -391,6 +444,38 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
                 a + 9, bad);
         return -1;
       }
+    } else if (strncmp(a, "trace=", 6) == 0) {
+      char *end;
+      trace_lo = strtoull(a + 6, &end, 0) & ~(uint64_t)1;
+      trace_hi = *end == ':' ? strtoull(end + 1, &end, 0) : 0;
+      if (*end != '\0' || trace_hi <= trace_lo) {
+        fprintf(stderr, "bl_insn: trace= wants LO:HI with LO < HI, got '%s'\n", a + 6);
+        return -1;
+      }
+      have_trace = 1;
+    } else if (strncmp(a, "callcuts=", 9) == 0) {
+      const char *q = a + 9;
+      while (*q) {
+        char *end;
+        uint64_t sk = strtoull(q, &end, 10), k;
+        if (end == q || *end != '/' || sk == 0) {
+          break;
+        }
+        q = end + 1;
+        k = strtoull(q, &end, 10);
+        if (end == q || k == 0 || vec_push(&ccut_s, sk) != 0 || vec_push(&ccut_k, k) != 0) {
+          break;
+        }
+        q = *end == ':' ? end + 1 : end;
+        if (*end != ':' && *end != '\0') {
+          break;
+        }
+      }
+      if (*q != '\0' || ccut_s.n == 0) {
+        fprintf(stderr, "bl_insn: callcuts= wants CALLS/INSN pairs (both >= 1) separated by ':', got '%s'\n",
+                a + 9);
+        return -1;
+      }
     } else if (strcmp(a, "romreload=off") == 0) {
       rom_reload = 0;
     } else if (strcmp(a, "romreload=on") == 0) {
@@ -405,11 +490,15 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
       have_stop = 1;
     } else {
       fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, markids=, cuts=, "
-                      "cutsfile=, stop=, romreload=)\n", a);
+                      "cutsfile=, stop=, trace=, callcuts=, romreload=)\n", a);
       return -1;
     }
   }
-  if (cuts.n > 0 && qemu_system_reset_request == NULL) {
+  if (ccut_s.n > 0 && !have_trace) {
+    fprintf(stderr, "bl_insn: callcuts= needs trace= (the function)\n");
+    return -1;
+  }
+  if ((cuts.n > 0 || ccut_s.n > 0) && qemu_system_reset_request == NULL) {
     fprintf(stderr, "bl_insn: this qemu-system-arm does not export qemu_system_reset_request; power cuts "
                     "need Debian's QEMU 7.2 build\n");
     return -1;

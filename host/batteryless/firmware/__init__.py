@@ -273,6 +273,7 @@ class RunResult:
     stopped: bool = False  # ended by ``stop_at`` (exit_code is then QEMU_STOP_EXIT)
     mark_hits: dict[int | None, int] = field(default_factory=dict)  # hits per mark id (all ids)
     translations: int | None = None  # QEMU: translation blocks translated (a profiling figure)
+    trace: list[int] = field(default_factory=list)  # QEMU ``trace``: count before each traced instruction
 
     @property
     def values(self) -> dict[str, list[int]]:
@@ -319,6 +320,9 @@ def run(
     stop_at: int | None = None,
     mark_ids: Iterable[int | None] | None = None,
     reload_image: bool = False,
+    exact: bool = False,
+    trace: tuple[int, int] | None = None,
+    call_cuts: list[tuple[int, int]] | None = None,
 ) -> RunResult:
     """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
 
@@ -339,6 +343,12 @@ def run(
     ``reload_image`` (QEMU): let every power cut rewrite the loaded ELF sections (QEMU's own reset; it
     throws away all translated code, ~10x slower per cut). By default only the first boot loads them: the
     image is flash and keeps its contents, RAM is re-initialised by startup, NVM survives either way.
+    ``exact`` (QEMU): one instruction per translation block (``-singlestep``, several times slower), so
+    every cut at N lands exactly after N instructions. ``trace=(lo, hi)`` (QEMU): ``trace`` lists the
+    count before each executed instruction whose address is in [lo, hi) (e.g. one function's code).
+    ``call_cuts`` (QEMU, with ``trace`` = one function starting at lo; ``cuts`` may be given too): pairs
+    (s, k), cut i after the k-th instruction of the s-th call of that function since the previous such cut
+    (use with ``exact``): one run sweeps many offsets of a function that is called again and again.
 
     Raises :class:`EmulationError` if the emulator is missing or the firmware does not finish in
     ``timeout`` seconds or ``cuts`` are not positive and strictly ascending, :class:`UsageError` for a
@@ -366,7 +376,10 @@ def run(
             res = _run_host(target, timeout, cuts or [], Path(tmp) / "nvm.bin")
         elif kind == "qemu":
             # symbols from the caller's image (the same addresses; its parse is cached across runs)
-            res = _run_qemu(target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img, reload_image)
+            res = _run_qemu(
+                target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img, reload_image, exact, trace,
+                call_cuts,
+            )  # fmt: skip
         elif kind == "mspdebug":
             res = _run_mspdebug(target, b, timeout, cuts or [])
         else:
@@ -522,6 +535,9 @@ def _run_qemu(
     mark_ids: frozenset[int | None] | None = None,
     symbols_from: Path | None = None,
     reload_image: bool = False,
+    exact: bool = False,
+    trace: tuple[int, int] | None = None,
+    call_cuts: list[tuple[int, int]] | None = None,
 ) -> RunResult:
     qemu = str(b.emulator.get("binary", "qemu-system-arm"))
     qpath = shutil.which(qemu)
@@ -544,11 +560,18 @@ def _run_qemu(
         plugin_args += [f"cutsfile={cutsfile}", f"romreload={'on' if reload_image else 'off'}"]
     if stop_at is not None:
         plugin_args.append(f"stop={stop_at}")
+    if trace is not None:
+        plugin_args.append(f"trace=0x{trace[0]:x}:0x{trace[1]:x}")
+    if call_cuts:
+        if trace is None or any(int(a) < 1 or int(k) < 1 for a, k in call_cuts):
+            raise UsageError("call_cuts needs trace=(lo, hi) and pairs (calls, insn) >= 1")
+        check_qemu_reset_symbol(qpath)
+        plugin_args += ["callcuts=" + ":".join(f"{int(a)}/{int(k)}" for a, k in call_cuts), "romreload=off"]
     cmd = [
         qpath, "-M", str(b.emulator["machine"]), "-display", "none", "-monitor", "none", "-serial", "none",
         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf),
         "-plugin", ",".join([str(qemu_plugin()), *plugin_args]),
-    ]  # fmt: skip
+    ] + (["-singlestep"] if exact else [])  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -579,6 +602,8 @@ def _run_qemu(
             res.stopped = True
         elif key == "translations":
             res.translations = int(parts[1])
+        elif key == "trace":
+            res.trace.append(int(parts[1]))
         elif key == "error":
             raise EmulationError(f"QEMU plugin: {line}")
     if res.stopped and proc.returncode != QEMU_STOP_EXIT:
