@@ -3,8 +3,12 @@
  * Build-time switches:
  *   BL_FLEX_MARK_WRITES=1  bl_mark() after every word written to a record, so the host harness (which cuts
  *                          power at marks) can cut between any two NVM writes of the protocol: torn records.
- *   BL_FLEX_BROKEN=2       deliberately broken recovery that trusts the record `active` names without
- *                          checking its CRC or bounds (tests use it to show the corruption tests can fail).
+ *   BL_FLEX_BROKEN=N       deliberately broken variants, so tests can show that the harnesses catch them
+ *                          (1 early-advance and 5 commit-before-output are in the flex app):
+ *                          2 trust-record: recovery trusts the record `active` names (no CRC, no bounds);
+ *                          3 pointer-before-payload: the commit stores `active` first, then the record;
+ *                          4 pointer-before-crc: the record without its CRC, `active`, then the CRC;
+ *                          6 recovery-without-crc: recovery checks pointer and bounds but not the CRC.
  *   BL_FLEX_VLOW_PERIOD=N  simulated voltage monitor: bl_voltage_low() is true on every N-th call.
  */
 #include "flex.h"
@@ -65,14 +69,24 @@ bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st)
 #if BL_FLEX_BROKEN == 2
     slot = (uint8_t)(active & 1u);
 #else
-    st->kind = active == 0u && bl_flex.rec[0].version == 0u && bl_flex.rec[1].version == 0u ? BL_FLEX_EMPTY
-                                                                                              : BL_FLEX_CORRUPT;
+    /* No commit point was ever stored. Only the first commit writes record 0 with version 1 before
+     * `active` exists: if that is all there is, a cut landed inside the first commit (UNBORN, expected);
+     * anything else (a flipped pointer after commits, garbage) is CORRUPT. */
+    if (active == 0u && bl_flex.rec[0].version == 0u && bl_flex.rec[1].version == 0u) {
+      st->kind = BL_FLEX_EMPTY;
+    } else if (bl_flex.rec[0].version <= 1u && bl_flex.rec[1].version == 0u) {
+      st->kind = BL_FLEX_UNBORN;
+    }
     return st->kind;
 #endif
   }
   r = &bl_flex.rec[slot];
 #if BL_FLEX_BROKEN == 2
   (void)num_tasks;
+#elif BL_FLEX_BROKEN == 6
+  if (r->num_tasks != num_tasks || r->next_task > num_tasks) { /* BROKEN: the CRC is not checked */
+    return BL_FLEX_CORRUPT;
+  }
 #else
   if (record_crc((const bl_flex_record *)r) != r->crc || r->num_tasks != num_tasks || r->next_task > num_tasks) {
     return BL_FLEX_CORRUPT;
@@ -103,6 +117,10 @@ void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks)
   r.num_tasks = num_tasks;
   r.crc = record_crc(&r);
   dst = &bl_flex.rec[slot];
+#if BL_FLEX_BROKEN == 3
+  bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* BROKEN: pointer before the payload */
+  BL_FLEX_MARK(BL_FLEX_MARK_FLIP);
+#endif
   /* field by field in memory order: a cut anywhere in here leaves a torn inactive record, never read */
   dst->version = r.version;
   WORD_WRITTEN();
@@ -111,10 +129,17 @@ void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks)
   dst->next_task = r.next_task;
   dst->num_tasks = r.num_tasks;
   WORD_WRITTEN();
+#if BL_FLEX_BROKEN == 4
+  bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* BROKEN: pointer before the CRC */
+  BL_FLEX_MARK(BL_FLEX_MARK_FLIP);
+#endif
   dst->crc = r.crc;
   BL_FLEX_MARK(BL_FLEX_MARK_RECORD);
+#if BL_FLEX_BROKEN != 3 && BL_FLEX_BROKEN != 4
+  BL_FLEX_BARRIER(); /* every earlier store (record, task outputs) before the commit point */
   bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* the commit point: one 16-bit store */
   BL_FLEX_MARK(BL_FLEX_MARK_FLIP);
+#endif
   st->slot = slot;
   st->version = r.version;
   st->next_task = next_task;
@@ -127,7 +152,19 @@ void bl_flex_counters_init(void)
     bl_flex.task_runs = 0u;
     bl_flex.corrupt = 0u;
     bl_flex.fresh = 0u;
+    bl_flex.started = 0u;
+    bl_flex.lost_max = 0u;
+    bl_flex.unborn = 0u;
     bl_flex.counters_magic = BL_FLEX_COUNTERS_MAGIC;
+  }
+}
+
+void bl_flex_account_lost(const bl_flex_state *st)
+{
+  uint16_t started = bl_flex.started;
+  uint16_t done = st->kind == BL_FLEX_RESUME ? st->next_task : 0u;
+  if (started > done && (uint16_t)(started - done) > bl_flex.lost_max) {
+    bl_flex.lost_max = (uint16_t)(started - done);
   }
 }
 

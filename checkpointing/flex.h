@@ -56,6 +56,16 @@ extern uint8_t bl_flex_marks_on; /* RAM, 1 after every reset */
 #define BL_FLEX_MARK(id) bl_mark(id)
 #endif
 
+/* Ordering before the commit point: every store of the record (and of the task's outputs) must reach
+ * memory before the pointer store. The compiler barrier stops GCC/Clang from sinking earlier stores past
+ * it (without relying on bl_mark() being an opaque call); on Cortex-M a DMB also orders them in the
+ * memory system (a no-op on the M4's in-order bus, required by the architecture for other cores/buses). */
+#if defined(__ARM_ARCH) && !defined(BL_PLATFORM_HOST)
+#define BL_FLEX_BARRIER() __asm__ volatile("dmb" ::: "memory")
+#else
+#define BL_FLEX_BARRIER() __asm__ volatile("" ::: "memory")
+#endif
+
 typedef struct {
   uint32_t version;   /* 1, 2, 3, ... per commit */
   uint32_t inference; /* which inference this progress belongs to */
@@ -73,12 +83,23 @@ typedef struct {
   uint32_t task_runs;      /* task executions, including re-executions */
   uint32_t corrupt;        /* recoveries that found a corrupt / torn / impossible state */
   uint32_t fresh;          /* inferences started from task 0 (first boot, corrupt state, restart policy) */
+  /* What the harnesses check besides the logits (statistics too, written outside the protocol):
+   * `started` = t + 1 is stored before task t runs (0 before an inference's first task), so at the next
+   * boot started - next_task is the number of tasks whose work a power failure threw away; `lost_max` is
+   * the most over all boots (FLEX: <= 1, one atomic step); `unborn` counts boots that found no commit
+   * at all but a non-erased state (a cut inside the very first commit, or garbage at first power-up),
+   * which the harnesses count apart from `corrupt` (a committed state that fails its checks). */
+  volatile uint16_t started;
+  uint16_t lost_max;
+  uint32_t unborn;
 } bl_flex_nvm;
 
 typedef enum {
   BL_FLEX_RESUME = 0,  /* a valid commit: continue at next_task */
   BL_FLEX_EMPTY = 1,   /* no state at all (erased / first power-up) */
   BL_FLEX_CORRUPT = 2, /* bad pointer, bad CRC, wrong task count or impossible next_task */
+  BL_FLEX_UNBORN = 3,  /* no commit ever landed: `active` was never written, only the first record (version
+                        * <= 1) may be (a cut inside the first commit) */
 } bl_flex_recovery;
 
 typedef struct {
@@ -98,6 +119,8 @@ bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st);
 void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks);
 /* Statistics (not part of the protocol): initialised once, then counted. */
 void bl_flex_counters_init(void);
+/* After recovery: account the work the last power failure threw away (started - next_task, see above). */
+void bl_flex_account_lost(const bl_flex_state *st);
 
 /* Voltage monitor hook for the just-in-time policy: nonzero when the energy buffer is nearly empty.
  * Platform-specific; see flex.c for what is simulated. */

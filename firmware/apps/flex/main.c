@@ -8,7 +8,9 @@
  *   BL_FLEX_POLICY  1 flex (commit after every task, default), 2 layer (after the last task of each layer),
  *                   3 restart (never commit: every boot restarts the inference), 4 jit (at layer ends and
  *                   at any task boundary where bl_voltage_low()).
- *   BL_FLEX_BROKEN=1  deliberately broken: commit task t as done *before* running it (tests only).
+ *   BL_FLEX_BROKEN=N  deliberately broken variants (tests only): 1 early-advance (commit task t as done
+ *                   *before* running it), 5 commit-before-output (the inference is committed as finished
+ *                   before its logits are saved); 2, 3, 4, 6 are in the runtime (checkpointing/flex.c).
  *   BL_FLEX_CONTINUOUS=1  continuous inference (the firmware-level emulator, docs/emulation.md): one
  *                   inference after another until a limit, each checked by the host. Input: a 12-byte
  *                   header {u32 inferences (0 = no limit), u32 max_boots (0 = no limit), u32 flags (bit 0:
@@ -24,6 +26,13 @@
  *                   kind 1 xor byte `arg` of the FLEX NVM state with `value`; kind 2 torn write: the first
  *                   half of a forged newer record into slot `arg`; kind 3 a complete forged record with a
  *                   valid CRC but next_task = num_tasks + value (impossible) into slot `arg`.
+ * Both modes share one boot path (boot_and_recover), one task loop (run_tasks) and one way to start an
+ * inference (start_inference); they differ only in what happens after the last task. The logits of a
+ * finished inference are saved in an NVM log entry *before* the commit that finishes it, and printed from
+ * there, so a boot after that commit prints them again without re-running anything.
+ * Every boot also prints (single mode: with the result) the statistics the harnesses check besides the
+ * logits: "corrupt" (committed state that failed its checks), "unborn" (a cut inside the first commit)
+ * and "lost_max" (most tasks one power failure threw away; flex.h).
  * Marks: BL_FLEX_MARK_* (flex.h) and t + 1 before task t. */
 #include <stdint.h>
 
@@ -45,7 +54,11 @@
 #define BL_FLEX_FAULTS 0
 #endif
 #ifndef BL_FLEX_LOG_LEN
+#if BL_FLEX_CONTINUOUS
 #define BL_FLEX_LOG_LEN 16u
+#else
+#define BL_FLEX_LOG_LEN 1u
+#endif
 #endif
 #if BL_FLEX_CONTINUOUS && (BL_FLEX_POLICY == BL_FLEX_POLICY_RESTART || BL_FLEX_FAULTS)
 #error "BL_FLEX_CONTINUOUS needs a policy that commits (flex, layer, jit) and no fault injection"
@@ -108,6 +121,143 @@ __attribute__((unused)) static int commit_after(uint16_t done)
 #endif
 }
 
+/* Finished inferences in NVM: the log entry of inference i is written before the commit that finishes it
+ * (continuous mode keeps the last BL_FLEX_LOG_LEN, the single-inference mode one). `printed` (continuous
+ * mode): inferences 0 .. printed-1 have certainly been printed. */
+#define OUT_MAGIC 0xC0271E5Dul
+
+typedef struct {
+  uint32_t inference;
+  uint32_t boot; /* the boot whose commit finished this inference */
+  int16_t logits[BL_MODEL_OUTPUT_LEN];
+} out_entry;
+
+typedef struct {
+  uint32_t magic;
+  volatile uint32_t printed;
+  out_entry log[BL_FLEX_LOG_LEN];
+} out_nvm;
+
+BL_NVM static out_nvm outs;
+
+static uint32_t input_base;        /* offset of the first sample in the input (continuous: after the header) */
+static uint32_t input_samples = 1; /* inference i uses sample i mod input_samples */
+
+static void save_output(const bl_flex_state *st)
+{
+  out_entry *e = &outs.log[st->inference % BL_FLEX_LOG_LEN];
+  const int16_t *out = bl_model_output();
+  uint16_t k;
+  e->inference = st->inference;
+  e->boot = bl_flex.boots;
+  for (k = 0u; k < BL_MODEL_OUTPUT_LEN; k++) {
+    e->logits[k] = out[k];
+  }
+}
+
+/* Load sample i into the NVM input buffer and commit {i, task 0}. `started` is cleared first: a cut between
+ * the two leaves the record of the previous inference (next_task N or, on the first, none), so nothing
+ * counts as lost. */
+static void start_inference(uint32_t i, bl_flex_state *st)
+{
+  bl_flex.started = 0u;
+  (void)bl_input_read(input, input_base + (i % input_samples) * 2u * BL_MODEL_INPUT_LEN,
+                      2u * BL_MODEL_INPUT_LEN);
+  bl_model_load_input(input);
+  BL_FLEX_MARK(BL_FLEX_MARK_INPUT);
+  st->next_task = 0u;
+  st->inference = i;
+#if BL_FLEX_POLICY != BL_FLEX_POLICY_RESTART
+  bl_flex_commit(st, 0u, N_TASKS);
+#endif
+}
+
+/* Every boot: count it, recover (read-only), classify what was found and account the lost work. */
+static bl_flex_recovery boot_and_recover(bl_flex_state *st)
+{
+  bl_flex_recovery kind;
+  BL_FLEX_MARK(BL_FLEX_MARK_BOOT);
+  bl_flex_counters_init();
+  bl_flex.boots = bl_flex.boots + 1u;
+  if (outs.magic != OUT_MAGIC) {
+    outs.printed = 0u;
+    outs.magic = OUT_MAGIC;
+  }
+#if BL_FLEX_FAULTS
+  apply_faults();
+#endif
+  kind = bl_flex_recover(N_TASKS, st);
+  if (kind == BL_FLEX_CORRUPT) {
+    bl_flex.corrupt = bl_flex.corrupt + 1u;
+  } else if (kind == BL_FLEX_UNBORN) {
+    bl_flex.unborn = bl_flex.unborn + 1u;
+  }
+  bl_flex_account_lost(st);
+#if BL_FLEX_POLICY == BL_FLEX_POLICY_RESTART
+  kind = BL_FLEX_EMPTY;
+#endif
+  return kind;
+}
+
+/* The one task loop: tasks st->next_task .. N-1, each marked (t + 1), counted and committed as the policy
+ * says; the last one also saves the logits before its commit. Returns 0, or 4 after a kernel error. */
+static int run_tasks(bl_flex_state *st)
+{
+  uint16_t t;
+  bl_status status;
+  for (t = st->next_task; t < N_TASKS; t++) {
+    BL_FLEX_MARK(t + 1u);
+#if BL_FLEX_BROKEN == 1
+    bl_flex_commit(st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
+#endif
+    bl_flex.started = (uint16_t)(t + 1u);
+    bl_flex.task_runs = bl_flex.task_runs + 1u;
+    status = bl_model_task(t);
+    if (status != BL_OK) {
+      bl_puts("error status ");
+      bl_put_i32((int32_t)status);
+      bl_puts(" task ");
+      bl_put_u32(t);
+      bl_putc('\n');
+      return 4;
+    }
+    if (t + 1u == N_TASKS) {
+#if BL_FLEX_BROKEN == 5
+      bl_flex_commit(st, N_TASKS, N_TASKS); /* BROKEN: finished committed before the logits are saved */
+      save_output(st);
+      continue;
+#else
+      save_output(st);
+#endif
+    }
+#if BL_FLEX_BROKEN != 1
+    if (commit_after((uint16_t)(t + 1u))) {
+      bl_flex_commit(st, (uint16_t)(t + 1u), N_TASKS);
+    }
+#endif
+  }
+  return 0;
+}
+
+static void print_checks(void)
+{
+  bl_puts("corrupt ");
+  bl_put_u32(bl_flex.corrupt);
+  bl_puts("\nunborn ");
+  bl_put_u32(bl_flex.unborn);
+  bl_puts("\nlost_max ");
+  bl_put_u32(bl_flex.lost_max);
+  bl_putc('\n');
+#if defined(BL_PLATFORM_HOST)
+  {
+    extern volatile unsigned bl_mark_count;
+    bl_puts("marks ");
+    bl_put_u32(bl_mark_count);
+    bl_putc('\n');
+  }
+#endif
+}
+
 #if BL_FLEX_CONTINUOUS
 /* Continuous inference. The commit record's `inference` field is the index i of the inference in
  * progress; {i, next_task N_TASKS} means "inference i finished". Cut points, and what the next boot does:
@@ -119,27 +269,10 @@ __attribute__((unused)) static int commit_after(uint16_t done)
  *   - after printing, before `printed` is updated: printed twice (the host deduplicates by index);
  *   - while sample i+1 is being copied into the NVM input buffer, or before the commit {i+1, 0}: the record
  *     still says "i finished", so the next boot copies the input again and commits: nothing is lost, and
- *     inference i's logits are safe in the log even if the input buffer aliases the output buffer.
- * The log entry is written before the commit that finishes the inference, so it always holds the logits
- * of every finished inference (the last BL_FLEX_LOG_LEN of them). */
+ *     inference i's logits are safe in the log even if the input buffer aliases the output buffer. */
 #define CONT_HEADER 12u
-#define CONT_MAGIC 0xC0271E5Dul
 
-typedef struct {
-  uint32_t inference;
-  uint32_t boot; /* the boot whose commit finished this inference */
-  int16_t logits[BL_MODEL_OUTPUT_LEN];
-} cont_entry;
-
-typedef struct {
-  uint32_t magic;
-  volatile uint32_t printed; /* inferences 0 .. printed-1 have certainly been printed */
-  cont_entry log[BL_FLEX_LOG_LEN];
-} cont_nvm;
-
-BL_NVM static cont_nvm cont;
-
-static void print_entry(const cont_entry *e)
+static void print_entry(const out_entry *e)
 {
   bl_puts("inference ");
   bl_put_u32(e->inference);
@@ -149,23 +282,13 @@ static void print_entry(const cont_entry *e)
   bl_put_line_i16("logits", e->logits, BL_MODEL_OUTPUT_LEN);
 }
 
-static void start_inference(uint32_t i, uint32_t samples, bl_flex_state *st)
-{
-  (void)bl_input_read(input, CONT_HEADER + (i % samples) * 2u * BL_MODEL_INPUT_LEN, 2u * BL_MODEL_INPUT_LEN);
-  bl_model_load_input(input);
-  BL_FLEX_MARK(BL_FLEX_MARK_INPUT);
-  st->next_task = 0u;
-  st->inference = i;
-  bl_flex_commit(st, 0u, N_TASKS);
-}
-
 /* `done` inferences finished (committed); the log holds the last BL_FLEX_LOG_LEN of them, printed or not. */
 static int finish_run(uint32_t commits, uint32_t done)
 {
   uint32_t i = done > BL_FLEX_LOG_LEN ? done - BL_FLEX_LOG_LEN : 0u;
   for (; i < done; i++) {
-    if (cont.log[i % BL_FLEX_LOG_LEN].inference == i) {
-      print_entry(&cont.log[i % BL_FLEX_LOG_LEN]);
+    if (outs.log[i % BL_FLEX_LOG_LEN].inference == i) {
+      print_entry(&outs.log[i % BL_FLEX_LOG_LEN]);
     }
   }
   bl_puts("commits ");
@@ -175,25 +298,17 @@ static int finish_run(uint32_t commits, uint32_t done)
   bl_puts("\ntask_runs ");
   bl_put_u32(bl_flex.task_runs);
   bl_putc('\n');
-#if defined(BL_PLATFORM_HOST)
-  {
-    extern volatile unsigned bl_mark_count;
-    bl_puts("marks ");
-    bl_put_u32(bl_mark_count);
-    bl_putc('\n');
-  }
-#endif
+  print_checks();
   return 0;
 }
 
 static int continuous_main(void)
 {
   uint8_t h[CONT_HEADER];
-  uint32_t limit, max_boots, samples;
+  uint32_t limit, max_boots;
   bl_flex_state st;
   bl_flex_recovery kind;
-  uint16_t t;
-  bl_status status;
+  int rc;
   if (bl_input_read(h, 0u, CONT_HEADER) != CONT_HEADER ||
       bl_input_length() < CONT_HEADER + 2u * BL_MODEL_INPUT_LEN) {
     bl_puts("error input length ");
@@ -205,18 +320,12 @@ static int continuous_main(void)
   }
   limit = (uint32_t)h[0] | ((uint32_t)h[1] << 8) | ((uint32_t)h[2] << 16) | ((uint32_t)h[3] << 24);
   max_boots = (uint32_t)h[4] | ((uint32_t)h[5] << 8) | ((uint32_t)h[6] << 16) | ((uint32_t)h[7] << 24);
-  samples = (bl_input_length() - CONT_HEADER) / (2u * BL_MODEL_INPUT_LEN);
+  input_base = CONT_HEADER;
+  input_samples = (bl_input_length() - CONT_HEADER) / (2u * BL_MODEL_INPUT_LEN);
 #if !defined(BL_PLATFORM_HOST)
   bl_flex_marks_on = (uint8_t)((h[8] & 1u) == 0u);
 #endif
-  BL_FLEX_MARK(BL_FLEX_MARK_BOOT);
-  bl_flex_counters_init();
-  bl_flex.boots = bl_flex.boots + 1u;
-  if (cont.magic != CONT_MAGIC) {
-    cont.printed = 0u;
-    cont.magic = CONT_MAGIC;
-  }
-  kind = bl_flex_recover(N_TASKS, &st);
+  kind = boot_and_recover(&st);
   bl_puts("boot ");
   bl_put_u32(bl_flex.boots);
   bl_puts(" commits ");
@@ -233,54 +342,24 @@ static int continuous_main(void)
     return finish_run(st.version, st.inference + (st.next_task == N_TASKS ? 1u : 0u));
   }
   if (kind != BL_FLEX_RESUME) {
-    if (kind == BL_FLEX_CORRUPT) {
-      bl_flex.corrupt = bl_flex.corrupt + 1u;
-    }
     bl_flex.fresh = bl_flex.fresh + 1u;
-    cont.printed = 0u;
-    start_inference(0u, samples, &st);
+    outs.printed = 0u;
+    start_inference(0u, &st);
   }
   for (;;) {
-    for (t = st.next_task; t < N_TASKS; t++) {
-      BL_FLEX_MARK(t + 1u);
-#if BL_FLEX_BROKEN == 1
-      bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
-#endif
-      bl_flex.task_runs = bl_flex.task_runs + 1u;
-      status = bl_model_task(t);
-      if (status != BL_OK) {
-        bl_puts("error status ");
-        bl_put_i32((int32_t)status);
-        bl_puts(" task ");
-        bl_put_u32(t);
-        bl_putc('\n');
-        return 4;
-      }
-      if (t + 1u == N_TASKS) {
-        cont_entry *e = &cont.log[st.inference % BL_FLEX_LOG_LEN];
-        const int16_t *out = bl_model_output();
-        uint16_t k;
-        e->inference = st.inference;
-        e->boot = bl_flex.boots;
-        for (k = 0u; k < BL_MODEL_OUTPUT_LEN; k++) {
-          e->logits[k] = out[k];
-        }
-      }
-#if BL_FLEX_BROKEN != 1
-      if (commit_after((uint16_t)(t + 1u))) {
-        bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS);
-      }
-#endif
+    rc = run_tasks(&st);
+    if (rc != 0) {
+      return rc;
     }
     BL_FLEX_MARK(BL_FLEX_MARK_DONE);
-    if (cont.printed <= st.inference) {
-      print_entry(&cont.log[st.inference % BL_FLEX_LOG_LEN]);
-      cont.printed = st.inference + 1u;
+    if (outs.printed <= st.inference) {
+      print_entry(&outs.log[st.inference % BL_FLEX_LOG_LEN]);
+      outs.printed = st.inference + 1u;
     }
     if (limit != 0u && st.inference + 1u >= limit) {
       return finish_run(st.version, st.inference + 1u);
     }
-    start_inference(st.inference + 1u, samples, &st);
+    start_inference(st.inference + 1u, &st);
   }
 }
 #endif
@@ -291,9 +370,7 @@ int bl_app_main(void)
   return continuous_main();
 #else
   bl_flex_state st;
-  bl_flex_recovery kind;
-  uint16_t t;
-  bl_status status;
+  int rc;
   if (bl_input_length() < 2u * BL_MODEL_INPUT_LEN) {
     bl_puts("error input length ");
     bl_put_u32(bl_input_length());
@@ -302,71 +379,25 @@ int bl_app_main(void)
     bl_putc('\n');
     return 3;
   }
-  bl_mark(BL_FLEX_MARK_BOOT);
-  bl_flex_counters_init();
-  bl_flex.boots = bl_flex.boots + 1u;
-#if BL_FLEX_FAULTS
-  apply_faults();
-#endif
-  kind = bl_flex_recover(N_TASKS, &st);
-#if BL_FLEX_POLICY == BL_FLEX_POLICY_RESTART
-  kind = BL_FLEX_EMPTY;
-#endif
-  if (kind != BL_FLEX_RESUME) {
-    if (kind == BL_FLEX_CORRUPT) {
-      bl_flex.corrupt = bl_flex.corrupt + 1u;
-    }
+  if (boot_and_recover(&st) != BL_FLEX_RESUME) {
     bl_flex.fresh = bl_flex.fresh + 1u;
-    (void)bl_input_read(input, 0u, 2u * BL_MODEL_INPUT_LEN);
-    bl_model_load_input(input);
-    bl_mark(BL_FLEX_MARK_INPUT);
-    st.next_task = 0u;
-    st.inference = bl_flex.fresh;
-#if BL_FLEX_POLICY != BL_FLEX_POLICY_RESTART
-    bl_flex_commit(&st, 0u, N_TASKS);
-#endif
+    start_inference(bl_flex.fresh, &st);
   }
-  for (t = st.next_task; t < N_TASKS; t++) {
-    bl_mark(t + 1u);
-#if BL_FLEX_BROKEN == 1
-    bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
-#endif
-    bl_flex.task_runs = bl_flex.task_runs + 1u;
-    status = bl_model_task(t);
-    if (status != BL_OK) {
-      bl_puts("error status ");
-      bl_put_i32((int32_t)status);
-      bl_puts(" task ");
-      bl_put_u32(t);
-      bl_putc('\n');
-      return 4;
-    }
-#if BL_FLEX_BROKEN != 1
-    if (commit_after((uint16_t)(t + 1u))) {
-      bl_flex_commit(&st, (uint16_t)(t + 1u), N_TASKS);
-    }
-#endif
+  rc = run_tasks(&st);
+  if (rc != 0) {
+    return rc;
   }
-  bl_mark(BL_FLEX_MARK_DONE);
+  BL_FLEX_MARK(BL_FLEX_MARK_DONE);
   bl_putc('\n'); /* ends a line an earlier boot may have been cut in the middle of */
-  bl_put_line_i16("logits", bl_model_output(), BL_MODEL_OUTPUT_LEN);
+  bl_put_line_i16("logits", outs.log[0].logits, BL_MODEL_OUTPUT_LEN);
   bl_puts("boots ");
   bl_put_u32(bl_flex.boots);
   bl_puts("\ntask_runs ");
   bl_put_u32(bl_flex.task_runs);
-  bl_puts("\ncorrupt ");
-  bl_put_u32(bl_flex.corrupt);
   bl_puts("\nfresh ");
   bl_put_u32(bl_flex.fresh);
   bl_putc('\n');
-#if defined(BL_PLATFORM_HOST)
-  {
-    extern volatile unsigned bl_mark_count;
-    bl_puts("marks ");
-    bl_put_u32(bl_mark_count);
-    bl_putc('\n');
-  }
-#endif
+  print_checks();
   return 0;
 #endif
 }
