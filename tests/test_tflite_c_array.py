@@ -232,3 +232,19 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
     paths = write_c_sources(b"\x01" * 10, tmp_path, "m", ["RESHAPE"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
     assert all(isinstance(p, Path) and p.exists() for p in paths)
+
+
+@pytest.mark.firmware
+def test_per_feature_normalisation_becomes_arrays_that_compile(tmp_path):
+    norm = {"kind": "per-feature", "source": "train", "mean": [0.5, -1.25, 3.0], "std": [1.0, 2.0, 0.25]}
+    write_c_sources(b"\x01\x02", tmp_path, "net", OPS, details={"normalisation": norm})
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "net_model_data.h"\n'
+        "int main(void) {\n  for (unsigned i = 0; i < NET_INPUT_NORM_LEN; ++i)\n"
+        '    printf("%g %g\\n", (double)net_input_mean[i], (double)net_input_std[i]);\n  return 0;\n}\n'
+    )
+    exe = tmp_path / "main"
+    flags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    subprocess.run(["gcc", *flags, "-o", str(exe), "main.c", "net_model_data.c"], check=True, cwd=tmp_path)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+    assert [float(v) for v in out] == [0.5, 1.0, -1.25, 2.0, 3.0, 0.25]

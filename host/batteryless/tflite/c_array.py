@@ -78,7 +78,15 @@ def render(
             h.append(f"#define {up}_{key.upper()}_SCALE {_c_float(t['scale'])}\n")
             h.append(f"#define {up}_{key.upper()}_ZERO_POINT ({int(t['zero_point'])})\n")
     norm = details.get("normalisation")
-    if norm:
+    if norm and isinstance(norm.get("mean"), list):  # per-channel / per-feature (docs/numeric-spec.md)
+        n = len(norm["mean"])
+        kind = norm.get("kind", "per-feature")
+        h.append(f"/* inputs are normalised before quantisation, {kind}: (x[i] - mean[i]) / std[i] */\n")
+        h.append(f"#define {up}_INPUT_NORM_LEN {n}u\n")
+        for key in ("mean", "std"):
+            values = ", ".join(_c_float(v) for v in norm[key])
+            h.append(f"static const float {stem}_input_{key}[{n}] = {{{values}}};\n")
+    elif norm:
         h.append("/* inputs are normalised before quantisation: (x - mean) / std */\n")
         h.append(f"#define {up}_INPUT_MEAN {_c_float(norm['mean'])}\n")
         h.append(f"#define {up}_INPUT_STD {_c_float(norm['std'])}\n")
