@@ -169,7 +169,7 @@ def test_emulate_verb_errors_are_one_line(tmp_path):
     r = cli(
         "emulate", "--schedule", str(tmp_path / "none.json"), "--trace", "rf-3m", "--board", "msp430fr5994"
     )
-    assert r.returncode == 12 and "no such schedule" in r.stderr
+    assert r.returncode == 12 and "schedule file not found" in r.stderr
     r = cli(
         "emulate", "--schedule", "example", "--trace", "rf-3m", "--board", "msp430fr5994", "--v-on", "1.0"
     )

@@ -85,3 +85,194 @@ def test_cut_during_boot_and_mid_task_by_hand():
     cuts = [first_on + 0.3e-3, first_on + 1e-3 + 2e-3, first_on + 1e-3 + 2e-3 + 1e-9]
     assert whole.inferences > 0 and whole.power_failures > 0
     assert_same(split_feed(seg_t, seg_p, t_end, cuts, buf, prog), whole, 1.5e-3 * 30)
+
+
+# --- the streaming readers -------------------------------------------------------------------------------
+from batteryless.emulate import emulate  # noqa: E402
+from batteryless.emulate import traces as T  # noqa: E402
+from batteryless.errors import TraceError  # noqa: E402
+
+
+def _ns_trace(n=4000, seed=3):
+    """Integer-nanosecond sample times (irregular, 1–20 ms apart) and a bursty power."""
+    rng = np.random.default_rng(seed)
+    t_ns = np.concatenate(
+        ([0], np.cumsum(rng.integers(1, 21, n - 1) * 1_000_000 + rng.integers(0, 999, n - 1)))
+    )
+    p = np.where(rng.random(n) < 0.3, rng.uniform(0.5e-3, 6e-3, n), rng.uniform(0, 2e-4, n))
+    return t_ns, p
+
+
+def _write_ns_csv(path, t_ns, p, offset_s=0, end_ns=None):
+    rows = [
+        f"{offset_s + int(t) // 10**9}.{int(t) % 10**9:09d},{v:.9g}" for t, v in zip(t_ns, p, strict=True)
+    ]
+    head = "" if end_ns is None else f"# end_s={offset_s + end_ns // 10**9}.{end_ns % 10**9:09d}\n"
+    path.write_text(head + "time_s,power_w\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _same_report(a, b):
+    assert a["trace"]["samples"] == b["trace"]["samples"]
+    assert a["trace"]["duration_s"] == pytest.approx(b["trace"]["duration_s"], rel=1e-12)
+    assert a["trace"]["harvested_j"] == pytest.approx(b["trace"]["harvested_j"], rel=1e-9)
+    for ra, rb in zip(a["runs"], b["runs"], strict=True):
+        for name in COUNTS:
+            assert ra[name] == rb[name], (ra["policy"], name)
+        for term, v in rb["energy_j"].items():
+            assert ra["energy_j"][term] == pytest.approx(v, rel=1e-9, abs=1e-9 * b["trace"]["harvested_j"]), (
+                term
+            )
+
+
+def test_csv_in_small_chunks_equals_in_memory(tmp_path, monkeypatch):
+    t_ns, p = _ns_trace()
+    path = _write_ns_csv(tmp_path / "t.csv", t_ns, p)
+    whole = emulate("example", T.load_trace(path), "msp430fr5994")
+    monkeypatch.setattr(T, "CHUNK_SAMPLES", 97)  # 42 chunks
+    chunked = emulate("example", path, "msp430fr5994")
+    assert chunked["runs"][0]["power_failures"] > 3 and chunked["runs"][0]["inferences"] > 0
+    _same_report(chunked, whole)
+
+
+def test_unix_epoch_times_give_the_result_of_times_from_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "CHUNK_SAMPLES", 1000)
+    t_ns, p = _ns_trace()
+    end = int(t_ns[-1]) + 7_000_000
+    zero = emulate("example", _write_ns_csv(tmp_path / "z.csv", t_ns, p, 0, end), "msp430fr5994")
+    unix = emulate("example", _write_ns_csv(tmp_path / "u.csv", t_ns, p, 1_700_000_000, end), "msp430fr5994")
+    assert unix["trace"]["start_s"] == pytest.approx(1.7e9)
+    _same_report(unix, zero)
+    # the offsets are the exact nanoseconds, not float64 Unix times (whose step is 238 ns)
+    tr = T.load_trace(tmp_path / "u.csv")
+    np.testing.assert_array_equal(tr.time_s, t_ns / 1e9)
+
+
+def test_end_s_zero_is_honoured(tmp_path):
+    p = tmp_path / "neg.csv"
+    p.write_text("# end_s=0\ntime_s,power_w\n-5,1e-3\n-2,2e-3\n", encoding="utf-8")
+    tr = T.load_trace(p)
+    assert tr.duration_s == 5.0
+    assert tr.energy_j() == pytest.approx(3 * 1e-3 + 2 * 2e-3, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "rows, pattern",
+    [
+        ("0,1e-3\n1e30,1e-3\n", r":3: time 1e\+30 s is not a plausible time"),
+        ("0,1e-3\n1e17,1e-3\n", r":3: time 1e\+17 s is not a plausible time"),
+        ("0,1e-3\n1,1e-3\n2e8,1e-3\n", r":4: time 2e\+08 s after the first sample"),
+        ("10000000000000.0,1e-3\n10000000000000.5,1e-3\n", r":2: time 1e\+13 s is not a plausible time"),
+        ("1e30,1e-3\n", r":2: time 1e\+30 s is not a plausible time"),
+    ],
+)
+def test_absurd_times_are_refused_with_the_line(tmp_path, rows, pattern, monkeypatch):
+    monkeypatch.setattr(T, "CHUNK_SAMPLES", 2)
+    p = tmp_path / "a.csv"
+    p.write_text("time_s,power_w\n" + rows, encoding="utf-8")
+    with pytest.raises(TraceError, match=pattern):
+        T.load_trace(p)
+
+
+def test_errors_in_a_later_chunk_name_their_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "CHUNK_SAMPLES", 3)
+    p = tmp_path / "late.csv"
+    p.write_text("time_s,power_w\n0,1\n# c\n1,1\n\n2,1\n3,1\n4,1\n4,1\n", encoding="utf-8")
+    with pytest.raises(TraceError, match=r"late.csv:9: time 4 s does not increase"):
+        T.load_trace(p)
+    p.write_text("time_s,power_w\n0,1\n1,1\n2,1\n3,1\n4,x\n", encoding="utf-8")
+    with pytest.raises(TraceError, match=r":6: power_w is 'x', not a number"):
+        T.load_trace(p)
+
+
+def test_a_folder_or_missing_trace_is_one_line(tmp_path):
+    with pytest.raises(TraceError, match=r"trace file is a folder"):
+        T.load_trace(tmp_path)
+    with pytest.raises(TraceError, match=r"trace file not found"):
+        T.load_trace(tmp_path / "nope.h5")
+
+
+def _shepherd(path, n, chunk_rows=10_000, claim=None, t0_ns=0):
+    h5py = pytest.importorskip("h5py")
+    t = t0_ns + np.arange(n, dtype=np.uint64) * 10_000  # 100 kHz
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("data")
+        for name, data, gain in (
+            ("time", t, 1e-9),
+            ("voltage", rng.integers(0, 10**9, n).astype(np.uint32), 3e-9),
+            ("current", rng.integers(0, 4 * 10**6, n).astype(np.uint32), 2.5e-10),
+        ):
+            d = g.create_dataset(name, shape=(n,), maxshape=(None,), chunks=(chunk_rows,), dtype=data.dtype)
+            d[:] = data
+            d.attrs["gain"], d.attrs["offset"] = gain, 0.0
+            if claim is not None:
+                d.resize((claim,))
+    return path
+
+
+def test_hdf5_in_chunks_equals_in_memory_and_keeps_nanoseconds(tmp_path, monkeypatch):
+    a = _shepherd(tmp_path / "a.h5", 25_000, chunk_rows=1000)
+    b = _shepherd(tmp_path / "b.h5", 25_000, chunk_rows=1000, t0_ns=1_700_000_000 * 10**9 + 123)
+    whole = emulate("example", T.load_trace(a), "msp430fr5994")
+    monkeypatch.setattr(T, "CHUNK_SAMPLES", 3000)  # 3 HDF5 chunks per slice, 9 slices
+    chunked = emulate("example", b, "msp430fr5994")
+    assert chunked["trace"]["samples"] == 25_000
+    _same_report(chunked, whole)
+    np.testing.assert_array_equal(T.load_trace(b).time_s, np.arange(25_000) * 10_000 / 1e9)
+
+
+def test_hdf5_metadata_is_checked_against_the_file_size(tmp_path):
+    p = _shepherd(tmp_path / "liar.h5", 10_000, claim=125_000_000)
+    assert p.stat().st_size < 1_000_000
+    with pytest.raises(TraceError, match=r"claims 125,000,000 samples .* holds data for only 10,000"):
+        T.open_trace(p)
+
+
+# --- the CLI: every path and number checked up front, one line, stable exit codes ----------------------
+from batteryless.cli import main  # noqa: E402
+
+
+def _cli(capsys, *argv):
+    code = main(["emulate", *argv])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+BASE = ("--board", "msp430fr5994", "--schedule", "example", "-q", "--json")
+
+
+@pytest.mark.parametrize(
+    "extra, code, pattern",
+    [
+        (("--capacitance-uf", "-5"), 2, r"--capacitance-uf must be a finite number > 0, not -5"),
+        (("--v-on", "nan"), 2, r"--v-on must be a finite number"),
+        (("--esr-ohm", "-1"), 2, r"--esr-ohm must be a finite number ≥ 0"),
+        (("--resample-s", "0"), 2, r"--resample-s must be a finite number > 0, not 0"),
+        (("--max-periods", "0"), 2, r"--max-periods must be a finite number ≥ 1"),
+    ],
+)
+def test_cli_numbers_are_range_checked(capsys, extra, code, pattern):
+    got, err = _cli(capsys, *BASE, "--trace", "solar-office", *extra)
+    assert got == code
+    assert len(err.splitlines()) == 1 and re_search(pattern, err)
+
+
+def re_search(pattern, text):
+    import re
+
+    return re.search(pattern, text) is not None
+
+
+def test_cli_paths_are_checked_up_front(capsys, tmp_path):
+    (tmp_path / "f.txt").write_text("a file")
+    cases = [
+        (("--trace", str(tmp_path)), 11, rf"{tmp_path}: trace file is a folder"),
+        (("--trace", str(tmp_path / "no.csv")), 11, r"no.csv: trace file not found"),
+        (("--trace", "solar-office", "--schedule", str(tmp_path)), 12, r"schedule file is a folder"),
+        (("--trace", "solar-office", "--out", str(tmp_path / "f.txt")), 2, r"it is a file, not a folder"),
+    ]
+    for extra, code, pattern in cases:
+        got, err = _cli(capsys, *BASE, *extra)
+        assert got == code, (extra, err)
+        assert len(err.splitlines()) == 1 and re_search(pattern, err), err

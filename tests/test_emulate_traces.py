@@ -82,7 +82,7 @@ def test_binary_file_is_refused(tmp_path):
 
 
 def test_missing_file_and_unknown_format(tmp_path):
-    with pytest.raises(TraceError, match="no such trace"):
+    with pytest.raises(TraceError, match="trace file not found"):
         load_trace(tmp_path / "nope.csv")
     q = write(tmp_path, "x", "t.xyz")
     with pytest.raises(TraceError, match="unknown trace format"):

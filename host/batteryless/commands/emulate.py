@@ -122,9 +122,52 @@ def print_firmware(fw: dict, file=sys.stdout) -> None:
         console.print(f"[red]wrong logits[/red] in inferences {fw['wrong']}")
 
 
+# numeric options: (attribute, flag, lowest allowed, lowest is allowed?)
+POSITIVE = (
+    ("capacitance_uf", "--capacitance-uf", 0.0, False),
+    ("v_on", "--v-on", 0.0, False),
+    ("v_off", "--v-off", 0.0, False),
+    ("v_max", "--v-max", 0.0, False),
+    ("leakage_ohm", "--leakage-ohm", 0.0, False),
+    ("esr_ohm", "--esr-ohm", 0.0, True),
+    ("resample_s", "--resample-s", 0.0, False),
+    ("samples", "--samples", 1, True),
+    ("max_periods", "--max-periods", 1, True),
+)
+
+
+def check_emulate_args(args: argparse.Namespace) -> None:
+    """Every path and number checked before anything is read, built or written (one line each)."""
+    import math
+
+    from batteryless.emulate.traces import bundled_traces
+    from batteryless.errors import ScheduleError, TraceError
+    from batteryless.paths import check_input_file, check_output_dir
+    from batteryless.schedule import EXAMPLES
+
+    for attr, flag, low, inclusive in POSITIVE:
+        v = getattr(args, attr, None)
+        if v is None:
+            continue
+        if not math.isfinite(v) or v < low or (v == low and not inclusive):
+            rel = "≥" if inclusive else ">"
+            raise UsageError(f"{flag} must be a finite number {rel} {low:g}, not {v:g}")
+    if not (args.trace in bundled_traces() and not Path(args.trace).exists()):
+        check_input_file(args.trace, "trace file", TraceError)
+    for s in args.schedule or []:
+        if s not in ("example", *EXAMPLES) or Path(s).exists():
+            check_input_file(s, "schedule file", ScheduleError)
+    if args.artifact:
+        check_input_file(args.artifact, "artifact", UsageError)
+    if args.out:
+        check_output_dir(args.out, "report folder")
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from batteryless.emulate import emulate
     from batteryless.emulate.report import write_json
+
+    check_emulate_args(args)
 
     if not args.schedule and not args.firmware:
         raise UsageError("give --schedule (schedule level) and/or --firmware --artifact MODEL.bl")
@@ -228,20 +271,27 @@ def cmd_trace_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_trace_info(args: argparse.Namespace) -> int:
-    from batteryless.emulate.power import load_panel
-    from batteryless.emulate.traces import load_trace
+    import numpy as np
 
-    tr = load_trace(args.trace, args.format)
-    panel = load_panel(args.panel) if tr.quantity == "irradiance" else None
-    energy = tr.energy_j(panel)
+    from batteryless.emulate.power import load_panel
+    from batteryless.emulate.traces import open_trace
+
+    st = open_trace(args.trace, args.format)  # read in chunks: any length in bounded memory
+    panel = load_panel(args.panel) if st.quantity == "irradiance" else None
+    energy, first = 0.0, None
+    for c in st.chunks():
+        first = float(c.time_s[0]) if first is None else first
+        p = c.values if panel is None else panel.power(c.values)
+        energy += float(np.dot(p, np.diff(np.append(c.time_s, c.end_s))))
+    duration = float(st.end_s - first)
     info = {
-        "trace": tr.source,
-        "quantity": tr.quantity,
-        "samples": len(tr),
-        "start_s": float(tr.time_s[0]),
-        "duration_s": tr.duration_s,
+        "trace": st.source,
+        "quantity": st.quantity,
+        "samples": st.samples,
+        "start_s": st.start_s,
+        "duration_s": duration,
         "harvested_j": energy,
-        "mean_power_w": energy / tr.duration_s,
+        "mean_power_w": energy / duration,
         "panel": panel.name if panel else None,
     }
     print(json.dumps(info, indent=2))

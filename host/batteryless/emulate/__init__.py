@@ -30,8 +30,9 @@ from batteryless.emulate.power import (
     load_panel,
 )
 from batteryless.emulate.report import plot_run, plot_summary, run_summary, write_json
-from batteryless.emulate.simulate import POLICIES, build_program, simulate
-from batteryless.emulate.traces import Trace, load_trace
+from batteryless.emulate.simulate import POLICIES, Simulator, build_program
+from batteryless.emulate.stream import PowerSketch, chunk_power, chunk_segments
+from batteryless.emulate.traces import Trace, TraceStream, load_trace, open_trace
 from batteryless.errors import EmulationError
 from batteryless.progress import ProgressFn, report
 from batteryless.schedule import Schedule, load_schedule
@@ -42,24 +43,11 @@ __all__ = ["emulate", "power_chain", "prepare_segments", "POLICIES"]
 def prepare_segments(
     trace: Trace, converter: Converter, panel: Panel | None = None
 ) -> tuple[np.ndarray, np.ndarray, float, float, float]:
-    """Merge equal consecutive samples, apply panel and converter.
+    """Merge equal consecutive samples, apply panel and converter (the whole trace as one chunk).
 
     Returns (segment start times, charging power into the buffer, end time, harvested J, converter loss J)."""
-    p_in = trace.power_w(panel)
-    t = trace.time_s
-    if len(p_in) > 1:
-        keep = np.empty(len(p_in), dtype=bool)
-        keep[0] = True
-        np.not_equal(p_in[1:], p_in[:-1], out=keep[1:])
-        if not keep.all():
-            t, p_in = t[keep], p_in[keep]
-    p_ch = converter.output_power(p_in)
-    dt = np.empty(len(t))  # segment lengths, without a trace-sized copy of t
-    np.subtract(t[1:], t[:-1], out=dt[:-1])
-    dt[-1] = trace.end_s - t[-1]
-    harvested = float(np.einsum("i,i->", p_in, dt))
-    loss = 0.0 if p_ch is p_in else harvested - float(np.einsum("i,i->", p_ch, dt))
-    return t, p_ch, float(trace.end_s), harvested, loss
+    seg_t, p_ch, harvested, loss = chunk_segments(trace.time_s, trace.power_w(panel), trace.end_s, converter)
+    return seg_t, p_ch, float(trace.end_s), harvested, loss
 
 
 def _resolve_board(board: Any):
@@ -116,16 +104,17 @@ def emulate(
     resample_s: float | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Replay ``trace`` against each schedule under each policy; return (and optionally write) the report."""
+    """Replay ``trace`` against each schedule under each policy; return (and optionally write) the report.
+
+    A trace file is read once, in chunks (``traces.open_trace``), and every chunk is fed to every run
+    (``simulate.Simulator``): memory stays bounded by the chunk size whatever the trace length
+    (``resample_s`` reads the trace into memory first)."""
     t0 = time.perf_counter()
     b = _resolve_board(board)
-    tr, conv, pan, buf = power_chain(
+    conv = converter if isinstance(converter, Converter) else load_converter(converter)
+    pan = panel if isinstance(panel, Panel) or panel is None else load_panel(panel)
+    buf = buffer_from_board(
         b,
-        trace,
-        converter,
-        panel,
-        trace_format=trace_format,
-        resample_s=resample_s,
         capacitance_f=capacitance_f,
         v_on=v_on,
         v_off=v_off,
@@ -140,18 +129,22 @@ def emulate(
     for p in policies:
         if p not in POLICIES:
             raise EmulationError(f"unknown policy {p!r} (known: {', '.join(POLICIES)})")
-    seg_t, seg_p, t_end, harvested, conv_loss = prepare_segments(
-        tr, conv, pan if tr.quantity == "irradiance" else None
-    )
+    if isinstance(trace, Trace):
+        stream = TraceStream.from_trace(trace)
+    elif resample_s:
+        stream = TraceStream.from_trace(load_trace(trace, trace_format, resample_s))
+    else:
+        stream = open_trace(trace, trace_format)
+    if stream.quantity == "irradiance" and pan is None:
+        raise EmulationError(f"{stream.source}: an irradiance trace needs a panel model (--panel)")
+    use_pan = pan if stream.quantity == "irradiance" else None
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
     record = out is not None and plots
-    runs: list[dict[str, Any]] = []
-    total = len(scheds) * len(policies)
-    done = 0
     labels_seen: dict[str, int] = {}
     warnings: list[str] = []
+    runs: list[
+        dict[str, Any]
+    ] = []  # per run: label, schedule, mode, program (simulator once the trace starts)
     for s in scheds:
         if s.board != getattr(b, "name", s.board):
             warnings.append(f"{s.source}: costs were estimated for board {s.board!r}, emulated on {b.name!r}")
@@ -162,68 +155,109 @@ def emulate(
         if labels_seen[label] > 1:
             label = f"{label} #{labels_seen[label]}"
         for pol in policies:
-            report(progress, "emulate", done, total)
-            prog = build_program(s, m, load, pol)
-            ts = time.perf_counter()
-            res = simulate(seg_t, seg_p, t_end, buf, prog, v_initial=v_initial, record=record)
-            summary = run_summary(res, harvested, conv_loss)
-            summary = {
-                "model": label,
-                "schedule": s.source,
-                "schedule_is_example": s.example,
-                "schedule_board": s.board,
-                "mode": m.name,
-                **summary,
-                "max_atomic_energy_j": prog.max_atomic_energy_j(),
-                "usable_buffer_energy_j": buf.usable_energy(),
-                "can_always_progress": prog.max_atomic_energy_j() < buf.usable_energy(),
-                "inference_energy_no_failures_j": float(prog.energy_j.sum()),
-                "elapsed_s": time.perf_counter() - ts,
-            }
-            if out is not None and plots:
-                png = out / f"{_slug(label)}_{pol}.png"
-                pt, pw = _plot_power(tr, pan)
-                plot_run(
-                    res,
-                    pt,
-                    pw,
-                    f"{label} · {pol} · {tr.name or tr.source} · {b.name} "
-                    f"({buf.capacitance_f * 1e6:g} µF, {buf.v_off:g}–{buf.v_on:g} V)",
-                    png,
-                    buf.v_on,
-                    buf.v_off,
+            runs.append({"label": label, "schedule": s, "mode": m, "program": build_program(s, m, load, pol)})
+    duration_hint = stream.duration_hint_s or 0.0
+    sketch = PowerSketch(duration_hint) if record and duration_hint > 0 else None
+    harvested = conv_loss = 0.0
+    n_segments = 0
+    t_first: float | None = None
+    t_last = 0.0
+    task = "emulate: trace samples"
+    report(progress, task, 0, max(stream.samples_hint, 1))
+    done = 0
+    for chunk in stream.chunks():
+        if t_first is None:
+            t_first = float(chunk.time_s[0])
+            for r in runs:
+                r["sim"] = Simulator(
+                    buf,
+                    r["program"],
+                    t_start=t_first,
+                    v_initial=v_initial,
+                    record=record,
+                    plot_dt=max(duration_hint, 1e-9) / 4000,
                 )
-                summary["plot"] = png.name
-            runs.append(summary)
-            done += 1
-    report(progress, "emulate", total, total)
+                r["elapsed_s"] = 0.0
+        p_in = chunk_power(chunk.time_s, chunk.values, stream.quantity, use_pan)
+        if sketch is not None:
+            sketch.add(chunk.time_s - t_first, p_in, chunk.end_s - t_first)
+        seg_t, seg_p, h, loss = chunk_segments(chunk.time_s, p_in, chunk.end_s, conv)
+        harvested += h
+        conv_loss += loss
+        n_segments += len(seg_t)
+        del p_in
+        for r in runs:
+            ts = time.perf_counter()
+            r["sim"].feed(seg_t, seg_p, chunk.end_s)
+            r["elapsed_s"] += time.perf_counter() - ts
+        t_last = chunk.end_s
+        done += len(chunk.time_s)
+        report(progress, task, done, max(stream.samples_hint, done))
+    report(progress, task, done, done)
+    assert t_first is not None  # the stream raises on an empty trace
+    duration = t_last - t_first
+    summaries: list[dict[str, Any]] = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for r in runs:
+        res = r["sim"].finish(t_last)
+        prog, s = r["program"], r["schedule"]
+        summary = {
+            "model": r["label"],
+            "schedule": s.source,
+            "schedule_is_example": s.example,
+            "schedule_board": s.board,
+            "mode": r["mode"].name,
+            **run_summary(res, harvested, conv_loss),
+            "max_atomic_energy_j": prog.max_atomic_energy_j(),
+            "usable_buffer_energy_j": buf.usable_energy(),
+            "can_always_progress": prog.max_atomic_energy_j() < buf.usable_energy(),
+            "inference_energy_no_failures_j": float(prog.energy_j.sum()),
+            "elapsed_s": r["elapsed_s"],
+        }
+        if out is not None and plots:
+            png = out / f"{_slug(r['label'])}_{prog.policy}.png"
+            pt, pw = sketch.curve() if sketch is not None else (np.zeros(0), np.zeros(0))
+            plot_run(
+                res,
+                pt + t_first,
+                pw,
+                f"{r['label']} · {prog.policy} · {stream.name or stream.source} · {b.name} "
+                f"({buf.capacitance_f * 1e6:g} µF, {buf.v_off:g}–{buf.v_on:g} V)",
+                png,
+                buf.v_on,
+                buf.v_off,
+            )
+            summary["plot"] = png.name
+        summaries.append(summary)
     doc: dict[str, Any] = {
         "generator": f"batteryless {__version__}",
         "level": "schedule",
         "board": getattr(b, "name", "?"),
         "trace": {
-            "name": tr.name,
-            "source": tr.source,
-            "quantity": tr.quantity,
-            "samples": len(tr),
-            "segments_after_merge": len(seg_t),
-            "duration_s": tr.duration_s,
+            "name": stream.name,
+            "source": stream.source,
+            "quantity": stream.quantity,
+            "samples": stream.samples,
+            "segments_after_merge": n_segments,
+            "start_s": stream.start_s,
+            "duration_s": duration,
             "harvested_j": harvested,
-            "mean_harvested_power_w": harvested / tr.duration_s,
+            "mean_harvested_power_w": harvested / duration,
         },
         "converter": {"name": conv.name, "quiescent_power_w": conv.quiescent_power_w, "source": conv.source},
         "panel": None
-        if pan is None or tr.quantity != "irradiance"
-        else {"name": pan.name, "model": pan.model, **pan.params, "source": pan.source},
+        if use_pan is None
+        else {"name": use_pan.name, "model": use_pan.model, **use_pan.params, "source": use_pan.source},
         "buffer": asdict(buf),
         "load": asdict(load_from_board(b, scheds[0].clock_hz)),
-        "runs": runs,
+        "runs": summaries,
         "warnings": warnings
         + [
             f"{r['model']}/{r['policy']}: one atomic step needs {r['max_atomic_energy_j'] * 1e6:.0f} µJ, the "
             f"buffer holds {r['usable_buffer_energy_j'] * 1e6:.0f} µJ between v_on and v_off: "
             "it finishes only while harvesting during the step"
-            for r in runs
+            for r in summaries
             if not r["can_always_progress"]
         ],
         "firmware": None,
@@ -231,14 +265,8 @@ def emulate(
         "elapsed_s": time.perf_counter() - t0,
     }
     if out is not None:
-        if plots and len(runs) > 1:
-            plot_summary(runs, out / "summary.png", f"{tr.name or tr.source} on {doc['board']}")
+        if plots and len(summaries) > 1:
+            plot_summary(summaries, out / "summary.png", f"{stream.name or stream.source} on {doc['board']}")
             doc["summary_plot"] = "summary.png"
         write_json(doc, out / "report.json")
     return doc
-
-
-def _plot_power(tr: Trace, panel: Panel | None, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
-    if len(tr) > max_points:
-        tr = tr.resample(tr.duration_s / max_points)
-    return tr.time_s, tr.power_w(panel if tr.quantity == "irradiance" else None)
