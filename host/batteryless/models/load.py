@@ -262,6 +262,12 @@ def _load_exported(path: Path, input_shape: Shape) -> nn.Module:
             if node.args[0] is cur and node.args[1] == 0:  # first output of a multi-output op (batch norm)
                 cur = node
             continue
+        users = [u for u in cur.users if u.op != "call_module"] if cur is not None else []
+        if node in users and len(users) > 1:
+            raise ModelError(
+                f"{where}: not one chain of layers (a branch or skip connection: {cur.name} feeds "
+                f"{len(users)} operations)"
+            )
         if not node.args or node.args[0] is not cur:
             if any(a is cur for a in node.args):
                 raise ModelError(f"{where}: not one chain of layers (a branch or skip connection)")
@@ -321,7 +327,7 @@ class _VerifiedRebuild(nn.Sequential):
 
 def _verify(rebuilt: _VerifiedRebuild, input_shape: Shape) -> nn.Sequential:
     """Same outputs as the file's own forward on random inputs, or ModelError; returns a plain Sequential."""
-    seq = nn.Sequential(*rebuilt).eval()
+    seq, flat = flatten_for_features(nn.Sequential(*rebuilt).eval(), input_shape)
     from batteryless.models.check import check_supported
 
     check_supported(seq, input_shape)  # a shape error names the layer before any numbers are compared
@@ -329,7 +335,8 @@ def _verify(rebuilt: _VerifiedRebuild, input_shape: Shape) -> nn.Sequential:
     x = torch.randn(4, *input_shape, generator=gen)
     with torch.no_grad():
         try:  # one sample at a time: an exported program may be specialised to batch 1 (the device's)
-            outs = [rebuilt._original(x[i : i + 1].to(_dtype_of(rebuilt._original))) for i in range(len(x))]
+            xs = x.reshape(len(x), -1) if flat else x  # a tabular model was saved taking (batch, F)
+            outs = [rebuilt._original(xs[i : i + 1].to(_dtype_of(rebuilt._original))) for i in range(len(x))]
         except Exception as err:
             raise ModelError(
                 f"{rebuilt._where}: the model cannot run on inputs of shape {tuple(input_shape)}: "
@@ -487,6 +494,19 @@ def load_state_dict(module: nn.Module, state: str | Path | dict, where: str) -> 
     module.load_state_dict(state, strict=True)
 
 
+def flatten_for_features(module: nn.Module, input_shape: Shape) -> tuple[nn.Module, bool]:
+    """Feature vectors are loaded as ``(1, F)`` samples (one channel, so 1-D convolutions fit them too). A
+    tabular model written for ``(F,)`` starts with ``Linear(F, …)`` and no Flatten; for it, a leading Flatten
+    is exactly the identity on the data, so it is added (returns the model and whether it was)."""
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 2 or shape[0] != 1:
+        return module, False
+    first = next((m for m in module.modules() if not isinstance(m, nn.Sequential)), None)
+    if isinstance(first, nn.Linear) and first.in_features == shape[1]:
+        return nn.Sequential(nn.Flatten(), *(module if type(module) is nn.Sequential else [module])), True
+    return module, False
+
+
 def is_model_file(spec: str) -> bool:
     return ":" not in spec and Path(spec).suffix.lower() in (*TORCHSCRIPT_SUFFIXES, ".pt2", ".tflite")
 
@@ -546,4 +566,9 @@ def load_model(
         load_state_dict(net, state_dict, name)
         trained = True
         notes.append("weights from the state dict")
+    net, flattened = flatten_for_features(net, shape)
+    if flattened:
+        notes.append(
+            f"added a leading Flatten: samples are {shape}, the first Linear takes {shape[1]} features"
+        )
     return LoadedModel(net, name, source, trained, notes)

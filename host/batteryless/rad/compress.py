@@ -52,7 +52,8 @@ class CompressConfig:
     # the dense accuracy the model's owner expects: sharpens the accuracy warning (rad.inputs)
     expected_accuracy: float | None = None
     # dense training before ADMM: None = when the model has no trained weights (a zoo name, a factory without
-    # a state dict); True = always (a trained model is trained further); False = never (refused if untrained)
+    # a state dict); True = always (a trained model is trained further); False = never (the caller declares
+    # the weights trained, e.g. a factory that loads its own)
     train_dense: bool | None = None
     # torch intra-op threads while compressing: these models are tiny, and on 2 cores a second thread made
     # the default run 4× slower (61.8 s vs 13.8 s, measured under load); None keeps torch's setting
@@ -190,16 +191,16 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     for note in loaded.notes:
         log.info("%s: %s", model_name, note)
     train = (not loaded.trained) if cfg.train_dense is None else cfg.train_dense
-    if not loaded.trained and not train:
-        raise ModelError(
-            f"model {model_name} has no trained weights ({loaded.source} without a state dict) and dense "
-            "training is off; give its weights or let compress train it"
-        )
     if train and cfg.dense_epochs < 1:
+        why = f"{loaded.source} without a state dict" if not loaded.trained else "training was asked for"
         raise ModelError(
-            f"model {model_name} is to be trained before compression but dense_epochs is {cfg.dense_epochs}"
-            + ("" if loaded.trained else "; it has no trained weights: give its weights (a state dict)")
+            f"model {model_name} has no trained weights ({why}) and dense_epochs is {cfg.dense_epochs}: "
+            "give its weights (a state dict), declare them trained, or train it for at least 1 epoch"
+            if not loaded.trained
+            else f"model {model_name} is to be trained ({why}) but dense_epochs is {cfg.dense_epochs}"
         )
+    if not train and not loaded.trained:
+        log.info("%s: taken as trained as declared (its weights did not come from a file)", model_name)
     check_supported(net, ds.input_shape, ds.num_classes)  # shapes and classes before minutes of training
     if train and loaded.source == "module":
         net = copy.deepcopy(net)  # train a copy: the caller's module is theirs
