@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -46,6 +48,14 @@ def _password_arg(value: str | None, board: str) -> str | bytes:
     return raw
 
 
+def _wait_for_port(port: str, seconds: float) -> None:
+    """Wait until ``port`` exists (an adapter being plugged in, ``bsl-emulator --link`` starting). If it
+    never appears, opening it fails with the usual "cannot open" error (exit 21)."""
+    deadline = time.monotonic() + seconds
+    while not Path(port).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def cmd_flash(args: argparse.Namespace) -> int:
     from batteryless.flash import flash
     from batteryless.progress import console_progress
@@ -58,6 +68,10 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
     if not args.dry_run and not args.port:
         raise UsageError("--port is required (e.g. --port /dev/ttyUSB0), unless --dry-run")
+    if args.wait < 0:
+        raise UsageError(f"--wait {args.wait:g}: give seconds >= 0")
+    if args.port and not args.dry_run and args.wait:
+        _wait_for_port(args.port, args.wait)
     with console_progress(not args.quiet and not args.trace and not args.json and not args.dry_run) as prog:
         rep = flash(
             args.image,
@@ -123,11 +137,17 @@ def cmd_bsl_emulator(args: argparse.Namespace) -> int:
         faults=faults,
         reenter_after_s=args.reenter,
     )
+    link = Path(args.link) if args.link else None
     try:
+        if link is not None:
+            _make_link(link, emu.path)
+        # SIGTERM (`kill %1` after `bsl-emulator &`) ends it like Ctrl-C: summary, link removed.
+        signal.signal(signal.SIGTERM, _interrupt)
         print(emu.path, flush=True)
         print(
-            f"BSL emulator for {args.board} on {emu.path} (time scale {args.time_scale:g}); "
-            "use --entry manual with it; Ctrl-C to stop",
+            f"BSL emulator for {args.board} on {emu.path}"
+            + (f" (linked as {link})" if link is not None else "")
+            + f" (time scale {args.time_scale:g}); use --entry manual with it; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )
@@ -143,7 +163,26 @@ def cmd_bsl_emulator(args: argparse.Namespace) -> int:
         )
         return 0
     finally:
+        if link is not None and link.is_symlink() and os.readlink(link) == emu.path:
+            link.unlink()
         emu.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _make_link(link: Path, target: str) -> None:
+    """Point ``link`` at the pty. A stale link (an emulator that was killed) is replaced; anything else at
+    that path is left alone."""
+    if link.exists() or link.is_symlink():
+        if not link.is_symlink():
+            raise UsageError(f"--link {link}: exists and is not a symbolic link; choose another path")
+        link.unlink()
+    try:
+        link.symlink_to(target)
+    except OSError as exc:
+        raise UsageError(f"--link {link}: cannot create ({exc.strerror})") from exc
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -155,6 +194,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image", help="firmware image: .elf, Intel HEX or TI-TXT")
     p.add_argument("--port", help="serial port of the BSL UART (e.g. /dev/ttyUSB0, or the emulator's pty)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for --port to appear (an adapter being plugged in, an emulator starting)",
+    )
     p.add_argument("--board", default="msp430fr5994", help="board name or board.toml path")
     p.add_argument(
         "--entry",
@@ -196,6 +242,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "at the current baud, times --time-scale (0 = no pacing).",
     )
     e.add_argument("--board", default="msp430fr5994", help="board name or board.toml path")
+    e.add_argument(
+        "--link",
+        metavar="PATH",
+        help="also make PATH a symbolic link to the pty (a fixed name for --port; removed on exit)",
+    )
     e.add_argument("--image", help="preload this image (its 0xFFE0..0xFFFF becomes the password)")
     e.add_argument("--password", help="the part's password (file or 64 hex digits); default 32 x 0xFF")
     e.add_argument("--time-scale", type=float, default=1.0, help="wire-time factor (1 = real, 0 = none)")
