@@ -6,7 +6,8 @@ and writes another (ReLU works in place, which is idempotent), so a checkpointin
 task and re-execute the next one. ``bl_model_task(t)`` runs task t; ``bl_model_run`` runs them all.
 
 Files written to ``out_dir``: ``model.h``, ``model.c`` (buffers and the task switch), ``model_weights.c``
-(const weights, spectra, biases, twiddles — in the board's non-volatile code region), ``schedule.json``.
+(const weights, spectra, biases, twiddles — in the board's non-volatile code region), ``model_input.h``
+(raw input → int16 as the numeric spec quantises it, codegen/model_input.py), ``schedule.json``.
 Every file starts with a banner naming the tool version and inputs; same inputs → same bytes.
 """
 
@@ -566,8 +567,15 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
   return BL_OK;
 }}
 """
+    from batteryless.codegen.model_input import render_model_input_header
+
     files = []
-    for name, text in (("model.h", header), ("model.c", model_c), ("model_weights.c", "".join(weights))):
+    for name, text in (
+        ("model.h", header),
+        ("model.c", model_c),
+        ("model_weights.c", "".join(weights)),
+        ("model_input.h", render_model_input_header(art, c_banner)),  # raw input → int16, for device code
+    ):
         p = out / name
         _write_atomic(p, text)
         files.append(p)
