@@ -20,32 +20,43 @@ from batteryless.errors import UsageError
 def _password_arg(value: str | None, board: str) -> str | bytes:
     if value is None or value in ("auto", "image", "erased"):
         return value or "auto"
-    p = Path(value)
-    if p.exists():
-        from batteryless.boards import load_board
-        from batteryless.flash.flasher import BslParams
-        from batteryless.flash.images import read_image
-
-        raw = p.read_bytes()
+    raw = b""
+    if not Path(value).exists():
+        try:
+            raw = bytes.fromhex(value.replace(" ", ""))
+        except ValueError:
+            raw = b""
         if len(raw) == 32:
             return raw
-        params = BslParams.from_board(load_board(board))
-        pw = read_image(p).read(params.password_address, params.password_length)
-        if pw is None:
+        hexlike = all(c in "0123456789abcdefABCDEF " for c in value)
+        if hexlike:
             raise UsageError(
-                f"--password {value}: the image does not cover the password area "
-                f"0x{params.password_address:04X} (+{params.password_length}) and is not 32 raw bytes"
+                f"--password {value!r}: {len(value.replace(' ', ''))} hex digits; a password is 64 hex digits"
+                " (or auto, image, erased, or a file)"
             )
-        return pw
-    try:
-        raw = bytes.fromhex(value.replace(" ", ""))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
         raise UsageError(
-            f"--password {value!r}: use auto, image, erased, an image/32-byte file, or 64 hex digits"
+            f"--password {value}: password file not found (or give auto, image, erased, or 64 hex digits)"
         )
-    return raw
+    from batteryless.boards import load_board
+    from batteryless.flash.flasher import BslParams, read_password_file
+
+    return read_password_file(value, BslParams.from_board(load_board(board)))
+
+
+def check_flash_args(args: argparse.Namespace) -> None:
+    """Every number and path checked before a port is opened or a byte sent (one line, exit 2 / 20)."""
+    import math
+
+    from batteryless.errors import ImageError
+    from batteryless.flash.flasher import check_options
+    from batteryless.paths import check_input_file
+
+    check_options(None, baud=args.baud, retries=args.retries, reply_timeout=args.timeout, run=args.run)
+    if not (math.isfinite(args.wait) and args.wait >= 0):
+        raise UsageError(f"--wait {args.wait:g}: give seconds >= 0")
+    check_input_file(args.image, "image", ImageError)
+    if args.port and not args.dry_run and Path(args.port).is_dir():
+        raise UsageError(f"--port {args.port}: is a folder, not a serial port")
 
 
 def _wait_for_port(port: str, seconds: float) -> None:
@@ -68,8 +79,8 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
     if not args.dry_run and not args.port:
         raise UsageError("--port is required (e.g. --port /dev/ttyUSB0), unless --dry-run")
-    if args.wait < 0:
-        raise UsageError(f"--wait {args.wait:g}: give seconds >= 0")
+    check_flash_args(args)
+    password = _password_arg(args.password, args.board)
     if args.port and not args.dry_run and args.wait:
         _wait_for_port(args.port, args.wait)
     with console_progress(not args.quiet and not args.trace and not args.json and not args.dry_run) as prog:
@@ -79,7 +90,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
             args.board,
             entry=args.entry,
             baud=args.baud,
-            password=_password_arg(args.password, args.board),
+            password=password,
             erase=args.erase,
             force=args.force,
             verify=not args.no_verify,
@@ -125,8 +136,22 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_bsl_emulator(args: argparse.Namespace) -> int:
-    from batteryless.flash.emulator import Faults, bsl_emulator
+    import math
 
+    from batteryless.errors import ImageError
+    from batteryless.flash.emulator import Faults, bsl_emulator
+    from batteryless.paths import check_input_file
+
+    for flag, v, ok in (
+        ("--time-scale", args.time_scale, "a factor >= 0"),
+        ("--reenter", args.reenter, "seconds >= 0"),
+    ):
+        if not (math.isfinite(v) and v >= 0):
+            raise UsageError(f"{flag} {v:g}: give {ok}")
+    if not 0 <= args.fault_rate <= 1:
+        raise UsageError(f"--fault-rate {args.fault_rate:g}: give a probability between 0 and 1")
+    if args.image:
+        check_input_file(args.image, "image", ImageError)
     faults = Faults(rate=args.fault_rate, seed=args.seed)
     pw = None if args.password is None else _password_arg(args.password, args.board)
     emu = bsl_emulator(

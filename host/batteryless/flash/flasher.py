@@ -15,13 +15,21 @@ the interrupted segment is written again.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batteryless.errors import BslLockedError, BslNoResponseError, FlashError, ImageError, VerifyError
+from batteryless.errors import (
+    BslLockedError,
+    BslNoResponseError,
+    FlashError,
+    ImageError,
+    UsageError,
+    VerifyError,
+)
 from batteryless.flash import entry as E
 from batteryless.flash import protocol as P
 from batteryless.flash.images import Image, Segment, read_image
@@ -194,6 +202,26 @@ def plan_units(image: Image, params: BslParams) -> list[Segment]:
 # --- the link -------------------------------------------------------------------------------------------
 
 
+class PortLost(Exception):
+    """The serial line itself failed (port unplugged, the pty's other end closed, EOF, an I/O error): not
+    retried; :func:`flash` turns it into BslNoResponseError saying what was written so far."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _port_call(fn: Callable[..., Any], *a: Any) -> Any:
+    import termios
+
+    import serial
+
+    try:
+        return fn(*a)
+    except (serial.SerialException, OSError, termios.error) as err:
+        raise PortLost(str(err) or type(err).__name__) from None
+
+
 class BslLink:
     """Packets over a serial port with timeouts, retries and back-off. ``port`` is a pyserial Serial."""
 
@@ -229,18 +257,18 @@ class BslLink:
                 break
             # The port's own timeout stays fixed and short: changing it reconfigures the tty, which a
             # pty refuses (EINVAL) once the kernel has dropped the parity flag pyserial asked for.
-            got = self.port.read(n - len(buf))
+            got = _port_call(self.port.read, n - len(buf))
             buf += got
         return bytes(buf)
 
     def _flush(self) -> None:
-        self.port.reset_input_buffer()
+        _port_call(self.port.reset_input_buffer)
 
     def _send(self, packet: bytes) -> None:
         if self.trace:
             self.trace(">>", packet)
-        self.port.write(packet)
-        self.port.flush()
+        _port_call(self.port.write, packet)
+        _port_call(self.port.flush)
 
     def exchange(self, packet: bytes, kind: str, data_len: int = 0) -> P.Packet | list[P.Packet] | None:
         """One attempt: send and read the reply. ``kind``: "ack", "msg" or "data" (``data_len`` bytes)."""
@@ -548,6 +576,63 @@ def _password_candidates(
     raise FlashError(f"unknown password source {password!r}; use auto, image, erased or 32 bytes")
 
 
+RUN_MODES = ("load-pc", "reset", "none")
+
+
+def check_options(
+    params: BslParams | None,
+    *,
+    baud: int | None = None,
+    retries: int = 4,
+    reply_timeout: float = 0.3,
+    backoff: float = 0.08,
+    max_recoveries: int = 3,
+    run: str = "load-pc",
+) -> None:
+    """Every number range-checked before a port is opened or a byte sent (UsageError, one line): a baud
+    the BSL cannot switch to must not surface only after the password exchange (which mass-erases the
+    part on a wrong password)."""
+    if baud is not None and baud not in P.BAUD_CODES and (params is None or baud != params.baud):
+        raise UsageError(
+            f"--baud {baud} is not a BSL rate; use one of {', '.join(map(str, sorted(P.BAUD_CODES)))}"
+        )
+    if not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"--retries {retries}: give a whole number of retries >= 0")
+    if not isinstance(max_recoveries, int) or max_recoveries < 0:
+        raise UsageError(f"max_recoveries {max_recoveries}: give a whole number >= 0")
+    if not (math.isfinite(reply_timeout) and reply_timeout > 0):
+        raise UsageError(f"--timeout {reply_timeout:g}: give a reply timeout in seconds > 0")
+    if not (math.isfinite(backoff) and backoff >= 0):
+        raise UsageError(f"backoff {backoff:g}: give seconds >= 0")
+    if run not in RUN_MODES:
+        raise UsageError(f"unknown run mode {run!r}; use {', '.join(RUN_MODES)}")
+
+
+def read_password_file(path: str | Path, params: BslParams) -> bytes:
+    """A password from a file: exactly 32 raw bytes, or an image (ELF, Intel HEX, TI-TXT) covering the
+    password area. A file of another length that is no image is reported as a wrong password length."""
+    from batteryless.flash.images import detect_format
+    from batteryless.paths import check_input_file
+
+    p = check_input_file(path, "password file", UsageError)
+    raw = p.read_bytes()
+    n = params.password_length
+    if len(raw) == n:
+        return raw
+    if detect_format(raw[:64]) == "unknown":
+        raise UsageError(
+            f"--password {p}: a raw password file holds exactly {n} bytes, this one has {len(raw)} (and it "
+            "is not an ELF, Intel HEX or TI-TXT image)"
+        )
+    pw = read_image(p).read(params.password_address, n)
+    if pw is None:
+        raise UsageError(
+            f"--password {p}: the image does not cover the password area "
+            f"0x{params.password_address:04X} (+{n}) and is not {n} raw bytes"
+        )
+    return pw
+
+
 def flash(
     image: Image | str | Path,
     port: Any = None,
@@ -583,11 +668,22 @@ def flash(
     on the part) is refused with ImageError before anything is sent, unless ``allow_stand_in`` or
     ``dry_run`` (then it is a warning).
     """
+    import termios
+
     from batteryless.boards import load_board
 
     t0 = time.monotonic()
     b = load_board(board) if isinstance(board, str | Path) else board
     params = BslParams.from_board(b)
+    check_options(
+        params,
+        baud=baud,
+        retries=retries,
+        reply_timeout=reply_timeout,
+        backoff=backoff,
+        max_recoveries=max_recoveries,
+        run=run,
+    )
     img = _resolve_image(image)
     notes = check_image(img, params, force)
     stand_in = image_warning(img.source, image_stand_ins(img))
@@ -622,10 +718,14 @@ def flash(
             warn(msg)
 
     ser, own = _open(port, params.baud)
+    stage = "before anything was sent"
+    total = sum(len(u.data) for u in units)
+    sess: BslSession | None = None
     try:
-        set_baud(ser, params.baud)
-        E.run_sequence(ser, entry_steps)
-        ser.reset_input_buffer()
+        _port_call(set_baud, ser, params.baud)
+        _port_call(E.run_sequence, ser, entry_steps)
+        _port_call(ser.reset_input_buffer)
+        stage = "while probing the BSL (nothing written)"
         sess = BslSession(ser, params, trace, say, reply_timeout, retries, backoff)
         sess.candidates = candidates
         try:
@@ -650,6 +750,7 @@ def flash(
                 ) from None
             say(f"the part was already at {fast} baud (an earlier session without a reset)")
             sess.target_baud = fast
+        stage = "while unlocking (nothing written)"
         if erase:
             sess.mass_erase()
             candidates = [(bytes([0xFF]) * params.password_length, "the erased state (after Mass Erase)")]
@@ -662,8 +763,8 @@ def flash(
             sess.change_baud(fast)
         rep.baud = sess.link.baud
         # transfer
+        stage = "during the transfer"
         t1 = time.monotonic()
-        total = sum(len(u.data) for u in units)
         done = 0
         recoveries = 0
         report(progress, "flash", 0, total)
@@ -699,6 +800,7 @@ def flash(
         rep.retries = sess.link.retry_count
         rep.mass_erased = sess.mass_erased
         # run
+        stage = "after writing and verifying everything, while starting it"
         if run == "load-pc":
             pc = rep.reset_vector
             if pc is None:
@@ -710,15 +812,32 @@ def flash(
             if not reset_steps:
                 say(f"entry {entry_name!r} has no reset sequence: reset the board by hand to start it")
             E.run_sequence(ser, reset_steps)
-        elif run != "none":
-            raise FlashError(f"unknown run mode {run!r}; use load-pc, reset or none")
     except _Retryable as err:
         raise FlashError(
             f"the BSL stopped answering ({err.detail}) after retries; check cable and power"
         ) from None
+    except (PortLost, OSError, termios.error) as err:  # pyserial's SerialException is an OSError
+        detail = err.detail if isinstance(err, PortLost) else (str(err) or type(err).__name__)
+        name = str(getattr(ser, "port", port))
+        erased = " (the part's main FRAM was mass-erased)" if sess is not None and sess.mass_erased else ""
+        if stage == "during the transfer":
+            kept = rep.written_bytes + rep.skipped_bytes
+            so_far = (
+                f"{kept} of {total} bytes are on the part and verified ({rep.written_bytes} written, "
+                f"{rep.skipped_bytes} already there); the rest is missing or partly written{erased}: "
+                "flash again"
+            )
+        else:
+            so_far = f"nothing of the image was written{erased}"
+        raise BslNoResponseError(
+            f"the serial line {name} failed {stage} ({detail}): the port was unplugged or closed; {so_far}"
+        ) from None
     finally:
         if own:
-            ser.close()
+            try:
+                ser.close()
+            except Exception:  # closing a port that has vanished: nothing more to tell the user
+                pass
     rep.seconds_total = time.monotonic() - t0
     return rep
 
@@ -744,7 +863,7 @@ def _verify_unit(sess: BslSession, u: Segment, want: int) -> None:
 def set_baud(port: Any, baud: int) -> None:
     """Change the host's baud rate only when it differs (a no-op reconfiguration fails on a pty)."""
     if int(port.baudrate) != baud:
-        port.baudrate = baud
+        _port_call(setattr, port, "baudrate", baud)
 
 
 def _open(port: Any, baud: int) -> tuple[Any, bool]:
