@@ -85,6 +85,8 @@ _SIGNATURES = {
     "bl_relu_q15": (C.c_int, [P16, P16, U32]),
     "bl_pool_geom_check": (C.c_int, [C.POINTER(PoolGeom)]),
     "bl_maxpool_q15": (C.c_int, [P16, C.POINTER(PoolGeom), P16, U16, U16]),
+    "bl_mac_step_w16": (C.c_int, [P16, C.POINTER(ConvGeom), P16, U16, P32, P32, P32, S16, P16, C.c_void_p]),
+    "bl_mac_step_w8": (C.c_int, [P16, C.POINTER(ConvGeom), P8, U16, P32, P32, P32, S16, P16, C.c_void_p]),
     "bl_avgpool_q15": (C.c_int, [P16, C.POINTER(PoolGeom), P16, U16, U16]),
 }
 
@@ -868,3 +870,104 @@ def test_units_of_work_write_only_their_outputs(lib):
         mask,
         [xc, wc],
     )
+
+
+class MacUnit(C.Structure):
+    _fields_ = [(n, C.c_uint16) for n in ("o0", "o1", "oy0", "oy1", "ox0", "ox1", "c0", "c1")]
+
+
+def c_mac_steps(lib, layer, tensors, x, rng):
+    """One sample through bl_mac_step_*: random output units (channel, row and column ranges), each over
+    random input-channel ranges with the partial alternating between two buffers; after every step the
+    same step runs again (what FLEX does after a power failure inside it) and must change nothing."""
+    if layer["op"] == "linear":
+        g = ConvGeom(layer["in_features"], 1, 1, layer["out_features"], 1, 1, 1, 1, 1, 1, 0, 0)
+        xx = x.reshape(-1, 1, 1)
+    else:
+        g = _geom(layer, x.shape)
+        xx = x.reshape(x.shape[0], -1, x.shape[-1])
+    w = tensors[layer["weight"]]
+    w8 = w.dtype == np.int8
+    wa, wptr = _buf(w, np.int8 if w8 else np.int16)
+    xa, xp = _buf(xx, np.int16)
+    _, bp = _bias_ptr(layer, tensors, "bias")
+    shift = layer["in_frac"] + layer["weight_frac"] - layer["out_frac"]
+    fn = lib.bl_mac_step_w8 if w8 else lib.bl_mac_step_w16
+    n_out = g.out_ch * g.out_h * g.out_w
+    y = np.zeros(n_out, dtype=np.int16)
+    acc = [np.zeros(n_out, dtype=np.int32) for _ in range(2)]
+
+    def cuts(n):
+        pts = sorted(set(rng.integers(1, n, size=int(rng.integers(0, 4))).tolist())) if n > 1 else []
+        return list(zip([0, *pts], [*pts, n], strict=True))
+
+    for o0, o1 in cuts(g.out_ch):
+        for oy0, oy1 in cuts(g.out_h):
+            for ox0, ox1 in cuts(g.out_w):
+                src = None
+                for c0, c1 in cuts(g.in_ch):
+                    dst = 1 - src if src is not None else 0
+                    u = MacUnit(o0, o1, oy0, oy1, ox0, ox1, c0, c1)
+                    ain = acc[src].ctypes.data_as(P32) if src is not None else _null(P32)
+                    args = (
+                        xp,
+                        C.byref(g),
+                        wptr,
+                        layer["block"],
+                        ain,
+                        acc[dst].ctypes.data_as(P32),
+                        bp,
+                        shift,
+                    )
+                    assert fn(*args, y.ctypes.data_as(P16), C.byref(u)) == BL_OK
+                    before = (acc[dst].copy(), y.copy())
+                    assert fn(*args, y.ctypes.data_as(P16), C.byref(u)) == BL_OK  # re-run: idempotent
+                    assert np.array_equal(before[0], acc[dst]) and np.array_equal(before[1], y)
+                    src = dst
+    if layer["op"] == "linear":
+        return y
+    return y.reshape(g.out_ch, g.out_w) if layer["op"] == "conv1d" else y.reshape(g.out_ch, g.out_h, g.out_w)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_mac_steps_over_any_split_match_spec(lib, seed):
+    """The resumable direct path (bl_mac_step_*) over random output units and input-channel ranges gives
+    the spec's direct-path result bit for bit, for linear, conv1d and conv2d, dense and circulant, int16
+    and int8 weights, and re-running any step changes nothing."""
+    rng = np.random.default_rng(900 + seed)
+    k = [1, 2, 4, 8][seed % 4]
+    bits = 8 if seed % 3 == 0 else 16
+    if seed % 3 == 2:
+        in_f, out_f = int(rng.integers(1, 40)), int(rng.integers(1, 30))
+        layer, tensors = _linear_layer(rng, in_f, out_f, k, bits, seed % 4 != 1, False)
+        x = _rand16(rng, (2, in_f), 3000)
+    else:
+        dims = 1 + seed % 2
+        in_ch, out_ch = int(rng.integers(1, 11)), int(rng.integers(1, 11))
+        shape = (in_ch, int(rng.integers(3, 8)), int(rng.integers(5, 10))) if dims == 2 else (in_ch, 12)
+        layer, tensors = _conv_layer(rng, dims, in_ch, out_ch, k, bits, False, with_bias=seed % 4 != 1)
+        x = _rand16(rng, (2, *shape), 3000)
+    want = spec.linear_or_conv(layer, tensors, x, "direct")
+    for n in range(len(x)):
+        assert np.array_equal(c_mac_steps(lib, layer, tensors, x[n], rng), want[n]), (seed, n)
+
+
+def test_mac_step_refuses_bad_units_and_aliased_partials(lib):
+    g = ConvGeom(4, 1, 1, 3, 1, 1, 1, 1, 1, 1, 0, 0)
+    w = np.ones(12, dtype=np.int16)
+    x = np.ones(4, dtype=np.int16)
+    acc = np.zeros(3, dtype=np.int32)
+    y = np.zeros(3, dtype=np.int16)
+    xp, wp, ap, yp = (a.ctypes.data_as(t) for a, t in ((x, P16), (w, P16), (acc, P32), (y, P16)))
+
+    def step(u, ain, aout, yy=yp):
+        return lib.bl_mac_step_w16(xp, C.byref(g), wp, 1, ain, aout, _null(P32), 0, yy, C.byref(u))
+
+    assert step(MacUnit(0, 3, 0, 1, 0, 1, 0, 2), _null(P32), ap) == BL_OK
+    assert np.array_equal(acc, [2, 2, 2])
+    assert step(MacUnit(0, 3, 0, 1, 0, 1, 2, 4), ap, ap) == BL_ERR_ARG  # reads and writes one buffer
+    assert step(MacUnit(0, 3, 0, 1, 0, 1, 2, 4), _null(P32), _null(P32)) == BL_ERR_ARG  # c0 > 0: no partial
+    assert step(MacUnit(0, 3, 0, 1, 0, 1, 2, 4), ap, _null(P32), _null(P16)) == BL_ERR_ARG  # last: no y
+    assert step(MacUnit(0, 4, 0, 1, 0, 1, 0, 2), _null(P32), ap) == BL_ERR_ARG  # o1 > out_ch
+    assert step(MacUnit(0, 3, 0, 1, 0, 1, 2, 2), ap, _null(P32)) == BL_ERR_ARG  # empty channel range
+    assert step(MacUnit(0, 3, 0, 1, 0, 1, 2, 4), ap, _null(P32)) == BL_OK and np.array_equal(y, [4, 4, 4])

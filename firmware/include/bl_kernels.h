@@ -15,7 +15,8 @@
  *   - The caller supplies all memory. Kernels never allocate and keep no state between calls.
  *   - Every layer kernel computes one *unit of work* (a row range, an output block, ...) and never writes
  *     its own inputs, so a checkpointing runtime (FLEX) can commit after any call and re-run the next one
- *     after a power failure with the same result.
+ *     after a power failure with the same result. bl_mac_step_* (mac_step.c) cuts a direct-path unit
+ *     further, over input channels, with a double-buffered int32 partial: any granularity.
  *   - Sizes are uint16_t (int is 16 bits on MSP430); flat element counts are uint32_t.
  */
 #ifndef BL_KERNELS_H
@@ -126,6 +127,36 @@ bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const b
 bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,
                                 const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out, const int32_t *bias_out,
                                 int16_t *y, uint16_t i, uint16_t oy0, uint16_t oy1, int16_t *work);
+
+/* ---- mac_step.c: the resumable direct path — one kernel skeleton for fine-grained atomic steps -------
+ * A direct-path layer (linear or conv, dense k = 1 or block-circulant k > 1) cut into steps small enough
+ * for one power-on period. A step covers a unit of outputs (output channels x rows x columns) and a range
+ * of input channels [c0, c1) (linear: input columns); it accumulates
+ *   acc[idx] = (c0 == 0 ? 0 : acc_in[idx]) + sum over c in [c0, c1), live taps of W[o][c][dy][dx] x[...]
+ * (wrap32, the same terms as the whole-unit kernels, so the result is identical) for every output idx =
+ * o*OH*OW + oy*OW + ox of the unit, then
+ *   - c1 < in_ch: acc_out[idx] = acc (int32, a partial for the next step);
+ *   - c1 == in_ch (the last step): y[idx] = sat16(rshift_round(wrap32(acc + bias[o]), shift)) — exactly
+ *     bl_conv_* / bl_linear_* (bias may be NULL).
+ * Idempotent: a step reads x, W and acc_in and writes only acc_out or y; the caller alternates two partial
+ * buffers (acc_in != acc_out, both indexed like y), so re-running a step after a power failure reads the
+ * same partial and writes the same values (no write-after-read hazard on NVM). Linear layers use the conv
+ * geometry with in_h = in_w = out_h = out_w = kh = kw = sh = sw = 1, ph = pw = 0 (the dense / circulant
+ * weight layouts then coincide with the conv ones). Backends may replace the inner loop; the unit, the
+ * partial layout and the last-step rule are the API. */
+typedef struct {
+  uint16_t o0, o1;   /* output channels (linear: output rows) [o0, o1) */
+  uint16_t oy0, oy1; /* output rows [oy0, oy1) (linear: 0, 1) */
+  uint16_t ox0, ox1; /* output columns [ox0, ox1) (linear: 0, 1) */
+  uint16_t c0, c1;   /* input channels (linear: input columns) accumulated by this step */
+} bl_mac_unit;
+
+bl_status bl_mac_step_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                          const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
+                          const bl_mac_unit *u);
+bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                         const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
+                         const bl_mac_unit *u);
 
 /* ---- relu.c: y = max(x, 0); y may equal x (in place is safe to repeat). Unit: elements [0, n). ------- */
 bl_status bl_relu_q15(const int16_t *x, int16_t *y, uint32_t n);

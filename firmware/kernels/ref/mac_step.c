@@ -1,0 +1,88 @@
+/* ref backend: the resumable direct path (bl_kernels.h, mac_step.c): one step of a linear / conv layer
+ * over a unit of outputs and a range of input channels, with a double-buffered int32 partial. The terms are
+ * those of conv.c's conv_direct (same live-tap ranges), only the channel loop is cut into [c0, c1). */
+#include "bl_kernels.h"
+#include "bl_ref_internal.h"
+
+/* Taps d of a window starting at input coordinate c0 (negative: padding) inside [0, size). */
+static uint16_t step_live_first(int32_t c0, uint16_t taps) {
+  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
+}
+static uint16_t step_live_end(int32_t c0, uint16_t taps, uint16_t size) {
+  const int32_t lim = (int32_t)size - c0;
+  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
+}
+
+static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                          uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
+                          int16_t shift, int16_t *y, const bl_mac_unit *u) {
+  if (x == 0 || u == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
+  bl_status st = bl_ref_conv_geom_check(g);
+  if (st != BL_OK) return st;
+  if (k == 0) return BL_ERR_SHAPE;
+  if (u->o0 >= u->o1 || u->o1 > g->out_ch || u->oy0 >= u->oy1 || u->oy1 > g->out_h || u->ox0 >= u->ox1 ||
+      u->ox1 > g->out_w || u->c0 >= u->c1 || u->c1 > g->in_ch)
+    return BL_ERR_ARG;
+  const bool last = u->c1 == g->in_ch;
+  /* the partial in must exist unless this is the first step, and is never the buffer written */
+  if ((u->c0 > 0 && acc_in == 0) || (last ? y == 0 : acc_out == 0) || (acc_in != 0 && acc_in == acc_out))
+    return BL_ERR_ARG;
+  const uint32_t taps = (uint32_t)g->kh * g->kw;
+  const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
+  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  for (uint16_t o = u->o0; o < u->o1; o++) {
+    for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
+      const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
+      const uint16_t dy0 = step_live_first(iy0, g->kh), dy1 = step_live_end(iy0, g->kh, g->in_h);
+      for (uint16_t ox = u->ox0; ox < u->ox1; ox++) {
+        const uint32_t idx = (uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox;
+        const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
+        const uint16_t dx0 = step_live_first(ix0, g->kw), dx1 = step_live_end(ix0, g->kw, g->in_w);
+        const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
+        const bool live = dy1 > dy0 && nx > 0;
+        const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
+        const uint32_t t0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
+        uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
+        uint32_t xc = x0 + (uint32_t)u->c0 * in_hw;
+        for (uint16_t c = u->c0; live && c < u->c1; c++, xc += in_hw) {
+          uint32_t wbase; /* index of W[o][c][0][0] */
+          if (k == 1) {
+            wbase = ((uint32_t)o * g->in_ch + c) * taps;
+          } else {
+            const uint16_t d = (uint16_t)((o % k + k - c % k) % k);
+            wbase = (((uint32_t)(o / k) * q + c / k) * k + d) * taps;
+          }
+          uint32_t xo = xc, wo = wbase + t0;
+          for (uint16_t dy = dy0;;) {
+            for (uint16_t dx = 0; dx < nx; dx++)
+              acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
+            if (++dy >= dy1) break;
+            xo += g->in_w;
+            wo += g->kw;
+          }
+        }
+        if (last) {
+          if (bias != 0) acc += (uint32_t)bias[o];
+          y[idx] = bl_requant_s32(bl_wrap_s32(acc), shift);
+        } else {
+          acc_out[idx] = bl_wrap_s32(acc);
+        }
+      }
+    }
+  }
+  return BL_OK;
+}
+
+bl_status bl_mac_step_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                          const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
+                          const bl_mac_unit *u) {
+  if (w == 0) return BL_ERR_ARG;
+  return mac_step(x, g, w, 0, k, acc_in, acc_out, bias, shift, y, u);
+}
+
+bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                         const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
+                         const bl_mac_unit *u) {
+  if (w == 0) return BL_ERR_ARG;
+  return mac_step(x, g, 0, w, k, acc_in, acc_out, bias, shift, y, u);
+}
