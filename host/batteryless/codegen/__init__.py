@@ -29,6 +29,7 @@ from batteryless.artifact import Artifact, load_artifact, propagate_shapes
 from batteryless.boards import Board, load_board
 from batteryless.codegen.costs import CostModel, cost_model
 from batteryless.errors import CodegenError, UsageError
+from batteryless.eve.modes import has_modes
 from batteryless.spec import twiddles
 from batteryless.stand_in import codegen_warning
 
@@ -447,6 +448,11 @@ def codegen(
     out.mkdir(parents=True, exist_ok=True)
     files = _emit(art, art_path.name, art_sha, b, backend, plan, out, buffers_in)
     schedule = _schedule(art, art_path.name, art_sha, b, backend, plan, memory, costs)
+    if has_modes(art):  # EVE: every mode in the schedule, and the mode table (eve/device.py)
+        from batteryless.eve.device import add_modes
+
+        banner = _banner(art_path.name, art_sha, b, backend, ("/*", "*/"))
+        files += add_modes(art, schedule, b, out, banner)
     sched_path = out / "schedule.json"
     _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return CodegenResult(

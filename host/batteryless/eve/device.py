@@ -1,0 +1,80 @@
+"""What codegen adds for an artifact with EVE modes: one schedule mode per EVE mode and the mode table.
+
+Per-mode task costs are *predicted*: each weight layer's tasks are scaled by the ratio of the MACs the mode
+does in that layer to the full layer's (``eve.modes.mode_stats`` under the path codegen chose; the MAC count
+includes the FFT path's transforms, and a mode skips the transforms of input blocks it never reads and
+output block rows it never writes). Other tasks (ReLU, pooling) cost the same in every mode. The mode table's
+thresholds come from those predicted energies and the board's energy buffer (``eve.select``).
+
+The generated kernels still run every stored block: the firmware image executes mode 0 only. What is
+missing on the device is listed in docs/eve.md.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from batteryless.artifact import layer_stats
+from batteryless.eve.modes import active_blocks
+from batteryless.eve.select import emit_c_table, mode_table
+
+
+def mode_layer_ratios(art, paths: dict[str, str]) -> list[dict[str, float]]:
+    """Per mode: weight-layer name → MACs in that mode / MACs of the full layer (under ``paths``)."""
+    out = []
+    for mi in range(len(art.modes)):
+        ratios = {}
+        for layer in art.weight_layers():
+            lay = {**layer, "path": paths.get(layer["name"], layer.get("path", "direct"))}
+            full = layer_stats(lay, art.tensors, art.input_shape, art.layers)["macs"]
+            mode = layer_stats(
+                lay, art.tensors, art.input_shape, art.layers, active=active_blocks(art, layer, mi)
+            )
+            ratios[layer["name"]] = mode["macs"] / full if full else 1.0
+        out.append(ratios)
+    return out
+
+
+def mode_schedule_modes(art, schedule: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schedule's ``modes``, one entry per EVE mode (mode 0 keeps codegen's tasks as they are)."""
+    base = schedule["modes"][0]["tasks"]
+    out = []
+    for mi, ratios in enumerate(mode_layer_ratios(art, schedule.get("paths", {}))):
+        tasks = copy.deepcopy(base)
+        if mi:
+            for t in tasks:
+                r = ratios.get(t["layer"], 1.0)
+                if r != 1.0:
+                    t["cycles"] = max(1, int(round(t["cycles"] * r)))
+                    if t.get("energy_j") is not None:
+                        t["energy_j"] = t["energy_j"] * r
+                    t["instructions"] = None
+                    t["measured"] = False
+        out.append({"name": art.modes[mi]["name"], "tasks": tasks})
+    return out
+
+
+def predicted_energy_j(schedule: dict[str, Any], mode: dict[str, Any]) -> float:
+    """One inference in ``mode``: its tasks' energy plus one fixed commit per task (FLEX commits each)."""
+    fixed = schedule.get("commit", {}).get("fixed_energy_j", 0.0) or 0.0
+    return sum((t.get("energy_j") or 0.0) + fixed for t in mode["tasks"])
+
+
+def add_modes(art, schedule: dict[str, Any], board, out: Path, banner: str) -> list[Path]:
+    """Rewrite ``schedule`` in place with every EVE mode and the mode table; write ``eve_table.c``."""
+    schedule["modes"] = mode_schedule_modes(art, schedule)
+    energies = [predicted_energy_j(schedule, m) for m in schedule["modes"]]
+    # a smaller mode never costs more: the prediction is monotone by construction (nested blocks), but keep
+    # the table's precondition explicit for rounding
+    for i in range(1, len(energies)):
+        energies[i] = min(energies[i], energies[i - 1])
+    buf = board.energy_buffer
+    table = mode_table(energies, buf.capacitance_f, buf.v_off, names=[m["name"] for m in art.modes])
+    schedule["eve"] = {**table.as_dict(), "predicted": True}
+    from batteryless.codegen import _write_atomic
+
+    path = out / "eve_table.c"
+    _write_atomic(path, emit_c_table(table, banner))
+    return [path]
