@@ -99,8 +99,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "import-tflite",
         help="read a .tflite model (float or int8) into a torch model for compress",
         description="FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, AVERAGE/MAX_POOL_2D, RESHAPE, SOFTMAX and "
-        "RELU variants → a channels-first nn.Sequential with de-quantised weights; other operators are "
-        "refused by name.",
+        "RELU variants → a channels-first nn.Sequential with de-quantised weights; static shape arithmetic "
+        "(SHAPE, STRIDED_SLICE, PACK of an unknown-batch Flatten) is folded at batch 1; other operators are "
+        "refused by name. compress --model file.tflite (or the --out file) takes the result.",
     )
     i.add_argument("model", help=".tflite file")
     i.add_argument("--out", help="save the torch model here (.pt)")
