@@ -386,3 +386,27 @@ def test_folded_strided_slice_agrees_with_tensorflow(vec, begin, end, stride, ma
     ).numpy()  # fmt: skip
     got = _strided_slice(x, np.array([begin]), np.array([end]), np.array([stride]), o)
     assert got is not None and np.array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_cli_compress_takes_a_keras_tflite_with_unknown_batch(unbatched_models, tmp_path, capsys):
+    """The issue's user: a Keras Sequential converted with the default batch goes straight to compress."""
+    from batteryless.artifact import load_artifact
+
+    path = tmp_path / "keras.tflite"
+    path.write_bytes(unbatched_models["sequential", "int8"][1])
+    rng = np.random.default_rng(0)
+    x = rng.random((240, 1, 8, 8), dtype=np.float32)  # channels-first, as the imported model takes it
+    y = np.arange(240) % 6  # the model has 6 outputs: 6 classes
+    np.savez(tmp_path / "d.npz", x_train=x[:180], y_train=y[:180], x_test=x[180:], y_test=y[180:])
+    quick = ["--admm-rounds", "1", "--retrain-epochs", "1", "--block", "4"]
+    args = ["-q", "compress", "--model", str(path), "--dataset", "npz", "--data", str(tmp_path / "d.npz")]
+    assert main([*args, "--out", str(tmp_path / "m.bl"), *quick]) == 0
+    assert "model keras (tflite): taken as trained" in capsys.readouterr().out
+    art = load_artifact(tmp_path / "m.bl")
+    assert [layer["name"] for layer in art.weight_layers()] == ["conv1", "fc1"]
+    # the same file on 10-class data: refused before training, naming the last layer and both counts
+    assert main(["-q", "compress", "--model", str(path), "--out", str(tmp_path / "n.bl"), *quick]) == 4
+    err = capsys.readouterr().err
+    assert "gives 6 outputs per sample (last layer 4) but the dataset has 10 classes" in err
+    assert not (tmp_path / "n.bl").exists()
