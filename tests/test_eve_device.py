@@ -58,3 +58,49 @@ def test_codegen_without_modes_writes_no_table(generated):
     plain, _, d = generated
     assert not (d / "plain" / "eve_table.c").exists()
     assert "eve" not in plain.schedule
+
+
+# --- the schedule-level emulator with modes --------------------------------------------------------------
+def _chain(trace, capacitance_f=None):
+    from batteryless.boards import load_board
+    from batteryless.emulate import power_chain
+    from batteryless.emulate.power import load_from_board
+
+    b = load_board("msp430fr5994")
+    tr, conv, pan, buf = power_chain(b, trace, capacitance_f=capacitance_f)
+    return tr, conv, pan, buf, load_from_board(b, b.clock_hz)
+
+
+@pytest.mark.parametrize("trace", ["kinetic-walk", "rf-3m"])
+def test_adaptive_loop_with_a_fixed_mode_matches_the_closed_form_emulator(generated, trace):
+    from batteryless.emulate import emulate
+    from batteryless.emulate.adaptive import run_adaptive
+
+    _, _, d = generated
+    sched = load_schedule(d / "modes" / "schedule.json")
+    tr, conv, pan, buf, load = _chain(trace)
+    for m in (0, 2):
+        mine = run_adaptive(sched, None, tr, conv, pan, buf, load, fixed_mode=m)
+        ref = emulate(sched, trace, "msp430fr5994", policies=["flex"], mode=sched.modes[m].name, plots=False)
+        run = ref["runs"][0]
+        assert (mine.inferences, mine.power_failures) == (run["inferences"], run["power_failures"])
+
+
+def test_adaptive_loop_picks_modes_by_the_table_and_finishes_in_the_mode_it_started(generated):
+    from batteryless.emulate.adaptive import run_adaptive
+
+    _, _, d = generated
+    sched = load_schedule(d / "modes" / "schedule.json")
+    eve = json.loads((d / "modes" / "schedule.json").read_text())["eve"]
+    tr, conv, pan, buf, load = _chain("markov-2mw", capacitance_f=100e-6)
+    t = mode_table(eve["energy_j"], buf.capacitance_f, buf.v_off, hysteresis=eve["hysteresis"])
+    r = run_adaptive(sched, t, tr, conv, pan, buf, load, record=True, period_s=10.0)
+    assert sum(r.per_mode) == r.inferences > 0
+    assert r.power_failures > 0  # inferences do get cut
+    prev = len(t.stay_mv) - 1
+    for _, v, m in r.timeline:  # every start: the selector's pick at the voltage the device read
+        assert m == select_mode(t, int(1000.0 * v), prev)
+        prev = m
+    # each completed inference ran in the mode it started in: completions per mode never exceed starts
+    starts = [sum(1 for *_, m in r.timeline if m == i) for i in range(len(t.stay_mv))]
+    assert all(c <= s for c, s in zip(r.per_mode, starts, strict=True))
