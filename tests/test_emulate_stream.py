@@ -271,6 +271,11 @@ def test_cli_paths_are_checked_up_front(capsys, tmp_path):
         (("--trace", str(tmp_path / "no.csv")), 11, r"no.csv: trace file not found"),
         (("--trace", "solar-office", "--schedule", str(tmp_path)), 12, r"schedule file is a folder"),
         (("--trace", "solar-office", "--out", str(tmp_path / "f.txt")), 2, r"it is a file, not a folder"),
+        (
+            ("--trace", "solar-office", "--firmware", "--artifact", str(tmp_path / "m.bl")),
+            6,
+            r"artifact not found",
+        ),
     ]
     for extra, code, pattern in cases:
         got, err = _cli(capsys, *BASE, *extra)

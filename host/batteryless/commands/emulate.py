@@ -141,7 +141,7 @@ def check_emulate_args(args: argparse.Namespace) -> None:
     import math
 
     from batteryless.emulate.traces import bundled_traces
-    from batteryless.errors import ScheduleError, TraceError
+    from batteryless.errors import ArtifactError, ScheduleError, TraceError
     from batteryless.paths import check_input_file, check_output_dir
     from batteryless.schedule import EXAMPLES
 
@@ -158,7 +158,7 @@ def check_emulate_args(args: argparse.Namespace) -> None:
         if s not in ("example", *EXAMPLES) or Path(s).exists():
             check_input_file(s, "schedule file", ScheduleError)
     if args.artifact:
-        check_input_file(args.artifact, "artifact", UsageError)
+        check_input_file(args.artifact, "artifact", ArtifactError)
     if args.out:
         check_output_dir(args.out, "report folder")
 

@@ -223,6 +223,8 @@ class TraceStream:
         carry_t, carry_v, last_dt = None, None, None
         self.samples = 0
         for t, v in self.blocks():
+            if len(t) == 0:
+                continue
             self.samples += len(t)
             if carry_t is not None:
                 t = np.concatenate(((carry_t,), t))
