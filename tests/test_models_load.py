@@ -317,3 +317,15 @@ def test_tabular_model_without_flatten_gets_one_for_feature_vectors(tmp_path):
     # on images the same omission is an error, not a silent reshape
     with pytest.raises(ModelError, match="add nn.Flatten"):
         compress(nn.Sequential(nn.Linear(8, 10)), "digits", config=QUICK)
+
+
+def test_exported_with_a_dynamic_batch(tmp_path):
+    """torch.export with a dynamic batch reads the batch size at run time (sym_size): shape arithmetic."""
+    torch.manual_seed(5)
+    chain = ChainNet().eval()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(chain, (_x(2),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, str(tmp_path / "dyn.pt2"))
+    lm = load_model(str(tmp_path / "dyn.pt2"), SHAPE, 10)
+    assert [type(m).__name__ for m in lm.module] == ["Conv2d", "ReLU", "Flatten", "Linear"]
+    _same(lm.module, chain)

@@ -24,6 +24,7 @@ import copy
 import importlib
 import importlib.util
 import inspect
+import operator
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,6 +242,9 @@ def _load_exported(path: Path, input_shape: Shape) -> nn.Module:
     gm = program.module()
     table = _export_table()
     flat = _aten("view"), _aten("reshape"), _aten("_unsafe_view")
+    sizes = {
+        _aten("sym_size.int")
+    }  # the batch size read at run time by a program exported with a dynamic batch
     layers: list[nn.Module] = []
     cur = None
     for node in gm.graph.nodes:
@@ -258,11 +262,17 @@ def _load_exported(path: Path, input_shape: Shape) -> nn.Module:
                 raise ModelError(f"{path}: the output is not the end of one chain of layers")
             break
         where = f"{path}: op {node.name} ({node.target})"
-        if node.target is __import__("operator").getitem:
+        if node.target in sizes:
+            continue  # shape arithmetic, not a layer
+        if node.target is operator.getitem:
             if node.args[0] is cur and node.args[1] == 0:  # first output of a multi-output op (batch norm)
                 cur = node
             continue
-        users = [u for u in cur.users if u.op != "call_module"] if cur is not None else []
+        users = (
+            [u for u in cur.users if u.op != "call_module" and u.target not in sizes]
+            if cur is not None
+            else []
+        )
         if node in users and len(users) > 1:
             raise ModelError(
                 f"{where}: not one chain of layers (a branch or skip connection: {cur.name} feeds "
