@@ -329,3 +329,9 @@ def test_exported_with_a_dynamic_batch(tmp_path):
     lm = load_model(str(tmp_path / "dyn.pt2"), SHAPE, 10)
     assert [type(m).__name__ for m in lm.module] == ["Conv2d", "ReLU", "Flatten", "Linear"]
     _same(lm.module, chain)
+
+
+def test_torchscript_of_a_custom_forward_points_to_torch_export(tmp_path):
+    torch.jit.script(ChainNet()).save(str(tmp_path / "custom.pt"))
+    with pytest.raises(ModelError, match=r"\(ChainNet\) is a container with its own forward.*torch\.export"):
+        load_model(str(tmp_path / "custom.pt"), SHAPE, 10)
