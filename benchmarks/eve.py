@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""EVE benchmark: nested modes over one weight store vs fixed modes, the dense model and K separate models.
+
+For the digits MLP and CNN: ``compress --modes 3`` (default keep 1, 0.5, 0.25; 20 sandwich epochs), the
+single-mode model of today (``compress``), K−1 separately compressed smaller models (block pruning to the
+same keep fractions) and the dense model (block 1, 8-bit weights so that it fits). Per mode: integer (spec)
+accuracy on the test split, MACs, weight bytes touched, predicted cycles and energy of one inference on the
+MSP430FR5994 (ref backend, board cost model: codegen's schedule). Per trace (the four bundled traces, the
+board's 100 uF and 1 mF) and policy (``eve`` adaptive, ``mode-<i>`` fixed, ``dense``, ``separate`` = the
+same selector over K separately stored models): inferences and correct inferences per hour, power failures,
+energy per inference and mean latency, from the schedule-level emulator (emulate/adaptive.py) under FLEX
+with a demand model of one sensor event every PERIOD seconds (default 10 s; one-deep buffer, idle between
+events).
+
+Not measured here (null in the JSON): ``instructions`` (the image runs mode 0 only, so per-mode counts
+cannot be measured yet), ``switch_cycles``, ``search_seconds`` and ``trials`` (no search yet).
+
+Writes benchmarks/results/eve.json and docs/img/eve_modes.png (mode vs stored energy over a trace). Run:
+    nice .venv/bin/python benchmarks/eve.py [--quick] [--period 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from batteryless import __version__
+from batteryless.boards import load_board
+from batteryless.codegen import codegen
+from batteryless.datasets import load_dataset
+from batteryless.emulate import power_chain
+from batteryless.emulate.adaptive import run_adaptive
+from batteryless.emulate.power import load_from_board
+from batteryless.eve.modes import default_keep, mode_stats, store_summary
+from batteryless.eve.select import mode_table
+from batteryless.eve.train import EveConfig
+from batteryless.rad.admm import AdmmConfig
+from batteryless.rad.compress import CompressConfig, compress
+from batteryless.schedule import load_schedule
+from batteryless.spec import predict
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "eve.json"
+PLOT = ROOT / "docs" / "img" / "eve_modes.png"
+BOARD = "msp430fr5994"
+TRACES = ("solar-office", "rf-3m", "kinetic-walk", "markov-2mw")
+CAPS = (100e-6, 1e-3)
+K = 3
+
+
+def _compress(model: str, out: Path, quick: bool, **kw) -> tuple:
+    extra = (
+        dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+        if quick
+        else {}
+    )
+    if "admm" in kw and quick:
+        extra.pop("admm")
+    t0 = time.perf_counter()
+    art, rep = compress(model, "digits", out=out, config=CompressConfig(**{**extra, **kw}))
+    return art, rep, time.perf_counter() - t0
+
+
+def _schedule(path: Path, out: Path) -> dict:
+    codegen(path, BOARD, out, backend="ref", buffers_in="nvm")
+    return json.loads((out / "schedule.json").read_text())
+
+
+def _energy(sched: dict, mode: dict) -> float:
+    from batteryless.eve.device import predicted_energy_j
+
+    return predicted_energy_j(sched, mode)
+
+
+def _merged(scheds: list[dict], names: list[str], path: Path) -> None:
+    """One schedule whose modes are other models' single modes (the 'separate' and fixed baselines)."""
+    s = dict(scheds[0])
+    s["modes"] = [{"name": n, "tasks": sc["modes"][0]["tasks"]} for n, sc in zip(names, scheds, strict=True)]
+    s.pop("eve", None)
+    path.write_text(json.dumps(s))
+
+
+def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) -> dict:
+    ds = load_dataset("digits")
+    keep = default_keep(K)
+    eve_epochs = 1 if quick else 20
+    art, rep, sec = _compress(
+        model, work / f"{model}-eve.bl", quick, modes=K, eve=EveConfig(epochs=eve_epochs)
+    )
+    single, srep, _ = _compress(model, work / f"{model}-single.bl", quick)
+    separate = [single]
+    for f in keep[1:]:
+        a, _, _ = _compress(model, work / f"{model}-sep{f}.bl", quick, prune_ratio=round(1 - f, 4))
+        separate.append(a)
+    # 8-bit weights: the dense int16 MLP (34 kB of weights) does not fit the FR5994 code region
+    dense, _, _ = _compress(
+        model, work / f"{model}-dense.bl", quick, block_size=1, weight_bits=8, admm=AdmmConfig(rounds=0)
+    )
+    acc = [float((predict(art, ds.x_test, mode=m) == ds.y_test).mean()) for m in range(K)]
+    acc_sep = [float((predict(a, ds.x_test) == ds.y_test).mean()) for a in separate]
+    acc_dense = float((predict(dense, ds.x_test) == ds.y_test).mean())
+
+    s_eve = _schedule(work / f"{model}-eve.bl", work / f"{model}-eve-gen")
+    s_sep = [_schedule(work / f"{model}-sep{f}.bl", work / f"{model}-sep{f}-gen") for f in keep[1:]]
+    s_single = _schedule(work / f"{model}-single.bl", work / f"{model}-single-gen")
+    s_dense = _schedule(work / f"{model}-dense.bl", work / f"{model}-dense-gen")
+    _merged([s_single, *s_sep], [f"sep{i}" for i in range(K)], work / f"{model}-separate.json")
+    _merged([s_dense], ["dense"], work / f"{model}-dense.json")
+    sched = {
+        "eve": load_schedule(work / f"{model}-eve-gen" / "schedule.json"),
+        "separate": load_schedule(work / f"{model}-separate.json"),
+        "dense": load_schedule(work / f"{model}-dense.json"),
+    }
+    e_eve = [_energy(s_eve, m) for m in s_eve["modes"]]
+    e_sep = [_energy(s, s["modes"][0]) for s in [s_single, *s_sep]]
+    e_dense = _energy(s_dense, s_dense["modes"][0])
+    modes = []
+    for m in range(K):
+        st = mode_stats(art, m)["total"]
+        modes.append(
+            {
+                "mode": m,
+                "keep": keep[m],
+                "accuracy": acc[m],
+                "macs": st["macs"],
+                "weight_bytes": st["weight_bytes"],
+                "cycles": sum(t["cycles"] for t in s_eve["modes"][m]["tasks"]),
+                "instructions": None,
+                "energy_uj": 1e6 * e_eve[m],
+            }
+        )
+    store = store_summary(art)
+    b = load_board(BOARD)
+    load = load_from_board(b, b.clock_hz)
+    traces = []
+    timeline = None
+    for cap in CAPS:
+        for trace in TRACES:
+            tr, conv, pan, buf = power_chain(b, trace, capacitance_f=cap)
+            runs = [("eve", sched["eve"], e_eve, acc, None)]
+            runs += [(f"mode-{m}", sched["eve"], e_eve, acc, m) for m in range(K)]
+            runs += [("dense", sched["dense"], [e_dense], [acc_dense], 0)]
+            runs += [("separate", sched["separate"], sorted(e_sep, reverse=True), acc_sep, None)]
+            for policy, sc, energies, accs, fixed in runs:
+                energies = [min(energies[: i + 1]) for i in range(len(energies))]  # non-increasing
+                table = mode_table(energies, cap, buf.v_off)
+                t0 = time.perf_counter()
+                rec = plot and policy == "eve" and trace == "markov-2mw" and cap == CAPS[0]
+                r = run_adaptive(
+                    sc, table, tr, conv, pan, buf, load, fixed_mode=fixed, period_s=period, record=rec
+                )
+                if rec:
+                    timeline = r.timeline
+                h = r.duration_s / 3600.0
+                correct = sum(n * a for n, a in zip(r.per_mode, accs, strict=True))
+                traces.append(
+                    {
+                        "trace": trace,
+                        "capacitance_f": cap,
+                        "policy": policy,
+                        "inferences_per_hour": r.inferences / h,
+                        "correct_per_hour": correct / h,
+                        "mean_accuracy": correct / r.inferences if r.inferences else None,
+                        "power_failures": r.power_failures,
+                        "energy_per_inference_uj": 1e6 * r.task_energy_j / r.inferences
+                        if r.inferences
+                        else None,
+                        "mean_latency_s": float(np.mean(r.latencies_s)) if r.latencies_s else None,
+                        "per_mode": r.per_mode,
+                        "switches": r.switches,
+                        "emulate_seconds": round(time.perf_counter() - t0, 2),
+                    }
+                )
+    if timeline:
+        _plot(timeline, model, period)
+    return {
+        "model": model,
+        "dataset": "digits",
+        "modes": modes,
+        "single_mode_accuracy": float(srep["accuracy"]["reference_accuracy"]),
+        "separate_accuracy": acc_sep,
+        "dense_accuracy": acc_dense,
+        "store_bytes": store["store_bytes"],
+        "separate_bytes": store["separate_bytes"],
+        "largest_mode_bytes": store["largest_mode_bytes"],
+        "separate_models_bytes": int(
+            sum(
+                mode_stats(a, 0)["total"]["weight_bytes"] + mode_stats(a, 0)["total"]["bias_bytes"]
+                for a in separate
+            )
+        ),
+        "switch_cycles": None,
+        "search_seconds": None,
+        "trials": None,
+        "compress_seconds": round(sec, 1),
+        "traces": traces,
+    }
+
+
+def _plot(timeline, model: str, period: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.array([x[0] for x in timeline]) / 3600.0
+    v = np.array([x[1] for x in timeline])
+    m = np.array([x[2] for x in timeline])
+    fig, ax = plt.subplots(2, 1, figsize=(8, 4.5), sharex=True)
+    ax[0].plot(t, v, ".", ms=2)
+    ax[0].set_ylabel("buffer V at start")
+    ax[1].step(t, m, where="post")
+    ax[1].set_yticks(sorted(set(m.tolist()) | {0}))
+    ax[1].set_ylabel("mode (0 = largest)")
+    ax[1].set_xlabel("hours (markov-2mw trace, 100 uF)")
+    fig.suptitle(f"EVE {model}: mode picked before each inference (one event every {period:g} s)")
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT, dpi=90)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny training (smoke run, numbers meaningless)")
+    ap.add_argument("--period", type=float, default=10.0, help="demand model: seconds between events")
+    ap.add_argument("--models", default="mlp,cnn")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, model in enumerate(args.models.split(",")):
+            rows.append(run_model(model, Path(tmp), args.quick, args.period, plot=i == 0))
+            print(f"{model}: done after {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    out = {
+        "models": rows,
+        "demand_period_s": args.period,
+        "board": BOARD,
+        "backend": "ref",
+        "run": {
+            "tool": f"batteryless {__version__}",
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "quick": args.quick,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "command": "python benchmarks/eve.py" + (" --quick" if args.quick else ""),
+        },
+    }
+    if not args.quick:
+        RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(tables(out), indent=1) if args.quick else f"wrote {RESULTS}")
+    return 0
+
+
+def tables(out: dict) -> list:
+    return [
+        {
+            "model": r["model"],
+            "modes": [
+                (m["mode"], round(m["accuracy"], 4), m["macs"], round(m["energy_uj"], 1)) for m in r["modes"]
+            ],
+            "store": (r["store_bytes"], r["separate_bytes"]),
+        }
+        for r in out["models"]
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
