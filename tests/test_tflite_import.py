@@ -262,6 +262,8 @@ def test_cli_import_writes_a_loadable_model(float_tflite, inputs, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("batteryless import-tflite: error:") and "\n" not in err
     assert not (tmp_path / "bad.pt").exists()
+    assert main(["-q", "import-tflite", str(src), "--out", str(tmp_path)]) == 2  # a folder: one line
+    assert "is a folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -450,6 +450,10 @@ def import_tflite(
     """Read ``path`` (.tflite) into a torch model; with ``out``, also save it (``torch.save`` of a dict with
     the Sequential under ``"model"`` and the import summary) atomically."""
     report(progress, "import", 0, 2)
+    if out is not None and Path(out).is_dir():  # the folder would be created below; a folder is no file
+        from batteryless.paths import check_output_file
+
+        check_output_file(out, "the imported model")
     g = read_file(path)
     imported = build_sequential(g, str(path))
     report(progress, "import", 1, 2)
