@@ -339,3 +339,35 @@ def test_models_verb(capsys):
     assert counts["cnn"] == (1 * 9 * 8 + 8) + (8 * 9 * 16 + 16) + (16 * 4 * 4 * 10 + 10)
     digits = {m["name"]: m for m in models("digits")["models"]}
     assert digits["lenet5"]["params"] is None and "does not fit" in digits["lenet5"]["note"]
+
+
+S, F, L = nn.Sequential, nn.Flatten, nn.Linear
+
+
+@pytest.mark.parametrize(
+    "net, shape, classes, message",
+    [
+        # the cases
+        (S(L(64, 10)), (1, 8, 8), 10, r"layer 0 \(Linear\) gets a feature map of shape \(1, 8, 8\)"),
+        (S(F(), L(30, 2)), (1, 8, 8), 2, r"expects 30 input features .* \(64,\)"),
+        (S(F(), L(30, 1)), (1, 30), 2, r"gives 1 output .* 2 classes.*two outputs"),
+        (S(F(), L(30, 2)).double(), (1, 30), 2, r"weight of dtype float64"),
+        # more of the same family
+        (S(F(), L(30, 10)), (1, 30), 2, r"gives 10 outputs .* 2 classes"),
+        (S(nn.Conv2d(3, 4, 3), F(), L(144, 2)), (1, 8, 8), 2, r"3 input channels"),
+        (S(nn.Conv2d(1, 4, 3), F(), L(4, 2)), (1, 30), 2, r"needs \(C, H, W\)"),
+        (S(nn.Conv1d(1, 4, 3), F(), L(4, 2)), (1, 8, 8), 2, r"needs \(C, L\)"),
+        (S(nn.MaxPool2d(2), F(), L(4, 2)), (1, 30), 2, r"0 \(MaxPool2d\) needs \(C, H, W\)"),
+        (S(F(), L(30, 8), nn.BatchNorm1d(6), L(8, 2)), (1, 30), 2, r"2 \(BatchNorm1d\) normalises 6"),
+        (
+            S(nn.Conv2d(1, 2, 9), F(), L(2, 2)),
+            (1, 8, 8),
+            2,
+            r"0 \(Conv2d\) cannot take input of shape \(1, 8, 8",
+        ),
+    ],
+)
+def test_shape_class_and_dtype_mismatches_are_one_line_naming_the_layer(net, shape, classes, message):
+    with pytest.raises(ModelError, match=message) as err:
+        check_supported(net, shape, classes)
+    assert "\n" not in str(err.value)
