@@ -202,7 +202,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a zoo model name (default: mlp), a model file (TorchScript .pt, torch.export .pt2, .tflite, "
         "import-tflite's .pt) or module.py:factory; see docs/byo-model.md",
     )
-    p.add_argument("--state-dict", help="weights for --model (a torch.save'd state dict): it is then trained")
+    p.add_argument(
+        "--state-dict",
+        help="weights for --model (a torch.save'd state dict); the model then counts as trained",
+    )
     trained = p.add_mutually_exclusive_group()
     trained.add_argument(
         "--train",
