@@ -1,0 +1,1166 @@
+/* batteryless MSP430FR5994 simulator: the MSP430X CPU, the MPY32, the FRAM controller's wait states and
+ * cache, MCLK cycle counting and power cuts. Built as a shared library and driven from Python through
+ * ctypes (host/batteryless/firmware/msp430sim.py), cached by source hash like the QEMU plugin.
+ *
+ * Written for this project from TI's MSP430FR58xx/59xx/68xx/69xx family user's guide (SLAU367): CPUX
+ * chapter (addressing modes, instruction encodings incl. extension words, address instructions,
+ * PUSHM/POPM, status bits, instruction cycle tables), MPY32 chapter (register map and operation), FRAM
+ * controller chapter (NWAITS, cache), and the FR5994 datasheet SLASE54D (memory map). Timing sources and
+ * assumptions are listed in one place: TIMING below. Nothing is copied from other simulators.
+ *
+ * Memory: one flat 1 MB byte array. Peripherals (0x0000-0x0FFF) are plain registers except the MPY32
+ * (0x04C0-0x04EF), FRCTL0 (0x0140) and the mark register (board.toml [emulator].mark_register), whose
+ * writes are logged with their MCLK cycle. A power cut keeps FRAM (info 0x1800-0x19FF and main FRAM
+ * 0x4000-0x43FFF) and loses registers, SRAM (0x1C00-0x3BFF, incl. the LEA RAM), peripheral state and the
+ * FRAM cache; SRAM is filled with a deterministic pseudo-random pattern, as real SRAM is not zero. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BL_API __attribute__((visibility("default")))
+
+#define MEM_SIZE 0x100000u
+#define ADDR_MASK 0xFFFFFu
+
+enum { PC = 0, SP = 1, SR = 2, CG2 = 3 };
+enum { F_C = 0x0001, F_Z = 0x0002, F_N = 0x0004, F_GIE = 0x0008, F_CPUOFF = 0x0010, F_V = 0x0100 };
+
+/* Why bl_sim_run returned. */
+enum {
+  STOP_LIMIT = 0,   /* cycle or instruction limit reached */
+  STOP_PC = 1,      /* PC reached stop_pc */
+  STOP_HALT = 2,    /* CPUOFF with interrupts disabled: the CPU sleeps forever */
+  STOP_ILLEGAL = 3, /* an opcode this CPU does not have */
+  STOP_VACANT = 4,  /* fetch outside FRAM/SRAM (vacant memory) */
+};
+
+/* ---- TIMING -----------------------------------------------------------------------------------------
+ * CPU cycles per instruction, from the MSP430X CPU cycle tables of SLAU367 §4.5.1.5 (the same tables are
+ * in SLAU208 for the F5xx CPUX), indexed by addressing-mode class:
+ *   source class: 0 = Rn or a constant-generator value, 1 = @Rn, 2 = @Rn+ or #N, 3 = x(Rn), EDE, &EDE
+ *   destination class (format I): 0 = Rm, 1 = PC, 2 = x(Rm), EDE, &EDE
+ * Format I (double operand): MOV, BIT and CMP to a memory destination take one cycle less (table note).
+ * Format II: RRA/RRC/SWPB/SXT 1,3,3,4; PUSH 3,3,3,4; CALL 4,4,4,5 with CALL &EDE 6. RETI 5. Jumps 2.
+ * Extension word (MSP430X instructions with a prefix): the cycles of the plain instruction + 1 for the
+ * extension word, + 1 per extra memory word of a 20-bit (.A) memory operand, and n - 1 more for a repeated
+ * register instruction (SLAU367: "the repeat count adds one cycle per repetition").
+ * Address instructions (SLAU367 table "Address instructions, cycles"): MOVA/ADDA/SUBA/CMPA Rs,Rd 1;
+ * #imm20,Rd 2; MOVA @Rs,Rd and @Rs+,Rd 3; &abs20,Rd and x(Rs),Rd 4; Rs,&abs20 and Rs,x(Rd) 4; with
+ * Rd = PC two more (RETA = MOVA @SP+,PC: 4... listed as 5 with the refill). CALLA 5 (register,
+ * indexed, indirect), 6 (&abs20, EDE), 5 (#imm20). PUSHM/POPM: 2 + n (.W) or 2 + 2n (.A). RRCM/RRAM/
+ * RLAM/RRUM #n: n cycles.
+ * FRAM: every word the CPU reads from FRAM (instruction fetch or data) goes through the FRAM controller's
+ * read cache; a miss stalls MCLK by FRCTL0.NWAITS cycles (SLAU367 FRAM controller: "wait states are
+ * only required when there is a cache miss"). ASSUMED organisation (the user's guide describes a small
+ * 2-way set-associative cache of 64-bit lines but not every detail): 2 sets x 2 ways of 8-byte lines,
+ * LRU; a miss fills the whole line. FRAM writes: ASSUMED one wait state each at NWAITS >= 1 (writes pass
+ * the cache; the guide gives no write-stall figure) and they update a cached line. NWAITS comes from the
+ * firmware's own FRCTL0 write (0 after reset: before the clock set-up the CPU runs at 1 MHz-capable DCO
+ * reset frequency, so no stall). SRAM and peripherals: no wait states.
+ * MPY32: results are read back without extra delay (the compiler helpers read RES* right after writing
+ * OP2; the guide says a 16x16 result is ready for the next instruction).
+ * -------------------------------------------------------------------------------------------------- */
+static const uint8_t FMT1_CYCLES[4][3] = {{1, 2, 4}, {2, 3, 5}, {2, 3, 5}, {3, 4, 6}};
+static const uint8_t SHIFT_CYCLES[4] = {1, 3, 3, 4};
+static const uint8_t PUSH_CYCLES[4] = {3, 3, 3, 4};
+static const uint8_t CALL_CYCLES[4] = {4, 4, 4, 5};
+
+#define CACHE_SETS 2
+#define CACHE_WAYS 2
+
+typedef struct {
+  uint16_t op1_lo, op1_hi; /* operand 1 */
+  uint16_t op2_lo;         /* OP2L (32-bit operand 2, low word) */
+  uint16_t res[4];         /* RES0..RES3 */
+  uint16_t sumext;
+  uint16_t ctl0;      /* MPY32CTL0 */
+  uint8_t mode;       /* 0 MPY, 1 MPYS, 2 MAC, 3 MACS */
+  uint8_t op1_32;     /* operand 1 was written as 32 bits */
+} mpy32_t;
+
+typedef struct {
+  uint32_t r[16];
+  uint64_t cycles, insns;
+  uint64_t fram_reads, fram_misses, fram_writes, sram_accesses;
+  uint32_t stop_pc;
+  int32_t stop_reason;
+  uint32_t mark_addr;
+  uint32_t nmarks, cap_marks;
+  uint16_t *mark_val;
+  uint64_t *mark_cycle;
+  uint64_t *mark_insn;
+  uint32_t resets;
+  uint32_t nwaits;           /* from FRCTL0 */
+  int32_t fram_timing;       /* 0: model no FRAM wait states (compare with simulators that have none) */
+  uint32_t cache_tag[CACHE_SETS][CACHE_WAYS];
+  uint8_t cache_valid[CACHE_SETS][CACHE_WAYS];
+  uint8_t cache_lru[CACHE_SETS]; /* way to evict next */
+  mpy32_t mpy;
+  uint32_t sram_seed;
+  uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
+  uint32_t last_pc;
+  uint8_t mem[MEM_SIZE];
+} sim_t;
+
+/* ---- memory map -------------------------------------------------------------------------------------- */
+
+static inline int is_fram(uint32_t a)
+{
+  return (a >= 0x4000u && a < 0x44000u) || (a >= 0x1800u && a < 0x1A00u);
+}
+
+static inline int is_sram(uint32_t a) { return a >= 0x1C00u && a < 0x3C00u; }
+
+#define MPY_BASE 0x04C0u
+#define MPY_END 0x04F0u
+#define FRCTL0_ADDR 0x0140u
+
+/* FRAM controller read cache: returns the stall cycles of one read of the word at a. */
+static inline uint32_t fram_read_stall(sim_t *s, uint32_t a)
+{
+  uint32_t line = a >> 3, set = line % CACHE_SETS, w;
+  s->fram_reads++;
+  for (w = 0; w < CACHE_WAYS; w++) {
+    if (s->cache_valid[set][w] && s->cache_tag[set][w] == line) {
+      s->cache_lru[set] = (uint8_t)(w ^ 1u);
+      return 0;
+    }
+  }
+  w = s->cache_lru[set];
+  s->cache_tag[set][w] = line;
+  s->cache_valid[set][w] = 1;
+  s->cache_lru[set] = (uint8_t)(w ^ 1u);
+  s->fram_misses++;
+  return s->fram_timing ? s->nwaits : 0u;
+}
+
+static uint16_t periph_read(sim_t *s, uint32_t a);
+static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte);
+
+static inline uint16_t rd16(sim_t *s, uint32_t a)
+{
+  a &= ADDR_MASK & ~1u;
+  if (a < 0x1000u) {
+    return periph_read(s, a);
+  }
+  if (is_fram(a)) {
+    s->cycles += fram_read_stall(s, a);
+  }
+  return (uint16_t)(s->mem[a] | (s->mem[a + 1] << 8));
+}
+
+static inline uint8_t rd8(sim_t *s, uint32_t a)
+{
+  a &= ADDR_MASK;
+  if (a < 0x1000u) {
+    uint16_t w = periph_read(s, a & ~1u);
+    return (uint8_t)((a & 1u) ? w >> 8 : w);
+  }
+  if (is_fram(a)) {
+    s->cycles += fram_read_stall(s, a);
+  }
+  return s->mem[a];
+}
+
+static inline void fram_write_note(sim_t *s, uint32_t a)
+{
+  s->fram_writes++;
+  if (s->fram_timing && s->nwaits) {
+    s->cycles += 1;
+  }
+  (void)a; /* the cache holds data by address, and mem[] is the data: a cached line stays coherent */
+}
+
+static inline void wr16(sim_t *s, uint32_t a, uint16_t v)
+{
+  a &= ADDR_MASK & ~1u;
+  if (a < 0x1000u) {
+    periph_write(s, a, v, 0);
+    return;
+  }
+  if (is_fram(a)) {
+    fram_write_note(s, a);
+  }
+  s->mem[a] = (uint8_t)v;
+  s->mem[a + 1] = (uint8_t)(v >> 8);
+}
+
+static inline void wr8(sim_t *s, uint32_t a, uint8_t v)
+{
+  a &= ADDR_MASK;
+  if (a < 0x1000u) {
+    periph_write(s, a, v, 1);
+    return;
+  }
+  if (is_fram(a)) {
+    fram_write_note(s, a);
+  }
+  s->mem[a] = v;
+}
+
+static inline uint32_t rd20(sim_t *s, uint32_t a)
+{
+  return ((uint32_t)rd16(s, a) | ((uint32_t)rd16(s, a + 2) << 16)) & ADDR_MASK;
+}
+
+static inline void wr20(sim_t *s, uint32_t a, uint32_t v)
+{
+  wr16(s, a, (uint16_t)v);
+  wr16(s, a + 2, (uint16_t)((v >> 16) & 0xFu));
+}
+
+/* ---- MPY32 (SLAU367 chapter "32-Bit Hardware Multiplier") --------------------------------------------
+ * Word offsets from 0x04C0: 00 MPY, 02 MPYS, 04 MAC, 06 MACS, 08 OP2, 0A RESLO, 0C RESHI, 0E SUMEXT,
+ * 10 MPY32L, 12 MPY32H, 14 MPYS32L, 16 MPYS32H, 18 MAC32L, 1A MAC32H, 1C MACS32L, 1E MACS32H, 20 OP2L,
+ * 22 OP2H, 24 RES0, 26 RES1, 28 RES2, 2A RES3, 2C MPY32CTL0. Writing an operand-1 register selects the
+ * operation; writing OP2 (16-bit) or OP2H (after OP2L, 32-bit) starts it. MPY/MPYS 16x16 write RES0/RES1
+ * (RESLO/RESHI); 32-bit operations write RES0..RES3. MAC/MACS accumulate into the result registers.
+ * SUMEXT: MPY 0; MPYS sign of the result (0000/FFFF); MAC carry (0/1); MACS sign extension of the result.
+ * Byte writes to an operand register are sign-extended for the signed operations (MPYS_B, MACS_B) and
+ * zero-extended otherwise. Not modelled: fractional (MPYFRAC) and saturation (MPYSAT) modes, the
+ * delayed-write option (MPYDLYWRTEN); nothing in this project sets them. */
+
+static void mpy_compute(sim_t *s, uint32_t op2, int op2_32)
+{
+  mpy32_t *m = &s->mpy;
+  int sign = (m->mode & 1u) != 0;
+  int acc = (m->mode & 2u) != 0;
+  uint32_t op1 = (uint32_t)m->op1_lo | (m->op1_32 ? (uint32_t)m->op1_hi << 16 : 0u);
+  int wide = m->op1_32 || op2_32;
+  int64_t a, b;
+  uint64_t prod, old, sum;
+  if (sign) {
+    a = m->op1_32 ? (int64_t)(int32_t)op1 : (int64_t)(int16_t)op1;
+    b = op2_32 ? (int64_t)(int32_t)op2 : (int64_t)(int16_t)op2;
+  } else {
+    a = (int64_t)op1;
+    b = (int64_t)op2;
+  }
+  prod = (uint64_t)(a * b);
+  if (!wide) {
+    /* 16x16: the 32-bit result lives in RES0/RES1 (RESLO/RESHI). */
+    uint32_t p32 = (uint32_t)prod;
+    if (acc) {
+      uint32_t o = (uint32_t)m->res[0] | ((uint32_t)m->res[1] << 16);
+      uint64_t sum32 = (uint64_t)o + p32;
+      uint32_t r = (uint32_t)sum32;
+      m->res[0] = (uint16_t)r;
+      m->res[1] = (uint16_t)(r >> 16);
+      if (sign) {
+        m->sumext = (r & 0x80000000u) ? 0xFFFFu : 0u;
+      } else {
+        m->sumext = (uint16_t)((sum32 >> 32) & 1u);
+      }
+      m->ctl0 = (uint16_t)((m->ctl0 & ~1u) | (uint16_t)((sum32 >> 32) & 1u)); /* MPYC */
+    } else {
+      m->res[0] = (uint16_t)p32;
+      m->res[1] = (uint16_t)(p32 >> 16);
+      m->sumext = (sign && (p32 & 0x80000000u)) ? 0xFFFFu : 0u;
+      m->ctl0 = (uint16_t)(m->ctl0 & ~1u);
+    }
+    return;
+  }
+  if (acc) {
+    old = (uint64_t)m->res[0] | ((uint64_t)m->res[1] << 16) | ((uint64_t)m->res[2] << 32) |
+          ((uint64_t)m->res[3] << 48);
+    sum = old + prod;
+    if (sign) {
+      m->sumext = (sum >> 63) ? 0xFFFFu : 0u;
+    } else {
+      m->sumext = sum < old ? 1u : 0u;
+    }
+    m->ctl0 = (uint16_t)((m->ctl0 & ~1u) | (sum < old ? 1u : 0u));
+  } else {
+    sum = prod;
+    m->sumext = (sign && (sum >> 63)) ? 0xFFFFu : 0u;
+    m->ctl0 = (uint16_t)(m->ctl0 & ~1u);
+  }
+  m->res[0] = (uint16_t)sum;
+  m->res[1] = (uint16_t)(sum >> 16);
+  m->res[2] = (uint16_t)(sum >> 32);
+  m->res[3] = (uint16_t)(sum >> 48);
+}
+
+static void mpy_write(sim_t *s, uint32_t off, uint16_t v, int byte)
+{
+  mpy32_t *m = &s->mpy;
+  if (off < 0x08u || (off >= 0x10u && off < 0x20u)) {
+    /* operand 1: 00-06 16-bit (MPY, MPYS, MAC, MACS); 10-1E 32-bit low/high pairs */
+    uint8_t mode = (uint8_t)(off < 0x08u ? off >> 1 : (off - 0x10u) >> 2);
+    if (byte) {
+      v = (mode & 1u) ? (uint16_t)(int16_t)(int8_t)v : (uint16_t)(v & 0xFFu);
+    }
+    m->mode = mode;
+    if (off < 0x08u) {
+      m->op1_lo = v;
+      m->op1_32 = 0;
+    } else if (((off - 0x10u) & 2u) == 0u) {
+      m->op1_lo = v;
+      m->op1_32 = 0; /* until the high word arrives */
+    } else {
+      m->op1_hi = v;
+      m->op1_32 = 1;
+    }
+    return;
+  }
+  switch (off) {
+  case 0x08: /* OP2: start a 16-bit operand-2 multiply */
+    if (byte) {
+      v = (m->mode & 1u) ? (uint16_t)(int16_t)(int8_t)v : (uint16_t)(v & 0xFFu);
+    }
+    mpy_compute(s, v, 0);
+    break;
+  case 0x20:
+    m->op2_lo = v;
+    break;
+  case 0x22:
+    mpy_compute(s, (uint32_t)m->op2_lo | ((uint32_t)v << 16), 1);
+    break;
+  case 0x0A: m->res[0] = v; break;
+  case 0x0C: m->res[1] = v; break;
+  case 0x24: m->res[0] = v; break;
+  case 0x26: m->res[1] = v; break;
+  case 0x28: m->res[2] = v; break;
+  case 0x2A: m->res[3] = v; break;
+  case 0x2C: m->ctl0 = v; break;
+  default: break; /* SUMEXT is read-only */
+  }
+}
+
+static uint16_t mpy_read(sim_t *s, uint32_t off)
+{
+  mpy32_t *m = &s->mpy;
+  switch (off) {
+  case 0x00: case 0x02: case 0x04: case 0x06: return m->op1_lo;
+  case 0x0A: case 0x24: return m->res[0];
+  case 0x0C: case 0x26: return m->res[1];
+  case 0x0E: return m->sumext;
+  case 0x10: case 0x14: case 0x18: case 0x1C: return m->op1_lo;
+  case 0x12: case 0x16: case 0x1A: case 0x1E: return m->op1_hi;
+  case 0x20: return m->op2_lo;
+  case 0x28: return m->res[2];
+  case 0x2A: return m->res[3];
+  case 0x2C: return m->ctl0;
+  default: return 0;
+  }
+}
+
+static void mark_log(sim_t *s, uint16_t v)
+{
+  if (s->nmarks == s->cap_marks) {
+    uint32_t cap = s->cap_marks ? s->cap_marks * 2u : 256u;
+    uint16_t *nv = realloc(s->mark_val, cap * sizeof *nv);
+    uint64_t *nc = realloc(s->mark_cycle, cap * sizeof *nc);
+    uint64_t *ni = realloc(s->mark_insn, cap * sizeof *ni);
+    if (nv) s->mark_val = nv;
+    if (nc) s->mark_cycle = nc;
+    if (ni) s->mark_insn = ni;
+    if (!nv || !nc || !ni) {
+      return; /* out of memory: the mark is dropped, the run goes on */
+    }
+    s->cap_marks = cap;
+  }
+  s->mark_val[s->nmarks] = v;
+  s->mark_cycle[s->nmarks] = s->cycles;
+  s->mark_insn[s->nmarks] = s->insns;
+  s->nmarks++;
+}
+
+static uint16_t periph_read(sim_t *s, uint32_t a)
+{
+  if (a >= MPY_BASE && a < MPY_END) {
+    return mpy_read(s, a - MPY_BASE);
+  }
+  return (uint16_t)(s->mem[a] | (s->mem[a + 1] << 8));
+}
+
+static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte)
+{
+  uint32_t w = a & ~1u;
+  if (w >= MPY_BASE && w < MPY_END) {
+    mpy_write(s, w - MPY_BASE, v, byte);
+    return;
+  }
+  if (byte) {
+    s->mem[a] = (uint8_t)v;
+  } else {
+    s->mem[a] = (uint8_t)v;
+    s->mem[a + 1] = (uint8_t)(v >> 8);
+  }
+  if (w == FRCTL0_ADDR && !byte && (v & 0xFF00u) == 0xA500u) {
+    s->nwaits = (v >> 4) & 7u; /* FRCTL0.NWAITS, bits 6:4, written with the FRCTLPW password */
+    s->mem[w + 1] = 0x96;      /* the password reads back as 0x96 */
+  }
+  if (s->mark_addr && w == s->mark_addr) {
+    mark_log(s, (uint16_t)(s->mem[w] | (s->mem[w + 1] << 8)));
+  }
+}
+
+/* ---- reset ------------------------------------------------------------------------------------------- */
+
+static uint32_t xorshift(uint32_t *st)
+{
+  uint32_t x = *st;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *st = x;
+  return x;
+}
+
+/* Power-on reset: registers, peripherals, SRAM and the FRAM cache are lost; FRAM keeps its contents. */
+static void power_on(sim_t *s)
+{
+  uint32_t a, st = 0x9E3779B9u ^ (s->sram_seed + s->resets * 0x85EBCA6Bu);
+  memset(s->r, 0, sizeof s->r);
+  memset(s->mem, 0, 0x1000u); /* peripheral registers to their (modelled) reset value 0 */
+  for (a = 0x1C00u; a < 0x3C00u; a += 4u) {
+    uint32_t v = xorshift(&st);
+    memcpy(&s->mem[a], &v, 4);
+  }
+  memset(&s->mpy, 0, sizeof s->mpy);
+  memset(s->cache_valid, 0, sizeof s->cache_valid);
+  memset(s->cache_lru, 0, sizeof s->cache_lru);
+  s->nwaits = 0;
+  s->r[PC] = (uint32_t)(s->mem[0xFFFE] | (s->mem[0xFFFF] << 8));
+  s->stop_reason = STOP_LIMIT;
+}
+
+/* ---- CPU --------------------------------------------------------------------------------------------- */
+
+static inline uint16_t fetch(sim_t *s)
+{
+  uint16_t w = rd16(s, s->r[PC]);
+  s->r[PC] = (s->r[PC] + 2u) & ADDR_MASK;
+  return w;
+}
+
+/* An operand: a register, a constant, or a memory address. */
+typedef struct {
+  int is_reg;
+  int is_const;
+  int reg;
+  uint32_t addr;
+  uint32_t cval;
+} opnd_t;
+
+/* width: 8, 16 or 20 bits */
+static inline uint32_t wmask(int width) { return width == 8 ? 0xFFu : width == 16 ? 0xFFFFu : ADDR_MASK; }
+static inline uint32_t wmsb(int width) { return width == 8 ? 0x80u : width == 16 ? 0x8000u : 0x80000u; }
+
+static inline uint32_t opnd_read(sim_t *s, const opnd_t *o, int width)
+{
+  if (o->is_const) {
+    return o->cval & wmask(width);
+  }
+  if (o->is_reg) {
+    return s->r[o->reg] & wmask(width);
+  }
+  return width == 8 ? rd8(s, o->addr) : width == 16 ? rd16(s, o->addr) : rd20(s, o->addr);
+}
+
+static inline void reg_write(sim_t *s, int reg, uint32_t v, int width)
+{
+  if (reg == CG2) {
+    return;
+  }
+  v &= wmask(width); /* .B and .W clear the upper register bits (SLAU367: register mode) */
+  if (reg == PC || reg == SP) {
+    v &= ~1u;
+  }
+  s->r[reg] = v;
+}
+
+static inline void opnd_write(sim_t *s, const opnd_t *o, uint32_t v, int width)
+{
+  if (o->is_const) {
+    return;
+  }
+  if (o->is_reg) {
+    reg_write(s, o->reg, v, width);
+    return;
+  }
+  if (width == 8) {
+    wr8(s, o->addr, (uint8_t)v);
+  } else if (width == 16) {
+    wr16(s, o->addr, (uint16_t)v);
+  } else {
+    wr20(s, o->addr, v);
+  }
+}
+
+/* Indexed address: in the lower 64 KB a plain instruction wraps to 16 bits (SLAU367 "Indexed mode in
+ * lower 64 KB"); a base above 64 KB, or an extended instruction, gives a 20-bit sum. */
+static inline uint32_t index_addr(uint32_t base, uint32_t x, int ext)
+{
+  if (ext) {
+    return (base + x) & ADDR_MASK;
+  }
+  if (base < 0x10000u) {
+    return (base + (uint32_t)(int32_t)(int16_t)x) & 0xFFFFu;
+  }
+  return (base + (uint32_t)(int32_t)(int16_t)x) & ADDR_MASK;
+}
+
+/* Decode a source operand (as, reg). ext_hi: bits 19:16 of an index/immediate/absolute word from the
+ * extension word (-1 without one). Returns the timing class (see TIMING). */
+static int decode_src(sim_t *s, int as, int reg, int width, int ext_hi, opnd_t *o)
+{
+  int ext = ext_hi >= 0;
+  uint32_t hi = ext ? (uint32_t)ext_hi << 16 : 0u;
+  memset(o, 0, sizeof *o);
+  if (reg == CG2) {
+    static const uint32_t k[4] = {0u, 1u, 2u, 0xFFFFFFFFu};
+    o->is_const = 1;
+    o->cval = k[as];
+    return 0;
+  }
+  if (reg == SR && as >= 2) {
+    o->is_const = 1;
+    o->cval = as == 2 ? 4u : 8u;
+    return 0;
+  }
+  switch (as) {
+  case 0:
+    o->is_reg = 1;
+    o->reg = reg;
+    return 0;
+  case 1: {
+    uint32_t xa = s->r[PC];
+    uint32_t x = fetch(s);
+    if (ext) {
+      x = (x | hi) & ADDR_MASK;
+      if (x & 0x80000u) {
+        x |= 0xFFF00000u; /* sign-extend the 20-bit index */
+      }
+    }
+    if (reg == SR) {
+      o->addr = ext ? (x & ADDR_MASK) : x & 0xFFFFu; /* absolute &EDE */
+    } else if (reg == PC) {
+      o->addr = index_addr(xa, x, ext); /* symbolic: relative to the index word */
+    } else {
+      o->addr = index_addr(s->r[reg], x, ext);
+    }
+    return 3;
+  }
+  case 2:
+    o->addr = s->r[reg];
+    return 1;
+  default:
+    if (reg == PC) {
+      uint32_t v = fetch(s);
+      o->is_const = 1;
+      o->cval = ext ? (v | hi) : v;
+      return 2;
+    }
+    o->addr = s->r[reg];
+    {
+      uint32_t inc = width == 8 ? 1u : width == 16 ? 2u : 4u;
+      if (reg == SP && inc == 1u) {
+        inc = 2u;
+      }
+      s->r[reg] = (s->r[reg] + inc) & ADDR_MASK;
+    }
+    return 2;
+  }
+}
+
+static void set_flags(sim_t *s, uint32_t r, int c, int v, int width)
+{
+  uint32_t sr = s->r[SR] & ~(uint32_t)(F_N | F_Z | F_C | F_V);
+  if ((r & wmask(width)) == 0u) sr |= F_Z;
+  if (r & wmsb(width)) sr |= F_N;
+  if (c) sr |= F_C;
+  if (v) sr |= F_V;
+  s->r[SR] = sr;
+}
+
+/* Add with carry in; sets flags; returns the masked result. */
+static uint32_t alu_add(sim_t *s, uint32_t d, uint32_t src, uint32_t cin, int width)
+{
+  uint32_t m = wmask(width), msb = wmsb(width);
+  uint64_t full = (uint64_t)(d & m) + (src & m) + cin;
+  uint32_t r = (uint32_t)full & m;
+  int c = (full >> (width)) & 1u;
+  int v = ((~(d ^ src) & (d ^ r)) & msb) != 0u;
+  set_flags(s, r, c, v, width);
+  return r;
+}
+
+static uint32_t alu_dadd(sim_t *s, uint32_t d, uint32_t src, int width)
+{
+  uint32_t r = 0, c = s->r[SR] & F_C ? 1u : 0u;
+  int nib = width / 4, i;
+  for (i = 0; i < nib; i++) {
+    uint32_t t = ((d >> (4 * i)) & 0xFu) + ((src >> (4 * i)) & 0xFu) + c;
+    c = t > 9u;
+    if (c) t -= 10u;
+    r |= (t & 0xFu) << (4 * i);
+  }
+  {
+    uint32_t sr = s->r[SR] & ~(uint32_t)(F_N | F_Z | F_C);
+    if ((r & wmask(width)) == 0u) sr |= F_Z;
+    if (r & wmsb(width)) sr |= F_N;
+    if (c) sr |= F_C;
+    s->r[SR] = sr; /* V undefined: left unchanged */
+  }
+  return r;
+}
+
+/* Execute one format-I operation; returns 1 if the destination is written. */
+static int exec_fmt1(sim_t *s, int op, uint32_t src, uint32_t d, int width, int zc, uint32_t *out)
+{
+  uint32_t m = wmask(width), msb = wmsb(width);
+  uint32_t cin = (s->r[SR] & F_C) && !zc ? 1u : 0u;
+  uint32_t r;
+  switch (op) {
+  case 0x4: *out = src & m; return 1;
+  case 0x5: *out = alu_add(s, d, src, 0u, width); return 1;
+  case 0x6: *out = alu_add(s, d, src, cin, width); return 1;
+  case 0x7: *out = alu_add(s, d, ~src & m, cin, width); return 1;
+  case 0x8: *out = alu_add(s, d, ~src & m, 1u, width); return 1;
+  case 0x9: (void)alu_add(s, d, ~src & m, 1u, width); return 0;
+  case 0xA: *out = alu_dadd(s, d, src, width); return 1;
+  case 0xB:
+    r = src & d & m;
+    set_flags(s, r, r != 0u, 0, width);
+    return 0;
+  case 0xC: *out = d & ~src & m; return 1;
+  case 0xD: *out = (d | src) & m; return 1;
+  case 0xE:
+    r = (d ^ src) & m;
+    set_flags(s, r, r != 0u, (src & msb) && (d & msb), width);
+    *out = r;
+    return 1;
+  default:
+    r = src & d & m;
+    set_flags(s, r, r != 0u, 0, width);
+    *out = r;
+    return 1;
+  }
+}
+
+/* ext: the extension word or 0. */
+static int step_fmt1(sim_t *s, uint16_t w, uint16_t ext)
+{
+  int op = w >> 12, sreg = (w >> 8) & 15, ad = (w >> 7) & 1, bw = (w >> 6) & 1, as = (w >> 4) & 3;
+  int dreg = w & 15, width = bw ? 8 : 16, rept = 1, zc = 0, i, cyc;
+  int ext_src = -1, ext_dst = -1;
+  opnd_t so, d;
+  uint32_t sv, dv, out = 0;
+  if (ext) {
+    int al = (ext >> 6) & 1;
+    width = al ? (bw ? 8 : 16) : (bw ? 20 : -1);
+    if (width < 0) {
+      return -1;
+    }
+    if (as == 0 && ad == 0) {
+      rept = (ext & 0x80u) ? (int)(s->r[ext & 15] & 15u) + 1 : (ext & 15) + 1;
+      zc = (ext >> 8) & 1;
+    } else {
+      ext_src = (ext >> 7) & 15;
+      ext_dst = ext & 15;
+    }
+  }
+  cyc = decode_src(s, as, sreg, width, ext_src, &so);
+  /* destination */
+  memset(&d, 0, sizeof d);
+  if (ad == 0) {
+    d.is_reg = 1;
+    d.reg = dreg;
+  } else {
+    uint32_t xa = s->r[PC];
+    uint32_t x = fetch(s);
+    int e = ext_dst >= 0;
+    if (e) {
+      x = (x | ((uint32_t)ext_dst << 16)) & ADDR_MASK;
+      if (x & 0x80000u) x |= 0xFFF00000u;
+    }
+    if (dreg == SR) {
+      d.addr = e ? x & ADDR_MASK : x & 0xFFFFu;
+    } else if (dreg == PC) {
+      d.addr = index_addr(xa, x, e);
+    } else {
+      d.addr = index_addr(s->r[dreg], x, e);
+    }
+  }
+  {
+    int dcls = ad ? 2 : (dreg == PC ? 1 : 0);
+    int c = FMT1_CYCLES[cyc][dcls];
+    if (dcls == 2 && (op == 0x4 || op == 0x9 || op == 0xB)) {
+      c -= 1;
+    }
+    if (ext) {
+      c += 1;
+      if (width == 20) {
+        if (!so.is_reg && !so.is_const) c += 1;
+        if (ad) c += (op == 0x4 || op == 0x9 || op == 0xB) ? 1 : 2;
+      }
+      c += rept - 1;
+    }
+    s->cycles += (uint64_t)c;
+  }
+  for (i = 0; i < rept; i++) {
+    sv = opnd_read(s, &so, width);
+    dv = op == 0x4 ? 0u : opnd_read(s, &d, width);
+    if (exec_fmt1(s, op, sv, dv, width, zc, &out)) {
+      opnd_write(s, &d, out, width);
+    }
+  }
+  return 0;
+}
+
+static int step_fmt2(sim_t *s, uint16_t w, uint16_t ext)
+{
+  int op = (w >> 7) & 7, bw = (w >> 6) & 1, as = (w >> 4) & 3, reg = w & 15;
+  int width = bw ? 8 : 16, rept = 1, zc = 0, i, cls, c;
+  int ext_src = -1;
+  opnd_t o;
+  if (op == 6) {
+    if (w != 0x1300u) {
+      return -1;
+    }
+    /* RETI: SR from the stack (its bits 15:12 are PC 19:16 on the MSP430X), then PC */
+    {
+      uint16_t srw = rd16(s, s->r[SP]);
+      s->r[SP] = (s->r[SP] + 2u) & ADDR_MASK;
+      s->r[PC] = ((uint32_t)rd16(s, s->r[SP]) | ((uint32_t)(srw & 0xF000u) << 4)) & ADDR_MASK;
+      s->r[SP] = (s->r[SP] + 2u) & ADDR_MASK;
+      s->r[SR] = srw & 0x0FFFu;
+      s->cycles += 5u;
+      return 0;
+    }
+  }
+  if (ext) {
+    int al = (ext >> 6) & 1;
+    width = al ? (bw ? 8 : 16) : (bw ? 20 : -1);
+    if (width < 0 || op == 5) {
+      return -1;
+    }
+    if (as == 0) {
+      rept = (ext & 0x80u) ? (int)(s->r[ext & 15] & 15u) + 1 : (ext & 15) + 1;
+      zc = (ext >> 8) & 1;
+    } else {
+      ext_src = ext & 15; /* format II: bits 3:0 carry the operand's address bits 19:16 */
+    }
+  }
+  if ((op == 1 || op == 3) && width == 8) {
+    return -1; /* SWPB.B and SXT.B do not exist */
+  }
+  cls = decode_src(s, as, reg, width, ext_src, &o);
+  if (o.is_const && op < 4) {
+    return -1; /* RRC #N etc.: not an instruction */
+  }
+  c = op == 4 ? PUSH_CYCLES[cls] : op == 5 ? CALL_CYCLES[cls] : SHIFT_CYCLES[cls];
+  if (op == 5 && as == 1 && reg == SR) {
+    c = 6; /* CALL &EDE */
+  }
+  if (ext) {
+    c += 1 + (rept - 1);
+    if (width == 20 && !o.is_reg && !o.is_const) c += op < 4 ? 2 : 1;
+    if (width == 20 && op == 4) c += 1;
+  }
+  s->cycles += (uint64_t)c;
+  for (i = 0; i < rept; i++) {
+    uint32_t v = opnd_read(s, &o, width), r, m = wmask(width), msb = wmsb(width);
+    (void)m;
+    uint32_t cin = (s->r[SR] & F_C) && !zc ? 1u : 0u;
+    switch (op) {
+    case 0: /* RRC */
+      r = (v >> 1) | (cin ? msb : 0u);
+      set_flags(s, r, v & 1u, 0, width);
+      opnd_write(s, &o, r, width);
+      break;
+    case 1: /* SWPB (.A: swaps the low word's bytes and keeps bits 19:16) */
+      r = (v & ~0xFFFFu) | ((v >> 8) & 0xFFu) | ((v & 0xFFu) << 8);
+      opnd_write(s, &o, r, width);
+      break;
+    case 2: /* RRA */
+      r = (v >> 1) | (v & msb);
+      set_flags(s, r, v & 1u, 0, width);
+      opnd_write(s, &o, r, width);
+      break;
+    case 3: /* SXT: bit 7 into bits 15:8; in register mode into bits 19:8 (SLAU367 SXT) */
+      r = (v & 0x80u) ? (v | 0xFFF00u) : (v & 0xFFu);
+      set_flags(s, r, (r & m) != 0u, 0, width);
+      if (o.is_reg) {
+        if (o.reg != CG2) s->r[o.reg] = r & ADDR_MASK;
+      } else {
+        opnd_write(s, &o, r, width);
+      }
+      break;
+    case 4: /* PUSH */
+      if (width == 20) {
+        s->r[SP] = (s->r[SP] - 4u) & ADDR_MASK;
+        wr20(s, s->r[SP], v);
+      } else {
+        s->r[SP] = (s->r[SP] - 2u) & ADDR_MASK;
+        if (width == 8) {
+          wr8(s, s->r[SP], (uint8_t)v);
+        } else {
+          wr16(s, s->r[SP], (uint16_t)v);
+        }
+      }
+      break;
+    default: /* CALL: pushes the 16-bit return address, jumps within the lower 64 KB */
+      s->r[SP] = (s->r[SP] - 2u) & ADDR_MASK;
+      wr16(s, s->r[SP], (uint16_t)s->r[PC]);
+      s->r[PC] = v & 0xFFFEu;
+      break;
+    }
+  }
+  return 0;
+}
+
+/* Address instructions 0x0000-0x0FFF: MOVA/CMPA/ADDA/SUBA and RRCM/RRAM/RLAM/RRUM (SLAU367 MSP430X
+ * instruction encodings). */
+static int step_addr(sim_t *s, uint16_t w)
+{
+  int src = (w >> 8) & 15, op = (w >> 4) & 15, dst = w & 15;
+  uint32_t v, a, x;
+  switch (op) {
+  case 0x0: /* MOVA @Rsrc, Rdst */
+    v = rd20(s, s->r[src]);
+    s->cycles += dst == PC ? 5u : 3u;
+    s->r[dst] = dst == PC ? v & ~1u : v;
+    return 0;
+  case 0x1: /* MOVA @Rsrc+, Rdst (RETA = MOVA @SP+, PC) */
+    v = rd20(s, s->r[src]);
+    s->r[src] = (s->r[src] + 4u) & ADDR_MASK;
+    s->cycles += dst == PC ? 5u : 3u;
+    s->r[dst] = dst == PC ? v & ~1u : v;
+    return 0;
+  case 0x2: /* MOVA &abs20, Rdst */
+    a = ((uint32_t)src << 16) | fetch(s);
+    v = rd20(s, a);
+    s->cycles += dst == PC ? 6u : 4u;
+    s->r[dst] = dst == PC ? v & ~1u : v;
+    return 0;
+  case 0x3: /* MOVA z16(Rsrc), Rdst */
+    x = fetch(s);
+    a = (s->r[src] + (uint32_t)(int32_t)(int16_t)x) & ADDR_MASK;
+    v = rd20(s, a);
+    s->cycles += dst == PC ? 6u : 4u;
+    s->r[dst] = dst == PC ? v & ~1u : v;
+    return 0;
+  case 0x4:
+  case 0x5: { /* RRCM/RRAM/RLAM/RRUM #n, Rdst; bit 4: 1 = .W, 0 = .A */
+    int n = ((w >> 10) & 3) + 1, kind = (w >> 8) & 3, width = (w & 0x10u) ? 16 : 20, i;
+    uint32_t m = wmask(width), msb = wmsb(width), r = s->r[dst] & m, c = (s->r[SR] & F_C) ? 1u : 0u;
+    for (i = 0; i < n; i++) {
+      uint32_t lsb = r & 1u, top = r & msb;
+      switch (kind) {
+      case 0: r = (r >> 1) | (c ? msb : 0u); c = lsb; break;   /* RRCM */
+      case 1: r = (r >> 1) | top; c = lsb; break;              /* RRAM */
+      case 2: c = top ? 1u : 0u; r = (r << 1) & m; break;      /* RLAM */
+      default: r = r >> 1; c = lsb; break;                     /* RRUM */
+      }
+    }
+    set_flags(s, r, (int)c, 0, width);
+    reg_write(s, dst, r, width);
+    s->cycles += (uint64_t)n;
+    return 0;
+  }
+  case 0x6: /* MOVA Rsrc, &abs20 */
+    a = ((uint32_t)dst << 16) | fetch(s);
+    wr20(s, a, s->r[src]);
+    s->cycles += 4u;
+    return 0;
+  case 0x7: /* MOVA Rsrc, z16(Rdst) */
+    x = fetch(s);
+    a = (s->r[dst] + (uint32_t)(int32_t)(int16_t)x) & ADDR_MASK;
+    wr20(s, a, s->r[src]);
+    s->cycles += 4u;
+    return 0;
+  case 0x8: case 0x9: case 0xA: case 0xB: /* MOVA/CMPA/ADDA/SUBA #imm20, Rdst */
+  case 0xC: case 0xD: case 0xE: case 0xF: { /* ... Rsrc, Rdst */
+    int imm = op < 0xC, kind = op & 3;
+    uint32_t sv = imm ? ((((uint32_t)src << 16) | fetch(s)) & ADDR_MASK) : s->r[src] & ADDR_MASK;
+    uint32_t dv = s->r[dst] & ADDR_MASK, r;
+    s->cycles += (uint64_t)((imm ? 2 : 1) + (dst == PC ? 2 : 0));
+    if (kind == 0) {
+      r = sv;
+    } else if (kind == 2) {
+      r = alu_add(s, dv, sv, 0u, 20);
+    } else {
+      r = alu_add(s, dv, ~sv & ADDR_MASK, 1u, 20);
+    }
+    if (kind != 1) {
+      s->r[dst] = dst == PC ? r & ~1u : (dst == CG2 ? 0u : r);
+    }
+    return 0;
+  }
+  default:
+    return -1;
+  }
+}
+
+/* 0x1340-0x13FF CALLA; 0x1400-0x17FF PUSHM/POPM. */
+static int step_calla_pushm(sim_t *s, uint16_t w)
+{
+  if (w < 0x1400u) {
+    int mode = (w >> 4) & 15, reg = w & 15;
+    uint32_t target;
+    int c = 5;
+    switch (mode) {
+    case 0x4: target = s->r[reg]; break;                                   /* CALLA Rdst */
+    case 0x5: {                                                            /* CALLA z16(Rdst) */
+      uint32_t x = fetch(s);
+      target = rd20(s, (s->r[reg] + (uint32_t)(int32_t)(int16_t)x) & ADDR_MASK);
+      break;
+    }
+    case 0x6: target = rd20(s, s->r[reg]); break;                          /* CALLA @Rdst */
+    case 0x7:                                                              /* CALLA @Rdst+ */
+      target = rd20(s, s->r[reg]);
+      s->r[reg] = (s->r[reg] + 4u) & ADDR_MASK;
+      break;
+    case 0x8: target = rd20(s, ((uint32_t)reg << 16) | fetch(s)); c = 6; break; /* &abs20 */
+    case 0x9: {                                                            /* CALLA EDE (x(PC)) */
+      uint32_t xa = s->r[PC];
+      uint32_t x = ((uint32_t)reg << 16) | fetch(s);
+      if (x & 0x80000u) x |= 0xFFF00000u;
+      target = rd20(s, (xa + x) & ADDR_MASK);
+      c = 6;
+      break;
+    }
+    case 0xB: target = ((uint32_t)reg << 16) | fetch(s); break;           /* CALLA #imm20 */
+    default: return -1;
+    }
+    /* push the 20-bit return address: high word first (at SP+2), low word at SP */
+    s->r[SP] = (s->r[SP] - 4u) & ADDR_MASK;
+    wr20(s, s->r[SP], s->r[PC]);
+    s->r[PC] = target & ADDR_MASK & ~1u;
+    s->cycles += (uint64_t)c;
+    return 0;
+  }
+  {
+    int pop = (w & 0x0200u) != 0, aw = (w & 0x0100u) != 0; /* aw: 1 = .W, 0 = .A */
+    int n = ((w >> 4) & 15) + 1, reg = w & 15, i;
+    if (!pop) {
+      for (i = 0; i < n; i++) { /* PUSHM #n, Rdst: pushes Rdst, Rdst-1, ..., Rdst-n+1 */
+        int r = (reg - i) & 15;
+        if (aw) {
+          s->r[SP] = (s->r[SP] - 2u) & ADDR_MASK;
+          wr16(s, s->r[SP], (uint16_t)s->r[r]);
+        } else {
+          s->r[SP] = (s->r[SP] - 4u) & ADDR_MASK;
+          wr20(s, s->r[SP], s->r[r]);
+        }
+      }
+    } else {
+      for (i = 0; i < n; i++) { /* POPM #n, Rdst: the field holds Rdst-n+1, the first register popped */
+        int r = (reg + i) & 15;
+        uint32_t v;
+        if (aw) {
+          v = rd16(s, s->r[SP]);
+          s->r[SP] = (s->r[SP] + 2u) & ADDR_MASK;
+        } else {
+          v = rd20(s, s->r[SP]);
+          s->r[SP] = (s->r[SP] + 4u) & ADDR_MASK;
+        }
+        if (r != CG2) s->r[r] = (r == PC || r == SP) ? v & ~1u : v;
+      }
+    }
+    s->cycles += (uint64_t)(2 + (aw ? n : 2 * n));
+    return 0;
+  }
+}
+
+static int step_jump(sim_t *s, uint16_t w)
+{
+  uint32_t sr = s->r[SR];
+  int take;
+  int n = (sr & F_N) != 0, v = (sr & F_V) != 0;
+  switch ((w >> 10) & 7) {
+  case 0: take = !(sr & F_Z); break;
+  case 1: take = (sr & F_Z) != 0; break;
+  case 2: take = !(sr & F_C); break;
+  case 3: take = (sr & F_C) != 0; break;
+  case 4: take = n; break;
+  case 5: take = n == v; break;
+  case 6: take = n != v; break;
+  default: take = 1; break;
+  }
+  if (take) {
+    int32_t off = (int32_t)(w & 0x3FFu);
+    if (off & 0x200) off -= 0x400;
+    s->r[PC] = (s->r[PC] + (uint32_t)(off * 2)) & ADDR_MASK;
+  }
+  s->cycles += 2u;
+  return 0;
+}
+
+static int step(sim_t *s)
+{
+  uint16_t w, ext = 0;
+  int rc;
+  s->last_pc = s->r[PC];
+  if (!is_fram(s->r[PC]) && !is_sram(s->r[PC])) {
+    s->stop_reason = STOP_VACANT;
+    return -1;
+  }
+  w = fetch(s);
+  if (w >= 0x1800u && w < 0x2000u) {
+    ext = w;
+    w = fetch(s);
+    if (w >= 0x4000u) {
+      rc = step_fmt1(s, w, ext);
+    } else if (w >= 0x1000u && w < 0x1300u) {
+      rc = step_fmt2(s, w, ext);
+    } else {
+      rc = -1;
+    }
+  } else if (w >= 0x4000u) {
+    rc = step_fmt1(s, w, 0);
+  } else if (w >= 0x2000u) {
+    rc = step_jump(s, w);
+  } else if (w >= 0x1340u) {
+    rc = step_calla_pushm(s, w);
+  } else if (w >= 0x1000u) {
+    rc = step_fmt2(s, w, 0);
+  } else {
+    rc = step_addr(s, w);
+  }
+  if (rc < 0) {
+    s->last_illegal = ext ? ((uint32_t)ext << 16) | w : w;
+    s->stop_reason = STOP_ILLEGAL;
+    s->r[PC] = s->last_pc;
+    return -1;
+  }
+  s->insns++;
+  return 0;
+}
+
+/* ---- API (ctypes) ------------------------------------------------------------------------------------ */
+
+BL_API sim_t *bl_sim_new(void)
+{
+  sim_t *s = calloc(1, sizeof *s);
+  if (s) {
+    s->fram_timing = 1;
+    s->stop_pc = 0xFFFFFFFFu;
+  }
+  return s;
+}
+
+BL_API void bl_sim_free(sim_t *s)
+{
+  if (s) {
+    free(s->mark_val);
+    free(s->mark_cycle);
+    free(s->mark_insn);
+    free(s);
+  }
+}
+
+/* Load bytes into memory (an ELF segment): no timing, no peripheral side effects. */
+BL_API int bl_sim_load(sim_t *s, uint32_t addr, const uint8_t *data, uint32_t len)
+{
+  if (addr >= MEM_SIZE || len > MEM_SIZE - addr) {
+    return -1;
+  }
+  memcpy(&s->mem[addr], data, len);
+  return 0;
+}
+
+BL_API int bl_sim_read(sim_t *s, uint32_t addr, uint8_t *out, uint32_t len)
+{
+  if (addr >= MEM_SIZE || len > MEM_SIZE - addr) {
+    return -1;
+  }
+  memcpy(out, &s->mem[addr], len);
+  return 0;
+}
+
+BL_API void bl_sim_config(sim_t *s, uint32_t stop_pc, uint32_t mark_addr, int32_t fram_timing, uint32_t seed)
+{
+  s->stop_pc = stop_pc;
+  s->mark_addr = mark_addr;
+  s->fram_timing = fram_timing;
+  s->sram_seed = seed;
+}
+
+/* Power on (the first boot) or power back on after a cut: see power_on. Counters keep counting. */
+BL_API void bl_sim_power_on(sim_t *s)
+{
+  power_on(s);
+}
+
+/* A power cut: everything volatile is lost; the next bl_sim_power_on boots from the reset vector. */
+BL_API void bl_sim_power_cut(sim_t *s)
+{
+  s->resets++;
+  power_on(s);
+}
+
+/* Run until the cycle count reaches max_cycles or the instruction count max_insns (0 = no limit), the PC
+ * reaches stop_pc, the CPU halts, or an illegal instruction. An instruction is never split: a limit is
+ * reached at the end of the instruction that crosses it. Returns the stop reason. */
+BL_API int32_t bl_sim_run(sim_t *s, uint64_t max_cycles, uint64_t max_insns)
+{
+  uint64_t cyc_lim = max_cycles ? max_cycles : UINT64_MAX;
+  uint64_t ins_lim = max_insns ? max_insns : UINT64_MAX;
+  s->stop_reason = STOP_LIMIT;
+  while (s->cycles < cyc_lim && s->insns < ins_lim) {
+    if (s->r[PC] == s->stop_pc) {
+      s->stop_reason = STOP_PC;
+      return STOP_PC;
+    }
+    if ((s->r[SR] & F_CPUOFF) && !(s->r[SR] & F_GIE)) {
+      s->stop_reason = STOP_HALT;
+      return STOP_HALT;
+    }
+    if (step(s) < 0) {
+      return s->stop_reason;
+    }
+  }
+  return STOP_LIMIT;
+}
+
+BL_API uint32_t bl_sim_reg(sim_t *s, int32_t i) { return s->r[i & 15]; }
+BL_API void bl_sim_set_reg(sim_t *s, int32_t i, uint32_t v) { s->r[i & 15] = v & ADDR_MASK; }
+
+/* counters: 0 cycles, 1 instructions, 2 FRAM reads, 3 FRAM read misses, 4 FRAM writes, 5 resets,
+ * 6 marks, 7 last illegal opcode, 8 PC of the last instruction, 9 NWAITS in effect */
+BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
+{
+  switch (which) {
+  case 0: return s->cycles;
+  case 1: return s->insns;
+  case 2: return s->fram_reads;
+  case 3: return s->fram_misses;
+  case 4: return s->fram_writes;
+  case 5: return s->resets;
+  case 6: return s->nmarks;
+  case 7: return s->last_illegal;
+  case 8: return s->last_pc;
+  case 9: return s->nwaits;
+  default: return 0;
+  }
+}
+
+BL_API void bl_sim_set_cycles(sim_t *s, uint64_t cycles, uint64_t insns)
+{
+  s->cycles = cycles;
+  s->insns = insns;
+}
+
+/* Copy the logged marks (value, cycle, instruction count) from index `start`; returns how many. */
+BL_API uint32_t bl_sim_marks(sim_t *s, uint32_t start, uint32_t n, uint16_t *val, uint64_t *cyc, uint64_t *ins)
+{
+  uint32_t i;
+  if (start >= s->nmarks) {
+    return 0;
+  }
+  if (n > s->nmarks - start) {
+    n = s->nmarks - start;
+  }
+  for (i = 0; i < n; i++) {
+    val[i] = s->mark_val[start + i];
+    cyc[i] = s->mark_cycle[start + i];
+    ins[i] = s->mark_insn[start + i];
+  }
+  return n;
+}
+
+BL_API void bl_sim_clear_marks(sim_t *s) { s->nmarks = 0; }
