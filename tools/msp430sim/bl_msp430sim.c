@@ -64,6 +64,12 @@ static const uint8_t FMT1_CYCLES[4][3] = {{1, 2, 4}, {2, 3, 5}, {2, 3, 5}, {3, 4
 static const uint8_t SHIFT_CYCLES[4] = {1, 3, 3, 4};
 static const uint8_t PUSH_CYCLES[4] = {3, 3, 3, 4};
 static const uint8_t CALL_CYCLES[4] = {4, 4, 4, 5};
+/* The original MSP430 CPU's tables (SLAU144 §3.4.4, e.g. MSP430x2xx), selectable with bl_sim_set_timing
+ * so that cycle counts can be compared with simulators that model that CPU (mspdebug 0.22's "sim"). */
+static const uint8_t FMT1_CYCLES_430[4][3] = {{1, 2, 4}, {2, 2, 5}, {2, 3, 5}, {3, 3, 6}};
+static const uint8_t SHIFT_CYCLES_430[4] = {1, 3, 3, 4};
+static const uint8_t PUSH_CYCLES_430[4] = {3, 4, 4, 5};
+static const uint8_t CALL_CYCLES_430[4] = {4, 4, 5, 5};
 
 #define CACHE_SETS 2
 #define CACHE_WAYS 2
@@ -82,6 +88,7 @@ typedef struct {
   uint32_t r[16];
   uint64_t cycles, insns;
   uint64_t fram_reads, fram_misses, fram_writes, sram_accesses;
+  uint64_t cg_src[4];        /* constant-generator source operands executed, by As (diagnostics) */
   uint32_t stop_pc;
   int32_t stop_reason;
   uint32_t mark_addr;
@@ -92,6 +99,7 @@ typedef struct {
   uint32_t resets;
   uint32_t nwaits;           /* from FRCTL0 */
   int32_t fram_timing;       /* 0: model no FRAM wait states (compare with simulators that have none) */
+  int32_t classic;           /* 1: the original MSP430 CPU's cycle tables instead of the MSP430X's */
   uint32_t cache_tag[CACHE_SETS][CACHE_WAYS];
   uint8_t cache_valid[CACHE_SETS][CACHE_WAYS];
   uint8_t cache_lru[CACHE_SETS]; /* way to evict next */
@@ -511,11 +519,13 @@ static int decode_src(sim_t *s, int as, int reg, int width, int ext_hi, opnd_t *
   memset(o, 0, sizeof *o);
   if (reg == CG2) {
     static const uint32_t k[4] = {0u, 1u, 2u, 0xFFFFFFFFu};
+    s->cg_src[as]++;
     o->is_const = 1;
     o->cval = k[as];
     return 0;
   }
   if (reg == SR && as >= 2) {
+    s->cg_src[as]++;
     o->is_const = 1;
     o->cval = as == 2 ? 4u : 8u;
     return 0;
@@ -686,8 +696,8 @@ static int step_fmt1(sim_t *s, uint16_t w, uint16_t ext)
   }
   {
     int dcls = ad ? 2 : (dreg == PC ? 1 : 0);
-    int c = FMT1_CYCLES[cyc][dcls];
-    if (dcls == 2 && (op == 0x4 || op == 0x9 || op == 0xB)) {
+    int c = s->classic ? FMT1_CYCLES_430[cyc][dcls] : FMT1_CYCLES[cyc][dcls];
+    if (!s->classic && dcls == 2 && (op == 0x4 || op == 0x9 || op == 0xB)) {
       c -= 1;
     }
     if (ext) {
@@ -751,8 +761,15 @@ static int step_fmt2(sim_t *s, uint16_t w, uint16_t ext)
   if (o.is_const && op < 4) {
     return -1; /* RRC #N etc.: not an instruction */
   }
-  c = op == 4 ? PUSH_CYCLES[cls] : op == 5 ? CALL_CYCLES[cls] : SHIFT_CYCLES[cls];
-  if (op == 5 && as == 1 && reg == SR) {
+  if (s->classic) {
+    c = op == 4 ? PUSH_CYCLES_430[cls] : op == 5 ? CALL_CYCLES_430[cls] : SHIFT_CYCLES_430[cls];
+    if (op == 4 && o.is_const && as == 3 && reg == PC) {
+      c = 4; /* PUSH #N */
+    }
+  } else {
+    c = op == 4 ? PUSH_CYCLES[cls] : op == 5 ? CALL_CYCLES[cls] : SHIFT_CYCLES[cls];
+  }
+  if (!s->classic && op == 5 && as == 1 && reg == SR) {
     c = 6; /* CALL &EDE */
   }
   if (ext) {
@@ -1081,6 +1098,8 @@ BL_API void bl_sim_config(sim_t *s, uint32_t stop_pc, uint32_t mark_addr, int32_
 }
 
 /* Power on (the first boot) or power back on after a cut: see power_on. Counters keep counting. */
+BL_API void bl_sim_set_timing(sim_t *s, int32_t classic) { s->classic = classic != 0; }
+
 BL_API void bl_sim_power_on(sim_t *s)
 {
   power_on(s);
@@ -1121,7 +1140,8 @@ BL_API uint32_t bl_sim_reg(sim_t *s, int32_t i) { return s->r[i & 15]; }
 BL_API void bl_sim_set_reg(sim_t *s, int32_t i, uint32_t v) { s->r[i & 15] = v & ADDR_MASK; }
 
 /* counters: 0 cycles, 1 instructions, 2 FRAM reads, 3 FRAM read misses, 4 FRAM writes, 5 resets,
- * 6 marks, 7 last illegal opcode, 8 PC of the last instruction, 9 NWAITS in effect */
+ * 6 marks, 7 last illegal opcode, 8 PC of the last instruction, 9 NWAITS in effect, 10-13 constant-
+ * generator source operands executed with As = 0..3 */
 BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
 {
   switch (which) {
@@ -1135,6 +1155,7 @@ BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
   case 7: return s->last_illegal;
   case 8: return s->last_pc;
   case 9: return s->nwaits;
+  case 10: case 11: case 12: case 13: return s->cg_src[which - 10];
   default: return 0;
   }
 }

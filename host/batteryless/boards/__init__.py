@@ -22,7 +22,7 @@ from batteryless.errors import BoardError
 CPUS = ("msp430x", "cortex-m4", "host")
 ACCELERATORS = ("lea", "cmsis-dsp", "none")
 BACKENDS = ("ref", "lea", "cmsis")
-EMULATOR_KINDS = ("qemu", "mspdebug", "host")
+EMULATOR_KINDS = ("qemu", "mspdebug", "host", "msp430sim")
 POWER_FIELDS = (
     "supply_voltage_v",
     "active_current_per_mhz_a",
@@ -376,6 +376,25 @@ def _stand_in(r: _Reader, backends: list[str], default_backend: str) -> dict[str
     return dict(t.t)
 
 
+def with_emulator(board: str | Path | Board, kind: str | None) -> Board:
+    """``board`` run by another emulator of its ``[emulator].alternatives`` (e.g. the MSP430FR5994 on the
+    project's own simulator, "msp430sim", instead of mspdebug). ``None`` or the board's own kind returns
+    the board unchanged. Everything that runs images switches on ``board.emulator["kind"]``, so the
+    returned board can be handed to run(), FLEX and the firmware-level emulator as it is."""
+    import dataclasses
+
+    b = board if isinstance(board, Board) else load_board(board)
+    if kind is None or kind == b.emulator.get("kind"):
+        return b
+    alts = list(b.emulator.get("alternatives", []))
+    if kind not in alts:
+        raise BoardError(
+            f"board {b.name} has no emulator {kind!r} (its [emulator] kind is {b.emulator.get('kind')!r}; "
+            f"alternatives: {', '.join(alts) or 'none'})"
+        )
+    return dataclasses.replace(b, emulator={**b.emulator, "kind": kind})
+
+
 def load_board(name_or_path: str | Path) -> Board:
     """Read and validate a board by name (``boards/<name>/board.toml``) or by path (file or folder)."""
     path = _resolve(name_or_path)
@@ -402,6 +421,9 @@ def load_board(name_or_path: str | Path) -> Board:
     emu.str("kind", EMULATOR_KINDS)
     if emu.t["kind"] == "qemu":
         emu.str("machine")
+    alts = emu.t.get("alternatives", [])
+    if not isinstance(alts, list) or not all(isinstance(a, str) and a in EMULATOR_KINDS for a in alts):
+        raise emu.fail("alternatives", f"must be a list drawn from {', '.join(EMULATOR_KINDS)}; got {alts!r}")
     tool = r.table("toolchain")
     board = Board(
         name=name,
@@ -560,6 +582,7 @@ __all__ = [
     "list_boards",
     "load_board",
     "memory_ld",
+    "with_emulator",
     "write_board_files",
     "write_board_header",
 ]

@@ -382,6 +382,10 @@ def run(
             )  # fmt: skip
         elif kind == "mspdebug":
             res = _run_mspdebug(target, b, timeout, cuts or [])
+        elif kind == "msp430sim":
+            from batteryless.firmware import msp430sim
+
+            res = msp430sim.run_image(target, b, timeout, cuts or [])
         else:
             raise EmulationError(f"{b.path}: [emulator].kind {kind!r} cannot run firmware")
     if kind != "qemu":

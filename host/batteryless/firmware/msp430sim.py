@@ -78,6 +78,7 @@ def _lib() -> ctypes.CDLL:
             ("bl_sim_read", I32, [P, U32, ctypes.c_void_p, U32]),
             ("bl_sim_config", None, [P, U32, U32, I32, U32]),
             ("bl_sim_power_on", None, [P]),
+            ("bl_sim_set_timing", None, [P, I32]),
             ("bl_sim_power_cut", None, [P]),
             ("bl_sim_run", I32, [P, U64, U64]),
             ("bl_sim_reg", U32, [P, I32]),
@@ -104,7 +105,8 @@ class Mark:
 class Msp430Sim:
     """One simulated MSP430FR5994. Load an image (or raw bytes), power on, run, cut, read memory.
 
-    ``fram_timing=False`` models no FRAM wait states (to compare with simulators that have none)."""
+    ``fram_timing=False`` models no FRAM wait states and ``cpu_timing="msp430"`` the original MSP430 CPU's
+    cycle tables (both to compare with mspdebug's simulator, which models neither the MSP430X nor FRAM)."""
 
     def __init__(
         self,
@@ -113,7 +115,10 @@ class Msp430Sim:
         mark_addr: int | None = None,
         fram_timing: bool = True,
         seed: int = 0,
+        cpu_timing: str = "msp430x",
     ) -> None:
+        if cpu_timing not in ("msp430x", "msp430"):
+            raise EmulationError(f"cpu_timing must be 'msp430x' or 'msp430', got {cpu_timing!r}")
         self._lib = _lib()
         self._h = self._lib.bl_sim_new()
         if not self._h:
@@ -125,6 +130,7 @@ class Msp430Sim:
             1 if fram_timing else 0,
             seed & 0xFFFFFFFF,
         )
+        self._lib.bl_sim_set_timing(self._h, 1 if cpu_timing == "msp430" else 0)
 
     def close(self) -> None:
         if self._h:
@@ -208,6 +214,10 @@ class Msp430Sim:
             "writes": self._counter(_C_FRAM_WRITES),
         }
 
+    def constant_sources(self) -> list[int]:
+        """How many constant-generator source operands (#0 #1 #2 #4 #8 #-1) were executed, by As 0..3."""
+        return [self._counter(10 + i) for i in range(4)]
+
     def fault(self) -> str:
         return f"opcode 0x{self._counter(_C_ILLEGAL):04X} at PC 0x{self._counter(_C_LAST_PC):05X}"
 
@@ -226,3 +236,77 @@ class Msp430Sim:
             if not got:
                 break
         return out
+
+
+# --- running a batteryless image (the runner for board.toml [emulator].kind = "msp430sim") ---------------
+
+CHUNK_CYCLES = 20_000_000  # between timeout checks (~0.3 s of host time)
+
+
+def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str = "instructions"):
+    """Run a batteryless MSP430 image to ``bl_done``; return a :class:`batteryless.firmware.RunResult`.
+
+    ``cuts``: ascending absolute counts (``cut_unit`` "instructions" as for mspdebug, or "mclk_cycles")
+    at which power is cut: the count reaches N at the end of the instruction that crosses it, then
+    registers, SRAM, LEA RAM and peripherals are lost and the image boots again from its reset vector with
+    FRAM as it was. Marks: writes to ``[emulator].mark_register`` with their MCLK cycle."""
+    import time
+
+    from batteryless.firmware import RunResult
+    from batteryless.firmware.image import symbols
+
+    if cut_unit not in ("instructions", "mclk_cycles"):
+        raise EmulationError(f"cut_unit must be 'instructions' or 'mclk_cycles', got {cut_unit!r}")
+    syms = symbols(elf)
+    for need in ("bl_done", "bl_out_buf", "bl_out_len", "bl_exit_code"):
+        if need not in syms:
+            raise EmulationError(f"{elf}: symbol {need} missing; not an MSP430 batteryless image")
+    mark_reg = board.emulator.get("mark_register")
+    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=int(mark_reg) if mark_reg else None)
+    try:
+        sim.load_elf(elf)
+        sim.power_on()
+        deadline = time.monotonic() + timeout
+        cut_counts: list[int] = []
+
+        def advance(limit_cycles: int = 0, limit_insns: int = 0) -> int:
+            while True:
+                step_to = sim.cycles + CHUNK_CYCLES
+                lim = min(step_to, limit_cycles) if limit_cycles else step_to
+                why = sim.run(max_cycles=lim, max_insns=limit_insns)
+                if why != STOP_LIMIT:
+                    return why
+                if (limit_cycles and sim.cycles >= limit_cycles) or (
+                    limit_insns and sim.instructions >= limit_insns
+                ):
+                    return why
+                if time.monotonic() > deadline:
+                    raise EmulationError(
+                        f"{elf}: MSP430 simulator run did not reach bl_done within {timeout:.0f} s "
+                        f"({sim.cycles} cycles; firmware hung?)"
+                    )
+
+        for c in cuts:
+            why = advance(limit_insns=c) if cut_unit == "instructions" else advance(limit_cycles=c)
+            if why != STOP_LIMIT:
+                break  # the firmware finished (or faulted) before this cut: later cuts never happen
+            cut_counts.append(sim.instructions if cut_unit == "instructions" else sim.cycles)
+            sim.power_cut()
+        else:
+            why = advance()
+        if why == STOP_ILLEGAL or why == STOP_VACANT:
+            raise EmulationError(f"{elf}: MSP430 simulator stopped: {STOP_NAMES[why]}, {sim.fault()}")
+        if why == STOP_HALT:
+            raise EmulationError(f"{elf}: the CPU went to sleep with interrupts off before bl_done")
+        code = int.from_bytes(sim.read(syms["bl_exit_code"].address, 2), "little", signed=True)
+        n = int.from_bytes(sim.read(syms["bl_out_len"].address, 2), "little")
+        out_buf = syms["bl_out_buf"]
+        output = sim.read(out_buf.address, min(n, out_buf.size)).decode("ascii", errors="replace")
+        marks = [(m.value, m.cycle) for m in sim.marks()]
+        res = RunResult(
+            output, code, "mclk_cycles", sim.cycles, sim.instructions, sim.cycles, marks,
+            len(cut_counts), cut_counts,
+        )  # fmt: skip
+        return res
+    finally:
+        sim.close()
