@@ -71,6 +71,7 @@ static const uint8_t SHIFT_CYCLES_430[4] = {1, 3, 3, 4};
 static const uint8_t PUSH_CYCLES_430[4] = {3, 4, 4, 5};
 static const uint8_t CALL_CYCLES_430[4] = {4, 4, 5, 5};
 
+#define LEA_NCMD 80
 #define CACHE_SETS 2
 #define CACHE_WAYS 2
 
@@ -104,6 +105,15 @@ typedef struct {
   uint8_t cache_valid[CACHE_SETS][CACHE_WAYS];
   uint8_t cache_lru[CACHE_SETS]; /* way to evict next */
   mpy32_t mpy;
+  /* LEA (see the LEA section below) */
+  uint16_t lea[64];          /* register file 0x0A80-0x0AFF as 16-bit words (32-bit registers, low first) */
+  int32_t lea_busy;
+  uint64_t lea_done_at;      /* MCLK cycle at which the running command completes */
+  uint64_t lea_started_at;
+  uint32_t lea_cmd, lea_s0, lea_s1;
+  uint64_t lea_busy_cycles;  /* MCLK cycles with a command running (diagnostics, energy) */
+  uint64_t lea_count[LEA_NCMD];   /* commands completed, by command number */
+  uint64_t lea_elems[LEA_NCMD];   /* their summed vector lengths (FFT: points), for per-element energy */
   uint32_t sram_seed;
   uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
   uint32_t last_pc;
@@ -122,6 +132,7 @@ static inline int is_sram(uint32_t a) { return a >= 0x1C00u && a < 0x3C00u; }
 #define MPY_BASE 0x04C0u
 #define MPY_END 0x04F0u
 #define FRCTL0_ADDR 0x0140u
+#define LEA_BASE 0x0A80u
 
 /* FRAM controller read cache: returns the stall cycles of one read of the word at a. */
 static inline uint32_t fram_read_stall(sim_t *s, uint32_t a)
@@ -374,10 +385,16 @@ static void mark_log(sim_t *s, uint16_t v)
   s->nmarks++;
 }
 
+static uint16_t lea_read(sim_t *s, uint32_t off);
+static void lea_write(sim_t *s, uint32_t off, uint16_t v);
+
 static uint16_t periph_read(sim_t *s, uint32_t a)
 {
   if (a >= MPY_BASE && a < MPY_END) {
     return mpy_read(s, a - MPY_BASE);
+  }
+  if (a >= LEA_BASE && a < LEA_BASE + 0x80u) {
+    return lea_read(s, a - LEA_BASE);
   }
   return (uint16_t)(s->mem[a] | (s->mem[a + 1] << 8));
 }
@@ -387,6 +404,13 @@ static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte)
   uint32_t w = a & ~1u;
   if (w >= MPY_BASE && w < MPY_END) {
     mpy_write(s, w - MPY_BASE, v, byte);
+    return;
+  }
+  if (w >= LEA_BASE && w < LEA_BASE + 0x80u) {
+    uint16_t old = lea_read(s, w - LEA_BASE);
+    lea_write(s, w - LEA_BASE, byte ? (uint16_t)((a & 1u) ? (old & 0x00FFu) | (uint16_t)(v << 8)
+                                                         : (old & 0xFF00u) | (v & 0xFFu))
+                                     : v);
     return;
   }
   if (byte) {
@@ -427,6 +451,8 @@ static void power_on(sim_t *s)
     memcpy(&s->mem[a], &v, 4);
   }
   memset(&s->mpy, 0, sizeof s->mpy);
+  memset(s->lea, 0, sizeof s->lea);
+  s->lea_busy = 0; /* a command running at the cut is lost with LEA RAM */
   memset(s->cache_valid, 0, sizeof s->cache_valid);
   memset(s->cache_lru, 0, sizeof s->cache_lru);
   s->nwaits = 0;
@@ -1007,11 +1033,229 @@ static int step_jump(sim_t *s, uint16_t w)
   return 0;
 }
 
+/* ---- LEA (Low Energy Accelerator) ---------------------------------------------------------------------
+ * Register interface (32-bit registers at 0x0A80, accessed as two 16-bit words, low word first; offsets
+ * and bit fields from TI's MSP430FR5994 register description as published in its SVD/device header):
+ *   0x04 LEACNF0, 0x08 LEACNF1 (bit 0 LEABUSY, bits 7:4 LEAMODE, bit 22 LEACFLTC command fault),
+ *   0x0C LEACNF2 (LEA stack pointer, LEA word address), 0x10 LEAMB / 0x14 LEAMT (LEA RAM bottom / top,
+ *   byte addresses, read-only: 0x2C00 / 0x3C00), 0x40 LEAPMCTL (bit 0 LEACMDEN), 0x44 LEAPMDST,
+ *   0x48 LEAPMS1 (parameter block), 0x4C LEAPMS0 (first operand), 0x50 LEAPMCB (bits 1:0 LEAITFLG, bits 9:2
+ *   command number), 0x70 LEAIFGSET, 0x74 LEAIE, 0x78 LEAIFG (bit 0 LEACOVLIFG command overflow, bit 2
+ *   LEAOORIFG out of range, bit 3 LEASDIIFG scalar data inconsistency, bit 4 LEAPMCMDIFG command done;
+ *   write 1 to clear), 0x7C LEAIV.
+ * LEA addresses are 32-bit word addresses: byte address >> 2 (TI DSPLib MSP_LEA_CONVERT_ADDRESS).
+ * Commands executed (numbers from the same register description; parameter blocks as laid out in TI's
+ * DSPLib LEA support header, DSPLib_lea.h, u16 fields in this order):
+ *    4 FFTCOMPLEXFIXEDSCALING  PMS0 data (N complex Q15, in place); block {vectorSizeBy2, log2Size}
+ *   21 MAC                     PMS0 srcA; block {vectorSize, input2, output, reserved} -> int32 at output
+ *   26 MACCOMPLEXMATRIX        PMS0 srcA; block {vectorSize, input2, output, input1Offset, input2Offset, -}
+ *   33 BITREVERSECOMPLEXEVEN   PMS0 data (N = s*s complex Q15, in place); block {sqrtVectorSize, -}
+ *   34 BITREVERSECOMPLEXODD    PMS0 data (N = 2*s*s); block {sqrtVectorSize, -}
+ * ARITHMETIC — the one place where this emulator states what TI leaves undocumented: the FFT butterfly,
+ * its rounding and saturation and the twiddle ROM are the project's numeric spec (docs/numeric-spec.md,
+ * "Fixed-point FFT"), executed by the very code of the DSPLib software model (firmware/dsplib/model/,
+ * included below: one implementation for the host model and this LEA); the MACs return
+ * sat32(2 * sum(a*b)) (Q15 x Q15 -> IQ31, as DSPLib's C fallback); complex MAC the same per part.
+ * Checks (documented LEA error flags; which flag for which violation is our assumption): an operand or
+ * parameter block outside LEA RAM, or FFT/bit-reversal data not aligned to 4N bytes (TI's
+ * MSP_ALIGN_CMPLX_FFT_Q15) -> LEAOORIFG and nothing is written; an odd MAC length or an FFT length that is
+ * not a power of two in 16..512 -> LEASDIIFG; a command while busy -> LEACOVLIFG; an unknown command ->
+ * LEACNF1.LEACFLTC. Every command ends with LEAPMCMDIFG set, LEABUSY cleared.
+ * TIMING (ASSUMED; TI's per-command cycle tables, SLAA698B, were not retrievable here): a command
+ * occupies LEA for LEA_CYCLES(cmd, n) MCLK cycles after the LEAPMCB write; its results appear, and
+ * LEAPMCMDIFG is set, when that many cycles have passed. The CPU runs on meanwhile (our driver polls).
+ *   FFT 40 + 3 * (N/2) * log2 N; MAC 24 + n/2 (two Q15 products per cycle on the 32-bit datapath);
+ *   complex MAC 24 + 2n; bit reversal 16 + N. */
+#include "../../firmware/dsplib/model/msp_model_lea.c"
+#include "../../firmware/dsplib/model/msp_model_rom.c"
+#include "../../firmware/dsplib/model/msp_transform.c"
+
+enum {
+  LEA_CNF1 = 0x08, LEA_CNF2 = 0x0C, LEA_MB = 0x10, LEA_MT = 0x14, LEA_PMCTL = 0x40, LEA_PMS1 = 0x48,
+  LEA_PMS0 = 0x4C, LEA_PMCB = 0x50, LEA_IFGSET = 0x70, LEA_IE = 0x74, LEA_IFG = 0x78, LEA_IV = 0x7C,
+};
+enum { IFG_COVL = 0x01, IFG_OOR = 0x04, IFG_SDI = 0x08, IFG_DONE = 0x10 };
+enum { CMD_FFT = 4, CMD_MAC = 21, CMD_CMAC = 26, CMD_BREV_EVEN = 33, CMD_BREV_ODD = 34 };
+#define LEA_RAM_LO 0x2C00u
+#define LEA_RAM_HI 0x3C00u
+#define LEA_CFLTC 0x0040u /* LEACNF1 bit 22 = bit 6 of the high word */
+
+static uint16_t lea_read(sim_t *s, uint32_t off)
+{
+  switch (off) {
+  case LEA_CNF1: return (uint16_t)((s->lea_busy ? 1u : 0u) | ((s->lea_busy ? 4u : 1u) << 4));
+  case LEA_MB: return (uint16_t)LEA_RAM_LO;
+  case LEA_MT: return (uint16_t)LEA_RAM_HI;
+  case LEA_IFGSET: return s->lea[LEA_IFG / 2];
+  default: return s->lea[off / 2];
+  }
+}
+
+static inline uint16_t lea_rd16(sim_t *s, uint32_t a) { return (uint16_t)(s->mem[a] | (s->mem[a + 1] << 8)); }
+
+static int lea_in_ram(uint32_t a, uint32_t bytes, uint32_t align)
+{
+  return a >= LEA_RAM_LO && a + bytes <= LEA_RAM_HI && bytes <= LEA_RAM_HI - LEA_RAM_LO && a % align == 0u;
+}
+
+/* Length of a command's work (for timing and energy): MAC elements, FFT points. 0 = malformed. */
+static uint32_t lea_length(sim_t *s, uint32_t cmd, uint32_t blk)
+{
+  uint32_t v;
+  if (!lea_in_ram(blk, 4u, 4u)) return 0;
+  v = lea_rd16(s, blk);
+  switch (cmd) {
+  case CMD_FFT: return 2u * v;
+  case CMD_MAC: case CMD_CMAC: return v;
+  case CMD_BREV_EVEN: return v * v;
+  case CMD_BREV_ODD: return 2u * v * v;
+  default: return 0;
+  }
+}
+
+static uint64_t lea_cycles(uint32_t cmd, uint32_t n)
+{
+  uint32_t lg = 0;
+  while ((1u << lg) < n && lg < 16u) lg++;
+  switch (cmd) {
+  case CMD_FFT: return 40u + 3u * (uint64_t)(n / 2u) * lg;
+  case CMD_MAC: return 24u + n / 2u;
+  case CMD_CMAC: return 24u + 2u * (uint64_t)n;
+  case CMD_BREV_EVEN: case CMD_BREV_ODD: return 16u + n;
+  default: return 8u;
+  }
+}
+
+static void lea_write(sim_t *s, uint32_t off, uint16_t v)
+{
+  switch (off) {
+  case LEA_CNF1 + 2: /* LEACFLTC: write 1 to clear */
+    s->lea[off / 2] = (uint16_t)(s->lea[off / 2] & ~(v & LEA_CFLTC));
+    return;
+  case LEA_MB: case LEA_MB + 2: case LEA_MT: case LEA_MT + 2: case LEA_IV: case LEA_IV + 2:
+    return; /* read-only */
+  case LEA_IFGSET:
+    s->lea[LEA_IFG / 2] |= (uint16_t)(v & 0x1Fu);
+    return;
+  case LEA_IFG:
+    s->lea[LEA_IFG / 2] = (uint16_t)(s->lea[LEA_IFG / 2] & ~v);
+    return;
+  case LEA_PMCB: {
+    s->lea[off / 2] = v;
+    if (!(s->lea[LEA_PMCTL / 2] & 1u)) {
+      return; /* LEACMDEN = 0: writes to LEAPMCB do not trigger (register description) */
+    }
+    if (s->lea_busy) {
+      s->lea[LEA_IFG / 2] |= IFG_COVL;
+      return;
+    }
+    s->lea_cmd = (v >> 2) & 0xFFu;
+    s->lea_s0 = (uint32_t)s->lea[LEA_PMS0 / 2] << 2;
+    s->lea_s1 = (uint32_t)s->lea[LEA_PMS1 / 2] << 2;
+    s->lea_busy = 1;
+    s->lea_started_at = s->cycles;
+    s->lea_done_at = s->cycles + lea_cycles(s->lea_cmd, lea_length(s, s->lea_cmd, s->lea_s1));
+    return;
+  }
+  default:
+    s->lea[off / 2] = v;
+    return;
+  }
+}
+
+static int32_t lea_sat32_twice(int64_t sum)
+{
+  int64_t v = 2 * sum;
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+static void lea_wr32(sim_t *s, uint32_t a, int32_t v)
+{
+  uint32_t u = (uint32_t)v;
+  s->mem[a] = (uint8_t)u;
+  s->mem[a + 1] = (uint8_t)(u >> 8);
+  s->mem[a + 2] = (uint8_t)(u >> 16);
+  s->mem[a + 3] = (uint8_t)(u >> 24);
+}
+
+/* Execute the running command on memory; returns the IFG error bits. */
+static uint16_t lea_execute(sim_t *s, uint32_t cmd, uint32_t a0, uint32_t blk)
+{
+  static int16_t z[2u * MSP_MODEL_FFT_MAX];
+  uint32_t n = lea_length(s, cmd, blk), i;
+  if (!lea_in_ram(blk, cmd == CMD_MAC ? 8u : cmd == CMD_CMAC ? 12u : 4u, 4u)) {
+    return IFG_OOR; /* the parameter block itself must be in LEA RAM */
+  }
+  if (cmd == CMD_MAC || cmd == CMD_CMAC) {
+    uint32_t b = (uint32_t)lea_rd16(s, blk + 2) << 2, out = (uint32_t)lea_rd16(s, blk + 4) << 2;
+    uint32_t esz = cmd == CMD_MAC ? 2u : 4u;
+    uint32_t sa = 1, sb = 1;
+    int64_t re = 0, im = 0;
+    if (n & 1u) return IFG_SDI;
+    if (cmd == CMD_CMAC) {
+      sa = lea_rd16(s, blk + 6);
+      sb = lea_rd16(s, blk + 8);
+      if (sa == 0u || sb == 0u) return IFG_SDI;
+    }
+    if (!lea_in_ram(a0, n ? ((n - 1u) * sa + 1u) * esz : 0u, 4u) ||
+        !lea_in_ram(b, n ? ((n - 1u) * sb + 1u) * esz : 0u, 4u) || !lea_in_ram(out, esz == 2u ? 4u : 8u, 4u)) {
+      return IFG_OOR;
+    }
+    for (i = 0; i < n; i++) {
+      uint32_t pa = a0 + i * sa * esz, pb = b + i * sb * esz;
+      int32_t ar = (int16_t)lea_rd16(s, pa), br = (int16_t)lea_rd16(s, pb);
+      if (cmd == CMD_MAC) {
+        re += (int64_t)ar * br;
+      } else {
+        int32_t ai = (int16_t)lea_rd16(s, pa + 2), bi = (int16_t)lea_rd16(s, pb + 2);
+        re += (int64_t)ar * br - (int64_t)ai * bi;
+        im += (int64_t)ar * bi + (int64_t)ai * br;
+      }
+    }
+    lea_wr32(s, out, lea_sat32_twice(re));
+    if (cmd == CMD_CMAC) lea_wr32(s, out + 4, lea_sat32_twice(im));
+    return 0;
+  }
+  if (cmd == CMD_FFT || cmd == CMD_BREV_EVEN || cmd == CMD_BREV_ODD) {
+    if (cmd == CMD_FFT && n != (1u << lea_rd16(s, blk + 2))) return IFG_SDI;
+    if (n < MSP_MODEL_FFT_MIN || n > MSP_MODEL_FFT_MAX || (n & (n - 1u)) != 0u) return IFG_SDI;
+    if (!lea_in_ram(a0, 4u * n, 4u * n)) return IFG_OOR;
+    for (i = 0; i < 2u * n; i++) z[i] = (int16_t)lea_rd16(s, a0 + 2u * i);
+    if (cmd == CMD_FFT) {
+      stages(z, (uint16_t)n, 0);
+    } else {
+      bit_reverse(z, (uint16_t)n);
+    }
+    for (i = 0; i < 2u * n; i++) {
+      s->mem[a0 + 2u * i] = (uint8_t)z[i];
+      s->mem[a0 + 2u * i + 1u] = (uint8_t)((uint16_t)z[i] >> 8);
+    }
+    return 0;
+  }
+  s->lea[LEA_CNF1 / 2 + 1] |= LEA_CFLTC;
+  return 0;
+}
+
+static void lea_complete(sim_t *s)
+{
+  uint16_t err = lea_execute(s, s->lea_cmd, s->lea_s0, s->lea_s1);
+  if (s->lea_cmd < LEA_NCMD) {
+    s->lea_count[s->lea_cmd]++;
+    s->lea_elems[s->lea_cmd] += lea_length(s, s->lea_cmd, s->lea_s1);
+  }
+  s->lea_busy_cycles += s->lea_done_at - s->lea_started_at;
+  s->lea[LEA_IFG / 2] |= (uint16_t)(err | IFG_DONE);
+  s->lea_busy = 0;
+}
+
 static int step(sim_t *s)
 {
   uint16_t w, ext = 0;
   int rc;
   s->last_pc = s->r[PC];
+  if (s->lea_busy && s->cycles >= s->lea_done_at) {
+    lea_complete(s);
+  }
   if (!is_fram(s->r[PC]) && !is_sram(s->r[PC])) {
     s->stop_reason = STOP_VACANT;
     return -1;
@@ -1141,7 +1385,8 @@ BL_API void bl_sim_set_reg(sim_t *s, int32_t i, uint32_t v) { s->r[i & 15] = v &
 
 /* counters: 0 cycles, 1 instructions, 2 FRAM reads, 3 FRAM read misses, 4 FRAM writes, 5 resets,
  * 6 marks, 7 last illegal opcode, 8 PC of the last instruction, 9 NWAITS in effect, 10-13 constant-
- * generator source operands executed with As = 0..3 */
+ * generator source operands executed with As = 0..3, 14 MCLK cycles with a LEA command running, 15 LEA busy
+ * now, 100 + c / 200 + c: LEA commands number c completed / their summed lengths */
 BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
 {
   switch (which) {
@@ -1156,7 +1401,12 @@ BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
   case 8: return s->last_pc;
   case 9: return s->nwaits;
   case 10: case 11: case 12: case 13: return s->cg_src[which - 10];
-  default: return 0;
+  case 14: return s->lea_busy_cycles;
+  case 15: return (uint64_t)s->lea_busy;
+  default:
+    if (which >= 100 && which < 100 + LEA_NCMD) return s->lea_count[which - 100];
+    if (which >= 200 && which < 200 + LEA_NCMD) return s->lea_elems[which - 200];
+    return 0;
   }
 }
 

@@ -21,6 +21,12 @@ from batteryless.errors import BuildError, EmulationError
 ROOT = Path(__file__).resolve().parents[3]
 SIM_DIR = ROOT / "tools" / "msp430sim"
 SIM_SOURCES = ("bl_msp430sim.c",)
+# The LEA's arithmetic is the DSPLib software model's code, compiled into the simulator (one implementation).
+MODEL_SOURCES = tuple(
+    ROOT / "firmware" / "dsplib" / p
+    for p in ("DSPLib.h", "model/msp_model.h", "model/msp_model_lea.c", "model/msp_model_rom.c",
+              "model/msp_transform.c")
+)  # fmt: skip
 
 STOP_LIMIT, STOP_PC, STOP_HALT, STOP_ILLEGAL, STOP_VACANT = range(5)
 STOP_NAMES = {
@@ -44,7 +50,8 @@ def library_path() -> Path:
     """Build (once per source hash) and return the simulator's shared library."""
     from batteryless.firmware import _FileLock, _run_cmd  # the shared build helpers
 
-    key = hashlib.sha256(b"".join((SIM_DIR / n).read_bytes() for n in SIM_SOURCES)).hexdigest()[:12]
+    files = [SIM_DIR / n for n in SIM_SOURCES] + list(MODEL_SOURCES)
+    key = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
     out = _cache_dir() / f"msp430sim-{key}" / "libbl_msp430sim.so"
     with _FileLock(out.parent.with_suffix(".lock")):
         if out.is_file():

@@ -1,0 +1,207 @@
+/* batteryless LEA driver for the MSP430FR5994: the four DSPLib calls the `lea` kernels use
+ * (../../../dsplib/DSPLib.h), issued as LEA commands through the LEA's register interface.
+ *
+ * Written for this project from TI's published descriptions, nothing copied:
+ *  - registers (base 0x0A80, 32-bit registers written as two 16-bit words): LEACNF0 0x04, LEACNF1 0x08
+ *    (bit 0 LEABUSY), LEACNF2 0x0C (LEA stack pointer), LEAMB 0x10 / LEAMT 0x14 (LEA RAM bounds),
+ *    LEAPMCTL 0x40 (bit 0 LEACMDEN), LEAPMS1 0x48 (parameter block), LEAPMS0 0x4C (first operand),
+ *    LEAPMCB 0x50 (bits 9:2 command, bits 1:0 LEAITFLG), LEAIFG 0x78 (bit 0 command overflow, bit 2 out of
+ *    range, bit 3 scalar data inconsistency, bit 4 command done; write 1 to clear) — TI's MSP430FR5994
+ *    register description (device header / SVD);
+ *  - command numbers (4 FFTCOMPLEXFIXEDSCALING, 21 MAC, 26 MACCOMPLEXMATRIX, 33/34 BITREVERSECOMPLEX
+ *    EVEN/ODD) and parameter-block layouts, LEA addresses = byte address >> 2, the LEA stack in LEACNF2
+ *    for parameter blocks, and the argument checks (even lengths, 4-byte alignment, complex FFT data aligned
+ *    to 4N bytes, operands in LEA RAM) — TI's DSPLib LEA support header and API guide (DSPLib 1.30).
+ *
+ * Differences from TI's DSPLib: the CPU polls LEAIFG for the command-done flag instead of sleeping in LPM0
+ * until the LEA interrupt (the MSP430 platform layer has no interrupt handlers; the wait costs CPU active
+ * cycles, see docs/msp430sim.md); the inverse FFT is computed as swap(FFT(swap(x))) with swap exchanging
+ * real and imaginary parts, which is the spec's inverse butterfly for butterfly with the forward twiddles'
+ * negated imaginary part (docs/kernels.md: the spec saturates -(-32768) to 32767 at t = N/4, this route
+ * uses the exact +1; docs/msp430sim.md says when that can differ). Statuses as ../../../dsplib/DSPLib.h. */
+#include <stdint.h>
+
+#include "../../../dsplib/DSPLib.h"
+
+#define LEA_REG(off) (*(volatile uint16_t *)(0x0A80u + (off)))
+#define LEACNF0 0x04u
+#define LEACNF1 0x08u
+#define LEACNF2 0x0Cu
+#define LEAMB 0x10u
+#define LEAMT 0x14u
+#define LEAPMCTL 0x40u
+#define LEAPMS1 0x48u
+#define LEAPMS0 0x4Cu
+#define LEAPMCB 0x50u
+#define LEAIFG 0x78u
+
+#define LEABUSY 0x0001u
+#define LEACMDEN 0x0001u
+#define LEAITFLG_DONE 0x0002u /* LEAITFLG = 2: "command with interrupt upon completion" (flag set) */
+#define IFG_COVL 0x0001u
+#define IFG_OOR 0x0004u
+#define IFG_SDI 0x0008u
+#define IFG_DONE 0x0010u
+
+enum { CMD_FFT = 4, CMD_MAC = 21, CMD_CMAC = 26, CMD_BREV_EVEN = 33, CMD_BREV_ODD = 34 };
+
+/* LEA word address of a pointer into LEA RAM (TI: MSP_LEA_CONVERT_ADDRESS). */
+static uint16_t lea_addr(const void *p) { return (uint16_t)((uintptr_t)p >> 2); }
+
+/* TI's MSP_LEA_VALID_ADDRESS: inside [LEAMB, LEAMT) and aligned to n bytes. The whole operand must fit. */
+static int lea_valid(const void *p, uint32_t bytes, uint32_t align)
+{
+  uint32_t a = (uint32_t)(uintptr_t)p, lo = LEA_REG(LEAMB), hi = LEA_REG(LEAMT);
+  return p != 0 && a >= lo && a < hi && bytes <= hi - a && (a & (align - 1u)) == 0u;
+}
+
+static void lea_init(void)
+{
+  if (LEA_REG(LEAPMCTL) & LEACMDEN) {
+    return;
+  }
+  LEA_REG(LEACNF0) = 0u;
+  LEA_REG(LEACNF0 + 2u) = 0u;
+  LEA_REG(LEACNF1) = 0u;
+  LEA_REG(LEACNF1 + 2u) = 0u;
+  LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEAMT) >> 2); /* LEA stack starts at the top of LEA RAM */
+  LEA_REG(LEACNF2 + 2u) = 0u;
+  LEA_REG(LEAPMCTL) = LEACMDEN;
+}
+
+/* Parameter blocks live on the LEA stack (TI: msp_lea_allocMemory), below LEAMT: n 32-bit words. */
+static volatile uint16_t *lea_alloc(uint16_t words)
+{
+  LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) - words);
+  return (volatile uint16_t *)((uintptr_t)LEA_REG(LEACNF2) << 2);
+}
+
+static void lea_free(uint16_t words) { LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words); }
+
+/* Start command `cmd` on operand `src` with parameter block `blk`, wait for it, map its flags. */
+static msp_status lea_run(uint16_t cmd, uint16_t src, const volatile uint16_t *blk)
+{
+  uint16_t ifg;
+  if (LEA_REG(LEACNF1) & LEABUSY) {
+    return MSP_LEA_BUSY;
+  }
+  LEA_REG(LEAIFG) = IFG_COVL | IFG_OOR | IFG_SDI | IFG_DONE; /* clear stale flags */
+  LEA_REG(LEAPMS0) = src;
+  LEA_REG(LEAPMS0 + 2u) = 0u;
+  LEA_REG(LEAPMS1) = lea_addr((const void *)blk);
+  LEA_REG(LEAPMS1 + 2u) = 0u;
+  LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(cmd << 2) | LEAITFLG_DONE);
+  do {
+    ifg = LEA_REG(LEAIFG);
+  } while (!(ifg & IFG_DONE));
+  LEA_REG(LEAIFG) = ifg;
+  if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
+  if (ifg & IFG_OOR) return MSP_LEA_OUT_OF_RANGE;
+  if (ifg & IFG_SDI) return MSP_LEA_SCALAR_INCONSISTENCY;
+  return MSP_SUCCESS;
+}
+
+static msp_status mac_args(uint16_t length, uint32_t elem, const _q15 *a, const _q15 *b, const _iq31 *r,
+                           uint32_t rbytes)
+{
+  uint32_t bytes = (uint32_t)length * elem;
+  if (length & 1u) return MSP_SIZE_ERROR;
+  if (!lea_valid(a, bytes, 4u) || !lea_valid(b, bytes, 4u) || !lea_valid(r, rbytes, 4u)) {
+    return MSP_LEA_INVALID_ADDRESS;
+  }
+  return MSP_SUCCESS;
+}
+
+msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
+{
+  msp_status st;
+  volatile uint16_t *blk;
+  if (params == 0) return MSP_SIZE_ERROR;
+  st = mac_args(params->length, 2u, srcA, srcB, result, 4u);
+  if (st != MSP_SUCCESS) return st;
+  lea_init();
+  blk = lea_alloc(2u); /* {vectorSize, input2, output, reserved} */
+  blk[0] = params->length;
+  blk[1] = lea_addr(srcB);
+  blk[2] = lea_addr(result);
+  blk[3] = 0u;
+  st = lea_run(CMD_MAC, lea_addr(srcA), blk);
+  lea_free(2u);
+  return st;
+}
+
+msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB,
+                             _iq31 *result)
+{
+  msp_status st;
+  volatile uint16_t *blk;
+  if (params == 0) return MSP_SIZE_ERROR;
+  st = mac_args(params->length, 4u, srcA, srcB, result, 8u);
+  if (st != MSP_SUCCESS) return st;
+  lea_init();
+  blk = lea_alloc(3u); /* {vectorSize, input2, output, input1Offset, input2Offset, reserved} */
+  blk[0] = params->length;
+  blk[1] = lea_addr(srcB);
+  blk[2] = lea_addr(result);
+  blk[3] = 1u;
+  blk[4] = 1u;
+  blk[5] = 0u;
+  st = lea_run(CMD_CMAC, lea_addr(srcA), blk);
+  lea_free(3u);
+  return st;
+}
+
+/* Bit reversal then the fixed-scaling FFT, both on LEA. */
+static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
+{
+  uint16_t n, lg = 0u, s = 1u;
+  msp_status st = MSP_SUCCESS;
+  volatile uint16_t *blk;
+  if (params == 0 || src == 0) return MSP_LEA_INVALID_ADDRESS;
+  n = params->length;
+  if (n < 16u || n > 512u || (n & (uint16_t)(n - 1u)) != 0u) return MSP_SIZE_ERROR;
+  if (!lea_valid(src, 4ul * n, 4ul * n)) return MSP_LEA_INVALID_ADDRESS;
+  while ((uint16_t)(1u << lg) < n) lg++;
+  lea_init();
+  blk = lea_alloc(1u);
+  if (params->bitReverse) {
+    while ((uint16_t)(s * s) < ((lg & 1u) ? (uint16_t)(n / 2u) : n)) s++; /* sqrt(N) or sqrt(N/2) */
+    blk[0] = s;
+    blk[1] = 0u;
+    st = lea_run((lg & 1u) ? CMD_BREV_ODD : CMD_BREV_EVEN, lea_addr(src), blk);
+  }
+  if (st == MSP_SUCCESS) {
+    blk[0] = (uint16_t)(n / 2u); /* {vectorSizeBy2, log2Size} */
+    blk[1] = lg;
+    st = lea_run(CMD_FFT, lea_addr(src), blk);
+  }
+  lea_free(1u);
+  return st;
+}
+
+msp_status msp_cmplx_fft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src)
+{
+  return lea_fft(params, src);
+}
+
+static void swap_re_im(int16_t *z, uint16_t n)
+{
+  uint16_t i;
+  for (i = 0u; i < n; i++) {
+    int16_t t = z[2u * i];
+    z[2u * i] = z[2u * i + 1u];
+    z[2u * i + 1u] = t;
+  }
+}
+
+msp_status msp_cmplx_ifft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src)
+{
+  msp_status st;
+  if (params == 0 || src == 0) return MSP_LEA_INVALID_ADDRESS;
+  if (params->length < 16u || params->length > 512u) return MSP_SIZE_ERROR;
+  if (!lea_valid(src, 4ul * params->length, 4ul * params->length)) return MSP_LEA_INVALID_ADDRESS;
+  swap_re_im(src, params->length);
+  st = lea_fft(params, src);
+  swap_re_im(src, params->length);
+  return st;
+}
