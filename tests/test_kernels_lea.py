@@ -316,13 +316,14 @@ def test_msp430_lea_image_links_with_lea_buffers_in_lea_ram(artifacts, tmp_path,
     # every object of the .lea section is one of ours and the section lies in lea_ram
     sec = {s.name: s for s in sections(res.image)}[".lea"]
     assert lea.origin <= sec.address and sec.address + sec.size <= lea.origin + lea.usable
-    # the DSPLib entry points are linked (from the labelled stand-in): the image uses the lea kernels
+    # the DSPLib entry points are linked (from the LEA driver): the image uses the lea kernels
     assert ("msp_cmplx_mac_q15" if path == "fft" else "msp_mac_q15") in syms
 
 
 def test_msp430_lea_image_refuses_to_run_in_mspdebug(artifacts, tmp_path):
-    """mspdebug has no LEA: the stand-in DSPLib in MSP430 images returns MSP_LEA_INCORRECT_REVISION, so a
-    run ends in the kernels' error status instead of producing logits LEA never computed."""
+    """mspdebug has no LEA: the LEA driver finds no LEA RAM bounds (LEAMT <= LEAMB) and returns
+    MSP_LEA_INCORRECT_REVISION, so a run ends in the kernels' error status instead of hanging or producing
+    logits LEA never computed."""
     from batteryless.codegen import codegen
     from batteryless.errors import EmulationError
     from batteryless.firmware import build, run_dataset

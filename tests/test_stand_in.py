@@ -1,5 +1,9 @@
 """Stand-ins (batteryless.stand_in): images that link but will not compute on the part are named at
-codegen, build and flash time; the FR5994 defaults to a backend that really runs there."""
+codegen, build and flash time; the FR5994 defaults to a backend that really runs there.
+
+No bundled backend links a stand-in any more (the FR5994's `lea` drives the LEA since issue 12), so the
+codegen/build/flash checks use a copy of the FR5994 board with a [stand_in] entry for `lea` and an image that
+links one extra source carrying the BL_STAND_IN mark, as a stand-in would."""
 
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ def test_board_stand_in_table_matches_the_marked_sources(name):
 
 def test_fr5994_default_backend_really_runs_on_the_part():
     assert FR5994.default_backend == "ref"
-    assert "lea" in FR5994.stand_in and "DSPLib" in FR5994.stand_in["lea"]
+    assert FR5994.stand_in == {}  # lea drives the LEA (firmware/kernels/lea/msp430/bl_lea_driver.c)
 
 
 def test_marker_prefix_is_the_one_the_header_writes():
@@ -56,10 +60,29 @@ def test_marker_prefix_is_the_one_the_header_writes():
 
 
 # --- the board loader --------------------------------------------------------------------------------------
+STAND_IN_TABLE = (
+    '[stand_in]\nlea = "its MSP430 image links a software stand-in for TI\'s DSPLib that refuses every call '
+    '(test board), so on a LaunchPad it computes nothing"\n'
+)
+STAND_IN_SOURCE = (
+    '#include "bl_stand_in.h"\nBL_STAND_IN(test_dsplib, "backend lea: a software stand-in for TI\'s DSPLib '
+    '(test image); build with --backend ref");\n'
+)
+
+
 def _copy(tmp_path: Path) -> Path:
+    """A copy of the FR5994 board whose [stand_in] table says `lea` links a stand-in."""
     d = tmp_path / "msp430fr5994"
     shutil.copytree(boards_dir() / "msp430fr5994", d)
-    return d / "board.toml"
+    path = d / "board.toml"
+    text = path.read_text()
+    anchor = 'accelerator = "lea"\n'
+    assert anchor in text
+    path.write_text(text.replace(anchor, anchor + "\n" + STAND_IN_TABLE, 1))
+    # the toolchain finds the linker shim relative to its own folder: point the copy at the repository's
+    tc = d / "toolchain.cmake"
+    tc.write_text(tc.read_text().replace("${CMAKE_CURRENT_LIST_DIR}/../../tools", str(ROOT / "tools")))
+    return path
 
 
 @pytest.mark.parametrize(
@@ -106,8 +129,14 @@ def test_marks_found_in_any_segment_and_format(tmp_path):
 
 # --- codegen, build, flash --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def fr5994_images(artifacts, tmp_path_factory):
-    """The digits MLP built for the FR5994 with the default backend and with lea (the stand-in)."""
+def stand_in_board(tmp_path_factory) -> Path:
+    return _copy(tmp_path_factory.mktemp("standin-board"))
+
+
+@pytest.fixture(scope="module")
+def fr5994_images(artifacts, tmp_path_factory, stand_in_board):
+    """The digits MLP built for the FR5994 with the default backend, and with lea on the stand-in board copy
+    linking a source that carries the BL_STAND_IN mark."""
     from batteryless.codegen import codegen
     from batteryless.errors import BuildError
     from batteryless.firmware import build
@@ -115,12 +144,19 @@ def fr5994_images(artifacts, tmp_path_factory):
     if not (shutil.which("cmake") and shutil.which("ld.lld-14")):
         pytest.skip("cmake and ld.lld-14 are needed")
     d = tmp_path_factory.mktemp("standin")
+    mark = d / "stand_in_mark.c"
+    mark.write_text(STAND_IN_SOURCE)
     out = {}
     for backend in (None, "lea"):
         key = backend or "default"
-        gen = codegen(artifacts["mlp"], "msp430fr5994", d / f"gen-{key}", backend=backend)
+        board = "msp430fr5994" if backend is None else stand_in_board
+        extra = None if backend is None else [mark]
+        gen = codegen(artifacts["mlp"], board, d / f"gen-{key}", backend=backend)
         try:
-            out[key] = (gen, build("msp430fr5994", d / f"gen-{key}", backend, out_dir=d / f"build-{key}"))
+            out[key] = (
+                gen,
+                build(board, d / f"gen-{key}", backend, out_dir=d / f"build-{key}", extra_sources=extra),
+            )
         except BuildError as err:
             pytest.skip(f"firmware build not available: {err}")
     return out
@@ -143,8 +179,8 @@ def test_codegen_and_build_of_lea_warn_naming_the_reason(fr5994_images):
 
 
 @pytest.mark.firmware
-def test_cli_codegen_and_build_print_one_warning_line(artifacts, tmp_path, capsys):
-    assert cli_main(["codegen", str(artifacts["mlp"]), "--board", "msp430fr5994", "--backend", "lea",
+def test_cli_codegen_and_build_print_one_warning_line(artifacts, tmp_path, capsys, stand_in_board):
+    assert cli_main(["codegen", str(artifacts["mlp"]), "--board", str(stand_in_board), "--backend", "lea",
                      "--out", str(tmp_path / "g"), "-q"]) == 0  # fmt: skip
     err = capsys.readouterr().err.splitlines()
     assert [ln for ln in err if ln.startswith("warning:")] == [err[0]] and "DSPLib" in err[0]

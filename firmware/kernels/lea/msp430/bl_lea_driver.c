@@ -55,10 +55,15 @@ static int lea_valid(const void *p, uint32_t bytes, uint32_t align)
   return p != 0 && a >= lo && a < hi && bytes <= hi - a && (a & (align - 1u)) == 0u;
 }
 
-static void lea_init(void)
+/* Enable LEA once. A part (or simulator) without LEA reads LEAMT <= LEAMB (mspdebug's simulator reads 0):
+ * then nothing is issued and every call fails with MSP_LEA_INCORRECT_REVISION. */
+static msp_status lea_init(void)
 {
+  if (LEA_REG(LEAMT) <= LEA_REG(LEAMB)) {
+    return MSP_LEA_INCORRECT_REVISION;
+  }
   if (LEA_REG(LEAPMCTL) & LEACMDEN) {
-    return;
+    return MSP_SUCCESS;
   }
   LEA_REG(LEACNF0) = 0u;
   LEA_REG(LEACNF0 + 2u) = 0u;
@@ -67,6 +72,7 @@ static void lea_init(void)
   LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEAMT) >> 2); /* LEA stack starts at the top of LEA RAM */
   LEA_REG(LEACNF2 + 2u) = 0u;
   LEA_REG(LEAPMCTL) = LEACMDEN;
+  return MSP_SUCCESS;
 }
 
 /* Parameter blocks live on the LEA stack (TI: msp_lea_allocMemory), below LEAMT: n 32-bit words. */
@@ -78,10 +84,14 @@ static volatile uint16_t *lea_alloc(uint16_t words)
 
 static void lea_free(uint16_t words) { LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words); }
 
+/* Longest wait for a command, in polls (~8 cycles each): far beyond any command's duration (a 512-point
+ * FFT is well under 20,000 cycles), so only a LEA that never answers ends it. */
+#define LEA_MAX_POLLS 60000u
+
 /* Start command `cmd` on operand `src` with parameter block `blk`, wait for it, map its flags. */
 static msp_status lea_run(uint16_t cmd, uint16_t src, const volatile uint16_t *blk)
 {
-  uint16_t ifg;
+  uint16_t ifg, polls = 0u;
   if (LEA_REG(LEACNF1) & LEABUSY) {
     return MSP_LEA_BUSY;
   }
@@ -93,7 +103,8 @@ static msp_status lea_run(uint16_t cmd, uint16_t src, const volatile uint16_t *b
   LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(cmd << 2) | LEAITFLG_DONE);
   do {
     ifg = LEA_REG(LEAIFG);
-  } while (!(ifg & IFG_DONE));
+  } while (!(ifg & IFG_DONE) && ++polls < LEA_MAX_POLLS);
+  if (!(ifg & IFG_DONE)) return MSP_LEA_BUSY;
   LEA_REG(LEAIFG) = ifg;
   if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
   if (ifg & IFG_OOR) return MSP_LEA_OUT_OF_RANGE;
@@ -119,7 +130,8 @@ msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const
   if (params == 0) return MSP_SIZE_ERROR;
   st = mac_args(params->length, 2u, srcA, srcB, result, 4u);
   if (st != MSP_SUCCESS) return st;
-  lea_init();
+  st = lea_init();
+  if (st != MSP_SUCCESS) return st;
   blk = lea_alloc(2u); /* {vectorSize, input2, output, reserved} */
   blk[0] = params->length;
   blk[1] = lea_addr(srcB);
@@ -138,7 +150,8 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
   if (params == 0) return MSP_SIZE_ERROR;
   st = mac_args(params->length, 4u, srcA, srcB, result, 8u);
   if (st != MSP_SUCCESS) return st;
-  lea_init();
+  st = lea_init();
+  if (st != MSP_SUCCESS) return st;
   blk = lea_alloc(3u); /* {vectorSize, input2, output, input1Offset, input2Offset, reserved} */
   blk[0] = params->length;
   blk[1] = lea_addr(srcB);
@@ -162,7 +175,8 @@ static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
   if (n < 16u || n > 512u || (n & (uint16_t)(n - 1u)) != 0u) return MSP_SIZE_ERROR;
   if (!lea_valid(src, 4ul * n, 4ul * n)) return MSP_LEA_INVALID_ADDRESS;
   while ((uint16_t)(1u << lg) < n) lg++;
-  lea_init();
+  st = lea_init();
+  if (st != MSP_SUCCESS) return st;
   blk = lea_alloc(1u);
   if (params->bitReverse) {
     while ((uint16_t)(s * s) < ((lg & 1u) ? (uint16_t)(n / 2u) : n)) s++; /* sqrt(N) or sqrt(N/2) */
