@@ -185,3 +185,14 @@ def test_new_artifact_honours_the_umask_and_overwrite_keeps_the_mode(tmp_path, c
     finally:
         os.umask(old)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_write_idx_honours_the_umask(tmp_path):
+    from batteryless.datasets.idx import write_idx
+
+    old = os.umask(0o022)
+    try:
+        write_idx(np.zeros((2, 3), np.uint8), tmp_path / "a.idx")
+        assert _mode(tmp_path / "a.idx") == 0o644
+    finally:
+        os.umask(old)

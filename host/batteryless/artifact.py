@@ -28,6 +28,7 @@ import numpy as np
 from batteryless.errors import ArtifactError
 from batteryless.eve.modes import validate_modes
 from batteryless.normalisation import normalise, validate_normalisation
+from batteryless.paths import replacement_mode
 
 FORMAT = "batteryless-artifact"
 # Version history (a newer tool migrates every older version on load; a newer file than VERSION is refused):
@@ -385,24 +386,12 @@ def save_artifact(art: Artifact, path: str | Path) -> Path:
                 info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, data)
-        os.chmod(tmp, _target_mode(path))
+        os.chmod(tmp, replacement_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def _target_mode(path: Path) -> int:
-    """The permissions the artifact gets: an overwritten file keeps its own; a new one gets 0666 minus the
-    umask, as ``open()`` would give it (mkstemp's temporary file is 0600 whatever the umask)."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        pass
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def load_artifact(path: str | Path) -> Artifact:

@@ -75,3 +75,16 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") 
     if not os.access(probe_in, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write the {what} {p}: {probe_in} is not writable")
     return p
+
+
+def replacement_mode(path: str | os.PathLike[str]) -> int:
+    """The permission bits a file written at ``path`` by temp-file + rename should get: those of the file it
+    replaces, or, for a new file, 0666 minus the umask — what a plain ``open()`` gives. (``mkstemp``'s
+    temporary file is 0600 whatever the umask; renamed as it is, every output would be private.)"""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        pass
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask

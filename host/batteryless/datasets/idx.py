@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from batteryless.errors import DatasetError
+from batteryless.paths import replacement_mode
 
 IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
@@ -107,6 +108,7 @@ def write_idx(array: np.ndarray, path: str | Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, replacement_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
