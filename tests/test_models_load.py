@@ -266,6 +266,10 @@ def test_trained_file_is_not_retrained_unless_asked(files, tmp_path, factory_fil
         str(tmp_path / "f.pt"), "digits", out=tmp_path / "m.bl", config=QUICK, progress=progress
     )
     assert "dense training" not in seen and art.provenance["dense_training_epochs"] == 0
+    seen, progress = _tasks()  # asked for: trained further, from the file's weights
+    cfg = CompressConfig(**{**QUICK.__dict__, "train_dense": True})
+    art, _ = compress(str(tmp_path / "f.pt"), "digits", out=tmp_path / "m.bl", config=cfg, progress=progress)
+    assert "dense training" in seen and art.provenance["dense_training_epochs"] == 2
 
 
 # ------------------------------------------------------------------------------------------ --out
