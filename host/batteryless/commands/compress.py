@@ -171,6 +171,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         epochs = art.provenance.get("dense_training_epochs", 0)
         how = f"trained here for {epochs} epochs" if epochs else "taken as trained (not trained here)"
         print(f"model {art.model} ({art.provenance.get('model_source', '?')}): {how}")
+        for note in art.provenance.get("model_notes", []):
+            print(f"  note: {note}")
         print(f"wrote {args.out}")
     return 0
 

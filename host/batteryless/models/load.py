@@ -387,7 +387,7 @@ def _load_torch_save(path: Path, obj: Any) -> nn.Module:
     raise ModelError(f"{path} holds a {type(obj).__name__}, not a torch model")
 
 
-def _load_file(path: Path, input_shape: Shape) -> tuple[nn.Module, str]:
+def _load_file(path: Path, input_shape: Shape, notes: list[str]) -> tuple[nn.Module, str]:
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         from batteryless.errors import ExportError
@@ -397,6 +397,7 @@ def _load_file(path: Path, input_shape: Shape) -> tuple[nn.Module, str]:
             imported = import_tflite(path)
         except ExportError as err:
             raise ModelError(str(err)) from None
+        notes += [f"{path.name}: {n}" for n in imported.notes]
         return imported.model, "tflite"
     if suffix == ".pt2":
         return _load_exported(path, input_shape), "torch.export"
@@ -563,7 +564,7 @@ def load_model(
             )
         if path.is_dir():
             raise ModelError(f"model {path} is a folder, not a model file")
-        net, source = _load_file(path, shape)
+        net, source = _load_file(path, shape, notes)
         name, trained = path.stem, True
         if isinstance(net, _VerifiedRebuild):
             net = _verify(net, shape)

@@ -298,6 +298,7 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     if cfg.expected_accuracy is not None:
         art.metrics["expected_accuracy"] = cfg.expected_accuracy
     art.provenance = _provenance(cfg, model_name, ds.name, seconds, loaded.source, train)
+    art.provenance["model_notes"] = list(loaded.notes)  # what the loader did to the model (deterministic)
     if out is not None:
         save_artifact(art, out)
     rep = build_report(art)
