@@ -44,21 +44,43 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
         const uint32_t t0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
         uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
         uint32_t xc = x0 + (uint32_t)u->c0 * in_hw;
-        for (uint16_t c = u->c0; live && c < u->c1; c++, xc += in_hw) {
-          uint32_t wbase; /* index of W[o][c][0][0] */
-          if (k == 1) {
-            wbase = ((uint32_t)o * g->in_ch + c) * taps;
-          } else {
-            const uint16_t d = (uint16_t)((o % k + k - c % k) % k);
-            wbase = (((uint32_t)(o / k) * q + c / k) * k + d) * taps;
+        /* W[o][c][0][0] = block (o/k, c/k), diagonal d = (o - c) mod k: walked incrementally over c (no
+         * per-channel divisions); dense (k == 1) is the same walk with one channel per block */
+        const uint16_t rr = (uint16_t)(o % k);
+        uint16_t cc = (uint16_t)(u->c0 % k);
+        uint16_t d = (uint16_t)((rr + k - cc) % k);
+        uint32_t block = k == 1 ? ((uint32_t)o * g->in_ch + u->c0) * taps
+                                : (((uint32_t)(o / k) * q + u->c0 / k) * k) * taps;
+        const uint32_t block_step = (uint32_t)k * taps;
+        if (taps == 1u && in_hw == 1u) {
+          /* linear (1x1 on 1x1): one MAC per channel, a tight loop per weight type */
+          for (uint16_t c = u->c0; c < u->c1; c++) {
+            const int16_t wv = w16 != 0 ? w16[block + d] : (int16_t)w8[block + d];
+            acc += (uint32_t)bl_ref_mul16(wv, x[c]);
+            if (++cc == k) {
+              cc = 0;
+              d = rr;
+              block += block_step;
+            } else {
+              d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+            }
           }
-          uint32_t xo = xc, wo = wbase + t0;
+        }
+        for (uint16_t c = u->c0; live && taps + in_hw > 2u && c < u->c1; c++, xc += in_hw) {
+          uint32_t xo = xc, wo = block + (uint32_t)d * taps + t0;
           for (uint16_t dy = dy0;;) {
             for (uint16_t dx = 0; dx < nx; dx++)
               acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
             if (++dy >= dy1) break;
             xo += g->in_w;
             wo += g->kw;
+          }
+          if (++cc == k) { /* next block of channels */
+            cc = 0;
+            d = rr;
+            block += block_step;
+          } else {
+            d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
           }
         }
         if (last) {

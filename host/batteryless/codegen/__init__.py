@@ -27,6 +27,7 @@ import numpy as np
 from batteryless import __version__
 from batteryless.artifact import Artifact, load_artifact, propagate_shapes
 from batteryless.boards import Board, load_board
+from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen.costs import CostModel, cost_model
 from batteryless.errors import CodegenError, UsageError
 from batteryless.eve.modes import has_modes
@@ -77,6 +78,8 @@ class _Plan:
     weight_bytes: int = 0
     layers: list[dict[str, Any]] = field(default_factory=list)
     output_buffer: str = "bl_act0"
+    units: list[tuple[int, ...]] = field(default_factory=list)  # bl_mac_unit table (fine granularity)
+    acc_len: int = 0  # int32 per partial buffer bl_acc0 / bl_acc1 (0: none needed)
 
 
 def _c_array(ctype: str, name: str, values: np.ndarray, attrs: str = "") -> str:
@@ -136,7 +139,65 @@ def _layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
     )
 
 
-def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: CostModel) -> _Plan:
+def _mac_step_tasks(
+    plan: _Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step
+):
+    """A direct-path layer as bl_mac_step tasks of at most ``max_step`` estimated cycles (granularity.py):
+    each unit's chain over input-channel ranges alternates the partial buffers bl_acc0 / bl_acc1."""
+    out_ch, out_h, out_w, in_ch, taps = dims
+    k = layer["block"]
+    units = granularity_mod.mac_units(out_ch, out_h, out_w, in_ch, taps, costs, max_step)
+    if any(u[6] > 0 for u in units):
+        plan.acc_len = max(plan.acc_len, out_ch * out_h * out_w)
+    prev = None
+    for u in units:
+        o0, o1, oy0, oy1, ox0, ox1, c0, c1 = u
+        first = c0 == 0
+        src = None if first else prev
+        dst = "bl_acc0" if src in (None, "bl_acc1") else "bl_acc1"
+        prev = dst
+        if c1 == in_ch:
+            dst = "NULL"  # the last step writes y
+        ui = len(plan.units)
+        plan.units.append(u)
+        n = (o1 - o0) * (oy1 - oy0) * (ox1 - ox0)
+        plan.tasks.append(
+            Task(
+                f"{name}.o{o0}y{oy0}x{ox0}c{c0}",
+                name,
+                "mac_step",
+                f"bl_mac_step_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, {bias_c}, "
+                f"{shift}, {other}, &bl_units[{ui}])",
+                macs=n * (c1 - c0) * taps,
+                out_bytes=2 * n if c1 == in_ch else 4 * n,
+            )
+        )
+
+
+def _fft_tasks_fit(layer, s_in, s_out, costs: CostModel, max_step: float) -> bool:
+    """Whether the FFT path's smallest tasks (one input transform, one output block) fit ``max_step``."""
+    k = layer["block"]
+    log2k = int(math.log2(k))
+    bfly = (k // 2) * log2k
+    if layer["op"] == "linear":
+        q = math.ceil(layer["in_features"] / k)
+        fin = costs.cycles(butterflies=bfly, calls=1)
+        blk = costs.cycles(macs=4 * q * (k // 2 + 1), butterflies=bfly, calls=1)
+    else:
+        q = math.ceil(layer["in_channels"] / k)
+        taps = math.prod(layer.get("kernel_size", [1]))
+        pos_out = math.prod(s_out[2:])
+        fin = costs.cycles(butterflies=q * s_in[-1] * bfly, calls=1)
+        blk = costs.cycles(macs=4 * q * (k // 2 + 1) * taps * pos_out, butterflies=pos_out * bfly, calls=1)
+    return max(fin, blk) <= max_step
+
+
+def _plan(
+    art: Artifact, board: Board, backend: str, want_path: str, costs: CostModel, max_step: float | None = None
+) -> _Plan:
+    """The tasks of one inference. ``max_step`` (fine granularity): no task's estimate above it — ReLU over
+    element ranges, pools over channel ranges, direct-path layers in bl_mac_step steps, and FFT-path layers
+    whose smallest step does not fit moved to the direct path."""
     shapes = propagate_shapes(art.layers, art.input_shape)
     plan = _Plan()
     plan.act_len = max(math.prod(s[1:]) for s in shapes)
@@ -155,16 +216,22 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
             plan.layers.append(entry)
             continue
         if op == "relu":
-            plan.tasks.append(
-                Task(
-                    f"{name}",
-                    name,
-                    "relu",
-                    f"bl_relu_q15({cur}, {cur}, {n_out}u)",
-                    elements=n_out,
-                    out_bytes=2 * n_out,
+            per = n_out
+            if max_step is not None and costs.cycles(elements=n_out, calls=1) > max_step:
+                per = max(1, int((max_step - costs.cycles_per_call) // max(costs.cycles_per_element, 1e-9)))
+            for e0 in range(0, n_out, per):
+                n = min(per, n_out - e0)
+                buf = f"{cur} + {e0}" if e0 else cur
+                plan.tasks.append(
+                    Task(
+                        name if per == n_out else f"{name}.e{e0}",
+                        name,
+                        "relu",
+                        f"bl_relu_q15({buf}, {buf}, {n}u)",
+                        elements=n,
+                        out_bytes=2 * n,
+                    )
                 )
-            )
             plan.layers.append(entry)
             continue
         if op.startswith(("maxpool", "avgpool")):
@@ -180,21 +247,32 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                 f"{sh}u, {sw}u}};"
             )
             fn = "bl_maxpool_q15" if op.startswith("max") else "bl_avgpool_q15"
-            plan.tasks.append(
-                Task(
-                    name,
-                    name,
-                    op[:7],
-                    f"{fn}({cur}, &{g}, {other}, 0u, {c}u)",
-                    elements=math.prod(s_in[1:]),
-                    out_bytes=2 * n_out,
+            per_ch = ih * iw
+            chans = c
+            if max_step is not None and costs.cycles(elements=c * per_ch, calls=1) > max_step:
+                chans = max(
+                    1, int((max_step - costs.cycles_per_call) // max(per_ch * costs.cycles_per_element, 1e-9))
                 )
-            )
+            for c0 in range(0, c, chans):
+                c1 = min(c, c0 + chans)
+                plan.tasks.append(
+                    Task(
+                        name if chans == c else f"{name}.ch{c0}",
+                        name,
+                        op[:7],
+                        f"{fn}({cur}, &{g}, {other}, {c0}u, {c1}u)",
+                        elements=(c1 - c0) * per_ch,
+                        out_bytes=2 * n_out * (c1 - c0) // c,
+                    )
+                )
             cur, other = other, cur
             plan.layers.append(entry)
             continue
         # weight layers
         path = choose_path(layer, s_in, s_out, costs, want_path)
+        if path == "fft" and max_step is not None and not _fft_tasks_fit(layer, s_in, s_out, costs, max_step):
+            path = "direct"  # no FFT step is smaller than one transform; the direct path cuts to any size
+            entry["path_reason"] = "granularity: the FFT path's smallest step does not fit max_step_cycles"
         plan.paths[name] = path
         entry.update(block=layer["block"], path=path, weight_bits=layer["weight_bits"])
         ctype, wsuf, wbytes = _elem_type(layer)
@@ -264,6 +342,20 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                             out_bytes=2 * nrows,
                         )
                     )
+            elif (
+                max_step is not None
+                and costs.cycles(macs=min(rows, k if k > 1 else DENSE_ROWS_PER_TASK) * q * k, calls=1)
+                > max_step
+            ):
+                g = f"g_{name}"
+                plan.geoms.append(
+                    f"static const bl_conv_geom {g} = {{{cols}u, 1u, 1u, {rows}u, "
+                    "1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u};"
+                )
+                dims = (rows, 1, 1, cols, 1)
+                _mac_step_tasks(
+                    plan, name, layer, g, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step
+                )
             else:
                 step = k if k > 1 else DENSE_ROWS_PER_TASK
                 for r0 in range(0, rows, step):
@@ -325,6 +417,17 @@ def _plan(art: Artifact, board: Board, backend: str, want_path: str, costs: Cost
                             out_bytes=2 * nch * oh * ow,
                         )
                     )
+            elif (
+                max_step is not None
+                and costs.cycles(
+                    macs=min(o, k if k > 1 else DENSE_CHANNELS_PER_TASK) * q * k * taps * oh * ow, calls=1
+                )
+                > max_step
+            ):
+                dims = (o, oh, ow, c, kh * kw)
+                _mac_step_tasks(
+                    plan, name, layer, g, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step
+                )
             else:
                 step = k if k > 1 else DENSE_CHANNELS_PER_TASK
                 for o0 in range(0, o, step):
@@ -364,6 +467,8 @@ def _memory_plan(plan: _Plan, board: Board, backend: str, buffers_in: str) -> di
     act_bytes = 2 * plan.act_len
     # activations and FFT-path spectra persist across tasks (NVM when checkpointing); scratch stays in RAM
     persistent = {"bl_act0": act_bytes, "bl_act1": act_bytes, "bl_xs": 2 * plan.xs_len}
+    if plan.acc_len:  # bl_mac_step partials (fine granularity), double-buffered
+        persistent.update(bl_acc0=4 * plan.acc_len, bl_acc1=4 * plan.acc_len)
     buffers = {**persistent, "bl_work": 2 * 2 * plan.max_k}
     stack = STACK_RESERVE_BYTES.get(board.cpu, 0)
     in_nvm = sum(persistent.values()) if buffers_in == "nvm" else 0
@@ -417,12 +522,16 @@ def codegen(
     backend: str | None = None,
     path: str = "auto",
     buffers_in: str = "ram",
+    granularity: str | float | None = "auto",
 ) -> CodegenResult:
     """Generate the model's C sources and schedule.json for ``board`` into ``out_dir``.
 
     ``path``: "auto" (cheaper of FFT / direct per circulant layer under the board's cost model), "fft",
     "direct", or "artifact" (the artifact's own per-layer choice). ``buffers_in``: "ram", or "nvm" to keep
     the activation buffers in the board's non-volatile section (what an intermittent runtime needs).
+    ``granularity``: "auto" (from the board's energy buffer and power model: the default tasks if the
+    largest fits half a power-on period, else tasks cut to that), "coarse" (the default tasks), or the most
+    estimated cycles one task may take (codegen/granularity.py); schedule.json records the choice.
     """
     if path not in ("auto", "fft", "direct", "artifact"):
         raise UsageError(f"path must be auto, fft, direct or artifact, not {path!r}")
@@ -439,7 +548,11 @@ def codegen(
             f"backend {backend!r}: only the ref, cmsis and lea kernels exist; generate with --backend ref"
         )
     costs = cost_model(b, backend)
+    want = granularity_mod.parse_granularity(granularity)
     plan = _plan(art, b, backend, path, costs)
+    gran = granularity_mod.choose(b, costs, want, max(_task_cycles(t, costs) for t in plan.tasks))
+    if gran.mode == "fine":
+        plan = _plan(art, b, backend, path, costs, gran.max_step_cycles)
     if buffers_in not in ("ram", "nvm"):
         raise UsageError(f"buffers_in must be ram or nvm, not {buffers_in!r}")
     memory = _memory_plan(plan, b, backend, buffers_in)
@@ -448,6 +561,10 @@ def codegen(
     out.mkdir(parents=True, exist_ok=True)
     files = _emit(art, art_path.name, art_sha, b, backend, plan, out, buffers_in)
     schedule = _schedule(art, art_path.name, art_sha, b, backend, plan, memory, costs)
+    schedule["granularity"] = {
+        **gran.describe(),
+        "largest_task_cycles": max(t["cycles"] for t in schedule["modes"][0]["tasks"]),
+    }
     if has_modes(art):  # EVE: every mode in the schedule, and the mode table (eve/device.py)
         from batteryless.eve.device import add_modes
 
@@ -523,6 +640,9 @@ BL_MODEL_BUF int16_t bl_act0[{plan.act_len}];
 BL_MODEL_BUF int16_t bl_act1[{plan.act_len}];
 {f"BL_MODEL_BUF int16_t bl_xs[{plan.xs_len}];" if plan.xs_len else ""}
 {f"int16_t bl_work[{4 * plan.max_k}];" if plan.max_k else ""}
+{f"BL_MODEL_BUF int32_t bl_acc0[{plan.acc_len}];" if plan.acc_len else ""}
+{f"BL_MODEL_BUF int32_t bl_acc1[{plan.acc_len}];" if plan.acc_len else ""}
+{_units_table(plan)}
 
 {chr(10).join(plan.geoms)}
 {chr(10).join(fft_cfgs)}
@@ -586,6 +706,18 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         _write_atomic(p, text)
         files.append(p)
     return files
+
+
+def _task_cycles(t: Task, costs: CostModel) -> float:
+    return costs.cycles(macs=t.macs, butterflies=t.butterflies, elements=t.elements, calls=1)
+
+
+def _units_table(plan: _Plan) -> str:
+    """The bl_mac_unit of every bl_mac_step task (const: flash / FRAM code region)."""
+    if not plan.units:
+        return ""
+    rows = ",\n".join("  {" + ", ".join(f"{v}u" for v in u) + "}" for u in plan.units)
+    return f"static const bl_mac_unit bl_units[{len(plan.units)}] = {{\n{rows}\n}};\n"
 
 
 def _schedule(art, art_name, art_sha, b: Board, backend, plan: _Plan, memory, costs: CostModel) -> dict:

@@ -85,6 +85,7 @@ class FlexImage:
     log_len: int = 0  # continuous builds: finished inferences kept in NVM (BL_FLEX_LOG_LEN)
     max_lost: int = 1  # tasks one power failure may throw away under the policy (one atomic step)
     faults: bool = False  # built with BL_FLEX_FAULTS=1 (fault-injection records after the input)
+    granularity: dict[str, Any] = field(default_factory=dict)  # schedule.json "granularity" (codegen)
 
 
 @dataclass
@@ -163,13 +164,15 @@ def build_flex(
     progress: ProgressFn | None = None,
     continuous: bool = False,
     log_len: int = 16,
+    granularity: str | float | None = "auto",
 ) -> FlexImage:
     """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
     ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only).
 
     ``continuous``: the continuous-inference mode (inference after inference, inputs and limits from
     :func:`continuous_input`, output read by :func:`parse_continuous`; ``log_len`` finished inferences kept
-    in NVM for the final report), used by the firmware-level emulator."""
+    in NVM for the final report), used by the firmware-level emulator. ``granularity``: codegen's task
+    granularity ("auto" from the board's buffer, "coarse", or the most estimated cycles per task)."""
     from batteryless.codegen import codegen
 
     if policy not in POLICIES:
@@ -186,7 +189,7 @@ def build_flex(
     b = _board(board)
     out = Path(out_dir)
     gen = out / "gen"
-    res = codegen(artifact, b, gen, backend="ref", buffers_in="nvm")
+    res = codegen(artifact, b, gen, backend="ref", buffers_in="nvm", granularity=granularity)
     defines: dict[str, str | int] = {"BL_FLEX_POLICY": POLICIES[policy], "BL_FLEX_BROKEN": BROKEN[broken]}
     if b.emulator.get("kind") == "host":
         defines["BL_FLEX_MARK_WRITES"] = 1  # cut points between the protocol's NVM writes
@@ -215,6 +218,7 @@ def build_flex(
         log_len if continuous else 0,
         _max_lost(policy, [t["layer"] for t in tasks]),
         faults,
+        dict(res.schedule.get("granularity", {})),
     )
 
 

@@ -1,0 +1,120 @@
+"""Task granularity: how large one atomic task may be, from the board's energy buffer and power model, and
+how a direct-path layer is cut into ``bl_mac_step`` steps that fit (firmware/include/bl_kernels.h).
+
+A power-on period of a buffer of capacitance C between v_on and v_off holds E = C (v_on² − v_off²) / 2 of
+usable energy, i.e. E / (energy per cycle) cycles of the active CPU. An atomic step (one task plus its
+commit, after the boot and recovery of its power-on period) that does not fit in one period never
+completes: FLEX then makes no progress at all. ``auto`` keeps the coarse default tasks when the largest
+fits in half a period (the other half is margin for the boot, recovery, commit and a buffer that is not
+full); otherwise every task is cut to at most that half-period budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from batteryless.boards import Board
+from batteryless.codegen.costs import CostModel
+from batteryless.errors import UsageError
+
+PERIOD_FRACTION = (
+    0.5  # of a power-on period one atomic task may take (the rest: boot, recovery, commit, margin)
+)
+
+
+@dataclass(frozen=True)
+class Granularity:
+    mode: str  # "coarse" (the default whole-unit tasks) or "fine" (tasks cut to max_step_cycles)
+    max_step_cycles: float | None  # None for coarse
+    power_on_cycles: float | None  # of the board's buffer (None when given explicitly)
+    reason: str
+
+    def describe(self) -> dict:
+        return {
+            "mode": self.mode,
+            "max_step_cycles": None if self.max_step_cycles is None else round(self.max_step_cycles),
+            "power_on_cycles": None if self.power_on_cycles is None else round(self.power_on_cycles),
+            "period_fraction": PERIOD_FRACTION,
+            "reason": self.reason,
+        }
+
+
+def power_on_cycles(board: Board, costs: CostModel) -> float:
+    """Active-CPU cycles one full charge of the board's energy buffer pays for."""
+    return board.energy_buffer.usable_energy_j / costs.joules_per_cycle
+
+
+def parse_granularity(value: str | int | float | None) -> str | float:
+    """``auto`` (default), ``coarse``, or a positive number: the most estimated cycles one task may take."""
+    if value is None or value == "auto":
+        return "auto"
+    if value == "coarse":
+        return "coarse"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"granularity must be auto, coarse or a number of cycles, not {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise UsageError(f"granularity must be a positive number of cycles, not {value!r}")
+    return v
+
+
+def choose(board: Board, costs: CostModel, want: str | float, coarse_largest: float) -> Granularity:
+    """The granularity for ``want`` (``parse_granularity``), given the largest coarse task's estimate."""
+    if want == "coarse":
+        return Granularity("coarse", None, None, "asked for (--granularity coarse)")
+    if isinstance(want, float):
+        if coarse_largest <= want:
+            return Granularity("coarse", None, None, f"every default task fits {want:.0f} cycles")
+        return Granularity("fine", want, None, f"asked for at most {want:.0f} cycles per task")
+    period = power_on_cycles(board, costs)
+    budget = PERIOD_FRACTION * period
+    buf = board.energy_buffer
+    what = f"{buf.capacitance_f * 1e6:g} uF {buf.v_on:g}->{buf.v_off:g} V buffer"
+    what += f": {period:,.0f} cycles per charge"
+    if coarse_largest <= budget:
+        return Granularity(
+            "coarse",
+            None,
+            period,
+            f"{what}; the largest default task ({coarse_largest:,.0f}) fits half of it",
+        )
+    return Granularity(
+        "fine", budget, period, f"{what}; the largest default task ({coarse_largest:,.0f}) does not fit half"
+    )
+
+
+def mac_units(
+    out_ch: int, out_h: int, out_w: int, in_ch: int, taps: int, costs: CostModel, max_step: float
+) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """``bl_mac_unit`` tuples (o0, o1, oy0, oy1, ox0, ox1, c0, c1) covering a direct-path layer in steps of
+    at most ``max_step`` estimated cycles: whole outputs (all input channels) grouped along columns, rows,
+    then channels while they fit; otherwise one output at a time over input-channel ranges (partials)."""
+    budget = max(max_step - costs.cycles_per_call, costs.cycles_per_mac * taps)
+    per_out = in_ch * taps * costs.cycles_per_mac
+    units = []
+    if per_out <= budget:
+        n = max(1, int(budget // per_out))  # outputs per step
+        if n < out_w:
+            for o in range(out_ch):
+                for oy in range(out_h):
+                    for ox in range(0, out_w, n):
+                        units.append((o, o + 1, oy, oy + 1, ox, min(out_w, ox + n), 0, in_ch))
+        elif n < out_h * out_w:
+            rows = n // out_w
+            for o in range(out_ch):
+                for oy in range(0, out_h, rows):
+                    units.append((o, o + 1, oy, min(out_h, oy + rows), 0, out_w, 0, in_ch))
+        else:
+            chans = n // (out_h * out_w)
+            for o in range(0, out_ch, chans):
+                units.append((o, min(out_ch, o + chans), 0, out_h, 0, out_w, 0, in_ch))
+        return units
+    cs = max(1, int(budget // (taps * costs.cycles_per_mac)))  # input channels per step
+    for o in range(out_ch):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                for c0 in range(0, in_ch, cs):
+                    units.append((o, o + 1, oy, oy + 1, ox, ox + 1, c0, min(in_ch, c0 + cs)))
+    return units

@@ -1,0 +1,93 @@
+"""FLEX at any granularity (issue 13): codegen picks the task granularity from the board's energy buffer and
+power model (default buffers: the coarse default tasks; a small buffer: tasks cut to fit, direct-path layers
+in bl_mac_step steps with double-buffered partials). The fine-grained firmware computes the numeric spec
+bit for bit (host), survives every single cut at a mark and random schedules (host harness, protocol checks
+included), and on QEMU finishes, bit-exact, when power fails every few thousand instructions — where the
+coarse image never finishes."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from batteryless.artifact import load_artifact
+from batteryless.boards import load_board
+from batteryless.codegen import codegen
+from batteryless.datasets import load_dataset
+from batteryless.errors import UsageError
+from batteryless.flex import build_flex, model_input, run_schedule, verify_intermittent
+from batteryless.spec import integer_inference
+
+pytestmark = pytest.mark.firmware
+
+
+def spec_logits(artifact, sample, paths):
+    x = load_dataset("digits").x_test[sample : sample + 1]
+    return integer_inference(load_artifact(artifact), x, paths)[0].tolist()
+
+
+def small_buffer(board: str, capacitance_f: float):
+    b = load_board(board)
+    return dataclasses.replace(
+        b, energy_buffer=dataclasses.replace(b.energy_buffer, capacitance_f=capacitance_f)
+    )
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_auto_granularity_follows_the_energy_buffer(artifacts, tmp_path, model):
+    art = artifacts[model]
+    auto = codegen(art, "mps2-an386", tmp_path / "auto", buffers_in="nvm")
+    coarse = codegen(art, "mps2-an386", tmp_path / "coarse", buffers_in="nvm", granularity="coarse")
+    g = auto.schedule["granularity"]
+    # the default 100 uF buffer pays for ~10^6 cycles per charge, far above any default task
+    assert g["mode"] == "coarse" and g["power_on_cycles"] > 10 * g["largest_task_cycles"]
+    assert (tmp_path / "auto" / "model.c").read_bytes() == (tmp_path / "coarse" / "model.c").read_bytes()
+    # 0.5 uF: 1/200 of the default buffer's energy, a few thousand cycles per charge
+    fine = codegen(art, small_buffer("mps2-an386", 0.5e-6), tmp_path / "fine", buffers_in="nvm")
+    f = fine.schedule["granularity"]
+    assert f["mode"] == "fine" and f["max_step_cycles"] == round(f["power_on_cycles"] * f["period_fraction"])
+    tasks = fine.schedule["modes"][0]["tasks"]
+    assert len(tasks) > len(coarse.schedule["modes"][0]["tasks"])
+    assert (
+        max(t["cycles"] for t in tasks)
+        <= f["max_step_cycles"]
+        == pytest.approx(f["largest_task_cycles"], rel=0.5)
+    )
+
+
+def test_granularity_argument_is_checked(artifacts, tmp_path):
+    for bad in ("fine", -5, 0, "nan"):
+        with pytest.raises(UsageError, match="granularity"):
+            codegen(artifacts["mlp"], "host", tmp_path / "x", granularity=bad)
+
+
+@pytest.mark.parametrize("model, cycles", [("mlp", 1500), ("cnn", 1500), ("cnn", 300)])
+def test_fine_grained_firmware_matches_spec_and_survives_cuts_on_host(artifacts, tmp_path, model, cycles):
+    art = artifacts[model]
+    img = build_flex(art, "host", tmp_path, granularity=cycles)
+    assert img.granularity["mode"] == "fine"
+    for sample in (0, 5):
+        r = run_schedule(img, "host", model_input(art, sample), [])
+        assert r.error is None and r.logits == spec_logits(art, sample, img.paths)
+    rep = verify_intermittent(None, "host", image=img, inputs=model_input(art, 5), random=40, seed=1)
+    assert rep.passed and rep.max_lost_tasks == 1, rep.violations
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_fine_grained_flex_finishes_on_qemu_where_coarse_cannot(artifacts, tmp_path, model):
+    if not shutil.which("qemu-system-arm"):
+        pytest.skip("qemu-system-arm not installed (scripts/setup.sh)")
+    art = artifacts[model]
+    inp = model_input(art, 2)
+    n = 5000  # instructions per power-on period: below the coarse images' largest step (>= 11 k)
+    cuts = [n * (i + 1) for i in range(3000)]
+    coarse = build_flex(art, "mps2-an386", tmp_path / "c")
+    r = run_schedule(coarse, "mps2-an386", inp, cuts, timeout=300)
+    assert r.logits is None or r.reboots == len(cuts)  # never finishes
+    fine = build_flex(art, "mps2-an386", tmp_path / "f", granularity=1200)
+    ref = spec_logits(art, 2, fine.paths)
+    r = run_schedule(fine, "mps2-an386", inp, cuts, ref, timeout=300)
+    assert r.correct and 0 < r.reboots < len(cuts) and r.lost_max == 1
