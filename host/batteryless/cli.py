@@ -18,6 +18,7 @@ from batteryless.errors import BatterylessError
 # Modules that register verbs, in --help order. Each has add_parser(subparsers).
 VERB_MODULES: list[str] = [
     "batteryless.commands.compress",
+    "batteryless.commands.search",
     "batteryless.commands.codegen",
     "batteryless.commands.data",
     "batteryless.commands.emulate",

@@ -269,12 +269,14 @@ def set_modes(
     keep: list[float],
     names: list[str] | None = None,
     orders: dict[str, np.ndarray] | None = None,
+    layer_keep: dict[str, list[float]] | None = None,
 ) -> None:
     """Give ``art`` len(keep) nested modes: mode i keeps ``keep[i]`` of each circulant layer's blocks.
 
     ``keep`` is non-increasing in (0, 1] (keep[0] is usually 1: the full model). Blocks are taken in
     ``orders[layer]`` if given (the order joint training produced), else by weight norm. At least one block
-    per layer stays. Validates the result."""
+    per layer stays. ``layer_keep[layer]`` overrides ``keep`` for one layer (the search sets it per layer).
+    Validates the result."""
     if not 1 <= len(keep) <= MAX_MODES:
         raise ArtifactError(f"a model has 1 … {MAX_MODES} modes, not {len(keep)}")
     if any(not 0 < f <= 1 for f in keep) or any(b > a for a, b in zip(keep, keep[1:], strict=False)):
@@ -296,7 +298,8 @@ def set_modes(
         name = f"{layer['name']}.block_order"
         art.tensors[name] = order
         layer["block_order"] = name
-        for m, n in zip(modes, prefix_lengths(stored, keep), strict=True):
+        lk = (layer_keep or {}).get(layer["name"], keep)
+        for m, n in zip(modes, prefix_lengths(stored, lk), strict=True):
             if n < p * q:
                 m["layers"][layer["name"]] = {"blocks": n}
     art.modes = modes

@@ -1,0 +1,216 @@
+"""``search``: find nested mode ladders for a trained artifact under the board's constraints (Optuna).
+
+Each trial picks, per circulant layer and per mode, the fraction of the layer's stored blocks the mode keeps
+(nested by construction: mode i keeps ``r_i`` of mode i−1's fraction), builds the modes over the artifact's
+one weight store (``eve.modes.set_modes``, importance order), and scores the candidate:
+
+- constraints (each ≤ 0 when met): codegen's memory plan fits the board's NVM and RAM (codegen refuses
+  otherwise); the largest atomic step of every mode (task + its FLEX commit + a boot) fits the energy one
+  power-on period of the board's buffer gives, ½·C·(V_on² − V_off²);
+- objectives: correct inferences per hour on the chosen traces (maximise; schedule-level emulation of the
+  adaptive selector with the demand model, ``emulate.adaptive``), and the mean energy per inference there
+  (minimise). Per-mode accuracy is the integer spec's on the dataset's test split.
+
+Optuna's NSGA-II with per-trial constraints; a study in ``storage`` (e.g. ``sqlite:///search.db``) resumes:
+a rerun only adds the trials still missing. Candidates violating a constraint are never returned.
+
+Not searched: per-layer block sizes (they need retraining: RAD's ADMM), width, and modes are not retrained
+per trial (the artifact's own weights serve every candidate). Ray (``--ray``) is not implemented.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batteryless.artifact import Artifact, load_artifact, save_artifact
+from batteryless.errors import CodegenError, UsageError
+from batteryless.eve.modes import mode_stats, set_modes
+from batteryless.progress import ProgressFn, report
+
+
+def _need_optuna():
+    try:
+        import optuna
+    except ImportError:  # pragma: no cover - installed by pyproject
+        raise UsageError("search needs optuna (pip install optuna; scripts/setup.sh installs it)") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def candidate(art: Artifact, keep: dict[str, list[float]]) -> Artifact:
+    """A copy of ``art`` with modes from per-layer keep fractions (largest mode first)."""
+    a = copy.deepcopy(art)
+    k = len(next(iter(keep.values())))
+    set_modes(a, [1.0] * k, layer_keep=keep)
+    return a
+
+
+def evaluate_candidate(
+    art: Artifact,
+    board,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    traces: list[str],
+    capacitance_f: float | None,
+    period_s: float | None,
+    work: Path,
+) -> dict[str, Any]:
+    """Constraints and objectives of one candidate (see the module docstring)."""
+    from batteryless.codegen import codegen
+    from batteryless.emulate import power_chain
+    from batteryless.emulate.adaptive import run_adaptive
+    from batteryless.emulate.power import load_from_board
+    from batteryless.eve.select import mode_table
+    from batteryless.schedule import load_schedule
+    from batteryless.spec import predict
+
+    out: dict[str, Any] = {"fits_memory": True}
+    path = save_artifact(art, work / "cand.bl")
+    try:
+        res = codegen(path, board, work / "gen", buffers_in="nvm")
+    except CodegenError as err:
+        out["fits_memory"] = False
+        out["memory_error"] = str(err)
+        out["constraints"] = [1.0, 0.0]
+        return out
+    sched = res.schedule
+    buf = board.energy_buffer
+    cap = capacitance_f or buf.capacitance_f
+    usable = 0.5 * cap * (buf.v_on**2 - buf.v_off**2)
+    load = load_from_board(board, board.clock_hz)
+    fixed = sched["commit"]["fixed_energy_j"]
+    worst = max(
+        (t["energy_j"] or 0.0) + fixed + t["nvm_write_bytes"] * load.nvm_write_energy_per_byte_j
+        for m in sched["modes"]
+        for t in m["tasks"]
+    )
+    worst += load.boot_energy_j
+    out["largest_step_j"] = worst
+    out["power_on_energy_j"] = usable
+    out["constraints"] = [0.0, (worst - usable) / usable]
+    acc = [float((predict(art, x_test, mode=m) == y_test).mean()) for m in range(len(art.modes))]
+    out["accuracy"] = acc
+    out["energy_j"] = list(sched["eve"]["energy_j"]) if "eve" in sched else []
+    out["macs"] = [mode_stats(art, m)["total"]["macs"] for m in range(len(art.modes))]
+    s = load_schedule(work / "gen" / "schedule.json")
+    correct = energy = inferences = hours = 0.0
+    for trace in traces:
+        tr, conv, pan, b = power_chain(board, trace, capacitance_f=cap)
+        table = mode_table(out["energy_j"], b.capacitance_f, b.v_off)
+        r = run_adaptive(s, table, tr, conv, pan, b, load, period_s=period_s)
+        correct += sum(n * a for n, a in zip(r.per_mode, acc, strict=True))
+        energy += r.task_energy_j
+        inferences += r.inferences
+        hours += r.duration_s / 3600.0
+    out["correct_per_hour"] = correct / hours if hours else 0.0
+    out["energy_per_inference_j"] = energy / inferences if inferences else math.inf
+    return out
+
+
+def search(
+    artifact: str | Path | Artifact,
+    board: str | Path | Any = "msp430fr5994",
+    *,
+    modes: int = 3,
+    trials: int = 20,
+    traces: tuple[str, ...] | list[str] = ("markov-2mw",),
+    capacitance_f: float | None = None,
+    period_s: float | None = 10.0,
+    storage: str | None = None,
+    study_name: str = "eve",
+    dataset: str | None = None,
+    data_path: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the search; return the feasible Pareto set and write the best candidate to ``out``."""
+    optuna = _need_optuna()
+    from batteryless.boards import load_board
+    from batteryless.datasets import load_dataset
+
+    if not 2 <= modes <= 8:
+        raise UsageError(f"--modes must be 2 … 8, not {modes}")
+    if trials < 1:
+        raise UsageError(f"--trials must be >= 1, not {trials}")
+    art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+    b = board if not isinstance(board, str | Path) else load_board(board)
+    circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
+    if not circ:
+        raise UsageError("search needs a block-circulant layer: every layer of this artifact is dense")
+    ds = load_dataset(dataset or art.dataset, data_path, seed=int(art.provenance.get("seed", 0)))
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        directions=["maximize", "minimize"],
+        sampler=optuna.samplers.NSGAIISampler(seed=seed),
+    )
+    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+    t0 = time.perf_counter()
+
+    def objective(trial) -> tuple[float, float]:
+        keep = {}
+        for lay in circ:
+            fr = [1.0]
+            for i in range(1, modes):
+                fr.append(fr[-1] * trial.suggest_float(f"{lay['name']}.r{i}", 0.1, 1.0))
+            keep[lay["name"]] = [round(f, 4) for f in fr]
+        cand = candidate(art, keep)
+        with tempfile.TemporaryDirectory() as tmp:
+            res = evaluate_candidate(
+                cand, b, ds.x_test, ds.y_test, list(traces), capacitance_f, period_s, Path(tmp)
+            )
+        trial.set_user_attr("constraints", res["constraints"])
+        for key, value in zip(("memory", "power_on_period"), res["constraints"], strict=True):
+            trial.set_constraint(key, value)  # NSGA-II ranks infeasible trials after feasible ones
+        trial.set_user_attr("keep", keep)
+        trial.set_user_attr("result", {k: v for k, v in res.items() if k != "memory_error"})
+        if not res["fits_memory"]:
+            return 0.0, math.inf
+        return res["correct_per_hour"], res["energy_per_inference_j"]
+
+    best = [-math.inf]
+
+    def callback(study_, trial) -> None:
+        vals = trial.values
+        feasible = all(c <= 0 for c in trial.user_attrs.get("constraints", [1.0]))
+        if vals and feasible and vals[0] > best[0]:
+            best[0] = vals[0]
+        n = len(study_.trials)
+        report(progress, f"search trials (best {best[0]:.1f} correct/h)", min(n, trials), trials)
+
+    if trials > done:
+        study.optimize(objective, n_trials=trials - done, callbacks=[callback])
+    feasible = [
+        t
+        for t in study.best_trials
+        if all(c <= 0 for c in t.user_attrs.get("constraints", [1.0])) and t.values[0] > 0
+    ]
+    pareto = [
+        {
+            "trial": t.number,
+            "correct_per_hour": t.values[0],
+            "energy_per_inference_uj": 1e6 * t.values[1],
+            "keep": t.user_attrs["keep"],
+            **{k: t.user_attrs["result"][k] for k in ("accuracy", "energy_j", "macs", "constraints")},
+        }
+        for t in sorted(feasible, key=lambda t: -t.values[0])
+    ]
+    if out is not None and pareto:
+        save_artifact(candidate(art, pareto[0]["keep"]), out)
+    return {
+        "pareto": pareto,
+        "trials": len(study.trials),
+        "search_seconds": round(time.perf_counter() - t0, 2),
+        "infeasible": sum(
+            1 for t in study.trials if any(c > 0 for c in t.user_attrs.get("constraints", [1.0]))
+        ),
+    }

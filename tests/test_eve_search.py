@@ -1,0 +1,92 @@
+"""EVE search: a tiny study runs, never returns a candidate that violates a constraint, resumes from its
+storage, and refuses bad settings."""
+
+import json
+
+import pytest
+
+from batteryless.artifact import save_artifact
+from batteryless.boards import load_board
+from batteryless.cli import main
+from batteryless.codegen import codegen
+from batteryless.emulate.power import load_from_board
+from batteryless.errors import CodegenError, UsageError
+
+pytest.importorskip("optuna")
+
+from batteryless.eve.search import candidate, search  # noqa: E402
+
+
+def _largest_step_j(sched, board):
+    """Largest atomic step + commit + boot, read straight from a schedule (the constraint, recomputed)."""
+    load = load_from_board(board, board.clock_hz)
+    fixed = sched["commit"]["fixed_energy_j"]
+    step = max(
+        t["energy_j"] + fixed + t["nvm_write_bytes"] * load.nvm_write_energy_per_byte_j
+        for m in sched["modes"]
+        for t in m["tasks"]
+    )
+    return step + load.boot_energy_j
+
+
+@pytest.mark.parametrize("cap_uf", [100.0, 1.0])
+def test_returned_candidates_meet_every_constraint(artifacts, tmp_path, cap_uf):
+    from batteryless.artifact import load_artifact
+
+    art = load_artifact(artifacts["mlp"])
+    board = load_board("msp430fr5994")
+    rep = search(art, board, modes=3, trials=3, traces=["kinetic-walk"], capacitance_f=cap_uf * 1e-6)
+    assert rep["trials"] == 3
+    usable = 0.5 * cap_uf * 1e-6 * (board.energy_buffer.v_on**2 - board.energy_buffer.v_off**2)
+    for i, p in enumerate(rep["pareto"]):
+        cand = candidate(art, p["keep"])
+        path = save_artifact(cand, tmp_path / f"c{i}.bl")
+        try:
+            res = codegen(path, board, tmp_path / f"g{i}", buffers_in="nvm")  # fits NVM and RAM
+        except CodegenError as err:  # pragma: no cover - the failure this test exists for
+            pytest.fail(f"returned candidate does not fit: {err}")
+        assert _largest_step_j(res.schedule, board) <= usable
+        assert all(len(v) == 3 for v in p["keep"].values())
+    if cap_uf == 100.0:
+        # the MLP's largest task fits a 100 uF period whatever the ladder (it depends on shapes, not training)
+        assert rep["pareto"] and rep["infeasible"] == 0
+    if cap_uf == 1.0:
+        # 2.9 uJ per power-on period: no task of the MLP fits, so nothing may be returned
+        assert rep["pareto"] == [] and rep["infeasible"] == 3
+
+
+def test_search_resumes_from_its_storage_and_the_cli_writes_the_best(artifacts, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    first = search(artifacts["mlp"], "msp430fr5994", trials=2, traces=["kinetic-walk"], storage=db)
+    assert first["trials"] == 2
+    out = tmp_path / "best.bl"
+    code = main(
+        [
+            "-q",
+            "search",
+            str(artifacts["mlp"]),
+            "--trials",
+            "3",
+            "--trace",
+            "kinetic-walk",
+            "--storage",
+            db,
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["trials"] == 3  # one more trial, not three
+    if rep["pareto"]:
+        from batteryless.artifact import load_artifact
+
+        assert len(load_artifact(out).modes) == 3
+
+
+def test_bad_settings_are_refused(artifacts):
+    with pytest.raises(UsageError, match="--modes"):
+        search(artifacts["mlp"], modes=9, trials=1)
+    with pytest.raises(UsageError, match="--trials"):
+        search(artifacts["mlp"], trials=0)
