@@ -113,6 +113,21 @@ def _fail(src: str, line: int | None, msg: str) -> TraceError:
     return TraceError(f"{src}:{line}: {msg}" if line is not None else f"{src}: {msg}")
 
 
+def _plausible(time_s: np.ndarray, cols: dict[str, np.ndarray]) -> bool:
+    """All of :func:`validate`'s conditions from min/max reductions (NaN propagates through them) and one
+    comparison of neighbours: two passes per column, no index arrays, for the common case of a good chunk."""
+    for name, arr in (("time", time_s), *cols.items()):
+        lo, hi = float(np.min(arr)), float(np.max(arr))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return False
+        if name != "time" and lo < 0:
+            return False
+        lim = ABSURD.get(name)
+        if lim is not None and hi > lim:
+            return False
+    return len(time_s) < 2 or bool(np.greater(time_s[1:], time_s[:-1]).all())
+
+
 def validate(
     time_s: np.ndarray,
     cols: dict[str, np.ndarray],
@@ -133,6 +148,9 @@ def validate(
 
     if len(time_s) == 0:
         raise _fail(src, None, "no samples (empty trace)")
+    if _plausible(time_s, cols):
+        return
+    # something is wrong: find the first problem, in the order of the messages
     for name, arr in (("time", time_s), *cols.items()):
         bad = np.flatnonzero(~np.isfinite(arr))
         if len(bad):
@@ -226,9 +244,11 @@ class TraceStream:
             if len(t) == 0:
                 continue
             self.samples += len(t)
+            # the previous block's last sample ends where this block starts: a one-sample chunk (no copy
+            # of the block to put it in front)
             if carry_t is not None:
-                t = np.concatenate(((carry_t,), t))
-                v = np.concatenate(((carry_v,), v))
+                last_dt = float(t[0]) - carry_t
+                yield TraceChunk(np.array([carry_t]), np.array([carry_v]), float(t[0]))
             if len(t) > 1:
                 last_dt = float(t[-1] - t[-2])
                 yield TraceChunk(t[:-1], v[:-1], float(t[-1]))
@@ -267,6 +287,51 @@ class TraceStream:
         )
 
 
+def _prefetch(blocks: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
+    """Run a block reader in a thread, ``depth`` blocks ahead: pandas' C parser releases the GIL while it
+    tokenises and converts, so parsing the next chunk overlaps with emulating this one (2 cores). Errors
+    are re-raised in the consumer; closing the consumer stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for b in blocks():
+                if not put((None, b)):
+                    return
+        except BaseException as err:  # handed to the consumer, which raises it
+            put((err, None))
+            return
+        put((None, done))
+
+    th = threading.Thread(target=work, name="trace-reader", daemon=True)
+    th.start()
+    try:
+        while True:
+            err, item = q.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        th.join()
+
+
 def _end(time_s: np.ndarray, step: float | None = None) -> float:
     if step is not None:
         return float(time_s[-1] + step)
@@ -275,19 +340,20 @@ def _end(time_s: np.ndarray, step: float | None = None) -> float:
     return float(time_s[-1] + 1.0)
 
 
-def _check_times(t_abs: np.ndarray | None, t_rel: np.ndarray, say: Callable[[int, str], TraceError]) -> None:
-    """Absurd absolute times and durations, refused before anything downstream sees them."""
-    if t_abs is not None:
-        bad = np.flatnonzero(~(np.abs(t_abs) <= MAX_ABS_TIME_S))
-        if len(bad):
-            j = int(bad[0])
-            raise say(j, f"time {t_abs[j]:g} s is not a plausible time (|t| > {MAX_ABS_TIME_S:g} s)")
-    bad = np.flatnonzero(~(t_rel <= MAX_DURATION_S))
-    if len(bad):
-        j = int(bad[0])
+def _check_times(t_rel: np.ndarray, start_s: float, say: Callable[[int, str], TraceError]) -> None:
+    """Absurd absolute times and durations, refused before anything downstream sees them. ``t_rel`` has
+    passed :func:`validate` (finite, increasing): its ends bound it, and only a failure looks further."""
+    if len(t_rel) == 0:
+        return
+    first, last = float(t_rel[0]) + start_s, float(t_rel[-1]) + start_s
+    if max(abs(first), abs(last)) > MAX_ABS_TIME_S:
+        t_abs = t_rel + start_s
+        j = int(np.flatnonzero(~(np.abs(t_abs) <= MAX_ABS_TIME_S))[0])
+        raise say(j, f"time {t_abs[j]:g} s is not a plausible time (|t| > {MAX_ABS_TIME_S:g} s)")
+    if float(t_rel[-1]) > MAX_DURATION_S:
+        j = int(np.flatnonzero(t_rel > MAX_DURATION_S)[0])
         raise say(
-            j,
-            f"time {t_rel[j]:g} s after the first sample: traces over {MAX_DURATION_S:g} s are refused",
+            j, f"time {t_rel[j]:g} s after the first sample: traces over {MAX_DURATION_S:g} s are refused"
         )
 
 
@@ -517,7 +583,7 @@ def _csv_stream(p: Path) -> TraceStream:
                     raise _fail(src, None, f"expected {ncol} comma-separated values per line")
                 if exact:
                     t_rel = _exact_offsets(df[0].to_numpy(), t0) * tunit
-                    t_abs = t_rel + start_s
+                    t_abs = t_rel + start_s  # for messages only
                 else:
                     t_abs = df[0].to_numpy(dtype=np.float64) * tunit
                     t_rel = t_abs - start_s
@@ -527,13 +593,13 @@ def _csv_stream(p: Path) -> TraceStream:
                 def say(idx: int, msg: str, _row0=row0) -> TraceError:
                     return _fail(src, locate(_row0 + idx), msg)
 
-                _check_times(t_abs, t_rel, say)
                 if prev_last is not None and len(t_rel) and not t_rel[0] > prev_last:
                     raise say(
                         0,
                         f"time {t_abs[0]:g} s does not increase (previous sample {prev_last + start_s:g} s)",
                     )
                 validate(t_rel, cols, src, say=say)
+                _check_times(t_rel, start_s, say)
                 if quantity == "power" and "voltage" in cols:
                     vals = cols["voltage"] * cols["current"]
                     validate(t_rel, {"power": vals}, src, say=say)
@@ -560,7 +626,7 @@ def _csv_stream(p: Path) -> TraceStream:
         start_s=start_s,
         samples_hint=hint,
         duration_hint_s=duration_hint,
-        blocks=blocks,
+        blocks=lambda: _prefetch(blocks),
         end_given_s=end_given,
     )
 
@@ -601,8 +667,8 @@ def read_enhants(path: str | Path) -> Trace:
     t = np.asarray(ts)
     g = np.asarray(gs) * IRRADIANCE_UNITS["irradiance_uw_cm2"]
     la = np.asarray(lines)
-    _check_times(t, t - t[0], lambda idx, msg: _fail(src, int(la[idx]), msg))
     validate(t, {"irradiance": g}, src, la)
+    _check_times(t - t[0], float(t[0]), lambda idx, msg: _fail(src, int(la[idx]), msg))
     return Trace(
         time_s=t - t[0],
         values=g,
@@ -698,8 +764,10 @@ def _shepherd_stream(p: Path) -> TraceStream:
 
     def rel_time(raw: np.ndarray) -> np.ndarray:
         if integer_time:
-            d = raw.astype(np.int64) - np.int64(t0_raw)  # exact integer ticks from the start
-            return d / 1e9 if ns_ticks else d * tg
+            # exact integer ticks from the start (ns times of any real epoch fit an int64)
+            r = raw.view(np.int64) if raw.dtype == np.uint64 else raw.astype(np.int64, copy=False)
+            d = np.subtract(r, np.int64(t0_raw))
+            return np.divide(d, 1e9, out=d.view(np.float64)) if ns_ticks else d * tg
         return (raw.astype(np.float64) - float(t0_raw)) * tg
 
     def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -709,30 +777,30 @@ def _shepherd_stream(p: Path) -> TraceStream:
                 g = fh["data"]
                 for a in range(0, n_samples, chunk):
                     b = min(a + chunk, n_samples)
-                    raw_t = g["time"][a:b]
-                    t_rel = rel_time(raw_t)
-                    t_abs = t_rel + start_s
-                    v = g["voltage"][a:b].astype(np.float64)
-                    v *= cal["voltage"][0]
-                    v += cal["voltage"][1]
-                    i = g["current"][a:b].astype(np.float64)
-                    i *= cal["current"][0]
-                    i += cal["current"][1]
+                    t_rel = rel_time(g["time"][a:b])
+                    v = np.multiply(g["voltage"][a:b], cal["voltage"][0], dtype=np.float64)
+                    if cal["voltage"][1]:
+                        v += cal["voltage"][1]
+                    i = np.multiply(g["current"][a:b], cal["current"][0], dtype=np.float64)
+                    if cal["current"][1]:
+                        i += cal["current"][1]
                     # calibrated currents dip a few nA below 0 A: clip the noise, refuse real negatives
-                    i[(i < 0) & (i > -1e-6)] = 0.0
-                    v[(v < 0) & (v > -1e-3)] = 0.0
+                    if i.min() < 0:
+                        i[(i < 0) & (i > -1e-6)] = 0.0
+                    if v.min() < 0:
+                        v[(v < 0) & (v > -1e-3)] = 0.0
 
                     def say(idx: int, msg: str, _a=a) -> TraceError:
                         return _fail(src, None, f"sample {_a + idx}: {msg}")
 
-                    _check_times(t_abs, t_rel, say)
                     if prev_last is not None and not t_rel[0] > prev_last:
                         raise say(
                             0,
-                            f"time {t_abs[0]:g} s does not increase "
+                            f"time {t_rel[0] + start_s:g} s does not increase "
                             f"(previous sample {prev_last + start_s:g} s)",
                         )
                     validate(t_rel, {"voltage": v, "current": i}, src, say=say)
+                    _check_times(t_rel, start_s, say)
                     v *= i
                     prev_last = float(t_rel[-1])
                     yield t_rel, v
