@@ -5,6 +5,10 @@ per hour on the bundled traces for the dense and RAD EXAMPLE schedules under eac
 Writes benchmarks/results/emulator.json and prints a summary. Run:
     .venv/bin/python benchmarks/emulator.py [--quick]
 (--quick uses a 2 h trace instead of 24 h for the speed figure and is labelled as such in the results.)
+    .venv/bin/python benchmarks/emulator.py --only end-to-end
+measures the end-to-end rows (a trace file read and emulated, each row in its own process: wall, CPU, peak
+RSS; 24 h @ 1 kHz as CSV and as Shepherd HDF5, 1 h @ 100 kHz as Shepherd HDF5, generated and deleted) and
+merges them into the results file; --only speed re-measures the in-memory speed row the same way.
     .venv/bin/python benchmarks/emulator.py --tables
 prints the markdown tables of docs/benchmarks.md "## Emulation" from the existing results file (no
 measurement).
@@ -72,6 +76,108 @@ def speed(hours: float, repeats: int) -> dict:
         "harvested_j": harvested,
         "microseconds_per_power_cycle_upper_bound": 1e6 * min(cpus) / max(res.power_failures, 1),
     }
+
+
+# --- end to end: reading the file included, each row in its own process (peak RSS per row) ---------------
+# (format, hours, rate_hz): the 24 h trace of the speed row at 1 kHz as CSV (irradiance, as `trace generate`
+# writes it) and as Shepherd HDF5 (power = V x I through the indoor-5cm2 panel, written by shepherd-data's
+# Writer), and one hour at Shepherd's own 100 kHz (360 M samples).
+E2E_ROWS = (("csv", 24.0, 1000.0), ("hdf5", 24.0, 1000.0), ("hdf5", 1.0, 100_000.0))
+E2E_GOALS = {"csv_24h_1khz_wall_s": 20.0, "hdf5_24h_1khz_wall_s": 10.0, "peak_rss_mb": 1024.0}
+
+
+def _solar(hours: float, start_h: float):
+    return generate("solar", peak_w_m2=20.0, duration_s=hours * 3600.0, step_s=1e-3, seed=1, start_h=start_h)
+
+
+def make_trace_file(fmt: str, hours: float, rate_hz: float, path: Path) -> None:
+    """Write the benchmark trace (run in a child process: generating it takes memory the row must not
+    be charged for). Above 1 kHz each 1 kHz sample is split into rate/1000 samples with ±5 % noise
+    (seeded per block): every sample distinct, written block by block."""
+    import logging
+
+    from batteryless.emulate.traces import write_csv
+
+    start = 0.0 if hours >= 24 else 12.0 - hours / 2  # a short trace is centred on noon, like speed()
+    tr = _solar(hours, start)
+    if fmt == "csv":
+        write_csv(tr, path, comment=f"benchmark: solar {hours:g} h at 1 kHz (seed 1, peak 20 W/m2)")
+        return
+    from shepherd_data import Writer
+
+    logging.getLogger("SHPCore").setLevel(logging.ERROR)
+    p_w = load_panel("indoor-5cm2").power(tr.values)
+    up = int(round(rate_hz / 1000.0))
+    block = max(1, (1 << 20) // up)  # 1 kHz samples per written block
+    with Writer(path, mode="harvester", datatype="ivsample", verbose=False) as w:
+        for a in range(0, len(p_w), block):
+            p = np.repeat(p_w[a : a + block], up)
+            if up > 1:
+                p *= np.random.default_rng(a).uniform(0.95, 1.05, len(p))
+            t = (a * up + np.arange(len(p))) / rate_hz
+            v = np.full(len(p), 2.0)
+            w.append_iv_data_si(t, v, p / v)
+
+
+def e2e_row(fmt: str, path: Path) -> dict:
+    """One end-to-end emulation of a trace file (the caller runs this in a fresh process)."""
+    import resource
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    doc = emulate("example-dense", path, BOARD, policies=("flex",), plots=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    r = doc["runs"][0]
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mb": peak,
+        "samples": doc["trace"]["samples"],
+        "power_failures": r["power_failures"],
+        "inferences": r["inferences"],
+        "harvested_j": doc["trace"]["harvested_j"],
+        "file_bytes": path.stat().st_size,
+    }
+
+
+def end_to_end(workdir: Path) -> list[dict]:
+    """The E2E_ROWS, each file generated in one child process and emulated in another, then deleted."""
+    rows = []
+    me = str(Path(__file__).resolve())
+    for fmt, hours, rate in E2E_ROWS:
+        path = workdir / f"e2e_{hours:g}h_{rate:g}hz.{'csv' if fmt == 'csv' else 'h5'}"
+        try:
+            import subprocess
+
+            subprocess.run(
+                [sys.executable, me, "--make-trace", fmt, str(hours), str(rate), str(path)], check=True
+            )
+            out = subprocess.run(
+                [sys.executable, me, "--e2e-row", fmt, str(path)], check=True, capture_output=True, text=True
+            )
+            row = {"format": fmt, "hours": hours, "rate_hz": rate, **json.loads(out.stdout.splitlines()[-1])}
+            row["ns_per_sample_cpu"] = 1e9 * row["cpu_s"] / row["samples"]
+            row["ns_per_sample_wall"] = 1e9 * row["wall_s"] / row["samples"]
+            rows.append(row)
+            print(
+                f"end to end {fmt} {hours:g} h @ {rate:g} Hz: {row['samples']:,} samples, "
+                f"{row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU, {row['peak_rss_mb']:.0f} MB peak, "
+                f"{row['power_failures']:,} power failures, {row['ns_per_sample_cpu']:.0f} ns/sample CPU",
+                flush=True,
+            )
+        finally:
+            path.unlink(missing_ok=True)
+    return rows
+
+
+def merge_results(new: dict) -> None:
+    """Write ``new`` keys into the results file, keeping every other key."""
+    old = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    old.update(new)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(old, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, RESULTS)
 
 
 # Dense vs RAD models run through the real toolchain: (family, label, zoo model, block, weight bits, pad).
@@ -352,6 +458,29 @@ def markdown_tables(doc: dict) -> str:
                         + [" / ".join("—" if s is None else f"{100 * s:.1f}" for s in shares) + " %"]
                     )
                 )
+    e2e = doc.get("end_to_end")
+    if e2e:
+        out += ["", "<!-- end to end (reading the file included), one process per row: end_to_end -->"]
+        head = ["trace file", "samples", "file", "wall s", "CPU s", "peak RSS MB", "power failures"]
+        head += ["ns / sample (CPU)"]
+        out += [_row(head), "|" + "---|" * len(head)]
+        for r in e2e:
+            size = r.get("file_bytes")
+            out.append(
+                _row(
+                    [
+                        f"{r['hours']:g} h @ {r['rate_hz'] / 1000:g} kHz, "
+                        + ("CSV" if r["format"] == "csv" else "Shepherd HDF5"),
+                        f"{r['samples']:,}",
+                        "—" if size is None else f"{size / 1e9:.2f} GB",
+                        f"{r['wall_s']:.1f}",
+                        f"{r['cpu_s']:.1f}",
+                        f"{r['peak_rss_mb']:.0f}",
+                        f"{r['power_failures']:,}",
+                        f"{r['ns_per_sample_cpu']:.0f}",
+                    ]
+                )
+            )
     return "\n".join(out) + "\n"
 
 
@@ -370,7 +499,54 @@ def main() -> int:
         help="print the markdown tables of docs/benchmarks.md '## Emulation' from the results file "
         "(no measurement)",
     )
+    ap.add_argument(
+        "--only",
+        choices=("speed", "end-to-end"),
+        help="measure only the in-memory speed row or only the end-to-end rows; merge them into the "
+        "results file, keeping its other keys",
+    )
+    ap.add_argument("--make-trace", nargs=4, metavar=("FMT", "HOURS", "RATE", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--e2e-row", nargs=2, metavar=("FMT", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.make_trace:
+        fmt, hours, rate, path = args.make_trace
+        make_trace_file(fmt, float(hours), float(rate), Path(path))
+        return 0
+    if args.e2e_row:
+        print(json.dumps(e2e_row(args.e2e_row[0], Path(args.e2e_row[1]))))
+        return 0
+    if args.only == "end-to-end":
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
+            free = shutil.disk_usage(tmp).free
+            if free < 12e9:
+                sys.exit(f"error: {free / 1e9:.1f} GB free next to the benchmark; the rows need ~12 GB")
+            rows = end_to_end(Path(tmp))
+        merge_results(
+            {
+                "end_to_end": rows,
+                "end_to_end_note": "emulate() on a trace file (example-dense, flex, msp430fr5994, no plots), "
+                "reading included, each row in a fresh process: peak_rss_mb = that process's ru_maxrss; "
+                "cpu_s = its process CPU time (the machine is shared: wall_s includes waiting for a core). "
+                "Files generated by make_trace_file() in another process and deleted after the row",
+                "end_to_end_goals": E2E_GOALS,
+            }
+        )
+        print(f"wrote {RESULTS}")
+        return 0
+    if args.only == "speed":
+        sp = speed(2.0 if args.quick else 24.0, args.repeats)
+        print(
+            f"in memory: CPU {min(sp['cpu_seconds']):.2f} s, wall {sp['best_wall_seconds']:.2f} s"
+        )
+        new = {"schedule_level_speed": sp}
+        if not args.quick:
+            new["schedule_level_seconds_24h_1khz"] = min(sp["cpu_seconds"])
+        merge_results(new)
+        print(f"wrote {RESULTS}")
+        return 0
     if args.tables:
         if not RESULTS.is_file():
             sys.exit(f"error: {RESULTS} does not exist: run benchmarks/emulator.py first")
@@ -443,10 +619,7 @@ def main() -> int:
         "traces": traces,
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, RESULTS)
+    merge_results(doc)  # keeps the end_to_end rows (measured with --only end-to-end)
     print(f"wrote {RESULTS}")
     return 0
 
