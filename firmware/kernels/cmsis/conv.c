@@ -111,6 +111,104 @@ static void conv_dense(const int16_t *x, const bl_conv_geom *g, const int16_t *w
   }
 }
 
+/* Dense, stride 1 along the width: output row by output row. The input rows the unit reads are copied once
+ * per call with the width padding as zeros (plus one zero, for pair loads past the last tap), and each
+ * channel's weight rows are widened once with their length rounded up to even (zero tap). An output is then
+ * sum over the (channel, kernel row) pairs whose input row exists of dot(weight row, padded row + ox), pairs
+ * of taps per SMLAD; the list of those pairs is built once per output row. */
+#define BL_CMSIS_ROWS_MAX 1024u /* int16: padded input rows, 2 KB of stack */
+#define BL_CMSIS_RLIST_MAX 64u  /* (channel, kernel row) pairs per output row */
+
+static bool rows_fit(const bl_conv_geom *g, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  const uint32_t kwp = (uint32_t)g->kw + (g->kw & 1u), rw = (uint32_t)g->in_w + 2u * g->pw + 1u;
+  const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
+  return g->sw == 1u && (uint32_t)g->in_ch * g->kh <= BL_CMSIS_RLIST_MAX &&
+         (uint32_t)g->in_ch * rows * rw <= BL_CMSIS_ROWS_MAX &&
+         (uint32_t)(o1 - o0) * g->in_ch * g->kh * kwp <= BL_CMSIS_WIDE_MAX;
+}
+
+static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                            const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                            uint16_t oy1) {
+  int16_t P[BL_CMSIS_ROWS_MAX];
+  int16_t wide[BL_CMSIS_WIDE_MAX];
+  const int16_t *wl[BL_CMSIS_RLIST_MAX], *pl[BL_CMSIS_RLIST_MAX];
+  const uint32_t kwp = (uint32_t)g->kw + (g->kw & 1u), rw = (uint32_t)g->in_w + 2u * g->pw + 1u;
+  const uint32_t C = g->in_ch, taps = (uint32_t)g->kh * g->kw;
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w, in_hw = (uint32_t)g->in_h * g->in_w;
+  const int32_t ylo = (int32_t)oy0 * g->sh - g->ph; /* input row of P's row 0 (may be padding) */
+  const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
+  for (uint32_t c = 0; c < C; c++)
+    for (uint32_t r = 0; r < rows; r++) {
+      int16_t *dst = P + (c * rows + r) * rw;
+      const int32_t iy = ylo + (int32_t)r;
+      for (uint32_t e = 0; e < rw; e++) {
+        const int32_t ix = (int32_t)e - g->pw;
+        dst[e] = (iy >= 0 && iy < (int32_t)g->in_h && ix >= 0 && ix < (int32_t)g->in_w)
+                     ? x[c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix]
+                     : 0;
+      }
+    }
+  for (uint32_t o = o0; o < o1; o++)
+    for (uint32_t c = 0; c < C; c++)
+      for (uint32_t dy = 0; dy < g->kh; dy++) {
+        int16_t *dst = wide + (((o - o0) * C + c) * g->kh + dy) * kwp;
+        const uint32_t src = (o * C + c) * taps + dy * g->kw;
+        for (uint32_t dx = 0; dx < g->kw; dx++) dst[dx] = w16 != 0 ? w16[src + dx] : (int16_t)w8[src + dx];
+        if (kwp != g->kw) dst[g->kw] = 0;
+      }
+  for (uint32_t o = o0; o < o1; o++) {
+    const uint32_t b = bias != 0 ? (uint32_t)bias[o] : 0u;
+    for (uint32_t oy = oy0; oy < oy1; oy++) {
+      uint32_t n = 0;
+      for (uint32_t c = 0; c < C; c++)
+        for (uint32_t dy = 0; dy < g->kh; dy++) {
+          const int32_t iy = (int32_t)oy * g->sh + (int32_t)dy - g->ph;
+          if (iy < 0 || iy >= (int32_t)g->in_h) continue;
+          wl[n] = wide + (((o - o0) * C + c) * g->kh + dy) * kwp;
+          pl[n] = P + (c * rows + (uint32_t)(iy - ylo)) * rw;
+          n++;
+        }
+      int16_t *out = y + o * out_hw + oy * g->out_w;
+      uint32_t ox = 0;
+      if (kwp == 4u) {
+        /* four outputs per pass share the weight loads */
+        for (; ox + 4u <= g->out_w; ox += 4u) {
+          uint32_t a0 = b, a1 = b, a2 = b, a3 = b;
+          for (uint32_t e = 0; e < n; e++) {
+            const int16_t *pr = pl[e] + ox;
+            const uint32_t w0 = bl_ld2(wl[e]), w1 = bl_ld2(wl[e] + 2);
+            const uint32_t p0 = bl_ld2(pr), p1 = bl_ld2(pr + 1), p2 = bl_ld2(pr + 2), p3 = bl_ld2(pr + 3);
+            const uint32_t p4 = bl_ld2(pr + 4), p5 = bl_ld2(pr + 5);
+            a0 = bl_mac2(w1, p2, bl_mac2(w0, p0, a0));
+            a1 = bl_mac2(w1, p3, bl_mac2(w0, p1, a1));
+            a2 = bl_mac2(w1, p4, bl_mac2(w0, p2, a2));
+            a3 = bl_mac2(w1, p5, bl_mac2(w0, p3, a3));
+          }
+          out[ox] = bl_dsp_requant(a0, shift);
+          out[ox + 1u] = bl_dsp_requant(a1, shift);
+          out[ox + 2u] = bl_dsp_requant(a2, shift);
+          out[ox + 3u] = bl_dsp_requant(a3, shift);
+        }
+      }
+      for (; ox < g->out_w; ox++) {
+        uint32_t acc = b;
+        if (kwp == 4u) {
+          for (uint32_t e = 0; e < n; e++) {
+            const int16_t *wr = wl[e], *pr = pl[e] + ox;
+            acc = bl_mac2(bl_ld2(wr), bl_ld2(pr), acc);
+            acc = bl_mac2(bl_ld2(wr + 2), bl_ld2(pr + 2), acc);
+          }
+        } else {
+          for (uint32_t e = 0; e < n; e++)
+            for (uint32_t dx = 0; dx < kwp; dx += 2u) acc = bl_mac2(bl_ld2(wl[e] + dx), bl_ld2(pl[e] + ox + dx), acc);
+        }
+        out[ox] = bl_dsp_requant(acc, shift);
+      }
+    }
+  }
+}
+
 /* Block-circulant. The weights of block row i are rearranged once per call to wt[j*taps + t][d] =
  * w[i][j][d][t], and the input rows the unit reads are rewritten once per call, pixel by pixel, as each input
  * block's channels reversed and doubled: X[(j*rows + y)*W + x][u] = x[channel j*k + (-u mod k)][y][x],
@@ -187,6 +285,12 @@ static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w1
           const uint32_t rr = o - i * k;
           if (nv == 4u) {
             bl_circ_rows4(0, 0, wp, rp, k, nb, k - rr, acc);
+          } else if (k >= 4u) {
+            /* 1-3 channels left: four channels of the block that include them, the extra ones discarded */
+            const uint32_t s0 = rr + 4u <= k ? rr : k - 4u;
+            uint32_t t4[4] = {0, 0, 0, 0};
+            bl_circ_rows4(0, 0, wp, rp, k, nb, k - s0, t4);
+            for (uint32_t v = 0; v < nv; v++) acc[v] = t4[rr - s0 + v];
           } else {
             for (uint32_t v = 0; v < nv; v++)
               for (uint32_t b = 0; b < nb; b++) bl_dot_multi(wp[b], rp[b] + k - rr - v, 0, 1u, k, acc + v);
@@ -217,6 +321,10 @@ bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (!fits(g, 1u)) return bl_ref_conv_dense_w16(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+  if (rows_fit(g, o0, o1, oy0, oy1)) {
+    conv_dense_rows(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1);
+    return BL_OK;
+  }
   conv_dense(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
 }
@@ -227,6 +335,10 @@ bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (!fits(g, 1u)) return bl_ref_conv_dense_w8(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+  if (rows_fit(g, o0, o1, oy0, oy1)) {
+    conv_dense_rows(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1);
+    return BL_OK;
+  }
   conv_dense(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
 }

@@ -133,6 +133,13 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
       else bl_widen8(w8 + base, wide, nb * k);
       uint32_t r = g0;
       for (; k >= 4u && r + 4u <= g1; r += 4u) bl_circ_rows4(wv, R, 0, 0, k, nb, k - r % k, acc + (r - g0));
+      if (r < g1 && k >= 4u) {
+        /* 1-3 rows left: four rows of the block that include them (extra rows computed, not stored) */
+        const uint32_t s0 = r % k + 4u <= k ? r % k : k - 4u;
+        uint32_t t4[4] = {0, 0, 0, 0};
+        bl_circ_rows4(wv, R, 0, 0, k, nb, k - s0, t4);
+        for (; r < g1; r++) acc[r - g0] += t4[r % k - s0];
+      }
       for (; r < g1; r++) {
         for (uint32_t b = 0; b < nb; b++) bl_dot_multi(wv + b * k, R + b * 2u * k + k - r % k, 0, 1u, k, acc + (r - g0));
       }
