@@ -113,3 +113,27 @@ def test_auto_path_is_the_measured_cheaper_one(target, shape, k, meas_fft, meas_
         layer = dict(op="linear", in_features=shape[0], out_features=shape[1], block=k)
         s_in, s_out = (1, shape[0]), (1, shape[1])
     assert choose_path(layer, s_in, s_out, table, "auto") == ("fft" if meas_fft < meas_direct else "direct")
+
+
+def test_cmsis_table_picks_the_measured_cheaper_path_on_every_measured_layer():
+    """The board's [cost.cmsis] (direct MACs and FFT-path multiplies priced apart) against the per-layer
+    counts benchmarks/cost_fit.py measured on both paths: "auto" must pick the cheaper one everywhere."""
+    import json
+    from pathlib import Path
+
+    fit = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/cost_fit.json").read_text())
+    choices = [c for c in fit["path_choices"] if c["target"] == "mps2-an386/cmsis"]
+    assert choices
+    table = cost_model(load_board("mps2-an386"), "cmsis")
+    assert table.cycles_per_fft_mac is not None
+    for c in choices:
+        assert c["fitted_picks"] == c["measured_cheaper"], c
+    # and the table as board.toml holds it (rounded) makes the same choices on the digits layer shapes
+    shapes = {"fc1": ((64, 128), 16), "fc2": ((128, 64), 16), "fc3": ((64, 10), 16)}
+    for name, ((cin, cout), k) in shapes.items():
+        layer = dict(op="linear", in_features=cin, out_features=cout, block=k)
+        want = next(c["measured_cheaper"] for c in choices if c["model"] == "mlp-k16" and c["layer"] == name)
+        assert choose_path(layer, (1, cin), (1, cout), table, "auto") == want
+    conv2 = dict(op="conv2d", in_channels=8, out_channels=16, block=8, kernel_size=[3, 3])
+    want = next(c["measured_cheaper"] for c in choices if c["model"] == "cnn-k8" and c["layer"] == "conv2")
+    assert choose_path(conv2, (1, 8, 4, 4), (1, 16, 4, 4), table, "auto") == want

@@ -50,6 +50,11 @@ def test_fitted_tables_carry_the_fit(board, backend, fit_key):
     for k in KEYS:
         # board.toml rounds to 3-4 significant digits
         assert getattr(cm, k) == pytest.approx(fitted[k], rel=5e-3), (board, backend, k)
+    # the FFT-path multiply coefficient: in the table exactly when the fit has it
+    if "cycles_per_fft_mac" in fitted:
+        assert cm.cycles_per_fft_mac == pytest.approx(fitted["cycles_per_fft_mac"], rel=5e-3)
+    else:
+        assert cm.cycles_per_fft_mac is None
 
 
 def test_fit_recovers_known_coefficients():
@@ -72,6 +77,7 @@ def test_fit_recovers_known_coefficients():
             "butterflies": int(rng.integers(0, 200)),
             "elements": int(rng.integers(0, 600)),
             "calls": 1,
+            "fft_macs": 0,
         }
         y = (
             f["macs"] * truth["cycles_per_mac"]
@@ -80,10 +86,19 @@ def test_fit_recovers_known_coefficients():
             + truth["cycles_per_call"]
         )
         rows.append({**f, "measured": y})
-    assert set(FEATURES) == {"macs", "butterflies", "elements", "calls"}
+    assert set(FEATURES) == {"macs", "fft_macs", "butterflies", "elements", "calls"}
     coef, pred = fit(rows)
     for k, v in truth.items():
         assert coef[k] == pytest.approx(v, rel=1e-6)
+    assert "cycles_per_fft_mac" not in coef  # no FFT-path multiplies in the rows: no such coefficient
+    # FFT-path multiplies priced apart (the cmsis split): both MAC coefficients come out
+    split = []
+    for r in rows:
+        fm = int(rng.integers(0, 3000))
+        split.append({**r, "fft_macs": fm, "measured": r["measured"] + 9.5 * fm})
+    coef_s, _ = fit(split)
+    assert coef_s["cycles_per_fft_mac"] == pytest.approx(9.5, rel=1e-6)
+    assert coef_s["cycles_per_mac"] == pytest.approx(12.0, rel=1e-6)
     # a fixed coefficient is taken as given and the others still come out
     coef2, _ = fit(rows, {"cycles_per_element": 3.0})
     assert coef2["cycles_per_element"] == 3.0

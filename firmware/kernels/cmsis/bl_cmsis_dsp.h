@@ -55,20 +55,22 @@ static inline uint32_t bl_mac2(uint32_t a, uint32_t b, uint32_t acc) {
 static inline void bl_dot_multi(const int16_t *c, const int16_t *v, int32_t stride, uint32_t nv, uint32_t n,
                                 uint32_t *acc) {
 #if BL_MVE
-  /* 8 lanes per beat-pair; the tail is predicated (lanes beyond n contribute nothing) */
-  for (uint32_t r = 0; r < nv; r++) {
-    const int16_t *a = c, *b = v + (int32_t)r * stride;
-    int32_t s = (int32_t)acc[r];
-    int32_t left = (int32_t)n;
-    while (left > 0) {
-      const mve_pred16_t p = vctp16q((uint32_t)left);
-      s = vmladavaq_p_s16(s, vld1q_z_s16(a, p), vld1q_z_s16(b, p), p);
-      a += 8;
-      b += 8;
-      left -= 8;
-    }
-    acc[r] = (uint32_t)s;
+  /* eight int16 lanes per vector; VMLADAVA accumulates the eight products into a 32-bit scalar (wrapping);
+   * the shared vector is loaded once per chunk; the tail chunk is predicated (lanes beyond n add nothing) */
+  int32_t s0 = (int32_t)acc[0], s1 = nv > 1 ? (int32_t)acc[1] : 0, s2 = nv > 2 ? (int32_t)acc[2] : 0;
+  int32_t s3 = nv > 3 ? (int32_t)acc[3] : 0;
+  for (uint32_t i = 0; i < n; i += 8u) {
+    const mve_pred16_t pr = vctp16q(n - i);
+    const int16x8_t cv = vld1q_z_s16(c + i, pr);
+    s0 = vmladavaq_p_s16(s0, cv, vld1q_z_s16(v + i, pr), pr);
+    if (nv > 1) s1 = vmladavaq_p_s16(s1, cv, vld1q_z_s16(v + stride + i, pr), pr);
+    if (nv > 2) s2 = vmladavaq_p_s16(s2, cv, vld1q_z_s16(v + 2 * stride + i, pr), pr);
+    if (nv > 3) s3 = vmladavaq_p_s16(s3, cv, vld1q_z_s16(v + 3 * stride + i, pr), pr);
   }
+  acc[0] = (uint32_t)s0;
+  if (nv > 1) acc[1] = (uint32_t)s1;
+  if (nv > 2) acc[2] = (uint32_t)s2;
+  if (nv > 3) acc[3] = (uint32_t)s3;
 #else
   const int16_t *p0 = v, *p1 = v + stride, *p2 = v + 2 * stride, *p3 = v + 3 * stride;
   uint32_t a0 = acc[0], a1 = nv > 1 ? acc[1] : 0, a2 = nv > 2 ? acc[2] : 0, a3 = nv > 3 ? acc[3] : 0;
@@ -122,17 +124,38 @@ static inline void bl_dot_multi(const int16_t *c, const int16_t *v, int32_t stri
 static inline void bl_circ_rows4(const int16_t *w, const int16_t *R, const int16_t *const *wp,
                                  const int16_t *const *rp, uint32_t k, uint32_t nb, uint32_t o, uint32_t *acc) {
 #if BL_MVE
+  /* per block: the weight vector(s) loaded once, each row one (k = 8) or two (k = 16) VMLADAVA on its
+   * window; other k: chunks of eight, the last predicated */
+  int32_t s0 = (int32_t)acc[0], s1 = (int32_t)acc[1], s2 = (int32_t)acc[2], s3 = (int32_t)acc[3];
   for (uint32_t b = 0; b < nb; b++) {
     const int16_t *c = wp != 0 ? wp[b] : w + b * k, *p = (rp != 0 ? rp[b] : R + b * 2u * k) + o;
-    for (uint32_t r = 0; r < 4u; r++) {
-      int32_t s = (int32_t)acc[r];
+    if (k == 8u) {
+      const int16x8_t w0 = vld1q_s16(c);
+      s0 = vmladavaq_s16(s0, w0, vld1q_s16(p));
+      s1 = vmladavaq_s16(s1, w0, vld1q_s16(p - 1));
+      s2 = vmladavaq_s16(s2, w0, vld1q_s16(p - 2));
+      s3 = vmladavaq_s16(s3, w0, vld1q_s16(p - 3));
+    } else if (k == 16u) {
+      const int16x8_t w0 = vld1q_s16(c), w1 = vld1q_s16(c + 8);
+      s0 = vmladavaq_s16(vmladavaq_s16(s0, w0, vld1q_s16(p)), w1, vld1q_s16(p + 8));
+      s1 = vmladavaq_s16(vmladavaq_s16(s1, w0, vld1q_s16(p - 1)), w1, vld1q_s16(p + 7));
+      s2 = vmladavaq_s16(vmladavaq_s16(s2, w0, vld1q_s16(p - 2)), w1, vld1q_s16(p + 6));
+      s3 = vmladavaq_s16(vmladavaq_s16(s3, w0, vld1q_s16(p - 3)), w1, vld1q_s16(p + 5));
+    } else {
       for (uint32_t i = 0; i < k; i += 8u) {
         const mve_pred16_t pr = vctp16q(k - i);
-        s = vmladavaq_p_s16(s, vld1q_z_s16(c + i, pr), vld1q_z_s16(p - r + i, pr), pr);
+        const int16x8_t cv = vld1q_z_s16(c + i, pr);
+        s0 = vmladavaq_p_s16(s0, cv, vld1q_z_s16(p + i, pr), pr);
+        s1 = vmladavaq_p_s16(s1, cv, vld1q_z_s16(p - 1 + i, pr), pr);
+        s2 = vmladavaq_p_s16(s2, cv, vld1q_z_s16(p - 2 + i, pr), pr);
+        s3 = vmladavaq_p_s16(s3, cv, vld1q_z_s16(p - 3 + i, pr), pr);
       }
-      acc[r] = (uint32_t)s;
     }
   }
+  acc[0] = (uint32_t)s0;
+  acc[1] = (uint32_t)s1;
+  acc[2] = (uint32_t)s2;
+  acc[3] = (uint32_t)s3;
 #else
   uint32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
   for (uint32_t b = 0; b < nb; b++) {

@@ -19,7 +19,7 @@ from typing import Any
 
 from batteryless.errors import BoardError
 
-CPUS = ("msp430x", "cortex-m4", "host")
+CPUS = ("msp430x", "cortex-m4", "cortex-m55", "host")
 ACCELERATORS = ("lea", "cmsis-dsp", "none")
 BACKENDS = ("ref", "lea", "cmsis")
 EMULATOR_KINDS = ("qemu", "mspdebug", "host", "msp430sim")
