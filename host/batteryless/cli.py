@@ -26,6 +26,7 @@ VERB_MODULES: list[str] = [
     "batteryless.commands.flex",
     "batteryless.commands.flash",
     "batteryless.commands.tflite",
+    "batteryless.commands.boards",
 ]
 
 log = logging.getLogger("batteryless")

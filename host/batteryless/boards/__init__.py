@@ -22,7 +22,7 @@ from batteryless.errors import BoardError
 CPUS = ("msp430x", "cortex-m4", "cortex-m55", "host")
 ACCELERATORS = ("lea", "cmsis-dsp", "none")
 BACKENDS = ("ref", "lea", "cmsis")
-EMULATOR_KINDS = ("qemu", "mspdebug", "host", "msp430sim")
+EMULATOR_KINDS = ("qemu", "mspdebug", "host", "msp430sim", "none")  # none: build and size only (imported boards)
 POWER_FIELDS = (
     "supply_voltage_v",
     "active_current_per_mhz_a",
