@@ -7,10 +7,10 @@ same keep fractions) and the dense model (block 1, 8-bit weights so that it fits
 accuracy on the test split, MACs, weight bytes touched, predicted cycles and energy of one inference on the
 MSP430FR5994 (ref backend, board cost model: codegen's schedule). Per trace (the four bundled traces, the
 board's 100 uF and 1 mF) and policy (``eve`` adaptive, ``mode-<i>`` fixed, ``dense``, ``separate`` = the
-same selector over K separately stored models): inferences and correct inferences per hour, power failures,
-energy per inference and mean latency, from the schedule-level emulator (emulate/adaptive.py) under FLEX
-with a demand model of one sensor event every PERIOD seconds (default 10 s; one-deep buffer, idle between
-events).
+same selector over K separately stored models, their energies predicted like the modes'): inferences and
+correct inferences per hour, power failures, energy per inference and mean latency, from the schedule-level
+emulator (emulate/adaptive.py) under FLEX with a demand model of one sensor event every PERIOD seconds
+(default 10 s; one-deep buffer, idle between events).
 
 Not measured here (null in the JSON): ``instructions`` (the image runs mode 0 only, so per-mode counts
 cannot be measured yet), ``switch_cycles``, ``search_seconds`` and ``trials`` (no search yet).
@@ -80,6 +80,33 @@ def _energy(sched: dict, mode: dict) -> float:
     return predicted_energy_j(sched, mode)
 
 
+def _pruned_energy(art, sched: dict) -> float:  # rewrites sched's tasks in place
+    """Predicted energy of a block-pruned single-mode model on the same basis as the EVE modes: each weight
+    layer's tasks scaled by (MACs over its kept blocks) / (MACs over all blocks). codegen's own schedule
+    costs every stored block (the kernels do not skip pruned ones), which would make pruning look free."""
+    from batteryless.artifact import layer_stats
+    from batteryless.eve.device import predicted_energy_j
+    from batteryless.eve.modes import block_grid
+
+    ratios = {}
+    for layer in art.weight_layers():
+        if layer["block"] == 1 or not layer.get("block_mask"):
+            continue
+        lay = {**layer, "path": sched["paths"].get(layer["name"], layer.get("path", "direct"))}
+        full = layer_stats(
+            lay, art.tensors, art.input_shape, art.layers, active=np.ones(block_grid(layer), bool)
+        )
+        kept = np.asarray(art.tensors[layer["block_mask"]]) != 0
+        part = layer_stats(lay, art.tensors, art.input_shape, art.layers, active=kept)
+        ratios[layer["name"]] = part["macs"] / full["macs"]
+    mode = {
+        "tasks": [
+            {**t, "energy_j": t["energy_j"] * ratios.get(t["layer"], 1.0)} for t in sched["modes"][0]["tasks"]
+        ]
+    }
+    return predicted_energy_j(sched, mode)
+
+
 def _merged(scheds: list[dict], names: list[str], path: Path) -> None:
     """One schedule whose modes are other models' single modes (the 'separate' and fixed baselines)."""
     s = dict(scheds[0])
@@ -112,6 +139,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
     s_sep = [_schedule(work / f"{model}-sep{f}.bl", work / f"{model}-sep{f}-gen") for f in keep[1:]]
     s_single = _schedule(work / f"{model}-single.bl", work / f"{model}-single-gen")
     s_dense = _schedule(work / f"{model}-dense.bl", work / f"{model}-dense-gen")
+    e_sep = [_pruned_energy(a, s) for a, s in zip(separate, [s_single, *s_sep], strict=True)]
     _merged([s_single, *s_sep], [f"sep{i}" for i in range(K)], work / f"{model}-separate.json")
     _merged([s_dense], ["dense"], work / f"{model}-dense.json")
     sched = {
@@ -120,7 +148,6 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
         "dense": load_schedule(work / f"{model}-dense.json"),
     }
     e_eve = [_energy(s_eve, m) for m in s_eve["modes"]]
-    e_sep = [_energy(s, s["modes"][0]) for s in [s_single, *s_sep]]
     e_dense = _energy(s_dense, s_dense["modes"][0])
     modes = []
     for m in range(K):
@@ -148,7 +175,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
             runs = [("eve", sched["eve"], e_eve, acc, None)]
             runs += [(f"mode-{m}", sched["eve"], e_eve, acc, m) for m in range(K)]
             runs += [("dense", sched["dense"], [e_dense], [acc_dense], 0)]
-            runs += [("separate", sched["separate"], sorted(e_sep, reverse=True), acc_sep, None)]
+            runs += [("separate", sched["separate"], e_sep, acc_sep, None)]
             for policy, sc, energies, accs, fixed in runs:
                 energies = [min(energies[: i + 1]) for i in range(len(energies))]  # non-increasing
                 table = mode_table(energies, cap, buf.v_off)
@@ -187,6 +214,8 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
         "modes": modes,
         "single_mode_accuracy": float(srep["accuracy"]["reference_accuracy"]),
         "separate_accuracy": acc_sep,
+        "separate_energy_uj": [1e6 * e for e in e_sep],
+        "dense_energy_uj": 1e6 * e_dense,
         "dense_accuracy": acc_dense,
         "store_bytes": store["store_bytes"],
         "separate_bytes": store["separate_bytes"],
