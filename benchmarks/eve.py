@@ -262,7 +262,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny training (smoke run, numbers meaningless)")
     ap.add_argument("--period", type=float, default=10.0, help="demand model: seconds between events")
     ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--tables", action="store_true", help="print docs/benchmarks.md tables from the JSON")
     args = ap.parse_args()
+    if args.tables:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return 0
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -287,6 +291,48 @@ def main() -> int:
         RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(tables(out), indent=1) if args.quick else f"wrote {RESULTS}")
     return 0
+
+
+def markdown(out: dict) -> str:
+    """The docs/benchmarks.md EVE tables (no measurement)."""
+    lines = []
+    for r in out["models"]:
+        lines += [
+            f"**{r['model']}** (digits; single-mode model today {100 * r['single_mode_accuracy']:.2f} %, "
+            f"dense {100 * r['dense_accuracy']:.2f} %; store {r['store_bytes']:,} B vs "
+            f"{r['separate_bytes']:,} B for the modes stored separately, largest mode alone "
+            f"{r['largest_mode_bytes']:,} B)",
+            "",
+            "| mode | keep | accuracy | MACs | weight B | predicted cycles | predicted µJ |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m in r["modes"]:
+            lines.append(
+                f"| {m['mode']} | {m['keep']:g} | {100 * m['accuracy']:.2f} % | {m['macs']:,} | "
+                f"{m['weight_bytes']:,} | {m['cycles']:,} | {m['energy_uj']:.0f} |"
+            )
+        lines += [
+            "",
+            "| trace | buffer | eve | best fixed | mode-0 | dense | separate | eve/best fixed |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        key = {}
+        for t in r["traces"]:
+            key.setdefault((t["trace"], t["capacitance_f"]), {})[t["policy"]] = t
+        for (trace, cap), row in key.items():
+            fixed = max(
+                (v for k, v in row.items() if k.startswith("mode-")), key=lambda v: v["correct_per_hour"]
+            )
+            eve = row["eve"]["correct_per_hour"]
+            ratio = eve / fixed["correct_per_hour"] if fixed["correct_per_hour"] else float("nan")
+            lines.append(
+                f"| {trace} | {cap * 1e6:g} µF | {eve:.1f} | "
+                f"{fixed['correct_per_hour']:.1f} ({fixed['policy']}) | "
+                f"{row['mode-0']['correct_per_hour']:.1f} | {row['dense']['correct_per_hour']:.1f} | "
+                f"{row['separate']['correct_per_hour']:.1f} | {ratio:.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def tables(out: dict) -> list:
