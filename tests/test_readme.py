@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from readme_runner import (
     ROOT,
@@ -128,3 +130,37 @@ def test_readme_using_it_runs_as_written(tmp_path):
     assert "stand-in" not in flashed and "warning: backend" not in output("batteryless codegen", "msp430")
     out = run_python(pythons[0], tmp_path, "README.md", timeout=600)
     assert (tmp_path / "cnn.bl").is_file() and re.fullmatch(r"\[(\d ?)+\]\n", out), out
+
+
+# --- property: what the extractor gives back is what was written --------------------------------------------
+
+_word = st.text(alphabet="abcxyz019-_./=,:", min_size=1, max_size=8)
+_quoted = _word.map(lambda w: f"'{w} #not a comment'")
+_command = st.tuples(
+    st.lists(st.one_of(_word, _quoted), min_size=1, max_size=6),  # words
+    st.lists(st.integers(1, 5), max_size=2),  # where to break the line with a '\' continuation
+    st.one_of(st.none(), _word),  # trailing comment
+    st.booleans(),  # background job
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_command, min_size=1, max_size=6), st.lists(st.sampled_from(["", "# note", "   "]), max_size=3)
+)
+def test_extractor_gives_back_each_command_as_written(commands, fillers):
+    lines: list[str] = []
+    expected: list[tuple[int, str, bool]] = []
+    for k, (words, breaks, comment, background) in enumerate(commands):
+        if k < len(fillers):
+            lines.append(fillers[k])  # blank and comment-only lines between commands are skipped
+        pieces, prev = [], 0
+        for b in sorted({min(b, len(words) - 1) for b in breaks if 0 < b < len(words)}):
+            pieces.append(" ".join(words[prev:b]) + " \\")
+            prev = b
+        last = " ".join(words[prev:]) + (" &" if background else "") + (f"  # {comment}" if comment else "")
+        pieces.append(("    " if pieces else "") + last)
+        expected.append((len(lines) + 1, "\n".join(pieces), background))
+        lines += pieces
+    got = shell_commands(Block("sh", 1, "\n".join(lines)))
+    assert [(c.line, c.text, c.background) for c in got] == expected

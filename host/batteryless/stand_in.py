@@ -29,9 +29,8 @@ def _scan(data: bytes) -> list[str]:
     while at >= 0:
         start = at + len(MARKER)
         end = data.find(b"\0", start, start + _MAX_REASON)
-        found.append(
-            data[start : end if end >= 0 else start + _MAX_REASON].decode("utf-8", "replace").strip()
-        )
+        text = data[start : end if end >= 0 else start + _MAX_REASON].decode("utf-8", "replace").strip()
+        found.append(text or "(the mark gives no reason)")  # a mark is a stand-in, reason or not
         at = data.find(MARKER, start)
     return found
 
