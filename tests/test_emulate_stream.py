@@ -281,3 +281,34 @@ def test_cli_paths_are_checked_up_front(capsys, tmp_path):
         got, err = _cli(capsys, *BASE, *extra)
         assert got == code, (extra, err)
         assert len(err.splitlines()) == 1 and re_search(pattern, err), err
+
+
+def _periodic_csv(path, n):
+    """A weak harvest (0.1 mW) with ripple, 10 ms samples: a power cycle every few seconds, every sample
+    distinct."""
+    t = np.arange(n) * 0.01
+    p = 1e-4 * (1 + 0.01 * np.sin(np.arange(n)))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("time_s,power_w\n")
+        f.write("".join(f"{a:.2f},{b:.6g}\n" for a, b in zip(t.tolist(), p.tolist(), strict=True)))
+    return path
+
+
+def test_memory_does_not_grow_with_the_trace_and_progress_counts_samples(tmp_path, monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setattr(T, "CHUNK_SAMPLES", 4096)
+    peaks, seen = {}, []
+    for n in (20_000, 160_000):
+        path = _periodic_csv(tmp_path / f"p{n}.csv", n)
+        seen.clear()
+        tracemalloc.start()
+        doc = emulate("example", path, "msp430fr5994", policies=("flex",), progress=lambda *a: seen.append(a))
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert doc["trace"]["samples"] == n and doc["runs"][0]["power_failures"] > 10
+        done = [d for task, d, total in seen]
+        assert done == sorted(done) and done[-1] == n and seen[-1][2] == n
+    # 8x the samples: the peak stays that of a chunk. Reading the trace into memory would add at least
+    # 3 float64 arrays (times, values, segments) per extra sample: 24 B; allowed: 2 B (latency lists)
+    assert peaks[160_000] - peaks[20_000] < 2 * 140_000, peaks
