@@ -82,7 +82,7 @@ def print_mode_table(eve: dict, console) -> None:
     )
 
 
-def print_report(rep: dict, file=sys.stdout) -> None:
+def print_report(rep: dict, file=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -112,7 +112,9 @@ def print_report(rep: dict, file=sys.stdout) -> None:
         f"{t['dense_macs']:,}",
         style="bold",
     )
-    console = Console(file=file)
+    # sys.stdout looked up now, not at import: a default bound at import keeps a stream that may be
+    # closed since (pytest's capture of the test that first imported this module)
+    console = Console(file=file or sys.stdout)
     console.print(table)
     console.print(
         f"weights {t['compression_vs_int16']:.1f}× smaller than dense int16 "
