@@ -339,3 +339,18 @@ def test_torchscript_of_a_custom_forward_points_to_torch_export(tmp_path):
     torch.jit.script(ChainNet()).save(str(tmp_path / "custom.pt"))
     with pytest.raises(ModelError, match=r"\(ChainNet\) is a container with its own forward.*torch\.export"):
         load_model(str(tmp_path / "custom.pt"), SHAPE, 10)
+
+
+@pytest.mark.parametrize("form", ["script", "trace", "export"])
+def test_unsupported_settings_in_files_are_named_not_rebuilt_wrong(form, tmp_path):
+    """padding="same" is stored differently by each form; each must reach the supported-layer check."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 10)).eval()
+    path = tmp_path / ("m.pt2" if form == "export" else "m.pt")
+    if form == "script":
+        torch.jit.script(net).save(str(path))
+    elif form == "trace":
+        torch.jit.trace(net, _x(1)).save(str(path))
+    else:
+        torch.export.save(torch.export.export(net, (_x(1),)), str(path))
+    with pytest.raises(ModelError, match=r"0 \(Conv2d\): padding='same'"):
+        load_model(str(path), SHAPE, 10)

@@ -55,11 +55,20 @@ def _first_line(err: BaseException) -> str:
 
 # ------------------------------------------------------------------------------ rebuild leaf modules
 def _pair(v: Any) -> Any:
+    if isinstance(v, str):
+        return v  # padding="same": kept, so that the supported-layer check names it
     return tuple(int(d) for d in v) if isinstance(v, list | tuple) else int(v)
 
 
 def _leaf(kind: str, params: dict[str, torch.Tensor], attrs: dict[str, Any], where: str) -> nn.Module:
     """A fresh float32 layer of type ``kind`` with ``params``/buffers and constructor ``attrs``."""
+    try:
+        return _make_leaf(kind, params, attrs, where)
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:  # attributes torch will not take
+        raise ModelError(f"{where} ({kind}): cannot rebuild it: {_first_line(err)}") from None
+
+
+def _make_leaf(kind: str, params: dict[str, torch.Tensor], attrs: dict[str, Any], where: str) -> nn.Module:
 
     def p(name: str) -> torch.Tensor | None:
         t = params.get(name)
@@ -133,6 +142,7 @@ def _leaf(kind: str, params: dict[str, torch.Tensor], attrs: dict[str, Any], whe
 _CONV_ARGS = {"stride": 3, "padding": 4, "dilation": 5}
 _SCRIPT_OPS: dict[str, dict[str, int]] = {
     "aten::_convolution": {**_CONV_ARGS, "groups": 8},
+    "aten::_convolution_mode": {**_CONV_ARGS, "groups": 6},  # padding given as "same"/"valid"
     "aten::conv1d": {**_CONV_ARGS, "groups": 6},
     "aten::conv2d": {**_CONV_ARGS, "groups": 6},
     "aten::max_pool1d": {"kernel_size": 1, "stride": 2, "padding": 3, "dilation": 4, "ceil_mode": 5},
@@ -142,6 +152,7 @@ _SCRIPT_OPS: dict[str, dict[str, int]] = {
     "aten::flatten": {"start_dim": 1, "end_dim": 2},
     "aten::batch_norm": {"eps": 7},
 }
+_NEEDS_ATTRS = ("Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d")
 _ATTRS = ("stride", "padding", "dilation", "groups", "kernel_size", "ceil_mode", "count_include_pad")
 _ATTRS += ("start_dim", "end_dim", "eps")
 
@@ -182,7 +193,13 @@ def _from_script(m: Any, prefix: str, out: list[nn.Module]) -> None:
             "that batteryless can read: save the model as an nn.Sequential, or with torch.export (.pt2)"
         )
     params = dict(m.named_parameters(recurse=False)) | dict(m.named_buffers(recurse=False))
-    out.append(_leaf(kind, params, _script_attrs(m), where))
+    attrs = _script_attrs(m)
+    if not attrs and kind in _NEEDS_ATTRS:  # a traced op this reader does not know: defaults would be wrong
+        raise ModelError(
+            f"{where} ({kind}): its settings (stride, padding, …) cannot be read from this traced file; "
+            "save the model with torch.jit.script or torch.export (.pt2)"
+        )
+    out.append(_leaf(kind, params, attrs, where))
 
 
 def _load_torchscript(path: Path) -> nn.Module:
@@ -212,6 +229,8 @@ def _export_table() -> dict[Any, tuple[str, tuple[str | None, ...]]]:
         ("linear", ("Linear", ("weight", "bias"))),
         ("conv1d", ("Conv1d", conv)),
         ("conv2d", ("Conv2d", conv)),
+        ("conv1d.padding", ("Conv1d", conv)),  # padding="same"/"valid": the supported-layer check names it
+        ("conv2d.padding", ("Conv2d", conv)),
         ("relu", ("ReLU", ())),
         ("relu_", ("ReLU", ())),
         ("max_pool1d", ("MaxPool1d", pool_max)),
