@@ -159,7 +159,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--model-dir", help="folder with the generated model C sources")
     b.add_argument("--backend", help="ref, lea or cmsis (default: the board's default_backend)")
     b.add_argument("--app", help="firmware app (firmware/apps/<name> or a folder); default model or selftest")
-    b.add_argument("--out", help="build folder (default build/<board>-<backend>-<app>)")
+    b.add_argument(
+        "--out",
+        help="build folder (default: build/<board>-<backend>-<app> in the repository, not the current one)",
+    )
     b.add_argument("-D", "--define", action="append", help="extra C definition NAME[=VALUE] (repeatable)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(func=cmd_build)
