@@ -6,6 +6,7 @@ run by torch), never the rebuilt Sequential: the rebuilt model must compute the 
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -354,3 +355,27 @@ def test_unsupported_settings_in_files_are_named_not_rebuilt_wrong(form, tmp_pat
         torch.export.save(torch.export.export(net, (_x(1),)), str(path))
     with pytest.raises(ModelError, match=r"0 \(Conv2d\): padding='same'"):
         load_model(str(path), SHAPE, 10)
+
+
+def test_an_out_folder_that_vanishes_during_the_run_loses_nothing(tmp_path):
+    """Checked up front, but a folder can still go away during minutes of compression: the artifact is
+    then kept in the temp folder and the one-line error says where."""
+    import re
+    import shutil
+
+    from batteryless.artifact import load_artifact
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+
+    def progress(task, done, total):
+        if task == "integer reference" and folder.exists():
+            shutil.rmtree(folder)
+
+    with pytest.raises(UsageError, match=r"cannot write the artifact to .*m\.bl .*saved to \S+$") as err:
+        compress("mlp", "digits", out=folder / "m.bl", config=QUICK, progress=progress)
+    rescued = re.search(r"saved to (\S+)$", str(err.value)).group(1)
+    try:
+        assert load_artifact(rescued).model == "mlp"
+    finally:
+        os.unlink(rescued)

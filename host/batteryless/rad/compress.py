@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from torch import nn
 
 from batteryless import __version__
 from batteryless.artifact import Artifact, load_artifact, save_artifact
-from batteryless.errors import CompressionError, ModelError, UsageError
+from batteryless.errors import ArtifactError, CompressionError, ModelError, UsageError
 from batteryless.eve.modes import has_modes
 from batteryless.eve.train import EveConfig
 from batteryless.models.train import evaluate_float, fit
@@ -300,10 +302,29 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     art.provenance = _provenance(cfg, model_name, ds.name, seconds, loaded.source, train)
     art.provenance["model_notes"] = list(loaded.notes)  # what the loader did to the model (deterministic)
     if out is not None:
-        save_artifact(art, out)
+        _save_or_rescue(art, out)
     rep = build_report(art)
     rep["run"] = {"seconds": round(seconds, 2), "command": " ".join(sys.argv) if sys.argv else ""}
     return art, rep
+
+
+def _save_or_rescue(art: Artifact, out: str | Path) -> None:
+    """Write the artifact; if ``out`` became unwritable during the run (checked at the start), keep the
+    minutes of work in the temp folder and say where, instead of losing them."""
+    try:
+        save_artifact(art, out)
+    except (OSError, ArtifactError) as err:
+        if isinstance(err, ArtifactError) and Path(out).parent.exists():
+            raise  # the artifact itself is wrong (validation), not the place it goes
+        fd, rescue = tempfile.mkstemp(prefix="batteryless-rescued-", suffix=f"-{Path(out).name}")
+        os.close(fd)
+        try:
+            save_artifact(art, rescue)
+        except BaseException:
+            Path(rescue).unlink(missing_ok=True)
+            raise
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UsageError(f"cannot write the artifact to {out} ({why}); it was saved to {rescue}") from None
 
 
 def build_report(art: Artifact, accuracies: dict[str, float] | None = None) -> dict[str, Any]:
