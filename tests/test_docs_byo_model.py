@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+
 from readme_runner import ROOT, fenced_blocks, prepare_folder, run_python, run_shell, section, shell_commands
 
 PAGE = ROOT / "docs" / "byo-model.md"
