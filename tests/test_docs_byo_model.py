@@ -54,9 +54,8 @@ def test_image_example_trains_the_factory_model(tmp_path):
     assert "model make (factory): trained here for 15 epochs" in outputs[-1]
     art = load_artifact(tmp_path / "digits_cnn.bl")
     assert art.provenance["model_source"] == "factory" and art.provenance["dense_training_epochs"] == 15
-    assert art.input_shape == (1, 8, 8) and [layer["name"] for layer in art.weight_layers()] == [
-        "conv1", "fc1", "fc2"
-    ]  # fmt: skip  (BatchNorm folded into conv1)
+    names = [layer["name"] for layer in art.weight_layers()]
+    assert art.input_shape == (1, 8, 8) and names == ["conv1", "fc1", "fc2"]  # BatchNorm folded into conv1
 
 
 def test_page_is_linked_from_the_readme():
