@@ -16,9 +16,18 @@ static uint16_t step_live_end(int32_t c0, uint16_t taps, uint16_t size) {
 static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                           uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
                           int16_t shift, int16_t *y, const bl_mac_unit *u) {
-  if (x == 0 || u == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
-  bl_status st = bl_ref_conv_geom_check(g);
-  if (st != BL_OK) return st;
+  if (x == 0 || u == 0 || g == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
+  /* a 1x1 geometry (every linear layer) is checked without the general check's 32-bit divisions, which
+   * are software routines on the MSP430 and cost more than a fine-grained step's MACs */
+  const bool one = g->kh == 1u && g->kw == 1u && g->sh == 1u && g->sw == 1u && g->ph == 0u && g->pw == 0u;
+  if (one) {
+    if (g->in_ch == 0 || g->out_ch == 0 || g->in_h == 0 || g->in_w == 0 || g->out_h != g->in_h ||
+        g->out_w != g->in_w)
+      return BL_ERR_SHAPE;
+  } else {
+    bl_status st = bl_ref_conv_geom_check(g);
+    if (st != BL_OK) return st;
+  }
   if (k == 0) return BL_ERR_SHAPE;
   if (u->o0 >= u->o1 || u->o1 > g->out_ch || u->oy0 >= u->oy1 || u->oy1 > g->out_h || u->ox0 >= u->ox1 ||
       u->ox1 > g->out_w || u->c0 >= u->c1 || u->c1 > g->in_ch)
@@ -29,7 +38,7 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
     return BL_ERR_ARG;
   const uint32_t taps = (uint32_t)g->kh * g->kw;
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
-  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint16_t q = (uint16_t)(g->in_ch / k + (g->in_ch % k != 0u)); /* blocks of input channels */
   for (uint16_t o = u->o0; o < u->o1; o++) {
     for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
       const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
@@ -53,16 +62,32 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
                                 : (((uint32_t)(o / k) * q + u->c0 / k) * k) * taps;
         const uint32_t block_step = (uint32_t)k * taps;
         if (taps == 1u && in_hw == 1u) {
-          /* linear (1x1 on 1x1): one MAC per channel, a tight loop per weight type */
-          for (uint16_t c = u->c0; c < u->c1; c++) {
-            const int16_t wv = w16 != 0 ? w16[block + d] : (int16_t)w8[block + d];
-            acc += (uint32_t)bl_ref_mul16(wv, x[c]);
-            if (++cc == k) {
+          /* linear (1x1 on 1x1): runs of channels within one block, a pointer per block and a tight loop
+           * per weight type (no 32-bit index arithmetic per MAC: it dominated on the 16-bit MSP430) */
+          uint16_t c = u->c0;
+          while (c < u->c1) {
+            uint16_t run = (uint16_t)(k - cc);
+            if (run > (uint16_t)(u->c1 - c)) run = (uint16_t)(u->c1 - c);
+            const int16_t *xp = x + c;
+            if (w16 != 0) {
+              const int16_t *wb = w16 + block;
+              for (uint16_t i = 0; i < run; i++) {
+                acc += (uint32_t)bl_ref_mul16(wb[d], xp[i]);
+                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+              }
+            } else {
+              const int8_t *wb = w8 + block;
+              for (uint16_t i = 0; i < run; i++) {
+                acc += (uint32_t)bl_ref_mul16((int16_t)wb[d], xp[i]);
+                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+              }
+            }
+            c = (uint16_t)(c + run);
+            cc = (uint16_t)(cc + run);
+            if (cc == k) {
               cc = 0;
               d = rr;
               block += block_step;
-            } else {
-              d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
             }
           }
         }
