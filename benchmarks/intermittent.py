@@ -30,7 +30,14 @@ sys.path.insert(0, str(ROOT / "host"))
 
 from batteryless.codegen import codegen  # noqa: E402
 from batteryless.firmware import build, run  # noqa: E402
-from batteryless.flex import build_flex, model_input, run_schedule, verify_intermittent  # noqa: E402
+from batteryless.flex import (  # noqa: E402
+    BROKEN,
+    build_flex,
+    measure_largest_step,
+    model_input,
+    run_schedule,
+    verify_intermittent,
+)
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 
@@ -40,26 +47,42 @@ POLICIES = ["flex", "layer", "restart"]
 MAX_CUTS = 1000  # cuts per periodic-schedule row (the plugin has no limit; rows that never finish stop here)
 QEMU = "mps2-an386"
 PROBE_CUTS = 150  # for N where no boot can finish an atomic step: show that it does not finish
+MSP = "msp430fr5994"
+# fine granularities (codegen --granularity, the most ESTIMATED cycles of the board's cost model per task)
+FINE = {QEMU: [3000, 800, 400], MSP: [12000, 4000]}
 
 
-def _row(harness, policy, n, img, inp, ref, cont_insns, max_cuts):
+def _granularity(img) -> str:
+    g = img.granularity or {}
+    if g.get("mode") == "fine":
+        return f"fine {g['max_step_cycles']} cycles"
+    return "coarse"
+
+
+def _row(harness, policy, n, img, inp, ref, cont_insns, max_cuts, largest_step=None):
     total_budget = 40 * cont_insns
     k = min(max_cuts, max(1, total_budget // n))
     cuts = [n * (i + 1) for i in range(k)]
     t = time.perf_counter()
-    r = run_schedule(img, harness, inp, cuts, ref, timeout=900)
+    r = run_schedule(img, harness, inp, cuts, ref, timeout=1800, until_done=True)
     wall = time.perf_counter() - t
     # the run finished under the periodic schedule only if it did so before the cut list ran out
     finished = r.error is None and r.logits is not None and r.reboots < len(cuts)
+    reexec = (r.task_runs - img.num_tasks) if finished and r.task_runs is not None else None
     row = {
         "harness": harness,
         "policy": policy,
+        "granularity": _granularity(img),
+        "num_tasks": img.num_tasks,
+        "largest_step": largest_step,
         "fail_every_n": n,
         "finished": finished,
         "total_instructions": r.instructions if finished else None,
         "reboots": r.reboots if finished else None,
         "correct": bool(finished and r.correct),
-        "reexecuted_tasks": (r.task_runs - img.num_tasks) if finished and r.task_runs is not None else None,
+        "reexecuted_tasks": reexec,
+        "reexecuted_per_failure": round(reexec / r.reboots, 3) if reexec is not None and r.reboots else None,
+        "max_tasks_lost_per_failure": r.lost_max if finished else None,
         "overhead_vs_continuous": round(r.instructions / cont_insns, 3)
         if finished and r.instructions
         else None,
@@ -103,6 +126,69 @@ def _throughput(model, img, inp, spacing, k, reload_image):
     }
 
 
+def _more_rows(tmp: Path, model: str, art: Path, inp: bytes, out: dict) -> list[dict]:
+    """MSP430 simulator rows for the coarse policies, and FLEX rows at fine granularities on QEMU and the
+    MSP430 simulator; continuous-power instructions and overhead of each fine image in out["fine"]."""
+    rows = []
+    for p in POLICIES:
+        img = build_flex(art, MSP, tmp / f"m-{model}-{p}", policy=p)
+        cont = run_schedule(img, MSP, inp, [])
+        for n in NS:
+            max_cuts = PROBE_CUTS if (p == "restart" and n < cont.instructions) else MAX_CUTS
+            rows.append(
+                {"model": model, **_row(MSP, p, n, img, inp, cont.logits, cont.instructions, max_cuts)}
+            )
+            print(json.dumps(rows[-1]), flush=True)
+        if p == "flex":
+            coarse_cont = cont.instructions
+    for harness in (QEMU, MSP):
+        if harness == QEMU:
+            coarse_cont = run_schedule(
+                build_flex(art, QEMU, tmp / f"q-{model}-c"), QEMU, inp, []
+            ).instructions
+        for g in FINE[harness]:
+            img = build_flex(art, harness, tmp / f"f-{model}-{harness}-{g}", granularity=g)
+            cont = run_schedule(img, harness, inp, [])
+            step = measure_largest_step(img, harness, inp) if harness == QEMU else None
+            out["fine"][f"{model} {harness} {g}"] = {
+                "num_tasks": img.num_tasks,
+                "continuous_instructions": cont.instructions,
+                "vs_coarse_flex": round(cont.instructions / coarse_cont, 3),
+                "largest_step": step,
+                "paths": img.paths,
+            }
+            for n in NS:
+                if n > 30 * (step or 1000):  # coarse rows cover the long periods
+                    continue
+                rows.append(
+                    {
+                        "model": model,
+                        **_row(harness, "flex", n, img, inp, cont.logits, cont.instructions, MAX_CUTS, step),
+                    }
+                )
+                rows[-1]["overhead_vs_coarse_continuous"] = (
+                    round(rows[-1]["total_instructions"] / coarse_cont, 3) if rows[-1]["finished"] else None
+                )
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _mutants(tmp: Path, art: Path, inp: bytes) -> list[dict]:
+    """Each deliberately broken runtime under the host sweep + fault schedules and the QEMU exact
+    commit/recovery sweep + fault schedules: which harness caught it, with which checks."""
+    res = []
+    for name in [b for b in BROKEN if b != "none"]:
+        caught, checks = [], {}
+        for harness, kw in (("host", dict(sweep=True)), (QEMU, dict(sweep_commit=True))):
+            img = build_flex(art, harness, tmp / f"mut-{harness}-{name}", broken=name, faults=True)
+            rep = verify_intermittent(None, harness, image=img, inputs=inp, faults=True, **kw)
+            if not rep.passed:
+                caught.append(harness)
+                checks[harness] = sorted(rep.violations)
+        res.append({"name": name, "caught_by": caught, "checks": checks, "caught_on_qemu": QEMU in caught})
+    return res
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bl-bench-flex-") as d:
         if "--harness-only" in sys.argv[1:]:
@@ -124,6 +210,8 @@ def _harness(tmp: Path, art: Path, inp: bytes, qimg) -> dict:
     hr = verify_intermittent(None, "host", image=himg, inputs=inp, random=2000, seed=7)
     mimg = build_flex(art, "msp430fr5994", tmp / "m-flex")
     mr = verify_intermittent(None, "msp430fr5994", image=mimg, inputs=inp, random=5, seed=7)
+    qe = verify_intermittent(None, QEMU, image=qimg, inputs=inp, sweep_commit=True)
+    me = verify_intermittent(None, MSP, image=mimg, inputs=inp, sweep_commit=True, commit_stride=7)
 
     def summary(rep) -> dict:
         return {k: rep.to_dict()[k] for k in keys} | {
@@ -142,6 +230,8 @@ def _harness(tmp: Path, art: Path, inp: bytes, qimg) -> dict:
             "continuous_instructions": mr.continuous_count,
             "seconds": round(mr.seconds, 2),
         },
+        "qemu_exact_commit_sweep": summary(qe) | {"violations": qe.violations},
+        "mspdebug_commit_sweep_stride_7": summary(me) | {"violations": me.violations},
         "host_sweep": {"cut_points": hs.schedules, "passed": hs.passed, "seconds": round(hs.seconds, 2)},
         "host_random_2000": {
             "reboots": hr.reboots,
@@ -205,9 +295,10 @@ def _main(tmp: Path) -> int:
     rows = []
     for p in POLICIES:
         c = cont[p].instructions
+        step = measure_largest_step(imgs[p], QEMU, inp)
         for n in NS:
             max_cuts = PROBE_CUTS if (p == "restart" and n < c) else MAX_CUTS
-            rows.append({"model": "mlp", **_row(QEMU, p, n, imgs[p], inp, ref, c, max_cuts)})
+            rows.append({"model": "mlp", **_row(QEMU, p, n, imgs[p], inp, ref, c, max_cuts, step)})
             print(json.dumps(rows[-1]), flush=True)
     # a second model with fewer, larger tasks: the digits CNN (block 8, int8 weights)
     cnn = tmp / "cnn.bl"
@@ -235,11 +326,18 @@ def _main(tmp: Path) -> int:
     }
     for p in POLICIES:
         c = ccont[p].instructions
+        step = measure_largest_step(cimgs[p], QEMU, cinp)
         for n in NS:
             max_cuts = PROBE_CUTS if (p == "restart" and n < c) else MAX_CUTS
-            rows.append({"model": "cnn", **_row(QEMU, p, n, cimgs[p], cinp, cref, c, max_cuts)})
+            rows.append({"model": "cnn", **_row(QEMU, p, n, cimgs[p], cinp, cref, c, max_cuts, step)})
             print(json.dumps(rows[-1]), flush=True)
+    # issue 13: the MSP430 simulator, and fine granularities (bl_mac_step tasks) on both targets
+    out["fine"] = {}
+    for model, a, i in (("mlp", art, inp), ("cnn", cnn, cinp)):
+        rows += _more_rows(tmp, model, a, i, out)
     out["rows"] = rows
+    out["mutants"] = _mutants(tmp, art, inp)
+    print(json.dumps(out["mutants"]), flush=True)
     # power cycles per second, many cuts in one QEMU process (issue 5: >= 1,000/s)
     thr = []
     for model, spacing, k in THROUGHPUT:

@@ -28,7 +28,7 @@
 #define BL_FLEX_SLOT1 0xC35Au
 #define BL_FLEX_COUNTERS_MAGIC 0xF1E7C0DEul
 
-/* Mark ids (bl_mark) the runtime and the flex app emit; QEMU sees them modulo 256. Task t: t + 1. */
+/* Mark ids (bl_mark) the runtime and the flex app emit; QEMU sees them modulo 256. Task t: t % 239 + 1. */
 #define BL_FLEX_MARK_BOOT 0xF0u
 #define BL_FLEX_MARK_RECORD 0xF1u /* record written, pointer not yet flipped */
 #define BL_FLEX_MARK_FLIP 0xF2u   /* pointer flipped: committed */

@@ -196,3 +196,16 @@ def test_call_relative_cuts_land_at_each_offset_of_a_call(flex):
         assert entry in tr and all(entry + i in tr for i in range(k))
     with pytest.raises(UsageError, match="call_cuts"):
         run(img, QEMU, inputs=inp, call_cuts=[(1, 1)])
+
+
+def test_cuts_end_at_a_mark(flex):
+    """cuts_end_mark: once that mark runs (FLEX's DONE, 0xF5), the cuts not yet made are dropped, so the
+    result is printed in one piece; without it a cut lands in the printing of every boot."""
+    img, inp, cont = flex
+    two = run(img, QEMU, inputs=inp, cuts=[cont.count // 3, cont.count // 2])
+    done = [c for i, c in two.marks if i == 0xF5][0]
+    cuts = [cont.count // 3, cont.count // 2] + [done + 50 * i for i in range(1, 400)]  # inside the printing
+    r = run(img, QEMU, inputs=inp, cuts=cuts)
+    assert r.resets > 2  # without it: cuts land in the printing of the result
+    r = run(img, QEMU, inputs=inp, cuts=cuts, cuts_end_mark=0xF5)
+    assert r.resets == 2 and r.output == two.output and len(r.cut_counts) == 2

@@ -21,6 +21,8 @@
  *                     with cuts= (e.g. a cut at a count, then cuts inside the recovery that follows).
  *                     Exact only with -singlestep;
  *                     one run sweeps many offsets of a function whose calls repeat (the FLEX commit).
+ *   cutsend=ID        when mark ID executes (marktable=), drop the cuts not yet requested: e.g. stop cutting
+ *                     once an inference has finished, so its result is printed in one piece
  *   romreload=off     after the first boot, a reset no longer rewrites the image's loaded sections (QEMU's
  *                     ROM-blob reset handler is unregistered): the image behaves as flash, and QEMU keeps
  *                     its translated code instead of retranslating every boot (~15x cheaper power cuts).
@@ -92,6 +94,7 @@ static struct u64vec hit_counts; /* recorded mark hits: count, id (interleaved) 
 static uint64_t id_hits[BL_MAX_TABLE + 1]; /* per id (slot BL_MAX_TABLE: the single mark=, id -1) */
 static unsigned char id_recorded[BL_MAX_TABLE + 1];
 static int record_all = 1;
+static long long cuts_end_id = -2; /* cutsend=: the mark id that ends the cut list (-2: none) */
 static uint64_t translations;
 static uint64_t trace_lo, trace_hi;
 static int have_trace;
@@ -181,6 +184,10 @@ static void on_mark(unsigned int vcpu, void *udata)
   size_t slot = (size_t)(uintptr_t)udata;
   (void)vcpu;
   id_hits[slot]++;
+  if (cuts_end_id >= 0 && (long long)slot == cuts_end_id) {
+    cuts.n = next_cut; /* no further count-based cuts */
+    ccut_s.n = ccut_next;
+  }
   if (record_all || id_recorded[slot]) {
     if (vec_push(&hit_counts, insn_count) != 0 || vec_push(&hit_counts, slot) != 0) {
       oom = 1;
@@ -476,6 +483,13 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
                 a + 9);
         return -1;
       }
+    } else if (strncmp(a, "cutsend=", 8) == 0) {
+      char *end;
+      cuts_end_id = strtoll(a + 8, &end, 10);
+      if (end == a + 8 || *end != '\0' || cuts_end_id < 0 || cuts_end_id >= BL_MAX_TABLE) {
+        fprintf(stderr, "bl_insn: cutsend= wants a mark id 0..%d, got '%s'\n", BL_MAX_TABLE - 1, a + 8);
+        return -1;
+      }
     } else if (strcmp(a, "romreload=off") == 0) {
       rom_reload = 0;
     } else if (strcmp(a, "romreload=on") == 0) {
@@ -490,7 +504,7 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
       have_stop = 1;
     } else {
       fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, markids=, cuts=, "
-                      "cutsfile=, stop=, trace=, callcuts=, romreload=)\n", a);
+                      "cutsfile=, stop=, trace=, callcuts=, cutsend=, romreload=)\n", a);
       return -1;
     }
   }

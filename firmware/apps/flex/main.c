@@ -33,7 +33,7 @@
  * Every boot also prints (single mode: with the result) the statistics the harnesses check besides the
  * logits: "corrupt" (committed state that failed its checks), "unborn" (a cut inside the first commit)
  * and "lost_max" (most tasks one power failure threw away; flex.h).
- * Marks: BL_FLEX_MARK_* (flex.h) and t + 1 before task t. */
+ * Marks: BL_FLEX_MARK_* (flex.h) and t % 239 + 1 before task t. */
 #include <stdint.h>
 
 #include "../../../checkpointing/flex.h"
@@ -206,7 +206,9 @@ static int run_tasks(bl_flex_state *st)
   uint16_t t;
   bl_status status;
   for (t = st->next_task; t < N_TASKS; t++) {
-    BL_FLEX_MARK(t + 1u);
+    /* task marks 1..239, wrapping, so they never collide with the runtime's 0xF0.. marks on a target
+     * whose mark ids are taken modulo 256 (the QEMU mark table) */
+    BL_FLEX_MARK((uint16_t)(t % 239u + 1u));
 #if BL_FLEX_BROKEN == 1
     bl_flex_commit(st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
 #endif

@@ -323,6 +323,7 @@ def run(
     exact: bool = False,
     trace: tuple[int, int] | None = None,
     call_cuts: list[tuple[int, int]] | None = None,
+    cuts_end_mark: int | None = None,
 ) -> RunResult:
     """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
 
@@ -349,6 +350,7 @@ def run(
     ``call_cuts`` (QEMU, with ``trace`` = one function starting at lo; ``cuts`` may be given too): pairs
     (s, k), cut i after the k-th instruction of the s-th call of that function since the previous such cut
     (use with ``exact``): one run sweeps many offsets of a function that is called again and again.
+    ``cuts_end_mark`` (QEMU): when ``bl_mark`` of this id first runs, the remaining cuts are dropped.
 
     Raises :class:`EmulationError` if the emulator is missing or the firmware does not finish in
     ``timeout`` seconds or ``cuts`` are not positive and strictly ascending, :class:`UsageError` for a
@@ -378,7 +380,7 @@ def run(
             # symbols from the caller's image (the same addresses; its parse is cached across runs)
             res = _run_qemu(
                 target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img, reload_image, exact, trace,
-                call_cuts,
+                call_cuts, cuts_end_mark,
             )  # fmt: skip
         elif kind == "mspdebug":
             res = _run_mspdebug(target, b, timeout, cuts or [])
@@ -542,6 +544,7 @@ def _run_qemu(
     exact: bool = False,
     trace: tuple[int, int] | None = None,
     call_cuts: list[tuple[int, int]] | None = None,
+    cuts_end_mark: int | None = None,
 ) -> RunResult:
     qemu = str(b.emulator.get("binary", "qemu-system-arm"))
     qpath = shutil.which(qemu)
@@ -566,6 +569,8 @@ def _run_qemu(
         plugin_args.append(f"stop={stop_at}")
     if trace is not None:
         plugin_args.append(f"trace=0x{trace[0]:x}:0x{trace[1]:x}")
+    if cuts_end_mark is not None:
+        plugin_args.append(f"cutsend={int(cuts_end_mark)}")
     if call_cuts:
         if trace is None or any(int(a) < 1 or int(k) < 1 for a, k in call_cuts):
             raise UsageError("call_cuts needs trace=(lo, hi) and pairs (calls, insn) >= 1")

@@ -50,7 +50,7 @@ BROKEN = {
 #                tasks per commit: flex 1, layer/jit the longest layer, restart all);
 #   fault-detection  an injected corruption of the committed record (fault schedules) was detected.
 CHECKS = ("logits", "corrupt", "reexecution", "fault-detection")
-BOOT_MARK, DONE_MARK = 0xF0, 0xF5  # BL_FLEX_MARK_BOOT / _DONE (checkpointing/flex.h); task t: t + 1
+BOOT_MARK, DONE_MARK = 0xF0, 0xF5  # BL_FLEX_MARK_BOOT / _DONE (checkpointing/flex.h); task t: t % 239 + 1
 
 __all__ = [
     "BROKEN",
@@ -64,6 +64,7 @@ __all__ = [
     "check_schedule",
     "continuous_input",
     "fault_bytes",
+    "measure_largest_step",
     "model_input",
     "parse_continuous",
     "run_schedule",
@@ -400,11 +401,15 @@ def run_schedule(
     exact: bool = False,
     call_cuts: list[tuple[int, int]] | None = None,
     trace: tuple[int, int] | None = None,
+    until_done: bool = False,
 ) -> ScheduleResult:
     """Run one power-failure schedule (see the module doc for what a cut means per board) and compare the
     final logits with ``reference``. ``exact`` (QEMU): one instruction per translation block, so each cut
     lands exactly at its count (:func:`batteryless.firmware.run`); mspdebug is always exact.
-    ``call_cuts`` / ``trace`` (QEMU): cuts relative to the calls of one function (see ``run``)."""
+    ``call_cuts`` / ``trace`` (QEMU): cuts relative to the calls of one function (see ``run``).
+    ``until_done`` (QEMU, mspdebug): cut only until the inference has finished (its DONE mark), so the
+    result is printed in one piece (printing the logits and counters can take longer than a short
+    power-on period; the inference, not the output, is under test)."""
     b = _board(board)
     img = image.image if isinstance(image, FlexImage) else Path(image)
     if b.emulator.get("kind") == "host":
@@ -415,9 +420,30 @@ def run_schedule(
         res = _result(text, cuts, reboots, None, reference)
     else:
         extra: dict[str, Any] = {}
-        if b.emulator.get("kind") == "qemu":
+        kind = b.emulator.get("kind")
+        if kind == "qemu":
             extra = dict(exact=exact, call_cuts=call_cuts, trace=trace)
+            if until_done:
+                extra["cuts_end_mark"] = DONE_MARK
         r = run(img, b, inputs=inputs, timeout=timeout, cuts=cuts, **extra)
+        if until_done and kind == "mspdebug" and cuts:
+            # mspdebug runs every cut it was given: find the boot that reached DONE, run again with the
+            # cuts before it only (the runs are deterministic)
+            boots = 0
+            for mid, _ in r.marks:
+                if mid == BOOT_MARK:
+                    boots += 1
+                elif mid == DONE_MARK:
+                    break
+            else:
+                boots = len(cuts) + 1  # never finished: keep every cut
+            if sum(1 for mid, _ in r.marks if mid == BOOT_MARK) != len(cuts) + 1:
+                # some boots were cut before their boot mark (periods shorter than start-up): the boot
+                # count does not say which cut came after DONE; only the final, uncut boot finished
+                boots = len(cuts) + 1
+            if boots - 1 < len(cuts):
+                cuts = cuts[: boots - 1]
+                r = run(img, b, inputs=inputs, timeout=timeout, cuts=cuts)
         code = r.exit_code
         # call-relative cuts: report the counts where they landed
         res = _result(r.output, r.cut_counts if call_cuts else cuts, r.resets, r.instructions, reference)
@@ -556,6 +582,25 @@ class _Job:
     faults: list[tuple[int, int, int, int]] = field(default_factory=list)
     call_cuts: list[tuple[int, int]] | None = None
     trace: tuple[int, int] | None = None
+
+
+def measure_largest_step(image: FlexImage, board: str | Path | Board, inputs: bytes, timeout: float = 300.0):
+    """QEMU: the largest atomic step of the continuous-power run in instructions — the most instructions
+    from the start of one commit to the start of the next (one task plus its commit), from a trace of
+    bl_flex_commit (exact at any number of tasks, unlike mark ids, which wrap at 256)."""
+    from batteryless.firmware import symbols
+
+    b = _board(board)
+    if b.emulator.get("kind") != "qemu":
+        raise UsageError(f"the largest step is measured on QEMU (instruction trace); {b.name} is not QEMU")
+    com = symbols(image.image).get("bl_flex_commit")
+    if com is None:  # the restart policy never commits: the whole run is one atomic step
+        return run(image.image, b, inputs=inputs, timeout=timeout).instructions
+    lo = com.address & ~1
+    calls = _commit_calls(
+        run(image.image, b, inputs=inputs, timeout=timeout, trace=(lo, lo + com.size)).trace
+    )
+    return max((y[0] - x[0] for x, y in zip(calls, calls[1:], strict=False)), default=None)
 
 
 def _exact_commit_jobs(image, b, inputs, timeout) -> list[_Job]:
