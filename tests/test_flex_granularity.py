@@ -91,3 +91,21 @@ def test_fine_grained_flex_finishes_on_qemu_where_coarse_cannot(artifacts, tmp_p
     ref = spec_logits(art, 2, fine.paths)
     r = run_schedule(fine, "mps2-an386", inp, cuts, ref, timeout=300)
     assert r.correct and 0 < r.reboots < len(cuts) and r.lost_max == 1
+
+
+def test_cli_codegen_granularity(artifacts, tmp_path, capsys):
+    from batteryless.cli import main
+
+    out = tmp_path / "g"
+    assert (
+        main(
+            ["codegen", str(artifacts["mlp"]), "--board", "host", "--out", str(out), "--granularity", "fine"]
+        )
+        == 2
+    )
+    assert "granularity must be" in capsys.readouterr().err and not out.exists()
+    assert (
+        main(["codegen", str(artifacts["mlp"]), "--board", "host", "--out", str(out), "--granularity", "900"])
+        == 0
+    )
+    assert '"mode": "fine"' in (out / "schedule.json").read_text()

@@ -10,7 +10,13 @@ def cmd_codegen(args: argparse.Namespace) -> int:
     from batteryless.codegen import codegen
 
     res = codegen(
-        args.artifact, args.board, args.out, backend=args.backend, path=args.path, buffers_in=args.buffers
+        args.artifact,
+        args.board,
+        args.out,
+        backend=args.backend,
+        path=args.path,
+        buffers_in=args.buffers,
+        granularity=args.granularity,
     )
     if args.measure:
         from batteryless.artifact import load_artifact
@@ -63,6 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("ram", "nvm"),
         default="ram",
         help="where activation buffers live: ram, or nvm for intermittent (checkpointed) execution",
+    )
+    p.add_argument(
+        "--granularity",
+        default="auto",
+        help="task size: auto (from the board's energy buffer and power model), coarse (the default "
+        "tasks), or the most estimated cycles one task may take (finer tasks for small buffers)",
     )
     p.add_argument("--out", required=True, help="folder for the generated sources")
     p.add_argument(
