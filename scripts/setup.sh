@@ -9,11 +9,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
 want_apt=1
-extras="test,tflite"
+extras="test,tflite,ray"
 for arg in "$@"; do
   case "$arg" in
     --no-apt) want_apt=0 ;;
-    --no-tflite) extras="test" ;;
+    --no-tflite) extras="test,ray" ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -90,3 +90,28 @@ def test_bad_settings_are_refused(artifacts):
         search(artifacts["mlp"], modes=9, trials=1)
     with pytest.raises(UsageError, match="--trials"):
         search(artifacts["mlp"], trials=0)
+
+
+@pytest.mark.slow
+def test_search_runs_its_trials_on_a_local_ray_instance(artifacts):
+    """Starts a one-CPU Ray instance on this machine and runs a tiny search through ray tune."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.tune.search.optuna")
+    from batteryless.artifact import load_artifact
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        art = load_artifact(artifacts["mlp"])
+        board = load_board("msp430fr5994")
+        rep = search(art, board, modes=2, trials=2, traces=["kinetic-walk"], ray="connected")
+    finally:
+        ray.shutdown()
+    assert rep["engine"] == "ray" and rep["trials"] == 2
+    usable = (
+        0.5 * board.energy_buffer.capacitance_f * (board.energy_buffer.v_on**2 - board.energy_buffer.v_off**2)
+    )
+    assert rep["pareto"]  # the MLP fits the board whatever the ladder
+    for p in rep["pareto"]:
+        assert p["constraints"][0] <= 0 and p["constraints"][1] <= 0
+        assert all(len(v) == 2 for v in p["keep"].values())
+        assert p["energy_j"][0] > 0 and usable > 0

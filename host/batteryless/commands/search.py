@@ -25,6 +25,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             out=args.out,
             seed=args.seed,
             progress=progress,
+            ray=args.ray,
         )
     if args.json:
         print(json.dumps(rep, indent=1, sort_keys=True))
@@ -63,5 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", default="eve", help="study name in --storage (default eve)")
     p.add_argument("--out", help="write the best candidate's artifact here")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the trials on a Ray cluster (ray tune + Optuna searcher): an address, 'auto' for a running "
+        "cluster, or 'local' to start one here; needs ray[tune]; --storage does not apply",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_search)

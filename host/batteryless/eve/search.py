@@ -15,7 +15,9 @@ Optuna's NSGA-II with per-trial constraints; a study in ``storage`` (e.g. ``sqli
 a rerun only adds the trials still missing. Candidates violating a constraint are never returned.
 
 Not searched: per-layer block sizes (they need retraining: RAD's ADMM), width, and modes are not retrained
-per trial (the artifact's own weights serve every candidate). Ray (``--ray``) is not implemented.
+per trial (the artifact's own weights serve every candidate). With ``ray`` the trials run through ray tune
+with Optuna's searcher (``OptunaSearch``, multi-objective); infeasible results are filtered out afterwards
+(the searcher itself does not see the constraints) and ``storage`` does not apply.
 """
 
 from __future__ import annotations
@@ -114,6 +116,108 @@ def evaluate_candidate(
     return out
 
 
+def _keep(circ: list[dict], modes: int, draw) -> dict[str, list[float]]:
+    """Per-layer nested keep fractions from the ratios ``draw(name)`` in [0.1, 1] (one per layer and mode)."""
+    keep = {}
+    for lay in circ:
+        fr = [1.0]
+        for i in range(1, modes):
+            fr.append(fr[-1] * draw(f"{lay['name']}.r{i}"))
+        keep[lay["name"]] = [round(f, 4) for f in fr]
+    return keep
+
+
+def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period_s, circ, modes):
+    """One trial on a Ray worker: the same scoring as the local path; constraints travel with the result."""
+    keep = _keep(circ, modes, lambda name: config[name])
+    cand = candidate(art, keep)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = evaluate_candidate(cand, board, x_test, y_test, traces, capacitance_f, period_s, Path(tmp))
+    ok = res["fits_memory"]
+    return {
+        "correct_per_hour": res["correct_per_hour"] if ok else 0.0,
+        "energy_per_inference_j": res["energy_per_inference_j"] if ok else 1.0,
+        "feasible": all(c <= 0 for c in res["constraints"]),
+        "keep": keep,
+        "result": {k: v for k, v in res.items() if k != "memory_error"},
+    }
+
+
+def _search_ray(
+    art, board, circ, modes, trials, ds, traces, capacitance_f, period_s, address, out, seed, progress, t0
+) -> dict[str, Any]:
+    """ray tune + Optuna's searcher (multi-objective); infeasible results are filtered out afterwards."""
+    try:
+        import ray
+        from ray import tune
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError:
+        raise UsageError(
+            "--ray needs ray[tune] (scripts/setup.sh installs it; pip install 'ray[tune]')"
+        ) from None
+    if address != "connected" and not ray.is_initialized():
+        ray.init(
+            address=None if address == "local" else address, include_dashboard=False, log_to_driver=False
+        )
+    space = {f"{lay['name']}.r{i}": tune.uniform(0.1, 1.0) for lay in circ for i in range(1, modes)}
+    searcher = OptunaSearch(
+        metric=["correct_per_hour", "energy_per_inference_j"], mode=["max", "min"], seed=seed
+    )
+    trainable = tune.with_parameters(
+        _ray_trial,
+        art=art,
+        board=board,
+        x_test=ds.x_test,
+        y_test=ds.y_test,
+        traces=list(traces),
+        capacitance_f=capacitance_f,
+        period_s=period_s,
+        circ=circ,
+        modes=modes,
+    )
+    report(progress, "search trials on Ray", 0, trials)
+    with tempfile.TemporaryDirectory(prefix="bl-ray-") as results:  # not ~/ray_results
+        grid = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space=space,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials),
+            run_config=tune.RunConfig(storage_path=results, verbose=0),
+        ).fit()
+        rows = [r.metrics for r in grid if r.metrics and "feasible" in r.metrics]
+    report(progress, "search trials on Ray", trials, trials)
+    feas = [r for r in rows if r["feasible"] and r["correct_per_hour"] > 0]
+    pareto = [
+        r
+        for r in feas
+        if not any(
+            o["correct_per_hour"] >= r["correct_per_hour"]
+            and o["energy_per_inference_j"] <= r["energy_per_inference_j"]
+            and (o["correct_per_hour"], o["energy_per_inference_j"])
+            != (r["correct_per_hour"], r["energy_per_inference_j"])
+            for o in feas
+        )
+    ]
+    pareto = [
+        {
+            "trial": r.get("trial_id"),
+            "correct_per_hour": r["correct_per_hour"],
+            "energy_per_inference_uj": 1e6 * r["energy_per_inference_j"],
+            "keep": r["keep"],
+            **{k: r["result"][k] for k in ("accuracy", "energy_j", "macs", "constraints")},
+        }
+        for r in sorted(pareto, key=lambda r: -r["correct_per_hour"])
+    ]
+    if out is not None and pareto:
+        save_artifact(candidate(art, pareto[0]["keep"]), out)
+    return {
+        "pareto": pareto,
+        "trials": len(rows),
+        "search_seconds": round(time.perf_counter() - t0, 2),
+        "infeasible": sum(1 for r in rows if not r["feasible"]),
+        "engine": "ray",
+    }
+
+
 def search(
     artifact: str | Path | Artifact,
     board: str | Path | Any = "msp430fr5994",
@@ -130,8 +234,12 @@ def search(
     out: str | Path | None = None,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    ray: str | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the search; return the feasible Pareto set and write the best candidate to ``out``."""
+    """Run (or resume) the search; return the feasible Pareto set and write the best candidate to ``out``.
+
+    ``ray``: run the trials on a Ray cluster instead (an address, ``auto`` for a running cluster, ``local``
+    to start one on this machine, or ``connected`` when ``ray.init`` was already called)."""
     optuna = _need_optuna()
     from batteryless.boards import load_board
     from batteryless.datasets import load_dataset
@@ -156,13 +264,13 @@ def search(
     done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
     t0 = time.perf_counter()
 
+    if ray is not None:
+        return _search_ray(
+            art, b, circ, modes, trials, ds, traces, capacitance_f, period_s, ray, out, seed, progress, t0
+        )
+
     def objective(trial) -> tuple[float, float]:
-        keep = {}
-        for lay in circ:
-            fr = [1.0]
-            for i in range(1, modes):
-                fr.append(fr[-1] * trial.suggest_float(f"{lay['name']}.r{i}", 0.1, 1.0))
-            keep[lay["name"]] = [round(f, 4) for f in fr]
+        keep = _keep(circ, modes, lambda name: trial.suggest_float(name, 0.1, 1.0))
         cand = candidate(art, keep)
         with tempfile.TemporaryDirectory() as tmp:
             res = evaluate_candidate(
