@@ -538,3 +538,14 @@ def test_in_memory_arrays_and_dataset_objects(tmp_path):
         load_dataset(wrong_shape)
     with pytest.raises(DatasetError, match="not int"):
         load_dataset(3)
+
+
+def test_datasets_info_prints_label_warnings(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 5))
+    y = np.r_[np.zeros(100), np.ones(99), [2]].astype(int)
+    p = tmp_path / "rare.npz"
+    np.savez(p, x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    assert main(["datasets", "info", "npz", "--data", str(p)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and "label 2: 1 of 200" in err

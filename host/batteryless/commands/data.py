@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -31,6 +32,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     print(f"train        {rep['train_samples']} samples, per class {rep['train_class_counts']}")
     print(f"test         {rep['test_samples']} samples, per class {rep['test_class_counts']}")
     print(f"value range  [{rep['x_min']:g}, {rep['x_max']:g}]")
+    for w in rep.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
