@@ -312,3 +312,48 @@ def test_memory_does_not_grow_with_the_trace_and_progress_counts_samples(tmp_pat
     # 8x the samples: the peak stays that of a chunk. Reading the trace into memory would add at least
     # 3 float64 arrays (times, values, segments) per extra sample: 24 B; allowed: 2 B (latency lists)
     assert peaks[160_000] - peaks[20_000] < 2 * 140_000, peaks
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dts=st.lists(st.floats(0.001, 5.0), min_size=1, max_size=60),
+    step=st.floats(0.01, 20.0),
+    chunk=st.integers(1, 9),
+    seed=st.integers(0, 1000),
+)
+def test_streamed_resampling_equals_in_memory(dts, step, chunk, seed):
+    """Windows closed across chunk boundaries (and the last window absorbing a sliver) as Trace.resample."""
+    rng = np.random.default_rng(seed)
+    t = np.concatenate(([0.0], np.cumsum(dts[:-1])))
+    tr = T.Trace(
+        time_s=t, values=rng.uniform(0, 1e-3, len(t)), quantity="power", end_s=float(t[-1] + dts[-1])
+    )
+    ref = tr.resample(step)
+    old = T.CHUNK_SAMPLES
+    T.CHUNK_SAMPLES = chunk
+    try:
+        got = T.resampled(T.TraceStream.from_trace(tr), step).read()
+    finally:
+        T.CHUNK_SAMPLES = old
+    assert len(got) == len(ref)
+    np.testing.assert_allclose(got.time_s, ref.time_s, rtol=0, atol=1e-12 * tr.end_s)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-9, atol=1e-15)
+    assert got.end_s == ref.end_s
+    assert got.energy_j() == pytest.approx(tr.energy_j(), rel=1e-9, abs=1e-18)
+
+
+@pytest.mark.parametrize("end", [3.0, 3.0 + 1e-12, 3.5, 0.4])
+def test_streamed_resampling_last_window(end):
+    """An end on a window edge, a sliver past it (absorbed), a half window, less than one window."""
+    t = np.array([0.0, 0.25, 1.1, 2.9])[: 1 if end < 1 else 4]
+    tr = T.Trace(time_s=t, values=np.linspace(1e-4, 4e-4, len(t)), quantity="power", end_s=end)
+    ref = tr.resample(1.0)
+    old = T.CHUNK_SAMPLES
+    T.CHUNK_SAMPLES = 1
+    try:
+        got = T.resampled(T.TraceStream.from_trace(tr), 1.0).read()
+    finally:
+        T.CHUNK_SAMPLES = old
+    np.testing.assert_allclose(got.time_s, ref.time_s)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-12)
+    assert len(got) == {3.0: 3, 3.0 + 1e-12: 3, 3.5: 4, 0.4: 1}[end]

@@ -32,7 +32,7 @@ from batteryless.emulate.power import (
 from batteryless.emulate.report import plot_run, plot_summary, run_summary, write_json
 from batteryless.emulate.simulate import POLICIES, Simulator, build_program
 from batteryless.emulate.stream import PowerSketch, chunk_power, chunk_segments
-from batteryless.emulate.traces import Trace, TraceStream, load_trace, open_trace
+from batteryless.emulate.traces import Trace, TraceStream, load_trace, open_trace, resampled
 from batteryless.errors import EmulationError
 from batteryless.progress import ProgressFn, report
 from batteryless.schedule import Schedule, load_schedule
@@ -108,7 +108,7 @@ def emulate(
 
     A trace file is read once, in chunks (``traces.open_trace``), and every chunk is fed to every run
     (``simulate.Simulator``): memory stays bounded by the chunk size whatever the trace length
-    (``resample_s`` reads the trace into memory first)."""
+    (``resample_s`` averages the chunks as they come)."""
     t0 = time.perf_counter()
     b = _resolve_board(board)
     conv = converter if isinstance(converter, Converter) else load_converter(converter)
@@ -131,10 +131,10 @@ def emulate(
             raise EmulationError(f"unknown policy {p!r} (known: {', '.join(POLICIES)})")
     if isinstance(trace, Trace):
         stream = TraceStream.from_trace(trace)
-    elif resample_s:
-        stream = TraceStream.from_trace(load_trace(trace, trace_format, resample_s))
     else:
         stream = open_trace(trace, trace_format)
+        if resample_s:
+            stream = resampled(stream, resample_s)
     if stream.quantity == "irradiance" and pan is None:
         raise EmulationError(f"{stream.source}: an irradiance trace needs a panel model (--panel)")
     use_pan = pan if stream.quantity == "irradiance" else None

@@ -870,10 +870,73 @@ def open_trace(path_or_name: str | Path, fmt: str | None = None) -> TraceStream:
     )
 
 
+def resampled(stream: TraceStream, step_s: float) -> TraceStream:
+    """``stream`` averaged over windows of ``step_s`` from its first sample, chunk by chunk (the windows of
+    :meth:`Trace.resample`, energy-preserving: the last window runs to the trace end and absorbs a sliver
+    shorter than 1e-9 of a step). Memory: one chunk, whatever the length."""
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise TraceError(f"resample step must be > 0, is {step_s}")
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        t0: float | None = None
+        k = 0  # windows closed so far: the open one starts at edge k
+        acc = 0.0  # energy of the open window so far
+        held: tuple[float, float] | None = None  # (start, energy) of the last closed window, not yet out
+        for c in stream.chunks():
+            if t0 is None:
+                t0 = float(c.time_s[0])
+            seg = np.append(c.time_s, c.end_s)
+            cum = np.concatenate(([0.0], np.cumsum(c.values * np.diff(seg))))
+            top = int(math.floor((c.end_s - t0) / step_s)) + 1
+            ms = np.arange(k + 1, max(top, k + 1) + 1)
+            edges = t0 + step_s * ms
+            keep = edges <= c.end_s
+            ms, edges = ms[keep], edges[keep]
+            if not len(edges):
+                acc += float(cum[-1])
+                continue
+            j = np.clip(np.searchsorted(seg, edges, "right") - 1, 0, len(c.values) - 1)
+            at = cum[j] + c.values[j] * (edges - seg[j])
+            energy = np.diff(at, prepend=0.0)
+            energy[0] += acc
+            starts = t0 + step_s * (ms - 1)
+            if held is not None:
+                starts = np.concatenate(((held[0],), starts))
+                energy = np.concatenate(((held[1],), energy))
+            held = (float(starts[-1]), float(energy[-1]))
+            acc = float(cum[-1] - at[-1])
+            k = int(ms[-1])
+            if len(starts) > 1:
+                yield starts[:-1], energy[:-1] / step_s
+        end = stream.end_s
+        assert t0 is not None and end is not None
+        n = max(1, int(math.ceil((end - t0) / step_s - 1e-9)))
+        if held is not None and n <= k:  # the last closed window runs to the end
+            yield np.array([held[0]]), np.array([(held[1] + acc) / (end - held[0])])
+        else:
+            if held is not None:
+                yield np.array([held[0]]), np.array([held[1] / step_s])
+            start = t0 + step_s * k
+            yield np.array([start]), np.array([acc / (end - start)])
+        out.end_given_s = end
+
+    hint = stream.duration_hint_s
+    out = TraceStream(
+        source=f"{stream.source} (resampled {step_s} s)",
+        name=stream.name,
+        quantity=stream.quantity,
+        start_s=stream.start_s,
+        samples_hint=int(hint / step_s) + 1 if hint else 0,
+        duration_hint_s=hint,
+        blocks=blocks,
+    )
+    return out
+
+
 def load_trace(path_or_name: str | Path, fmt: str | None = None, resample_s: float | None = None) -> Trace:
     """Read a whole trace into memory (see :func:`open_trace`), optionally resampled."""
-    tr = open_trace(path_or_name, fmt).read()
-    return tr.resample(resample_s) if resample_s else tr
+    st = open_trace(path_or_name, fmt)
+    return (resampled(st, resample_s) if resample_s else st).read()
 
 
 def write_csv(trace: Trace, path: str | Path, comment: str = "") -> Path:
