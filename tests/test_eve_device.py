@@ -104,3 +104,19 @@ def test_adaptive_loop_picks_modes_by_the_table_and_finishes_in_the_mode_it_star
     # each completed inference ran in the mode it started in: completions per mode never exceed starts
     starts = [sum(1 for *_, m in r.timeline if m == i) for i in range(len(t.stay_mv))]
     assert all(c <= s for c, s in zip(r.per_mode, starts, strict=True))
+
+
+def test_margins_in_the_artifact_set_the_generated_thresholds(artifacts, tmp_path):
+    from batteryless.errors import ArtifactError
+
+    art = load_artifact(artifacts["mlp"])
+    set_modes(art, [1.0, 0.5, 0.25])
+    for m, margin in zip(art.modes, [0.4, 0.7, 1.0], strict=True):
+        m["margin"] = margin
+    res = codegen(save_artifact(art, tmp_path / "m.bl"), "msp430fr5994", tmp_path / "g", backend="ref")
+    eve = res.schedule["eve"]
+    t = mode_table(eve["energy_j"], eve["capacitance_f"], eve["v_off"], margin=[0.4, 0.7, 1.0])
+    assert eve["stay_mv"] == list(t.stay_mv) and eve["margin"] == [0.4, 0.7, 1.0]
+    art.modes[1]["margin"] = -1
+    with pytest.raises(ArtifactError, match="field 'margin'"):
+        save_artifact(art, tmp_path / "bad.bl")

@@ -83,3 +83,11 @@ def test_c_selector_matches_python(tmp_path):
     assert {r[2] for r in rows} == {0, 1, 2, 3}  # the grid reaches every mode
     for mv, cur, got in rows:
         assert got == select_mode(t, mv, cur), (mv, cur)
+
+
+def test_per_mode_margins_by_hand():
+    # margin 0.5 on the 200 uJ mode: it needs what 100 uJ needs, sqrt(1.8² + 2) = 2.2891 → 2290 mV
+    t = mode_table(**{**DOC, "hysteresis": 0.0}, margin=[0.5, 1.0, 1.0])
+    assert t.stay_mv == (2290, 2290, 2060) and t.enter_mv == t.stay_mv
+    with pytest.raises(UsageError, match="2 margins"):
+        mode_table(**DOC, margin=[1.0, 1.0])

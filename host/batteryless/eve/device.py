@@ -71,7 +71,13 @@ def add_modes(art, schedule: dict[str, Any], board, out: Path, banner: str) -> l
     for i in range(1, len(energies)):
         energies[i] = min(energies[i], energies[i - 1])
     buf = board.energy_buffer
-    table = mode_table(energies, buf.capacitance_f, buf.v_off, names=[m["name"] for m in art.modes])
+    table = mode_table(
+        energies,
+        buf.capacitance_f,
+        buf.v_off,
+        margin=[m.get("margin", 1.0) for m in art.modes],  # from the search, if it ran
+        names=[m["name"] for m in art.modes],
+    )
     schedule["eve"] = {**table.as_dict(), "predicted": True}
     from batteryless.codegen import _write_atomic
 

@@ -122,6 +122,12 @@ def validate_modes(art) -> None:
         if m["name"] in names:
             raise ArtifactError(f"{where}: duplicate mode name")
         names.add(m["name"])
+        if "margin" in m and (
+            not isinstance(m["margin"], int | float)
+            or isinstance(m["margin"], bool)
+            or not 0 < m["margin"] <= 10
+        ):
+            raise ArtifactError(f"{where}: field 'margin' must be a number in (0, 10], is {m['margin']!r}")
         ml_all = m.get("layers", {})
         if not isinstance(ml_all, dict):
             raise ArtifactError(f"{where}: field 'layers' must be an object (layer name → settings)")

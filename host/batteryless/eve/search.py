@@ -46,12 +46,20 @@ def _need_optuna():
     return optuna
 
 
-def candidate(art: Artifact, keep: dict[str, list[float]]) -> Artifact:
-    """A copy of ``art`` with modes from per-layer keep fractions (largest mode first)."""
+def candidate(art: Artifact, keep: dict[str, list[float]], margins: list[float] | None = None) -> Artifact:
+    """A copy of ``art`` with modes from per-layer keep fractions (largest mode first) and, if given, the
+    selector's energy margin per mode (kept in the modes; codegen turns them into eve_table.c)."""
     a = copy.deepcopy(art)
     k = len(next(iter(keep.values())))
     set_modes(a, [1.0] * k, layer_keep=keep)
+    for m, margin in zip(a.modes, margins or [], strict=False):
+        m["margin"] = margin
     return a
+
+
+def _margins(modes: int, draw) -> list[float]:
+    """Selector margins per mode in [0.1, 1.5]; the smallest mode's is 1 (it runs when nothing fits)."""
+    return [round(draw(f"margin.m{i}"), 3) for i in range(modes - 1)] + [1.0]
 
 
 def evaluate_candidate(
@@ -105,7 +113,9 @@ def evaluate_candidate(
     correct = energy = inferences = hours = 0.0
     for trace in traces:
         tr, conv, pan, b = power_chain(board, trace, capacitance_f=cap)
-        table = mode_table(out["energy_j"], b.capacitance_f, b.v_off)
+        table = mode_table(
+            out["energy_j"], b.capacitance_f, b.v_off, margin=[m.get("margin", 1.0) for m in art.modes]
+        )
         r = run_adaptive(s, table, tr, conv, pan, b, load, period_s=period_s)
         correct += sum(n * a for n, a in zip(r.per_mode, acc, strict=True))
         energy += r.task_energy_j
@@ -130,7 +140,8 @@ def _keep(circ: list[dict], modes: int, draw) -> dict[str, list[float]]:
 def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period_s, circ, modes):
     """One trial on a Ray worker: the same scoring as the local path; constraints travel with the result."""
     keep = _keep(circ, modes, lambda name: config[name])
-    cand = candidate(art, keep)
+    margins = _margins(modes, lambda name: config[name])
+    cand = candidate(art, keep, margins)
     with tempfile.TemporaryDirectory() as tmp:
         res = evaluate_candidate(cand, board, x_test, y_test, traces, capacitance_f, period_s, Path(tmp))
     ok = res["fits_memory"]
@@ -139,6 +150,7 @@ def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period
         "energy_per_inference_j": res["energy_per_inference_j"] if ok else 1.0,
         "feasible": all(c <= 0 for c in res["constraints"]),
         "keep": keep,
+        "margins": margins,
         "result": {k: v for k, v in res.items() if k != "memory_error"},
     }
 
@@ -160,6 +172,7 @@ def _search_ray(
             address=None if address == "local" else address, include_dashboard=False, log_to_driver=False
         )
     space = {f"{lay['name']}.r{i}": tune.uniform(0.1, 1.0) for lay in circ for i in range(1, modes)}
+    space.update({f"margin.m{i}": tune.uniform(0.1, 1.5) for i in range(modes - 1)})
     searcher = OptunaSearch(
         metric=["correct_per_hour", "energy_per_inference_j"], mode=["max", "min"], seed=seed
     )
@@ -203,12 +216,13 @@ def _search_ray(
             "correct_per_hour": r["correct_per_hour"],
             "energy_per_inference_uj": 1e6 * r["energy_per_inference_j"],
             "keep": r["keep"],
+            "margins": r["margins"],
             **{k: r["result"][k] for k in ("accuracy", "energy_j", "macs", "constraints")},
         }
         for r in sorted(pareto, key=lambda r: -r["correct_per_hour"])
     ]
     if out is not None and pareto:
-        save_artifact(candidate(art, pareto[0]["keep"]), out)
+        save_artifact(candidate(art, pareto[0]["keep"], pareto[0]["margins"]), out)
     return {
         "pareto": pareto,
         "trials": len(rows),
@@ -271,7 +285,8 @@ def search(
 
     def objective(trial) -> tuple[float, float]:
         keep = _keep(circ, modes, lambda name: trial.suggest_float(name, 0.1, 1.0))
-        cand = candidate(art, keep)
+        margins = _margins(modes, lambda name: trial.suggest_float(name, 0.1, 1.5))
+        cand = candidate(art, keep, margins)
         with tempfile.TemporaryDirectory() as tmp:
             res = evaluate_candidate(
                 cand, b, ds.x_test, ds.y_test, list(traces), capacitance_f, period_s, Path(tmp)
@@ -280,6 +295,7 @@ def search(
         for key, value in zip(("memory", "power_on_period"), res["constraints"], strict=True):
             trial.set_constraint(key, value)  # NSGA-II ranks infeasible trials after feasible ones
         trial.set_user_attr("keep", keep)
+        trial.set_user_attr("margins", margins)
         trial.set_user_attr("result", {k: v for k, v in res.items() if k != "memory_error"})
         if not res["fits_memory"]:
             return 0.0, math.inf
@@ -308,12 +324,13 @@ def search(
             "correct_per_hour": t.values[0],
             "energy_per_inference_uj": 1e6 * t.values[1],
             "keep": t.user_attrs["keep"],
+            "margins": t.user_attrs.get("margins"),
             **{k: t.user_attrs["result"][k] for k in ("accuracy", "energy_j", "macs", "constraints")},
         }
         for t in sorted(feasible, key=lambda t: -t.values[0])
     ]
     if out is not None and pareto:
-        save_artifact(candidate(art, pareto[0]["keep"]), out)
+        save_artifact(candidate(art, pareto[0]["keep"], pareto[0]["margins"]), out)
     return {
         "pareto": pareto,
         "trials": len(study.trials),

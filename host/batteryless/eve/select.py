@@ -32,7 +32,7 @@ class ModeTable:
     enter_mv: tuple[int, ...]
     capacitance_f: float
     v_off: float
-    margin: float
+    margin: tuple[float, ...]  # per mode
     hysteresis: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,28 +49,39 @@ def mode_table(
     capacitance_f: float,
     v_off: float,
     *,
-    margin: float = 1.0,
+    margin: float | list[float] = 1.0,
     hysteresis: float = 0.1,
     names: list[str] | None = None,
 ) -> ModeTable:
-    """Thresholds for modes with the given predicted energies (largest mode first, non-increasing)."""
+    """Thresholds for modes with the given predicted energies (largest mode first, non-increasing).
+
+    ``margin`` (one number or one per mode) scales the energy a mode needs: below 1 a mode may start on
+    less than it needs (FLEX finishes it across power failures); the search tunes it per mode."""
     if not 1 <= len(energy_j) <= 8:
         raise UsageError(f"a mode table has 1 … 8 modes, not {len(energy_j)}")
     if any(not (e > 0 and math.isfinite(e)) for e in energy_j):
         raise UsageError(f"predicted mode energies must be positive, are {energy_j}")
     if any(b > a for a, b in zip(energy_j, energy_j[1:], strict=False)):
         raise UsageError(f"mode energies must not increase from mode 0 (the largest) on: {energy_j}")
-    if not (capacitance_f > 0 and v_off > 0 and margin > 0 and hysteresis >= 0):
-        raise UsageError("mode table: need capacitance_f > 0, v_off > 0, margin > 0, hysteresis >= 0")
+    margins = (
+        [float(margin)] * len(energy_j) if isinstance(margin, int | float) else [float(m) for m in margin]
+    )
+    if len(margins) != len(energy_j):
+        raise UsageError(f"mode table: {len(energy_j)} modes but {len(margins)} margins")
+    if not (capacitance_f > 0 and v_off > 0 and all(m > 0 for m in margins) and hysteresis >= 0):
+        raise UsageError("mode table: need capacitance_f > 0, v_off > 0, margins > 0, hysteresis >= 0")
     names = names or [f"m{i}" for i in range(len(energy_j))]
     return ModeTable(
         names=tuple(names),
         energy_j=tuple(float(e) for e in energy_j),
-        stay_mv=tuple(_mv(v_off, margin * e, capacitance_f) for e in energy_j),
-        enter_mv=tuple(_mv(v_off, margin * (1 + hysteresis) * e, capacitance_f) for e in energy_j),
+        stay_mv=tuple(_mv(v_off, m * e, capacitance_f) for m, e in zip(margins, energy_j, strict=True)),
+        enter_mv=tuple(
+            _mv(v_off, m * (1 + hysteresis) * e, capacitance_f)
+            for m, e in zip(margins, energy_j, strict=True)
+        ),
         capacitance_f=capacitance_f,
         v_off=v_off,
-        margin=margin,
+        margin=tuple(margins),
         hysteresis=hysteresis,
     )
 
@@ -89,15 +100,14 @@ def emit_c_table(table: ModeTable, banner: str) -> str:
     """``eve_table.c``: the generated mode table ``bl_eve_modes`` for firmware/eve/bl_eve.c."""
     n = len(table.stay_mv)
     names = ", ".join(f'"{s}"' for s in table.names)
+    margins = ", ".join(f"{m:g}" for m in table.margin)
+    energies = ", ".join(f"{1e6 * e:.2f}" for e in table.energy_j)
     return f"""{banner}#include <stdint.h>
 
 #include "bl_eve.h"
 
-/* {n} modes, largest first; C = {table.capacitance_f:g} F, V_off = {table.v_off:g} V, margin {
-        table.margin:g},
- * hysteresis {table.hysteresis:g}. Predicted energy per inference (uJ): {
-        ", ".join(f"{1e6 * e:.2f}" for e in table.energy_j)
-    }. */
+/* {n} modes, largest first; C = {table.capacitance_f:g} F, V_off = {table.v_off:g} V, margins {margins},
+ * hysteresis {table.hysteresis:g}. Predicted energy per inference (uJ): {energies}. */
 static const uint16_t stay_mv[{n}] = {{{", ".join(f"{v}u" for v in table.stay_mv)}}};
 static const uint16_t enter_mv[{n}] = {{{", ".join(f"{v}u" for v in table.enter_mv)}}};
 static const char *const names[{n}] = {{{names}}};
