@@ -4,7 +4,8 @@ Per-mode task costs are *predicted*: each weight layer's tasks are scaled by the
 does in that layer to the full layer's (``eve.modes.mode_stats`` under the path codegen chose; the MAC count
 includes the FFT path's transforms, and a mode skips the transforms of input blocks it never reads and
 output block rows it never writes). Other tasks (ReLU, pooling) cost the same in every mode. The mode table's
-thresholds come from those predicted energies and the board's energy buffer (``eve.select``).
+thresholds come from those predicted energies, the board's energy buffer and the modes' ``margin``
+(set by the search; 1 otherwise) (``eve.select``).
 
 The generated kernels still run every stored block: the firmware image executes mode 0 only. What is
 missing on the device is listed in docs/eve.md.

@@ -5,7 +5,8 @@ hook) and picks the largest mode whose predicted energy fits the energy stored a
 
     E(V) = C/2 · (V² − V_off²)        mode i fits when E(V) ≥ margin · energy_i
 
-so mode i needs ``V ≥ stay_mv[i] = ceil(1000 · sqrt(V_off² + 2 · margin · energy_i / C))``. Hysteresis: moving
+so mode i needs ``V ≥ stay_mv[i] = ceil(1000 · sqrt(V_off² + 2 · margin_i · energy_i / C))`` (the search tunes
+``margin_i`` per mode). Hysteresis: moving
 *up* to a larger mode than the one the last inference ran in needs ``V ≥ enter_mv[i]`` (the same formula with
 ``margin · (1 + hysteresis)``), so noise around one threshold does not make the device flip modes every
 inference; staying in a mode or moving down needs only ``stay_mv``. With no mode fitting, the smallest runs
