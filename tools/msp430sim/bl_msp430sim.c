@@ -114,6 +114,8 @@ typedef struct {
   uint64_t lea_busy_cycles;  /* MCLK cycles with a command running (diagnostics, energy) */
   uint64_t lea_count[LEA_NCMD];   /* commands completed, by command number */
   uint64_t lea_elems[LEA_NCMD];   /* their summed vector lengths (FFT: points), for per-element energy */
+  uint64_t *lea_log;         /* instruction count at each command start (for cuts while LEA is busy) */
+  uint32_t nlea_log, cap_lea_log;
   uint32_t sram_seed;
   uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
   uint32_t last_pc;
@@ -1154,6 +1156,15 @@ static void lea_write(sim_t *s, uint32_t off, uint16_t v)
     s->lea_s1 = (uint32_t)s->lea[LEA_PMS1 / 2] << 2;
     s->lea_busy = 1;
     s->lea_started_at = s->cycles;
+    if (s->nlea_log == s->cap_lea_log && s->cap_lea_log < (1u << 22)) {
+      uint32_t cap = s->cap_lea_log ? 2u * s->cap_lea_log : 1024u;
+      uint64_t *nl = realloc(s->lea_log, cap * sizeof *nl);
+      if (nl) {
+        s->lea_log = nl;
+        s->cap_lea_log = cap;
+      }
+    }
+    if (s->nlea_log < s->cap_lea_log) s->lea_log[s->nlea_log++] = s->insns;
     s->lea_done_at = s->cycles + lea_cycles(s->lea_cmd, lea_length(s, s->lea_cmd, s->lea_s1));
     return;
   }
@@ -1310,6 +1321,7 @@ BL_API void bl_sim_free(sim_t *s)
     free(s->mark_val);
     free(s->mark_cycle);
     free(s->mark_insn);
+    free(s->lea_log);
     free(s);
   }
 }
@@ -1435,3 +1447,14 @@ BL_API uint32_t bl_sim_marks(sim_t *s, uint32_t start, uint32_t n, uint16_t *val
 }
 
 BL_API void bl_sim_clear_marks(sim_t *s) { s->nmarks = 0; }
+
+/* Instruction counts at which LEA commands started (the LEAPMCB write's instruction is counted after it
+ * completes, so LEA is busy right after the count given). Returns how many were copied from `start`. */
+BL_API uint32_t bl_sim_lea_starts(sim_t *s, uint32_t start, uint32_t n, uint64_t *out)
+{
+  uint32_t i;
+  if (start >= s->nlea_log) return 0;
+  if (n > s->nlea_log - start) n = s->nlea_log - start;
+  for (i = 0; i < n; i++) out[i] = s->lea_log[start + i];
+  return n;
+}

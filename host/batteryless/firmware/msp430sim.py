@@ -94,6 +94,7 @@ def _lib() -> ctypes.CDLL:
             ("bl_sim_set_cycles", None, [P, U64, U64]),
             ("bl_sim_marks", U32, [P, U32, U32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
             ("bl_sim_clear_marks", None, [P]),
+            ("bl_sim_lea_starts", U32, [P, U32, U32, ctypes.c_void_p]),
         ):
             fn = getattr(lib, name)
             fn.restype = res
@@ -227,6 +228,30 @@ class Msp430Sim:
 
     def fault(self) -> str:
         return f"opcode 0x{self._counter(_C_ILLEGAL):04X} at PC 0x{self._counter(_C_LAST_PC):05X}"
+
+    @property
+    def lea_busy(self) -> bool:
+        """A LEA command is running now."""
+        return bool(self._counter(15))
+
+    def lea_stats(self) -> dict[str, object]:
+        """LEA commands completed and their summed lengths, by command number, and the busy MCLK cycles."""
+        counts = {c: self._counter(100 + c) for c in range(80)}
+        return {
+            "busy_cycles": self._counter(14),
+            "commands": {c: n for c, n in counts.items() if n},
+            "elements": {c: self._counter(200 + c) for c, n in counts.items() if n},
+        }
+
+    def lea_starts(self) -> list[int]:
+        """Instruction counts at which LEA commands were started (LEA is busy right after each)."""
+        out: list[int] = []
+        while True:
+            buf = (ctypes.c_uint64 * 4096)()
+            got = self._lib.bl_sim_lea_starts(self._h, len(out), 4096, buf)
+            out += [int(buf[i]) for i in range(got)]
+            if got < 4096:
+                return out
 
     def marks(self) -> list[Mark]:
         n = self._counter(_C_MARKS)

@@ -1,0 +1,205 @@
+"""The LEA in the MSP430FR5994 simulator and the lea backend's driver on it.
+
+Register level (hand-assembled MSP430 code writing the LEA registers, as the driver does): each command's
+result against an independent Python computation (numpy sums; the FFT against batteryless.spec.fft_q15),
+the documented error flags for operands outside LEA RAM or misaligned, odd lengths and overflowing commands,
+the busy time, and a power cut while LEA is busy. Firmware level: the digits MLP and CNN `lea` images
+bit-exact with the numeric spec on both paths, and FLEX power-failure schedules on a `lea` image, with
+cuts placed while a LEA command is running."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from batteryless import spec
+from batteryless.boards import with_emulator
+from batteryless.firmware.msp430sim import Msp430Sim
+
+LEA = 0x0A80
+PMCTL, PMS1, PMS0, PMCB, IFG, CNF1 = LEA + 0x40, LEA + 0x48, LEA + 0x4C, LEA + 0x50, LEA + 0x78, LEA + 0x08
+COVL, OOR, SDI, DONE = 0x01, 0x04, 0x08, 0x10
+FFT, MAC, CMAC, BREV_EVEN, BREV_ODD = 4, 21, 26, 33, 34
+CODE = 0x4400
+
+
+def _mov(v: int, addr: int) -> list[int]:
+    return [0x40B2, v & 0xFFFF, addr]  # MOV #v,&addr
+
+
+def _program(commands, wait=True):
+    """Code that enables LEA and runs each (cmd, s0, blk) in turn, waiting for the done flag after each;
+    finally R5 = LEAIFG and R6 = LEACNF1 (low word), then JMP $. Returns (words, address of the JMP)."""
+    w = _mov(1, PMCTL)
+    for cmd, s0, blk in commands:
+        w += _mov(0x1F, IFG) + _mov(s0 >> 2, PMS0) + _mov(blk >> 2, PMS1) + _mov((cmd << 2) | 2, PMCB)
+        if wait:
+            w += [0xB0B2, DONE, IFG, 0x27FC]  # L: BIT #DONE,&LEAIFG ; JZ L
+    w += [0x4215, IFG, 0x4216, CNF1]  # MOV &LEAIFG,R5 ; MOV &LEACNF1,R6
+    return w + [0x3FFF], CODE + 2 * len(w)
+
+
+def _run(commands, mem, wait=True):
+    words, end = _program(commands, wait)
+    s = Msp430Sim(stop_pc=end)
+    s.power_on()
+    s.load(CODE, struct.pack(f"<{len(words)}H", *words))
+    for addr, data in mem.items():
+        s.load(addr, data)
+    s.set_reg(0, CODE)
+    s.run(max_cycles=1_000_000)
+    assert s.reg(0) == end
+    return s
+
+
+def _i16(a) -> bytes:
+    return np.asarray(a, dtype="<i2").tobytes()
+
+
+def _blk(*fields) -> bytes:
+    return struct.pack(f"<{len(fields)}H", *fields)
+
+
+def _sat32(v: int) -> int:
+    return max(-(2**31), min(2**31 - 1, v))
+
+
+# --- commands -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 32, 64])
+def test_mac_is_twice_the_dot_product(n):
+    rng = np.random.default_rng(n)
+    a, b = rng.integers(-32768, 32768, (2, n))
+    s = _run(
+        [(MAC, 0x2C00, 0x2E00)],
+        {0x2C00: _i16(a), 0x2D00: _i16(b), 0x2E00: _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, 0)},
+    )
+    (got,) = struct.unpack("<i", s.read(0x2E80, 4))
+    assert got == _sat32(2 * int(np.dot(a.astype(np.int64), b)))
+    assert s.reg(5) == DONE and s.reg(6) & 1 == 0
+
+
+def test_mac_saturates_to_int32():
+    n = 4
+    a = [32767] * n
+    s = _run(
+        [(MAC, 0x2C00, 0x2E00)],
+        {0x2C00: _i16(a), 0x2D00: _i16(a), 0x2E00: _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, 0)},
+    )
+    assert struct.unpack("<i", s.read(0x2E80, 4))[0] == 2**31 - 1  # 2 * 4 * 32767^2 > 2^31
+
+
+def test_complex_mac():
+    n = 16
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(-32768, 32768, (2, n, 2))
+    blk = _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, 1, 1, 0)
+    s = _run([(CMAC, 0x2C00, 0x2E00)], {0x2C00: _i16(a), 0x2D00: _i16(b), 0x2E00: blk})
+    za = a[:, 0].astype(np.int64) + 1j * a[:, 1]
+    zb = b[:, 0].astype(np.int64) + 1j * b[:, 1]
+    want = (za * zb).sum()
+    assert struct.unpack("<2i", s.read(0x2E80, 8)) == (_sat32(2 * int(want.real)), _sat32(2 * int(want.imag)))
+
+
+@pytest.mark.parametrize("n", [16, 32, 64, 128])
+def test_bit_reversal_then_fft_equals_the_spec(n):
+    """BITREVERSECOMPLEX (EVEN for even log2 N, sqrtVectorSize = sqrt(N); ODD: sqrt(N/2)) then
+    FFTCOMPLEXFIXEDSCALING {N/2, log2 N}: the spec's forward transform (fft/N, its rounding)."""
+    rng = np.random.default_rng(n)
+    z = rng.integers(-32768, 32768, (n, 2))
+    z[0] = (-32768, 32767)
+    lg = n.bit_length() - 1
+    brev = (BREV_ODD, int(np.sqrt(n // 2))) if lg % 2 else (BREV_EVEN, int(np.sqrt(n)))
+    mem = {0x3000: _i16(z), 0x2E00: _blk(brev[1], 0), 0x2E10: _blk(n // 2, lg)}
+    s = _run([(brev[0], 0x3000, 0x2E00), (FFT, 0x3000, 0x2E10)], mem)
+    got = np.frombuffer(s.read(0x3000, 4 * n), dtype="<i2").reshape(n, 2)
+    re, im = spec.fft_q15(z[:, 0].astype(np.int64), z[:, 1].astype(np.int64))
+    assert np.array_equal(got[:, 0], re) and np.array_equal(got[:, 1], im)
+    assert s.reg(5) == DONE
+
+
+# --- the documented LEA errors ---------------------------------------------------------------------------
+
+
+def test_operand_outside_lea_ram_raises_out_of_range_and_writes_nothing():
+    mem = {0x1C00: _i16([1, 2]), 0x2D00: _i16([3, 4]), 0x2E00: _blk(2, 0x2D00 >> 2, 0x2E80 >> 2, 0),
+           0x2E80: b"\xaa" * 4}  # fmt: skip
+    s = _run([(MAC, 0x1C00, 0x2E00)], mem)  # srcA in ordinary SRAM
+    assert s.reg(5) == OOR | DONE and s.read(0x2E80, 4) == b"\xaa" * 4
+
+
+def test_misaligned_fft_data_raises_out_of_range():
+    n = 32  # needs 4 * 32 = 128-byte alignment; 0x2C40 is only 64-byte aligned
+    z = _i16(np.arange(2 * n))
+    s = _run([(FFT, 0x2C40, 0x2E00)], {0x2C40: z, 0x2E00: _blk(n // 2, 5)})
+    assert s.reg(5) == OOR | DONE and s.read(0x2C40, 4 * n) == z
+
+
+def test_parameter_block_outside_lea_ram_raises_out_of_range():
+    s = _run([(MAC, 0x2C00, 0x2000)], {0x2000: _blk(2, 0x2D00 >> 2, 0x2E80 >> 2, 0)})
+    assert s.reg(5) == OOR | DONE
+
+
+def test_odd_length_and_bad_fft_size_raise_scalar_inconsistency():
+    s = _run([(MAC, 0x2C00, 0x2E00)], {0x2E00: _blk(3, 0x2D00 >> 2, 0x2E80 >> 2, 0)})
+    assert s.reg(5) == SDI | DONE
+    t = _run([(FFT, 0x3000, 0x2E00)], {0x2E00: _blk(8, 5)})  # N/2 = 8 but log2 = 5
+    assert t.reg(5) == SDI | DONE
+
+
+def test_command_while_busy_raises_command_overflow():
+    blk = _blk(64, 0x2D00 >> 2, 0x2E80 >> 2, 0)
+    s = _run([(MAC, 0x2C00, 0x2E00), (MAC, 0x2C00, 0x2E00)], {0x2E00: blk}, wait=False)
+    assert s.reg(5) & COVL and s.reg(6) & 1  # still busy with the first
+
+
+def test_lea_is_busy_for_its_documented_time_and_the_cpu_runs_on():
+    """MAC over n elements occupies LEA for 24 + n/2 cycles (the ASSUMED timing table); the CPU polls."""
+    n = 64
+    s = _run([(MAC, 0x2C00, 0x2E00)], {0x2E00: _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, 0)})
+    assert s.lea_stats()["busy_cycles"] == 24 + n // 2
+    assert s.lea_stats()["commands"] == {MAC: 1} and s.lea_stats()["elements"] == {MAC: n}
+
+
+def test_power_cut_while_busy_loses_the_result_and_the_lea_state():
+    words, _ = _program([(MAC, 0x2C00, 0x2E00)], wait=False)
+    s = Msp430Sim()
+    s.power_on()
+    s.load(CODE, struct.pack(f"<{len(words)}H", *words))
+    s.load(0x2E00, _blk(64, 0x2D00 >> 2, 0x2E80 >> 2, 0))
+    s.set_reg(0, CODE)
+    s.run(max_insns=5)  # the LEAPMCB write is the 5th instruction
+    assert s.lea_busy
+    s.power_cut()
+    assert not s.lea_busy
+    s.set_reg(0, CODE + 2 * (len(words) - 5))  # MOV &LEAIFG,R5 ; MOV &LEACNF1,R6
+    s.run(max_insns=s.instructions + 2)
+    assert s.reg(5) == 0 and s.reg(6) & 1 == 0
+
+
+# --- firmware ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.firmware
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("path", ["fft", "direct"])
+def test_lea_model_images_bit_exact_on_the_emulated_lea(artifacts, digits, tmp_path, model, path):
+    """The FR5994 lea firmware on the emulated LEA: logits equal the numeric spec's (benchmarks/lea.py runs
+    every digits test sample)."""
+    from batteryless.artifact import load_artifact
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, run_dataset
+    from batteryless.firmware.image import symbols
+
+    n = 4
+    res = codegen(artifacts[model], "msp430fr5994", tmp_path / "gen", backend="lea", path=path)
+    img = build("msp430fr5994", tmp_path / "gen", "lea", out_dir=tmp_path / "b").image
+    used = "msp_cmplx_mac_q15" if path == "fft" else "msp_mac_q15"
+    assert used in symbols(img) and "msp_model_twiddle_rom" not in symbols(img)  # the driver, not the model
+    got = run_dataset(img, with_emulator("msp430fr5994", "msp430sim"), artifacts[model], "digits", count=n)
+    want = spec.integer_inference(load_artifact(artifacts[model]), digits.x_test[:n], res.paths)
+    assert np.array_equal(np.array(got.logits), want)
