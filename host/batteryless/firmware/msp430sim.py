@@ -342,3 +342,90 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
         return res
     finally:
         sim.close()
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """One image run of :func:`run_many`."""
+
+    output: str
+    exit_code: int
+    mclk_cycles: int
+    instructions: int
+    lea: dict
+
+
+def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[SampleRun]:
+    """Run a batteryless MSP430 image once per input in one simulator: every run starts from the image's
+    loaded bytes (reloaded, FRAM included) and a power-on reset, with the input written into ``bl_input``
+    (magic, length, data — what :func:`batteryless.firmware.patch_input` writes into the file). The same
+    counts as :func:`run_image` without writing an ELF per sample; for benchmarks over whole test sets."""
+    import struct
+    import time
+
+    from elftools.elf.elffile import ELFFile
+
+    from batteryless.firmware.image import INPUT_HEADER, INPUT_MAGIC, symbols
+
+    syms = symbols(elf)
+    for need in ("bl_done", "bl_out_buf", "bl_out_len", "bl_exit_code", "bl_input"):
+        if need not in syms:
+            raise EmulationError(f"{elf}: symbol {need} missing; not an MSP430 batteryless image")
+    with open(elf, "rb") as fh:
+        segs = [
+            (int(s["p_paddr"]), s.data())
+            for s in ELFFile(fh).iter_segments()
+            if s["p_type"] == "PT_LOAD" and s["p_filesz"]
+        ]
+    inp = syms["bl_input"]
+    capacity = inp.size - INPUT_HEADER
+    out_buf = syms["bl_out_buf"]
+    deadline = time.monotonic() + timeout
+    results = []
+    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1)
+    try:
+        for k, data in enumerate(inputs):
+            if len(data) > capacity:
+                raise EmulationError(f"{elf}: input {k} has {len(data)} bytes; bl_input holds {capacity}")
+            for addr, blob in segs:
+                sim.load(addr, blob)
+            sim.load(
+                inp.address, struct.pack("<II", INPUT_MAGIC, len(data)) + data + bytes(capacity - len(data))
+            )
+            sim.power_cut()
+            c0, i0, lea0 = sim.cycles, sim.instructions, sim.lea_stats()
+            while True:
+                why = sim.run(max_cycles=sim.cycles + CHUNK_CYCLES)
+                if why != STOP_LIMIT:
+                    break
+                if time.monotonic() > deadline:
+                    raise EmulationError(f"{elf}: input {k} did not reach bl_done within the time budget")
+            if why != STOP_PC:
+                raise EmulationError(
+                    f"{elf}: input {k}: simulator stopped ({STOP_NAMES[why]}, {sim.fault()})"
+                )
+            lea1 = sim.lea_stats()
+            lea = {
+                "busy_cycles": lea1["busy_cycles"] - lea0["busy_cycles"],
+                "commands": {
+                    c: n - lea0["commands"].get(c, 0)  # type: ignore[union-attr]
+                    for c, n in lea1["commands"].items()  # type: ignore[union-attr]
+                },
+                "elements": {
+                    c: n - lea0["elements"].get(c, 0)  # type: ignore[union-attr]
+                    for c, n in lea1["elements"].items()  # type: ignore[union-attr]
+                },
+            }
+            n = int.from_bytes(sim.read(syms["bl_out_len"].address, 2), "little")
+            results.append(
+                SampleRun(
+                    sim.read(out_buf.address, min(n, out_buf.size)).decode("ascii", errors="replace"),
+                    int.from_bytes(sim.read(syms["bl_exit_code"].address, 2), "little", signed=True),
+                    sim.cycles - c0,
+                    sim.instructions - i0,
+                    lea,
+                )
+            )
+    finally:
+        sim.close()
+    return results

@@ -1,0 +1,209 @@
+"""LEA vs ref on the MSP430FR5994, measured by running the images on the project's simulator (msp430sim).
+
+For the digits MLP and CNN, dense (block 1) and RAD (MLP block 16, CNN block 8), compressed with a short
+training schedule (only the structure matters for cost), and each path (dense: direct; RAD: fft and
+direct): generates code for msp430fr5994 with backends `lea` and `ref`, builds each image (clang + ld.lld)
+and runs it once per digits test sample on the simulator (MSP430X cycle tables, MPY32, FRAM wait states,
+the emulated LEA; docs/msp430sim.md). Each row: mean MCLK cycles per inference, energy per inference, and
+how many samples gave logits equal to the numeric spec's. RAD `lea` rows run every test sample (360); the
+other rows the first --samples (default 40) — their cycles hardly depend on the data.
+
+Energy per inference = cycles x the board's active energy per cycle (active_current_per_mhz x f x V / f)
++ the LEA's own energy per command, scaled from the datasheet's whole-operation figures
+([power.accel_op_energy_j] in board.toml: 128-point complex FFT 350 nJ, taken per butterfly; add of 32 Q31
+elements 6.6 nJ, taken per element for MAC and bit reversal, x4 per complex MAC element — ASSUMED
+scalings). The CPU is counted active while it polls LEA (our driver does; TI's DSPLib sleeps in LPM0).
+
+Writes benchmarks/results/lea.json.
+
+    nice .venv/bin/python benchmarks/lea.py [--samples N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from batteryless import spec  # noqa: E402
+from batteryless.artifact import load_artifact  # noqa: E402
+from batteryless.boards import load_board  # noqa: E402
+from batteryless.codegen import codegen  # noqa: E402
+from batteryless.datasets import load_dataset  # noqa: E402
+from batteryless.firmware import build, parse_output  # noqa: E402
+from batteryless.firmware.msp430sim import run_many  # noqa: E402
+from batteryless.rad.admm import AdmmConfig  # noqa: E402
+from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "lea.json"
+BOARD = "msp430fr5994"
+# (family, variant, block, weight bits, pad) as benchmarks/emulator.py: the dense MLP has int8 weights
+# (int16 does not fit the code region).
+MODELS = [
+    ("mlp", "dense", 1, 8, False),
+    ("mlp", "rad", 16, 16, False),
+    ("cnn", "dense", 1, 16, False),
+    ("cnn", "rad", 8, 16, True),
+]
+CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
+
+
+def lea_energy_j(lea: dict, board) -> float:
+    """The LEA's own energy for one run's commands (see the module doc for the scalings)."""
+    ops = board.power.accel_op_energy_j
+    per_butterfly = ops["fft_cmplx_q15_128"] / (64 * 7)
+    per_element = ops["add_q31_32"] / 32
+    e = 0.0
+    for cmd, n in lea["commands"].items():
+        elems = lea["elements"][cmd]
+        if cmd == CMD_FFT:
+            # elements = summed points; butterflies = N/2 log2 N per transform (same N in one run's sum
+            # is not guaranteed: use the mean N)
+            mean_n = elems / n
+            e += n * (mean_n / 2) * np.log2(mean_n) * per_butterfly
+        elif cmd == CMD_CMAC:
+            e += 4 * elems * per_element
+        else:
+            e += elems * per_element
+    return float(e)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=40)
+    ap.add_argument("--quick", action="store_true", help="10 samples everywhere (a smoke run, labelled)")
+    args = ap.parse_args()
+    board = load_board(BOARD)
+    e_cycle = board.power.active_current_per_mhz_a * (board.clock_hz / 1e6) * board.power.supply_voltage_v
+    e_cycle /= board.clock_hz
+    digits = load_dataset("digits")
+    n_all = len(digits.x_test)
+    rows = []
+    sim_cycles, sim_wall = 0, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for family, variant, block, bits, pad in MODELS:
+            art = d / f"{family}-{variant}.bl"
+            admm = AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10)
+            cfg = CompressConfig(block_size=block, weight_bits=bits, pad=pad, dense_epochs=3, admm=admm)
+            compress(family, "digits", out=art, config=cfg)
+            artifact = load_artifact(art)
+            xq = np.asarray(spec.quantize_input(artifact, digits.x_test), dtype="<i2")
+            for path in ("direct",) if variant == "dense" else ("fft", "direct"):
+                for backend in ("lea", "ref"):
+                    n = (
+                        10
+                        if args.quick
+                        else (n_all if (variant == "rad" and backend == "lea") else args.samples)
+                    )
+                    gen = d / f"gen-{family}-{variant}-{path}-{backend}"
+                    res = codegen(art, BOARD, gen, backend=backend, path=path)
+                    img = build(
+                        BOARD, gen, backend, out_dir=d / f"b-{family}-{variant}-{path}-{backend}"
+                    ).image
+                    t0 = time.perf_counter()
+                    runs = run_many(img, [xq[i].tobytes() for i in range(n)])
+                    wall = time.perf_counter() - t0
+                    sim_wall += wall
+                    sim_cycles += sum(r.mclk_cycles for r in runs)
+                    logits = [parse_output(r.output).get("logits") for r in runs]
+                    want = spec.integer_inference(artifact, digits.x_test[:n], res.paths)
+                    exact = sum(
+                        int(lg is not None and r.exit_code == 0 and list(lg) == [int(v) for v in want[i]])
+                        for i, (lg, r) in enumerate(zip(logits, runs, strict=True))
+                    )
+                    cycles = float(np.mean([r.mclk_cycles for r in runs]))
+                    lea_e = float(np.mean([lea_energy_j(r.lea, board) for r in runs]))
+                    busy = float(np.mean([r.lea["busy_cycles"] for r in runs]))
+                    row = {
+                        "model": family,
+                        "variant": variant,
+                        "path": path,
+                        "backend": backend,
+                        "mclk_cycles": round(cycles),
+                        "energy_uj": round(1e6 * (cycles * e_cycle + lea_e), 3),
+                        "samples": n,
+                        "bit_exact_samples": exact,
+                        "lea_busy_cycles": round(busy),
+                        "lea_energy_uj": round(1e6 * lea_e, 4),
+                        "lea_commands_per_inference": {
+                            str(c): v / n for c, v in _sum_dicts([r.lea["commands"] for r in runs]).items()
+                        },
+                        "wall_s_per_inference": round(wall / n, 4),
+                    }
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+
+    def energy(family: str, variant: str, path: str, backend: str) -> float:
+        return next(
+            r["energy_uj"]
+            for r in rows
+            if (r["model"], r["variant"], r["path"], r["backend"]) == (family, variant, path, backend)
+        )
+
+    out = {
+        "command": "benchmarks/lea.py" + (" --quick" if args.quick else f" --samples {args.samples}"),
+        "emulator": {
+            "name": "msp430sim (tools/msp430sim/bl_msp430sim.c: MSP430X + MPY32 + FRAM wait states + LEA)",
+            "cycles_per_s": round(sim_cycles / sim_wall),
+            "cycles_per_s_note": "over every benchmark run, including Python's per-sample reload and "
+            "output parsing; benchmarks/results/msp430sim.json has the simulator's own speed",
+        },
+        "energy_model": {
+            "cpu_energy_per_cycle_j": e_cycle,
+            "source": "board.toml [power] active_current_per_mhz_a x supply_voltage_v (SLASE54D); LEA "
+            "command energy scaled from [power.accel_op_energy_j] (ASSUMED scalings, see the script)",
+        },
+        "rows": rows,
+        "dense_over_rad_energy_lea": {
+            f: energy(f, "dense", "direct", "lea")
+            / min(energy(f, "rad", p, "lea") for p in ("fft", "direct"))
+            for f in ("mlp", "cnn")
+        },
+        "dense_over_rad_energy_lea_fft_path": {
+            f: energy(f, "dense", "direct", "lea") / energy(f, "rad", "fft", "lea") for f in ("mlp", "cnn")
+        },
+        "dense_over_rad_energy_ref": {
+            f: energy(f, "dense", "direct", "ref")
+            / min(energy(f, "rad", p, "ref") for p in ("fft", "direct"))
+            for f in ("mlp", "cnn")
+        },
+        "ref_over_lea_cycles_rad_fft": {
+            f: next(
+                r["mclk_cycles"]
+                for r in rows
+                if (r["model"], r["variant"], r["path"], r["backend"]) == (f, "rad", "fft", "ref")
+            )
+            / next(
+                r["mclk_cycles"]
+                for r in rows
+                if (r["model"], r["variant"], r["path"], r["backend"]) == (f, "rad", "fft", "lea")
+            )
+            for f in ("mlp", "cnn")
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = RESULTS.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(out, indent=1) + "\n")
+    tmp_out.replace(RESULTS)
+    print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=1))
+
+
+def _sum_dicts(ds: list[dict]) -> dict:
+    out: dict = {}
+    for dd in ds:
+        for k, v in dd.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+if __name__ == "__main__":
+    main()
