@@ -116,6 +116,7 @@ typedef struct {
   uint64_t lea_elems[LEA_NCMD];   /* their summed vector lengths (FFT: points), for per-element energy */
   uint64_t *lea_log;         /* instruction count at each command start (for cuts while LEA is busy) */
   uint32_t nlea_log, cap_lea_log;
+  uint64_t *profile;         /* optional: MCLK cycles per instruction address (word index, lower 64 KB) */
   uint32_t sram_seed;
   uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
   uint32_t last_pc;
@@ -1259,7 +1260,18 @@ static void lea_complete(sim_t *s)
   s->lea_busy = 0;
 }
 
+static int step_one(sim_t *s);
+
 static int step(sim_t *s)
+{
+  uint64_t c0 = s->cycles;
+  uint32_t pc = s->r[PC];
+  int rc = step_one(s);
+  if (s->profile && pc < 0x10000u) s->profile[pc >> 1] += s->cycles - c0;
+  return rc;
+}
+
+static int step_one(sim_t *s)
 {
   uint16_t w, ext = 0;
   int rc;
@@ -1322,6 +1334,7 @@ BL_API void bl_sim_free(sim_t *s)
     free(s->mark_cycle);
     free(s->mark_insn);
     free(s->lea_log);
+    free(s->profile);
     free(s);
   }
 }
@@ -1447,6 +1460,17 @@ BL_API uint32_t bl_sim_marks(sim_t *s, uint32_t start, uint32_t n, uint16_t *val
 }
 
 BL_API void bl_sim_clear_marks(sim_t *s) { s->nmarks = 0; }
+
+/* Cycle profile by instruction address: enable (allocates, zeroes) and copy out (32768 words). */
+BL_API int32_t bl_sim_profile(sim_t *s, int32_t enable, uint64_t *out)
+{
+  if (enable && !s->profile) {
+    s->profile = calloc(0x8000u, sizeof *s->profile);
+    if (!s->profile) return -1;
+  }
+  if (out && s->profile) memcpy(out, s->profile, 0x8000u * sizeof *s->profile);
+  return 0;
+}
 
 /* Instruction counts at which LEA commands started (the LEAPMCB write's instruction is counted after it
  * completes, so LEA is busy right after the count given). Returns how many were copied from `start`. */

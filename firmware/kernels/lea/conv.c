@@ -18,7 +18,7 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
   if (o0 >= o1 || o1 > g->out_ch || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
   const uint32_t taps = (uint32_t)g->kh * g->kw;
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
-  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint32_t q = bl_lea_blocks(g->in_ch, k);
   for (uint16_t o = o0; o < o1; o++) {
     for (uint16_t oy = oy0; oy < oy1; oy++) {
       for (uint16_t ox = 0; ox < g->out_w; ox++) {
@@ -97,7 +97,7 @@ bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const b
   if (st != BL_OK) return st;
   int16_t *buf = bl_lea_fft_target(k, work);
   const uint32_t hw = (uint32_t)g->in_h * g->in_w;
-  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint32_t q = bl_lea_blocks(g->in_ch, k);
   for (uint16_t yy = y0; yy < y1; yy++) {
     for (uint16_t xx = 0; xx < g->in_w; xx++) {
       const uint32_t pos = (uint32_t)yy * g->in_w + xx;
@@ -124,8 +124,8 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
   if (st != BL_OK) return st;
   const uint16_t k = cfg->k;
   if (k < 2u) return BL_ERR_SHAPE;
-  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
-  const uint32_t p = ((uint32_t)g->out_ch + k - 1u) / k;
+  const uint32_t q = bl_lea_blocks(g->in_ch, k);
+  const uint32_t p = bl_lea_blocks(g->out_ch, k);
   if (i >= p || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
   st = check_cfg(cfg);
   if (st != BL_OK) return st;

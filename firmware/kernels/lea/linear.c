@@ -12,7 +12,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
   if (in_features == 0 || out_features == 0 || k == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
-  const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
+  const uint32_t q = bl_lea_blocks(in_features, k);
   for (uint16_t r = r0; r < r1; r++) {
     bl_lea_dot d = {0u, 0u, w16 != 0};
     bl_status st = BL_OK;
@@ -81,7 +81,7 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
   if (x == 0 || cfg == 0 || xs == 0 || work == 0) return BL_ERR_ARG;
   const uint16_t k = cfg->k;
   if (k < 2u || in_features == 0) return BL_ERR_SHAPE;
-  const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
+  const uint32_t q = bl_lea_blocks(in_features, k);
   if (j0 >= j1 || j1 > q) return BL_ERR_ARG;
   bl_status st = check_cfg(cfg);
   if (st != BL_OK) return st;
@@ -106,8 +106,8 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
   const uint16_t k = cfg->k;
   if (k < 2u || in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
-  const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
-  const uint32_t p = ((uint32_t)out_features + k - 1u) / k;
+  const uint32_t q = bl_lea_blocks(in_features, k);
+  const uint32_t p = bl_lea_blocks(out_features, k);
   if (i >= p) return BL_ERR_ARG;
   bl_status st = check_cfg(cfg);
   if (st != BL_OK) return st;

@@ -95,6 +95,7 @@ def _lib() -> ctypes.CDLL:
             ("bl_sim_marks", U32, [P, U32, U32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
             ("bl_sim_clear_marks", None, [P]),
             ("bl_sim_lea_starts", U32, [P, U32, U32, ctypes.c_void_p]),
+            ("bl_sim_profile", I32, [P, I32, ctypes.c_void_p]),
         ):
             fn = getattr(lib, name)
             fn.restype = res
@@ -252,6 +253,26 @@ class Msp430Sim:
             out += [int(buf[i]) for i in range(got)]
             if got < 4096:
                 return out
+
+    def enable_profile(self) -> None:
+        """Count MCLK cycles per instruction address from now on (see :meth:`profile`)."""
+        if self._lib.bl_sim_profile(self._h, 1, None) != 0:
+            raise EmulationError("MSP430 simulator: out of memory for the profile")
+
+    def profile(self, symbols_by_address: list[tuple[int, str]]) -> dict[str, int]:
+        """Cycles per function: ``symbols_by_address`` is [(start address, name)], sorted."""
+        import bisect
+
+        buf = (ctypes.c_uint64 * 0x8000)()
+        self._lib.bl_sim_profile(self._h, 0, buf)
+        starts = [a for a, _ in symbols_by_address]
+        out: dict[str, int] = {}
+        for i in range(0x8000):
+            if buf[i]:
+                k = bisect.bisect_right(starts, 2 * i) - 1
+                name = symbols_by_address[k][1] if k >= 0 else "?"
+                out[name] = out.get(name, 0) + int(buf[i])
+        return out
 
     def marks(self) -> list[Mark]:
         n = self._counter(_C_MARKS)
