@@ -49,6 +49,44 @@ static inline int16_t bl_lea_hi8(int32_t w) {
   return (int16_t)((int16_t)(biased >> 8) - 128);
 }
 
+/* The spec's final rescale + bias, sat16(rshift_round(o, shift_out) + bias_out) (bl_ref_finish), with the
+ * common case -15 <= shift_out <= 0 done in 32 bits: o * 2^-shift_out is exact there (|o| <= 2^15, so at
+ * most 2^30) and so is the sum with |bias_out| < 2^30, while the general routine takes a 64-bit shift and
+ * multiply (helper calls costing thousands of cycles per output on the MSP430). */
+static inline int16_t bl_lea_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
+  const int32_t lim = (int32_t)1 << 30;
+  if (shift_out <= 0 && shift_out >= -15 && bias_out > -lim && bias_out < lim) {
+    int32_t v = o;
+    for (int16_t s = shift_out; s < 0; s++) v += v;
+    return bl_sat16_s32(v + bias_out);
+  }
+  return bl_ref_finish(o, shift_out, bias_out);
+}
+
+/* u >> n (0 <= n <= 31) with constant shifts only: a variable 32-bit shift is a helper looping per bit. */
+static inline uint32_t bl_lea_lsr32(uint32_t u, uint16_t n) {
+  if (n & 16u) u >>= 16;
+  if (n & 8u) u >>= 8;
+  if (n & 4u) u >>= 4;
+  if (n & 2u) u >>= 2;
+  if (n & 1u) u >>= 1;
+  return u;
+}
+
+/* The spec's requantisation sat16(rshift_round(acc, s)) (bl_requant_s32) for 1 <= s <= 31 in 32-bit
+ * unsigned arithmetic: with u = acc + 2^31 in [0, 2^32) and a = floor(u / 2^(s-1)),
+ * floor((acc + 2^(s-1)) / 2^s) = floor((a + 1) / 2) - 2^(31-s), and floor((a + 1) / 2) = (a >> 1) + (a & 1)
+ * cannot overflow. Other shifts take the general routine. */
+static inline int16_t bl_lea_requant(int32_t acc, int16_t s) {
+  if (s < 1 || s > 31) return bl_requant_s32(acc, s);
+  const uint32_t a = bl_lea_lsr32((uint32_t)acc ^ 0x80000000u, (uint16_t)(s - 1));
+  const uint32_t r = (a >> 1) + (a & 1u) - bl_lea_lsr32(0x80000000u, (uint16_t)s); /* mod 2^32 */
+  if (r & 0x80000000u) { /* negative: r = 2^32 - m with m = ~r + 1 */
+    return r >= 0xFFFF8000u ? (int16_t)(-(int32_t)(~r) - 1) : INT16_MIN;
+  }
+  return r <= 0x7FFFu ? (int16_t)r : INT16_MAX;
+}
+
 /* 1 when a k-point transform runs on LEA (else the portable ref FFT runs on the CPU). */
 static inline int bl_lea_fft_on_lea(uint16_t k) { return k >= BL_LEA_FFT_MIN && k <= BL_LEA_FFT_MAX; }
 

@@ -45,7 +45,7 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
         if (st == BL_OK) st = bl_lea_dot_flush(&d);
         if (st != BL_OK) return st;
         if (bias != 0) d.acc += (uint32_t)bias[o];
-        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_requant_s32(bl_wrap_s32(d.acc), shift);
+        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_lea_requant(bl_wrap_s32(d.acc), shift);
       }
     }
   }
@@ -154,8 +154,8 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
         }
         if (st == BL_OK) st = bl_lea_cdot_flush(&d);
         if (st != BL_OK) return st;
-        bl_ref_store_bin(buf, k, f, bl_requant_s32(bl_wrap_s32(d.re), shift_z),
-                         bl_requant_s32(bl_wrap_s32(d.im), shift_z));
+        bl_ref_store_bin(buf, k, f, bl_lea_requant(bl_wrap_s32(d.re), shift_z),
+                         bl_lea_requant(bl_wrap_s32(d.im), shift_z));
       }
       bl_ref_hermitian_complete(buf, k);
       st = bl_lea_fft_run(buf, cfg, true);
@@ -164,7 +164,7 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
         const uint32_t o = (uint32_t)i * k + r;
         if (o >= g->out_ch) break;
         y[o * out_hw + (uint32_t)oy * g->out_w + ox] =
-            bl_ref_finish(buf[2u * r], shift_out, bias_out != 0 ? bias_out[o] : 0);
+            bl_lea_finish(buf[2u * r], shift_out, bias_out != 0 ? bias_out[o] : 0);
       }
     }
   }

@@ -37,7 +37,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
     if (st == BL_OK) st = bl_lea_dot_flush(&d);
     if (st != BL_OK) return st;
     if (bias != 0) d.acc += (uint32_t)bias[r];
-    y[r] = bl_requant_s32(bl_wrap_s32(d.acc), shift);
+    y[r] = bl_lea_requant(bl_wrap_s32(d.acc), shift);
   }
   return BL_OK;
 }
@@ -122,7 +122,7 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
     }
     if (st == BL_OK) st = bl_lea_cdot_flush(&d);
     if (st != BL_OK) return st;
-    bl_ref_store_bin(buf, k, f, bl_requant_s32(bl_wrap_s32(d.re), shift_z), bl_requant_s32(bl_wrap_s32(d.im), shift_z));
+    bl_ref_store_bin(buf, k, f, bl_lea_requant(bl_wrap_s32(d.re), shift_z), bl_lea_requant(bl_wrap_s32(d.im), shift_z));
   }
   bl_ref_hermitian_complete(buf, k);
   st = bl_lea_fft_run(buf, cfg, true);
@@ -130,7 +130,7 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   for (uint16_t r = 0; r < k; r++) {
     const uint32_t row = (uint32_t)i * k + r;
     if (row >= out_features) break;
-    y[row] = bl_ref_finish(buf[2u * r], shift_out, bias_out != 0 ? bias_out[row] : 0);
+    y[row] = bl_lea_finish(buf[2u * r], shift_out, bias_out != 0 ? bias_out[row] : 0);
   }
   return BL_OK;
 }
