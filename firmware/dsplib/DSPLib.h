@@ -4,8 +4,8 @@
  * reference, MSP430Ware DSPLib 1.30: "Low Energy Accelerator (LEA)", "Transform", "Real Vectors",
  * "Complex Vectors"). Names, types, parameter structures and macros follow TI's spelling so that the
  * kernels compile unchanged against TI's library; the declarations, comments and status values are ours.
- * TI's DSPLib is not installable here: on the host board, and as a clearly labelled link-time stand-in in
- * MSP430 images, these calls are served by the software model in firmware/dsplib/model/.
+ * TI's DSPLib is not installable here: on the host board these calls are served by the software model in
+ * firmware/dsplib/model/; in MSP430 images by our LEA driver, firmware/kernels/lea/msp430/bl_lea_driver.c.
  *
  * Semantics assumed (and implemented by the model) — see docs/kernels.md, "lea backend":
  *   msp_cmplx_fft_fixed_q15   in place, radix 2, bit reversal first when params->bitReverse, a 1/2 scaling
@@ -89,6 +89,20 @@ typedef struct msp_cmplx_fft_q15_params {
 
 msp_status msp_cmplx_fft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src);
 msp_status msp_cmplx_ifft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src);
+
+/* Not TI's: 1 when msp_cmplx_ifft_fixed_q15 is the numeric spec's inverse bit for bit (the host model). The
+ * MSP430 LEA driver's inverse (a LEA forward FFT between real/imaginary swaps, LEA has no inverse command)
+ * multiplies by exactly 1 at the t = N/4 butterflies where the spec uses 32767/32768. The two agree whenever
+ * every component entering such a butterfly lies in [-16383, 16383]; with 1/2 scaling per stage no complex
+ * magnitude grows beyond the input's largest plus about one LSB per stage, so the lea kernels use the driver's
+ * inverse when every input has |re| + |im| <= MSP_IFFT_SAFE_L1 and the ref FFT on the CPU otherwise
+ * (firmware/kernels/lea/fft_q15.c). */
+#define MSP_IFFT_SAFE_L1 16320
+#if defined(__MSP430__)
+#define MSP_IFFT_IS_SPEC 0
+#else
+#define MSP_IFFT_IS_SPEC 1
+#endif
 
 /* ---- vectors (TI: DSPLib_vector.h) ------------------------------------------------------------------- */
 typedef struct msp_mac_q15_params {

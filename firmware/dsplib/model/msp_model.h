@@ -3,9 +3,9 @@
  * The model stands in for TI's DSPLib + the LEA hardware: it implements exactly the DSPLib calls the `lea`
  * kernels use (../DSPLib.h), with TI's documented argument checks (lengths, alignment, operands in LEA RAM)
  * and, where TI documents no rounding, the numeric spec's arithmetic. It runs on the host (board `host`,
- * backend `lea`). In MSP430 images it is linked only as a stand-in so that the image links and its size can
- * be measured: it is not TI's library, does not drive LEA, and such an image is not run (nothing emulates
- * LEA; mspdebug's simulator has no LEA). */
+ * backend `lea`), and its transform code is the arithmetic of the LEA emulated by tools/msp430sim (which
+ * compiles these files). MSP430 images do not link it: they drive the LEA through
+ * firmware/kernels/lea/msp430/bl_lea_driver.c. */
 #ifndef MSP_MODEL_H
 #define MSP_MODEL_H
 

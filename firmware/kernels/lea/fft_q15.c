@@ -26,8 +26,18 @@ int32_t bl_lea_result[2];
 
 static bl_status from_msp(msp_status st) { return st == MSP_SUCCESS ? BL_OK : BL_ERR_ARG; }
 
+/* 1 when the platform's inverse FFT equals the spec's on these k inputs (DSPLib.h, MSP_IFFT_IS_SPEC). */
+static int ifft_safe(const int16_t *z, uint16_t k) {
+  for (uint16_t i = 0; i < 2u * k; i += 2u) {
+    const int32_t re = z[i], im = z[i + 1u];
+    if ((re < 0 ? -re : re) + (im < 0 ? -im : im) > MSP_IFFT_SAFE_L1) return 0;
+  }
+  return 1;
+}
+
 bl_status bl_lea_fft_run(int16_t *buf, const bl_fft_cfg *cfg, bool inverse) {
   if (buf != bl_lea_fft_buf || !bl_lea_fft_on_lea(cfg->k)) return bl_lea_ref_fft_q15(buf, cfg, inverse);
+  if (inverse && !MSP_IFFT_IS_SPEC && !ifft_safe(buf, cfg->k)) return bl_lea_ref_fft_q15(buf, cfg, true);
   const msp_cmplx_fft_q15_params p = {cfg->k, true, 0};
   return from_msp(inverse ? msp_cmplx_ifft_fixed_q15(&p, buf) : msp_cmplx_fft_fixed_q15(&p, buf));
 }
