@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from batteryless.artifact import load_artifact
-from batteryless.boards import Board, load_board
+from batteryless.boards import Board, load_board, with_emulator
 from batteryless.codegen import _write_atomic
 from batteryless.codegen.costs import cost_model
 from batteryless.errors import EmulationError, UsageError
@@ -52,7 +52,7 @@ def measure_schedule(
 
     b = board if isinstance(board, Board) else load_board(board)
     kind = b.emulator.get("kind")
-    if kind not in ("qemu", "mspdebug"):
+    if kind not in ("qemu", "mspdebug", "msp430sim"):
         raise UsageError(
             f"board {b.name}: no instruction or cycle counter to measure with (emulator {kind!r})"
         )
@@ -67,11 +67,15 @@ def measure_schedule(
     if schedule.get("board") != b.name:
         raise UsageError(f"{sched_path} was generated for board {schedule.get('board')!r}, not {b.name!r}")
     backend = backend or schedule.get("backend")
+    # a backend that needs another emulator of the board (board.toml [emulator].by_backend: the FR5994's lea
+    # images need the LEA, which only the msp430sim emulator has)
+    b = with_emulator(b, b.emulator.get("by_backend", {}).get(str(backend)))
+    kind = b.emulator.get("kind")
     tasks = schedule["modes"][0]["tasks"]
     n = len(tasks)
     art = load_artifact(artifact)
     x = np.asarray(quantize_input(art, np.asarray(sample)[None]), dtype="<i2")[0].tobytes()
-    window = n if kind == "qemu" else MSPDEBUG_WINDOW
+    window = MSPDEBUG_WINDOW if kind == "mspdebug" else n
     counts: dict[int, int] = {}
     unit = None
     with tempfile.TemporaryDirectory(prefix="bl-measure-") as tmp:
