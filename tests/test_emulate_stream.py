@@ -357,3 +357,13 @@ def test_streamed_resampling_last_window(end):
     np.testing.assert_allclose(got.time_s, ref.time_s)
     np.testing.assert_allclose(got.values, ref.values, rtol=1e-12)
     assert len(got) == {3.0: 3, 3.0 + 1e-12: 3, 3.5: 4, 0.4: 1}[end]
+
+
+def test_hdf5_iv_curves_are_refused(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    p = _shepherd(tmp_path / "curves.h5", 1000)
+    with h5py.File(p, "a") as f:
+        f["data"].attrs["window_samples"] = 100
+        f["data"].attrs["datatype"] = "ivcurve"
+    with pytest.raises(TraceError, match=r"holds IV curves .* not IV samples"):
+        T.open_trace(p)

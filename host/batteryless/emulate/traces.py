@@ -711,6 +711,16 @@ def _shepherd_stream(p: Path) -> TraceStream:
             not isinstance(grp.get(n), h5py.Dataset) for n in SHEPHERD_DATASETS
         ):
             raise bad("expected datasets data/time, data/voltage and data/current")
+        window = grp.attrs.get("window_samples", 0)
+        try:
+            window = int(window)
+        except (TypeError, ValueError):
+            raise bad(f"data has window_samples {window!r}") from None
+        if window > 0:
+            raise bad(
+                f"it holds IV curves (datatype {grp.attrs.get('datatype')!r}, {window} samples per curve), "
+                "not IV samples over time; record with datatype ivsample"
+            )
         ds = {n: grp[n] for n in SHEPHERD_DATASETS}
         cal = {}
         for n, d in ds.items():
