@@ -367,3 +367,10 @@ def test_hdf5_iv_curves_are_refused(tmp_path):
         f["data"].attrs["datatype"] = "ivcurve"
     with pytest.raises(TraceError, match=r"holds IV curves .* not IV samples"):
         T.open_trace(p)
+
+
+def test_trace_generate_checks_its_output_path(tmp_path, capsys):
+    for out, pattern in ((tmp_path, "it is a folder"), (tmp_path / "no" / "x.csv", "does not exist")):
+        assert main(["trace", "generate", "constant", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and pattern in err, err
