@@ -374,3 +374,11 @@ def test_trace_generate_checks_its_output_path(tmp_path, capsys):
         assert main(["trace", "generate", "constant", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and pattern in err, err
+
+
+def test_csv_with_bom_and_crlf(tmp_path):
+    p = tmp_path / "excel.csv"
+    p.write_bytes(b"\xef\xbb\xbftime_s,power_w\r\n0,1e-3\r\n1,2e-3\r\n# end_s=3\r\n")
+    tr = T.load_trace(p)
+    np.testing.assert_array_equal(tr.time_s, [0.0, 1.0])
+    assert tr.end_s == 3.0 and tr.energy_j() == pytest.approx(1e-3 + 2 * 2e-3)

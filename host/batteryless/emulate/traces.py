@@ -437,6 +437,8 @@ def _csv_preamble(p: Path, src: str):
         size = p.stat().st_size
         fb.seek(max(size - (1 << 14), 0))
         tail = fb.read()
+    if head.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (spreadsheet exports): not part of the header
+        head = head[3:]
     try:
         head_text = head.decode("utf-8")
     except UnicodeDecodeError as err:
