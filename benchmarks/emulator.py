@@ -538,9 +538,7 @@ def main() -> int:
         return 0
     if args.only == "speed":
         sp = speed(2.0 if args.quick else 24.0, args.repeats)
-        print(
-            f"in memory: CPU {min(sp['cpu_seconds']):.2f} s, wall {sp['best_wall_seconds']:.2f} s"
-        )
+        print(f"in memory: CPU {min(sp['cpu_seconds']):.2f} s, wall {sp['best_wall_seconds']:.2f} s")
         new = {"schedule_level_speed": sp}
         if not args.quick:
             new["schedule_level_seconds_24h_1khz"] = min(sp["cpu_seconds"])
