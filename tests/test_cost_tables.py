@@ -41,6 +41,7 @@ def test_every_cost_table_names_its_source():
         ("msp430fr5969", "ref", "msp430fr5994/ref"),  # same CPU and code: the FR5994 simulator's fit
         ("mps2-an386", "ref", "mps2-an386/ref"),
         ("mps2-an386", "cmsis", "mps2-an386/cmsis"),
+        ("msp430fr5994", "lea", "msp430fr5994/lea"),  # on msp430sim's emulated LEA (issue 12)
     ],
 )
 def test_fitted_tables_carry_the_fit(board, backend, fit_key):

@@ -424,6 +424,11 @@ def load_board(name_or_path: str | Path) -> Board:
     alts = emu.t.get("alternatives", [])
     if not isinstance(alts, list) or not all(isinstance(a, str) and a in EMULATOR_KINDS for a in alts):
         raise emu.fail("alternatives", f"must be a list drawn from {', '.join(EMULATOR_KINDS)}; got {alts!r}")
+    by_backend = emu.t.get("by_backend", {})
+    if not isinstance(by_backend, dict) or not all(
+        be in backends and kind in alts for be, kind in by_backend.items()
+    ):
+        raise emu.fail("by_backend", f"must map backends of the board to its alternatives; got {by_backend!r}")
     tool = r.table("toolchain")
     board = Board(
         name=name,
