@@ -9,6 +9,7 @@ cuts placed while a LEA command is running."""
 
 from __future__ import annotations
 
+import random
 import struct
 
 import numpy as np
@@ -203,3 +204,33 @@ def test_lea_model_images_bit_exact_on_the_emulated_lea(artifacts, digits, tmp_p
     got = run_dataset(img, with_emulator("msp430fr5994", "msp430sim"), artifacts[model], "digits", count=n)
     want = spec.integer_inference(load_artifact(artifacts[model]), digits.x_test[:n], res.paths)
     assert np.array_equal(np.array(got.logits), want)
+
+
+@pytest.mark.slow
+@pytest.mark.firmware
+def test_flex_power_cuts_on_the_lea_image_with_lea_busy(artifacts, tmp_path):
+    from batteryless.firmware import patch_input
+    from batteryless.firmware.image import symbols
+    from batteryless.flex import build_flex, model_input, run_schedule, verify_intermittent
+
+    board = with_emulator("msp430fr5994", "msp430sim")
+    img = build_flex(artifacts["mlp"], board, tmp_path / "flex", backend="lea")
+    x = model_input(artifacts["mlp"], 0)
+    rep = verify_intermittent(None, board, image=img, inputs=x, random=6, seed=2, workers=1)
+    assert rep.passed and rep.schedules == 6 and rep.reboots >= 6
+    # cuts two instructions after a LEA command was started: LEA is busy when the power goes
+    p = patch_input(img.image, x, tmp_path / "p.elf")
+    s = Msp430Sim(stop_pc=symbols(p)["bl_done"].address)
+    s.load_elf(p)
+    s.power_on()
+    s.run(max_cycles=10**9)
+    starts = s.lea_starts()
+    assert len(starts) > 50
+    for c in sorted(random.Random(1).sample(starts, 4)):
+        probe = Msp430Sim()
+        probe.load_elf(p)
+        probe.power_on()
+        probe.run(max_insns=c + 2)
+        assert probe.lea_busy
+        r = run_schedule(img, board, x, [c + 2], rep.reference, 120)
+        assert r.correct and r.reboots == 1, r

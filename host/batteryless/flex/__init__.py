@@ -166,6 +166,7 @@ def build_flex(
     continuous: bool = False,
     log_len: int = 16,
     granularity: str | float | None = "auto",
+    backend: str = "ref",
 ) -> FlexImage:
     """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
     ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only).
@@ -173,7 +174,9 @@ def build_flex(
     ``continuous``: the continuous-inference mode (inference after inference, inputs and limits from
     :func:`continuous_input`, output read by :func:`parse_continuous`; ``log_len`` finished inferences kept
     in NVM for the final report), used by the firmware-level emulator. ``granularity``: codegen's task
-    granularity ("auto" from the board's buffer, "coarse", or the most estimated cycles per task)."""
+    granularity ("auto" from the board's buffer, "coarse", or the most estimated cycles per task).
+    ``backend``: the kernels (default ``ref``; ``lea`` on the MSP430FR5994 runs on the project's LEA
+    emulation, board emulator msp430sim)."""
     from batteryless.codegen import codegen
 
     if policy not in POLICIES:
@@ -190,7 +193,7 @@ def build_flex(
     b = _board(board)
     out = Path(out_dir)
     gen = out / "gen"
-    res = codegen(artifact, b, gen, backend="ref", buffers_in="nvm", granularity=granularity)
+    res = codegen(artifact, b, gen, backend=backend, buffers_in="nvm", granularity=granularity)
     defines: dict[str, str | int] = {"BL_FLEX_POLICY": POLICIES[policy], "BL_FLEX_BROKEN": BROKEN[broken]}
     if b.emulator.get("kind") == "host":
         defines["BL_FLEX_MARK_WRITES"] = 1  # cut points between the protocol's NVM writes
@@ -201,7 +204,7 @@ def build_flex(
     if continuous:
         defines["BL_FLEX_CONTINUOUS"] = 1
         defines["BL_FLEX_LOG_LEN"] = f"{int(log_len)}u"
-    img = build(b, gen, "ref", app="flex", out_dir=out / "build", defines=defines, progress=progress).image
+    img = build(b, gen, backend, app="flex", out_dir=out / "build", defines=defines, progress=progress).image
     tasks = res.schedule["modes"][0]["tasks"]
     n = len(tasks)
     m = re.search(r"#define BL_MODEL_OUTPUT_LEN (\d+)", (gen / "model.h").read_text())
