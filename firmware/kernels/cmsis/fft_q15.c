@@ -27,7 +27,29 @@ bl_status bl_ref_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
 #define BL_CMSIS_FFT_MIN 16u
 #define BL_CMSIS_FFT_STRETCH_MIN 8u /* smaller k: the ref transform */
 
-static const arm_cfft_instance_q15 *cfft_instance(uint16_t k) {
+#if defined(ARM_MATH_MVEI)
+/* Helium (ARM_MATH_MVEI): CMSIS-DSP's MVE transform needs its rearranged twiddles, which only the
+ * arm_cfft_init_<N>_q15 functions set up (arm_const_structs.h has no q15 instances in this build), so the
+ * instance lives on the stack, initialised per call (a few field stores). */
+static const arm_cfft_instance_q15 *cfft_instance(uint16_t k, arm_cfft_instance_q15 *s) {
+  arm_status st;
+  switch (k) {
+    case 16: st = arm_cfft_init_16_q15(s); break;
+    case 32: st = arm_cfft_init_32_q15(s); break;
+    case 64: st = arm_cfft_init_64_q15(s); break;
+    case 128: st = arm_cfft_init_128_q15(s); break;
+    case 256: st = arm_cfft_init_256_q15(s); break;
+    case 512: st = arm_cfft_init_512_q15(s); break;
+    case 1024: st = arm_cfft_init_1024_q15(s); break;
+    case 2048: st = arm_cfft_init_2048_q15(s); break;
+    case 4096: st = arm_cfft_init_4096_q15(s); break;
+    default: return 0;
+  }
+  return st == ARM_MATH_SUCCESS ? s : 0;
+}
+#else
+static const arm_cfft_instance_q15 *cfft_instance(uint16_t k, arm_cfft_instance_q15 *s) {
+  (void)s;
   switch (k) {
     case 16: return &arm_cfft_sR_q15_len16;
     case 32: return &arm_cfft_sR_q15_len32;
@@ -41,13 +63,15 @@ static const arm_cfft_instance_q15 *cfft_instance(uint16_t k) {
     default: return 0;
   }
 }
+#endif
 
 bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
   if (z == 0 || cfg == 0 || cfg->tw == 0) return BL_ERR_ARG;
   const uint16_t k = cfg->k;
   if (!is_pow2(k) || !is_pow2(cfg->tw_k) || cfg->tw_k < k) return BL_ERR_FFT_SIZE;
   if (k >= BL_CMSIS_FFT_MIN) {
-    const arm_cfft_instance_q15 *s = cfft_instance(k);
+    arm_cfft_instance_q15 inst;
+    const arm_cfft_instance_q15 *s = cfft_instance(k, &inst);
     if (s == 0) return BL_ERR_FFT_SIZE; /* beyond CMSIS-DSP's 4096 points */
     arm_cfft_q15(s, z, inverse ? 1u : 0u, 1u);
     return BL_OK;
@@ -62,7 +86,10 @@ bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
     buf[d] = z[2u * f];
     buf[d + 1u] = z[2u * f + 1u];
   }
-  arm_cfft_q15(&arm_cfft_sR_q15_len16, buf, inverse ? 1u : 0u, 1u);
+  arm_cfft_instance_q15 inst16;
+  const arm_cfft_instance_q15 *s16 = cfft_instance(BL_CMSIS_FFT_MIN, &inst16);
+  if (s16 == 0) return BL_ERR_FFT_SIZE;
+  arm_cfft_q15(s16, buf, inverse ? 1u : 0u, 1u);
   for (uint16_t f = 0; f < k; f++) {
     const uint16_t s = inverse ? (uint16_t)(2u * f) : (uint16_t)(2u * f * up);
     z[2u * f] = bl_sat16_s32((int32_t)buf[s] * up);
