@@ -142,12 +142,13 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
     for (uint32_t r = 0; r < rows; r++) {
       int16_t *dst = P + (c * rows + r) * rw;
       const int32_t iy = ylo + (int32_t)r;
-      for (uint32_t e = 0; e < rw; e++) {
-        const int32_t ix = (int32_t)e - g->pw;
-        dst[e] = (iy >= 0 && iy < (int32_t)g->in_h && ix >= 0 && ix < (int32_t)g->in_w)
-                     ? x[c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix]
-                     : 0;
+      if (iy < 0 || iy >= (int32_t)g->in_h) {
+        memset(dst, 0, rw * sizeof *dst); /* a padding row */
+        continue;
       }
+      for (uint32_t e = 0; e < g->pw; e++) dst[e] = 0;
+      memcpy(dst + g->pw, x + c * in_hw + (uint32_t)iy * g->in_w, (uint32_t)g->in_w * sizeof *dst);
+      for (uint32_t e = g->pw + g->in_w; e < rw; e++) dst[e] = 0;
     }
   for (uint32_t o = o0; o < o1; o++)
     for (uint32_t c = 0; c < C; c++)
@@ -241,25 +242,39 @@ static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w1
   const uint32_t yhi = yhi_u > (int32_t)g->in_h ? g->in_h : (uint32_t)yhi_u;
   const uint32_t rows = yhi > ylo ? yhi - ylo : 0u;
   for (uint32_t j = 0; j < q; j++) {
+    const bool full = (j + 1u) * k <= g->in_ch; /* every channel of the block exists */
     for (uint32_t yy = 0; yy < rows; yy++) {
       for (uint32_t xx = 0; xx < g->in_w; xx++) {
         int16_t *dst = X + ((j * rows + yy) * g->in_w + xx) * 2u * k;
-        const int16_t *src = x + (ylo + yy) * g->in_w + xx;
-        for (uint32_t u = 0; u < k; u++) {
-          const uint32_t c = j * k + (k - u) % k;
-          dst[u] = dst[u + k] = c < g->in_ch ? src[c * in_hw] : 0;
+        const int16_t *src = x + (j * k * g->in_h + ylo + yy) * g->in_w + xx; /* channel j*k */
+        if (full) {
+          /* u = 0: channel j*k; u = 1 .. k-1: channels j*k + k-1 down to j*k + 1 (one pointer walk) */
+          dst[0] = dst[k] = src[0];
+          const int16_t *c = src + (k - 1u) * in_hw;
+          for (uint32_t u = 1; u < k; u++, c -= in_hw) dst[u] = dst[u + k] = *c;
+        } else {
+          for (uint32_t u = 0; u < k; u++) {
+            const uint32_t c = j * k + (k - u) % k;
+            dst[u] = dst[u + k] = c < g->in_ch ? x[(c * g->in_h + ylo + yy) * g->in_w + xx] : 0;
+          }
         }
       }
     }
   }
   for (uint32_t i = o0 / k; i <= (uint32_t)(o1 - 1u) / k; i++) {
     const uint32_t c0 = i * k > o0 ? i * k : o0, c1 = (i + 1u) * k < o1 ? (i + 1u) * k : o1;
-    for (uint32_t j = 0; j < q; j++)
-      for (uint32_t d = 0; d < k; d++)
-        for (uint32_t t = 0; t < taps; t++) {
-          const uint32_t src = ((i * q + j) * k + d) * taps + t;
-          wt[(j * taps + t) * k + d] = w16 != 0 ? w16[src] : (int16_t)w8[src];
-        }
+    /* wt[j*taps + t][d] = w[i][j][d][t]: walk the source in order, the destination with stride k */
+    for (uint32_t j = 0; j < q; j++) {
+      const uint32_t s0 = (i * q + j) * k * taps;
+      int16_t *dj = wt + j * taps * k;
+      for (uint32_t d = 0; d < k; d++) {
+        int16_t *dst = dj + d;
+        if (w16 != 0)
+          for (uint32_t t = 0; t < taps; t++, dst += k) *dst = w16[s0 + d * taps + t];
+        else
+          for (uint32_t t = 0; t < taps; t++, dst += k) *dst = w8[s0 + d * taps + t];
+      }
+    }
     for (uint16_t oy = oy0; oy < oy1; oy++) {
       for (uint16_t ox = 0; ox < g->out_w; ox++) {
         uint32_t nb = 0;
