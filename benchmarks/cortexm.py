@@ -1,0 +1,298 @@
+"""Cortex-M inference speed and size: our kernels on QEMU's Cortex-M4 (mps2-an386) and, when the board is
+there, Cortex-M55 (mps3-an547), against the figures of TFLite Micro + CMSIS-NN on the same emulated M4.
+
+For the digits MLP (block 16, int16 weights) and CNN (block 8, int8 weights), compressed with the tests'
+quick settings, generates the model on each path (``direct``, ``fft`` and ``auto`` = codegen's default
+choice), builds the ordinary model app, and counts guest instructions per inference with the project's QEMU
+TCG plugin, from the mark before the first task to the mark after the last (start-up and printing excluded),
+and per layer from the task marks. Rows: ``cmsis`` backend (``isa`` ``dsp`` on the M4: the DSP-extension
+inner loops of firmware/kernels/cmsis; ``mve`` on the M55) and the portable ``ref`` backend (``isa``
+``scalar``: plain C, no intrinsics). Every row's image also runs the ``layers`` app on all 359 test samples:
+``predictions_equal`` counts samples whose argmax equals the numeric spec's (batteryless.spec), and
+``max_lsb_diff`` is the largest |logit - spec logit| (0 = bit-exact). Sizes come from the linked ELF
+(``arm-none-eabi-size``: text = .text + .rodata in flash incl. the model data, ram = .data + .bss) and the
+codegen memory plan (``weight_bytes``: weights / spectra the model stores). ``mve_instructions`` counts
+Helium instructions in the image's disassembly. ``estimated_cycles``: M55 only, from its TRM's beat model
+(see ``m55_cycles``); the M4 rows leave it null (QEMU counts instructions, not cycles).
+
+    .venv/bin/python benchmarks/cortexm.py [--samples 20] [--boards mps2-an386,mps3-an547]
+
+Writes benchmarks/results/cortexm.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from batteryless.artifact import load_artifact  # noqa: E402
+from batteryless.boards import load_board  # noqa: E402
+from batteryless.codegen import codegen  # noqa: E402
+from batteryless.datasets import load_dataset  # noqa: E402
+from batteryless.firmware import build, run  # noqa: E402
+from batteryless.firmware.layers import run_layers, write_dump_table  # noqa: E402
+from batteryless.rad.admm import AdmmConfig  # noqa: E402
+from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
+from batteryless.spec import integer_inference_q, quantize_input  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "cortexm.json"
+QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+MODELS = (("mlp", 16, 16), ("cnn", 8, 8))
+BOARD_ISA = {"mps2-an386": "dsp", "mps3-an547": "mve"}
+
+# The reference point, measured on the same QEMU mps2-an386 with the same plugin (issue 14's table):
+# TensorFlow Lite Micro commit 90b983c (August 2026) with CMSIS-NN v7.0.0-33 kernels, int8, running the
+# .tflite our export-tflite writes for the same network, arm-none-eabi-gcc 12.2, 20 digits test samples.
+REFERENCE = {
+    "what": "TFLite Micro 90b983c (Aug 2026) + CMSIS-NN v7.0.0-33, int8, QEMU mps2-an386, same TCG plugin, "
+    "arm-none-eabi-gcc 12.2, 20 digits test samples (issue 14)",
+    "mlp": {"instructions": 45142, "tflm_reference_kernels": 115604, "model_data_bytes": 25136,
+            "static_ram_bytes": 3256, "code_bytes": 58973},
+    "cnn": {"instructions": 131938, "tflm_reference_kernels": 451976},
+    "goal": "M4: >= 1.5x fewer instructions than TFLM + CMSIS-NN (MLP <= 30,095, CNN <= 87,959) with model "
+    "data >= 6x smaller; M55: >= 2x fewer instructions than our M4 build",
+}  # fmt: skip
+
+def elf_sizes(elf: Path) -> tuple[int, int]:
+    """(flash bytes: text + rodata as `size` reports text, static RAM: data + bss)."""
+    out = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    return text + data, data + bss
+
+
+def counts(image: Path, board: str, samples: np.ndarray, tasks: list[dict]) -> dict:
+    per_inf, per_layer = [], {}
+    for x in samples:
+        res = run(image, board, inputs=np.asarray(x, dtype="<i2").tobytes())
+        if res.exit_code != 0:
+            raise SystemExit(f"{image}: exit {res.exit_code}: {res.output[-300:]}")
+        marks = list(res.marks)
+        start_i = next(i for i, (mid, _) in enumerate(marks) if mid == 1)
+        end = next(c for mid, c in reversed(marks) if mid == 0)
+        per_inf.append(end - marks[start_i][1])
+        task_counts = [c for _, c in marks[start_i:]]
+        for t, task in enumerate(tasks):
+            per_layer.setdefault(task["layer"], 0)
+            per_layer[task["layer"]] += task_counts[t + 1] - task_counts[t]
+    n = len(samples)
+    return {
+        "instructions": round(float(np.mean(per_inf)), 1),
+        "instructions_min": int(min(per_inf)),
+        "instructions_max": int(max(per_inf)),
+        "per_layer": {k: round(v / n) for k, v in per_layer.items()},
+    }
+
+
+# Cortex-M55 cycle estimate (a model, not a measurement: QEMU has no timing). Sources: the Armv8.1-M
+# Architecture Reference Manual (Arm DDI 0553) divides every MVE instruction into four "beats" and lets an
+# implementation execute 1, 2 or 4 beats per tick and overlap consecutive vector instructions; the Cortex-M55
+# Technical Reference Manual (Arm 101051) describes the M55 as a dual-beat implementation (two beats, i.e. a
+# 64-bit half of a 128-bit vector, per cycle) that overlaps an MVE load/store with MVE arithmetic. Model:
+# scalar instruction 1 cycle; MVE instruction 2 cycles; an MVE instruction directly after one of the other
+# kind (memory vs arithmetic) overlaps it by one cycle. Dynamic counts come from QEMU's own execution log
+# (-d in_asm,exec,nochain: every translated block's instruction addresses and every block execution, in
+# order), classified with llvm-objdump's disassembly of the image; only the blocks run between the
+# inference marks (start 1 -> end 0) are charged.
+MVE_MEM = re.compile(r"^\s*(vldr|vstr|vld[24]|vst[24])")
+MVE_ANY = re.compile(r"^\s*(v\S+\s.*\bq\d|vctp|vpst|vpt|letp|dlstp|wlstp|lctp)")
+
+
+def llvm_objdump() -> str:
+    for name in ("llvm-objdump", "llvm-objdump-14"):
+        if shutil.which(name):
+            return name
+    raise SystemExit("llvm-objdump not found (Debian llvm-14, installed with clang by scripts/setup.sh)")
+
+
+def classify(elf: Path) -> dict[int, str]:
+    """Address -> "mem" (MVE load/store), "mve" (other MVE) or "scalar", from llvm-objdump."""
+    out = subprocess.run(
+        [llvm_objdump(), "-d", "--triple=thumbv8.1m.main-none-eabi", "--mattr=+mve.fp", str(elf)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    kinds = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{2} )+\s*(.*)$", line)
+        if not m:
+            continue
+        text = m.group(2).strip()
+        kinds[int(m.group(1), 16)] = "mem" if MVE_MEM.match(text) else ("mve" if MVE_ANY.match(text) else "scalar")
+    return kinds
+
+
+def count_mve(elf: Path) -> int:
+    """MVE instructions in the image (static count)."""
+    return sum(1 for k in classify(elf).values() if k != "scalar")
+
+
+def m55_cycles(image: Path, board: str, x: np.ndarray) -> dict:
+    """Run one inference with QEMU's execution log and apply the beat model (see above)."""
+    import batteryless.firmware as fw
+
+    real_run = subprocess.run
+    with tempfile.TemporaryDirectory(prefix="bl-beat-") as d:
+        log = Path(d) / "qemu.log"
+
+        def run_logged(cmd, *a, **kw):
+            if cmd and str(cmd[0]).endswith("qemu-system-arm"):
+                cmd = [*cmd, "-d", "in_asm,exec,nochain", "-D", str(log)]
+            return real_run(cmd, *a, **kw)
+
+        subprocess.run = run_logged
+        try:
+            res = fw.run(image, board, inputs=np.asarray(x, dtype="<i2").tobytes(), timeout=600)
+        finally:
+            subprocess.run = real_run
+        text = log.read_text(errors="replace")
+    marks = list(res.marks)
+    start = next(c for mid, c in marks if mid == 1)
+    end = next(c for mid, c in reversed(marks) if mid == 0)
+    kinds = classify(image)
+    blocks: dict[int, list[int]] = {}  # translated block start -> its instruction addresses
+    execs: list[int] = []  # executed block starts, in order
+    cur: list[int] | None = None
+    for line in text.splitlines():
+        if line.startswith("IN:"):
+            cur = []
+            continue
+        if cur is not None:
+            m = re.match(r"^0x([0-9a-f]{8}):", line)
+            if m:
+                cur.append(int(m.group(1), 16))
+                continue
+            if cur:
+                blocks[cur[0]] = cur
+            cur = None
+        if line.startswith("Trace "):
+            m = re.search(r"\[[0-9a-f]+/([0-9a-f]+)/", line)
+            if m:
+                execs.append(int(m.group(1), 16))
+    count, cyc, n_mve, n_insn = 0, 0, 0, 0
+    for pc in execs:
+        insns = blocks.get(pc, [])
+        if start <= count < end:
+            prev = "scalar"
+            for a in insns:
+                k = kinds.get(a, "scalar")
+                if k == "scalar":
+                    cyc += 1
+                else:
+                    n_mve += 1
+                    cyc += 1 if prev not in ("scalar", k) else 2  # overlap with the other kind
+                prev = k
+            n_insn += len(insns)
+        count += len(insns)
+    return {
+        "estimated_cycles": cyc,
+        "instructions_in_window": n_insn,
+        "mve_instructions_executed": n_mve,
+        "plugin_instructions": end - start,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=20, help="test samples per instruction count (default 20)")
+    ap.add_argument("--boards", default=",".join(BOARD_ISA), help="comma-separated boards")
+    args = ap.parse_args(argv)
+    boards = [b for b in args.boards.split(",") if b]
+    t0 = time.time()
+    ds = load_dataset("digits")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bl-bench-cortexm-") as tmp_s:
+        tmp = Path(tmp_s)
+        for model, k, bits in MODELS:
+            art_path = tmp / f"{model}.bl"
+            compress(model, "digits", out=art_path, config=CompressConfig(block_size=k, weight_bits=bits, **QUICK))
+            art = load_artifact(art_path)
+            xq = quantize_input(art, ds.x_test)
+            for board in boards:
+                try:
+                    load_board(board)
+                except Exception as e:  # noqa: BLE001 — a board not in this tree is reported and skipped
+                    print(f"skip {board}: {e}", flush=True)
+                    continue
+                combos = [("cmsis", BOARD_ISA[board], p) for p in ("auto", "direct", "fft")]
+                combos.append(("ref", "scalar", "auto"))
+                for backend, isa, path in combos:
+                    tag = f"{board}-{model}-{backend}-{path}"
+                    gen = tmp / f"g-{tag}"
+                    res = codegen(art_path, board, gen, backend=backend, path=path)
+                    img = build(board, gen, backend, out_dir=tmp / f"b-{tag}").image
+                    c = counts(img, board, xq[: args.samples], res.schedule["modes"][0]["tasks"])
+                    text_b, ram_b = elf_sizes(img)
+                    lgen = tmp / f"l-{tag}"
+                    codegen(art_path, board, lgen, backend=backend, path=path)
+                    write_dump_table(lgen)
+                    limg = build(board, lgen, backend, app="layers", out_dir=tmp / f"bl-{tag}").image
+                    dev = run_layers(limg, board, lgen, xq)
+                    ref = integer_inference_q(art, xq, res.paths)
+                    row = {
+                        "board": board,
+                        "model": model,
+                        "block": k,
+                        "weight_bits": bits,
+                        "path": path,
+                        "layer_paths": res.paths,
+                        "backend": backend,
+                        "isa": isa,
+                        "instructions": c["instructions"],
+                        "instructions_min": c["instructions_min"],
+                        "instructions_max": c["instructions_max"],
+                        "per_layer": c["per_layer"],
+                        "estimated_cycles": None,
+                        "weight_bytes": res.schedule["memory_plan"]["weight_bytes"],
+                        "text_bytes": text_b,
+                        "ram_bytes": ram_b,
+                        "samples": len(xq),
+                        "samples_counted": min(args.samples, len(xq)),
+                        "predictions_equal": int((dev.logits.argmax(1) == ref.argmax(1)).sum()),
+                        "max_lsb_diff": int(np.abs(dev.logits - ref).max()),
+                        "mve_instructions": count_mve(img),
+                    }
+                    if board == "mps3-an547":
+                        beat = m55_cycles(img, board, xq[0])
+                        row["estimated_cycles"] = beat["estimated_cycles"]
+                        row["beat_model"] = beat
+                    rows.append(row)
+                    print(
+                        f"{board} {model} {backend:5s} {isa:6s} {path:6s} {row['instructions']:>10,.0f} "
+                        f"pred {row['predictions_equal']}/{row['samples']} lsb {row['max_lsb_diff']} "
+                        f"text {text_b:,} ram {ram_b:,} mve {row['mve_instructions']} {c['per_layer']}",
+                        flush=True,
+                    )
+    out = {
+        "benchmark": "cortexm",
+        "command": ".venv/bin/python benchmarks/cortexm.py",
+        "unit": "guest instructions per inference (QEMU TCG plugin), start-up and printing excluded",
+        "host": platform.platform(),
+        "reference_tflm_cmsis_nn": REFERENCE,
+        "rows": rows,
+        "seconds": round(time.time() - t0, 1),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=RESULTS.name + ".", suffix=".tmp", dir=RESULTS.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(out, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp_name, RESULTS)
+    print(f"wrote {RESULTS} in {out['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
