@@ -204,11 +204,40 @@ def m55_cycles(image: Path, board: str, x: np.ndarray) -> dict:
     }
 
 
+def tables(doc: dict) -> str:
+    """docs/benchmarks.md's Cortex-M tables from results/cortexm.json."""
+    ref = doc["reference_tflm_cmsis_nn"]
+    out = [
+        "| board | model | backend (isa) | path | instructions | vs TFLM + CMSIS-NN | est. cycles (M55) "
+        "| weight bytes | flash (text) | static RAM | predictions = spec | max LSB | MVE insns |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        peer = ref[r["model"]]["instructions"]
+        cyc = "" if r["estimated_cycles"] is None else f"{r['estimated_cycles']:,}"
+        out.append(
+            f"| {r['board']} | {r['model']} | {r['backend']} ({r['isa']}) | {r['path']} | "
+            f"{r['instructions']:,.0f} | {peer / r['instructions']:.2f}x | {cyc} | {r['weight_bytes']:,} | "
+            f"{r['text_bytes']:,} | {r['ram_bytes']:,} | {r['predictions_equal']}/{r['samples']} | "
+            f"{r['max_lsb_diff']} | {r['mve_instructions']} |"
+        )
+    out += ["", "| board | model | path | per layer (instructions) |", "|---|---|---|---|"]
+    for r in doc["rows"]:
+        if r["backend"] == "cmsis":
+            layers = ", ".join(f"{k} {v:,}" for k, v in r["per_layer"].items())
+            out.append(f"| {r['board']} | {r['model']} | {r['path']} | {layers} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20, help="test samples per instruction count (default 20)")
     ap.add_argument("--boards", default=",".join(BOARD_ISA), help="comma-separated boards")
+    ap.add_argument("--tables", action="store_true", help="print the docs tables from the JSON (no measuring)")
     args = ap.parse_args(argv)
+    if args.tables:
+        print(tables(json.loads(RESULTS.read_text())))
+        return 0
     boards = [b for b in args.boards.split(",") if b]
     t0 = time.time()
     ds = load_dataset("digits")

@@ -1,7 +1,8 @@
 """The Cortex-M55 board (mps3-an547, QEMU 7.2, Helium/MVE): the cmsis backend's images really contain MVE
 instructions (disassembled), give the numeric spec's outputs on every digits test sample (direct paths
 bit-exact: VMLADAVA / VMLAVA accumulate modulo 2^32 like the spec's wrap32), and FLEX survives random power
-cuts bit-exactly there too."""
+cuts bit-exactly on this board too (the memory map's NVM region, the reset and the plugin's cuts on the M55;
+build_flex builds FLEX images with the ref kernels, so this does not exercise the MVE kernels under cuts)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,7 @@ def test_m55_direct_path_bit_exact_on_every_sample(artifacts, digits, m55_images
 
 @pytest.mark.slow
 def test_m55_flex_random_power_cuts_bit_exact(artifacts, tmp_path):
+    """FLEX on the M55 board: the NVM region (SRAM 2) survives the plugin's resets, every schedule exact."""
     mlp = artifacts["mlp"]
     img = build_flex(mlp, BOARD, tmp_path / "flex")
     rep = verify_intermittent(None, BOARD, image=img, inputs=model_input(mlp, 4), random=40, seed=5)
