@@ -172,6 +172,26 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
         }
       int16_t *out = y + o * out_hw + oy * g->out_w;
       uint32_t ox = 0;
+#if BL_MVE
+      if (shift >= 1 && shift <= 31) {
+        /* Helium: four outputs per vector (int32 lanes): each tap adds its weight times four input values
+         * loaded widened (VLDRH.S32), VMLA modulo 2^32; then the spec's rounding shift and saturation on
+         * the vector, stored narrowed (VSTRH.32) */
+        const int32x4_t bias_v = vdupq_n_s32((int32_t)b);
+        const int32x4_t sh = vdupq_n_s32(-(int32_t)(shift - 1)), one = vdupq_n_s32(1);
+        const int32x4_t lo = vdupq_n_s32(-32768), hi = vdupq_n_s32(32767);
+        for (; ox + 4u <= g->out_w; ox += 4u) {
+          int32x4_t acc = bias_v;
+          for (uint32_t e = 0; e < n; e++) {
+            const int16_t *pr = pl[e] + ox, *wr = wl[e];
+            for (uint32_t dx = 0; dx < g->kw; dx++) acc = vmlaq_n_s32(acc, vldrhq_s32(pr + dx), wr[dx]);
+          }
+          const int32x4_t a = vshlq_s32(acc, sh); /* floor(acc / 2^(shift-1)) */
+          const int32x4_t v = vaddq_s32(vshrq_n_s32(a, 1), vandq_s32(a, one));
+          vstrhq_s32(out + ox, vminq_s32(vmaxq_s32(v, lo), hi));
+        }
+      }
+#endif
       if (kwp == 4u) {
         /* four outputs per pass share the weight loads */
         for (; ox + 4u <= g->out_w; ox += 4u) {
