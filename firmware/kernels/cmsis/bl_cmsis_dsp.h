@@ -121,7 +121,7 @@ static inline void bl_dot_multi(const int16_t *c, const int16_t *v, int32_t stri
  * loads (w, and the new words of rows 0 and 1) and four SMLADs. k a multiple of 4. The blocks are given as
  * pointer lists (a convolution skips the taps that fall into the padding) or, with wp == 0 / rp == 0, as
  * consecutive blocks from w (k apart) and R (2k apart). */
-static inline void bl_circ_rows4(const int16_t *w, const int16_t *R, const int16_t *const *wp,
+static inline __attribute__((always_inline)) void bl_circ_rows4(const int16_t *w, const int16_t *R, const int16_t *const *wp,
                                  const int16_t *const *rp, uint32_t k, uint32_t nb, uint32_t o, uint32_t *acc) {
 #if BL_MVE
   /* per block: the weight vector(s) loaded once, each row one (k = 8) or two (k = 16) VMLADAVA on its

@@ -78,6 +78,19 @@ static bl_status dense(const int16_t *x, uint16_t in_features, const int16_t *w1
  * zeros for columns at or beyond `valid` (the padded last block). Row rr of a circulant block then reads
  * the contiguous run R + k - rr (see the top of the file). */
 static void reverse_doubled(const int16_t *x, uint32_t k, uint32_t valid, int16_t *R) {
+#if BL_MVE
+  if (valid >= k && (k & 7u) == 0) {
+    /* Helium: eight lanes per gather load (VLDRH gather), offsets (k - t - lane) mod k */
+    for (uint32_t t = 0; t < k; t += 8u) {
+      uint16x8_t off = vsubq_u16(vdupq_n_u16((uint16_t)(k - t)), vidupq_n_u16(0, 1)); /* k - t - lane */
+      off = vandq_u16(off, vdupq_n_u16((uint16_t)(k - 1u)));         /* mod k (k a power of two) */
+      const int16x8_t v = vldrhq_gather_shifted_offset_s16(x, off);
+      vst1q_s16(R + t, v);
+      vst1q_s16(R + k + t, v);
+    }
+    return;
+  }
+#endif
   if (valid >= k && k >= 4u) {
     /* pairs (R[2s], R[2s+1]) = (x[k-2s], x[k-2s-1]): the word at x + k-2s-1 with its halves swapped */
     R[0] = x[0];
@@ -120,7 +133,7 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
     const uint32_t i = g0 / k;
     uint32_t g1 = (i + 1u) * k;
     if (g1 > r1) g1 = r1;
-    for (uint32_t r = g0; r < g1; r++) acc[r - g0] = 0;
+    memset(acc, 0, (g1 - g0) * sizeof *acc);
     for (uint32_t j0 = 0; j0 < q; j0 += jn) {
       const uint32_t nb = q - j0 < jn ? q - j0 : jn;
       for (uint32_t b = 0; b < nb; b++) {
@@ -144,7 +157,22 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
         for (uint32_t b = 0; b < nb; b++) bl_dot_multi(wv + b * k, R + b * 2u * k + k - r % k, 0, 1u, k, acc + (r - g0));
       }
     }
-    for (uint32_t r = g0; r < g1; r++) {
+    uint32_t r = g0;
+#if BL_MVE
+    if (shift >= 1 && shift <= 31) {
+      /* Helium: four rows per vector: bias, the spec's rounding shift, saturation, narrowed store */
+      const int32x4_t sh = vdupq_n_s32(-(int32_t)(shift - 1)), one = vdupq_n_s32(1);
+      const int32x4_t lo = vdupq_n_s32(-32768), hi = vdupq_n_s32(32767);
+      for (; r + 4u <= g1; r += 4u) {
+        int32x4_t a = vld1q_s32((const int32_t *)acc + (r - g0));
+        if (bias != 0) a = vaddq_s32(a, vld1q_s32(bias + r));
+        a = vshlq_s32(a, sh);
+        const int32x4_t v = vaddq_s32(vshrq_n_s32(a, 1), vandq_s32(a, one));
+        vstrhq_s32(y + r, vminq_s32(vmaxq_s32(v, lo), hi));
+      }
+    }
+#endif
+    for (; r < g1; r++) {
       uint32_t a = acc[r - g0];
       if (bias != 0) a += (uint32_t)bias[r];
       y[r] = bl_dsp_requant(a, shift);
