@@ -382,3 +382,55 @@ def test_csv_with_bom_and_crlf(tmp_path):
     tr = T.load_trace(p)
     np.testing.assert_array_equal(tr.time_s, [0.0, 1.0])
     assert tr.end_s == 3.0 and tr.energy_j() == pytest.approx(1e-3 + 2 * 2e-3)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(1, 10**6), st.floats(0, 5.0, allow_nan=False), st.sampled_from(["", "#c", "b"])
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    chunk=st.integers(1, 7),
+    bad_at=st.one_of(st.none(), st.integers(0, 39)),
+    unix=st.booleans(),
+)
+def test_chunked_csv_reader_against_a_line_by_line_reference(tmp_path_factory, rows, chunk, bad_at, unix):
+    """Random valid CSVs (integer-µs times, comments and blank lines between rows, Unix or zero start),
+    read in random chunk sizes, give the values a line-by-line float() parse gives; one corrupted row is
+    reported at its own line number whichever chunk holds it."""
+    base = 1_700_000_000 if unix else 0
+    lines, want_t, want_p, line_of_row = ["time_s,power_w"], [], [], []
+    t_us = 0
+    for dt_us, p, extra in rows:
+        t_us += dt_us
+        if extra == "#c":
+            lines.append("# a comment")
+        elif extra == "b":
+            lines.append("")
+        lines.append(f"{base + t_us // 10**6}.{t_us % 10**6:06d},{p!r}")
+        line_of_row.append(len(lines))
+        want_t.append(t_us / 1e6)
+        want_p.append(p)
+    if bad_at is not None and bad_at < len(rows):
+        lines[line_of_row[bad_at] - 1] = lines[line_of_row[bad_at] - 1].split(",")[0] + ",x"
+    path = tmp_path_factory.mktemp("csv") / "r.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    old = T.CHUNK_SAMPLES
+    T.CHUNK_SAMPLES = chunk
+    try:
+        if bad_at is not None and bad_at < len(rows):
+            with pytest.raises(
+                TraceError, match=rf"r.csv:{line_of_row[bad_at]}: power_w is 'x', not a number"
+            ):
+                T.load_trace(path)
+            return
+        tr = T.load_trace(path)
+    finally:
+        T.CHUNK_SAMPLES = old
+    # offsets from the first sample: exact to the float64 rounding of the µs values, Unix or not
+    np.testing.assert_allclose(tr.time_s, np.asarray(want_t) - want_t[0], rtol=0, atol=1e-12 * max(want_t))
+    np.testing.assert_array_equal(tr.values, want_p)
+    assert tr.start_s == pytest.approx(base + want_t[0], abs=1e-6)
