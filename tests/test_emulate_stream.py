@@ -434,3 +434,10 @@ def test_chunked_csv_reader_against_a_line_by_line_reference(tmp_path_factory, r
     np.testing.assert_allclose(tr.time_s, np.asarray(want_t) - want_t[0], rtol=0, atol=1e-12 * max(want_t))
     np.testing.assert_array_equal(tr.values, want_p)
     assert tr.start_s == pytest.approx(base + want_t[0], abs=1e-6)
+
+
+def test_hdf5_huge_chunks_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "MAX_HDF5_CHUNK_BYTES", 64_000)  # the real bound is 64 MiB: same check, small file
+    p = _shepherd(tmp_path / "big_chunks.h5", 20_000, chunk_rows=10_000)  # 80 KB chunks of uint64 times
+    with pytest.raises(TraceError, match=r"data/time is stored in chunks of 10,000 samples \(80,000 bytes"):
+        T.open_trace(p)

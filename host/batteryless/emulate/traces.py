@@ -683,6 +683,7 @@ def read_enhants(path: str | Path) -> Trace:
 
 
 SHEPHERD_DATASETS = ("time", "voltage", "current")
+MAX_HDF5_CHUNK_BYTES = 64 << 20  # one HDF5 chunk is decompressed whole: its size bounds the memory too
 
 
 def _shepherd_stream(p: Path) -> TraceStream:
@@ -745,6 +746,12 @@ def _shepherd_stream(p: Path) -> TraceStream:
         if n_samples == 0:
             raise TraceError(f"{src}: the recording holds no samples")
         for n, d in ds.items():
+            if d.chunks is not None and d.chunks[0] * d.dtype.itemsize > MAX_HDF5_CHUNK_BYTES:
+                raise bad(
+                    f"data/{n} is stored in chunks of {d.chunks[0]:,} samples "
+                    f"({d.chunks[0] * d.dtype.itemsize:,} bytes; HDF5 decompresses a whole chunk to "
+                    f"read any of it): over {MAX_HDF5_CHUNK_BYTES:,} bytes is refused (Shepherd: 10,000)"
+                )
             stored = d.id.get_storage_size()
             if d.chunks is not None:
                 n_chunks = d.id.get_num_chunks()
