@@ -221,6 +221,6 @@ def test_cli_flex_verify_pass_fail_and_usage(mlp, tmp_path, capsys):
     assert rep["passed"] and rep["schedules"] == 30 and rep["policy"] == "flex"
     assert main([*base, "--sweep", "--broken", "early-advance", "--out", str(tmp_path / "bad")]) == 1
     out = capsys.readouterr().out
-    assert "MISMATCH cuts" in out and "FAIL:" in out
+    assert "VIOLATED logits: cuts" in out and "FAIL:" in out and "violate logits" in out  # names the check
     assert main(base) != 0
     assert "--random N" in capsys.readouterr().err
