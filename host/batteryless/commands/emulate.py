@@ -35,7 +35,8 @@ def _fmt(x, scale: float = 1.0, digits: int = 3) -> str:
     return "—" if x is None else f"{x * scale:.{digits}g}"
 
 
-def print_report(doc: dict, file=sys.stdout) -> None:
+def print_report(doc: dict, file=None) -> None:
+    file = file if file is not None else sys.stdout
     from rich.console import Console
     from rich.table import Table
 
@@ -90,7 +91,8 @@ def print_report(doc: dict, file=sys.stdout) -> None:
         )
 
 
-def print_firmware(fw: dict, file=sys.stdout) -> None:
+def print_firmware(fw: dict, file=None) -> None:
+    file = file if file is not None else sys.stdout
     from rich.console import Console
     from rich.table import Table
 

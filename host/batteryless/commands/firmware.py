@@ -11,7 +11,8 @@ from batteryless.errors import UsageError
 from batteryless.progress import console_progress
 
 
-def _print_regions(result, file=sys.stdout) -> None:
+def _print_regions(result, file=None) -> None:
+    file = file if file is not None else sys.stdout
     from rich.console import Console
     from rich.table import Table
 
