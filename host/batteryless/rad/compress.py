@@ -51,6 +51,10 @@ class CompressConfig:
     # the input normalisation the model expects: none | scalar | per-channel | per-feature (fitted on the
     # training split), or the user's own {"mean": ..., "std": ...}; see batteryless.normalisation
     normalisation: str | dict = "scalar"
+    # the train/test split of a dataset without its own (digits): a property of the data, not of the training
+    # run, so that every stage (evaluate, run, flex, export-tflite: all load the default split) tests on the
+    # samples compress held out, whatever ``seed`` trained the model
+    split_seed: int = 0
     # the dense accuracy the model's owner expects: sharpens the accuracy warning (rad.inputs)
     expected_accuracy: float | None = None
     # dense training before ADMM: None = when the model has no trained weights (a zoo name, a factory without
@@ -123,6 +127,7 @@ def _provenance(
         # no command line and no time taken: they differ between identical runs, and the same inputs and
         # config must give the same artifact bytes (both are in compress()'s report under "run")
         "seed": cfg.seed,
+        "split_seed": cfg.split_seed,
         "model": model_name,
         "dataset": dataset_name,
         "python": platform.python_version(),
@@ -184,7 +189,7 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
         check_output_file(out, "the artifact")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    ds = load_dataset(dataset, data_path, seed=cfg.seed)  # validated: values, dtypes, splits, labels
+    ds = load_dataset(dataset, data_path, seed=cfg.split_seed)  # validated: values, dtypes, splits, labels
     warnings = list(ds.warnings)
     norm = resolve_normalisation(cfg.normalisation, ds)
     xtr, xte = normalised_splits(ds, norm, warnings)
@@ -376,7 +381,9 @@ def evaluate(
     from batteryless.datasets import load_dataset
 
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
-    ds = load_dataset(dataset or art.dataset, data_path, seed=int(art.provenance.get("seed", 0)))
+    # the split compress held out (artifacts before split_seed split with the training seed)
+    split = art.provenance.get("split_seed", art.provenance.get("seed", 0))
+    ds = load_dataset(dataset or art.dataset, data_path, seed=int(split))
     if tuple(ds.input_shape) != tuple(art.input_shape):
         raise UsageError(
             f"dataset {ds.name} has input shape {ds.input_shape}, the artifact expects {art.input_shape}"
