@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
 from batteryless.codegen import codegen  # noqa: E402
+from batteryless.errors import BuildError  # noqa: E402
 from batteryless.firmware import build, run  # noqa: E402
 from batteryless.flex import (  # noqa: E402
     BROKEN,
@@ -58,6 +59,7 @@ MSP = "msp430fr5994"
 FINE = {QEMU: [3000, 800, 400], MSP: [4000]}
 MSP_NS = [1_000, 3_000, 10_000, 30_000, 100_000]  # the simulator runs ~1-3 M instructions/s: fewer rows
 MSP_MAX_CUTS = 300
+FINE_MAX_CUTS = 3000
 
 
 def _granularity(img) -> str:
@@ -151,14 +153,21 @@ def _more_rows(tmp: Path, model: str, art: Path, inp: bytes, out: dict) -> list[
         row = _row(MSP, "flex", n, img, inp, cont.logits, cont.instructions, MSP_MAX_CUTS)
         rows.append({"model": model, **row})
         print(json.dumps(rows[-1]), flush=True)
-    coarse_cont = cont.instructions
+    msp_coarse_cont = cont.instructions
     for harness in (QEMU, MSP):
         if harness == QEMU:
             coarse_cont = run_schedule(
                 build_flex(art, QEMU, tmp / f"q-{model}-c"), QEMU, inp, []
             ).instructions
+        else:
+            coarse_cont = msp_coarse_cont  # the MSP430 image at the default granularity
         for g in FINE[harness]:
-            img = build_flex(art, harness, tmp / f"f-{model}-{harness}-{g}", granularity=g)
+            try:
+                img = build_flex(art, harness, tmp / f"f-{model}-{harness}-{g}", granularity=g)
+            except BuildError as exc:  # e.g. hundreds of tasks' code beyond the MSP430's 40 KB code region
+                out["fine"][f"{model} {harness} {g}"] = {"build_error": str(exc).splitlines()[-1][:200]}
+                print(json.dumps(out["fine"][f"{model} {harness} {g}"]), flush=True)
+                continue
             cont = run_schedule(img, harness, inp, [])
             step = measure_largest_step(img, harness, inp) if harness == QEMU else None
             out["fine"][f"{model} {harness} {g}"] = {
@@ -168,7 +177,7 @@ def _more_rows(tmp: Path, model: str, art: Path, inp: bytes, out: dict) -> list[
                 "largest_step": step,
                 "paths": img.paths,
             }
-            max_cuts = MAX_CUTS if harness == QEMU else MSP_MAX_CUTS
+            max_cuts = FINE_MAX_CUTS  # hundreds of tasks: one per power-on period needs that many cuts
             for n in NS if harness == QEMU else MSP_NS[:4]:
                 if n > 30 * (step or 1000):  # coarse rows cover the long periods
                     continue
