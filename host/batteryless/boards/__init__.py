@@ -428,7 +428,9 @@ def load_board(name_or_path: str | Path) -> Board:
     if not isinstance(by_backend, dict) or not all(
         be in backends and kind in alts for be, kind in by_backend.items()
     ):
-        raise emu.fail("by_backend", f"must map backends of the board to its alternatives; got {by_backend!r}")
+        raise emu.fail(
+            "by_backend", f"must map backends of the board to its alternatives; got {by_backend!r}"
+        )
     tool = r.table("toolchain")
     board = Board(
         name=name,
