@@ -257,6 +257,7 @@ def search(
     optuna = _need_optuna()
     from batteryless.boards import load_board
     from batteryless.datasets import load_dataset
+    from batteryless.rad.compress import heldout_split_seed
 
     if not 2 <= modes <= 8:
         raise UsageError(f"--modes must be 2 … 8, not {modes}")
@@ -267,7 +268,7 @@ def search(
     circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
     if not circ:
         raise UsageError("search needs a block-circulant layer: every layer of this artifact is dense")
-    ds = load_dataset(dataset or art.dataset, data_path, seed=int(art.provenance.get("seed", 0)))
+    ds = load_dataset(dataset or art.dataset, data_path, seed=heldout_split_seed(art))
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,

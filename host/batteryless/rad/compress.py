@@ -370,6 +370,12 @@ def build_report(art: Artifact, accuracies: dict[str, float] | None = None) -> d
     }
 
 
+def heldout_split_seed(art: Artifact) -> int:
+    """The split seed of the test split compress held out for ``art`` (artifacts written before
+    ``split_seed`` existed split with their training seed)."""
+    return int(art.provenance.get("split_seed", art.provenance.get("seed", 0)))
+
+
 def evaluate(
     artifact: str | Path | Artifact,
     dataset: str | None = None,
@@ -381,9 +387,7 @@ def evaluate(
     from batteryless.datasets import load_dataset
 
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
-    # the split compress held out (artifacts before split_seed split with the training seed)
-    split = art.provenance.get("split_seed", art.provenance.get("seed", 0))
-    ds = load_dataset(dataset or art.dataset, data_path, seed=int(split))
+    ds = load_dataset(dataset or art.dataset, data_path, seed=heldout_split_seed(art))
     if tuple(ds.input_shape) != tuple(art.input_shape):
         raise UsageError(
             f"dataset {ds.name} has input shape {ds.input_shape}, the artifact expects {art.input_shape}"
