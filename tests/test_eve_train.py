@@ -113,6 +113,8 @@ def test_compress_modes_writes_nested_modes_over_one_store(eve_artifact, digits)
         if lay["block"] > 1:  # nested: every block of a smaller mode is used by the larger one
             for mi in (1, 2):
                 assert not (active_blocks(art, lay, mi) & ~active_blocks(art, lay, mi - 1)).any()
+    last = [lay for lay in art.weight_layers() if lay["block"] > 1][-1]
+    assert all(active_blocks(art, last, mi).all() for mi in range(3))  # EveConfig.full_last (the default)
     s = store_summary(art)
     assert s["store_weight_bytes"] == stats[0]["weight_bytes"]  # the largest mode's weights, stored once
     assert s["store_bytes"] <= 1.15 * s["largest_mode_bytes"]

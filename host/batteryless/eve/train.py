@@ -37,6 +37,9 @@ class EveConfig:
     lr: float = 1e-3
     batch_size: int = 64
     temperature: float = 1.0  # in-place distillation softmax temperature
+    # the last circulant layer (the classifier) keeps every block in every mode: on the digits MLP it is 8 %
+    # of the MACs, and shrinking it with the rest cost the smallest mode 30 points (50.7 % vs 81.1 %)
+    full_last: bool = True
 
 
 class ModeMask(nn.Module):
@@ -58,6 +61,7 @@ class ModeSet:
     orders: list[np.ndarray]
     keep: list[float]
     masks: list[list[torch.Tensor]] = field(default_factory=list)  # [mode][layer] → [p, q]
+    layer_keep: list[list[float]] = field(default_factory=list)  # [layer] → keep per mode
 
     def set(self, mode: int) -> None:
         for layer, m in zip(self.layers, self.masks[mode], strict=True):
@@ -72,13 +76,15 @@ def _mode_mask(layer: nn.Module) -> ModeMask:
     raise AssertionError("layer has no ModeMask")
 
 
-def attach_modes(model: nn.Sequential, keep: list[float]) -> ModeSet:
-    """Rank each circulant layer's blocks, build every mode's prefix mask and attach a ModeMask (mode 0)."""
+def attach_modes(model: nn.Sequential, keep: list[float], full_last: bool = False) -> ModeSet:
+    """Rank each circulant layer's blocks, build every mode's prefix mask and attach a ModeMask (mode 0).
+
+    ``full_last``: the last circulant layer keeps all its blocks in every mode."""
     layers = [m for m in model if isinstance(m, BlockCirculantLinear | BlockCirculantConv)]
     if not layers:
         raise UsageError("--modes needs at least one block-circulant layer (every layer stayed dense)")
     ms = ModeSet(layers=layers, orders=[], keep=keep, masks=[[] for _ in keep])
-    for layer in layers:
+    for li, layer in enumerate(layers):
         with torch.no_grad():
             w = layer.weight.detach().numpy()  # through the existing parametrizations (pruning, fake quant)
         prune = getattr(layer, "block_mask", None)
@@ -87,7 +93,9 @@ def attach_modes(model: nn.Sequential, keep: list[float]) -> ModeSet:
         order = importance_order(w, prune)
         stored = int((prune != 0).sum()) if prune is not None else p * q
         ms.orders.append(order)
-        for mi, n in enumerate(prefix_lengths(stored, keep)):
+        lk = [1.0] * len(keep) if full_last and li == len(layers) - 1 else keep
+        ms.layer_keep.append(lk)
+        for mi, n in enumerate(prefix_lengths(stored, lk)):
             mask = torch.zeros(p * q)
             mask[torch.as_tensor(order[:n].astype(np.int64))] = 1.0
             ms.masks[mi].append(mask.reshape(p, q))
@@ -122,7 +130,7 @@ def train_modes(
 ) -> ModeSet:
     """Sandwich-rule training with in-place distillation; leaves ``model`` in mode 0, eval mode."""
     keep = check_modes(modes, cfg)
-    ms = attach_modes(model, keep)
+    ms = attach_modes(model, keep, cfg.full_last)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
     gen = torch.Generator().manual_seed(seed + 3000)

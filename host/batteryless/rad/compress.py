@@ -262,16 +262,12 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     if mode_set is not None:
         from batteryless.eve.modes import set_modes
 
+        circ_names = [lay["name"] for lay in art.weight_layers() if lay["block"] > 1]
         set_modes(
             art,
             mode_set.keep,
-            orders=dict(
-                zip(
-                    [lay["name"] for lay in art.weight_layers() if lay["block"] > 1],
-                    mode_set.orders,
-                    strict=True,
-                )
-            ),
+            orders=dict(zip(circ_names, mode_set.orders, strict=True)),
+            layer_keep=dict(zip(circ_names, mode_set.layer_keep, strict=True)),  # what training used
         )
     report(progress, "integer reference", 0, 1)
     ref_acc = float((predict(art, ds.x_test) == ds.y_test).mean())
