@@ -1,5 +1,6 @@
 """Build firmware with CMake: :func:`build` wraps the top-level ``CMakeLists.txt`` and reports
-text/data/bss per board region against the board's limits; :func:`build_cmsis_library` builds CMSIS-DSP once per toolchain."""
+text/data/bss per board region against the board's limits; :func:`build_cmsis_library` builds CMSIS-DSP
+once per toolchain."""
 
 from __future__ import annotations
 
