@@ -4,8 +4,10 @@ before it starts, so a typo in an output path costs a second, not the whole run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from batteryless.errors import UsageError
@@ -88,3 +90,32 @@ def replacement_mode(path: str | os.PathLike[str]) -> int:
     mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` for the caller to write; on success it replaces ``path`` (permissions
+    from :func:`replacement_mode`), on any error it is removed and ``path`` is left as it was. Beside, not in
+    /tmp, so the final rename stays on one file system and is atomic."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    mode = replacement_mode(p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return Path(path)

@@ -11,18 +11,19 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batteryless.errors import BoardError
+from batteryless.paths import atomic_write
 
 CPUS = ("msp430x", "cortex-m4", "cortex-m55", "host")
 ACCELERATORS = ("lea", "cmsis-dsp", "none")
 BACKENDS = ("ref", "lea", "cmsis")
-EMULATOR_KINDS = ("qemu", "mspdebug", "host", "msp430sim", "none")  # none: build and size only (imported boards)
+# none: build and size only (imported boards)
+EMULATOR_KINDS = ("qemu", "mspdebug", "host", "msp430sim", "none")
 POWER_FIELDS = (
     "supply_voltage_v",
     "active_current_per_mhz_a",
@@ -533,14 +534,7 @@ def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return  # unchanged: keep the timestamp so builds stay cached
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def write_board_header(board: Board, path: str | Path) -> Path:

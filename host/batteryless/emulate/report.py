@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from batteryless.emulate.simulate import Result
+from batteryless.paths import atomic_path, atomic_write
 
 MCU_TERMS = ("boot", "useful", "commit", "wasted", "in_progress")
-
-
-def _umask_chmod(path: str) -> None:
-    """mkstemp creates 0600 files; give the final file the permissions a plain open() would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def run_summary(res: Result, harvested_j: float, converter_loss_j: float) -> dict[str, Any]:
@@ -79,31 +71,12 @@ def write_json(doc: dict[str, Any], path: Path) -> Path:
     """Atomic write (temp file + rename); NaN/inf become null."""
     clean = to_jsonable
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(clean(doc), f, indent=2)
-            f.write("\n")
-        _umask_chmod(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(clean(doc), indent=2) + "\n")
 
 
 def _savefig(fig, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:  # the suffix tells matplotlib the format
         fig.savefig(tmp, dpi=110)
-        _umask_chmod(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -25,8 +25,6 @@ Errors name the file and the line (CSV/text) or the sample (HDF5) and say what i
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -37,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from batteryless.errors import TraceError
-from batteryless.paths import check_input_file
+from batteryless.paths import atomic_path, check_input_file
 
 # unit suffix → factor to SI, per quantity
 TIME_UNITS = {"time_s": 1.0, "time_ms": 1e-3, "time_us": 1e-6}
@@ -100,13 +98,6 @@ class Trace:
         return replace(
             self, time_s=edges[:-1].copy(), values=vals, source=f"{self.source} (resampled {step_s} s)"
         )
-
-
-def _umask_chmod(path: str) -> None:
-    """mkstemp creates 0600 files; give the final file the permissions a plain open() would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def _fail(src: str, line: int | None, msg: str) -> TraceError:
@@ -963,18 +954,11 @@ def write_csv(trace: Trace, path: str | Path, comment: str = "") -> Path:
     p = Path(path)
     col = "power_w" if trace.quantity == "power" else "irradiance_w_m2"
     head = "".join(f"# {line}\n" for line in comment.splitlines() if line) + f"# end_s={trace.end_s:.9g}\n"
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(head + f"time_s,{col}\n")
-            # str.format over chunks: ~10x faster than np.savetxt, memory bounded by the chunk
-            row = "{:.9g},{:.6g}\n".format
-            for a in range(0, len(trace), CHUNK_SAMPLES):
-                b = a + CHUNK_SAMPLES
-                f.write("".join(map(row, trace.time_s[a:b].tolist(), trace.values[a:b].tolist())))
-        _umask_chmod(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(p) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(head + f"time_s,{col}\n")
+        # str.format over chunks: ~10x faster than np.savetxt, memory bounded by the chunk
+        row = "{:.9g},{:.6g}\n".format
+        for a in range(0, len(trace), CHUNK_SAMPLES):
+            b = a + CHUNK_SAMPLES
+            f.write("".join(map(row, trace.time_s[a:b].tolist(), trace.values[a:b].tolist())))
     return p

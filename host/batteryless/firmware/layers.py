@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 from batteryless.artifact import Artifact
 from batteryless.boards import Board
 from batteryless.errors import EmulationError, UsageError
+from batteryless.paths import atomic_write
 from batteryless.progress import ProgressFn, report
 
 DUMP_FILE = "bl_dump.c"
@@ -64,11 +63,7 @@ def write_dump_table(model_dir: str | Path) -> Path:
         f"const uint16_t bl_dump_len[BL_MODEL_NUM_TASKS] = {{{', '.join(lens)}}};\n"
     )
     out = d / DUMP_FILE
-    fd, tmp = tempfile.mkstemp(prefix=DUMP_FILE + ".", suffix=".tmp", dir=d)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)
 
 
 @dataclass

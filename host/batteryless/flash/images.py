@@ -8,13 +8,12 @@ wins would be a guess. Errors name the file and, where there is one, the line.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batteryless.errors import ImageError
+from batteryless.paths import atomic_write
 
 
 @dataclass(frozen=True)
@@ -310,12 +309,4 @@ def read_image(path: str | Path, fmt: str | None = None) -> Image:
 def write_image(image: Image, path: str | Path, fmt: str) -> None:
     """Write TI-TXT or Intel HEX atomically (temp file + rename)."""
     text = {"ti-txt": format_ti_txt, "ihex": format_intel_hex}[fmt](image)
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)

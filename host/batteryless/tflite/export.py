@@ -14,6 +14,7 @@ from torch import nn
 
 from batteryless import __version__
 from batteryless.errors import ExportError, UsageError
+from batteryless.paths import atomic_write
 from batteryless.progress import ProgressFn, report
 from batteryless.tflite._tf import _quiet_stderr, tf
 from batteryless.tflite.keras_convert import KerasConversion, to_keras, to_keras_layout
@@ -61,18 +62,6 @@ def convert(
         except Exception as err:  # TensorFlow raises many types; name the step and keep the first line
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ExportError(f"TensorFlow could not convert the model to TFLite: {first}") from err
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -21,8 +21,6 @@ the edges and DEQUANTIZE of float16 constants). Any other operator is refused by
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import torch
 from torch import nn
 
 from batteryless.errors import ExportError
+from batteryless.paths import atomic_path
 from batteryless.progress import ProgressFn, report
 from batteryless.tflite.flatbuffer import Graph, Operator, read_file, read_graph
 
@@ -458,11 +457,7 @@ def import_tflite(
     imported = build_sequential(g, str(path))
     report(progress, "import", 1, 2)
     if out is not None:
-        dest = Path(out)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-        os.close(fd)
-        try:
+        with atomic_path(out) as tmp:
             torch.save(
                 {
                     "format": "batteryless-imported-tflite",
@@ -472,9 +467,5 @@ def import_tflite(
                 },
                 tmp,
             )
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     report(progress, "import", 2, 2)
     return imported
