@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import shutil
@@ -45,6 +44,7 @@ from batteryless.codegen import codegen  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
 from batteryless.firmware import build, run  # noqa: E402
 from batteryless.firmware.layers import run_layers, write_dump_table  # noqa: E402
+from batteryless.paths import atomic_write  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 from batteryless.spec import integer_inference_q, quantize_input  # noqa: E402
@@ -121,8 +121,10 @@ def llvm_objdump() -> str:
 
 def classify(elf: Path, mve: bool = True) -> dict[int, str]:
     """Address -> "mem" (MVE load/store), "mve" (other MVE) or "scalar", from llvm-objdump (decoding MVE only
-    for an Armv8.1-M image: with +mve an Armv7E-M image's FPU instructions could be misread as vector ones)."""
-    arch = ["--triple=thumbv8.1m.main-none-eabi", "--mattr=+mve.fp"] if mve else ["--triple=thumbv7em-none-eabi"]
+    for an Armv8.1-M image: with +mve an Armv7E-M image's FPU instructions could be misread as vector
+    ones)."""
+    m55 = ["--triple=thumbv8.1m.main-none-eabi", "--mattr=+mve.fp"]
+    arch = m55 if mve else ["--triple=thumbv7em-none-eabi"]
     out = subprocess.run(
         [llvm_objdump(), "-d", *arch, str(elf)],
         capture_output=True, text=True, check=True,
@@ -133,7 +135,8 @@ def classify(elf: Path, mve: bool = True) -> dict[int, str]:
         if not m:
             continue
         text = m.group(2).strip()
-        kinds[int(m.group(1), 16)] = "mem" if MVE_MEM.match(text) else ("mve" if MVE_ANY.match(text) else "scalar")
+        kind = "mem" if MVE_MEM.match(text) else ("mve" if MVE_ANY.match(text) else "scalar")
+        kinds[int(m.group(1), 16)] = kind
     return kinds
 
 
@@ -238,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20, help="test samples per instruction count (default 20)")
     ap.add_argument("--boards", default=",".join(BOARD_ISA), help="comma-separated boards")
-    ap.add_argument("--tables", action="store_true", help="print the docs tables from the JSON (no measuring)")
+    ap.add_argument(
+        "--tables", action="store_true", help="print the docs tables from the JSON (no measuring)"
+    )
     args = ap.parse_args(argv)
     if args.tables:
         print(tables(json.loads(RESULTS.read_text())))
@@ -251,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_s)
         for model, k, bits in MODELS:
             art_path = tmp / f"{model}.bl"
-            compress(model, "digits", out=art_path, config=CompressConfig(block_size=k, weight_bits=bits, **QUICK))
+            cfg = CompressConfig(block_size=k, weight_bits=bits, **QUICK)
+            compress(model, "digits", out=art_path, config=cfg)
             art = load_artifact(art_path)
             xq = quantize_input(art, ds.x_test)
             for board in boards:
@@ -318,12 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "seconds": round(time.time() - t0, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=RESULTS.name + ".", suffix=".tmp", dir=RESULTS.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp_name, RESULTS)
+    atomic_write(RESULTS, json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {RESULTS} in {out['seconds']} s")
     return 0
 

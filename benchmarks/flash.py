@@ -21,7 +21,6 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from batteryless.boards import load_board
 from batteryless.flash.emulator import BslConfig, BslDevice, BslEmulator, Faults
 from batteryless.flash.flasher import flash
 from batteryless.flash.images import from_segments
+from batteryless.paths import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flash.json"
 
@@ -103,12 +103,7 @@ def main() -> int:
     }
     for row in rows:
         row["run"] = meta
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="flash.", suffix=".json", dir=RESULTS.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(rows, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, RESULTS)
+    atomic_write(RESULTS, json.dumps(rows, indent=1) + "\n")
     print(f"wrote {RESULTS}")
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from batteryless.codegen import codegen  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
 from batteryless.firmware import build, run  # noqa: E402
 from batteryless.firmware.layers import compare_layers, run_fft, run_layers, write_dump_table  # noqa: E402
+from batteryless.paths import atomic_write  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 from batteryless.spec import fft_q15, integer_inference_q, quantize_input  # noqa: E402
@@ -162,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["paths"][path] = pe
             out["models"][model] = entry
     out["seconds"] = round(time.time() - t0, 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=RESULTS.name + ".", suffix=".tmp", dir=RESULTS.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp_name, RESULTS)
+    atomic_write(RESULTS, json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {RESULTS} in {out['seconds']} s")
     return 0
 
