@@ -177,6 +177,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         raise UsageError("--firmware needs --artifact MODEL.bl (the model whose flex image is emulated)")
     if args.artifact and not args.firmware:
         raise UsageError("--artifact is for --firmware; the schedule level reads --schedule")
+    if not args.firmware and (args.emulator or args.backend != "ref"):
+        raise UsageError("--backend and --emulator are for --firmware")
     out = Path(args.out) if args.out else None
     buffer_args = dict(
         capacitance_f=args.capacitance_uf * 1e-6 if args.capacitance_uf is not None else None,
@@ -202,6 +204,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                 artifact=args.artifact,
                 n_samples=args.samples,
                 policy="layer" if pols[0] == "per-layer" else "flex",
+                backend=args.backend,
+                emulator=args.emulator,
                 converter=args.converter,
                 panel=args.panel,
                 trace_format=args.format,
@@ -317,7 +321,8 @@ def add_parser(subparsers) -> None:
         help="replay an energy trace against schedules (schedule level) or the real firmware (--firmware)",
         description="Energy-harvesting emulation: trace → panel → converter → capacitor → MCU running the "
         "schedule's tasks under FLEX (commit per task), per-layer commits, or restart; with --firmware the "
-        "real flex image runs under QEMU / mspdebug with power cut at each power-on period's end.",
+        "real flex image runs under QEMU / mspdebug / msp430sim with power cut at each power-on period's "
+        "end.",
     )
     p.add_argument(
         "--schedule",
@@ -358,9 +363,20 @@ def add_parser(subparsers) -> None:
         "--firmware",
         action="store_true",
         help="firmware level: build the artifact's flex image and run it under the board's emulator (QEMU, "
-        "mspdebug) with power cut where the trace says; with --schedule too, both levels in one report",
+        "mspdebug, msp430sim) with power cut where the trace says; with --schedule too, both levels in one "
+        "report",
     )
     p.add_argument("--artifact", help="model artifact (.bl) for --firmware")
+    p.add_argument(
+        "--backend",
+        default="ref",
+        help="--firmware: kernel backend of the flex image (default ref; lea on the msp430fr5994 runs on "
+        "msp430sim, the board's [emulator].by_backend)",
+    )
+    p.add_argument(
+        "--emulator",
+        help="--firmware: run on this emulator of the board's [emulator].alternatives (e.g. msp430sim)",
+    )
     p.add_argument(
         "--samples", type=int, default=4, help="--firmware: test samples cycled through (default 4)"
     )

@@ -1,14 +1,17 @@
 """Firmware-level emulation: the trace decides where each power-on period ends, and the real image runs with
 power cut there (QEMU mps2-an386: instruction counts through the TCG plugin; mspdebug msp430fr5994 ``ref``:
-``step N`` + ``reset``).
+``step N`` + ``reset``; the project's msp430sim for the msp430fr5994, ``ref`` or ``lea``: a cut at an
+MCLK cycle).
 
 :func:`emulate_firmware` turns the trace into power-on periods with :func:`power_on_budgets` (an MCU running
 flat out at the board's active power, each period with the cycles it can execute after its boot), turns
 cycles into instructions (QEMU: ASSUMED 1 instruction per cycle; mspdebug: the image's measured cycles per
-instruction from its continuous-power run), and runs the flex app's continuous-inference build
-(``build_flex(continuous=True)``) ONCE with all the cuts. The firmware reports what it did: every boot prints
-the state it recovered, every finished inference its index, the boot whose commit finished it and its
-logits. Every finished inference is compared bit for bit with the continuous-power logits of its sample.
+instruction from its continuous-power run; msp430sim counts MCLK cycles, so its budgets stay cycles), and
+runs the flex app's continuous-inference build (``build_flex(continuous=True)``) ONCE with all the cuts.
+The firmware reports what it did: every boot prints the state it recovered, every finished inference its
+index, the boot whose commit finished it and its logits (msp430sim: each boot's output buffer is read at
+its cut, so every line is seen, as on QEMU). Every finished inference is compared bit for bit with the
+continuous-power logits of its sample.
 
 A boot that gets fewer instructions than the firmware's start-up (reset → boot counter) is not counted by
 the firmware; such periods are recognised from the executed instruction counts the plugin reports (the
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from batteryless import __version__
-from batteryless.boards import Board, load_board
+from batteryless.boards import Board, load_board, with_emulator
 from batteryless.emulate import power_chain, prepare_segments
 from batteryless.emulate.power import (
     Converter,
@@ -50,13 +53,30 @@ from batteryless.progress import ProgressFn, report
 
 __all__ = ["FIRMWARE_KINDS", "MAX_CUTS", "emulate_firmware", "profile_image"]
 
-FIRMWARE_KINDS = ("qemu", "mspdebug")
+FIRMWARE_KINDS = ("qemu", "mspdebug", "msp430sim")
 MAX_CUTS = 4096  # older tools/qemu-plugin/bl_insn.c: BL_MAX_CUTS (one cut per power-on period)
 INPUT_MARK = 0xF4  # BL_FLEX_MARK_INPUT (checkpointing/flex.h)
 
 
 def _board(board: str | Path | Board) -> Board:
     return board if isinstance(board, Board) else load_board(board)
+
+
+def firmware_board(board: str | Path | Board, backend: str = "ref", emulator: str | None = None) -> Board:
+    """The board as the emulator that can run ``backend``'s images: ``emulator`` if given (one of the board's
+    kind or ``[emulator].alternatives``), else the one ``[emulator].by_backend`` names for the backend, else
+    the board's own. A backend the board has not, or an emulator that cannot run the backend (mspdebug has
+    no LEA), is a one-line :class:`UsageError`."""
+    b = _board(board)
+    if backend not in b.backends:
+        raise UsageError(f"board {b.name} has no {backend!r} backend (its backends: {', '.join(b.backends)})")
+    need = b.emulator.get("by_backend", {}).get(backend)
+    if emulator is not None and need is not None and emulator != need:
+        raise UsageError(
+            f"board {b.name}: {backend} images need the {need} emulator ([emulator].by_backend), "
+            f"not {emulator}"
+        )
+    return with_emulator(b, emulator or need)
 
 
 def profile_image(
@@ -161,6 +181,8 @@ def emulate_firmware(
     samples: list[bytes] | None = None,
     n_samples: int = 4,
     policy: str = "flex",
+    backend: str = "ref",
+    emulator: str | None = None,
     converter: str | Path | Converter = "ideal",
     panel: str | Path | Panel | None = "indoor-5cm2",
     capacitance_f: float | None = None,
@@ -183,14 +205,16 @@ def emulate_firmware(
     Give ``artifact`` (built here into ``out_dir``, default a temporary folder) or a prebuilt continuous
     ``image`` with ``samples`` (raw inputs; default: the artifact's first ``n_samples`` test samples).
     ``max_periods`` emulates only the first that many power-on periods (the trace is cut there).
+    ``backend`` selects the kernels of the built image and, through :func:`firmware_board`, the emulator
+    (``emulator`` overrides: e.g. "msp430sim" for the FR5994's ``ref`` image).
     The returned dict has the trace/buffer/load blocks of the schedule-level report and ``"firmware"``."""
     t0 = time.perf_counter()
-    b = _board(board)
+    b = firmware_board(board, backend, emulator)
     kind = b.emulator.get("kind")
     if kind not in FIRMWARE_KINDS:
         raise EmulationError(
             f"board {b.name} has no instruction-counting emulator ([emulator].kind {kind!r}); "
-            "firmware-level emulation runs on QEMU (mps2-an386) or mspdebug (msp430fr5994)"
+            "firmware-level emulation runs on QEMU (mps2-an386), mspdebug or msp430sim (msp430fr5994)"
         )
     if max_periods is not None and max_periods < 1:
         raise UsageError(f"max_periods must be >= 1, not {max_periods}")
@@ -237,8 +261,9 @@ def emulate_firmware(
                 Path(out_dir) / "flex",
                 policy=policy,
                 continuous=True,
-                log_len=8 if kind == "mspdebug" else 16,
+                log_len=16 if kind == "qemu" else 8,
                 progress=progress,
+                backend=backend,
             )
         elif not image.continuous:
             raise UsageError(f"{image.image}: not a continuous-inference build (build_flex(continuous=True))")
@@ -286,14 +311,20 @@ def emulate_firmware(
 
 def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> dict[str, Any]:
     cpi = float(prof["cycles_per_instruction"])
-    unit_note = (
-        "instructions = cycles (ASSUMED 1 instruction per cycle; QEMU counts instructions, not cycles)"
-        if kind == "qemu"
-        else f"instructions = cycles / {cpi:.3f} (the image's measured MCLK cycles per instruction in its "
-        "continuous-power run)"
-    )
-    to_insn = (lambda c: int(c)) if kind == "qemu" else (lambda c: int(math.floor(c / cpi)))
-    insn_per_unit = 1.0 if prof["unit"] == "instructions" else 1.0 / cpi
+    cycles = kind == "msp430sim"  # counts MCLK cycles: budgets, cuts and counts stay cycles
+    if cycles:
+        unit_note = "MCLK cycles (msp430sim counts cycles: budgets and executed counts are cycles, no CPI)"
+    elif kind == "qemu":
+        unit_note = (
+            "instructions = cycles (ASSUMED 1 instruction per cycle; QEMU counts instructions, not cycles)"
+        )
+    else:
+        unit_note = (
+            f"instructions = cycles / {cpi:.3f} (the image's measured MCLK cycles per instruction in its "
+            "continuous-power run)"
+        )
+    to_insn = (lambda c: int(c)) if kind == "qemu" or cycles else (lambda c: int(math.floor(c / cpi)))
+    insn_per_unit = 1.0 if prof["unit"] == "instructions" or cycles else 1.0 / cpi
     largest = int(math.ceil(prof["largest_step"] * insn_per_unit))
     boot_need = int(math.ceil(prof["first_boot"] * insn_per_unit))
     per_inf = int(math.ceil(prof["per_inference"] * insn_per_unit))
@@ -346,14 +377,17 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     if timeout is None:
         # generous: QEMU runs ~0.1 G instructions/s (≥ 1 M/s even with an old per-instruction cut check),
         # mspdebug ≥ ~0.2 M/s
-        timeout = 120.0 + total / (1e6 if kind == "qemu" else 2e5) + 0.05 * len(cuts)
+        timeout = 120.0 + total / {"qemu": 1e6, "msp430sim": 2e6}.get(kind, 2e5) + 0.05 * len(cuts)
     report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 0, 1)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    r = run(image.image, b, inputs=inp, timeout=timeout, cuts=cuts)
+    extra = {"cut_unit": "mclk_cycles"} if cycles else {}
+    r = run(image.image, b, inputs=inp, timeout=timeout, cuts=cuts, **extra)
     wall = time.perf_counter() - t0
     report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 1, 1)
-    out = parse_continuous(r.output, image.output_len)
+    # msp430sim: every boot's output (read at its cut; a line cut short there ends with the boot), as QEMU's
+    text = "".join(o if o.endswith("\n") or not o else o + "\n" for o in r.boot_outputs) + r.output
+    out = parse_continuous(text, image.output_len)
     if r.exit_code != 0:
         raise EmulationError(
             f"{image.image}: the firmware exited with {r.exit_code} under the trace: "
@@ -361,7 +395,8 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
         )
     n = len(budgets)
     # executed per period: QEMU reports where each cut really landed (the end of a translation block)
-    landed = list(r.cut_counts) if kind == "qemu" and len(r.cut_counts) == n else list(cuts)
+    # (msp430sim: the cycle count after the instruction that crossed the cut)
+    landed = list(r.cut_counts) if kind in ("qemu", "msp430sim") and len(r.cut_counts) == n else list(cuts)
     executed = [landed[0]] + [landed[k] - landed[k - 1] for k in range(1, n)]
     by_number = {x["boot"]: x for x in out.boots}
     last = out.boots[-1] if out.boots else None
@@ -386,7 +421,7 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     wrong = sorted(set(wrong) | {i for i in out.conflicts if i < finished})
     checked = sum(1 for i in out.inferences if i < finished)
     # mspdebug keeps the last boot's output only: the final NVM log (the last log_len inferences)
-    expect_checked = finished if kind == "qemu" else min(finished, image.log_len or finished)
+    expect_checked = finished if kind != "mspdebug" else min(finished, image.log_len or finished)
     rows = []
     period_of_boot = {bn: k for k, bn in enumerate(boot_of) if bn is not None}
     per_period_inf: dict[int, list[int]] = {}

@@ -302,7 +302,9 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
     ``cuts``: ascending absolute counts (``cut_unit`` "instructions" as for mspdebug, or "mclk_cycles")
     at which power is cut: the count reaches N at the end of the instruction that crosses it, then
     registers, SRAM, LEA RAM and peripherals are lost and the image boots again from its reset vector with
-    FRAM as it was. Marks: writes to ``[emulator].mark_register`` with their MCLK cycle."""
+    FRAM as it was. Marks: writes to ``[emulator].mark_register`` with their MCLK cycle. ``output`` is
+    the last boot's output (the buffer is SRAM), ``boot_outputs`` what each earlier boot printed before
+    its cut."""
     import time
 
     from batteryless.firmware import RunResult
@@ -321,6 +323,12 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
         sim.power_on()
         deadline = time.monotonic() + timeout
         cut_counts: list[int] = []
+        boot_outputs: list[str] = []
+        out_buf = syms["bl_out_buf"]
+
+        def output() -> str:
+            n = int.from_bytes(sim.read(syms["bl_out_len"].address, 2), "little")
+            return sim.read(out_buf.address, min(n, out_buf.size)).decode("ascii", errors="replace")
 
         def advance(limit_cycles: int = 0, limit_insns: int = 0) -> int:
             while True:
@@ -344,6 +352,8 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
             if why != STOP_LIMIT:
                 break  # the firmware finished (or faulted) before this cut: later cuts never happen
             cut_counts.append(sim.instructions if cut_unit == "instructions" else sim.cycles)
+            # what this boot printed (SRAM, lost at the cut): on the chip a UART would have sent it out
+            boot_outputs.append(output())
             sim.power_cut()
         else:
             why = advance()
@@ -352,13 +362,10 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
         if why == STOP_HALT:
             raise EmulationError(f"{elf}: the CPU went to sleep with interrupts off before bl_done")
         code = int.from_bytes(sim.read(syms["bl_exit_code"].address, 2), "little", signed=True)
-        n = int.from_bytes(sim.read(syms["bl_out_len"].address, 2), "little")
-        out_buf = syms["bl_out_buf"]
-        output = sim.read(out_buf.address, min(n, out_buf.size)).decode("ascii", errors="replace")
         marks = [(m.value, m.cycle) for m in sim.marks()]
         res = RunResult(
-            output, code, "mclk_cycles", sim.cycles, sim.instructions, sim.cycles, marks,
-            len(cut_counts), cut_counts,
+            output(), code, "mclk_cycles", sim.cycles, sim.instructions, sim.cycles, marks,
+            len(cut_counts), cut_counts, boot_outputs=boot_outputs,
         )  # fmt: skip
         return res
     finally:

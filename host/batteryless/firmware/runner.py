@@ -39,6 +39,7 @@ class RunResult:
     mark_hits: dict[int | None, int] = field(default_factory=dict)  # hits per mark id (all ids)
     translations: int | None = None  # QEMU: translation blocks translated (a profiling figure)
     trace: list[int] = field(default_factory=list)  # QEMU ``trace``: count before each traced instruction
+    boot_outputs: list[str] = field(default_factory=list)  # msp430sim: each cut boot's output, in order
 
     @property
     def values(self) -> dict[str, list[int]]:
@@ -58,6 +59,7 @@ class RunResult:
             "stopped": self.stopped,
             "mark_hits": {str(k): v for k, v in self.mark_hits.items()},
             "translations": self.translations,
+            "boot_outputs": self.boot_outputs,
         }
 
 
@@ -89,6 +91,7 @@ def run(
     trace: tuple[int, int] | None = None,
     call_cuts: list[tuple[int, int]] | None = None,
     cuts_end_mark: int | None = None,
+    cut_unit: str = "instructions",
 ) -> RunResult:
     """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
 
@@ -116,6 +119,7 @@ def run(
     (s, k), cut i after the k-th instruction of the s-th call of that function since the previous such cut
     (use with ``exact``): one run sweeps many offsets of a function that is called again and again.
     ``cuts_end_mark`` (QEMU): when ``bl_mark`` of this id first runs, the remaining cuts are dropped.
+    ``cut_unit`` "mclk_cycles" (msp430sim only): ``cuts`` are absolute MCLK cycle counts.
 
     Raises :class:`EmulationError` if the emulator is missing or the firmware does not finish in
     ``timeout`` seconds or ``cuts`` are not positive and strictly ascending, :class:`UsageError` for a
@@ -130,6 +134,10 @@ def run(
             raise UsageError(f"stop_at must be a positive instruction count, got {stop_at!r}")
         if kind != "qemu":
             raise UsageError(f"stop_at needs an instruction-counting emulator (QEMU); {b.name} is {kind!r}")
+    if cut_unit != "instructions" and not (cut_unit == "mclk_cycles" and kind == "msp430sim"):
+        raise UsageError(
+            f"cut_unit {cut_unit!r} needs the msp430sim emulator (cycle cuts); {b.name} is {kind!r}"
+        )
     ids = None if mark_ids is None else frozenset(mark_ids)
     report(progress, f"run {img.name} on {b.name}", 0, 1)
     with tempfile.TemporaryDirectory(prefix="bl-run-") as tmp:
@@ -153,7 +161,7 @@ def run(
         elif kind == "mspdebug":
             res = mspdebug.run_image(target, b, timeout, cuts or [])
         elif kind == "msp430sim":
-            res = msp430sim.run_image(target, b, timeout, cuts or [])
+            res = msp430sim.run_image(target, b, timeout, cuts or [], cut_unit)
         else:
             raise EmulationError(f"{b.path}: [emulator].kind {kind!r} cannot run firmware")
     if kind != "qemu":
