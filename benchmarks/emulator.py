@@ -218,7 +218,8 @@ def _breakdown(tasks: list[dict]) -> dict:
         "by_layer": {k: {"cycles": v, "fraction": v / total} for k, v in layers.items()},
         "fft_fraction": fft / total,
         "frequency_domain_mac_fraction": freq_mac / total,
-        "direct_mac_fraction": kinds.get("mac", 0) / total,
+        # mac_step: a direct-path layer split into bl_mac_step steps (fine granularity)
+        "direct_mac_fraction": (kinds.get("mac", 0) + kinds.get("mac_step", 0)) / total,
         "elementwise_fraction": sum(v for k, v in kinds.items() if k in ("relu", "maxpool", "avgpool"))
         / total,
     }
@@ -226,10 +227,12 @@ def _breakdown(tasks: list[dict]) -> dict:
 
 def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
     """The digits MLP and CNN, dense and RAD, through `compress` and `codegen` for msp430fr5994 with the
-    activation buffers in FRAM (FLEX): the `ref` backend MEASURED under mspdebug (MCLK cycles per task,
-    energy by the board's power model) and the `lea` backend with codegen's cost-model ESTIMATES (nothing
-    emulates the LEA). Returns the schedule.json paths and per-schedule information."""
+    activation buffers in FRAM (FLEX), every task's MCLK cycles MEASURED (energy by the board's power
+    model): the `ref` backend under mspdebug, the `lea` backend on msp430sim (the emulator its
+    [emulator].by_backend names: the only one with a LEA). Returns the schedule.json paths and
+    per-schedule information."""
     from batteryless.artifact import load_artifact
+    from batteryless.boards import with_emulator
     from batteryless.codegen import _plan, codegen
     from batteryless.codegen.costs import cost_model
     from batteryless.codegen.measure import measure_schedule
@@ -250,7 +253,7 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
         )
         art_path = workdir / f"{label}.bl"
         _, rep = compress(model, "digits", None, art_path, cfg)
-        for backend, kind in (("ref", "measured"), ("lea", "estimate")):
+        for backend, kind in (("ref", "measured"), ("lea", "measured")):
             gen = workdir / f"gen-{label}-{backend}"
             res = codegen(art_path, board, gen, backend=backend, buffers_in="nvm")
             sched = gen / "schedule.json"
@@ -262,7 +265,12 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
             sched.write_text(json.dumps(doc, indent=1) + "\n")
             out.append(sched)
             tasks = doc["modes"][0]["tasks"]
-            plan = _plan(load_artifact(art_path), board, backend, "auto", cost_model(board, backend))
+            # the same tasks codegen planned: its granularity's step limit (fine: tasks split to fit the
+            # buffer; None: coarse)
+            max_step = (doc.get("granularity") or {}).get("max_step_cycles")
+            plan = _plan(
+                load_artifact(art_path), board, backend, "auto", cost_model(board, backend), max_step
+            )
             feats = [
                 {**t, "macs": p.macs, "butterflies": p.butterflies, "elements": p.elements}
                 for t, p in zip(tasks, plan.tasks, strict=True)
@@ -278,6 +286,11 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
                 "weight_bytes": rep["total"]["weight_bytes"],
                 "cost_model_source": doc.get("cost_model", {}).get("source"),
                 "measured_unit": (doc.get("measured") or {}).get("unit"),
+                "measured_on": with_emulator(
+                    board, board.emulator.get("by_backend", {}).get(backend)
+                ).emulator["kind"]
+                if kind == "measured"
+                else None,
                 "tasks": len(tasks),
                 "macs": sum(f["macs"] for f in feats),
                 "butterflies": sum(f["butterflies"] for f in feats),
@@ -501,9 +514,9 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("speed", "end-to-end"),
-        help="measure only the in-memory speed row or only the end-to-end rows; merge them into the "
-        "results file, keeping its other keys",
+        choices=("speed", "end-to-end", "codegen"),
+        help="measure only the in-memory speed row, the end-to-end rows or the schedule rows (EXAMPLE and "
+        "codegen dense vs RAD schedules); merge them into the results file, keeping its other keys",
     )
     ap.add_argument("--make-trace", nargs=4, metavar=("FMT", "HOURS", "RATE", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--e2e-row", nargs=2, metavar=("FMT", "PATH"), help=argparse.SUPPRESS)
@@ -545,6 +558,10 @@ def main() -> int:
         merge_results(new)
         print(f"wrote {RESULTS}")
         return 0
+    if args.only == "codegen":
+        merge_results(codegen_keys())
+        print(f"wrote {RESULTS}")
+        return 0
     if args.tables:
         if not RESULTS.is_file():
             sys.exit(f"error: {RESULTS} does not exist: run benchmarks/emulator.py first")
@@ -557,24 +574,8 @@ def main() -> int:
         f"power cycles): best {sp['best_wall_seconds']:.2f} s wall, CPU {min(sp['cpu_seconds']):.2f} s",
         flush=True,
     )
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        real, real_info = codegen_schedules(Path(tmp))
-        rows, traces = rows_for_bundled(["example-dense", "example-rad", *real])
-        # the measured CNN's largest task (conv1, ~0.4 mJ) exceeds the 100 µF buffer's 288 µJ, so it
-        # finishes there only while the harvest makes up the rest: the measured schedules again with a
-        # 1 mF buffer (2.88 mJ usable)
-        measured = [p for p, i in zip(real, real_info.values(), strict=True) if i["costs"] == "measured"]
-        rows_big, traces_big = rows_for_bundled(measured, capacitance_f=BIG_BUFFER_F)
-    ratios = {}
-    for tr in {r["trace"] for r in rows}:
-        d = next(r for r in rows if r["trace"] == tr and r["model"] == "dense" and r["policy"] == "flex")
-        q = next(r for r in rows if r["trace"] == tr and r["model"] == "rad" and r["policy"] == "flex")
-        if d["energy_per_inference_uj"] and q["energy_per_inference_uj"]:
-            ratios[tr] = d["energy_per_inference_uj"] / q["energy_per_inference_uj"]
-    ratios_codegen = codegen_ratios(rows, real_info)
-    ratios_big = codegen_ratios(rows_big, {n: i for n, i in real_info.items() if i["costs"] == "measured"})
+    cg = codegen_keys()
+    rows = cg["rows"]
     for r in rows:
         e = r["energy_per_inference_uj"]
         print(
@@ -594,6 +595,35 @@ def main() -> int:
         "wall seconds are in schedule_level_speed",
         "schedule_level_speed": sp,
         **firmware_keys(args.quick, args.no_firmware),
+        **cg,
+    }
+    merge_results(doc)  # keeps the end_to_end rows (measured with --only end-to-end)
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+def codegen_keys() -> dict:
+    """The schedule-level rows of the EXAMPLE and the codegen schedules on the bundled traces, the dense /
+    RAD ratios and the codegen schedules' information (the results file's keys)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        real, real_info = codegen_schedules(Path(tmp))
+        rows, traces = rows_for_bundled(["example-dense", "example-rad", *real])
+        # the measured CNN's largest task (conv1, ~0.4 mJ) exceeds the 100 µF buffer's 288 µJ, so it
+        # finishes there only while the harvest makes up the rest: the measured schedules again with a
+        # 1 mF buffer (2.88 mJ usable)
+        measured = [p for p, i in zip(real, real_info.values(), strict=True) if i["costs"] == "measured"]
+        rows_big, traces_big = rows_for_bundled(measured, capacitance_f=BIG_BUFFER_F)
+    ratios = {}
+    for tr in {r["trace"] for r in rows}:
+        d = next(r for r in rows if r["trace"] == tr and r["model"] == "dense" and r["policy"] == "flex")
+        q = next(r for r in rows if r["trace"] == tr and r["model"] == "rad" and r["policy"] == "flex")
+        if d["energy_per_inference_uj"] and q["energy_per_inference_uj"]:
+            ratios[tr] = d["energy_per_inference_uj"] / q["energy_per_inference_uj"]
+    ratios_codegen = codegen_ratios(rows, real_info)
+    ratios_big = codegen_ratios(rows_big, {n: i for n, i in real_info.items() if i["costs"] == "measured"})
+    return {
         "schedules_note": "example-dense / example-rad are hand-written EXAMPLE schedules with made-up costs "
         "(energy = cycles x 0.36 nJ); the ratios below reflect those numbers, not a compiled model",
         "dense_over_rad_energy_per_inference_flex": ratios,
@@ -603,13 +633,15 @@ def main() -> int:
         "cost; accuracies recorded), codegen for msp430fr5994 with activation buffers in FRAM and the "
         "per-layer path chosen by the board's cost table. '(ref, measured)': every task's MCLK cycles "
         "measured under mspdebug (measure_schedule, one digits test sample), energy = cycles x the board's "
-        "active energy per cycle. '(lea, estimate)': codegen's cost-model estimates for the LEA backend "
-        "(nothing emulates the LEA; see boards/msp430fr5994/board.toml [cost.lea]). FLEX commits cost the "
+        "active energy per cycle. '(lea, measured)': the same on msp430sim (MSP430X timing, MPY32, FRAM "
+        "wait states, emulated LEA with ASSUMED command timings, docs/msp430sim.md), the emulator the "
+        "board's [emulator].by_backend names for lea: ref and lea rows come from different emulators, so "
+        "compare dense / RAD within a backend (codegen_schedules[...].measured_on). FLEX commits cost the "
         "board's commit_cycles (fitted, benchmarks/cost_fit.py) plus the NVM write energy of the task's "
         "output. The dense MLP has int8 weights (int16 does not fit the 40 KB code region)",
         "dense_over_rad_energy_per_inference_flex_codegen": ratios_codegen,
         "dense_over_rad_energy_per_inference_flex_measured_1mf": ratios_big,
-        "rows_1mf_note": "rows_1mf: the four measured (ref) schedules again with a 1 mF buffer (other buffer "
+        "rows_1mf_note": "rows_1mf: the measured schedules again with a 1 mF buffer (other buffer "
         "values from the board), because the measured CNN's conv1 task (~0.4 mJ) does not fit in the "
         "100 uF buffer's 288 uJ",
         "traces_1mf": traces_big,
@@ -617,9 +649,6 @@ def main() -> int:
         "traces": traces,
         "rows": rows,
     }
-    merge_results(doc)  # keeps the end_to_end rows (measured with --only end-to-end)
-    print(f"wrote {RESULTS}")
-    return 0
 
 
 if __name__ == "__main__":
