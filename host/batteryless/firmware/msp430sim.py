@@ -10,13 +10,10 @@ simulator") for what is modelled, the timing sources and why this route was chos
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from batteryless.errors import BuildError, EmulationError
+from batteryless.errors import EmulationError
 
 ROOT = Path(__file__).resolve().parents[3]
 SIM_DIR = ROOT / "tools" / "msp430sim"
@@ -41,33 +38,13 @@ _C_CYCLES, _C_INSNS, _C_FRAM_READS, _C_FRAM_MISSES, _C_FRAM_WRITES, _C_RESETS, _
 _C_ILLEGAL, _C_LAST_PC, _C_NWAITS = 7, 8, 9
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("BATTERYLESS_CACHE")
-    return Path(env) if env else ROOT / "build" / "cache"
-
-
 def library_path() -> Path:
     """Build (once per source hash) and return the simulator's shared library."""
-    from batteryless.firmware import _FileLock, _run_cmd  # the shared build helpers
+    from batteryless.firmware.tools import host_shared_library
 
-    files = [SIM_DIR / n for n in SIM_SOURCES] + list(MODEL_SOURCES)
-    key = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
-    out = _cache_dir() / f"msp430sim-{key}" / "libbl_msp430sim.so"
-    with _FileLock(out.parent.with_suffix(".lock")):
-        if out.is_file():
-            return out
-        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if not cc:
-            raise BuildError("no host C compiler (cc/gcc/clang) to build the MSP430 simulator")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".so.tmp")
-        _run_cmd(
-            [cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-fvisibility=hidden", "-shared",
-             "-o", str(tmp), str(SIM_DIR / "bl_msp430sim.c")],
-            "building the MSP430 simulator",
-        )  # fmt: skip
-        os.replace(tmp, out)
-    return out
+    key_files = [SIM_DIR / n for n in SIM_SOURCES] + list(MODEL_SOURCES)
+    path, _ = host_shared_library("msp430sim", SIM_DIR / "bl_msp430sim.c", key_files, "the MSP430 simulator")
+    return path
 
 
 _LIB: ctypes.CDLL | None = None

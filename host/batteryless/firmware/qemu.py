@@ -4,20 +4,18 @@ through ``qemu_system_reset_request``."""
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 from batteryless.boards import Board
-from batteryless.errors import BuildError, EmulationError, UsageError
+from batteryless.errors import EmulationError, UsageError
 from batteryless.firmware.image import (
     symbols,
 )
 from batteryless.firmware.runner import RunResult, _check_cuts
-from batteryless.firmware.tools import ROOT, _FileLock, _run_cmd, cache_dir
+from batteryless.firmware.tools import ROOT, host_shared_library
 from batteryless.progress import ProgressFn, report
 
 PLUGIN_DIR = ROOT / "tools" / "qemu-plugin"
@@ -68,25 +66,12 @@ def check_qemu_reset_symbol(qemu: str | Path = "qemu-system-arm") -> Path:
 
 def qemu_plugin(progress: ProgressFn | None = None) -> Path:
     """Build (cached by source hash) and return the path of the instruction-count plugin."""
-    key = hashlib.sha256(b"".join((PLUGIN_DIR / n).read_bytes() for n in PLUGIN_SOURCES)).hexdigest()[:12]
-    out = cache_dir() / f"qemu-plugin-{key}" / "libbl_insn.so"
-    with _FileLock(out.parent.with_suffix(".lock")):
-        if out.is_file():
-            return out
-        report(progress, "QEMU plugin", 0, 1)
-        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if not cc:
-            raise BuildError("no host C compiler (cc/gcc/clang) to build the QEMU plugin")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".so.tmp")
-        _run_cmd(
-            [cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-fvisibility=hidden", "-shared",
-             "-o", str(tmp), str(PLUGIN_DIR / "bl_insn.c")],
-            "building the QEMU plugin",
-        )  # fmt: skip
-        os.replace(tmp, out)
-        report(progress, "QEMU plugin", 1, 1)
-    return out
+    report(progress, "QEMU plugin", 0, 1)
+    path, _ = host_shared_library(
+        "qemu-plugin", PLUGIN_DIR / "bl_insn.c", [PLUGIN_DIR / n for n in PLUGIN_SOURCES], "the QEMU plugin"
+    )
+    report(progress, "QEMU plugin", 1, 1)
+    return path
 
 
 QEMU_STOP_EXIT = 87  # BL_STOP_EXIT in tools/qemu-plugin/bl_insn.c: the run was ended by stop_at

@@ -3,9 +3,11 @@ lookup and command execution with one-line errors."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from batteryless.boards import Board, load_board
@@ -67,3 +69,28 @@ def _run_cmd(cmd: list[str], what: str, cwd: Path | None = None, timeout: float 
         detail = "\n".join(errors[-12:])
         raise BuildError(f"{what} failed (exit {proc.returncode}):\n{detail}")
     return proc.stdout + proc.stderr
+
+
+def host_shared_library(
+    cache_name: str, c_file: Path, key_files: Sequence[Path], what: str
+) -> tuple[Path, bool]:
+    """Build the host shared library ``lib<c_file stem>.so`` from ``c_file`` once per content of ``key_files``
+    (the C file and what it includes), under the cache lock so parallel test workers build it once. Returns
+    the library and whether this call built it."""
+    key = hashlib.sha256(b"".join(Path(f).read_bytes() for f in key_files)).hexdigest()[:12]
+    out = cache_dir() / f"{cache_name}-{key}" / f"lib{c_file.stem}.so"
+    with _FileLock(out.parent.with_suffix(".lock")):
+        if out.is_file():
+            return out, False
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if not cc:
+            raise BuildError(f"no host C compiler (cc/gcc/clang) to build {what}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".so.tmp")
+        _run_cmd(
+            [cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-fvisibility=hidden", "-shared",
+             "-o", str(tmp), str(c_file)],
+            f"building {what}",
+        )  # fmt: skip
+        os.replace(tmp, out)
+    return out, True
