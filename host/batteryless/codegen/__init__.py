@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen.costs import CostModel, cost_model
 from batteryless.errors import CodegenError, UsageError
 from batteryless.eve.modes import has_modes
+from batteryless.paths import atomic_write
 from batteryless.spec import twiddles
 from batteryless.stand_in import codegen_warning
 
@@ -505,14 +504,7 @@ def _memory_plan(plan: _Plan, board: Board, backend: str, buffers_in: str) -> di
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)  # generated sources get the umask's mode, like any file a compiler writes
 
 
 def codegen(
