@@ -94,4 +94,14 @@ static inline int32_t bl_ref_in_coord(uint16_t o, uint16_t stride, uint16_t d, u
   return (v < 0 || v >= (int32_t)size) ? -1 : v;
 }
 
+/* Taps d of a window starting at input coordinate c0 (may be negative: padding) that fall inside [0, size):
+ * d in [bl_ref_live_first, bl_ref_live_end); an empty range when end <= first. conv.c and mac_step.c. */
+static inline uint16_t bl_ref_live_first(int32_t c0, uint16_t taps) {
+  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
+}
+static inline uint16_t bl_ref_live_end(int32_t c0, uint16_t taps, uint16_t size) {
+  const int32_t lim = (int32_t)size - c0;
+  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
+}
+
 #endif /* BL_REF_INTERNAL_H */

@@ -5,16 +5,6 @@
 
 bl_status bl_conv_geom_check(const bl_conv_geom *g) { return bl_ref_conv_geom_check(g); }
 
-/* Taps d of a window starting at input coordinate c0 (may be negative: padding) that fall inside [0, size):
- * d in [live_first, live_end); an empty range when live_end <= live_first. */
-static uint16_t live_first(int32_t c0, uint16_t taps) {
-  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
-}
-static uint16_t live_end(int32_t c0, uint16_t taps, uint16_t size) {
-  const int32_t lim = (int32_t)size - c0;
-  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
-}
-
 static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
                              uint16_t o1, uint16_t oy0, uint16_t oy1) {
@@ -30,10 +20,10 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
     for (uint16_t oy = oy0; oy < oy1; oy++) {
       /* taps dy0 .. dy1-1 fall inside the input (the rest is zero padding) */
       const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
-      const uint16_t dy0 = live_first(iy0, g->kh), dy1 = live_end(iy0, g->kh, g->in_h);
+      const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
       for (uint16_t ox = 0; ox < g->out_w; ox++) {
         const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
-        const uint16_t dx0 = live_first(ix0, g->kw), dx1 = live_end(ix0, g->kw, g->in_w);
+        const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
         const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
         const bool live = dy1 > dy0 && nx > 0;
         /* offsets of the first live tap in channel 0's input and in W[o][c] */
@@ -138,10 +128,10 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
   for (uint16_t oy = oy0; oy < oy1; oy++) {
     /* taps dy0 .. dy1-1 fall inside the input (the rest is zero padding: the spectrum of zeros is zero) */
     const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
-    const uint16_t dy0 = live_first(iy0, g->kh), dy1 = live_end(iy0, g->kh, g->in_h);
+    const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
     for (uint16_t ox = 0; ox < g->out_w; ox++) {
       const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
-      const uint16_t dx0 = live_first(ix0, g->kw), dx1 = live_end(ix0, g->kw, g->in_w);
+      const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
       const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
       const bool live = dy1 > dy0 && nx > 0;
       /* element offsets of the first live tap in a block's input spectra and weight spectra (integer

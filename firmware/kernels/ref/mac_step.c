@@ -4,14 +4,6 @@
 #include "bl_kernels.h"
 #include "bl_ref_internal.h"
 
-/* Taps d of a window starting at input coordinate c0 (negative: padding) inside [0, size). */
-static uint16_t step_live_first(int32_t c0, uint16_t taps) {
-  return c0 >= 0 ? 0u : (-c0 < (int32_t)taps ? (uint16_t)-c0 : taps);
-}
-static uint16_t step_live_end(int32_t c0, uint16_t taps, uint16_t size) {
-  const int32_t lim = (int32_t)size - c0;
-  return lim <= 0 ? 0u : (lim < (int32_t)taps ? (uint16_t)lim : taps);
-}
 
 static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                           uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
@@ -42,11 +34,11 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
   for (uint16_t o = u->o0; o < u->o1; o++) {
     for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
       const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
-      const uint16_t dy0 = step_live_first(iy0, g->kh), dy1 = step_live_end(iy0, g->kh, g->in_h);
+      const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
       for (uint16_t ox = u->ox0; ox < u->ox1; ox++) {
         const uint32_t idx = (uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox;
         const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
-        const uint16_t dx0 = step_live_first(ix0, g->kw), dx1 = step_live_end(ix0, g->kw, g->in_w);
+        const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
         const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
         const bool live = dy1 > dy0 && nx > 0;
         const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
