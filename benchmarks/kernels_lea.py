@@ -3,7 +3,7 @@
 For the digits MLP (k = 16, 16-bit weights) and CNN (k = 8, 8-bit weights), compressed with the quick test
 settings, and each circulant path (fft, direct): generates code for msp430fr5994 with backends `lea` and
 `ref`, builds both (clang --target=msp430 + ld.lld) and records the bytes per board region, the bytes of
-the DSPLib software model linked as a stand-in for TI's library (symbols msp_*: not what TI's DSPLib would
+our DSPLib calls (symbols msp_*: the LEA driver, firmware/kernels/lea/msp430/; not what TI's DSPLib would
 cost), and the LEA RAM used. On the host board it runs the lea build over the whole digits test set and
 counts the samples whose logits equal the numeric spec's. Writes ``benchmarks/results/kernels_lea.json``.
 
@@ -54,7 +54,7 @@ def main() -> None:
                     row[backend] = {r: regions[r] for r in ("code", "ram", "lea_ram")}
                     if backend == "lea":
                         syms = symbols(res.image)
-                        row[backend]["dsplib_model_standin_bytes"] = sum(
+                        row[backend]["dsplib_driver_bytes"] = sum(
                             s.size for n, s in syms.items() if n.startswith("msp_")
                         )
                 gen = d / f"gen-host-{model}-{path}"
@@ -76,8 +76,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = {
         "command": "benchmarks/kernels_lea.py",
-        "note": "msp430fr5994 images link the DSPLib software model as a stand-in for TI's DSPLib; they are "
-        "not run (nothing emulates LEA). dsplib_model_standin_bytes is that stand-in's code+rodata.",
+        "note": "msp430fr5994 lea images link our LEA driver for the DSPLib calls (dsplib_driver_bytes: its "
+        "code+rodata, symbols msp_*); they run on msp430sim in benchmarks/lea.py, not here.",
         "rows": rows,
     }
     tmp_out = RESULTS.with_suffix(".json.tmp")
