@@ -161,7 +161,9 @@ static inline __attribute__((always_inline)) void bl_circ_rows4(const int16_t *w
   for (uint32_t b = 0; b < nb; b++) {
     const int16_t *c = wp != 0 ? wp[b] : w + b * k, *p = (rp != 0 ? rp[b] : R + b * 2u * k) + o;
     uint32_t h0 = bl_ld2(p - 2), h1 = bl_ld2(p - 3);
-    /* two pairs per iteration (k >= 4 is a multiple of 4) */
+    /* two pairs per iteration (k >= 4 is a multiple of 4); fully unrolled where k is a compile-time
+     * constant (bl_circ_rows4_k): the loop's counter, compare and branch were 3 of its 17 instructions */
+#pragma GCC unroll 8
     for (uint32_t i = 0; i < k; i += 4u) {
       const uint32_t c0 = bl_ld2(c + i), c1 = bl_ld2(c + i + 2);
       const uint32_t x0 = bl_ld2(p + i), x1 = bl_ld2(p + i - 1);
@@ -185,6 +187,15 @@ static inline __attribute__((always_inline)) void bl_circ_rows4(const int16_t *w
 #endif
 }
 
+/* bl_circ_rows4 with consecutive blocks (wp = rp = 0), k = 8 and 16 (the block sizes models use) compiled as
+ * constants so the loops unroll; other k the generic loop. */
+static inline __attribute__((always_inline)) void bl_circ_rows4_k(const int16_t *w, const int16_t *R, uint32_t k,
+                                                                  uint32_t nb, uint32_t o, uint32_t *acc) {
+  if (k == 16u) bl_circ_rows4(w, R, 0, 0, 16u, nb, o, acc);
+  else if (k == 8u) bl_circ_rows4(w, R, 0, 0, 8u, nb, o, acc);
+  else bl_circ_rows4(w, R, 0, 0, k, nb, o, acc);
+}
+
 /* sat16(rshift_round(wrap32(acc), shift)), the spec's requantisation: for 1 <= shift <= 31 in three
  * integer steps, floor((v + 2^(s-1)) / 2^s) = a/2 rounded up with a = floor(v / 2^(s-1)) (no overflow, no
  * 64-bit add), then SSAT #16. GCC's >> of a negative int is arithmetic (documented implementation-defined
@@ -200,6 +211,17 @@ static inline int16_t bl_dsp_requant(uint32_t acc, int16_t shift) {
 #endif
   }
   return bl_requant_s32(bl_wrap_s32(acc), shift);
+}
+
+/* bl_dsp_requant for 1 <= shift <= 31 only (the caller checked once; sh1 = shift - 1) */
+static inline int16_t bl_dsp_requant_in(uint32_t acc, int32_t sh1) {
+  const int32_t a = (int32_t)acc >> sh1;
+  const int32_t v = (a >> 1) + (a & 1);
+#if BL_DSP
+  return (int16_t)__ssat(v, 16);
+#else
+  return (int16_t)(v > 32767 ? 32767 : (v < -32768 ? -32768 : v));
+#endif
 }
 
 /* int8 -> int16, n values (widening of 8-bit weights; exact) */

@@ -112,6 +112,74 @@ static void reverse_doubled(const int16_t *x, uint32_t k, uint32_t valid, int16_
   }
 }
 
+/* Four requantised rows from accumulators that already hold the bias (bias added first: the sum is modulo
+ * 2^32 either way, so the order does not change a bit). */
+static inline __attribute__((always_inline)) void store4(int16_t *y, const uint32_t *acc, int16_t shift,
+                                                         bool in_range) {
+#if BL_MVE
+  if (in_range) {
+    /* Helium: bias already in; the spec's rounding shift, saturation and narrowing store, one vector */
+    const int32x4_t a = vshlq_s32(vld1q_s32((const int32_t *)acc), vdupq_n_s32(-(int32_t)(shift - 1)));
+    const int32x4_t v = vaddq_s32(vshrq_n_s32(a, 1), vandq_s32(a, vdupq_n_s32(1)));
+    vstrhq_s32(y, vminq_s32(vmaxq_s32(v, vdupq_n_s32(-32768)), vdupq_n_s32(32767)));
+    return;
+  }
+#endif
+  if (in_range) {
+    const int32_t sh1 = shift - 1;
+    y[0] = bl_dsp_requant_in(acc[0], sh1);
+    y[1] = bl_dsp_requant_in(acc[1], sh1);
+    y[2] = bl_dsp_requant_in(acc[2], sh1);
+    y[3] = bl_dsp_requant_in(acc[3], sh1);
+    return;
+  }
+  for (uint32_t v = 0; v < 4u; v++) y[v] = bl_dsp_requant(acc[v], shift);
+}
+
+/* Block-circulant rows [r0, r1) when every input block's reversed, doubled copy fits R at once (q * 2k <=
+ * BL_CMSIS_R_MAX, k >= 4 a multiple of 4; the digits models: q * k <= 128): R is built once per call, not
+ * once per block row, each group of four rows starts from its bias and is finished in one pass over the q
+ * blocks (accumulators stay in registers, no partial-sum array) and requantised at once. */
+static void circ_one_pass(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8, uint32_t k,
+                          uint32_t q, const int32_t *bias, int16_t shift, int16_t *y, uint32_t r0, uint32_t r1) {
+  int16_t R[BL_CMSIS_R_MAX];
+  int16_t wide[BL_CMSIS_R_MAX / 2u];
+  const bool in_range = shift >= 1 && shift <= 31;
+  for (uint32_t j = 0; j < q; j++) reverse_doubled(x + j * k, k, in_features - j * k, R + j * 2u * k);
+  uint32_t g0 = r0;
+  while (g0 < r1) {
+    const uint32_t i = g0 / k;
+    const uint32_t g1 = (i + 1u) * k < r1 ? (i + 1u) * k : r1;
+    const int16_t *wv = wide;
+    if (w16 != 0) wv = w16 + i * q * k;
+    else bl_widen8(w8 + i * q * k, wide, q * k);
+    uint32_t r = g0, rr = g0 - i * k; /* rr: row within the block */
+    for (; r + 4u <= g1; r += 4u, rr += 4u) {
+      uint32_t acc[4] = {0, 0, 0, 0};
+      if (bias != 0) {
+        acc[0] = (uint32_t)bias[r];
+        acc[1] = (uint32_t)bias[r + 1u];
+        acc[2] = (uint32_t)bias[r + 2u];
+        acc[3] = (uint32_t)bias[r + 3u];
+      }
+      bl_circ_rows4_k(wv, R, k, q, k - rr, acc);
+      store4(y + r, acc, shift, in_range);
+    }
+    if (r < g1) {
+      /* 1-3 rows left: four rows of the block that include them (extra rows computed, not stored) */
+      const uint32_t s0 = rr + 4u <= k ? rr : k - 4u;
+      uint32_t t4[4] = {0, 0, 0, 0};
+      bl_circ_rows4_k(wv, R, k, q, k - s0, t4);
+      for (; r < g1; r++, rr++) {
+        uint32_t a = t4[rr - s0];
+        if (bias != 0) a += (uint32_t)bias[r];
+        y[r] = bl_dsp_requant(a, shift);
+      }
+    }
+    g0 = g1;
+  }
+}
+
 /* Block-circulant rows [r0, r1), grouped by block i. Per input block j the reversed, doubled input block R
  * is built once and shared by all rows of the group; four rows at a time share the loads of the weight
  * vector w[i][j] (k int16; int8 widened once per block). */
@@ -122,6 +190,10 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
   if (in_features == 0 || out_features == 0 || k == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
   const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
+  if (k >= 4u && (k & 3u) == 0 && q * 2u * k <= BL_CMSIS_R_MAX) {
+    circ_one_pass(x, in_features, w16, w8, k, q, bias, shift, y, r0, r1);
+    return BL_OK;
+  }
   int16_t R[BL_CMSIS_R_MAX];
   int16_t wide[BL_CMSIS_R_MAX / 2u];
   uint32_t acc[BL_CMSIS_CIRC_MAX_K];

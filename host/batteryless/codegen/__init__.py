@@ -357,6 +357,14 @@ def _plan(
                 )
             else:
                 step = k if k > 1 else DENSE_ROWS_PER_TASK
+                if (
+                    backend == "cmsis"
+                    and k > 1
+                    and (max_step is None or costs.cycles(macs=rows * q * k, calls=1) <= max_step)
+                ):
+                    # the cmsis kernel reverses and doubles the input blocks once per call
+                    # (firmware/kernels/cmsis/linear.c): one call per layer where the granularity allows
+                    step = rows
                 for r0 in range(0, rows, step):
                     r1 = min(rows, r0 + step)
                     if k > 1:
