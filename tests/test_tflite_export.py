@@ -419,3 +419,48 @@ def test_rounding_models_differ_where_expected():
     assert _single_rounding(-5, q, shift) == 0 and _double_rounding(-5, q, shift) == -1
     # acc = 16: 1.5 exactly → single rounds half up to 2; double: 12, 12 / 8 = 1.5 → 2
     assert _single_rounding(16, q, shift) == _double_rounding(16, q, shift) == 2
+
+
+@pytest.fixture
+def datasetless_artifact(tmp_path):
+    """A tiny artifact that records no dataset (a model built outside compress)."""
+    from batteryless.artifact import save_artifact
+    from batteryless.rad.quantize import to_artifact
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(16, 1, 8)).astype(np.float32)
+    art = to_artifact(
+        nn.Sequential(nn.Flatten(), nn.Linear(8, 3)).eval(),
+        x,
+        input_shape=(1, 8),
+        num_classes=3,
+        normalisation={"mean": 0.0, "std": 1.0},
+    )
+    return save_artifact(art, tmp_path / "nodata.bl")
+
+
+@pytest.mark.parametrize(
+    "kwargs, param, flag",
+    [
+        ({"calibration_samples": 0}, "calibration_samples", "--calibration-samples"),
+        ({"test_samples": 0}, "test_samples", "--test-samples"),
+        ({}, "dataset=", "--dataset"),
+    ],
+)
+def test_library_errors_name_the_parameter_and_the_flag(datasetless_artifact, tmp_path, kwargs, param, flag):
+    """A library caller is told the keyword it can pass, a CLI user the flag; nothing is written."""
+    from batteryless.errors import UsageError
+    from batteryless.tflite import export_tflite
+
+    with pytest.raises(UsageError) as info:
+        export_tflite(datasetless_artifact, tmp_path / "out", **kwargs)
+    assert param in str(info.value) and flag in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_sample_count_is_one_line_naming_the_flag(datasetless_artifact, tmp_path, capsys):
+    argv = ["-q", "export-tflite", str(datasetless_artifact), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--calibration-samples", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--calibration-samples" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()

@@ -120,13 +120,15 @@ def export_tflite(
     from batteryless.tflite.verify import verify_export
 
     if calibration_samples < 1:
-        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+        raise UsageError(
+            f"calibration_samples / --calibration-samples must be at least 1, got {calibration_samples}"
+        )
     if test_samples is not None and test_samples < 1:
-        raise UsageError(f"--test-samples must be at least 1, got {test_samples}")
+        raise UsageError(f"test_samples / --test-samples must be at least 1, got {test_samples}")
     art = load_artifact(artifact_path)
     ds_name = dataset or art.dataset
     if not ds_name or ds_name == "unknown":
-        raise UsageError(f"{artifact_path}: the artifact names no dataset; pass --dataset")
+        raise UsageError(f"{artifact_path}: the artifact names no dataset; pass dataset= / --dataset")
     ds = load_dataset(ds_name, data_path, seed=seed)
     if tuple(ds.input_shape) != tuple(art.input_shape):
         raise UsageError(
