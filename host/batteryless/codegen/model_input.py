@@ -7,9 +7,10 @@ power of two, + 0.5, floor, saturate — with the artifact's statistics written 
 literals, so it is bit-exact with the spec wherever ``double`` is IEEE binary64 and the compiler does not
 contract ``a·b + c`` into a fused multiply-add (C11 mode, ``-ffp-contract=off``, is what the build uses;
 Cortex-M4 computes double in software, exactly). ``tests/test_model_input.py`` compiles it with the host gcc
-and compares every result with the spec. Limit: on the MSP430 the double arithmetic needs the EABI
-soft-double helpers (``__mspabi_addd``, ``__mspabi_mpyd``, …), which firmware/platform/msp430 does not provide
-yet: there the header compiles but a program using it does not link.
+and compares every result with the spec. On the MSP430 the double arithmetic goes through the EABI
+soft-double helpers (``__mspabi_addd``, ``__mspabi_divd``, …) in firmware/platform/msp430/softdouble.c
+(correctly rounded, checked against the host's hardware double in ``tests/test_softdouble.py``); a program
+using the header links there and runs bit-exact with the spec on the board's emulator (test_model_input.py).
 """
 
 from __future__ import annotations
