@@ -211,7 +211,6 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                 trace_format=args.format,
                 resample_s=args.resample_s,
                 max_periods=args.max_periods,
-                out_dir=out / "firmware-build" if out is not None else None,
                 progress=progress,
                 **buffer_args,
             )

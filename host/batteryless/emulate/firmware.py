@@ -22,7 +22,6 @@ ones) and reported with no boot of their own.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 from batteryless import __version__
 from batteryless.boards import Board, load_board, with_emulator
 from batteryless.emulate import power_chain, prepare_segments
+from batteryless.emulate.firmware_cache import cached_flex_image
 from batteryless.emulate.power import (
     Converter,
     Panel,
@@ -202,7 +202,8 @@ def emulate_firmware(
 ) -> dict[str, Any]:
     """Run the real firmware through ``trace`` on ``board``; return the report (see the module doc).
 
-    Give ``artifact`` (built here into ``out_dir``, default a temporary folder) or a prebuilt continuous
+    Give ``artifact`` (built into ``out_dir``, by default into the image cache of
+    :mod:`batteryless.emulate.firmware_cache`: built once per content) or a prebuilt continuous
     ``image`` with ``samples`` (raw inputs; default: the artifact's first ``n_samples`` test samples).
     ``max_periods`` emulates only the first that many power-on periods (the trace is cut there).
     ``backend`` selects the kernels of the built image and, through :func:`firmware_board`, the emulator
@@ -246,39 +247,37 @@ def emulate_firmware(
         end_s = float(periods[-1]["end_s"])
     duration = end_s - float(tr.time_s[0])
 
-    tmpdir = None
-    try:
-        if image is None:
-            if artifact is None:
-                raise UsageError("give an artifact (.bl) or a built continuous-inference image")
-            if out_dir is None:
-                tmpdir = tempfile.TemporaryDirectory(prefix="bl-emufw-")
-                out_dir = tmpdir.name
-            # MSP430: the last boot's output (1 KiB) must hold the final log: keep 8 entries there
+    if image is None:
+        if artifact is None:
+            raise UsageError("give an artifact (.bl) or a built continuous-inference image")
+        # MSP430: the last boot's output (1 KiB) must hold the final log: keep 8 entries there
+        log_len = 16 if kind == "qemu" else 8
+        if out_dir is None:  # no folder asked for: the image cache (built once per content)
+            image, _ = cached_flex_image(
+                artifact, b, backend=backend, policy=policy, log_len=log_len, progress=progress
+            )
+        else:
             image = build_flex(
                 artifact,
                 b,
                 Path(out_dir) / "flex",
                 policy=policy,
                 continuous=True,
-                log_len=16 if kind == "qemu" else 8,
+                log_len=log_len,
                 progress=progress,
                 backend=backend,
             )
-        elif not image.continuous:
-            raise UsageError(f"{image.image}: not a continuous-inference build (build_flex(continuous=True))")
-        if samples is None:
-            if artifact is None:
-                raise UsageError("give samples (raw inputs) or an artifact to take test samples from")
-            samples = [model_input(artifact, s) for s in range(n_samples)]
-        if profile is None:
-            report(progress, "firmware: continuous-power profile", 0, 1)
-            profile = profile_image(image, b, samples)
-            report(progress, "firmware: continuous-power profile", 1, 1)
-        fw = _run_periods(image, b, kind, samples, periods, profile, timeout, progress)
-    finally:
-        if tmpdir is not None:
-            tmpdir.cleanup()
+    elif not image.continuous:
+        raise UsageError(f"{image.image}: not a continuous-inference build (build_flex(continuous=True))")
+    if samples is None:
+        if artifact is None:
+            raise UsageError("give samples (raw inputs) or an artifact to take test samples from")
+        samples = [model_input(artifact, s) for s in range(n_samples)]
+    if profile is None:
+        report(progress, "firmware: continuous-power profile", 0, 1)
+        profile = profile_image(image, b, samples)
+        report(progress, "firmware: continuous-power profile", 1, 1)
+    fw = _run_periods(image, b, kind, samples, periods, profile, timeout, progress)
     fw["inferences_per_hour"] = fw["inferences"] / duration * 3600 if duration > 0 else 0.0
     fw["emulated_s"] = duration
     if max_periods is not None:

@@ -1,0 +1,133 @@
+"""The firmware-level emulator's flex images, built once per content: ``emulate --firmware`` used to generate
+and compile the artifact's continuous-inference image on every call (seconds to a minute) although the
+image only changes when something that determines it changes.
+
+The key hashes everything that goes into the image: the artifact's bytes; the board's folder (board.toml,
+linker script, toolchain file); backend, policy, log length and granularity; the versions of the tools on
+PATH that build it (cmake, clang, ld.lld, arm-none-eabi-gcc, the host cc); and the source tree the build reads
+(firmware/, checkpointing/, tools/msp430/, CMakeLists.txt, the batteryless package that generates the C, and
+the CMSIS-DSP release). An entry lives in the helper cache (``build/cache`` or ``$BATTERYLESS_CACHE``), is
+built under a lock (parallel callers build it once) and counts only once its ``image.json`` is written,
+atomically, after the build succeeded: an interrupted build is thrown away and redone."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from batteryless.boards import Board
+from batteryless.firmware.tools import ROOT, _FileLock, cache_dir
+from batteryless.flex import FlexImage, build_flex
+from batteryless.paths import atomic_write
+from batteryless.progress import ProgressFn, report
+
+FORMAT = 1  # bump when the entry layout or the key's recipe changes
+MARKER = "image.json"
+GRANULARITY = "auto"  # what build_flex uses by default, and so what the emulator's image has
+_TOOLS = ("cmake", "clang", "ld.lld-14", "ld.lld", "arm-none-eabi-gcc", "cc")
+_SOURCE_DIRS = ("firmware", "checkpointing", "tools/msp430", "host/batteryless")
+_SOURCE_FILES = ("CMakeLists.txt", "third_party/cmsisdsp/PKG-INFO")
+
+
+@functools.cache
+def _tool_versions() -> str:
+    """First line of ``--version`` of every build tool on PATH (once per process: tools do not change)."""
+    lines = []
+    for tool in _TOOLS:
+        path = shutil.which(tool)
+        if path is None:
+            lines.append(f"{tool}: absent")
+            continue
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        lines.append(f"{tool}: {out.strip().splitlines()[0] if out.strip() else 'unknown'}")
+    return "\n".join(lines)
+
+
+def _tree_files(root: Path) -> list[Path]:
+    files: list[Path] = []
+    for rel in _SOURCE_DIRS:
+        files += [
+            p
+            for p in (root / rel).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        ]
+    files += [root / rel for rel in _SOURCE_FILES if (root / rel).is_file()]
+    return sorted(files)
+
+
+def image_key(
+    artifact: str | Path, board: Board, *, backend: str, policy: str, log_len: int, root: Path = ROOT
+) -> str:
+    """The cache key of the continuous flex image of ``artifact`` on ``board`` (see the module doc)."""
+    h = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:  # length-prefixed, so no two inputs run together
+        h.update(f"{label}:{len(data)}:".encode())
+        h.update(data)
+
+    part("format", str(FORMAT).encode())
+    part("artifact", Path(artifact).read_bytes())
+    part("options", json.dumps([backend, policy, log_len, GRANULARITY]).encode())
+    for p in sorted(q for q in board.dir.rglob("*") if q.is_file()):
+        part(f"board/{p.relative_to(board.dir)}", p.read_bytes())
+    part("tools", _tool_versions().encode())
+    for p in _tree_files(root):
+        part(str(p.relative_to(root)), p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _to_json(img: FlexImage, entry: Path) -> str:
+    d = dataclasses.asdict(img)
+    d["image"] = str(Path(img.image).relative_to(entry))
+    d["model_dir"] = str(Path(img.model_dir).relative_to(entry))
+    return json.dumps(d, indent=1, sort_keys=True) + "\n"
+
+
+def _from_json(text: str, entry: Path) -> FlexImage:
+    d = json.loads(text)
+    d["image"] = entry / d["image"]
+    d["model_dir"] = entry / d["model_dir"]
+    return FlexImage(**d)
+
+
+def cached_flex_image(
+    artifact: str | Path,
+    board: Board,
+    *,
+    backend: str,
+    policy: str,
+    log_len: int,
+    progress: ProgressFn | None = None,
+) -> tuple[FlexImage, bool]:
+    """The continuous flex image for the firmware-level emulator, from the cache or built into it. Returns
+    the image and whether this call built it."""
+    key = image_key(artifact, board, backend=backend, policy=policy, log_len=log_len)
+    entry = (cache_dir() / f"emulate-fw-{board.name}-{backend}-{key}").resolve()
+    with _FileLock(entry.with_suffix(".lock")):
+        marker = entry / MARKER
+        if marker.is_file():
+            report(progress, "firmware: image (cached)", 1, 1)
+            return _from_json(marker.read_text(), entry), False
+        if entry.exists():  # a build that did not finish: nothing in it can be trusted
+            shutil.rmtree(entry)
+        img = build_flex(
+            artifact,
+            board,
+            entry,
+            policy=policy,
+            continuous=True,
+            log_len=log_len,
+            granularity=GRANULARITY,
+            progress=progress,
+            backend=backend,
+        )
+        atomic_write(marker, _to_json(img, entry))
+    return img, True
