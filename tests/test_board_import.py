@@ -28,7 +28,7 @@ def pdsc(devices_xml: str, vendor: str = "Acme", pack: str = "Acme_DFP", version
   <releases><release version="{version}">test</release></releases>
   <devices>{devices_xml}</devices>
 </package>
-"""
+"""  # noqa: E501 - PDSC fixtures keep each element on one line, as packs write them
 
 
 M4 = pdsc("""
@@ -48,7 +48,7 @@ M4 = pdsc("""
         <memory name="IROM1" access="rx" start="0x0" size="0x8000" startup="1" default="1"/>
         <memory name="IRAM1" access="rw" start="0x20000000" size="0x2000" default="1"/>
       </device>
-    </family>""")
+    </family>""")  # noqa: E501
 
 # M55 in a sub-family: Dmve / Dclock inherited from the family, the device overrides the clock
 M55 = pdsc("""
@@ -61,7 +61,7 @@ M55 = pdsc("""
           <memory name="DTCM" access="rw" start="0x20000000" size="0x80000" default="1"/>
         </device>
       </subFamily>
-    </family>""", pack="Acme55_DFP")
+    </family>""", pack="Acme55_DFP")  # noqa: E501
 
 
 def write(tmp: Path, name: str, text: str) -> Path:
@@ -76,7 +76,8 @@ def test_m4_pdsc_facts_and_sources(tmp_path):
     assert b.name == "acme4f256" and b.cpu == "cortex-m4" and b.clock_hz == 80e6
     assert (b.region("code").origin, b.region("code").length) == (0x08000000, 0x40000)
     ram, nvm = b.region("ram"), b.region("nvm")
-    assert ram.origin == 0x20000000 and ram.length + nvm.length == 0x10000 and nvm.origin == 0x20000000 + ram.length
+    assert ram.origin == 0x20000000 and ram.length + nvm.length == 0x10000
+    assert nvm.origin == 0x20000000 + ram.length
     assert ram.volatile and not nvm.volatile
     prov = b.extra["provenance"]
     assert "Acme.Acme_DFP.1.2.3" in prov["cpu"] and "Cortex-M4" in prov["cpu"] or "CortexM4" in prov["cpu"]
@@ -197,7 +198,7 @@ def test_memories_and_clock_round_trip(tmp_path, rom, rom_kb, ram_kb, clock):
         <memory name="IROM1" access="rx" start="0x{rom:08X}" size="0x{rom_kb * 1024:X}" startup="1" default="1"/>
         <memory name="IRAM1" access="rw" start="0x20000000" size="0x{ram_kb * 1024:X}" default="1"/>
       </device>
-    </family>""")
+    </family>""")  # noqa: E501
     d = tmp_path / f"h{rom}-{rom_kb}-{ram_kb}-{clock}"
     d.mkdir()
     b = load_board(import_pack(write(d, "p.pdsc", text), "D1", out_dir=d).board_dir)

@@ -43,7 +43,8 @@ class PackDevice:
     dsp: bool
     mve: str  # "none" | "int" | "fp"
     clock_hz: int | None
-    memories: list[dict] = field(default_factory=list)  # name, start, size, read/write/execute, startup, default
+    # name, start, size, read/write/execute, startup, default
+    memories: list[dict] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -203,15 +204,16 @@ def _pick_memories(dev: PackDevice) -> tuple[dict, dict, dict, dict[str, str]]:
         raise BoardError(f"device {dev.name}: RAM {ram['name']} is {ram['size']} bytes; at least 4096 needed")
     nvm_len = (ram["size"] // NVM_FRACTION) & ~0xFF
     ram_out = {"name": "ram", "origin": ram["start"], "length": ram["size"] - nvm_len, "volatile": True}
-    nvm_out = {"name": "nvm", "origin": ram["start"] + ram["size"] - nvm_len, "length": nvm_len, "volatile": False}
+    nvm_origin = ram["start"] + ram["size"] - nvm_len
+    nvm_out = {"name": "nvm", "origin": nvm_origin, "length": nvm_len, "volatile": False}
     code_out = {"name": "code", "origin": code["start"], "length": code["size"], "volatile": False}
     src = {
         "memory.code": f"{dev.sources['memory']}: {code['name']} (executable, "
         f"{'startup' if code['startup'] else 'first executable read-only region'})",
         "memory.ram": f"{dev.sources['memory']}: {ram['name']} less its top {nvm_len} bytes (given to nvm)",
         "memory.nvm": f"ASSUMED: the pack describes no non-volatile RAM (FRAM/MRAM/backup SRAM) for FLEX "
-        f"checkpoints; the top 1/{NVM_FRACTION} of {ram['name']} is written as 'nvm' so that builds link. It is "
-        "volatile on the real part: replace it with the device's non-volatile region",
+        f"checkpoints; the top 1/{NVM_FRACTION} of {ram['name']} is written as 'nvm' so that builds link. "
+        "It is volatile on the real part: replace it with the device's non-volatile region",
     }
     return code_out, ram_out, nvm_out, src
 
@@ -249,7 +251,7 @@ set(CMAKE_C_FLAGS_INIT "${{BL_ARCH_FLAGS}}{extra} -ffunction-sections -fdata-sec
 set(CMAKE_ASM_FLAGS_INIT "${{BL_ARCH_FLAGS}}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "${{BL_ARCH_FLAGS}} -nostartfiles -specs=rdimon.specs -Wl,--gc-sections")
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-"""
+"""  # noqa: E501 - generated text: its lines are the toolchain file's, not wrapped
 
 
 _LINKER = """/* {board} ({device}), written by `batteryless board import`. MEMORY (CODE, RAM, NVM) is generated from
@@ -273,7 +275,7 @@ SECTIONS
   .nvm (NOLOAD) : ALIGN(8) {{ __bl_nvm_start = .; *(.nvm .nvm.*) __bl_nvm_end = .; }} > NVM
   __bl_stack_top = ORIGIN(RAM) + LENGTH(RAM);
 }}
-"""
+"""  # noqa: E501 - generated text: its lines are the linker script's, not wrapped
 
 
 def _q(s: str) -> str:
@@ -289,15 +291,17 @@ def _board_toml(dev: PackDevice, board: str) -> tuple[str, list[str]]:
         "mve": dev.sources["mve"],
         "clock_hz": dev.sources["clock_hz"],
         **msrc,
-        "backends": "ASSUMED: cmsis (CMSIS-DSP builds for every Cortex-M with the project's compiler layer) and "
-        "ref (portable C); not run on this device",
+        "backends": "ASSUMED: cmsis (CMSIS-DSP builds for every Cortex-M with the project's compiler layer) "
+        "and ref (portable C); not run on this device",
         "emulator": "ASSUMED: a pack names no emulator; kind 'none' (build and size only, `run` refuses)",
     }
     clock = dev.clock_hz or 16_000_000
     assumed_power = "ASSUMED: the pack has no power data; same as mps2-an386 so that energies compare"
     lines = [
-        f"# {dev.name} from {dev.pack}, written by `batteryless board import`. Facts from the pack carry their",
-        "# source in [provenance]; everything marked ASSUMED is not from the pack (`batteryless board check`).",
+        f"# {dev.name} from {dev.pack}, written by `batteryless board import`. "
+        "Facts from the pack carry their",
+        "# source in [provenance]; everything marked ASSUMED is not from the pack "
+        "(`batteryless board check`).",
         f"name = {_q(board)}",
         f"description = {_q(f'{dev.name} ({dev.pack}), imported from a CMSIS-Pack')}",
         f"cpu = {_q(dev.cpu)}",
@@ -330,8 +334,15 @@ def _board_toml(dev: PackDevice, board: str) -> tuple[str, list[str]]:
         "",
         "[power.sources]",
     ]
-    for k in ("supply_voltage_v", "active_current_per_mhz_a", "sleep_current_a", "boot_time_s", "boot_charge_c",
-              "nvm_write_energy_per_byte_j", "accel_op_energy_j"):  # fmt: skip
+    for k in (
+        "supply_voltage_v",
+        "active_current_per_mhz_a",
+        "sleep_current_a",
+        "boot_time_s",
+        "boot_charge_c",
+        "nvm_write_energy_per_byte_j",
+        "accel_op_energy_j",
+    ):
         lines.append(f"{k} = {_q(assumed_power)}")
     lines += [
         "",
@@ -342,7 +353,8 @@ def _board_toml(dev: PackDevice, board: str) -> tuple[str, list[str]]:
         "v_max = 3.6",
         "leakage_resistance_ohm = 978000.0",
         "esr_ohm = 0.05",
-        f"source = {_q('ASSUMED: the pack has no energy buffer; the same 100 uF buffer as the other boards')}",
+        "source = "
+        + _q("ASSUMED: the pack has no energy buffer; the same 100 uF buffer as the other boards"),
         "",
         "[emulator]",
         'kind = "none"',
@@ -378,7 +390,11 @@ def _default_name(device: str) -> str:
 
 
 def import_pack(
-    pack: str | Path, device: str, out_dir: str | Path | None = None, name: str | None = None, force: bool = False
+    pack: str | Path,
+    device: str,
+    out_dir: str | Path | None = None,
+    name: str | None = None,
+    force: bool = False,
 ) -> ImportResult:
     """Write board ``name`` (default: the device name in lower case) for ``device`` of ``pack`` into
     ``out_dir`` (default: the project's boards/ folder). Refuses to replace an existing board folder unless
