@@ -88,3 +88,15 @@ def test_an_interrupted_build_is_redone(cache, artifacts, monkeypatch):
     monkeypatch.setattr(firmware_cache, "build_flex", real)
     img, built = cached_flex_image(artifacts[0], board, backend="ref", policy="flex", log_len=8)
     assert built and img.image.is_file()
+
+
+def test_a_missing_or_malformed_artifact_is_a_one_line_error(cache, tmp_path):
+    from batteryless.errors import ArtifactError
+
+    bad = tmp_path / "bad.bl"
+    bad.write_bytes(b"not an artifact")
+    for path in (tmp_path / "missing.bl", bad):
+        with pytest.raises(ArtifactError) as info:
+            cached_flex_image(path, load_board("host"), backend="ref", policy="flex", log_len=8)
+        assert "\n" not in str(info.value)
+    assert cache == [] and not list((tmp_path / "cache").glob("emulate-fw-*"))

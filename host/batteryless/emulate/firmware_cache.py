@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from batteryless.artifact import load_artifact
 from batteryless.boards import Board
 from batteryless.firmware.tools import ROOT, _FileLock, cache_dir
 from batteryless.flex import FlexImage, build_flex
@@ -109,6 +110,7 @@ def cached_flex_image(
 ) -> tuple[FlexImage, bool]:
     """The continuous flex image for the firmware-level emulator, from the cache or built into it. Returns
     the image and whether this call built it."""
+    load_artifact(artifact)  # a missing or malformed artifact: its one-line ArtifactError, before any hashing
     key = image_key(artifact, board, backend=backend, policy=policy, log_len=log_len)
     entry = (cache_dir() / f"emulate-fw-{board.name}-{backend}-{key}").resolve()
     with _FileLock(entry.with_suffix(".lock")):
