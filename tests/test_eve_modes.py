@@ -203,3 +203,32 @@ def test_unknown_mode_and_bad_keep_fractions_are_refused():
         set_modes(art, [0.5, 1.0])
     with pytest.raises(ArtifactError, match="1 … 8 modes"):
         set_modes(art, [1.0] * 9)
+
+
+def test_feed_matrix_hand_derived():
+    from batteryless.eve.modes import feed_matrix
+
+    # linear 128 → linear, both block 16: output row block i is input column block i
+    assert np.array_equal(feed_matrix(128, 16, 128, 16), np.eye(8, dtype=bool))
+    # conv of 16 channels (block 8) → Flatten of 4×4 → linear block 16: channel c is features 16c … 16c+15
+    f = feed_matrix(16, 8, 256, 16, spatial=16)
+    assert f.shape == (2, 16) and f[0, :8].all() and f[1, 8:].all() and f.sum() == 16
+    # blocks that do not line up: 10 channels in blocks of 4 (rows 0-3, 4-7, 8-9) → columns of 8
+    assert f"{feed_matrix(10, 4, 10, 8).astype(int).tolist()}" == "[[1, 0], [1, 0], [0, 1]]"
+
+
+def test_nested_orders_narrow_modes_read_only_rows_computed():
+    from batteryless.eve.modes import nested_orders
+
+    # two 2×2-block layers linked row i → column i; block norms chosen by hand
+    w0 = np.array([[3.0, 2.0], [1.0, 0.5]])[:, :, None]  # row 0 is the heavier
+    w1 = np.array([[0.1, 4.0], [0.2, 0.3]])[:, :, None]  # ... but layer 1 reads row 1 through column 1 most
+    feeds = [None, np.eye(2, dtype=bool)]
+    orders, counts = nested_orders([w0, w1], [None, None], feeds, [[1, 1]] * 2, [[1, 0.5], [1, 1]])
+    # row scores of layer 0 (squared norms): own share (13/14.25, 1.25/14.25) + the share of layer 1's
+    # column it feeds (0.05/16.14, 16.09/16.14): row 1 wins (1.085 vs 0.915), so the narrow mode computes
+    # row 1 only
+    assert counts == [[4, 2], [4, 2]]
+    assert orders[0].tolist()[:2] == [2, 3]  # blocks (1, 0), (1, 1): row 1, largest first
+    assert orders[1].tolist()[:2] == [1, 3]  # layer 1 reads column 1 only: blocks (0, 1), (1, 1)
+    assert sorted(orders[0].tolist()) == [0, 1, 2, 3]

@@ -11,16 +11,17 @@ from batteryless import spec
 from batteryless.artifact import load_artifact
 from batteryless.cli import main
 from batteryless.errors import UsageError
-from batteryless.eve.modes import active_blocks, mode_stats, set_modes, store_summary
-from batteryless.eve.train import EveConfig, attach_modes, check_modes, train_modes
+from batteryless.eve.modes import active_blocks, artifact_feeds, mode_stats, set_modes, store_summary
+from batteryless.eve.train import EveConfig, attach_modes, check_modes, module_feeds, train_modes
 from batteryless.rad.compress import CompressConfig, compress
 from batteryless.rad.quantize import to_artifact
 from test_cli_compress import QUICK as CLI_QUICK
 from test_spec import _small_artifact
 
 
+@pytest.mark.parametrize("width", [None, [1.0, 0.5, 0.5]])
 @pytest.mark.parametrize("kind", ["mlp", "cnn2d", "cnn1d"])
-def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind):
+def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width):
     """Masks attached for training and the artifact's prefix modes select the same blocks, and the integer
     spec in mode m tracks the float model in mode m (the single-mode spec test's 2 %-of-range bound)."""
     _, x = _small_artifact(kind)
@@ -29,7 +30,7 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind):
 
     net = _net(kind, nn)
     keep = [1.0, 0.5, 0.25]
-    ms = attach_modes(net, keep)
+    ms = attach_modes(net, keep, width=width, example=torch.as_tensor(x[:1]))
     art = to_artifact(
         net.eval(),
         x,
@@ -39,7 +40,17 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind):
         normalisation={"mean": 0.0, "std": 1.0},
     )
     circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
-    set_modes(art, keep, orders={lay["name"]: o for lay, o in zip(circ, ms.orders, strict=True)})
+    # the links between circulant layers (which output rows feed which input columns) are the same on the
+    # torch model and on the artifact (through Flatten, pooling and ReLU)
+    feeds_t = module_feeds(net, torch.as_tensor(x[:1]))
+    for ft, fa in zip(feeds_t, artifact_feeds(art), strict=True):
+        assert (ft is None and fa is None) or np.array_equal(ft, fa)
+    set_modes(
+        art,
+        keep,
+        orders={lay["name"]: o for lay, o in zip(circ, ms.orders, strict=True)},
+        layer_keep={lay["name"]: lk for lay, lk in zip(circ, ms.layer_keep, strict=True)},
+    )
     for mi in range(len(keep)):
         for lay, mask in zip(circ, ms.masks[mi], strict=True):
             assert np.array_equal(active_blocks(art, lay, mi), mask.numpy() != 0)
@@ -113,8 +124,16 @@ def test_compress_modes_writes_nested_modes_over_one_store(eve_artifact, digits)
         if lay["block"] > 1:  # nested: every block of a smaller mode is used by the larger one
             for mi in (1, 2):
                 assert not (active_blocks(art, lay, mi) & ~active_blocks(art, lay, mi - 1)).any()
-    last = [lay for lay in art.weight_layers() if lay["block"] > 1][-1]
-    assert all(active_blocks(art, last, mi).all() for mi in range(3))  # EveConfig.full_last (the default)
+    fc1, fc2, fc3 = art.weight_layers()  # 64→128→64→10, block 16: fc1 rows i feed fc2 columns i, etc.
+    for mi, (rows1, rows2) in enumerate([(8, 4), (4, 2), (2, 1)]):  # default width 1, 0.5, 0.25
+        a1, a2, a3 = (active_blocks(art, lay, mi) for lay in (fc1, fc2, fc3))
+        # width: a mode computes ceil(width·p) output block rows of a layer feeding another circulant layer
+        assert a1.any(axis=1).sum() == rows1 and a2.any(axis=1).sum() == rows2
+        # ... and the next layer reads only the rows computed, so it skips those input blocks
+        assert not (a2.any(axis=0) & ~a1.any(axis=1)).any()
+        assert not (a3.any(axis=0) & ~a2.any(axis=1)).any()
+        # EveConfig.full_last (the default): the classifier uses every block of the columns it reads
+        assert np.array_equal(a3, np.broadcast_to(a2.any(axis=1)[None, :], a3.shape))
     s = store_summary(art)
     assert s["store_weight_bytes"] == stats[0]["weight_bytes"]  # the largest mode's weights, stored once
     assert s["store_bytes"] <= 1.15 * s["largest_mode_bytes"]
@@ -163,19 +182,21 @@ def test_cli_compress_modes_and_evaluate(tmp_path, capsys):
         (3, [1.0, 0.5], "need 3 keep fractions"),
         (2, [0.5, 1.0], "must start at 1"),
         (2, [1.0, 0.0], "must start at 1"),
+        (3, {"width": [1.0, 0.5]}, "need 3 width fractions"),
+        (2, {"width": [1.0, 1.5]}, "--mode-width must start at 1"),
     ],
 )
 def test_bad_mode_settings_are_refused_before_training(modes, keep, message):
+    eve = EveConfig(**keep) if isinstance(keep, dict) else EveConfig(keep=keep)
     with pytest.raises(UsageError, match=message):
-        check_modes(modes, EveConfig(keep=keep))
+        check_modes(modes, eve)
     with pytest.raises(UsageError, match=message):  # compress refuses before loading data or training
-        compress(
-            "mlp", "digits", config=CompressConfig(modes=modes, eve=EveConfig(keep=keep), dense_epochs=10**6)
-        )
+        compress("mlp", "digits", config=CompressConfig(modes=modes, eve=eve, dense_epochs=10**6))
 
 
-def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys):
-    code = main(["compress", "--out", str(tmp_path / "x.bl"), "--modes", "2", "--mode-keep", "1,x"])
+@pytest.mark.parametrize("flag", ["--mode-keep", "--mode-width"])
+def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys, flag):
+    code = main(["compress", "--out", str(tmp_path / "x.bl"), "--modes", "2", flag, "1,x"])
     assert code != 0
-    assert "--mode-keep" in capsys.readouterr().err
+    assert flag in capsys.readouterr().err
     assert not (tmp_path / "x.bl").exists()

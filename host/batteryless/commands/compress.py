@@ -49,14 +49,14 @@ def _normalisation(value: str):
     return {"mean": stats["mean"], "std": stats["std"]}
 
 
-def _keep(text: str | None) -> list[float] | None:
+def _keep(text: str | None, flag: str = "--mode-keep") -> list[float] | None:
     """'1,0.5,0.25' → [1.0, 0.5, 0.25]."""
     if not text:
         return None
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise UsageError(f"--mode-keep expects fractions like 1,0.5,0.25, got {text!r}") from None
+        raise UsageError(f"{flag} expects fractions like 1,0.5,0.25, got {text!r}") from None
 
 
 def print_mode_table(eve: dict, console) -> None:
@@ -153,7 +153,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
         expected_accuracy=args.expect_accuracy,
         admm=AdmmConfig(rounds=args.admm_rounds, retrain_epochs=args.retrain_epochs),
         modes=args.modes,
-        eve=EveConfig(keep=_keep(args.mode_keep), epochs=args.mode_epochs),
+        eve=EveConfig(
+            keep=_keep(args.mode_keep),
+            width=_keep(args.mode_width, "--mode-width"),
+            epochs=args.mode_epochs,
+        ),
     )
     from batteryless.paths import check_output_file
 
@@ -267,6 +271,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mode-keep",
         help="EVE: block fraction per mode, largest first, e.g. 1,0.5,0.25 (default: 1 down to 0.25)",
+    )
+    p.add_argument(
+        "--mode-width",
+        help="EVE: fraction of output block rows per mode in circulant layers that feed another circulant "
+        "layer, largest first, e.g. 1,0.5,0.25 (default: 1 down to 0.25; 1,1,1: blocks only)",
     )
     p.add_argument("--mode-epochs", type=int, default=20, help="EVE: sandwich-rule epochs (default 20)")
     p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")

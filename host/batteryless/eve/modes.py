@@ -258,6 +258,123 @@ def importance_order(w: np.ndarray, mask: np.ndarray | None = None) -> np.ndarra
     return np.lexsort((np.arange(p * q), -norms)).astype(np.int32)
 
 
+def feed_matrix(prev_rows: int, prev_k: int, cols: int, k: int, spatial: int = 1) -> np.ndarray:
+    """Which output block row of one circulant layer feeds which input block column of the next: bool
+    [p_prev, q]. Only channel-preserving layers (ReLU, pooling) lie between; a Flatten between makes input
+    feature ``f`` of the next layer channel ``f // spatial`` of the previous layer's output."""
+    p_prev, q = math.ceil(prev_rows / prev_k), math.ceil(cols / k)
+    feed = np.zeros((p_prev, q), dtype=bool)
+    for c in range(prev_rows):
+        lo, hi = c * spatial, min((c + 1) * spatial, cols)
+        if lo < hi:
+            feed[c // prev_k, lo // k : (hi - 1) // k + 1] = True
+    return feed
+
+
+def artifact_feeds(art) -> list[np.ndarray | None]:
+    """Per circulant weight layer (in order): the feed matrix from the circulant layer before it
+    (:func:`feed_matrix`), or None when the previous weight layer is dense, absent, or something other than
+    ReLU, pooling and Flatten lies between (then every input block column is read in every mode)."""
+    from batteryless.artifact import POOL_OPS, propagate_shapes  # late: artifact imports this module
+
+    shapes = propagate_shapes(art.layers, tuple(art.input_shape))
+    out: list[np.ndarray | None] = []
+    prev, spatial, linked = None, 1, False
+    for i, layer in enumerate(art.layers):
+        op = layer["op"]
+        if op in ("linear", "conv1d", "conv2d"):
+            if layer["block"] > 1:
+                rows, cols = (
+                    (layer["out_features"], layer["in_features"])
+                    if op == "linear"
+                    else (layer["out_channels"], layer["in_channels"])
+                )
+                feed = None
+                if linked and prev is not None and prev["block"] > 1:
+                    prows = prev["out_features"] if prev["op"] == "linear" else prev["out_channels"]
+                    feed = feed_matrix(prows, prev["block"], cols, layer["block"], spatial)
+                out.append(feed)
+            prev, spatial, linked = layer, 1, True
+        elif op == "flatten":
+            spatial *= math.prod(shapes[i][2:]) if len(shapes[i]) > 2 else 1
+        elif op != "relu" and op not in POOL_OPS:
+            linked = False
+    return out
+
+
+def nested_orders(
+    weights: list[np.ndarray],
+    masks: list[np.ndarray | None],
+    feeds: list[np.ndarray | None],
+    keep: list[list[float]],
+    width: list[list[float]],
+) -> tuple[list[np.ndarray], list[list[int]]]:
+    """Block orders and per-mode prefix lengths of a chain of circulant layers, with width.
+
+    ``keep[l][i]``: fraction of layer l's stored blocks mode i may use; ``width[l][i]``: fraction of its
+    output block rows mode i computes (only where the next circulant layer is fed by them, ``feeds[l+1]``;
+    elsewhere a row nobody skips reading must be computed). Rows are ranked once per layer (their weight
+    energy plus the energy of the next layer's columns they feed); mode i's candidate blocks are its live
+    rows × the columns fed by the previous layer's live rows, so a narrow mode also skips the next layer's
+    input transforms and blocks. Orders are built smallest mode first (each mode's best candidates by weight
+    norm, added to the smaller mode's), so every mode is still a prefix of one order: nested, stored once."""
+    n_layers = len(weights)
+    energies = [np.asarray(w, np.float64).reshape(*w.shape[:2], -1) for w in weights]
+    energies = [(e**2).sum(axis=2) for e in energies]
+    for li in range(n_layers):
+        if masks[li] is not None:
+            energies[li] = np.where(np.asarray(masks[li]) != 0, energies[li], 0.0)
+    rows_rank = []
+    for li, e in enumerate(energies):
+        score = e.sum(axis=1) / max(e.sum(), 1e-30)
+        nxt = feeds[li + 1] if li + 1 < n_layers else None
+        if nxt is not None:
+            col = energies[li + 1].sum(axis=0) / max(energies[li + 1].sum(), 1e-30)
+            score = score + (nxt.astype(np.float64) * col[None, :]).sum(axis=1)
+        rows_rank.append(np.lexsort((np.arange(len(score)), -score)))
+    k = len(keep[0])
+    live_rows: list[list[np.ndarray]] = []  # [layer][mode] → bool [p]
+    for li, e in enumerate(energies):
+        p = e.shape[0]
+        narrow = li + 1 < n_layers and feeds[li + 1] is not None
+        per_mode = []
+        for i in range(k):
+            w = width[li][i] if narrow else 1.0
+            r = np.zeros(p, dtype=bool)
+            r[rows_rank[li][: max(1, math.ceil(w * p - 1e-9))]] = True
+            per_mode.append(r)
+        live_rows.append(per_mode)
+    orders, counts = [], []
+    for li, e in enumerate(energies):
+        p, q = e.shape
+        stored_mask = np.ones((p, q), bool) if masks[li] is None else np.asarray(masks[li]) != 0
+        stored = int(stored_mask.sum())
+        norm = e.reshape(-1)
+        chosen: list[int] = []
+        n_mode = []
+        prev_n = None
+        cands = []
+        for i in range(k):
+            cols = np.ones(q, bool) if feeds[li] is None else feeds[li][live_rows[li - 1][i]].any(axis=0)
+            cand = live_rows[li][i][:, None] & cols[None, :] & stored_mask
+            if not cand.any():  # pruning removed every block this mode could read: fall back to any stored
+                cand = stored_mask.copy()
+            n = min(int(cand.sum()), max(1, int(round(keep[li][i] * stored))))
+            n = max(1, n if prev_n is None else min(n, prev_n))
+            prev_n = n
+            n_mode.append(n)
+            cands.append(cand.reshape(-1))
+        for i in reversed(range(k)):
+            pool = [j for j in np.lexsort((np.arange(p * q), -norm)) if cands[i][j] and j not in chosen]
+            chosen += [int(j) for j in pool[: n_mode[i] - len(chosen)]]
+        taken = set(chosen)
+        ranked = np.where(stored_mask.reshape(-1), norm, -1.0)  # pruned blocks last
+        rest = [int(j) for j in np.lexsort((np.arange(p * q), -ranked))]
+        orders.append(np.asarray(chosen + [j for j in rest if j not in taken], dtype=np.int32))
+        counts.append(n_mode)
+    return orders, counts
+
+
 def default_keep(modes: int, smallest: float = 0.25) -> list[float]:
     """Block fractions of ``modes`` modes: 1 for the largest, geometric down to ``smallest``."""
     if modes == 1:
@@ -276,13 +393,16 @@ def set_modes(
     names: list[str] | None = None,
     orders: dict[str, np.ndarray] | None = None,
     layer_keep: dict[str, list[float]] | None = None,
+    layer_width: dict[str, list[float]] | None = None,
 ) -> None:
     """Give ``art`` len(keep) nested modes: mode i keeps ``keep[i]`` of each circulant layer's blocks.
 
     ``keep`` is non-increasing in (0, 1] (keep[0] is usually 1: the full model). Blocks are taken in
-    ``orders[layer]`` if given (the order joint training produced), else by weight norm. At least one block
-    per layer stays. ``layer_keep[layer]`` overrides ``keep`` for one layer (the search sets it per layer).
-    Validates the result."""
+    ``orders[layer]`` if given (the order joint training produced), else ordered here by
+    :func:`nested_orders` (weight norm; with ``layer_width[layer]``, the per-mode fraction of output block
+    rows, a narrow mode's blocks come from its live rows and the columns the previous layer's live rows
+    feed). At least one block per layer stays. ``layer_keep[layer]`` overrides ``keep`` for one layer (the
+    search sets it per layer). Validates the result."""
     if not 1 <= len(keep) <= MAX_MODES:
         raise ArtifactError(f"a model has 1 … {MAX_MODES} modes, not {len(keep)}")
     if any(not 0 < f <= 1 for f in keep) or any(b > a for a, b in zip(keep, keep[1:], strict=False)):
@@ -291,25 +411,34 @@ def set_modes(
     modes: list[dict[str, Any]] = [
         {"name": n, "keep": float(f), "layers": {}} for n, f in zip(names, keep, strict=True)
     ]
-    for layer in art.weight_layers():
-        if layer["block"] == 1:
-            continue
+    circ = [layer for layer in art.weight_layers() if layer["block"] > 1]
+    masks = [art.tensors.get(layer.get("block_mask", "")) for layer in circ]
+    lkeep = [(layer_keep or {}).get(layer["name"], keep) for layer in circ]
+    if orders:
+        prefix = [
+            prefix_lengths(_stored(layer, m), lk) for layer, m, lk in zip(circ, masks, lkeep, strict=True)
+        ]
+        order_list = [np.asarray(orders[layer["name"]], dtype=np.int32) for layer in circ]
+    else:
+        lwidth = [(layer_width or {}).get(layer["name"], [1.0] * len(keep)) for layer in circ]
+        feeds = artifact_feeds(art) if layer_width else [None] * len(circ)
+        weights = [art.tensors[layer["weight"]] for layer in circ]
+        order_list, prefix = nested_orders(weights, masks, feeds, lkeep, lwidth)
+    for layer, order, counts in zip(circ, order_list, prefix, strict=True):
         p, q = block_grid(layer)
-        mask = art.tensors.get(layer.get("block_mask", ""))
-        stored = int((mask != 0).sum()) if mask is not None else p * q
-        if orders and layer["name"] in orders:
-            order = np.asarray(orders[layer["name"]], dtype=np.int32)
-        else:
-            order = importance_order(art.tensors[layer["weight"]], mask)
         name = f"{layer['name']}.block_order"
-        art.tensors[name] = order
+        art.tensors[name] = np.asarray(order, dtype=np.int32)
         layer["block_order"] = name
-        lk = (layer_keep or {}).get(layer["name"], keep)
-        for m, n in zip(modes, prefix_lengths(stored, lk), strict=True):
+        for m, n in zip(modes, counts, strict=True):
             if n < p * q:
-                m["layers"][layer["name"]] = {"blocks": n}
+                m["layers"][layer["name"]] = {"blocks": int(n)}
     art.modes = modes
     validate_modes(art)
+
+
+def _stored(layer: dict[str, Any], mask: np.ndarray | None) -> int:
+    p, q = block_grid(layer)
+    return int((mask != 0).sum()) if mask is not None else p * q
 
 
 def store_summary(art) -> dict[str, Any]:
