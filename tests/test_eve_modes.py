@@ -217,18 +217,19 @@ def test_feed_matrix_hand_derived():
     assert f"{feed_matrix(10, 4, 10, 8).astype(int).tolist()}" == "[[1, 0], [1, 0], [0, 1]]"
 
 
-def test_nested_orders_narrow_modes_read_only_rows_computed():
-    from batteryless.eve.modes import nested_orders
+def test_row_order_and_nested_orders_narrow_modes_read_only_rows_computed():
+    from batteryless.eve.modes import nested_orders, row_order
 
     # two 2×2-block layers linked row i → column i; block norms chosen by hand
     w0 = np.array([[3.0, 2.0], [1.0, 0.5]])[:, :, None]  # row 0 is the heavier
     w1 = np.array([[0.1, 4.0], [0.2, 0.3]])[:, :, None]  # ... but layer 1 reads row 1 through column 1 most
     feeds = [None, np.eye(2, dtype=bool)]
-    orders, counts = nested_orders([w0, w1], [None, None], feeds, [[1, 1]] * 2, [[1, 0.5], [1, 1]])
     # row scores of layer 0 (squared norms): own share (13/14.25, 1.25/14.25) + the share of layer 1's
-    # column it feeds (0.05/16.14, 16.09/16.14): row 1 wins (1.085 vs 0.915), so the narrow mode computes
-    # row 1 only
-    assert counts == [[4, 2], [4, 2]]
-    assert orders[0].tolist()[:2] == [2, 3]  # blocks (1, 0), (1, 1): row 1, largest first
-    assert orders[1].tolist()[:2] == [1, 3]  # layer 1 reads column 1 only: blocks (0, 1), (1, 1)
-    assert sorted(orders[0].tolist()) == [0, 1, 2, 3]
+    # column it feeds (0.05/16.14, 16.09/16.14): row 1 wins (1.085 vs 0.915)
+    assert [r.tolist() for r in row_order([w0, w1], [None, None], feeds)] == [[1, 0], [0, 1]]
+    # a narrow mode (width 0.5) computes the first row of layer 0 and layer 1 reads only the column it feeds
+    orders, counts, rows = nested_orders([w0, w1], [None, None], feeds, [[1, 1]] * 2, [[1, 0.5], [1, 1]])
+    assert counts == [[4, 2], [4, 2]] and rows == [[2, 1], [2, 2]]  # the last layer keeps its rows
+    assert orders[0].tolist() == [0, 1, 2, 3]  # row 0's blocks, largest first, then row 1's
+    assert orders[1].tolist()[:2] == [2, 0]  # layer 1 reads column 0 only: blocks (1, 0), (0, 0)
+    assert sorted(orders[1].tolist()) == [0, 1, 2, 3]

@@ -11,7 +11,14 @@ from batteryless import spec
 from batteryless.artifact import load_artifact
 from batteryless.cli import main
 from batteryless.errors import UsageError
-from batteryless.eve.modes import active_blocks, artifact_feeds, mode_stats, set_modes, store_summary
+from batteryless.eve.modes import (
+    active_blocks,
+    artifact_feeds,
+    mode_layer,
+    mode_stats,
+    set_modes,
+    store_summary,
+)
 from batteryless.eve.train import EveConfig, attach_modes, check_modes, module_feeds, train_modes
 from batteryless.rad.compress import CompressConfig, compress
 from batteryless.rad.quantize import to_artifact
@@ -50,6 +57,7 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width):
         keep,
         orders={lay["name"]: o for lay, o in zip(circ, ms.orders, strict=True)},
         layer_keep={lay["name"]: lk for lay, lk in zip(circ, ms.layer_keep, strict=True)},
+        layer_rows={lay["name"]: r for lay, r in zip(circ, ms.layer_rows, strict=True)},
     )
     for mi in range(len(keep)):
         for lay, mask in zip(circ, ms.masks[mi], strict=True):
@@ -129,6 +137,12 @@ def test_compress_modes_writes_nested_modes_over_one_store(eve_artifact, digits)
         a1, a2, a3 = (active_blocks(art, lay, mi) for lay in (fc1, fc2, fc3))
         # width: a mode computes ceil(width·p) output block rows of a layer feeding another circulant layer
         assert a1.any(axis=1).sum() == rows1 and a2.any(axis=1).sum() == rows2
+        # ... the first ones (training sorted the rows), named as the mode's width (rows after it are 0) ...
+        assert [mode_layer(art, mi, n).get("out_blocks", p) for n, p in (("fc1", 8), ("fc2", 4))] == [
+            rows1,
+            rows2,
+        ]
+        assert a1[rows1:].sum() == 0 and a2[rows2:].sum() == 0
         # ... and the next layer reads only the rows computed, so it skips those input blocks
         assert not (a2.any(axis=0) & ~a1.any(axis=1)).any()
         assert not (a3.any(axis=0) & ~a2.any(axis=1)).any()

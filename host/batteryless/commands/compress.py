@@ -277,7 +277,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="EVE: fraction of output block rows per mode in circulant layers that feed another circulant "
         "layer, largest first, e.g. 1,0.5,0.25 (default: 1 down to 0.25; 1,1,1: blocks only)",
     )
-    p.add_argument("--mode-epochs", type=int, default=20, help="EVE: sandwich-rule epochs (default 20)")
+    p.add_argument("--mode-epochs", type=int, default=40, help="EVE: sandwich-rule epochs (default 40)")
     p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")
     p.set_defaults(func=cmd_compress)
 

@@ -302,36 +302,51 @@ def artifact_feeds(art) -> list[np.ndarray | None]:
     return out
 
 
+def _energies(weights: list[np.ndarray], masks: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Squared norm of every stored block, [p, q] per layer (pruned blocks 0)."""
+    out = []
+    for w, m in zip(weights, masks, strict=True):
+        e = (np.asarray(w, np.float64).reshape(*w.shape[:2], -1) ** 2).sum(axis=2)
+        out.append(e if m is None else np.where(np.asarray(m) != 0, e, 0.0))
+    return out
+
+
+def row_order(
+    weights: list[np.ndarray], masks: list[np.ndarray | None], feeds: list[np.ndarray | None]
+) -> list[np.ndarray]:
+    """Per circulant layer, its output block rows most important first: a row's share of the layer's weight
+    energy plus the share of the next circulant layer's energy in the columns it feeds (``feeds[l+1]``).
+    Training sorts the rows into this order (``eve.train``), so that a narrow mode is a prefix of rows."""
+    energies = _energies(weights, masks)
+    out = []
+    for li, e in enumerate(energies):
+        score = e.sum(axis=1) / max(e.sum(), 1e-30)
+        nxt = feeds[li + 1] if li + 1 < len(energies) else None
+        if nxt is not None:
+            col = energies[li + 1].sum(axis=0) / max(energies[li + 1].sum(), 1e-30)
+            score = score + (nxt.astype(np.float64) * col[None, :]).sum(axis=1)
+        out.append(np.lexsort((np.arange(len(score)), -score)))
+    return out
+
+
 def nested_orders(
     weights: list[np.ndarray],
     masks: list[np.ndarray | None],
     feeds: list[np.ndarray | None],
     keep: list[list[float]],
     width: list[list[float]],
-) -> tuple[list[np.ndarray], list[list[int]]]:
-    """Block orders and per-mode prefix lengths of a chain of circulant layers, with width.
+) -> tuple[list[np.ndarray], list[list[int]], list[list[int]]]:
+    """Block orders, per-mode prefix lengths and per-mode output block rows of a chain of circulant layers.
 
     ``keep[l][i]``: fraction of layer l's stored blocks mode i may use; ``width[l][i]``: fraction of its
-    output block rows mode i computes (only where the next circulant layer is fed by them, ``feeds[l+1]``;
-    elsewhere a row nobody skips reading must be computed). Rows are ranked once per layer (their weight
-    energy plus the energy of the next layer's columns they feed); mode i's candidate blocks are its live
-    rows × the columns fed by the previous layer's live rows, so a narrow mode also skips the next layer's
-    input transforms and blocks. Orders are built smallest mode first (each mode's best candidates by weight
-    norm, added to the smaller mode's), so every mode is still a prefix of one order: nested, stored once."""
+    output block rows mode i computes, the first ones (``out_blocks``; only where the next circulant layer
+    is fed by them, ``feeds[l+1]``: elsewhere a row nobody skips reading must be computed). Mode i's
+    candidate blocks are its rows × the columns fed by the previous layer's rows in mode i, so a narrow
+    mode also skips the next layer's input transforms and blocks. Orders are built smallest mode first
+    (each mode's best candidates by weight norm, added to the smaller mode's), so every mode is still a
+    prefix of one order: nested, stored once."""
     n_layers = len(weights)
-    energies = [np.asarray(w, np.float64).reshape(*w.shape[:2], -1) for w in weights]
-    energies = [(e**2).sum(axis=2) for e in energies]
-    for li in range(n_layers):
-        if masks[li] is not None:
-            energies[li] = np.where(np.asarray(masks[li]) != 0, energies[li], 0.0)
-    rows_rank = []
-    for li, e in enumerate(energies):
-        score = e.sum(axis=1) / max(e.sum(), 1e-30)
-        nxt = feeds[li + 1] if li + 1 < n_layers else None
-        if nxt is not None:
-            col = energies[li + 1].sum(axis=0) / max(energies[li + 1].sum(), 1e-30)
-            score = score + (nxt.astype(np.float64) * col[None, :]).sum(axis=1)
-        rows_rank.append(np.lexsort((np.arange(len(score)), -score)))
+    energies = _energies(weights, masks)
     k = len(keep[0])
     live_rows: list[list[np.ndarray]] = []  # [layer][mode] → bool [p]
     for li, e in enumerate(energies):
@@ -341,7 +356,7 @@ def nested_orders(
         for i in range(k):
             w = width[li][i] if narrow else 1.0
             r = np.zeros(p, dtype=bool)
-            r[rows_rank[li][: max(1, math.ceil(w * p - 1e-9))]] = True
+            r[: max(1, math.ceil(w * p - 1e-9))] = True
             per_mode.append(r)
         live_rows.append(per_mode)
     orders, counts = [], []
@@ -372,7 +387,8 @@ def nested_orders(
         rest = [int(j) for j in np.lexsort((np.arange(p * q), -ranked))]
         orders.append(np.asarray(chosen + [j for j in rest if j not in taken], dtype=np.int32))
         counts.append(n_mode)
-    return orders, counts
+    rows = [[int(r.sum()) for r in per_mode] for per_mode in live_rows]
+    return orders, counts, rows
 
 
 def default_keep(modes: int, smallest: float = 0.25) -> list[float]:
@@ -394,15 +410,17 @@ def set_modes(
     orders: dict[str, np.ndarray] | None = None,
     layer_keep: dict[str, list[float]] | None = None,
     layer_width: dict[str, list[float]] | None = None,
+    layer_rows: dict[str, list[int]] | None = None,
 ) -> None:
     """Give ``art`` len(keep) nested modes: mode i keeps ``keep[i]`` of each circulant layer's blocks.
 
     ``keep`` is non-increasing in (0, 1] (keep[0] is usually 1: the full model). Blocks are taken in
-    ``orders[layer]`` if given (the order joint training produced), else ordered here by
-    :func:`nested_orders` (weight norm; with ``layer_width[layer]``, the per-mode fraction of output block
-    rows, a narrow mode's blocks come from its live rows and the columns the previous layer's live rows
-    feed). At least one block per layer stays. ``layer_keep[layer]`` overrides ``keep`` for one layer (the
-    search sets it per layer). Validates the result."""
+    ``orders[layer]`` if given (the order joint training produced, with ``layer_rows[layer]``, its output
+    block rows per mode), else ordered here by :func:`nested_orders` (weight norm; with
+    ``layer_width[layer]``, the per-mode fraction of output block rows, a narrow mode computes the first
+    rows and reads only the columns the previous layer's rows feed). At least one block per layer stays.
+    ``layer_keep[layer]`` overrides ``keep`` for one layer (the search sets it per layer). Validates the
+    result."""
     if not 1 <= len(keep) <= MAX_MODES:
         raise ArtifactError(f"a model has 1 … {MAX_MODES} modes, not {len(keep)}")
     if any(not 0 < f <= 1 for f in keep) or any(b > a for a, b in zip(keep, keep[1:], strict=False)):
@@ -419,19 +437,23 @@ def set_modes(
             prefix_lengths(_stored(layer, m), lk) for layer, m, lk in zip(circ, masks, lkeep, strict=True)
         ]
         order_list = [np.asarray(orders[layer["name"]], dtype=np.int32) for layer in circ]
+        rows = [(layer_rows or {}).get(layer["name"], [block_grid(layer)[0]] * len(keep)) for layer in circ]
     else:
         lwidth = [(layer_width or {}).get(layer["name"], [1.0] * len(keep)) for layer in circ]
         feeds = artifact_feeds(art) if layer_width else [None] * len(circ)
         weights = [art.tensors[layer["weight"]] for layer in circ]
-        order_list, prefix = nested_orders(weights, masks, feeds, lkeep, lwidth)
-    for layer, order, counts in zip(circ, order_list, prefix, strict=True):
+        order_list, prefix, rows = nested_orders(weights, masks, feeds, lkeep, lwidth)
+    for layer, order, counts, n_rows in zip(circ, order_list, prefix, rows, strict=True):
         p, q = block_grid(layer)
         name = f"{layer['name']}.block_order"
         art.tensors[name] = np.asarray(order, dtype=np.int32)
         layer["block_order"] = name
-        for m, n in zip(modes, counts, strict=True):
-            if n < p * q:
-                m["layers"][layer["name"]] = {"blocks": int(n)}
+        for m, n, r in zip(modes, counts, n_rows, strict=True):
+            sel = {"blocks": int(n)} if n < p * q else {}
+            if r < p:
+                sel["out_blocks"] = int(r)
+            if sel:
+                m["layers"][layer["name"]] = sel
     art.modes = modes
     validate_modes(art)
 

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from batteryless.errors import UsageError
-from batteryless.eve.modes import MAX_MODES, default_keep, feed_matrix, nested_orders
+from batteryless.eve.modes import MAX_MODES, default_keep, feed_matrix, nested_orders, row_order
 from batteryless.progress import ProgressFn, report
 from batteryless.rad.circulant import BlockCirculantConv, BlockCirculantLinear
 
@@ -37,7 +37,7 @@ from batteryless.rad.circulant import BlockCirculantConv, BlockCirculantLinear
 class EveConfig:
     keep: list[float] | None = None  # block fraction per mode, largest first; None: default_keep(K, smallest)
     smallest: float = 0.25
-    epochs: int = 20  # sandwich epochs
+    epochs: int = 40  # sandwich epochs (digits MLP width ladder: smallest mode 85.2 % after 20, 87.7 % after 40)
     lr: float = 1e-3
     batch_size: int = 64
     temperature: float = 1.0  # in-place distillation softmax temperature
@@ -72,6 +72,7 @@ class ModeSet:
     keep: list[float]
     masks: list[list[torch.Tensor]] = field(default_factory=list)  # [mode][layer] → [p, q]
     layer_keep: list[list[float]] = field(default_factory=list)  # [layer] → keep per mode
+    layer_rows: list[list[int]] = field(default_factory=list)  # [layer] → output block rows per mode
 
     def set(self, mode: int) -> None:
         for layer, m in zip(self.layers, self.masks[mode], strict=True):
@@ -130,6 +131,63 @@ def module_feeds(model: nn.Sequential, example: torch.Tensor | None) -> list[np.
     return out
 
 
+def _weights(layers: list[nn.Module]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    weights, prunes = [], []
+    for layer in layers:
+        with torch.no_grad():
+            weights.append(layer.weight.detach().numpy())  # through the parametrizations (pruning, quant)
+        prune = getattr(layer, "block_mask", None)
+        prunes.append(None if prune is None else prune.numpy())
+    return weights, prunes
+
+
+def _column_groups(feed: np.ndarray) -> list[np.ndarray] | None:
+    """Per row of a feed matrix, the columns it feeds, if every column is fed by exactly one row and every
+    row feeds a run of the same length (then moving rows moves whole block columns); else None."""
+    if not (feed.sum(axis=0) == 1).all():
+        return None
+    groups = [np.flatnonzero(r) for r in feed]
+    if len({len(g) for g in groups}) != 1 or any(len(g) and g[-1] - g[0] + 1 != len(g) for g in groups):
+        return None
+    return groups
+
+
+@torch.no_grad()
+def sort_rows(layers: list[nn.Module], feeds: list[np.ndarray | None]) -> None:
+    """Reorder the output block rows of every circulant layer feeding another one into importance order
+    (``eve.modes.row_order``), and the next layer's input block columns with them: the network computes
+    the same function, and a narrow mode is then a prefix of rows (``out_blocks``), like Once-for-All's
+    channel sort. Skipped for a layer whose rows cannot move as whole blocks (a partial last block row,
+    columns shared between rows) or that is pruned (its masks would have to move too)."""
+    weights, prunes = _weights(layers)
+    ranks = row_order(weights, prunes, feeds)
+    for li in range(len(layers) - 1):
+        layer, nxt, feed = layers[li], layers[li + 1], feeds[li + 1]
+        groups = None if feed is None else _column_groups(feed)
+        if (
+            groups is None
+            or layer.out_dim % layer.block
+            or prunes[li] is not None
+            or prunes[li + 1] is not None
+        ):
+            continue
+        perm = torch.as_tensor(ranks[li].astype(np.int64))
+        cols = torch.as_tensor(np.concatenate([groups[r] for r in ranks[li]]).astype(np.int64))
+        w = _raw_weight(layer)
+        w.copy_(w[perm])
+        if layer.bias is not None:
+            layer.bias.copy_(layer.bias.reshape(-1, layer.block)[perm].reshape(-1))
+        wn = _raw_weight(nxt)
+        wn.copy_(wn[:, cols])
+
+
+def _raw_weight(layer: nn.Module) -> torch.Tensor:
+    """The trained tensor under any parametrizations (fake quant is per tensor: permutation-invariant)."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return layer.parametrizations["weight"].original
+    return layer.weight
+
+
 def attach_modes(
     model: nn.Sequential,
     keep: list[float],
@@ -147,17 +205,15 @@ def attach_modes(
     if not layers:
         raise UsageError("--modes needs at least one block-circulant layer (every layer stayed dense)")
     ms = ModeSet(layers=layers, orders=[], keep=keep, masks=[[] for _ in keep])
-    weights, prunes = [], []
-    for layer in layers:
-        with torch.no_grad():
-            weights.append(layer.weight.detach().numpy())  # through the parametrizations (pruning, quant)
-        prune = getattr(layer, "block_mask", None)
-        prunes.append(None if prune is None else prune.numpy())
     last = len(layers) - 1
     lkeep = [[1.0] * len(keep) if full_last and li == last else list(keep) for li in range(len(layers))]
     lwidth = [list(width) if width else [1.0] * len(keep) for _ in layers]
     feeds = module_feeds(model, example) if width else [None] * len(layers)
-    orders, counts = nested_orders(weights, prunes, feeds, lkeep, lwidth)
+    if width:
+        sort_rows(layers, feeds)
+    weights, prunes = _weights(layers)
+    orders, counts, rows = nested_orders(weights, prunes, feeds, lkeep, lwidth)
+    ms.layer_rows = rows
     for layer, w, prune, order, n_mode in zip(layers, weights, prunes, orders, counts, strict=True):
         p, q = w.shape[:2]
         stored = int((prune != 0).sum()) if prune is not None else p * q

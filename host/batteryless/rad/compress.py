@@ -268,6 +268,7 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
             mode_set.keep,
             orders=dict(zip(circ_names, mode_set.orders, strict=True)),
             layer_keep=dict(zip(circ_names, mode_set.layer_keep, strict=True)),  # what training used
+            layer_rows=dict(zip(circ_names, mode_set.layer_rows, strict=True)),
         )
     report(progress, "integer reference", 0, 1)
     ref_acc = float((predict(art, ds.x_test) == ds.y_test).mean())
