@@ -37,7 +37,7 @@ from batteryless.rad.circulant import BlockCirculantConv, BlockCirculantLinear
 class EveConfig:
     keep: list[float] | None = None  # block fraction per mode, largest first; None: default_keep(K, smallest)
     smallest: float = 0.25
-    epochs: int = 40  # sandwich epochs (digits MLP width ladder: smallest mode 85.2 % after 20, 87.7 % after 40)
+    epochs: int = 40  # sandwich epochs (digits MLP, width ladder: smallest mode 85.2 % at 20, 87.7 % at 40)
     lr: float = 1e-3
     batch_size: int = 64
     temperature: float = 1.0  # in-place distillation softmax temperature
