@@ -39,7 +39,7 @@ def test_returned_candidates_meet_every_constraint(artifacts, tmp_path, cap_uf):
     assert rep["trials"] == 3
     usable = 0.5 * cap_uf * 1e-6 * (board.energy_buffer.v_on**2 - board.energy_buffer.v_off**2)
     for i, p in enumerate(rep["pareto"]):
-        cand = candidate(art, p["keep"])
+        cand = candidate(art, p["keep"], width=p["width"])
         path = save_artifact(cand, tmp_path / f"c{i}.bl")
         try:
             res = codegen(path, board, tmp_path / f"g{i}", buffers_in="nvm")  # fits NVM and RAM
@@ -47,6 +47,8 @@ def test_returned_candidates_meet_every_constraint(artifacts, tmp_path, cap_uf):
             pytest.fail(f"returned candidate does not fit: {err}")
         assert _largest_step_j(res.schedule, board) <= usable
         assert all(len(v) == 3 for v in p["keep"].values())
+        assert set(p["width"]) == {"fc1", "fc2"}  # fc3 (the classes) is never narrowed
+        assert all(len(v) == 3 for v in p["width"].values())
     if cap_uf == 100.0:
         # the MLP's largest task fits a 100 uF period whatever the ladder (it depends on shapes, not training)
         assert rep["pareto"] and rep["infeasible"] == 0
@@ -85,11 +87,51 @@ def test_search_resumes_from_its_storage_and_the_cli_writes_the_best(artifacts, 
         assert len(load_artifact(out).modes) == 3
 
 
-def test_bad_settings_are_refused(artifacts):
+def test_block_size_search_recompresses_and_returns_only_feasible_candidates(artifacts, tmp_path):
+    from batteryless.artifact import load_artifact
+    from batteryless.eve.search import Retrain
+
+    art = load_artifact(artifacts["mlp"])
+    board = load_board("msp430fr5994")
+    out = tmp_path / "best.bl"
+    rep = search(
+        art,
+        board,
+        modes=2,
+        trials=2,
+        traces=["kinetic-walk"],
+        block_sizes={"fc1": [4, 8]},
+        retrain=Retrain(admm_rounds=1, retrain_epochs=1, mode_epochs=1),
+        out=out,
+    )
+    assert rep["trials"] == 2
+    assert rep["pareto"]  # the MLP fits the board at 100 uF whatever its blocks (its tasks are small)
+    for p in rep["pareto"]:
+        assert p["blocks"]["fc1"] in (4, 8) and len(p["mode_keep"]) == len(p["mode_width"]) == 2
+    best = load_artifact(out)
+    assert {lay["name"]: lay["block"] for lay in best.weight_layers()}["fc1"] == rep["pareto"][0]["blocks"][
+        "fc1"
+    ]
+    assert len(best.modes) == 2
+    # the constraint, recomputed from the written candidate's own schedule
+    res = codegen(out, board, tmp_path / "g", buffers_in="nvm")
+    buf = board.energy_buffer
+    assert _largest_step_j(res.schedule, board) <= 0.5 * buf.capacitance_f * (buf.v_on**2 - buf.v_off**2)
+
+
+def test_bad_settings_are_refused(artifacts, capsys):
+    from batteryless.errors import CompressionError
+
     with pytest.raises(UsageError, match="--modes"):
         search(artifacts["mlp"], modes=9, trials=1)
     with pytest.raises(UsageError, match="--trials"):
         search(artifacts["mlp"], trials=0)
+    with pytest.raises(UsageError, match="no weight layer named fc9"):
+        search(artifacts["mlp"], trials=1, block_sizes={"fc9": [8]})
+    with pytest.raises(CompressionError, match="not a power of two"):
+        search(artifacts["mlp"], trials=1, block_sizes={"fc1": [6]})
+    assert main(["search", str(artifacts["mlp"]), "--block-sizes", "fc1=8,x"]) != 0
+    assert "--block-sizes expects" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -113,5 +155,5 @@ def test_search_runs_its_trials_on_a_local_ray_instance(artifacts):
     assert rep["pareto"]  # the MLP fits the board whatever the ladder
     for p in rep["pareto"]:
         assert p["constraints"][0] <= 0 and p["constraints"][1] <= 0
-        assert all(len(v) == 2 for v in p["keep"].values())
+        assert all(len(v) == 2 for v in [*p["keep"].values(), *p["width"].values()])
         assert p["energy_j"][0] > 0 and usable > 0

@@ -5,7 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 
+from batteryless.errors import UsageError
 from batteryless.progress import console_progress
+
+
+def _block_sizes(items: list[str] | None) -> dict[str, list[int]] | None:
+    """['fc1=8,16', 'fc2=4,8'] → {'fc1': [8, 16], 'fc2': [4, 8]}."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, _, sizes = item.partition("=")
+        try:
+            out[name.strip()] = [int(v) for v in sizes.split(",")]
+        except ValueError:
+            raise UsageError(f"--block-sizes expects LAYER=K1,K2 (e.g. fc1=8,16), got {item!r}") from None
+        if not name.strip():
+            raise UsageError(f"--block-sizes expects LAYER=K1,K2 (e.g. fc1=8,16), got {item!r}")
+    return out
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -26,6 +43,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=progress,
             ray=args.ray,
+            block_sizes=_block_sizes(args.block_sizes),
         )
     if args.json:
         print(json.dumps(rep, indent=1, sort_keys=True))
@@ -50,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "search",
         help="EVE: search nested mode ladders of an artifact under NVM/RAM/power-on-period constraints",
         description="Optuna multi-objective search (correct inferences per hour on traces vs energy per "
-        "inference) over per-layer, per-mode block fractions of the artifact's one weight store. "
+        "inference) over per-layer, per-mode block and width fractions of the artifact's one weight store "
+        "(and per-layer block sizes with --block-sizes). "
         "Candidates that violate a constraint are never returned. Resumable with --storage.",
     )
     p.add_argument("artifact", help="trained .bl artifact (its weights are the store)")
@@ -69,6 +88,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="run the trials on a Ray cluster (ray tune + Optuna searcher): an address, 'auto' for a running "
         "cluster, or 'local' to start one here; needs ray[tune]; --storage does not apply",
+    )
+    p.add_argument(
+        "--block-sizes",
+        action="append",
+        metavar="LAYER=K1,K2",
+        help="also search this layer's block size among these (repeat per layer); each trial then "
+        "recompresses the artifact's float model (ADMM, QAT, mode training: a compression per trial)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_search)

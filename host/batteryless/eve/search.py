@@ -1,8 +1,12 @@
 """``search``: find nested mode ladders for a trained artifact under the board's constraints (Optuna).
 
 Each trial picks, per circulant layer and per mode, the fraction of the layer's stored blocks the mode keeps
-(nested by construction: mode i keeps ``r_i`` of mode i−1's fraction), builds the modes over the artifact's
-one weight store (``eve.modes.set_modes``, importance order), and scores the candidate:
+and, for a layer feeding another circulant layer, the fraction of its output block rows the mode computes
+(width; nested by construction: mode i keeps ``r_i`` of mode i−1's fraction), builds the modes over the
+artifact's one weight store (``eve.modes.set_modes``: importance order, the first rows), and scores the
+candidate. With ``block_sizes`` a trial also picks a block size per listed layer and recompresses the
+artifact's float model with it (ADMM, QAT and sandwich training with the trial's keep/width ladder: slower,
+a compression per trial, ``Retrain``). Scoring:
 
 - constraints (each ≤ 0 when met): codegen's memory plan fits the board's NVM and RAM (codegen refuses
   otherwise); the largest atomic step of every mode (task + its FLEX commit + a boot) fits the energy one
@@ -14,8 +18,8 @@ one weight store (``eve.modes.set_modes``, importance order), and scores the can
 Optuna's NSGA-II with per-trial constraints; a study in ``storage`` (e.g. ``sqlite:///search.db``) resumes:
 a rerun only adds the trials still missing. Candidates violating a constraint are never returned.
 
-Not searched: per-layer block sizes (they need retraining: RAD's ADMM), width, and modes are not retrained
-per trial (the artifact's own weights serve every candidate). With ``ray`` the trials run through ray tune
+Without ``block_sizes`` the modes are not retrained per trial (the artifact's own weights serve every
+candidate). With ``ray`` the trials run through ray tune
 with Optuna's searcher (``OptunaSearch``, multi-objective); infeasible results are filtered out afterwards
 (the searcher itself does not see the constraints) and ``storage`` does not apply.
 """
@@ -26,15 +30,17 @@ import copy
 import math
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from batteryless.artifact import Artifact, load_artifact, save_artifact
-from batteryless.errors import CodegenError, UsageError
-from batteryless.eve.modes import mode_stats, set_modes
+from batteryless.errors import CodegenError, CompressionError, UsageError
+from batteryless.eve.modes import artifact_feeds, mode_stats, set_modes
 from batteryless.progress import ProgressFn, report
+from batteryless.rad.circulant import check_block_size
 
 
 def _need_optuna():
@@ -46,12 +52,19 @@ def _need_optuna():
     return optuna
 
 
-def candidate(art: Artifact, keep: dict[str, list[float]], margins: list[float] | None = None) -> Artifact:
-    """A copy of ``art`` with modes from per-layer keep fractions (largest mode first) and, if given, the
-    selector's energy margin per mode (kept in the modes; codegen turns them into eve_table.c)."""
+def candidate(
+    art: Artifact,
+    keep: dict[str, list[float]],
+    margins: list[float] | None = None,
+    width: dict[str, list[float]] | None = None,
+) -> Artifact:
+    """A copy of ``art`` with modes from per-layer keep fractions (largest mode first), per-layer width
+    fractions (output block rows, the first ones: a trained artifact's rows are in importance order) and,
+    if given, the selector's energy margin per mode (kept in the modes; codegen turns them into
+    eve_table.c)."""
     a = copy.deepcopy(art)
     k = len(next(iter(keep.values())))
-    set_modes(a, [1.0] * k, layer_keep=keep)
+    set_modes(a, [1.0] * k, layer_keep=keep, layer_width=width or None)
     for m, margin in zip(a.modes, margins or [], strict=False):
         m["margin"] = margin
     return a
@@ -126,6 +139,14 @@ def evaluate_candidate(
     return out
 
 
+RESULT_KEYS = ("accuracy", "energy_j", "macs", "constraints")
+SETTING_KEYS = ("keep", "width", "margins", "blocks", "mode_keep", "mode_width")
+
+
+def _settings(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in SETTING_KEYS if k in row}
+
+
 def _keep(circ: list[dict], modes: int, draw) -> dict[str, list[float]]:
     """Per-layer nested keep fractions from the ratios ``draw(name)`` in [0.1, 1] (one per layer and mode)."""
     keep = {}
@@ -137,11 +158,111 @@ def _keep(circ: list[dict], modes: int, draw) -> dict[str, list[float]]:
     return keep
 
 
-def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period_s, circ, modes):
+def _width(narrow: list[str], modes: int, draw) -> dict[str, list[float]]:
+    """Per-layer nested width fractions (output block rows) from ratios ``draw(name)`` in [0.1, 1]."""
+    width = {}
+    for name in narrow:
+        fr = [1.0]
+        for i in range(1, modes):
+            fr.append(fr[-1] * draw(f"{name}.w{i}"))
+        width[name] = [round(f, 4) for f in fr]
+    return width
+
+
+def narrowable(art: Artifact) -> list[str]:
+    """Circulant layers whose output rows feed the next circulant layer (a mode may compute fewer)."""
+    circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
+    feeds = artifact_feeds(art)
+    return [lay["name"] for lay, nxt in zip(circ, feeds[1:], strict=False) if nxt is not None]
+
+
+@dataclass
+class Space:
+    """What a trial draws: without ``blocks``, per circulant layer and mode the keep and width ratios over
+    the artifact's one store; with ``blocks`` (layer → block sizes to try), a block size per layer and
+    global per-mode keep and width ratios, and the model is recompressed for the trial (``Retrain``)."""
+
+    circ: list[str]
+    narrow: list[str]
+    modes: int
+    blocks: dict[str, list[int]] = field(default_factory=dict)
+
+    def params(self) -> list[tuple[str, str, Any]]:
+        """(name, "float" | "choice", range or choices) of every parameter."""
+        out: list[tuple[str, str, Any]] = []
+        if self.blocks:
+            out += [(f"{n}.block", "choice", list(v)) for n, v in self.blocks.items()]
+            out += [(f"r{i}", "float", (0.1, 1.0)) for i in range(1, self.modes)]
+            out += [(f"w{i}", "float", (0.1, 1.0)) for i in range(1, self.modes)]
+        else:
+            out += [(f"{n}.r{i}", "float", (0.1, 1.0)) for n in self.circ for i in range(1, self.modes)]
+            out += [(f"{n}.w{i}", "float", (0.1, 1.0)) for n in self.narrow for i in range(1, self.modes)]
+        out += [(f"margin.m{i}", "float", (0.1, 1.5)) for i in range(self.modes - 1)]
+        return out
+
+    def draw(self, get) -> dict[str, Any]:
+        """One trial's settings from ``get(name)`` (Optuna's suggest_* or a Ray config)."""
+        if self.blocks:
+            chain = [1.0]
+            wchain = [1.0]
+            for i in range(1, self.modes):
+                chain.append(chain[-1] * get(f"r{i}"))
+                wchain.append(wchain[-1] * get(f"w{i}"))
+            return {
+                "blocks": {n: int(get(f"{n}.block")) for n in self.blocks},
+                "mode_keep": [round(f, 4) for f in chain],
+                "mode_width": [round(f, 4) for f in wchain],
+                "margins": _margins(self.modes, get),
+            }
+        return {
+            "keep": _keep([{"name": n} for n in self.circ], self.modes, get),
+            "width": _width(self.narrow, self.modes, get),
+            "margins": _margins(self.modes, get),
+        }
+
+
+@dataclass
+class Retrain:
+    """How a trial with its own block sizes recompresses the artifact's float model (``rad.compress``:
+    ADMM toward the new blocks, QAT, then the modes' sandwich training); short by default."""
+
+    admm_rounds: int = 4
+    retrain_epochs: int = 10
+    mode_epochs: int = 20
+    dense_epochs: int = 0  # the artifact's weights are the starting point
+
+
+def build_candidate(art: Artifact, settings: dict[str, Any], retrain: Retrain | None, seed: int) -> Artifact:
+    """The candidate artifact of one trial's settings (``Space.draw``)."""
+    if "blocks" not in settings:
+        return candidate(art, settings["keep"], settings["margins"], settings["width"])
+    from batteryless.eve.train import EveConfig
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress, heldout_split_seed
+
+    rt = retrain or Retrain()
+    cfg = CompressConfig(
+        layer_blocks=settings["blocks"],
+        weight_bits=art.weight_layers()[0]["weight_bits"],
+        dense_epochs=rt.dense_epochs,
+        train_dense=False,
+        admm=AdmmConfig(rounds=rt.admm_rounds, retrain_epochs=rt.retrain_epochs),
+        normalisation={"mean": art.normalisation["mean"], "std": art.normalisation["std"]},
+        split_seed=heldout_split_seed(art),
+        seed=seed,
+        modes=len(settings["mode_keep"]),
+        eve=EveConfig(keep=settings["mode_keep"], width=settings["mode_width"], epochs=rt.mode_epochs),
+    )
+    new, _ = compress(art.to_float_module(), art.dataset, config=cfg)
+    for m, margin in zip(new.modes, settings["margins"], strict=False):
+        m["margin"] = margin
+    return new
+
+
+def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period_s, space, retrain, seed):
     """One trial on a Ray worker: the same scoring as the local path; constraints travel with the result."""
-    keep = _keep(circ, modes, lambda name: config[name])
-    margins = _margins(modes, lambda name: config[name])
-    cand = candidate(art, keep, margins)
+    settings = space.draw(lambda name: config[name])
+    cand = build_candidate(art, settings, retrain, seed)
     with tempfile.TemporaryDirectory() as tmp:
         res = evaluate_candidate(cand, board, x_test, y_test, traces, capacitance_f, period_s, Path(tmp))
     ok = res["fits_memory"]
@@ -149,14 +270,13 @@ def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period
         "correct_per_hour": res["correct_per_hour"] if ok else 0.0,
         "energy_per_inference_j": res["energy_per_inference_j"] if ok else 1.0,
         "feasible": all(c <= 0 for c in res["constraints"]),
-        "keep": keep,
-        "margins": margins,
+        "settings": settings,
         "result": {k: v for k, v in res.items() if k != "memory_error"},
     }
 
 
 def _search_ray(
-    art, board, circ, modes, trials, ds, traces, capacitance_f, period_s, address, out, seed, progress, t0
+    art, board, space, retrain, trials, ds, traces, capacitance_f, period_s, address, out, seed, progress, t0
 ) -> dict[str, Any]:
     """ray tune + Optuna's searcher (multi-objective); infeasible results are filtered out afterwards."""
     try:
@@ -171,8 +291,10 @@ def _search_ray(
         ray.init(
             address=None if address == "local" else address, include_dashboard=False, log_to_driver=False
         )
-    space = {f"{lay['name']}.r{i}": tune.uniform(0.1, 1.0) for lay in circ for i in range(1, modes)}
-    space.update({f"margin.m{i}": tune.uniform(0.1, 1.5) for i in range(modes - 1)})
+    param_space = {
+        name: tune.uniform(*arg) if kind == "float" else tune.choice(arg)
+        for name, kind, arg in space.params()
+    }
     searcher = OptunaSearch(
         metric=["correct_per_hour", "energy_per_inference_j"], mode=["max", "min"], seed=seed
     )
@@ -185,14 +307,15 @@ def _search_ray(
         traces=list(traces),
         capacitance_f=capacitance_f,
         period_s=period_s,
-        circ=circ,
-        modes=modes,
+        space=space,
+        retrain=retrain,
+        seed=seed,
     )
     report(progress, "search trials on Ray", 0, trials)
     with tempfile.TemporaryDirectory(prefix="bl-ray-") as results:  # not ~/ray_results
         grid = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
-            param_space=space,
+            param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials),
             run_config=tune.RunConfig(storage_path=results, verbose=0),
         ).fit()
@@ -215,14 +338,13 @@ def _search_ray(
             "trial": r.get("trial_id"),
             "correct_per_hour": r["correct_per_hour"],
             "energy_per_inference_uj": 1e6 * r["energy_per_inference_j"],
-            "keep": r["keep"],
-            "margins": r["margins"],
-            **{k: r["result"][k] for k in ("accuracy", "energy_j", "macs", "constraints")},
+            **r["settings"],
+            **{k: r["result"][k] for k in RESULT_KEYS},
         }
         for r in sorted(pareto, key=lambda r: -r["correct_per_hour"])
     ]
     if out is not None and pareto:
-        save_artifact(candidate(art, pareto[0]["keep"], pareto[0]["margins"]), out)
+        save_artifact(build_candidate(art, _settings(pareto[0]), retrain, seed), out)
     return {
         "pareto": pareto,
         "trials": len(rows),
@@ -249,11 +371,17 @@ def search(
     seed: int = 0,
     progress: ProgressFn | None = None,
     ray: str | None = None,
+    block_sizes: dict[str, list[int]] | None = None,
+    retrain: Retrain | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the search; return the feasible Pareto set and write the best candidate to ``out``.
 
     ``ray``: run the trials on a Ray cluster instead (an address, ``auto`` for a running cluster, ``local``
-    to start one on this machine, or ``connected`` when ``ray.init`` was already called)."""
+    to start one on this machine, or ``connected`` when ``ray.init`` was already called).
+
+    ``block_sizes`` (layer → block sizes to try, e.g. ``{"fc1": [8, 16]}``): each trial also picks a block
+    size per listed layer and recompresses the artifact's float model with it (``Retrain``), its modes
+    trained with the trial's global keep and width ladder; slower (a compression per trial)."""
     optuna = _need_optuna()
     from batteryless.boards import load_board
     from batteryless.datasets import load_dataset
@@ -279,29 +407,52 @@ def search(
     done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
     t0 = time.perf_counter()
 
+    narrow = narrowable(art)
+    unknown = set(block_sizes or {}) - {lay["name"] for lay in art.weight_layers()}
+    if unknown:
+        names = ", ".join(lay["name"] for lay in art.weight_layers())
+        raise UsageError(
+            f"--block-sizes: no weight layer named {', '.join(sorted(unknown))} (layers: {names})"
+        )
+    for name, sizes in (block_sizes or {}).items():
+        if not sizes:
+            raise UsageError(f"--block-sizes: no block size given for {name}")
+        for k in sizes:
+            check_block_size(k, f" (--block-sizes {name})")
+    space = Space([lay["name"] for lay in circ], narrow, modes, dict(block_sizes or {}))
+
     if ray is not None:
         return _search_ray(
-            art, b, circ, modes, trials, ds, traces, capacitance_f, period_s, ray, out, seed, progress, t0
+            art, b, space, retrain, trials, ds, traces, capacitance_f, period_s, ray, out, seed, progress, t0
         )
 
     def objective(trial) -> tuple[float, float]:
-        keep = _keep(circ, modes, lambda name: trial.suggest_float(name, 0.1, 1.0))
-        margins = _margins(modes, lambda name: trial.suggest_float(name, 0.1, 1.5))
-        cand = candidate(art, keep, margins)
-        with tempfile.TemporaryDirectory() as tmp:
-            res = evaluate_candidate(
-                cand, b, ds.x_test, ds.y_test, list(traces), capacitance_f, period_s, Path(tmp)
-            )
+        def get(name):
+            kind, arg = kinds[name]
+            if kind == "choice":
+                return trial.suggest_categorical(name, arg)
+            return trial.suggest_float(name, *arg)
+
+        settings = space.draw(get)
+        try:
+            cand = build_candidate(art, settings, retrain, seed)
+        except CompressionError as err:  # e.g. a block size that does not divide the layer
+            res = {"fits_memory": False, "constraints": [1.0, 0.0], "memory_error": str(err)}
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                res = evaluate_candidate(
+                    cand, b, ds.x_test, ds.y_test, list(traces), capacitance_f, period_s, Path(tmp)
+                )
         trial.set_user_attr("constraints", res["constraints"])
         for key, value in zip(("memory", "power_on_period"), res["constraints"], strict=True):
             trial.set_constraint(key, value)  # NSGA-II ranks infeasible trials after feasible ones
-        trial.set_user_attr("keep", keep)
-        trial.set_user_attr("margins", margins)
+        trial.set_user_attr("settings", settings)
         trial.set_user_attr("result", {k: v for k, v in res.items() if k != "memory_error"})
         if not res["fits_memory"]:
             return 0.0, math.inf
         return res["correct_per_hour"], res["energy_per_inference_j"]
 
+    kinds = {name: (kind, arg) for name, kind, arg in space.params()}
     best = [-math.inf]
 
     def callback(study_, trial) -> None:
@@ -324,14 +475,13 @@ def search(
             "trial": t.number,
             "correct_per_hour": t.values[0],
             "energy_per_inference_uj": 1e6 * t.values[1],
-            "keep": t.user_attrs["keep"],
-            "margins": t.user_attrs.get("margins"),
-            **{k: t.user_attrs["result"][k] for k in ("accuracy", "energy_j", "macs", "constraints")},
+            **t.user_attrs["settings"],
+            **{k: t.user_attrs["result"][k] for k in RESULT_KEYS},
         }
         for t in sorted(feasible, key=lambda t: -t.values[0])
     ]
     if out is not None and pareto:
-        save_artifact(candidate(art, pareto[0]["keep"], pareto[0]["margins"]), out)
+        save_artifact(build_candidate(art, _settings(pareto[0]), retrain, seed), out)
     return {
         "pareto": pareto,
         "trials": len(study.trials),
