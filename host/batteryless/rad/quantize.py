@@ -131,6 +131,25 @@ def _op_of(m: nn.Module) -> str:
     raise CompressionError(f"layer {type(m).__name__} cannot be quantised (unsupported)")
 
 
+def _uncropped_block_outputs(m: BlockCirculantLinear | BlockCirculantConv, x_in: torch.Tensor) -> np.ndarray:
+    """The layer's outputs without bias for all p·k rows (or channels), rows beyond out_features included,
+    in float64 as [N, p, k, *spatial]: what the FFT path's inverse transform reconstructs block by block."""
+    p, k = m.weight.shape[0], m.block
+    with torch.no_grad():
+        w = m.weight.detach().double()  # through the parametrizations (fake quant, masks), as the artifact
+    if isinstance(m, BlockCirculantLinear):
+        full = BlockCirculantLinear(m.in_features, p * k, k, bias=False)
+    else:
+        full = BlockCirculantConv(
+            m.dims, m.in_channels, p * k, m.kernel_size, k, m.stride, m.padding, bias=False
+        )
+    full = full.double()
+    with torch.no_grad():
+        full.weight.copy_(w)
+        y = full(x_in.detach().double()).numpy()
+    return y.reshape(y.shape[0], p, k, *y.shape[2:])
+
+
 def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) -> dict:
     w = m.weight.detach().double().numpy()  # parametrized modules give the fake-quantised weight here
     circulant = isinstance(m, BlockCirculantLinear | BlockCirculantConv)
@@ -138,7 +157,6 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
     info: dict = {"block": k, "weight_bits": bits, "in_frac": in_frac}
     if isinstance(m, nn.Linear | BlockCirculantLinear):
         info.update(in_features=m.in_features, out_features=m.out_features)
-        rows = m.out_features
     else:
         dims = m.dims if circulant else (1 if isinstance(m, nn.Conv1d) else 2)
         if not circulant and (m.groups != 1 or any(d != 1 for d in m.dilation)):
@@ -152,7 +170,6 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
             stride=list(_tuple(m.stride, dims)),
             padding=list(_tuple(m.padding, dims)),
         )
-        rows = m.out_channels
     wf = weight_frac(w, bits)
     y_max = float(y_out.abs().max())
     out_frac = min(frac_for_max(y_max, margin=ACT_MARGIN), in_frac + wf)
@@ -181,14 +198,10 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
         w_deq = wq / 2.0**wf
         spec = np.fft.rfft(w_deq, axis=2)  # p, q, F, *kernel
         sf = frac_for_max(max(np.abs(spec.real).max(), np.abs(spec.imag).max()))
-        # spectrum of the output blocks (no bias): sets the requantised spectrum's format
-        yb = y_out.detach().double().numpy()
-        if bias is not None:
-            yb = yb - bias.reshape(1, -1, *([1] * (yb.ndim - 2)))
-        p = w.shape[0]
-        pad = [(0, 0), (0, p * k - rows)] + [(0, 0)] * (yb.ndim - 2)
-        yb = np.pad(yb, pad).reshape(yb.shape[0], p, k, *yb.shape[2:])
-        zspec = np.fft.rfft(yb, axis=2)
+        # spectrum of the output blocks (no bias): sets the requantised spectrum's format. It must be the
+        # spectrum of the *whole* last block row: when k does not divide the rows, the rows the model crops
+        # are still in the block the inverse FFT rebuilds, and their (nonzero) outputs are in its spectrum
+        zspec = np.fft.rfft(_uncropped_block_outputs(m, x_in), axis=2)
         z_max = max(np.abs(zspec.real).max(), np.abs(zspec.imag).max()) if zspec.size else 0.0
         zf = min(out_frac, frac_for_max(z_max, margin=ACT_MARGIN))
         log2k = int(math.log2(k))
