@@ -2,18 +2,24 @@
  *
  * LEA operands must sit in LEA RAM (DSPLIB_DATA). The kernel API passes ordinary buffers, so the lea
  * kernels stage their operands in a fixed LEA-RAM scratch area defined in fft_q15.c: one complex FFT buffer
- * (BL_LEA_FFT_MAX points, aligned as MSP_ALIGN_CMPLX_FFT_Q15 demands) and three vectors of BL_LEA_VEC_LEN
- * int16 plus a 2 x int32 result for the MACs. It is scratch only: every call fills it before reading it and
- * keeps nothing in it between calls, so each unit of work stays idempotent (docs/kernels.md).
+ * (BL_LEA_FFT_MAX points, aligned as MSP_ALIGN_CMPLX_FFT_Q15 demands), two operand areas of
+ * BL_LEA_AREA int16 (bl_lea_xt / bl_lea_st: the transposed spectra of the FFT path, or the input and weight
+ * vectors of a direct-path dot product) and a 2 x int32 result. It is scratch only: every call fills it
+ * before reading it and keeps nothing in it between calls, so each unit of work stays idempotent
+ * (docs/kernels.md).
  *
- * Exact MACs: DSPLib's msp_mac_q15 / msp_cmplx_mac_q15 return 2 * sum(a*b) in an int32 (IQ31), which
- * would lose the top bit of the spec's wrapping 32-bit accumulator. The kernels therefore split every
- * int16 weight w = 256 * hi + lo (hi = floor(w / 256) in [-128, 127], lo in [0, 255]) and feed at most
- * BL_LEA_VEC_LEN (real) or BL_LEA_VEC_LEN / 2 (complex) products per call, so that each call's doubled sum
- * stays below 2^30 in magnitude (|x| <= 2^15): exact, never saturated. The partial sums are combined as
- * sum = 256 * (R_hi / 2) + R_lo / 2 in a wrapping uint32 — the spec's wrap32. int8 weights need no split. */
+ * Exact MACs without splitting the weights: DSPLib's msp_mac_q15 / msp_cmplx_mac_q15 return 2 * sum(a*b)
+ * saturated to int32 (IQ31). A result that is neither INT32_MAX nor INT32_MIN is exactly twice the sum
+ * (|sum| < 2^30), and the spec's wrapping 32-bit accumulator simply adds it. A result at either bound may
+ * have saturated: that one MAC is recomputed on the CPU from the staged operands (wrapping, exact), so the
+ * outcome is the spec's whatever the data. ASSUMPTION (docs/msp430sim.md, "LEA"): LEA forms the sum wider
+ * than its 32-bit result and saturates once at the end, as DSPLib's C code and our emulator do; an LEA that
+ * saturated running partial sums could return an in-range wrong value after a transient overflow. With
+ * the formats the compressor chooses (accumulators below 2^30 on calibration data) no MAC saturates. */
 #ifndef BL_LEA_INTERNAL_H
 #define BL_LEA_INTERNAL_H
+
+#include <stddef.h>
 
 #include "../../dsplib/DSPLib.h"
 #include "../ref/bl_ref_internal.h"
@@ -23,12 +29,12 @@
 #define BL_LEA_FFT_MAX 64u /* largest block length transformed on LEA; 4 * 64 = 256 bytes of LEA RAM */
 #endif
 #define BL_LEA_FFT_MIN 16u /* smallest LEA FFT (TI's tables start at 16 points) */
-#define BL_LEA_VEC_LEN 64u /* int16 per MAC operand vector: 64 real or 32 complex products per call */
+#define BL_LEA_AREA 512u   /* int16 per operand area: 512 real or 256 complex values per MAC */
+#define BL_LEA_BINS_MAX 33u /* bins accumulated at once by the FFT path (k/2 + 1 for k <= 64) */
 
 extern int16_t bl_lea_fft_buf[2u * BL_LEA_FFT_MAX];
-extern int16_t bl_lea_vec_x[BL_LEA_VEC_LEN];
-extern int16_t bl_lea_vec_hi[BL_LEA_VEC_LEN];
-extern int16_t bl_lea_vec_lo[BL_LEA_VEC_LEN];
+extern int16_t bl_lea_xt[BL_LEA_AREA];
+extern int16_t bl_lea_st[BL_LEA_AREA];
 extern int32_t bl_lea_result[2];
 
 /* ceil(n / k) for block counts. A 32-bit division is a ~1,000-cycle helper call on the MSP430 (it was a
@@ -36,17 +42,15 @@ extern int32_t bl_lea_result[2];
 static inline uint32_t bl_lea_blocks(uint32_t n, uint16_t k) {
   uint32_t t = n + k - 1u;
   if ((k & (uint16_t)(k - 1u)) == 0u) {
+    if (t <= 0xFFFFu) { /* 16-bit shifts */
+      uint16_t u = (uint16_t)t;
+      for (; k > 1u; k = (uint16_t)(k >> 1)) u = (uint16_t)(u >> 1);
+      return u;
+    }
     for (; k > 1u; k = (uint16_t)(k >> 1)) t >>= 1;
     return t;
   }
   return t <= 0xFFFFu ? (uint32_t)((uint16_t)t / k) : t / k;
-}
-
-/* floor(w / 256) for w in the int16 range, without a variable shift or a signed right shift:
- * the biased value w + 32768 is in 0 .. 65535, so its high byte minus 128 is floor(w / 256). */
-static inline int16_t bl_lea_hi8(int32_t w) {
-  const uint16_t biased = (uint16_t)((uint16_t)w + 0x8000u); /* mod 2^16 whatever the width of int */
-  return (int16_t)((int16_t)(biased >> 8) - 128);
 }
 
 /* The spec's final rescale + bias, sat16(rshift_round(o, shift_out) + bias_out) (bl_ref_finish), with the
@@ -63,28 +67,33 @@ static inline int16_t bl_lea_finish(int16_t o, int16_t shift_out, int32_t bias_o
   return bl_ref_finish(o, shift_out, bias_out);
 }
 
-/* u >> n (0 <= n <= 31) with constant shifts only: a variable 32-bit shift is a helper looping per bit. */
-static inline uint32_t bl_lea_lsr32(uint32_t u, uint16_t n) {
-  if (n & 16u) u >>= 16;
-  if (n & 8u) u >>= 8;
-  if (n & 4u) u >>= 4;
-  if (n & 2u) u >>= 2;
-  if (n & 1u) u >>= 1;
-  return u;
+/* 2^n for n = 0 .. 31: a variable 32-bit shift is a helper looping per bit on the MSP430 (fft_q15.c). */
+extern const uint32_t bl_lea_pow2[32];
+
+/* floor(h / 2^n) for int16 h, 0 <= n <= 15, without a right shift of a negative value. */
+static inline int16_t bl_lea_asr16(int16_t h, uint16_t n) {
+  uint16_t u = (uint16_t)((uint16_t)h ^ 0x8000u); /* h + 32768: floor commutes with the bias */
+  for (; n != 0u; n--) u = (uint16_t)((u >> 1) + 0x4000u);
+  return (int16_t)(u ^ 0x8000u);
 }
 
-/* The spec's requantisation sat16(rshift_round(acc, s)) (bl_requant_s32) for 1 <= s <= 31 in 32-bit
- * unsigned arithmetic: with u = acc + 2^31 in [0, 2^32) and a = floor(u / 2^(s-1)),
- * floor((acc + 2^(s-1)) / 2^s) = floor((a + 1) / 2) - 2^(31-s), and floor((a + 1) / 2) = (a >> 1) + (a & 1)
- * cannot overflow. Other shifts take the general routine. */
+/* The spec's requantisation sat16(rshift_round(acc, s)) = sat16(floor((acc + 2^(s-1)) / 2^s)) for
+ * 1 <= s <= 31 (bl_requant_s32) in word operations: t = acc + 2^(s-1) (the rare acc that would overflow
+ * takes the general routine). s >= 16: floor(t / 2^16) is t's high word, then an arithmetic shift by s - 16
+ * (the result fits int16). s < 16: saturate when |t| reaches 2^(15+s); else t * 2^(16-s) fits int32 and
+ * its high word is floor(t / 2^s). Replaces a 32-bit shift loop of ~s steps per value. */
 static inline int16_t bl_lea_requant(int32_t acc, int16_t s) {
   if (s < 1 || s > 31) return bl_requant_s32(acc, s);
-  const uint32_t a = bl_lea_lsr32((uint32_t)acc ^ 0x80000000u, (uint16_t)(s - 1));
-  const uint32_t r = (a >> 1) + (a & 1u) - bl_lea_lsr32(0x80000000u, (uint16_t)s); /* mod 2^32 */
-  if (r & 0x80000000u) { /* negative: r = 2^32 - m with m = ~r + 1 */
-    return r >= 0xFFFF8000u ? (int16_t)(-(int32_t)(~r) - 1) : INT16_MIN;
-  }
-  return r <= 0x7FFFu ? (int16_t)r : INT16_MAX;
+  const int32_t half = (int32_t)bl_lea_pow2[s - 1];
+  if (acc > INT32_MAX - half) return bl_requant_s32(acc, s);
+  const int32_t t = acc + half;
+  if (s >= 16) return bl_lea_asr16((int16_t)(uint16_t)((uint32_t)t >> 16), (uint16_t)(s - 16));
+  const int32_t lim = (int32_t)bl_lea_pow2[15 + s];
+  if (t >= lim) return INT16_MAX;
+  if (t < -lim) return INT16_MIN;
+  uint32_t u = (uint32_t)t;
+  for (int16_t n = (int16_t)(16 - s); n > 0; n--) u += u;
+  return (int16_t)(uint16_t)(u >> 16);
 }
 
 /* 1 when a k-point transform runs on LEA (else the portable ref FFT runs on the CPU). */
@@ -98,52 +107,36 @@ static inline int16_t *bl_lea_fft_target(uint16_t k, int16_t *work) {
   return bl_lea_fft_on_lea(k) ? bl_lea_fft_buf : work;
 }
 
-/* Real dot product accumulator: push (x, w) pairs; each full vector is flushed through msp_mac_q15. */
+/* Real dot product accumulator: push (x, w) pairs into bl_lea_xt / bl_lea_st; each full area is flushed
+ * through one msp_mac_q15 (exact: see the top of this file). */
 typedef struct {
   uint32_t acc; /* wrapping sum so far */
-  uint16_t n;   /* pairs staged in the LEA vectors */
-  bool split;   /* int16 weights: hi/lo split (two MACs per flush); int8: one MAC */
+  uint16_t n;   /* pairs staged */
 } bl_lea_dot;
 
 bl_status bl_lea_dot_flush(bl_lea_dot *d);
-static inline bl_status bl_lea_dot_push(bl_lea_dot *d, int16_t x, int32_t w) {
-  bl_lea_vec_x[d->n] = x;
-  if (d->split) {
-    const int32_t hi = bl_lea_hi8(w);
-    bl_lea_vec_hi[d->n] = (int16_t)hi;
-    bl_lea_vec_lo[d->n] = (int16_t)(w - hi * 256);
-  } else {
-    bl_lea_vec_lo[d->n] = (int16_t)w;
-  }
+static inline bl_status bl_lea_dot_push(bl_lea_dot *d, int16_t x, int16_t w) {
+  bl_lea_xt[d->n] = x;
+  bl_lea_st[d->n] = w;
   d->n++;
-  return d->n == BL_LEA_VEC_LEN ? bl_lea_dot_flush(d) : BL_OK;
+  return d->n == BL_LEA_AREA ? bl_lea_dot_flush(d) : BL_OK;
 }
 
-/* Complex accumulator for the FFT path: push (X, S) bins; flushed through msp_cmplx_mac_q15 (S split). */
+/* FFT path, frequency-domain MAC: P[f] = wrap32(sum_e X_e[f] * S_e[f]) for the bins f0 .. f0 + bins - 1,
+ * over elements e (input blocks, and taps for convolutions). Element e's bins are staged transposed, bin
+ * f0 + b of element e at complex index b * cap + e of bl_lea_xt (spectra) and bl_lea_st (weights), so that
+ * each bin is one contiguous vector and one msp_cmplx_mac_q15 per bin sums every staged element. Bins 0 and
+ * k/2 are real; they are staged with a zero imaginary part (their products' imaginary sum is then 0, as in
+ * the spec). cap = elements per flush, even, (BL_LEA_AREA / 2) / bins. */
 typedef struct {
-  uint32_t re, im;
-  uint16_t n; /* complex pairs staged */
-} bl_lea_cdot;
+  uint32_t re[BL_LEA_BINS_MAX], im[BL_LEA_BINS_MAX];
+  uint16_t k, f0, bins, cap, n;
+} bl_lea_bins;
 
-bl_status bl_lea_cdot_flush(bl_lea_cdot *d);
-static inline bl_status bl_lea_cdot_push(bl_lea_cdot *d, int16_t xr, int16_t xi, int16_t sr, int16_t si) {
-  const uint16_t e = (uint16_t)(2u * d->n);
-  const int32_t hr = bl_lea_hi8(sr), hi = bl_lea_hi8(si);
-  bl_lea_vec_x[e] = xr;
-  bl_lea_vec_x[e + 1u] = xi;
-  bl_lea_vec_hi[e] = (int16_t)hr;
-  bl_lea_vec_hi[e + 1u] = (int16_t)hi;
-  bl_lea_vec_lo[e] = (int16_t)(sr - hr * 256);
-  bl_lea_vec_lo[e + 1u] = (int16_t)(si - hi * 256);
-  d->n++;
-  return 2u * d->n == BL_LEA_VEC_LEN ? bl_lea_cdot_flush(d) : BL_OK;
-}
-
-/* Packed bin f of a spectrum stored with element stride `s` (imaginary parts of bins 0 and k/2 are 0). */
-static inline void bl_lea_bin(const int16_t *v, uint32_t s, uint16_t f, uint16_t k, int16_t *re, int16_t *im) {
-  const int32_t ir = bl_ref_slot_re(f, k), ii = bl_ref_slot_im(f, k);
-  *re = v[(uint32_t)ir * s];
-  *im = ii >= 0 ? v[(uint32_t)ii * s] : 0;
-}
+void bl_lea_bins_init(bl_lea_bins *a, uint16_t k, uint16_t f0);
+bl_status bl_lea_bins_flush(bl_lea_bins *a);
+/* Stage one element: x / s point at packed spectra (docs/numeric-spec.md) whose slots are xs / ss int16
+ * apart (1 for a linear layer's blocks, the feature-map size for a convolution's). */
+bl_status bl_lea_bins_push(bl_lea_bins *a, const int16_t *x, size_t xs, const int16_t *s, size_t ss);
 
 #endif /* BL_LEA_INTERNAL_H */

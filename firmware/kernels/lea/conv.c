@@ -1,8 +1,8 @@
 /* lea backend: conv1d / conv2d (docs/numeric-spec.md, "direct path (convolutions)" and "Convolution, FFT
- * path"). Direct paths: one msp_mac_q15 dot product (chunked, weights split hi/lo, bl_lea_internal.h) per
+ * path"). Direct paths: one msp_mac_q15 dot product (staged in LEA RAM, bl_lea_internal.h) per
  * output element over the taps that fall inside the input (zero padding contributes nothing). FFT path: the
- * channel-block spectra with msp_cmplx_fft_fixed_q15, the frequency MAC over blocks and taps with
- * msp_cmplx_mac_q15, the inverse with msp_cmplx_ifft_fixed_q15; bookkeeping on the CPU (ref helpers). */
+ * channel-block spectra with msp_cmplx_fft_fixed_q15, the frequency MAC over blocks and taps as one
+ * msp_cmplx_mac_q15 per bin (bl_lea_bins), the inverse with msp_cmplx_ifft_fixed_q15; bookkeeping on the CPU (ref helpers). */
 #include "bl_kernels.h"
 #include "bl_lea_internal.h"
 
@@ -22,7 +22,7 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
   for (uint16_t o = o0; o < o1; o++) {
     for (uint16_t oy = oy0; oy < oy1; oy++) {
       for (uint16_t ox = 0; ox < g->out_w; ox++) {
-        bl_lea_dot d = {0u, 0u, w16 != 0};
+        bl_lea_dot d = {0u, 0u};
         for (uint16_t c = 0; c < g->in_ch && st == BL_OK; c++) {
           uint32_t wbase; /* index of W[o][c][0][0] */
           if (k == 1) {
@@ -134,8 +134,9 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
   for (uint16_t oy = oy0; oy < oy1; oy++) {
     for (uint16_t ox = 0; ox < g->out_w; ox++) {
-      for (uint16_t f = 0; f <= k / 2u; f++) {
-        bl_lea_cdot d = {0u, 0u, 0u};
+      for (uint16_t f0 = 0; f0 <= k / 2u; f0 = (uint16_t)(f0 + BL_LEA_BINS_MAX)) {
+        bl_lea_bins acc;
+        bl_lea_bins_init(&acc, k, f0);
         for (uint32_t j = 0; j < q && st == BL_OK; j++) {
           const int16_t *xj = xs + j * k * in_hw;
           const int16_t *sij = spectra + ((uint32_t)i * q + j) * k * taps;
@@ -145,17 +146,17 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
             for (uint16_t dx = 0; dx < g->kw && st == BL_OK; dx++) {
               const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
               if (ix < 0) continue;
-              int16_t xr, xi, sr, si;
-              bl_lea_bin(xj + (uint32_t)iy * g->in_w + (uint32_t)ix, in_hw, f, k, &xr, &xi);
-              bl_lea_bin(sij + (uint32_t)dy * g->kw + dx, taps, f, k, &sr, &si);
-              st = bl_lea_cdot_push(&d, xr, xi, sr, si);
+              st = bl_lea_bins_push(&acc, xj + (uint32_t)iy * g->in_w + (uint32_t)ix, (size_t)in_hw,
+                                    sij + (uint32_t)dy * g->kw + dx, (size_t)taps);
             }
           }
         }
-        if (st == BL_OK) st = bl_lea_cdot_flush(&d);
+        if (st == BL_OK) st = bl_lea_bins_flush(&acc);
         if (st != BL_OK) return st;
-        bl_ref_store_bin(buf, k, f, bl_lea_requant(bl_wrap_s32(d.re), shift_z),
-                         bl_lea_requant(bl_wrap_s32(d.im), shift_z));
+        for (uint16_t b = 0; b < acc.bins; b++) {
+          bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(acc.re[b]), shift_z),
+                           bl_lea_requant(bl_wrap_s32(acc.im[b]), shift_z));
+        }
       }
       bl_ref_hermitian_complete(buf, k);
       st = bl_lea_fft_run(buf, cfg, true);

@@ -15,14 +15,18 @@ bl_status bl_lea_ref_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
 /* ---- LEA RAM scratch (DSPLIB_DATA: section .lea on MSP430, the board's lea_ram region) ---------------- */
 DSPLIB_DATA(bl_lea_fft_buf, MSP_ALIGN_CMPLX_FFT_Q15(BL_LEA_FFT_MAX))
 int16_t bl_lea_fft_buf[2u * BL_LEA_FFT_MAX];
-DSPLIB_DATA(bl_lea_vec_x, 4)
-int16_t bl_lea_vec_x[BL_LEA_VEC_LEN];
-DSPLIB_DATA(bl_lea_vec_hi, 4)
-int16_t bl_lea_vec_hi[BL_LEA_VEC_LEN];
-DSPLIB_DATA(bl_lea_vec_lo, 4)
-int16_t bl_lea_vec_lo[BL_LEA_VEC_LEN];
+DSPLIB_DATA(bl_lea_xt, 4)
+int16_t bl_lea_xt[BL_LEA_AREA];
+DSPLIB_DATA(bl_lea_st, 4)
+int16_t bl_lea_st[BL_LEA_AREA];
 DSPLIB_DATA(bl_lea_result, 4)
 int32_t bl_lea_result[2];
+
+const uint32_t bl_lea_pow2[32] = {
+    1ul,         2ul,         4ul,         8ul,          16ul,         32ul,         64ul,         128ul,
+    256ul,       512ul,       1024ul,      2048ul,       4096ul,       8192ul,       16384ul,      32768ul,
+    65536ul,     131072ul,    262144ul,    524288ul,     1048576ul,    2097152ul,    4194304ul,    8388608ul,
+    16777216ul,  33554432ul,  67108864ul,  134217728ul,  268435456ul,  536870912ul,  1073741824ul, 2147483648ul};
 
 static bl_status from_msp(msp_status st) { return st == MSP_SUCCESS ? BL_OK : BL_ERR_ARG; }
 
@@ -54,46 +58,130 @@ bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
   return BL_OK;
 }
 
-/* ---- MAC flushes: even lengths (a zero pair pads an odd count), sums exact by construction ------------- */
+/* ---- MAC flushes: even lengths (a zero pair pads an odd count), exact (bl_lea_internal.h) -------------- */
+
+/* 1 when an IQ31 MAC result may have saturated (see bl_lea_internal.h): then it is recomputed on the CPU. */
+static inline int maybe_saturated(int32_t r) { return r == INT32_MAX || r == INT32_MIN; }
+
+/* r / 2 for an even r (a MAC result that did not saturate), without a division helper. */
+static inline uint32_t half_even(int32_t r) { return ((uint32_t)r >> 1) | ((uint32_t)r & 0x80000000u); }
+
 bl_status bl_lea_dot_flush(bl_lea_dot *d) {
   if (d->n == 0u) return BL_OK;
   if (d->n & 1u) {
-    bl_lea_vec_x[d->n] = 0;
-    bl_lea_vec_hi[d->n] = 0;
-    bl_lea_vec_lo[d->n] = 0;
+    bl_lea_xt[d->n] = 0;
+    bl_lea_st[d->n] = 0;
     d->n++;
   }
   const msp_mac_q15_params p = {d->n};
-  msp_status st = msp_mac_q15(&p, bl_lea_vec_x, bl_lea_vec_lo, &bl_lea_result[0]);
+  const msp_status st = msp_mac_q15(&p, bl_lea_xt, bl_lea_st, &bl_lea_result[0]);
   if (st != MSP_SUCCESS) return from_msp(st);
-  d->acc += (uint32_t)(bl_lea_result[0] / 2);
-  if (d->split) {
-    st = msp_mac_q15(&p, bl_lea_vec_x, bl_lea_vec_hi, &bl_lea_result[0]);
-    if (st != MSP_SUCCESS) return from_msp(st);
-    d->acc += (uint32_t)(bl_lea_result[0] / 2) << 8;
+  if (maybe_saturated(bl_lea_result[0])) {
+    uint32_t s = 0u;
+    for (uint16_t i = 0; i < d->n; i++) s += (uint32_t)bl_ref_mul16(bl_lea_xt[i], bl_lea_st[i]);
+    d->acc += s;
+  } else {
+    d->acc += half_even(bl_lea_result[0]);
   }
   d->n = 0;
   return BL_OK;
 }
 
-bl_status bl_lea_cdot_flush(bl_lea_cdot *d) {
-  if (d->n == 0u) return BL_OK;
-  if (d->n & 1u) {
-    const uint16_t e = (uint16_t)(2u * d->n);
-    bl_lea_vec_x[e] = bl_lea_vec_x[e + 1u] = 0;
-    bl_lea_vec_hi[e] = bl_lea_vec_hi[e + 1u] = 0;
-    bl_lea_vec_lo[e] = bl_lea_vec_lo[e + 1u] = 0;
-    d->n++;
+void bl_lea_bins_init(bl_lea_bins *a, uint16_t k, uint16_t f0) {
+  const uint16_t left = (uint16_t)(k / 2u + 1u - f0);
+  a->k = k;
+  a->f0 = f0;
+  a->bins = left < BL_LEA_BINS_MAX ? left : (uint16_t)BL_LEA_BINS_MAX;
+  uint16_t cap = 0; /* (BL_LEA_AREA / 2) / bins, even, by subtraction (a division is a helper call) */
+  for (uint16_t left_area = BL_LEA_AREA / 2u; left_area >= a->bins; left_area = (uint16_t)(left_area - a->bins)) cap++;
+  a->cap = (uint16_t)(cap & ~1u);
+  a->n = 0;
+  for (uint16_t b = 0; b < a->bins; b++) a->re[b] = a->im[b] = 0u;
+}
+
+bl_status bl_lea_bins_push(bl_lea_bins *a, const int16_t *x, size_t xs, const int16_t *s, size_t ss) {
+  const uint16_t half = (uint16_t)(a->k / 2u), step = (uint16_t)(2u * a->cap);
+  const size_t xs2 = 2u * xs, ss2 = 2u * ss;
+  int16_t *dx = bl_lea_xt + 2u * a->n, *ds = bl_lea_st + 2u * a->n;
+  if (a->f0 == 0u && a->bins == (uint16_t)(half + 1u)) { /* every bin (k <= 64): no per-bin tests */
+    const int16_t *px = x + xs2, *ps = s + ss2;
+    dx[0] = x[0]; /* DC */
+    dx[1] = 0;
+    ds[0] = s[0];
+    ds[1] = 0;
+    for (uint16_t f = 1; f < half; f++) {
+      dx += step;
+      ds += step;
+      dx[0] = px[0];
+      dx[1] = px[xs];
+      ds[0] = ps[0];
+      ds[1] = ps[ss];
+      px += xs2;
+      ps += ss2;
+    }
+    dx += step;
+    ds += step;
+    dx[0] = x[xs]; /* Nyquist */
+    dx[1] = 0;
+    ds[0] = s[ss];
+    ds[1] = 0;
+    a->n++;
+    return a->n == a->cap ? bl_lea_bins_flush(a) : BL_OK;
   }
-  const msp_cmplx_mac_q15_params p = {d->n};
-  msp_status st = msp_cmplx_mac_q15(&p, bl_lea_vec_x, bl_lea_vec_lo, bl_lea_result);
-  if (st != MSP_SUCCESS) return from_msp(st);
-  d->re += (uint32_t)(bl_lea_result[0] / 2);
-  d->im += (uint32_t)(bl_lea_result[1] / 2);
-  st = msp_cmplx_mac_q15(&p, bl_lea_vec_x, bl_lea_vec_hi, bl_lea_result);
-  if (st != MSP_SUCCESS) return from_msp(st);
-  d->re += (uint32_t)(bl_lea_result[0] / 2) << 8;
-  d->im += (uint32_t)(bl_lea_result[1] / 2) << 8;
-  d->n = 0;
+  const int16_t *px = x, *ps = s; /* slot 2f: bin f's real part (f = 1 .. k/2 - 1) */
+  uint16_t f = a->f0;
+  if (f != 0u) { /* pointer steps, no multiply in the common f0 = 0 case */
+    px += f * xs2;
+    ps += f * ss2;
+  }
+  for (uint16_t b = 0; b < a->bins; b++, f++, dx += step, ds += step, px += xs2, ps += ss2) {
+    if (f == 0u) { /* DC: packed slot 0, real */
+      dx[0] = x[0];
+      dx[1] = 0;
+      ds[0] = s[0];
+      ds[1] = 0;
+    } else if (f == half) { /* Nyquist: packed slot 1, real */
+      dx[0] = x[xs];
+      dx[1] = 0;
+      ds[0] = s[ss];
+      ds[1] = 0;
+    } else {
+      dx[0] = px[0];
+      dx[1] = px[xs];
+      ds[0] = ps[0];
+      ds[1] = ps[ss];
+    }
+  }
+  a->n++;
+  return a->n == a->cap ? bl_lea_bins_flush(a) : BL_OK;
+}
+
+bl_status bl_lea_bins_flush(bl_lea_bins *a) {
+  if (a->n == 0u) return BL_OK;
+  const uint16_t step = (uint16_t)(2u * a->cap);
+  if (a->n & 1u) { /* pad every bin's vector with a zero element */
+    int16_t *dx = bl_lea_xt + 2u * a->n, *ds = bl_lea_st + 2u * a->n;
+    for (uint16_t b = 0; b < a->bins; b++, dx += step, ds += step) dx[0] = dx[1] = ds[0] = ds[1] = 0;
+    a->n++;
+  }
+  const msp_cmplx_mac_q15_params p = {a->n};
+  const int16_t *vx = bl_lea_xt, *vs = bl_lea_st;
+  for (uint16_t b = 0; b < a->bins; b++, vx += step, vs += step) {
+    const msp_status st = msp_cmplx_mac_q15(&p, vx, vs, bl_lea_result);
+    if (st != MSP_SUCCESS) return from_msp(st);
+    if (maybe_saturated(bl_lea_result[0]) || maybe_saturated(bl_lea_result[1])) {
+      uint32_t re = 0u, im = 0u;
+      for (uint16_t e = 0; e < 2u * a->n; e += 2u) {
+        re += (uint32_t)bl_ref_mul16(vx[e], vs[e]) - (uint32_t)bl_ref_mul16(vx[e + 1u], vs[e + 1u]);
+        im += (uint32_t)bl_ref_mul16(vx[e], vs[e + 1u]) + (uint32_t)bl_ref_mul16(vx[e + 1u], vs[e]);
+      }
+      a->re[b] += re;
+      a->im[b] += im;
+    } else {
+      a->re[b] += half_even(bl_lea_result[0]);
+      a->im[b] += half_even(bl_lea_result[1]);
+    }
+  }
+  a->n = 0;
   return BL_OK;
 }

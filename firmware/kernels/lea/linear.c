@@ -1,10 +1,43 @@
 /* lea backend: linear layers (docs/numeric-spec.md, "linear — direct path" and "linear — FFT path").
- * Direct paths: one msp_mac_q15 dot product per output row (chunks of BL_LEA_VEC_LEN, int16 weights split
- * hi/lo, see bl_lea_internal.h). FFT path: input blocks transformed with msp_cmplx_fft_fixed_q15, the
- * frequency-domain MAC with msp_cmplx_mac_q15, the output block with msp_cmplx_ifft_fixed_q15; packing,
- * requantisation, Hermitian completion and the final rescale + bias run on the CPU (ref helpers). */
+ * Direct paths: one msp_mac_q15 dot product per output row over the whole input (the input is staged in LEA
+ * RAM once per call when it fits one operand area, the row's weights per row). FFT path: input blocks
+ * transformed with msp_cmplx_fft_fixed_q15; per output block the frequency-domain MAC as one
+ * msp_cmplx_mac_q15 per bin over all input blocks (bl_lea_bins), the inverse with msp_cmplx_ifft_fixed_q15;
+ * packing, requantisation, Hermitian completion and the final rescale + bias run on the CPU. */
 #include "bl_kernels.h"
 #include "bl_lea_internal.h"
+
+/* Weights of row r, columns c0 .. c1 - 1, into bl_lea_st[0 ..]: W[r][c] (k = 1) or, for a circulant layer,
+ * W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k]. */
+static void stage_row(const int16_t *w16, const int8_t *w8, uint16_t k, uint16_t in_features, uint16_t r,
+                      uint16_t c0, uint16_t c1) {
+  int16_t *d = bl_lea_st;
+  if (k == 1) {
+    const uint32_t row = (uint32_t)r * in_features;
+    if (w16 != 0) {
+      const int16_t *src = w16 + row + c0;
+      for (uint16_t c = c0; c < c1; c++) *d++ = *src++;
+    } else {
+      const int8_t *src = w8 + row + c0;
+      for (uint16_t c = c0; c < c1; c++) *d++ = *src++;
+    }
+    return;
+  }
+  const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
+  const uint32_t q = bl_lea_blocks(in_features, k);
+  uint16_t j = (uint16_t)(c0 / k), cc = (uint16_t)(c0 % k);
+  uint32_t base = ((uint32_t)i * q + j) * k;
+  uint16_t dd = (uint16_t)((rr + k - cc) % k);
+  for (uint16_t c = c0; c < c1; c++) {
+    *d++ = bl_ref_weight_at(w16, w8, base + dd);
+    dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
+    if (++cc == k) { /* next block column: its vector starts k further, at tap rr again */
+      cc = 0;
+      base += k;
+      dd = rr;
+    }
+  }
+}
 
 static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y,
@@ -12,30 +45,22 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
   if (in_features == 0 || out_features == 0 || k == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
-  const uint32_t q = bl_lea_blocks(in_features, k);
+  const bool one_area = in_features <= BL_LEA_AREA;
+  if (one_area) { /* the input, once for every row of this call */
+    for (uint16_t c = 0; c < in_features; c++) bl_lea_xt[c] = x[c];
+  }
   for (uint16_t r = r0; r < r1; r++) {
-    bl_lea_dot d = {0u, 0u, w16 != 0};
-    bl_status st = BL_OK;
-    if (k == 1) {
-      const uint32_t row = (uint32_t)r * in_features;
-      for (uint16_t c = 0; c < in_features && st == BL_OK; c++)
-        st = bl_lea_dot_push(&d, x[c], bl_ref_weight_at(w16, w8, row + c));
-    } else {
-      /* W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k] */
-      const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
-      for (uint32_t j = 0; j < q && st == BL_OK; j++) {
-        const uint32_t base = ((uint32_t)i * q + j) * k;
-        uint16_t dd = rr;
-        for (uint16_t cc = 0; cc < k && st == BL_OK; cc++) {
-          const uint32_t c = j * k + cc;
-          if (c >= in_features) break;
-          st = bl_lea_dot_push(&d, x[c], bl_ref_weight_at(w16, w8, base + dd));
-          dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
-        }
+    bl_lea_dot d = {0u, 0u};
+    for (uint16_t c0 = 0; c0 < in_features; c0 = (uint16_t)(c0 + BL_LEA_AREA)) {
+      const uint16_t c1 = (uint16_t)(in_features - c0 > BL_LEA_AREA ? c0 + BL_LEA_AREA : in_features);
+      if (!one_area) {
+        for (uint16_t c = c0; c < c1; c++) bl_lea_xt[c - c0] = x[c];
       }
+      stage_row(w16, w8, k, in_features, r, c0, c1);
+      d.n = (uint16_t)(c1 - c0); /* an odd count: the flush pads both vectors with a zero */
+      bl_status st = bl_lea_dot_flush(&d);
+      if (st != BL_OK) return st;
     }
-    if (st == BL_OK) st = bl_lea_dot_flush(&d);
-    if (st != BL_OK) return st;
     if (bias != 0) d.acc += (uint32_t)bias[r];
     y[r] = bl_lea_requant(bl_wrap_s32(d.acc), shift);
   }
@@ -112,17 +137,18 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   bl_status st = check_cfg(cfg);
   if (st != BL_OK) return st;
   int16_t *buf = bl_lea_fft_target(k, work);
-  for (uint16_t f = 0; f <= k / 2u; f++) {
-    bl_lea_cdot d = {0u, 0u, 0u};
-    for (uint32_t j = 0; j < q && st == BL_OK; j++) {
-      int16_t xr, xi, sr, si;
-      bl_lea_bin(xs + j * k, 1u, f, k, &xr, &xi);
-      bl_lea_bin(spectra + ((uint32_t)i * q + j) * k, 1u, f, k, &sr, &si);
-      st = bl_lea_cdot_push(&d, xr, xi, sr, si);
-    }
-    if (st == BL_OK) st = bl_lea_cdot_flush(&d);
+  const int16_t *srow = spectra + (uint32_t)i * q * k;
+  for (uint16_t f0 = 0; f0 <= k / 2u; f0 = (uint16_t)(f0 + BL_LEA_BINS_MAX)) {
+    bl_lea_bins acc;
+    bl_lea_bins_init(&acc, k, f0);
+    const int16_t *xj = xs, *sj = srow;
+    for (uint32_t j = 0; j < q && st == BL_OK; j++, xj += k, sj += k) st = bl_lea_bins_push(&acc, xj, 1u, sj, 1u);
+    if (st == BL_OK) st = bl_lea_bins_flush(&acc);
     if (st != BL_OK) return st;
-    bl_ref_store_bin(buf, k, f, bl_lea_requant(bl_wrap_s32(d.re), shift_z), bl_lea_requant(bl_wrap_s32(d.im), shift_z));
+    for (uint16_t b = 0; b < acc.bins; b++) {
+      bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(acc.re[b]), shift_z),
+                       bl_lea_requant(bl_wrap_s32(acc.im[b]), shift_z));
+    }
   }
   bl_ref_hermitian_complete(buf, k);
   st = bl_lea_fft_run(buf, cfg, true);

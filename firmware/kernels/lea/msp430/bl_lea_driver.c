@@ -48,22 +48,27 @@ enum { CMD_FFT = 4, CMD_MAC = 21, CMD_CMAC = 26, CMD_BREV_EVEN = 33, CMD_BREV_OD
 /* LEA word address of a pointer into LEA RAM (TI: MSP_LEA_CONVERT_ADDRESS). */
 static uint16_t lea_addr(const void *p) { return (uint16_t)((uintptr_t)p >> 2); }
 
-/* TI's MSP_LEA_VALID_ADDRESS: inside [LEAMB, LEAMT) and aligned to n bytes. The whole operand must fit. */
-static int lea_valid(const void *p, uint32_t bytes, uint32_t align)
+/* LEA RAM bounds, read from LEAMB / LEAMT once by lea_init (they are constants of the part). SRAM: a power
+ * cut zeroes them with the rest of .bss at the next boot, so lea_init runs again after every reset. */
+static uint16_t lea_lo, lea_hi;
+
+/* TI's MSP_LEA_VALID_ADDRESS: inside [LEAMB, LEAMT) and aligned to n bytes. The whole operand must fit.
+ * 16-bit arithmetic: LEA RAM lies below 64 KB (a 32-bit multiply or compare is a helper call here). */
+static int lea_valid(const void *p, uint16_t bytes, uint16_t align)
 {
-  uint32_t a = (uint32_t)(uintptr_t)p, lo = LEA_REG(LEAMB), hi = LEA_REG(LEAMT);
-  return p != 0 && a >= lo && a < hi && bytes <= hi - a && (a & (align - 1u)) == 0u;
+  const uint16_t a = (uint16_t)(uintptr_t)p;
+  return p != 0 && a >= lea_lo && a < lea_hi && bytes <= (uint16_t)(lea_hi - a) && (a & (uint16_t)(align - 1u)) == 0u;
 }
 
-/* Enable LEA once. A part (or simulator) without LEA reads LEAMT <= LEAMB (mspdebug's simulator reads 0):
- * then nothing is issued and every call fails with MSP_LEA_INCORRECT_REVISION. */
+/* Enable LEA once per boot. A part (or simulator) without LEA reads LEAMT <= LEAMB (mspdebug's simulator
+ * reads 0): then nothing is issued and every call fails with MSP_LEA_INCORRECT_REVISION. */
 static msp_status lea_init(void)
 {
+  if (lea_hi != 0u) {
+    return MSP_SUCCESS;
+  }
   if (LEA_REG(LEAMT) <= LEA_REG(LEAMB)) {
     return MSP_LEA_INCORRECT_REVISION;
-  }
-  if (LEA_REG(LEAPMCTL) & LEACMDEN) {
-    return MSP_SUCCESS;
   }
   LEA_REG(LEACNF0) = 0u;
   LEA_REG(LEACNF0 + 2u) = 0u;
@@ -72,31 +77,33 @@ static msp_status lea_init(void)
   LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEAMT) >> 2); /* LEA stack starts at the top of LEA RAM */
   LEA_REG(LEACNF2 + 2u) = 0u;
   LEA_REG(LEAPMCTL) = LEACMDEN;
+  lea_lo = LEA_REG(LEAMB);
+  lea_hi = LEA_REG(LEAMT);
   return MSP_SUCCESS;
 }
 
-/* Parameter blocks live on the LEA stack (TI: msp_lea_allocMemory), below LEAMT: n 32-bit words. */
-static volatile uint16_t *lea_alloc(uint16_t words)
+/* Longest wait for a command, in polls (~8 cycles each): far beyond any command's duration (a 512-point
+ * FFT is well under 20,000 cycles), so only a LEA that never answers ends it. */
+#define LEA_MAX_POLLS 60000u
+/* The one command sequence every call uses, in two halves. lea_block: reserve the parameter block of
+ * `words` 32-bit words on the LEA stack (TI: msp_lea_allocMemory, below LEAMT) for the caller to fill.
+ * lea_go: clear stale flags, point LEAPMS0 at the first operand and LEAPMS1 at the block, start `cmd` with
+ * "interrupt upon completion" (the done flag), poll for the flag, free the block, map the error flags. */
+static volatile uint16_t *lea_block(uint16_t words)
 {
   LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) - words);
   return (volatile uint16_t *)((uintptr_t)LEA_REG(LEACNF2) << 2);
 }
 
-static void lea_free(uint16_t words) { LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words); }
-
-/* Longest wait for a command, in polls (~8 cycles each): far beyond any command's duration (a 512-point
- * FFT is well under 20,000 cycles), so only a LEA that never answers ends it. */
-#define LEA_MAX_POLLS 60000u
-
-/* Start command `cmd` on operand `src` with parameter block `blk`, wait for it, map its flags. */
-static msp_status lea_run(uint16_t cmd, uint16_t src, const volatile uint16_t *blk)
+static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t *blk, uint16_t words)
 {
   uint16_t ifg, polls = 0u;
   if (LEA_REG(LEACNF1) & LEABUSY) {
+    LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words);
     return MSP_LEA_BUSY;
   }
   LEA_REG(LEAIFG) = IFG_COVL | IFG_OOR | IFG_SDI | IFG_DONE; /* clear stale flags */
-  LEA_REG(LEAPMS0) = src;
+  LEA_REG(LEAPMS0) = lea_addr(src);
   LEA_REG(LEAPMS0 + 2u) = 0u;
   LEA_REG(LEAPMS1) = lea_addr((const void *)blk);
   LEA_REG(LEAPMS1 + 2u) = 0u;
@@ -104,6 +111,7 @@ static msp_status lea_run(uint16_t cmd, uint16_t src, const volatile uint16_t *b
   do {
     ifg = LEA_REG(LEAIFG);
   } while (!(ifg & IFG_DONE) && ++polls < LEA_MAX_POLLS);
+  LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words);
   if (!(ifg & IFG_DONE)) return MSP_LEA_BUSY;
   LEA_REG(LEAIFG) = ifg;
   if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
@@ -112,84 +120,72 @@ static msp_status lea_run(uint16_t cmd, uint16_t src, const volatile uint16_t *b
   return MSP_SUCCESS;
 }
 
-static msp_status mac_args(uint16_t length, uint32_t elem, const _q15 *a, const _q15 *b, const _iq31 *r,
-                           uint32_t rbytes)
+/* msp_mac_q15 and msp_cmplx_mac_q15: one set-up for both. TI's argument checks (even length, operands and
+ * result 4-byte aligned in LEA RAM), then MAC {vectorSize, input2, output, reserved} or MACCOMPLEXMATRIX
+ * {vectorSize, input2, output, input1Offset = 1, input2Offset = 1, reserved}. */
+static msp_status mac_any(uint16_t cmd, uint16_t length, const _q15 *a, const _q15 *b, _iq31 *r)
 {
-  uint32_t bytes = (uint32_t)length * elem;
-  if (length & 1u) return MSP_SIZE_ERROR;
-  if (!lea_valid(a, bytes, 4u) || !lea_valid(b, bytes, 4u) || !lea_valid(r, rbytes, 4u)) {
+  const uint16_t cplx = cmd == CMD_CMAC, words = cplx ? 3u : 2u;
+  uint16_t bytes;
+  volatile uint16_t *blk;
+  msp_status st = lea_init();
+  if (st != MSP_SUCCESS) return st;
+  if ((length & 1u) || length > 0x0FFFu) return MSP_SIZE_ERROR;
+  bytes = (uint16_t)(cplx ? length << 2 : length << 1);
+  if (!lea_valid(a, bytes, 4u) || !lea_valid(b, bytes, 4u) || !lea_valid(r, cplx ? 8u : 4u, 4u)) {
     return MSP_LEA_INVALID_ADDRESS;
   }
-  return MSP_SUCCESS;
+  blk = lea_block(words);
+  blk[0] = length;
+  blk[1] = lea_addr(b);
+  blk[2] = lea_addr(r);
+  blk[3] = cplx;
+  if (cplx) {
+    blk[4] = 1u;
+    blk[5] = 0u;
+  }
+  return lea_go(cmd, a, blk, words);
 }
 
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
 {
-  msp_status st;
-  volatile uint16_t *blk;
   if (params == 0) return MSP_SIZE_ERROR;
-  st = mac_args(params->length, 2u, srcA, srcB, result, 4u);
-  if (st != MSP_SUCCESS) return st;
-  st = lea_init();
-  if (st != MSP_SUCCESS) return st;
-  blk = lea_alloc(2u); /* {vectorSize, input2, output, reserved} */
-  blk[0] = params->length;
-  blk[1] = lea_addr(srcB);
-  blk[2] = lea_addr(result);
-  blk[3] = 0u;
-  st = lea_run(CMD_MAC, lea_addr(srcA), blk);
-  lea_free(2u);
-  return st;
+  return mac_any(CMD_MAC, params->length, srcA, srcB, result);
 }
 
 msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB,
                              _iq31 *result)
 {
-  msp_status st;
-  volatile uint16_t *blk;
   if (params == 0) return MSP_SIZE_ERROR;
-  st = mac_args(params->length, 4u, srcA, srcB, result, 8u);
-  if (st != MSP_SUCCESS) return st;
-  st = lea_init();
-  if (st != MSP_SUCCESS) return st;
-  blk = lea_alloc(3u); /* {vectorSize, input2, output, input1Offset, input2Offset, reserved} */
-  blk[0] = params->length;
-  blk[1] = lea_addr(srcB);
-  blk[2] = lea_addr(result);
-  blk[3] = 1u;
-  blk[4] = 1u;
-  blk[5] = 0u;
-  st = lea_run(CMD_CMAC, lea_addr(srcA), blk);
-  lea_free(3u);
-  return st;
+  return mac_any(CMD_CMAC, params->length, srcA, srcB, result);
 }
 
 /* Bit reversal then the fixed-scaling FFT, both on LEA. */
 static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
 {
   uint16_t n, lg = 0u, s = 1u;
-  msp_status st = MSP_SUCCESS;
   volatile uint16_t *blk;
+  msp_status st = MSP_SUCCESS;
   if (params == 0 || src == 0) return MSP_LEA_INVALID_ADDRESS;
   n = params->length;
   if (n < 16u || n > 512u || (n & (uint16_t)(n - 1u)) != 0u) return MSP_SIZE_ERROR;
-  if (!lea_valid(src, 4ul * n, 4ul * n)) return MSP_LEA_INVALID_ADDRESS;
-  while ((uint16_t)(1u << lg) < n) lg++;
   st = lea_init();
   if (st != MSP_SUCCESS) return st;
-  blk = lea_alloc(1u);
+  if (!lea_valid(src, (uint16_t)(4u * n), (uint16_t)(4u * n))) return MSP_LEA_INVALID_ADDRESS;
+  while ((uint16_t)(1u << lg) < n) lg++;
   if (params->bitReverse) {
-    while ((uint16_t)(s * s) < ((lg & 1u) ? (uint16_t)(n / 2u) : n)) s++; /* sqrt(N) or sqrt(N/2) */
-    blk[0] = s;
+    s = (uint16_t)(1u << (lg / 2u)); /* sqrt(N) (even log2) or sqrt(N/2) (odd) */
+    blk = lea_block(1u);
+    blk[0] = s; /* {sqrtVectorSize, reserved} */
     blk[1] = 0u;
-    st = lea_run((lg & 1u) ? CMD_BREV_ODD : CMD_BREV_EVEN, lea_addr(src), blk);
+    st = lea_go((lg & 1u) ? CMD_BREV_ODD : CMD_BREV_EVEN, src, blk, 1u);
   }
   if (st == MSP_SUCCESS) {
+    blk = lea_block(1u);
     blk[0] = (uint16_t)(n / 2u); /* {vectorSizeBy2, log2Size} */
     blk[1] = lg;
-    st = lea_run(CMD_FFT, lea_addr(src), blk);
+    st = lea_go(CMD_FFT, src, blk, 1u);
   }
-  lea_free(1u);
   return st;
 }
 
@@ -213,7 +209,11 @@ msp_status msp_cmplx_ifft_fixed_q15(const msp_cmplx_fft_q15_params *params, int1
   msp_status st;
   if (params == 0 || src == 0) return MSP_LEA_INVALID_ADDRESS;
   if (params->length < 16u || params->length > 512u) return MSP_SIZE_ERROR;
-  if (!lea_valid(src, 4ul * params->length, 4ul * params->length)) return MSP_LEA_INVALID_ADDRESS;
+  st = lea_init();
+  if (st != MSP_SUCCESS) return st;
+  if (!lea_valid(src, (uint16_t)(4u * params->length), (uint16_t)(4u * params->length))) {
+    return MSP_LEA_INVALID_ADDRESS;
+  }
   swap_re_im(src, params->length);
   st = lea_fft(params, src);
   swap_re_im(src, params->length);
