@@ -98,6 +98,7 @@ msp_status msp_cmplx_ifft_fixed_q15(const msp_cmplx_fft_q15_params *params, int1
  * inverse when every input has |re| + |im| <= MSP_IFFT_SAFE_L1 and the ref FFT on the CPU otherwise
  * (firmware/kernels/lea/fft_q15.c). */
 #define MSP_IFFT_SAFE_L1 16320
+#define MSP_IFFT_SAFE_MAG 16368 /* complex magnitude bound (firmware/kernels/lea/fft_q15.c, ifft_safe) */
 #if defined(__MSP430__)
 #define MSP_IFFT_IS_SPEC 0
 #else
@@ -116,6 +117,18 @@ typedef struct msp_cmplx_mac_q15_params {
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result);
 msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB,
                              _iq31 *result);
+
+/* Not TI's: `count` complex MACs (msp_cmplx_mac_q15 semantics) of `length` elements each, the i-th on
+ * srcA + i * step and srcB + i * step (int16 offsets) into result + 2 * i, with one LEA parameter block set
+ * up once (the per-command CPU cost is most of a short MAC). Provided by our MSP430 LEA driver only
+ * (MSP_HAVE_CMAC_MANY); elsewhere the lea kernels loop over msp_cmplx_mac_q15. */
+#if defined(__MSP430__)
+#define MSP_HAVE_CMAC_MANY 1
+msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
+                            _iq31 *result);
+#else
+#define MSP_HAVE_CMAC_MANY 0
+#endif
 
 #ifdef __cplusplus
 }

@@ -35,7 +35,7 @@
 extern int16_t bl_lea_fft_buf[2u * BL_LEA_FFT_MAX];
 extern int16_t bl_lea_xt[BL_LEA_AREA];
 extern int16_t bl_lea_st[BL_LEA_AREA];
-extern int32_t bl_lea_result[2];
+extern int32_t bl_lea_result[2u * BL_LEA_BINS_MAX]; /* MAC results: one, or one complex per bin */
 
 /* ceil(n / k) for block counts. A 32-bit division is a ~1,000-cycle helper call on the MSP430 (it was a
  * fifth of the MLP FFT path's cycles): powers of two shift, anything else divides in 16 bits when it fits. */
@@ -57,12 +57,27 @@ static inline uint32_t bl_lea_blocks(uint32_t n, uint16_t k) {
  * common case -15 <= shift_out <= 0 done in 32 bits: o * 2^-shift_out is exact there (|o| <= 2^15, so at
  * most 2^30) and so is the sum with |bias_out| < 2^30, while the general routine takes a 64-bit shift and
  * multiply (helper calls costing thousands of cycles per output on the MSP430). */
+/* u * 2^n mod 2^32 for 0 <= n <= 31. On the MSP430 one ADD/ADDC pair per bit: clang 14 rebuilds the carry
+ * of a 32-bit doubling with a 15-bit shift sequence (~15 instructions per bit). */
+static inline uint32_t bl_lea_shl32(uint32_t u, uint16_t n) {
+#if defined(__MSP430__)
+  uint16_t lo = (uint16_t)u, hi = (uint16_t)(u >> 16);
+  for (; n != 0u; n--) __asm__("add %0, %0\n\taddc %1, %1" : "+r"(lo), "+r"(hi));
+  return ((uint32_t)hi << 16) | lo;
+#else
+  return n < 32u ? u << n : 0u;
+#endif
+}
+
+static inline int16_t bl_lea_sat16(int32_t v) {
+  return v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : (int16_t)v);
+}
+
 static inline int16_t bl_lea_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
   const int32_t lim = (int32_t)1 << 30;
   if (shift_out <= 0 && shift_out >= -15 && bias_out > -lim && bias_out < lim) {
-    int32_t v = o;
-    for (int16_t s = shift_out; s < 0; s++) v += v;
-    return bl_sat16_s32(v + bias_out);
+    const int32_t v = (int32_t)bl_lea_shl32((uint32_t)(int32_t)o, (uint16_t)-shift_out); /* exact: |o| 2^15 */
+    return bl_lea_sat16(v + bias_out);
   }
   return bl_ref_finish(o, shift_out, bias_out);
 }
@@ -91,9 +106,7 @@ static inline int16_t bl_lea_requant(int32_t acc, int16_t s) {
   const int32_t lim = (int32_t)bl_lea_pow2[15 + s];
   if (t >= lim) return INT16_MAX;
   if (t < -lim) return INT16_MIN;
-  uint32_t u = (uint32_t)t;
-  for (int16_t n = (int16_t)(16 - s); n > 0; n--) u += u;
-  return (int16_t)(uint16_t)(u >> 16);
+  return (int16_t)(uint16_t)(bl_lea_shl32((uint32_t)t, (uint16_t)(16 - s)) >> 16);
 }
 
 /* 1 when a k-point transform runs on LEA (else the portable ref FFT runs on the CPU). */

@@ -20,7 +20,7 @@ int16_t bl_lea_xt[BL_LEA_AREA];
 DSPLIB_DATA(bl_lea_st, 4)
 int16_t bl_lea_st[BL_LEA_AREA];
 DSPLIB_DATA(bl_lea_result, 4)
-int32_t bl_lea_result[2];
+int32_t bl_lea_result[2u * BL_LEA_BINS_MAX];
 
 const uint32_t bl_lea_pow2[32] = {
     1ul,         2ul,         4ul,         8ul,          16ul,         32ul,         64ul,         128ul,
@@ -30,11 +30,21 @@ const uint32_t bl_lea_pow2[32] = {
 
 static bl_status from_msp(msp_status st) { return st == MSP_SUCCESS ? BL_OK : BL_ERR_ARG; }
 
-/* 1 when the platform's inverse FFT equals the spec's on these k inputs (DSPLib.h, MSP_IFFT_IS_SPEC). */
+/* 1 when the platform's inverse FFT equals the spec's on these k inputs (DSPLib.h, MSP_IFFT_IS_SPEC): every
+ * component entering a t = k/4 butterfly must lie in [-16384, 16383]. Each butterfly's output magnitude is
+ * at most its inputs' largest plus 1.5 LSB (halving, twiddle rounding, |W| <= 1 + 2^-15), so over at most
+ * 5 stages (k <= 64) inputs of magnitude <= MSP_IFFT_SAFE_MAG keep every component inside. Cheap tests
+ * first: |re| + |im| <= MSP_IFFT_SAFE_L1 implies it; a component beyond the bound excludes it. */
 static int ifft_safe(const int16_t *z, uint16_t k) {
   for (uint16_t i = 0; i < 2u * k; i += 2u) {
-    const int32_t re = z[i], im = z[i + 1u];
-    if ((re < 0 ? -re : re) + (im < 0 ? -im : im) > MSP_IFFT_SAFE_L1) return 0;
+    const int16_t re = z[i], im = z[i + 1u];
+    const uint16_t ar = (uint16_t)(re < 0 ? -(int32_t)re : re), ai = (uint16_t)(im < 0 ? -(int32_t)im : im);
+    if ((uint32_t)ar + ai <= MSP_IFFT_SAFE_L1) continue;
+    if (ar > MSP_IFFT_SAFE_MAG || ai > MSP_IFFT_SAFE_MAG) return 0;
+    if ((uint32_t)bl_ref_mul16(re, re) + (uint32_t)bl_ref_mul16(im, im) >
+        (uint32_t)MSP_IFFT_SAFE_MAG * MSP_IFFT_SAFE_MAG) {
+      return 0;
+    }
   }
   return 1;
 }
@@ -60,8 +70,13 @@ bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
 
 /* ---- MAC flushes: even lengths (a zero pair pads an odd count), exact (bl_lea_internal.h) -------------- */
 
-/* 1 when an IQ31 MAC result may have saturated (see bl_lea_internal.h): then it is recomputed on the CPU. */
-static inline int maybe_saturated(int32_t r) { return r == INT32_MAX || r == INT32_MIN; }
+/* 1 when an IQ31 MAC result may have saturated (see bl_lea_internal.h): then it is recomputed on the CPU.
+ * The high word alone rules out almost every value (a 32-bit compare is four instructions here). */
+static inline int maybe_saturated(int32_t r) {
+  const uint16_t hi = (uint16_t)((uint32_t)r >> 16);
+  if (hi != 0x7FFFu && hi != 0x8000u) return 0;
+  return r == INT32_MAX || r == INT32_MIN;
+}
 
 /* r / 2 for an even r (a MAC result that did not saturate), without a division helper. */
 static inline uint32_t half_even(int32_t r) { return ((uint32_t)r >> 1) | ((uint32_t)r & 0x80000000u); }
@@ -109,15 +124,26 @@ bl_status bl_lea_bins_push(bl_lea_bins *a, const int16_t *x, size_t xs, const in
     dx[1] = 0;
     ds[0] = s[0];
     ds[1] = 0;
-    for (uint16_t f = 1; f < half; f++) {
-      dx += step;
-      ds += step;
-      dx[0] = px[0];
-      dx[1] = px[xs];
-      ds[0] = ps[0];
-      ds[1] = ps[ss];
-      px += xs2;
-      ps += ss2;
+    if (xs == 1u && ss == 1u) { /* a linear layer's blocks: consecutive slots (auto-increment loads) */
+      for (uint16_t f = 1; f < half; f++) {
+        dx += step;
+        ds += step;
+        dx[0] = *px++;
+        dx[1] = *px++;
+        ds[0] = *ps++;
+        ds[1] = *ps++;
+      }
+    } else {
+      for (uint16_t f = 1; f < half; f++) {
+        dx += step;
+        ds += step;
+        dx[0] = px[0];
+        dx[1] = px[xs];
+        ds[0] = ps[0];
+        ds[1] = ps[ss];
+        px += xs2;
+        ps += ss2;
+      }
     }
     dx += step;
     ds += step;
@@ -164,12 +190,20 @@ bl_status bl_lea_bins_flush(bl_lea_bins *a) {
     for (uint16_t b = 0; b < a->bins; b++, dx += step, ds += step) dx[0] = dx[1] = ds[0] = ds[1] = 0;
     a->n++;
   }
+#if MSP_HAVE_CMAC_MANY
+  const msp_status mst = bl_lea_cmac_many(a->n, bl_lea_xt, bl_lea_st, step, a->bins, bl_lea_result);
+  if (mst != MSP_SUCCESS) return from_msp(mst);
+#else
   const msp_cmplx_mac_q15_params p = {a->n};
+  for (uint16_t b = 0; b < a->bins; b++) {
+    const msp_status mst = msp_cmplx_mac_q15(&p, bl_lea_xt + b * step, bl_lea_st + b * step, bl_lea_result + 2u * b);
+    if (mst != MSP_SUCCESS) return from_msp(mst);
+  }
+#endif
   const int16_t *vx = bl_lea_xt, *vs = bl_lea_st;
-  for (uint16_t b = 0; b < a->bins; b++, vx += step, vs += step) {
-    const msp_status st = msp_cmplx_mac_q15(&p, vx, vs, bl_lea_result);
-    if (st != MSP_SUCCESS) return from_msp(st);
-    if (maybe_saturated(bl_lea_result[0]) || maybe_saturated(bl_lea_result[1])) {
+  const int32_t *res = bl_lea_result;
+  for (uint16_t b = 0; b < a->bins; b++, vx += step, vs += step, res += 2) {
+    if (maybe_saturated(res[0]) || maybe_saturated(res[1])) {
       uint32_t re = 0u, im = 0u;
       for (uint16_t e = 0; e < 2u * a->n; e += 2u) {
         re += (uint32_t)bl_ref_mul16(vx[e], vs[e]) - (uint32_t)bl_ref_mul16(vx[e + 1u], vs[e + 1u]);
@@ -178,8 +212,8 @@ bl_status bl_lea_bins_flush(bl_lea_bins *a) {
       a->re[b] += re;
       a->im[b] += im;
     } else {
-      a->re[b] += half_even(bl_lea_result[0]);
-      a->im[b] += half_even(bl_lea_result[1]);
+      a->re[b] += half_even(res[0]);
+      a->im[b] += half_even(res[1]);
     }
   }
   a->n = 0;

@@ -88,18 +88,20 @@ static msp_status lea_init(void)
 /* The one command sequence every call uses, in two halves. lea_block: reserve the parameter block of
  * `words` 32-bit words on the LEA stack (TI: msp_lea_allocMemory, below LEAMT) for the caller to fill.
  * lea_go: clear stale flags, point LEAPMS0 at the first operand and LEAPMS1 at the block, start `cmd` with
- * "interrupt upon completion" (the done flag), poll for the flag, free the block, map the error flags. */
+ * "interrupt upon completion" (the done flag), poll for the flag, map the error flags. lea_release frees
+ * the block (a block may serve several commands, bl_lea_cmac_many). */
 static volatile uint16_t *lea_block(uint16_t words)
 {
   LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) - words);
   return (volatile uint16_t *)((uintptr_t)LEA_REG(LEACNF2) << 2);
 }
 
-static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t *blk, uint16_t words)
+static void lea_release(uint16_t words) { LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words); }
+
+static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t *blk)
 {
   uint16_t ifg, polls = 0u;
   if (LEA_REG(LEACNF1) & LEABUSY) {
-    LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words);
     return MSP_LEA_BUSY;
   }
   LEA_REG(LEAIFG) = IFG_COVL | IFG_OOR | IFG_SDI | IFG_DONE; /* clear stale flags */
@@ -111,7 +113,6 @@ static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t 
   do {
     ifg = LEA_REG(LEAIFG);
   } while (!(ifg & IFG_DONE) && ++polls < LEA_MAX_POLLS);
-  LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words);
   if (!(ifg & IFG_DONE)) return MSP_LEA_BUSY;
   LEA_REG(LEAIFG) = ifg;
   if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
@@ -144,7 +145,39 @@ static msp_status mac_any(uint16_t cmd, uint16_t length, const _q15 *a, const _q
     blk[4] = 1u;
     blk[5] = 0u;
   }
-  return lea_go(cmd, a, blk, words);
+  st = lea_go(cmd, a, blk);
+  lea_release(words);
+  return st;
+}
+
+/* Not TI's (DSPLib.h): `count` complex MACs of `length` elements each, the i-th on srcA + i * step and
+ * srcB + i * step (int16 offsets) into result + 2 * i: one parameter block, of which only the second
+ * operand and the result address change between the commands. Same checks as msp_cmplx_mac_q15 on the
+ * whole extent. */
+msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
+                            _iq31 *result)
+{
+  uint16_t i, span;
+  volatile uint16_t *blk;
+  msp_status st = lea_init();
+  if (st != MSP_SUCCESS) return st;
+  if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u)) return MSP_SIZE_ERROR;
+  span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u + (uint16_t)(length << 2)); /* bytes */
+  if (!lea_valid(srcA, span, 4u) || !lea_valid(srcB, span, 4u) || !lea_valid(result, (uint16_t)(count << 3), 4u)) {
+    return MSP_LEA_INVALID_ADDRESS;
+  }
+  blk = lea_block(3u);
+  blk[0] = length;
+  blk[3] = 1u;
+  blk[4] = 1u;
+  blk[5] = 0u;
+  for (i = 0u; i < count && st == MSP_SUCCESS; i++, srcA += step, srcB += step, result += 2) {
+    blk[1] = lea_addr(srcB);
+    blk[2] = lea_addr(result);
+    st = lea_go(CMD_CMAC, srcA, blk);
+  }
+  lea_release(3u);
+  return st;
 }
 
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
@@ -163,7 +196,7 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
 /* Bit reversal then the fixed-scaling FFT, both on LEA. */
 static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
 {
-  uint16_t n, lg = 0u, s = 1u;
+  uint16_t n, lg = 0u;
   volatile uint16_t *blk;
   msp_status st = MSP_SUCCESS;
   if (params == 0 || src == 0) return MSP_LEA_INVALID_ADDRESS;
@@ -173,19 +206,18 @@ static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
   if (st != MSP_SUCCESS) return st;
   if (!lea_valid(src, (uint16_t)(4u * n), (uint16_t)(4u * n))) return MSP_LEA_INVALID_ADDRESS;
   while ((uint16_t)(1u << lg) < n) lg++;
+  blk = lea_block(1u); /* one block for both commands: {sqrtVectorSize, -}, then {vectorSizeBy2, log2Size} */
   if (params->bitReverse) {
-    s = (uint16_t)(1u << (lg / 2u)); /* sqrt(N) (even log2) or sqrt(N/2) (odd) */
-    blk = lea_block(1u);
-    blk[0] = s; /* {sqrtVectorSize, reserved} */
+    blk[0] = (uint16_t)(1u << (lg / 2u)); /* sqrt(N) (even log2) or sqrt(N/2) (odd) */
     blk[1] = 0u;
-    st = lea_go((lg & 1u) ? CMD_BREV_ODD : CMD_BREV_EVEN, src, blk, 1u);
+    st = lea_go((lg & 1u) ? CMD_BREV_ODD : CMD_BREV_EVEN, src, blk);
   }
   if (st == MSP_SUCCESS) {
-    blk = lea_block(1u);
-    blk[0] = (uint16_t)(n / 2u); /* {vectorSizeBy2, log2Size} */
+    blk[0] = (uint16_t)(n / 2u);
     blk[1] = lg;
-    st = lea_go(CMD_FFT, src, blk, 1u);
+    st = lea_go(CMD_FFT, src, blk);
   }
+  lea_release(1u);
   return st;
 }
 
