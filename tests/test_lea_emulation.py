@@ -199,7 +199,7 @@ def test_lea_model_images_bit_exact_on_the_emulated_lea(artifacts, digits, tmp_p
     n = 4
     res = codegen(artifacts[model], "msp430fr5994", tmp_path / "gen", backend="lea", path=path)
     img = build("msp430fr5994", tmp_path / "gen", "lea", out_dir=tmp_path / "b").image
-    used = "msp_cmplx_mac_q15" if path == "fft" else "msp_mac_q15"
+    used = "bl_lea_cmac_many" if path == "fft" else "msp_mac_q15"  # the driver's batched complex MACs
     assert used in symbols(img) and "msp_model_twiddle_rom" not in symbols(img)  # the driver, not the model
     got = run_dataset(img, with_emulator("msp430fr5994", "msp430sim"), artifacts[model], "digits", count=n)
     want = spec.integer_inference(load_artifact(artifacts[model]), digits.x_test[:n], res.paths)

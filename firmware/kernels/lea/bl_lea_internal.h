@@ -142,9 +142,11 @@ static inline bl_status bl_lea_dot_push(bl_lea_dot *d, int16_t x, int16_t w) {
  * k/2 are real; they are staged with a zero imaginary part (their products' imaginary sum is then 0, as in
  * the spec). cap = elements per flush, even, (BL_LEA_AREA / 2) / bins. */
 typedef struct {
-  uint32_t re[BL_LEA_BINS_MAX], im[BL_LEA_BINS_MAX];
   uint16_t k, f0, bins, cap, n;
 } bl_lea_bins;
+/* The bins' wrapping sums, re / im of bin f0 + b at [2b] / [2b + 1]: in the LEA-RAM scratch (fft_q15.c), not
+ * on the stack, which is ~300 bytes in the larger models' images. */
+extern uint32_t bl_lea_acc[2u * BL_LEA_BINS_MAX];
 
 void bl_lea_bins_init(bl_lea_bins *a, uint16_t k, uint16_t f0);
 bl_status bl_lea_bins_flush(bl_lea_bins *a);

@@ -154,8 +154,8 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
         if (st == BL_OK) st = bl_lea_bins_flush(&acc);
         if (st != BL_OK) return st;
         for (uint16_t b = 0; b < acc.bins; b++) {
-          bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(acc.re[b]), shift_z),
-                           bl_lea_requant(bl_wrap_s32(acc.im[b]), shift_z));
+          bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b]), shift_z),
+                           bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b + 1u]), shift_z));
         }
       }
       bl_ref_hermitian_complete(buf, k);

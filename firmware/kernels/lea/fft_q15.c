@@ -19,6 +19,8 @@ DSPLIB_DATA(bl_lea_xt, 4)
 int16_t bl_lea_xt[BL_LEA_AREA];
 DSPLIB_DATA(bl_lea_st, 4)
 int16_t bl_lea_st[BL_LEA_AREA];
+DSPLIB_DATA(bl_lea_acc, 4)
+uint32_t bl_lea_acc[2u * BL_LEA_BINS_MAX];
 DSPLIB_DATA(bl_lea_result, 4)
 int32_t bl_lea_result[2u * BL_LEA_BINS_MAX];
 
@@ -111,7 +113,7 @@ void bl_lea_bins_init(bl_lea_bins *a, uint16_t k, uint16_t f0) {
   for (uint16_t left_area = BL_LEA_AREA / 2u; left_area >= a->bins; left_area = (uint16_t)(left_area - a->bins)) cap++;
   a->cap = (uint16_t)(cap & ~1u);
   a->n = 0;
-  for (uint16_t b = 0; b < a->bins; b++) a->re[b] = a->im[b] = 0u;
+  for (uint16_t b = 0; b < 2u * a->bins; b++) bl_lea_acc[b] = 0u;
 }
 
 bl_status bl_lea_bins_push(bl_lea_bins *a, const int16_t *x, size_t xs, const int16_t *s, size_t ss) {
@@ -202,18 +204,19 @@ bl_status bl_lea_bins_flush(bl_lea_bins *a) {
 #endif
   const int16_t *vx = bl_lea_xt, *vs = bl_lea_st;
   const int32_t *res = bl_lea_result;
-  for (uint16_t b = 0; b < a->bins; b++, vx += step, vs += step, res += 2) {
+  uint32_t *acc = bl_lea_acc;
+  for (uint16_t b = 0; b < a->bins; b++, vx += step, vs += step, res += 2, acc += 2) {
     if (maybe_saturated(res[0]) || maybe_saturated(res[1])) {
       uint32_t re = 0u, im = 0u;
       for (uint16_t e = 0; e < 2u * a->n; e += 2u) {
         re += (uint32_t)bl_ref_mul16(vx[e], vs[e]) - (uint32_t)bl_ref_mul16(vx[e + 1u], vs[e + 1u]);
         im += (uint32_t)bl_ref_mul16(vx[e], vs[e + 1u]) + (uint32_t)bl_ref_mul16(vx[e + 1u], vs[e]);
       }
-      a->re[b] += re;
-      a->im[b] += im;
+      acc[0] += re;
+      acc[1] += im;
     } else {
-      a->re[b] += half_even(res[0]);
-      a->im[b] += half_even(res[1]);
+      acc[0] += half_even(res[0]);
+      acc[1] += half_even(res[1]);
     }
   }
   a->n = 0;

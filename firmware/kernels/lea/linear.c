@@ -52,7 +52,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
   for (uint16_t r = r0; r < r1; r++) {
     bl_lea_dot d = {0u, 0u};
     for (uint16_t c0 = 0; c0 < in_features; c0 = (uint16_t)(c0 + BL_LEA_AREA)) {
-      const uint16_t c1 = (uint16_t)(in_features - c0 > BL_LEA_AREA ? c0 + BL_LEA_AREA : in_features);
+      const uint16_t c1 = (uint16_t)((uint16_t)(in_features - c0) > BL_LEA_AREA ? c0 + BL_LEA_AREA : in_features);
       if (!one_area) {
         for (uint16_t c = c0; c < c1; c++) bl_lea_xt[c - c0] = x[c];
       }
@@ -146,8 +146,8 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
     if (st == BL_OK) st = bl_lea_bins_flush(&acc);
     if (st != BL_OK) return st;
     for (uint16_t b = 0; b < acc.bins; b++) {
-      bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(acc.re[b]), shift_z),
-                       bl_lea_requant(bl_wrap_s32(acc.im[b]), shift_z));
+      bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b]), shift_z),
+                       bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b + 1u]), shift_z));
     }
   }
   bl_ref_hermitian_complete(buf, k);
