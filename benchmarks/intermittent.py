@@ -10,10 +10,12 @@
   instructions) on FLEX images that cannot finish at that spacing (every cycle boots, recovers and re-runs
   part of a task), with the default reset (image kept) and with QEMU's own reset (image reloaded).
 
-- issue 13: the same rows on the MSP430 simulator; FLEX rows at fine granularities (codegen --granularity,
-  bl_mac_step tasks) on both; each row with granularity, largest_step (QEMU: from a trace of the commit),
-  re-execution per failure; rows cut only until the inference is done (the result is printed in one piece);
-  the mutation table (each broken runtime under the host sweep and the QEMU exact commit sweep, with faults).
+- issue 13: the same rows on the MSP430 simulator (the input load is a resumable task too: the first
+  ``input_tasks`` tasks of every image, its chunk size from the granularity); FLEX rows at fine
+  granularities (codegen --granularity, bl_mac_step tasks) on both; each row with granularity,
+  largest_step (QEMU: from a trace of the commit), re-execution per failure; rows cut only until the
+  inference is done (the result is printed in one piece); the mutation table (each broken runtime
+  under the host sweep and the QEMU exact commit sweep, with faults).
 
 Writes benchmarks/results/intermittent.json. Run: .venv/bin/python benchmarks/intermittent.py
 (``--harness-only``: re-measure only the harness figures and replace them in the existing file;
@@ -56,7 +58,7 @@ QEMU = "mps2-an386"
 PROBE_CUTS = 150  # for N where no boot can finish an atomic step: show that it does not finish
 MSP = "msp430fr5994"
 # fine granularities (codegen --granularity, the most ESTIMATED cycles of the board's cost model per task)
-FINE = {QEMU: [3000, 800, 400], MSP: [4000]}
+FINE = {QEMU: [3000, 800, 200], MSP: [4000]}
 MSP_NS = [1_000, 3_000, 10_000, 30_000, 100_000]  # the simulator runs ~1-3 M instructions/s: fewer rows
 MSP_MAX_CUTS = 300
 FINE_MAX_CUTS = 3000
@@ -177,7 +179,8 @@ def _more_rows(tmp: Path, model: str, art: Path, inp: bytes, out: dict) -> list[
                 "largest_step": step,
                 "paths": img.paths,
             }
-            max_cuts = FINE_MAX_CUTS  # hundreds of tasks: one per power-on period needs that many cuts
+            # thousands of tasks: about one per power-on period at the finest, so that many cuts
+            max_cuts = max(FINE_MAX_CUTS, 3 * img.num_tasks)
             for n in NS if harness == QEMU else MSP_NS[:4]:
                 if n > 30 * (step or 1000):  # coarse rows cover the long periods
                     continue
@@ -345,6 +348,10 @@ def _main(tmp: Path) -> int:
     out["overhead_continuous_pct_by_policy"] = {
         p: round(100.0 * (cont[p].instructions / base.instructions - 1.0), 2) for p in POLICIES
     }
+    # the part of the overhead that is commits (the restart policy runs the same app without any)
+    out["overhead_commits_pct"] = round(
+        100.0 * (cont["flex"].instructions - cont["restart"].instructions) / base.instructions, 2
+    )
     out["num_tasks"] = imgs["flex"].num_tasks
     q1 = verify_intermittent(None, QEMU, image=imgs["flex"], inputs=inp, random=1)
     out["largest_step"] = q1.largest_step

@@ -82,7 +82,7 @@ def test_host_continuous_run_matches_spec_per_sample(mlp, host_images):
     assert sorted(res.inferences) == [0, 1, 2, 3, 4]
     for i, (boot, logits) in res.inferences.items():
         assert boot == 1 and logits == ref[i % len(SAMPLES)], i
-    assert res.final_commits == 5 * (img.num_tasks + 1)  # one commit per task plus one per input load
+    assert res.final_commits == 5 * img.num_tasks  # one commit per task (the input-load chunks are tasks)
     assert res.task_runs == 5 * img.num_tasks and res.garbled == 0
 
 
@@ -169,7 +169,10 @@ def short_trace():
 
 def test_qemu_profile_references_match_spec(mlp, qemu_image, qemu_profile):
     assert qemu_profile["references"] == spec_logits(mlp, SAMPLES, qemu_image.paths)
-    assert qemu_profile["resume_boot"] and 0 < qemu_profile["resume_boot"] < qemu_profile["first_boot"]
+    # the first boot loads nothing (the input load is the first tasks), so a resumed boot costs the same
+    # start-up and boot line plus the recovery's check of the committed record (its CRC: tens of instructions)
+    first, resume = qemu_profile["first_boot"], qemu_profile["resume_boot"]
+    assert 0 < first <= resume < first + 100
     assert len(qemu_profile["tasks"]) == qemu_image.num_tasks
 
 

@@ -198,7 +198,7 @@ def test_commit_records_in_nvm_match_an_independent_crc32_and_layout(mlp, images
         assert ntasks == img.num_tasks and version > 0
     cur, prev = recs[slot], recs[1 - slot]
     assert cur[2] == img.num_tasks and prev[2] == img.num_tasks - 1  # flex: one commit per task
-    assert cur[0] == prev[0] + 1 == img.num_tasks + 1  # versions: input commit, then one per task
+    assert cur[0] == prev[0] + 1 == img.num_tasks  # versions: one per task (input-load chunks are tasks)
     assert cur[1] == prev[1] == 1  # one inference
 
 

@@ -62,9 +62,9 @@ def test_every_broken_variant_has_an_expected_check():
 def test_correct_runtime_passes_the_exact_sweep_and_fault_schedules(mlp, tmp_path):
     rep = _verify(mlp, tmp_path, "none")
     assert rep.passed and not rep.violations, [(f.cuts, f.violated) for f in rep.failures[:5]]
-    # the sweep really tore commits: a commit is > 100 instructions on the M4 and every offset is cut
-    # at least twice (consecutive calls from power-up, every second call deep in the run)
-    assert rep.reboots > 200 and rep.max_lost_tasks == 1
+    # the sweep really tore commits: a commit is ~80 instructions on the M4 (word-wise CRC) and every
+    # offset is cut at least twice (consecutive calls from power-up, every second call deep in the run)
+    assert rep.reboots > 150 and rep.max_lost_tasks == 1
     assert "exact commit/recovery sweep" in rep.mode and "faults" in rep.mode
 
 

@@ -64,9 +64,11 @@
 #error "BL_FLEX_CONTINUOUS needs a policy that commits (flex, layer, jit) and no fault injection"
 #endif
 
-#define N_TASKS ((uint16_t)BL_MODEL_NUM_TASKS)
-
-static int16_t input[BL_MODEL_INPUT_LEN];
+/* Tasks 0 .. N_IN-1 load the input into NVM, BL_MODEL_INPUT_CHUNK elements each, straight from the image's
+ * input buffer (no RAM copy); task N_IN + m is the model's task m. Progress through the input load is
+ * committed like any other task's, so a power-on period only has to hold one chunk, not the whole input. */
+#define N_IN ((uint16_t)((BL_MODEL_INPUT_LEN + BL_MODEL_INPUT_CHUNK - 1u) / BL_MODEL_INPUT_CHUNK))
+#define N_TASKS ((uint16_t)(N_IN + BL_MODEL_NUM_TASKS))
 
 #if BL_FLEX_FAULTS
 static void put_record(uint8_t slot, const bl_flex_record *r, uint8_t bytes)
@@ -112,9 +114,10 @@ __attribute__((unused)) static int commit_after(uint16_t done)
   (void)done;
   return 1;
 #elif BL_FLEX_POLICY == BL_FLEX_POLICY_LAYER
-  return done == N_TASKS || bl_model_task_layer_end[done - 1u];
+  return done >= N_TASKS || done == N_IN || (done > N_IN && bl_model_task_layer_end[done - N_IN - 1u]);
 #elif BL_FLEX_POLICY == BL_FLEX_POLICY_JIT
-  return done == N_TASKS || bl_model_task_layer_end[done - 1u] || bl_voltage_low();
+  return done >= N_TASKS || done == N_IN || (done > N_IN && bl_model_task_layer_end[done - N_IN - 1u]) ||
+         bl_voltage_low();
 #else
   (void)done;
   return 0;
@@ -140,8 +143,10 @@ typedef struct {
 
 BL_NVM static out_nvm outs;
 
-static uint32_t input_base;        /* offset of the first sample in the input (continuous: after the header) */
+#if BL_FLEX_CONTINUOUS
+static uint32_t input_base;        /* offset of the first sample in the input (after the header) */
 static uint32_t input_samples = 1; /* inference i uses sample i mod input_samples */
+#endif
 
 static void save_output(const bl_flex_state *st)
 {
@@ -155,21 +160,37 @@ static void save_output(const bl_flex_state *st)
   }
 }
 
-/* Load sample i into the NVM input buffer and commit {i, task 0}. `started` is cleared first: a cut between
- * the two leaves the record of the previous inference (next_task N or, on the first, none), so nothing
- * counts as lost. */
+/* Start inference i at task 0 (its first tasks load sample i). Nothing is written to the protocol here: the
+ * first commit is the one after the first input chunk, and until it lands every boot finds the previous
+ * state (none, or inference i-1 finished) and starts again here, which is right because the input-load
+ * tasks, like all others, rewrite their outputs in full. `started` is cleared so that the previous
+ * inference's last task does not count as lost. */
 static void start_inference(uint32_t i, bl_flex_state *st)
 {
   bl_flex.started = 0u;
-  (void)bl_input_read(input, input_base + (i % input_samples) * 2u * BL_MODEL_INPUT_LEN,
-                      2u * BL_MODEL_INPUT_LEN);
-  bl_model_load_input(input);
   BL_FLEX_MARK(BL_FLEX_MARK_INPUT);
   st->next_task = 0u;
   st->inference = i;
-#if BL_FLEX_POLICY != BL_FLEX_POLICY_RESTART
-  bl_flex_commit(st, 0u, N_TASKS);
+}
+
+/* Task t of the inference in st: an input chunk (t < N_IN) or model task t - N_IN. */
+static bl_status run_task(uint16_t t, const bl_flex_state *st)
+{
+  if (t < N_IN) {
+    /* sample (inference mod samples) of the input buffer, read in place (volatile: the runner patches it) */
+#if BL_FLEX_CONTINUOUS
+    const uint32_t off = input_base + (st->inference % input_samples) * 2u * BL_MODEL_INPUT_LEN;
+#else
+    const uint32_t off = 0u; /* one sample; no 32-bit modulo (a software routine on the MSP430) */
+    (void)st;
 #endif
+    const volatile int16_t *src = (const volatile int16_t *)(const volatile void *)&bl_input.data[off];
+    uint16_t e0 = (uint16_t)(t * BL_MODEL_INPUT_CHUNK);
+    uint16_t e1 = (uint16_t)(e0 + BL_MODEL_INPUT_CHUNK);
+    bl_model_load_input_part(src, e0, e1 < BL_MODEL_INPUT_LEN ? e1 : (uint16_t)BL_MODEL_INPUT_LEN);
+    return BL_OK;
+  }
+  return bl_model_task((uint16_t)(t - N_IN));
 }
 
 /* Every boot: count it, recover (read-only), classify what was found and account the lost work. */
@@ -214,7 +235,7 @@ static int run_tasks(bl_flex_state *st)
 #endif
     bl_flex.started = (uint16_t)(t + 1u);
     bl_flex.task_runs = bl_flex.task_runs + 1u;
-    status = bl_model_task(t);
+    status = run_task(t, st);
     if (status != BL_OK) {
       bl_puts("error status ");
       bl_put_i32((int32_t)status);

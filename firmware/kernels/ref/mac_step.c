@@ -5,6 +5,69 @@
 #include "bl_ref_internal.h"
 
 
+/* acc += sum over i < n of w[-i] * x[i]: a circulant diagonal walked downwards, the input upwards (no
+ * per-MAC wrap test: the caller splits a block's run where the diagonal index wraps). */
+static uint32_t dot_down16(uint32_t acc, const int16_t *w, const int16_t *x, uint16_t n) {
+  for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16(*w--, *x++);
+  return acc;
+}
+static uint32_t dot_down8(uint32_t acc, const int8_t *w, const int16_t *x, uint16_t n) {
+  for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16((int16_t)*w--, *x++);
+  return acc;
+}
+static uint32_t dot_up16(uint32_t acc, const int16_t *w, const int16_t *x, uint16_t n) {
+  for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16(*w++, *x++);
+  return acc;
+}
+static uint32_t dot_up8(uint32_t acc, const int8_t *w, const int16_t *x, uint16_t n) {
+  for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16((int16_t)*w++, *x++);
+  return acc;
+}
+
+/* A linear layer (1x1 on 1x1: in_h = in_w = 1), outputs [o0, o1) over input columns [c0, c1): the same
+ * wrap-32 sums as the general walk below (addition mod 2^32 does not depend on the order), with none of its
+ * per-output geometry: the fine-grained MLP's steps are a few dozen MACs, so set-up is most of their cost. */
+static void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w16, const int8_t *w8, uint16_t k,
+                       const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
+                       const bl_mac_unit *u, bool last) {
+  const uint16_t q = (uint16_t)(in_ch / k + (in_ch % k != 0u)); /* blocks of input columns */
+  for (uint16_t o = u->o0; o < u->o1; o++) {
+    uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[o];
+    if (k == 1u) { /* dense: row o, columns c0 .. c1-1 */
+      const uint32_t at = (uint32_t)o * in_ch + u->c0;
+      const uint16_t n = (uint16_t)(u->c1 - u->c0);
+      acc = w16 != 0 ? dot_up16(acc, w16 + at, x + u->c0, n) : dot_up8(acc, w8 + at, x + u->c0, n);
+    } else {
+      /* W[o][c] = block (o/k, c/k), diagonal d = (o - c) mod k; within a block d falls as c rises */
+      const uint16_t rr = (uint16_t)(o % k);
+      uint16_t c = u->c0, cc = (uint16_t)(c % k);
+      uint32_t block = ((uint32_t)(o / k) * q + c / k) * k;
+      while (c < u->c1) {
+        uint16_t n = (uint16_t)(k - cc);
+        if (n > (uint16_t)(u->c1 - c)) n = (uint16_t)(u->c1 - c);
+        const uint16_t d = (uint16_t)(rr >= cc ? rr - cc : rr + k - cc);
+        const uint16_t n1 = n <= d ? n : (uint16_t)(d + 1u); /* d, d-1, .., 0 */
+        if (w16 != 0) {
+          acc = dot_down16(acc, w16 + block + d, x + c, n1);
+          acc = dot_down16(acc, w16 + block + k - 1u, x + c + n1, (uint16_t)(n - n1)); /* k-1, k-2, .. */
+        } else {
+          acc = dot_down8(acc, w8 + block + d, x + c, n1);
+          acc = dot_down8(acc, w8 + block + k - 1u, x + c + n1, (uint16_t)(n - n1));
+        }
+        c = (uint16_t)(c + n);
+        cc = 0u;
+        block += k;
+      }
+    }
+    if (last) {
+      if (bias != 0) acc += (uint32_t)bias[o];
+      y[o] = bl_requant_s32(bl_wrap_s32(acc), shift);
+    } else {
+      acc_out[o] = bl_wrap_s32(acc);
+    }
+  }
+}
+
 static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                           uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
                           int16_t shift, int16_t *y, const bl_mac_unit *u) {
@@ -28,6 +91,10 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
   /* the partial in must exist unless this is the first step, and is never the buffer written */
   if ((u->c0 > 0 && acc_in == 0) || (last ? y == 0 : acc_out == 0) || (acc_in != 0 && acc_in == acc_out))
     return BL_ERR_ARG;
+  if (one && g->in_h == 1u && g->in_w == 1u) {
+    mac_linear(x, g->in_ch, w16, w8, k, acc_in, acc_out, bias, shift, y, u, last);
+    return BL_OK;
+  }
   const uint32_t taps = (uint32_t)g->kh * g->kw;
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
   const uint16_t q = (uint16_t)(g->in_ch / k + (g->in_ch % k != 0u)); /* blocks of input channels */
@@ -53,37 +120,7 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
         uint32_t block = k == 1 ? ((uint32_t)o * g->in_ch + u->c0) * taps
                                 : (((uint32_t)(o / k) * q + u->c0 / k) * k) * taps;
         const uint32_t block_step = (uint32_t)k * taps;
-        if (taps == 1u && in_hw == 1u) {
-          /* linear (1x1 on 1x1): runs of channels within one block, a pointer per block and a tight loop
-           * per weight type (no 32-bit index arithmetic per MAC: it dominated on the 16-bit MSP430) */
-          uint16_t c = u->c0;
-          while (c < u->c1) {
-            uint16_t run = (uint16_t)(k - cc);
-            if (run > (uint16_t)(u->c1 - c)) run = (uint16_t)(u->c1 - c);
-            const int16_t *xp = x + c;
-            if (w16 != 0) {
-              const int16_t *wb = w16 + block;
-              for (uint16_t i = 0; i < run; i++) {
-                acc += (uint32_t)bl_ref_mul16(wb[d], xp[i]);
-                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
-              }
-            } else {
-              const int8_t *wb = w8 + block;
-              for (uint16_t i = 0; i < run; i++) {
-                acc += (uint32_t)bl_ref_mul16((int16_t)wb[d], xp[i]);
-                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
-              }
-            }
-            c = (uint16_t)(c + run);
-            cc = (uint16_t)(cc + run);
-            if (cc == k) {
-              cc = 0;
-              d = rr;
-              block += block_step;
-            }
-          }
-        }
-        for (uint16_t c = u->c0; live && taps + in_hw > 2u && c < u->c1; c++, xc += in_hw) {
+        for (uint16_t c = u->c0; live && c < u->c1; c++, xc += in_hw) {
           uint32_t xo = xc, wo = block + (uint32_t)d * taps + t0;
           for (uint16_t dy = dy0;;) {
             for (uint16_t dx = 0; dx < nx; dx++)

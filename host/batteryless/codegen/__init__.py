@@ -79,6 +79,7 @@ class _Plan:
     output_buffer: str = "bl_act0"
     units: list[tuple[int, ...]] = field(default_factory=list)  # bl_mac_unit table (fine granularity)
     acc_len: int = 0  # int32 per partial buffer bl_acc0 / bl_acc1 (0: none needed)
+    input_chunk: int = 0  # input elements one resumable input-load task copies (0: the whole input)
 
 
 def _c_array(ctype: str, name: str, values: np.ndarray, attrs: str = "") -> str:
@@ -252,6 +253,40 @@ def _plan(
                 chans = max(
                     1, int((max_step - costs.cycles_per_call) // max(per_ch * costs.cycles_per_element, 1e-9))
                 )
+            if (
+                max_step is not None
+                and not one_d
+                and chans == 1
+                and costs.cycles(elements=per_ch, calls=1) > max_step
+            ):
+                # one channel does not fit either: output-row ranges of one channel, each a 1-channel pool
+                # over just the input rows its windows read (no padding, so the sub-geometry is exact)
+                per_row = max(sh * iw * costs.cycles_per_element, 1e-9)
+                rows = max(1, int((max_step - costs.cycles_per_call) // per_row))
+                plan.geoms = [s for s in plan.geoms if not s.startswith(f"static const bl_pool_geom {g} =")]
+                for ch in range(c):
+                    for r0 in range(0, oh, rows):
+                        nr = min(rows, oh - r0)
+                        gr = f"g_{name}_r{nr}"
+                        if not any(s.startswith(f"static const bl_pool_geom {gr} ") for s in plan.geoms):
+                            plan.geoms.append(
+                                f"static const bl_pool_geom {gr} = {{1u, {(nr - 1) * sh + kh}u, {iw}u, "
+                                f"{nr}u, {ow}u, {kh}u, {kw}u, {sh}u, {sw}u}};"
+                            )
+                        xo, yo = ch * ih * iw + r0 * sh * iw, ch * oh * ow + r0 * ow
+                        plan.tasks.append(
+                            Task(
+                                f"{name}.ch{ch}r{r0}",
+                                name,
+                                op[:7],
+                                f"{fn}({cur} + {xo}, &{gr}, {other} + {yo}, 0u, 1u)",
+                                elements=((nr - 1) * sh + kh) * iw,
+                                out_bytes=2 * nr * ow,
+                            )
+                        )
+                cur, other = other, cur
+                plan.layers.append(entry)
+                continue
             for c0 in range(0, c, chans):
                 c1 = min(c, c0 + chans)
                 plan.tasks.append(
@@ -553,6 +588,9 @@ def codegen(
     gran = granularity_mod.choose(b, costs, want, max(_task_cycles(t, costs) for t in plan.tasks))
     if gran.mode == "fine":
         plan = _plan(art, b, backend, path, costs, gran.max_step_cycles)
+        plan.input_chunk = granularity_mod.input_chunk(
+            math.prod(art.input_shape), costs, gran.max_step_cycles
+        )
     if buffers_in not in ("ram", "nvm"):
         raise UsageError(f"buffers_in must be ram or nvm, not {buffers_in!r}")
     memory = _memory_plan(plan, b, backend, buffers_in)
@@ -561,9 +599,15 @@ def codegen(
     out.mkdir(parents=True, exist_ok=True)
     files = _emit(art, art_path.name, art_sha, b, backend, plan, out, buffers_in)
     schedule = _schedule(art, art_path.name, art_sha, b, backend, plan, memory, costs)
+    in_len = math.prod(art.input_shape)
+    chunk = plan.input_chunk or in_len
     schedule["granularity"] = {
         **gran.describe(),
         "largest_task_cycles": max(t["cycles"] for t in schedule["modes"][0]["tasks"]),
+        # the intermittent runtime loads the input into NVM in resumable tasks of this many elements
+        # (firmware/apps/flex: tasks 0 .. input_tasks-1, before the model's tasks)
+        "input_chunk": chunk,
+        "input_tasks": -(-in_len // chunk),
     }
     if has_modes(art):  # EVE: every mode in the schedule, and the mode table (eve/device.py)
         from batteryless.eve.device import add_modes
@@ -590,12 +634,17 @@ def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path, buffers_in
 #define BL_MODEL_INPUT_LEN {input_len}u
 #define BL_MODEL_OUTPUT_LEN {art.num_classes}u
 #define BL_MODEL_NUM_TASKS {len(plan.tasks)}u
+/* Input elements one resumable input-load step copies (codegen granularity; the whole input when coarse). */
+#define BL_MODEL_INPUT_CHUNK {plan.input_chunk or input_len}u
 #define BL_MODEL_OUTPUT_FRAC {art.weight_layers()[-1]["out_frac"]}
 /* 1: activation buffers live in the board's non-volatile section (BL_NVM) and survive a power failure. */
 #define BL_MODEL_BUFFERS_NVM {int(buffers_in == "nvm")}
 
 /* Copy an int16 input (input_frac fraction bits) into the model's first activation buffer. */
 void bl_model_load_input(const int16_t *input);
+/* Copy elements [e0, e1) of an int16 input straight from `src` (e.g. the image's input buffer, read as
+ * volatile) into the first activation buffer: one resumable step of the input load. */
+void bl_model_load_input_part(const volatile int16_t *src, uint16_t e0, uint16_t e1);
 /* Run task t (0 .. BL_MODEL_NUM_TASKS-1): one kernel call on one unit of work. */
 bl_status bl_model_task(uint16_t t);
 /* The logits after the last task. */
@@ -652,6 +701,14 @@ void bl_model_load_input(const int16_t *input)
   uint16_t i;
   for (i = 0; i < BL_MODEL_INPUT_LEN; i++) {{
     bl_act0[i] = input[i];
+  }}
+}}
+
+void bl_model_load_input_part(const volatile int16_t *src, uint16_t e0, uint16_t e1)
+{{
+  uint16_t i;
+  for (i = e0; i < e1; i++) {{
+    bl_act0[i] = src[i];
   }}
 }}
 

@@ -85,6 +85,12 @@ def choose(board: Board, costs: CostModel, want: str | float, coarse_largest: fl
     )
 
 
+def input_chunk(input_len: int, costs: CostModel, max_step: float) -> int:
+    """Input elements one resumable input-load step may copy within ``max_step`` estimated cycles."""
+    per = (max_step - costs.cycles_per_call) // max(costs.cycles_per_element, 1e-9)
+    return int(min(input_len, max(1, per)))
+
+
 def mac_units(
     out_ch: int, out_h: int, out_w: int, in_ch: int, taps: int, costs: CostModel, max_step: float
 ) -> list[tuple[int, int, int, int, int, int, int, int]]:

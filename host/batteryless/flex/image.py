@@ -99,7 +99,10 @@ def build_flex(
         defines["BL_FLEX_LOG_LEN"] = f"{int(log_len)}u"
     img = build(b, gen, backend, app="flex", out_dir=out / "build", defines=defines, progress=progress).image
     tasks = res.schedule["modes"][0]["tasks"]
-    n = len(tasks)
+    # the flex app's tasks: the resumable input load (input_tasks chunks), then the model's tasks
+    n_in = int(res.schedule.get("granularity", {}).get("input_tasks", 1))
+    layers = ["input"] * n_in + [t["layer"] for t in tasks]
+    n = len(layers)
     m = re.search(r"#define BL_MODEL_OUTPUT_LEN (\d+)", (gen / "model.h").read_text())
     out_len = int(m.group(1)) if m else None
     return FlexImage(
@@ -113,7 +116,7 @@ def build_flex(
         continuous,
         out_len,
         log_len if continuous else 0,
-        _max_lost(policy, [t["layer"] for t in tasks]),
+        _max_lost(policy, layers),
         faults,
         dict(res.schedule.get("granularity", {})),
     )
