@@ -38,6 +38,10 @@ void bl_reset_handler(void)
 {
   uint32_t *src = __bl_data_load;
   uint32_t *dst = __bl_data_start;
+  /* CP10/CP11 full access first: the hard-float ABI uses the FPU, and on an M-profile core with MVE (the
+   * M55) the compiler may vectorise the loops below into vector stores, which fault while it is off */
+  BL_SCB_CPACR |= (0xFu << 20);
+  __asm volatile("dsb\n\tisb" ::: "memory");
   while (dst < __bl_data_end) {
     *dst++ = *src++;
   }
@@ -52,8 +56,6 @@ void bl_reset_handler(void)
   for (; dst < __bl_bss_end; dst++) {
     *dst = 0u;
   }
-  BL_SCB_CPACR |= (0xFu << 20); /* CP10/CP11 full access: the hard-float ABI uses the FPU */
-  __asm volatile("dsb\n\tisb" ::: "memory");
   bl_platform_init();
   bl_exit(bl_app_main());
 }
