@@ -279,6 +279,55 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
     }
 
 
+ABLATION = RESULTS.with_name("eve_ablation.json")
+# (model, label, compress settings): what the largest mode's accuracy and the ladder's cycle ratio depend on
+ABLATION_RUNS = [
+    ("mlp", "blocks only, 20 epochs (session 3 default)", {"width": [1.0] * K, "epochs": 20}),
+    ("mlp", "blocks only, 40 epochs", {"width": [1.0] * K, "epochs": 40}),
+    ("mlp", "width 1/0.5/0.25, 20 epochs", {"epochs": 20}),
+    ("mlp", "width 1/0.5/0.25, 40 epochs (default)", {}),
+    ("mlp", "width, 40 epochs, lr 5e-4", {"lr": 5e-4}),
+    ("cnn", "blocks only, 20 epochs (session 3 default)", {"width": [1.0] * K, "epochs": 20}),
+    ("cnn", "width 1/0.5/0.25, 40 epochs (default)", {}),
+    (
+        "cnn",
+        "conv2 block 4, keep 1/0.5/0.125, width (benchmark)",
+        {"layer_blocks": {"conv2": 4}, "keep": [1.0, 0.5, 0.125]},
+    ),
+]
+
+
+def ablation(work: Path) -> dict:
+    """Each setting of ABLATION_RUNS compressed with seed 0 (the main run's data and dense training), its
+    modes' integer and circulant accuracy and predicted cycles (MSP430FR5994, ref, codegen's cost model)."""
+    ds = load_dataset("digits")
+    rows = []
+    for model, label, settings in ABLATION_RUNS:
+        eve = EveConfig(**{k: v for k, v in settings.items() if k in ("keep", "width", "epochs", "lr")})
+        path = work / f"{model}-abl{len(rows)}.bl"
+        art, _, sec = _compress(
+            model, path, False, modes=K, eve=eve, layer_blocks=settings.get("layer_blocks", {})
+        )
+        sched = _schedule(path, work / f"abl{len(rows)}-gen")
+        cycles = [sum(t["cycles"] for t in m["tasks"]) for m in sched["modes"]]
+        store = store_summary(art)
+        rows.append(
+            {
+                "model": model,
+                "setting": label,
+                "settings": settings,
+                "accuracy": [float((predict(art, ds.x_test, mode=m) == ds.y_test).mean()) for m in range(K)],
+                "circulant_accuracy": [r["circulant_float_accuracy"] for r in art.metrics["modes"]],
+                "cycles": cycles,
+                "cycle_ratio": cycles[0] / cycles[-1],
+                "store_over_largest": store["store_bytes"] / store["largest_mode_bytes"],
+                "compress_seconds": round(sec, 1),
+            }
+        )
+        print(f"{model} {label}: {rows[-1]['accuracy']} {cycles}", file=sys.stderr)
+    return {"runs": rows, "command": "python benchmarks/eve.py --ablation"}
+
+
 def _plot(timeline, model: str, period: float) -> None:
     import matplotlib
 
@@ -382,7 +431,15 @@ def main() -> int:
     ap.add_argument(
         "--switch-only", action="store_true", help="measure the mode-switch cost into the existing JSON"
     )
+    ap.add_argument(
+        "--ablation", action="store_true", help="mode-training settings vs accuracy and cycle ratio only"
+    )
     args = ap.parse_args()
+    if args.ablation:
+        with tempfile.TemporaryDirectory() as tmp:
+            ABLATION.write_text(json.dumps(ablation(Path(tmp)), indent=1) + "\n")
+        print(f"wrote {ABLATION}")
+        return 0
     if args.tables:
         print(markdown(json.loads(RESULTS.read_text())))
         return 0
