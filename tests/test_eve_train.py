@@ -2,6 +2,7 @@
 inference tracks its float model, the store holds the weights once, and bad settings are refused up front."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -214,3 +215,48 @@ def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys, flag):
     assert code != 0
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "x.bl").exists()
+
+
+@pytest.mark.parametrize("layer_blocks", [{}, {"fc1": 8}])
+def test_compress_modes_on_a_users_own_module(layer_blocks, digits):
+    """A user's module (BatchNorm folded, a hidden width of 48 = 3 block rows) gets nested, narrowing modes;
+    with fc1 in blocks of 8 feeding fc2's blocks of 16, rows cannot move as whole blocks (two rows feed one
+    column), so they keep their order and a narrow mode still reads only the columns its rows feed."""
+    from torch import nn
+
+    from conftest import QUICK
+
+    torch.manual_seed(0)
+    user = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(64, 48),
+        nn.BatchNorm1d(48),
+        nn.ReLU(),
+        nn.Linear(48, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    )
+    art, rep = compress(
+        user,
+        "digits",
+        config=CompressConfig(
+            modes=3, eve=EveConfig(epochs=1), train_dense=True, layer_blocks=layer_blocks, **QUICK
+        ),
+    )
+    fc1, fc2, fc3 = art.weight_layers()
+    assert (fc1["block"], fc2["block"]) == (layer_blocks.get("fc1", 16), 16)
+    p1 = 48 // fc1["block"]
+    for mi, w in enumerate([1.0, 0.5, 0.25]):
+        a1, a2 = active_blocks(art, fc1, mi), active_blocks(art, fc2, mi)
+        rows = math.ceil(w * p1)
+        assert mode_layer(art, mi, "fc1").get("out_blocks", p1) == rows
+        assert not a1[rows:].any()
+        # fc2 reads a column only if one of fc1's computed rows feeds it (feature f is row f // k1)
+        fed = np.zeros(a2.shape[1], bool)
+        for r in range(rows):
+            fed[(r * fc1["block"]) // 16 : ((r + 1) * fc1["block"] - 1) // 16 + 1] = True
+        assert not (a2.any(axis=0) & ~fed).any()
+    macs = [r["macs"] for r in rep["eve"]["modes"]]
+    assert macs[0] > macs[1] > macs[2]
+    for mi in range(3):  # every mode runs in the integer spec
+        assert spec.predict(art, digits.x_test[:8], mode=mi).shape == (8,)
