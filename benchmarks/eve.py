@@ -328,6 +328,41 @@ def ablation(work: Path) -> dict:
     return {"runs": rows, "command": "python benchmarks/eve.py --ablation"}
 
 
+SEARCH_BLOCKS = RESULTS.with_name("eve_search_blocks.json")
+BLOCK_SEARCH = {"mlp": {"fc1": [8, 16], "fc2": [8, 16]}}
+BLOCK_SEARCH_TRIALS = 8
+
+
+def search_blocks(work: Path) -> dict:
+    """``batteryless search --block-sizes`` from the MLP's default EVE store: each trial recompresses with its
+    block sizes and trains its own keep/width ladder (eve.search.Retrain defaults), scored like the main
+    search (markov-2mw, the board's 100 uF)."""
+    from batteryless.eve.search import search
+
+    out = {}
+    for model, sizes in BLOCK_SEARCH.items():
+        art, _, _ = _compress(model, work / f"{model}-eve.bl", False, modes=K)
+        rep = search(
+            art,
+            BOARD,
+            modes=K,
+            trials=BLOCK_SEARCH_TRIALS,
+            traces=["markov-2mw"],
+            period_s=10.0,
+            block_sizes=sizes,
+            seed=0,
+        )
+        out[model] = {
+            "block_sizes": sizes,
+            "trials": rep["trials"],
+            "search_seconds": rep["search_seconds"],
+            "infeasible": rep["infeasible"],
+            "pareto": rep["pareto"],
+        }
+        print(f"{model}: {rep['trials']} trials, {rep['search_seconds']} s", file=sys.stderr)
+    return out
+
+
 def _plot(timeline, model: str, period: float) -> None:
     import matplotlib
 
@@ -434,7 +469,19 @@ def main() -> int:
     ap.add_argument(
         "--ablation", action="store_true", help="mode-training settings vs accuracy and cycle ratio only"
     )
+    ap.add_argument(
+        "--search-blocks",
+        action="store_true",
+        help="the search over per-layer block sizes (a compression per trial) → eve_search_blocks.json",
+    )
     args = ap.parse_args()
+    if args.search_blocks:
+        with tempfile.TemporaryDirectory() as tmp:
+            found = search_blocks(Path(tmp))
+        found["command"] = "python benchmarks/eve.py --search-blocks"
+        SEARCH_BLOCKS.write_text(json.dumps(found, indent=1) + "\n")
+        print(f"wrote {SEARCH_BLOCKS}")
+        return 0
     if args.ablation:
         with tempfile.TemporaryDirectory() as tmp:
             ABLATION.write_text(json.dumps(ablation(Path(tmp)), indent=1) + "\n")
