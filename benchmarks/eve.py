@@ -287,6 +287,7 @@ ABLATION_RUNS = [
     ("mlp", "width 1/0.5/0.25, 20 epochs", {"epochs": 20}),
     ("mlp", "width 1/0.5/0.25, 40 epochs (default)", {}),
     ("mlp", "width, 40 epochs, lr 5e-4", {"lr": 5e-4}),
+    ("mlp", "width, 40 epochs, each mode its own biases (--mode-bias)", {"mode_bias": True}),
     ("cnn", "blocks only, 20 epochs (session 3 default)", {"width": [1.0] * K, "epochs": 20}),
     ("cnn", "width 1/0.5/0.25, 40 epochs (default)", {}),
     (
@@ -297,13 +298,19 @@ ABLATION_RUNS = [
 ]
 
 
-def ablation(work: Path) -> dict:
+def ablation(work: Path, only: str | None = None) -> dict:
     """Each setting of ABLATION_RUNS compressed with seed 0 (the main run's data and dense training), its
-    modes' integer and circulant accuracy and predicted cycles (MSP430FR5994, ref, codegen's cost model)."""
+    modes' integer and circulant accuracy and predicted cycles (MSP430FR5994, ref, codegen's cost model).
+    ``only``: rerun the settings whose label contains it, keep the other rows of the existing JSON."""
     ds = load_dataset("digits")
     rows = []
+    old = {(r["model"], r["setting"]): r for r in json.loads(ABLATION.read_text())["runs"]} if only else {}
     for model, label, settings in ABLATION_RUNS:
-        eve = EveConfig(**{k: v for k, v in settings.items() if k in ("keep", "width", "epochs", "lr")})
+        if only and only not in label and (model, label) in old:
+            rows.append(old[(model, label)])
+            continue
+        keys = ("keep", "width", "epochs", "lr", "mode_bias")
+        eve = EveConfig(**{k: v for k, v in settings.items() if k in keys})
         path = work / f"{model}-abl{len(rows)}.bl"
         art, _, sec = _compress(
             model, path, False, modes=K, eve=eve, layer_blocks=settings.get("layer_blocks", {})
@@ -321,6 +328,7 @@ def ablation(work: Path) -> dict:
                 "cycles": cycles,
                 "cycle_ratio": cycles[0] / cycles[-1],
                 "store_over_largest": store["store_bytes"] / store["largest_mode_bytes"],
+                "store_bytes": store["store_bytes"],
                 "compress_seconds": round(sec, 1),
             }
         )
@@ -467,7 +475,11 @@ def main() -> int:
         "--switch-only", action="store_true", help="measure the mode-switch cost into the existing JSON"
     )
     ap.add_argument(
-        "--ablation", action="store_true", help="mode-training settings vs accuracy and cycle ratio only"
+        "--ablation",
+        nargs="?",
+        const="",
+        metavar="ONLY",
+        help="mode-training settings vs accuracy and cycle ratio only (ONLY: rerun the labels containing it)",
     )
     ap.add_argument(
         "--search-blocks",
@@ -482,9 +494,10 @@ def main() -> int:
         SEARCH_BLOCKS.write_text(json.dumps(found, indent=1) + "\n")
         print(f"wrote {SEARCH_BLOCKS}")
         return 0
-    if args.ablation:
+    if args.ablation is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            ABLATION.write_text(json.dumps(ablation(Path(tmp)), indent=1) + "\n")
+            res = ablation(Path(tmp), args.ablation or None)
+            ABLATION.write_text(json.dumps(res, indent=1) + "\n")
         print(f"wrote {ABLATION}")
         return 0
     if args.tables:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.utils.parametrize as parametrize
 
 from batteryless import spec
 from batteryless.artifact import load_artifact
@@ -14,6 +15,7 @@ from batteryless.cli import main
 from batteryless.errors import UsageError
 from batteryless.eve.modes import (
     active_blocks,
+    add_mode_biases,
     artifact_feeds,
     mode_layer,
     mode_stats,
@@ -27,9 +29,11 @@ from test_cli_compress import QUICK as CLI_QUICK
 from test_spec import _small_artifact
 
 
-@pytest.mark.parametrize("width", [None, [1.0, 0.5, 0.5]])
+@pytest.mark.parametrize(
+    "width,mode_bias", [(None, False), ([1.0, 0.5, 0.5], False), ([1.0, 0.5, 0.5], True)]
+)
 @pytest.mark.parametrize("kind", ["mlp", "cnn2d", "cnn1d"])
-def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width):
+def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width, mode_bias):
     """Masks attached for training and the artifact's prefix modes select the same blocks, and the integer
     spec in mode m tracks the float model in mode m (the single-mode spec test's 2 %-of-range bound)."""
     _, x = _small_artifact(kind)
@@ -38,7 +42,13 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width):
 
     net = _net(kind, nn)
     keep = [1.0, 0.5, 0.25]
-    ms = attach_modes(net, keep, width=width, example=torch.as_tensor(x[:1]))
+    ms = attach_modes(net, keep, width=width, example=torch.as_tensor(x[:1]), mode_bias=mode_bias)
+    if mode_bias:  # each smaller mode's own bias offsets (training would learn them; any values will do)
+        with torch.no_grad():
+            for layer in ms.layers:
+                if parametrize.is_parametrized(layer, "bias"):
+                    delta = layer.parametrizations["bias"][0].delta
+                    delta[1:] = 0.1 * torch.randn_like(delta[1:])
     art = to_artifact(
         net.eval(),
         x,
@@ -60,6 +70,10 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width):
         layer_keep={lay["name"]: lk for lay, lk in zip(circ, ms.layer_keep, strict=True)},
         layer_rows={lay["name"]: r for lay, r in zip(circ, ms.layer_rows, strict=True)},
     )
+    if mode_bias:
+        names = [lay["name"] for lay in circ]
+        add_mode_biases(art, {mi: dict(zip(names, ms.mode_biases(mi), strict=True)) for mi in (1, 2)})
+        assert any("bias" in sel for sel in art.modes[2]["layers"].values())
     for mi in range(len(keep)):
         for lay, mask in zip(circ, ms.masks[mi], strict=True):
             assert np.array_equal(active_blocks(art, lay, mi), mask.numpy() != 0)

@@ -157,6 +157,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
             keep=_keep(args.mode_keep),
             width=_keep(args.mode_width, "--mode-width"),
             epochs=args.mode_epochs,
+            mode_bias=args.mode_bias,
         ),
     )
     from batteryless.paths import check_output_file
@@ -276,6 +277,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--mode-width",
         help="EVE: fraction of output block rows per mode in circulant layers that feed another circulant "
         "layer, largest first, e.g. 1,0.5,0.25 (default: 1 down to 0.25; 1,1,1: blocks only)",
+    )
+    p.add_argument(
+        "--mode-bias",
+        action="store_true",
+        help="EVE: every smaller mode trains its own biases (4 bytes per row and mode in the store)",
     )
     p.add_argument("--mode-epochs", type=int, default=40, help="EVE: sandwich-rule epochs (default 40)")
     p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")

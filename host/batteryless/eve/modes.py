@@ -458,14 +458,35 @@ def set_modes(
     validate_modes(art)
 
 
+def add_mode_biases(art, biases: dict[int, dict[str, np.ndarray | None]]) -> None:
+    """Store each mode's own float bias of a layer (``biases[mode][layer]``, None: the layer's) as the mode's
+    ``bias`` override (and ``bias_out`` where the layer has one, the FFT path's), quantised like the layer's
+    own (``rad.quantize.quantize_bias``); validates the result."""
+    from batteryless.rad.quantize import quantize_bias  # late: rad imports eve for training
+
+    layers = {lay["name"]: lay for lay in art.weight_layers()}
+    for mi, per_layer in biases.items():
+        for name, b in per_layer.items():
+            layer = layers[name]
+            if b is None or not layer.get("bias"):
+                continue
+            sel = art.modes[mi].setdefault("layers", {}).setdefault(name, {})
+            art.tensors[f"{name}.bias.m{mi}"] = quantize_bias(b, layer["in_frac"] + layer["weight_frac"])
+            sel["bias"] = f"{name}.bias.m{mi}"
+            if layer.get("bias_out"):
+                art.tensors[f"{name}.bias_out.m{mi}"] = quantize_bias(b, layer["out_frac"])
+                sel["bias_out"] = f"{name}.bias_out.m{mi}"
+    validate_modes(art)
+
+
 def _stored(layer: dict[str, Any], mask: np.ndarray | None) -> int:
     p, q = block_grid(layer)
     return int((mask != 0).sum()) if mask is not None else p * q
 
 
 def store_summary(art) -> dict[str, Any]:
-    """Bytes of the one shared store (every stored block once, biases, the block-order lists as int16) against
-    K separately stored models (each mode's own blocks and biases)."""
+    """Bytes of the one shared store (every stored block once, biases, the modes' own biases, the block-order
+    lists as int16) against K separately stored models (each mode's own blocks and biases)."""
     modes = [mode_stats(art, m)["total"] for m in range(len(art.modes))]
     full = mode_stats(art, 0)["layers"]
     from batteryless.artifact import layer_stats
@@ -478,8 +499,16 @@ def store_summary(art) -> dict[str, Any]:
         2 * art.tensors[lay["block_order"]].size for lay in art.weight_layers() if lay.get("block_order")
     )
     bias = sum(r["bias_bytes"] for r in full)
+    # a mode's own biases (``bias`` overrides): 4 bytes per row, stored once per mode that has them
+    mode_bias = sum(
+        4 * art.tensors[sel["bias"]].size
+        for m in art.modes
+        for sel in (m.get("layers") or {}).values()
+        if "bias" in sel
+    )
     return {
-        "store_bytes": stored + bias + orders,
+        "store_bytes": stored + bias + orders + mode_bias,
+        "mode_bias_bytes": mode_bias,
         "store_weight_bytes": stored,
         "order_bytes": orders,
         "separate_bytes": sum(t["weight_bytes"] + t["bias_bytes"] for t in modes),

@@ -50,6 +50,9 @@ class EveConfig:
     # transforms do not shrink with it (digits MLP, keep 1/0.5/0.25: 1.62× fewer predicted cycles without
     # width, 3.50× with width 1/0.5/0.25)
     width: list[float] | None = None
+    # each mode but the largest trains its own bias of every circulant layer (stored as the mode's ``bias``
+    # override: 4 bytes per output row and mode)
+    mode_bias: bool = False
 
 
 class ModeMask(nn.Module):
@@ -61,6 +64,18 @@ class ModeMask(nn.Module):
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return w * self.mask.reshape(*self.mask.shape, *([1] * (w.ndim - 2)))
+
+
+class ModeBias(nn.Module):
+    """Parametrization: the layer's bias plus the current mode's trained offset (mode 0's stays 0)."""
+
+    def __init__(self, modes: int, rows: int):
+        super().__init__()
+        self.delta = nn.Parameter(torch.zeros(modes, rows))
+        self.mode = 0
+
+    def forward(self, b: torch.Tensor) -> torch.Tensor:
+        return b if self.mode == 0 else b + self.delta[self.mode]
 
 
 @dataclass
@@ -78,6 +93,20 @@ class ModeSet:
         for layer, m in zip(self.layers, self.masks[mode], strict=True):
             # rebind, not copy_: the previous mode's forward still needs its mask for backward
             _mode_mask(layer).mask = m
+            if parametrize.is_parametrized(layer, "bias"):
+                layer.parametrizations["bias"][0].mode = mode
+
+    def mode_biases(self, mode: int) -> list[np.ndarray | None]:
+        """Per layer: the bias ``mode`` runs with (float), or None where it is the layer's own."""
+        out = []
+        for layer in self.layers:
+            if not parametrize.is_parametrized(layer, "bias") or mode == 0:
+                out.append(None)
+                continue
+            pm = layer.parametrizations["bias"]
+            with torch.no_grad():
+                out.append((pm.original + pm[0].delta[mode]).detach().double().numpy())
+        return out
 
 
 def _mode_mask(layer: nn.Module) -> ModeMask:
@@ -194,6 +223,7 @@ def attach_modes(
     full_last: bool = False,
     width: list[float] | None = None,
     example: torch.Tensor | None = None,
+    mode_bias: bool = False,
 ) -> ModeSet:
     """Order each circulant layer's blocks (``eve.modes.nested_orders``), build every mode's prefix mask and
     attach a ModeMask (mode 0).
@@ -225,6 +255,8 @@ def attach_modes(
             mask[torch.as_tensor(order[:n].astype(np.int64))] = 1.0
             ms.masks[mi].append(mask.reshape(p, q))
         parametrize.register_parametrization(layer, "weight", ModeMask(p, q))
+        if mode_bias and layer.bias is not None:
+            parametrize.register_parametrization(layer, "bias", ModeBias(len(keep), layer.bias.shape[0]))
     ms.set(0)
     return ms
 
@@ -269,7 +301,7 @@ def train_modes(
     """Sandwich-rule training with in-place distillation; leaves ``model`` in mode 0, eval mode."""
     keep = check_modes(modes, cfg)
     xt = torch.as_tensor(x, dtype=torch.float32)
-    ms = attach_modes(model, keep, cfg.full_last, mode_width(modes, cfg), xt[:1])
+    ms = attach_modes(model, keep, cfg.full_last, mode_width(modes, cfg), xt[:1], cfg.mode_bias)
     yt = torch.as_tensor(y, dtype=torch.int64)
     gen = torch.Generator().manual_seed(seed + 3000)
     pick = random.Random(seed + 3001)

@@ -270,6 +270,12 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
             layer_keep=dict(zip(circ_names, mode_set.layer_keep, strict=True)),  # what training used
             layer_rows=dict(zip(circ_names, mode_set.layer_rows, strict=True)),
         )
+        from batteryless.eve.modes import add_mode_biases
+
+        add_mode_biases(
+            art,
+            {mi: dict(zip(circ_names, mode_set.mode_biases(mi), strict=True)) for mi in range(1, cfg.modes)},
+        )
     report(progress, "integer reference", 0, 1)
     ref_acc = float((predict(art, ds.x_test) == ds.y_test).mean())
     report(progress, "integer reference", 1, 1)

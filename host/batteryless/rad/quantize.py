@@ -25,6 +25,14 @@ ACT_MARGIN = 1.25
 ACC_LIMIT = 2**31 * 0.5  # final 32-bit accumulators must stay below this on calibration data
 
 
+def quantize_bias(bias: np.ndarray, frac: int) -> np.ndarray:
+    """A float bias as int32 with ``frac`` fraction bits (round half up, saturated): ``bias`` is added to
+    accumulators at ``in_frac + weight_frac``, ``bias_out`` to outputs at ``out_frac``."""
+    return np.clip(np.floor(np.asarray(bias, np.float64) * 2.0**frac + 0.5), -(2**31), 2**31 - 1).astype(
+        np.int32
+    )
+
+
 def weight_frac(w: torch.Tensor | np.ndarray, bits: int) -> int:
     return frac_for_max(float(np.abs(np.asarray(w)).max()) if np.asarray(w).size else 0.0, bits)
 
@@ -185,9 +193,7 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
     info.update(weight=f"{name}.weight", weight_frac=wf, out_frac=out_frac, path="direct")
     bias = m.bias.detach().double().numpy() if m.bias is not None else None
     if bias is not None:
-        tensors[f"{name}.bias"] = np.clip(
-            np.floor(bias * 2.0 ** (in_frac + wf) + 0.5), -(2**31), 2**31 - 1
-        ).astype(np.int32)
+        tensors[f"{name}.bias"] = quantize_bias(bias, in_frac + wf)
         info["bias"] = f"{name}.bias"
     mask = getattr(m, "block_mask", None)
     if mask is not None:
@@ -216,8 +222,6 @@ def _weight_layer(m, name, x_in, y_out, in_frac, bits, default_path, tensors) ->
         tensors[f"{name}.spectra"] = np.moveaxis(packed, -1, 2).astype(np.int16)
         info.update(spectra=f"{name}.spectra", spectra_frac=sf, spectrum_frac=zf)
         if bias is not None:
-            tensors[f"{name}.bias_out"] = np.clip(
-                np.floor(bias * 2.0**out_frac + 0.5), -(2**31), 2**31 - 1
-            ).astype(np.int32)
+            tensors[f"{name}.bias_out"] = quantize_bias(bias, out_frac)
             info["bias_out"] = f"{name}.bias_out"
     return info
