@@ -119,6 +119,26 @@ def test_block_size_search_recompresses_and_returns_only_feasible_candidates(art
     assert _largest_step_j(res.schedule, board) <= 0.5 * buf.capacitance_f * (buf.v_on**2 - buf.v_off**2)
 
 
+def test_block_size_search_returns_nothing_when_no_task_fits(artifacts, tmp_path):
+    """1 uF (2.9 uJ per power-on period): whatever block sizes a trial picks, no task fits, so no candidate
+    may be returned and nothing is written."""
+    from batteryless.eve.search import Retrain
+
+    rep = search(
+        artifacts["mlp"],
+        "msp430fr5994",
+        modes=2,
+        trials=2,
+        traces=["kinetic-walk"],
+        capacitance_f=1e-6,
+        block_sizes={"fc1": [4, 8], "fc2": [4, 8]},
+        retrain=Retrain(admm_rounds=1, retrain_epochs=1, mode_epochs=1),
+        out=tmp_path / "none.bl",
+    )
+    assert rep["pareto"] == [] and rep["infeasible"] == 2
+    assert not (tmp_path / "none.bl").exists()
+
+
 def test_bad_settings_are_refused(artifacts, capsys):
     from batteryless.errors import CompressionError
 
@@ -157,3 +177,48 @@ def test_search_runs_its_trials_on_a_local_ray_instance(artifacts):
         assert p["constraints"][0] <= 0 and p["constraints"][1] <= 0
         assert all(len(v) == 2 for v in [*p["keep"].values(), *p["width"].values()])
         assert p["energy_j"][0] > 0 and usable > 0
+
+
+def test_block_size_search_on_the_users_own_data(tmp_path):
+    """A user's model and in-memory data: each trial recompresses on the user's training split and is scored
+    on the user's test split (not the zoo's digits)."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from batteryless.eve.search import Retrain
+    from batteryless.eve.train import EveConfig
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress
+    from batteryless.spec import predict
+    from test_compress_data import _tabular
+
+    xtr, ytr = _tabular(300, 1)
+    xte, yte = _tabular(100, 2)
+    data = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    tiny = dict(block_size=8, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=5))
+    art, _ = compress(
+        net, data, config=CompressConfig(modes=2, eve=EveConfig(epochs=1), train_dense=True, **tiny)
+    )
+    out = tmp_path / "best.bl"
+    rep = search(
+        art,
+        "msp430fr5994",
+        modes=2,
+        trials=1,
+        traces=["kinetic-walk"],
+        dataset=data,
+        block_sizes={"fc1": [4, 8]},
+        retrain=Retrain(admm_rounds=1, retrain_epochs=1, mode_epochs=1),
+        out=out,
+    )
+    assert rep["trials"] == 1 and rep["pareto"]
+    from batteryless.artifact import load_artifact
+
+    best = load_artifact(out)
+    assert best.weight_layers()[0]["block"] == rep["pareto"][0]["blocks"]["fc1"]
+    for mi, acc in enumerate(rep["pareto"][0]["accuracy"]):  # scored on the user's 100 test samples
+        assert acc == pytest.approx(float((predict(best, xte, mode=mi) == yte).mean()))
+    assert np.isfinite(rep["pareto"][0]["correct_per_hour"])

@@ -44,6 +44,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             progress=progress,
             ray=args.ray,
             block_sizes=_block_sizes(args.block_sizes),
+            dataset=args.dataset,
+            data_path=args.data,
         )
     if args.json:
         print(json.dumps(rep, indent=1, sort_keys=True))
@@ -96,5 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also search this layer's block size among these (repeat per layer); each trial then "
         "recompresses the artifact's float model (ADMM, QAT, mode training: a compression per trial)",
     )
+    p.add_argument("--dataset", help="dataset to score (and retrain) on (default: the artifact's)")
+    p.add_argument("--data", help="folder or file holding the dataset")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_search)

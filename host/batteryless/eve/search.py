@@ -232,8 +232,16 @@ class Retrain:
     dense_epochs: int = 0  # the artifact's weights are the starting point
 
 
-def build_candidate(art: Artifact, settings: dict[str, Any], retrain: Retrain | None, seed: int) -> Artifact:
-    """The candidate artifact of one trial's settings (``Space.draw``)."""
+def build_candidate(
+    art: Artifact,
+    settings: dict[str, Any],
+    retrain: Retrain | None,
+    seed: int,
+    dataset: str | None = None,
+    data_path: str | Path | None = None,
+) -> Artifact:
+    """The candidate artifact of one trial's settings (``Space.draw``); a recompression trains on
+    ``dataset`` (default: the artifact's) read from ``data_path``."""
     if "blocks" not in settings:
         return candidate(art, settings["keep"], settings["margins"], settings["width"])
     from batteryless.eve.train import EveConfig
@@ -253,16 +261,18 @@ def build_candidate(art: Artifact, settings: dict[str, Any], retrain: Retrain | 
         modes=len(settings["mode_keep"]),
         eve=EveConfig(keep=settings["mode_keep"], width=settings["mode_width"], epochs=rt.mode_epochs),
     )
-    new, _ = compress(art.to_float_module(), art.dataset, config=cfg)
+    new, _ = compress(art.to_float_module(), dataset or art.dataset, data_path, config=cfg)
     for m, margin in zip(new.modes, settings["margins"], strict=False):
         m["margin"] = margin
     return new
 
 
-def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period_s, space, retrain, seed):
+def _ray_trial(
+    config, art, board, x_test, y_test, traces, capacitance_f, period_s, space, retrain, seed, data
+):
     """One trial on a Ray worker: the same scoring as the local path; constraints travel with the result."""
     settings = space.draw(lambda name: config[name])
-    cand = build_candidate(art, settings, retrain, seed)
+    cand = build_candidate(art, settings, retrain, seed, *data)
     with tempfile.TemporaryDirectory() as tmp:
         res = evaluate_candidate(cand, board, x_test, y_test, traces, capacitance_f, period_s, Path(tmp))
     ok = res["fits_memory"]
@@ -276,7 +286,21 @@ def _ray_trial(config, art, board, x_test, y_test, traces, capacitance_f, period
 
 
 def _search_ray(
-    art, board, space, retrain, trials, ds, traces, capacitance_f, period_s, address, out, seed, progress, t0
+    art,
+    board,
+    space,
+    retrain,
+    trials,
+    ds,
+    traces,
+    capacitance_f,
+    period_s,
+    address,
+    out,
+    seed,
+    progress,
+    t0,
+    data,
 ) -> dict[str, Any]:
     """ray tune + Optuna's searcher (multi-objective); infeasible results are filtered out afterwards."""
     try:
@@ -310,6 +334,7 @@ def _search_ray(
         space=space,
         retrain=retrain,
         seed=seed,
+        data=data,
     )
     report(progress, "search trials on Ray", 0, trials)
     with tempfile.TemporaryDirectory(prefix="bl-ray-") as results:  # not ~/ray_results
@@ -344,7 +369,7 @@ def _search_ray(
         for r in sorted(pareto, key=lambda r: -r["correct_per_hour"])
     ]
     if out is not None and pareto:
-        save_artifact(build_candidate(art, _settings(pareto[0]), retrain, seed), out)
+        save_artifact(build_candidate(art, _settings(pareto[0]), retrain, seed, *data), out)
     return {
         "pareto": pareto,
         "trials": len(rows),
@@ -397,6 +422,7 @@ def search(
     if not circ:
         raise UsageError("search needs a block-circulant layer: every layer of this artifact is dense")
     ds = load_dataset(dataset or art.dataset, data_path, seed=heldout_split_seed(art))
+    data = (dataset, data_path)  # where a recompressing trial (block sizes) reads its training split
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -423,7 +449,21 @@ def search(
 
     if ray is not None:
         return _search_ray(
-            art, b, space, retrain, trials, ds, traces, capacitance_f, period_s, ray, out, seed, progress, t0
+            art,
+            b,
+            space,
+            retrain,
+            trials,
+            ds,
+            traces,
+            capacitance_f,
+            period_s,
+            ray,
+            out,
+            seed,
+            progress,
+            t0,
+            data,
         )
 
     def objective(trial) -> tuple[float, float]:
@@ -435,7 +475,7 @@ def search(
 
         settings = space.draw(get)
         try:
-            cand = build_candidate(art, settings, retrain, seed)
+            cand = build_candidate(art, settings, retrain, seed, *data)
         except CompressionError as err:  # e.g. a block size that does not divide the layer
             res = {"fits_memory": False, "constraints": [1.0, 0.0], "memory_error": str(err)}
         else:
@@ -481,7 +521,7 @@ def search(
         for t in sorted(feasible, key=lambda t: -t.values[0])
     ]
     if out is not None and pareto:
-        save_artifact(build_candidate(art, _settings(pareto[0]), retrain, seed), out)
+        save_artifact(build_candidate(art, _settings(pareto[0]), retrain, seed, *data), out)
     return {
         "pareto": pareto,
         "trials": len(study.trials),
