@@ -187,13 +187,14 @@ static inline __attribute__((always_inline)) void bl_circ_rows4(const int16_t *w
 #endif
 }
 
-/* bl_circ_rows4 with consecutive blocks (wp = rp = 0), k = 8 and 16 (the block sizes models use) compiled as
+/* bl_circ_rows4 with k = 8 and 16 (the block sizes models use) compiled as
  * constants so the loops unroll; other k the generic loop. */
-static inline __attribute__((always_inline)) void bl_circ_rows4_k(const int16_t *w, const int16_t *R, uint32_t k,
-                                                                  uint32_t nb, uint32_t o, uint32_t *acc) {
-  if (k == 16u) bl_circ_rows4(w, R, 0, 0, 16u, nb, o, acc);
-  else if (k == 8u) bl_circ_rows4(w, R, 0, 0, 8u, nb, o, acc);
-  else bl_circ_rows4(w, R, 0, 0, k, nb, o, acc);
+static inline __attribute__((always_inline)) void bl_circ_rows4_k(const int16_t *w, const int16_t *R,
+                                                                  const int16_t *const *wp, const int16_t *const *rp,
+                                                                  uint32_t k, uint32_t nb, uint32_t o, uint32_t *acc) {
+  if (k == 16u) bl_circ_rows4(w, R, wp, rp, 16u, nb, o, acc);
+  else if (k == 8u) bl_circ_rows4(w, R, wp, rp, 8u, nb, o, acc);
+  else bl_circ_rows4(w, R, wp, rp, k, nb, o, acc);
 }
 
 /* sat16(rshift_round(wrap32(acc), shift)), the spec's requantisation: for 1 <= shift <= 31 in three

@@ -319,12 +319,12 @@ static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w1
           acc[0] = acc[1] = acc[2] = acc[3] = 0;
           const uint32_t rr = o - i * k;
           if (nv == 4u) {
-            bl_circ_rows4(0, 0, wp, rp, k, nb, k - rr, acc);
+            bl_circ_rows4_k(0, 0, wp, rp, k, nb, k - rr, acc);
           } else if (k >= 4u) {
             /* 1-3 channels left: four channels of the block that include them, the extra ones discarded */
             const uint32_t s0 = rr + 4u <= k ? rr : k - 4u;
             uint32_t t4[4] = {0, 0, 0, 0};
-            bl_circ_rows4(0, 0, wp, rp, k, nb, k - s0, t4);
+            bl_circ_rows4_k(0, 0, wp, rp, k, nb, k - s0, t4);
             for (uint32_t v = 0; v < nv; v++) acc[v] = t4[rr - s0 + v];
           } else {
             for (uint32_t v = 0; v < nv; v++)

@@ -162,14 +162,14 @@ static void circ_one_pass(const int16_t *x, uint16_t in_features, const int16_t 
         acc[2] = (uint32_t)bias[r + 2u];
         acc[3] = (uint32_t)bias[r + 3u];
       }
-      bl_circ_rows4_k(wv, R, k, q, k - rr, acc);
+      bl_circ_rows4_k(wv, R, 0, 0, k, q, k - rr, acc);
       store4(y + r, acc, shift, in_range);
     }
     if (r < g1) {
       /* 1-3 rows left: four rows of the block that include them (extra rows computed, not stored) */
       const uint32_t s0 = rr + 4u <= k ? rr : k - 4u;
       uint32_t t4[4] = {0, 0, 0, 0};
-      bl_circ_rows4_k(wv, R, k, q, k - s0, t4);
+      bl_circ_rows4_k(wv, R, 0, 0, k, q, k - s0, t4);
       for (; r < g1; r++, rr++) {
         uint32_t a = t4[rr - s0];
         if (bias != 0) a += (uint32_t)bias[r];
