@@ -2,7 +2,7 @@
 instructions (disassembled), give the numeric spec's outputs on every digits test sample (direct paths
 bit-exact: VMLADAVA / VMLAVA accumulate modulo 2^32 like the spec's wrap32), and FLEX survives random power
 cuts bit-exactly on this board too (the memory map's NVM region, the reset and the plugin's cuts on the M55;
-build_flex builds FLEX images with the ref kernels, so this does not exercise the MVE kernels under cuts)."""
+with the ref kernels here; the MVE kernels under cuts: test_flex_cmsis.py)."""
 
 from __future__ import annotations
 

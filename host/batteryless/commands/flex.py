@@ -30,6 +30,7 @@ def cmd_flex_verify(args: argparse.Namespace) -> int:
             continuous=args.continuous,
             sweep_commit=args.sweep_commit,
             faults=args.faults,
+            backend=args.backend,
         )
     if args.json:
         print(json.dumps(rep.to_dict(), indent=1))
@@ -111,6 +112,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--faults",
         action="store_true",
         help="also flip a bit of the committed record at the boot after a cut; each must be detected",
+    )
+    p.add_argument(
+        "--backend",
+        default="ref",
+        help="kernels of the image: ref (default), cmsis (Cortex-M boards: DSP extension / Helium), lea "
+        "(msp430fr5994)",
     )
     p.add_argument("--workers", type=int, default=2, help="parallel runs")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

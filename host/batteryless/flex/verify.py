@@ -103,6 +103,7 @@ def verify_intermittent(
     sweep_commit: bool = False,
     faults: bool = False,
     commit_stride: int = 1,
+    backend: str = "ref",
 ) -> VerifyReport:
     """Check the FLEX property (DESIGN.md contract 3) on ``board``: the final logits under every power-failure
     schedule equal those of a continuous-power run of the same image, bit for bit.
@@ -123,7 +124,9 @@ def verify_intermittent(
     every store on the emulated CPU; mspdebug: a cut after every ``commit_stride``-th instruction of the
     second and a middle commit, one run each. ``faults``: also run schedules that flip a bit of the committed
     record (version, inference, next_task, CRC) at the boot after a cut, each of which recovery must
-    detect (needs an image built with ``faults=True``; built so when no image is given).
+    detect (needs an image built with ``faults=True``; built so when no image is given). ``backend``: the
+    kernels of the image built here (:func:`build_flex`; default ``ref``, ``cmsis`` on the Cortex-M boards
+    puts the DSP-extension / Helium kernels under the cuts).
 
     Besides the logits, every schedule is checked against the protocol (:data:`CHECKS`): no corrupt
     committed state beyond those injected (a cut inside the very first commit is counted apart,
@@ -160,6 +163,7 @@ def verify_intermittent(
             progress=progress,
             continuous=continuous,
             faults=faults,
+            backend=backend,
         )
     elif continuous and not image.continuous:
         raise UsageError("continuous=True needs an image built with build_flex(continuous=True)")
