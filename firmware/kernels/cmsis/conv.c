@@ -127,6 +127,39 @@ static bool rows_fit(const bl_conv_geom *g, uint16_t o0, uint16_t o1, uint16_t o
          (uint32_t)(o1 - o0) * g->in_ch * g->kh * kwp <= BL_CMSIS_WIDE_MAX;
 }
 
+
+#if BL_MVE
+/* four outputs' taps of one kernel row: acc += w[dx] * (the four inputs from pr + dx), dx < kw */
+static inline __attribute__((always_inline)) int32x4_t dense_taps_mve(int32x4_t acc, const int16_t *pr,
+                                                                      const int16_t *wr, uint32_t kw) {
+  for (uint32_t dx = 0; dx < kw; dx++) acc = vmlaq_n_s32(acc, vldrhq_s32(pr + dx), wr[dx]);
+  return acc;
+}
+
+/* One output row (out_w a multiple of 4, stride 1) of one output channel under Helium: p points at the
+ * first kernel row of channel 0 in P, each channel's kh rows follow (rw apart), then `cskip` int16 to the
+ * next channel; w the channel's weights, kwp per kernel row; the spec's requantisation on the vector. */
+static void dense_row_mve(const int16_t *p, const int16_t *w, uint32_t nrows, uint32_t cskip, const bl_conv_geom *g,
+                          uint32_t kwp, uint32_t rw, int32_t bias, int16_t shift, int16_t *out) {
+  const int32x4_t sh = vdupq_n_s32(-(int32_t)(shift - 1));
+  for (uint32_t ox = 0; ox < g->out_w; ox += 4u) {
+    int32x4_t acc = vdupq_n_s32(bias);
+    const int16_t *pr = p + ox, *wr = w;
+    for (uint32_t r = 0, dy = 0; r < nrows; r++, wr += kwp) {
+      acc = g->kw == 3u ? dense_taps_mve(acc, pr, wr, 3u) : dense_taps_mve(acc, pr, wr, g->kw);
+      pr += rw;
+      if (++dy == g->kh) {
+        dy = 0;
+        pr += cskip;
+      }
+    }
+    const int32x4_t a = vshlq_s32(acc, sh); /* floor(acc / 2^(shift-1)) */
+    const int32x4_t v = vaddq_s32(vshrq_n_s32(a, 1), vandq_s32(a, vdupq_n_s32(1)));
+    vstrhq_s32(out + ox, vminq_s32(vmaxq_s32(v, vdupq_n_s32(-32768)), vdupq_n_s32(32767)));
+  }
+}
+#endif
+
 static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
                             uint16_t oy1) {
@@ -158,6 +191,21 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
         for (uint32_t dx = 0; dx < g->kw; dx++) dst[dx] = w16 != 0 ? w16[src + dx] : (int16_t)w8[src + dx];
         if (kwp != g->kw) dst[g->kw] = 0;
       }
+#if BL_MVE
+  if (shift >= 1 && shift <= 31 && g->sw == 1u && g->out_w % 4u == 0) {
+    /* Helium: four outputs of a row per vector (int32 lanes, VMLA by the scalar weight, modulo 2^32), over
+     * every (channel, kernel row) of P including its padding rows (zeros: their products add nothing), so
+     * no per-row list is built. (Measured on the digits CNN's conv1, 1 -> 8 channels: 18.3k instructions
+     * against 20.9k with the list; sliding VMLADAVA windows as in the circulant path measured 24.6k-25.0k:
+     * GCC 12 spills their accumulators.) */
+    for (uint32_t o = o0; o < o1; o++)
+      for (uint32_t oy = oy0; oy < oy1; oy++)
+        dense_row_mve(P + (oy - oy0) * g->sh * rw, wide + (o - o0) * C * g->kh * kwp, C * g->kh,
+                      rows * rw - g->kh * rw, g, kwp, rw, bias != 0 ? bias[o] : 0, shift,
+                      y + o * out_hw + oy * g->out_w);
+    return;
+  }
+#endif
   for (uint32_t o = o0; o < o1; o++) {
     const uint32_t b = bias != 0 ? (uint32_t)bias[o] : 0u;
     for (uint32_t oy = oy0; oy < oy1; oy++) {
@@ -341,6 +389,112 @@ static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w1
   }
 }
 
+/* Block-circulant with the input rows rewritten padded: like conv_circ, but the rewritten rows include the
+ * padding (zero pixels, zero rows) of the output rows [oy0, oy1), so every output position reads all
+ * q * taps (block, tap) windows at the same offsets from its own base. The pointer list is then one add per
+ * entry per position instead of a bounds walk per tap, and the weights are consecutive (wt[j*taps + t]).
+ * The windows in the padding are zeros: their products add nothing (modulo 2^32 as everywhere), so the
+ * result is the same; it pays where the walk cost more than those extra MACs (the digits CNN's 4x4 conv2:
+ * measured in benchmarks/cortexm.py). */
+#define BL_CMSIS_XP_MAX 1024u /* int16: padded rewritten input rows, 2 KB of stack */
+
+static bool circ_padded_fits(const bl_conv_geom *g, uint16_t k, uint16_t oy0, uint16_t oy1) {
+  const uint32_t taps = (uint32_t)g->kh * g->kw, q = ((uint32_t)g->in_ch + k - 1u) / k;
+  const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
+  const uint32_t wp = (uint32_t)(g->out_w - 1u) * g->sw + g->kw; /* padded columns the outputs read */
+  return k >= 4u && (k & 3u) == 0 && k * q * taps <= BL_CMSIS_WIDE_MAX && q * taps <= BL_CMSIS_LIST_MAX &&
+         q * rows * wp * 2u * k <= BL_CMSIS_XP_MAX;
+}
+
+static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                             uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
+                             uint16_t oy0, uint16_t oy1) {
+  int16_t X[BL_CMSIS_XP_MAX];
+  int16_t wt[BL_CMSIS_WIDE_MAX];
+  uint32_t off[BL_CMSIS_LIST_MAX];
+  const int16_t *rp[BL_CMSIS_LIST_MAX];
+  const uint32_t taps = (uint32_t)g->kh * g->kw, q = ((uint32_t)g->in_ch + k - 1u) / k, k2 = 2u * k;
+  const uint32_t nb = q * taps;
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w, in_hw = (uint32_t)g->in_h * g->in_w;
+  const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
+  const uint32_t W = (uint32_t)(g->out_w - 1u) * g->sw + g->kw;
+  const int32_t ylo = (int32_t)oy0 * g->sh - g->ph, xlo = -(int32_t)g->pw; /* input coords of X's (0, 0) */
+  memset(X, 0, q * rows * W * k2 * sizeof *X);
+  for (uint32_t j = 0; j < q; j++) {
+    const bool full = (j + 1u) * k <= g->in_ch;
+    for (uint32_t yy = 0; yy < rows; yy++) {
+      const int32_t iy = ylo + (int32_t)yy;
+      if (iy < 0 || iy >= (int32_t)g->in_h) continue; /* a padding row: zeros */
+      for (uint32_t xx = 0; xx < W; xx++) {
+        const int32_t ix = xlo + (int32_t)xx;
+        if (ix < 0 || ix >= (int32_t)g->in_w) continue;
+        int16_t *dst = X + ((j * rows + yy) * W + xx) * k2;
+        const int16_t *src = x + (j * k * g->in_h + (uint32_t)iy) * g->in_w + (uint32_t)ix; /* channel j*k */
+        if (full) {
+          dst[0] = dst[k] = src[0];
+          const int16_t *c = src + (k - 1u) * in_hw;
+          for (uint32_t u = 1; u < k; u++, c -= in_hw) dst[u] = dst[u + k] = *c;
+        } else {
+          for (uint32_t u = 0; u < k; u++) {
+            const uint32_t c = j * k + (k - u) % k;
+            dst[u] = dst[u + k] = c < g->in_ch ? x[(c * g->in_h + (uint32_t)iy) * g->in_w + (uint32_t)ix] : 0;
+          }
+        }
+      }
+    }
+  }
+  for (uint32_t j = 0, b = 0; j < q; j++)
+    for (uint32_t dy = 0; dy < g->kh; dy++)
+      for (uint32_t dx = 0; dx < g->kw; dx++, b++) off[b] = ((j * rows + dy) * W + dx) * k2;
+  const bool in_range = shift >= 1 && shift <= 31;
+  for (uint32_t i = o0 / k; i <= (uint32_t)(o1 - 1u) / k; i++) {
+    const uint32_t c0 = i * k > o0 ? i * k : o0, c1 = (i + 1u) * k < o1 ? (i + 1u) * k : o1;
+    for (uint32_t j = 0; j < q; j++) {
+      const uint32_t s0 = (i * q + j) * k * taps;
+      int16_t *dj = wt + j * taps * k;
+      for (uint32_t d = 0; d < k; d++) {
+        int16_t *dst = dj + d;
+        if (w16 != 0)
+          for (uint32_t t = 0; t < taps; t++, dst += k) *dst = w16[s0 + d * taps + t];
+        else
+          for (uint32_t t = 0; t < taps; t++, dst += k) *dst = w8[s0 + d * taps + t];
+      }
+    }
+    for (uint32_t oy = oy0; oy < oy1; oy++) {
+      for (uint32_t ox = 0; ox < g->out_w; ox++) {
+        const int16_t *base = X + ((oy - oy0) * g->sh * W + ox * g->sw) * k2;
+        for (uint32_t b = 0; b < nb; b++) rp[b] = base + off[b];
+        const uint32_t pos = oy * g->out_w + ox;
+        for (uint32_t o = c0; o < c1; o += 4u) {
+          const uint32_t nv = c1 - o < 4u ? c1 - o : 4u, rr = o - i * k;
+          const uint32_t s = nv == 4u ? rr : (rr + 4u <= k ? rr : k - 4u); /* first of the 4 rows run */
+          uint32_t acc[4] = {0, 0, 0, 0};
+          if (bias != 0 && nv == 4u) {
+            acc[0] = (uint32_t)bias[o];
+            acc[1] = (uint32_t)bias[o + 1u];
+            acc[2] = (uint32_t)bias[o + 2u];
+            acc[3] = (uint32_t)bias[o + 3u];
+          }
+          bl_circ_rows4_k(wt, 0, 0, rp, k, nb, k - s, acc);
+          if (nv == 4u && in_range) {
+            const int32_t sh1 = shift - 1;
+            y[o * out_hw + pos] = bl_dsp_requant_in(acc[0], sh1);
+            y[(o + 1u) * out_hw + pos] = bl_dsp_requant_in(acc[1], sh1);
+            y[(o + 2u) * out_hw + pos] = bl_dsp_requant_in(acc[2], sh1);
+            y[(o + 3u) * out_hw + pos] = bl_dsp_requant_in(acc[3], sh1);
+            continue;
+          }
+          for (uint32_t v = 0; v < nv; v++) {
+            uint32_t a = acc[rr - s + v];
+            if (bias != 0 && nv != 4u) a += (uint32_t)bias[o + v];
+            y[(o + v) * out_hw + pos] = bl_dsp_requant(a, shift);
+          }
+        }
+      }
+    }
+  }
+}
+
 static bl_status conv_check(const int16_t *x, const bl_conv_geom *g, const int16_t *y, uint16_t o0, uint16_t o1,
                             uint16_t oy0, uint16_t oy1) {
   if (x == 0 || y == 0) return BL_ERR_ARG;
@@ -385,6 +539,10 @@ bl_status bl_conv_circ_w16(const int16_t *x, const bl_conv_geom *g, const int16_
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (k == 0) return BL_ERR_SHAPE;
+  if (circ_padded_fits(g, k, oy0, oy1)) {
+    conv_circ_padded(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
+    return BL_OK;
+  }
   if (!circ_fits(g, k, oy0, oy1)) return bl_ref_conv_circ_w16(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
   conv_circ(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;
@@ -397,6 +555,10 @@ bl_status bl_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int8_t 
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (k == 0) return BL_ERR_SHAPE;
+  if (circ_padded_fits(g, k, oy0, oy1)) {
+    conv_circ_padded(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
+    return BL_OK;
+  }
   if (!circ_fits(g, k, oy0, oy1)) return bl_ref_conv_circ_w8(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
   conv_circ(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
   return BL_OK;

@@ -1,6 +1,6 @@
 /* cmsis backend: pooling. The common 2x2 stride-2 max pool (even input width) takes two adjacent columns
  * of two rows as two words and reduces them with the DSP extension's SSUB16 + SEL (lane-wise max), then
- * the two lanes; every other window shape, and average pooling, is the ref backend's code (compiled below
+ * the two lanes (Helium: eight columns per vector); every other window shape, and average pooling, is the ref backend's code (compiled below
  * as bl_ref_maxpool_q15). Bit-exact: max is exact in every form. */
 #include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
@@ -22,7 +22,19 @@ bl_status bl_maxpool_q15(const int16_t *x, const bl_pool_geom *g, int16_t *y, ui
       int16_t *out = y + c * out_hw;
       for (uint32_t oy = 0; oy < g->out_h; oy++) {
         const int16_t *r0 = x + c * in_hw + 2u * oy * g->in_w, *r1 = r0 + g->in_w;
-        for (uint32_t ox = 0; ox < g->out_w; ox++) {
+        uint32_t ox = 0;
+#if BL_MVE
+        /* Helium: eight columns of both rows: lane-wise max (VMAX), then each lane pair's max with its
+         * neighbour (VREV32 swaps the halfwords of each word), stored as the low halfword of each word
+         * (VSTRH.32): four outputs per eight columns */
+        for (; 2u * ox + 8u <= g->in_w; ox += 4u) {
+          const int16x8_t m = vmaxq_s16(vld1q_s16(r0 + 2u * ox), vld1q_s16(r1 + 2u * ox));
+          const int16x8_t p = vmaxq_s16(m, vrev32q_s16(m));
+          vstrhq_s32(out, vreinterpretq_s32_s16(p));
+          out += 4;
+        }
+#endif
+        for (; ox < g->out_w; ox++) {
           const uint32_t a = bl_ld2(r0 + 2u * ox), b = bl_ld2(r1 + 2u * ox);
           (void)__ssub16((int16x2_t)a, (int16x2_t)b); /* sets GE per lane where a >= b */
           const uint32_t m = (uint32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
