@@ -27,6 +27,15 @@ bl_status bl_ref_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
 #define BL_CMSIS_FFT_MIN 16u
 #define BL_CMSIS_FFT_STRETCH_MIN 8u /* smaller k: the ref transform */
 
+/* BL_FFT_MAX_K: the largest transform the generated model runs (codegen's model.cmake). Only the CMSIS-DSP
+ * instances up to it (16 for k = 8, the stretched transform) are referenced, so the linker drops the other
+ * sizes' twiddle and bit-reversal tables (--gc-sections); a larger k then returns BL_ERR_FFT_SIZE. Builds
+ * without a model (kernel tests) keep every size. */
+#ifndef BL_FFT_MAX_K
+#define BL_FFT_MAX_K 4096
+#endif
+#define BL_FFT_LINKED(n) ((n) <= BL_FFT_MAX_K || ((n) == BL_CMSIS_FFT_MIN && BL_FFT_MAX_K >= BL_CMSIS_FFT_STRETCH_MIN))
+
 #if defined(ARM_MATH_MVEI)
 /* Helium (ARM_MATH_MVEI): CMSIS-DSP's MVE transform needs its rearranged twiddles, which only the
  * arm_cfft_init_<N>_q15 functions set up (arm_const_structs.h has no q15 instances in this build), so the
@@ -34,15 +43,15 @@ bl_status bl_ref_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
 static const arm_cfft_instance_q15 *cfft_instance(uint16_t k, arm_cfft_instance_q15 *s) {
   arm_status st;
   switch (k) {
-    case 16: st = arm_cfft_init_16_q15(s); break;
-    case 32: st = arm_cfft_init_32_q15(s); break;
-    case 64: st = arm_cfft_init_64_q15(s); break;
-    case 128: st = arm_cfft_init_128_q15(s); break;
-    case 256: st = arm_cfft_init_256_q15(s); break;
-    case 512: st = arm_cfft_init_512_q15(s); break;
-    case 1024: st = arm_cfft_init_1024_q15(s); break;
-    case 2048: st = arm_cfft_init_2048_q15(s); break;
-    case 4096: st = arm_cfft_init_4096_q15(s); break;
+    case 16: st = BL_FFT_LINKED(16u) ? arm_cfft_init_16_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 32: st = BL_FFT_LINKED(32u) ? arm_cfft_init_32_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 64: st = BL_FFT_LINKED(64u) ? arm_cfft_init_64_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 128: st = BL_FFT_LINKED(128u) ? arm_cfft_init_128_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 256: st = BL_FFT_LINKED(256u) ? arm_cfft_init_256_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 512: st = BL_FFT_LINKED(512u) ? arm_cfft_init_512_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 1024: st = BL_FFT_LINKED(1024u) ? arm_cfft_init_1024_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 2048: st = BL_FFT_LINKED(2048u) ? arm_cfft_init_2048_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
+    case 4096: st = BL_FFT_LINKED(4096u) ? arm_cfft_init_4096_q15(s) : ARM_MATH_ARGUMENT_ERROR; break;
     default: return 0;
   }
   return st == ARM_MATH_SUCCESS ? s : 0;
@@ -51,15 +60,15 @@ static const arm_cfft_instance_q15 *cfft_instance(uint16_t k, arm_cfft_instance_
 static const arm_cfft_instance_q15 *cfft_instance(uint16_t k, arm_cfft_instance_q15 *s) {
   (void)s;
   switch (k) {
-    case 16: return &arm_cfft_sR_q15_len16;
-    case 32: return &arm_cfft_sR_q15_len32;
-    case 64: return &arm_cfft_sR_q15_len64;
-    case 128: return &arm_cfft_sR_q15_len128;
-    case 256: return &arm_cfft_sR_q15_len256;
-    case 512: return &arm_cfft_sR_q15_len512;
-    case 1024: return &arm_cfft_sR_q15_len1024;
-    case 2048: return &arm_cfft_sR_q15_len2048;
-    case 4096: return &arm_cfft_sR_q15_len4096;
+    case 16: return BL_FFT_LINKED(16u) ? &arm_cfft_sR_q15_len16 : 0;
+    case 32: return BL_FFT_LINKED(32u) ? &arm_cfft_sR_q15_len32 : 0;
+    case 64: return BL_FFT_LINKED(64u) ? &arm_cfft_sR_q15_len64 : 0;
+    case 128: return BL_FFT_LINKED(128u) ? &arm_cfft_sR_q15_len128 : 0;
+    case 256: return BL_FFT_LINKED(256u) ? &arm_cfft_sR_q15_len256 : 0;
+    case 512: return BL_FFT_LINKED(512u) ? &arm_cfft_sR_q15_len512 : 0;
+    case 1024: return BL_FFT_LINKED(1024u) ? &arm_cfft_sR_q15_len1024 : 0;
+    case 2048: return BL_FFT_LINKED(2048u) ? &arm_cfft_sR_q15_len2048 : 0;
+    case 4096: return BL_FFT_LINKED(4096u) ? &arm_cfft_sR_q15_len4096 : 0;
     default: return 0;
   }
 }

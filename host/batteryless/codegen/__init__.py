@@ -758,6 +758,13 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         ("model.c", model_c),
         ("model_weights.c", "".join(weights)),
         ("model_input.h", render_model_input_header(art, c_banner)),  # raw input → int16, for device code
+        # the largest FFT the model runs (0: none), read by the top-level CMakeLists.txt: the cmsis
+        # backend's fft_q15.c then references (and the linker keeps) only CMSIS-DSP's tables up to it
+        (
+            "model.cmake",
+            f"{_banner(art_name, art_sha, b, backend, ('#', '')).rstrip()}\n"
+            f'list(APPEND EXTRA_DEFINES "BL_FFT_MAX_K={plan.max_k}")\n',
+        ),
     ):
         p = out / name
         _write_atomic(p, text)
