@@ -12,8 +12,9 @@ inner loops of firmware/kernels/cmsis; ``mve`` on the M55) and the portable ``re
 ``max_lsb_diff`` is the largest |logit - spec logit| (0 = bit-exact). Sizes come from the linked ELF
 (``arm-none-eabi-size``: text = .text + .rodata in flash incl. the model data, ram = .data + .bss) and the
 codegen memory plan (``weight_bytes``: weights / spectra the model stores). ``mve_instructions`` counts
-Helium instructions in the image's disassembly. ``estimated_cycles``: M55 only, from its TRM's beat model
-(see ``m55_cycles``); the M4 rows leave it null (QEMU counts instructions, not cycles).
+Helium instructions in the image's disassembly. ``estimated_cycles``: M55 only, from a beat model of its
+vector pipelines taken from LLVM's Cortex-M55 scheduling model (see ``m55_cycles``; the TRM was not
+available to confirm it); the M4 rows leave it null (QEMU counts instructions, not cycles).
 
     .venv/bin/python benchmarks/cortexm.py [--samples 20] [--boards mps2-an386,mps3-an547]
 
@@ -67,6 +68,7 @@ REFERENCE = {
     "data >= 6x smaller; M55: >= 2x fewer instructions than our M4 build",
 }  # fmt: skip
 
+
 def elf_sizes(elf: Path) -> tuple[int, int]:
     """(flash bytes: text + rodata as `size` reports text, static RAM: data + bss)."""
     out = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True).stdout
@@ -97,19 +99,37 @@ def counts(image: Path, board: str, samples: np.ndarray, tasks: list[dict]) -> d
     }
 
 
-# Cortex-M55 cycle estimate (a model, not a measurement: QEMU has no timing). Sources: the Armv8.1-M
-# Architecture Reference Manual (Arm DDI 0553) divides every MVE instruction into four "beats" and lets an
-# implementation execute 1, 2 or 4 beats per tick and overlap consecutive vector instructions; the Cortex-M55
-# Technical Reference Manual (Arm 101051) describes the M55 as a dual-beat implementation (two beats, i.e. a
-# 64-bit half of a 128-bit vector, per cycle) that overlaps an MVE load/store with MVE arithmetic
-# (UNCONFIRMED: from memory of both documents, not re-read here). Model:
-# scalar instruction 1 cycle; MVE instruction 2 cycles; an MVE instruction directly after one of the other
-# kind (memory vs arithmetic) overlaps it by one cycle. Dynamic counts come from QEMU's own execution log
-# (-d in_asm,exec,nochain: every translated block's instruction addresses and every block execution, in
-# order), classified with llvm-objdump's disassembly of the image; only the blocks run between the
-# inference marks (start 1 -> end 0) are charged.
-MVE_MEM = re.compile(r"^\s*(vldr|vstr|vld[24]|vst[24])")
-MVE_ANY = re.compile(r"^\s*(v\S+\s.*\bq\d|vctp|vpst|vpt|letp|dlstp|wlstp|lctp)")
+# Cortex-M55 cycle estimate (a model, not a measurement: QEMU has no timing). Source: LLVM's Cortex-M55
+# scheduling model, llvm/llvm-project llvm/lib/Target/ARM/ARMScheduleM55.td (its header comment and InstRW
+# tables): the M55's vector unit has four pipelines (control, load/store, integer, float/mul); every MVE
+# instruction takes two beats (each 64 bits of the 128-bit vector), and the first beat of an instruction
+# overlaps the second beat of the one before when the two use different pipelines (VLDR; VADD; VMUL; VSTR
+# takes 5 cycles, two VLDRs back to back 4). Pipelines as in its tables: VLDR/VSTR/VLD2x/VST2x load/store;
+# VMLA, VMUL, VMLADAV/VMLAV (the MAC reductions), VADDV, VCMP/VPT float/mul; VCTP, VPST control; the other
+# integer vector instructions (VADD, VSHL, VSHR, VMAX, VMIN, VAND, VDUP, VREV, ...) integer. The Cortex-M55
+# Technical Reference Manual (Arm 101051) itself was not found in the searchable sources, so the beat
+# figures rest on that compiler model. Scalar instructions: 1 cycle each (the M55's limited dual issue of
+# 16-bit instructions is not modelled: an upper bound there). Model: an MVE instruction costs 2 cycles, 1
+# when the instruction before it was an MVE instruction of another pipeline. Dynamic counts come from
+# QEMU's own execution log (-d in_asm,exec,nochain: every translated block's instruction addresses and
+# every block execution, in order), classified with llvm-objdump's disassembly of the image; only the
+# blocks run between the inference marks (start 1 -> end 0) are charged.
+MVE_LS = re.compile(r"^\s*(vldr|vstr|vld[24]|vst[24])")
+MVE_MUL = re.compile(r"^\s*(vml[as]|vmul|vqd?r?dmul|vrml|vaddl?v|vcmp|vpt|vcvt|vfm)")
+MVE_SYS = re.compile(r"^\s*(vctp|vpst|vpnot)")
+MVE_LOB = re.compile(r"^\s*(letp|dlstp|wlstp|lctp)")  # tail-predicated loop control: scalar timing
+MVE_ANY = re.compile(r"^\s*(v\S+\s.*\bq\d)")
+
+
+def mve_pipe(text: str) -> str:
+    """The ARMScheduleM55.td pipeline of one disassembled instruction: "ls", "mul", "sys", "int", "lob"
+    (tail-predicated loop control) or "scalar"."""
+    for kind, rx in (("ls", MVE_LS), ("sys", MVE_SYS), ("lob", MVE_LOB)):
+        if rx.match(text):
+            return kind
+    if MVE_ANY.match(text):
+        return "mul" if MVE_MUL.match(text) else "int"
+    return "scalar"
 
 
 def llvm_objdump() -> str:
@@ -120,7 +140,7 @@ def llvm_objdump() -> str:
 
 
 def classify(elf: Path, mve: bool = True) -> dict[int, str]:
-    """Address -> "mem" (MVE load/store), "mve" (other MVE) or "scalar", from llvm-objdump (decoding MVE only
+    """Address -> mve_pipe kind ("scalar" for non-MVE), from llvm-objdump (decoding MVE only
     for an Armv8.1-M image: with +mve an Armv7E-M image's FPU instructions could be misread as vector
     ones)."""
     m55 = ["--triple=thumbv8.1m.main-none-eabi", "--mattr=+mve.fp"]
@@ -135,8 +155,7 @@ def classify(elf: Path, mve: bool = True) -> dict[int, str]:
         if not m:
             continue
         text = m.group(2).strip()
-        kind = "mem" if MVE_MEM.match(text) else ("mve" if MVE_ANY.match(text) else "scalar")
-        kinds[int(m.group(1), 16)] = kind
+        kinds[int(m.group(1), 16)] = mve_pipe(text)
     return kinds
 
 
@@ -196,11 +215,13 @@ def m55_cycles(image: Path, board: str, x: np.ndarray) -> dict:
             prev = "scalar"
             for a in insns:
                 k = kinds.get(a, "scalar")
-                if k == "scalar":
+                if k in ("scalar", "lob"):
                     cyc += 1
                 else:
                     n_mve += 1
-                    cyc += 1 if prev not in ("scalar", k) else 2  # overlap with the other kind
+                    # two beats; the first overlaps the previous MVE instruction's second beat when the
+                    # two use different pipelines
+                    cyc += 1 if prev not in ("scalar", "lob", k) else 2
                 prev = k
             n_insn += len(insns)
         count += len(insns)
@@ -321,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         "unit": "guest instructions per inference (QEMU TCG plugin), start-up and printing excluded",
         "host": platform.platform(),
         "reference_tflm_cmsis_nn": REFERENCE,
+        "m55_cycle_model": "estimated_cycles: scalar 1 cycle; MVE 2 beats (2 cycles), 1 when the previous "
+        "instruction was MVE in another pipeline (load/store, integer, float/mul, control); source: LLVM "
+        "llvm/lib/Target/ARM/ARMScheduleM55.td (header comment and InstRW tables); the Cortex-M55 TRM "
+        "(Arm 101051) was not available to confirm it; dual issue of 16-bit instructions not modelled",
         "rows": rows,
         "seconds": round(time.time() - t0, 1),
     }
