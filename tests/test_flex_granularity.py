@@ -136,9 +136,10 @@ def test_fine_flex_finishes_at_1000_instruction_periods_on_qemu(artifacts, tmp_p
 
 
 def test_boot_and_chunked_input_load_survive_exact_cuts_on_qemu(artifacts, tmp_path):
-    """Exact single cuts (QEMU -singlestep) at every 13th instruction from power-up through start-up, recovery,
-    the input-load tasks and their commits up to the first model task: every schedule ends bit-exact and
-    passes the protocol checks (a cut inside the very first commit is the only allowed 'unborn' state)."""
+    """Exact single cuts (QEMU -singlestep) at every 13th instruction from power-up through start-up,
+    recovery, the input-load tasks and their commits up to the first model task: every schedule ends
+    bit-exact and passes the protocol checks (a cut inside the very first commit is the only allowed
+    'unborn' state)."""
     from batteryless.firmware import run
     from batteryless.flex import check_schedule
 
@@ -157,3 +158,43 @@ def test_boot_and_chunked_input_load_survive_exact_cuts_on_qemu(artifacts, tmp_p
         assert r.reboots == 1 and not check_schedule(r, img.max_lost), (cut, r.violated, r.error)
         unborn += r.unborn or 0
     assert unborn > 0  # some cuts tore the first commit, and were counted apart
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_schedule_step_bound_holds_against_the_measured_largest_step_on_qemu(artifacts, tmp_path, model):
+    """schedule.json's largest_step_bound (the board's fitted [cost.ref.step]) is at or above the largest
+    atomic step QEMU measures (instructions from one commit to the next), and not absurdly loose."""
+    from batteryless.flex import measure_largest_step
+
+    _qemu()
+    art = artifacts[model]
+    img = build_flex(art, "mps2-an386", tmp_path, granularity=200)
+    bound = img.granularity["largest_step_bound"]
+    assert bound is not None and img.granularity["step_bound_missing"] == []
+    step = measure_largest_step(img, "mps2-an386", model_input(art, 0))
+    assert step <= bound < 3 * step, (step, bound)
+
+
+def test_schedule_level_emulator_charges_the_step_bound(artifacts, tmp_path):
+    """A fine-grained schedule carries a per-task step bound; the schedule-level emulator's FLEX program
+    charges each task at least its bound minus the fixed commit (so a buffer that cannot hold the bound
+    is seen as making no progress), and the bulk estimate where there is no bound."""
+    from batteryless.boards import load_board
+    from batteryless.emulate.power import load_from_board
+    from batteryless.emulate.simulate import KIND_TASK, build_program
+    from batteryless.schedule import load_schedule
+
+    out = tmp_path / "g"
+    codegen(artifacts["mlp"], "mps2-an386", out, backend="ref", buffers_in="nvm", granularity=200)
+    s = load_schedule(out / "schedule.json")
+    tasks = s.mode().tasks
+    assert all(t.step_bound_cycles and t.step_bound_cycles > t.cycles for t in tasks)
+    prog = build_program(s, s.mode(), load_from_board(load_board("mps2-an386")), "flex")
+    task_d = prog.duration_s[prog.kind == KIND_TASK]
+    want = [max(t.cycles, t.step_bound_cycles - s.commit_fixed_cycles) / s.clock_hz for t in tasks]
+    assert sum(w > t.cycles / s.clock_hz for w, t in zip(want, tasks, strict=True)) > len(tasks) // 2
+    assert task_d.tolist() == pytest.approx(want)
+    layer = build_program(s, s.mode(), load_from_board(load_board("mps2-an386")), "per-layer")
+    bulk = [t.cycles / s.clock_hz for t in tasks]
+    assert layer.duration_s[layer.kind == KIND_TASK].tolist() == pytest.approx(bulk)

@@ -34,6 +34,9 @@ class Task:
     energy_j: float | None
     nvm_write_bytes: int
     measured: bool
+    # codegen's upper bound of this task's atomic step (task + runtime loop + commit), where the board has a
+    # fitted one ([cost.<backend>.step]); the emulator charges at least this much for the task and its commit
+    step_bound_cycles: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,9 @@ def parse_schedule(data: Any, source: str = "schedule.json") -> Schedule:
                 src,
                 f"{tw}.nvm_write_bytes",
             )
+            bound = _get(t, "step_bound_cycles", (int,), src, tw, optional=True)
+            if bound is not None:
+                _nonneg(bound, src, f"{tw}.step_bound_cycles")
             tasks.append(
                 Task(
                     index=index,
@@ -176,6 +182,7 @@ def parse_schedule(data: Any, source: str = "schedule.json") -> Schedule:
                     energy_j=energy,
                     nvm_write_bytes=nvm,
                     measured=bool(_get(t, "measured", (bool,), src, tw, optional=True, default=False)),
+                    step_bound_cycles=bound,
                 )
             )
         modes.append(Mode(name=name, tasks=tuple(tasks)))

@@ -50,6 +50,8 @@ class Task:
     butterflies: int = 0
     elements: int = 0
     out_bytes: int = 0  # bytes of activation this task writes (what a commit after it saves)
+    outputs: int = 0  # bl_mac_step: outputs of its unit (the step bound's per-output term)
+    op: str = ""  # bl_mac_step: the layer's op (linear / conv steps have their own step bounds)
 
 
 @dataclass
@@ -170,6 +172,8 @@ def _mac_step_tasks(
                 f"{shift}, {other}, &bl_units[{ui}])",
                 macs=n * (c1 - c0) * taps,
                 out_bytes=2 * n if c1 == in_ch else 4 * n,
+                outputs=n,
+                op=layer["op"],
             )
         )
 
@@ -609,6 +613,11 @@ def codegen(
         "input_chunk": chunk,
         "input_tasks": -(-in_len // chunk),
     }
+    schedule["granularity"].update(
+        granularity_mod.largest_step_bound(
+            granularity_mod.step_model(b, backend), schedule["modes"][0]["tasks"], chunk
+        )
+    )
     if has_modes(art):  # EVE: every mode in the schedule, and the mode table (eve/device.py)
         from batteryless.eve.device import add_modes
 
@@ -786,6 +795,7 @@ def _units_table(plan: _Plan) -> str:
 
 def _schedule(art, art_name, art_sha, b: Board, backend, plan: _Plan, memory, costs: CostModel) -> dict:
     tasks = []
+    costs_step = granularity_mod.step_model(b, backend)
     for i, t in enumerate(plan.tasks):
         fft = t.kind == "fft_block"  # frequency-domain multiplies: priced by cycles_per_fft_mac
         cycles = costs.cycles(
@@ -806,6 +816,9 @@ def _schedule(art, art_name, art_sha, b: Board, backend, plan: _Plan, memory, co
                 "energy_j": costs.energy_j(cycles),
                 "nvm_write_bytes": t.out_bytes,
                 "measured": False,
+                # upper bound of this task's atomic step (task + loop + commit) from the board's fitted
+                # [cost.<backend>.step]; None where no bound is fitted (e.g. FFT-path tasks)
+                "step_bound_cycles": granularity_mod.step_bound(costs_step, t),
             }
         )
     return {

@@ -85,6 +85,45 @@ def choose(board: Board, costs: CostModel, want: str | float, coarse_largest: fl
     )
 
 
+def step_model(board: Board, backend: str) -> dict[str, float] | None:
+    """The board's fitted bound of one atomic step per task kind (``[cost.<backend>.step]``), or None."""
+    table = board.extra.get("cost", {}).get(backend, {}).get("step")
+    if not isinstance(table, dict):
+        return None
+    return {k: float(v) for k, v in table.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def step_bound(model: dict[str, float] | None, task) -> int | None:
+    """Upper bound (cycles) of the atomic step of one codegen Task — the task, the flex app's loop and the
+    commit — or None when the board has no bound for its kind (FFT-path and coarse direct-path tasks)."""
+    if model is None:
+        return None
+    if task.kind == "mac_step":
+        p = "linear" if task.op == "linear" else "conv"
+        keys = (f"{p}_call", f"{p}_per_output", f"{p}_per_mac")
+        if all(k in model for k in keys):
+            return math.ceil(model[keys[0]] + model[keys[1]] * task.outputs + model[keys[2]] * task.macs)
+        return None
+    kind = "pool" if task.kind in ("maxpool", "avgpool") else task.kind
+    if kind in ("relu", "pool") and f"{kind}_call" in model and f"{kind}_per_element" in model:
+        return math.ceil(model[f"{kind}_call"] + model[f"{kind}_per_element"] * task.elements)
+    return None
+
+
+def largest_step_bound(model: dict[str, float] | None, tasks: list[dict], input_chunk_len: int) -> dict:
+    """schedule.json's ``largest_step_bound``: the largest per-task bound including the input-load chunks,
+    or None (with the kinds that have no bound) when any task has none."""
+    bounds = [t.get("step_bound_cycles") for t in tasks]
+    if model is not None and "input_call" in model and "input_per_element" in model:
+        bounds.append(math.ceil(model["input_call"] + model["input_per_element"] * input_chunk_len))
+    else:
+        bounds.append(None)
+    missing = sorted({t["kind"] for t in tasks if t.get("step_bound_cycles") is None})
+    if any(b is None for b in bounds):
+        return {"largest_step_bound": None, "step_bound_missing": missing or ["input"]}
+    return {"largest_step_bound": max(bounds), "step_bound_missing": []}
+
+
 def input_chunk(input_len: int, costs: CostModel, max_step: float) -> int:
     """Input elements one resumable input-load step may copy within ``max_step`` estimated cycles."""
     per = (max_step - costs.cycles_per_call) // max(costs.cycles_per_element, 1e-9)
