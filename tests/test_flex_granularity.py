@@ -198,3 +198,26 @@ def test_schedule_level_emulator_charges_the_step_bound(artifacts, tmp_path):
     layer = build_program(s, s.mode(), load_from_board(load_board("mps2-an386")), "per-layer")
     bulk = [t.cycles / s.clock_hz for t in tasks]
     assert layer.duration_s[layer.kind == KIND_TASK].tolist() == pytest.approx(bulk)
+
+
+def test_auto_granularity_follows_a_given_capacitance(artifacts, tmp_path, capsys):
+    """codegen(capacitance_f=) / --capacitance-uf: `auto` sizes tasks for that buffer, not the board's
+    default (what an emulation of another buffer needs); the same as a board whose buffer was replaced; a
+    bad value is a one-line usage error and writes nothing."""
+    from batteryless.cli import main
+
+    art = artifacts["cnn"]
+    small = codegen(art, "mps2-an386", tmp_path / "a", buffers_in="nvm", capacitance_f=0.5e-6)
+    same = codegen(art, small_buffer("mps2-an386", 0.5e-6), tmp_path / "b", buffers_in="nvm")
+    g = small.schedule["granularity"]
+    assert g["mode"] == "fine" and g == same.schedule["granularity"] and "0.5 uF" in g["reason"]
+    assert (tmp_path / "a" / "model.c").read_bytes() == (tmp_path / "b" / "model.c").read_bytes()
+    for bad in (0.0, -1e-6, float("nan")):
+        with pytest.raises(UsageError, match="capacitance"):
+            codegen(art, "mps2-an386", tmp_path / "x", capacitance_f=bad)
+    out = tmp_path / "cli"
+    args = ["codegen", str(art), "--board", "mps2-an386", "--buffers", "nvm", "--out", str(out)]
+    assert main([*args, "--capacitance-uf", "-3"]) == 2
+    assert "capacitance" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--capacitance-uf", "0.5", "-q"]) == 0
+    assert '"mode": "fine"' in (out / "schedule.json").read_text()

@@ -562,6 +562,7 @@ def codegen(
     path: str = "auto",
     buffers_in: str = "ram",
     granularity: str | float | None = "auto",
+    capacitance_f: float | None = None,
 ) -> CodegenResult:
     """Generate the model's C sources and schedule.json for ``board`` into ``out_dir``.
 
@@ -571,12 +572,16 @@ def codegen(
     ``granularity``: "auto" (from the board's energy buffer and power model: the default tasks if the
     largest fits half a power-on period, else tasks cut to that), "coarse" (the default tasks), or the most
     estimated cycles one task may take (codegen/granularity.py); schedule.json records the choice.
+    ``capacitance_f``: the energy buffer ``auto`` sizes tasks for (default: the board's ``[energy_buffer]``),
+    e.g. the buffer an emulation will use.
     """
     if path not in ("auto", "fft", "direct", "artifact"):
         raise UsageError(f"path must be auto, fft, direct or artifact, not {path!r}")
     art_path = Path(artifact)
     art = load_artifact(art_path)
     b = board if isinstance(board, Board) else load_board(board)
+    if capacitance_f is not None:
+        b = granularity_mod.with_capacitance(b, capacitance_f)
     backend = backend or b.default_backend
     if backend not in b.backends:
         raise UsageError(

@@ -11,6 +11,7 @@ full); otherwise every task is cut to at most that half-period budget.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,15 @@ class Granularity:
             "period_fraction": PERIOD_FRACTION,
             "reason": self.reason,
         }
+
+
+def with_capacitance(board: Board, capacitance_f: float) -> Board:
+    """``board`` with its energy buffer's capacitance replaced (the rest of the buffer kept), so ``auto``
+    granularity follows the buffer that will actually be used (an emulation's, not only the default)."""
+    c = capacitance_f
+    if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c) or c <= 0:
+        raise UsageError(f"capacitance must be a positive number of farads, not {capacitance_f!r}")
+    return dataclasses.replace(board, energy_buffer=dataclasses.replace(board.energy_buffer, capacitance_f=c))
 
 
 def power_on_cycles(board: Board, costs: CostModel) -> float:

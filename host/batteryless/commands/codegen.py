@@ -17,6 +17,7 @@ def cmd_codegen(args: argparse.Namespace) -> int:
         path=args.path,
         buffers_in=args.buffers,
         granularity=args.granularity,
+        capacitance_f=None if args.capacitance_uf is None else args.capacitance_uf * 1e-6,
     )
     if args.measure:
         from batteryless.artifact import load_artifact
@@ -75,6 +76,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="task size: auto (from the board's energy buffer and power model), coarse (the default "
         "tasks), or the most estimated cycles one task may take (finer tasks for small buffers)",
+    )
+    p.add_argument(
+        "--capacitance-uf",
+        type=float,
+        help="energy buffer (µF) that --granularity auto sizes tasks for, e.g. the one you will emulate "
+        "(default: the board's [energy_buffer])",
     )
     p.add_argument("--out", required=True, help="folder for the generated sources")
     p.add_argument(

@@ -60,6 +60,7 @@ def build_flex(
     log_len: int = 16,
     granularity: str | float | None = "auto",
     backend: str = "ref",
+    capacitance_f: float | None = None,
 ) -> FlexImage:
     """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
     ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only).
@@ -69,7 +70,8 @@ def build_flex(
     in NVM for the final report), used by the firmware-level emulator. ``granularity``: codegen's task
     granularity ("auto" from the board's buffer, "coarse", or the most estimated cycles per task).
     ``backend``: the kernels (default ``ref``; ``lea`` on the MSP430FR5994 runs on the project's LEA
-    emulation, board emulator msp430sim)."""
+    emulation, board emulator msp430sim). ``capacitance_f``: the energy buffer ``auto`` granularity sizes
+    tasks for (default: the board's)."""
     from batteryless.codegen import codegen
 
     if policy not in POLICIES:
@@ -86,7 +88,15 @@ def build_flex(
     b = _board(board)
     out = Path(out_dir)
     gen = out / "gen"
-    res = codegen(artifact, b, gen, backend=backend, buffers_in="nvm", granularity=granularity)
+    res = codegen(
+        artifact,
+        b,
+        gen,
+        backend=backend,
+        buffers_in="nvm",
+        granularity=granularity,
+        capacitance_f=capacitance_f,
+    )
     defines: dict[str, str | int] = {"BL_FLEX_POLICY": POLICIES[policy], "BL_FLEX_BROKEN": BROKEN[broken]}
     if b.emulator.get("kind") == "host":
         defines["BL_FLEX_MARK_WRITES"] = 1  # cut points between the protocol's NVM writes
