@@ -62,15 +62,18 @@ static inline uint32_t bl_lea_blocks(uint32_t n, uint16_t k) {
 static inline uint32_t bl_lea_shl32(uint32_t u, uint16_t n) {
 #if defined(__MSP430__)
   uint16_t lo = (uint16_t)u, hi = (uint16_t)(u >> 16);
-  for (; n != 0u; n--) __asm__("add %0, %0\n\taddc %1, %1" : "+r"(lo), "+r"(hi));
+  if (n != 0u) __asm__("1:\n\tadd %0, %0\n\taddc %1, %1\n\tdec %2\n\tjnz 1b" : "+r"(lo), "+r"(hi), "+r"(n));
   return ((uint32_t)hi << 16) | lo;
 #else
   return n < 32u ? u << n : 0u;
 #endif
 }
 
+/* sat16(v) in word operations: v fits int16 when its high word is the sign extension of its low word. */
 static inline int16_t bl_lea_sat16(int32_t v) {
-  return v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : (int16_t)v);
+  const uint16_t lo = (uint16_t)v, hi = (uint16_t)((uint32_t)v >> 16);
+  if (hi == ((lo & 0x8000u) ? 0xFFFFu : 0u)) return (int16_t)lo;
+  return (hi & 0x8000u) ? INT16_MIN : INT16_MAX;
 }
 
 static inline int16_t bl_lea_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
@@ -93,20 +96,22 @@ static inline int16_t bl_lea_asr16(int16_t h, uint16_t n) {
 }
 
 /* The spec's requantisation sat16(rshift_round(acc, s)) = sat16(floor((acc + 2^(s-1)) / 2^s)) for
- * 1 <= s <= 31 (bl_requant_s32) in word operations: t = acc + 2^(s-1) (the rare acc that would overflow
+ * 1 <= s <= 31 (bl_requant_s32) in word operations: t = acc + 2^(s-1) (an acc that could overflow
  * takes the general routine). s >= 16: floor(t / 2^16) is t's high word, then an arithmetic shift by s - 16
  * (the result fits int16). s < 16: saturate when |t| reaches 2^(15+s); else t * 2^(16-s) fits int32 and
  * its high word is floor(t / 2^s). Replaces a 32-bit shift loop of ~s steps per value. */
 static inline int16_t bl_lea_requant(int32_t acc, int16_t s) {
-  if (s < 1 || s > 31) return bl_requant_s32(acc, s);
-  const int32_t half = (int32_t)bl_lea_pow2[s - 1];
-  if (acc > INT32_MAX - half) return bl_requant_s32(acc, s);
-  const int32_t t = acc + half;
-  if (s >= 16) return bl_lea_asr16((int16_t)(uint16_t)((uint32_t)t >> 16), (uint16_t)(s - 16));
-  const int32_t lim = (int32_t)bl_lea_pow2[15 + s];
-  if (t >= lim) return INT16_MAX;
-  if (t < -lim) return INT16_MIN;
-  return (int16_t)(uint16_t)(bl_lea_shl32((uint32_t)t, (uint16_t)(16 - s)) >> 16);
+  const uint16_t acc_hi = (uint16_t)((uint32_t)acc >> 16);
+  /* acc >= 2^30 could overflow when the rounding half (<= 2^30) is added: the general routine */
+  if (s < 1 || s > 31 || (acc_hi >= 0x4000u && acc_hi < 0x8000u)) return bl_requant_s32(acc, s);
+  const uint32_t t = (uint32_t)acc + bl_lea_pow2[s - 1];
+  const uint16_t hi = (uint16_t)(t >> 16);
+  if (s >= 16) return bl_lea_asr16((int16_t)hi, (uint16_t)(s - 16));
+  /* |t| < 2^(15+s) <=> -2^(s-1) <= high word < 2^(s-1) (2^(15+s) has a zero low word) */
+  const int16_t p = (int16_t)(uint16_t)bl_lea_pow2[s - 1];
+  if ((int16_t)hi >= p) return INT16_MAX;
+  if ((int16_t)hi < -p) return INT16_MIN;
+  return (int16_t)(uint16_t)(bl_lea_shl32(t, (uint16_t)(16 - s)) >> 16);
 }
 
 /* 1 when a k-point transform runs on LEA (else the portable ref FFT runs on the CPU). */
