@@ -77,12 +77,20 @@ static inline int16_t bl_lea_sat16(int32_t v) {
 }
 
 static inline int16_t bl_lea_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
-  const int32_t lim = (int32_t)1 << 30;
-  if (shift_out <= 0 && shift_out >= -15 && bias_out > -lim && bias_out < lim) {
+  const uint16_t bias_hi = (uint16_t)((uint32_t)bias_out >> 16);
+  /* -2^30 <= bias_out < 2^30 (high word outside 0x4000 .. 0xBFFF) and -15 <= shift_out <= 0 */
+  if (shift_out <= 0 && shift_out >= -15 && (bias_hi < 0x4000u || bias_hi >= 0xC000u)) {
     const int32_t v = (int32_t)bl_lea_shl32((uint32_t)(int32_t)o, (uint16_t)-shift_out); /* exact: |o| 2^15 */
     return bl_lea_sat16(v + bias_out);
   }
   return bl_ref_finish(o, shift_out, bias_out);
+}
+
+/* The spec's wrap32 (bl_wrap_s32) inline: u - 2^32 when its top bit is set, spelled without a conversion
+ * of an out-of-range value. */
+static inline int32_t bl_lea_wrap(uint32_t u) {
+  if (!((uint16_t)(u >> 16) & 0x8000u)) return (int32_t)u;
+  return -(int32_t)(~u) - 1;
 }
 
 /* 2^n for n = 0 .. 31: a variable 32-bit shift is a helper looping per bit on the MSP430 (fft_q15.c). */

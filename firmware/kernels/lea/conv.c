@@ -45,7 +45,7 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
         if (st == BL_OK) st = bl_lea_dot_flush(&d);
         if (st != BL_OK) return st;
         if (bias != 0) d.acc += (uint32_t)bias[o];
-        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_lea_requant(bl_wrap_s32(d.acc), shift);
+        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_lea_requant(bl_lea_wrap(d.acc), shift);
       }
     }
   }
@@ -154,8 +154,8 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
         if (st == BL_OK) st = bl_lea_bins_flush(&acc);
         if (st != BL_OK) return st;
         for (uint16_t b = 0; b < acc.bins; b++) {
-          bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b]), shift_z),
-                           bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b + 1u]), shift_z));
+          bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_lea_wrap(bl_lea_acc[2u * b]), shift_z),
+                           bl_lea_requant(bl_lea_wrap(bl_lea_acc[2u * b + 1u]), shift_z));
         }
       }
       bl_ref_hermitian_complete(buf, k);

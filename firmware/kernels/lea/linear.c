@@ -62,7 +62,7 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
       if (st != BL_OK) return st;
     }
     if (bias != 0) d.acc += (uint32_t)bias[r];
-    y[r] = bl_lea_requant(bl_wrap_s32(d.acc), shift);
+    y[r] = bl_lea_requant(bl_lea_wrap(d.acc), shift);
   }
   return BL_OK;
 }
@@ -146,17 +146,22 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
     if (st == BL_OK) st = bl_lea_bins_flush(&acc);
     if (st != BL_OK) return st;
     for (uint16_t b = 0; b < acc.bins; b++) {
-      bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b]), shift_z),
-                       bl_lea_requant(bl_wrap_s32(bl_lea_acc[2u * b + 1u]), shift_z));
+      bl_ref_store_bin(buf, k, (uint16_t)(f0 + b), bl_lea_requant(bl_lea_wrap(bl_lea_acc[2u * b]), shift_z),
+                       bl_lea_requant(bl_lea_wrap(bl_lea_acc[2u * b + 1u]), shift_z));
     }
   }
   bl_ref_hermitian_complete(buf, k);
   st = bl_lea_fft_run(buf, cfg, true);
   if (st != BL_OK) return st;
-  for (uint16_t r = 0; r < k; r++) {
-    const uint32_t row = (uint32_t)i * k + r;
-    if (row >= out_features) break;
-    y[row] = bl_lea_finish(buf[2u * r], shift_out, bias_out != 0 ? bias_out[row] : 0);
+  const uint32_t row0 = (uint32_t)i * k;
+  const uint16_t rows = (uint16_t)(out_features - row0 < k ? out_features - row0 : k);
+  int16_t *yr = y + row0;
+  const int16_t *o = buf;
+  if (bias_out != 0) {
+    const int32_t *br = bias_out + row0;
+    for (uint16_t r = 0; r < rows; r++, o += 2) *yr++ = bl_lea_finish(*o, shift_out, *br++);
+  } else {
+    for (uint16_t r = 0; r < rows; r++, o += 2) *yr++ = bl_lea_finish(*o, shift_out, 0);
   }
   return BL_OK;
 }
