@@ -73,15 +73,24 @@ bl_status bl_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
 /* ---- MAC flushes: even lengths (a zero pair pads an odd count), exact (bl_lea_internal.h) -------------- */
 
 /* 1 when an IQ31 MAC result may have saturated (see bl_lea_internal.h): then it is recomputed on the CPU.
- * The high word alone rules out almost every value (a 32-bit compare is four instructions here). */
+ * Conservatively any result whose high word is 0x7FFF or 0x8000 (within 2^16 of a bound): one word test
+ * instead of two 32-bit compares, and a recomputation is always exact, only slower. */
 static inline int maybe_saturated(int32_t r) {
   const uint16_t hi = (uint16_t)((uint32_t)r >> 16);
-  if (hi != 0x7FFFu && hi != 0x8000u) return 0;
-  return r == INT32_MAX || r == INT32_MIN;
+  return (uint16_t)((uint16_t)(hi + 1u) & 0xFFFEu) == 0x8000u;
 }
 
-/* r / 2 for an even r (a MAC result that did not saturate), without a division helper. */
-static inline uint32_t half_even(int32_t r) { return ((uint32_t)r >> 1) | ((uint32_t)r & 0x80000000u); }
+/* r / 2 for an even r (a MAC result that did not saturate): an arithmetic shift, spelled without shifting
+ * a negative value (MSP430: one RRA/RRC pair). */
+static inline uint32_t half_even(int32_t r) {
+#if defined(__MSP430__)
+  uint16_t lo = (uint16_t)(uint32_t)r, hi = (uint16_t)((uint32_t)r >> 16);
+  __asm__("rra %1\n\trrc %0" : "+r"(lo), "+r"(hi));
+  return ((uint32_t)hi << 16) | lo;
+#else
+  return ((uint32_t)r >> 1) | ((uint32_t)r & 0x80000000u);
+#endif
+}
 
 bl_status bl_lea_dot_flush(bl_lea_dot *d) {
   if (d->n == 0u) return BL_OK;
