@@ -112,10 +112,17 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
   if (st != BL_OK) return st;
   int16_t *buf = bl_lea_fft_target(k, work);
   for (uint16_t j = j0; j < j1; j++) {
-    for (uint16_t b = 0; b < k; b++) {
-      const uint32_t c = (uint32_t)j * k + b;
-      buf[2u * b] = c < in_features ? x[c] : 0;
-      buf[2u * b + 1u] = 0;
+    const uint32_t c0 = (uint32_t)j * k;
+    const uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
+    const int16_t *src = x + c0;
+    int16_t *d = buf;
+    for (uint16_t b = 0; b < have; b++) {
+      *d++ = *src++;
+      *d++ = 0;
+    }
+    for (uint16_t b = have; b < k; b++) {
+      *d++ = 0;
+      *d++ = 0;
     }
     st = bl_lea_fft_run(buf, cfg, false);
     if (st != BL_OK) return st;
