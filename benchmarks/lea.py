@@ -39,7 +39,7 @@ from batteryless.boards import load_board  # noqa: E402
 from batteryless.codegen import codegen  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
 from batteryless.firmware import build, parse_output  # noqa: E402
-from batteryless.firmware.msp430sim import run_many  # noqa: E402
+from batteryless.firmware.msp430sim import profile_image, run_many  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 
@@ -54,6 +54,39 @@ MODELS = [
     ("cnn", "rad", 8, 16, True),
 ]
 CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
+# Phases of an inference, by function (the profile counts a function the compiler inlined in its caller):
+# the LEA driver's CPU side (parameter blocks, command start, polling while LEA runs), staging operands into
+# LEA RAM, reading back MAC results (saturation test, accumulation), the kernels' own CPU work
+# (requantisation, Hermitian completion, final rescale + bias; the direct path's weight staging is inlined
+# there too), FFTs on the CPU (inverse transforms the LEA route cannot do exactly, blocks below 16 points),
+# compiler helpers (multiply/divide), the other layers, and the runtime (start-up, model glue, printing).
+PHASES = {
+    "lea_driver": ("bl_lea_cmac_many", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
+                   "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15", "bl_lea_fft_run"),
+    "staging": ("bl_lea_bins_push", "bl_linear_fft_input_q15", "bl_conv_fft_input_q15", "stage_row"),
+    "mac_results": ("bl_lea_bins_flush", "bl_lea_dot_flush", "bl_lea_bins_init"),
+    "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct"),
+    "cpu_fft": ("bl_lea_ref_fft_q15", "bl_fft_q15"),
+    "helpers": ("__mspabi_", "mul32", "__mulsi3", "__divsi3"),
+    "other_layers": ("bl_relu_q15", "pool", "bl_maxpool", "bl_avgpool", "mac_step", "bl_mac_step"),
+}  # fmt: skip
+
+
+def phase_of(fn: str) -> str:
+    for phase, names in PHASES.items():
+        if any(fn == n or (n.endswith("_") and fn.startswith(n)) or fn.startswith(n + ".") for n in names):
+            return phase
+    return "runtime"
+
+
+def profile_row(img: Path, data: bytes) -> dict:
+    """Where one inference's MCLK cycles go (sample 0): by phase and the 12 costliest functions."""
+    by_fn = profile_image(img, data)
+    phases: dict[str, int] = {}
+    for fn, c in by_fn.items():
+        phases[phase_of(fn)] = phases.get(phase_of(fn), 0) + c
+    top = sorted(by_fn.items(), key=lambda t: -t[1])[:12]
+    return {"phases": dict(sorted(phases.items(), key=lambda t: -t[1])), "top_functions": dict(top)}
 
 
 def lea_energy_j(lea: dict, board) -> float:
@@ -138,6 +171,7 @@ def main() -> None:
                             str(c): v / n for c, v in _sum_dicts([r.lea["commands"] for r in runs]).items()
                         },
                         "wall_s_per_inference": round(wall / n, 4),
+                        "profile_sample0": profile_row(img, xq[0].tobytes()),
                     }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
