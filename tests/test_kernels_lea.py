@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes as C
 import inspect
+import os
 import re
 import shutil
 import subprocess
@@ -335,3 +336,41 @@ def test_msp430_lea_image_refuses_to_run_in_mspdebug(artifacts, tmp_path):
     img = build("msp430fr5994", tmp_path / "gen", "lea", out_dir=tmp_path / "build").image
     with pytest.raises(EmulationError, match="error status 1"):
         run_dataset(img, "msp430fr5994", artifacts["mlp"], "digits", count=1)
+
+
+# --- building against TI's DSPLib (--dsplib-dir): only the validation is testable here (no TI code) ---------
+def test_dsplib_dir_must_be_tis_dsplib(tmp_path):
+    """A folder that is not TI's DSPLib, or the option on a backend/board it is not for, is a one-line
+    BuildError before anything is configured (the build folder is never created)."""
+    from batteryless.errors import BuildError
+    from batteryless.firmware import build
+
+    out = tmp_path / "out"
+    (tmp_path / "notdsplib" / "include").mkdir(parents=True)  # include/ without DSPLib.h, no source/
+    with pytest.raises(BuildError, match=r"not TI's DSPLib \(expected include/DSPLib.h and a source/ folder"):
+        build("msp430fr5994", backend="lea", dsplib_dir=tmp_path / "notdsplib", out_dir=out)
+    with pytest.raises(BuildError, match="not TI's DSPLib"):
+        build("msp430fr5994", backend="lea", dsplib_dir=tmp_path / "missing", out_dir=out)
+    ti_like = tmp_path / "DSPLib"
+    (ti_like / "include").mkdir(parents=True)
+    (ti_like / "include" / "DSPLib.h").write_text("/* stand-in */\n")
+    (ti_like / "source").mkdir()
+    with pytest.raises(BuildError, match="for the lea backend on an MSP430 board, not backend 'ref'"):
+        build("msp430fr5994", backend="ref", dsplib_dir=ti_like, out_dir=out)
+    with pytest.raises(BuildError, match="for the lea backend on an MSP430 board, not backend 'lea' on host"):
+        build("host", backend="lea", dsplib_dir=ti_like, out_dir=out)
+    assert not out.exists()
+
+
+def test_dsplib_dir_cli_error_is_one_line(tmp_path):
+    from batteryless.errors import BuildError
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "batteryless.cli", "build", "--board", "msp430fr5994", "--backend", "lea",
+         "--dsplib-dir", str(tmp_path), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
+    )  # fmt: skip
+    assert proc.returncode == BuildError.exit_code
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "not TI's DSPLib" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -31,6 +31,17 @@
  *   msp_cmplx_mac_q15         result[0] + i*result[1] = 2 * sum(srcA .* srcB) over complex (re, im) pairs,
  *                             each part saturated to int32 as msp_mac_q15; same length/alignment rules.
  */
+#if defined(BL_DSPLIB_TI)
+/* Built against TI's DSPLib (CMake -DDSPLIB_DIR): TI's header, and the project's switches set for it: its
+ * inverse FFT is not the swap route the lea kernels can check (they run the ref inverse on the CPU), and
+ * there is no batched complex MAC. */
+#include <DSPLib.h>
+#define MSP_IFFT_IS_SPEC 0
+#define MSP_IFFT_SWAP_ROUTE 0
+#define MSP_IFFT_SAFE_L1 0
+#define MSP_IFFT_SAFE_MAG 0
+#define MSP_HAVE_CMAC_MANY 0
+#else
 #ifndef DSPLIB_H
 #define DSPLIB_H
 
@@ -104,6 +115,7 @@ msp_status msp_cmplx_ifft_fixed_q15(const msp_cmplx_fft_q15_params *params, int1
 #else
 #define MSP_IFFT_IS_SPEC 1
 #endif
+#define MSP_IFFT_SWAP_ROUTE 1 /* our driver's inverse is swap(FFT(swap(x))): ifft_safe's bound holds for it */
 
 /* ---- vectors (TI: DSPLib_vector.h) ------------------------------------------------------------------- */
 typedef struct msp_mac_q15_params {
@@ -135,3 +147,4 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
 #endif
 
 #endif /* DSPLIB_H */
+#endif /* BL_DSPLIB_TI */

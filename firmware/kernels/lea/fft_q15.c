@@ -53,7 +53,9 @@ static int ifft_safe(const int16_t *z, uint16_t k) {
 
 bl_status bl_lea_fft_run(int16_t *buf, const bl_fft_cfg *cfg, bool inverse) {
   if (buf != bl_lea_fft_buf || !bl_lea_fft_on_lea(cfg->k)) return bl_lea_ref_fft_q15(buf, cfg, inverse);
-  if (inverse && !MSP_IFFT_IS_SPEC && !ifft_safe(buf, cfg->k)) return bl_lea_ref_fft_q15(buf, cfg, true);
+  if (inverse && !MSP_IFFT_IS_SPEC && (!MSP_IFFT_SWAP_ROUTE || !ifft_safe(buf, cfg->k))) {
+    return bl_lea_ref_fft_q15(buf, cfg, true);
+  }
   const msp_cmplx_fft_q15_params p = {cfg->k, true, 0};
   return from_msp(inverse ? msp_cmplx_ifft_fixed_q15(&p, buf) : msp_cmplx_fft_fixed_q15(&p, buf));
 }

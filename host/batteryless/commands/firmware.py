@@ -52,6 +52,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             out_dir=args.out,
             progress=progress,
             defines=defines or None,
+            dsplib_dir=args.dsplib_dir,
         )
     if result.warning:
         print(f"warning: {result.warning}", file=sys.stderr)
@@ -165,6 +166,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="build folder (default: build/<board>-<backend>-<app> in the repository, not the current one)",
     )
     b.add_argument("-D", "--define", action="append", help="extra C definition NAME[=VALUE] (repeatable)")
+    b.add_argument(
+        "--dsplib-dir",
+        help="TI's DSPLib folder (include/DSPLib.h, source/): build the lea backend of an MSP430 board against "
+        "it instead of the project's LEA driver",
+    )
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(func=cmd_build)
 

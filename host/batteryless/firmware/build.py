@@ -99,10 +99,13 @@ def build(
     progress: ProgressFn | None = None,
     defines: dict[str, str | int] | None = None,
     extra_sources: list[str | Path] | None = None,
+    dsplib_dir: str | Path | None = None,
 ) -> BuildResult:
     """Configure and build firmware for ``board`` with CMake; return the image and its region usage.
 
     ``model_dir`` holds generated C (``batteryless codegen``); without it the ``selftest`` app is built.
+    ``dsplib_dir``: TI's DSPLib folder (``include/DSPLib.h``, ``source/``) to build the ``lea`` backend of an
+    MSP430 board against instead of the project's LEA driver (docs/kernels.md; not shipped, not tested here).
     Raises :class:`BuildError` with the compiler's error lines, or naming the region that overflows."""
     b = _resolve_board(board)
     backend = backend or b.default_backend
@@ -110,6 +113,8 @@ def build(
         raise BuildError(
             f"board {b.name} has no backend {backend!r} (board.toml backends: {', '.join(b.backends)})"
         )
+    if dsplib_dir is not None:
+        dsplib_dir = _check_dsplib_dir(Path(dsplib_dir), b, backend)
     app = app or ("model" if model_dir else "selftest")
     out = Path(out_dir) if out_dir else ROOT / "build" / f"{b.name}-{backend}-{app}"
     cmake = _tool("cmake", "install the Debian package cmake (scripts/setup.sh)")
@@ -130,6 +135,7 @@ def build(
         args.append(f"-DMODEL_DIR={md.resolve()}")
     if backend == "cmsis":
         args.append(f"-DBL_CMSIS_LIB={build_cmsis_library(b, progress)}")
+    args.append(f"-DDSPLIB_DIR={dsplib_dir or ''}")  # empty: our LEA driver (also clears a cached value)
     if defines:
         args.append("-DEXTRA_DEFINES=" + ";".join(f"{k}={v}" for k, v in sorted(defines.items())))
     if extra_sources:
@@ -158,3 +164,17 @@ def build(
     tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     os.replace(tmp, out / "build.json")
     return result
+
+
+def _check_dsplib_dir(d: Path, b, backend: str) -> Path:
+    """TI's DSPLib folder for the lea backend on an MSP430 board, or a one-line BuildError."""
+    if backend != "lea" or b.toolchain.get("platform") != "msp430":
+        raise BuildError(
+            f"--dsplib-dir is for the lea backend on an MSP430 board, not backend {backend!r} on {b.name}"
+        )
+    if not (d / "include" / "DSPLib.h").is_file() or not (d / "source").is_dir():
+        raise BuildError(
+            f"--dsplib-dir {d}: not TI's DSPLib (expected include/DSPLib.h and a source/ folder, as in "
+            "MSP430Ware's DSPLib)"
+        )
+    return d.resolve()
