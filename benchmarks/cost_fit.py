@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT / "host"))
 from batteryless import __version__  # noqa: E402
 from batteryless.artifact import load_artifact  # noqa: E402
 from batteryless.boards import load_board  # noqa: E402
-from batteryless.codegen import _plan, codegen  # noqa: E402
+from batteryless.codegen import _plan, _task_cycles, codegen  # noqa: E402
+from batteryless.codegen import granularity as granularity_mod  # noqa: E402
 from batteryless.codegen.costs import KEYS, OPTIONAL_KEYS, cost_model  # noqa: E402
 from batteryless.codegen.measure import measure_schedule  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
@@ -81,7 +82,15 @@ SAMPLE = 3  # test sample measured (kernel work does not depend on the data)
 def task_features(art_path: Path, board: str, backend: str, path: str) -> list[dict]:
     """Per task: what codegen's cost model charges (macs, butterflies, elements, one call)."""
     b = load_board(board)
-    plan = _plan(load_artifact(art_path), b, backend, path, cost_model(b, backend))
+    art, costs = load_artifact(art_path), cost_model(b, backend)
+    plan = _plan(art, b, backend, path, costs)
+    # the task list codegen generated: its default granularity cuts tasks whose estimate exceeds a
+    # power-on period into steps (codegen/granularity.py), as codegen() does
+    gran = granularity_mod.choose(
+        b, costs, granularity_mod.parse_granularity(None), max(_task_cycles(t, costs) for t in plan.tasks)
+    )
+    if gran.mode == "fine":
+        plan = _plan(art, b, backend, path, costs, gran.max_step_cycles)
     split = (board, backend) in SPLIT_FFT_MAC
     rows = []
     for t in plan.tasks:

@@ -73,6 +73,8 @@ PHASES = {
 
 
 def phase_of(fn: str) -> str:
+    if fn.startswith("bl_ref_") or fn in ("mac_step",):  # the ref backend's kernel bodies (ref rows)
+        return "kernel_cpu"
     for phase, names in PHASES.items():
         if any(fn == n or (n.endswith("_") and fn.startswith(n)) or fn.startswith(n + ".") for n in names):
             return phase
