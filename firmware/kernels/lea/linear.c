@@ -7,35 +7,52 @@
 #include "bl_kernels.h"
 #include "bl_lea_internal.h"
 
-/* Weights of row r, columns c0 .. c1 - 1, into bl_lea_st[0 ..]: W[r][c] (k = 1) or, for a circulant layer,
- * W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k]. */
-static void stage_row(const int16_t *w16, const int8_t *w8, uint16_t k, uint16_t in_features, uint16_t r,
+/* Weights of row r = i*k + rr, columns c0 .. c1 - 1, into bl_lea_st[0 ..]: W[r][c] (k = 1, row_base =
+ * r * in_features) or, for a circulant layer, W[i*k + rr][j*k + cc] = w[i][j][(rr - cc) mod k]: block
+ * (i, j)'s vector read backwards from tap rr, wrapping (row_base = i * q * k). Pointer steps: no division
+ * or 32-bit multiply per row (helper calls on the MSP430 that cost more than the row's staging). */
+static void stage_row(const int16_t *w16, const int8_t *w8, uint16_t k, uint32_t row_base, uint16_t rr,
                       uint16_t c0, uint16_t c1) {
   int16_t *d = bl_lea_st;
-  if (k == 1) {
-    const uint32_t row = (uint32_t)r * in_features;
+  if (k == 1) { /* row_base = r * in_features */
     if (w16 != 0) {
-      const int16_t *src = w16 + row + c0;
+      const int16_t *src = w16 + row_base + c0;
       for (uint16_t c = c0; c < c1; c++) *d++ = *src++;
     } else {
-      const int8_t *src = w8 + row + c0;
+      const int8_t *src = w8 + row_base + c0;
       for (uint16_t c = c0; c < c1; c++) *d++ = *src++;
     }
     return;
   }
-  const uint16_t i = (uint16_t)(r / k), rr = (uint16_t)(r % k);
-  const uint32_t q = bl_lea_blocks(in_features, k);
-  uint16_t j = (uint16_t)(c0 / k), cc = (uint16_t)(c0 % k);
-  uint32_t base = ((uint32_t)i * q + j) * k;
-  uint16_t dd = (uint16_t)((rr + k - cc) % k);
-  for (uint16_t c = c0; c < c1; c++) {
-    *d++ = bl_ref_weight_at(w16, w8, base + dd);
-    dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
-    if (++cc == k) { /* next block column: its vector starts k further, at tap rr again */
-      cc = 0;
-      base += k;
-      dd = rr;
+  /* row_base: block (i, 0); c0 = 0 but for inputs above BL_LEA_AREA */
+  uint16_t cc = c0 == 0u ? 0u : (uint16_t)(c0 % k);
+  uint32_t base = row_base + (uint32_t)(c0 - cc);
+  uint16_t c = c0;
+  if (cc != 0u) { /* finish a partial block column the generic way */
+    uint16_t dd = (uint16_t)((rr + k - cc) % k);
+    for (; c < c1 && cc != 0u; c++) {
+      *d++ = bl_ref_weight_at(w16, w8, base + dd);
+      dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
+      if (++cc == k) {
+        cc = 0;
+        base += k;
+      }
     }
+  }
+  while (c < c1) { /* whole block columns: taps rr, rr-1, ..., 0, k-1, ..., rr+1 (cut at c1) */
+    const uint16_t n = (uint16_t)(c1 - c) < k ? (uint16_t)(c1 - c) : k;
+    const uint16_t first = (uint16_t)(rr + 1u) < n ? (uint16_t)(rr + 1u) : n; /* taps rr .. down */
+    if (w16 != 0) {
+      const int16_t *blk = w16 + base;
+      for (uint16_t t = 0; t < first; t++) *d++ = blk[rr - t];
+      for (uint16_t t = first; t < n; t++) *d++ = blk[k - 1u - (t - first)];
+    } else {
+      const int8_t *blk = w8 + base;
+      for (uint16_t t = 0; t < first; t++) *d++ = blk[rr - t];
+      for (uint16_t t = first; t < n; t++) *d++ = blk[k - 1u - (t - first)];
+    }
+    c = (uint16_t)(c + n);
+    base += k;
   }
 }
 
@@ -49,6 +66,9 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
   if (one_area) { /* the input, once for every row of this call */
     for (uint16_t c = 0; c < in_features; c++) bl_lea_xt[c] = x[c];
   }
+  const uint32_t row_step = bl_lea_blocks(in_features, k) * k; /* weights per block row: q * k */
+  uint16_t rr = (uint16_t)(r0 % k);                               /* row within its block row, stepped below */
+  uint32_t row_base = (uint32_t)(r0 / k) * row_step;
   for (uint16_t r = r0; r < r1; r++) {
     bl_lea_dot d = {0u, 0u};
     for (uint16_t c0 = 0; c0 < in_features; c0 = (uint16_t)(c0 + BL_LEA_AREA)) {
@@ -56,13 +76,17 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
       if (!one_area) {
         for (uint16_t c = c0; c < c1; c++) bl_lea_xt[c - c0] = x[c];
       }
-      stage_row(w16, w8, k, in_features, r, c0, c1);
+      stage_row(w16, w8, k, row_base, rr, c0, c1);
       d.n = (uint16_t)(c1 - c0); /* an odd count: the flush pads both vectors with a zero */
       bl_status st = bl_lea_dot_flush(&d);
       if (st != BL_OK) return st;
     }
     if (bias != 0) d.acc += (uint32_t)bias[r];
     y[r] = bl_lea_requant(bl_lea_wrap(d.acc), shift);
+    if (++rr == k) {
+      rr = 0;
+      row_base += row_step;
+    }
   }
   return BL_OK;
 }
