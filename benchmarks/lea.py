@@ -62,7 +62,8 @@ CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 # compiler helpers (multiply/divide), the other layers, and the runtime (start-up, model glue, printing).
 PHASES = {
     "lea_driver": ("bl_lea_cmac_many", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
-                   "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15", "bl_lea_fft_run"),
+                   "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15",
+                   "bl_lea_fft_run"),
     "staging": ("bl_lea_bins_push", "bl_linear_fft_input_q15", "bl_conv_fft_input_q15", "stage_row"),
     "mac_results": ("bl_lea_bins_flush", "bl_lea_dot_flush", "bl_lea_bins_init"),
     "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct"),

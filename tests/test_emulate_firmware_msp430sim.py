@@ -56,7 +56,12 @@ def test_firmware_level_on_msp430sim_every_inference_bit_exact(mlp, tmp_path, ba
     assert prof["unit"] == "mclk_cycles"
     assert prof["references"] == spec_logits(mlp, img.paths)
     doc = emulate_firmware(
-        short_trace(), board, image=img, samples=samples, profile=prof, backend=backend,
+        short_trace(),
+        board,
+        image=img,
+        samples=samples,
+        profile=prof,
+        backend=backend,
         capacitance_f=CAP_F_BY_BACKEND[backend],
     )
     fw = doc["firmware"]

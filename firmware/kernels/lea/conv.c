@@ -2,7 +2,8 @@
  * path"). Direct paths: one msp_mac_q15 dot product (staged in LEA RAM, bl_lea_internal.h) per
  * output element over the taps that fall inside the input (zero padding contributes nothing). FFT path: the
  * channel-block spectra with msp_cmplx_fft_fixed_q15, the frequency MAC over blocks and taps as one
- * msp_cmplx_mac_q15 per bin (bl_lea_bins), the inverse with msp_cmplx_ifft_fixed_q15; bookkeeping on the CPU (ref helpers). */
+ * msp_cmplx_mac_q15 per bin (bl_lea_bins), the inverse with msp_cmplx_ifft_fixed_q15; bookkeeping on the
+ * CPU (ref helpers). */
 #include "bl_kernels.h"
 #include "bl_lea_internal.h"
 

@@ -168,8 +168,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("-D", "--define", action="append", help="extra C definition NAME[=VALUE] (repeatable)")
     b.add_argument(
         "--dsplib-dir",
-        help="TI's DSPLib folder (include/DSPLib.h, source/): build the lea backend of an MSP430 board against "
-        "it instead of the project's LEA driver",
+        help="TI's DSPLib folder (include/DSPLib.h, source/): build the lea backend of an MSP430 board "
+        "against it instead of the project's LEA driver",
     )
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(func=cmd_build)

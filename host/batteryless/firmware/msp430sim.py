@@ -437,7 +437,8 @@ def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[Sam
 
 
 def function_symbols(elf: Path) -> list[tuple[int, str]]:
-    """(start address, name) of every function symbol of an MSP430 image, sorted (for :meth:`Msp430Sim.profile`)."""
+    """(start address, name) of every function symbol of an MSP430 image, sorted (for
+    :meth:`Msp430Sim.profile`)."""
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import SymbolTableSection
 
