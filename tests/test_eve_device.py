@@ -2,6 +2,7 @@
 running each mode's schedule."""
 
 import json
+import re
 
 import pytest
 
@@ -31,10 +32,15 @@ def test_schedule_has_every_mode_and_mode_0_is_the_plain_model(generated):
     assert cycles[0] > cycles[1] > cycles[2]
     # same task list in every mode (a resumed inference keeps its task indices), only the costs shrink
     assert {len(m["tasks"]) for m in s["modes"]} == {len(s["modes"][0]["tasks"])}
-    # the weights are emitted once: the same weight file as the single-mode model
-    assert (d / "modes" / "model_weights.c").read_text().split("\n", 1)[1] == (
-        d / "plain" / "model_weights.c"
-    ).read_text().split("\n", 1)[1]
+    # the weights are emitted once: the single-mode model's weight file, plus one block-rank array per
+    # layer a smaller mode shrinks (codegen/modes.py)
+    plain_w = (d / "plain" / "model_weights.c").read_text().split("\n", 1)[1]
+    modes_w = (d / "modes" / "model_weights.c").read_text().split("\n", 1)[1]
+    extra = modes_w
+    for arr in plain_w.split("const ")[1:]:
+        assert "const " + arr in modes_w
+        extra = extra.replace("const " + arr, "")
+    assert re.findall(r"const (\w+) (\w+)\[", extra) == [("uint16_t", f"{n}_rank") for n in ("fc1", "fc2", "fc3")]
     sched = load_schedule(d / "modes" / "schedule.json")
     assert [m.name for m in sched.modes] == ["m0", "m1", "m2"]
 

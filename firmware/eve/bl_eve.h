@@ -18,6 +18,9 @@ typedef struct {
   const char *const *names;  /* for logs */
 } bl_eve_table;
 
+/* The generated table (eve_table.c of an EVE model). */
+extern const bl_eve_table bl_eve_modes;
+
 /* The largest mode that fits at `mv` after running `current`; the smallest mode if none fits. */
 uint8_t bl_eve_select(const bl_eve_table *t, uint16_t mv, uint8_t current);
 

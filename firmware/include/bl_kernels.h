@@ -158,6 +158,34 @@ bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *
                          const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
                          const bl_mac_unit *u);
 
+/* ---- kernels/common/eve_sel.c: EVE modes over one weight store (docs/eve.md) --------------------------
+ * A smaller EVE mode runs a circulant layer on a prefix of the layer's block importance order and, optionally,
+ * on fewer output rows; the weights are the full layer's, stored once. The selection is data: */
+typedef struct {
+  const uint16_t *rank; /* rank[i*q + j]: position of block (i, j) in the layer's importance order
+                         * (BL_BLOCK_UNUSED: pruned, used by no mode) */
+  uint16_t n;           /* the mode uses the blocks with rank < n: a prefix of the order */
+  uint16_t out_rows;    /* output rows (conv: channels) >= out_rows are 0 in this mode, bias included */
+} bl_block_sel;
+#define BL_BLOCK_UNUSED 0xFFFFu
+
+/* bl_mac_step_* with a block selection (k >= 2): the terms of unused blocks are skipped (the spec counts
+ * them as zero), rows >= sel->out_rows get y = 0 at the last step. A whole-unit direct task is one step
+ * with c0 = 0, c1 = in_ch (no partial buffers); a linear layer uses the 1x1 conv geometry (see above). */
+bl_status bl_mac_step_sel_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                              const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
+                              int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
+bl_status bl_mac_step_sel_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                             const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
+                             int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
+/* bl_conv_fft_block_q15 with a block selection: the frequency MAC skips unused blocks; rows >= out_rows
+ * are 0. A linear layer's FFT block is this with the 1x1 geometry and oy 0 .. 1 (xs[q][k] and
+ * spectra[p][q][k] are the conv layouts with H = W = KH = KW = 1). */
+bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,
+                                    const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                    const int32_t *bias_out, int16_t *y, uint16_t i, uint16_t oy0, uint16_t oy1,
+                                    int16_t *work, const bl_block_sel *sel);
+
 /* ---- relu.c: y = max(x, 0); y may equal x (in place is safe to repeat). Unit: elements [0, n). ------- */
 bl_status bl_relu_q15(const int16_t *x, int16_t *y, uint32_t n);
 

@@ -26,6 +26,7 @@ from batteryless import __version__
 from batteryless.artifact import Artifact, load_artifact, propagate_shapes
 from batteryless.boards import Board, load_board
 from batteryless.codegen import granularity as granularity_mod
+from batteryless.codegen import modes as eve_modes
 from batteryless.codegen.costs import CostModel, cost_model
 from batteryless.errors import CodegenError, UsageError
 from batteryless.eve.modes import has_modes
@@ -52,6 +53,9 @@ class Task:
     out_bytes: int = 0  # bytes of activation this task writes (what a commit after it saves)
     outputs: int = 0  # bl_mac_step: outputs of its unit (the step bound's per-output term)
     op: str = ""  # bl_mac_step: the layer's op (linear / conv steps have their own step bounds)
+    # EVE: the block-selecting call for a mode that runs this layer differently (codegen/modes.py), with
+    # {sel}, {shift}, {bias}, ... filled per mode; None: every mode makes the call above
+    sel_fmt: str | None = None
 
 
 @dataclass
@@ -82,6 +86,8 @@ class _Plan:
     units: list[tuple[int, ...]] = field(default_factory=list)  # bl_mac_unit table (fine granularity)
     acc_len: int = 0  # int32 per partial buffer bl_acc0 / bl_acc1 (0: none needed)
     input_chunk: int = 0  # input elements one resumable input-load task copies (0: the whole input)
+    eve: dict[str, Any] = field(default_factory=dict)  # layer -> (LayerModes, C literals) (codegen/modes.py)
+    eve_defs: list[str] = field(default_factory=list)  # per-mode selections and values, static in model.c
 
 
 def _c_array(ctype: str, name: str, values: np.ndarray, attrs: str = "") -> str:
@@ -142,7 +148,7 @@ def _layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
 
 
 def _mac_step_tasks(
-    plan: _Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step
+    plan: _Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=False
 ):
     """A direct-path layer as bl_mac_step tasks of at most ``max_step`` estimated cycles (granularity.py):
     each unit's chain over input-channel ranges alternates the partial buffers bl_acc0 / bl_acc1."""
@@ -174,6 +180,10 @@ def _mac_step_tasks(
                 out_bytes=2 * n if c1 == in_ch else 4 * n,
                 outputs=n,
                 op=layer["op"],
+                sel_fmt=f"bl_mac_step_sel_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, "
+                f"{{bias}}, {{shift}}, {other}, &bl_units[{ui}], {{sel}})"
+                if eve
+                else None,
             )
         )
 
@@ -327,6 +337,9 @@ def _plan(
             rows, cols = layer["out_channels"], layer["in_channels"]
         p, q = math.ceil(rows / k), math.ceil(cols / k)
         shift = layer["in_frac"] + layer["weight_frac"] - layer["out_frac"]
+        lm = eve_modes.layer_modes(art, layer)  # EVE: how each mode runs this layer (None: as stored)
+        if lm is not None and op == "linear":
+            _add_geom(plan, f"g_{name}", f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
         if path == "fft":
             plan.max_k = max(plan.max_k, k)
             spec_name = f"{name}_spectra"
@@ -343,12 +356,20 @@ def _plan(
             shift_out = layer["spectrum_frac"] - layer["out_frac"]
             cfg = f"fft{k}"
             entry.update(shift_z=shift_z, shift_out=shift_out)
+            lits = {"shift_z": str(shift_z), "shift_out": str(shift_out), "bias_out": bo_c}
         else:
             wname = f"{name}_w"
             plan.arrays.append(_c_array(ctype, wname, art.tensors[layer["weight"]]))
             plan.decls.append(f"extern const {ctype} {wname}[];")
             plan.weight_bytes += art.tensors[layer["weight"]].size * wbytes
             entry.update(shift=shift)
+            lits = {"shift": str(shift), "bias": bias_c}
+        if lm is not None:
+            arrays, decls, defs = eve_modes.layer_data(lm, art, _c_array, path)
+            plan.arrays += arrays
+            plan.decls += decls
+            plan.eve_defs += defs
+            plan.weight_bytes += lm.rank.size * 2
         taps = math.prod(layer.get("kernel_size", [1]))
         if op == "linear":
             if path == "fft":
@@ -378,6 +399,11 @@ def _plan(
                             macs=4 * q * (k // 2 + 1),
                             butterflies=(k // 2) * log2k,
                             out_bytes=2 * nrows,
+                            sel_fmt=f"bl_conv_fft_block_sel_q15(bl_xs, &g_{name}, {spec_name}, &{cfg}, "
+                            f"{{shift_z}}, {{shift_out}}, {{bias_out}}, {other}, {i}u, 0u, 1u, bl_work, "
+                            "{sel})"
+                            if lm
+                            else None,
                         )
                     )
             elif (
@@ -386,13 +412,23 @@ def _plan(
                 > max_step
             ):
                 g = f"g_{name}"
-                plan.geoms.append(
-                    f"static const bl_conv_geom {g} = {{{cols}u, 1u, 1u, {rows}u, "
-                    "1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u};"
-                )
+                _add_geom(plan, g, f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
                 dims = (rows, 1, 1, cols, 1)
                 _mac_step_tasks(
-                    plan, name, layer, g, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step
+                    plan,
+                    name,
+                    layer,
+                    g,
+                    dims,
+                    wname,
+                    wsuf,
+                    bias_c,
+                    shift,
+                    cur,
+                    other,
+                    costs,
+                    max_step,
+                    lm is not None,
                 )
             else:
                 step = k if k > 1 else DENSE_ROWS_PER_TASK
@@ -419,8 +455,23 @@ def _plan(
                             f"{rows}u, {r0}u, {r1}u)"
                         )
                         macs = (r1 - r0) * cols
+                    sel_fmt = None
+                    if lm is not None:  # the same rows as one whole step of the block-selecting kernel
+                        plan.units.append((r0, r1, 0, 1, 0, 1, 0, cols))
+                        sel_fmt = (
+                            f"bl_mac_step_sel_{wsuf}({cur}, &g_{name}, {wname}, {k}u, NULL, NULL, {{bias}}, "
+                            f"{{shift}}, {other}, &bl_units[{len(plan.units) - 1}], {{sel}})"
+                        )
                     plan.tasks.append(
-                        Task(f"{name}.rows{r0}", name, "mac", call, macs=macs, out_bytes=2 * (r1 - r0))
+                        Task(
+                            f"{name}.rows{r0}",
+                            name,
+                            "mac",
+                            call,
+                            macs=macs,
+                            out_bytes=2 * (r1 - r0),
+                            sel_fmt=sel_fmt,
+                        )
                     )
         else:
             one_d = op == "conv1d"
@@ -461,6 +512,11 @@ def _plan(
                             macs=4 * q * (k // 2 + 1) * taps * oh * ow,
                             butterflies=oh * ow * (k // 2) * log2k,
                             out_bytes=2 * nch * oh * ow,
+                            sel_fmt=f"bl_conv_fft_block_sel_q15(bl_xs, &{g}, {spec_name}, &{cfg}, "
+                            f"{{shift_z}}, {{shift_out}}, {{bias_out}}, {other}, {i}u, 0u, {oh}u, bl_work, "
+                            "{sel})"
+                            if lm
+                            else None,
                         )
                     )
             elif (
@@ -472,7 +528,20 @@ def _plan(
             ):
                 dims = (o, oh, ow, c, kh * kw)
                 _mac_step_tasks(
-                    plan, name, layer, g, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step
+                    plan,
+                    name,
+                    layer,
+                    g,
+                    dims,
+                    wname,
+                    wsuf,
+                    bias_c,
+                    shift,
+                    cur,
+                    other,
+                    costs,
+                    max_step,
+                    lm is not None,
                 )
             else:
                 step = k if k > 1 else DENSE_CHANNELS_PER_TASK
@@ -490,15 +559,36 @@ def _plan(
                             f"{o0}u, {o1}u, 0u, {oh}u)"
                         )
                         macs = (o1 - o0) * c * taps * oh * ow
+                    sel_fmt = None
+                    if lm is not None:  # the same channels as one whole step of the block-selecting kernel
+                        plan.units.append((o0, o1, 0, oh, 0, ow, 0, c))
+                        sel_fmt = (
+                            f"bl_mac_step_sel_{wsuf}({cur}, &{g}, {wname}, {k}u, NULL, NULL, {{bias}}, "
+                            f"{{shift}}, {other}, &bl_units[{len(plan.units) - 1}], {{sel}})"
+                        )
                     plan.tasks.append(
                         Task(
-                            f"{name}.ch{o0}", name, "mac", call, macs=macs, out_bytes=2 * (o1 - o0) * oh * ow
+                            f"{name}.ch{o0}",
+                            name,
+                            "mac",
+                            call,
+                            macs=macs,
+                            out_bytes=2 * (o1 - o0) * oh * ow,
+                            sel_fmt=sel_fmt,
                         )
                     )
+        if lm is not None:
+            plan.eve[name] = (lm, lits)
         cur, other = other, cur
         plan.layers.append(entry)
     plan.output_buffer = cur
     return plan
+
+
+def _add_geom(plan: _Plan, name: str, init: str) -> None:
+    line = f"static const bl_conv_geom {name} = {init};"
+    if line not in plan.geoms:
+        plan.geoms.append(line)
 
 
 def _banner(art_name: str, art_sha: str, board: Board, backend: str, comment: tuple[str, str]) -> str:
@@ -627,7 +717,8 @@ def codegen(
         from batteryless.eve.device import add_modes
 
         banner = _banner(art_path.name, art_sha, b, backend, ("/*", "*/"))
-        files += add_modes(art, schedule, b, out, banner)
+        cmake_banner = _banner(art_path.name, art_sha, b, backend, ("#", "")).replace(" \n", "\n")
+        files += add_modes(art, schedule, b, out, banner, cmake_banner)
     sched_path = out / "schedule.json"
     _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return CodegenResult(
@@ -638,6 +729,7 @@ def codegen(
 def _emit(art, art_name, art_sha, b, backend, plan: _Plan, out: Path, buffers_in: str) -> list[Path]:
     c_banner = _banner(art_name, art_sha, b, backend, ("/*", "*/"))
     input_len = math.prod(art.input_shape)
+    eve = has_modes(art)
     header = f"""{c_banner}#ifndef BL_MODEL_H
 #define BL_MODEL_H
 
@@ -667,6 +759,7 @@ const int16_t *bl_model_output(void);
 extern const uint8_t bl_model_task_layer_end[BL_MODEL_NUM_TASKS];
 /* All tasks in order; calls hook(t) before each task if hook is not NULL. */
 bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsigned));
+{f"{chr(10)}#define BL_MODEL_NUM_MODES {len(art.modes)}u{chr(10)}{eve_modes.MODEL_H_MODE_API}" if eve else ""}
 
 #endif /* BL_MODEL_H */
 """
@@ -682,13 +775,15 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
     fft_cfgs = [f"static const bl_fft_cfg fft{k} = {{{k}u, {max(fft_ks)}u, bl_twiddles}};" for k in fft_ks]
     tl = plan.tasks
     ends = [int(i + 1 == len(tl) or tl[i + 1].layer != t.layer) for i, t in enumerate(tl)]  # layer ends
-    cases = "\n".join(f"  case {i}u: /* {t.name} */\n    return {t.call};" for i, t in enumerate(plan.tasks))
+    cases = "\n".join(
+        f"  case {i}u: /* {t.name} */\n    return {_task_expr(plan, t)};" for i, t in enumerate(plan.tasks)
+    )
     model_c = f"""{c_banner}#include <stddef.h>
 #include <stdint.h>
 
 #include "bl_kernels.h"
 #include "bl_platform.h"
-#include "model.h"
+{'#include "bl_eve.h"' + chr(10) if eve else ""}#include "model.h"
 
 {chr(10).join(plan.decls)}
 {"extern const int16_t bl_twiddles[];" if fft_ks else ""}
@@ -709,6 +804,8 @@ BL_MODEL_BUF int16_t bl_act1[{plan.act_len}];
 
 {chr(10).join(plan.geoms)}
 {chr(10).join(fft_cfgs)}
+{chr(10).join(plan.eve_defs)}
+{eve_modes.model_c_mode_api(len(art.modes)) if eve else ""}
 
 void bl_model_load_input(const int16_t *input)
 {{
@@ -784,6 +881,12 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         _write_atomic(p, text)
         files.append(p)
     return files
+
+
+def _task_expr(plan: _Plan, t: Task) -> str:
+    """A task's C expression: its call, or for an EVE layer the call each mode makes (codegen/modes.py)."""
+    lm, lits = plan.eve.get(t.layer, (None, {}))
+    return eve_modes.task_case(lm, t.call, t.sel_fmt, lits)
 
 
 def _task_cycles(t: Task, costs: CostModel) -> float:

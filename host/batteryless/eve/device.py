@@ -7,8 +7,8 @@ output block rows it never writes). Other tasks (ReLU, pooling) cost the same in
 thresholds come from those predicted energies, the board's energy buffer and the modes' ``margin``
 (set by the search; 1 otherwise) (``eve.select``).
 
-The generated kernels still run every stored block: the firmware image executes mode 0 only. What is
-missing on the device is listed in docs/eve.md.
+The image executes every mode over the one weight store (codegen/modes.py: per-layer block selections,
+firmware/kernels/common/eve_sel.c); ``model.cmake`` adds the selector (firmware/eve) to the build.
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ def predicted_energy_j(schedule: dict[str, Any], mode: dict[str, Any]) -> float:
     return sum((t.get("energy_j") or 0.0) + fixed for t in mode["tasks"])
 
 
-def add_modes(art, schedule: dict[str, Any], board, out: Path, banner: str) -> list[Path]:
-    """Rewrite ``schedule`` in place with every EVE mode and the mode table; write ``eve_table.c``."""
+def add_modes(
+    art, schedule: dict[str, Any], board, out: Path, banner: str, cmake_banner: str = ""
+) -> list[Path]:
+    """Rewrite ``schedule`` in place with every EVE mode and the mode table; write ``eve_table.c`` and
+    ``model.cmake``."""
     schedule["modes"] = mode_schedule_modes(art, schedule)
     energies = [predicted_energy_j(schedule, m) for m in schedule["modes"]]
     # a smaller mode never costs more: the prediction is monotone by construction (nested blocks), but keep
@@ -81,7 +84,10 @@ def add_modes(art, schedule: dict[str, Any], board, out: Path, banner: str) -> l
     )
     schedule["eve"] = {**table.as_dict(), "predicted": True}
     from batteryless.codegen import _write_atomic
+    from batteryless.codegen.modes import model_cmake
 
     path = out / "eve_table.c"
     _write_atomic(path, emit_c_table(table, banner))
-    return [path]
+    cmake = out / "model.cmake"
+    _write_atomic(cmake, model_cmake(cmake_banner, len(art.modes)))
+    return [path, cmake]

@@ -1,0 +1,204 @@
+"""Codegen for EVE modes: every mode runs on the device over the one weight store.
+
+A circulant layer that some mode runs differently from the stored layer (fewer blocks, fewer output rows,
+or its own requantisation values) gets, as generated data:
+
+- ``<layer>_rank`` (uint16, with the weights): each block's position in the layer's ``block_order``
+  (``BL_BLOCK_UNUSED`` for a block ``block_mask`` prunes) — the one importance order every mode shares;
+- per mode a ``bl_block_sel`` {rank, n, out_rows}: the mode uses the blocks with rank < n (a prefix of the
+  order, ``blocks`` in the artifact) and zeroes rows >= out_rows (``out_blocks``);
+- per-mode shifts and bias pointers when a mode overrides them.
+
+Each of the layer's tasks then calls its backend kernel when the mode runs the stored layer as it is
+(``bl_sel_<layer>[bl_mode] == NULL``: mode 0 keeps the backend's speed) and the block-selecting kernel of
+``firmware/kernels/common/eve_sel.c`` otherwise. The task list is the same in every mode, so a resumed
+inference keeps its task indices; the mode itself is committed with FLEX progress (checkpointing/flex.h).
+The selection reproduces :func:`batteryless.eve.modes.active_blocks` exactly (checked here at generation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batteryless.errors import CodegenError
+from batteryless.eve.modes import active_blocks, block_grid, effective_layer, has_modes, out_rows
+
+UNUSED = 0xFFFF
+
+
+@dataclass
+class LayerModes:
+    """How each mode runs one circulant weight layer."""
+
+    name: str
+    rank: np.ndarray  # [p*q] uint16
+    n: list[int]  # per mode: blocks with rank < n
+    rows: list[int]  # per mode: output rows kept
+    full: list[bool]  # per mode: runs the stored layer as it is (the backend's own kernel)
+    values: list[dict[str, Any]] = field(default_factory=list)  # per mode: shift(s) and bias tensor names
+
+    def value_expr(self, key: str, literal: str) -> str:
+        """A per-mode value as C: the literal when every mode has the same, else the per-mode table."""
+        vals = [v[key] for v in self.values]
+        return literal if len(set(vals)) == 1 else f"bl_{key}_{self.name}[bl_mode]"
+
+
+def _values(eff: dict[str, Any]) -> dict[str, Any]:
+    k = eff["block"]
+    return {
+        "shift": eff["in_frac"] + eff["weight_frac"] - eff["out_frac"],
+        "shift_z": eff["in_frac"]
+        + eff.get("spectra_frac", 0)
+        - int(math.log2(k))
+        - eff.get("spectrum_frac", 0)
+        if eff.get("spectra")
+        else None,
+        "shift_out": eff.get("spectrum_frac", 0) - eff["out_frac"] if eff.get("spectra") else None,
+        "bias": eff.get("bias"),
+        "bias_out": eff.get("bias_out"),
+    }
+
+
+def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
+    """The per-mode selection of ``layer``; None when every mode runs it as stored."""
+    if not has_modes(art):
+        return None
+    m = len(art.modes)
+    base = _values(layer)
+    values = [_values(effective_layer(art, layer, mi)) for mi in range(m)]
+    if layer["block"] == 1:
+        if any(v != base for v in values):
+            raise CodegenError(
+                f"layer {layer['name']!r}: per-mode requantisation of a dense (block 1) layer is not "
+                "generated yet; give the override to circulant layers only"
+            )
+        return None
+    p, q = block_grid(layer)
+    if layer.get("block_order"):
+        order = np.asarray(art.tensors[layer["block_order"]]).astype(np.int64).reshape(-1)
+    else:
+        order = np.arange(p * q)
+    rank = np.empty(p * q, dtype=np.int64)
+    rank[order] = np.arange(p * q)
+    if layer.get("block_mask"):
+        rank[np.asarray(art.tensors[layer["block_mask"]]).reshape(-1) == 0] = UNUSED
+    ns, rows, full = [], [], []
+    n_rows = layer["out_features"] if layer["op"] == "linear" else layer["out_channels"]
+    for mi in range(m):
+        ml = (art.modes[mi].get("layers") or {}).get(layer["name"], {})
+        n = int(ml.get("blocks", p * q))
+        r = out_rows(art, layer, mi)
+        r = n_rows if r is None else min(int(r), n_rows)
+        want = active_blocks(art, layer, mi)
+        got = (rank < n).reshape(p, q)
+        got[math.ceil(r / layer["block"]) :, :] = False
+        if not np.array_equal(got, want):  # a guard: the C selection must be the spec's, block for block
+            raise CodegenError(f"layer {layer['name']!r}: mode {mi}'s block selection cannot be generated")
+        ns.append(n)
+        rows.append(r)
+        full.append(bool(want.all()) and r == n_rows and values[mi] == base)
+    if all(full):
+        return None
+    return LayerModes(layer["name"], rank.astype(np.uint16), ns, rows, full, values)
+
+
+def layer_data(lm: LayerModes, art, c_array, path: str) -> tuple[list[str], list[str], list[str]]:
+    """(arrays for model_weights.c, extern declarations, static definitions for model.c) of one layer on
+    ``path`` ("fft" | "direct": which shifts and bias the calls take)."""
+    m = len(lm.n)
+    arrays = [c_array("uint16_t", f"{lm.name}_rank", lm.rank)]
+    decls = [f"extern const uint16_t {lm.name}_rank[];"]
+    defs = []
+    for mi in range(m):
+        if not lm.full[mi]:
+            defs.append(
+                f"static const bl_block_sel bl_sel_{lm.name}_m{mi} = {{{lm.name}_rank, {lm.n[mi]}u, "
+                f"{lm.rows[mi]}u}};"
+            )
+    ptrs = ", ".join("NULL" if lm.full[mi] else f"&bl_sel_{lm.name}_m{mi}" for mi in range(m))
+    defs.append(f"static const bl_block_sel *const bl_sel_{lm.name}[{m}] = {{{ptrs}}};")
+    fft = path == "fft"
+    for key in ("shift_z", "shift_out") if fft else ("shift",):
+        vals = [v[key] for v in lm.values]
+        if vals[0] is not None and len(set(vals)) > 1:
+            defs.append(f"static const int16_t bl_{key}_{lm.name}[{m}] = {{{', '.join(map(str, vals))}}};")
+    for key in ("bias_out",) if fft else ("bias",):
+        vals = [v[key] for v in lm.values]
+        if len(set(vals)) > 1:
+            names = []
+            for t in vals:
+                if t is None:
+                    names.append("NULL")
+                    continue
+                cname = f"{lm.name}_mb_{t.replace('.', '_')}"
+                if cname not in names:
+                    arrays.append(c_array("int32_t", cname, art.tensors[t]))
+                    decls.append(f"extern const int32_t {cname}[];")
+                names.append(cname)
+            defs.append(f"static const int32_t *const bl_{key}_{lm.name}[{m}] = {{{', '.join(names)}}};")
+    return arrays, decls, defs
+
+
+def task_case(lm: LayerModes | None, call: str, sel_fmt: str | None, literals: dict[str, str]) -> str:
+    """The C expression of one task: the backend call, or (a mode that runs the layer differently) the
+    block-selecting call filled from ``sel_fmt`` with the layer's per-mode values."""
+    if lm is None or sel_fmt is None:
+        return call
+    fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
+    fill["sel"] = f"bl_sel_{lm.name}[bl_mode]"
+    return f"bl_sel_{lm.name}[bl_mode] == NULL ? {call} : {sel_fmt.format(**fill)}"
+
+
+def model_c_mode_api(n_modes: int) -> str:
+    """The mode state and API of an EVE model (model.c)."""
+    return f"""/* EVE: the mode the tasks run in (RAM: the runtime sets it before an inference's first
+ * task and again after every boot, from the mode FLEX committed with the progress). */
+#ifndef BL_MODEL_START_MODE
+#define BL_MODEL_START_MODE 0u
+#endif
+static uint8_t bl_mode = BL_MODEL_START_MODE;
+
+bl_status bl_model_set_mode(uint8_t mode)
+{{
+  if (mode >= {n_modes}u) {{
+    return BL_ERR_ARG;
+  }}
+  bl_mode = mode;
+  return BL_OK;
+}}
+
+uint8_t bl_model_get_mode(void)
+{{
+  return bl_mode;
+}}
+
+uint8_t bl_model_select_mode(uint8_t current)
+{{
+  return bl_eve_select(&bl_eve_modes, bl_eve_read_mv(), current);
+}}
+"""
+
+
+MODEL_H_MODE_API = """/* EVE modes (0 = the largest). bl_model_set_mode: the mode the following tasks
+ * run in (BL_ERR_ARG if the model has no such mode); bl_model_select_mode: the mode for the next
+ * inference from the stored energy (bl_eve_read_mv, the generated table eve_table.c) after an inference
+ * in `current`. */
+bl_status bl_model_set_mode(uint8_t mode);
+uint8_t bl_model_get_mode(void);
+uint8_t bl_model_select_mode(uint8_t current);
+"""
+
+
+def model_cmake(banner: str, n_modes: int) -> str:
+    """model.cmake of an EVE model: the selector's sources and the mode count every source sees (FLEX
+    records the mode only when the image has modes: checkpointing/flex.h)."""
+    return (
+        f"{banner}"
+        'list(APPEND BL_SOURCES "${BL_ROOT}/firmware/eve/bl_eve.c")\n'
+        'list(APPEND BL_INCLUDES "${BL_ROOT}/firmware/eve")\n'
+        f'list(APPEND EXTRA_DEFINES "BL_EVE_MODES={n_modes}")\n'
+    )
