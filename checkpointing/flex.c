@@ -93,17 +93,31 @@ static inline __attribute__((always_inline)) uint32_t crc_word(uint32_t crc, uin
   return crc_byte[crc & 0xFFu] ^ (crc >> 8);
 }
 
+/* EVE images (flex.h): the record's fourth word {mode, reserved} is under the CRC too */
+#if BL_EVE_MODES > 1
+#define RECORD_MODE_WORD(r) ((uint32_t)(r)->mode | ((uint32_t)(r)->reserved << 16))
+#else
+#define RECORD_MODE_WORD(r) 0u
+#endif
+
 static inline __attribute__((always_inline)) uint32_t record_crc_of(uint32_t version, uint32_t inference,
-                                                                    uint16_t next_task, uint16_t num_tasks)
+                                                                    uint16_t next_task, uint16_t num_tasks,
+                                                                    uint32_t mode_word)
 {
   uint32_t crc = crc_word(0xFFFFFFFFul, version);
   crc = crc_word(crc, inference);
-  return crc_word(crc, (uint32_t)next_task | ((uint32_t)num_tasks << 16)) ^ 0xFFFFFFFFul;
+  crc = crc_word(crc, (uint32_t)next_task | ((uint32_t)num_tasks << 16));
+#if BL_EVE_MODES > 1
+  crc = crc_word(crc, mode_word);
+#else
+  (void)mode_word;
+#endif
+  return crc ^ 0xFFFFFFFFul;
 }
 
 __attribute__((unused)) static uint32_t record_crc(const volatile bl_flex_record *r) /* unused: BROKEN 2, 6 */
 {
-  return record_crc_of(r->version, r->inference, r->next_task, r->num_tasks);
+  return record_crc_of(r->version, r->inference, r->next_task, r->num_tasks, RECORD_MODE_WORD(r));
 }
 
 bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st)
@@ -116,6 +130,7 @@ bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st)
   st->inference = 0u;
   st->version = 0u;
   st->slot = 1u; /* so that the first commit writes slot 0 */
+  st->mode = 0u;
   if (active == BL_FLEX_SLOT0) {
     slot = 0u;
   } else if (active == BL_FLEX_SLOT1) {
@@ -152,6 +167,9 @@ bl_flex_recovery bl_flex_recover(uint16_t num_tasks, bl_flex_state *st)
   st->inference = r->inference;
   st->version = r->version;
   st->slot = slot;
+#if BL_EVE_MODES > 1
+  st->mode = r->mode;
+#endif
   return BL_FLEX_RESUME;
 }
 
@@ -170,7 +188,11 @@ void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks)
   r.inference = st->inference;
   r.next_task = next_task;
   r.num_tasks = num_tasks;
-  r.crc = record_crc_of(r.version, r.inference, r.next_task, r.num_tasks);
+#if BL_EVE_MODES > 1
+  r.mode = st->mode;
+  r.reserved = 0u;
+#endif
+  r.crc = record_crc_of(r.version, r.inference, r.next_task, r.num_tasks, RECORD_MODE_WORD(&r));
   dst = &bl_flex.rec[slot];
 #if BL_FLEX_BROKEN == 3
   bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* BROKEN: pointer before the payload */
@@ -184,6 +206,11 @@ void bl_flex_commit(bl_flex_state *st, uint16_t next_task, uint16_t num_tasks)
   dst->next_task = r.next_task;
   dst->num_tasks = r.num_tasks;
   WORD_WRITTEN();
+#if BL_EVE_MODES > 1
+  dst->mode = r.mode;
+  dst->reserved = r.reserved;
+  WORD_WRITTEN();
+#endif
 #if BL_FLEX_BROKEN == 4
   bl_flex.active = slot ? BL_FLEX_SLOT1 : BL_FLEX_SLOT0; /* BROKEN: pointer before the CRC */
   BL_FLEX_MARK(BL_FLEX_MARK_FLIP);

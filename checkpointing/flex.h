@@ -66,12 +66,23 @@ extern uint8_t bl_flex_marks_on; /* RAM, 1 after every reset */
 #define BL_FLEX_BARRIER() __asm__ volatile("" ::: "memory")
 #endif
 
+/* EVE (docs/eve.md): an image whose model has several modes (BL_EVE_MODES > 1, set by the generated
+ * model.cmake) commits the mode an inference runs in with its progress, so an inference resumed after a
+ * power failure finishes in the mode it started in; the record then has 4 more bytes under the CRC. */
+#ifndef BL_EVE_MODES
+#define BL_EVE_MODES 1
+#endif
+
 typedef struct {
   uint32_t version;   /* 1, 2, 3, ... per commit */
   uint32_t inference; /* which inference this progress belongs to */
   uint16_t next_task; /* first task not yet committed; == num_tasks: inference finished */
   uint16_t num_tasks; /* of the image that wrote it */
-  uint32_t crc;       /* CRC-32 (IEEE 802.3) over the 12 bytes above */
+#if BL_EVE_MODES > 1
+  uint16_t mode;      /* EVE mode of the inference (chosen when it started) */
+  uint16_t reserved;  /* 0 */
+#endif
+  uint32_t crc;       /* CRC-32 (IEEE 802.3) over the bytes above (12, or 16 with the EVE mode) */
 } bl_flex_record;
 
 typedef struct {
@@ -108,6 +119,7 @@ typedef struct {
   uint32_t inference;
   uint32_t version;
   uint8_t slot; /* the committed slot (valid for RESUME) */
+  uint16_t mode; /* EVE mode committed with the progress (0 without modes) */
 } bl_flex_state;
 
 extern bl_flex_nvm bl_flex; /* in BL_NVM (flex.c) */

@@ -3,10 +3,27 @@
 
 volatile uint16_t bl_eve_supply_mv = 0u;
 
+#if defined(BL_EVE_TEST_SUPPLY)
+/* Tests only (-DBL_EVE_TEST_SUPPLY=mv,mv,...): every reading takes the next value of the table, its position
+ * kept in NVM, so the stored energy differs between inferences, between boots and between the retries of
+ * an inference whose start a power failure cut (the FLEX tests of mode switches). */
+#include "bl_platform.h"
+static const uint16_t test_supply[] = {BL_EVE_TEST_SUPPLY};
+BL_NVM static uint16_t test_supply_next;
+
+uint16_t bl_eve_read_mv(void)
+{
+  const uint16_t n = (uint16_t)(sizeof test_supply / sizeof test_supply[0]);
+  uint16_t i = (uint16_t)(test_supply_next % n);
+  test_supply_next = (uint16_t)((i + 1u) % n);
+  return test_supply[i];
+}
+#else
 __attribute__((weak)) uint16_t bl_eve_read_mv(void)
 {
   return bl_eve_supply_mv;
 }
+#endif
 
 uint8_t bl_eve_select(const bl_eve_table *t, uint16_t mv, uint8_t current)
 {

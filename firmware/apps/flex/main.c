@@ -40,6 +40,12 @@
 #include "bl_platform.h"
 #include "model.h"
 
+/* EVE (docs/eve.md): a model with several modes picks one from the stored energy when an inference starts
+ * and commits it with the progress (flex.h); every boot resumes in the committed mode. */
+#ifndef BL_MODEL_NUM_MODES
+#define BL_MODEL_NUM_MODES 1u
+#endif
+
 #define BL_FLEX_POLICY_FLEX 1
 #define BL_FLEX_POLICY_LAYER 2
 #define BL_FLEX_POLICY_RESTART 3
@@ -101,7 +107,11 @@ static void apply_faults(void)
       r.inference = bl_flex.rec[arg & 1u].inference;
       r.num_tasks = N_TASKS;
       r.next_task = f[4] == 2u ? (uint16_t)(f[5] % (N_TASKS + 1u)) : (uint16_t)(N_TASKS + f[5]);
-      r.crc = bl_flex_crc32(&r, 12u);
+#if BL_EVE_MODES > 1
+      r.mode = 0u;
+      r.reserved = 0u;
+#endif
+      r.crc = bl_flex_crc32(&r, offsetof(bl_flex_record, crc));
       put_record((uint8_t)arg, &r, f[4] == 2u ? 8u : (uint8_t)sizeof r);
     }
   }
@@ -132,6 +142,9 @@ __attribute__((unused)) static int commit_after(uint16_t done)
 typedef struct {
   uint32_t inference;
   uint32_t boot; /* the boot whose commit finished this inference */
+#if BL_MODEL_NUM_MODES > 1
+  uint16_t mode; /* the EVE mode it ran in */
+#endif
   int16_t logits[BL_MODEL_OUTPUT_LEN];
 } out_entry;
 
@@ -155,6 +168,9 @@ static void save_output(const bl_flex_state *st)
   uint16_t k;
   e->inference = st->inference;
   e->boot = bl_flex.boots;
+#if BL_MODEL_NUM_MODES > 1
+  e->mode = st->mode;
+#endif
   for (k = 0u; k < BL_MODEL_OUTPUT_LEN; k++) {
     e->logits[k] = out[k];
   }
@@ -171,6 +187,12 @@ static void start_inference(uint32_t i, bl_flex_state *st)
   BL_FLEX_MARK(BL_FLEX_MARK_INPUT);
   st->next_task = 0u;
   st->inference = i;
+#if BL_MODEL_NUM_MODES > 1
+  /* the mode from the stored energy, with hysteresis from the last inference's mode (the recovered one);
+   * committed with the first commit of this inference (until it lands, every boot starts again here) */
+  st->mode = bl_model_select_mode((uint8_t)st->mode);
+  (void)bl_model_set_mode((uint8_t)st->mode);
+#endif
 }
 
 /* Task t of the inference in st: an input chunk (t < N_IN) or model task t - N_IN. */
@@ -208,6 +230,13 @@ static bl_flex_recovery boot_and_recover(bl_flex_state *st)
   apply_faults();
 #endif
   kind = bl_flex_recover(N_TASKS, st);
+#if BL_MODEL_NUM_MODES > 1
+  if (kind == BL_FLEX_RESUME && bl_model_set_mode((uint8_t)st->mode) != BL_OK) {
+    kind = BL_FLEX_CORRUPT; /* a mode this model does not have: start again */
+    st->kind = kind;
+    st->mode = 0u;
+  }
+#endif
   if (kind == BL_FLEX_CORRUPT) {
     bl_flex.corrupt = bl_flex.corrupt + 1u;
   } else if (kind == BL_FLEX_UNBORN) {
@@ -301,6 +330,10 @@ static void print_entry(const out_entry *e)
   bl_put_u32(e->inference);
   bl_puts(" boot ");
   bl_put_u32(e->boot);
+#if BL_MODEL_NUM_MODES > 1
+  bl_puts(" mode ");
+  bl_put_u32(e->mode);
+#endif
   bl_putc(' ');
   bl_put_line_i16("logits", e->logits, BL_MODEL_OUTPUT_LEN);
 }
@@ -413,6 +446,11 @@ int bl_app_main(void)
   BL_FLEX_MARK(BL_FLEX_MARK_DONE);
   bl_putc('\n'); /* ends a line an earlier boot may have been cut in the middle of */
   bl_put_line_i16("logits", outs.log[0].logits, BL_MODEL_OUTPUT_LEN);
+#if BL_MODEL_NUM_MODES > 1
+  bl_puts("mode ");
+  bl_put_u32(outs.log[0].mode);
+  bl_putc('\n');
+#endif
   bl_puts("boots ");
   bl_put_u32(bl_flex.boots);
   bl_puts("\ntask_runs ");

@@ -35,10 +35,11 @@ class ContinuousOutput:
     garbled: int
     conflicts: list[int] = field(default_factory=list)  # indices printed again with other logits or boot
     checks: dict[str, int] = field(default_factory=dict)  # final "corrupt", "unborn", "lost_max" lines
+    modes: dict[int, int] = field(default_factory=dict)  # index → EVE mode it ran in (images with modes)
 
 
 _BOOT_RE = re.compile(r"^boot (\d+) commits (\d+) inference (\d+) next (\d+)$")
-_INF_RE = re.compile(r"^inference (\d+) boot (\d+) logits((?: -?\d+)+)$")
+_INF_RE = re.compile(r"^inference (\d+) boot (\d+)(?: mode (\d+))? logits((?: -?\d+)+)$")
 
 
 def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutput:
@@ -52,6 +53,7 @@ def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutp
     garbled = 0
     checks: dict[str, int] = {}
     conflicts: list[int] = []
+    modes: dict[int, int] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -60,11 +62,13 @@ def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutp
             b, c, i, n = (int(g) for g in m.groups())
             boots.append({"boot": b, "commits": c, "inference": i, "next": n})
         elif m := _INF_RE.match(line):
-            logits = [int(v) for v in m.group(3).split()]
+            logits = [int(v) for v in m.group(4).split()]
             if output_len is not None and len(logits) != output_len:
                 garbled += 1
                 continue
             entry = (int(m.group(2)), logits)
+            if m.group(3) is not None:
+                modes.setdefault(int(m.group(1)), int(m.group(3)))
             prev = infs.setdefault(int(m.group(1)), entry)
             if prev != entry and int(m.group(1)) not in conflicts:
                 conflicts.append(int(m.group(1)))
@@ -78,4 +82,4 @@ def parse_continuous(text: str, output_len: int | None = None) -> ContinuousOutp
             checks[kv[0]] = int(kv[-1])
         elif not line.startswith("boots "):
             garbled += 1
-    return ContinuousOutput(boots, infs, final, task_runs, marks, garbled, conflicts, checks)
+    return ContinuousOutput(boots, infs, final, task_runs, marks, garbled, conflicts, checks, modes)

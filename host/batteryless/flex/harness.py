@@ -39,6 +39,7 @@ class ScheduleResult:
     lost_max: int | None = None  # most tasks one power failure threw away
     violated: list[str] = field(default_factory=list)  # CHECKS that failed
     faults: list[tuple[int, int, int, int]] = field(default_factory=list)  # injected (fault_bytes records)
+    mode: int | None = None  # EVE: the mode the finished inference ran in (images with modes)
 
 
 def _result(text: str, cuts: list[int], reboots: int, instructions: int | None, ref: list[int] | None):
@@ -51,6 +52,7 @@ def _result(text: str, cuts: list[int], reboots: int, instructions: int | None, 
     )
     res.unborn = vals.get("unborn", [None])[0]
     res.lost_max = vals.get("lost_max", [None])[0]
+    res.mode = vals.get("mode", [None])[0]
     return res
 
 

@@ -61,6 +61,7 @@ def build_flex(
     granularity: str | float | None = "auto",
     backend: str = "ref",
     capacitance_f: float | None = None,
+    extra_defines: dict[str, str | int] | None = None,
 ) -> FlexImage:
     """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
     ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only).
@@ -71,7 +72,8 @@ def build_flex(
     granularity ("auto" from the board's buffer, "coarse", or the most estimated cycles per task).
     ``backend``: the kernels (default ``ref``; ``lea`` on the MSP430FR5994 runs on the project's LEA
     emulation, board emulator msp430sim). ``capacitance_f``: the energy buffer ``auto`` granularity sizes
-    tasks for (default: the board's)."""
+    tasks for (default: the board's). ``extra_defines``: more build-time switches (e.g. firmware/eve's
+    test supply table)."""
     from batteryless.codegen import codegen
 
     if policy not in POLICIES:
@@ -107,6 +109,7 @@ def build_flex(
     if continuous:
         defines["BL_FLEX_CONTINUOUS"] = 1
         defines["BL_FLEX_LOG_LEN"] = f"{int(log_len)}u"
+    defines.update(extra_defines or {})
     img = build(b, gen, backend, app="flex", out_dir=out / "build", defines=defines, progress=progress).image
     tasks = res.schedule["modes"][0]["tasks"]
     # the flex app's tasks: the resumable input load (input_tasks chunks), then the model's tasks

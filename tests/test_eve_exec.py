@@ -1,0 +1,214 @@
+"""EVE on the device: the generated image executes every mode over the one weight store, bit for bit with
+``spec.integer_inference(..., mode=i)``, and FLEX commits the mode with the progress (a resumed inference
+finishes in the mode it started in, whatever the stored energy says at the later boots)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from batteryless.artifact import load_artifact, save_artifact
+from batteryless.codegen import codegen
+from batteryless.eve.modes import set_modes
+from batteryless.eve.select import mode_table, select_mode
+from batteryless.firmware import build, run_dataset
+from batteryless.spec import integer_inference, quantize_input
+
+KEEP = [1.0, 0.5, 0.25]
+_TOOLS = {"mps2-an386": "qemu-system-arm", "msp430fr5994": "msp430-elf-gcc"}
+
+
+@pytest.fixture(scope="module")
+def eve_arts(artifacts, tmp_path_factory):
+    """The digits MLP and CNN with three nested modes (every circulant layer shrinks, the classifier too)."""
+    d = tmp_path_factory.mktemp("eveexec")
+    out = {}
+    for model in ("mlp", "cnn"):
+        art = load_artifact(artifacts[model])
+        set_modes(art, KEEP)
+        out[model] = save_artifact(art, d / f"{model}3.bl")
+    return out
+
+
+def _mode_images(art_path, board, backend, d, granularity="auto", path="auto"):
+    res = codegen(art_path, board, d / "gen", backend=backend, granularity=granularity, path=path)
+    imgs = [
+        build(board, d / "gen", backend, out_dir=d / f"b{mi}", defines={"BL_MODEL_START_MODE": mi}).image
+        for mi in range(len(KEEP))
+    ]
+    return res, imgs
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("path", ["fft", "direct"])
+def test_host_image_runs_every_mode_bit_exact_on_the_whole_test_set(eve_arts, digits, tmp_path, model, path):
+    res, imgs = _mode_images(eve_arts[model], "host", "ref", tmp_path, path=path)
+    art = load_artifact(eve_arts[model])
+    n = len(digits.x_test)
+    outs = []
+    for mi, img in enumerate(imgs):
+        run = run_dataset(img, "host", eve_arts[model], "digits", count=n)
+        ref = integer_inference(art, digits.x_test, res.paths, mode=mi)
+        assert np.array_equal(np.array(run.logits), ref), mi
+        outs.append(ref)
+    # the modes really differ (a mode that ran mode 0's kernels would pass the check above only by luck)
+    assert not np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[1], outs[2])
+
+
+def test_fine_granularity_steps_run_every_mode_bit_exact(eve_arts, digits, tmp_path):
+    """bl_mac_step_sel: direct-path layers cut into steps over input channels (partial buffers)."""
+    res, imgs = _mode_images(eve_arts["cnn"], "host", "ref", tmp_path, granularity=20000, path="direct")
+    assert any(t["kind"] == "mac_step" for t in res.schedule["modes"][0]["tasks"])
+    art = load_artifact(eve_arts["cnn"])
+    for mi, img in enumerate(imgs):
+        run = run_dataset(img, "host", eve_arts["cnn"], "digits", count=60)
+        assert np.array_equal(
+            np.array(run.logits), integer_inference(art, digits.x_test[:60], res.paths, mode=mi)
+        )
+
+
+def test_weights_are_stored_once_whatever_the_number_of_modes(eve_arts, artifacts, tmp_path):
+    """The image's weight bytes are the largest mode's (plus one uint16 rank per block), not the sum."""
+    for model in ("mlp", "cnn"):
+        one = codegen(artifacts[model], "msp430fr5994", tmp_path / f"{model}1", backend="ref")
+        three = codegen(eve_arts[model], "msp430fr5994", tmp_path / f"{model}3", backend="ref")
+        w1 = one.schedule["memory_plan"]["weight_bytes"]
+        w3 = three.schedule["memory_plan"]["weight_bytes"]
+        art = load_artifact(eve_arts[model])
+        ranks = sum(
+            2 * art.tensors[la["block_order"]].size for la in art.weight_layers() if la.get("block_order")
+        )
+        # weights once, plus 2 bytes per block; three separate copies (keep 1, 0.5, 0.25) would be ~1.75x
+        assert (
+            w3 == w1 + ranks
+            and ranks
+            <= 2
+            * sum(art.tensors[la["block_order"]].size for la in art.weight_layers() if la.get("block_order"))
+            and w3 < 1.5 * w1
+        ), (model, w1, w3)
+        # the weight arrays in model_weights.c are the single-mode model's, byte for byte
+        for name in re.findall(
+            r"const int(?:8|16)_t (\w+_(?:w|spectra))\[",
+            (tmp_path / f"{model}1" / "model_weights.c").read_text(),
+        ):
+            a = re.search(
+                rf"{name}\[\d+\] = \{{[^}}]*\}}", (tmp_path / f"{model}1" / "model_weights.c").read_text()
+            )
+            b = re.search(
+                rf"{name}\[\d+\] = \{{[^}}]*\}}", (tmp_path / f"{model}3" / "model_weights.c").read_text()
+            )
+            assert a and b and a.group(0) == b.group(0), name
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "board,backend,count",
+    [
+        ("mps2-an386", "ref", 40),
+        ("mps2-an386", "cmsis", 40),
+        ("msp430fr5994", "ref", 4),
+        ("msp430fr5994", "lea", 3),
+    ],
+)
+def test_cross_images_run_every_mode_bit_exact(eve_arts, digits, tmp_path, board, backend, count):
+    if shutil.which(_TOOLS[board]) is None:
+        pytest.skip(f"{_TOOLS[board]} is not installed (scripts/setup.sh)")
+    for model in ("mlp", "cnn"):
+        res, imgs = _mode_images(eve_arts[model], board, backend, tmp_path / model)
+        art = load_artifact(eve_arts[model])
+        for mi, img in enumerate(imgs):
+            run = run_dataset(img, board, eve_arts[model], "digits", count=count, start=200)
+            ref = integer_inference(art, digits.x_test[200 : 200 + count], res.paths, mode=mi)
+            assert np.array_equal(np.array(run.logits), ref), (model, mi)
+
+
+# --- FLEX: the mode is committed with the progress -------------------------------------------------------
+def _supply(art_path, board, tmp_path):
+    """Buffer voltages (mV) that select modes 0, 2, 1 in turn under the generated table (after mode 0)."""
+    res = codegen(art_path, board, tmp_path / "tbl", backend="ref", buffers_in="nvm")
+    eve = res.schedule["eve"]
+    t = mode_table(
+        eve["energy_j"],
+        eve["capacitance_f"],
+        eve["v_off"],
+        margin=eve["margin"],
+        hysteresis=eve["hysteresis"],
+    )
+    mv = [t.enter_mv[0] + 5, max(0, t.stay_mv[-1] - 50), t.enter_mv[1] + 5]
+    return mv, t
+
+
+def test_host_flex_resumed_inference_keeps_its_mode_under_random_cuts(eve_arts, digits, tmp_path):
+    """Host, single-inference flex image, the stored energy different at every reading (test supply
+    table in NVM): under random cuts every finished inference equals the spec's logits for the mode it
+    recorded. Without the committed mode a resumed boot would run its remaining tasks in another mode (the
+    image starts every boot in mode 0) and the logits would match no mode."""
+    from batteryless.flex import build_flex, model_input, run_schedule
+
+    mv, t = _supply(eve_arts["mlp"], "host", tmp_path)
+    img = build_flex(
+        eve_arts["mlp"],
+        "host",
+        tmp_path / "flex",
+        extra_defines={"BL_EVE_TEST_SUPPLY": ",".join(f"{v}u" for v in mv)},
+    )
+    art = load_artifact(eve_arts["mlp"])
+    sample = 7
+    inputs = model_input(eve_arts["mlp"], sample)
+    refs = [
+        integer_inference(art, digits.x_test[sample : sample + 1], img.paths, mode=mi)[0].tolist()
+        for mi in range(3)
+    ]
+    assert refs[0] != refs[1] != refs[2]
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        cuts = sorted(int(c) for c in rng.integers(1, 40, size=int(rng.integers(1, 6))))
+        r = run_schedule(img, "host", inputs, cuts)
+        assert r.error is None and r.mode is not None, (cuts, r)
+        assert r.logits == refs[r.mode], (cuts, r.mode)
+        assert r.mode in {select_mode(t, v, 0) for v in mv}
+        seen.add(r.mode)
+    assert len(seen) >= 2  # the energy readings changed the mode between schedules
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+def test_qemu_continuous_flex_every_inference_matches_its_recorded_mode(eve_arts, digits, tmp_path):
+    """QEMU, continuous inference with random power cuts and the stored energy changing at every reading:
+    every finished inference equals the spec's logits for its sample in the mode it recorded, the modes
+    switch during the run, and the protocol's checks hold."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (scripts/setup.sh)")
+    from batteryless.firmware import run
+    from batteryless.flex import build_flex, continuous_input, parse_continuous
+
+    mv, _ = _supply(eve_arts["mlp"], "mps2-an386", tmp_path)
+    img = build_flex(
+        eve_arts["mlp"],
+        "mps2-an386",
+        tmp_path / "flex",
+        continuous=True,
+        extra_defines={"BL_EVE_TEST_SUPPLY": ",".join(f"{v}u" for v in mv)},
+    )
+    art = load_artifact(eve_arts["mlp"])
+    idx = [3, 11, 42, 100, 250]
+    xq = np.asarray(quantize_input(art, digits.x_test[idx]), dtype="<i2")
+    n = 24
+    inp = continuous_input([xq[i].tobytes() for i in range(len(idx))], inferences=n, marks=False)
+    cont = run(img.image, "mps2-an386", inputs=inp, timeout=300, mark_ids=[])
+    total = int(cont.instructions)
+    rng = np.random.default_rng(1)
+    cuts = sorted(int(c) for c in rng.choice(np.arange(1, total), size=3 * n, replace=False))
+    r = run(img.image, "mps2-an386", inputs=inp, timeout=300, cuts=cuts, mark_ids=[])
+    out = parse_continuous(r.output, img.output_len)
+    assert r.exit_code == 0 and sorted(out.inferences) == list(range(n)) and not out.conflicts
+    refs = [integer_inference(art, digits.x_test[idx], img.paths, mode=mi) for mi in range(3)]
+    for i, (_, logits) in out.inferences.items():
+        assert logits == refs[out.modes[i]][i % len(idx)].tolist(), (i, out.modes[i])
+    assert len(set(out.modes.values())) >= 2
+    assert out.checks.get("corrupt") == 0 and out.checks.get("lost_max", 0) <= 1
