@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from batteryless.artifact import load_artifact, save_artifact
+from batteryless.boards import with_emulator
 from batteryless.codegen import codegen
 from batteryless.eve.modes import set_modes
 from batteryless.eve.select import mode_table, select_mode
@@ -18,7 +19,7 @@ from batteryless.firmware import build, run_dataset
 from batteryless.spec import integer_inference, quantize_input
 
 KEEP = [1.0, 0.5, 0.25]
-_TOOLS = {"mps2-an386": "qemu-system-arm", "msp430fr5994": "msp430-elf-gcc"}
+_TOOLS = {"mps2-an386": "qemu-system-arm", "msp430fr5994": "clang"}
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +121,10 @@ def test_cross_images_run_every_mode_bit_exact(eve_arts, digits, tmp_path, board
     for model in ("mlp", "cnn"):
         res, imgs = _mode_images(eve_arts[model], board, backend, tmp_path / model)
         art = load_artifact(eve_arts[model])
+        # the MSP430 images on the project's simulator (it models the LEA; mspdebug does not)
+        emu = with_emulator(board, "msp430sim") if board.startswith("msp430") else board
         for mi, img in enumerate(imgs):
-            run = run_dataset(img, board, eve_arts[model], "digits", count=count, start=200)
+            run = run_dataset(img, emu, eve_arts[model], "digits", count=count, start=200)
             ref = integer_inference(art, digits.x_test[200 : 200 + count], res.paths, mode=mi)
             assert np.array_equal(np.array(run.logits), ref), (model, mi)
 
