@@ -31,6 +31,52 @@ static bl_status step_sel(const int16_t *x, const bl_conv_geom *g, const int16_t
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
   const uint16_t q = (uint16_t)(g->in_ch / k + (g->in_ch % k != 0u));
   const uint16_t j0 = (uint16_t)(u->c0 / k);
+  if (taps == 1u && in_hw == 1u && out_hw == 1u) {
+    /* linear (1x1 on 1x1): a pointer per block and a tight loop per weight type, as ref/mac_step.c (32-bit
+     * index arithmetic per MAC dominates on the 16-bit MSP430) */
+    for (uint16_t o = u->o0; o < u->o1; o++) {
+      const uint16_t bi = (uint16_t)(o / k), rr = (uint16_t)(o % k);
+      const uint16_t *rank = sel->rank + (uint32_t)bi * q;
+      uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[o];
+      if (o < sel->out_rows) {
+        uint16_t c = u->c0, cc = (uint16_t)(u->c0 - j0 * k);
+        for (uint16_t j = j0; c < u->c1; j++, cc = 0) {
+          uint16_t run = (uint16_t)(k - cc);
+          if (run > (uint16_t)(u->c1 - c)) run = (uint16_t)(u->c1 - c);
+          if (rank[j] < sel->n) {
+            const uint32_t block = ((uint32_t)bi * q + j) * k;
+            const int16_t *xp = x + c;
+            uint16_t d = (uint16_t)((rr + k - cc) % k);
+            if (w16 != 0) {
+              const int16_t *wb = w16 + block;
+              for (uint16_t i = 0; i < run; i++) {
+                acc += (uint32_t)bl_ref_mul16(wb[d], xp[i]);
+                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+              }
+            } else {
+              const int8_t *wb = w8 + block;
+              for (uint16_t i = 0; i < run; i++) {
+                acc += (uint32_t)bl_ref_mul16((int16_t)wb[d], xp[i]);
+                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+              }
+            }
+          }
+          c = (uint16_t)(c + run);
+        }
+        if (last) {
+          if (bias != 0) acc += (uint32_t)bias[o];
+          y[o] = bl_requant_s32(bl_wrap_s32(acc), shift);
+        } else {
+          acc_out[o] = bl_wrap_s32(acc);
+        }
+      } else if (last) {
+        y[o] = 0;
+      } else {
+        acc_out[o] = bl_wrap_s32(acc);
+      }
+    }
+    return BL_OK;
+  }
   for (uint16_t o = u->o0; o < u->o1; o++) {
     const uint16_t bi = (uint16_t)(o / k), rr = (uint16_t)(o % k);
     const uint16_t *rank = sel->rank + (uint32_t)bi * q;
@@ -107,8 +153,8 @@ bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, co
   if (!geom_ok(g)) return BL_ERR_SHAPE;
   const uint16_t k = cfg->k;
   if (k < 2u) return BL_ERR_SHAPE;
-  const uint32_t q = ((uint32_t)g->in_ch + k - 1u) / k;
-  const uint32_t p = ((uint32_t)g->out_ch + k - 1u) / k;
+  const uint16_t q = (uint16_t)(g->in_ch / k + (g->in_ch % k != 0u));
+  const uint16_t p = (uint16_t)(g->out_ch / k + (g->out_ch % k != 0u));
   if (i >= p || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
   const uint32_t taps = (uint32_t)g->kh * g->kw;
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
@@ -116,6 +162,34 @@ bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, co
   const int16_t *s_i = spectra + (uint32_t)i * q * s_step;
   const uint16_t *rank = sel->rank + (uint32_t)i * q;
   const bool any_row = (uint32_t)i * k < sel->out_rows; /* a block row the mode drops is all zeros */
+  const uint16_t r_end = (uint16_t)(g->out_ch - i * k < k ? g->out_ch - i * k : k); /* rows of block i */
+  const uint16_t left = any_row ? (uint16_t)(sel->out_rows - i * k) : 0u; /* rows kept from row i*k on */
+  const uint16_t r_kept = left < r_end ? left : r_end;
+  if (taps == 1u && in_hw == 1u && out_hw == 1u) {
+    /* linear: xs[q][k], spectra[p][q][k], one output block of rows (as ref/linear.c) */
+    int16_t *yi = y + (uint32_t)i * k;
+    if (r_kept > 0u) {
+      for (uint16_t f = 0; f <= k / 2u; f++) {
+        uint32_t acc_re = 0, acc_im = 0;
+        const uint16_t ir = (uint16_t)bl_ref_slot_re(f, k);
+        const bool im = bl_ref_slot_im(f, k) >= 0;
+        const int16_t *xo = xs + ir, *so = s_i + ir;
+        for (uint16_t j = 0; j < q; j++, xo += k, so += k) {
+          if (rank[j] < sel->n) bl_ref_cmac(&acc_re, &acc_im, xo, 1u, so, 1u, im);
+        }
+        bl_ref_store_bin(work, k, f, bl_requant_s32(bl_wrap_s32(acc_re), shift_z),
+                         bl_requant_s32(bl_wrap_s32(acc_im), shift_z));
+      }
+      bl_ref_hermitian_complete(work, k);
+      bl_status st = bl_fft_q15(work, cfg, true);
+      if (st != BL_OK) return st;
+    }
+    const int32_t *bo = bias_out != 0 ? bias_out + (uint32_t)i * k : 0;
+    for (uint16_t r = 0; r < r_end; r++) {
+      yi[r] = r < r_kept ? bl_ref_finish(work[2u * r], shift_out, bo != 0 ? bo[r] : 0) : 0;
+    }
+    return BL_OK;
+  }
   for (uint16_t oy = oy0; oy < oy1; oy++) {
     const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
     const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);

@@ -56,6 +56,7 @@ class Task:
     # EVE: the block-selecting call for a mode that runs this layer differently (codegen/modes.py), with
     # {sel}, {shift}, {bias}, ... filled per mode; None: every mode makes the call above
     sel_fmt: str | None = None
+    in_block: int | None = None  # linear FFT input transform: the input block j (a mode may not read it)
 
 
 @dataclass
@@ -384,6 +385,7 @@ def _plan(
                             f"bl_work)",
                             butterflies=(k // 2) * log2k,
                             out_bytes=2 * k,
+                            in_block=j,
                         )
                     )
                 for i in range(p):
@@ -886,6 +888,8 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
 def _task_expr(plan: _Plan, t: Task) -> str:
     """A task's C expression: its call, or for an EVE layer the call each mode makes (codegen/modes.py)."""
     lm, lits = plan.eve.get(t.layer, (None, {}))
+    if lm is not None and t.in_block is not None:
+        return eve_modes.input_case(lm, t.call, t.in_block)
     return eve_modes.task_case(lm, t.call, t.sel_fmt, lits)
 
 

@@ -47,7 +47,10 @@ def measure_schedule(
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Build ``model_dir`` for ``board``, run it on one float ``sample`` and write measured counts into
-    ``model_dir/schedule.json`` (``measured: true``; energy from the board's power model). Returns it."""
+    ``model_dir/schedule.json`` (``measured: true``; energy from the board's power model). Returns it.
+
+    An EVE model is measured in every mode (one image per mode, ``BL_MODEL_START_MODE``), and its mode
+    table (``eve_table.c``, the schedule's ``eve``) is recomputed from the measured energies."""
     from batteryless.firmware import build, run
 
     b = board if isinstance(board, Board) else load_board(board)
@@ -71,41 +74,51 @@ def measure_schedule(
     # images need the LEA, which only the msp430sim emulator has)
     b = with_emulator(b, b.emulator.get("by_backend", {}).get(str(backend)))
     kind = b.emulator.get("kind")
-    tasks = schedule["modes"][0]["tasks"]
-    n = len(tasks)
+    n = len(schedule["modes"][0]["tasks"])
+    n_modes = len(schedule["modes"]) if schedule.get("eve") else 1
     art = load_artifact(artifact)
     x = np.asarray(quantize_input(art, np.asarray(sample)[None]), dtype="<i2")[0].tobytes()
     window = MSPDEBUG_WINDOW if kind == "mspdebug" else n
-    counts: dict[int, int] = {}
     unit = None
-    with tempfile.TemporaryDirectory(prefix="bl-measure-") as tmp:
-        windows = math.ceil(n / window)
-        for w in range(windows):
-            first, last = w * window, min(n, (w + 1) * window)
-            # mark one task past the window too: its start is the end of the window's last task
-            marked = {"BL_MODEL_MARK_FIRST": f"{first}u", "BL_MODEL_MARK_LAST": f"{last + 1}u"}
-            defines = {} if windows == 1 else marked
-            img = build(b, model_dir, backend, out_dir=Path(tmp) / f"w{w}", defines=defines).image
-            res = run(img, b, inputs=x)
-            if res.exit_code != 0:
-                raise EmulationError(
-                    f"measuring run failed (exit {res.exit_code}): {res.output.strip()[-300:]}"
-                )
-            unit = res.unit
-            counts.update(_task_counts(res.marks, first, last, n))
-            report(progress, f"measure {b.name}", w + 1, windows)
-    missing = [t for t in range(n) if t not in counts]
-    if missing:
-        raise EmulationError(f"no marks recorded for tasks {missing[:8]} (the emulator dropped them)")
+    totals = []
     costs = cost_model(b, backend)
-    for t, task in enumerate(tasks):
-        if unit == "instructions":
-            task["instructions"] = counts[t]
-            task["cycles"] = counts[t]  # one instruction ≈ one cycle on the M4; the unit is recorded below
-        else:
-            task["cycles"] = counts[t]
-        task["energy_j"] = costs.energy_j(task["cycles"])
-        task["measured"] = True
-    schedule["measured"] = {"unit": unit, "board": b.name, "total": sum(counts.values())}
+    windows = math.ceil(n / window)
+    with tempfile.TemporaryDirectory(prefix="bl-measure-") as tmp:
+        for mi in range(n_modes):
+            counts: dict[int, int] = {}
+            for w in range(windows):
+                first, last = w * window, min(n, (w + 1) * window)
+                # mark one task past the window too: its start is the end of the window's last task
+                marked = {"BL_MODEL_MARK_FIRST": f"{first}u", "BL_MODEL_MARK_LAST": f"{last + 1}u"}
+                defines: dict[str, str | int] = {} if windows == 1 else marked
+                if mi:
+                    defines["BL_MODEL_START_MODE"] = f"{mi}u"
+                img = build(b, model_dir, backend, out_dir=Path(tmp) / f"m{mi}w{w}", defines=defines).image
+                res = run(img, b, inputs=x)
+                if res.exit_code != 0:
+                    raise EmulationError(
+                        f"measuring run failed (exit {res.exit_code}): {res.output.strip()[-300:]}"
+                    )
+                unit = res.unit
+                counts.update(_task_counts(res.marks, first, last, n))
+                report(progress, f"measure {b.name}", mi * windows + w + 1, n_modes * windows)
+            missing = [t for t in range(n) if t not in counts]
+            if missing:
+                raise EmulationError(f"no marks recorded for tasks {missing[:8]} (the emulator dropped them)")
+            for t, task in enumerate(schedule["modes"][mi]["tasks"]):
+                if unit == "instructions":
+                    task["instructions"] = counts[t]
+                    task["cycles"] = counts[t]  # one instruction ≈ one cycle on the M4; unit recorded below
+                else:
+                    task["cycles"] = counts[t]
+                task["energy_j"] = costs.energy_j(task["cycles"])
+                task["measured"] = True
+            totals.append(sum(counts.values()))
+    schedule["measured"] = {"unit": unit, "board": b.name, "total": totals[0]}
+    if n_modes > 1:
+        from batteryless.eve.device import retable
+
+        schedule["measured"]["per_mode"] = totals
+        retable(schedule, b, model_dir)
     _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return schedule

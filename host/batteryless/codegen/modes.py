@@ -40,6 +40,8 @@ class LayerModes:
     rows: list[int]  # per mode: output rows kept
     full: list[bool]  # per mode: runs the stored layer as it is (the backend's own kernel)
     values: list[dict[str, Any]] = field(default_factory=list)  # per mode: shift(s) and bias tensor names
+    cols: list[list[bool]] = field(default_factory=list)  # per mode: input blocks j some used block reads
+    linear: bool = False  # a linear layer (its FFT input transforms are one task per input block)
 
     def value_expr(self, key: str, literal: str) -> str:
         """A per-mode value as C: the literal when every mode has the same, else the per-mode table."""
@@ -86,7 +88,7 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
     rank[order] = np.arange(p * q)
     if layer.get("block_mask"):
         rank[np.asarray(art.tensors[layer["block_mask"]]).reshape(-1) == 0] = UNUSED
-    ns, rows, full = [], [], []
+    ns, rows, full, cols = [], [], [], []
     n_rows = layer["out_features"] if layer["op"] == "linear" else layer["out_channels"]
     for mi in range(m):
         ml = (art.modes[mi].get("layers") or {}).get(layer["name"], {})
@@ -100,10 +102,13 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
             raise CodegenError(f"layer {layer['name']!r}: mode {mi}'s block selection cannot be generated")
         ns.append(n)
         rows.append(r)
+        cols.append([bool(v) for v in want.any(axis=0)])
         full.append(bool(want.all()) and r == n_rows and values[mi] == base)
     if all(full):
         return None
-    return LayerModes(layer["name"], rank.astype(np.uint16), ns, rows, full, values)
+    return LayerModes(
+        layer["name"], rank.astype(np.uint16), ns, rows, full, values, cols, layer["op"] == "linear"
+    )
 
 
 def layer_data(lm: LayerModes, art, c_array, path: str) -> tuple[list[str], list[str], list[str]]:
@@ -126,6 +131,9 @@ def layer_data(lm: LayerModes, art, c_array, path: str) -> tuple[list[str], list
         vals = [v[key] for v in lm.values]
         if vals[0] is not None and len(set(vals)) > 1:
             defs.append(f"static const int16_t bl_{key}_{lm.name}[{m}] = {{{', '.join(map(str, vals))}}};")
+    if fft and layer_skips_inputs(lm):
+        table = ", ".join("{" + ", ".join(f"{int(v)}u" for v in c) + "}" for c in lm.cols)
+        defs.append(f"static const uint8_t bl_cols_{lm.name}[{m}][{len(lm.cols[0])}] = {{{table}}};")
     for key in ("bias_out",) if fft else ("bias",):
         vals = [v[key] for v in lm.values]
         if len(set(vals)) > 1:
@@ -151,6 +159,19 @@ def task_case(lm: LayerModes | None, call: str, sel_fmt: str | None, literals: d
     fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
     fill["sel"] = f"bl_sel_{lm.name}[bl_mode]"
     return f"bl_sel_{lm.name}[bl_mode] == NULL ? {call} : {sel_fmt.format(**fill)}"
+
+
+def layer_skips_inputs(lm: LayerModes) -> bool:
+    """Whether some mode reads none of the layer's blocks in an input block column (its transform is
+    skipped: the block-selecting kernel never reads that part of the spectra buffer)."""
+    return lm.linear and any(not all(c) for c in lm.cols)
+
+
+def input_case(lm: LayerModes, call: str, j: int) -> str:
+    """A linear FFT input transform of block ``j``: skipped in a mode that reads no block of column j."""
+    if not layer_skips_inputs(lm):
+        return call
+    return f"bl_cols_{lm.name}[bl_mode][{j}] != 0u ? {call} : BL_OK"
 
 
 def model_c_mode_api(n_modes: int) -> str:

@@ -63,25 +63,37 @@ def predicted_energy_j(schedule: dict[str, Any], mode: dict[str, Any]) -> float:
     return sum((t.get("energy_j") or 0.0) + fixed for t in mode["tasks"])
 
 
+def _table(schedule: dict[str, Any], board, margins: list[float], names: list[str]):
+    energies = [predicted_energy_j(schedule, m) for m in schedule["modes"]]
+    # the table needs energies that never grow from mode 0 on (a smaller mode that measured a hair more
+    # than a larger one is given the larger one's)
+    for i in range(1, len(energies)):
+        energies[i] = min(energies[i], energies[i - 1])
+    buf = board.energy_buffer
+    return mode_table(energies, buf.capacitance_f, buf.v_off, margin=margins, names=names)
+
+
+def retable(schedule: dict[str, Any], board, out: Path) -> None:
+    """After measuring (codegen/measure.py): the mode table from the schedule's measured energies, into
+    ``schedule["eve"]`` and ``eve_table.c`` (its banner kept)."""
+    old = schedule["eve"]
+    table = _table(schedule, board, list(old["margin"]), list(old["names"]))
+    schedule["eve"] = {**table.as_dict(), "predicted": False}
+    path = Path(out) / "eve_table.c"
+    banner = path.read_text().split("\n", 1)[0] + "\n"
+    from batteryless.codegen import _write_atomic
+
+    _write_atomic(path, emit_c_table(table, banner))
+
+
 def add_modes(
     art, schedule: dict[str, Any], board, out: Path, banner: str, cmake_banner: str = ""
 ) -> list[Path]:
     """Rewrite ``schedule`` in place with every EVE mode and the mode table; write ``eve_table.c`` and
     ``model.cmake``."""
     schedule["modes"] = mode_schedule_modes(art, schedule)
-    energies = [predicted_energy_j(schedule, m) for m in schedule["modes"]]
-    # a smaller mode never costs more: the prediction is monotone by construction (nested blocks), but keep
-    # the table's precondition explicit for rounding
-    for i in range(1, len(energies)):
-        energies[i] = min(energies[i], energies[i - 1])
-    buf = board.energy_buffer
-    table = mode_table(
-        energies,
-        buf.capacitance_f,
-        buf.v_off,
-        margin=[m.get("margin", 1.0) for m in art.modes],  # from the search, if it ran
-        names=[m["name"] for m in art.modes],
-    )
+    # margins from the search, if it ran
+    table = _table(schedule, board, [m.get("margin", 1.0) for m in art.modes], [m["name"] for m in art.modes])
     schedule["eve"] = {**table.as_dict(), "predicted": True}
     from batteryless.codegen import _write_atomic
     from batteryless.codegen.modes import model_cmake
