@@ -167,6 +167,8 @@ def test_compress_modes_writes_nested_modes_over_one_store(eve_artifact, digits)
     assert s["store_weight_bytes"] == stats[0]["weight_bytes"]  # the largest mode's weights, stored once
     assert s["store_bytes"] <= 1.15 * s["largest_mode_bytes"]
     assert s["separate_bytes"] > s["store_bytes"]
+    # the report names each mode's width (block rows of the layers it narrows)
+    assert [r["out_blocks"] for r in rep["eve"]["modes"]] == [{}, {"fc1": 4, "fc2": 2}, {"fc1": 2, "fc2": 1}]
     # the per-mode integer accuracies in the report are the spec's on the test split
     for row in rep["eve"]["modes"]:
         acc = float((spec.predict(art, digits.x_test, mode=row["mode"]) == digits.y_test).mean())

@@ -63,13 +63,15 @@ def print_mode_table(eve: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title="EVE modes over one weight store (mode 0 is the largest)")
-    for col in ("mode", "keep", "MACs", "weight B touched", "circulant acc", "integer acc"):
+    for col in ("mode", "keep", "width", "MACs", "weight B touched", "circulant acc", "integer acc"):
         table.add_column(col, justify="right")
     for r in eve["modes"]:
         acc = [r.get("circulant_float_accuracy"), r.get("reference_accuracy")]
+        width = ", ".join(f"{k} {v}" for k, v in (r.get("out_blocks") or {}).items()) or "full"
         table.add_row(
             f"{r['mode']} ({r['name']})",
             f"{r['keep']:g}",
+            width,
             f"{r['macs']:,}",
             f"{r['weight_bytes']:,}",
             *("-" if a is None else f"{100 * a:.2f}%" for a in acc),

@@ -527,6 +527,12 @@ def mode_report(art) -> dict[str, Any]:
                 "mode": mi,
                 "name": m["name"],
                 "keep": m.get("keep", 1.0),
+                # width: output block rows the mode computes, per layer it narrows
+                "out_blocks": {
+                    name: sel["out_blocks"]
+                    for name, sel in (m.get("layers") or {}).items()
+                    if "out_blocks" in sel
+                },
                 "macs": t["macs"],
                 "weight_bytes": t["weight_bytes"],
                 "bias_bytes": t["bias_bytes"],
