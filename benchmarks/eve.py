@@ -301,12 +301,12 @@ ABLATION_RUNS = [
 def ablation(work: Path, only: str | None = None) -> dict:
     """Each setting of ABLATION_RUNS compressed with seed 0 (the main run's data and dense training), its
     modes' integer and circulant accuracy and predicted cycles (MSP430FR5994, ref, codegen's cost model).
-    ``only``: rerun the settings whose label contains it, keep the other rows of the existing JSON."""
+    ``only``: rerun the settings whose "model label" contains it, keep the other rows of the existing JSON."""
     ds = load_dataset("digits")
     rows = []
     old = {(r["model"], r["setting"]): r for r in json.loads(ABLATION.read_text())["runs"]} if only else {}
     for model, label, settings in ABLATION_RUNS:
-        if only and only not in label and (model, label) in old:
+        if only and only not in f"{model} {label}" and (model, label) in old:
             rows.append(old[(model, label)])
             continue
         keys = ("keep", "width", "epochs", "lr", "mode_bias")
@@ -479,7 +479,7 @@ def main() -> int:
         nargs="?",
         const="",
         metavar="ONLY",
-        help="mode-training settings vs accuracy and cycle ratio only (ONLY: rerun the labels containing it)",
+        help="mode-training settings vs accuracy and cycle ratio only (ONLY: rerun 'model label' matches)",
     )
     ap.add_argument(
         "--search-blocks",
