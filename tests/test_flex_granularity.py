@@ -135,6 +135,7 @@ def test_fine_flex_finishes_at_1000_instruction_periods_on_qemu(artifacts, tmp_p
         assert r.lost_max == 1 and r.corrupt == 0, (n, r.lost_max, r.corrupt)
 
 
+@pytest.mark.slow
 def test_boot_and_chunked_input_load_survive_exact_cuts_on_qemu(artifacts, tmp_path):
     """Exact single cuts (QEMU -singlestep) at every 13th instruction from power-up through start-up,
     recovery, the input-load tasks and their commits up to the first model task: every schedule ends
