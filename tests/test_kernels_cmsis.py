@@ -203,3 +203,21 @@ def test_cmsis_odd_geometries_direct_exact_fft_bounded(tmp_path, kind, bits):
                 assert r["max_abs_isolated"] <= FFT_LAYER_TOL_FFT_LSB[r["block"]] * 2 ** -r["shift_out"], r
             else:
                 assert r["max_abs_isolated"] == 0, (path, r)
+
+
+@pytest.mark.firmware
+def test_cmsis_fft_image_links_only_the_tables_the_model_uses(artifacts, tmp_path):
+    """codegen's model.cmake gives the largest FFT (BL_FFT_MAX_K); fft_q15.c references only the CMSIS-DSP
+    instances up to it, so the linker keeps the k = 16 tables and drops the 32 ... 4096 ones."""
+    import subprocess
+
+    gen = tmp_path / "gen"
+    res = codegen(artifacts["mlp"], BOARD, gen, backend="cmsis", path="fft")
+    assert set(res.paths.values()) == {"fft"}  # k = 16 on every layer
+    assert "BL_FFT_MAX_K=16" in (gen / "model.cmake").read_text()
+    img = build(BOARD, gen, "cmsis", out_dir=tmp_path / "b").image
+    syms = set(subprocess.run(["arm-none-eabi-nm", str(img)], capture_output=True, text=True, check=True)
+               .stdout.split())  # fmt: skip
+    assert {"arm_cfft_sR_q15_len16", "twiddleCoef_16_q15"} <= syms
+    for n in (32, 64, 128, 256, 512, 1024, 2048, 4096):
+        assert f"arm_cfft_sR_q15_len{n}" not in syms and f"twiddleCoef_{n}_q15" not in syms, n
