@@ -1,6 +1,7 @@
 """The Cortex-M55 board (mps3-an547, QEMU 7.2, Helium/MVE): the cmsis backend's images really contain MVE
 instructions (disassembled), give the numeric spec's outputs on every digits test sample (direct paths
-bit-exact: VMLADAVA / VMLAVA accumulate modulo 2^32 like the spec's wrap32), and FLEX survives random power
+bit-exact: VMLADAVA / VMLAVA accumulate modulo 2^32 like the spec's wrap32; the FFT path, CMSIS-DSP's Helium
+transform, within the documented bound with the top-two-margin rule), and FLEX survives random power
 cuts bit-exactly on this board too (the memory map's NVM region, the reset and the plugin's cuts on the M55;
 with the ref kernels here; the MVE kernels under cuts: test_flex_cmsis.py)."""
 
@@ -21,6 +22,7 @@ from batteryless.firmware import build
 from batteryless.firmware.layers import compare_layers, run_layers, write_dump_table
 from batteryless.flex import build_flex, model_input, verify_intermittent
 from batteryless.spec import integer_inference, integer_inference_q, quantize_input
+from near_ties import assert_predictions_agree_where_decided
 
 pytestmark = pytest.mark.firmware
 BOARD = "mps3-an547"
@@ -96,6 +98,28 @@ def test_m55_direct_path_bit_exact_on_every_sample(artifacts, digits, m55_images
     assert np.array_equal(dev.logits, integer_inference_q(art, xq, paths))
     for row in compare_layers(art, xq, paths, dev):
         assert row["max_abs_cumulative"] == 0, row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_m55_fft_path_within_the_documented_bound_on_every_sample(artifacts, digits, tmp_path, model):
+    """CMSIS-DSP's Helium FFT (ARM_MATH_MVEI): logits within the bound documented for the cmsis FFT path
+    (docs/kernels.md: 64 LSB; measured here 10 / 24), predictions equal wherever the spec's top-two margin
+    exceeds twice that, and every non-FFT layer bit-exact given its input."""
+    art = load_artifact(artifacts[model])
+    gen = tmp_path / "gen"
+    res = codegen(artifacts[model], BOARD, gen, backend="cmsis", path="fft")
+    write_dump_table(gen)
+    img = build(BOARD, gen, "cmsis", app="layers", out_dir=tmp_path / "b").image
+    xq = quantize_input(art, digits.x_test)
+    dev = run_layers(img, BOARD, gen, xq)
+    assert len(dev.logits) == 359
+    assert_predictions_agree_where_decided(dev.logits, integer_inference_q(art, xq, res.paths), 64)
+    rows = compare_layers(art, xq, res.paths, dev)
+    assert any(r["path"] == "fft" for r in rows)
+    for r in rows:
+        if r["path"] != "fft":
+            assert r["max_abs_isolated"] == 0, r
 
 
 @pytest.mark.slow
