@@ -188,16 +188,17 @@ def _odd_artifact(tmp_path, kind, bits):
 @pytest.mark.firmware
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,bits", [("2d", 16), ("2d", 8), ("1d", 16), ("1d", 8)])
-def test_cmsis_odd_geometries_direct_exact_fft_bounded(tmp_path, kind, bits):
+@pytest.mark.parametrize("board", [BOARD, "mps3-an547"])  # DSP-extension and Helium branches
+def test_cmsis_odd_geometries_direct_exact_fft_bounded(tmp_path, kind, bits, board):
     art_path, x = _odd_artifact(tmp_path, kind, bits)
     art = load_artifact(art_path)
     xq = quantize_input(art, x)
     for path in ("direct", "fft"):
         gen = tmp_path / f"gen-{path}"
-        res = codegen(art_path, BOARD, gen, backend="cmsis", path=path)
+        res = codegen(art_path, board, gen, backend="cmsis", path=path)
         write_dump_table(gen)
-        img = build(BOARD, gen, "cmsis", app="layers", out_dir=tmp_path / f"b-{path}").image
-        dev = run_layers(img, BOARD, gen, xq)
+        img = build(board, gen, "cmsis", app="layers", out_dir=tmp_path / f"b-{path}").image
+        dev = run_layers(img, board, gen, xq)
         for r in compare_layers(art, xq, res.paths, dev):
             if r["path"] == "fft":
                 assert r["max_abs_isolated"] <= FFT_LAYER_TOL_FFT_LSB[r["block"]] * 2 ** -r["shift_out"], r
