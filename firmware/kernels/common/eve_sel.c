@@ -81,6 +81,24 @@ static bl_status step_sel(const int16_t *x, const bl_conv_geom *g, const int16_t
     const uint16_t bi = (uint16_t)(o / k), rr = (uint16_t)(o % k);
     const uint16_t *rank = sel->rank + (uint32_t)bi * q;
     const bool kept = o < sel->out_rows;
+    bool any = false; /* does the mode use a block of this row within the step's channels? */
+    for (uint16_t j = j0; kept && !any && (uint32_t)j * k < u->c1; j++) any = rank[j] < sel->n;
+    if (!any) {
+      /* nothing to accumulate: the partial passes through, or the output is the bias alone (0 if the mode
+       * drops the row) — without the per-output tap geometry, which would cost more than the MACs skipped */
+      const int32_t b = bias != 0 ? bias[o] : 0;
+      for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
+        const uint32_t row = (uint32_t)o * out_hw + (uint32_t)oy * g->out_w;
+        for (uint16_t ox = u->ox0; ox < u->ox1; ox++) {
+          const uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[row + ox];
+          if (!last)
+            acc_out[row + ox] = bl_wrap_s32(acc);
+          else
+            y[row + ox] = kept ? bl_requant_s32(bl_wrap_s32(acc + (uint32_t)b), shift) : 0;
+        }
+      }
+      continue;
+    }
     for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
       const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
       const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
@@ -162,13 +180,17 @@ bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, co
   const int16_t *s_i = spectra + (uint32_t)i * q * s_step;
   const uint16_t *rank = sel->rank + (uint32_t)i * q;
   const bool any_row = (uint32_t)i * k < sel->out_rows; /* a block row the mode drops is all zeros */
+  bool any_block = false; /* a kept row whose blocks the mode all skips: its spectrum is 0, so is the IFFT */
+  for (uint16_t j = 0; any_row && !any_block && j < q; j++) any_block = rank[j] < sel->n;
   const uint16_t r_end = (uint16_t)(g->out_ch - i * k < k ? g->out_ch - i * k : k); /* rows of block i */
   const uint16_t left = any_row ? (uint16_t)(sel->out_rows - i * k) : 0u; /* rows kept from row i*k on */
   const uint16_t r_kept = left < r_end ? left : r_end;
   if (taps == 1u && in_hw == 1u && out_hw == 1u) {
     /* linear: xs[q][k], spectra[p][q][k], one output block of rows (as ref/linear.c) */
     int16_t *yi = y + (uint32_t)i * k;
-    if (r_kept > 0u) {
+    if (r_kept > 0u && !any_block) {
+      for (uint16_t b = 0; b < 2u * k; b++) work[b] = 0;
+    } else if (r_kept > 0u) {
       for (uint16_t f = 0; f <= k / 2u; f++) {
         uint32_t acc_re = 0, acc_im = 0;
         const uint16_t ir = (uint16_t)bl_ref_slot_re(f, k);
@@ -200,7 +222,9 @@ bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, co
       const bool live = dy1 > dy0 && nx > 0;
       const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
       const uint32_t s0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
-      if (any_row) {
+      if (any_row && !any_block) {
+        for (uint16_t b = 0; b < 2u * k; b++) work[b] = 0;
+      } else if (any_row) {
         for (uint16_t f = 0; f <= k / 2u; f++) {
           uint32_t acc_re = 0, acc_im = 0;
           const uint32_t ir = (uint32_t)bl_ref_slot_re(f, k);

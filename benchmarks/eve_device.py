@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""EVE on the device: every mode of the digits MLP and CNN executed by the generated firmware (issue 11).
+
+The same EVE models as benchmarks/eve.py (``compress --modes 3`` with that script's per-model settings),
+generated for the MSP430FR5994 (``ref``, msp430sim: MCLK cycles) and the Cortex-M4 mps2-an386 (``ref`` and
+``cmsis``, QEMU: instructions); one image per mode (``BL_MODEL_START_MODE``). Per mode: the measured count of
+one inference (mean over the samples), whether every sample's logits equal
+``spec.integer_inference(..., mode=i)``, and codegen's predicted cycles; per model the image's weight bytes
+(one store plus a uint16 rank per block) against the single-mode weights. Counts are deterministic (no wall
+time). Writes benchmarks/results/eve_device.json. Run:
+    nice .venv/bin/python benchmarks/eve_device.py [--quick] [--samples 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from batteryless import __version__
+from batteryless.artifact import load_artifact
+from batteryless.boards import with_emulator
+from batteryless.codegen import codegen
+from batteryless.datasets import load_dataset
+from batteryless.eve.train import EveConfig
+from batteryless.firmware import build, run_dataset
+from batteryless.paths import atomic_write
+from batteryless.spec import integer_inference
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from eve import EVE_SETTINGS, K, _compress  # noqa: E402  (the EVE benchmark's models and settings)
+
+RESULTS = ROOT / "benchmarks" / "results" / "eve_device.json"
+TARGETS = (("msp430fr5994", "ref", "msp430sim"), ("mps2-an386", "ref", None), ("mps2-an386", "cmsis", None))
+
+
+def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
+    ds = load_dataset("digits")
+    settings = EVE_SETTINGS.get(model, {})
+    eve_cfg = EveConfig(keep=settings.get("keep"), width=settings.get("width"))
+    if quick:
+        eve_cfg.epochs = 1
+    path = work / f"{model}-eve.bl"
+    _compress(model, path, quick, modes=K, eve=eve_cfg, layer_blocks=settings.get("layer_blocks", {}))
+    art = load_artifact(path)
+    x = ds.x_test[:samples]
+    ranks = sum(
+        2 * art.tensors[la["block_order"]].size for la in art.weight_layers() if la.get("block_order")
+    )
+    out: dict = {"model": model, "targets": []}
+    for board, backend, emulator in TARGETS:
+        gen = work / f"{model}-{board}-{backend}"
+        res = codegen(path, board, gen, backend=backend)
+        emu = with_emulator(board, emulator) if emulator else board
+        rows = []
+        for mi in range(K):
+            img = build(
+                board, gen, backend, out_dir=gen / f"b{mi}", defines={"BL_MODEL_START_MODE": mi}
+            ).image
+            r = run_dataset(img, emu, path, "digits", count=samples)
+            want = integer_inference(art, x, res.paths, mode=mi)
+            rows.append(
+                {
+                    "mode": mi,
+                    "count": float(np.mean(r.counts)),
+                    "bit_exact": bool(np.array_equal(np.array(r.logits), want)),
+                    "predicted_cycles": sum(t["cycles"] for t in res.schedule["modes"][mi]["tasks"]),
+                }
+            )
+            print(f"{model} {board} {backend} mode {mi}: {rows[-1]}", flush=True)
+        out["targets"].append(
+            {
+                "board": board,
+                "backend": backend,
+                "unit": r.unit,
+                "paths": res.paths,
+                "modes": rows,
+                "largest_over_smallest": rows[0]["count"] / rows[-1]["count"],
+                "weight_bytes": res.schedule["memory_plan"]["weight_bytes"],
+                "rank_bytes": ranks,
+            }
+        )
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short training (a smoke run, not the numbers)")
+    ap.add_argument("--samples", type=int, default=5, help="digits test samples per mode and target")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bl-eve-device-") as tmp:
+        models = [run_model(m, Path(tmp), args.quick, args.samples) for m in ("mlp", "cnn")]
+    out = {
+        "benchmark": "eve_device",
+        "version": __version__,
+        "machine": platform.machine(),
+        "quick": args.quick,
+        "samples": args.samples,
+        "command": "nice .venv/bin/python benchmarks/eve_device.py" + (" --quick" if args.quick else ""),
+        "models": models,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(RESULTS, json.dumps(out, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
