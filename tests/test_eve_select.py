@@ -91,3 +91,16 @@ def test_per_mode_margins_by_hand():
     assert t.stay_mv == (2290, 2290, 2060) and t.enter_mv == t.stay_mv
     with pytest.raises(UsageError, match="2 margins"):
         mode_table(**DOC, margin=[1.0, 1.0])
+
+
+def test_surplus_floor_raises_every_mode_but_the_smallest_to_its_share_above_v_on():
+    from batteryless.eve.select import with_surplus_floor
+
+    t = mode_table([200e-6, 100e-6, 50e-6], 100e-6, 1.8, hysteresis=0.1)  # 2691/2290/2060, 2765/2333/2084
+    f = with_surplus_floor(t, 3.0, 3.6, [0.5, 0.25])  # floors 3.0 + 0.3 V and 3.0 + 0.15 V
+    assert f.stay_mv == (3300, 3150, 2060) and f.enter_mv == (3300, 3150, 2084)
+    assert select_mode(f, 3299, 0) == 1 and select_mode(f, 3300, 2) == 0 and select_mode(f, 3149, 1) == 2
+    low = with_surplus_floor(t, 2.0, 2.4, [0.0, 0.0])  # floors below the energy thresholds change nothing
+    assert low.stay_mv == t.stay_mv and low.enter_mv == t.enter_mv
+    with pytest.raises(UsageError, match="surplus floor"):
+        with_surplus_floor(t, 3.0, 3.6, [0.5])

@@ -87,6 +87,27 @@ def mode_table(
     )
 
 
+def with_surplus_floor(table: ModeTable, v_on: float, v_max: float, fractions: list[float]) -> ModeTable:
+    """The table with a floor under every mode but the smallest: mode i also needs the buffer above
+    ``v_on + fractions[i]·(v_max − v_on)``. A device that boots at ``v_on`` and drains finds its buffer
+    above ``v_on`` at an inference start only when it harvested more than it spent since (a surplus), so
+    the floor keeps the larger modes for those moments; the thresholds stay data (same C selector)."""
+    n = len(table.stay_mv)
+    if len(fractions) != n - 1 or any(not 0 <= f <= 1 for f in fractions) or not 0 < v_on <= v_max:
+        raise UsageError(f"surplus floor: need {n - 1} fractions in [0, 1] and 0 < v_on <= v_max")
+    floor = [math.ceil(round(1000.0 * (v_on + f * (v_max - v_on)), 6)) for f in fractions] + [0]
+    return ModeTable(
+        names=table.names,
+        energy_j=table.energy_j,
+        stay_mv=tuple(max(a, b) for a, b in zip(table.stay_mv, floor, strict=True)),
+        enter_mv=tuple(max(a, b) for a, b in zip(table.enter_mv, floor, strict=True)),
+        capacitance_f=table.capacitance_f,
+        v_off=table.v_off,
+        margin=table.margin,
+        hysteresis=table.hysteresis,
+    )
+
+
 def select_mode(table: ModeTable, mv: int, current: int) -> int:
     """The mode for the next inference at buffer voltage ``mv`` (millivolts) after running ``current``."""
     n = len(table.stay_mv)

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""EVE policy study: which static mode tables beat the best fixed mode on every trace (issue 11, goal 5).
+
+The EVE digits MLP and CNN of benchmarks/eve.py (same settings), their FR5994 ``ref`` schedules (codegen's
+predicted per-mode costs, as eve.json), the schedule-level adaptive emulator with the same demand model (one
+event every PERIOD s) on the four bundled traces and both buffers. Policies, each as correct inferences per
+hour over the best fixed mode's:
+
+- ``eve``: the default table (mode i fits when the stored energy above V_off covers its energy);
+- ``floor-a/b``: the same with a surplus floor (``eve.select.with_surplus_floor``): mode 0 also needs the
+  buffer at V_on + a·(V_max − V_on), mode 1 at V_on + b·(V_max − V_on);
+- ``grid``: the best static table of a 200 mV threshold grid (chosen per trace and buffer, so not a
+  policy a device could ship; coarse, so a floor rule can beat it);
+- the bound ``acc_0 / acc_min``: any policy's inferences each cost at least the smallest mode's energy, so
+  in the energy-bound regime it finishes no more inferences than the smallest mode fixed, and each is at
+  most acc_0 correct: it beats the best fixed mode by at most about this factor.
+
+Writes benchmarks/results/eve_policy.json. Run: nice .venv/bin/python benchmarks/eve_policy.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from batteryless import __version__
+from batteryless.boards import load_board
+from batteryless.codegen import codegen
+from batteryless.datasets import load_dataset
+from batteryless.emulate import power_chain
+from batteryless.emulate.adaptive import run_adaptive
+from batteryless.emulate.power import load_from_board
+from batteryless.eve.device import predicted_energy_j
+from batteryless.eve.select import ModeTable, mode_table, with_surplus_floor
+from batteryless.eve.train import EveConfig
+from batteryless.paths import atomic_write
+from batteryless.schedule import load_schedule
+from batteryless.spec import predict
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from eve import BOARD, CAPS, EVE_SETTINGS, TRACES, K, _compress  # noqa: E402  (eve.py's models and traces)
+
+RESULTS = ROOT / "benchmarks" / "results" / "eve_policy.json"
+FLOORS = ((0.95, 0.8), (0.9, 0.6), (0.8, 0.4))
+GRID_MV = range(1800, 3700, 200)
+
+
+def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
+    ds = load_dataset("digits")
+    settings = EVE_SETTINGS.get(model, {})
+    eve_cfg = EveConfig(keep=settings.get("keep"), width=settings.get("width"))
+    if quick:
+        eve_cfg.epochs = 1
+    path = work / f"{model}-eve.bl"
+    art, _, _ = _compress(
+        model, path, quick, modes=K, eve=eve_cfg, layer_blocks=settings.get("layer_blocks", {})
+    )
+    acc = [float((predict(art, ds.x_test, mode=m) == ds.y_test).mean()) for m in range(K)]
+    gen = work / f"{model}-gen"
+    codegen(path, BOARD, gen, backend="ref", buffers_in="nvm")
+    s = json.loads((gen / "schedule.json").read_text())
+    sched = load_schedule(gen / "schedule.json")
+    energies = [predicted_energy_j(s, m) for m in s["modes"]]
+    energies = [min(energies[: i + 1]) for i in range(K)]
+    b = load_board(BOARD)
+    load = load_from_board(b, b.clock_hz)
+    rows = []
+    for cap in CAPS:
+        for trace in TRACES:
+            tr, conv, pan, buf = power_chain(b, trace, capacitance_f=cap)
+
+            def correct_per_hour(table=None, fixed=None, chain=(tr, conv, pan, buf)):
+                r = run_adaptive(sched, table, *chain, load, fixed_mode=fixed, period_s=period)
+                return sum(n * a for n, a in zip(r.per_mode, acc, strict=True)) / (r.duration_s / 3600.0)
+
+            fixed = [correct_per_hour(fixed=m) for m in range(K)]
+            best = max(fixed)
+            base = mode_table(energies, cap, buf.v_off)
+            pol = {"eve": correct_per_hour(base)}
+            for a, f in FLOORS:
+                pol[f"floor-{a:g}/{f:g}"] = correct_per_hour(
+                    with_surplus_floor(base, buf.v_on, buf.v_max, [a, f])
+                )
+            grid_best, grid_th = 0.0, None
+            for th in itertools.combinations(sorted(GRID_MV, reverse=True), K - 1):
+                t = ModeTable(base.names, base.energy_j, (*th, 0), (*th, 0), cap, buf.v_off, base.margin, 0.0)
+                v = correct_per_hour(t)
+                if v > grid_best:
+                    grid_best, grid_th = v, list(th)
+            pol["grid"] = grid_best
+            row = {
+                "trace": trace,
+                "capacitance_f": cap,
+                "fixed_correct_per_hour": fixed,
+                "best_fixed": best,
+                "correct_per_hour": pol,
+                "ratio": {k: v / best for k, v in pol.items()},
+                "grid_thresholds_mv": grid_th,
+            }
+            rows.append(row)
+            print(model, trace, cap, {k: round(v, 3) for k, v in row["ratio"].items()}, flush=True)
+    return {
+        "model": model,
+        "accuracy": acc,
+        "energy_uj": [1e6 * e for e in energies],
+        "bound_acc0_over_accmin": acc[0] / acc[-1],
+        "rows": rows,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short training (a smoke run, not the numbers)")
+    ap.add_argument("--period", type=float, default=10.0, help="demand model: seconds between events")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bl-eve-policy-") as tmp:
+        models = [run_model(m, Path(tmp), args.quick, args.period) for m in ("mlp", "cnn")]
+    out = {
+        "benchmark": "eve_policy",
+        "version": __version__,
+        "machine": platform.machine(),
+        "quick": args.quick,
+        "demand_period_s": args.period,
+        "command": "nice .venv/bin/python benchmarks/eve_policy.py" + (" --quick" if args.quick else ""),
+        "models": models,
+    }
+    atomic_write(RESULTS, json.dumps(out, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
