@@ -13,10 +13,13 @@ correct inferences per hour, power failures, energy per inference and mean laten
 emulator (emulate/adaptive.py) under FLEX with a demand model of one sensor event every PERIOD seconds
 (default 10 s; one-deep buffer, idle between events).
 
-Not measured here (null in the JSON): ``instructions`` (the image runs mode 0 only, so per-mode counts
-cannot be measured yet); ``switch_cycles`` comes from ``--switch-only`` (the selector on the MSP430,
-mspdebug). ``search_seconds``/``trials``: ``batteryless search`` over the model's store (20 trials,
-markov-2mw, the board's buffer); ``search_best`` is its first Pareto point.
+``instructions``: measured, not predicted — the generated firmware (every mode over the one store, started
+in mode i with ``BL_MODEL_START_MODE``) run on QEMU mps2-an386 (Cortex-M4, ``ref`` backend): instructions of
+one inference, mean over INSTR_SAMPLES digits test samples, each sample's logits checked against
+``spec.integer_inference(..., mode=i)`` (``instructions_bit_exact``); the same function as
+benchmarks/eve_device.py (``measure_modes``). ``switch_cycles`` comes from ``--switch-only`` (the selector
+on the MSP430, mspdebug). ``search_seconds``/``trials``: ``batteryless search`` over the model's store (20
+trials, markov-2mw, the board's buffer); ``search_best`` is its first Pareto point.
 
 Writes benchmarks/results/eve.json and docs/img/eve_modes.png (mode vs stored energy over a trace). Run:
     nice .venv/bin/python benchmarks/eve.py [--quick] [--period 10]; then --switch-only (toolchains)
@@ -58,6 +61,13 @@ TRACES = ("solar-office", "rf-3m", "kinetic-walk", "markov-2mw")
 CAPS = (100e-6, 1e-3)
 K = 3
 SEARCH_TRIALS = 20
+# the modes' measured instructions: QEMU mps2-an386 ref (deterministic counts, no wall time)
+INSTR_TARGET = ("mps2-an386", "ref")
+INSTR_SAMPLES = 5
+INSTR_UNIT = (
+    f"QEMU {INSTR_TARGET[0]} (Cortex-M4) {INSTR_TARGET[1]} backend: instructions per inference, "
+    f"mean over {INSTR_SAMPLES} digits test samples"
+)
 # per-model EVE settings (compress --modes 3 plus these). The CNN's first conv stays dense (one input
 # channel) and costs 18 % of its predicted cycles in every mode, so its ladder must go deeper in the layers
 # that can shrink: conv2 in blocks of 4 (4 block rows: width 0.25 is one row; at the default 8 it has 2,
@@ -80,6 +90,47 @@ def _compress(model: str, out: Path, quick: bool, **kw) -> tuple:
     t0 = time.perf_counter()
     art, rep = compress(model, "digits", out=out, config=CompressConfig(**{**extra, **kw}))
     return art, rep, time.perf_counter() - t0
+
+
+def measure_modes(
+    path: Path, board: str, backend: str, work: Path, samples: int, emulator: str | None = None
+) -> dict:
+    """Every mode of the EVE artifact at ``path`` executed by its generated firmware on ``board``: one image
+    per mode (``BL_MODEL_START_MODE``), ``samples`` digits test samples each. Per mode the mean measured
+    count of one inference (``unit``: QEMU instructions, msp430sim MCLK cycles), whether every sample's
+    logits equal ``spec.integer_inference(..., mode=i)``, and codegen's predicted cycles. One place for
+    benchmarks/eve.py (the ``instructions`` column) and benchmarks/eve_device.py."""
+    from batteryless.artifact import load_artifact
+    from batteryless.boards import with_emulator
+    from batteryless.firmware import build, run_dataset
+    from batteryless.spec import integer_inference
+
+    art = load_artifact(path)
+    x = load_dataset("digits").x_test[:samples]
+    gen = work / f"{path.stem}-{board}-{backend}"
+    res = codegen(path, board, gen, backend=backend)
+    emu = with_emulator(board, emulator) if emulator else board
+    rows, unit = [], None
+    for mi in range(len(art.modes or [None])):
+        img = build(board, gen, backend, out_dir=gen / f"b{mi}", defines={"BL_MODEL_START_MODE": mi}).image
+        r = run_dataset(img, emu, path, "digits", count=samples)
+        unit = r.unit
+        want = integer_inference(art, x, res.paths, mode=mi)
+        rows.append(
+            {
+                "mode": mi,
+                "count": float(np.mean(r.counts)),
+                "bit_exact": bool(np.array_equal(np.array(r.logits), want)),
+                "predicted_cycles": sum(t["cycles"] for t in res.schedule["modes"][mi]["tasks"]),
+            }
+        )
+        print(f"{path.stem} {board} {backend} mode {mi}: {rows[-1]}", file=sys.stderr, flush=True)
+    return {
+        "unit": unit,
+        "paths": res.paths,
+        "modes": rows,
+        "weight_bytes": res.schedule["memory_plan"]["weight_bytes"],
+    }
 
 
 def _schedule(path: Path, out: Path) -> dict:
@@ -170,6 +221,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
         "dense": load_schedule(work / f"{model}-dense.json"),
     }
     e_eve = [_energy(s_eve, m) for m in s_eve["modes"]]
+    measured = measure_modes(work / f"{model}-eve.bl", *INSTR_TARGET, work, INSTR_SAMPLES)
     e_dense = _energy(s_dense, s_dense["modes"][0])
     modes = []
     for m in range(K):
@@ -189,7 +241,8 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                 "macs": st["macs"],
                 "weight_bytes": st["weight_bytes"],
                 "cycles": sum(t["cycles"] for t in s_eve["modes"][m]["tasks"]),
-                "instructions": None,
+                "instructions": measured["modes"][m]["count"],
+                "instructions_bit_exact": measured["modes"][m]["bit_exact"],
                 "energy_uj": 1e6 * e_eve[m],
             }
         )
@@ -255,6 +308,8 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
         "dataset": "digits",
         "eve_settings": {**settings, "epochs": eve_cfg.epochs},
         "modes": modes,
+        "instructions_unit": INSTR_UNIT,
+        "largest_over_smallest_instructions": modes[0]["instructions"] / modes[-1]["instructions"],
         "single_mode_accuracy": float(srep["accuracy"]["reference_accuracy"]),
         "separate_accuracy": acc_sep,
         "separate_energy_uj": [1e6 * e for e in e_sep],
@@ -554,22 +609,23 @@ def markdown(out: dict) -> str:
             f"{r['largest_mode_bytes']:,} B)",
             "",
             "| mode | keep | width (out_blocks) | accuracy (circulant float) | MACs | weight B | "
-            "predicted cycles | instructions | predicted µJ |",
+            "predicted cycles | instructions (M4 QEMU, measured) | predicted µJ |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for m in r["modes"]:
             width = ", ".join(f"{k} {v}" for k, v in (m.get("out_blocks") or {}).items()) or "full"
             circ = m.get("circulant_accuracy")
             circ_s = f" ({100 * circ:.2f} %)" if circ is not None else ""
-            instr = f"{m['instructions']:,}" if m.get("instructions") is not None else "—"
+            instr = f"{m['instructions']:,.0f}" if m.get("instructions") is not None else "—"
             lines.append(
                 f"| {m['mode']} | {m['keep']:g} | {width} | {100 * m['accuracy']:.2f} %{circ_s} | "
                 f"{m['macs']:,} | {m['weight_bytes']:,} | {m['cycles']:,} | {instr} | {m['energy_uj']:.0f} |"
             )
         lines += [
             "",
-            "| trace | buffer | eve | best fixed | mode-0 | dense | separate | eve/best fixed |",
-            "|---|---|---|---|---|---|---|---|",
+            "| trace | buffer | eve | best fixed | mode-0 | dense | separate | eve/best fixed | "
+            "latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         key = {}
         for t in r["traces"]:
@@ -584,10 +640,21 @@ def markdown(out: dict) -> str:
                 f"| {trace} | {cap * 1e6:g} µF | {eve:.1f} | "
                 f"{fixed['correct_per_hour']:.1f} ({fixed['policy']}) | "
                 f"{row['mode-0']['correct_per_hour']:.1f} | {row['dense']['correct_per_hour']:.1f} | "
-                f"{row['separate']['correct_per_hour']:.1f} | {ratio:.2f} |"
+                f"{row['separate']['correct_per_hour']:.1f} | {ratio:.2f} | {_latency(row)} |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _latency(row: dict) -> str:
+    """Mean latency per inference of eve and dense, and the issue's goal (dense/eve ≥ 2.5) for this row;
+    a policy with no inference has no latency (shown as —, the goal then not met)."""
+    eve, dense = row["eve"].get("mean_latency_s"), row["dense"].get("mean_latency_s")
+    cell = f"{eve:.3g} / {dense:.3g}" if eve is not None and dense is not None else f"{eve} / {dense}"
+    if eve is None or dense is None:
+        return f"{cell} | — ✗"
+    ratio = dense / eve
+    return f"{cell} | {ratio:.2f} {'✓' if ratio >= 2.5 else '✗'}"
 
 
 def tables(out: dict) -> list:

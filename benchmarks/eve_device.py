@@ -20,28 +20,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from batteryless import __version__
 from batteryless.artifact import load_artifact
-from batteryless.boards import with_emulator
-from batteryless.codegen import codegen
-from batteryless.datasets import load_dataset
 from batteryless.eve.train import EveConfig
-from batteryless.firmware import build, run_dataset
 from batteryless.paths import atomic_write
-from batteryless.spec import integer_inference
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from eve import EVE_SETTINGS, K, _compress  # noqa: E402  (the EVE benchmark's models and settings)
+from eve import EVE_SETTINGS, K, _compress, measure_modes  # noqa: E402  (the EVE benchmark's models, settings)
 
 RESULTS = ROOT / "benchmarks" / "results" / "eve_device.json"
 TARGETS = (("msp430fr5994", "ref", "msp430sim"), ("mps2-an386", "ref", None), ("mps2-an386", "cmsis", None))
 
 
 def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
-    ds = load_dataset("digits")
     settings = EVE_SETTINGS.get(model, {})
     eve_cfg = EveConfig(keep=settings.get("keep"), width=settings.get("width"))
     if quick:
@@ -49,40 +41,22 @@ def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
     path = work / f"{model}-eve.bl"
     _compress(model, path, quick, modes=K, eve=eve_cfg, layer_blocks=settings.get("layer_blocks", {}))
     art = load_artifact(path)
-    x = ds.x_test[:samples]
     ranks = sum(
         2 * art.tensors[la["block_order"]].size for la in art.weight_layers() if la.get("block_order")
     )
     out: dict = {"model": model, "targets": []}
     for board, backend, emulator in TARGETS:
-        gen = work / f"{model}-{board}-{backend}"
-        res = codegen(path, board, gen, backend=backend)
-        emu = with_emulator(board, emulator) if emulator else board
-        rows = []
-        for mi in range(K):
-            img = build(
-                board, gen, backend, out_dir=gen / f"b{mi}", defines={"BL_MODEL_START_MODE": mi}
-            ).image
-            r = run_dataset(img, emu, path, "digits", count=samples)
-            want = integer_inference(art, x, res.paths, mode=mi)
-            rows.append(
-                {
-                    "mode": mi,
-                    "count": float(np.mean(r.counts)),
-                    "bit_exact": bool(np.array_equal(np.array(r.logits), want)),
-                    "predicted_cycles": sum(t["cycles"] for t in res.schedule["modes"][mi]["tasks"]),
-                }
-            )
-            print(f"{model} {board} {backend} mode {mi}: {rows[-1]}", flush=True)
+        m = measure_modes(path, board, backend, work, samples, emulator=emulator)
+        rows = m["modes"]
         out["targets"].append(
             {
                 "board": board,
                 "backend": backend,
-                "unit": r.unit,
-                "paths": res.paths,
+                "unit": m["unit"],
+                "paths": m["paths"],
                 "modes": rows,
                 "largest_over_smallest": rows[0]["count"] / rows[-1]["count"],
-                "weight_bytes": res.schedule["memory_plan"]["weight_bytes"],
+                "weight_bytes": m["weight_bytes"],
                 "rank_bytes": ranks,
             }
         )
