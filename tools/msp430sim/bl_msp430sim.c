@@ -9,8 +9,8 @@
  * assumptions are listed in one place: TIMING below. Nothing is copied from other simulators.
  *
  * Memory: one flat 1 MB byte array. Peripherals (0x0000-0x0FFF) are plain registers except the MPY32
- * (0x04C0-0x04EF), FRCTL0 (0x0140) and the mark register (board.toml [emulator].mark_register), whose
- * writes are logged with their MCLK cycle. A power cut keeps FRAM (info 0x1800-0x19FF and main FRAM
+ * (0x04C0-0x04EF), FRCTL0 (0x0140), the ADC12_B / REF_A subset of the EVE supply hook (see ADC below) and
+ * the mark register (board.toml [emulator].mark_register), whose writes are logged with their MCLK cycle. A power cut keeps FRAM (info 0x1800-0x19FF and main FRAM
  * 0x4000-0x43FFF) and loses registers, SRAM (0x1C00-0x3BFF, incl. the LEA RAM), peripheral state and the
  * FRAM cache; SRAM is filled with a deterministic pseudo-random pattern, as real SRAM is not zero. */
 #include <stdint.h>
@@ -120,6 +120,7 @@ typedef struct {
   uint32_t sram_seed;
   uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
   uint32_t last_pc;
+  uint32_t supply_mv;         /* AVCC the ADC12_B model converts (host-set, bl_sim_set_supply_mv) */
   uint8_t mem[MEM_SIZE];
 } sim_t;
 
@@ -391,8 +392,61 @@ static void mark_log(sim_t *s, uint16_t v)
 static uint16_t lea_read(sim_t *s, uint32_t off);
 static void lea_write(sim_t *s, uint32_t off, uint16_t v);
 
+/* ---- ADC ---------------------------------------------------------------------------------------------
+ * The subset of ADC12_B and REF_A that firmware/platform/msp430/eve_supply_adc.c uses to read the supply
+ * (SLAU367P chapters ADC12_B and REF_A; addresses as board.toml [supply_adc], which cites its sources):
+ * a single-channel conversion starts when ADC12CTL0 is written with ADC12ON, ADC12ENC and ADC12SC set; the
+ * memory x = ADC12CTL3.ADC12CSTARTADD gets the result, ADC12IFGR0 bit x is set, ADC12SC reads back 0; reading
+ * ADC12MEMx clears its flag. Input: AVCC/2 on channel 31 with ADC12CTL3.ADC12BATMAP (exactly half:
+ * the datasheet's divider tolerance is +-2.5 %), every other channel 0 V. Reference (ADC12MCTLx.ADC12VRSEL):
+ * 0 = AVCC, 1 = REF_A's level (REFCTL0.REFVSEL 1.2 / 2.0 / 2.5 V) if REFON, else 0. code = floor(Vin *
+ * 4096 / Vref), at most 4095, 12-bit only. ASSUMED: the conversion takes no MCLK cycles (sampling and
+ * conversion run on MODOSC in parallel with the CPU's polling loop, which is what the firmware pays) and
+ * REFCTL0 reports REFGENRDY/REFBGRDY as soon as REFON is set (no settling time). AVCC is host-set. */
+#define ADC12_BASE 0x0800u
+#define REFCTL0_ADDR 0x01B0u
+
+static void adc_convert(sim_t *s)
+{
+  uint16_t ctl3 = (uint16_t)(s->mem[ADC12_BASE + 6u] | (s->mem[ADC12_BASE + 7u] << 8));
+  uint32_t x = ctl3 & 0x1Fu, mctl = ADC12_BASE + 0x20u + 2u * x, mem = ADC12_BASE + 0x60u + 2u * x;
+  uint16_t mc = (uint16_t)(s->mem[mctl] | (s->mem[mctl + 1u] << 8));
+  uint16_t ref = (uint16_t)(s->mem[REFCTL0_ADDR] | (s->mem[REFCTL0_ADDR + 1u] << 8));
+  static const uint32_t ref_mv[4] = {1200u, 2000u, 2500u, 2500u};
+  uint32_t vin = ((mc & 0x1Fu) == 31u && (ctl3 & 0x0040u)) ? s->supply_mv / 2u : 0u;
+  uint32_t vsel = (mc >> 8) & 0xFu, vref = 0u, code = 0u, ifg;
+  if (vsel == 0u) {
+    vref = s->supply_mv;
+  } else if (vsel == 1u && (ref & 1u)) {
+    vref = ref_mv[(ref >> 4) & 3u];
+  }
+  if (vref) {
+    code = (uint32_t)(((uint64_t)vin * 4096u) / vref);
+    code = code > 4095u ? 4095u : code;
+  }
+  s->mem[mem] = (uint8_t)code;
+  s->mem[mem + 1u] = (uint8_t)(code >> 8);
+  ifg = (uint32_t)(s->mem[ADC12_BASE + 0x0Cu] | (s->mem[ADC12_BASE + 0x0Du] << 8)) | (1u << (x & 15u));
+  if (x < 16u) {
+    s->mem[ADC12_BASE + 0x0Cu] = (uint8_t)ifg;
+    s->mem[ADC12_BASE + 0x0Du] = (uint8_t)(ifg >> 8);
+  }
+  s->mem[ADC12_BASE] &= (uint8_t)~1u; /* ADC12SC resets when the conversion is done */
+}
+
 static uint16_t periph_read(sim_t *s, uint32_t a)
 {
+  if (a >= ADC12_BASE + 0x60u && a < ADC12_BASE + 0x80u) { /* ADC12MEM0..15: a read clears the flag */
+    uint32_t bit = (a - ADC12_BASE - 0x60u) / 2u;
+    uint16_t ifg = (uint16_t)(s->mem[ADC12_BASE + 0x0Cu] | (s->mem[ADC12_BASE + 0x0Du] << 8));
+    ifg = (uint16_t)(ifg & ~(1u << bit));
+    s->mem[ADC12_BASE + 0x0Cu] = (uint8_t)ifg;
+    s->mem[ADC12_BASE + 0x0Du] = (uint8_t)(ifg >> 8);
+  }
+  if (a == REFCTL0_ADDR) { /* REFGENRDY (bit 12) and REFBGRDY (bit 13) follow REFON at once */
+    uint16_t r = (uint16_t)((s->mem[a] | (s->mem[a + 1] << 8)) & ~0x3000u);
+    return (uint16_t)(r | ((r & 1u) ? 0x3000u : 0u));
+  }
   if (a >= MPY_BASE && a < MPY_END) {
     return mpy_read(s, a - MPY_BASE);
   }
@@ -428,6 +482,9 @@ static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte)
   }
   if (s->mark_addr && w == s->mark_addr) {
     mark_log(s, (uint16_t)(s->mem[w] | (s->mem[w + 1] << 8)));
+  }
+  if (w == ADC12_BASE && (s->mem[w] & 0x13u) == 0x13u) { /* ADC12ON | ADC12ENC | ADC12SC */
+    adc_convert(s);
   }
 }
 
@@ -1460,6 +1517,9 @@ BL_API uint32_t bl_sim_marks(sim_t *s, uint32_t start, uint32_t n, uint16_t *val
 }
 
 BL_API void bl_sim_clear_marks(sim_t *s) { s->nmarks = 0; }
+
+/* The supply voltage (AVCC) the ADC12_B model converts; kept across power cuts (the host's trace sets it). */
+BL_API void bl_sim_set_supply_mv(sim_t *s, uint32_t mv) { s->supply_mv = mv; }
 
 /* Cycle profile by instruction address: enable (allocates, zeroes) and copy out (32768 words). */
 BL_API int32_t bl_sim_profile(sim_t *s, int32_t enable, uint64_t *out)

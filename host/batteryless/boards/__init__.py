@@ -491,6 +491,20 @@ def board_header(board: Board) -> str:
         lines.append(f"#define BL_BOARD_MARK_REGISTER 0x{int(board.emulator['mark_register']):X}u")
     if "mpy16_base" in board.emulator:
         lines.append(f"#define BL_BOARD_MPY16_SIM_BASE 0x{int(board.emulator['mpy16_base']):X}u")
+    adc = board.extra.get("supply_adc")
+    if adc:  # the EVE energy hook's ADC (board.toml [supply_adc], its sources there)
+        keys = ("adc12_base", "ref_base", "channel", "divider", "ref_mv", "bits")
+        missing = [k for k in keys if not isinstance(adc.get(k), int)]
+        if missing:
+            raise BoardError(f"{board.path}: [supply_adc] needs integer {', '.join(missing)}")
+        lines += [
+            f"#define BL_BOARD_SUPPLY_ADC12_BASE 0x{int(adc['adc12_base']):X}u",
+            f"#define BL_BOARD_SUPPLY_REF_BASE 0x{int(adc['ref_base']):X}u",
+            f"#define BL_BOARD_SUPPLY_CHANNEL {int(adc['channel'])}u",
+            f"#define BL_BOARD_SUPPLY_DIVIDER {int(adc['divider'])}u",
+            f"#define BL_BOARD_SUPPLY_REF_MV {int(adc['ref_mv'])}u",
+            f"#define BL_BOARD_SUPPLY_BITS {int(adc['bits'])}u",
+        ]
     lines += [f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 

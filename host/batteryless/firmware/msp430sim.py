@@ -71,6 +71,7 @@ def _lib() -> ctypes.CDLL:
             ("bl_sim_set_cycles", None, [P, U64, U64]),
             ("bl_sim_marks", U32, [P, U32, U32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
             ("bl_sim_clear_marks", None, [P]),
+            ("bl_sim_set_supply_mv", None, [P, U32]),
             ("bl_sim_lea_starts", U32, [P, U32, U32, ctypes.c_void_p]),
             ("bl_sim_profile", I32, [P, I32, ctypes.c_void_p]),
         ):
@@ -163,6 +164,13 @@ class Msp430Sim:
     def power_cut(self) -> None:
         """Cut power: registers, SRAM (incl. LEA RAM) and peripherals are lost; boots again at once."""
         self._lib.bl_sim_power_cut(self._h)
+
+    def set_supply_mv(self, mv: int) -> None:
+        """The supply (AVCC, the energy buffer's voltage) in millivolts that the ADC12_B model converts for
+        the EVE supply hook (firmware/platform/msp430/eve_supply_adc.c); kept across power cuts."""
+        if not isinstance(mv, int) or isinstance(mv, bool) or not 0 <= mv <= 0xFFFF:
+            raise EmulationError(f"MSP430 simulator: the supply is an int of mV 0..65535, got {mv!r}")
+        self._lib.bl_sim_set_supply_mv(self._h, mv)
 
     def run(self, max_cycles: int = 0, max_insns: int = 0) -> int:
         """Run until an absolute cycle / instruction count (0 = none), stop_pc, halt or a fault."""
@@ -273,7 +281,10 @@ class Msp430Sim:
 CHUNK_CYCLES = 20_000_000  # between timeout checks (~0.3 s of host time)
 
 
-def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str = "instructions"):
+def run_image(
+    elf: Path, board, timeout: float, cuts: list[int], cut_unit: str = "instructions",
+    supply_mv: int | None = None,
+):  # fmt: skip
     """Run a batteryless MSP430 image to ``bl_done``; return a :class:`batteryless.firmware.RunResult`.
 
     ``cuts``: ascending absolute counts (``cut_unit`` "instructions" as for mspdebug, or "mclk_cycles")
@@ -281,7 +292,7 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
     registers, SRAM, LEA RAM and peripherals are lost and the image boots again from its reset vector with
     FRAM as it was. Marks: writes to ``[emulator].mark_register`` with their MCLK cycle. ``output`` is
     the last boot's output (the buffer is SRAM), ``boot_outputs`` what each earlier boot printed before
-    its cut."""
+    its cut. ``supply_mv``: the supply the ADC12_B model converts (the EVE supply hook), 0 if not given."""
     import time
 
     from batteryless.firmware import RunResult
@@ -297,6 +308,8 @@ def run_image(elf: Path, board, timeout: float, cuts: list[int], cut_unit: str =
     sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=int(mark_reg) if mark_reg else None)
     try:
         sim.load_elf(elf)
+        if supply_mv is not None:
+            sim.set_supply_mv(supply_mv)
         sim.power_on()
         deadline = time.monotonic() + timeout
         cut_counts: list[int] = []
