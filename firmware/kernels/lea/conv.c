@@ -17,36 +17,76 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
   if (st != BL_OK) return st;
   if (k == 0) return BL_ERR_SHAPE;
   if (o0 >= o1 || o1 > g->out_ch || oy0 >= oy1 || oy1 > g->out_h) return BL_ERR_ARG;
-  const uint32_t taps = (uint32_t)g->kh * g->kw;
+  const uint16_t taps = (uint16_t)(g->kh * g->kw);
   const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
   const uint32_t q = bl_lea_blocks(g->in_ch, k);
+  /* Index arithmetic by pointer steps (a 32-bit multiply per product is a helper call on the MSP430 that
+   * costs more than staging the product): per output the live taps [dy0, dy1) x [dx0, dx1), per channel
+   * the input plane and the weight vector W[o][c] (k = 1: o*in_ch + c; circulant: block (o/k, c/k),
+   * diagonal (o - c) mod k, walked as in the ref mac_step). */
   for (uint16_t o = o0; o < o1; o++) {
-    for (uint16_t oy = oy0; oy < oy1; oy++) {
-      for (uint16_t ox = 0; ox < g->out_w; ox++) {
+    const uint16_t rr = (uint16_t)(o % k);
+    const uint32_t w_o = k == 1 ? (uint32_t)o * g->in_ch * taps : (uint32_t)(o / k) * q * k * taps;
+    int16_t *yp = y + (uint32_t)o * out_hw + (uint32_t)oy0 * g->out_w; /* stepped per output */
+    int16_t iy0 = (int16_t)((int16_t)(oy0 * g->sh) - (int16_t)g->ph); /* coordinates fit 16 bits */
+    for (uint16_t oy = oy0; oy < oy1; oy++, iy0 = (int16_t)(iy0 + g->sh)) {
+      const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
+      const int16_t *xrow = x + (int32_t)(iy0 + (int16_t)dy0) * g->in_w; /* channel 0, first live row */
+      int16_t ix0 = (int16_t)(-(int16_t)g->pw);
+      for (uint16_t ox = 0; ox < g->out_w; ox++, ix0 = (int16_t)(ix0 + g->sw)) {
+        const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
         bl_lea_dot d = {0u, 0u};
-        for (uint16_t c = 0; c < g->in_ch && st == BL_OK; c++) {
-          uint32_t wbase; /* index of W[o][c][0][0] */
-          if (k == 1) {
-            wbase = ((uint32_t)o * g->in_ch + c) * taps;
-          } else {
-            const uint16_t dd = (uint16_t)((o % k + k - c % k) % k);
-            wbase = (((uint32_t)(o / k) * q + c / k) * k + dd) * taps;
-          }
-          for (uint16_t dy = 0; dy < g->kh && st == BL_OK; dy++) {
-            const int32_t iy = bl_ref_in_coord(oy, g->sh, dy, g->ph, g->in_h);
-            if (iy < 0) continue;
-            for (uint16_t dx = 0; dx < g->kw && st == BL_OK; dx++) {
-              const int32_t ix = bl_ref_in_coord(ox, g->sw, dx, g->pw, g->in_w);
-              if (ix < 0) continue;
-              st = bl_lea_dot_push(&d, x[(uint32_t)c * in_hw + (uint32_t)iy * g->in_w + (uint32_t)ix],
-                                   bl_ref_weight_at(w16, w8, wbase + (uint32_t)dy * g->kw + dx));
+        if (dy1 > dy0 && dx1 > dx0) {
+          const uint16_t nx = (uint16_t)(dx1 - dx0);
+          const uint16_t woff = (uint16_t)(dy0 * g->kw + dx0); /* first live tap within W[o][c] */
+          const int16_t *xc = xrow + (ix0 + (int16_t)dx0); /* channel 0's first live tap */
+          uint32_t wb = w_o; /* W[o][0] (k = 1) or block (o/k, 0) */
+          uint16_t cc = 0, dd = rr;
+          int16_t *sx = bl_lea_xt, *sw = bl_lea_st; /* staging pointers: d.n = sx - bl_lea_xt */
+          const uint16_t rows = (uint16_t)(dy1 - dy0), per_c = (uint16_t)(rows * nx); /* products per channel */
+          for (uint16_t c = 0; c < g->in_ch; c++, xc += in_hw) {
+            const uint32_t wv = (k == 1 ? wb : wb + (uint32_t)dd * taps) + woff; /* W[o][c][dy0][dx0] */
+            if ((uint16_t)(sx - bl_lea_xt) + per_c > BL_LEA_AREA) { /* the area is full: one MAC so far */
+              d.n = (uint16_t)(sx - bl_lea_xt);
+              st = bl_lea_dot_flush(&d);
+              if (st != BL_OK) return st;
+              sx = bl_lea_xt;
+              sw = bl_lea_st;
+            }
+            const int16_t *xr = xc;
+            if (w16 != 0) {
+              const int16_t *wq = w16 + wv;
+              for (uint16_t dy = 0; dy < rows; dy++, xr += g->in_w, wq += g->kw) {
+                for (uint16_t dx = 0; dx < nx; dx++) {
+                  *sx++ = xr[dx];
+                  *sw++ = wq[dx];
+                }
+              }
+            } else {
+              const int8_t *wq = w8 + wv;
+              for (uint16_t dy = 0; dy < rows; dy++, xr += g->in_w, wq += g->kw) {
+                for (uint16_t dx = 0; dx < nx; dx++) {
+                  *sx++ = xr[dx];
+                  *sw++ = wq[dx];
+                }
+              }
+            }
+            if (k == 1) {
+              wb += taps;
+            } else if (++cc == k) { /* next block of channels */
+              cc = 0;
+              dd = rr;
+              wb += (uint32_t)k * taps;
+            } else {
+              dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
             }
           }
+          d.n = (uint16_t)(sx - bl_lea_xt);
         }
         if (st == BL_OK) st = bl_lea_dot_flush(&d);
         if (st != BL_OK) return st;
         if (bias != 0) d.acc += (uint32_t)bias[o];
-        y[(uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox] = bl_lea_requant(bl_lea_wrap(d.acc), shift);
+        *yp++ = bl_lea_requant(bl_lea_wrap(d.acc), shift);
       }
     }
   }
