@@ -234,3 +234,40 @@ def test_flex_power_cuts_on_the_lea_image_with_lea_busy(artifacts, tmp_path):
         assert probe.lea_busy
         r = run_schedule(img, board, x, [c + 2], rep.reference, 120)
         assert r.correct and r.reboots == 1, r
+
+
+@pytest.mark.firmware
+def test_saturating_lea_macs_are_recomputed_exactly(artifacts, tmp_path):
+    """The lea kernels take a LEA MAC result at an int32 bound as possibly saturated and recompute that dot
+    product on the CPU (docs/kernels.md, "Exact MACs"). Full-scale weights / spectra and full-scale inputs
+    drive fc1's accumulators far beyond 2^30 on both paths (asserted below from the spec's own numbers):
+    the FR5994 lea image on the emulated LEA must still equal the numeric spec, wrapping included."""
+    from batteryless.artifact import clone, load_artifact, save_artifact
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    art = clone(load_artifact(artifacts["mlp"]))
+    fc1 = next(layer for layer in art.layers if layer["op"] == "linear")
+    rng = np.random.default_rng(5)
+    for name in (fc1["weight"], fc1["spectra"]):
+        t = art.tensors[name]
+        art.tensors[name] = np.where(rng.random(t.shape) < 0.9, 32767, -32768).astype(t.dtype)
+    path_art = save_artifact(art, tmp_path / "saturating.bl")
+    shape = (3, *art.input_shape)
+    x = np.where(rng.random(shape) < 0.9, 1e3, -1e3)  # quantises to +-full scale
+    xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(3, -1)
+    assert np.abs(xq.astype(np.int32)).min() >= 32767
+    # precondition: the direct path's first dot product is beyond what one IQ31 MAC result can hold
+    w = art.tensors[fc1["weight"]].astype(np.int64)
+    k = fc1["block"]
+    row0 = np.array([w[0, j, (0 - cc) % k] for j in range(w.shape[1]) for cc in range(k)])
+    assert abs(int(row0[: xq.shape[1]] @ xq[0].astype(np.int64))) >= 2**30
+    for path in ("fft", "direct"):
+        gen = tmp_path / f"gen-{path}"
+        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path=path)
+        img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / f"b-{path}").image
+        runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
+        want = spec.integer_inference(art, x, res.paths)
+        got = [parse_output(r.output).get("logits") for r in runs]
+        assert [list(g) for g in got] == want.tolist(), path
