@@ -1,13 +1,15 @@
 /* EVE mode selection: see bl_eve.h. Integer compares only (no floating point on the device). */
 #include "bl_eve.h"
+#include "bl_platform.h"
 
-volatile uint16_t bl_eve_supply_mv = 0u;
+/* In NVM (BL_NVM): startup re-initialises RAM at every boot, so a value the emulator writes at a power-on
+ * (batteryless.firmware.run(writes=...): the buffer's voltage at that boot) must survive it. */
+BL_NVM volatile uint16_t bl_eve_supply_mv;
 
 #if defined(BL_EVE_TEST_SUPPLY)
 /* Tests only (-DBL_EVE_TEST_SUPPLY=mv,mv,...): every reading takes the next value of the table, its position
  * kept in NVM, so the stored energy differs between inferences, between boots and between the retries of
  * an inference whose start a power failure cut (the FLEX tests of mode switches). */
-#include "bl_platform.h"
 static const uint16_t test_supply[] = {BL_EVE_TEST_SUPPLY};
 BL_NVM static uint16_t test_supply_next;
 

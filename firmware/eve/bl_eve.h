@@ -25,7 +25,8 @@ extern const bl_eve_table bl_eve_modes;
 uint8_t bl_eve_select(const bl_eve_table *t, uint16_t mv, uint8_t current);
 
 /* Board hook: the energy buffer's voltage in millivolts. The default (weak) reads bl_eve_supply_mv, a
- * variable the emulator or a host test sets; an MSP430 board overrides it with an ADC reading. */
+ * variable in NVM (BL_NVM) that the emulator writes at every power-on (the energy buffer's voltage at that
+ * boot, from the trace) or a host test sets; an MSP430 board overrides it with an ADC reading. */
 uint16_t bl_eve_read_mv(void);
 extern volatile uint16_t bl_eve_supply_mv;
 

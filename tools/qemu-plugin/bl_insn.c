@@ -23,6 +23,11 @@
  *                     one run sweeps many offsets of a function whose calls repeat (the FLEX commit).
  *   cutsend=ID        when mark ID executes (marktable=), drop the cuts not yet requested: e.g. stop cutting
  *                     once an inference has finished, so its result is printed in one piece
+ *   writesfile=PATH   guest memory writes, one "COUNT ADDR SIZE VALUE" per line (COUNT ascending; SIZE 1, 2
+ *                     or 4; VALUE little-endian): each is done at the first TB entry whose count is >= COUNT,
+ *                     before that TB runs: COUNT 0 before the first instruction, COUNT = a cut's count right
+ *                     after that power cut, before the next boot's first instruction (e.g. the energy
+ *                     buffer's voltage an EVE image reads; the variable must survive the reset: NVM)
  *   romreload=off     after the first boot, a reset no longer rewrites the image's loaded sections (QEMU's
  *                     ROM-blob reset handler is unregistered): the image behaves as flash, and QEMU keeps
  *                     its translated code instead of retranslating every boot (~15x cheaper power cuts).
@@ -78,6 +83,8 @@ static int vec_push(struct u64vec *a, uint64_t x)
 }
 
 static uint64_t insn_count;
+static struct u64vec wr_count, wr_addr, wr_size, wr_value; /* writesfile= */
+static size_t wr_next;
 static uint64_t mark_addr;
 static int have_mark;
 static struct u64vec cuts;     /* requested counts, ascending */
@@ -167,6 +174,16 @@ static void on_tb_exec(unsigned int vcpu, void *udata)
     }
     cut_pending = 0;
   }
+  while (wr_next < wr_count.n && insn_count >= wr_count.v[wr_next]) {
+    unsigned char b[4];
+    uint64_t v = wr_value.v[wr_next];
+    size_t k;
+    for (k = 0; k < wr_size.v[wr_next]; k++) {
+      b[k] = (unsigned char)(v >> (8 * k));
+    }
+    cpu_physical_memory_rw(wr_addr.v[wr_next], b, wr_size.v[wr_next], 1);
+    wr_next++;
+  }
   if (have_stop && insn_count >= stop_at) {
     stopped = 1;
     exit(BL_STOP_EXIT); /* the atexit handler writes the report, as on the semihosting exit path */
@@ -225,7 +242,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
   size_t i;
   (void)id;
   translations++;
-  if (cuts.n > 0 || have_stop || ccut_s.n > 0) {
+  if (cuts.n > 0 || have_stop || ccut_s.n > 0 || wr_count.n > 0) {
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)n);
   }
   for (i = 0; i < n; i++) {
@@ -384,6 +401,32 @@ static long parse_cuts_file(const char *path)
   return 0;
 }
 
+/* writesfile=: 0 if every line is "COUNT ADDR SIZE VALUE" (COUNT ascending, SIZE 1/2/4, VALUE fits),
+ * else the bad line's number (-1: unreadable) */
+static long parse_writes_file(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  char line[128];
+  long lineno = 0;
+  if (!f) {
+    return -1;
+  }
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long c, a, sz, v;
+    char extra;
+    lineno++;
+    if (sscanf(line, "%llu %llx %llu %llu %c", &c, &a, &sz, &v, &extra) != 4 ||
+        (sz != 1 && sz != 2 && sz != 4) || (sz < 8 && v >> (8 * sz)) ||
+        (wr_count.n && c < wr_count.v[wr_count.n - 1]) || vec_push(&wr_count, c) != 0 ||
+        vec_push(&wr_addr, a) != 0 || vec_push(&wr_size, sz) != 0 || vec_push(&wr_value, v) != 0) {
+      fclose(f);
+      return lineno;
+    }
+  }
+  fclose(f);
+  return 0;
+}
+
 static int parse_ids(const char *s)
 {
   record_all = 0;
@@ -451,6 +494,18 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
                 a + 9, bad);
         return -1;
       }
+    } else if (strncmp(a, "writesfile=", 11) == 0) {
+      long bad = parse_writes_file(a + 11);
+      if (bad != 0) {
+        fprintf(stderr, "bl_insn: writesfile=%s %s%ld: want lines 'COUNT ADDR SIZE VALUE' (COUNT ascending, "
+                        "SIZE 1/2/4, VALUE fits SIZE)\n", a + 11, bad < 0 ? "cannot be read" : "line ", bad < 0 ? 0L : bad);
+        return -1;
+      }
+      if (cpu_physical_memory_rw == NULL) {
+        fprintf(stderr, "bl_insn: this qemu-system-arm does not export cpu_physical_memory_rw; writesfile= "
+                        "needs Debian's QEMU 7.2 build\n");
+        return -1;
+      }
     } else if (strncmp(a, "trace=", 6) == 0) {
       char *end;
       trace_lo = strtoull(a + 6, &end, 0) & ~(uint64_t)1;
@@ -504,7 +559,7 @@ BL_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
       have_stop = 1;
     } else {
       fprintf(stderr, "bl_insn: unknown argument '%s' (known: out=, mark=, marktable=, markids=, cuts=, "
-                      "cutsfile=, stop=, trace=, callcuts=, cutsend=, romreload=)\n", a);
+                      "cutsfile=, writesfile=, stop=, trace=, callcuts=, cutsend=, romreload=)\n", a);
       return -1;
     }
   }

@@ -65,5 +65,7 @@ typedef void (*bl_reset_handler)(void *opaque);
 void qemu_register_reset(bl_reset_handler func, void *opaque) __attribute__((weak));
 void qemu_unregister_reset(bl_reset_handler func, void *opaque) __attribute__((weak));
 int rom_check_and_register_reset(void) __attribute__((weak));
+/* QEMU-internal (softmmu/physmem.c), exported by Debian's 7.2 binary: write guest memory (writesfile=). */
+void cpu_physical_memory_rw(uint64_t addr, void *buf, uint64_t len, _Bool is_write) __attribute__((weak));
 
 #endif /* BL_QEMU_PLUGIN_API_H */

@@ -115,6 +115,8 @@ def print_firmware(fw: dict, file=None) -> None:
         ("emulator wall s", _fmt(fw["wall_s"])),
         ("power cycles per s", _fmt(fw["power_cycles_per_s"])),
     ]
+    if fw.get("modes"):  # EVE image: finished inferences per mode (the supply fed from the trace)
+        rows.insert(1, ("inferences per mode", ", ".join(f"{m}: {n}" for m, n in fw["modes"].items())))
     for k, v in rows:
         table.add_row(k, v)
     console = Console(file=file, width=200)

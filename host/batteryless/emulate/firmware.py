@@ -51,7 +51,15 @@ from batteryless.flex import (
 )
 from batteryless.progress import ProgressFn, report
 
-__all__ = ["FIRMWARE_KINDS", "MAX_CUTS", "emulate_firmware", "profile_image"]
+__all__ = [
+    "FIRMWARE_KINDS",
+    "MAX_CUTS",
+    "SUPPLY_SYMBOL",
+    "emulate_firmware",
+    "eve_mode_supplies",
+    "eve_references",
+    "profile_image",
+]
 
 FIRMWARE_KINDS = ("qemu", "mspdebug", "msp430sim")
 MAX_CUTS = 4096  # older tools/qemu-plugin/bl_insn.c: BL_MAX_CUTS (one cut per power-on period)
@@ -80,7 +88,11 @@ def firmware_board(board: str | Path | Board, backend: str = "ref", emulator: st
 
 
 def profile_image(
-    image: FlexImage, board: str | Path | Board, samples: list[bytes], timeout: float = 300.0
+    image: FlexImage,
+    board: str | Path | Board,
+    samples: list[bytes],
+    timeout: float = 300.0,
+    supply_mv: int | None = None,
 ) -> dict[str, Any]:
     """Continuous-power run of a continuous-inference image (marks on): the reference logits of every
     sample and the measured costs in the emulator's count unit (QEMU instructions, mspdebug MCLK cycles):
@@ -92,10 +104,12 @@ def profile_image(
     finished-inference mark to the next inference's first task (print, input load, commit);
     ``per_inference``;
     ``cycles_per_instruction`` (1.0 on QEMU, measured on mspdebug); ``largest_step`` (the most work
-    between two commits)."""
+    between two commits). ``supply_mv``: an EVE image's stored energy for the whole run (written to
+    ``bl_eve_supply_mv`` before it starts; QEMU and msp430sim)."""
     b = _board(board)
     n = max(len(samples), 2)
-    r = run(image.image, b, inputs=continuous_input(samples, inferences=n), timeout=timeout)
+    wr = {} if supply_mv is None else {"writes": [(0, SUPPLY_SYMBOL, int(supply_mv))]}
+    r = run(image.image, b, inputs=continuous_input(samples, inferences=n), timeout=timeout, **wr)
     out = parse_continuous(r.output, image.output_len)
     if r.exit_code != 0 or len(out.inferences) != n:
         raise EmulationError(
@@ -123,7 +137,9 @@ def profile_image(
     # number as instructions, earlier): the resume boot = start-up (the same every boot) + boot mark → the
     # interrupted task's restart
     cut = int((starts[5 % nt] + tasks[5 % nt] // 2) / cpi)
-    rc = run(image.image, b, inputs=continuous_input(samples, inferences=1), timeout=timeout, cuts=[cut])
+    rc = run(
+        image.image, b, inputs=continuous_input(samples, inferences=1), timeout=timeout, cuts=[cut], **wr
+    )
     resume = None
     m2 = [(i, c) for i, c in rc.marks if i is not None]
     boots2 = [k for k, (i, _) in enumerate(m2) if i == BOOT_MARK][1:2]
@@ -145,7 +161,81 @@ def profile_image(
         "total": r.count,
         "instructions": r.instructions,
         "references": refs,
+        "modes": sorted(set(out.modes.values())),
     }
+
+
+SUPPLY_SYMBOL = "bl_eve_supply_mv"  # firmware/eve/bl_eve.c: the EVE supply hook's variable (in NVM)
+
+
+def _symbol_of(image: FlexImage, name: str) -> bool:
+    from batteryless.firmware.image import symbols
+
+    return name in symbols(image.image)
+
+
+def _supply_writes(image: FlexImage, kind: str, periods: list[dict[str, Any]], cuts: list[int]):
+    """The EVE image's supply per power-on: (count, symbol, mV) at count 0 (the first boot) and at every
+    cut (the boot after it; the boot after the trace end gets the last period's voltage). None for an
+    image without the EVE supply variable or an emulator that cannot write memory (mspdebug)."""
+    if kind not in ("qemu", "msp430sim"):
+        return None
+    if not _symbol_of(image, SUPPLY_SYMBOL) and (kind != "msp430sim" or eve_mode_supplies(image) is None):
+        return None  # not an EVE image (msp430sim: an EVE image with the ADC hook has no variable)
+    mv = []
+    for p in periods:
+        v = p.get("v_boot")
+        if v is None or not math.isfinite(v) or not 0 <= v < 65.536:
+            raise EmulationError(
+                f"the buffer's voltage at the power-on at {p['start_s']:.6g} s is {v!r} V: the EVE supply "
+                "variable takes 0..65.535 V (millivolts in 16 bits)"
+            )
+        mv.append(int(round(1000.0 * v)))
+    starts = [0, *cuts]
+    return [(c, SUPPLY_SYMBOL, mv[min(k, len(mv) - 1)]) for k, c in enumerate(starts)]
+
+
+def eve_mode_supplies(image: FlexImage) -> list[int] | None:
+    """For an EVE image: per mode, a stored energy (mV) at which the generated table selects that mode at
+    every inference of a fresh run (the image starts in mode 0: the largest at 65535, mode i half-way
+    between ``stay_mv[i]`` and ``stay_mv[i-1]``, clear of an ADC's rounding, the smallest at 0); None for
+    an image without modes."""
+    import json
+
+    sched = Path(image.model_dir) / "schedule.json"
+    eve = json.loads(sched.read_text()).get("eve") if sched.is_file() else None
+    if not eve or not eve.get("stay_mv"):
+        return None
+    stay = [int(v) for v in eve["stay_mv"]]
+    mid = [(stay[i] + stay[i - 1]) // 2 for i in range(1, len(stay) - 1)]
+    return [0xFFFF, *mid, 0] if len(stay) > 1 else [0xFFFF]
+
+
+def eve_references(
+    image: FlexImage, board: Board, samples: list[bytes], supplies: list[int], timeout: float = 300.0
+) -> tuple[list[list[list[int]]], float | None]:
+    """Continuous-power logits of every sample in every mode (one run per mode, the supply fixed so that
+    the table selects it; each run is checked to have run only that mode). Also returns the fewest counts
+    (the emulator's unit) any mode's run spent per inference, start-up included (an upper bound on the
+    cheapest inference: it bounds how many inferences a trace could finish)."""
+    out = []
+    cheapest = None
+    for m, mv in enumerate(supplies):
+        n = len(samples)
+        r = run(
+            image.image, board, inputs=continuous_input(samples, inferences=n, marks=False),
+            timeout=timeout, writes=[(0, SUPPLY_SYMBOL, mv)], mark_ids=[],
+        )  # fmt: skip
+        o = parse_continuous(r.output, image.output_len)
+        if r.exit_code != 0 or len(o.inferences) != n or set(o.modes.values()) != {m}:
+            raise EmulationError(
+                f"{image.image}: the reference run of mode {m} (supply {mv} mV) ran modes "
+                f"{sorted(set(o.modes.values()))} (exit {r.exit_code}, {len(o.inferences)} of {n} inferences)"
+            )
+        out.append([o.inferences[i][1] for i in range(n)])
+        if r.count:
+            cheapest = r.count / n if cheapest is None else min(cheapest, r.count / n)
+    return out, cheapest
 
 
 def _cut_limit() -> int | None:
@@ -273,9 +363,16 @@ def emulate_firmware(
         if artifact is None:
             raise UsageError("give samples (raw inputs) or an artifact to take test samples from")
         samples = [model_input(artifact, s) for s in range(n_samples)]
+    supplies = eve_mode_supplies(image) if kind in ("qemu", "msp430sim") else None
     if profile is None:
         report(progress, "firmware: continuous-power profile", 0, 1)
-        profile = profile_image(image, b, samples)
+        # EVE: the costs of the largest mode (budgets, the largest atomic step), references of every mode
+        profile = profile_image(image, b, samples, supply_mv=None if supplies is None else supplies[0])
+        if supplies is not None:
+            refs, cheapest = eve_references(image, b, samples, supplies)
+            profile["references_by_mode"] = refs
+            if cheapest is not None:  # the smallest mode finishes more inferences than the profile's
+                profile["per_inference_min"] = cheapest
         report(progress, "firmware: continuous-power profile", 1, 1)
     fw = _run_periods(image, b, kind, samples, periods, profile, timeout, progress)
     fw["inferences_per_hour"] = fw["inferences"] / duration * 3600 if duration > 0 else 0.0
@@ -334,7 +431,7 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
         "emulator": kind,
         "budget_unit": unit_note,
         "samples": len(samples),
-        "profile": {k: v for k, v in prof.items() if k != "references"},
+        "profile": {k: v for k, v in prof.items() if k not in ("references", "references_by_mode")},
         "warnings": [],
     }
     budgets = [max(1, to_insn(p["cycles"])) for p in periods]
@@ -371,7 +468,12 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     # (more than the whole trace could finish, with 5 % slack) still ends the run.
     floor_insn = max(int(prof["startup"] * insn_per_unit) - 8, 1)
     max_boots = sum(1 for x in budgets if x >= floor_insn)
-    limit = int(total / (0.95 * per_inf)) + 2
+    # EVE: the cheapest mode's cost (the profile ran the largest); an upper bound, so the limit is one too
+    if "per_inference_min" in prof:
+        cheapest = int(prof["per_inference_min"] * insn_per_unit) - boot_need
+        limit = int(total / (0.95 * max(1, min(per_inf, cheapest)))) + 2
+    else:
+        limit = int(total / (0.95 * per_inf)) + 2
     inp = continuous_input(samples, inferences=limit, max_boots=max_boots, marks=False)
     if timeout is None:
         # generous: QEMU runs ~0.1 G instructions/s (≥ 1 M/s even with an old per-instruction cut check),
@@ -380,7 +482,24 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 0, 1)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    extra = {"cut_unit": "mclk_cycles"} if cycles else {}
+    extra: dict[str, Any] = {"cut_unit": "mclk_cycles"} if cycles else {}
+    supply = _supply_writes(image, kind, periods, cuts)
+    if supply is not None:
+        extra["writes"] = supply
+        base["supply"] = (
+            f"{SUPPLY_SYMBOL} written at every power-on (before the boot's first instruction) with the "
+            "buffer's voltage at that boot; the firmware reads it once per inference, at its start"
+            + (
+                " (msp430sim: also the ADC12_B model's supply, which images with BL_EVE_SUPPLY_ADC=1 read)"
+                if cycles
+                else ""
+            )
+        )
+    elif _symbol_of(image, SUPPLY_SYMBOL):
+        base["warnings"].append(
+            f"{kind} cannot write memory during a run: the EVE image read {SUPPLY_SYMBOL} = 0 at every "
+            "inference (the smallest mode)"
+        )
     r = run(image.image, b, inputs=inp, timeout=timeout, cuts=cuts, **extra)
     wall = time.perf_counter() - t0
     report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 1, 1)
@@ -416,7 +535,15 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     else:
         finished = len(out.inferences)
         final_commits = out.final_commits
-    wrong = [i for i, (_, lg) in out.inferences.items() if i < finished and lg != refs[i % s]]
+    by_mode = prof.get("references_by_mode")
+
+    def ref_of(i: int) -> list[int] | None:
+        if by_mode is not None and i in out.modes:
+            m = out.modes[i]
+            return by_mode[m][i % s] if 0 <= m < len(by_mode) else None
+        return refs[i % s]
+
+    wrong = [i for i, (_, lg) in out.inferences.items() if i < finished and lg != ref_of(i)]
     wrong = sorted(set(wrong) | {i for i in out.conflicts if i < finished})
     checked = sum(1 for i in out.inferences if i < finished)
     # mspdebug keeps the last boot's output only: the final NVM log (the last log_len inferences)
@@ -440,6 +567,8 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
             "commits": None,
             "resumed_at": None,
         }
+        if supply is not None:
+            row["supply_mv"] = supply[k][2]
         if bn is not None and bn in by_number:
             st = by_number[bn]
             row["resumed_at"] = {"inference": st["inference"], "next_task": st["next"]}
@@ -474,6 +603,12 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
         power_cycles_per_s=r.resets / wall if wall > 0 else 0.0,
         garbled_lines=out.garbled,
     )
+    if out.modes:  # EVE image: finished inferences per mode (each printed "mode M")
+        per_mode: dict[str, int] = {}
+        for i, m in sorted(out.modes.items()):
+            if i < finished:
+                per_mode[str(m)] = per_mode.get(str(m), 0) + 1
+        base["modes"] = dict(sorted(per_mode.items(), key=lambda kv: int(kv[0])))
     if checked < expect_checked:
         base["warnings"].append(f"{expect_checked - checked} finished inference(s) printed no complete line")
     return base

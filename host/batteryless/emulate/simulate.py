@@ -890,16 +890,24 @@ def power_on_budgets(
     cycles it can execute after booting: the budgets the firmware level cuts the real image at.
 
     Returns one dict per power-on period: ``start_s``, ``end_s`` (None if the trace ended first),
-    ``cycles`` (whole cycles after the boot)."""
+    ``cycles`` (whole cycles after the boot), ``v_boot`` (the buffer's voltage at the period's start: the
+    moment the MCU powers on, from the recorded voltage timeline)."""
     res = simulate(
         seg_t, seg_p_charge, t_end, buffer, constant_load_program(load), v_initial=v_initial, record=True
     )
     out = []
     periods = res.timeline.on_periods if res.timeline is not None else []
+    tv = res.timeline.arrays() if res.timeline is not None else None
     for n, (a, b) in enumerate(periods):
         ended = n < res.power_failures
         run = max(b - a - load.boot_time_s, 0.0)
+        v_boot = float(np.interp(a, tv["t"], tv["v"])) if tv is not None and len(tv["t"]) else buffer.v_on
         out.append(
-            {"start_s": a, "end_s": b if ended else None, "cycles": math.floor(run * load.clock_hz + 1e-6)}
+            {
+                "start_s": a,
+                "end_s": b if ended else None,
+                "cycles": math.floor(run * load.clock_hz + 1e-6),
+                "v_boot": v_boot,
+            }
         )
     return out

@@ -283,7 +283,7 @@ CHUNK_CYCLES = 20_000_000  # between timeout checks (~0.3 s of host time)
 
 def run_image(
     elf: Path, board, timeout: float, cuts: list[int], cut_unit: str = "instructions",
-    supply_mv: int | None = None,
+    supply_mv: int | None = None, writes: list[tuple[int, str, int, int, int]] | None = None,
 ):  # fmt: skip
     """Run a batteryless MSP430 image to ``bl_done``; return a :class:`batteryless.firmware.RunResult`.
 
@@ -292,7 +292,10 @@ def run_image(
     registers, SRAM, LEA RAM and peripherals are lost and the image boots again from its reset vector with
     FRAM as it was. Marks: writes to ``[emulator].mark_register`` with their MCLK cycle. ``output`` is
     the last boot's output (the buffer is SRAM), ``boot_outputs`` what each earlier boot printed before
-    its cut. ``supply_mv``: the supply the ADC12_B model converts (the EVE supply hook), 0 if not given."""
+    its cut. ``supply_mv``: the supply the ADC12_B model converts (the EVE supply hook), 0 if not given.
+    ``writes``: (count, symbol, address, size, value) from :func:`batteryless.firmware.run` (``count`` in
+    ``cut_unit``): written once the count reaches it, before the next instruction; a write to
+    ``bl_eve_supply_mv`` also sets the ADC model's supply."""
     import time
 
     from batteryless.firmware import RunResult
@@ -337,16 +340,44 @@ def run_image(
                         f"({sim.cycles} cycles; firmware hung?)"
                     )
 
+        pending = list(writes or [])
+
+        def now() -> int:
+            return sim.instructions if cut_unit == "instructions" else sim.cycles
+
+        def apply_due() -> None:
+            while pending and pending[0][0] <= now():
+                _, name, addr, size, value = pending.pop(0)
+                if addr >= 0:  # -1: bl_eve_supply_mv of an image with the ADC hook (no variable)
+                    sim.load(addr, int(value).to_bytes(size, "little"))
+                if name == "bl_eve_supply_mv":
+                    sim.set_supply_mv(int(value))
+
+        def advance_to(c: int) -> int:
+            while True:
+                apply_due()
+                stop = min(c, pending[0][0]) if pending else c
+                why = advance(limit_insns=stop) if cut_unit == "instructions" else advance(limit_cycles=stop)
+                if why != STOP_LIMIT or now() >= c:
+                    return why
+
+        apply_due()
         for c in cuts:
-            why = advance(limit_insns=c) if cut_unit == "instructions" else advance(limit_cycles=c)
+            why = advance_to(c)
             if why != STOP_LIMIT:
                 break  # the firmware finished (or faulted) before this cut: later cuts never happen
             cut_counts.append(sim.instructions if cut_unit == "instructions" else sim.cycles)
             # what this boot printed (SRAM, lost at the cut): on the chip a UART would have sent it out
             boot_outputs.append(output())
             sim.power_cut()
+            apply_due()
         else:
-            why = advance()
+            while pending:
+                why = advance_to(pending[0][0])
+                if why != STOP_LIMIT:
+                    break
+            else:
+                why = advance()
         if why == STOP_ILLEGAL or why == STOP_VACANT:
             raise EmulationError(f"{elf}: MSP430 simulator stopped: {STOP_NAMES[why]}, {sim.fault()}")
         if why == STOP_HALT:

@@ -109,6 +109,7 @@ def run_image(
     trace: tuple[int, int] | None = None,
     call_cuts: list[tuple[int, int]] | None = None,
     cuts_end_mark: int | None = None,
+    writes: list[tuple[int, str, int, int, int]] | None = None,
 ) -> RunResult:
     qemu = str(b.emulator.get("binary", "qemu-system-arm"))
     qpath = shutil.which(qemu)
@@ -129,6 +130,10 @@ def run_image(
         # romreload=off: a power cut does not rewrite the loaded image (flash keeps its contents), so QEMU
         # keeps its translated code across resets instead of retranslating every boot
         plugin_args += [f"cutsfile={cutsfile}", f"romreload={'on' if reload_image else 'off'}"]
+    if writes:
+        wfile = tmp / "writes.txt"
+        wfile.write_text("".join(f"{c} {a:x} {n} {v}\n" for c, _, a, n, v in writes))
+        plugin_args.append(f"writesfile={wfile}")
     if stop_at is not None:
         plugin_args.append(f"stop={stop_at}")
     if trace is not None:

@@ -9,7 +9,7 @@ import collections
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,7 @@ def run(
     call_cuts: list[tuple[int, int]] | None = None,
     cuts_end_mark: int | None = None,
     cut_unit: str = "instructions",
+    writes: Sequence[tuple[int, str, int]] | None = None,
 ) -> RunResult:
     """Run ``image`` the way ``board``'s [emulator] table says, with ``inputs`` in its bl_input buffer.
 
@@ -120,6 +121,15 @@ def run(
     (use with ``exact``): one run sweeps many offsets of a function that is called again and again.
     ``cuts_end_mark`` (QEMU): when ``bl_mark`` of this id first runs, the remaining cuts are dropped.
     ``cut_unit`` "mclk_cycles" (msp430sim only): ``cuts`` are absolute MCLK cycle counts.
+    ``writes`` (QEMU, msp430sim): ``(count, symbol, value)`` in ascending count (the unit of ``cuts``):
+    write ``value`` (little-endian, the symbol's size: 1, 2 or 4 bytes) to the image's ``symbol`` once the
+    count reaches ``count``, before the next instruction runs: count 0 before the first boot, a cut's count
+    right after that power cut, before the next boot (QEMU: at the first translation block whose count is
+    >= ``count``). Startup re-initialises RAM at every boot, so a value meant for a whole boot belongs in a
+    variable that survives it (NVM, ``BL_NVM``). On msp430sim a write to ``bl_eve_supply_mv`` also sets
+    the supply its ADC12_B model converts (``Msp430Sim.set_supply_mv``), so an image built with the ADC
+    hook (``BL_EVE_SUPPLY_ADC=1``, which has no such variable: then only the ADC model is set) reads the
+    same voltage.
 
     Raises :class:`EmulationError` if the emulator is missing or the firmware does not finish in
     ``timeout`` seconds or ``cuts`` are not positive and strictly ascending, :class:`UsageError` for a
@@ -139,6 +149,7 @@ def run(
             f"cut_unit {cut_unit!r} needs the msp430sim emulator (cycle cuts); {b.name} is {kind!r}"
         )
     ids = None if mark_ids is None else frozenset(mark_ids)
+    pokes = _resolve_writes(img, writes, kind) if writes else []
     report(progress, f"run {img.name} on {b.name}", 0, 1)
     with tempfile.TemporaryDirectory(prefix="bl-run-") as tmp:
         target = Path(tmp) / "firmware.elf"
@@ -156,12 +167,12 @@ def run(
             # symbols from the caller's image (the same addresses; its parse is cached across runs)
             res = qemu.run_image(
                 target, b, timeout, cuts or [], Path(tmp), stop_at, ids, img, reload_image, exact, trace,
-                call_cuts, cuts_end_mark,
+                call_cuts, cuts_end_mark, pokes,
             )  # fmt: skip
         elif kind == "mspdebug":
             res = mspdebug.run_image(target, b, timeout, cuts or [])
         elif kind == "msp430sim":
-            res = msp430sim.run_image(target, b, timeout, cuts or [], cut_unit)
+            res = msp430sim.run_image(target, b, timeout, cuts or [], cut_unit, writes=pokes)
         else:
             raise EmulationError(f"{b.path}: [emulator].kind {kind!r} cannot run firmware")
     if kind != "qemu":
@@ -170,6 +181,42 @@ def run(
             res.marks = [m for m in res.marks if m[0] in ids]
     report(progress, f"run {img.name} on {b.name}", 1, 1)
     return res
+
+
+def _resolve_writes(
+    img: Path, writes: Sequence[tuple[int, str, int]], kind: str | None
+) -> list[tuple[int, str, int, int, int]]:
+    """``writes`` as (count, symbol, address, size, value), checked: a one-line :class:`UsageError` for an
+    emulator without writes, a symbol the image lacks, a size other than 1/2/4, a value that does not fit
+    or counts that go backwards."""
+    if kind not in ("qemu", "msp430sim"):
+        raise UsageError(
+            f"memory writes during a run need QEMU or msp430sim; this board's emulator is {kind!r}"
+        )
+    from batteryless.firmware.image import symbols
+
+    syms = symbols(img)
+    out: list[tuple[int, str, int, int, int]] = []
+    last = 0
+    for count, name, value in writes:
+        if isinstance(count, bool) or not isinstance(count, int) or count < last:
+            raise UsageError(f"write counts must be ascending integers >= 0: {count!r} after {last}")
+        last = count
+        if name not in syms and kind == "msp430sim" and name == "bl_eve_supply_mv":
+            # an image with the ADC hook has no variable (the linker dropped it): the ADC model only
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+                raise UsageError(f"value {value!r} for {name} does not fit its 2 byte(s) (unsigned)")
+            out.append((count, name, -1, 2, value))
+            continue
+        if name not in syms:
+            raise UsageError(f"{img}: no symbol {name!r} to write (not built with it?)")
+        size = syms[name].size
+        if size not in (1, 2, 4):
+            raise UsageError(f"{img}: symbol {name!r} is {size} bytes; writes take 1, 2 or 4")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
+            raise UsageError(f"value {value!r} for {name} does not fit its {size} byte(s) (unsigned)")
+        out.append((count, name, syms[name].address, size, value))
+    return out
 
 
 def _check_cuts(cuts: list[int]) -> None:

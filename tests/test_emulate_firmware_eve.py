@@ -1,0 +1,129 @@
+"""Firmware-level emulation of an EVE image (issue 11, "the firmware level feeds the stored energy to the
+image"): at every power-on the emulator writes the energy buffer's voltage at that boot into the image
+(QEMU and msp430sim: ``bl_eve_supply_mv`` through ``run(writes=...)``; msp430sim also its ADC12_B model),
+so the image picks its mode from the trace; every finished inference equals the numeric spec in the mode
+it recorded. A non-EVE artifact runs as before (nothing written)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from batteryless.artifact import load_artifact, save_artifact
+from batteryless.emulate import firmware as fwmod
+from batteryless.emulate.firmware import (
+    emulate_firmware,
+    eve_mode_supplies,
+    eve_references,
+    firmware_board,
+    profile_image,
+)
+from batteryless.errors import UsageError
+from batteryless.eve.modes import set_modes
+from batteryless.firmware import run
+from batteryless.flex import build_flex, continuous_input, model_input
+from batteryless.spec import integer_inference
+
+pytestmark = pytest.mark.firmware
+
+KEEP = [1.0, 0.5, 0.25]
+N_SAMPLES = 3
+# The generated table (100 uF, v_off 1.8 V) wants >= 1.96 V for the largest mode and >= 1.88 V for the
+# smallest: the buffer starts full (3.6 V: the first boot runs the largest mode), then every later boot
+# happens at v_on = 1.87 V (the smallest). 1 mF keeps several inferences in every power-on period.
+RUN = dict(capacitance_f=1e-3, v_on=1.87, v_initial=3.6, max_periods=4)
+CASES = {
+    "qemu": ("mps2-an386", None, "qemu-system-arm", {}),
+    # the ADC hook: the image reads the supply through the ADC12_B model (set_supply_mv), not the variable
+    "msp430sim": ("msp430fr5994", "msp430sim", "clang", {"BL_EVE_SUPPLY_ADC": 1}),
+}
+
+
+@pytest.fixture(scope="module")
+def eve_mlp(artifacts, tmp_path_factory):
+    art = load_artifact(artifacts["mlp"])
+    set_modes(art, KEEP)
+    return save_artifact(art, tmp_path_factory.mktemp("evefw") / "mlp3.bl")
+
+
+def _image(art_path, case, d):
+    board, emu, tool, defines = CASES[case]
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (scripts/setup.sh)")
+    b = firmware_board(board, "ref", emu)
+    log_len = 16 if case == "qemu" else 8
+    img = build_flex(art_path, b, d / "flex", continuous=True, log_len=log_len, extra_defines=defines)
+    return b, img
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_eve_image_follows_the_stored_energy_bit_exact_per_mode(eve_mlp, digits, tmp_path, case):
+    b, img = _image(eve_mlp, case, tmp_path)
+    samples = [model_input(eve_mlp, s) for s in range(N_SAMPLES)]
+    supplies = eve_mode_supplies(img)
+    assert supplies is not None and len(supplies) == len(KEEP)
+    # the emulator's references per mode are the numeric spec's (so "all_correct" below is against it)
+    prof = profile_image(img, b, samples, supply_mv=supplies[0])
+    prof["references_by_mode"], prof["per_inference_min"] = eve_references(img, b, samples, supplies)
+    art = load_artifact(eve_mlp)
+    spec = [
+        integer_inference(art, digits.x_test[:N_SAMPLES], img.paths, mode=m).tolist()
+        for m in range(len(KEEP))
+    ]
+    assert prof["references_by_mode"] == spec
+    assert spec[0] != spec[-1]
+
+    rep = emulate_firmware("rf-3m", b, image=img, samples=samples, profile=prof, **RUN)
+    fw = rep["firmware"]
+    last = str(len(KEEP) - 1)
+    assert fw["all_correct"] and not fw["wrong"] and fw["checked"] == fw["inferences"] > 0, rep["warnings"]
+    assert rep["warnings"] == [] and fw["resets"] == len(rows := fw["periods"])  # ran to the trace end
+    # per-mode counts of the finished inferences: the largest (first boot) and the smallest (the others)
+    assert set(fw["modes"]) == {"0", last}, fw["modes"]
+    assert sum(fw["modes"].values()) == fw["inferences"]
+    assert rows[0]["supply_mv"] == 3600 and all(r["supply_mv"] == 1870 for r in rows[1:])
+    # inferences that start in a later period run the smallest mode (at least one finished there)
+    assert any(r["inferences"] for r in rows[2:])
+    assert "supply" in fw
+
+
+def test_non_eve_artifact_is_unaffected(artifacts, tmp_path, monkeypatch):
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (scripts/setup.sh)")
+    calls = []
+    real = fwmod.run
+
+    def spy(*a, **k):
+        calls.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(fwmod, "run", spy)
+    rep = emulate_firmware(
+        "rf-3m", "mps2-an386", artifact=artifacts["mlp"], out_dir=tmp_path, n_samples=2, max_periods=2
+    )
+    fw = rep["firmware"]
+    assert fw["all_correct"] and fw["inferences"] > 0
+    assert rep["warnings"] == [] and "modes" not in fw and "supply" not in fw
+    assert all("supply_mv" not in r for r in fw["periods"])
+    assert calls and all("writes" not in k for k in calls)
+
+
+def test_bad_writes_are_one_line_usage_errors(eve_mlp, tmp_path):
+    b, img = _image(eve_mlp, "qemu", tmp_path)
+    inp = continuous_input([model_input(eve_mlp, 0)], inferences=1)
+    for writes, match in (
+        ([(0, "bl_eve_supply_mv", 70000)], "does not fit"),
+        ([(0, "bl_eve_supply_mv", -1)], "does not fit"),
+        ([(0, "no_such_symbol", 1)], "no symbol"),
+        ([(5, "bl_eve_supply_mv", 1), (4, "bl_eve_supply_mv", 1)], "ascending"),
+    ):
+        with pytest.raises(UsageError, match=match) as ei:
+            run(img.image, b, inputs=inp, writes=writes)
+        assert "\n" not in str(ei.value)
+    with pytest.raises(UsageError, match="QEMU or msp430sim"):
+        run(img.image, "host", inputs=inp, writes=[(0, "bl_eve_supply_mv", 1)])
+    # a value written before the first instruction is what the image reads: the largest mode at 3.6 V
+    r = run(img.image, b, inputs=continuous_input([model_input(eve_mlp, 0)], inferences=2),
+            writes=[(0, "bl_eve_supply_mv", 3600)], mark_ids=[])  # fmt: skip
+    assert r.exit_code == 0 and " mode 0 " in r.output, r.output[-300:]
