@@ -277,7 +277,9 @@ class BslEmulator:
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=2)
+            # the serving thread wakes within 20 ms (select timeout, stop-aware sleeps); wait for it before
+            # closing, or a late write could land on a file descriptor number the process has reused
+            self._thread.join(timeout=30)
         for fd in (self.master, self.slave):
             if fd >= 0:
                 os.close(fd)
@@ -304,7 +306,7 @@ class BslEmulator:
     def _host_baud(self) -> int | None:
         try:
             attrs = termios.tcgetattr(self.master)
-        except termios.error:
+        except (termios.error, OSError, ValueError):  # ValueError: closed (-1) while stopping
             return None
         return _BAUD_CONST.get(attrs[5])
 
@@ -312,11 +314,10 @@ class BslEmulator:
         hb = self._host_baud()
         return hb is not None and hb != self.device.baud
 
-    @staticmethod
-    def _sleep_until(t: float) -> None:
+    def _sleep_until(self, t: float) -> None:
         d = t - time.monotonic()
         if d > 0:
-            time.sleep(d)
+            self._stop.wait(d)  # returns at once when stop() is called
 
     # the server loop
     def _serve(self) -> None:
@@ -418,6 +419,8 @@ class BslEmulator:
             piece = out[i : i + 16]
             t += len(piece) * bt
             self._sleep_until(t)
+            if self._stop.is_set():
+                return t
             try:
                 os.write(self.master, piece)
             except BlockingIOError:
