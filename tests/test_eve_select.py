@@ -69,6 +69,7 @@ def test_c_selector_matches_python(tmp_path):
             "-Wextra",
             "-Werror",
             f"-I{ROOT / 'firmware' / 'eve'}",
+            f"-I{ROOT / 'firmware' / 'platform'}",  # bl_eve.c places the supply reading in BL_NVM
             "-o",
             str(exe),
             str(ROOT / "firmware" / "eve" / "bl_eve.c"),
