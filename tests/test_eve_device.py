@@ -40,7 +40,8 @@ def test_schedule_has_every_mode_and_mode_0_is_the_plain_model(generated):
     for arr in plain_w.split("const ")[1:]:
         assert "const " + arr in modes_w
         extra = extra.replace("const " + arr, "")
-    assert re.findall(r"const (\w+) (\w+)\[", extra) == [("uint16_t", f"{n}_rank") for n in ("fc1", "fc2", "fc3")]
+    ranks = [("uint16_t", f"{n}_rank") for n in ("fc1", "fc2", "fc3")]
+    assert re.findall(r"const (\w+) (\w+)\[", extra) == ranks
     sched = load_schedule(d / "modes" / "schedule.json")
     assert [m.name for m in sched.modes] == ["m0", "m1", "m2"]
 

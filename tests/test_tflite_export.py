@@ -153,7 +153,13 @@ def test_interpreters_agree_with_each_other_and_the_float_model(exported):
     # the 359 samples when this was written), and how many near-ties there are depends on the training run,
     # so top-1 agreement is not asserted (it used to be >= 0.99)
     assert rep["litert_optimised_tflm_max_lsb_diff"] <= 1
-    assert rep["keras_tflite_max_abs_diff_rel"] <= 0.10
+    # int8 against float: nearly every sample within a few output steps, but the single worst sample is
+    # one whose logits leave the range the converter calibrated the int8 output on and saturate; how far
+    # depends on the training run (11.8 % of the logit range under BL_TEST_SEED=4242, with a 1.1 % 99th
+    # percentile). So: a tight bound on the 99th percentile (a wrong scale or zero point moves every
+    # sample) and a loose one on the max
+    assert rep["keras_tflite_p99_abs_diff_rel"] <= 0.05
+    assert rep["keras_tflite_max_abs_diff_rel"] <= 0.25
     assert rep["top1_agreement"] >= 0.95
     assert abs(rep["accuracy_tflite"] - rep["accuracy_reference"]) <= 0.03
 
