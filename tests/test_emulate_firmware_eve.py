@@ -80,7 +80,17 @@ def test_eve_image_follows_the_stored_energy_bit_exact_per_mode(eve_mlp, digits,
     assert fw["all_correct"] and not fw["wrong"] and fw["checked"] == fw["inferences"] > 0, rep["warnings"]
     assert rep["warnings"] == [] and fw["resets"] == len(rows := fw["periods"])  # ran to the trace end
     # per-mode counts of the finished inferences: the largest (first boot) and the smallest (the others)
-    assert set(fw["modes"]) == {"0", last}, fw["modes"]
+    # per-mode counts of the finished inferences: every one that finished in the first period started at
+    # 3.6 V (the largest mode); of those finishing later, at most one started in the first period (the one in
+    # flight at its end, resumed in its own mode) — every other started at v_on (the smallest). How many
+    # finish later depends on the MSP430's data-dependent cycle counts (so on the trained weights); on the
+    # M4 every later period finishes several
+    modes = fw["modes"]
+    later = sum(len(r["inferences"]) for r in rows[1:])
+    assert set(modes) <= {"0", last} and modes.get("0", 0) >= len(rows[0]["inferences"]), modes
+    assert modes.get(last, 0) >= later - 1, (modes, later)
+    if case == "qemu":
+        assert last in modes, modes
     assert sum(fw["modes"].values()) == fw["inferences"]
     assert rows[0]["supply_mv"] == 3600 and all(r["supply_mv"] == 1870 for r in rows[1:])
     # inferences that start in a later period run the smallest mode (at least one finished there)
