@@ -100,3 +100,32 @@ def test_a_missing_or_malformed_artifact_is_a_one_line_error(cache, tmp_path):
             cached_flex_image(path, load_board("host"), backend="ref", policy="flex", log_len=8)
         assert "\n" not in str(info.value)
     assert cache == [] and not list((tmp_path / "cache").glob("emulate-fw-*"))
+
+
+def test_old_images_are_evicted_but_not_the_one_in_use(cache, artifacts, monkeypatch):
+    import fcntl
+    import os
+
+    board = load_board("host")
+    monkeypatch.setenv("BATTERYLESS_CACHE_IMAGES", "2")
+    first, _ = cached_flex_image(artifacts[0], board, backend="ref", policy="flex", log_len=8)
+    second, _ = cached_flex_image(artifacts[1], board, backend="ref", policy="flex", log_len=8)
+
+    def entry(img):  # the cache entry (a folder directly under the cache) that holds the image
+        root = firmware_cache.cache_dir().resolve()
+        return next(p for p in img.image.resolve().parents if p.parent == root)
+
+    old = entry(first)
+    os.utime(old / firmware_cache.MARKER, (1, 1))  # the least recently used of the two
+    third, built = cached_flex_image(artifacts[0], board, backend="ref", policy="layer", log_len=8)
+    assert built and not old.exists() and second.image.is_file() and third.image.is_file()
+    # an entry whose lock another process holds survives eviction
+    os.utime(entry(second) / firmware_cache.MARKER, (1, 1))
+    with open(entry(second).with_suffix(".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert firmware_cache.evict(keep=1) == []
+    assert second.image.is_file()
+    assert firmware_cache.evict(keep=1) == [entry(second)]
+    monkeypatch.setenv("BATTERYLESS_CACHE_IMAGES", "zero")
+    with pytest.raises(ValueError, match="BATTERYLESS_CACHE_IMAGES"):
+        firmware_cache._keep()

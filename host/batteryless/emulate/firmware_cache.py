@@ -8,7 +8,9 @@ PATH that build it (cmake, clang, ld.lld, arm-none-eabi-gcc, the host cc); and t
 (firmware/, checkpointing/, tools/msp430/, CMakeLists.txt, the batteryless package that generates the C, and
 the CMSIS-DSP release). An entry lives in the helper cache (``build/cache`` or ``$BATTERYLESS_CACHE``), is
 built under a lock (parallel callers build it once) and counts only once its ``image.json`` is written,
-atomically, after the build succeeded: an interrupted build is thrown away and redone."""
+atomically, after the build succeeded: an interrupted build is thrown away and redone. The cache keeps the
+``$BATTERYLESS_CACHE_IMAGES`` (default 16) most recently used images and removes older ones after each build;
+an entry another process holds (its lock is taken) is never removed."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,6 +36,8 @@ GRANULARITY = "auto"  # what build_flex uses by default, and so what the emulato
 _TOOLS = ("cmake", "clang", "ld.lld-14", "ld.lld", "arm-none-eabi-gcc", "cc")
 _SOURCE_DIRS = ("firmware", "checkpointing", "tools/msp430", "host/batteryless")
 _SOURCE_FILES = ("CMakeLists.txt", "third_party/cmsisdsp/PKG-INFO")
+PREFIX = "emulate-fw-"
+KEEP_DEFAULT = 16  # images of ~1-3 MB each: a few dozen MB at most, and enough for a benchmark's boards/backends
 
 
 @functools.cache
@@ -117,6 +122,7 @@ def cached_flex_image(
         marker = entry / MARKER
         if marker.is_file():
             report(progress, "firmware: image (cached)", 1, 1)
+            marker.touch()  # most recently used: the last to be evicted
             return _from_json(marker.read_text(), entry), False
         if entry.exists():  # a build that did not finish: nothing in it can be trusted
             shutil.rmtree(entry)
@@ -132,4 +138,45 @@ def cached_flex_image(
             backend=backend,
         )
         atomic_write(marker, _to_json(img, entry))
+    evict(keep=_keep(), spare=entry)
     return img, True
+
+
+def _keep() -> int:
+    raw = os.environ.get("BATTERYLESS_CACHE_IMAGES", str(KEEP_DEFAULT))
+    try:
+        keep = int(raw)
+    except ValueError:
+        keep = -1
+    if keep < 1:
+        raise ValueError(f"BATTERYLESS_CACHE_IMAGES must be a positive integer, got {raw!r}")
+    return keep
+
+
+def evict(*, keep: int, spare: Path | None = None) -> list[Path]:
+    """Remove the least recently used finished images beyond the newest ``keep`` (never ``spare``, never one
+    whose lock another process holds) and unfinished builds nobody is running. Returns the removed entries."""
+    import fcntl
+
+    root = cache_dir()
+    entries = [p for p in root.glob(PREFIX + "*") if p.is_dir()] if root.is_dir() else []
+
+    def used(p: Path) -> float:
+        marker = p / MARKER
+        return marker.stat().st_mtime if marker.is_file() else -1.0  # unfinished: first to go
+
+    removed = []
+    for p in sorted(entries, key=used, reverse=True)[keep:]:
+        if spare is not None and p.resolve() == spare.resolve():
+            continue
+        with open(p.with_suffix(".lock"), "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being built or read right now
+            try:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    return removed
