@@ -37,7 +37,7 @@ _TOOLS = ("cmake", "clang", "ld.lld-14", "ld.lld", "arm-none-eabi-gcc", "cc")
 _SOURCE_DIRS = ("firmware", "checkpointing", "tools/msp430", "host/batteryless")
 _SOURCE_FILES = ("CMakeLists.txt", "third_party/cmsisdsp/PKG-INFO")
 PREFIX = "emulate-fw-"
-KEEP_DEFAULT = 16  # images of ~1-3 MB each: a few dozen MB at most, and enough for a benchmark's boards/backends
+KEEP_DEFAULT = 16  # images of 1-3 MB each: tens of MB at most, enough for one benchmark's boards and backends
 
 
 @functools.cache
@@ -117,7 +117,7 @@ def cached_flex_image(
     the image and whether this call built it."""
     load_artifact(artifact)  # a missing or malformed artifact: its one-line ArtifactError, before any hashing
     key = image_key(artifact, board, backend=backend, policy=policy, log_len=log_len)
-    entry = (cache_dir() / f"emulate-fw-{board.name}-{backend}-{key}").resolve()
+    entry = (cache_dir() / f"{PREFIX}{board.name}-{backend}-{key}").resolve()
     with _FileLock(entry.with_suffix(".lock")):
         marker = entry / MARKER
         if marker.is_file():
