@@ -27,6 +27,7 @@ from batteryless.artifact import Artifact, load_artifact, propagate_shapes
 from batteryless.boards import Board, load_board
 from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen import modes as eve_modes
+from batteryless.codegen import tasks as tasks_mod
 from batteryless.codegen.costs import CostModel, cost_model
 from batteryless.errors import CodegenError, UsageError
 from batteryless.eve.modes import has_modes
@@ -775,11 +776,6 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         wr, wi = twiddles(kmax)
         weights.append(_c_array("int16_t", "bl_twiddles", np.stack([wr, wi], axis=1)))
     fft_cfgs = [f"static const bl_fft_cfg fft{k} = {{{k}u, {max(fft_ks)}u, bl_twiddles}};" for k in fft_ks]
-    tl = plan.tasks
-    ends = [int(i + 1 == len(tl) or tl[i + 1].layer != t.layer) for i, t in enumerate(tl)]  # layer ends
-    cases = "\n".join(
-        f"  case {i}u: /* {t.name} */\n    return {_task_expr(plan, t)};" for i, t in enumerate(plan.tasks)
-    )
     model_c = f"""{c_banner}#include <stddef.h>
 #include <stdint.h>
 
@@ -802,7 +798,7 @@ BL_MODEL_BUF int16_t bl_act1[{plan.act_len}];
 {f"int16_t bl_work[{4 * plan.max_k}];" if plan.max_k else ""}
 {f"BL_MODEL_BUF int32_t bl_acc0[{plan.acc_len}];" if plan.acc_len else ""}
 {f"BL_MODEL_BUF int32_t bl_acc1[{plan.acc_len}];" if plan.acc_len else ""}
-{_units_table(plan)}
+{tasks_mod.units_table(plan)}
 
 {chr(10).join(plan.geoms)}
 {chr(10).join(fft_cfgs)}
@@ -825,17 +821,7 @@ void bl_model_load_input_part(const volatile int16_t *src, uint16_t e0, uint16_t
   }}
 }}
 
-bl_status bl_model_task(uint16_t t)
-{{
-  switch (t) {{
-{cases}
-  default:
-    return BL_ERR_ARG;
-  }}
-}}
-
-const uint8_t bl_model_task_layer_end[BL_MODEL_NUM_TASKS] = {{{", ".join(f"{e}u" for e in ends)}}};
-
+{tasks_mod.dispatch_c(plan)}
 const int16_t *bl_model_output(void)
 {{
   return {plan.output_buffer};
@@ -885,24 +871,8 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
     return files
 
 
-def _task_expr(plan: _Plan, t: Task) -> str:
-    """A task's C expression: its call, or for an EVE layer the call each mode makes (codegen/modes.py)."""
-    lm, lits = plan.eve.get(t.layer, (None, {}))
-    if lm is not None and t.in_block is not None:
-        return eve_modes.input_case(lm, t.call, t.in_block)
-    return eve_modes.task_case(lm, t.call, t.sel_fmt, lits)
-
-
 def _task_cycles(t: Task, costs: CostModel) -> float:
     return costs.cycles(macs=t.macs, butterflies=t.butterflies, elements=t.elements, calls=1)
-
-
-def _units_table(plan: _Plan) -> str:
-    """The bl_mac_unit of every bl_mac_step task (const: flash / FRAM code region)."""
-    if not plan.units:
-        return ""
-    rows = ",\n".join("  {" + ", ".join(f"{v}u" for v in u) + "}" for u in plan.units)
-    return f"static const bl_mac_unit bl_units[{len(plan.units)}] = {{\n{rows}\n}};\n"
 
 
 def _schedule(art, art_name, art_sha, b: Board, backend, plan: _Plan, memory, costs: CostModel) -> dict:
