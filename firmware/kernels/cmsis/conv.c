@@ -160,6 +160,111 @@ static void dense_row_mve(const int16_t *p, const int16_t *w, uint32_t nrows, ui
 }
 #endif
 
+#if BL_MVE
+/* Dense 3x3, stride 1, under Helium (the first convolution of an image model: few input channels, so the
+ * general paths' per-tap bookkeeping cost more than the MACs; the digits CNN's conv1 measured 18.3k
+ * instructions with dense_row_mve above, GCC 12 spilling its weights and row addresses).
+ * The input rows are copied once per call into P with the width padding as zeros and a fixed row stride RW
+ * (a compile-time constant, so the nine taps of a vector are immediate offsets from one pointer), per
+ * channel `rows` rows. Per output channel and column quad, one output row after another: nine VLDRH.S32 +
+ * VMLA by a scalar weight (four outputs per vector, int32 lanes, modulo 2^32 = the spec's wrap32), then
+ * requantised on the vector: VRSHL by -shift is the spec's floor((v + 2^(shift-1)) / 2^shift) (the
+ * Armv8.1-M pseudo-code rounds in unbounded integer arithmetic before shifting, so no overflow), VQMOVNB
+ * saturates to int16 into each word's low halfword, VSTRH.32 stores those: bit-exact. With one input
+ * channel (C1) the nine weights stay in scalar registers for the whole output channel. */
+#define BL_CMSIS_P3_MAX 1024u /* int16: padded input rows, 2 KB of stack */
+
+static inline __attribute__((always_inline)) void conv3x3_quad_mve(const int16_t *p, const int16_t *w, uint32_t C,
+                                                                    uint32_t cstride, uint32_t RW, uint32_t nrow,
+                                                                    uint32_t out_w, int32x4_t bias_v,
+                                                                    int32x4_t nshift_v, int16_t *out) {
+  const int16x8_t zero = vdupq_n_s16(0);
+  if (C == 1u) {
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7];
+    const int32_t w8 = w[8];
+    for (uint32_t r = 0; r < nrow; r++, p += RW, out += out_w) {
+      int32x4_t acc = bias_v;
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p), w0);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + 1), w1);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2), w2);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + RW), w3);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + RW + 1), w4);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + RW + 2), w5);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2 * RW), w6);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2 * RW + 1), w7);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2 * RW + 2), w8);
+      vstrhq_s32(out, vreinterpretq_s32_s16(vqmovnbq_s32(zero, vrshlq_s32(acc, nshift_v))));
+    }
+    return;
+  }
+  for (uint32_t r = 0; r < nrow; r++, p += RW, out += out_w) {
+    int32x4_t acc = bias_v;
+    const int16_t *pc = p, *wc = w;
+    for (uint32_t c = 0; c < C; c++, pc += cstride, wc += 9) {
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc), wc[0]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 1), wc[1]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 2), wc[2]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + RW), wc[3]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + RW + 1), wc[4]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + RW + 2), wc[5]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 2 * RW), wc[6]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 2 * RW + 1), wc[7]);
+      acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 2 * RW + 2), wc[8]);
+    }
+    vstrhq_s32(out, vreinterpretq_s32_s16(vqmovnbq_s32(zero, vrshlq_s32(acc, nshift_v))));
+  }
+}
+
+/* The row stride conv3x3_mve uses for this geometry (16 or 32 int16), 0 when it does not apply. */
+static uint32_t conv3x3_stride(const bl_conv_geom *g, int16_t shift, uint16_t o0, uint16_t o1, uint16_t oy0,
+                               uint16_t oy1) {
+  if (g->kh != 3u || g->kw != 3u || g->sh != 1u || g->sw != 1u || g->out_w % 4u != 0 || shift < 1 || shift > 31)
+    return 0;
+  const uint32_t pw = (uint32_t)g->in_w + 2u * g->pw, rows = (uint32_t)(oy1 - oy0) + 2u;
+  const uint32_t RW = pw <= 16u ? 16u : (pw <= 32u ? 32u : 0u);
+  if (RW == 0 || (uint32_t)g->out_w + 2u > pw) return 0; /* out_w + 2 = the padded columns the taps read */
+  if ((uint32_t)g->in_ch * rows * RW > BL_CMSIS_P3_MAX || (uint32_t)(o1 - o0) * g->in_ch * 9u > BL_CMSIS_WIDE_MAX)
+    return 0;
+  return RW;
+}
+
+static void conv3x3_mve(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                        const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                        uint16_t oy1, uint32_t RW) {
+  int16_t P[BL_CMSIS_P3_MAX];
+  int16_t wt[BL_CMSIS_WIDE_MAX];
+  const uint32_t C = g->in_ch, rows = (uint32_t)(oy1 - oy0) + 2u, nrow = (uint32_t)(oy1 - oy0);
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w, in_hw = (uint32_t)g->in_h * g->in_w;
+  const int32_t ylo = (int32_t)oy0 - g->ph;
+  memset(P, 0, C * rows * RW * sizeof *P);
+  for (uint32_t c = 0; c < C; c++)
+    for (uint32_t r = 0; r < rows; r++) {
+      const int32_t iy = ylo + (int32_t)r;
+      if (iy >= 0 && iy < (int32_t)g->in_h)
+        memcpy(P + (c * rows + r) * RW + g->pw, x + c * in_hw + (uint32_t)iy * g->in_w,
+               (uint32_t)g->in_w * sizeof *P);
+    }
+  const uint32_t n = (uint32_t)(o1 - o0) * C * 9u, base = (uint32_t)o0 * C * 9u;
+  for (uint32_t t = 0; t < n; t++) wt[t] = w16 != 0 ? w16[base + t] : (int16_t)w8[base + t];
+  const int32x4_t nshift_v = vdupq_n_s32(-(int32_t)shift);
+  for (uint32_t o = o0; o < o1; o++) {
+    const int16_t *wo = wt + (o - o0) * C * 9u;
+    const int32x4_t bias_v = vdupq_n_s32(bias != 0 ? bias[o] : 0);
+    int16_t *out = y + o * out_hw + (uint32_t)oy0 * g->out_w;
+    for (uint32_t ox = 0; ox < g->out_w; ox += 4u) {
+      if (C == 1u && RW == 16u)
+        conv3x3_quad_mve(P + ox, wo, 1u, 0, 16u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+      else if (C == 1u)
+        conv3x3_quad_mve(P + ox, wo, 1u, 0, 32u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+      else if (RW == 16u)
+        conv3x3_quad_mve(P + ox, wo, C, rows * 16u, 16u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+      else
+        conv3x3_quad_mve(P + ox, wo, C, rows * 32u, 32u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+    }
+  }
+}
+#endif
+
 static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
                             uint16_t oy1) {
@@ -510,6 +615,13 @@ bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (!fits(g, 1u)) return bl_ref_conv_dense_w16(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+#if BL_MVE
+  const uint32_t rw3 = conv3x3_stride(g, shift, o0, o1, oy0, oy1);
+  if (rw3 != 0) {
+    conv3x3_mve(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1, rw3);
+    return BL_OK;
+  }
+#endif
   if (rows_fit(g, o0, o1, oy0, oy1)) {
     conv_dense_rows(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1);
     return BL_OK;
@@ -524,6 +636,13 @@ bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
   if (!fits(g, 1u)) return bl_ref_conv_dense_w8(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+#if BL_MVE
+  const uint32_t rw3 = conv3x3_stride(g, shift, o0, o1, oy0, oy1);
+  if (rw3 != 0) {
+    conv3x3_mve(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1, rw3);
+    return BL_OK;
+  }
+#endif
   if (rows_fit(g, o0, o1, oy0, oy1)) {
     conv_dense_rows(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1);
     return BL_OK;
