@@ -166,6 +166,20 @@ def _odd_artifact(tmp_path, kind, bits):
         shape = (3, 9, 7)
         n = feats(torch.zeros(1, *shape)).shape[1]
         net = nn.Sequential(*feats, BlockCirculantLinear(n, 9, 4))
+    elif kind.startswith("3x3w"):
+        # dense 3x3 stride-1 convolutions with out_w a multiple of 4: the Helium fixed-row-stride path of
+        # cmsis/conv.c (row stride 16 for width 12, 32 for width 20; one input channel, then three)
+        w = int(kind[4:])
+        feats = nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(3, 5, 3, padding=(0, 1)),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        shape = (1, 5, w)
+        n = feats(torch.zeros(1, *shape)).shape[1]
+        net = nn.Sequential(*feats, BlockCirculantLinear(n, 6, 4))
     else:
         feats = nn.Sequential(
             BlockCirculantConv(1, 3, 7, (4,), 2, (1,), (2,)),
@@ -204,6 +218,26 @@ def test_cmsis_odd_geometries_direct_exact_fft_bounded(tmp_path, kind, bits, boa
                 assert r["max_abs_isolated"] <= FFT_LAYER_TOL_FFT_LSB[r["block"]] * 2 ** -r["shift_out"], r
             else:
                 assert r["max_abs_isolated"] == 0, (path, r)
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,bits", [("3x3w12", 8), ("3x3w20", 16)])
+def test_m55_dense_3x3_path_bit_exact(tmp_path, kind, bits):
+    """The Helium 3x3 stride-1 path (both row strides, one and several input channels) against the spec."""
+    art_path, x = _odd_artifact(tmp_path, kind, bits)
+    art = load_artifact(art_path)
+    xq = quantize_input(art, x)
+    gen = tmp_path / "gen"
+    res = codegen(art_path, "mps3-an547", gen, backend="cmsis", path="direct")
+    write_dump_table(gen)
+    img = build("mps3-an547", gen, "cmsis", app="layers", out_dir=tmp_path / "b").image
+    dev = run_layers(img, "mps3-an547", gen, xq)
+    rows = compare_layers(art, xq, res.paths, dev)
+    assert sum(r["op"] == "conv2d" for r in rows) == 2, rows
+    for r in rows:
+        assert r["max_abs_isolated"] == 0, r
+    assert np.array_equal(dev.logits, integer_inference_q(art, xq, res.paths))
 
 
 @pytest.mark.firmware
