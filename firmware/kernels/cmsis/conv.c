@@ -511,6 +511,57 @@ static bool circ_padded_fits(const bl_conv_geom *g, uint16_t k, uint16_t oy0, ui
          q * rows * wp * 2u * k <= BL_CMSIS_XP_MAX;
 }
 
+#if BL_MVE
+/* Helium inner part of conv_circ_padded for k = 8 / 16 (KK, a constant so the block loop's body is
+ * straight-line) over output channels [c0, c1) (multiples of 4) of one block row: per output position and
+ * four rows, nb blocks of one (two) weight vector(s) and four sliding windows, VMLADAVA into four scalar
+ * accumulators (even registers: four is what fits beside the pointers); the window of block b is
+ * base + off[b] (no pointer list per position). The four sums are moved into one vector, the bias vector
+ * added (modulo 2^32) and requantised there (VRSHL + VQMOVNB, see conv3x3_mve), and scattered to the four
+ * channels' planes (VSTRH.32 with offsets 0, out_hw, 2 out_hw, 3 out_hw). */
+static inline __attribute__((always_inline)) void circ_padded_rows_mve(
+    const int16_t *X, const uint32_t *off, const int16_t *wt, const int32_t *bias, uint32_t KK, uint32_t nb,
+    const bl_conv_geom *g, uint32_t W, uint32_t k2, int32_t shift, int16_t *y, uint32_t ib, uint32_t c0,
+    uint32_t c1, uint32_t oy0, uint32_t oy1) {
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w;
+  const int32x4_t nshift_v = vdupq_n_s32(-shift);
+  const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), out_hw);
+  const int16x8_t zero = vdupq_n_s16(0);
+  for (uint32_t o = c0; o < c1; o += 4u) {
+    const uint32_t rr = o - ib;
+    const int32x4_t bias_v = bias != 0 ? vldrwq_s32(bias + o) : vdupq_n_s32(0);
+    for (uint32_t oy = oy0; oy < oy1; oy++) {
+      for (uint32_t ox = 0; ox < g->out_w; ox++) {
+        const int16_t *base = X + ((oy - oy0) * g->sh * W + ox * g->sw) * k2 + KK - rr;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const int16_t *c = wt;
+        for (uint32_t b = 0; b < nb; b++, c += KK) {
+          const int16_t *p = base + off[b];
+          const int16x8_t w0 = vld1q_s16(c);
+          s0 = vmladavaq_s16(s0, w0, vld1q_s16(p));
+          s1 = vmladavaq_s16(s1, w0, vld1q_s16(p - 1));
+          s2 = vmladavaq_s16(s2, w0, vld1q_s16(p - 2));
+          s3 = vmladavaq_s16(s3, w0, vld1q_s16(p - 3));
+          if (KK == 16u) {
+            const int16x8_t w1 = vld1q_s16(c + 8);
+            s0 = vmladavaq_s16(s0, w1, vld1q_s16(p + 8));
+            s1 = vmladavaq_s16(s1, w1, vld1q_s16(p + 7));
+            s2 = vmladavaq_s16(s2, w1, vld1q_s16(p + 6));
+            s3 = vmladavaq_s16(s3, w1, vld1q_s16(p + 5));
+          }
+        }
+        int32x4_t a = vsetq_lane_s32(s0, vdupq_n_s32(s1), 0);
+        a = vsetq_lane_s32(s2, a, 2);
+        a = vsetq_lane_s32(s3, a, 3);
+        a = vaddq_s32(a, bias_v);
+        const int16x8_t n = vqmovnbq_s32(zero, vrshlq_s32(a, nshift_v));
+        vstrhq_scatter_shifted_offset_s32(y + o * out_hw + oy * g->out_w + ox, offs, vreinterpretq_s32_s16(n));
+      }
+    }
+  }
+}
+#endif
+
 static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                              uint16_t oy0, uint16_t oy1) {
@@ -565,6 +616,15 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
           for (uint32_t t = 0; t < taps; t++, dst += k) *dst = w8[s0 + d * taps + t];
       }
     }
+#if BL_MVE
+    if (in_range && (c0 & 3u) == 0 && (c1 & 3u) == 0 && (k == 8u || k == 16u)) {
+      if (k == 8u)
+        circ_padded_rows_mve(X, off, wt, bias, 8u, nb, g, W, k2, shift, y, i * k, c0, c1, oy0, oy1);
+      else
+        circ_padded_rows_mve(X, off, wt, bias, 16u, nb, g, W, k2, shift, y, i * k, c0, c1, oy0, oy1);
+      continue;
+    }
+#endif
     for (uint32_t oy = oy0; oy < oy1; oy++) {
       for (uint32_t ox = 0; ox < g->out_w; ox++) {
         const int16_t *base = X + ((oy - oy0) * g->sh * W + ox * g->sw) * k2;
