@@ -514,40 +514,47 @@ static bool circ_padded_fits(const bl_conv_geom *g, uint16_t k, uint16_t oy0, ui
 #if BL_MVE
 /* Helium inner part of conv_circ_padded for k = 8 / 16 (KK, a constant so the block loop's body is
  * straight-line) over output channels [c0, c1) (multiples of 4) of one block row: per output position and
- * four rows, nb blocks of one (two) weight vector(s) and four sliding windows, VMLADAVA into four scalar
- * accumulators (even registers: four is what fits beside the pointers); the window of block b is
- * base + off[b] (no pointer list per position). The four sums are moved into one vector, the bias vector
- * added (modulo 2^32) and requantised there (VRSHL + VQMOVNB, see conv3x3_mve), and scattered to the four
- * channels' planes (VSTRH.32 with offsets 0, out_hw, 2 out_hw, 3 out_hw). */
+ * four rows, the q x kh x kw (block, tap) windows of one (two) weight vector(s) each and four sliding
+ * windows, VMLADAVA into four scalar accumulators (even registers: four is what fits beside the pointers).
+ * The windows of one (block, kernel row) are KK2 = 2k apart, so with kw = 3 (KW, constant) the three taps
+ * are immediate offsets from one pointer; roff[] holds each (block, kernel row)'s offset from the
+ * position's base. The four sums are moved into one vector, the bias vector added (modulo 2^32) and
+ * requantised there (VRSHL + VQMOVNB, see conv3x3_mve), and scattered to the four channels' planes
+ * (VSTRH.32 with offsets 0, out_hw, 2 out_hw, 3 out_hw). */
 static inline __attribute__((always_inline)) void circ_padded_rows_mve(
-    const int16_t *X, const uint32_t *off, const int16_t *wt, const int32_t *bias, uint32_t KK, uint32_t nb,
-    const bl_conv_geom *g, uint32_t W, uint32_t k2, int32_t shift, int16_t *y, uint32_t ib, uint32_t c0,
+    const int16_t *X, const uint32_t *roff, uint32_t nrows, const int16_t *wt, const int32_t *bias, uint32_t KK,
+    uint32_t KW, const bl_conv_geom *g, uint32_t W, int32_t shift, int16_t *y, uint32_t ib, uint32_t c0,
     uint32_t c1, uint32_t oy0, uint32_t oy1) {
-  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w;
+  const uint32_t out_w = g->out_w, out_hw = (uint32_t)g->out_h * out_w, KK2 = 2u * KK;
+  const uint32_t step_x = g->sw * KK2, step_y = g->sh * W * KK2;
   const int32x4_t nshift_v = vdupq_n_s32(-shift);
   const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), out_hw);
   const int16x8_t zero = vdupq_n_s16(0);
   for (uint32_t o = c0; o < c1; o += 4u) {
-    const uint32_t rr = o - ib;
     const int32x4_t bias_v = bias != 0 ? vldrwq_s32(bias + o) : vdupq_n_s32(0);
-    for (uint32_t oy = oy0; oy < oy1; oy++) {
-      for (uint32_t ox = 0; ox < g->out_w; ox++) {
-        const int16_t *base = X + ((oy - oy0) * g->sh * W + ox * g->sw) * k2 + KK - rr;
+    const int16_t *row = X + KK - (o - ib);
+    int16_t *out = y + o * out_hw + oy0 * out_w;
+    for (uint32_t oy = oy0; oy < oy1; oy++, row += step_y, out += out_w) {
+      const int16_t *base = row;
+      for (uint32_t ox = 0; ox < out_w; ox++, base += step_x) {
         int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         const int16_t *c = wt;
-        for (uint32_t b = 0; b < nb; b++, c += KK) {
-          const int16_t *p = base + off[b];
-          const int16x8_t w0 = vld1q_s16(c);
-          s0 = vmladavaq_s16(s0, w0, vld1q_s16(p));
-          s1 = vmladavaq_s16(s1, w0, vld1q_s16(p - 1));
-          s2 = vmladavaq_s16(s2, w0, vld1q_s16(p - 2));
-          s3 = vmladavaq_s16(s3, w0, vld1q_s16(p - 3));
-          if (KK == 16u) {
-            const int16x8_t w1 = vld1q_s16(c + 8);
-            s0 = vmladavaq_s16(s0, w1, vld1q_s16(p + 8));
-            s1 = vmladavaq_s16(s1, w1, vld1q_s16(p + 7));
-            s2 = vmladavaq_s16(s2, w1, vld1q_s16(p + 6));
-            s3 = vmladavaq_s16(s3, w1, vld1q_s16(p + 5));
+        for (uint32_t r = 0; r < nrows; r++) {
+          const int16_t *p = base + roff[r];
+#pragma GCC unroll 4
+          for (uint32_t dx = 0; dx < KW; dx++, p += KK2, c += KK) {
+            const int16x8_t w0 = vld1q_s16(c);
+            s0 = vmladavaq_s16(s0, w0, vld1q_s16(p));
+            s1 = vmladavaq_s16(s1, w0, vld1q_s16(p - 1));
+            s2 = vmladavaq_s16(s2, w0, vld1q_s16(p - 2));
+            s3 = vmladavaq_s16(s3, w0, vld1q_s16(p - 3));
+            if (KK == 16u) {
+              const int16x8_t w1 = vld1q_s16(c + 8);
+              s0 = vmladavaq_s16(s0, w1, vld1q_s16(p + 8));
+              s1 = vmladavaq_s16(s1, w1, vld1q_s16(p + 7));
+              s2 = vmladavaq_s16(s2, w1, vld1q_s16(p + 6));
+              s3 = vmladavaq_s16(s3, w1, vld1q_s16(p + 5));
+            }
           }
         }
         int32x4_t a = vsetq_lane_s32(s0, vdupq_n_s32(s1), 0);
@@ -555,7 +562,7 @@ static inline __attribute__((always_inline)) void circ_padded_rows_mve(
         a = vsetq_lane_s32(s3, a, 3);
         a = vaddq_s32(a, bias_v);
         const int16x8_t n = vqmovnbq_s32(zero, vrshlq_s32(a, nshift_v));
-        vstrhq_scatter_shifted_offset_s32(y + o * out_hw + oy * g->out_w + ox, offs, vreinterpretq_s32_s16(n));
+        vstrhq_scatter_shifted_offset_s32(out + ox, offs, vreinterpretq_s32_s16(n));
       }
     }
   }
@@ -575,7 +582,21 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
   const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
   const uint32_t W = (uint32_t)(g->out_w - 1u) * g->sw + g->kw;
   const int32_t ylo = (int32_t)oy0 * g->sh - g->ph, xlo = -(int32_t)g->pw; /* input coords of X's (0, 0) */
+#if BL_MVE
+  /* zeros eight at a time (newlib's memset was 1.2k instructions of the digits CNN on the M55); a full
+   * block of k = 8 / 16 channels is one (two) gather load(s) per pixel, VLDRH with the offsets of channels
+   * 0, k-1, ..., 1 (in units of in_hw), stored twice (the doubled block) */
+  const uint32_t xn = q * rows * W * k2;
+  const int16x8_t z8 = vdupq_n_s16(0);
+  for (uint32_t e = 0; e < xn; e += 8u) vst1q_s16(X + e, z8); /* xn: a multiple of 2k, k a multiple of 4 */
+  static const uint16_t rev8[8] = {0, 7, 6, 5, 4, 3, 2, 1};
+  static const uint16_t rev16[16] = {0, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+  const bool gather = (k == 8u || k == 16u) && (k - 1u) * in_hw <= 0xffffu;
+  const uint16x8_t ga = vmulq_n_u16(vld1q_u16(k == 8u ? rev8 : rev16), (uint16_t)in_hw);
+  const uint16x8_t gb = vmulq_n_u16(vld1q_u16(rev16 + 8), (uint16_t)in_hw);
+#else
   memset(X, 0, q * rows * W * k2 * sizeof *X);
+#endif
   for (uint32_t j = 0; j < q; j++) {
     const bool full = (j + 1u) * k <= g->in_ch;
     for (uint32_t yy = 0; yy < rows; yy++) {
@@ -586,6 +607,19 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
         if (ix < 0 || ix >= (int32_t)g->in_w) continue;
         int16_t *dst = X + ((j * rows + yy) * W + xx) * k2;
         const int16_t *src = x + (j * k * g->in_h + (uint32_t)iy) * g->in_w + (uint32_t)ix; /* channel j*k */
+#if BL_MVE
+        if (full && gather) {
+          const int16x8_t v = vldrhq_gather_shifted_offset_s16(src, ga);
+          vst1q_s16(dst, v);
+          vst1q_s16(dst + k, v);
+          if (k == 16u) {
+            const int16x8_t v2 = vldrhq_gather_shifted_offset_s16(src, gb);
+            vst1q_s16(dst + 8, v2);
+            vst1q_s16(dst + 24, v2);
+          }
+          continue;
+        }
+#endif
         if (full) {
           dst[0] = dst[k] = src[0];
           const int16_t *c = src + (k - 1u) * in_hw;
@@ -618,10 +652,18 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
     }
 #if BL_MVE
     if (in_range && (c0 & 3u) == 0 && (c1 & 3u) == 0 && (k == 8u || k == 16u)) {
-      if (k == 8u)
-        circ_padded_rows_mve(X, off, wt, bias, 8u, nb, g, W, k2, shift, y, i * k, c0, c1, oy0, oy1);
+      /* offsets of each (block, kernel row)'s first window from a position's base (off[] per row) */
+      uint32_t roff[BL_CMSIS_LIST_MAX];
+      const uint32_t nrows = q * g->kh;
+      for (uint32_t r = 0; r < nrows; r++) roff[r] = off[r * g->kw];
+      if (k == 8u && g->kw == 3u)
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1);
+      else if (k == 8u)
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, g->kw, g, W, shift, y, i * k, c0, c1, oy0, oy1);
+      else if (g->kw == 3u)
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 16u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1);
       else
-        circ_padded_rows_mve(X, off, wt, bias, 16u, nb, g, W, k2, shift, y, i * k, c0, c1, oy0, oy1);
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 16u, g->kw, g, W, shift, y, i * k, c0, c1, oy0, oy1);
       continue;
     }
 #endif
