@@ -180,6 +180,20 @@ def _odd_artifact(tmp_path, kind, bits):
         shape = (1, 5, w)
         n = feats(torch.zeros(1, *shape)).shape[1]
         net = nn.Sequential(*feats, BlockCirculantLinear(n, 6, 4))
+    elif kind == "circ":
+        # block-circulant convolutions for the Helium padded path of cmsis/conv.c: k = 16 with 2x2 taps
+        # (12 of 16 output channels), then k = 8 with 3x3 taps over two input blocks (the second partial)
+        # and 10 output channels (the last two through the general loop)
+        feats = nn.Sequential(
+            BlockCirculantConv(2, 16, 12, (2, 2), 16, (1, 1), (1, 1)),
+            nn.ReLU(),
+            BlockCirculantConv(2, 12, 10, (3, 3), 8, (1, 1), (1, 1)),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        shape = (16, 2, 3)
+        n = feats(torch.zeros(1, *shape)).shape[1]
+        net = nn.Sequential(*feats, BlockCirculantLinear(n, 6, 4))
     else:
         feats = nn.Sequential(
             BlockCirculantConv(1, 3, 7, (4,), 2, (1,), (2,)),
@@ -222,9 +236,10 @@ def test_cmsis_odd_geometries_direct_exact_fft_bounded(tmp_path, kind, bits, boa
 
 @pytest.mark.firmware
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,bits", [("3x3w12", 8), ("3x3w20", 16)])
-def test_m55_dense_3x3_path_bit_exact(tmp_path, kind, bits):
-    """The Helium 3x3 stride-1 path (both row strides, one and several input channels) against the spec."""
+@pytest.mark.parametrize("kind,bits", [("3x3w12", 8), ("3x3w20", 16), ("circ", 8), ("circ", 16)])
+def test_m55_helium_conv_paths_bit_exact(tmp_path, kind, bits):
+    """The Helium convolution paths against the spec: dense 3x3 stride 1 (both row strides, one and several
+    input channels) and the padded block-circulant path (k = 16 and 8, 2x2 and 3x3 taps)."""
     art_path, x = _odd_artifact(tmp_path, kind, bits)
     art = load_artifact(art_path)
     xq = quantize_input(art, x)
