@@ -227,7 +227,13 @@ static inline int16_t bl_dsp_requant_in(uint32_t acc, int32_t sh1) {
 
 /* int8 -> int16, n values (widening of 8-bit weights; exact) */
 static inline void bl_widen8(const int8_t *w, int16_t *out, uint32_t n) {
-  for (uint32_t t = 0; t < n; t++) out[t] = w[t];
+  uint32_t t = 0;
+#if BL_MVE
+  /* eight at a time: VLDRB.S16 sign-extends eight int8 into int16 lanes (the digits CNN's fc1 widened its
+   * 512 weights in 1.5k instructions one by one) */
+  for (; t + 8u <= n; t += 8u) vst1q_s16(out + t, vldrbq_s16(w + t));
+#endif
+  for (; t < n; t++) out[t] = w[t];
 }
 
 #endif /* BL_CMSIS_DSP_H */
