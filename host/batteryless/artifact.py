@@ -143,7 +143,8 @@ def _rows_cols(layer: dict[str, Any]) -> tuple[int, int]:
 
 
 def layer_stats(layer, tensors, input_shape, layers, active: np.ndarray | None = None) -> dict[str, Any]:
-    """``active`` (bool [p, q]) restricts a circulant layer to the blocks one EVE mode uses."""
+    """``active`` (bool [p, q]) restricts a layer to the blocks one EVE mode uses (a dense layer: [rows,
+    cols], the rows it computes)."""
     shapes = propagate_shapes(layers, tuple(input_shape))
     idx = next(i for i, x in enumerate(layers) if x is layer or x["name"] == layer["name"])
     out_shape = shapes[idx + 1]
@@ -154,9 +155,10 @@ def layer_stats(layer, tensors, input_shape, layers, active: np.ndarray | None =
     wbytes = 1 if layer["weight_bits"] == 8 else 2
     dense_params = rows * cols * taps
     if k == 1:
-        params = dense_params
+        # an EVE mode's ``active`` [rows, cols]: the weights of the rows it computes (width)
+        params = dense_params if active is None else int(active.sum()) * taps
         stored = params * wbytes
-        macs = dense_params * positions
+        macs = params * positions
     else:
         mask = tensors.get(layer.get("block_mask", ""), None)
         p, q = math.ceil(rows / k), math.ceil(cols / k)

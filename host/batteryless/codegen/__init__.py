@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,12 @@ class Task:
     # {sel}, {shift}, {bias}, ... filled per mode; None: every mode makes the call above
     sel_fmt: str | None = None
     in_block: int | None = None  # linear FFT input transform: the input block j (a mode may not read it)
+    # EVE, a dense layer some mode narrows: the task's whole per-mode C expression (modes.dense_rows_case)
+    mode_expr: str | None = None
+    # EVE, a whole-row task of a circulant layer: its output rows [r0, r1) and the C that zeroes a row range
+    # of its output (a mode that drops them all only zeroes; codegen/modes.py task_case)
+    rows: tuple[int, int] | None = None
+    zero: Any = None
 
 
 @dataclass
@@ -149,8 +156,53 @@ def _layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
     )
 
 
+EVE_ZERO_C = """/* EVE: output rows [o0, o1) of y[][h][w] that the mode drops are 0 (spec.py mode_layer_view),
+ * within rows y0..y1 and columns x0..x1 of each; returns st, the status of the call made before it. */
+static bl_status bl_eve_zero(bl_status st, int16_t *y, uint16_t o0, uint16_t o1, uint16_t h, uint16_t w,
+                             uint16_t y0, uint16_t y1, uint16_t x0, uint16_t x1)
+{
+  for (uint16_t o = o0; o < o1; o++)
+    for (uint16_t r = y0; r < y1; r++)
+      for (uint16_t c = x0; c < x1; c++) y[((uint32_t)o * h + r) * w + c] = 0;
+  return st;
+}"""
+
+
+def _dense_modes(plan: _Plan, lm) -> bool:
+    """Whether ``lm`` is a dense layer's per-mode rows (its tasks are generated per mode)."""
+    return lm is not None and lm.rank is None
+
+
+def _zero_fmt(y: str, h: int, w: int, y0: int, y1: int, x0: int, x1: int):
+    return lambda st, a, b: f"bl_eve_zero({st}, {y}, {a}u, {b}u, {h}u, {w}u, {y0}u, {y1}u, {x0}u, {x1}u)"
+
+
+def _prune_eve_defs(plan: _Plan, cases: str) -> None:
+    """Keep the EVE statics (selections, per-mode values, geometries) the task expressions use (C11 with
+    -Werror: an unused static is an error): a mode that runs whole block rows with the backend kernel, or
+    drops them, needs no selection for them."""
+    if "bl_eve_zero(" in cases and EVE_ZERO_C not in plan.eve_defs:
+        plan.eve_defs.append(EVE_ZERO_C)
+    named = re.compile(r"static const [^=]*?\b(bl_\w+|g_\w+)(\[[^\]]*\])*\s*=")
+
+    def unused(d: str, pool: list[str]) -> bool:
+        m = named.match(d)
+        if m is None or not plan.eve:
+            return False
+        rest = cases + "\n".join(x for x in pool if x is not d)
+        return re.search(rf"\b{m.group(1)}\b", rest) is None
+
+    while True:
+        pool = plan.eve_defs + plan.geoms
+        defs = [d for d in plan.eve_defs if not unused(d, pool)]
+        geoms = [d for d in plan.geoms if not unused(d, pool)]
+        if len(defs) == len(plan.eve_defs) and len(geoms) == len(plan.geoms):
+            return
+        plan.eve_defs, plan.geoms = defs, geoms
+
+
 def _mac_step_tasks(
-    plan: _Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=False
+    plan: _Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=None
 ):
     """A direct-path layer as bl_mac_step tasks of at most ``max_step`` estimated cycles (granularity.py):
     each unit's chain over input-channel ranges alternates the partial buffers bl_acc0 / bl_acc1."""
@@ -171,21 +223,38 @@ def _mac_step_tasks(
         ui = len(plan.units)
         plan.units.append(u)
         n = (o1 - o0) * (oy1 - oy0) * (ox1 - ox0)
+        call = (
+            f"bl_mac_step_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, {bias_c}, "
+            f"{shift}, {other}, &bl_units[{ui}])"
+        )
+        mode_expr = None
+        if _dense_modes(plan, eve):
+            # a unit the mode drops entirely is skipped (its last step zeroes the output); one it keeps in
+            # part runs whole, and its last step zeroes the dropped rows
+            last = c1 == in_ch
+            zero = _zero_fmt(other, out_h, out_w, oy0, oy1, ox0, ox1)
+            mode_expr = eve_modes.dense_rows_case(
+                eve,
+                lambda a, b, call=call: call,
+                o0,
+                o1,
+                (lambda st, a, b, zero=zero: zero(st, a, b)) if last else (lambda st, a, b: st),
+            )
         plan.tasks.append(
             Task(
                 f"{name}.o{o0}y{oy0}x{ox0}c{c0}",
                 name,
                 "mac_step",
-                f"bl_mac_step_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, {bias_c}, "
-                f"{shift}, {other}, &bl_units[{ui}])",
+                call,
                 macs=n * (c1 - c0) * taps,
                 out_bytes=2 * n if c1 == in_ch else 4 * n,
                 outputs=n,
                 op=layer["op"],
                 sel_fmt=f"bl_mac_step_sel_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, "
                 f"{{bias}}, {{shift}}, {other}, &bl_units[{ui}], {{sel}})"
-                if eve
+                if eve is not None and mode_expr is None
                 else None,
+                mode_expr=mode_expr,
             )
         )
 
@@ -371,7 +440,7 @@ def _plan(
             plan.arrays += arrays
             plan.decls += decls
             plan.eve_defs += defs
-            plan.weight_bytes += lm.rank.size * 2
+            plan.weight_bytes += lm.rank.size * 2 if lm.rank is not None else 0
         taps = math.prod(layer.get("kernel_size", [1]))
         if op == "linear":
             if path == "fft":
@@ -407,6 +476,8 @@ def _plan(
                             "{sel})"
                             if lm
                             else None,
+                            rows=(i * k, i * k + nrows),
+                            zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
                         )
                     )
             elif (
@@ -431,7 +502,7 @@ def _plan(
                     other,
                     costs,
                     max_step,
-                    lm is not None,
+                    lm,
                 )
             else:
                 step = k if k > 1 else DENSE_ROWS_PER_TASK
@@ -445,6 +516,7 @@ def _plan(
                     step = rows
                 for r0 in range(0, rows, step):
                     r1 = min(rows, r0 + step)
+                    mode_expr = None
                     if k > 1:
                         call = (
                             f"bl_linear_circ_{wsuf}({cur}, {cols}u, {wname}, {k}u, {bias_c}, {shift}, "
@@ -453,13 +525,20 @@ def _plan(
                         )
                         macs = (r1 - r0) * q * k
                     else:
-                        call = (
+                        fmt = (
                             f"bl_linear_dense_{wsuf}({cur}, {cols}u, {wname}, {bias_c}, {shift}, {other}, "
-                            f"{rows}u, {r0}u, {r1}u)"
+                            f"{rows}u, {{a}}u, {{b}}u)"
                         )
+                        dense_call = lambda a, b, f=fmt: f.format(a=a, b=b)  # noqa: E731
+                        call = dense_call(r0, r1)
                         macs = (r1 - r0) * cols
+                        if _dense_modes(plan, lm):
+                            zero = _zero_fmt(other, 1, 1, 0, 1, 0, 1)
+                            mode_expr = eve_modes.dense_rows_case(lm, dense_call, r0, r1, zero)
                     sel_fmt = None
-                    if lm is not None:  # the same rows as one whole step of the block-selecting kernel
+                    if (
+                        lm is not None and mode_expr is None
+                    ):  # the rows as one whole step of the selecting kernel
                         plan.units.append((r0, r1, 0, 1, 0, 1, 0, cols))
                         sel_fmt = (
                             f"bl_mac_step_sel_{wsuf}({cur}, &g_{name}, {wname}, {k}u, NULL, NULL, {{bias}}, "
@@ -474,6 +553,9 @@ def _plan(
                             macs=macs,
                             out_bytes=2 * (r1 - r0),
                             sel_fmt=sel_fmt,
+                            mode_expr=mode_expr,
+                            rows=(r0, r1),
+                            zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
                         )
                     )
         else:
@@ -520,6 +602,8 @@ def _plan(
                             "{sel})"
                             if lm
                             else None,
+                            rows=(i * k, i * k + nch),
+                            zero=_zero_fmt(other, oh, ow, 0, oh, 0, ow),
                         )
                     )
             elif (
@@ -544,12 +628,13 @@ def _plan(
                     other,
                     costs,
                     max_step,
-                    lm is not None,
+                    lm,
                 )
             else:
                 step = k if k > 1 else DENSE_CHANNELS_PER_TASK
                 for o0 in range(0, o, step):
                     o1 = min(o, o0 + step)
+                    mode_expr = None
                     if k > 1:
                         call = (
                             f"bl_conv_circ_{wsuf}({cur}, &{g}, {wname}, {k}u, {bias_c}, {shift}, {other}, "
@@ -557,13 +642,20 @@ def _plan(
                         )
                         macs = (o1 - o0) * q * k * taps * oh * ow
                     else:
-                        call = (
+                        fmt = (
                             f"bl_conv_dense_{wsuf}({cur}, &{g}, {wname}, {bias_c}, {shift}, {other}, "
-                            f"{o0}u, {o1}u, 0u, {oh}u)"
+                            f"{{a}}u, {{b}}u, 0u, {oh}u)"
                         )
+                        dense_call = lambda a, b, f=fmt: f.format(a=a, b=b)  # noqa: E731
+                        call = dense_call(o0, o1)
                         macs = (o1 - o0) * c * taps * oh * ow
+                        if _dense_modes(plan, lm):
+                            zero = _zero_fmt(other, oh, ow, 0, oh, 0, ow)
+                            mode_expr = eve_modes.dense_rows_case(lm, dense_call, o0, o1, zero)
                     sel_fmt = None
-                    if lm is not None:  # the same channels as one whole step of the block-selecting kernel
+                    if (
+                        lm is not None and mode_expr is None
+                    ):  # the channels as one whole step of the sel kernel
                         plan.units.append((o0, o1, 0, oh, 0, ow, 0, c))
                         sel_fmt = (
                             f"bl_mac_step_sel_{wsuf}({cur}, &{g}, {wname}, {k}u, NULL, NULL, {{bias}}, "
@@ -578,6 +670,9 @@ def _plan(
                             macs=macs,
                             out_bytes=2 * (o1 - o0) * oh * ow,
                             sel_fmt=sel_fmt,
+                            mode_expr=mode_expr,
+                            rows=(o0, o1),
+                            zero=_zero_fmt(other, oh, ow, 0, oh, 0, ow),
                         )
                     )
         if lm is not None:
@@ -776,6 +871,7 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         wr, wi = twiddles(kmax)
         weights.append(_c_array("int16_t", "bl_twiddles", np.stack([wr, wi], axis=1)))
     fft_cfgs = [f"static const bl_fft_cfg fft{k} = {{{k}u, {max(fft_ks)}u, bl_twiddles}};" for k in fft_ks]
+    _prune_eve_defs(plan, tasks_mod.dispatch_c(plan))  # the statics the dispatch uses
     model_c = f"""{c_banner}#include <stddef.h>
 #include <stdint.h>
 

@@ -14,6 +14,10 @@ Each of the layer's tasks then calls its backend kernel when the mode runs the s
 ``firmware/kernels/common/eve_sel.c`` otherwise. The task list is the same in every mode, so a resumed
 inference keeps its task indices; the mode itself is committed with FLEX progress (checkpointing/flex.h).
 The selection reproduces :func:`batteryless.eve.modes.active_blocks` exactly (checked here at generation).
+
+A dense (block 1) layer that a mode narrows (``out_blocks``: its first rows) has no rank table: each of its
+tasks is generated per mode (:func:`dense_rows_case`) — the backend's own dense kernel over the task's rows
+the mode keeps, and ``bl_eve_zero`` (model.c) for the rows it drops, which the spec makes 0.
 """
 
 from __future__ import annotations
@@ -35,13 +39,17 @@ class LayerModes:
     """How each mode runs one circulant weight layer."""
 
     name: str
-    rank: np.ndarray  # [p*q] uint16
+    rank: np.ndarray | None  # [p*q] uint16; None: a dense layer (only its rows narrow)
     n: list[int]  # per mode: blocks with rank < n
     rows: list[int]  # per mode: output rows kept
     full: list[bool]  # per mode: runs the stored layer as it is (the backend's own kernel)
     values: list[dict[str, Any]] = field(default_factory=list)  # per mode: shift(s) and bias tensor names
     cols: list[list[bool]] = field(default_factory=list)  # per mode: input blocks j some used block reads
     linear: bool = False  # a linear layer (its FFT input transforms are one task per input block)
+    # per mode: block rows the mode uses exactly as stored (every stored block, the stored values): a task
+    # over only such rows runs the backend's own kernel in that mode
+    whole_rows: list[list[bool]] = field(default_factory=list)
+    block: int = 1
 
     def value_expr(self, key: str, literal: str) -> str:
         """A per-mode value as C: the literal when every mode has the same, else the per-mode table."""
@@ -78,7 +86,13 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
                 f"layer {layer['name']!r}: per-mode requantisation of a dense (block 1) layer is not "
                 "generated yet; give the override to circulant layers only"
             )
-        return None
+        n_rows = layer["out_features"] if layer["op"] == "linear" else layer["out_channels"]
+        rows = [
+            n_rows if out_rows(art, layer, mi) is None else int(out_rows(art, layer, mi)) for mi in range(m)
+        ]
+        if all(r == n_rows for r in rows):
+            return None
+        return LayerModes(layer["name"], None, [0] * m, rows, [r == n_rows for r in rows], values)
     p, q = block_grid(layer)
     if layer.get("block_order"):
         order = np.asarray(art.tensors[layer["block_order"]]).astype(np.int64).reshape(-1)
@@ -88,7 +102,12 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
     rank[order] = np.arange(p * q)
     if layer.get("block_mask"):
         rank[np.asarray(art.tensors[layer["block_mask"]]).reshape(-1) == 0] = UNUSED
-    ns, rows, full, cols = [], [], [], []
+    ns, rows, full, cols, whole = [], [], [], [], []
+    stored = (
+        np.asarray(art.tensors[layer["block_mask"]]).reshape(p, q) != 0
+        if layer.get("block_mask")
+        else np.ones((p, q), dtype=bool)
+    )
     n_rows = layer["out_features"] if layer["op"] == "linear" else layer["out_channels"]
     for mi in range(m):
         ml = (art.modes[mi].get("layers") or {}).get(layer["name"], {})
@@ -104,10 +123,20 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
         rows.append(r)
         cols.append([bool(v) for v in want.any(axis=0)])
         full.append(bool(want.all()) and r == n_rows and values[mi] == base)
+        whole.append([bool((want[i] == stored[i]).all()) and values[mi] == base for i in range(p)])
     if all(full):
         return None
     return LayerModes(
-        layer["name"], rank.astype(np.uint16), ns, rows, full, values, cols, layer["op"] == "linear"
+        layer["name"],
+        rank.astype(np.uint16),
+        ns,
+        rows,
+        full,
+        values,
+        cols,
+        layer["op"] == "linear",
+        whole,
+        layer["block"],
     )
 
 
@@ -115,6 +144,8 @@ def layer_data(lm: LayerModes, art, c_array, path: str) -> tuple[list[str], list
     """(arrays for model_weights.c, extern declarations, static definitions for model.c) of one layer on
     ``path`` ("fft" | "direct": which shifts and bias the calls take)."""
     m = len(lm.n)
+    if lm.rank is None:  # a dense layer: its tasks are generated per mode (dense_rows_case)
+        return [], [], []
     arrays = [c_array("uint16_t", f"{lm.name}_rank", lm.rank)]
     decls = [f"extern const uint16_t {lm.name}_rank[];"]
     defs = []
@@ -151,11 +182,63 @@ def layer_data(lm: LayerModes, art, c_array, path: str) -> tuple[list[str], list
     return arrays, decls, defs
 
 
-def task_case(lm: LayerModes | None, call: str, sel_fmt: str | None, literals: dict[str, str]) -> str:
+def dense_rows_case(lm: LayerModes, call, o0: int, o1: int, zero) -> str:
+    """A dense layer's task over output rows [o0, o1) in every mode: ``call(a, b)`` is the backend call
+    over rows [a, b) (a task that cannot be cut returns its whole call) and ``zero(st, a, b)`` the C
+    expression that zeroes rows [a, b) of its output after status ``st``. Per mode: the call over the kept
+    rows, the
+    dropped ones zeroed; one conditional per distinct variant."""
+    exprs = []
+    for r in lm.rows:
+        if r >= o1:
+            exprs.append(call(o0, o1))
+        elif r <= o0:
+            exprs.append(zero("BL_OK", o0, o1))
+        else:
+            exprs.append(zero(call(o0, r), r, o1))
+    return _chain(exprs)
+
+
+def _chain(exprs: list[str]) -> str:
+    """One C expression choosing ``exprs[bl_mode]`` (mode 0's as the default; equal ones merged)."""
+    out = exprs[0]
+    for mi in range(len(exprs) - 1, 0, -1):
+        if exprs[mi] != exprs[0]:
+            out = f"bl_mode == {mi}u ? {exprs[mi]} : ({out})"
+    return out
+
+
+def task_case(
+    lm: LayerModes | None,
+    call: str,
+    sel_fmt: str | None,
+    literals: dict[str, str],
+    rows: tuple[int, int] | None = None,
+    zero=None,
+) -> str:
     """The C expression of one task: the backend call, or (a mode that runs the layer differently) the
-    block-selecting call filled from ``sel_fmt`` with the layer's per-mode values."""
+    block-selecting call filled from ``sel_fmt`` with the layer's per-mode values.
+
+    ``rows`` (the task's output rows [r0, r1), a whole-row task) with ``zero`` (see
+    :func:`dense_rows_case`): per mode, the backend call where the mode uses the task's block rows exactly
+    as stored, only ``zero`` where it drops them all (the spec's 0 without the selecting kernel's loops),
+    the selecting call otherwise."""
     if lm is None or sel_fmt is None:
         return call
+    if rows is not None and zero is not None:
+        r0, r1 = rows
+        i0, i1 = r0 // lm.block, math.ceil(r1 / lm.block)
+        exprs = []
+        for mi in range(len(lm.n)):
+            if lm.full[mi] or (r1 <= lm.rows[mi] and all(lm.whole_rows[mi][i0:i1])):
+                exprs.append(call)
+            elif lm.rows[mi] <= r0:
+                exprs.append(zero("BL_OK", r0, r1))
+            else:
+                fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
+                fill["sel"] = f"&bl_sel_{lm.name}_m{mi}"
+                exprs.append(sel_fmt.format(**fill))
+        return _chain(exprs)
     fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
     fill["sel"] = f"bl_sel_{lm.name}[bl_mode]"
     return f"bl_sel_{lm.name}[bl_mode] == NULL ? {call} : {sel_fmt.format(**fill)}"

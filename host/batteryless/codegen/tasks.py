@@ -10,11 +10,14 @@ from batteryless.codegen import modes as eve_modes
 
 
 def task_expr(plan: Any, t: Any) -> str:
-    """A task's C expression: its call, or for an EVE layer the call each mode makes (codegen/modes.py)."""
+    """A task's C expression: its call, or for an EVE layer the call each mode makes (codegen/modes.py;
+    ``t.mode_expr``: the planner generated it per mode already)."""
+    if t.mode_expr is not None:
+        return t.mode_expr
     lm, lits = plan.eve.get(t.layer, (None, {}))
     if lm is not None and t.in_block is not None:
         return eve_modes.input_case(lm, t.call, t.in_block)
-    return eve_modes.task_case(lm, t.call, t.sel_fmt, lits)
+    return eve_modes.task_case(lm, t.call, t.sel_fmt, lits, t.rows, t.zero)
 
 
 def units_table(plan: Any) -> str:

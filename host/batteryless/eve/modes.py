@@ -3,7 +3,9 @@
 Artifact format version 3. Each circulant layer that shrinks in some mode names a ``block_order`` tensor: a
 permutation of its p·q block indices (block (i, j) is ``i·q + j``), most important first. A mode lists, per
 layer, how many blocks of that order it uses (``blocks``: the prefix length) and optionally how many output
-block rows it keeps (``out_blocks``: width; rows from ``out_blocks·k`` on are 0 in that mode). Because every
+block rows it keeps (``out_blocks``: width; rows from ``out_blocks·k`` on are 0 in that mode). A dense
+(block 1) layer takes ``out_blocks`` too — its blocks are single rows, so it is the number of output rows
+(channels) the mode computes, the first ones; a dense layer has no ``blocks``. Because every
 mode takes a prefix of the same order, smaller modes use a subset of a larger mode's blocks: the weights are
 stored once and a mode is an index list, not a copy. A mode may also carry small per-layer requantisation
 overrides (``in_frac``, ``out_frac``, ``spectrum_frac``, and ``bias`` / ``bias_out`` tensors).
@@ -57,12 +59,18 @@ def mode_layer(art, mode: int, name: str) -> dict[str, Any]:
 
 
 def active_blocks(art, layer: dict[str, Any], mode: int) -> np.ndarray | None:
-    """Boolean [p, q] mask of the blocks ``layer`` uses in ``mode`` (None for a dense layer: always full).
+    """Boolean [p, q] mask of the blocks ``layer`` uses in ``mode``.
 
     Active = among the first ``blocks`` entries of ``block_order``, in a kept output row (``out_blocks``), and
-    not pruned by the layer's ``block_mask``."""
+    not pruned by the layer's ``block_mask``. A dense layer: None when the mode runs it whole, else its
+    [rows, cols] mask of the kept rows (``out_blocks`` rows, every column)."""
     if layer["block"] == 1:
-        return None
+        ml = mode_layer(art, mode, layer["name"])
+        if "out_blocks" not in ml:
+            return None
+        mask = np.zeros(block_grid(layer), dtype=bool)
+        mask[: ml["out_blocks"], :] = True
+        return mask
     p, q = block_grid(layer)
     mask = np.ones((p, q), dtype=bool)
     if layer.get("block_mask"):
@@ -146,10 +154,9 @@ def validate_modes(art) -> None:
                     f"{lw}: unknown field(s) {', '.join(sorted(unknown))} "
                     f"(known: {', '.join(MODE_LAYER_KEYS)})"
                 )
-            if ("blocks" in ml or "out_blocks" in ml) and layer["block"] == 1:
-                raise ArtifactError(f"{lw}: field 'blocks'/'out_blocks' needs a circulant layer (block > 1)")
-            if layer["block"] > 1:
-                p, q = block_grid(layer)
+            if "blocks" in ml and layer["block"] == 1:
+                raise ArtifactError(f"{lw}: field 'blocks' needs a circulant layer (block > 1)")
+            p, q = block_grid(layer)  # a dense layer: (rows, cols), out_blocks counts rows
             if "blocks" in ml:
                 _int(ml["blocks"], lw, "blocks", 1, p * q)
                 if not layer.get("block_order"):
@@ -203,9 +210,7 @@ def validate_modes(art) -> None:
     # nesting: a smaller mode never uses a block or row the previous (larger) mode does not
     for mi in range(1, len(modes)):
         for layer in art.weight_layers():
-            if layer["block"] == 1:
-                continue
-            for key in ("blocks", "out_blocks"):
+            for key in ("blocks", "out_blocks") if layer["block"] > 1 else ("out_blocks",):
                 p, q = block_grid(layer)
                 full = p * q if key == "blocks" else p
                 prev = mode_layer(art, mi - 1, layer["name"]).get(key, full)
@@ -272,9 +277,9 @@ def feed_matrix(prev_rows: int, prev_k: int, cols: int, k: int, spatial: int = 1
 
 
 def artifact_feeds(art) -> list[np.ndarray | None]:
-    """Per circulant weight layer (in order): the feed matrix from the circulant layer before it
-    (:func:`feed_matrix`), or None when the previous weight layer is dense, absent, or something other than
-    ReLU, pooling and Flatten lies between (then every input block column is read in every mode)."""
+    """Per weight layer (in order, dense ones too: block 1): the feed matrix from the weight layer before it
+    (:func:`feed_matrix`), or None when there is none or something other than ReLU, pooling and Flatten
+    lies between (then every input block column is read in every mode)."""
     from batteryless.artifact import POOL_OPS, propagate_shapes  # late: artifact imports this module
 
     shapes = propagate_shapes(art.layers, tuple(art.input_shape))
@@ -283,17 +288,12 @@ def artifact_feeds(art) -> list[np.ndarray | None]:
     for i, layer in enumerate(art.layers):
         op = layer["op"]
         if op in ("linear", "conv1d", "conv2d"):
-            if layer["block"] > 1:
-                rows, cols = (
-                    (layer["out_features"], layer["in_features"])
-                    if op == "linear"
-                    else (layer["out_channels"], layer["in_channels"])
-                )
-                feed = None
-                if linked and prev is not None and prev["block"] > 1:
-                    prows = prev["out_features"] if prev["op"] == "linear" else prev["out_channels"]
-                    feed = feed_matrix(prows, prev["block"], cols, layer["block"], spatial)
-                out.append(feed)
+            cols = layer["in_features"] if op == "linear" else layer["in_channels"]
+            feed = None
+            if linked and prev is not None:
+                prows = prev["out_features"] if prev["op"] == "linear" else prev["out_channels"]
+                feed = feed_matrix(prows, prev["block"], cols, layer["block"], spatial)
+            out.append(feed)
             prev, spatial, linked = layer, 1, True
         elif op == "flatten":
             spatial *= math.prod(shapes[i][2:]) if len(shapes[i]) > 2 else 1
@@ -335,9 +335,12 @@ def nested_orders(
     feeds: list[np.ndarray | None],
     keep: list[list[float]],
     width: list[list[float]],
-) -> tuple[list[np.ndarray], list[list[int]], list[list[int]]]:
+    dense: list[bool] | None = None,
+) -> tuple[list[np.ndarray | None], list[list[int] | None], list[list[int]]]:
     """Block orders, per-mode prefix lengths and per-mode output block rows of a chain of circulant layers.
 
+    ``dense[l]``: layer l is dense (block 1): it has no block order (``None`` in the returned orders and
+    counts: it uses every weight of its kept rows); only its width applies.
     ``keep[l][i]``: fraction of layer l's stored blocks mode i may use; ``width[l][i]``: fraction of its
     output block rows mode i computes, the first ones (``out_blocks``; only where the next circulant layer
     is fed by them, ``feeds[l+1]``: elsewhere a row nobody skips reading must be computed). Mode i's
@@ -359,8 +362,13 @@ def nested_orders(
             r[: max(1, math.ceil(w * p - 1e-9))] = True
             per_mode.append(r)
         live_rows.append(per_mode)
-    orders, counts = [], []
+    orders: list[np.ndarray | None] = []
+    counts: list[list[int] | None] = []
     for li, e in enumerate(energies):
+        if dense and dense[li]:
+            orders.append(None)
+            counts.append(None)
+            continue
         p, q = e.shape
         stored_mask = np.ones((p, q), bool) if masks[li] is None else np.asarray(masks[li]) != 0
         stored = int(stored_mask.sum())
@@ -429,26 +437,37 @@ def set_modes(
     modes: list[dict[str, Any]] = [
         {"name": n, "keep": float(f), "layers": {}} for n, f in zip(names, keep, strict=True)
     ]
-    circ = [layer for layer in art.weight_layers() if layer["block"] > 1]
-    masks = [art.tensors.get(layer.get("block_mask", "")) for layer in circ]
-    lkeep = [(layer_keep or {}).get(layer["name"], keep) for layer in circ]
+    wl = art.weight_layers()  # dense layers too: only their width (out_blocks = rows) applies
+    dense = [layer["block"] == 1 for layer in wl]
+    masks = [art.tensors.get(layer.get("block_mask", "")) for layer in wl]
+    lkeep = [
+        [1.0] * len(keep) if d else (layer_keep or {}).get(layer["name"], keep)
+        for layer, d in zip(wl, dense, strict=True)
+    ]
+    full_rows = [[block_grid(layer)[0]] * len(keep) for layer in wl]
     if orders:
         prefix = [
-            prefix_lengths(_stored(layer, m), lk) for layer, m, lk in zip(circ, masks, lkeep, strict=True)
+            None if d else prefix_lengths(_stored(layer, m), lk)
+            for layer, m, lk, d in zip(wl, masks, lkeep, dense, strict=True)
         ]
-        order_list = [np.asarray(orders[layer["name"]], dtype=np.int32) for layer in circ]
-        rows = [(layer_rows or {}).get(layer["name"], [block_grid(layer)[0]] * len(keep)) for layer in circ]
+        order_list = [
+            None if d else np.asarray(orders[layer["name"]], dtype=np.int32)
+            for layer, d in zip(wl, dense, strict=True)
+        ]
+        rows = [(layer_rows or {}).get(layer["name"], fr) for layer, fr in zip(wl, full_rows, strict=True)]
     else:
-        lwidth = [(layer_width or {}).get(layer["name"], [1.0] * len(keep)) for layer in circ]
-        feeds = artifact_feeds(art) if layer_width else [None] * len(circ)
-        weights = [art.tensors[layer["weight"]] for layer in circ]
-        order_list, prefix, rows = nested_orders(weights, masks, feeds, lkeep, lwidth)
-    for layer, order, counts, n_rows in zip(circ, order_list, prefix, rows, strict=True):
+        lwidth = [(layer_width or {}).get(layer["name"], [1.0] * len(keep)) for layer in wl]
+        feeds = artifact_feeds(art) if layer_width else [None] * len(wl)
+        weights = [art.tensors[layer["weight"]] for layer in wl]
+        order_list, prefix, rows = nested_orders(weights, masks, feeds, lkeep, lwidth, dense)
+    for layer, order, counts, n_rows in zip(wl, order_list, prefix, rows, strict=True):
         p, q = block_grid(layer)
-        name = f"{layer['name']}.block_order"
-        art.tensors[name] = np.asarray(order, dtype=np.int32)
-        layer["block_order"] = name
-        for m, n, r in zip(modes, counts, n_rows, strict=True):
+        if order is not None:
+            name = f"{layer['name']}.block_order"
+            art.tensors[name] = np.asarray(order, dtype=np.int32)
+            layer["block_order"] = name
+        for mi, (m, r) in enumerate(zip(modes, n_rows, strict=True)):
+            n = p * q if counts is None else counts[mi]
             sel = {"blocks": int(n)} if n < p * q else {}
             if r < p:
                 sel["out_blocks"] = int(r)

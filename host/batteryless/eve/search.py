@@ -170,10 +170,11 @@ def _width(narrow: list[str], modes: int, draw) -> dict[str, list[float]]:
 
 
 def narrowable(art: Artifact) -> list[str]:
-    """Circulant layers whose output rows feed the next circulant layer (a mode may compute fewer)."""
-    circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
+    """Weight layers (dense ones too) whose output rows feed the next weight layer (a mode may compute
+    fewer)."""
+    wl = art.weight_layers()
     feeds = artifact_feeds(art)
-    return [lay["name"] for lay, nxt in zip(circ, feeds[1:], strict=False) if nxt is not None]
+    return [lay["name"] for lay, nxt in zip(wl, feeds[1:], strict=False) if nxt is not None]
 
 
 @dataclass

@@ -11,9 +11,14 @@ smallest mode and one random middle mode on the largest mode's detached soft pre
 distillation), and sums the losses. Fake quantisation stays on throughout (QAT), on the full weights' grid,
 so the one stored integer copy serves every mode.
 
+Dense (block 1) layers narrow too: a mode computes the first ``width[i]`` of a dense layer's output rows
+(channels) where the next weight layer reads them (e.g. the digits CNN's first conv, which stays dense on one
+input channel, and every layer after it shrinks with it). Their rows are not re-sorted (a dense layer
+feeding a circulant one would have to move whole block columns of it); sandwich training puts the
+importance into the prefix. Rows a mode drops are 0 in training as in the spec (bias included).
+
 Not done here (yet): ADMM with the nested block sparsity as part of its constraint set (the ranking comes
-after ADMM), per-mode biases. Width is expressed by the block prefixes alone (a row with no block in a mode
-is not computed and not read), not by the artifact's ``out_blocks``.
+after ADMM).
 """
 
 from __future__ import annotations
@@ -88,8 +93,13 @@ class ModeSet:
     masks: list[list[torch.Tensor]] = field(default_factory=list)  # [mode][layer] → [p, q]
     layer_keep: list[list[float]] = field(default_factory=list)  # [layer] → keep per mode
     layer_rows: list[list[int]] = field(default_factory=list)  # [layer] → output block rows per mode
+    # [mode][layer] → float [out rows] 0/1 of the rows the mode computes (None: all); applied to the layer's
+    # output by a forward hook, so a dropped row is 0 as in the spec (spec.py: bias included)
+    row_masks: list[list[torch.Tensor | None]] = field(default_factory=list)
+    current: list[int] = field(default_factory=lambda: [0])
 
     def set(self, mode: int) -> None:
+        self.current[0] = mode
         for layer, m in zip(self.layers, self.masks[mode], strict=True):
             # rebind, not copy_: the previous mode's forward still needs its mask for backward
             _mode_mask(layer).mask = m
@@ -127,9 +137,21 @@ _CHANNEL_PRESERVING = (
 )
 
 
+def _dims(m: nn.Module) -> tuple[int, int, int]:
+    """(output rows, input columns, block) of a weight module (block 1: dense)."""
+    if isinstance(m, BlockCirculantLinear | BlockCirculantConv):
+        return m.out_dim, m.in_dim, m.block
+    if isinstance(m, nn.Linear):
+        return m.out_features, m.in_features, 1
+    return m.out_channels, m.in_channels, 1
+
+
+_WEIGHT = (BlockCirculantLinear, BlockCirculantConv, nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
 def module_feeds(model: nn.Sequential, example: torch.Tensor | None) -> list[np.ndarray | None]:
-    """Per circulant layer: the feed matrix from the circulant layer before it (``eve.modes.feed_matrix``;
-    the same rule as ``eve.modes.artifact_feeds`` on the artifact), or None."""
+    """Per weight layer (dense ones too): the feed matrix from the weight layer before it
+    (``eve.modes.feed_matrix``; the same rule as ``eve.modes.artifact_feeds`` on the artifact), or None."""
     shapes: dict[int, tuple[int, ...]] = {}
     if example is not None:
         hooks = [
@@ -145,13 +167,13 @@ def module_feeds(model: nn.Sequential, example: torch.Tensor | None) -> list[np.
     out: list[np.ndarray | None] = []
     prev, spatial, linked = None, 1, False
     for i, m in enumerate(model):
-        if isinstance(m, BlockCirculantLinear | BlockCirculantConv):
+        if isinstance(m, _WEIGHT):
             feed = None
-            if linked and isinstance(prev, BlockCirculantLinear | BlockCirculantConv):
-                feed = feed_matrix(prev.out_dim, prev.block, m.in_dim, m.block, spatial)
+            if linked and prev is not None:
+                prows, _, pk = _dims(prev)
+                _, cols, k = _dims(m)
+                feed = feed_matrix(prows, pk, cols, k, spatial)
             out.append(feed)
-            prev, spatial, linked = m, 1, True
-        elif isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
             prev, spatial, linked = m, 1, True
         elif isinstance(m, nn.Flatten) and i in shapes:
             spatial *= int(np.prod(shapes[i][2:])) if len(shapes[i]) > 2 else 1
@@ -193,8 +215,11 @@ def sort_rows(layers: list[nn.Module], feeds: list[np.ndarray | None]) -> None:
     for li in range(len(layers) - 1):
         layer, nxt, feed = layers[li], layers[li + 1], feeds[li + 1]
         groups = None if feed is None else _column_groups(feed)
+        circ = (BlockCirculantLinear, BlockCirculantConv)
         if (
             groups is None
+            or not isinstance(layer, circ)
+            or not isinstance(nxt, circ)
             or layer.out_dim % layer.block
             or prunes[li] is not None
             or prunes[li + 1] is not None
@@ -228,37 +253,69 @@ def attach_modes(
     """Order each circulant layer's blocks (``eve.modes.nested_orders``), build every mode's prefix mask and
     attach a ModeMask (mode 0).
 
-    ``full_last``: the last circulant layer keeps all its blocks in every mode (that its input columns may
+    ``full_last``: the last weight layer keeps all its blocks in every mode (that its input columns may
     shrink with the previous layer's width is separate). ``width``: see ``EveConfig.width``; ``example``
-    (one input) lets a Flatten between two circulant layers be followed (else they are not linked)."""
-    layers = [m for m in model if isinstance(m, BlockCirculantLinear | BlockCirculantConv)]
-    if not layers:
+    (one input) lets a Flatten between two weight layers be followed (else they are not linked). Dense
+    (block 1) layers take part with their width only (every weight of a kept row; ``orders`` None)."""
+    layers = [m for m in model if isinstance(m, _WEIGHT)]
+    if not any(isinstance(m, BlockCirculantLinear | BlockCirculantConv) for m in layers):
         raise UsageError("--modes needs at least one block-circulant layer (every layer stayed dense)")
+    dense = [_dims(m)[2] == 1 for m in layers]
     ms = ModeSet(layers=layers, orders=[], keep=keep, masks=[[] for _ in keep])
     last = len(layers) - 1
-    lkeep = [[1.0] * len(keep) if full_last and li == last else list(keep) for li in range(len(layers))]
+    lkeep = [
+        [1.0] * len(keep) if dense[li] or (full_last and li == last) else list(keep)
+        for li in range(len(layers))
+    ]
     lwidth = [list(width) if width else [1.0] * len(keep) for _ in layers]
     feeds = module_feeds(model, example) if width else [None] * len(layers)
     if width:
         sort_rows(layers, feeds)
     weights, prunes = _weights(layers)
-    orders, counts, rows = nested_orders(weights, prunes, feeds, lkeep, lwidth)
+    orders, counts, rows = nested_orders(weights, prunes, feeds, lkeep, lwidth, dense)
     ms.layer_rows = rows
-    for layer, w, prune, order, n_mode in zip(layers, weights, prunes, orders, counts, strict=True):
+    ms.row_masks = [[] for _ in keep]
+    for li, (layer, w, prune, order, n_mode) in enumerate(
+        zip(layers, weights, prunes, orders, counts, strict=True)
+    ):
         p, q = w.shape[:2]
+        out_rows, _, k = _dims(layer)
         stored = int((prune != 0).sum()) if prune is not None else p * q
         ms.orders.append(order)
         # the fraction that reproduces the prefix length in eve.modes.prefix_lengths (round(f·stored) = n)
-        ms.layer_keep.append([n / stored for n in n_mode])
-        for mi, n in enumerate(n_mode):
+        ms.layer_keep.append([1.0] * len(keep) if n_mode is None else [n / stored for n in n_mode])
+        for mi in range(len(keep)):
             mask = torch.zeros(p * q)
-            mask[torch.as_tensor(order[:n].astype(np.int64))] = 1.0
+            if order is None:  # dense: every weight of the kept rows
+                mask.reshape(p, q)[: rows[li][mi], :] = 1.0
+            else:
+                mask[torch.as_tensor(order[: n_mode[mi]].astype(np.int64))] = 1.0
             ms.masks[mi].append(mask.reshape(p, q))
+            kept = min(rows[li][mi] * k, out_rows)
+            rm = None
+            if kept < out_rows:
+                rm = torch.zeros(out_rows)
+                rm[:kept] = 1.0
+            ms.row_masks[mi].append(rm)
         parametrize.register_parametrization(layer, "weight", ModeMask(p, q))
-        if mode_bias and layer.bias is not None:
+        if mode_bias and layer.bias is not None and not dense[li]:
             parametrize.register_parametrization(layer, "bias", ModeBias(len(keep), layer.bias.shape[0]))
+        if any(ms.row_masks[mi][li] is not None for mi in range(len(keep))):
+            layer.register_forward_hook(_row_hook(ms, li))
     ms.set(0)
     return ms
+
+
+def _row_hook(ms: ModeSet, li: int):
+    """Forward hook: the rows the current mode drops are 0 (the spec zeroes them after requantisation)."""
+
+    def hook(_m, _args, out):
+        rm = ms.row_masks[ms.current[0]][li]
+        if rm is None:
+            return out
+        return out * rm.reshape(1, -1, *([1] * (out.ndim - 2)))
+
+    return hook
 
 
 def _fractions(values: list[float], modes: int, flag: str, what: str) -> list[float]:

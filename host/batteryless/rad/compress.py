@@ -262,7 +262,7 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     if mode_set is not None:
         from batteryless.eve.modes import set_modes
 
-        circ_names = [lay["name"] for lay in art.weight_layers() if lay["block"] > 1]
+        circ_names = [lay["name"] for lay in art.weight_layers()]  # dense ones too (width only)
         set_modes(
             art,
             mode_set.keep,
