@@ -24,13 +24,18 @@ _TOOLS = {"mps2-an386": "qemu-system-arm", "msp430fr5994": "clang"}
 
 @pytest.fixture(scope="module")
 def eve_arts(artifacts, tmp_path_factory):
-    """The digits MLP and CNN with three nested modes (every circulant layer shrinks, the classifier too)."""
+    """The digits MLP and CNN with three nested modes (every circulant layer shrinks, the classifier too);
+    ``cnnw``: the CNN with width, its dense first conv (one input channel) computing 8 / 4 / 2 channels and
+    conv2 1 / 0.5 / 0.5 of its block rows (the ReLU and pool after conv1 work on its kept channels, conv2's
+    FFT input transforms on the block columns those feed)."""
     d = tmp_path_factory.mktemp("eveexec")
     out = {}
-    for model in ("mlp", "cnn"):
-        art = load_artifact(artifacts[model])
-        set_modes(art, KEEP)
+    for model in ("mlp", "cnn", "cnnw"):
+        art = load_artifact(artifacts[model[:3]])
+        width = {"conv1": KEEP, "conv2": [1.0, 0.5, 0.5]} if model == "cnnw" else None
+        set_modes(art, KEEP, layer_width=width)
         out[model] = save_artifact(art, d / f"{model}3.bl")
+    assert load_artifact(out["cnnw"]).modes[2]["layers"]["conv1"] == {"out_blocks": 2}
     return out
 
 
@@ -43,7 +48,7 @@ def _mode_images(art_path, board, backend, d, granularity="auto", path="auto"):
     return res, imgs
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "cnnw"])
 @pytest.mark.parametrize("path", ["fft", "direct"])
 def test_host_image_runs_every_mode_bit_exact_on_the_test_set(eve_arts, digits, tmp_path, model, path):
     res, imgs = _mode_images(eve_arts[model], "host", "ref", tmp_path, path=path)
@@ -59,13 +64,18 @@ def test_host_image_runs_every_mode_bit_exact_on_the_test_set(eve_arts, digits, 
     assert not np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[1], outs[2])
 
 
-def test_fine_granularity_steps_run_every_mode_bit_exact(eve_arts, digits, tmp_path):
-    """bl_mac_step_sel: direct-path layers cut into steps over input channels (partial buffers)."""
-    res, imgs = _mode_images(eve_arts["cnn"], "host", "ref", tmp_path, granularity=20000, path="direct")
-    assert any(t["kind"] == "mac_step" for t in res.schedule["modes"][0]["tasks"])
-    art = load_artifact(eve_arts["cnn"])
+@pytest.mark.parametrize("model", ["cnn", "cnnw"])
+def test_fine_granularity_steps_run_every_mode_bit_exact(eve_arts, digits, tmp_path, model):
+    """bl_mac_step_sel: direct-path layers cut into steps over input channels (partial buffers); cnnw: the
+    dense conv1's steps too (a unit the mode drops is skipped, its last step zeroes the output)."""
+    res, imgs = _mode_images(eve_arts[model], "host", "ref", tmp_path, granularity=20000, path="direct")
+    tasks = res.schedule["modes"][0]["tasks"]
+    assert any(t["kind"] == "mac_step" for t in tasks)
+    if model == "cnnw":
+        assert any(t["kind"] == "mac_step" and t["layer"] == "conv1" for t in tasks)
+    art = load_artifact(eve_arts[model])
     for mi, img in enumerate(imgs):
-        run = run_dataset(img, "host", eve_arts["cnn"], "digits", count=60)
+        run = run_dataset(img, "host", eve_arts[model], "digits", count=60)
         assert np.array_equal(
             np.array(run.logits), integer_inference(art, digits.x_test[:60], res.paths, mode=mi)
         )
@@ -118,7 +128,7 @@ def test_weights_are_stored_once_whatever_the_number_of_modes(eve_arts, artifact
 def test_cross_images_run_every_mode_bit_exact(eve_arts, digits, tmp_path, board, backend, count):
     if shutil.which(_TOOLS[board]) is None:
         pytest.skip(f"{_TOOLS[board]} is not installed (scripts/setup.sh)")
-    for model in ("mlp", "cnn"):
+    for model in ("mlp", "cnn", "cnnw"):
         res, imgs = _mode_images(eve_arts[model], board, backend, tmp_path / model)
         art = load_artifact(eve_arts[model])
         # the MSP430 images on the project's simulator (it models the LEA; mspdebug does not)

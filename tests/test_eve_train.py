@@ -58,7 +58,8 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width, m
         normalisation={"mean": 0.0, "std": 1.0},
     )
     circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
-    # the links between circulant layers (which output rows feed which input columns) are the same on the
+    wl = art.weight_layers()  # the mode set spans every weight layer: dense ones narrow too (width)
+    # the links between weight layers (which output rows feed which input columns) are the same on the
     # torch model and on the artifact (through Flatten, pooling and ReLU)
     feeds_t = module_feeds(net, torch.as_tensor(x[:1]))
     for ft, fa in zip(feeds_t, artifact_feeds(art), strict=True):
@@ -66,17 +67,20 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width, m
     set_modes(
         art,
         keep,
-        orders={lay["name"]: o for lay, o in zip(circ, ms.orders, strict=True)},
-        layer_keep={lay["name"]: lk for lay, lk in zip(circ, ms.layer_keep, strict=True)},
-        layer_rows={lay["name"]: r for lay, r in zip(circ, ms.layer_rows, strict=True)},
+        orders={lay["name"]: o for lay, o in zip(wl, ms.orders, strict=True)},
+        layer_keep={lay["name"]: lk for lay, lk in zip(wl, ms.layer_keep, strict=True)},
+        layer_rows={lay["name"]: r for lay, r in zip(wl, ms.layer_rows, strict=True)},
     )
+    if kind == "cnn2d" and width:  # the dense first conv narrows with the width ladder (its first 4 rows)
+        assert wl[0]["block"] == 1 and mode_layer(art, 1, wl[0]["name"]) == {"out_blocks": 4}
     if mode_bias:
-        names = [lay["name"] for lay in circ]
+        names = [lay["name"] for lay in wl]
         add_mode_biases(art, {mi: dict(zip(names, ms.mode_biases(mi), strict=True)) for mi in (1, 2)})
         assert any("bias" in sel for sel in art.modes[2]["layers"].values())
     for mi in range(len(keep)):
-        for lay, mask in zip(circ, ms.masks[mi], strict=True):
-            assert np.array_equal(active_blocks(art, lay, mi), mask.numpy() != 0)
+        for lay, mask in zip(wl, ms.masks[mi], strict=True):
+            act = active_blocks(art, lay, mi)  # None: a dense layer the mode runs whole
+            assert np.array_equal(np.ones(mask.shape, bool) if act is None else act, mask.numpy() != 0)
         ms.set(mi)
         with torch.no_grad():
             ref = net(torch.as_tensor(x)).numpy()

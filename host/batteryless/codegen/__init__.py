@@ -287,6 +287,10 @@ def _plan(
     plan = _Plan()
     plan.act_len = max(math.prod(s[1:]) for s in shapes)
     cur, other = "bl_act0", "bl_act1"
+    # EVE: per mode, how many leading elements of the activation `cur` can be nonzero (None: all). A mode
+    # that narrows a weight layer zeroes the rows it drops; the ReLUs and pools after it then work on the
+    # kept channels only (the rest stay 0: relu(0) = pool(0) = 0, bit for bit the spec)
+    live: list[int] | None = None
     for li, layer in enumerate(art.layers):
         op, name = layer["op"], layer["name"]
         s_in, s_out = shapes[li], shapes[li + 1]
@@ -307,14 +311,28 @@ def _plan(
             for e0 in range(0, n_out, per):
                 n = min(per, n_out - e0)
                 buf = f"{cur} + {e0}" if e0 else cur
+                call = f"bl_relu_q15({buf}, {buf}, {n}u)"
+                mode_expr = None
+                if live is not None and any(e < e0 + n for e in live):
+                    mode_expr = eve_modes.mode_chain(
+                        [
+                            call
+                            if e >= e0 + n
+                            else "BL_OK"
+                            if e <= e0
+                            else f"bl_relu_q15({buf}, {buf}, {e - e0}u)"
+                            for e in live
+                        ]
+                    )
                 plan.tasks.append(
                     Task(
                         name if per == n_out else f"{name}.e{e0}",
                         name,
                         "relu",
-                        f"bl_relu_q15({buf}, {buf}, {n}u)",
+                        call,
                         elements=n,
                         out_bytes=2 * n,
+                        mode_expr=mode_expr,
                     )
                 )
             plan.layers.append(entry)
@@ -370,20 +388,39 @@ def _plan(
                             )
                         )
                 cur, other = other, cur
+                if live is not None:  # every channel pooled: the dropped ones stay 0
+                    live = [-(-e // per_ch) * oh * ow for e in live]
                 plan.layers.append(entry)
                 continue
+            live_ch = None if live is None else [min(c, -(-e // per_ch)) for e in live]
             for c0 in range(0, c, chans):
                 c1 = min(c, c0 + chans)
+                call = f"{fn}({cur}, &{g}, {other}, {c0}u, {c1}u)"
+                mode_expr = None
+                if live_ch is not None and any(r < c1 for r in live_ch):
+                    # the kept channels pooled, the dropped ones zeroed (the other buffer holds old data)
+                    mode_expr = eve_modes.dense_rows_case(
+                        eve_modes.LayerModes(name, None, [], live_ch, []),
+                        lambda a, b, fn=fn, cur=cur, g=g, other=other: (
+                            f"{fn}({cur}, &{g}, {other}, {a}u, {b}u)"
+                        ),
+                        c0,
+                        c1,
+                        _zero_fmt(other, oh, ow, 0, oh, 0, ow),
+                    )
                 plan.tasks.append(
                     Task(
                         name if chans == c else f"{name}.ch{c0}",
                         name,
                         op[:7],
-                        f"{fn}({cur}, &{g}, {other}, {c0}u, {c1}u)",
+                        call,
                         elements=(c1 - c0) * per_ch,
                         out_bytes=2 * n_out * (c1 - c0) // c,
+                        mode_expr=mode_expr,
                     )
                 )
+            if live_ch is not None:
+                live = [r * oh * ow for r in live_ch]
             cur, other = other, cur
             plan.layers.append(entry)
             continue
@@ -573,13 +610,33 @@ def _plan(
             )
             if path == "fft":
                 plan.xs_len = max(plan.xs_len, q * k * ih * iw)
+                # EVE: a mode that reads only the first input block columns transforms only those (xs keeps
+                # block j at the same place whatever in_ch says: bl_kernels.h), with an in_ch-cut geometry
+                in_geom = [g] * (len(lm.cols) if lm is not None and lm.rank is not None else 0)
+                for mi, used in enumerate(lm.cols if in_geom else []):
+                    n_in = min(c, (max(j for j, u in enumerate(used) if u) + 1) * k)
+                    if n_in < c:
+                        in_geom[mi] = f"g_{name}_in{n_in}"
+                        _add_geom(
+                            plan,
+                            in_geom[mi],
+                            f"{{{n_in}u, {ih}u, {iw}u, {o}u, {oh}u, {ow}u, "
+                            f"{kh}u, {kw}u, {sh}u, {sw}u, {ph}u, {pw}u}}",
+                        )
                 for y in range(ih):
+                    fin = "bl_conv_fft_input_q15({cur}, &{g}, &{cfg}, bl_xs, {y}u, {y1}u, bl_work)"
+                    mode_expr = None
+                    if any(x != g for x in in_geom):
+                        mode_expr = eve_modes.mode_chain(
+                            [fin.format(cur=cur, g=x, cfg=cfg, y=y, y1=y + 1) for x in in_geom]
+                        )
                     plan.tasks.append(
                         Task(
                             f"{name}.fft_in_row{y}",
                             name,
                             "fft_in",
                             f"bl_conv_fft_input_q15({cur}, &{g}, &{cfg}, bl_xs, {y}u, {y + 1}u, bl_work)",
+                            mode_expr=mode_expr,
                             butterflies=q * iw * (k // 2) * log2k,
                             out_bytes=2 * q * k * iw,
                         )
@@ -677,6 +734,8 @@ def _plan(
                     )
         if lm is not None:
             plan.eve[name] = (lm, lits)
+        out_hw = math.prod(s_out[2:]) if len(s_out) > 2 else 1
+        live = None if lm is None or all(r >= rows for r in lm.rows) else [r * out_hw for r in lm.rows]
         cur, other = other, cur
         plan.layers.append(entry)
     plan.output_buffer = cur

@@ -196,10 +196,10 @@ def dense_rows_case(lm: LayerModes, call, o0: int, o1: int, zero) -> str:
             exprs.append(zero("BL_OK", o0, o1))
         else:
             exprs.append(zero(call(o0, r), r, o1))
-    return _chain(exprs)
+    return mode_chain(exprs)
 
 
-def _chain(exprs: list[str]) -> str:
+def mode_chain(exprs: list[str]) -> str:
     """One C expression choosing ``exprs[bl_mode]`` (mode 0's as the default; equal ones merged)."""
     out = exprs[0]
     for mi in range(len(exprs) - 1, 0, -1):
@@ -238,7 +238,7 @@ def task_case(
                 fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
                 fill["sel"] = f"&bl_sel_{lm.name}_m{mi}"
                 exprs.append(sel_fmt.format(**fill))
-        return _chain(exprs)
+        return mode_chain(exprs)
     fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
     fill["sel"] = f"bl_sel_{lm.name}[bl_mode]"
     return f"bl_sel_{lm.name}[bl_mode] == NULL ? {call} : {sel_fmt.format(**fill)}"
