@@ -133,6 +133,41 @@ def measure_modes(
     }
 
 
+def narrow_model(model: str, art, mode: int):
+    """The zoo ``model`` with every weight layer as wide as EVE ``mode`` computes it in ``art`` (its kept
+    output rows; the next layer's inputs with them), untrained: the network mode i runs, as a model of its
+    own for the ``separate`` baseline (each of the K separately stored models is this network trained
+    alone through the same pipeline — the best model at that mode's budget, not a pruned copy of the
+    largest)."""
+    from torch import nn
+
+    from batteryless.eve.modes import out_rows
+    from batteryless.models.zoo import build_model
+    from batteryless.rad.compress import weight_layer_names
+
+    ds = load_dataset("digits")
+    net = build_model(model, ds.input_shape, ds.num_classes, seed=0)
+    names = weight_layer_names(net)
+    kept = {lay["name"]: out_rows(art, lay, mode) for lay in art.weight_layers()}
+    layers, prev_full, prev_kept = [], None, None
+    for i, m in enumerate(net):
+        if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+            full_out = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+            out = min(kept.get(names[i]) or full_out, full_out)
+            full_in = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+            # a Linear after Flatten reads prev channels × positions: scale by the kept channel share
+            cin = full_in if prev_full is None else full_in * prev_kept // prev_full
+            if isinstance(m, nn.Linear):
+                layers.append(nn.Linear(cin, out, bias=m.bias is not None))
+            else:
+                conv = nn.Conv1d if isinstance(m, nn.Conv1d) else nn.Conv2d
+                layers.append(conv(cin, out, m.kernel_size, m.stride, m.padding, bias=m.bias is not None))
+            prev_full, prev_kept = full_out, out
+        else:
+            layers.append(m)
+    return nn.Sequential(*layers)
+
+
 def _schedule(path: Path, out: Path) -> dict:
     codegen(path, BOARD, out, backend="ref", buffers_in="nvm")
     return json.loads((out / "schedule.json").read_text())
@@ -196,9 +231,14 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
     )
     recorded = {r["mode"]: r for r in art.metrics.get("modes", [])}
     single, srep, _ = _compress(model, work / f"{model}-single.bl", quick)
+    # the K separately stored models: each smaller one the network its EVE mode runs (narrow_model), trained
+    # alone. Session 4 pruned the single model to the keep fractions instead: independent per-layer block
+    # pruning left the CNN's classifier reading channels whose conv2 rows were pruned (87.5 %: 10.3 %, chance)
     separate = [single]
-    for f in keep[1:]:
-        a, _, _ = _compress(model, work / f"{model}-sep{f}.bl", quick, prune_ratio=round(1 - f, 4))
+    for mi, f in enumerate(keep[1:], start=1):
+        a, _, _ = _compress(
+            narrow_model(model, art, mi), work / f"{model}-sep{f}.bl", quick, train_dense=True
+        )
         separate.append(a)
     # 8-bit weights: the dense int16 MLP (34 kB of weights) does not fit the FR5994 code region
     dense, _, _ = _compress(

@@ -105,6 +105,31 @@ def test_width_drops_output_rows_to_zero():
     assert mode_stats(art, 2)["total"]["macs"] < mode_stats(art, 1)["total"]["macs"]
 
 
+@pytest.mark.parametrize("path", ["fft", "direct"])
+def test_dense_width_is_the_model_with_the_dropped_rows_removed(path):
+    """A dense layer's out_blocks (rows): the spec in that mode equals, bit for bit, the single-mode model with
+    the dropped rows' weights and biases zeroed by hand (their outputs requantise to 0; ReLU and pooling keep
+    0) — here the small CNN's dense conv1 keeping 3 of 8 channels, conv2 reading only the block column they
+    feed; and the mode's MACs count only the rows it computes."""
+    art, x = _small_artifact("cnn2d")
+    conv1 = art.weight_layers()[0]
+    assert conv1["block"] == 1
+    set_modes(art, KEEP, layer_width={"conv1": [1.0, 0.5, 3 / 8]})
+    assert art.modes[2]["layers"]["conv1"] == {"out_blocks": 3}
+    ref = _masked_by_hand(art, 2)
+    w = ref.tensors[conv1["weight"]] = ref.tensors[conv1["weight"]].copy()
+    w[3:] = 0
+    b = ref.tensors[conv1["bias"]] = ref.tensors[conv1["bias"]].copy()
+    b[3:] = 0
+    paths = {lay["name"]: path for lay in art.weight_layers() if lay["block"] > 1}
+    got = spec.integer_inference(art, x, paths, mode=2)
+    assert np.array_equal(got, spec.integer_inference(ref, x, paths))
+    assert not np.array_equal(got, spec.integer_inference(art, x, paths, mode=0))
+    rows = [r for r in mode_stats(art, 2)["layers"] if r["name"] == "conv1"][0]
+    full = [r for r in mode_stats(art, 0)["layers"] if r["name"] == "conv1"][0]
+    assert rows["macs"] * 8 == full["macs"] * 3
+
+
 def test_smaller_modes_touch_fewer_bytes_and_the_store_holds_the_largest_once(tmp_path):
     art, x = _with_modes("mlp")
     stats = [mode_stats(art, m)["total"] for m in range(3)]
@@ -183,6 +208,16 @@ def _bad_perm(t):
         (lambda m: m["modes"][1]["layers"]["fc1"].update(out_frac=3), None, "fc2.in_frac"),
         (lambda m: m["modes"][1]["layers"]["fc3"].update(out_blocks=1), None, "cannot narrow the last layer"),
         (lambda m: m["modes"][1]["layers"].update(fc2={"blocks": 1}), None, "needs a circulant layer"),
+        # a dense layer narrows by rows: out_blocks counts rows, in range and nested like a circulant one's
+        (lambda m: m["modes"][1]["layers"].update(fc2={"out_blocks": 999}), None, "fc2: field 'out_blocks'"),
+        (
+            lambda m: (
+                m["modes"][1]["layers"].update(fc2={"out_blocks": 4}),
+                m["modes"][2]["layers"].update(fc2={"out_blocks": 5}),
+            ),
+            None,
+            "fc2.out_blocks = 5 exceeds",
+        ),
     ],
 )
 def test_invalid_modes_name_the_field(tmp_path, edit, edit_t, message):
