@@ -280,3 +280,22 @@ def test_compress_modes_on_a_users_own_module(layer_blocks, digits):
     assert macs[0] > macs[1] > macs[2]
     for mi in range(3):  # every mode runs in the integer spec
         assert spec.predict(art, digits.x_test[:8], mode=mi).shape == (8,)
+
+
+def test_layer_width_narrows_the_named_layer_only_and_refuses_unknown_names():
+    """EveConfig.layer_width: one layer's own width ladder (the dense conv1 here), the others by ``width``;
+    a name that is not a weight layer is a usage error before any training."""
+    from test_spec import nn
+
+    _, x = _small_artifact("cnn2d")
+    torch.manual_seed(1)
+    net = _net("cnn2d", nn)
+    ms = attach_modes(
+        net, [1.0, 0.5, 0.25], example=torch.as_tensor(x[:1]), layer_width={"conv1": [1.0, 0.75, 0.25]}
+    )
+    assert ms.layer_rows[0] == [8, 6, 2]  # conv1: rows of 8 output channels
+    assert ms.layer_rows[1] == [4, 4, 4]  # conv2: no width of its own (4 block rows of 4)
+    with pytest.raises(UsageError, match="no weight layer named conv9"):
+        attach_modes(
+            _net("cnn2d", nn), [1.0, 0.5], example=torch.as_tensor(x[:1]), layer_width={"conv9": [1, 1]}
+        )

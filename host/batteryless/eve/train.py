@@ -55,6 +55,9 @@ class EveConfig:
     # transforms do not shrink with it (digits MLP, keep 1/0.5/0.25: 1.62× fewer predicted cycles without
     # width, 3.50× with width 1/0.5/0.25)
     width: list[float] | None = None
+    # per weight layer name (e.g. "conv1"): its own width fractions, overriding ``width`` for that layer (the
+    # digits CNN's dense conv1 is a third of mode 0's cost, and its width costs the most accuracy)
+    layer_width: dict[str, list[float]] = field(default_factory=dict)
     # each mode but the largest trains its own bias of every circulant layer (stored as the mode's ``bias``
     # override: 4 bytes per output row and mode)
     mode_bias: bool = False
@@ -249,6 +252,7 @@ def attach_modes(
     width: list[float] | None = None,
     example: torch.Tensor | None = None,
     mode_bias: bool = False,
+    layer_width: dict[str, list[float]] | None = None,
 ) -> ModeSet:
     """Order each circulant layer's blocks (``eve.modes.nested_orders``), build every mode's prefix mask and
     attach a ModeMask (mode 0).
@@ -268,8 +272,18 @@ def attach_modes(
         for li in range(len(layers))
     ]
     lwidth = [list(width) if width else [1.0] * len(keep) for _ in layers]
-    feeds = module_feeds(model, example) if width else [None] * len(layers)
-    if width:
+    if layer_width:
+        names = _layer_names(layers)
+        unknown = set(layer_width) - set(names)
+        if unknown:
+            raise UsageError(
+                f"no weight layer named {', '.join(sorted(unknown))} (layers: {', '.join(names)})"
+            )
+        for li, name in enumerate(names):
+            if name in layer_width:
+                lwidth[li] = _fractions(list(layer_width[name]), len(keep), f"width of {name}", "fractions")
+    feeds = module_feeds(model, example) if width or layer_width else [None] * len(layers)
+    if width or layer_width:
         sort_rows(layers, feeds)
     weights, prunes = _weights(layers)
     orders, counts, rows = nested_orders(weights, prunes, feeds, lkeep, lwidth, dense)
@@ -304,6 +318,18 @@ def attach_modes(
             layer.register_forward_hook(_row_hook(ms, li))
     ms.set(0)
     return ms
+
+
+def _layer_names(layers: list[nn.Module]) -> list[str]:
+    """The artifact's names of the weight layers (fc1, fc2, conv1, …: ``rad.compress.weight_layer_names``
+    on the model before it became circulant)."""
+    counts = {"fc": 0, "conv": 0}
+    out = []
+    for m in layers:
+        kind = "fc" if isinstance(m, nn.Linear | BlockCirculantLinear) else "conv"
+        counts[kind] += 1
+        out.append(f"{kind}{counts[kind]}")
+    return out
 
 
 def _row_hook(ms: ModeSet, li: int):
@@ -358,7 +384,9 @@ def train_modes(
     """Sandwich-rule training with in-place distillation; leaves ``model`` in mode 0, eval mode."""
     keep = check_modes(modes, cfg)
     xt = torch.as_tensor(x, dtype=torch.float32)
-    ms = attach_modes(model, keep, cfg.full_last, mode_width(modes, cfg), xt[:1], cfg.mode_bias)
+    ms = attach_modes(
+        model, keep, cfg.full_last, mode_width(modes, cfg), xt[:1], cfg.mode_bias, cfg.layer_width
+    )
     yt = torch.as_tensor(y, dtype=torch.int64)
     gen = torch.Generator().manual_seed(seed + 3000)
     pick = random.Random(seed + 3001)

@@ -26,6 +26,10 @@ class DatasetRun:
     predictions: list[int]
     labels: list[int]
     counts: list[int | None]
+    # the inference alone: count from the model app's first task mark (1) to its end mark (0) — every task
+    # and the task loop, without start-up, reading the input and printing the logits; None where the image
+    # or the emulator records no such marks
+    inference_counts: list[int | None] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -42,6 +46,7 @@ class DatasetRun:
             "labels": self.labels,
             "logits": self.logits,
             "counts": self.counts,
+            "inference_counts": self.inference_counts,
         }
 
 
@@ -59,6 +64,7 @@ def run_samples(
     logits: list[list[int]] = []
     preds: list[int] = []
     counts: list[int | None] = []
+    inference: list[int | None] = []
     unit: str | None = None
     for i, data in enumerate(samples):
         res = run(image, b, inputs=data, timeout=timeout)
@@ -71,9 +77,11 @@ def run_samples(
         logits.append(vals)
         preds.append(max(range(len(vals)), key=vals.__getitem__))
         counts.append(res.count)
+        at = {m: c for m, c in res.marks if m is not None}
+        inference.append(at[0] - at[1] if 0 in at and 1 in at else None)
         unit = res.unit
         report(progress, f"run {Path(image).name} on {b.name}", i + 1, len(samples))
-    return DatasetRun(b.name, unit, logits, preds, list(labels or []), counts)
+    return DatasetRun(b.name, unit, logits, preds, list(labels or []), counts, inference)
 
 
 def run_dataset(
