@@ -3,8 +3,8 @@
 
 For the digits MLP and CNN: ``compress --modes 3`` (default keep and width 1, 0.5, 0.25; 40 sandwich epochs;
 the CNN with the settings in EVE_SETTINGS), the
-single-mode model of today (``compress``), K−1 separately compressed smaller models (block pruning to the
-same keep fractions) and the dense model (block 1, 8-bit weights so that it fits). Per mode: integer (spec)
+single-mode model of today (``compress``), K−1 separately compressed smaller models (each the network its
+mode runs, trained alone: ``narrow_model``) and the dense model (block 1, 8-bit weights so that it fits). Per mode: integer (spec)
 accuracy on the test split, MACs, weight bytes touched, predicted cycles and energy of one inference on the
 MSP430FR5994 (ref backend, board cost model: codegen's schedule). Per trace (the four bundled traces, the
 board's 100 uF and 1 mF) and policy (``eve`` adaptive, ``mode-<i>`` fixed, ``dense``, ``separate`` = the
@@ -69,14 +69,19 @@ INSTR_UNIT = (
     f"app's first task mark to its end mark), mean over {INSTR_SAMPLES} digits test samples; "
     "program_instructions: the whole image run (start-up, input read, printing the logits included)"
 )
-# per-model EVE settings (compress --modes 3 plus these). The CNN's first conv stays dense (one input
-# channel) and costs 18 % of its predicted cycles in every mode, so its ladder must go deeper in the layers
-# that can shrink: conv2 in blocks of 4 (4 block rows: width 0.25 is one row; at the default 8 it has 2,
-# and modes 1 and 2 were the same network) and the smallest mode at 1/8 of the blocks. Chosen from a
-# handful of hand-run settings (docs/eve.md); the search's --block-sizes explores the same lever.
+# per-model EVE settings (compress --modes 3 plus these), chosen from hand-run settings (docs/eve.md, Numbers)
+# for the smallest mode to cost >= 3x fewer instructions than the largest. MLP: width 1/0.5/0.125 (the
+# smallest mode 64->16->16->10: fc1's input transforms are fixed, so only a narrower network gets under a
+# third). CNN: conv2 in blocks of 4 (4 block rows: width 0.25 is one row), the smallest mode at 1/8 of the
+# blocks, and the dense conv1 (one input channel; a third of mode 0) 8/6/2 channels (layer_width; 8/4/2
+# lost 5 points in mode 1). The search's --block-sizes explores the block-size lever.
 EVE_SETTINGS: dict[str, dict] = {
-    "mlp": {},
-    "cnn": {"layer_blocks": {"conv2": 4}, "keep": [1.0, 0.5, 0.125]},
+    "mlp": {"width": [1.0, 0.5, 0.125]},
+    "cnn": {
+        "layer_blocks": {"conv2": 4},
+        "keep": [1.0, 0.5, 0.125],
+        "layer_width": {"conv1": [1.0, 0.75, 0.25]},
+    },
 }
 
 
@@ -222,8 +227,10 @@ def _merged(scheds: list[dict], names: list[str], path: Path) -> None:
 def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) -> dict:
     ds = load_dataset("digits")
     settings = EVE_SETTINGS.get(model, {})
-    keep = settings.get("keep") or default_keep(K)  # the separately stored models prune to the same fractions
-    eve_cfg = EveConfig(keep=settings.get("keep"), width=settings.get("width"))
+    keep = settings.get("keep") or default_keep(K)
+    eve_cfg = EveConfig(
+        keep=settings.get("keep"), width=settings.get("width"), layer_width=settings.get("layer_width", {})
+    )
     if quick:
         eve_cfg.epochs = 1
     art, rep, sec = _compress(

@@ -108,9 +108,9 @@ def test_width_drops_output_rows_to_zero():
 @pytest.mark.parametrize("path", ["fft", "direct"])
 def test_dense_width_is_the_model_with_the_dropped_rows_removed(path):
     """A dense layer's out_blocks (rows): the spec in that mode equals, bit for bit, the single-mode model
-    with the dropped rows' weights and biases zeroed by hand (their outputs requantise to 0; ReLU and pooling
-    keep 0) — here the small CNN's dense conv1 keeping 3 of 8 channels, conv2 reading only the block column they
-    feed; and the mode's MACs count only the rows it computes."""
+    with the dropped rows' weights and biases zeroed by hand (their outputs requantise to 0; ReLU and
+    pooling keep 0) — here the small CNN's dense conv1 keeping 3 of 8 channels, conv2 reading only the
+    block column they feed; and the mode's MACs count only the rows it computes."""
     art, x = _small_artifact("cnn2d")
     conv1 = art.weight_layers()[0]
     assert conv1["block"] == 1
