@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """EVE benchmark: nested modes over one weight store vs fixed modes, the dense model and K separate models.
 
-For the digits MLP and CNN: ``compress --modes 3`` (default keep and width 1, 0.5, 0.25; 40 sandwich epochs;
-the CNN with the settings in EVE_SETTINGS), the
-single-mode model of today (``compress``), K−1 separately compressed smaller models (each the network its
-mode runs, trained alone: ``narrow_model``) and the dense model (block 1, 8-bit weights so that it fits). Per mode: integer (spec)
-accuracy on the test split, MACs, weight bytes touched, predicted cycles and energy of one inference on the
+For the digits MLP and CNN: ``compress --modes 3`` (40 sandwich epochs; keep and width as in EVE_SETTINGS),
+the single-mode model of today (``compress``), K−1 separately compressed smaller models (each the network
+its mode runs, trained alone: ``narrow_model``) and the dense model (block 1, 8-bit weights so that it
+fits). Per mode: integer (spec) accuracy on the test split, MACs, weight bytes touched, predicted cycles and energy of one inference on the
 MSP430FR5994 (ref backend, board cost model: codegen's schedule). Per trace (the four bundled traces, the
 board's 100 uF and 1 mF) and policy (``eve`` adaptive, ``mode-<i>`` fixed, ``dense``, ``separate`` = the
 same selector over K separately stored models, their energies predicted like the modes'): inferences and
