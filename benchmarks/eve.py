@@ -4,13 +4,13 @@
 For the digits MLP and CNN: ``compress --modes 3`` (40 sandwich epochs; keep and width as in EVE_SETTINGS),
 the single-mode model of today (``compress``), K−1 separately compressed smaller models (each the network
 its mode runs, trained alone: ``narrow_model``) and the dense model (block 1, 8-bit weights so that it
-fits). Per mode: integer (spec) accuracy on the test split, MACs, weight bytes touched, predicted cycles
-and energy of one inference on the MSP430FR5994 (ref backend, board cost model: codegen's schedule). Per trace (the four bundled traces, the
-board's 100 uF and 1 mF) and policy (``eve`` adaptive, ``mode-<i>`` fixed, ``dense``, ``separate`` = the
-same selector over K separately stored models, their energies predicted like the modes'): inferences and
-correct inferences per hour, power failures, energy per inference and mean latency, from the schedule-level
-emulator (emulate/adaptive.py) under FLEX with a demand model of one sensor event every PERIOD seconds
-(default 10 s; one-deep buffer, idle between events).
+fits). Per mode: integer (spec) accuracy on the test split, MACs, weight bytes touched, predicted cycles and
+energy of one inference on the MSP430FR5994 (ref backend, board cost model: codegen's schedule). Per trace
+(the four bundled traces, the board's 100 uF and 1 mF) and policy (``eve`` adaptive, ``mode-<i>`` fixed,
+``dense``, ``separate`` = the same selector over K separately stored models, their energies predicted like
+the modes'): inferences and correct inferences per hour, power failures, energy per inference and mean
+latency, from the schedule-level emulator (emulate/adaptive.py) under FLEX with a demand model of one sensor
+event every PERIOD seconds (default 10 s; one-deep buffer, idle between events).
 
 ``instructions``: measured, not predicted — the generated firmware (every mode over the one store, started
 in mode i with ``BL_MODEL_START_MODE``) run on QEMU mps2-an386 (Cortex-M4, ``ref`` backend): instructions of
