@@ -35,7 +35,9 @@ TARGETS = (("msp430fr5994", "ref", "msp430sim"), ("mps2-an386", "ref", None), ("
 
 def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
     settings = EVE_SETTINGS.get(model, {})
-    eve_cfg = EveConfig(keep=settings.get("keep"), width=settings.get("width"))
+    eve_cfg = EveConfig(
+        keep=settings.get("keep"), width=settings.get("width"), layer_width=settings.get("layer_width", {})
+    )
     if quick:
         eve_cfg.epochs = 1
     path = work / f"{model}-eve.bl"
@@ -56,6 +58,10 @@ def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
                 "paths": m["paths"],
                 "modes": rows,
                 "largest_over_smallest": rows[0]["count"] / rows[-1]["count"],
+                # the inference alone (model app's first task mark to its end mark), where recorded
+                "largest_over_smallest_inference": rows[0]["inference"] / rows[-1]["inference"]
+                if rows[0].get("inference") and rows[-1].get("inference")
+                else None,
                 "weight_bytes": m["weight_bytes"],
                 "rank_bytes": ranks,
             }
