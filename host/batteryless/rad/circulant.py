@@ -246,14 +246,19 @@ def block_norms(w: torch.Tensor) -> torch.Tensor:
     return w.flatten(2).norm(dim=2)
 
 
-def prune_mask(w: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Keep the largest-norm blocks; drop round(ratio·blocks) of them (at least one block stays)."""
+def prune_mask(w: torch.Tensor, ratio: float, dead: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep the largest-norm blocks; drop round(ratio·blocks) of them (at least one block stays).
+
+    ``dead`` (bool [p, q]): blocks whose input the previous layer's pruning already removed (every row
+    feeding their column pruned: a constant) — they are dropped before any live block."""
     norms = block_norms(w.detach())
+    if dead is not None:
+        norms = torch.where(dead, torch.full_like(norms, -1.0), norms)
     n = norms.numel()
     drop = min(int(round(ratio * n)), n - 1)
     mask = torch.ones_like(norms)
     if drop > 0:
-        mask.view(-1)[torch.argsort(norms.view(-1))[:drop]] = 0
+        mask.view(-1)[torch.argsort(norms.view(-1), stable=True)[:drop]] = 0
     return mask
 
 
