@@ -152,6 +152,35 @@ def test_bad_settings_are_refused(artifacts, capsys):
         search(artifacts["mlp"], trials=1, block_sizes={"fc1": [6]})
     assert main(["search", str(artifacts["mlp"]), "--block-sizes", "fc1=8,x"]) != 0
     assert "--block-sizes expects" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--measure: board host has no emulator that counts"):
+        search(artifacts["mlp"], "host", trials=1, measure=True)
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+def test_measured_search_scores_candidates_on_emulator_counts(artifacts, tmp_path):
+    """--measure: the returned candidate's mode energies are the ones its firmware measures on the board's
+    emulator (QEMU instructions, every mode), not the cost model's prediction."""
+    import shutil
+
+    from batteryless.codegen.measure import measure_schedule
+    from batteryless.datasets import load_dataset
+
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (scripts/setup.sh)")
+    from batteryless.artifact import load_artifact
+
+    art = load_artifact(artifacts["mlp"])
+    rep = search(art, "mps2-an386", modes=2, trials=1, traces=["rf-3m"], measure=True)
+    assert rep["pareto"], rep
+    p = rep["pareto"][0]
+    cand = candidate(art, p["keep"], width=p["width"])
+    path = save_artifact(cand, tmp_path / "c.bl")
+    predicted = codegen(path, "mps2-an386", tmp_path / "g", buffers_in="nvm").schedule
+    x = load_dataset(art.dataset).x_test[0]
+    measured = measure_schedule(tmp_path / "g", "mps2-an386", path, x)
+    assert p["energy_j"] == pytest.approx(measured["eve"]["energy_j"], rel=1e-9)
+    assert p["energy_j"] != pytest.approx(predicted["eve"]["energy_j"], rel=1e-3)
 
 
 @pytest.mark.slow

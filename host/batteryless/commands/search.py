@@ -46,6 +46,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             block_sizes=_block_sizes(args.block_sizes),
             dataset=args.dataset,
             data_path=args.data,
+            measure=args.measure,
         )
     if args.json:
         print(json.dumps(rep, indent=1, sort_keys=True))
@@ -97,6 +98,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="LAYER=K1,K2",
         help="also search this layer's block size among these (repeat per layer); each trial then "
         "recompresses the artifact's float model (ADMM, QAT, mode training: a compression per trial)",
+    )
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="score candidates on counts measured on the board's emulator (every mode; slower) instead of "
+        "the board's cost model",
     )
     p.add_argument("--dataset", help="dataset to score (and retrain) on (default: the artifact's)")
     p.add_argument("--data", help="folder or file holding the dataset")

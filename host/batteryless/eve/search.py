@@ -84,8 +84,12 @@ def evaluate_candidate(
     capacitance_f: float | None,
     period_s: float | None,
     work: Path,
+    measure: bool = False,
 ) -> dict[str, Any]:
-    """Constraints and objectives of one candidate (see the module docstring)."""
+    """Constraints and objectives of one candidate (see the module docstring). ``measure``: the schedule's
+    task costs (and so the modes' energies, the largest step and the emulated energy) are counted by running
+    the candidate's firmware on the board's emulator, every mode (``codegen.measure.measure_schedule``, on
+    the first test sample), instead of the board's cost model."""
     from batteryless.codegen import codegen
     from batteryless.emulate import power_chain
     from batteryless.emulate.adaptive import run_adaptive
@@ -104,6 +108,11 @@ def evaluate_candidate(
         out["constraints"] = [1.0, 0.0]
         return out
     sched = res.schedule
+    if measure:
+        from batteryless.codegen.measure import measure_schedule
+
+        sched = measure_schedule(work / "gen", board, path, x_test[0])
+        out["measured"] = sched["measured"]
     buf = board.energy_buffer
     cap = capacitance_f or buf.capacitance_f
     usable = 0.5 * cap * (buf.v_on**2 - buf.v_off**2)
@@ -269,13 +278,15 @@ def build_candidate(
 
 
 def _ray_trial(
-    config, art, board, x_test, y_test, traces, capacitance_f, period_s, space, retrain, seed, data
+    config, art, board, x_test, y_test, traces, capacitance_f, period_s, space, retrain, seed, data, measure
 ):
     """One trial on a Ray worker: the same scoring as the local path; constraints travel with the result."""
     settings = space.draw(lambda name: config[name])
     cand = build_candidate(art, settings, retrain, seed, *data)
     with tempfile.TemporaryDirectory() as tmp:
-        res = evaluate_candidate(cand, board, x_test, y_test, traces, capacitance_f, period_s, Path(tmp))
+        res = evaluate_candidate(
+            cand, board, x_test, y_test, traces, capacitance_f, period_s, Path(tmp), measure
+        )
     ok = res["fits_memory"]
     return {
         "correct_per_hour": res["correct_per_hour"] if ok else 0.0,
@@ -302,6 +313,7 @@ def _search_ray(
     progress,
     t0,
     data,
+    measure=False,
 ) -> dict[str, Any]:
     """ray tune + Optuna's searcher (multi-objective); infeasible results are filtered out afterwards."""
     try:
@@ -336,6 +348,7 @@ def _search_ray(
         retrain=retrain,
         seed=seed,
         data=data,
+        measure=measure,
     )
     report(progress, "search trials on Ray", 0, trials)
     with tempfile.TemporaryDirectory(prefix="bl-ray-") as results:  # not ~/ray_results
@@ -399,8 +412,13 @@ def search(
     ray: str | None = None,
     block_sizes: dict[str, list[int]] | None = None,
     retrain: Retrain | None = None,
+    measure: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the search; return the feasible Pareto set and write the best candidate to ``out``.
+
+    ``measure``: score every candidate on counts measured by running its firmware on the board's emulator
+    (every mode; QEMU instructions or MSP430 MCLK cycles) instead of the board's cost model — slower (an image
+    per mode and trial).
 
     ``ray``: run the trials on a Ray cluster instead (an address, ``auto`` for a running cluster, ``local``
     to start one on this machine, or ``connected`` when ``ray.init`` was already called).
@@ -419,6 +437,11 @@ def search(
         raise UsageError(f"--trials must be >= 1, not {trials}")
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     b = board if not isinstance(board, str | Path) else load_board(board)
+    if measure and b.emulator.get("kind") not in ("qemu", "mspdebug", "msp430sim"):
+        raise UsageError(
+            f"--measure: board {b.name} has no emulator that counts instructions or cycles "
+            f"(emulator {b.emulator.get('kind')!r}); use a QEMU or MSP430 board"
+        )
     circ = [lay for lay in art.weight_layers() if lay["block"] > 1]
     if not circ:
         raise UsageError("search needs a block-circulant layer: every layer of this artifact is dense")
@@ -465,6 +488,7 @@ def search(
             progress,
             t0,
             data,
+            measure,
         )
 
     def objective(trial) -> tuple[float, float]:
@@ -482,7 +506,7 @@ def search(
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 res = evaluate_candidate(
-                    cand, b, ds.x_test, ds.y_test, list(traces), capacitance_f, period_s, Path(tmp)
+                    cand, b, ds.x_test, ds.y_test, list(traces), capacitance_f, period_s, Path(tmp), measure
                 )
         trial.set_user_attr("constraints", res["constraints"])
         for key, value in zip(("memory", "power_on_period"), res["constraints"], strict=True):
