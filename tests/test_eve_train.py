@@ -237,6 +237,26 @@ def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys, flag):
     assert not (tmp_path / "x.bl").exists()
 
 
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("conv1", "expects NAME=F"),
+        ("conv1=1,x", "--mode-layer-width conv1 expects fractions"),
+        ("conv1=1,2", "must start at 1 and not increase"),
+        ("conv9=1,0.5", "no weight layer named conv9"),
+    ],
+)
+def test_cli_bad_mode_layer_width_is_a_usage_error_before_training(tmp_path, capsys, value, message):
+    """Wrong names and fractions of --mode-layer-width are refused up front (the model is loaded, not
+    trained: --epochs 1000 would take minutes if training started)."""
+    out = tmp_path / "x.bl"
+    args = ["compress", "--model", "cnn", "--out", str(out), "--modes", "2", "--epochs", "1000"]
+    code = main([*args, "--mode-layer-width", value])
+    assert code != 0
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("layer_blocks", [{}, {"fc1": 8}])
 def test_compress_modes_on_a_users_own_module(layer_blocks, digits):
     """A user's module (BatchNorm folded, a hidden width of 48 = 3 block rows) gets nested, narrowing modes;

@@ -59,6 +59,17 @@ def _keep(text: str | None, flag: str = "--mode-keep") -> list[float] | None:
         raise UsageError(f"{flag} expects fractions like 1,0.5,0.25, got {text!r}") from None
 
 
+def _layer_width(items: list[str] | None) -> dict[str, list[float]]:
+    """['conv1=1,0.75,0.25', …] → {'conv1': [1.0, 0.75, 0.25], …}."""
+    out: dict[str, list[float]] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--mode-layer-width expects NAME=F,F,… (e.g. conv1=1,0.75,0.25), got {item!r}")
+        out[name.strip()] = _keep(value, f"--mode-layer-width {name.strip()}") or []
+    return out
+
+
 def print_mode_table(eve: dict, console) -> None:
     from rich.table import Table
 
@@ -158,6 +169,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         eve=EveConfig(
             keep=_keep(args.mode_keep),
             width=_keep(args.mode_width, "--mode-width"),
+            layer_width=_layer_width(args.mode_layer_width),
             epochs=args.mode_epochs,
             mode_bias=args.mode_bias,
         ),
@@ -279,6 +291,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--mode-width",
         help="EVE: fraction of output block rows per mode in circulant layers that feed another circulant "
         "layer, largest first, e.g. 1,0.5,0.25 (default: 1 down to 0.25; 1,1,1: blocks only)",
+    )
+    p.add_argument(
+        "--mode-layer-width",
+        action="append",
+        metavar="NAME=F,F,…",
+        help="EVE: one weight layer's own width fractions per mode (repeatable), e.g. conv1=1,0.75,0.25 "
+        "(dense layers too: their output rows)",
     )
     p.add_argument(
         "--mode-bias",

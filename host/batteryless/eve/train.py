@@ -361,6 +361,8 @@ def check_modes(modes: int, cfg: EveConfig) -> list[float]:
     keep = list(cfg.keep) if cfg.keep else default_keep(modes, cfg.smallest)
     _fractions(keep, modes, "--mode-keep", "keep fractions")
     mode_width(modes, cfg)
+    for name, fr in (cfg.layer_width or {}).items():
+        _fractions(list(fr), modes, f"--mode-layer-width {name}", "width fractions")
     if cfg.epochs < 0:
         raise UsageError(f"--mode-epochs must be >= 0, not {cfg.epochs}")
     return keep

@@ -209,6 +209,12 @@ def _compress(model, dataset, data_path, out, cfg: CompressConfig, progress, sta
     if not train and not loaded.trained:
         log.info("%s: taken as trained as declared (its weights did not come from a file)", model_name)
     check_supported(net, ds.input_shape, ds.num_classes)  # shapes and classes before minutes of training
+    unknown = set(cfg.eve.layer_width) - set(weight_layer_names(net).values()) if cfg.modes != 1 else set()
+    if unknown:
+        names = ", ".join(weight_layer_names(net).values())
+        raise UsageError(
+            f"--mode-layer-width: no weight layer named {', '.join(sorted(unknown))} (layers: {names})"
+        )
     if train and loaded.source == "module":
         net = copy.deepcopy(net)  # train a copy: the caller's module is theirs
     if train:
