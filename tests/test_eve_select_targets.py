@@ -50,3 +50,44 @@ def test_selector_on_target_matches_python(board, tmp_path):
     want = [select_mode(TABLE, mv, cur) for mv, cur in CASES]
     assert got == want
     assert set(want) == {0, 1, 2, 3}  # the cases reach every mode
+
+
+@pytest.mark.parametrize("board", ["msp430fr5994", "mps2-an386"])
+def test_rate_selector_on_target_matches_python(board, tmp_path):
+    """The rate rule's 64-bit arithmetic on a 16-bit target: picks, income estimates and spent energy of
+    every reading equal the Python reference's."""
+    from test_eve_rate import RATE_TABLE, c_program, python_rows, readings
+
+    if shutil.which(_TOOLS[board]) is None:
+        pytest.skip(f"{_TOOLS[board]} is not installed (scripts/setup.sh)")
+    rows = readings(2, 60)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "bl_eve.h").write_text((ROOT / "firmware" / "eve" / "bl_eve.h").read_text())
+    (app / "eve_table.c").write_text(emit_c_table(RATE_TABLE, "/* test */\n"))
+    printer = (
+        '#include "bl_platform.h"\n'
+        "static void put_row(uint8_t m, uint32_t p, uint32_t s)\n{\n  bl_putc(' ');\n"
+        "  bl_put_i32((int32_t)m);\n  bl_putc(' ');\n  bl_put_i32((int32_t)p);\n  bl_putc(' ');\n"
+        "  bl_put_i32((int32_t)s);\n}\n"
+    )
+    (app / "cases.c").write_text(c_program(RATE_TABLE, rows, printer))
+    (app / "main.c").write_text(
+        '#include "bl_platform.h"\nvoid run_cases(void);\n'
+        'int bl_app_main(void)\n{\n  bl_puts("rate");\n  run_cases();\n  bl_putc(\'\\n\');\n  return 0;\n}\n'
+    )
+    res = build(
+        board,
+        backend="ref",
+        app=str(app),
+        out_dir=tmp_path / "build",
+        extra_sources=[ROOT / "firmware" / "eve" / "bl_eve.c", app / "eve_table.c", app / "cases.c"],
+    )
+    r = run(res.image, board, timeout=300)
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("rate"))
+    vals = [int(v) for v in line.split()[1:]]
+    got = [tuple(vals[i : i + 3]) for i in range(0, len(vals), 3)]
+    want = python_rows(RATE_TABLE, rows)
+    assert got == want
+    assert {w[0] for w in want} == {0, 1, 2}

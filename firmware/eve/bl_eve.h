@@ -11,11 +11,39 @@
 extern "C" {
 #endif
 
+/* The rate rule (eve/select.py RatePolicy, rate_select): the harvested power estimated from the voltage
+ * change since the previous reading plus the energy spent since, and a budget
+ *   P_in * period + gain * (E(V) - E(ref_mv))
+ * for the next inference; the largest mode (from `top` on) whose energy fits runs. Generated data. */
+typedef struct {
+  const uint32_t *energy_nj; /* per mode, largest first (effective energy per inference) */
+  uint32_t cap_nf;           /* buffer capacitance */
+  uint32_t period_ms;        /* one input every period_ms */
+  uint32_t min_dt_ms;        /* a reading closer to the previous one does not update the estimate */
+  uint16_t ref_mv;           /* reserve level */
+  uint16_t gain_q8;          /* share of the stored energy above ref_mv in the budget (256 = all) */
+  uint16_t ewma_q8;          /* weight of the newest income sample (256 = newest only) */
+  uint16_t hyst_q8;          /* moving up needs budget >= E * (1 + hyst_q8 / 256) */
+  uint16_t full_mv;          /* at or above: the buffer clips the income, probe one mode up */
+  uint8_t top;               /* the largest mode the rule may pick */
+} bl_eve_rate;
+
+/* The rate rule's record, kept in NVM across power failures; all zeros at the first boot ("the buffer was
+ * empty at time 0"). */
+typedef struct {
+  uint32_t ms;       /* the previous reading's time */
+  uint32_t spent_nj; /* energy of the inferences started since */
+  uint32_t p_nw;     /* harvested power estimate */
+  uint16_t mv;       /* the previous reading's voltage */
+  uint16_t reserved;
+} bl_eve_rate_state;
+
 typedef struct {
   uint16_t n_modes;          /* 1 .. 8 */
   const uint16_t *stay_mv;   /* keep (or move down to) mode i while V >= stay_mv[i] */
   const uint16_t *enter_mv;  /* move up to mode i (smaller index than the current) only if V >= enter_mv[i] */
   const char *const *names;  /* for logs */
+  const bl_eve_rate *rate;   /* the rate rule; NULL: the thresholds above */
 } bl_eve_table;
 
 /* The generated table (eve_table.c of an EVE model). */
@@ -23,6 +51,21 @@ extern const bl_eve_table bl_eve_modes;
 
 /* The largest mode that fits at `mv` after running `current`; the smallest mode if none fits. */
 uint8_t bl_eve_select(const bl_eve_table *t, uint16_t mv, uint8_t current);
+
+/* The rate rule at `mv` and device time `ms` after running `current`; updates *s. */
+uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t mv, uint32_t ms,
+                           uint8_t current);
+
+/* The mode for the next inference after `current`: reads the hooks, then the rate rule if the table has
+ * one (its record bl_eve_state), the thresholds otherwise. */
+uint8_t bl_eve_choose(const bl_eve_table *t, uint8_t current);
+extern bl_eve_rate_state bl_eve_state;
+
+/* Board hook: the device's time in ms (the rate rule's clock; it must keep counting across power failures:
+ * a remanence timer or the sensor's timestamp on a board). The default (weak) reads bl_eve_now_ms, a
+ * variable in NVM the emulator writes with the trace's time. */
+uint32_t bl_eve_read_ms(void);
+extern volatile uint32_t bl_eve_now_ms;
 
 /* Board hook: the energy buffer's voltage in millivolts. The default (weak) reads bl_eve_supply_mv, a
  * variable in NVM (BL_NVM) that the emulator writes at every power-on (the energy buffer's voltage at that

@@ -282,7 +282,7 @@ uint8_t bl_model_get_mode(void)
 
 uint8_t bl_model_select_mode(uint8_t current)
 {{
-  return bl_eve_select(&bl_eve_modes, bl_eve_read_mv(), current);
+  return bl_eve_choose(&bl_eve_modes, current);
 }}
 """
 

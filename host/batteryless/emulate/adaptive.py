@@ -21,7 +21,7 @@ from batteryless.emulate.power import Buffer, Load
 from batteryless.emulate.simulate import build_program, crossing_time
 from batteryless.emulate.stream import chunk_power, chunk_segments
 from batteryless.emulate.traces import Trace, TraceStream
-from batteryless.eve.select import ModeTable, select_mode
+from batteryless.eve.select import ModeTable, RateState, rate_select, select_mode
 from batteryless.schedule import Schedule
 
 
@@ -123,6 +123,7 @@ def run_adaptive(
     inf_start: float | None = None
     last_started: int | None = None
     last_event = -1  # demand model: index of the newest event taken
+    rate_state = RateState()  # the rate rule's NVM record (survives power failures)
 
     def seg_end(j: int) -> float:
         return float(seg_t[j + 1]) if j + 1 < n_seg else t_end
@@ -159,7 +160,11 @@ def run_adaptive(
                 m = fixed_mode
             else:
                 mv = int(1000.0 * float(buffer.voltage(e)))
-                m = select_mode(table, mv, cur_mode)
+                if table.rate is not None:  # the device's clock: ms since the trace's start
+                    ms = int(1000.0 * (t - float(seg_t[0])))
+                    m = rate_select(table, rate_state, mv, ms, cur_mode)
+                else:
+                    m = select_mode(table, mv, cur_mode)
             if last_started is not None and m != last_started:
                 res.switches += 1
             last_started = cur_mode = inf_mode = m

@@ -12,6 +12,21 @@ so mode i needs ``V ≥ stay_mv[i] = ceil(1000 · sqrt(V_off² + 2 · margin_i �
 inference; staying in a mode or moving down needs only ``stay_mv``. With no mode fitting, the smallest runs
 (FLEX finishes it across power failures). The thresholds are data (``ModeTable``, emitted as C by
 :func:`emit_c_table`); ``firmware/eve/bl_eve.c`` implements :func:`select_mode` bit for bit.
+
+A threshold on the stored energy alone cannot know the *income*: with a small buffer it never picks a mode
+that needs more than the buffer holds even where the harvester refills it many times over before the next
+input arrives, and with a large one it picks the largest mode whenever the buffer holds it even where the
+income sustains only the smallest. The **rate rule** (``RatePolicy``, :func:`rate_select`; REHASH/Zygarde
+use the harvest rate the same way) also estimates the harvested power from the voltage change since the
+previous reading plus the energy the device spent in between, and gives the next inference a budget
+
+    budget = P_in · period  +  gain · (E(V) − E(ref_mv))
+
+— the energy expected to arrive before the next input plus a share of the stored energy above a reserve
+level (negative below it) — and runs the largest mode whose predicted energy fits the budget. The
+threshold rule is its special case ``P_in = 0, gain = 1, ref_mv = V_off``. All integer (nJ, nW, ms), so the
+C selector (``bl_eve_select_rate``) matches it bit for bit; its parameters are generated data
+(:func:`emit_c_table`), tuned per board buffer and demand period by :func:`batteryless.eve.policy.tune_policy`.
 """
 
 from __future__ import annotations
@@ -26,6 +41,35 @@ MV_MAX = 65535  # thresholds are uint16 millivolts; an unreachable mode gets thi
 
 
 @dataclass(frozen=True)
+class RatePolicy:
+    """Parameters of the rate rule (module docstring); integers as the device holds them."""
+
+    energy_nj: tuple[int, ...]  # predicted energy of one inference per mode (nJ), largest mode first
+    cap_nf: int  # buffer capacitance (nF)
+    period_ms: int  # demand: one input every period_ms
+    ref_mv: int  # reserve level: stored energy above it counts into the budget, below it against
+    gain_q8: int  # share of the stored energy above ref_mv in the budget (256 = all of it)
+    ewma_q8: int  # weight of the newest income sample in the running estimate (256 = newest only)
+    hyst_q8: int  # moving up to a larger mode than the last needs budget >= E·(1 + hyst_q8/256)
+    min_dt_ms: int  # readings closer than this to the previous one do not update the income estimate
+    full_mv: int  # at or above it the buffer is (nearly) full: income is being clipped, so step up a mode
+    top: int = 0  # the largest mode the rule may pick (a mode that spans many power failures may not pay)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class RateState:
+    """What the device keeps between readings (NVM: it survives power failures)."""
+
+    mv: int = 0  # the previous reading's voltage and time
+    ms: int = 0
+    spent_nj: int = 0  # predicted energy of the inferences started since that reading
+    p_nw: int = 0  # running estimate of the harvested power (net of leakage and boots), nW
+
+
+@dataclass(frozen=True)
 class ModeTable:
     names: tuple[str, ...]
     energy_j: tuple[float, ...]  # predicted energy of one inference per mode, largest mode first
@@ -35,9 +79,14 @@ class ModeTable:
     v_off: float
     margin: tuple[float, ...]  # per mode
     hysteresis: float
+    rate: RatePolicy | None = None  # the rate rule; None: the threshold rule
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        out = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "rate"
+        }
+        out["rate"] = self.rate.as_dict() if self.rate is not None else None
+        return out
 
 
 def _mv(v_off: float, energy_j: float, capacitance_f: float) -> int:
@@ -108,6 +157,90 @@ def with_surplus_floor(table: ModeTable, v_on: float, v_max: float, fractions: l
     )
 
 
+U32 = 0xFFFFFFFF
+
+
+def rate_policy(
+    energy_j: list[float],
+    capacitance_f: float,
+    period_s: float,
+    *,
+    ref_mv: int,
+    gain: float,
+    ewma: float = 0.25,
+    hysteresis: float = 0.0,
+    min_dt_s: float | None = None,
+    full_mv: int = MV_MAX,
+    top: int = 0,
+) -> RatePolicy:
+    """The rate rule's integer parameters from physical ones (``gain``, ``ewma``, ``hysteresis`` as
+    fractions; ``min_dt_s`` defaults to 1/64 of the period)."""
+    if not (period_s > 0 and capacitance_f > 0 and 0 <= gain <= 4 and 0 < ewma <= 1 and hysteresis >= 0):
+        raise UsageError("rate policy: need period_s > 0, capacitance_f > 0, 0 <= gain <= 4, 0 < ewma <= 1")
+    if not 0 <= ref_mv <= MV_MAX:
+        raise UsageError(f"rate policy: ref_mv {ref_mv} is not a uint16 millivolt value")
+    nj = tuple(max(1, min(U32, round(e * 1e9))) for e in energy_j)
+    if any(b > a for a, b in zip(nj, nj[1:], strict=False)):
+        raise UsageError(f"mode energies must not increase from mode 0 (the largest) on: {energy_j}")
+    if not 0 <= top < len(nj):
+        raise UsageError(f"rate policy: top mode {top} is not one of the {len(nj)} modes")
+    return RatePolicy(
+        energy_nj=nj,
+        cap_nf=min(U32, round(capacitance_f * 1e9)),
+        period_ms=min(U32, round(period_s * 1000)),
+        ref_mv=int(ref_mv),
+        gain_q8=round(gain * 256),
+        ewma_q8=max(1, round(ewma * 256)),
+        hyst_q8=round(hysteresis * 256),
+        min_dt_ms=min(U32, round(1000 * (period_s / 64 if min_dt_s is None else min_dt_s))),
+        full_mv=int(full_mv),
+        top=int(top),
+    )
+
+
+def energy_nj(cap_nf: int, mv: int) -> int:
+    """C/2·V² in nJ, floor (the device's integer formula)."""
+    return cap_nf * mv * mv // 2_000_000
+
+
+def rate_select(table: ModeTable, state: RateState, mv: int, ms: int, current: int) -> int:
+    """The rate rule of ``table.rate``: the mode for the next inference at ``mv`` millivolts and device
+    time ``ms``, after running ``current``; updates ``state`` as the device does (its NVM record). The record starts as zeros: "the buffer was empty at time 0" (a batteryless device's first boot
+    follows charging from empty), so the first reading already estimates the income. Integer arithmetic only, each division on non-negative operands (C and Python round them the
+    same)."""
+    pol = table.rate
+    if pol is None:
+        raise UsageError("rate_select: the mode table has no rate policy")
+    e_now = energy_nj(pol.cap_nf, mv)
+    if ms < state.ms:  # the clock went back (a reset epoch): measure from here, keep the estimate
+        state.mv, state.ms, state.spent_nj = mv, ms, 0
+    if ms - state.ms >= pol.min_dt_ms:
+        income = e_now + state.spent_nj - energy_nj(pol.cap_nf, state.mv)
+        p_inst = income * 1000 // (ms - state.ms) if income > 0 else 0
+        state.p_nw = min(U32, (state.p_nw * (256 - pol.ewma_q8) + p_inst * pol.ewma_q8) // 256)
+        state.mv, state.ms, state.spent_nj = mv, ms, 0
+    budget = state.p_nw * pol.period_ms // 1000
+    e_ref = energy_nj(pol.cap_nf, pol.ref_mv)
+    if e_now >= e_ref:
+        budget += pol.gain_q8 * (e_now - e_ref) // 256
+    else:
+        budget -= pol.gain_q8 * (e_ref - e_now) // 256
+    n = len(pol.energy_nj)
+    if mv >= pol.full_mv and pol.top < current < n:
+        # a full buffer clips the income, so the estimate is only a lower bound: probe one mode up
+        budget = max(budget, pol.energy_nj[current - 1] * (256 + pol.hyst_q8) // 256)
+    pick = n - 1
+    for i in range(pol.top, n):
+        need = pol.energy_nj[i]
+        if i < current:
+            need += need * pol.hyst_q8 // 256
+        if budget >= need:
+            pick = i
+            break
+    state.spent_nj = min(U32, state.spent_nj + pol.energy_nj[pick])
+    return pick
+
+
 def select_mode(table: ModeTable, mv: int, current: int) -> int:
     """The mode for the next inference at buffer voltage ``mv`` (millivolts) after running ``current``."""
     n = len(table.stay_mv)
@@ -119,12 +252,26 @@ def select_mode(table: ModeTable, mv: int, current: int) -> int:
 
 
 def emit_c_table(table: ModeTable, banner: str) -> str:
-    """``eve_table.c``: the generated mode table ``bl_eve_modes`` for firmware/eve/bl_eve.c."""
+    """``eve_table.c``: the generated mode table ``bl_eve_modes`` (and its rate rule, if any) for
+    firmware/eve/bl_eve.c."""
     n = len(table.stay_mv)
     names = ", ".join(f'"{s}"' for s in table.names)
     margins = ", ".join(f"{m:g}" for m in table.margin)
     energies = ", ".join(f"{1e6 * e:.2f}" for e in table.energy_j)
-    return f"""{banner}#include <stdint.h>
+    r = table.rate
+    if r is None:
+        rate_c, rate_ref = "", "NULL"
+    else:
+        rate_c = f"""/* The rate rule (eve/select.py rate_select): effective energy per inference (nJ), C = {r.cap_nf} nF, one
+ * input every {r.period_ms} ms; budget = P_in * period + {r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV)); EWMA weight
+ * {r.ewma_q8}/256; probe a larger mode at or above {r.full_mv} mV; largest mode the rule picks: {r.top}. */
+static const uint32_t energy_nj[{n}] = {{{", ".join(f"{v}u" for v in r.energy_nj)}}};
+static const bl_eve_rate rate = {{energy_nj, {r.cap_nf}u, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u,
+  {r.ewma_q8}u, {r.hyst_q8}u, {r.full_mv}u, {r.top}u}};
+"""
+        rate_ref = "&rate"
+    return f"""{banner}#include <stddef.h>
+#include <stdint.h>
 
 #include "bl_eve.h"
 
@@ -133,5 +280,5 @@ def emit_c_table(table: ModeTable, banner: str) -> str:
 static const uint16_t stay_mv[{n}] = {{{", ".join(f"{v}u" for v in table.stay_mv)}}};
 static const uint16_t enter_mv[{n}] = {{{", ".join(f"{v}u" for v in table.enter_mv)}}};
 static const char *const names[{n}] = {{{names}}};
-const bl_eve_table bl_eve_modes = {{{n}u, stay_mv, enter_mv, names}};
+{rate_c}const bl_eve_table bl_eve_modes = {{{n}u, stay_mv, enter_mv, names, {rate_ref}}};
 """
