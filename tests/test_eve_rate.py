@@ -123,12 +123,26 @@ def test_c_rate_selector_matches_python(tmp_path):
         '{\n  printf("%u %lu %lu\\n", (unsigned)m, (unsigned long)p, (unsigned long)s);\n}\n'
     )
     (tmp_path / "cases.c").write_text(c_program(RATE_TABLE, rows, printer))
-    (tmp_path / "main.c").write_text("void run_cases(void);\nint main(void)\n{\n  run_cases();\n  return 0;\n}\n")
+    (tmp_path / "main.c").write_text(
+        "void run_cases(void);\nint main(void)\n{\n  run_cases();\n  return 0;\n}\n"
+    )
     exe = tmp_path / "sel"
     subprocess.run(
-        ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'firmware' / 'eve'}",
-         f"-I{ROOT / 'firmware' / 'platform'}", "-o", str(exe), str(ROOT / "firmware" / "eve" / "bl_eve.c"),
-         str(tmp_path / "eve_table.c"), str(tmp_path / "cases.c"), str(tmp_path / "main.c")],
+        [
+            "gcc",
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{ROOT / 'firmware' / 'eve'}",
+            f"-I{ROOT / 'firmware' / 'platform'}",
+            "-o",
+            str(exe),
+            str(ROOT / "firmware" / "eve" / "bl_eve.c"),
+            str(tmp_path / "eve_table.c"),
+            str(tmp_path / "cases.c"),
+            str(tmp_path / "main.c"),
+        ],
         check=True,
     )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")

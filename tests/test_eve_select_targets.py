@@ -74,7 +74,7 @@ def test_rate_selector_on_target_matches_python(board, tmp_path):
     (app / "cases.c").write_text(c_program(RATE_TABLE, rows, printer))
     (app / "main.c").write_text(
         '#include "bl_platform.h"\nvoid run_cases(void);\n'
-        'int bl_app_main(void)\n{\n  bl_puts("rate");\n  run_cases();\n  bl_putc(\'\\n\');\n  return 0;\n}\n'
+        "int bl_app_main(void)\n{\n  bl_puts(\"rate\");\n  run_cases();\n  bl_putc('\\n');\n  return 0;\n}\n"
     )
     res = build(
         board,

@@ -19,6 +19,7 @@ from batteryless.errors import BatterylessError
 VERB_MODULES: list[str] = [
     "batteryless.commands.compress",
     "batteryless.commands.search",
+    "batteryless.commands.policy",
     "batteryless.commands.codegen",
     "batteryless.commands.data",
     "batteryless.commands.emulate",

@@ -810,6 +810,7 @@ def codegen(
     buffers_in: str = "ram",
     granularity: str | float | None = "auto",
     capacitance_f: float | None = None,
+    eve_policy: str | Path | dict | None = None,
 ) -> CodegenResult:
     """Generate the model's C sources and schedule.json for ``board`` into ``out_dir``.
 
@@ -820,7 +821,8 @@ def codegen(
     largest fits half a power-on period, else tasks cut to that), "coarse" (the default tasks), or the most
     estimated cycles one task may take (codegen/granularity.py); schedule.json records the choice.
     ``capacitance_f``: the energy buffer ``auto`` sizes tasks for (default: the board's ``[energy_buffer]``),
-    e.g. the buffer an emulation will use.
+    e.g. the buffer an emulation will use. ``eve_policy``: for an EVE artifact, a rate-rule document
+    (``batteryless policy``) whose parameters the mode table carries (eve/policy.py).
     """
     if path not in ("auto", "fft", "direct", "artifact"):
         raise UsageError(f"path must be auto, fft, direct or artifact, not {path!r}")
@@ -838,6 +840,13 @@ def codegen(
         raise CodegenError(
             f"backend {backend!r}: only the ref, cmsis and lea kernels exist; generate with --backend ref"
         )
+    if eve_policy is not None:  # checked before anything is written
+        from batteryless.eve.policy import load_policy, table_from_policy
+
+        if not has_modes(art):
+            raise UsageError(f"{art_path}: an EVE policy is for an artifact with modes (compress --modes K)")
+        eve_policy = load_policy(eve_policy)
+        table_from_policy(eve_policy, b.energy_buffer, [m["name"] for m in art.modes])
     costs = cost_model(b, backend)
     want = granularity_mod.parse_granularity(granularity)
     plan = _plan(art, b, backend, path, costs)
@@ -875,7 +884,7 @@ def codegen(
 
         banner = _banner(art_path.name, art_sha, b, backend, ("/*", "*/"))
         cmake_banner = _banner(art_path.name, art_sha, b, backend, ("#", "")).replace(" \n", "\n")
-        files += add_modes(art, schedule, b, out, banner, cmake_banner)
+        files += add_modes(art, schedule, b, out, banner, cmake_banner, policy=eve_policy)
     sched_path = out / "schedule.json"
     _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return CodegenResult(

@@ -18,6 +18,7 @@ def cmd_codegen(args: argparse.Namespace) -> int:
         buffers_in=args.buffers,
         granularity=args.granularity,
         capacitance_f=None if args.capacitance_uf is None else args.capacitance_uf * 1e-6,
+        eve_policy=args.eve_policy,
     )
     if args.measure:
         from batteryless.artifact import load_artifact
@@ -57,6 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and the overflow in bytes if the model does not fit.",
     )
     p.add_argument("artifact", help=".bl artifact")
+    p.add_argument(
+        "--eve-policy",
+        metavar="POLICY.json",
+        help="EVE artifact: the rate rule tuned by `batteryless policy` (default: stored-energy thresholds)",
+    )
     p.add_argument("--board", required=True, help="board name (boards/<name>) or path to a board.toml")
     p.add_argument("--backend", help="kernel backend (default: the board's default)")
     p.add_argument(

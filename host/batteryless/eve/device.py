@@ -77,6 +77,8 @@ def retable(schedule: dict[str, Any], board, out: Path) -> None:
     """After measuring (codegen/measure.py): the mode table from the schedule's measured energies, into
     ``schedule["eve"]`` and ``eve_table.c`` (its banner kept)."""
     old = schedule["eve"]
+    if old.get("rate"):  # the rate rule keeps its tuned (effective) energies: measuring does not retune it
+        return
     table = _table(schedule, board, list(old["margin"]), list(old["names"]))
     schedule["eve"] = {**table.as_dict(), "predicted": False}
     path = Path(out) / "eve_table.c"
@@ -87,13 +89,19 @@ def retable(schedule: dict[str, Any], board, out: Path) -> None:
 
 
 def add_modes(
-    art, schedule: dict[str, Any], board, out: Path, banner: str, cmake_banner: str = ""
+    art, schedule: dict[str, Any], board, out: Path, banner: str, cmake_banner: str = "", policy=None
 ) -> list[Path]:
     """Rewrite ``schedule`` in place with every EVE mode and the mode table; write ``eve_table.c`` and
-    ``model.cmake``."""
+    ``model.cmake``. ``policy``: a rate-rule document (``eve.policy.policy``) or its path; without it the
+    threshold rule."""
     schedule["modes"] = mode_schedule_modes(art, schedule)
-    # margins from the search, if it ran
-    table = _table(schedule, board, [m.get("margin", 1.0) for m in art.modes], [m["name"] for m in art.modes])
+    names = [m["name"] for m in art.modes]
+    if policy is not None:
+        from batteryless.eve.policy import load_policy, table_from_policy
+
+        table = table_from_policy(load_policy(policy), board.energy_buffer, names)
+    else:  # margins from the search, if it ran
+        table = _table(schedule, board, [m.get("margin", 1.0) for m in art.modes], names)
     schedule["eve"] = {**table.as_dict(), "predicted": True}
     from batteryless.codegen import _write_atomic
     from batteryless.codegen.modes import model_cmake

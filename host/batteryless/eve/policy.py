@@ -21,11 +21,12 @@ does on a trace it was not tuned on).
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 from batteryless.emulate.adaptive import run_adaptive
-from batteryless.eve.select import ModeTable, mode_table, rate_policy
 from batteryless.errors import UsageError
+from batteryless.eve.select import ModeTable, mode_table, rate_policy
 
 GAINS = (0.0, 0.25, 1.0)
 EWMAS = (0.5, 1.0)
@@ -117,13 +118,15 @@ def tune_policy(
         table = policy_table(eff, buffer, period_s, params)
         scores.append(
             {
-                t: _correct_per_hour(run_adaptive(schedule, table, *chains[t], load, period_s=period_s), accuracy)
+                t: _correct_per_hour(
+                    run_adaptive(schedule, table, *chains[t], load, period_s=period_s), accuracy
+                )
                 / best[t]
                 for t in traces
             }
         )
         if progress is not None:
-            progress(j + 1, len(settings))
+            progress("rate rule settings", j + 1, len(settings))
     chosen = _pick(scores, traces)
     holdout = {}
     if len(traces) > 1:
@@ -139,3 +142,103 @@ def tune_policy(
         "holdout_ratio": holdout,
         "settings": len(settings),
     }
+
+
+def policy(
+    artifact: str | Path,
+    board: str | Path,
+    traces: list[str],
+    *,
+    period_s: float = 10.0,
+    capacitance_f: float | None = None,
+    backend: str | None = None,
+    out: str | Path | None = None,
+    progress=None,
+) -> dict[str, Any]:
+    """``batteryless policy``: tune the rate rule for an EVE artifact on ``board`` (its buffer, or
+    ``capacitance_f``), the demand period and ``traces``; the document ``codegen(..., eve_policy=)`` reads.
+    The schedule is codegen's for ``backend`` with activation buffers in NVM (what FLEX runs); the modes'
+    accuracies are the artifact's integer (spec) accuracies from ``compress --modes``."""
+    import json
+    import tempfile
+
+    from batteryless.artifact import load_artifact
+    from batteryless.boards import load_board
+    from batteryless.codegen import codegen
+    from batteryless.emulate import power_chain
+    from batteryless.emulate.power import load_from_board
+    from batteryless.eve.device import predicted_energy_j
+    from batteryless.eve.modes import has_modes
+    from batteryless.paths import atomic_write
+    from batteryless.schedule import load_schedule
+
+    art = load_artifact(artifact)
+    if not has_modes(art):
+        raise UsageError(f"{artifact}: the artifact has no EVE modes (compress --modes K)")
+    rows = {r.get("mode"): r.get("reference_accuracy") for r in art.metrics.get("modes", [])}
+    acc = [rows.get(m) for m in range(len(art.modes))]
+    if any(a is None for a in acc):
+        raise UsageError(f"{artifact}: no per-mode reference_accuracy in its metrics (compress --modes K)")
+    b = load_board(board)
+    with tempfile.TemporaryDirectory(prefix="bl-policy-") as tmp:
+        res = codegen(artifact, b, tmp, backend=backend, buffers_in="nvm", capacitance_f=capacitance_f)
+        sched = load_schedule(Path(tmp) / "schedule.json")
+    energies = [predicted_energy_j(res.schedule, m) for m in res.schedule["modes"]]
+    energies = [min(energies[: i + 1]) for i in range(len(energies))]
+    cap = capacitance_f or b.energy_buffer.capacitance_f
+    chains = {t: power_chain(b, t, capacitance_f=cap) for t in traces}
+    tuned = tune_policy(
+        sched, energies, acc, chains, load_from_board(b, b.clock_hz), period_s, progress=progress
+    )
+    buf = next(iter(chains.values()))[3]
+    doc = {
+        "kind": "batteryless-eve-policy",
+        "board": b.name,
+        "backend": res.schedule.get("backend"),
+        "capacitance_f": cap,
+        "v_off": buf.v_off,
+        "period_s": period_s,
+        "traces": list(traces),
+        "params": tuned["params"],
+        "effective_energy_j": tuned["effective_energy_j"],
+        "predicted_energy_j": energies,
+        "accuracy": acc,
+        "best_fixed_correct_per_hour": tuned["best_fixed_correct_per_hour"],
+        "ratio": tuned["ratio"],
+        "holdout_ratio": tuned["holdout_ratio"],
+        "settings": tuned["settings"],
+    }
+    if out is not None:
+        atomic_write(Path(out), json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return doc
+
+
+def load_policy(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """A policy document (``policy``'s output) from a path or a dict, checked."""
+    import json
+
+    if isinstance(source, dict):
+        doc = source
+    else:
+        try:
+            doc = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"eve policy {source}: cannot read it ({e})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "batteryless-eve-policy":
+        raise UsageError(f"eve policy {source}: not a policy document (batteryless policy writes one)")
+    for key in ("capacitance_f", "period_s", "params", "effective_energy_j"):
+        if key not in doc:
+            raise UsageError(f"eve policy: missing {key!r}")
+    return doc
+
+
+def table_from_policy(doc: dict[str, Any], buffer, names: list[str]) -> ModeTable:
+    """The mode table codegen emits for a policy document, on the board's ``buffer``."""
+    if abs(doc["capacitance_f"] - buffer.capacitance_f) > 1e-9 * max(1.0, buffer.capacitance_f):
+        raise UsageError(
+            f"eve policy: tuned for a {doc['capacitance_f'] * 1e6:g} µF buffer, the board has "
+            f"{buffer.capacitance_f * 1e6:g} µF (codegen --capacitance-uf, or rerun policy)"
+        )
+    if len(doc["effective_energy_j"]) != len(names):
+        raise UsageError(f"eve policy: {len(doc['effective_energy_j'])} modes, the model has {len(names)}")
+    return policy_table(list(doc["effective_energy_j"]), buffer, float(doc["period_s"]), doc["params"], names)

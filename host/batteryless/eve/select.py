@@ -26,7 +26,8 @@ previous reading plus the energy the device spent in between, and gives the next
 level (negative below it) — and runs the largest mode whose predicted energy fits the budget. The
 threshold rule is its special case ``P_in = 0, gain = 1, ref_mv = V_off``. All integer (nJ, nW, ms), so the
 C selector (``bl_eve_select_rate``) matches it bit for bit; its parameters are generated data
-(:func:`emit_c_table`), tuned per board buffer and demand period by :func:`batteryless.eve.policy.tune_policy`.
+(:func:`emit_c_table`), tuned per board buffer and demand period by
+:func:`batteryless.eve.policy.tune_policy`.
 """
 
 from __future__ import annotations
@@ -82,9 +83,7 @@ class ModeTable:
     rate: RatePolicy | None = None  # the rate rule; None: the threshold rule
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "rate"
-        }
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "rate"}
         out["rate"] = self.rate.as_dict() if self.rate is not None else None
         return out
 
@@ -205,9 +204,10 @@ def energy_nj(cap_nf: int, mv: int) -> int:
 
 def rate_select(table: ModeTable, state: RateState, mv: int, ms: int, current: int) -> int:
     """The rate rule of ``table.rate``: the mode for the next inference at ``mv`` millivolts and device
-    time ``ms``, after running ``current``; updates ``state`` as the device does (its NVM record). The record starts as zeros: "the buffer was empty at time 0" (a batteryless device's first boot
-    follows charging from empty), so the first reading already estimates the income. Integer arithmetic only, each division on non-negative operands (C and Python round them the
-    same)."""
+    time ``ms``, after running ``current``; updates ``state`` as the device does (its NVM record). The
+    record starts as zeros: "the buffer was empty at time 0" (a batteryless device's first boot follows
+    charging from empty), so the first reading already estimates the income. Integer arithmetic only,
+    each division on non-negative operands (C and Python round them the same)."""
     pol = table.rate
     if pol is None:
         raise UsageError("rate_select: the mode table has no rate policy")
@@ -262,13 +262,19 @@ def emit_c_table(table: ModeTable, banner: str) -> str:
     if r is None:
         rate_c, rate_ref = "", "NULL"
     else:
-        rate_c = f"""/* The rate rule (eve/select.py rate_select): effective energy per inference (nJ), C = {r.cap_nf} nF, one
- * input every {r.period_ms} ms; budget = P_in * period + {r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV)); EWMA weight
- * {r.ewma_q8}/256; probe a larger mode at or above {r.full_mv} mV; largest mode the rule picks: {r.top}. */
-static const uint32_t energy_nj[{n}] = {{{", ".join(f"{v}u" for v in r.energy_nj)}}};
-static const bl_eve_rate rate = {{energy_nj, {r.cap_nf}u, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u,
-  {r.ewma_q8}u, {r.hyst_q8}u, {r.full_mv}u, {r.top}u}};
-"""
+        nj = ", ".join(f"{v}u" for v in r.energy_nj)
+        fields = (
+            f"energy_nj, {r.cap_nf}u, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u, "
+            f"{r.ewma_q8}u, {r.hyst_q8}u, {r.full_mv}u, {r.top}u"
+        )
+        rate_c = (
+            "/* The rate rule (eve/select.py rate_select): effective energy per inference (nJ), "
+            f"C = {r.cap_nf} nF,\n * one input every {r.period_ms} ms; budget = P_in * period + "
+            f"{r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV));\n * EWMA weight {r.ewma_q8}/256; probe a larger "
+            f"mode at or above {r.full_mv} mV; largest mode the rule picks: {r.top}. */\n"
+            f"static const uint32_t energy_nj[{n}] = {{{nj}}};\n"
+            f"static const bl_eve_rate rate = {{{fields}}};\n"
+        )
         rate_ref = "&rate"
     return f"""{banner}#include <stddef.h>
 #include <stdint.h>
@@ -276,7 +282,7 @@ static const bl_eve_rate rate = {{energy_nj, {r.cap_nf}u, {r.period_ms}u, {r.min
 #include "bl_eve.h"
 
 /* {n} modes, largest first; C = {table.capacitance_f:g} F, V_off = {table.v_off:g} V, margins {margins},
- * hysteresis {table.hysteresis:g}. Predicted energy per inference (uJ): {energies}. */
+ * hysteresis {table.hysteresis:g}. Energy per inference (uJ): {energies}. */
 static const uint16_t stay_mv[{n}] = {{{", ".join(f"{v}u" for v in table.stay_mv)}}};
 static const uint16_t enter_mv[{n}] = {{{", ".join(f"{v}u" for v in table.enter_mv)}}};
 static const char *const names[{n}] = {{{names}}};
