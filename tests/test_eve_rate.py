@@ -107,7 +107,7 @@ def python_rows(t: ModeTable, rows: list[tuple[int, int]]) -> list[tuple[int, in
     return out
 
 
-RATE_TABLE = table(gain=0.25, ewma=0.5, hysteresis=0.1, full_mv=3550)
+RATE_TABLE = table(gain=0.25, ewma=0.5, hysteresis=0.1, full_mv=3550, income=1.5)
 
 
 def test_c_rate_selector_matches_python(tmp_path):

@@ -82,7 +82,7 @@ uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t
     s->ms = ms;
     s->spent_nj = 0u;
   }
-  budget = (int64_t)((uint64_t)s->p_nw * r->period_ms / 1000u);
+  budget = (int64_t)((uint64_t)s->p_nw * r->period_ms / 1000u * r->income_q8 / 256u);
   if (e_now >= e_ref) {
     budget += (int64_t)((uint64_t)r->gain_q8 * (e_now - e_ref) / 256u);
   } else {

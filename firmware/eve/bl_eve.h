@@ -13,7 +13,7 @@ extern "C" {
 
 /* The rate rule (eve/select.py RatePolicy, rate_select): the harvested power estimated from the voltage
  * change since the previous reading plus the energy spent since, and a budget
- *   P_in * period + gain * (E(V) - E(ref_mv))
+ *   income * P_in * period + gain * (E(V) - E(ref_mv))
  * for the next inference; the largest mode (from `top` on) whose energy fits runs. Generated data. */
 typedef struct {
   const uint32_t *energy_nj; /* per mode, largest first (effective energy per inference) */
@@ -26,6 +26,7 @@ typedef struct {
   uint16_t hyst_q8;          /* moving up needs budget >= E * (1 + hyst_q8 / 256) */
   uint16_t full_mv;          /* at or above: the buffer clips the income, probe one mode up */
   uint8_t top;               /* the largest mode the rule may pick */
+  uint16_t income_q8;        /* weight of the expected income (256 = the estimate as it is) */
 } bl_eve_rate;
 
 /* The rate rule's record, kept in NVM across power failures; all zeros at the first boot ("the buffer was

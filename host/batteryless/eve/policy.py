@@ -30,6 +30,7 @@ from batteryless.eve.select import ModeTable, mode_table, rate_policy
 
 GAINS = (0.0, 0.25, 1.0)
 EWMAS = (0.5, 1.0)
+INCOMES = (1.0, 1.5)
 
 
 def _correct_per_hour(res, acc: list[float]) -> float:
@@ -63,6 +64,7 @@ def policy_table(
         ewma=float(params["ewma"]),
         full_mv=int(params["full_mv"]),
         top=int(params.get("top", 0)),
+        income=float(params.get("income", 1.0)),
     )
     return ModeTable(**{**base.__dict__, "rate": pol})
 
@@ -70,11 +72,11 @@ def policy_table(
 def grid(buffer, n_modes: int) -> list[dict[str, Any]]:
     v_off, v_on, v_max = buffer.v_off, buffer.v_on, buffer.v_max
     refs = sorted({round(1000 * v) for v in (v_off, v_on, (v_on + v_max) / 2, v_max - 0.1)})
-    fulls = (round(1000 * (v_max - 0.1)), 65535)
+    full = round(1000 * (v_max - 0.1))
     tops = range(min(2, n_modes - 1)) if n_modes > 2 else (0,)  # never only the smallest (a fixed mode)
     return [
-        {"ref_mv": r, "gain": g, "ewma": w, "full_mv": f, "top": top}
-        for r, g, w, f, top in itertools.product(refs, GAINS, EWMAS, fulls, tops)
+        {"ref_mv": r, "gain": g, "ewma": w, "full_mv": full, "top": top, "income": i}
+        for r, g, w, top, i in itertools.product(refs, GAINS, EWMAS, tops, INCOMES)
     ]
 
 
@@ -93,12 +95,13 @@ def tune_policy(
     load,
     period_s: float,
     *,
+    settings: list[dict[str, Any]] | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """The rate rule for ``schedule``'s modes (``energy_j`` predicted, ``accuracy`` per mode) on the traces
     of ``chains`` (trace name → ``power_chain(...)`` tuple, all with the same buffer). Returns ``params``,
     the ``table``, the effective energies, per trace the best fixed mode's correct/h and the chosen
-    setting's ratio, and ``holdout`` ratios."""
+    setting's ratio, and ``holdout`` ratios. ``settings``: the candidates (default: :func:`grid`)."""
     if not chains:
         raise UsageError("tune_policy: no traces")
     if len(energy_j) != len(accuracy) or len(energy_j) != len(schedule.modes):
@@ -112,7 +115,7 @@ def tune_policy(
     }
     best = {t: max(_correct_per_hour(r, accuracy) for r in fixed[t]) for t in traces}
     eff = effective_energies([fixed[t] for t in traces], energy_j, load.boot_energy_j)
-    settings = grid(buffer, k)
+    settings = settings or grid(buffer, k)
     scores = []
     for j, params in enumerate(settings):
         table = policy_table(eff, buffer, period_s, params)

@@ -20,11 +20,11 @@ income sustains only the smallest. The **rate rule** (``RatePolicy``, :func:`rat
 use the harvest rate the same way) also estimates the harvested power from the voltage change since the
 previous reading plus the energy the device spent in between, and gives the next inference a budget
 
-    budget = P_in · period  +  gain · (E(V) − E(ref_mv))
+    budget = income · P_in · period  +  gain · (E(V) − E(ref_mv))
 
 — the energy expected to arrive before the next input plus a share of the stored energy above a reserve
 level (negative below it) — and runs the largest mode whose predicted energy fits the budget. The
-threshold rule is its special case ``P_in = 0, gain = 1, ref_mv = V_off``. All integer (nJ, nW, ms), so the
+threshold rule is its special case ``income = 0, gain = 1, ref_mv = V_off``. All integer (nJ, nW, ms), so the
 C selector (``bl_eve_select_rate``) matches it bit for bit; its parameters are generated data
 (:func:`emit_c_table`), tuned per board buffer and demand period by
 :func:`batteryless.eve.policy.tune_policy`.
@@ -55,6 +55,7 @@ class RatePolicy:
     min_dt_ms: int  # readings closer than this to the previous one do not update the income estimate
     full_mv: int  # at or above it the buffer is (nearly) full: income is being clipped, so step up a mode
     top: int = 0  # the largest mode the rule may pick (a mode that spans many power failures may not pay)
+    income_q8: int = 256  # weight of the expected income in the budget (256 = what the estimate says)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -171,11 +172,14 @@ def rate_policy(
     min_dt_s: float | None = None,
     full_mv: int = MV_MAX,
     top: int = 0,
+    income: float = 1.0,
 ) -> RatePolicy:
     """The rate rule's integer parameters from physical ones (``gain``, ``ewma``, ``hysteresis`` as
     fractions; ``min_dt_s`` defaults to 1/64 of the period)."""
     if not (period_s > 0 and capacitance_f > 0 and 0 <= gain <= 4 and 0 < ewma <= 1 and hysteresis >= 0):
         raise UsageError("rate policy: need period_s > 0, capacitance_f > 0, 0 <= gain <= 4, 0 < ewma <= 1")
+    if not 0 <= income <= 4:
+        raise UsageError(f"rate policy: income weight {income} is not in [0, 4]")
     if not 0 <= ref_mv <= MV_MAX:
         raise UsageError(f"rate policy: ref_mv {ref_mv} is not a uint16 millivolt value")
     nj = tuple(max(1, min(U32, round(e * 1e9))) for e in energy_j)
@@ -194,6 +198,7 @@ def rate_policy(
         min_dt_ms=min(U32, round(1000 * (period_s / 64 if min_dt_s is None else min_dt_s))),
         full_mv=int(full_mv),
         top=int(top),
+        income_q8=round(income * 256),
     )
 
 
@@ -219,7 +224,7 @@ def rate_select(table: ModeTable, state: RateState, mv: int, ms: int, current: i
         p_inst = income * 1000 // (ms - state.ms) if income > 0 else 0
         state.p_nw = min(U32, (state.p_nw * (256 - pol.ewma_q8) + p_inst * pol.ewma_q8) // 256)
         state.mv, state.ms, state.spent_nj = mv, ms, 0
-    budget = state.p_nw * pol.period_ms // 1000
+    budget = state.p_nw * pol.period_ms // 1000 * pol.income_q8 // 256
     e_ref = energy_nj(pol.cap_nf, pol.ref_mv)
     if e_now >= e_ref:
         budget += pol.gain_q8 * (e_now - e_ref) // 256
@@ -265,13 +270,14 @@ def emit_c_table(table: ModeTable, banner: str) -> str:
         nj = ", ".join(f"{v}u" for v in r.energy_nj)
         fields = (
             f"energy_nj, {r.cap_nf}u, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u, "
-            f"{r.ewma_q8}u, {r.hyst_q8}u, {r.full_mv}u, {r.top}u"
+            f"{r.ewma_q8}u, {r.hyst_q8}u, {r.full_mv}u, {r.top}u, {r.income_q8}u"
         )
         rate_c = (
             "/* The rate rule (eve/select.py rate_select): effective energy per inference (nJ), "
-            f"C = {r.cap_nf} nF,\n * one input every {r.period_ms} ms; budget = P_in * period + "
-            f"{r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV));\n * EWMA weight {r.ewma_q8}/256; probe a larger "
-            f"mode at or above {r.full_mv} mV; largest mode the rule picks: {r.top}. */\n"
+            f"C = {r.cap_nf} nF,\n * one input every {r.period_ms} ms; budget = {r.income_q8}/256 * "
+            f"P_in * period + {r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV));\n * EWMA weight "
+            f"{r.ewma_q8}/256; probe a larger mode at or above {r.full_mv} mV; largest mode the rule "
+            f"picks: {r.top}. */\n"
             f"static const uint32_t energy_nj[{n}] = {{{nj}}};\n"
             f"static const bl_eve_rate rate = {{{fields}}};\n"
         )
