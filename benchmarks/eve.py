@@ -550,7 +550,7 @@ extern const bl_eve_table bl_eve_modes;
 
 int bl_app_main(void)
 {
-  uint8_t worst, best;
+  uint8_t worst, best, rate;
   bl_mark(5u); /* an empty pair: the cost of the marks themselves */
   bl_mark(6u);
   bl_eve_supply_mv = 1000u; /* below every threshold, coming from the smallest mode: scans every mode */
@@ -561,10 +561,19 @@ int bl_app_main(void)
   bl_mark(3u);
   best = bl_eve_select(&bl_eve_modes, bl_eve_read_mv(), 0u);
   bl_mark(4u);
+  /* the rate rule through the hooks, worst case: the income estimate updated (64-bit arithmetic) and,
+   * with nothing fitting, every mode scanned */
+  bl_eve_supply_mv = 1000u;
+  bl_eve_now_ms = 20000u;
+  bl_mark(7u);
+  rate = bl_eve_choose(&bl_eve_modes, (uint8_t)(bl_eve_modes.n_modes - 1u));
+  bl_mark(8u);
   bl_puts("modes ");
   bl_put_i32((int32_t)worst);
   bl_putc(' ');
   bl_put_i32((int32_t)best);
+  bl_putc(' ');
+  bl_put_i32((int32_t)rate);
   bl_putc('\n');
   return 0;
 }
@@ -573,10 +582,11 @@ int bl_app_main(void)
 
 def measure_switch(work: Path, energies_uj: list[float], boards=("msp430fr5994", "mps2-an386")) -> dict:
     """Cost of choosing a mode on the device: reading the voltage hook and bl_eve_select, worst case (every
-    mode scanned) and best case, marks' own cost subtracted. MSP430: mspdebug MCLK cycles; Cortex-M4: QEMU
+    mode scanned) and best case, and the rate rule through both hooks (``rate_worst``: estimate updated,
+    every mode scanned), marks' own cost subtracted. MSP430: mspdebug MCLK cycles; Cortex-M4: QEMU
     instructions. Committing the chosen mode with FLEX progress is not implemented, so not included."""
     from batteryless.boards import load_board as _lb
-    from batteryless.eve.select import emit_c_table
+    from batteryless.eve.select import ModeTable, emit_c_table, rate_policy
     from batteryless.firmware import build, run
 
     out = {}
@@ -588,6 +598,10 @@ def measure_switch(work: Path, energies_uj: list[float], boards=("msp430fr5994",
         (app / "bl_eve.h").write_text((ROOT / "firmware" / "eve" / "bl_eve.h").read_text())
         buf = bb.energy_buffer
         table = mode_table([e * 1e-6 for e in energies_uj], buf.capacitance_f, buf.v_off)
+        pol = rate_policy(
+            [e * 1e-6 for e in energies_uj], buf.capacitance_f, 10.0, ref_mv=3000, gain=1.0, full_mv=3500
+        )
+        table = ModeTable(**{**table.__dict__, "rate": pol})
         (app / "eve_table.c").write_text(emit_c_table(table, "/* benchmarks/eve.py */\n"))
         res = build(
             board,
@@ -599,13 +613,14 @@ def measure_switch(work: Path, energies_uj: list[float], boards=("msp430fr5994",
         r = run(res.image, board, timeout=300)
         marks = r.marks
         if marks and all(mid is None for mid, _ in marks):
-            marks = [(mid, cnt) for mid, (_, cnt) in zip([5, 6, 1, 2, 3, 4], marks, strict=True)]
+            marks = [(mid, cnt) for mid, (_, cnt) in zip([5, 6, 1, 2, 3, 4, 7, 8], marks, strict=True)]
         at = {mid: cnt for mid, cnt in marks if mid is not None}
         empty = at[6] - at[5]
         out[board] = {
             "unit": r.unit,
             "worst": at[2] - at[1] - empty,
             "best": at[4] - at[3] - empty,
+            "rate_worst": at[8] - at[7] - empty,
             "modes": len(energies_uj),
             "output": r.output.strip(),
             "exit_code": r.exit_code,

@@ -81,7 +81,8 @@ def test_policy_verb_tunes_and_codegen_emits_it(eve_art, tmp_path, capsys):
     res = codegen(art_path, "msp430fr5994", tmp_path / "g", backend="ref", buffers_in="nvm", eve_policy=out)
     rate = res.schedule["eve"]["rate"]
     assert rate["ref_mv"] == doc["params"]["ref_mv"] and rate["period_ms"] == 10_000
-    assert rate["energy_nj"] == [round(e * 1e9) for e in doc["effective_energy_j"]]
+    # energies in C/2·mV² units: 2·E/C·10⁶
+    assert rate["energy_mv2"] == [round(2e6 * e / 100e-6) for e in doc["effective_energy_j"]]
     c = (tmp_path / "g" / "eve_table.c").read_text()
     assert "static const bl_eve_rate rate" in c and "&rate}" in c
     # without a policy the table has no rate rule
@@ -109,4 +110,4 @@ def test_codegen_refuses_a_policy_for_another_buffer_before_writing(eve_art, tmp
     assert not (tmp_path / "g").exists()
     # the same policy on a 1 mF buffer is accepted
     res = codegen(art_path, "msp430fr5994", tmp_path / "g", backend="ref", eve_policy=doc, capacitance_f=1e-3)
-    assert res.schedule["eve"]["rate"]["cap_nf"] == 1_000_000
+    assert res.schedule["eve"]["rate"]["energy_mv2"] == [800_000, 400_000, 200_000]  # 2·E/C in mV²

@@ -24,44 +24,50 @@ def table(**kw) -> ModeTable:
 
 def test_income_estimate_and_picks_by_hand():
     t, s = table(), RateState()
-    # E(V) = C/2·V² in nJ: 100,000 nF · mV² / 2e6. First reading 3000 mV at 1 s; the record starts as
-    # "empty at time 0", so income = E(3000) = 450,000 nJ in 1000 ms = 450,000 nW; the budget is what
-    # arrives in a period: 450,000 nW · 10 s = 4.5 mJ >= 400 uJ: mode 0
+    # energies in C/2·mV² units: E = 2·E_J/C·10⁶, so the modes are 8e6, 4e6, 2e6 and the buffer at V mV holds
+    # V². First reading 3000 mV at 1 s; the record starts as "empty at time 0": income 9e6 in 1000 ms, per
+    # 10 s period 9e7 (income > 2³²/period, so (9e6 // 1000)·10000); budget 9e7 >= 8e6: mode 0
+    assert t.rate.energy_mv2 == (8_000_000, 4_000_000, 2_000_000)
     assert rate_select(t, s, 3000, 1000, 2) == 0
-    assert (s.p_nw, s.spent_nj, s.mv, s.ms) == (450_000, 400_000, 3000, 1000)
-    # 10 s later at 2000 mV (E = 200,000 nJ): income = 200,000 + 400,000 spent − 450,000 = 150,000 nJ in
-    # 10 s = 15,000 nW, budget 150,000 nJ: only mode 2 (100 uJ) fits
+    assert (s.p_mv2, s.spent_mv2, s.mv, s.ms) == (90_000_000, 8_000_000, 3000, 1000)
+    # 10 s later at 2000 mV: income = 4e6 + 8e6 spent − 9e6 = 3e6 in one period; budget 3e6: only mode 2
     assert rate_select(t, s, 2000, 11_000, 0) == 2
-    assert s.p_nw == 15_000
-    # full buffer (3600 mV >= full_mv): income = 648,000 + 100,000 − 200,000 = 548,000 nJ / 10 s =
-    # 54,800 nW, budget 548,000 nJ >= 400,000: mode 0
+    assert s.p_mv2 == 3_000_000
+    # full buffer (3600 mV): income = 12.96e6 + 2e6 − 4e6 = 10.96e6 >= 8e6: mode 0
     assert rate_select(t, s, 3600, 21_000, 2) == 0
+    assert s.p_mv2 == 10_960_000
 
 
 def test_gain_reserve_probe_top_and_short_intervals():
-    # stored energy below the reserve counts against the budget: 2000 mV vs ref 3000 mV, gain 1:
-    # income 200,000 nJ in 1 s → 2 mJ budget − (450,000 − 200,000) = 1.75 mJ: still mode 0
+    # stored energy below the reserve counts against the budget: 2000 mV vs ref 3000 mV, gain 1: income
+    # 4e6 in 1 s = 4e7 per period >= 8e6 + (9e6 − 4e6): mode 0
     s = RateState()
     assert rate_select(table(gain=1.0), s, 2000, 1000, 2) == 0
-    # a reading 100 ms after the previous (< min_dt = 10 s / 64 = 156 ms) keeps the estimate and adds
-    # the new pick's energy to what was spent since the previous one
-    p = s.p_nw
+    assert s.p_mv2 == 40_000_000
+    # a reading 100 ms after the previous (< min_dt = 10 s / 64 = 156 ms) keeps the estimate and adds the
+    # new pick's energy to what was spent since the previous one
     assert rate_select(table(gain=1.0), s, 1900, 1100, 0) == 0
-    assert s.p_nw == p and s.spent_nj == 800_000 and s.ms == 1000
+    assert (s.p_mv2, s.spent_mv2, s.ms) == (40_000_000, 16_000_000, 1000)
     # no income (same voltage, nothing spent) and a full buffer: the estimate is 0 but the buffer clips,
     # so it probes one mode up from the current (mode 2 → 1), not two
-    s = RateState(mv=3600, ms=0)
-    assert rate_select(table(), s, 3600, 10_000, 2) == 1
+    assert rate_select(table(), RateState(mv=3600), 3600, 10_000, 2) == 1
     # top = 1: mode 0 is never picked, whatever the budget
     assert rate_select(table(top=1), RateState(), 3000, 1000, 0) == 1
-    # hysteresis: moving up to mode 0 from 1 needs 400,000 · 1.25 = 500,000 nJ; a budget of 450,000 nJ
-    # (45,000 nW over 10 s) keeps mode 1, staying in mode 0 is allowed
-    assert rate_select(table(hysteresis=0.25), RateState(mv=3000), 3000, 10_000, 0) == 2  # no income
-    # from 2000 mV (200,000 nJ) to 2300 mV (264,500 nJ) with 385,500 nJ spent: 450,000 nJ in 10 s
-    s0 = RateState(mv=2000, spent_nj=385_500)
-    s1 = RateState(mv=2000, spent_nj=385_500)
+    # hysteresis 0.25: no income, nothing fits: the smallest
+    assert rate_select(table(hysteresis=0.25), RateState(mv=3000), 3000, 10_000, 0) == 2
+    # 2000 → 2300 mV with 7.71e6 spent: income 5.29e6 + 7.71e6 − 4e6 = 9e6 per period. Staying in mode 0
+    # needs 8e6; moving up to it from mode 1 needs 8e6 · 1.25 = 10e6: mode 1 stays
+    s0, s1 = RateState(mv=2000, spent_mv2=7_710_000), RateState(mv=2000, spent_mv2=7_710_000)
     assert rate_select(table(hysteresis=0.25), s0, 2300, 10_000, 0) == 0
     assert rate_select(table(hysteresis=0.25), s1, 2300, 10_000, 1) == 1
+    assert s0.p_mv2 == s1.p_mv2 == 9_000_000
+
+
+def test_saturation_matches_the_32_bit_device():
+    # huge income (a 65.5 V reading after 1 ms): the estimate saturates at 2³⁰ − 1, never wraps
+    s = RateState()
+    rate_select(table(min_dt_s=0.001), s, 65535, 1, 2)
+    assert s.p_mv2 == (1 << 30) - 1
 
 
 def test_bad_rate_policies_are_refused():
@@ -92,10 +98,11 @@ def c_program(t: ModeTable, rows: list[tuple[int, int]], printer: str) -> str:
         '#include <stdint.h>\n#include "bl_eve.h"\n'
         f"static const struct {{ uint16_t mv; uint32_t ms; }} cases[{len(rows)}] = {{{cases}}};\n"
         f"{printer}\n"
-        "void run_cases(void)\n{\n  bl_eve_rate_state s = {0u, 0u, 0u, 0u, 0u};\n  uint8_t cur = 2u;\n"
+        "void run_cases(void)\n{\n  bl_eve_rate_state s = {0u, 0u, 0u, 0u, BL_EVE_RATE_MAGIC};\n"
+        "  uint8_t cur = 2u;\n"
         f"  uint16_t i;\n  for (i = 0u; i < {len(rows)}u; i++) {{\n"
         "    cur = bl_eve_select_rate(&bl_eve_modes, &s, cases[i].mv, cases[i].ms, cur);\n"
-        "    put_row(cur, s.p_nw, s.spent_nj);\n  }\n}\n"
+        "    put_row(cur, s.p_mv2, s.spent_mv2);\n  }\n}\n"
     )
 
 
@@ -103,7 +110,7 @@ def python_rows(t: ModeTable, rows: list[tuple[int, int]]) -> list[tuple[int, in
     s, cur, out = RateState(), 2, []
     for mv, ms in rows:
         cur = rate_select(t, s, mv, ms, cur)
-        out.append((cur, s.p_nw, s.spent_nj))
+        out.append((cur, s.p_mv2, s.spent_mv2))
     return out
 
 

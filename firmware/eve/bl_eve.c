@@ -48,65 +48,113 @@ uint8_t bl_eve_select(const bl_eve_table *t, uint16_t mv, uint8_t current)
   return (uint8_t)(t->n_modes - 1u);
 }
 
-#define BL_EVE_U32 0xFFFFFFFFull
+#define BL_EVE_U32 0xFFFFFFFFul
+#define BL_EVE_P_MAX 0x3FFFFFFFul
 
-static uint64_t energy_nj(uint32_t cap_nf, uint16_t mv)
+static uint32_t sat_add(uint32_t a, uint32_t b)
 {
-  return (uint64_t)cap_nf * mv * mv / 2000000u;
+  return (a > BL_EVE_U32 - b) ? BL_EVE_U32 : a + b;
 }
 
-/* eve/select.py rate_select, bit for bit: 64-bit integers, every division on non-negative operands. */
+/* min(a * b, 2^32 - 1) without a division (a 16-bit MCU has none): a = ah 2^16 + al, b = bh 2^16 + bl */
+static uint32_t mul16(uint16_t a, uint16_t b) /* 16 x 16 -> 32: one hardware/helper multiply */
+{
+  return (uint32_t)a * b;
+}
+
+static uint32_t mul_sat(uint32_t a, uint32_t b)
+{
+  uint16_t ah = (uint16_t)(a >> 16), al = (uint16_t)a, bh = (uint16_t)(b >> 16), bl = (uint16_t)b;
+  uint32_t cross;
+  if (ah != 0u && bh != 0u) {
+    return BL_EVE_U32;
+  }
+  cross = (ah != 0u) ? mul16(ah, bl) : mul16(al, bh); /* the other term is 0 */
+  if (cross > 0xFFFFu) {
+    return BL_EVE_U32;
+  }
+  return sat_add(cross << 16, mul16(al, bl));
+}
+
+/* floor(a * w / 256), saturating: a = 256 q + r, a w / 256 = q w + r w / 256 */
+static uint32_t muldiv256(uint32_t a, uint16_t w)
+{
+  if (w == 0u || w == 256u) { /* the common weights: no multiply */
+    return w == 0u ? 0u : a;
+  }
+  return sat_add(mul_sat(a >> 8, w), mul16((uint16_t)(a & 0xFFu), w) >> 8);
+}
+
+/* eve/select.py rate_select, bit for bit: unsigned 32-bit, saturating (a 16-bit MCU divides 64-bit
+ * numbers slowly: 100k MCLK cycles per selection measured with 64-bit arithmetic). */
 uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t mv, uint32_t ms,
                            uint8_t current)
 {
   const bl_eve_rate *r = t->rate;
-  uint64_t e_now = energy_nj(r->cap_nf, mv);
-  uint64_t e_ref = energy_nj(r->cap_nf, r->ref_mv);
-  int64_t budget;
-  uint64_t spent;
+  uint32_t e_now = mul16(mv, mv);
+  uint32_t e_ref = mul16(r->ref_mv, r->ref_mv);
+  uint32_t plus, minus, up = 0u;
   uint8_t n = (uint8_t)t->n_modes;
   uint8_t pick = (uint8_t)(n - 1u);
+  uint8_t probe;
   uint8_t i;
 
+  if (s->magic != BL_EVE_RATE_MAGIC) { /* first use: the NOLOAD record holds whatever was there */
+    s->ms = 0u;
+    s->spent_mv2 = 0u;
+    s->p_mv2 = 0u;
+    s->mv = 0u;
+    s->magic = BL_EVE_RATE_MAGIC;
+  }
   if (ms < s->ms) { /* the clock went back: measure from here, keep the estimate */
     s->mv = mv;
     s->ms = ms;
-    s->spent_nj = 0u;
+    s->spent_mv2 = 0u;
   }
   if (ms - s->ms >= r->min_dt_ms) {
-    int64_t income = (int64_t)e_now + (int64_t)s->spent_nj - (int64_t)energy_nj(r->cap_nf, s->mv);
-    uint64_t p_inst = income > 0 ? (uint64_t)income * 1000u / (uint64_t)(ms - s->ms) : 0u;
-    uint64_t p = ((uint64_t)s->p_nw * (256u - r->ewma_q8) + p_inst * r->ewma_q8) / 256u;
-    s->p_nw = (uint32_t)(p < BL_EVE_U32 ? p : BL_EVE_U32);
+    uint32_t dt = ms - s->ms;
+    uint32_t have = sat_add(e_now, s->spent_mv2);
+    uint32_t prev = mul16(s->mv, s->mv);
+    uint32_t income = have > prev ? have - prev : 0u; /* net of leakage, boots and re-executed work */
+    uint32_t p_inst;
+    p_inst = mul_sat(income, r->period_ms); /* scaled to one demand period */
+    if (p_inst != BL_EVE_U32) {
+      p_inst /= dt;
+    } else {
+      p_inst = mul_sat(income / dt, r->period_ms);
+    }
+    if (p_inst > BL_EVE_P_MAX) {
+      p_inst = BL_EVE_P_MAX;
+    }
+    if (p_inst >= s->p_mv2) {
+      s->p_mv2 += muldiv256(p_inst - s->p_mv2, r->ewma_q8);
+    } else {
+      s->p_mv2 -= muldiv256(s->p_mv2 - p_inst, r->ewma_q8);
+    }
     s->mv = mv;
     s->ms = ms;
-    s->spent_nj = 0u;
+    s->spent_mv2 = 0u;
   }
-  budget = (int64_t)((uint64_t)s->p_nw * r->period_ms / 1000u * r->income_q8 / 256u);
-  if (e_now >= e_ref) {
-    budget += (int64_t)((uint64_t)r->gain_q8 * (e_now - e_ref) / 256u);
-  } else {
-    budget -= (int64_t)((uint64_t)r->gain_q8 * (e_ref - e_now) / 256u);
-  }
-  if (mv >= r->full_mv && current > r->top && current < n) {
-    /* a full buffer clips the income: the estimate is a lower bound, probe one mode up */
-    int64_t up = (int64_t)((uint64_t)r->energy_nj[current - 1u] * (256u + r->hyst_q8) / 256u);
-    if (up > budget) {
-      budget = up;
-    }
+  /* budget = income P period + gain (E(V) - E(ref)): its positive and negative parts apart */
+  plus = sat_add(muldiv256(s->p_mv2, r->income_q8),
+                 e_now >= e_ref ? muldiv256(e_now - e_ref, r->gain_q8) : 0u);
+  minus = e_now < e_ref ? muldiv256(e_ref - e_now, r->gain_q8) : 0u;
+  /* a full buffer clips the income, so the estimate is only a lower bound: one mode up is affordable */
+  probe = (uint8_t)(mv >= r->full_mv && current > r->top && current < n);
+  if (probe) {
+    up = sat_add(r->energy_mv2[current - 1u], muldiv256(r->energy_mv2[current - 1u], r->hyst_q8));
   }
   for (i = r->top; i < n; i++) {
-    uint64_t need = r->energy_nj[i];
+    uint32_t need = r->energy_mv2[i];
     if (i < current) {
-      need += need * r->hyst_q8 / 256u;
+      need = sat_add(need, muldiv256(need, r->hyst_q8));
     }
-    if (budget >= (int64_t)need) {
+    if (plus >= sat_add(need, minus) || (probe && up >= need)) {
       pick = i;
       break;
     }
   }
-  spent = (uint64_t)s->spent_nj + r->energy_nj[pick];
-  s->spent_nj = (uint32_t)(spent < BL_EVE_U32 ? spent : BL_EVE_U32);
+  s->spent_mv2 = sat_add(s->spent_mv2, r->energy_mv2[pick]);
   return pick;
 }
 

@@ -14,30 +14,31 @@ extern "C" {
 /* The rate rule (eve/select.py RatePolicy, rate_select): the harvested power estimated from the voltage
  * change since the previous reading plus the energy spent since, and a budget
  *   income * P_in * period + gain * (E(V) - E(ref_mv))
- * for the next inference; the largest mode (from `top` on) whose energy fits runs. Generated data. */
+ * for the next inference; the largest mode (from `top` on) whose energy fits runs. Energies in units of
+ * C/2 * (1 mV)^2 (the buffer at V mV holds V^2 of them): unsigned 32-bit arithmetic only. Generated data. */
 typedef struct {
-  const uint32_t *energy_nj; /* per mode, largest first (effective energy per inference) */
-  uint32_t cap_nf;           /* buffer capacitance */
-  uint32_t period_ms;        /* one input every period_ms */
-  uint32_t min_dt_ms;        /* a reading closer to the previous one does not update the estimate */
-  uint16_t ref_mv;           /* reserve level */
-  uint16_t gain_q8;          /* share of the stored energy above ref_mv in the budget (256 = all) */
-  uint16_t ewma_q8;          /* weight of the newest income sample (256 = newest only) */
-  uint16_t hyst_q8;          /* moving up needs budget >= E * (1 + hyst_q8 / 256) */
-  uint16_t full_mv;          /* at or above: the buffer clips the income, probe one mode up */
-  uint8_t top;               /* the largest mode the rule may pick */
-  uint16_t income_q8;        /* weight of the expected income (256 = the estimate as it is) */
+  const uint32_t *energy_mv2; /* per mode, largest first (effective energy per inference) */
+  uint32_t period_ms;         /* one input every period_ms */
+  uint32_t min_dt_ms;         /* a reading closer to the previous one does not update the estimate (>= 1) */
+  uint16_t ref_mv;            /* reserve level */
+  uint16_t gain_q8;           /* share of the stored energy above ref_mv in the budget (256 = all) */
+  uint16_t ewma_q8;           /* weight of the newest income sample (256 = newest only) */
+  uint16_t hyst_q8;           /* moving up needs budget >= E * (1 + hyst_q8 / 256) */
+  uint16_t full_mv;           /* at or above: the buffer clips the income, probe one mode up */
+  uint8_t top;                /* the largest mode the rule may pick */
+  uint16_t income_q8;         /* weight of the expected income (256 = the estimate as it is) */
 } bl_eve_rate;
 
-/* The rate rule's record, kept in NVM across power failures; all zeros at the first boot ("the buffer was
- * empty at time 0"). */
+/* The rate rule's record, kept in NVM across power failures. Zeros ("the buffer was empty at time 0") until
+ * the first reading; `magic` tells a record from the NOLOAD section's power-up contents. */
 typedef struct {
-  uint32_t ms;       /* the previous reading's time */
-  uint32_t spent_nj; /* energy of the inferences started since */
-  uint32_t p_nw;     /* harvested power estimate */
-  uint16_t mv;       /* the previous reading's voltage */
-  uint16_t reserved;
+  uint32_t ms;        /* the previous reading's time */
+  uint32_t spent_mv2; /* energy of the inferences started since */
+  uint32_t p_mv2;     /* income per demand period, running estimate */
+  uint16_t mv;        /* the previous reading's voltage */
+  uint16_t magic;
 } bl_eve_rate_state;
+#define BL_EVE_RATE_MAGIC 0xE7E5u
 
 typedef struct {
   uint16_t n_modes;          /* 1 .. 8 */

@@ -16,16 +16,18 @@ inference; staying in a mode or moving down needs only ``stay_mv``. With no mode
 A threshold on the stored energy alone cannot know the *income*: with a small buffer it never picks a mode
 that needs more than the buffer holds even where the harvester refills it many times over before the next
 input arrives, and with a large one it picks the largest mode whenever the buffer holds it even where the
-income sustains only the smallest. The **rate rule** (``RatePolicy``, :func:`rate_select`; REHASH/Zygarde
-use the harvest rate the same way) also estimates the harvested power from the voltage change since the
-previous reading plus the energy the device spent in between, and gives the next inference a budget
+income sustains only the smallest. The **rate rule** (``RatePolicy``, :func:`rate_select`; run-time
+adaptation to the harvested energy as REHASH and Zygarde argue for, our own rule) also estimates the
+harvested power from the voltage change since the previous reading plus the energy the device spent in
+between, and gives the next inference a budget
 
     budget = income · P_in · period  +  gain · (E(V) − E(ref_mv))
 
 — the energy expected to arrive before the next input plus a share of the stored energy above a reserve
 level (negative below it) — and runs the largest mode whose predicted energy fits the budget. The
-threshold rule is its special case ``income = 0, gain = 1, ref_mv = V_off``. All integer (nJ, nW, ms), so the
-C selector (``bl_eve_select_rate``) matches it bit for bit; its parameters are generated data
+threshold rule is its special case ``income = 0, gain = 1, ref_mv = V_off``. All unsigned 32-bit
+integers (energy as C/2·mV², ms), so the C selector (``bl_eve_select_rate``) matches it bit for bit; its
+parameters are generated data
 (:func:`emit_c_table`), tuned per board buffer and demand period by
 :func:`batteryless.eve.policy.tune_policy`.
 """
@@ -43,10 +45,11 @@ MV_MAX = 65535  # thresholds are uint16 millivolts; an unreachable mode gets thi
 
 @dataclass(frozen=True)
 class RatePolicy:
-    """Parameters of the rate rule (module docstring); integers as the device holds them."""
+    """Parameters of the rate rule (module docstring); integers as the device holds them. Energies are in
+    units of C/2·(1 mV)² ("mV²": the energy the buffer holds at V millivolts is V², with no multiply by the
+    capacitance), so the device needs 32-bit arithmetic only (a 16-bit MCU divides 64-bit numbers slowly)."""
 
-    energy_nj: tuple[int, ...]  # predicted energy of one inference per mode (nJ), largest mode first
-    cap_nf: int  # buffer capacitance (nF)
+    energy_mv2: tuple[int, ...]  # effective energy of one inference per mode (mV²), largest mode first
     period_ms: int  # demand: one input every period_ms
     ref_mv: int  # reserve level: stored energy above it counts into the budget, below it against
     gain_q8: int  # share of the stored energy above ref_mv in the budget (256 = all of it)
@@ -67,8 +70,8 @@ class RateState:
 
     mv: int = 0  # the previous reading's voltage and time
     ms: int = 0
-    spent_nj: int = 0  # predicted energy of the inferences started since that reading
-    p_nw: int = 0  # running estimate of the harvested power (net of leakage and boots), nW
+    spent_mv2: int = 0  # energy of the inferences started since that reading
+    p_mv2: int = 0  # running estimate of the income per demand period (net of leakage and boots)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def with_surplus_floor(table: ModeTable, v_on: float, v_max: float, fractions: l
 
 
 U32 = 0xFFFFFFFF
+P_MAX = (1 << 30) - 1  # the income estimate saturates here (1e9 mV² per period: far above any buffer)
 
 
 def rate_policy(
@@ -174,75 +178,99 @@ def rate_policy(
     top: int = 0,
     income: float = 1.0,
 ) -> RatePolicy:
-    """The rate rule's integer parameters from physical ones (``gain``, ``ewma``, ``hysteresis`` as
-    fractions; ``min_dt_s`` defaults to 1/64 of the period)."""
+    """The rate rule's integer parameters from physical ones (``gain``, ``ewma``, ``hysteresis``,
+    ``income`` as fractions; ``min_dt_s`` defaults to 1/64 of the period)."""
     if not (period_s > 0 and capacitance_f > 0 and 0 <= gain <= 4 and 0 < ewma <= 1 and hysteresis >= 0):
         raise UsageError("rate policy: need period_s > 0, capacitance_f > 0, 0 <= gain <= 4, 0 < ewma <= 1")
     if not 0 <= income <= 4:
         raise UsageError(f"rate policy: income weight {income} is not in [0, 4]")
     if not 0 <= ref_mv <= MV_MAX:
         raise UsageError(f"rate policy: ref_mv {ref_mv} is not a uint16 millivolt value")
-    nj = tuple(max(1, min(U32, round(e * 1e9))) for e in energy_j)
-    if any(b > a for a, b in zip(nj, nj[1:], strict=False)):
+    mv2 = tuple(max(1, min(U32, round(2.0 * e / capacitance_f * 1e6))) for e in energy_j)
+    if any(b > a for a, b in zip(mv2, mv2[1:], strict=False)):
         raise UsageError(f"mode energies must not increase from mode 0 (the largest) on: {energy_j}")
-    if not 0 <= top < len(nj):
-        raise UsageError(f"rate policy: top mode {top} is not one of the {len(nj)} modes")
+    if not 0 <= top < len(mv2):
+        raise UsageError(f"rate policy: top mode {top} is not one of the {len(mv2)} modes")
     return RatePolicy(
-        energy_nj=nj,
-        cap_nf=min(U32, round(capacitance_f * 1e9)),
-        period_ms=min(U32, round(period_s * 1000)),
+        energy_mv2=mv2,
+        period_ms=max(1, min(U32, round(period_s * 1000))),
         ref_mv=int(ref_mv),
         gain_q8=round(gain * 256),
         ewma_q8=max(1, round(ewma * 256)),
-        hyst_q8=round(hysteresis * 256),
-        min_dt_ms=min(U32, round(1000 * (period_s / 64 if min_dt_s is None else min_dt_s))),
+        hyst_q8=min(MV_MAX, round(hysteresis * 256)),
+        min_dt_ms=max(1, min(U32, round(1000 * (period_s / 64 if min_dt_s is None else min_dt_s)))),
         full_mv=int(full_mv),
         top=int(top),
         income_q8=round(income * 256),
     )
 
 
-def energy_nj(cap_nf: int, mv: int) -> int:
-    """C/2·V² in nJ, floor (the device's integer formula)."""
-    return cap_nf * mv * mv // 2_000_000
+def _sat(a: int) -> int:
+    return min(U32, a)
+
+
+def _mul_sat(a: int, b: int) -> int:
+    """min(a·b, 2³² − 1) for 32-bit a, b (the C computes it from 16-bit halves, without a division)."""
+    return _sat(a * b)
+
+
+def _muldiv256(a: int, w: int) -> int:
+    """floor(a·w/256) for 0 <= a < 2³², 0 <= w < 2¹⁶, saturating at 2³² − 1 (the C: a = 256·q + r,
+    a·w/256 = q·w + r·w/256)."""
+    return _sat(_mul_sat(a >> 8, w) + ((a & 0xFF) * w >> 8))
 
 
 def rate_select(table: ModeTable, state: RateState, mv: int, ms: int, current: int) -> int:
     """The rate rule of ``table.rate``: the mode for the next inference at ``mv`` millivolts and device
     time ``ms``, after running ``current``; updates ``state`` as the device does (its NVM record). The
     record starts as zeros: "the buffer was empty at time 0" (a batteryless device's first boot follows
-    charging from empty), so the first reading already estimates the income. Integer arithmetic only,
-    each division on non-negative operands (C and Python round them the same)."""
+    charging from empty), so the first reading already estimates the income. Unsigned 32-bit integer
+    arithmetic, saturating (C and Python round every step the same)."""
     pol = table.rate
     if pol is None:
         raise UsageError("rate_select: the mode table has no rate policy")
-    e_now = energy_nj(pol.cap_nf, mv)
+    e_now = mv * mv
     if ms < state.ms:  # the clock went back (a reset epoch): measure from here, keep the estimate
-        state.mv, state.ms, state.spent_nj = mv, ms, 0
+        state.mv, state.ms, state.spent_mv2 = mv, ms, 0
     if ms - state.ms >= pol.min_dt_ms:
-        income = e_now + state.spent_nj - energy_nj(pol.cap_nf, state.mv)
-        p_inst = income * 1000 // (ms - state.ms) if income > 0 else 0
-        state.p_nw = min(U32, (state.p_nw * (256 - pol.ewma_q8) + p_inst * pol.ewma_q8) // 256)
-        state.mv, state.ms, state.spent_nj = mv, ms, 0
-    budget = state.p_nw * pol.period_ms // 1000 * pol.income_q8 // 256
-    e_ref = energy_nj(pol.cap_nf, pol.ref_mv)
-    if e_now >= e_ref:
-        budget += pol.gain_q8 * (e_now - e_ref) // 256
-    else:
-        budget -= pol.gain_q8 * (e_ref - e_now) // 256
-    n = len(pol.energy_nj)
-    if mv >= pol.full_mv and pol.top < current < n:
-        # a full buffer clips the income, so the estimate is only a lower bound: probe one mode up
-        budget = max(budget, pol.energy_nj[current - 1] * (256 + pol.hyst_q8) // 256)
+        dt = ms - state.ms
+        have, prev = _sat(e_now + state.spent_mv2), state.mv * state.mv
+        income = have - prev if have > prev else 0  # net of leakage, boots and re-executed work
+        p_inst = _mul_sat(income, pol.period_ms)  # scaled to one demand period
+        if p_inst != U32:
+            p_inst //= dt
+        else:
+            p_inst = _mul_sat(income // dt, pol.period_ms)
+        p_inst = min(p_inst, P_MAX)
+        if p_inst >= state.p_mv2:
+            state.p_mv2 += _muldiv256(p_inst - state.p_mv2, pol.ewma_q8)
+        else:
+            state.p_mv2 -= _muldiv256(state.p_mv2 - p_inst, pol.ewma_q8)
+        state.mv, state.ms, state.spent_mv2 = mv, ms, 0
+    # budget = income·P·period + gain·(E(V) − E(ref)): the positive part and the negative part apart
+    e_ref = pol.ref_mv * pol.ref_mv
+    plus = _sat(
+        _muldiv256(state.p_mv2, pol.income_q8)
+        + (_muldiv256(e_now - e_ref, pol.gain_q8) if e_now >= e_ref else 0)
+    )
+    minus = _muldiv256(e_ref - e_now, pol.gain_q8) if e_now < e_ref else 0
+    n = len(pol.energy_mv2)
+    # a full buffer clips the income, so the estimate is only a lower bound: one mode up is affordable
+    probe = mv >= pol.full_mv and pol.top < current < n
+    up = (
+        _sat(pol.energy_mv2[current - 1] + _muldiv256(pol.energy_mv2[current - 1], pol.hyst_q8))
+        if probe
+        else 0
+    )
     pick = n - 1
     for i in range(pol.top, n):
-        need = pol.energy_nj[i]
+        need = pol.energy_mv2[i]
         if i < current:
-            need += need * pol.hyst_q8 // 256
-        if budget >= need:
+            need = _sat(need + _muldiv256(need, pol.hyst_q8))
+        if plus >= _sat(need + minus) or (probe and up >= need):
             pick = i
             break
-    state.spent_nj = min(U32, state.spent_nj + pol.energy_nj[pick])
+    state.spent_mv2 = _sat(state.spent_mv2 + pol.energy_mv2[pick])
     return pick
 
 
@@ -267,18 +295,18 @@ def emit_c_table(table: ModeTable, banner: str) -> str:
     if r is None:
         rate_c, rate_ref = "", "NULL"
     else:
-        nj = ", ".join(f"{v}u" for v in r.energy_nj)
+        e2 = ", ".join(f"{v}u" for v in r.energy_mv2)
         fields = (
-            f"energy_nj, {r.cap_nf}u, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u, "
-            f"{r.ewma_q8}u, {r.hyst_q8}u, {r.full_mv}u, {r.top}u, {r.income_q8}u"
+            f"energy_mv2, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u, {r.ewma_q8}u, "
+            f"{r.hyst_q8}u, {r.full_mv}u, {r.top}u, {r.income_q8}u"
         )
         rate_c = (
-            "/* The rate rule (eve/select.py rate_select): effective energy per inference (nJ), "
-            f"C = {r.cap_nf} nF,\n * one input every {r.period_ms} ms; budget = {r.income_q8}/256 * "
-            f"P_in * period + {r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV));\n * EWMA weight "
+            "/* The rate rule (eve/select.py rate_select): energy per inference in C/2*mV^2 units,\n"
+            f" * one input every {r.period_ms} ms; budget = {r.income_q8}/256 * P_in * period + "
+            f"{r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV));\n * EWMA weight "
             f"{r.ewma_q8}/256; probe a larger mode at or above {r.full_mv} mV; largest mode the rule "
             f"picks: {r.top}. */\n"
-            f"static const uint32_t energy_nj[{n}] = {{{nj}}};\n"
+            f"static const uint32_t energy_mv2[{n}] = {{{e2}}};\n"
             f"static const bl_eve_rate rate = {{{fields}}};\n"
         )
         rate_ref = "&rate"
