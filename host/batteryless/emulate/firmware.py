@@ -174,25 +174,53 @@ def _symbol_of(image: FlexImage, name: str) -> bool:
     return name in symbols(image.image)
 
 
-def _supply_writes(image: FlexImage, kind: str, periods: list[dict[str, Any]], cuts: list[int]):
-    """The EVE image's supply per power-on: (count, symbol, mV) at count 0 (the first boot) and at every
-    cut (the boot after it; the boot after the trace end gets the last period's voltage). None for an
-    image without the EVE supply variable or an emulator that cannot write memory (mspdebug)."""
+TIME_SYMBOL = "bl_eve_now_ms"  # firmware/eve/bl_eve.c: the rate rule's clock (in NVM)
+SUPPLY_SAMPLES = 32  # voltage (and time) writes per power-on period after the one at its boot
+
+
+def _supply_writes(
+    image: FlexImage, kind: str, periods: list[dict[str, Any]], cuts: list[int], to_count, t0: float
+):
+    """The EVE image's supply along the trace: at every power-on (count 0 for the first boot, each cut for
+    the boot after it) the voltage at that boot, then at the ``v_samples`` moments of the period (the
+    voltage an inference starting there reads; counts from the seconds after the boot at the board's
+    clock, ``to_count``), each with the time since the trace start in ``bl_eve_now_ms`` when the image has
+    it (the rate rule's clock). Returns (writes, the boot voltage per period in mV), or None for an image
+    without the EVE supply variable or an emulator that cannot write memory (mspdebug)."""
     if kind not in ("qemu", "msp430sim"):
         return None
     if not _symbol_of(image, SUPPLY_SYMBOL) and (kind != "msp430sim" or eve_mode_supplies(image) is None):
         return None  # not an EVE image (msp430sim: an EVE image with the ADC hook has no variable)
-    mv = []
-    for p in periods:
-        v = p.get("v_boot")
+    clock = _symbol_of(image, TIME_SYMBOL)
+
+    def mv_of(v, at: float) -> int:
         if v is None or not math.isfinite(v) or not 0 <= v < 65.536:
             raise EmulationError(
-                f"the buffer's voltage at the power-on at {p['start_s']:.6g} s is {v!r} V: the EVE supply "
-                "variable takes 0..65.535 V (millivolts in 16 bits)"
+                f"the buffer's voltage at {at:.6g} s is {v!r} V: the EVE supply variable takes 0..65.535 V "
+                "(millivolts in 16 bits)"
             )
-        mv.append(int(round(1000.0 * v)))
+        return int(round(1000.0 * v))
+
+    writes, boot_mv = [], []
     starts = [0, *cuts]
-    return [(c, SUPPLY_SYMBOL, mv[min(k, len(mv) - 1)]) for k, c in enumerate(starts)]
+    for k, p in enumerate(periods):
+        start, end = starts[k], cuts[k] if k < len(cuts) else None
+        points = [(start, p["start_s"], p.get("v_boot"))]
+        boot_s = p["start_s"] + float(p.get("boot_s", 0.0))
+        for off, v in p.get("v_samples", []):
+            c = start + to_count(off)
+            if c > points[-1][0] and (end is None or c < end):
+                points.append((c, boot_s + off, v))
+        boot_mv.append(mv_of(points[0][2], p["start_s"]))
+        for c, t, v in points:
+            writes.append((c, SUPPLY_SYMBOL, mv_of(v, t)))
+            if clock:
+                writes.append((c, TIME_SYMBOL, max(0, min(0xFFFFFFFF, int(1000.0 * (t - t0))))))
+    # the boot after the trace end gets the last period's last voltage
+    if len(starts) > len(periods) and writes:
+        last = [w for w in writes if w[0] == writes[-1][0]]
+        writes += [(starts[len(periods)], name, val) for _, name, val in last]
+    return writes, boot_mv
 
 
 def eve_mode_supplies(image: FlexImage) -> list[int] | None:
@@ -329,7 +357,9 @@ def emulate_firmware(
         tr, conv, pan if tr.quantity == "irradiance" else None
     )
     report(progress, "firmware: power-on periods", 0, 1)
-    periods = power_on_budgets(seg_t, seg_p, t_end, buf, load, v_initial=v_initial)
+    periods = power_on_budgets(seg_t, seg_p, t_end, buf, load, v_initial=v_initial, samples=SUPPLY_SAMPLES)
+    for p in periods:  # for the writes along each period (_supply_writes)
+        p["boot_s"], p["trace_start_s"] = load.boot_time_s, float(tr.time_s[0])
     report(progress, "firmware: power-on periods", 1, 1)
     end_s = float(t_end)
     if max_periods is not None and len(periods) > max_periods:
@@ -483,12 +513,19 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     extra: dict[str, Any] = {"cut_unit": "mclk_cycles"} if cycles else {}
-    supply = _supply_writes(image, kind, periods, cuts)
-    if supply is not None:
-        extra["writes"] = supply
+    hz = float(b.clock_hz)  # counts per second: QEMU ASSUMED 1 instruction per cycle, msp430sim cycles
+    supply_w = _supply_writes(
+        image, kind, periods, cuts, lambda sec: to_insn(sec * hz), float(periods[0].get("trace_start_s", 0.0))
+    )
+    supply = None
+    if supply_w is not None:
+        extra["writes"], supply = supply_w
         base["supply"] = (
             f"{SUPPLY_SYMBOL} written at every power-on (before the boot's first instruction) with the "
-            "buffer's voltage at that boot; the firmware reads it once per inference, at its start"
+            f"buffer's voltage at that boot and at {SUPPLY_SAMPLES} moments of each period after it (the "
+            "voltage along the trace, interpolated on the schedule-level voltage timeline; counts from the "
+            f"time at the board's clock), with the time in {TIME_SYMBOL} (the rate rule's clock) when the "
+            "image has it; the firmware reads them once per inference, at its start"
             + (
                 " (msp430sim: also the ADC12_B model's supply, which images with BL_EVE_SUPPLY_ADC=1 read)"
                 if cycles
@@ -568,7 +605,8 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
             "resumed_at": None,
         }
         if supply is not None:
-            row["supply_mv"] = supply[k][2]
+            row["supply_mv"] = supply[k]
+            row["modes"] = [out.modes[i] for i in per_period_inf.get(k, []) if i in out.modes]
         if bn is not None and bn in by_number:
             st = by_number[bn]
             row["resumed_at"] = {"inference": st["inference"], "next_task": st["next"]}

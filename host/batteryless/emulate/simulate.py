@@ -885,9 +885,13 @@ def power_on_budgets(
     buffer: Buffer,
     load: Load,
     v_initial: float = 0.0,
+    samples: int = 0,
 ) -> list[dict[str, float]]:
     """The power-on periods a trace gives an MCU that runs flat out at its active power, each with the
     cycles it can execute after booting: the budgets the firmware level cuts the real image at.
+    ``samples`` > 0: each period also gets ``v_samples``, the buffer's voltage at that many evenly spaced
+    moments after the boot (``(seconds after the boot ends, V)``, the last at the period's end),
+    interpolated on the recorded voltage timeline: what an EVE image reads at an inference start.
 
     Returns one dict per power-on period: ``start_s``, ``end_s`` (None if the trace ended first),
     ``cycles`` (whole cycles after the boot), ``v_boot`` (the buffer's voltage at the period's start: the
@@ -902,12 +906,19 @@ def power_on_budgets(
         ended = n < res.power_failures
         run = max(b - a - load.boot_time_s, 0.0)
         v_boot = float(np.interp(a, tv["t"], tv["v"])) if tv is not None and len(tv["t"]) else buffer.v_on
-        out.append(
-            {
-                "start_s": a,
-                "end_s": b if ended else None,
-                "cycles": math.floor(run * load.clock_hz + 1e-6),
-                "v_boot": v_boot,
-            }
-        )
+        row = {
+            "start_s": a,
+            "end_s": b if ended else None,
+            "cycles": math.floor(run * load.clock_hz + 1e-6),
+            "v_boot": v_boot,
+        }
+        if samples > 0:
+            offs = [run * (j + 1) / samples for j in range(samples)]
+            vs = (
+                np.interp([a + load.boot_time_s + o for o in offs], tv["t"], tv["v"])
+                if tv is not None and len(tv["t"])
+                else [v_boot] * samples
+            )
+            row["v_samples"] = [(o, float(v)) for o, v in zip(offs, vs, strict=True)]
+        out.append(row)
     return out
