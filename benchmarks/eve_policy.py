@@ -11,6 +11,10 @@ hour over the best fixed mode's:
   buffer at V_on + a·(V_max − V_on), mode 1 at V_on + b·(V_max − V_on);
 - ``grid``: the best static table of a 200 mV threshold grid (chosen per trace and buffer, so not a
   policy a device could ship; coarse, so a floor rule can beat it);
+- ``rate``: the rate rule (eve/select.py, harvest-rate aware) with the parameters and effective energies
+  benchmarks/eve.py tuned per buffer on the four traces (``rate_policies`` in eve.json, read from there so
+  the study does not tune again; tuned here if eve.json lacks them), and ``rate_holdout``: per trace, the
+  setting tuned on the other three traces (eve.json's ``holdout_ratio``);
 - the bound ``acc_0 / acc_min``: any policy's inferences each cost at least the smallest mode's energy, so
   in the energy-bound regime it finishes no more inferences than the smallest mode fixed, and each is at
   most acc_0 correct: it beats the best fixed mode by at most about this factor.
@@ -36,6 +40,7 @@ from batteryless.emulate import power_chain
 from batteryless.emulate.adaptive import run_adaptive
 from batteryless.emulate.power import load_from_board
 from batteryless.eve.device import predicted_energy_j
+from batteryless.eve.policy import policy_table, tune_policy
 from batteryless.eve.select import ModeTable, mode_table, with_surplus_floor
 from batteryless.eve.train import EveConfig
 from batteryless.paths import atomic_write
@@ -47,6 +52,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from eve import BOARD, CAPS, EVE_SETTINGS, TRACES, K, _compress  # noqa: E402  (eve.py's models and traces)
 
 RESULTS = ROOT / "benchmarks" / "results" / "eve_policy.json"
+EVE_JSON = ROOT / "benchmarks" / "results" / "eve.json"
+
+
+def _tuned(model: str, cap: float) -> dict | None:
+    """benchmarks/eve.py's tuned rate rule for ``model`` and buffer ``cap`` (None if it has none)."""
+    try:
+        data = json.loads(EVE_JSON.read_text())
+    except (OSError, ValueError):
+        return None
+    for m in data.get("models", []):
+        if m.get("model") == model:
+            for r in m.get("rate_policies", []):
+                if r["policy"] == "eve" and abs(r["capacitance_f"] - cap) < 1e-12:
+                    return r
+    return None
+
+
 FLOORS = ((0.95, 0.8), (0.9, 0.6), (0.8, 0.4))
 GRID_MV = range(1800, 3700, 200)
 
@@ -72,8 +94,24 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
     load = load_from_board(b, b.clock_hz)
     rows = []
     for cap in CAPS:
+        chains = {t: power_chain(b, t, capacitance_f=cap) for t in TRACES}
+        tuned = _tuned(model, cap)
+        if tuned is None:
+            tp = tune_policy(sched, energies, acc, chains, load, period)
+            tuned = {
+                "params": tp["params"],
+                "effective_energy_uj": [1e6 * e for e in tp["effective_energy_j"]],
+                "holdout_ratio": tp["holdout_ratio"],
+                "source": "tuned here",
+            }
+        else:
+            tuned = {**tuned, "source": "benchmarks/results/eve.json"}
+        buf0 = chains[TRACES[0]][3]
+        rate_table = policy_table(
+            [e * 1e-6 for e in tuned["effective_energy_uj"]], buf0, period, tuned["params"]
+        )
         for trace in TRACES:
-            tr, conv, pan, buf = power_chain(b, trace, capacitance_f=cap)
+            tr, conv, pan, buf = chains[trace]
 
             def correct_per_hour(table=None, fixed=None, chain=(tr, conv, pan, buf)):
                 r = run_adaptive(sched, table, *chain, load, fixed_mode=fixed, period_s=period)
@@ -94,6 +132,7 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
                 if v > grid_best:
                     grid_best, grid_th = v, list(th)
             pol["grid"] = grid_best
+            pol["rate"] = correct_per_hour(rate_table)
             row = {
                 "trace": trace,
                 "capacitance_f": cap,
@@ -102,6 +141,9 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
                 "correct_per_hour": pol,
                 "ratio": {k: v / best for k, v in pol.items()},
                 "grid_thresholds_mv": grid_th,
+                "rate_params": tuned["params"],
+                "rate_source": tuned["source"],
+                "rate_holdout_ratio": tuned.get("holdout_ratio", {}).get(trace),
             }
             rows.append(row)
             print(model, trace, cap, {k: round(v, 3) for k, v in row["ratio"].items()}, flush=True)
