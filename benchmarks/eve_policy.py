@@ -55,14 +55,17 @@ RESULTS = ROOT / "benchmarks" / "results" / "eve_policy.json"
 EVE_JSON = ROOT / "benchmarks" / "results" / "eve.json"
 
 
-def _tuned(model: str, cap: float) -> dict | None:
-    """benchmarks/eve.py's tuned rate rule for ``model`` and buffer ``cap`` (None if it has none)."""
+def _tuned(model: str, cap: float, acc: list[float]) -> dict | None:
+    """benchmarks/eve.py's tuned rate rule for ``model`` and buffer ``cap`` (None if it has none, or if its
+    models' accuracies are not this run's: then they are other models)."""
     try:
         data = json.loads(EVE_JSON.read_text())
     except (OSError, ValueError):
         return None
     for m in data.get("models", []):
         if m.get("model") == model:
+            if [round(x["accuracy"], 9) for x in m.get("modes", [])] != [round(a, 9) for a in acc]:
+                return None
             for r in m.get("rate_policies", []):
                 if r["policy"] == "eve" and abs(r["capacitance_f"] - cap) < 1e-12:
                     return r
@@ -76,7 +79,9 @@ GRID_MV = range(1800, 3700, 200)
 def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
     ds = load_dataset("digits")
     settings = EVE_SETTINGS.get(model, {})
-    eve_cfg = EveConfig(keep=settings.get("keep"), width=settings.get("width"))
+    eve_cfg = EveConfig(
+        keep=settings.get("keep"), width=settings.get("width"), layer_width=settings.get("layer_width", {})
+    )
     if quick:
         eve_cfg.epochs = 1
     path = work / f"{model}-eve.bl"
@@ -95,7 +100,7 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
     rows = []
     for cap in CAPS:
         chains = {t: power_chain(b, t, capacitance_f=cap) for t in TRACES}
-        tuned = _tuned(model, cap)
+        tuned = _tuned(model, cap, acc)
         if tuned is None:
             tp = tune_policy(sched, energies, acc, chains, load, period)
             tuned = {
