@@ -129,6 +129,41 @@ def test_sandwich_training_moves_every_mode_and_leaves_mode_0():
     )
 
 
+def _trained(cfg: EveConfig):
+    from test_spec import nn as tnn
+
+    torch.manual_seed(0)
+    net = _net("mlp", tnn)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    return net, train_modes(net, x, y, 3, cfg)
+
+
+def test_mode0_weight_changes_the_sandwich_and_1_is_the_plain_sandwich():
+    cfg = dict(epochs=1, keep=[1.0, 0.5, 0.25])
+    plain, _ = _trained(EveConfig(**cfg))
+    one, _ = _trained(EveConfig(**cfg, mode0_weight=1.0))
+    three, _ = _trained(EveConfig(**cfg, mode0_weight=3.0))
+    pairs = list(zip(plain.parameters(), one.parameters(), three.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b, _ in pairs)
+    assert any(not torch.equal(a, c) for a, _, c in pairs)
+
+
+def test_mode0_epochs_train_mode_0_alone():
+    """With no sandwich epochs, the mode-0 phase moves the shared weights but never a smaller mode's own bias
+    offsets (only mode 0's loss is back-propagated), and leaves the model in mode 0, eval mode."""
+    cfg = dict(epochs=0, keep=[1.0, 0.5, 0.25], mode_bias=True)
+    idle, _ = _trained(EveConfig(**cfg))
+    net, ms = _trained(EveConfig(**cfg, mode0_epochs=1))
+    biased = [layer for layer in ms.layers if parametrize.is_parametrized(layer, "bias")]
+    assert biased and all(
+        torch.count_nonzero(layer.parametrizations["bias"][0].delta) == 0 for layer in biased
+    )
+    assert any(not torch.equal(a, b) for a, b in zip(idle.parameters(), net.parameters(), strict=True))
+    assert not net.training and ms.current[0] == 0
+
+
 @pytest.fixture(scope="module")
 def eve_artifact(tmp_path_factory):
     from conftest import QUICK
@@ -219,6 +254,9 @@ def test_cli_compress_modes_and_evaluate(tmp_path, capsys):
         (2, [1.0, 0.0], "must start at 1"),
         (3, {"width": [1.0, 0.5]}, "need 3 width fractions"),
         (2, {"width": [1.0, 1.5]}, "--mode-width must start at 1"),
+        (2, {"mode0_weight": 0.0}, "--mode0-weight must be > 0"),
+        (2, {"mode0_epochs": -1}, "--mode0-epochs must be >= 0"),
+        (2, {"mode0_lr": -0.1}, "mode0_lr must be > 0"),
     ],
 )
 def test_bad_mode_settings_are_refused_before_training(modes, keep, message):
@@ -235,6 +273,21 @@ def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys, flag):
     assert code != 0
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "x.bl").exists()
+
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--mode0-weight", "0", "--mode0-weight must be > 0"),
+        ("--mode0-epochs", "-2", "--mode0-epochs must be >= 0"),
+    ],
+)
+def test_cli_bad_mode0_setting_is_a_usage_error_before_training(tmp_path, capsys, flag, value, message):
+    out = tmp_path / "x.bl"
+    code = main(["compress", "--out", str(out), "--modes", "2", "--epochs", "1000", flag, value])
+    assert code != 0
+    assert message in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

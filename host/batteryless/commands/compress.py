@@ -172,6 +172,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
             layer_width=_layer_width(args.mode_layer_width),
             epochs=args.mode_epochs,
             mode_bias=args.mode_bias,
+            **{  # unset: EveConfig's defaults (not repeated here: the parser must not import torch)
+                k: v
+                for k, v in (("mode0_weight", args.mode0_weight), ("mode0_epochs", args.mode0_epochs))
+                if v is not None
+            },
         ),
     )
     from batteryless.paths import check_output_file
@@ -305,6 +310,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="EVE: every smaller mode trains its own biases (4 bytes per row and mode in the store)",
     )
     p.add_argument("--mode-epochs", type=int, default=40, help="EVE: sandwich-rule epochs (default 40)")
+    p.add_argument(
+        "--mode0-weight",
+        type=float,
+        help="EVE: weight of the largest mode's loss in each sandwich step (> 0; default: see docs/eve.md)",
+    )
+    p.add_argument(
+        "--mode0-epochs",
+        type=int,
+        help="EVE: epochs training the largest mode alone after the sandwich, at a tenth of the learning "
+        "rate (default: see docs/eve.md)",
+    )
     p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")
     p.set_defaults(func=cmd_compress)
 

@@ -61,6 +61,13 @@ class EveConfig:
     # each mode but the largest trains its own bias of every circulant layer (stored as the mode's ``bias``
     # override: 4 bytes per output row and mode)
     mode_bias: bool = False
+    # weight of the largest mode's loss in every sandwich step (the students' distillation terms weigh 1):
+    # > 1 protects mode 0, whose accuracy is the one compared with the single-mode model
+    mode0_weight: float = 1.0
+    # epochs after the sandwich that train mode 0 alone (the smaller modes still read the same weights, so
+    # they drift with it; a small learning rate, ``lr`` × ``mode0_lr``, keeps that drift small)
+    mode0_epochs: int = 0
+    mode0_lr: float = 0.1
 
 
 class ModeMask(nn.Module):
@@ -365,6 +372,12 @@ def check_modes(modes: int, cfg: EveConfig) -> list[float]:
         _fractions(list(fr), modes, f"--mode-layer-width {name}", "width fractions")
     if cfg.epochs < 0:
         raise UsageError(f"--mode-epochs must be >= 0, not {cfg.epochs}")
+    if not cfg.mode0_weight > 0:
+        raise UsageError(f"--mode0-weight must be > 0, not {cfg.mode0_weight}")
+    if cfg.mode0_epochs < 0:
+        raise UsageError(f"--mode0-epochs must be >= 0, not {cfg.mode0_epochs}")
+    if not cfg.mode0_lr > 0:
+        raise UsageError(f"mode0_lr must be > 0, not {cfg.mode0_lr}")
     return keep
 
 
@@ -403,7 +416,7 @@ def train_modes(
             opt.zero_grad(set_to_none=True)
             ms.set(0)
             big = model(xt[idx])
-            loss = F.cross_entropy(big, yt[idx])
+            loss = F.cross_entropy(big, yt[idx]) * cfg.mode0_weight
             teacher = F.softmax(big.detach() / t, dim=1)
             students = [modes - 1] + ([pick.randrange(1, modes - 1)] if modes > 2 else [])
             for mi in students:
@@ -414,9 +427,33 @@ def train_modes(
             opt.step()
         sched.step()
         report(progress, "EVE sandwich training", epoch + 1, cfg.epochs)
+    if cfg.mode0_epochs:
+        _train_mode0(model, ms, xt, yt, cfg, gen, progress)
     model.eval()
     ms.set(0)
     return ms
+
+
+def _train_mode0(
+    model: nn.Sequential,
+    ms: ModeSet,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    cfg: EveConfig,
+    gen: torch.Generator,
+    progress: ProgressFn | None,
+) -> None:
+    """Fine-tune the shared weights on mode 0's loss alone (QAT stays on), at ``lr`` × ``mode0_lr``."""
+    ms.set(0)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr * cfg.mode0_lr)
+    for epoch in range(cfg.mode0_epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+        report(progress, "EVE mode-0 fine-tuning", epoch + 1, cfg.mode0_epochs)
 
 
 @torch.no_grad()
