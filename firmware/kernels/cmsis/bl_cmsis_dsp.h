@@ -225,6 +225,28 @@ static inline int16_t bl_dsp_requant_in(uint32_t acc, int32_t sh1) {
 #endif
 }
 
+/* The FFT path's final step, sat16(rshift_round(o, shift_out) + bias_out) (the ref code's bl_ref_finish,
+ * exact in 64 bits there; its portable shift-in-steps rounding was ~20 % of the digits MLP's FFT path on the
+ * M4): for 0 <= shift_out <= 31 the rounded value fits 16 bits, so the bias is added with QADD (saturating
+ * at int32 gives the same int16 result as the exact sum: beyond int32 it saturates to int16 either way)
+ * and SSAT #16 finishes. Other shifts: the ref primitive. */
+static inline int16_t bl_dsp_fft_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
+  if (shift_out >= 0 && shift_out <= 31) {
+    int32_t r = o;
+    if (shift_out > 0) {
+      const int32_t a = r >> (shift_out - 1);
+      r = (a >> 1) + (a & 1);
+    }
+#if BL_DSP
+    return (int16_t)__ssat(__qadd(r, bias_out), 16);
+#else
+    const int64_t v = (int64_t)r + bias_out;
+    return (int16_t)(v > 32767 ? 32767 : (v < -32768 ? -32768 : v));
+#endif
+  }
+  return bl_sat16_s64(bl_rshift_round_s64(o, shift_out) + (int64_t)bias_out);
+}
+
 /* int8 -> int16, n values (widening of 8-bit weights; exact) */
 static inline void bl_widen8(const int8_t *w, int16_t *out, uint32_t n) {
   uint32_t t = 0;

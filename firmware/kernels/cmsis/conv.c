@@ -16,15 +16,23 @@
 #include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
 
+/* The FFT path's finish and requantisation with the DSP extension (bl_cmsis_dsp.h; the ref code's calls
+ * are redirected, its helpers header included first so its own definitions keep their names). Its complex
+ * MAC stays the ref one: a convolution's (re, im) slots are in_hw apart, not one word. */
+#include "../ref/bl_ref_internal.h"
 #define bl_conv_dense_w16 bl_ref_conv_dense_w16
 #define bl_conv_dense_w8 bl_ref_conv_dense_w8
 #define bl_conv_circ_w16 bl_ref_conv_circ_w16
 #define bl_conv_circ_w8 bl_ref_conv_circ_w8
+#define bl_ref_finish bl_dsp_fft_finish
+#define bl_requant_s32(acc, shift) bl_dsp_requant((uint32_t)(acc), (shift))
 #include "../ref/conv.c"
 #undef bl_conv_dense_w16
 #undef bl_conv_dense_w8
 #undef bl_conv_circ_w16
 #undef bl_conv_circ_w8
+#undef bl_ref_finish
+#undef bl_requant_s32
 
 bl_status bl_ref_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
                                 int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1);

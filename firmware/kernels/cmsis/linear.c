@@ -19,15 +19,41 @@
 #include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
 
+/* The FFT path's frequency-domain complex MAC, finish and requantisation with the DSP extension: the ref
+ * code below calls these through the macros (its helpers header is included first, so only the ref
+ * kernels' calls are redirected). A linear layer's bins hold (re, im) next to each other (xi = si = 1):
+ * one word each, SMLSD adds xr*sr - xv*sv and SMLADX xr*sv + xv*sr to the accumulators, modulo 2^32 like
+ * the spec's wrapping sums (bit-exact with the ref MAC). */
+#include "../ref/bl_ref_internal.h"
+
+static inline void bl_dsp_cmac(uint32_t *acc_re, uint32_t *acc_im, const int16_t *x, uint32_t xi,
+                               const int16_t *s, uint32_t si, bool im) {
+#if BL_DSP
+  if (im && xi == 1u && si == 1u) {
+    const uint32_t xw = bl_ld2(x), sw = bl_ld2(s);
+    *acc_re = (uint32_t)__smlsd((int16x2_t)xw, (int16x2_t)sw, (int32_t)*acc_re);
+    *acc_im = (uint32_t)__smladx((int16x2_t)xw, (int16x2_t)sw, (int32_t)*acc_im);
+    return;
+  }
+#endif
+  bl_ref_cmac(acc_re, acc_im, x, xi, s, si, im);
+}
+
 #define bl_linear_dense_w16 bl_ref_linear_dense_w16
 #define bl_linear_dense_w8 bl_ref_linear_dense_w8
 #define bl_linear_circ_w16 bl_ref_linear_circ_w16
 #define bl_linear_circ_w8 bl_ref_linear_circ_w8
+#define bl_ref_cmac bl_dsp_cmac
+#define bl_ref_finish bl_dsp_fft_finish
+#define bl_requant_s32(acc, shift) bl_dsp_requant((uint32_t)(acc), (shift))
 #include "../ref/linear.c"
 #undef bl_linear_dense_w16
 #undef bl_linear_dense_w8
 #undef bl_linear_circ_w16
 #undef bl_linear_circ_w8
+#undef bl_ref_cmac
+#undef bl_ref_finish
+#undef bl_requant_s32
 
 bl_status bl_ref_linear_dense_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
                                   int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1);
