@@ -229,13 +229,16 @@ static inline int16_t bl_dsp_requant_in(uint32_t acc, int32_t sh1) {
  * exact in 64 bits there; its portable shift-in-steps rounding was ~20 % of the digits MLP's FFT path on the
  * M4): for 0 <= shift_out <= 31 the rounded value fits 16 bits, so the bias is added with QADD (saturating
  * at int32 gives the same int16 result as the exact sum: beyond int32 it saturates to int16 either way)
- * and SSAT #16 finishes. Other shifts: the ref primitive. */
+ * and SSAT #16 finishes; -16 <= shift_out < 0 scales up exactly within int32 (|o| 2^16 <= 2^31, the
+ * digits models' case). Other shifts: the ref primitive. */
 static inline int16_t bl_dsp_fft_finish(int16_t o, int16_t shift_out, int32_t bias_out) {
-  if (shift_out >= 0 && shift_out <= 31) {
+  if (shift_out >= -16 && shift_out <= 31) {
     int32_t r = o;
     if (shift_out > 0) {
       const int32_t a = r >> (shift_out - 1);
       r = (a >> 1) + (a & 1);
+    } else if (shift_out < 0) {
+      r = (int32_t)((uint32_t)r << (uint32_t)-shift_out); /* exact: fits int32 (GCC: modulo conversion) */
     }
 #if BL_DSP
     return (int16_t)__ssat(__qadd(r, bias_out), 16);

@@ -26,6 +26,7 @@
 #define bl_conv_circ_w8 bl_ref_conv_circ_w8
 #define bl_ref_finish bl_dsp_fft_finish
 #define bl_requant_s32(acc, shift) bl_dsp_requant((uint32_t)(acc), (shift))
+#define bl_wrap_s32(acc) ((int32_t)(uint32_t)(acc)) /* inline (GCC converts modulo 2^32), not a call */
 #include "../ref/conv.c"
 #undef bl_conv_dense_w16
 #undef bl_conv_dense_w8
@@ -33,6 +34,7 @@
 #undef bl_conv_circ_w8
 #undef bl_ref_finish
 #undef bl_requant_s32
+#undef bl_wrap_s32
 
 bl_status bl_ref_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
                                 int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1);

@@ -46,6 +46,7 @@ static inline void bl_dsp_cmac(uint32_t *acc_re, uint32_t *acc_im, const int16_t
 #define bl_ref_cmac bl_dsp_cmac
 #define bl_ref_finish bl_dsp_fft_finish
 #define bl_requant_s32(acc, shift) bl_dsp_requant((uint32_t)(acc), (shift))
+#define bl_wrap_s32(acc) ((int32_t)(uint32_t)(acc)) /* inline (GCC converts modulo 2^32), not a call */
 #include "../ref/linear.c"
 #undef bl_linear_dense_w16
 #undef bl_linear_dense_w8
@@ -54,6 +55,7 @@ static inline void bl_dsp_cmac(uint32_t *acc_re, uint32_t *acc_im, const int16_t
 #undef bl_ref_cmac
 #undef bl_ref_finish
 #undef bl_requant_s32
+#undef bl_wrap_s32
 
 bl_status bl_ref_linear_dense_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
                                   int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1);
