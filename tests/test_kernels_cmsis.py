@@ -256,6 +256,31 @@ def test_m55_helium_conv_paths_bit_exact(tmp_path, kind, bits):
 
 
 @pytest.mark.firmware
+@pytest.mark.slow
+@pytest.mark.parametrize("board", [BOARD, "mps3-an547"])
+def test_cmsis_fft_path_own_steps_bit_exact_under_the_spec_transform(artifacts, digits, tmp_path, board):
+    """The FFT path's complex MAC (SMLSD/SMLADX), finish and requantisation are ours: with the spec's
+    transform in place of CMSIS-DSP's (BL_CMSIS_FFT_REF) every layer must equal the spec exactly, on the
+    digits MLP and CNN and on random networks (other shifts, partial blocks, conv1d)."""
+    cases = [(artifacts["mlp"], None), (artifacts["cnn"], None)]
+    for kind, bits in (("2d", 16), ("1d", 8)):
+        cases.append(_odd_artifact(tmp_path, kind, bits))
+    for n, (art_path, x) in enumerate(cases):
+        art = load_artifact(art_path)
+        xq = quantize_input(art, digits.x_test[:64] if x is None else x)
+        gen = tmp_path / f"gen-{n}"
+        res = codegen(art_path, board, gen, backend="cmsis", path="fft")
+        write_dump_table(gen)
+        img = build(board, gen, "cmsis", app="layers", out_dir=tmp_path / f"b-{n}",
+                    defines={"BL_CMSIS_FFT_REF": 1}).image  # fmt: skip
+        dev = run_layers(img, board, gen, xq)
+        rows = compare_layers(art, xq, res.paths, dev)
+        assert any(r["path"] == "fft" for r in rows), rows
+        for r in rows:
+            assert r["max_abs_isolated"] == 0, (n, r)
+
+
+@pytest.mark.firmware
 def test_cmsis_fft_image_links_only_the_tables_the_model_uses(artifacts, tmp_path):
     """codegen's model.cmake gives the largest FFT (BL_FFT_MAX_K); fft_q15.c references only the CMSIS-DSP
     instances up to it, so the linker keeps the k = 16 tables and drops the 32 ... 4096 ones."""

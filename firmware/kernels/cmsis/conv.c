@@ -10,9 +10,9 @@
  * below with its direct entry points renamed bl_ref_conv_*).
  *
  * FFT path: the ref backend's code; its transforms call bl_fft_q15, which here is CMSIS-DSP's arm_cfft_q15
- * (fft_q15.c), so the FFT path differs from the spec in the last bits as that transform does. The
- * frequency-domain complex MAC stays plain C (CMSIS-DSP's complex products shift and saturate where the spec
- * wraps; see linear.c). */
+ * (fft_q15.c), so the FFT path differs from the spec in the last bits as that transform does. Its finish
+ * and requantisation use the DSP extension (below); the frequency-domain complex MAC stays the ref C
+ * (CMSIS-DSP's complex products shift and saturate where the spec wraps; see linear.c). */
 #include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
 

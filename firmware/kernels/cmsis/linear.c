@@ -12,9 +12,10 @@
  *
  * FFT path: the ref backend's code (compiled below with its direct-path entry points renamed to
  * bl_ref_*; they serve as the fallback for blocks too large for the stack buffers). It calls bl_fft_q15,
- * which in this backend is CMSIS-DSP's arm_cfft_q15 (fft_q15.c). The frequency-domain complex MAC stays
- * plain C: arm_cmplx_mult_cmplx_q15 shifts each product right by 17 with saturation and
- * arm_cmplx_dot_prod_q15 returns 8.24 (sum >> 6), neither of which is the spec's wrapping 32-bit sum. */
+ * which in this backend is CMSIS-DSP's arm_cfft_q15 (fft_q15.c). The frequency-domain complex MAC is ours
+ * (SMLSD / SMLADX, below), not CMSIS-DSP's: arm_cmplx_mult_cmplx_q15 shifts each product right by 17 with
+ * saturation and arm_cmplx_dot_prod_q15 returns 8.24 (sum >> 6), neither of which is the spec's wrapping
+ * 32-bit sum. */
 #include "arm_math.h"
 #include "bl_cmsis_dsp.h"
 #include "bl_kernels.h"
