@@ -116,6 +116,9 @@ typedef struct {
   uint64_t lea_elems[LEA_NCMD];   /* their summed vector lengths (FFT: points), for per-element energy */
   uint64_t *lea_log;         /* instruction count at each command start (for cuts while LEA is busy) */
   uint32_t nlea_log, cap_lea_log;
+  uint64_t dma_transfers;    /* DMA byte/word transfers done (diagnostics, docs/msp430sim.md "DMA") */
+  uint64_t dma_cycles;       /* MCLK cycles the DMA held the CPU */
+  uint32_t dma_sa[6], dma_da[6], dma_left[6], dma_sz0[6]; /* a channel's internal address/size copies (single mode) */
   uint64_t *profile;         /* optional: MCLK cycles per instruction address (word index, lower 64 KB) */
   uint32_t sram_seed;
   uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
@@ -137,6 +140,8 @@ static inline int is_sram(uint32_t a) { return a >= 0x1C00u && a < 0x3C00u; }
 #define MPY_END 0x04F0u
 #define FRCTL0_ADDR 0x0140u
 #define LEA_BASE 0x0A80u
+#define DMA_BASE 0x0500u /* SLASE54D peripheral file map: DMA general control 0x0500, channel n 0x0510 + 0x10 n */
+#define DMA_CHANNELS 6u
 
 /* FRAM controller read cache: returns the stall cycles of one read of the word at a. */
 static inline uint32_t fram_read_stall(sim_t *s, uint32_t a)
@@ -391,6 +396,7 @@ static void mark_log(sim_t *s, uint16_t v)
 
 static uint16_t lea_read(sim_t *s, uint32_t off);
 static void lea_write(sim_t *s, uint32_t off, uint16_t v);
+static void dma_control_written(sim_t *s, uint32_t ch);
 
 /* ---- ADC ---------------------------------------------------------------------------------------------
  * The subset of ADC12_B and REF_A that firmware/platform/msp430/eve_supply_adc.c uses to read the supply
@@ -486,6 +492,96 @@ static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte)
   if (w == ADC12_BASE && (s->mem[w] & 0x13u) == 0x13u) { /* ADC12ON | ADC12ENC | ADC12SC */
     adc_convert(s);
   }
+  if (w >= DMA_BASE + 0x10u && w < DMA_BASE + 0x10u * (DMA_CHANNELS + 1u) && (w & 0xFu) == 0u) {
+    dma_control_written(s, (w - DMA_BASE) / 0x10u - 1u);
+  }
+}
+
+/* ---- DMA controller (SLAU367 chapter 11 "DMA Controller"; register map SLAU367 §11.3, base address from
+ * SLASE54D) -------------------------------------------------------------------------------------------------
+ * Registers: DMACTL0..4 at 0x0500 (DMACTL0 bits 4:0 DMA0TSEL, 12:8 DMA1TSEL; DMACTL1 channels 2/3, DMACTL2
+ * channels 4/5), channel n at 0x0510 + 0x10 n: DMAxCTL +0, DMAxSA +2 (20-bit, two words), DMAxDA +6,
+ * DMAxSZ +0xA. DMAxCTL: bit 0 DMAREQ, 1 DMAABORT, 2 DMAIE, 3 DMAIFG, 4 DMAEN, 5 DMALEVEL, 6 DMASRCBYTE,
+ * 7 DMADSTBYTE, 9:8 DMASRCINCR, 11:10 DMADSTINCR (00/01 unchanged, 10 decrement, 11 increment), 14:12 DMADT.
+ * Modelled: what the lea driver uses and nothing else — trigger 0 (DMAREQ, software), transfer modes
+ * single (DMADT 0) and block / burst-block (DMADT 1, 2, 3; burst-block interleaves CPU cycles on the chip, here
+ * it runs like a block), word/byte on either side (byte -> word clears the high byte, word -> byte moves
+ * the low byte: SLAU367 §11.2.2), all four address modes. A block transfer halts the CPU until it is done
+ * (§11.2.2.2) and is executed at once when DMAREQ is set with DMAEN; at the end DMAEN is cleared, DMAIFG set
+ * and DMAxSZ reloaded; DMAxSA/DMAxDA are not changed (the controller steps internal copies, §11.2.2).
+ * Other triggers (peripherals) never fire; no DMA interrupt (our images run with GIE off).
+ * TIMING (§11.2.7 "DMA Transfer Cycle Time"): one or two MCLK cycles to synchronise before a single transfer
+ * or a whole block (we charge 2), two MCLK cycles per byte/word transfer, one cycle of wait after the
+ * transfer (charged once per trigger). ASSUMED: a DMA read of FRAM goes through the FRAM controller's
+ * cache like a CPU read (a miss stalls NWAITS cycles) and a DMA write to FRAM costs the CPU write stall; the
+ * guide gives no figure for DMA accesses to FRAM. A power cut mid-block cannot happen here (the transfer is
+ * atomic within the instruction that started it); on the chip it would leave a partial copy. */
+static void dma_control_written(sim_t *s, uint32_t ch)
+{
+  uint32_t base = DMA_BASE + 0x10u + 0x10u * ch;
+  uint16_t ctl = (uint16_t)(s->mem[base] | (s->mem[base + 1] << 8));
+  uint32_t tsel_reg = DMA_BASE + 2u * (ch / 2u), tsel;
+  uint32_t sa, da, sz, i, mode, sb, db, si, di, start;
+  if (!(ctl & 0x0010u) || !(ctl & 0x0001u)) {
+    return;
+  }
+  tsel = (ch & 1u) ? s->mem[tsel_reg + 1] : s->mem[tsel_reg];
+  ctl = (uint16_t)(ctl & ~0x0001u); /* DMAREQ resets itself */
+  if ((tsel & 0x1Fu) != 0u) {        /* another trigger: not modelled, the request is only cleared */
+    s->mem[base] = (uint8_t)ctl;
+    return;
+  }
+  sa = ((uint32_t)(s->mem[base + 2] | (s->mem[base + 3] << 8)) | ((uint32_t)(s->mem[base + 4] & 0xFu) << 16));
+  da = ((uint32_t)(s->mem[base + 6] | (s->mem[base + 7] << 8)) | ((uint32_t)(s->mem[base + 8] & 0xFu) << 16));
+  sz = (uint32_t)(s->mem[base + 10] | (s->mem[base + 11] << 8));
+  mode = (ctl >> 12) & 7u;
+  sb = (ctl >> 6) & 1u;
+  db = (ctl >> 7) & 1u;
+  si = (ctl >> 8) & 3u;
+  di = (ctl >> 10) & 3u;
+  if (mode == 0u) { /* single transfer: the internal copies step from trigger to trigger */
+    if (s->dma_left[ch] == 0u) {
+      s->dma_left[ch] = s->dma_sz0[ch] = sz;
+    } else {
+      sa = s->dma_sa[ch];
+      da = s->dma_da[ch];
+    }
+  }
+  start = s->cycles;
+  s->cycles += 2u; /* synchronisation */
+  if (sz != 0u && mode <= 3u) {
+    uint32_t n = mode == 0u ? 1u : sz; /* single transfer: one unit per trigger */
+    for (i = 0; i < n; i++) {
+      uint16_t v = sb ? rd8(s, sa) : rd16(s, sa);
+      if (db) {
+        wr8(s, da, (uint8_t)v); /* word -> byte: the low byte */
+      } else {
+        wr16(s, da, sb ? (uint16_t)(v & 0xFFu) : v); /* byte -> word: high byte cleared */
+      }
+      s->cycles += 2u;
+      if (si >= 2u) sa = (sa + (si == 3u ? 1u : (uint32_t)-1) * (sb ? 1u : 2u)) & ADDR_MASK;
+      if (di >= 2u) da = (da + (di == 3u ? 1u : (uint32_t)-1) * (db ? 1u : 2u)) & ADDR_MASK;
+    }
+    s->dma_transfers += n;
+    if (mode == 0u && s->dma_left[ch] > 1u) { /* single transfer: DMAxSZ counts down, stays enabled */
+      s->dma_left[ch] -= 1u;
+      s->dma_sa[ch] = sa;
+      s->dma_da[ch] = da;
+      s->mem[base + 10] = (uint8_t)s->dma_left[ch];
+      s->mem[base + 11] = (uint8_t)(s->dma_left[ch] >> 8);
+    } else { /* done: DMAEN cleared, DMAIFG set, DMAxSZ reloaded */
+      if (mode == 0u) {
+        s->mem[base + 10] = (uint8_t)s->dma_sz0[ch];
+        s->mem[base + 11] = (uint8_t)(s->dma_sz0[ch] >> 8);
+        s->dma_left[ch] = 0u;
+      }
+      ctl = (uint16_t)((ctl & ~0x0010u) | 0x0008u);
+    }
+  }
+  s->cycles += 1u; /* wait after the transfer */
+  s->dma_cycles += s->cycles - start;
+  s->mem[base] = (uint8_t)ctl;
+  s->mem[base + 1] = (uint8_t)(ctl >> 8);
 }
 
 /* ---- reset ------------------------------------------------------------------------------------------- */
@@ -512,6 +608,7 @@ static void power_on(sim_t *s)
   }
   memset(&s->mpy, 0, sizeof s->mpy);
   memset(s->lea, 0, sizeof s->lea);
+  memset(s->dma_left, 0, sizeof s->dma_left);
   s->lea_busy = 0; /* a command running at the cut is lost with LEA RAM */
   memset(s->cache_valid, 0, sizeof s->cache_valid);
   memset(s->cache_lru, 0, sizeof s->cache_lru);
@@ -1468,7 +1565,7 @@ BL_API void bl_sim_set_reg(sim_t *s, int32_t i, uint32_t v) { s->r[i & 15] = v &
 /* counters: 0 cycles, 1 instructions, 2 FRAM reads, 3 FRAM read misses, 4 FRAM writes, 5 resets,
  * 6 marks, 7 last illegal opcode, 8 PC of the last instruction, 9 NWAITS in effect, 10-13 constant-
  * generator source operands executed with As = 0..3, 14 MCLK cycles with a LEA command running, 15 LEA busy
- * now, 100 + c / 200 + c: LEA commands number c completed / their summed lengths */
+ * now, 16 DMA transfers, 17 MCLK cycles of DMA transfers, 100 + c / 200 + c: LEA commands number c completed / their summed lengths */
 BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
 {
   switch (which) {
@@ -1485,6 +1582,8 @@ BL_API uint64_t bl_sim_counter(sim_t *s, int32_t which)
   case 10: case 11: case 12: case 13: return s->cg_src[which - 10];
   case 14: return s->lea_busy_cycles;
   case 15: return (uint64_t)s->lea_busy;
+  case 16: return s->dma_transfers;
+  case 17: return s->dma_cycles;
   default:
     if (which >= 100 && which < 100 + LEA_NCMD) return s->lea_count[which - 100];
     if (which >= 200 && which < 200 + LEA_NCMD) return s->lea_elems[which - 200];

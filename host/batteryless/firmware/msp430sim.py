@@ -229,6 +229,10 @@ class Msp430Sim:
             "elements": {c: self._counter(200 + c) for c, n in counts.items() if n},
         }
 
+    def dma_stats(self) -> dict[str, int]:
+        """DMA byte/word transfers done and the MCLK cycles the transfers held the CPU (docs/msp430sim.md)."""
+        return {"transfers": self._counter(16), "cycles": self._counter(17)}
+
     def lea_starts(self) -> list[int]:
         """Instruction counts at which LEA commands were started (LEA is busy right after each)."""
         out: list[int] = []
