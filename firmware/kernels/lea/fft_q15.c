@@ -204,7 +204,7 @@ bl_status bl_lea_bins_flush(bl_lea_bins *a) {
     a->n++;
   }
 #if MSP_HAVE_CMAC_MANY
-  const msp_status mst = bl_lea_cmac_many(a->n, bl_lea_xt, bl_lea_st, step, a->bins, bl_lea_result);
+  const msp_status mst = bl_lea_cmac_many(a->n, bl_lea_xt, bl_lea_st, step, a->bins, bl_lea_result, 1u);
   if (mst != MSP_SUCCESS) return from_msp(mst);
 #else
   const msp_cmplx_mac_q15_params p = {a->n};

@@ -155,6 +155,64 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
   return BL_OK;
 }
 
+#if MSP_HAVE_CMAC_MANY
+/* 1 when a MAC result may have saturated (bl_lea_internal.h "Exact MACs"): its high word is 0x7FFF/0x8000. */
+static inline int cmac_maybe_saturated(int32_t r) {
+  const uint16_t hi = (uint16_t)((uint32_t)r >> 16);
+  return (uint16_t)((uint16_t)(hi + 1u) & 0xFFFEu) == 0x8000u;
+}
+
+/* r / 2 for an even, unsaturated MAC result: RRA/RRC (fft_q15.c half_even). */
+static inline uint32_t cmac_half(int32_t r) {
+  uint16_t lo = (uint16_t)(uint32_t)r, hi = (uint16_t)((uint32_t)r >> 16);
+  __asm__("rra %1\n\trrc %0" : "+r"(lo), "+r"(hi));
+  return ((uint32_t)hi << 16) | lo;
+}
+
+/* One block row's frequency-domain MAC straight from the packed layouts (docs/numeric-spec.md): the input
+ * spectra xs (q blocks of k int16) and the row's weight spectra srow (the same shape) are copied into LEA
+ * RAM by DMA as they are — no CPU staging or transposition — and bin f = 1 .. k/2 - 1 of every block sits
+ * at complex index f + j * k/2: one strided complex MAC per bin (input offsets k/2) sums it over the q
+ * blocks. The two real bins (DC in slot 0, Nyquist in slot 1 of each block) are q-term real dot products
+ * on the CPU. Requantised bins go into buf (bl_ref_store_bin). Needs q even (LEA lengths are even) and
+ * q * k <= BL_LEA_AREA; returns BL_ERR_SHAPE otherwise (the caller takes the staged path). */
+static bl_status block_row_strided(const int16_t *xs, const int16_t *srow, uint16_t k, uint16_t q, int16_t shift_z,
+                                   int16_t *buf) {
+  const uint16_t words = (uint16_t)(q * k), half = (uint16_t)(k / 2u);
+  if ((q & 1u) != 0u || words > BL_LEA_AREA || half < 2u) return BL_ERR_SHAPE;
+  bl_lea_dma_copy16(bl_lea_xt, xs, words);
+  bl_lea_dma_copy16(bl_lea_st, srow, words);
+  const msp_status mst =
+      bl_lea_cmac_many(q, bl_lea_xt + 2, bl_lea_st + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
+  if (mst != MSP_SUCCESS) return BL_ERR_ARG;
+  uint32_t dc = 0u, ny = 0u; /* the real bins: wrapping sums, exact */
+  for (const int16_t *vx = bl_lea_xt, *vs = bl_lea_st; vx < bl_lea_xt + words; vx += k, vs += k) {
+    dc += (uint32_t)bl_ref_mul16(vx[0], vs[0]);
+    ny += (uint32_t)bl_ref_mul16(vx[1], vs[1]);
+  }
+  bl_ref_store_bin(buf, k, 0u, bl_lea_requant(bl_lea_wrap(dc), shift_z), 0);
+  bl_ref_store_bin(buf, k, half, bl_lea_requant(bl_lea_wrap(ny), shift_z), 0);
+  const int32_t *res = bl_lea_result;
+  for (uint16_t f = 1u; f < half; f++, res += 2) {
+    uint32_t re, im;
+    if (cmac_maybe_saturated(res[0]) || cmac_maybe_saturated(res[1])) { /* recompute exactly */
+      re = 0u;
+      im = 0u;
+      for (const int16_t *vx = bl_lea_xt + 2u * f, *vs = bl_lea_st + 2u * f; vx < bl_lea_xt + words;
+           vx += k, vs += k) {
+        re += (uint32_t)bl_ref_mul16(vx[0], vs[0]) - (uint32_t)bl_ref_mul16(vx[1], vs[1]);
+        im += (uint32_t)bl_ref_mul16(vx[0], vs[1]) + (uint32_t)bl_ref_mul16(vx[1], vs[0]);
+      }
+    } else {
+      re = cmac_half(res[0]);
+      im = cmac_half(res[1]);
+    }
+    bl_ref_store_bin(buf, k, f, bl_lea_requant(bl_lea_wrap(re), shift_z), bl_lea_requant(bl_lea_wrap(im), shift_z));
+  }
+  return BL_OK;
+}
+#endif
+
 bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                   const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
                                   const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
@@ -169,6 +227,12 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   if (st != BL_OK) return st;
   int16_t *buf = bl_lea_fft_target(k, work);
   const int16_t *srow = spectra + (uint32_t)i * q * k;
+#if MSP_HAVE_CMAC_MANY
+  st = buf == bl_lea_fft_buf ? block_row_strided(xs, srow, k, (uint16_t)q, shift_z, buf) : BL_ERR_SHAPE;
+  if (st != BL_OK && st != BL_ERR_SHAPE) return st;
+  if (st == BL_ERR_SHAPE) st = BL_OK; /* else: the staged path below */
+  else goto inverse;
+#endif
   for (uint16_t f0 = 0; f0 <= k / 2u; f0 = (uint16_t)(f0 + BL_LEA_BINS_MAX)) {
     bl_lea_bins acc;
     bl_lea_bins_init(&acc, k, f0);
@@ -181,6 +245,9 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
                        bl_lea_requant(bl_lea_wrap(bl_lea_acc[2u * b + 1u]), shift_z));
     }
   }
+#if MSP_HAVE_CMAC_MANY
+inverse:
+#endif
   bl_ref_hermitian_complete(buf, k);
   st = bl_lea_fft_run(buf, cfg, true);
   if (st != BL_OK) return st;

@@ -76,6 +76,8 @@ static msp_status lea_init(void)
   LEA_REG(LEACNF1 + 2u) = 0u;
   LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEAMT) >> 2); /* LEA stack starts at the top of LEA RAM */
   LEA_REG(LEACNF2 + 2u) = 0u;
+  LEA_REG(LEAPMS0 + 2u) = 0u; /* operand addresses lie below 64 KB: the high words stay 0 (lea_go) */
+  LEA_REG(LEAPMS1 + 2u) = 0u;
   LEA_REG(LEAPMCTL) = LEACMDEN;
   lea_lo = LEA_REG(LEAMB);
   lea_hi = LEA_REG(LEAMT);
@@ -87,7 +89,7 @@ static msp_status lea_init(void)
 #define LEA_MAX_POLLS 60000u
 /* The one command sequence every call uses, in two halves. lea_block: reserve the parameter block of
  * `words` 32-bit words on the LEA stack (TI: msp_lea_allocMemory, below LEAMT) for the caller to fill.
- * lea_go: clear stale flags, point LEAPMS0 at the first operand and LEAPMS1 at the block, start `cmd` with
+ * lea_go: point LEAPMS0 at the first operand and LEAPMS1 at the block, start `cmd` with
  * "interrupt upon completion" (the done flag), poll for the flag, map the error flags. lea_release frees
  * the block (a block may serve several commands, bl_lea_cmac_many). */
 static volatile uint16_t *lea_block(uint16_t words)
@@ -101,23 +103,22 @@ static void lea_release(uint16_t words) { LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(
 static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t *blk)
 {
   uint16_t ifg, polls = 0u;
-  if (LEA_REG(LEACNF1) & LEABUSY) {
-    return MSP_LEA_BUSY;
-  }
-  LEA_REG(LEAIFG) = IFG_COVL | IFG_OOR | IFG_SDI | IFG_DONE; /* clear stale flags */
+  /* No busy test and no flag clearing before the start: every command of this driver waits for its done
+   * flag and clears the flags it saw (below), so LEA is idle with LEAIFG clear here; a command started
+   * while one runs would still be caught (LEACOVLIFG). The PMS high words were set once (lea_init). */
   LEA_REG(LEAPMS0) = lea_addr(src);
-  LEA_REG(LEAPMS0 + 2u) = 0u;
   LEA_REG(LEAPMS1) = lea_addr((const void *)blk);
-  LEA_REG(LEAPMS1 + 2u) = 0u;
   LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(cmd << 2) | LEAITFLG_DONE);
   do {
     ifg = LEA_REG(LEAIFG);
   } while (!(ifg & IFG_DONE) && ++polls < LEA_MAX_POLLS);
   if (!(ifg & IFG_DONE)) return MSP_LEA_BUSY;
   LEA_REG(LEAIFG) = ifg;
-  if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
-  if (ifg & IFG_OOR) return MSP_LEA_OUT_OF_RANGE;
-  if (ifg & IFG_SDI) return MSP_LEA_SCALAR_INCONSISTENCY;
+  if (ifg & (IFG_COVL | IFG_OOR | IFG_SDI)) {
+    if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
+    if (ifg & IFG_OOR) return MSP_LEA_OUT_OF_RANGE;
+    return MSP_LEA_SCALAR_INCONSISTENCY;
+  }
   return MSP_SUCCESS;
 }
 
@@ -151,25 +152,31 @@ static msp_status mac_any(uint16_t cmd, uint16_t length, const _q15 *a, const _q
 }
 
 /* Not TI's (DSPLib.h): `count` complex MACs of `length` elements each, the i-th on srcA + i * step and
- * srcB + i * step (int16 offsets) into result + 2 * i: one parameter block, of which only the second
- * operand and the result address change between the commands. Same checks as msp_cmplx_mac_q15 on the
- * whole extent. */
+ * srcB + i * step (int16 offsets) into result + 2 * i, consecutive elements `offset` complex values apart
+ * (MACCOMPLEXMATRIX's input1Offset / input2Offset): one parameter block, of which only the second operand
+ * and the result address change between the commands. Same checks as msp_cmplx_mac_q15 on the whole
+ * extent. */
 msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
-                            _iq31 *result)
+                            _iq31 *result, uint16_t offset)
 {
   uint16_t i, span;
   volatile uint16_t *blk;
   msp_status st = lea_init();
   if (st != MSP_SUCCESS) return st;
-  if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u)) return MSP_SIZE_ERROR;
-  span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u + (uint16_t)(length << 2)); /* bytes */
+  if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u) || offset == 0u ||
+      offset > 0x0FFFu) {
+    return MSP_SIZE_ERROR;
+  }
+  /* bytes from srcA to the end of the last command's last element (16-bit: LEA RAM is 4 KB; wider
+   * requests fail the checks) */
+  span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u + (uint16_t)((uint16_t)((length - 1u) * offset) + 1u) * 4u);
   if (!lea_valid(srcA, span, 4u) || !lea_valid(srcB, span, 4u) || !lea_valid(result, (uint16_t)(count << 3), 4u)) {
     return MSP_LEA_INVALID_ADDRESS;
   }
   blk = lea_block(3u);
   blk[0] = length;
-  blk[3] = 1u;
-  blk[4] = 1u;
+  blk[3] = offset;
+  blk[4] = offset;
   blk[5] = 0u;
   for (i = 0u; i < count && st == MSP_SUCCESS; i++, srcA += step, srcB += step, result += 2) {
     blk[1] = lea_addr(srcB);
@@ -178,6 +185,31 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
   }
   lea_release(3u);
   return st;
+}
+
+/* Not TI's (DSPLib.h): copy n int16 from src (FRAM, SRAM or LEA RAM) to dst with DMA channel 0 as one
+ * block transfer triggered by software (SLAU367 chapter 11: DMA0TSEL = 0 / DMAREQ, DMADT = 1 block,
+ * source and destination incremented, word to word). The CPU is halted while it runs: 2 MCLK cycles per
+ * word instead of a CPU copy loop's ~8-19. Registers: DMACTL0 0x0500, DMA0CTL 0x0510, DMA0SA 0x0512
+ * (20 bits), DMA0DA 0x0516, DMA0SZ 0x051A (SLAU367 §11.3, base address SLASE54D). */
+#define DMA_REG(off) (*(volatile uint16_t *)(0x0500u + (off)))
+#define DMACTL0 0x00u
+#define DMA0CTL 0x10u
+#define DMA0SA 0x12u
+#define DMA0DA 0x16u
+#define DMA0SZ 0x1Au
+#define DMA_BLOCK_WORD_INC 0x1F11u /* DMADT 1 | DMADSTINCR 3 | DMASRCINCR 3 | DMAEN | DMAREQ */
+
+void bl_lea_dma_copy16(int16_t *dst, const int16_t *src, uint16_t n)
+{
+  if (n == 0u) return;
+  DMA_REG(DMACTL0) = 0u; /* DMA0TSEL = 0: DMAREQ triggers channel 0 */
+  DMA_REG(DMA0SA) = (uint16_t)(uintptr_t)src;
+  DMA_REG(DMA0SA + 2u) = 0u;
+  DMA_REG(DMA0DA) = (uint16_t)(uintptr_t)dst;
+  DMA_REG(DMA0DA + 2u) = 0u;
+  DMA_REG(DMA0SZ) = n;
+  DMA_REG(DMA0CTL) = DMA_BLOCK_WORD_INC; /* returns when the block is done (CPU halted meanwhile) */
 }
 
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
