@@ -169,15 +169,53 @@ static inline uint32_t cmac_half(int32_t r) {
   return ((uint32_t)hi << 16) | lo;
 }
 
+/* 1 when bin (re, im) keeps the driver's inverse FFT exact (fft_q15.c ifft_safe: the same test). */
+static inline int bin_ifft_safe(int16_t re, int16_t im) {
+  const uint16_t ar = (uint16_t)(re < 0 ? -(int32_t)re : re), ai = (uint16_t)(im < 0 ? -(int32_t)im : im);
+  if ((uint32_t)ar + ai <= MSP_IFFT_SAFE_L1) return 1;
+  if (ar > MSP_IFFT_SAFE_MAG || ai > MSP_IFFT_SAFE_MAG) return 0;
+  return (uint32_t)bl_ref_mul16(re, re) + (uint32_t)bl_ref_mul16(im, im) <=
+         (uint32_t)MSP_IFFT_SAFE_MAG * MSP_IFFT_SAFE_MAG;
+}
+
+/* wrap32(sum_j x[j*k] * s[j*k]) for j < q (q >= 1): a real bin's q-term dot product. On the MSP430 with
+ * the MPY32's signed multiply-accumulate written directly (SLAU367 MPY32 chapter: MPYS 0x04C2 starts a
+ * product, MACS 0x04C6 adds to RESHI:RESLO, OP2 0x04C8 triggers, RESLO/RESHI 0x04CA/0x04CC; the 32-bit
+ * result wraps as the spec's accumulator) instead of a helper call per product. */
+static inline uint32_t real_bin_sum(const int16_t *x, const int16_t *s, uint16_t k, uint16_t q) {
+#if defined(__MSP430__)
+  volatile int16_t *const mpys = (volatile int16_t *)0x04C2u, *const macs = (volatile int16_t *)0x04C6u;
+  volatile int16_t *const op2 = (volatile int16_t *)0x04C8u;
+  volatile uint16_t *const reslo = (volatile uint16_t *)0x04CAu, *const reshi = (volatile uint16_t *)0x04CCu;
+  *mpys = x[0];
+  *op2 = s[0];
+  for (uint16_t j = 1u; j < q; j++) {
+    x += k;
+    s += k;
+    *macs = *x;
+    *op2 = *s;
+  }
+  return ((uint32_t)*reshi << 16) | *reslo;
+#else
+  uint32_t acc = 0u;
+  for (uint16_t j = 0u; j < q; j++, x += k, s += k) acc += (uint32_t)bl_ref_mul16(*x, *s);
+  return acc;
+#endif
+}
+
 /* One block row's frequency-domain MAC straight from the packed layouts (docs/numeric-spec.md): the input
  * spectra xs (q blocks of k int16) and the row's weight spectra srow (the same shape) are copied into LEA
  * RAM by DMA as they are — no CPU staging or transposition — and bin f = 1 .. k/2 - 1 of every block sits
  * at complex index f + j * k/2: one strided complex MAC per bin (input offsets k/2) sums it over the q
  * blocks. The two real bins (DC in slot 0, Nyquist in slot 1 of each block) are q-term real dot products
- * on the CPU. Requantised bins go into buf (bl_ref_store_bin). Needs q even (LEA lengths are even) and
- * q * k <= BL_LEA_AREA; returns BL_ERR_SHAPE otherwise (the caller takes the staged path). */
+ * on the CPU. The requantised bins P[f], f = 0 .. k/2, go into buf with real and imaginary parts swapped,
+ * (im, re): the driver's inverse is swap(FFT(swap(x))) (bl_lea_driver.c), so storing swapped saves both
+ * swaps — the caller completes the spectrum in the swapped domain and runs the forward LEA FFT. Returns
+ * in *safe whether every bin passes the inverse's exactness test (Hermitian completion keeps magnitudes,
+ * so bins 0 .. k/2 decide). Needs q even (LEA lengths are even) and q * k <= BL_LEA_AREA; returns
+ * BL_ERR_SHAPE otherwise (the caller takes the staged path). */
 static bl_status block_row_strided(const int16_t *xs, const int16_t *srow, uint16_t k, uint16_t q, int16_t shift_z,
-                                   int16_t *buf) {
+                                   int16_t *buf, int *safe) {
   const uint16_t words = (uint16_t)(q * k), half = (uint16_t)(k / 2u);
   if ((q & 1u) != 0u || words > BL_LEA_AREA || half < 2u) return BL_ERR_SHAPE;
   bl_lea_dma_copy16(bl_lea_xt, xs, words);
@@ -185,15 +223,19 @@ static bl_status block_row_strided(const int16_t *xs, const int16_t *srow, uint1
   const msp_status mst =
       bl_lea_cmac_many(q, bl_lea_xt + 2, bl_lea_st + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
   if (mst != MSP_SUCCESS) return BL_ERR_ARG;
-  uint32_t dc = 0u, ny = 0u; /* the real bins: wrapping sums, exact */
-  for (const int16_t *vx = bl_lea_xt, *vs = bl_lea_st; vx < bl_lea_xt + words; vx += k, vs += k) {
-    dc += (uint32_t)bl_ref_mul16(vx[0], vs[0]);
-    ny += (uint32_t)bl_ref_mul16(vx[1], vs[1]);
-  }
-  bl_ref_store_bin(buf, k, 0u, bl_lea_requant(bl_lea_wrap(dc), shift_z), 0);
-  bl_ref_store_bin(buf, k, half, bl_lea_requant(bl_lea_wrap(ny), shift_z), 0);
+  const uint32_t dc = real_bin_sum(bl_lea_xt, bl_lea_st, k, q), ny = real_bin_sum(bl_lea_xt + 1, bl_lea_st + 1, k, q);
+  int ok = 1;
+  int16_t v = bl_lea_requant(bl_lea_wrap(dc), shift_z);
+  buf[0] = 0; /* swapped: (im, re) */
+  buf[1] = v;
+  ok &= bin_ifft_safe(v, 0);
+  v = bl_lea_requant(bl_lea_wrap(ny), shift_z);
+  buf[k] = 0;
+  buf[k + 1u] = v;
+  ok &= bin_ifft_safe(v, 0);
   const int32_t *res = bl_lea_result;
-  for (uint16_t f = 1u; f < half; f++, res += 2) {
+  int16_t *z = buf + 2;
+  for (uint16_t f = 1u; f < half; f++, res += 2, z += 2) {
     uint32_t re, im;
     if (cmac_maybe_saturated(res[0]) || cmac_maybe_saturated(res[1])) { /* recompute exactly */
       re = 0u;
@@ -207,7 +249,46 @@ static bl_status block_row_strided(const int16_t *xs, const int16_t *srow, uint1
       re = cmac_half(res[0]);
       im = cmac_half(res[1]);
     }
-    bl_ref_store_bin(buf, k, f, bl_lea_requant(bl_lea_wrap(re), shift_z), bl_lea_requant(bl_lea_wrap(im), shift_z));
+    const int16_t pr = bl_lea_requant(bl_lea_wrap(re), shift_z), pi = bl_lea_requant(bl_lea_wrap(im), shift_z);
+    z[0] = pi;
+    z[1] = pr;
+    if (ok) ok = bin_ifft_safe(pr, pi);
+  }
+  *safe = ok;
+  return BL_OK;
+}
+
+/* The strided route's inverse FFT and finish: buf holds P[0 .. k/2] swapped (block_row_strided). Hermitian
+ * completion in the swapped domain (conj(re + i im) = (re, -im) is stored (-im, re), the negation
+ * saturating as the spec's), then LEA's forward FFT = the spec's inverse with the output swapped: the
+ * real part of output r is slot 2r + 1. An unsafe spectrum is swapped back for the ref inverse on the CPU. */
+static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int safe, int16_t shift_out,
+                                        const int32_t *bias_out, int16_t *y, uint16_t rows) {
+  const uint16_t k = cfg->k;
+  for (uint16_t f = 1; f < k / 2u; f++) {
+    int16_t *d = buf + 2u * (uint16_t)(k - f);
+    const int16_t v = buf[2u * f];
+    d[0] = v == INT16_MIN ? INT16_MAX : (int16_t)-v; /* the spec's saturating negation, without a call */
+    d[1] = buf[2u * f + 1u];
+  }
+  const int16_t *o = buf + 1;
+  if (safe) {
+    const msp_cmplx_fft_q15_params p = {k, true, 0};
+    if (msp_cmplx_fft_fixed_q15(&p, buf) != MSP_SUCCESS) return BL_ERR_ARG;
+  } else {
+    for (uint16_t i = 0; i < 2u * k; i += 2u) {
+      const int16_t t = buf[i];
+      buf[i] = buf[i + 1u];
+      buf[i + 1u] = t;
+    }
+    const bl_status st = bl_lea_fft_run(buf, cfg, true);
+    if (st != BL_OK) return st;
+    o = buf;
+  }
+  if (bias_out != 0) {
+    for (uint16_t r = 0; r < rows; r++, o += 2) *y++ = bl_lea_finish(*o, shift_out, *bias_out++);
+  } else {
+    for (uint16_t r = 0; r < rows; r++, o += 2) *y++ = bl_lea_finish(*o, shift_out, 0);
   }
   return BL_OK;
 }
@@ -228,10 +309,17 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   int16_t *buf = bl_lea_fft_target(k, work);
   const int16_t *srow = spectra + (uint32_t)i * q * k;
 #if MSP_HAVE_CMAC_MANY
-  st = buf == bl_lea_fft_buf ? block_row_strided(xs, srow, k, (uint16_t)q, shift_z, buf) : BL_ERR_SHAPE;
-  if (st != BL_OK && st != BL_ERR_SHAPE) return st;
-  if (st == BL_ERR_SHAPE) st = BL_OK; /* else: the staged path below */
-  else goto inverse;
+  if (buf == bl_lea_fft_buf && MSP_IFFT_SWAP_ROUTE) {
+    int safe = 0;
+    st = block_row_strided(xs, srow, k, (uint16_t)q, shift_z, buf, &safe);
+    if (st == BL_OK) {
+      const uint32_t r0 = (uint32_t)i * k;
+      return strided_inverse_finish(buf, cfg, safe, shift_out, bias_out == 0 ? 0 : bias_out + r0, y + r0,
+                                    (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
+    }
+    if (st != BL_ERR_SHAPE) return st;
+    st = BL_OK; /* a shape the strided route does not take: the staged path below */
+  }
 #endif
   for (uint16_t f0 = 0; f0 <= k / 2u; f0 = (uint16_t)(f0 + BL_LEA_BINS_MAX)) {
     bl_lea_bins acc;
@@ -245,9 +333,6 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
                        bl_lea_requant(bl_lea_wrap(bl_lea_acc[2u * b + 1u]), shift_z));
     }
   }
-#if MSP_HAVE_CMAC_MANY
-inverse:
-#endif
   bl_ref_hermitian_complete(buf, k);
   st = bl_lea_fft_run(buf, cfg, true);
   if (st != BL_OK) return st;
