@@ -17,8 +17,12 @@ static void stage_row(const int16_t *w16, const int8_t *w8, uint16_t k, uint32_t
   if (k == 1) { /* row_base = r * in_features */
     if (w16 != 0) {
       const int16_t *src = w16 + row_base + c0;
+#if MSP_HAVE_CMAC_MANY
+      bl_lea_dma_copy16(d, src, (uint16_t)(c1 - c0)); /* LEA cannot read FRAM: DMA, 2 cycles a word */
+#else
       for (uint16_t c = c0; c < c1; c++) *d++ = *src++;
-    } else {
+#endif
+    } else { /* int8: a DMA byte -> word transfer clears the high byte (SLAU367 §11.2.2), no sign: the CPU */
       const int8_t *src = w8 + row_base + c0;
       for (uint16_t c = c0; c < c1; c++) *d++ = *src++;
     }
@@ -64,7 +68,11 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
   const bool one_area = in_features <= BL_LEA_AREA;
   if (one_area) { /* the input, once for every row of this call */
+#if MSP_HAVE_CMAC_MANY
+    bl_lea_dma_copy16(bl_lea_xt, x, in_features);
+#else
     for (uint16_t c = 0; c < in_features; c++) bl_lea_xt[c] = x[c];
+#endif
   }
   const uint32_t row_step = bl_lea_blocks(in_features, k) * k; /* weights per block row: q * k */
   uint16_t rr = (uint16_t)(r0 % k);                               /* row within its block row, stepped below */
@@ -140,6 +148,19 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
     const uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
     const int16_t *src = x + c0;
     int16_t *d = buf;
+#if MSP_HAVE_CMAC_MANY
+    if (buf == bl_lea_fft_buf) { /* zeros by DMA, then the real parts */
+      bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
+      for (uint16_t b = 0; b < have; b++, d += 2) *d = *src++;
+      st = bl_lea_fft_run(buf, cfg, false);
+      if (st != BL_OK) return st;
+      int16_t *out = xs + (uint32_t)j * k; /* packed: DC, Nyquist, then bins 1 .. k/2 - 1 as stored */
+      out[0] = buf[0];
+      out[1] = buf[k];
+      bl_lea_dma_copy16(out + 2, buf + 2, (uint16_t)(k - 2u));
+      continue;
+    }
+#endif
     for (uint16_t b = 0; b < have; b++) {
       *d++ = *src++;
       *d++ = 0;

@@ -200,7 +200,9 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
 #define DMA0SZ 0x1Au
 #define DMA_BLOCK_WORD_INC 0x1F11u /* DMADT 1 | DMADSTINCR 3 | DMASRCINCR 3 | DMAEN | DMAREQ */
 
-void bl_lea_dma_copy16(int16_t *dst, const int16_t *src, uint16_t n)
+#define DMA_BLOCK_WORD_FILL 0x1C11u /* the same with the source address unchanged (DMASRCINCR 0) */
+
+static void dma_block(int16_t *dst, const int16_t *src, uint16_t n, uint16_t ctl)
 {
   if (n == 0u) return;
   DMA_REG(DMACTL0) = 0u; /* DMA0TSEL = 0: DMAREQ triggers channel 0 */
@@ -209,7 +211,17 @@ void bl_lea_dma_copy16(int16_t *dst, const int16_t *src, uint16_t n)
   DMA_REG(DMA0DA) = (uint16_t)(uintptr_t)dst;
   DMA_REG(DMA0DA + 2u) = 0u;
   DMA_REG(DMA0SZ) = n;
-  DMA_REG(DMA0CTL) = DMA_BLOCK_WORD_INC; /* returns when the block is done (CPU halted meanwhile) */
+  DMA_REG(DMA0CTL) = ctl; /* returns when the block is done (CPU halted meanwhile) */
+}
+
+void bl_lea_dma_copy16(int16_t *dst, const int16_t *src, uint16_t n) { dma_block(dst, src, n, DMA_BLOCK_WORD_INC); }
+
+/* n copies of `value` (from a fixed source word) */
+void bl_lea_dma_fill16(int16_t *dst, int16_t value, uint16_t n)
+{
+  static int16_t word; /* SRAM: the DMA reads it n times */
+  word = value;
+  dma_block(dst, &word, n, DMA_BLOCK_WORD_FILL);
 }
 
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
