@@ -105,6 +105,20 @@ def test_complex_mac():
     assert struct.unpack("<2i", s.read(0x2E80, 8)) == (_sat32(2 * int(want.real)), _sat32(2 * int(want.imag)))
 
 
+def test_complex_mac_with_input_offsets_skips_elements():
+    # input1Offset / input2Offset = 8: elements 0, 8, 16, ... of each operand (the lea FFT path's bins of
+    # successive blocks in the packed layout, offset k/2); the elements in between must not count
+    n, off = 4, 8
+    rng = np.random.default_rng(6)
+    a, b = rng.integers(-2000, 2000, (2, n * off, 2))
+    blk = _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, off, off, 0)
+    s = _run([(CMAC, 0x2C00, 0x2E00)], {0x2C00: _i16(a), 0x2D00: _i16(b), 0x2E00: blk})
+    za = a[::off, 0].astype(np.int64) + 1j * a[::off, 1]
+    zb = b[::off, 0].astype(np.int64) + 1j * b[::off, 1]
+    want = (za * zb).sum()
+    assert struct.unpack("<2i", s.read(0x2E80, 8)) == (2 * int(want.real), 2 * int(want.imag))
+
+
 @pytest.mark.parametrize("n", [16, 32, 64, 128])
 def test_bit_reversal_then_fft_equals_the_spec(n):
     """BITREVERSECOMPLEX (EVEN for even log2 N, sqrtVectorSize = sqrt(N); ODD: sqrt(N/2)) then
