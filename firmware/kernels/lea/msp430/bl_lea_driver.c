@@ -240,7 +240,7 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
 /* Bit reversal then the fixed-scaling FFT, both on LEA. */
 static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
 {
-  uint16_t n, lg = 0u;
+  uint16_t n, lg = 0u, p, root = 1u;
   volatile uint16_t *blk;
   msp_status st = MSP_SUCCESS;
   if (params == 0 || src == 0) return MSP_LEA_INVALID_ADDRESS;
@@ -249,10 +249,14 @@ static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
   st = lea_init();
   if (st != MSP_SUCCESS) return st;
   if (!lea_valid(src, (uint16_t)(4u * n), (uint16_t)(4u * n))) return MSP_LEA_INVALID_ADDRESS;
-  while ((uint16_t)(1u << lg) < n) lg++;
+  /* log2 n and 2^floor(lg / 2) by doubling: a variable shift is a loop or helper call on the MSP430 */
+  for (p = 1u; p < n; p = (uint16_t)(p << 1)) {
+    lg++;
+    if ((lg & 1u) == 0u) root = (uint16_t)(root << 1);
+  }
   blk = lea_block(1u); /* one block for both commands: {sqrtVectorSize, -}, then {vectorSizeBy2, log2Size} */
   if (params->bitReverse) {
-    blk[0] = (uint16_t)(1u << (lg / 2u)); /* sqrt(N) (even log2) or sqrt(N/2) (odd) */
+    blk[0] = root; /* sqrt(N) (even log2) or sqrt(N/2) (odd) */
     blk[1] = 0u;
     st = lea_go((lg & 1u) ? CMD_BREV_ODD : CMD_BREV_EVEN, src, blk);
   }
