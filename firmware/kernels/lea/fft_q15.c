@@ -1,8 +1,8 @@
 /* lea backend: bl_fft_q15 through DSPLib's msp_cmplx_fft_fixed_q15 / msp_cmplx_ifft_fixed_q15 (1/2 scaling
  * per stage: forward DFT/k, inverse IDFT — the spec's transform), plus the LEA-RAM scratch area and the
  * MAC flush helpers the other lea files share. Block lengths LEA does not take (k < 16, or above
- * BL_LEA_FFT_MAX) run the portable ref FFT on the CPU: ../ref/fft_q15.c is compiled here under another name,
- * not copied. */
+ * BL_LEA_FFT_MAX) run the FFT on the CPU: the portable ref FFT (../ref/fft_q15.c compiled here under another
+ * name, not copied) on the host, an MPY32 version of the same transform on the MSP430 (below). */
 #include "bl_kernels.h"
 #include "bl_lea_internal.h"
 
@@ -11,6 +11,108 @@
 bl_status bl_lea_ref_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
 #include "../ref/fft_q15.c"
 #undef bl_fft_q15
+
+#if defined(__MSP430__)
+/* MSP430: the spec's FFT on the CPU for what LEA does not take exactly — the inverse FFTs whose inputs fail
+ * the swap route's bound (kernels.md) and block lengths below 16 (the CNN's k = 8). The same transform as
+ * ../ref/fft_q15.c bit for bit (bit reversal; radix-2 stages; T = round_half_up(W * b / 2^15), exact b at
+ * twiddle index 0; (a ± T) / 2 floored and saturated; the inverse's twiddle sat16(-q(-sin))), but the
+ * twiddle products summed in the MPY32 (SLAU367 MPY32 chapter: RESLO/RESHI 0x04CA/0x04CC preloaded with the
+ * rounding half, MACS 0x04C6 / OP2 0x04C8 adding each signed product) and the 32-bit steps as word
+ * operations: the ref code, compiled for a 16-bit CPU, spends ~460 MCLK cycles per butterfly in 32-bit
+ * helpers and register spills (a 16-point inverse ~15 k cycles). */
+#define MPY_MACS (*(volatile int16_t *)0x04C6u)
+#define MPY_OP2 (*(volatile int16_t *)0x04C8u)
+#define MPY_RESLO (*(volatile uint16_t *)0x04CAu)
+#define MPY_RESHI (*(volatile uint16_t *)0x04CCu)
+
+/* floor((the MPY32's 32-bit result) / 2^15): |result| < 2^31, so the quotient fits 17 bits */
+static inline int32_t res_asr15(void) {
+  const uint16_t lo = MPY_RESLO, hi = MPY_RESHI;
+  const uint16_t qlo = (uint16_t)((uint16_t)(hi << 1) | (uint16_t)(lo >> 15));
+  return (int32_t)((uint32_t)((hi & 0x8000u) ? 0xFFFF0000ul : 0ul) | qlo);
+}
+
+/* sat16(floor(v / 2)) by words: RRA/RRC, then the high word decides */
+static inline int16_t half_sat16_w(int32_t v) {
+  uint16_t lo = (uint16_t)(uint32_t)v, hi = (uint16_t)((uint32_t)v >> 16);
+  __asm__("rra %1\n\trrc %0" : "+r"(lo), "+r"(hi));
+  if (hi == ((lo & 0x8000u) ? 0xFFFFu : 0u)) return (int16_t)lo;
+  return (hi & 0x8000u) ? INT16_MIN : INT16_MAX;
+}
+
+static bl_status cpu_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
+  const uint16_t k = cfg->k;
+  uint16_t r = 0;
+  for (uint16_t i = 0; i < k; i++) { /* bit reversal, r = bitrev(i) by a reversed-carry increment */
+    if (r > i) {
+      int16_t *x = z + 2u * i, *y = z + 2u * r;
+      const int16_t t0 = x[0], t1 = x[1];
+      x[0] = y[0];
+      x[1] = y[1];
+      y[0] = t0;
+      y[1] = t1;
+    }
+    uint16_t bit = (uint16_t)(k >> 1);
+    while (r & bit) {
+      r = (uint16_t)(r ^ bit);
+      bit = (uint16_t)(bit >> 1);
+    }
+    r = (uint16_t)(r | bit);
+  }
+  uint16_t w_step = cfg->tw_k; /* 2 * tw_k / m int16 per butterfly: tw_k at half = 1, halved per stage */
+  for (uint16_t half = 1; half < k; half = (uint16_t)(half << 1), w_step = (uint16_t)(w_step >> 1)) {
+    for (uint16_t g = 0; g < k; g = (uint16_t)(g + 2u * half)) {
+      int16_t *pa = z + 2u * g, *pb = pa + 2u * half;
+      const int16_t *w = cfg->tw;
+      for (uint16_t j = 0; j < half; j++, pa += 2, pb += 2, w += w_step) {
+        const int16_t br = pb[0], bi = pb[1];
+        int32_t tr = br, ti = bi; /* j = 0: W = 1, exact */
+        if (j != 0) {
+          const int16_t wr = w[0], wi = inverse ? (w[1] == INT16_MIN ? INT16_MAX : (int16_t)-w[1]) : w[1];
+          /* tr = floor((wr*br - wi*bi + 2^14) / 2^15): -wi fits int16 unless wi = -32768, then
+           * 32768 * bi = 2 * (16384 * bi) */
+          MPY_RESLO = 16384u;
+          MPY_RESHI = 0u;
+          MPY_MACS = wr;
+          MPY_OP2 = br;
+          if (wi != INT16_MIN) {
+            MPY_MACS = (int16_t)-wi;
+            MPY_OP2 = bi;
+          } else {
+            MPY_MACS = 16384;
+            MPY_OP2 = bi;
+            MPY_MACS = 16384;
+            MPY_OP2 = bi;
+          }
+          tr = res_asr15();
+          MPY_RESLO = 16384u; /* ti = floor((wr*bi + wi*br + 2^14) / 2^15) */
+          MPY_RESHI = 0u;
+          MPY_MACS = wr;
+          MPY_OP2 = bi;
+          MPY_MACS = wi;
+          MPY_OP2 = br;
+          ti = res_asr15();
+        }
+        const int32_t ar = pa[0], ai = pa[1];
+        pa[0] = half_sat16_w(ar + tr);
+        pa[1] = half_sat16_w(ai + ti);
+        pb[0] = half_sat16_w(ar - tr);
+        pb[1] = half_sat16_w(ai - ti);
+      }
+    }
+  }
+  return BL_OK;
+}
+
+/* The argument checks of the ref transform, then the MSP430 loop. */
+static bl_status lea_cpu_fft(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
+  if (z == 0 || cfg == 0 || cfg->tw == 0) return BL_ERR_ARG;
+  if (!is_pow2(cfg->k) || !is_pow2(cfg->tw_k) || cfg->tw_k < cfg->k) return BL_ERR_FFT_SIZE;
+  return cpu_fft_q15(z, cfg, inverse);
+}
+#define bl_lea_ref_fft_q15 lea_cpu_fft /* below: every CPU transform of this backend */
+#endif
 
 /* ---- LEA RAM scratch (DSPLIB_DATA: section .lea on MSP430, the board's lea_ram region) ---------------- */
 DSPLIB_DATA(bl_lea_fft_buf, MSP_ALIGN_CMPLX_FFT_Q15(BL_LEA_FFT_MAX))
