@@ -19,26 +19,43 @@ bl_status bl_lea_ref_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse);
  * twiddle index 0; (a ± T) / 2 floored and saturated; the inverse's twiddle sat16(-q(-sin))), but the
  * twiddle products summed in the MPY32 (SLAU367 MPY32 chapter: RESLO/RESHI 0x04CA/0x04CC preloaded with the
  * rounding half, MACS 0x04C6 / OP2 0x04C8 adding each signed product) and the 32-bit steps as word
- * operations: the ref code, compiled for a 16-bit CPU, spends ~460 MCLK cycles per butterfly in 32-bit
- * helpers and register spills (a 16-point inverse ~15 k cycles). */
+ * operations (inline assembly below): the ref code, compiled for a 16-bit CPU, spends ~460 MCLK cycles per
+ * butterfly in 32-bit helpers and register spills (a 16-point inverse ~15 k cycles). */
 #define MPY_MACS (*(volatile int16_t *)0x04C6u)
 #define MPY_OP2 (*(volatile int16_t *)0x04C8u)
 #define MPY_RESLO (*(volatile uint16_t *)0x04CAu)
 #define MPY_RESHI (*(volatile uint16_t *)0x04CCu)
 
-/* floor((the MPY32's 32-bit result) / 2^15): |result| < 2^31, so the quotient fits 17 bits */
-static inline int32_t res_asr15(void) {
-  const uint16_t lo = MPY_RESLO, hi = MPY_RESHI;
-  const uint16_t qlo = (uint16_t)((uint16_t)(hi << 1) | (uint16_t)(lo >> 15));
-  return (int32_t)((uint32_t)((hi & 0x8000u) ? 0xFFFF0000ul : 0ul) | qlo);
+/* t = floor(RES / 2^15) for the MPY32's 32-bit result (|RES| < 2^31, so t fits 17 bits): RESHI:RESLO
+ * shifted left once gives t's low word in RESHI's place and its sign in the carry; t's high word is that
+ * sign extended. */
+static inline void res_q15(uint16_t *tlo, uint16_t *thi) {
+  uint16_t lo, hi, sg;
+  __asm__ volatile("mov &0x04CA, %0\n\tmov &0x04CC, %1\n\trla %0\n\trlc %1\n\tsubc %2, %2\n\tinv %2"
+                   : "=&r"(lo), "=&r"(hi), "=&r"(sg)
+                   :
+                   : "memory");
+  (void)lo;
+  *tlo = hi;
+  *thi = sg;
 }
 
-/* sat16(floor(v / 2)) by words: RRA/RRC, then the high word decides */
-static inline int16_t half_sat16_w(int32_t v) {
-  uint16_t lo = (uint16_t)(uint32_t)v, hi = (uint16_t)((uint32_t)v >> 16);
-  __asm__("rra %1\n\trrc %0" : "+r"(lo), "+r"(hi));
-  if (hi == ((lo & 0x8000u) ? 0xFFFFu : 0u)) return (int16_t)lo;
-  return (hi & 0x8000u) ? INT16_MIN : INT16_MAX;
+/* sat16(floor((a + t) / 2)) and sat16(floor((a - t) / 2)) for int16 a and t = thi:tlo (17 bits), in word
+ * operations: a sign-extended (RLA, SUBC, INV), the 32-bit sum or difference (ADD/ADDC, SUB/SUBC), halved
+ * (RRA/RRC), kept when its high word is the low word's sign extension, else saturated by that sign. */
+#define BL_BFLY_OUT(op, opc)                                                                                     \
+  "mov %0, %1\n\trla %1\n\tsubc %1, %1\n\tinv %1\n\t" op " %3, %0\n\t" opc " %4, %1\n\trra %1\n\trrc %0\n\t"  \
+  "mov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 1f\n\tmov #0x7FFF, %0\n\ttst %1\n\t"  \
+  "jge 1f\n\tmov #0x8000, %0\n1:"
+static inline int16_t add_half_sat(int16_t a, uint16_t tlo, uint16_t thi) {
+  uint16_t lo = (uint16_t)a, hi, x;
+  __asm__(BL_BFLY_OUT("add", "addc") : "+r"(lo), "=&r"(hi), "=&r"(x) : "r"(tlo), "r"(thi));
+  return (int16_t)lo;
+}
+static inline int16_t sub_half_sat(int16_t a, uint16_t tlo, uint16_t thi) {
+  uint16_t lo = (uint16_t)a, hi, x;
+  __asm__(BL_BFLY_OUT("sub", "subc") : "+r"(lo), "=&r"(hi), "=&r"(x) : "r"(tlo), "r"(thi));
+  return (int16_t)lo;
 }
 
 static bl_status cpu_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
@@ -67,10 +84,11 @@ static bl_status cpu_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
       const int16_t *w = cfg->tw;
       for (uint16_t j = 0; j < half; j++, pa += 2, pb += 2, w += w_step) {
         const int16_t br = pb[0], bi = pb[1];
-        int32_t tr = br, ti = bi; /* j = 0: W = 1, exact */
+        uint16_t trl = (uint16_t)br, trh = (br < 0) ? 0xFFFFu : 0u; /* j = 0: W = 1, T = b exact */
+        uint16_t til = (uint16_t)bi, tih = (bi < 0) ? 0xFFFFu : 0u;
         if (j != 0) {
           const int16_t wr = w[0], wi = inverse ? (w[1] == INT16_MIN ? INT16_MAX : (int16_t)-w[1]) : w[1];
-          /* tr = floor((wr*br - wi*bi + 2^14) / 2^15): -wi fits int16 unless wi = -32768, then
+          /* Tr = floor((wr*br - wi*bi + 2^14) / 2^15): -wi fits int16 unless wi = -32768, then
            * 32768 * bi = 2 * (16384 * bi) */
           MPY_RESLO = 16384u;
           MPY_RESHI = 0u;
@@ -85,20 +103,20 @@ static bl_status cpu_fft_q15(int16_t *z, const bl_fft_cfg *cfg, bool inverse) {
             MPY_MACS = 16384;
             MPY_OP2 = bi;
           }
-          tr = res_asr15();
-          MPY_RESLO = 16384u; /* ti = floor((wr*bi + wi*br + 2^14) / 2^15) */
+          res_q15(&trl, &trh);
+          MPY_RESLO = 16384u; /* Ti = floor((wr*bi + wi*br + 2^14) / 2^15) */
           MPY_RESHI = 0u;
           MPY_MACS = wr;
           MPY_OP2 = bi;
           MPY_MACS = wi;
           MPY_OP2 = br;
-          ti = res_asr15();
+          res_q15(&til, &tih);
         }
-        const int32_t ar = pa[0], ai = pa[1];
-        pa[0] = half_sat16_w(ar + tr);
-        pa[1] = half_sat16_w(ai + ti);
-        pb[0] = half_sat16_w(ar - tr);
-        pb[1] = half_sat16_w(ai - ti);
+        const int16_t ar = pa[0], ai = pa[1];
+        pa[0] = add_half_sat(ar, trl, trh);
+        pa[1] = add_half_sat(ai, til, tih);
+        pb[0] = sub_half_sat(ar, trl, trh);
+        pb[1] = sub_half_sat(ai, til, tih);
       }
     }
   }
