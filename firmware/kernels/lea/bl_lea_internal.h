@@ -141,6 +141,16 @@ typedef struct {
 } bl_lea_dot;
 
 bl_status bl_lea_dot_flush(bl_lea_dot *d);
+/* MSP430: around a direct kernel's rows, the flushes' MAC prepared once (bl_lea_mac_begin): begin before the
+ * first flush, end on every way out (the parameter block is on the LEA stack). Elsewhere no-ops. */
+#if MSP_HAVE_CMAC_MANY
+extern int bl_lea_dot_ready;
+void bl_lea_dot_begin(void);
+void bl_lea_dot_end(void);
+#else
+static inline void bl_lea_dot_begin(void) {}
+static inline void bl_lea_dot_end(void) {}
+#endif
 static inline bl_status bl_lea_dot_push(bl_lea_dot *d, int16_t x, int16_t w) {
   bl_lea_xt[d->n] = x;
   bl_lea_st[d->n] = w;

@@ -9,7 +9,7 @@
 
 bl_status bl_conv_geom_check(const bl_conv_geom *g) { return bl_ref_conv_geom_check(g); }
 
-static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+static bl_status conv_direct_rows(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
                              uint16_t o1, uint16_t oy0, uint16_t oy1) {
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
@@ -91,6 +91,16 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
     }
   }
   return BL_OK;
+}
+
+/* The rows with the flushes' LEA MAC prepared once (bl_lea_dot_begin / end around every way out). */
+static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                             uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
+                             uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  bl_lea_dot_begin();
+  const bl_status st = conv_direct_rows(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1);
+  bl_lea_dot_end();
+  return st;
 }
 
 bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,

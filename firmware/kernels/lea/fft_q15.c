@@ -214,6 +214,19 @@ static inline uint32_t half_even(int32_t r) {
 #endif
 }
 
+#if MSP_HAVE_CMAC_MANY
+int bl_lea_dot_ready;
+
+void bl_lea_dot_begin(void) {
+  bl_lea_dot_ready = bl_lea_mac_begin(bl_lea_xt, bl_lea_st, &bl_lea_result[0], BL_LEA_AREA) == MSP_SUCCESS;
+}
+
+void bl_lea_dot_end(void) {
+  if (bl_lea_dot_ready) bl_lea_mac_end();
+  bl_lea_dot_ready = 0;
+}
+#endif
+
 bl_status bl_lea_dot_flush(bl_lea_dot *d) {
   if (d->n == 0u) return BL_OK;
   if (d->n & 1u) {
@@ -222,7 +235,12 @@ bl_status bl_lea_dot_flush(bl_lea_dot *d) {
     d->n++;
   }
   const msp_mac_q15_params p = {d->n};
+#if MSP_HAVE_CMAC_MANY
+  const msp_status st =
+      bl_lea_dot_ready ? bl_lea_mac_next(d->n) : msp_mac_q15(&p, bl_lea_xt, bl_lea_st, &bl_lea_result[0]);
+#else
   const msp_status st = msp_mac_q15(&p, bl_lea_xt, bl_lea_st, &bl_lea_result[0]);
+#endif
   if (st != MSP_SUCCESS) return from_msp(st);
   if (maybe_saturated(bl_lea_result[0])) {
     uint32_t s = 0u;

@@ -81,7 +81,35 @@ static void stage_row(const int16_t *w16, const int8_t *w8, uint16_t k, uint32_t
   }
 }
 
-static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
+/* The spec's requantisation of a bin, sat16(rshift_round(acc, s)), taken straight from the LEA's even MAC
+ * result r = 2 * acc (no halving): floor((acc + 2^(s-1)) / 2^s) = floor((r + 2^s) / 2^(s+1)). Per call the
+ * constants: u = r + 2^s; with S = s + 1 < 16 the result saturates when u's high word leaves
+ * [-2^(S-1), 2^(S-1)) (2^(15+S) has a zero low word), else it is the high word of u * 2^(16-S); S = 16: the
+ * high word itself. For 1 <= s <= 15 and |r| < 0x7FFF0000 (cmac_maybe_saturated false: no overflow). */
+typedef struct {
+  uint16_t half; /* 2^s */
+  uint16_t n;    /* 16 - S = 15 - s: left shifts */
+  int16_t p;     /* 2^(S-1) = 2^s (s <= 14) */
+} rq_t;
+
+static inline int rq_init(rq_t *q, int16_t s) {
+  if (s < 1 || s > 15) return 0;
+  q->half = (uint16_t)(1u << s);
+  q->n = (uint16_t)(15 - s);
+  q->p = (int16_t)(s <= 14 ? (int16_t)(1 << s) : 0);
+  return 1;
+}
+
+static inline int16_t rq_iq31(int32_t r, const rq_t *q) {
+  const uint32_t u = (uint32_t)r + q->half;
+  const int16_t hi = (int16_t)(uint16_t)(u >> 16);
+  if (q->n == 0u) return hi;
+  if (hi >= q->p) return INT16_MAX;
+  if (hi < (int16_t)-q->p) return INT16_MIN;
+  return (int16_t)(uint16_t)(bl_lea_shl32(u, q->n) >> 16);
+}
+
+static bl_status linear_direct_rows(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y,
                                uint16_t out_features, uint16_t r0, uint16_t r1) {
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
@@ -95,6 +123,37 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
     for (uint16_t c = 0; c < in_features; c++) bl_lea_xt[c] = x[c];
 #endif
   }
+#if MSP_HAVE_CMAC_MANY
+  rq_t rq; /* a dense layer's rows, the common case: one MAC per row on the prepared command */
+  if (one_area && k == 1u && bl_lea_dot_ready && (in_features & 1u) == 0u && rq_init(&rq, shift)) {
+    const int8_t *w8r = w8 != 0 ? w8 + (uint32_t)r0 * in_features : 0;
+    const int16_t *w16r = w16 != 0 ? w16 + (uint32_t)r0 * in_features : 0;
+    for (uint16_t r = r0; r < r1; r++) {
+      if (w8r != 0) {
+        stage_w8(bl_lea_st, w8r, in_features);
+        w8r += in_features;
+      } else {
+        bl_lea_dma_copy16(bl_lea_st, w16r, in_features);
+        w16r += in_features;
+      }
+      if (bl_lea_mac_next(in_features) != MSP_SUCCESS) return BL_ERR_ARG;
+      const int32_t res = bl_lea_result[0], b = bias != 0 ? bias[r] : 0;
+      const uint16_t rh = (uint16_t)((uint32_t)res >> 16), bh = (uint16_t)((uint32_t)b >> 16);
+      /* |res| < 2^30 (exactly 2 * acc) and |b| < 2^28: 2 * (acc + b) + 2^s cannot overflow, and the spec's
+       * requant(acc + b, s) = floor((2 (acc + b) + 2^s) / 2^(s+1)) (rq_iq31) */
+      if ((rh < 0x4000u || rh >= 0xC000u) && (bh < 0x1000u || bh >= 0xF000u)) {
+        y[r] = rq_iq31((int32_t)((uint32_t)res + (uint32_t)b + (uint32_t)b), &rq);
+        continue;
+      }
+      bl_lea_dot d = {0u, in_features}; /* the general way (re-issues the MAC, recomputes a saturated one) */
+      const bl_status st = bl_lea_dot_flush(&d);
+      if (st != BL_OK) return st;
+      if (bias != 0) d.acc += (uint32_t)bias[r];
+      y[r] = bl_lea_requant(bl_lea_wrap(d.acc), shift);
+    }
+    return BL_OK;
+  }
+#endif
   const uint32_t row_step = bl_lea_blocks(in_features, k) * k; /* weights per block row: q * k */
   uint16_t rr = (uint16_t)(r0 % k);                               /* row within its block row, stepped below */
   uint32_t row_base = (uint32_t)(r0 / k) * row_step;
@@ -118,6 +177,16 @@ static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int
     }
   }
   return BL_OK;
+}
+
+/* The rows with the flushes' LEA MAC prepared once (bl_lea_dot_begin / end around every way out). */
+static bl_status linear_direct(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
+                               uint16_t k, const int32_t *bias, int16_t shift, int16_t *y,
+                               uint16_t out_features, uint16_t r0, uint16_t r1) {
+  bl_lea_dot_begin();
+  const bl_status st = linear_direct_rows(x, in_features, w16, w8, k, bias, shift, y, out_features, r0, r1);
+  bl_lea_dot_end();
+  return st;
 }
 
 bl_status bl_linear_dense_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
@@ -209,34 +278,6 @@ static inline uint32_t cmac_half(int32_t r) {
   uint16_t lo = (uint16_t)(uint32_t)r, hi = (uint16_t)((uint32_t)r >> 16);
   __asm__("rra %1\n\trrc %0" : "+r"(lo), "+r"(hi));
   return ((uint32_t)hi << 16) | lo;
-}
-
-/* The spec's requantisation of a bin, sat16(rshift_round(acc, s)), taken straight from the LEA's even MAC
- * result r = 2 * acc (no halving): floor((acc + 2^(s-1)) / 2^s) = floor((r + 2^s) / 2^(s+1)). Per call the
- * constants: u = r + 2^s; with S = s + 1 < 16 the result saturates when u's high word leaves
- * [-2^(S-1), 2^(S-1)) (2^(15+S) has a zero low word), else it is the high word of u * 2^(16-S); S = 16: the
- * high word itself. For 1 <= s <= 15 and |r| < 0x7FFF0000 (cmac_maybe_saturated false: no overflow). */
-typedef struct {
-  uint16_t half; /* 2^s */
-  uint16_t n;    /* 16 - S = 15 - s: left shifts */
-  int16_t p;     /* 2^(S-1) = 2^s (s <= 14) */
-} rq_t;
-
-static inline int rq_init(rq_t *q, int16_t s) {
-  if (s < 1 || s > 15) return 0;
-  q->half = (uint16_t)(1u << s);
-  q->n = (uint16_t)(15 - s);
-  q->p = (int16_t)(s <= 14 ? (int16_t)(1 << s) : 0);
-  return 1;
-}
-
-static inline int16_t rq_iq31(int32_t r, const rq_t *q) {
-  const uint32_t u = (uint32_t)r + q->half;
-  const int16_t hi = (int16_t)(uint16_t)(u >> 16);
-  if (q->n == 0u) return hi;
-  if (hi >= q->p) return INT16_MAX;
-  if (hi < (int16_t)-q->p) return INT16_MIN;
-  return (int16_t)(uint16_t)(bl_lea_shl32(u, q->n) >> 16);
 }
 
 /* 1 when bin (re, im) keeps the driver's inverse FFT exact (fft_q15.c ifft_safe: the same test). */

@@ -224,6 +224,49 @@ void bl_lea_dma_fill16(int16_t *dst, int16_t value, uint16_t n)
   dma_block(dst, &word, n, DMA_BLOCK_WORD_FILL);
 }
 
+/* Not TI's (DSPLib.h): a prepared real MAC for many commands on the same operands and result — a direct
+ * path's rows, whose input and weight vectors are restaged in the same LEA-RAM areas for every row.
+ * bl_lea_mac_begin checks the operands once (as msp_mac_q15 would for max_len elements) and fills a
+ * parameter block; bl_lea_mac_next(length) sets only the length and starts the command; bl_lea_mac_end
+ * frees the block. ~100 CPU cycles per command instead of ~270 through msp_mac_q15. */
+static volatile uint16_t *mac_blk;
+static uint16_t mac_max;
+static const _q15 *mac_a;
+
+msp_status bl_lea_mac_begin(const _q15 *a, const _q15 *b, _iq31 *r, uint16_t max_len)
+{
+  msp_status st = lea_init();
+  if (st != MSP_SUCCESS) return st;
+  if (mac_blk != 0 || max_len == 0u || max_len > 0x0FFFu) return MSP_SIZE_ERROR;
+  if (!lea_valid(a, (uint16_t)(max_len << 1), 4u) || !lea_valid(b, (uint16_t)(max_len << 1), 4u) ||
+      !lea_valid(r, 4u, 4u)) {
+    return MSP_LEA_INVALID_ADDRESS;
+  }
+  mac_blk = lea_block(2u);
+  mac_blk[1] = lea_addr(b);
+  mac_blk[2] = lea_addr(r);
+  mac_blk[3] = 0u;
+  mac_max = max_len;
+  mac_a = a;
+  return MSP_SUCCESS;
+}
+
+msp_status bl_lea_mac_next(uint16_t length)
+{
+  if (mac_blk == 0) return MSP_LEA_BUSY;
+  if ((length & 1u) || length > mac_max) return MSP_SIZE_ERROR;
+  mac_blk[0] = length;
+  return lea_go(CMD_MAC, mac_a, mac_blk);
+}
+
+void bl_lea_mac_end(void)
+{
+  if (mac_blk != 0) {
+    lea_release(2u);
+    mac_blk = 0;
+  }
+}
+
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
 {
   if (params == 0) return MSP_SIZE_ERROR;
