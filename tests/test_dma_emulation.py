@@ -117,3 +117,30 @@ def test_no_transfer_without_dmaen_or_with_another_trigger():
     data = struct.pack("<2H", 0x1111, 0x2222)
     s, _ = _run(FRAM_SRC, LEA_RAM, 2, BLOCK | SRC_INC | DST_INC | DMAREQ, data)
     assert s.read(LEA_RAM, 4) != data and s.dma_stats()["transfers"] == 0
+
+
+def test_a_cycle_limit_falls_between_units_and_the_run_resumes():
+    """The CPU is halted while a block runs, unit by unit: a cycle limit (a power cut's point) can stop it
+    with a partial copy, and running on completes it before the program goes on."""
+    n, done_units = 40, 10
+    data = np.arange(1000, 1000 + n, dtype="<i2").tobytes()
+    ctl = BLOCK | SRC_INC | DST_INC | DMAEN | DMAREQ
+    _, before = _run(
+        FRAM_SRC, LEA_RAM, n, ctl & ~DMAEN, data
+    )  # the program alone: the trigger is its last write
+    w = _mov(0, DMACTL0) + _mov(FRAM_SRC, DMA0SA) + _mov(0, DMA0SA + 2) + _mov(LEA_RAM, DMA0DA)
+    w += _mov(0, DMA0DA + 2) + _mov(n, DMA0SZ) + _mov(ctl, DMA0CTL)
+    end = CODE + 2 * len(w)
+    s = Msp430Sim(stop_pc=end)
+    s.power_on()
+    s.load(CODE, struct.pack(f"<{len(w)}H", *w))
+    s.load(FRAM_SRC, data)
+    s.set_reg(0, CODE)
+    s.run(max_cycles=before + 2 + 2 * done_units)  # synchronisation + 10 units
+    assert s.dma_stats()["transfers"] == done_units
+    assert s.read(LEA_RAM, 2 * done_units) == data[: 2 * done_units]
+    assert s.read(LEA_RAM + 2 * done_units, 2) != data[2 * done_units : 2 * done_units + 2]
+    assert _reg(s, DMA0CTL) & DMAEN  # still running
+    s.run(max_cycles=100_000)
+    assert s.reg(0) == end and s.read(LEA_RAM, 2 * n) == data
+    assert s.cycles == before + 2 + 2 * n + 1

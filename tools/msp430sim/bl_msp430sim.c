@@ -119,6 +119,10 @@ typedef struct {
   uint64_t dma_transfers;    /* DMA byte/word transfers done (diagnostics, docs/msp430sim.md "DMA") */
   uint64_t dma_cycles;       /* MCLK cycles the DMA held the CPU */
   uint32_t dma_sa[6], dma_da[6], dma_left[6], dma_sz0[6]; /* a channel's internal address/size copies (single mode) */
+  /* the running transfer: the CPU is halted while units remain; one unit per simulator step (a cycle limit
+   * or power cut can fall between units, as on the chip) */
+  uint32_t dma_run_ch, dma_run_left, dma_run_sa, dma_run_da, dma_run_ctl;
+  int32_t dma_running;
   uint64_t *profile;         /* optional: MCLK cycles per instruction address (word index, lower 64 KB) */
   uint32_t sram_seed;
   uint32_t last_illegal;     /* opcode and PC of the last illegal instruction (diagnostics) */
@@ -507,38 +511,38 @@ static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte)
  * single (DMADT 0) and block / burst-block (DMADT 1, 2, 3; burst-block interleaves CPU cycles on the chip, here
  * it runs like a block), word/byte on either side (byte -> word clears the high byte, word -> byte moves
  * the low byte: SLAU367 §11.2.2), all four address modes. A block transfer halts the CPU until it is done
- * (§11.2.2.2) and is executed at once when DMAREQ is set with DMAEN; at the end DMAEN is cleared, DMAIFG set
- * and DMAxSZ reloaded; DMAxSA/DMAxDA are not changed (the controller steps internal copies, §11.2.2).
+ * (§11.2.2.2): it starts when DMAREQ is set with DMAEN and then moves one unit per simulator step instead of
+ * an instruction (dma_step), so cycle limits and power cuts fall between units; at the end DMAEN is cleared,
+ * DMAIFG set and DMAxSZ reloaded; DMAxSA/DMAxDA are not changed (the controller steps internal copies).
  * Other triggers (peripherals) never fire; no DMA interrupt (our images run with GIE off).
  * TIMING (§11.2.7 "DMA Transfer Cycle Time"): one or two MCLK cycles to synchronise before a single transfer
  * or a whole block (we charge 2), two MCLK cycles per byte/word transfer, one cycle of wait after the
  * transfer (charged once per trigger). ASSUMED: a DMA read of FRAM goes through the FRAM controller's
  * cache like a CPU read (a miss stalls NWAITS cycles) and a DMA write to FRAM costs the CPU write stall; the
- * guide gives no figure for DMA accesses to FRAM. A power cut mid-block cannot happen here (the transfer is
- * atomic within the instruction that started it); on the chip it would leave a partial copy. */
+ * guide gives no figure for DMA accesses to FRAM. A power cut mid-block leaves a partial copy, as on the
+ * chip. */
 static void dma_control_written(sim_t *s, uint32_t ch)
 {
   uint32_t base = DMA_BASE + 0x10u + 0x10u * ch;
   uint16_t ctl = (uint16_t)(s->mem[base] | (s->mem[base + 1] << 8));
   uint32_t tsel_reg = DMA_BASE + 2u * (ch / 2u), tsel;
-  uint32_t sa, da, sz, i, mode, sb, db, si, di, start;
-  if (!(ctl & 0x0010u) || !(ctl & 0x0001u)) {
+  uint32_t sa, da, sz, mode;
+  if (!(ctl & 0x0010u) || !(ctl & 0x0001u) || s->dma_running) {
     return;
   }
   tsel = (ch & 1u) ? s->mem[tsel_reg + 1] : s->mem[tsel_reg];
   ctl = (uint16_t)(ctl & ~0x0001u); /* DMAREQ resets itself */
-  if ((tsel & 0x1Fu) != 0u) {        /* another trigger: not modelled, the request is only cleared */
-    s->mem[base] = (uint8_t)ctl;
+  s->mem[base] = (uint8_t)ctl;
+  if ((tsel & 0x1Fu) != 0u) { /* another trigger: not modelled, the request is only cleared */
     return;
   }
   sa = ((uint32_t)(s->mem[base + 2] | (s->mem[base + 3] << 8)) | ((uint32_t)(s->mem[base + 4] & 0xFu) << 16));
   da = ((uint32_t)(s->mem[base + 6] | (s->mem[base + 7] << 8)) | ((uint32_t)(s->mem[base + 8] & 0xFu) << 16));
   sz = (uint32_t)(s->mem[base + 10] | (s->mem[base + 11] << 8));
   mode = (ctl >> 12) & 7u;
-  sb = (ctl >> 6) & 1u;
-  db = (ctl >> 7) & 1u;
-  si = (ctl >> 8) & 3u;
-  di = (ctl >> 10) & 3u;
+  if (mode > 3u) { /* repeated modes: not modelled */
+    return;
+  }
   if (mode == 0u) { /* single transfer: the internal copies step from trigger to trigger */
     if (s->dma_left[ch] == 0u) {
       s->dma_left[ch] = s->dma_sz0[ch] = sz;
@@ -547,41 +551,61 @@ static void dma_control_written(sim_t *s, uint32_t ch)
       da = s->dma_da[ch];
     }
   }
-  start = s->cycles;
   s->cycles += 2u; /* synchronisation */
-  if (sz != 0u && mode <= 3u) {
-    uint32_t n = mode == 0u ? 1u : sz; /* single transfer: one unit per trigger */
-    for (i = 0; i < n; i++) {
-      uint16_t v = sb ? rd8(s, sa) : rd16(s, sa);
-      if (db) {
-        wr8(s, da, (uint8_t)v); /* word -> byte: the low byte */
-      } else {
-        wr16(s, da, sb ? (uint16_t)(v & 0xFFu) : v); /* byte -> word: high byte cleared */
-      }
-      s->cycles += 2u;
-      if (si >= 2u) sa = (sa + (si == 3u ? 1u : (uint32_t)-1) * (sb ? 1u : 2u)) & ADDR_MASK;
-      if (di >= 2u) da = (da + (di == 3u ? 1u : (uint32_t)-1) * (db ? 1u : 2u)) & ADDR_MASK;
+  s->dma_cycles += 2u;
+  s->dma_running = 1;
+  s->dma_run_ch = ch;
+  s->dma_run_left = sz == 0u ? 0u : (mode == 0u ? 1u : sz); /* single transfer: one unit per trigger */
+  s->dma_run_sa = sa;
+  s->dma_run_da = da;
+  s->dma_run_ctl = ctl;
+}
+
+/* One step of the running transfer: the next unit (2 MCLK cycles + FRAM stalls), or, after the last, the
+ * wait cycle and the channel's end state. */
+static void dma_step(sim_t *s)
+{
+  uint32_t ch = s->dma_run_ch, base = DMA_BASE + 0x10u + 0x10u * ch, ctl = s->dma_run_ctl;
+  uint32_t mode = (ctl >> 12) & 7u, sb = (ctl >> 6) & 1u, db = (ctl >> 7) & 1u, si = (ctl >> 8) & 3u;
+  uint32_t di = (ctl >> 10) & 3u;
+  uint64_t c0 = s->cycles;
+  if (s->dma_run_left != 0u) {
+    uint32_t sa = s->dma_run_sa, da = s->dma_run_da;
+    uint16_t v = sb ? rd8(s, sa) : rd16(s, sa);
+    if (db) {
+      wr8(s, da, (uint8_t)v); /* word -> byte: the low byte */
+    } else {
+      wr16(s, da, sb ? (uint16_t)(v & 0xFFu) : v); /* byte -> word: high byte cleared */
     }
-    s->dma_transfers += n;
-    if (mode == 0u && s->dma_left[ch] > 1u) { /* single transfer: DMAxSZ counts down, stays enabled */
-      s->dma_left[ch] -= 1u;
-      s->dma_sa[ch] = sa;
-      s->dma_da[ch] = da;
-      s->mem[base + 10] = (uint8_t)s->dma_left[ch];
-      s->mem[base + 11] = (uint8_t)(s->dma_left[ch] >> 8);
-    } else { /* done: DMAEN cleared, DMAIFG set, DMAxSZ reloaded */
-      if (mode == 0u) {
-        s->mem[base + 10] = (uint8_t)s->dma_sz0[ch];
-        s->mem[base + 11] = (uint8_t)(s->dma_sz0[ch] >> 8);
-        s->dma_left[ch] = 0u;
-      }
-      ctl = (uint16_t)((ctl & ~0x0010u) | 0x0008u);
+    s->cycles += 2u;
+    if (si >= 2u) sa = (sa + (si == 3u ? 1u : (uint32_t)-1) * (sb ? 1u : 2u)) & ADDR_MASK;
+    if (di >= 2u) da = (da + (di == 3u ? 1u : (uint32_t)-1) * (db ? 1u : 2u)) & ADDR_MASK;
+    s->dma_run_sa = sa;
+    s->dma_run_da = da;
+    s->dma_run_left -= 1u;
+    s->dma_transfers += 1u;
+    s->dma_cycles += s->cycles - c0;
+    return;
+  }
+  if (mode == 0u && s->dma_left[ch] > 1u) { /* single transfer: DMAxSZ counts down, stays enabled */
+    s->dma_left[ch] -= 1u;
+    s->dma_sa[ch] = s->dma_run_sa;
+    s->dma_da[ch] = s->dma_run_da;
+    s->mem[base + 10] = (uint8_t)s->dma_left[ch];
+    s->mem[base + 11] = (uint8_t)(s->dma_left[ch] >> 8);
+  } else { /* done: DMAEN cleared, DMAIFG set, DMAxSZ reloaded (a single-mode channel from its first size) */
+    if (mode == 0u) {
+      s->mem[base + 10] = (uint8_t)s->dma_sz0[ch];
+      s->mem[base + 11] = (uint8_t)(s->dma_sz0[ch] >> 8);
+      s->dma_left[ch] = 0u;
     }
+    ctl = (uint16_t)((s->mem[base] | (s->mem[base + 1] << 8)) & ~0x0011u) | 0x0008u;
+    s->mem[base] = (uint8_t)ctl;
+    s->mem[base + 1] = (uint8_t)(ctl >> 8);
   }
   s->cycles += 1u; /* wait after the transfer */
-  s->dma_cycles += s->cycles - start;
-  s->mem[base] = (uint8_t)ctl;
-  s->mem[base + 1] = (uint8_t)(ctl >> 8);
+  s->dma_cycles += 1u;
+  s->dma_running = 0;
 }
 
 /* ---- reset ------------------------------------------------------------------------------------------- */
@@ -609,6 +633,7 @@ static void power_on(sim_t *s)
   memset(&s->mpy, 0, sizeof s->mpy);
   memset(s->lea, 0, sizeof s->lea);
   memset(s->dma_left, 0, sizeof s->dma_left);
+  s->dma_running = 0; /* a transfer running at the cut stops where it is */
   s->lea_busy = 0; /* a command running at the cut is lost with LEA RAM */
   memset(s->cache_valid, 0, sizeof s->cache_valid);
   memset(s->cache_lru, 0, sizeof s->cache_lru);
@@ -1433,6 +1458,10 @@ static int step_one(sim_t *s)
   if (s->lea_busy && s->cycles >= s->lea_done_at) {
     lea_complete(s);
   }
+  if (s->dma_running) { /* the CPU is halted: the DMA moves one unit instead of an instruction */
+    dma_step(s);
+    return 0;
+  }
   if (!is_fram(s->r[PC]) && !is_sram(s->r[PC])) {
     s->stop_reason = STOP_VACANT;
     return -1;
@@ -1544,11 +1573,11 @@ BL_API int32_t bl_sim_run(sim_t *s, uint64_t max_cycles, uint64_t max_insns)
   uint64_t ins_lim = max_insns ? max_insns : UINT64_MAX;
   s->stop_reason = STOP_LIMIT;
   while (s->cycles < cyc_lim && s->insns < ins_lim) {
-    if (s->r[PC] == s->stop_pc) {
+    if (s->r[PC] == s->stop_pc && !s->dma_running) {
       s->stop_reason = STOP_PC;
       return STOP_PC;
     }
-    if ((s->r[SR] & F_CPUOFF) && !(s->r[SR] & F_GIE)) {
+    if ((s->r[SR] & F_CPUOFF) && !(s->r[SR] & F_GIE) && !s->dma_running) {
       s->stop_reason = STOP_HALT;
       return STOP_HALT;
     }
