@@ -158,6 +158,28 @@ bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *
                          const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
                          const bl_mac_unit *u);
 
+/* Loop continuation: a layer's steps as a grid, so one dispatch entry serves every step of the layer and the
+ * kernel computes its position from the step index j (no per-step table). Steps run o-major:
+ *   j = ((io * n_y + iy) * n_x + ix) * n_c + ic,   unit: o0 = io*s_o, oy0 = iy*s_y, ox0 = ix*s_x,
+ *   c0 = ic*s_c, each end clipped to the geometry (the last step of a dimension may be short).
+ * Partials alternate as codegen's chains do: ic = 0 reads none, odd ic reads acc0 and writes acc1, even
+ * ic > 0 reads acc1 and writes acc0; the last channel step writes y. The divisions by n_c, n_x, n_y are
+ * multiplications: q = ((j * m) >> 16) >> sh with (m, sh) that codegen checked exact for every j of the
+ * layer (a 16-bit software division costs more than a fine step's MACs on the MSP430). */
+typedef struct {
+  uint16_t n_y, n_x, n_c;      /* steps along output rows, output columns, input channels */
+  uint16_t s_o, s_y, s_x, s_c; /* output channels, rows, columns, input channels per step */
+  uint16_t m_c, m_x, m_y;      /* reciprocals of n_c, n_x, n_y ... */
+  uint8_t sh_c, sh_x, sh_y;    /* ... and their shifts after the high word */
+} bl_mac_grid;
+
+bl_status bl_mac_step_at_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k, int32_t *acc0,
+                             int32_t *acc1, const int32_t *bias, int16_t shift, int16_t *y,
+                             const bl_mac_grid *grid, uint16_t j);
+bl_status bl_mac_step_at_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k, int32_t *acc0,
+                            int32_t *acc1, const int32_t *bias, int16_t shift, int16_t *y, const bl_mac_grid *grid,
+                            uint16_t j);
+
 /* ---- kernels/common/eve_sel.c: EVE modes over one weight store (docs/eve.md) --------------------------
  * A smaller EVE mode runs a circulant layer on a prefix of the layer's block importance order and, optionally,
  * on fewer output rows; the weights are the full layer's, stored once. The selection is data: */

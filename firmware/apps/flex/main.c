@@ -124,9 +124,11 @@ __attribute__((unused)) static int commit_after(uint16_t done)
   (void)done;
   return 1;
 #elif BL_FLEX_POLICY == BL_FLEX_POLICY_LAYER
-  return done >= N_TASKS || done == N_IN || (done > N_IN && bl_model_task_layer_end[done - N_IN - 1u]);
+  return done >= N_TASKS || done == N_IN ||
+         (done > N_IN && bl_model_task_layer_end((uint16_t)(done - N_IN - 1u)));
 #elif BL_FLEX_POLICY == BL_FLEX_POLICY_JIT
-  return done >= N_TASKS || done == N_IN || (done > N_IN && bl_model_task_layer_end[done - N_IN - 1u]) ||
+  return done >= N_TASKS || done == N_IN ||
+         (done > N_IN && bl_model_task_layer_end((uint16_t)(done - N_IN - 1u))) ||
          bl_voltage_low();
 #else
   (void)done;
@@ -255,10 +257,12 @@ static int run_tasks(bl_flex_state *st)
 {
   uint16_t t;
   bl_status status;
-  for (t = st->next_task; t < N_TASKS; t++) {
-    /* task marks 1..239, wrapping, so they never collide with the runtime's 0xF0.. marks on a target
-     * whose mark ids are taken modulo 256 (the QEMU mark table) */
-    BL_FLEX_MARK((uint16_t)(t % 239u + 1u));
+  /* task marks 1..239, wrapping, so they never collide with the runtime's 0xF0.. marks on a target
+   * whose mark ids are taken modulo 256 (the QEMU mark table): t % 239 + 1, divided once per boot and
+   * then counted (a division per task is a ~700-cycle software routine on the MSP430) */
+  uint16_t mark = (uint16_t)(st->next_task % 239u + 1u);
+  for (t = st->next_task; t < N_TASKS; t++, mark = mark == 239u ? 1u : (uint16_t)(mark + 1u)) {
+    BL_FLEX_MARK(mark);
 #if BL_FLEX_BROKEN == 1
     bl_flex_commit(st, (uint16_t)(t + 1u), N_TASKS); /* BROKEN: progress advanced before the work is done */
 #endif

@@ -1,7 +1,7 @@
 /* batteryless layers app: per-layer outputs of a generated model, for golden comparisons of a kernel
  * backend against the numeric spec (batteryless.firmware.layers). The input buffer holds one or more int16
  * samples back to back; for each sample s the app runs the model task by task and, after each task t that
- * ends a layer (bl_model_task_layer_end[t]), prints "s<s>t<t> v0 v1 ..." with that layer's output, which
+ * ends a layer (bl_model_task_layer_end(t)), prints "s<s>t<t> v0 v1 ..." with that layer's output, which
  * the generated table bl_dump.c (written next to the model sources) locates; then "s<s>logits ...". */
 #include <stddef.h>
 #include <stdint.h>
@@ -49,7 +49,7 @@ int bl_app_main(void)
         bl_putc('\n');
         return 4;
       }
-      if (bl_model_task_layer_end[t] && bl_dump_buf[t] != NULL) {
+      if (bl_model_task_layer_end(t) && bl_dump_buf[t] != NULL) {
         put_key(s, 1, t);
         bl_put_line_i16("", bl_dump_buf[t], bl_dump_len[t]);
       }

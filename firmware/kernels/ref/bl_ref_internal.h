@@ -10,11 +10,20 @@
  * sign extension, ~10x the cost) and never to the 16x16 one, so there the ref kernels call the EABI 16x16
  * -> 32 helper of the project's run time (firmware/platform/msp430/mspabi.c) directly. This is the only
  * target #if of the ref backend: C offers no portable way to make clang 14 emit that multiply. */
+/* BL_REF_SOFT_DIVIDE: 1 where integer division is a software routine (the MSP430: ~100+ cycles for 16 bits,
+ * more for 32), so the resumable kernels compute quotients by shifts, masks and multiplications instead;
+ * where division is an instruction (Cortex-M3 and up) they divide, which takes fewer instructions. */
 #if defined(__MSP430__)
+#define BL_REF_SOFT_DIVIDE 1
 int32_t __mspabi_mpysl_f5hw(int16_t a, int16_t b);
+uint32_t __mspabi_mpyul_f5hw(uint16_t a, uint16_t b);
 static inline int32_t bl_ref_mul16(int16_t a, int16_t b) { return __mspabi_mpysl_f5hw(a, b); }
+static inline uint32_t bl_ref_umul16(uint16_t a, uint16_t b) { return __mspabi_mpyul_f5hw(a, b); }
 #else
+#define BL_REF_SOFT_DIVIDE 0
 static inline int32_t bl_ref_mul16(int16_t a, int16_t b) { return (int32_t)a * (int32_t)b; }
+/* uint16 x uint16 -> uint32 (index arithmetic: the 16x16 multiply, not the 32x32 one, on the MSP430) */
+static inline uint32_t bl_ref_umul16(uint16_t a, uint16_t b) { return (uint32_t)a * (uint32_t)b; }
 #endif
 
 /* Packed slot of bin f's real / imaginary part (f = 0 .. k/2); -1: the part is zero (DC / Nyquist imag). */

@@ -24,24 +24,51 @@ static uint32_t dot_up8(uint32_t acc, const int8_t *w, const int16_t *x, uint16_
   return acc;
 }
 
+/* v / k and v % k for the block size k: a shift and a mask when k is a power of two, else a division. A fine
+ * step is a few dozen MACs, and a 16-bit division is a ~100-cycle software routine on the MSP430: every
+ * per-step quotient below is computed once per step (kdiv) and advanced incrementally per output. */
+typedef struct {
+  uint16_t k, mask, shift; /* shift: log2 k when k is a power of two (mask = k - 1), else 0xFFFF */
+} kdiv_t;
+static inline kdiv_t kdiv_make(uint16_t k) {
+  kdiv_t d = {k, (uint16_t)(k - 1u), 0xFFFFu};
+  if (BL_REF_SOFT_DIVIDE && (k & d.mask) == 0u) { /* log2 k by single-bit shifts (no multiply, no loop helper) */
+    d.shift = 0u;
+    for (uint16_t v = k; v > 1u; v >>= 1) d.shift++;
+  }
+  return d;
+}
+static inline uint16_t kdiv(kdiv_t d, uint16_t v) {
+  return d.shift != 0xFFFFu ? (uint16_t)(v >> d.shift) : (uint16_t)(v / d.k);
+}
+static inline uint16_t kmod(kdiv_t d, uint16_t v) {
+  return d.shift != 0xFFFFu ? (uint16_t)(v & d.mask) : (uint16_t)(v % d.k);
+}
+/* a * b for an index (b may exceed 16 bits on large layers; the 16x16 multiply when it does not) */
+static inline uint32_t mul_idx(uint16_t a, uint32_t b) {
+  return !BL_REF_SOFT_DIVIDE || b > 0xFFFFu ? (uint32_t)a * b : bl_ref_umul16(a, (uint16_t)b);
+}
+
 /* A linear layer (1x1 on 1x1: in_h = in_w = 1), outputs [o0, o1) over input columns [c0, c1): the same
  * wrap-32 sums as the general walk below (addition mod 2^32 does not depend on the order), with none of its
  * per-output geometry: the fine-grained MLP's steps are a few dozen MACs, so set-up is most of their cost. */
 static void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w16, const int8_t *w8, uint16_t k,
                        const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
                        const bl_mac_unit *u, bool last) {
-  const uint16_t q = (uint16_t)(in_ch / k + (in_ch % k != 0u)); /* blocks of input columns */
-  for (uint16_t o = u->o0; o < u->o1; o++) {
+  const kdiv_t kd = kdiv_make(k);
+  const uint16_t q = (uint16_t)(kdiv(kd, in_ch) + (kmod(kd, in_ch) != 0u)); /* blocks of input columns */
+  const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
+  uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
+  uint32_t at = k == 1u ? bl_ref_umul16(u->o0, in_ch) + u->c0 : 0u; /* dense: row o, column c0 */
+  for (uint16_t o = u->o0; o < u->o1; o++, at += in_ch) {
     uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[o];
     if (k == 1u) { /* dense: row o, columns c0 .. c1-1 */
-      const uint32_t at = (uint32_t)o * in_ch + u->c0;
       const uint16_t n = (uint16_t)(u->c1 - u->c0);
       acc = w16 != 0 ? dot_up16(acc, w16 + at, x + u->c0, n) : dot_up8(acc, w8 + at, x + u->c0, n);
     } else {
       /* W[o][c] = block (o/k, c/k), diagonal d = (o - c) mod k; within a block d falls as c rises */
-      const uint16_t rr = (uint16_t)(o % k);
-      uint16_t c = u->c0, cc = (uint16_t)(c % k);
-      uint32_t block = ((uint32_t)(o / k) * q + c / k) * k;
+      uint16_t c = u->c0, cc = cc0;
+      uint32_t block = bl_ref_umul16((uint16_t)(ob * q + cb0), k);
       while (c < u->c1) {
         uint16_t n = (uint16_t)(k - cc);
         if (n > (uint16_t)(u->c1 - c)) n = (uint16_t)(u->c1 - c);
@@ -65,25 +92,43 @@ static void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w16, con
     } else {
       acc_out[o] = bl_wrap_s32(acc);
     }
+    if (++rr == k) {
+      rr = 0u;
+      ob++;
+    }
   }
+}
+
+/* out == (in + 2 pad - taps) / stride + 1 (bl_ref_conv_geom_check), with a multiplication instead of the
+ * division: out - 1 <= (span) / stride < out  <=>  (out - 1) * stride <= span < out * stride. */
+static bool out_size_ok(uint16_t out, uint16_t in, uint16_t pad, uint16_t taps, uint16_t stride) {
+  const uint32_t span_p = (uint32_t)in + 2u * (uint32_t)pad;
+  if (in == 0u || span_p < taps || out == 0u) return false;
+  const uint32_t span = span_p - taps;
+  return bl_ref_umul16((uint16_t)(out - 1u), stride) <= span && span < bl_ref_umul16(out, stride);
 }
 
 static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                           uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
                           int16_t shift, int16_t *y, const bl_mac_unit *u) {
   if (x == 0 || u == 0 || g == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
-  /* a 1x1 geometry (every linear layer) is checked without the general check's 32-bit divisions, which
-   * are software routines on the MSP430 and cost more than a fine-grained step's MACs */
+  /* the geometry check of bl_ref_conv_geom_check without its 32-bit divisions (software routines on the
+   * MSP430 that cost more than a fine-grained step's MACs); a 1x1 geometry (every linear layer) first */
   const bool one = g->kh == 1u && g->kw == 1u && g->sh == 1u && g->sw == 1u && g->ph == 0u && g->pw == 0u;
   if (one) {
     if (g->in_ch == 0 || g->out_ch == 0 || g->in_h == 0 || g->in_w == 0 || g->out_h != g->in_h ||
         g->out_w != g->in_w)
       return BL_ERR_SHAPE;
-  } else {
-    bl_status st = bl_ref_conv_geom_check(g);
+  } else if (!BL_REF_SOFT_DIVIDE) {
+    const bl_status st = bl_ref_conv_geom_check(g);
     if (st != BL_OK) return st;
+  } else if (g->in_ch == 0 || g->out_ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0 ||
+             !out_size_ok(g->out_h, g->in_h, g->ph, g->kh, g->sh) ||
+             !out_size_ok(g->out_w, g->in_w, g->pw, g->kw, g->sw)) {
+    return BL_ERR_SHAPE;
   }
-  if (k == 0) return BL_ERR_SHAPE;
+  const uint32_t taps32 = bl_ref_umul16(g->kh, g->kw);
+  if (k == 0 || taps32 > 0xFFFFu) return BL_ERR_SHAPE;
   if (u->o0 >= u->o1 || u->o1 > g->out_ch || u->oy0 >= u->oy1 || u->oy1 > g->out_h || u->ox0 >= u->ox1 ||
       u->ox1 > g->out_w || u->c0 >= u->c1 || u->c1 > g->in_ch)
     return BL_ERR_ARG;
@@ -95,46 +140,52 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
     mac_linear(x, g->in_ch, w16, w8, k, acc_in, acc_out, bias, shift, y, u, last);
     return BL_OK;
   }
-  const uint32_t taps = (uint32_t)g->kh * g->kw;
-  const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
-  const uint16_t q = (uint16_t)(g->in_ch / k + (g->in_ch % k != 0u)); /* blocks of input channels */
-  for (uint16_t o = u->o0; o < u->o1; o++) {
+  const uint16_t taps = (uint16_t)taps32;
+  const kdiv_t kd = kdiv_make(k);
+  const uint32_t in_hw = bl_ref_umul16(g->in_h, g->in_w), out_hw = bl_ref_umul16(g->out_h, g->out_w);
+  const uint16_t q = (uint16_t)(kdiv(kd, g->in_ch) + (kmod(kd, g->in_ch) != 0u)); /* blocks of input channels */
+  const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
+  const uint32_t c_off = mul_idx(u->c0, in_hw);
+  const uint32_t block_step = bl_ref_umul16(k, taps);
+  uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
+  uint32_t idx_o = mul_idx(u->o0, out_hw);
+  for (uint16_t o = u->o0; o < u->o1; o++, idx_o += out_hw) {
+    /* W[o][c][0][0] = block (o/k, c/k), diagonal d = (o - c) mod k: walked incrementally over c (no
+     * per-channel divisions); dense (k == 1) is the same walk with one channel per block */
+    const uint16_t d0 = (uint16_t)(rr >= cc0 ? rr - cc0 : rr + k - cc0);
+    const uint32_t block0 =
+        mul_idx(taps, k == 1u ? bl_ref_umul16(o, g->in_ch) + u->c0 : bl_ref_umul16((uint16_t)(ob * q + cb0), k));
     for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
-      const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
+      const int32_t iy0 = (int32_t)bl_ref_umul16(oy, g->sh) - (int32_t)g->ph;
       const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
-      for (uint16_t ox = u->ox0; ox < u->ox1; ox++) {
-        const uint32_t idx = (uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox;
-        const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
+      uint32_t idx = idx_o + bl_ref_umul16(oy, g->out_w) + u->ox0;
+      int32_t ix0 = (int32_t)bl_ref_umul16(u->ox0, g->sw) - (int32_t)g->pw;
+      for (uint16_t ox = u->ox0; ox < u->ox1; ox++, idx++, ix0 += g->sw) {
         const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
         const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
         const bool live = dy1 > dy0 && nx > 0;
-        const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
-        const uint32_t t0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
         uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
-        uint32_t xc = x0 + (uint32_t)u->c0 * in_hw;
-        /* W[o][c][0][0] = block (o/k, c/k), diagonal d = (o - c) mod k: walked incrementally over c (no
-         * per-channel divisions); dense (k == 1) is the same walk with one channel per block */
-        const uint16_t rr = (uint16_t)(o % k);
-        uint16_t cc = (uint16_t)(u->c0 % k);
-        uint16_t d = (uint16_t)((rr + k - cc) % k);
-        uint32_t block = k == 1 ? ((uint32_t)o * g->in_ch + u->c0) * taps
-                                : (((uint32_t)(o / k) * q + u->c0 / k) * k) * taps;
-        const uint32_t block_step = (uint32_t)k * taps;
-        for (uint16_t c = u->c0; live && c < u->c1; c++, xc += in_hw) {
-          uint32_t xo = xc, wo = block + (uint32_t)d * taps + t0;
-          for (uint16_t dy = dy0;;) {
-            for (uint16_t dx = 0; dx < nx; dx++)
-              acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
-            if (++dy >= dy1) break;
-            xo += g->in_w;
-            wo += g->kw;
-          }
-          if (++cc == k) { /* next block of channels */
-            cc = 0;
-            d = rr;
-            block += block_step;
-          } else {
-            d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+        if (live) {
+          const uint32_t x0 = bl_ref_umul16((uint16_t)(iy0 + dy0), g->in_w) + (uint32_t)(ix0 + dx0);
+          const uint16_t t0 = (uint16_t)(bl_ref_umul16(dy0, g->kw) + dx0);
+          uint32_t xc = x0 + c_off, block = block0;
+          uint16_t cc = cc0, d = d0;
+          for (uint16_t c = u->c0; c < u->c1; c++, xc += in_hw) {
+            uint32_t xo = xc, wo = block + bl_ref_umul16(d, taps) + t0;
+            for (uint16_t dy = dy0;;) {
+              for (uint16_t dx = 0; dx < nx; dx++)
+                acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
+              if (++dy >= dy1) break;
+              xo += g->in_w;
+              wo += g->kw;
+            }
+            if (++cc == k) { /* next block of channels */
+              cc = 0;
+              d = rr;
+              block += block_step;
+            } else {
+              d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
+            }
           }
         }
         if (last) {
@@ -144,6 +195,10 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
           acc_out[idx] = bl_wrap_s32(acc);
         }
       }
+    }
+    if (++rr == k) {
+      rr = 0u;
+      ob++;
     }
   }
   return BL_OK;
@@ -161,4 +216,72 @@ bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *
                          const bl_mac_unit *u) {
   if (w == 0) return BL_ERR_ARG;
   return mac_step(x, g, 0, w, k, acc_in, acc_out, bias, shift, y, u);
+}
+
+/* q = j / n as ((j * m) >> 16) >> sh (bl_mac_grid: exact over the layer's step indices, checked by codegen):
+ * the high word of a 16x16 product, then a short 16-bit shift (a variable 32-bit shift is a loop on the
+ * MSP430) */
+static inline uint16_t grid_div(uint16_t j, uint16_t n, uint16_t m, uint8_t sh) {
+  return n == 1u ? j : (uint16_t)((uint16_t)(bl_ref_umul16(j, m) >> 16) >> sh);
+}
+
+/* min(a + s, end); a >= end gives end (mac_step then finds the unit empty) */
+/* a * b, skipping the multiply (a software helper call on the MSP430) when b is 1: most grids step one
+ * output row / column / channel at a time */
+static inline uint16_t mul1(uint16_t a, uint16_t b) { return b == 1u ? a : (uint16_t)(a * b); }
+
+static inline uint16_t clip(uint16_t a, uint16_t s, uint16_t end) {
+  return (uint16_t)(a < end && (uint16_t)(end - a) > s ? a + s : end);
+}
+
+/* Inlined into its two callers (one per weight width) so that the unit is built in place and the arguments
+ * are passed once: on the fine-grained images this decode runs once per step of a few dozen MACs. The unit's
+ * bounds are checked by mac_step (a j past the layer's grid gives an empty or out-of-range unit). */
+static inline __attribute__((always_inline)) bl_status
+mac_step_at(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k, int32_t *acc0,
+            int32_t *acc1, const int32_t *bias, int16_t shift, int16_t *y, const bl_mac_grid *gr, uint16_t j) {
+  if (g == 0 || gr == 0) return BL_ERR_ARG;
+  const uint16_t p = grid_div(j, gr->n_c, gr->m_c, gr->sh_c);
+  const uint16_t ic = (uint16_t)(j - mul1(p, gr->n_c));
+  bl_mac_unit u;
+  u.c0 = mul1(ic, gr->s_c);
+  u.c1 = clip(u.c0, gr->s_c, g->in_ch);
+  const int32_t *src = ic == 0u ? 0 : ((ic & 1u) != 0u ? acc0 : acc1);
+  int32_t *dst = u.c1 == g->in_ch ? 0 : ((ic & 1u) != 0u ? acc1 : acc0);
+  if (gr->n_x == 1u && gr->n_y == 1u && g->kh == 1u && g->kw == 1u && g->sh == 1u && g->sw == 1u &&
+      g->ph == 0u && g->pw == 0u && g->in_h == 1u && g->in_w == 1u && g->out_h == 1u && g->out_w == 1u) {
+    /* a linear layer: straight to its walk, with mac_step's checks of what the grid can get wrong (the
+     * geometry is the 1x1 one just tested) */
+    u.o0 = mul1(p, gr->s_o);
+    u.o1 = clip(u.o0, gr->s_o, g->out_ch);
+    const bool last = dst == 0;
+    if (x == 0 || (w16 == 0 && w8 == 0) || k == 0 || g->in_ch == 0 || u.o0 >= u.o1 || u.c0 >= u.c1 ||
+        (ic != 0u && src == 0) || (last ? y == 0 : dst == 0) || (src != 0 && src == dst))
+      return BL_ERR_ARG;
+    mac_linear(x, g->in_ch, w16, w8, k, src, dst, bias, shift, y, &u, last);
+    return BL_OK;
+  }
+  const uint16_t p2 = grid_div(p, gr->n_x, gr->m_x, gr->sh_x);
+  const uint16_t io = grid_div(p2, gr->n_y, gr->m_y, gr->sh_y);
+  u.o0 = mul1(io, gr->s_o);
+  u.oy0 = mul1((uint16_t)(p2 - mul1(io, gr->n_y)), gr->s_y);
+  u.ox0 = mul1((uint16_t)(p - mul1(p2, gr->n_x)), gr->s_x);
+  u.o1 = clip(u.o0, gr->s_o, g->out_ch);
+  u.oy1 = clip(u.oy0, gr->s_y, g->out_h);
+  u.ox1 = clip(u.ox0, gr->s_x, g->out_w);
+  return mac_step(x, g, w16, w8, k, src, dst, bias, shift, y, &u);
+}
+
+bl_status bl_mac_step_at_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k, int32_t *acc0,
+                             int32_t *acc1, const int32_t *bias, int16_t shift, int16_t *y,
+                             const bl_mac_grid *grid, uint16_t j) {
+  if (w == 0) return BL_ERR_ARG;
+  return mac_step_at(x, g, w, 0, k, acc0, acc1, bias, shift, y, grid, j);
+}
+
+bl_status bl_mac_step_at_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k, int32_t *acc0,
+                            int32_t *acc1, const int32_t *bias, int16_t shift, int16_t *y, const bl_mac_grid *grid,
+                            uint16_t j) {
+  if (w == 0) return BL_ERR_ARG;
+  return mac_step_at(x, g, 0, w, k, acc0, acc1, bias, shift, y, grid, j);
 }

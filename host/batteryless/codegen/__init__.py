@@ -65,6 +65,12 @@ class Task:
     # of its output (a mode that drops them all only zeroes; codegen/modes.py task_case)
     rows: tuple[int, int] | None = None
     zero: Any = None
+    # loop continuation: (C template with {j}, j) when this task is step j of a run of steps that differ
+    # only by j (codegen/tasks.py dispatches such a run as one entry); None: dispatched by its own call
+    chunk: tuple[str, int] | None = None
+    # bl_mac_step: the task's bl_mac_unit when its call names it as {unit} (the unit table holds only the
+    # units of tasks dispatched one by one; codegen/tasks.py numbers them)
+    unit: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -97,6 +103,7 @@ class _Plan:
     input_chunk: int = 0  # input elements one resumable input-load task copies (0: the whole input)
     eve: dict[str, Any] = field(default_factory=dict)  # layer -> (LayerModes, C literals) (codegen/modes.py)
     eve_defs: list[str] = field(default_factory=list)  # per-mode selections and values, static in model.c
+    ranges: bool = False  # range dispatch (loop continuation) for this board (codegen/tasks.py)
 
 
 def _c_array(ctype: str, name: str, values: np.ndarray, attrs: str = "") -> str:
@@ -211,8 +218,25 @@ def _mac_step_tasks(
     units = granularity_mod.mac_units(out_ch, out_h, out_w, in_ch, taps, costs, max_step)
     if any(u[6] > 0 for u in units):
         plan.acc_len = max(plan.acc_len, out_ch * out_h * out_w)
+    # loop continuation: every step of the layer is one call on the layer's grid with the step index j
+    # (codegen/tasks.py makes the consecutive steps one dispatch entry); EVE layers keep one call per step
+    grid = None
+    if eve is None and plan.ranges:
+        grid = granularity_mod.mac_grid(units, out_ch, out_h, out_w, in_ch)
+    if grid is not None:
+        gname = f"grid_{name}"
+        plan.geoms.append(
+            f"static const bl_mac_grid {gname} = {{"
+            + ", ".join(f"{grid[f]}u" for f in granularity_mod.GRID_FIELDS)
+            + "};"
+        )
+        accs = "bl_acc0, bl_acc1" if any(u[6] > 0 for u in units) else "NULL, NULL"
+        at_fmt = (
+            f"bl_mac_step_at_{wsuf}({cur}, &{geom}, {wname}, {k}u, {accs}, {bias_c}, {shift}, {other}, "
+            f"&{gname}, {{j}})"
+        )
     prev = None
-    for u in units:
+    for j, u in enumerate(units):
         o0, o1, oy0, oy1, ox0, ox1, c0, c1 = u
         first = c0 == 0
         src = None if first else prev
@@ -220,13 +244,16 @@ def _mac_step_tasks(
         prev = dst
         if c1 == in_ch:
             dst = "NULL"  # the last step writes y
-        ui = len(plan.units)
-        plan.units.append(u)
         n = (o1 - o0) * (oy1 - oy0) * (ox1 - ox0)
+        is_eve = eve is not None
+        if is_eve:  # EVE: the unit's index is fixed now (the mode calls below name it too)
+            ui = len(plan.units)
+            plan.units.append(u)
         call = (
             f"bl_mac_step_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, {bias_c}, "
-            f"{shift}, {other}, &bl_units[{ui}])"
+            f"{shift}, {other}, &bl_units[{ui if is_eve else '{unit}'}])"
         )
+        chunk = None if grid is None else (at_fmt, j)
         mode_expr = None
         if _dense_modes(plan, eve):
             # a unit the mode drops entirely is skipped (its last step zeroes the output); one it keeps in
@@ -246,13 +273,15 @@ def _mac_step_tasks(
                 name,
                 "mac_step",
                 call,
+                chunk=chunk,
+                unit=None if is_eve else u,
                 macs=n * (c1 - c0) * taps,
                 out_bytes=2 * n if c1 == in_ch else 4 * n,
                 outputs=n,
                 op=layer["op"],
                 sel_fmt=f"bl_mac_step_sel_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, "
-                f"{{bias}}, {{shift}}, {other}, &bl_units[{ui}], {{sel}})"
-                if eve is not None and mode_expr is None
+                f"{{bias}}, {{shift}}, {other}, &bl_units[{ui if is_eve else 0}], {{sel}})"
+                if is_eve and mode_expr is None
                 else None,
                 mode_expr=mode_expr,
             )
@@ -284,7 +313,7 @@ def _plan(
     element ranges, pools over channel ranges, direct-path layers in bl_mac_step steps, and FFT-path layers
     whose smallest step does not fit moved to the direct path."""
     shapes = propagate_shapes(art.layers, art.input_shape)
-    plan = _Plan()
+    plan = _Plan(ranges=tasks_mod.uses_ranges(board))
     plan.act_len = max(math.prod(s[1:]) for s in shapes)
     cur, other = "bl_act0", "bl_act1"
     # EVE: per mode, how many leading elements of the activation `cur` can be nonzero (None: all). A mode
@@ -308,7 +337,7 @@ def _plan(
             per = n_out
             if max_step is not None and costs.cycles(elements=n_out, calls=1) > max_step:
                 per = max(1, int((max_step - costs.cycles_per_call) // max(costs.cycles_per_element, 1e-9)))
-            for e0 in range(0, n_out, per):
+            for j, e0 in enumerate(range(0, n_out, per)):
                 n = min(per, n_out - e0)
                 buf = f"{cur} + {e0}" if e0 else cur
                 call = f"bl_relu_q15({buf}, {buf}, {n}u)"
@@ -333,6 +362,9 @@ def _plan(
                         elements=n,
                         out_bytes=2 * n,
                         mode_expr=mode_expr,
+                        chunk=None
+                        if per == n_out
+                        else (f"{tasks_mod.RELU_CHUNK}({cur}, {n_out}u, {per}u, {{j}})", j),
                     )
                 )
             plan.layers.append(entry)
@@ -377,6 +409,10 @@ def _plan(
                                 f"{nr}u, {ow}u, {kh}u, {kw}u, {sh}u, {sw}u}};"
                             )
                         xo, yo = ch * ih * iw + r0 * sh * iw, ch * oh * ow + r0 * ow
+                        # every chunk the same sub-pool, and no input rows left over between channels:
+                        # chunk j's input / output start at j times a fixed stride (loop continuation)
+                        uniform = oh % rows == 0 and ih == oh * sh
+                        j = ch * (oh // rows) + r0 // rows
                         plan.tasks.append(
                             Task(
                                 f"{name}.ch{ch}r{r0}",
@@ -385,6 +421,13 @@ def _plan(
                                 f"{fn}({cur} + {xo}, &{gr}, {other} + {yo}, 0u, 1u)",
                                 elements=((nr - 1) * sh + kh) * iw,
                                 out_bytes=2 * nr * ow,
+                                chunk=(
+                                    f"{tasks_mod.POOL_ROWS}({fn}, {cur}, &{gr}, {other}, {rows * sh * iw}u, "
+                                    f"{rows * ow}u, {{j}})",
+                                    j,
+                                )
+                                if uniform
+                                else None,
                             )
                         )
                 cur, other = other, cur
@@ -393,7 +436,7 @@ def _plan(
                 plan.layers.append(entry)
                 continue
             live_ch = None if live is None else [min(c, -(-e // per_ch)) for e in live]
-            for c0 in range(0, c, chans):
+            for j, c0 in enumerate(range(0, c, chans)):
                 c1 = min(c, c0 + chans)
                 call = f"{fn}({cur}, &{g}, {other}, {c0}u, {c1}u)"
                 mode_expr = None
@@ -417,6 +460,9 @@ def _plan(
                         elements=(c1 - c0) * per_ch,
                         out_bytes=2 * n_out * (c1 - c0) // c,
                         mode_expr=mode_expr,
+                        chunk=None
+                        if chans == c
+                        else (f"{tasks_mod.POOL_CHUNK}({fn}, {cur}, &{g}, {other}, {chans}u, {{j}})", j),
                     )
                 )
             if live_ch is not None:
@@ -922,7 +968,7 @@ bl_status bl_model_task(uint16_t t);
 /* The logits after the last task. */
 const int16_t *bl_model_output(void);
 /* 1 where task t is the last task of its layer (checkpointing at layer granularity). */
-extern const uint8_t bl_model_task_layer_end[BL_MODEL_NUM_TASKS];
+uint8_t bl_model_task_layer_end(uint16_t t);
 /* All tasks in order; calls hook(t) before each task if hook is not NULL. */
 bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsigned));
 {f"{chr(10)}#define BL_MODEL_NUM_MODES {len(art.modes)}u{chr(10)}{eve_modes.MODEL_H_MODE_API}" if eve else ""}
@@ -962,7 +1008,6 @@ BL_MODEL_BUF int16_t bl_act1[{plan.act_len}];
 {f"int16_t bl_work[{4 * plan.max_k}];" if plan.max_k else ""}
 {f"BL_MODEL_BUF int32_t bl_acc0[{plan.acc_len}];" if plan.acc_len else ""}
 {f"BL_MODEL_BUF int32_t bl_acc1[{plan.acc_len}];" if plan.acc_len else ""}
-{tasks_mod.units_table(plan)}
 
 {chr(10).join(plan.geoms)}
 {chr(10).join(fft_cfgs)}
@@ -985,7 +1030,7 @@ void bl_model_load_input_part(const volatile int16_t *src, uint16_t e0, uint16_t
   }}
 }}
 
-{tasks_mod.dispatch_c(plan)}
+{tasks_mod.dispatch_c(plan, b)}
 const int16_t *bl_model_output(void)
 {{
   return {plan.output_buffer};

@@ -15,6 +15,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from batteryless.boards import Board
 from batteryless.codegen.costs import CostModel
 from batteryless.errors import UsageError
@@ -173,3 +175,56 @@ def mac_units(
                 for c0 in range(0, in_ch, cs):
                     units.append((o, o + 1, oy, oy + 1, ox, ox + 1, c0, min(in_ch, c0 + cs)))
     return units
+
+
+def _reciprocal(d: int, j_max: int) -> tuple[int, int]:
+    """(m, sh) with ((j * m) >> 16) >> sh == j // d for every j in [0, j_max] and m < 2**16 (bl_mac_grid),
+    found by checking every j: the firmware then divides with one 16x16 multiplication and a short shift
+    of its high word. (1, 0) for d == 1 (the firmware skips it)."""
+    if d == 1:
+        return 1, 0
+    j = np.arange(j_max + 1, dtype=np.uint64)
+    want = j // d
+    for sh in range(16):
+        m = -(-(1 << (16 + sh)) // d)  # ceil(2^(16+sh) / d)
+        if m >= 1 << 16:
+            break
+        if np.array_equal((j * np.uint64(m)) >> np.uint64(16 + sh), want):
+            return m, sh
+    raise ValueError(f"no 16-bit reciprocal of {d} is exact up to {j_max}")
+
+
+def mac_grid(units: list[tuple[int, ...]], out_ch: int, out_h: int, out_w: int, in_ch: int) -> dict | None:
+    """The ``bl_mac_grid`` (firmware/include/bl_kernels.h) whose step j is ``units[j]`` for every j, or None
+    when the units are not such a grid (the caller then dispatches them one by one). Checked, not assumed:
+    the grid's units are regenerated and compared with ``units``."""
+    if not units or len(units) >= 1 << 16:
+        return None
+    o0, o1, oy0, oy1, ox0, ox1, c0, c1 = units[0]
+    s_o, s_y, s_x, s_c = o1 - o0, oy1 - oy0, ox1 - ox0, c1 - c0
+    n = [-(-dim // s) for dim, s in ((out_ch, s_o), (out_h, s_y), (out_w, s_x), (in_ch, s_c))]
+    if math.prod(n) != len(units):
+        return None
+    regen = [
+        (o, min(out_ch, o + s_o), y, min(out_h, y + s_y), x, min(out_w, x + s_x), c, min(in_ch, c + s_c))
+        for o in range(0, out_ch, s_o)
+        for y in range(0, out_h, s_y)
+        for x in range(0, out_w, s_x)
+        for c in range(0, in_ch, s_c)
+    ]
+    if regen != [tuple(u) for u in units]:
+        return None
+    _, n_y, n_x, n_c = n
+    try:
+        m_c, sh_c = _reciprocal(n_c, len(units) - 1)
+        m_x, sh_x = _reciprocal(n_x, len(units) // n_c - 1)
+        m_y, sh_y = _reciprocal(n_y, len(units) // (n_c * n_x) - 1)
+    except ValueError:
+        return None
+    return {
+        "n_y": n_y, "n_x": n_x, "n_c": n_c, "s_o": s_o, "s_y": s_y, "s_x": s_x, "s_c": s_c,
+        "m_c": m_c, "m_x": m_x, "m_y": m_y, "sh_c": sh_c, "sh_x": sh_x, "sh_y": sh_y,
+    }  # fmt: skip
+
+
+GRID_FIELDS = ("n_y", "n_x", "n_c", "s_o", "s_y", "s_x", "s_c", "m_c", "m_x", "m_y", "sh_c", "sh_x", "sh_y")
