@@ -253,4 +253,5 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     assert r.correct and r.reboots == len(cuts), (cuts, r.reboots, r.error)
     # the simulator's FRAM starts as the image left it, not erased: the uncut run's own first-boot finding
     # is the baseline (as verify_intermittent does)
-    assert not check_schedule(r, img.max_lost, cont.corrupt or 0) and r.lost_max <= 1, (r.violated, r.lost_max)
+    bad = check_schedule(r, img.max_lost, cont.corrupt or 0)
+    assert not bad and r.lost_max <= 1, (bad, r.lost_max)
