@@ -985,7 +985,7 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         wr, wi = twiddles(kmax)
         weights.append(_c_array("int16_t", "bl_twiddles", np.stack([wr, wi], axis=1)))
     fft_cfgs = [f"static const bl_fft_cfg fft{k} = {{{k}u, {max(fft_ks)}u, bl_twiddles}};" for k in fft_ks]
-    _prune_eve_defs(plan, tasks_mod.dispatch_c(plan))  # the statics the dispatch uses
+    _prune_eve_defs(plan, tasks_mod.dispatch_c(plan, b))  # the statics the dispatch uses
     model_c = f"""{c_banner}#include <stddef.h>
 #include <stdint.h>
 
