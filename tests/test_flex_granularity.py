@@ -237,6 +237,9 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     from batteryless.flex import check_schedule
 
     art = artifacts[model]
+    # a coarser fine image links too (range entries once folded a buffer's address past the 16-bit
+    # relocations' reach)
+    assert build_flex(art, "msp430fr5994", tmp_path / "g4000", granularity=4000).num_tasks > 100
     img = build_flex(art, "msp430fr5994", tmp_path, granularity=1500)
     model_c = (img.model_dir / "model.c").read_text()
     entries = len(re.findall(r"^  if \(t < \d+u\)", model_c, flags=re.M))

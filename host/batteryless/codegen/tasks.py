@@ -45,18 +45,22 @@ POOL_ROWS = "bl_model_pool_rows"
 
 # Helpers the chunk templates of codegen/__init__.py call: step j of a layer cut into equal element /
 # channel / row ranges (the last one may be short). Emitted only when used (static: unused ones would warn).
+# noinline: inlined into a range entry, clang folds the entry's base into a constant offset of the buffer's
+# address (bl_act1 - base * stride), which the MSP430's 16-bit relocations reject when it leaves 0..64K.
 _POOL_FN = """typedef bl_status (*bl_model_pool_fn)(const int16_t *, const bl_pool_geom *, int16_t *,
                                       uint16_t, uint16_t);
 """
 _HELPERS = {
-    RELU_CHUNK: """static bl_status bl_model_relu_chunk(int16_t *b, uint16_t len, uint16_t per, uint16_t j)
+    RELU_CHUNK: """__attribute__((noinline))
+static bl_status bl_model_relu_chunk(int16_t *b, uint16_t len, uint16_t per, uint16_t j)
 {
   const uint16_t e0 = (uint16_t)(j * per);
   const uint16_t n = (uint16_t)(len - e0) < per ? (uint16_t)(len - e0) : per;
   return e0 < len ? bl_relu_q15(b + e0, b + e0, n) : BL_ERR_ARG;
 }
 """,
-    POOL_CHUNK: """static bl_status bl_model_pool_chunk(bl_model_pool_fn fn, const int16_t *x,
+    POOL_CHUNK: """__attribute__((noinline))
+static bl_status bl_model_pool_chunk(bl_model_pool_fn fn, const int16_t *x,
                                      const bl_pool_geom *g, int16_t *y, uint16_t chans, uint16_t j)
 {
   const uint16_t c0 = (uint16_t)(j * chans);
@@ -64,7 +68,8 @@ _HELPERS = {
   return fn(x, g, y, c0, c1);
 }
 """,
-    POOL_ROWS: """static bl_status bl_model_pool_rows(bl_model_pool_fn fn, const int16_t *x,
+    POOL_ROWS: """__attribute__((noinline))
+static bl_status bl_model_pool_rows(bl_model_pool_fn fn, const int16_t *x,
                                     const bl_pool_geom *g, int16_t *y, uint16_t x_stride,
                                     uint16_t y_stride, uint16_t j)
 {
