@@ -44,6 +44,17 @@ static inline uint16_t kdiv(kdiv_t d, uint16_t v) {
 static inline uint16_t kmod(kdiv_t d, uint16_t v) {
   return d.shift != 0xFFFFu ? (uint16_t)(v & d.mask) : (uint16_t)(v % d.k);
 }
+/* a * b for an offset into one of a step's arrays. On the 16-bit target every array lies in the lower
+ * 64 KB (small memory model), so the product fits 16 bits: one low-word multiply, none for a factor of 1
+ * (strides, 1x1 rows); a 16x16 -> 32 helper call costs ~60 cycles there. Elsewhere a plain product. */
+static inline uint32_t imul(uint16_t a, uint16_t b) {
+#if BL_REF_SOFT_DIVIDE
+  return b == 1u ? a : (a == 0u ? 0u : (uint16_t)(a * b));
+#else
+  return (uint32_t)a * b;
+#endif
+}
+
 /* a * b for an index (b may exceed 16 bits on large layers; the 16x16 multiply when it does not) */
 static inline uint32_t mul_idx(uint16_t a, uint32_t b) {
   return !BL_REF_SOFT_DIVIDE || b > 0xFFFFu ? (uint32_t)a * b : bl_ref_umul16(a, (uint16_t)b);
@@ -154,24 +165,24 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
      * per-channel divisions); dense (k == 1) is the same walk with one channel per block */
     const uint16_t d0 = (uint16_t)(rr >= cc0 ? rr - cc0 : rr + k - cc0);
     const uint32_t block0 =
-        mul_idx(taps, k == 1u ? bl_ref_umul16(o, g->in_ch) + u->c0 : bl_ref_umul16((uint16_t)(ob * q + cb0), k));
+        mul_idx(taps, k == 1u ? imul(o, g->in_ch) + u->c0 : imul((uint16_t)(ob * q + cb0), k));
     for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
-      const int32_t iy0 = (int32_t)bl_ref_umul16(oy, g->sh) - (int32_t)g->ph;
+      const int32_t iy0 = (int32_t)imul(oy, g->sh) - (int32_t)g->ph;
       const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
-      uint32_t idx = idx_o + bl_ref_umul16(oy, g->out_w) + u->ox0;
-      int32_t ix0 = (int32_t)bl_ref_umul16(u->ox0, g->sw) - (int32_t)g->pw;
+      uint32_t idx = idx_o + imul(oy, g->out_w) + u->ox0;
+      int32_t ix0 = (int32_t)imul(u->ox0, g->sw) - (int32_t)g->pw;
       for (uint16_t ox = u->ox0; ox < u->ox1; ox++, idx++, ix0 += g->sw) {
         const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
         const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
         const bool live = dy1 > dy0 && nx > 0;
         uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
         if (live) {
-          const uint32_t x0 = bl_ref_umul16((uint16_t)(iy0 + dy0), g->in_w) + (uint32_t)(ix0 + dx0);
-          const uint16_t t0 = (uint16_t)(bl_ref_umul16(dy0, g->kw) + dx0);
+          const uint32_t x0 = imul((uint16_t)(iy0 + dy0), g->in_w) + (uint32_t)(ix0 + dx0);
+          const uint16_t t0 = (uint16_t)(imul(dy0, g->kw) + dx0);
           uint32_t xc = x0 + c_off, block = block0;
           uint16_t cc = cc0, d = d0;
           for (uint16_t c = u->c0; c < u->c1; c++, xc += in_hw) {
-            uint32_t xo = xc, wo = block + bl_ref_umul16(d, taps) + t0;
+            uint32_t xo = xc, wo = block + imul(d, taps) + t0;
             for (uint16_t dy = dy0;;) {
               for (uint16_t dx = 0; dx < nx; dx++)
                 acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);

@@ -1,13 +1,27 @@
 /* ref backend: max / average pooling (docs/numeric-spec.md, "maxpool" and "avgpool"; spec.py _pool).
  * No padding, floor output size; pool1d is pool2d with H = KH = sh = 1. */
 #include "bl_kernels.h"
+#include "bl_ref_internal.h"
+
+/* out == (in - k) / s + 1. Where division is a software routine (BL_REF_SOFT_DIVIDE: the MSP430, ~700
+ * cycles for 16 bits) as (out - 1) * s <= in - k < out * s: a fine-grained pool step (one output row) is
+ * otherwise mostly these two divisions. */
+static bool pool_out_ok(uint16_t out, uint16_t in, uint16_t k, uint16_t s) {
+#if BL_REF_SOFT_DIVIDE
+  const uint32_t span = (uint32_t)(in - k);
+  return out != 0u && bl_ref_umul16((uint16_t)(out - 1u), s) <= span && span < bl_ref_umul16(out, s);
+#else
+  return out == (in - k) / s + 1u;
+#endif
+}
 
 bl_status bl_pool_geom_check(const bl_pool_geom *g) {
   if (g == 0) return BL_ERR_ARG;
   if (g->ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0) return BL_ERR_SHAPE;
   if (g->in_h < g->kh || g->in_w < g->kw) return BL_ERR_SHAPE;
   if ((uint32_t)g->kh * g->kw > 65535u) return BL_ERR_SHAPE; /* the int32 window sum must not overflow */
-  if (g->out_h != (g->in_h - g->kh) / g->sh + 1u || g->out_w != (g->in_w - g->kw) / g->sw + 1u) return BL_ERR_SHAPE;
+  if (!pool_out_ok(g->out_h, g->in_h, g->kh, g->sh) || !pool_out_ok(g->out_w, g->in_w, g->kw, g->sw))
+    return BL_ERR_SHAPE;
   return BL_OK;
 }
 
