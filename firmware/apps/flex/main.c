@@ -258,9 +258,14 @@ static int run_tasks(bl_flex_state *st)
   uint16_t t;
   bl_status status;
   /* task marks 1..239, wrapping, so they never collide with the runtime's 0xF0.. marks on a target
-   * whose mark ids are taken modulo 256 (the QEMU mark table): t % 239 + 1, divided once per boot and
-   * then counted (a division per task is a ~700-cycle software routine on the MSP430) */
-  uint16_t mark = (uint16_t)(st->next_task % 239u + 1u);
+   * whose mark ids are taken modulo 256 (the QEMU mark table): t % 239 + 1, computed once per boot and
+   * then counted (a division is a ~700-cycle software routine on the MSP430, so not even once per boot:
+   * at most N_TASKS / 239 subtractions) */
+  uint16_t mark = st->next_task;
+  while (mark >= 239u) {
+    mark = (uint16_t)(mark - 239u);
+  }
+  mark = (uint16_t)(mark + 1u);
   for (t = st->next_task; t < N_TASKS; t++, mark = mark == 239u ? 1u : (uint16_t)(mark + 1u)) {
     BL_FLEX_MARK(mark);
 #if BL_FLEX_BROKEN == 1

@@ -116,6 +116,7 @@ static bool out_size_ok(uint16_t out, uint16_t in, uint16_t pad, uint16_t taps, 
   const uint32_t span_p = (uint32_t)in + 2u * (uint32_t)pad;
   if (in == 0u || span_p < taps || out == 0u) return false;
   const uint32_t span = span_p - taps;
+  if (stride == 1u) return span == (uint32_t)(out - 1u); /* the common stride: no multiply */
   return bl_ref_umul16((uint16_t)(out - 1u), stride) <= span && span < bl_ref_umul16(out, stride);
 }
 
