@@ -259,13 +259,18 @@ static int run_tasks(bl_flex_state *st)
   bl_status status;
   /* task marks 1..239, wrapping, so they never collide with the runtime's 0xF0.. marks on a target
    * whose mark ids are taken modulo 256 (the QEMU mark table): t % 239 + 1, computed once per boot and
-   * then counted (a division is a ~700-cycle software routine on the MSP430, so not even once per boot:
-   * at most N_TASKS / 239 subtractions) */
+   * then counted. On the MSP430 a division is a ~700-cycle software routine, so there not even once per
+   * boot (at most N_TASKS / 239 subtractions); where it is an instruction, the subtractions would cost
+   * more (a resumed M4 boot's budget at 1,000-instruction periods is tight). */
+#if defined(__MSP430__)
   uint16_t mark = st->next_task;
   while (mark >= 239u) {
     mark = (uint16_t)(mark - 239u);
   }
   mark = (uint16_t)(mark + 1u);
+#else
+  uint16_t mark = (uint16_t)(st->next_task % 239u + 1u);
+#endif
   for (t = st->next_task; t < N_TASKS; t++, mark = mark == 239u ? 1u : (uint16_t)(mark + 1u)) {
     BL_FLEX_MARK(mark);
 #if BL_FLEX_BROKEN == 1
