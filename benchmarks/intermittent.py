@@ -19,6 +19,8 @@
 
 Writes benchmarks/results/intermittent.json. Run: .venv/bin/python benchmarks/intermittent.py
 (``--harness-only``: re-measure only the harness figures and replace them in the existing file;
+``--msp430``: re-measure only the MSP430 simulator's fine-granularity rows, step fit and overhead and
+replace them in the existing file;
 ``--tables``: print the docs tables from the results file.)
 """
 
@@ -253,6 +255,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bl-bench-flex-") as d:
         if "--harness-only" in sys.argv[1:]:
             return _harness_only(Path(d))
+        if "--msp430" in sys.argv[1:]:
+            return _msp430_only(Path(d))
         return _main(Path(d))
 
 
@@ -318,6 +322,190 @@ def _harness_only(tmp: Path) -> int:
     os.replace(t, RESULTS)
     print(json.dumps(out["harness"], indent=1))
     return 0
+
+
+# issue 13, the MSP430 half: fine images (range dispatch) on the simulator. Granularity in the board cost
+# model's estimated MCLK cycles per task; the step fit uses both, the rows the finer one.
+MSP_FINE = [1500, 4000]
+MSP_FINE_NS = [1_000, 3_000, 10_000]
+STEP_KINDS = {"mac_step": None, "relu": "relu", "maxpool": "pool", "avgpool": "pool"}
+
+
+def _msp_steps(img, art: Path, inp: bytes, g: float) -> tuple[dict, list[dict]]:
+    """Continuous run of a fine MSP430 image: totals (instructions, MCLK cycles) and every atomic step
+    (from one task mark to the next: the task, the app's loop and the commit; the last task to the done
+    mark) with the features of its task (codegen's plan for the same granularity)."""
+    from batteryless.artifact import load_artifact
+    from batteryless.boards import load_board
+    from batteryless.codegen import _plan
+    from batteryless.codegen.costs import cost_model
+    from batteryless.flex.image import DONE_MARK
+
+    b = load_board(MSP)
+    plan = _plan(load_artifact(art), b, "ref", "auto", cost_model(b, "ref"), float(g))
+    n_in = img.granularity["input_tasks"]
+    assert len(plan.tasks) + n_in == img.num_tasks, (len(plan.tasks), n_in, img.num_tasks)
+    r = run(img.image, MSP, inputs=inp)
+    marks = [(m.value, m.cycle, m.instruction) for m in _sim_marks(img.image, b, inp)]
+    marks = [m for m in marks if 1 <= m[0] <= 239 or m[0] == DONE_MARK]
+    assert len(marks) == img.num_tasks + 1, (len(marks), img.num_tasks)
+    chunk = img.granularity["input_chunk"]
+    in_len = len(inp) // 2
+    steps = []
+    for i, (a, z) in enumerate(zip(marks, marks[1:], strict=False)):
+        row = {"cycles": z[1] - a[1], "instructions": z[2] - a[2]}
+        if i < n_in:
+            row |= {"kind": "input", "elements": min(chunk, in_len - i * chunk)}
+        else:
+            t = plan.tasks[i - n_in]
+            kind = STEP_KINDS.get(t.kind, t.kind)
+            if t.kind == "mac_step":
+                kind = "linear" if t.op == "linear" else "conv"
+            row |= {"kind": kind, "outputs": t.outputs, "macs": t.macs, "elements": t.elements}
+        steps.append(row)
+    return {"instructions": r.instructions, "mclk_cycles": r.mclk_cycles}, steps
+
+
+def _sim_marks(elf: Path, board, data: bytes):
+    """The simulator's marks of one continuous run with MCLK cycle AND instruction counts (the runner keeps
+    only the cycle)."""
+    import struct
+
+    from batteryless.firmware.image import INPUT_HEADER, INPUT_MAGIC, symbols
+    from batteryless.firmware.msp430sim import STOP_PC, Msp430Sim
+
+    syms = symbols(elf)
+    inp = syms["bl_input"]
+    pad = bytes(inp.size - INPUT_HEADER - len(data))
+    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=int(board.emulator["mark_register"]))
+    try:
+        sim.load_elf(elf)
+        sim.load(inp.address, struct.pack("<II", INPUT_MAGIC, len(data)) + data + pad)
+        sim.power_on()
+        assert sim.run(max_cycles=2_000_000_000) == STOP_PC
+        return sim.marks()
+    finally:
+        sim.close()
+
+
+def _fit_steps(steps: list[dict]) -> dict:
+    """[cost.ref.step] for the MSP430, as the M4's: per kind, least-squares slopes over the measured steps'
+    features, the intercept raised by the largest residual (an upper envelope: every measured step is at
+    or below its bound). MCLK cycles."""
+    import numpy as np
+
+    feats = {"linear": ("outputs", "macs"), "conv": ("outputs", "macs"), "relu": ("elements",),
+             "pool": ("elements",), "input": ("elements",)}  # fmt: skip
+    names = {"outputs": "per_output", "macs": "per_mac", "elements": "per_element"}
+    table = {}
+    for kind, fs in feats.items():
+        rows = [s for s in steps if s["kind"] == kind]
+        if not rows:
+            continue
+        y = np.array([s["cycles"] for s in rows], dtype=float)
+        x = np.array([[s[f] for f in fs] for s in rows], dtype=float)
+        a = np.hstack([np.ones((len(rows), 1)), x])
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        coef[1:] = np.maximum(coef[1:], 0.0)  # a bound never falls with more work
+        call = float(np.max(y - x @ coef[1:]))
+        table[f"{kind}_call"] = int(np.ceil(call))
+        for f, c in zip(fs, coef[1:], strict=True):
+            table[f"{kind}_{names[f]}"] = round(float(c), 2)
+        table[f"_{kind}_steps"] = len(rows)
+    return table
+
+
+def _msp430_only(tmp: Path) -> int:
+    """The MSP430 simulator's half of issue 13, replacing its keys/rows in the existing results file:
+    fine images (range dispatch) at MSP_FINE estimated cycles per task, their atomic steps and the
+    [cost.ref.step] fit over them, FLEX rows at MSP_FINE_NS (power failing every N instructions; the
+    totals in instructions, MCLK cycles of the continuous runs beside them), and the continuous-power
+    overhead at the FR5994's default granularity (flex app vs the plain model app, both units)."""
+    quick = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+    out = json.loads(RESULTS.read_text())
+    rows = [r for r in out["rows"] if not (r["harness"] == MSP and r["granularity"].startswith("fine"))]
+    fine = {k: v for k, v in out["fine"].items() if MSP not in k}
+    msp: dict = {
+        "command": ".venv/bin/python benchmarks/intermittent.py --msp430",
+        "unit_rows": "instructions",
+    }
+    all_steps = []
+    for model, k, bits in (("mlp", 16, 16), ("cnn", 8, 8)):
+        art = tmp / f"{model}.bl"
+        compress(model, "digits", out=art, config=CompressConfig(block_size=k, weight_bits=bits, **quick))
+        inp = model_input(art, 0)
+        # continuous-power overhead at the board's default granularity (its default buffer)
+        gen = tmp / f"gen-plain-{model}"
+        codegen(art, MSP, gen, backend="ref", buffers_in="nvm")
+        base = run(build(MSP, gen, "ref", app="model", out_dir=tmp / f"plain-{model}").image, MSP, inputs=inp)
+        dimg = build_flex(art, MSP, tmp / f"m-{model}-default")
+        dflex = run(dimg.image, MSP, inputs=inp)
+        assert base.values["logits"] == dflex.values["logits"], "model app and flex app disagree (MSP430)"
+        msp[f"{model} default"] = {
+            "granularity": dimg.granularity,
+            "num_tasks": dimg.num_tasks,
+            "model_app": {"instructions": base.instructions, "mclk_cycles": base.mclk_cycles},
+            "flex": {"instructions": dflex.instructions, "mclk_cycles": dflex.mclk_cycles},
+            "overhead_continuous_pct": round(100.0 * (dflex.mclk_cycles / base.mclk_cycles - 1.0), 2),
+            "overhead_continuous_pct_instructions": round(
+                100.0 * (dflex.instructions / base.instructions - 1.0), 2
+            ),
+        }
+        print(json.dumps(msp[f"{model} default"]), flush=True)
+        coarse_cont = dflex.instructions
+        for g in MSP_FINE:
+            img = build_flex(art, MSP, tmp / f"m-{model}-{g}", granularity=g)
+            totals, steps = _msp_steps(img, art, inp, g)
+            all_steps += steps
+            largest = max(steps, key=lambda s: s["cycles"])
+            size = build_size(img.image)
+            fine[f"{model} {MSP} {g}"] = {
+                "num_tasks": img.num_tasks,
+                "continuous_instructions": totals["instructions"],
+                "continuous_mclk_cycles": totals["mclk_cycles"],
+                "vs_coarse_flex": round(totals["instructions"] / coarse_cont, 3),
+                "largest_step": {
+                    "cycles": largest["cycles"],
+                    "instructions": max(s["instructions"] for s in steps),
+                },
+                "largest_step_bound": img.granularity.get("largest_step_bound"),
+                "text_bytes": size,
+                "paths": img.paths,
+            }
+            print(json.dumps(fine[f"{model} {MSP} {g}"]), flush=True)
+            if g != MSP_FINE[0]:
+                continue
+            cont = run_schedule(img, MSP, inp, [])
+            for n in MSP_FINE_NS:
+                row = _row(MSP, "flex", n, img, inp, cont.logits, cont.instructions, 3 * img.num_tasks + 100,
+                           max(s["instructions"] for s in steps))  # fmt: skip
+                row["board"], row["target"] = MSP, "msp430sim (MSP430FR5994 model)"
+                row["unit"] = "instructions"
+                row["overhead_vs_coarse_continuous"] = (
+                    round(row["total_instructions"] / coarse_cont, 3) if row["finished"] else None
+                )
+                rows.append({"model": model, **row})
+                print(json.dumps(rows[-1]), flush=True)
+    msp["step_fit"] = _fit_steps(all_steps)
+    msp["step_fit"]["source"] = (
+        f"FITTED: upper envelope over {len(all_steps)} measured atomic steps (msp430sim MCLK cycles from one "
+        f"task mark to the next, continuous power) of the digits MLP and CNN flex images at --granularity "
+        f"{', '.join(map(str, MSP_FINE))} (ref kernels, range dispatch)"
+    )
+    print(json.dumps(msp["step_fit"]), flush=True)
+    out["rows"], out["fine"], out["msp430"] = rows, fine, msp
+    t = RESULTS.with_suffix(".json.tmp")
+    t.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(t, RESULTS)
+    return 0
+
+
+def build_size(elf: Path) -> int:
+    """Code + read-only data bytes of an image (llvm-size's text)."""
+    import subprocess
+
+    cols = subprocess.run(["llvm-size", str(elf)], capture_output=True, text=True, check=True).stdout.split()
+    return int(cols[6])
 
 
 def _main(tmp: Path) -> int:

@@ -230,11 +230,14 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     """The MSP430 half (issue 13): a fine image (1,500 estimated cycles per task, thousands of tasks) fits
     the 16-bit target because its dispatch is one range entry per layer run (loop continuation), not one
     case per task; on the MSP430 simulator it computes the numeric spec bit for bit, and under random cuts
-    it still does, with the protocol checks (no corrupt record, at most one task lost per failure)."""
+    it still does, with the protocol checks (no corrupt record, at most one task lost per failure). Its
+    schedule.json step bound holds against the measured steps."""
     import random
     import re
 
+    from batteryless.firmware import run
     from batteryless.flex import check_schedule
+    from batteryless.flex.image import DONE_MARK
 
     art = artifacts[model]
     # a coarser fine image links too (range entries once folded a buffer's address past the 16-bit
@@ -250,6 +253,16 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     ref = spec_logits(art, 1, img.paths)
     cont = run_schedule(img, "msp430fr5994", inp, [], ref)
     assert cont.correct, (cont.logits, ref)
+    # the FR5994's [cost.ref.step] bounds every atomic step: MCLK cycles from one task mark to the next (the
+    # task, the app's loop and the commit), measured under continuous power; and is not absurdly loose
+    bound = img.granularity["largest_step_bound"]
+    assert bound is not None and img.granularity["step_bound_missing"] == []
+    marks = [
+        m for m in run(img.image, "msp430fr5994", inputs=inp).marks if 1 <= m[0] <= 239 or m[0] == DONE_MARK
+    ]
+    assert len(marks) == img.num_tasks + 1
+    step = max(b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False))
+    assert step <= bound < 3 * step, (step, bound)
     rng = random.Random(13)
     cuts = sorted(rng.sample(range(1, cont.instructions), 8))
     r = run_schedule(img, "msp430fr5994", inp, cuts, ref)
