@@ -111,3 +111,16 @@ def test_codegen_refuses_a_policy_for_another_buffer_before_writing(eve_art, tmp
     # the same policy on a 1 mF buffer is accepted
     res = codegen(art_path, "msp430fr5994", tmp_path / "g", backend="ref", eve_policy=doc, capacitance_f=1e-3)
     assert res.schedule["eve"]["rate"]["energy_mv2"] == [800_000, 400_000, 200_000]  # 2·E/C in mV²
+
+
+def test_policy_refuses_an_artifact_without_modes_or_accuracies(artifacts, eve_art, tmp_path):
+    from batteryless.eve.policy import policy
+
+    with pytest.raises(UsageError, match="has no EVE modes"):
+        policy(artifacts["mlp"], "msp430fr5994", ["rf-3m"], out=tmp_path / "p.json")
+    art = load_artifact(eve_art[0])
+    art.metrics.pop("modes", None)
+    bare = save_artifact(art, tmp_path / "bare.bl")
+    with pytest.raises(UsageError, match="reference_accuracy"):
+        policy(bare, "msp430fr5994", ["rf-3m"], out=tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists()
