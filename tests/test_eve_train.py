@@ -140,14 +140,16 @@ def _trained(cfg: EveConfig):
     return net, train_modes(net, x, y, 3, cfg)
 
 
-def test_mode0_weight_changes_the_sandwich_and_1_is_the_plain_sandwich():
+def test_mode0_weight_changes_the_sandwich_and_the_mode0_phase_defaults_to_a_quarter_of_it():
     cfg = dict(epochs=1, keep=[1.0, 0.5, 0.25])
-    plain, _ = _trained(EveConfig(**cfg))
     one, _ = _trained(EveConfig(**cfg, mode0_weight=1.0))
+    again, _ = _trained(EveConfig(**cfg, mode0_weight=1.0))
     three, _ = _trained(EveConfig(**cfg, mode0_weight=3.0))
-    pairs = list(zip(plain.parameters(), one.parameters(), three.parameters(), strict=True))
+    pairs = list(zip(one.parameters(), again.parameters(), three.parameters(), strict=True))
     assert all(torch.equal(a, b) for a, b, _ in pairs)
     assert any(not torch.equal(a, c) for a, _, c in pairs)
+    assert [EveConfig(epochs=e).mode0_phase() for e in (0, 3, 4, 40)] == [0, 0, 1, 10]
+    assert EveConfig(epochs=40, mode0_epochs=0).mode0_phase() == 0
 
 
 def test_mode0_epochs_train_mode_0_alone():

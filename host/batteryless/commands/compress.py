@@ -313,13 +313,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mode0-weight",
         type=float,
-        help="EVE: weight of the largest mode's loss in each sandwich step (> 0; default: see docs/eve.md)",
+        help="EVE: weight of the largest mode's loss in each sandwich step (> 0; default 2)",
     )
     p.add_argument(
         "--mode0-epochs",
         type=int,
         help="EVE: epochs training the largest mode alone after the sandwich, at a tenth of the learning "
-        "rate (default: see docs/eve.md)",
+        "rate (default: a quarter of --mode-epochs)",
     )
     p.add_argument("--json", help="also write the report as JSON to this file ('-' prints only JSON)")
     p.set_defaults(func=cmd_compress)

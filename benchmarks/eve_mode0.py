@@ -1,0 +1,91 @@
+"""EVE's largest mode against the single-mode model, per seed, for the options that protect mode 0
+(``EveConfig.mode0_weight``: its loss weight in the sandwich; ``mode0_epochs``: mode-0-only fine-tuning
+after it).
+
+Per (model, seed, variant): the integer (spec) accuracy of every mode on the digits test split (359 samples:
+one sample is 0.28 points) with the benchmark's ladders (``EVE_SETTINGS`` of benchmarks/eve.py), and the
+single-mode model (``{"single": true}``). ADMM is run once per process and reused (deep copy) by every
+variant of that seed: the variants differ only after it. Rows are merged into
+benchmarks/results/eve_mode0.json (keyed by model, seed, variant), so seeds can run as separate processes:
+
+    nice .venv/bin/python benchmarks/eve_mode0.py --model cnn --seed 0 \
+        --variants '[{"mode0_weight": 1.0, "mode0_epochs": 0}, {"single": true}, {}]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import batteryless.rad.compress as rc  # noqa: E402
+from batteryless.eve.train import EveConfig  # noqa: E402
+from eve import EVE_SETTINGS  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "eve_mode0.json"
+
+
+def _cache_admm() -> None:
+    """ADMM once per block choice in this process; each variant trains its own copy."""
+    orig, cache = rc.admm_circulant, {}
+
+    def cached(net, blocks, *a, **k):
+        key = repr(blocks)
+        if key not in cache:
+            cache[key] = orig(net, blocks, *a, **k)
+        circ, hist = cache[key]
+        return copy.deepcopy(circ), hist
+
+    rc.admm_circulant = cached
+
+
+def run(model: str, seed: int, variant: dict) -> list[float]:
+    if variant.get("single"):
+        art, _ = rc.compress(model, "digits", out=None, config=rc.CompressConfig(seed=seed))
+        return [art.metrics["reference_accuracy"]]
+    s = EVE_SETTINGS.get(model, {})
+    cfg = EveConfig(keep=s.get("keep"), width=s.get("width"), layer_width=s.get("layer_width", {}), **variant)
+    conf = rc.CompressConfig(modes=3, eve=cfg, layer_blocks=s.get("layer_blocks", {}), seed=seed)
+    art, _ = rc.compress(model, "digits", out=None, config=conf)
+    return [m["reference_accuracy"] for m in art.metrics["modes"]]
+
+
+def merge(rows: list[dict], path: Path = RESULTS) -> None:
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    key = lambda r: (r["model"], r["seed"], json.dumps(r["variant"], sort_keys=True))  # noqa: E731
+    by = {key(r): r for r in old}
+    by.update({key(r): r for r in rows})
+    out = sorted(by.values(), key=key)
+    path.write_text(json.dumps({"rows": out}, indent=1) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="cnn", choices=sorted(EVE_SETTINGS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default='[{}, {"single": true}]', help="JSON list of EveConfig overrides")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    _cache_admm()
+    for v in json.loads(args.variants):
+        t0 = time.perf_counter()
+        accs = run(args.model, args.seed, v)
+        row = dict(
+            model=args.model,
+            seed=args.seed,
+            variant=v,
+            accuracy=accs,
+            seconds=round(time.perf_counter() - t0, 1),
+        )
+        print(json.dumps(row), flush=True)
+        merge([row])
+
+
+if __name__ == "__main__":
+    main()
