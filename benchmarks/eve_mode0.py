@@ -57,12 +57,13 @@ def run(model: str, seed: int, variant: dict) -> list[float]:
 
 
 def merge(rows: list[dict], path: Path = RESULTS) -> None:
-    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    old = doc.get("rows", [])
     key = lambda r: (r["model"], r["seed"], json.dumps(r["variant"], sort_keys=True))  # noqa: E731
     by = {key(r): r for r in old}
     by.update({key(r): r for r in rows})
     out = sorted(by.values(), key=key)
-    path.write_text(json.dumps({"rows": out}, indent=1) + "\n")
+    path.write_text(json.dumps({**doc, "rows": out}, indent=1) + "\n")  # other keys (the note) kept
 
 
 def main() -> None:
