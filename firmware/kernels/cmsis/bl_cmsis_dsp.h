@@ -214,6 +214,37 @@ static inline int16_t bl_dsp_requant(uint32_t acc, int16_t shift) {
   return bl_requant_s32(bl_wrap_s32(acc), shift);
 }
 
+/* bl_dsp_requant followed by the spec's relu when `relu` (a fused requantise + ReLU: the producing kernel
+ * clamps at 0 instead of a separate ReLU task, docs/kernels.md). max(0, sat16(v)) = clamp(v, 0, 2^15 - 1),
+ * which is USAT #15: the same instruction count as SSAT #16, so a fused layer's requantisation costs what
+ * an unfused one's does and the ReLU pass over the output disappears. */
+static inline int16_t bl_dsp_requant_r(uint32_t acc, int16_t shift, bool relu) {
+  if (shift >= 1 && shift <= 31) {
+    const int32_t a = (int32_t)acc >> (shift - 1);
+    const int32_t v = (a >> 1) + (a & 1);
+#if BL_DSP
+    return relu ? (int16_t)__usat(v, 15) : (int16_t)__ssat(v, 16);
+#else
+    const int32_t lo = relu ? 0 : -32768;
+    return (int16_t)(v > 32767 ? 32767 : (v < lo ? lo : v));
+#endif
+  }
+  const int16_t r = bl_requant_s32(bl_wrap_s32(acc), shift);
+  return relu && r < 0 ? 0 : r;
+}
+
+/* bl_dsp_requant_r for 1 <= shift <= 31 only (the caller checked once; sh1 = shift - 1) */
+static inline int16_t bl_dsp_requant_in_r(uint32_t acc, int32_t sh1, bool relu) {
+  const int32_t a = (int32_t)acc >> sh1;
+  const int32_t v = (a >> 1) + (a & 1);
+#if BL_DSP
+  return relu ? (int16_t)__usat(v, 15) : (int16_t)__ssat(v, 16);
+#else
+  const int32_t lo = relu ? 0 : -32768;
+  return (int16_t)(v > 32767 ? 32767 : (v < lo ? lo : v));
+#endif
+}
+
 /* bl_dsp_requant for 1 <= shift <= 31 only (the caller checked once; sh1 = shift - 1) */
 static inline int16_t bl_dsp_requant_in(uint32_t acc, int32_t sh1) {
   const int32_t a = (int32_t)acc >> sh1;

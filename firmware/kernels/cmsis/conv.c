@@ -75,7 +75,7 @@ static inline int16_t tap_at(const int16_t *x, const bl_conv_geom *g, uint32_t c
  * in chunks whose weights (widened / copied with the padded row length) fit BL_CMSIS_WIDE_MAX. */
 static void conv_dense(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                        const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
-                       uint16_t oy1) {
+                       uint16_t oy1, bool relu) {
   int16_t patch[BL_CMSIS_PATCH_MAX];
   int16_t wide[BL_CMSIS_WIDE_MAX];
   const uint32_t taps = (uint32_t)g->kh * g->kw, n = (uint32_t)g->in_ch * taps, np = n + (n & 1u);
@@ -113,7 +113,7 @@ static void conv_dense(const int16_t *x, const bl_conv_geom *g, const int16_t *w
           for (uint32_t v = 0; v < nv; v++) {
             uint32_t a = acc[v];
             if (bias != 0) a += (uint32_t)bias[o + v];
-            y[(o + v) * out_hw + pos] = bl_dsp_requant(a, shift);
+            y[(o + v) * out_hw + pos] = bl_dsp_requant_r(a, shift, relu);
           }
         }
       }
@@ -150,7 +150,7 @@ static inline __attribute__((always_inline)) int32x4_t dense_taps_mve(int32x4_t 
  * first kernel row of channel 0 in P, each channel's kh rows follow (rw apart), then `cskip` int16 to the
  * next channel; w the channel's weights, kwp per kernel row; the spec's requantisation on the vector. */
 static void dense_row_mve(const int16_t *p, const int16_t *w, uint32_t nrows, uint32_t cskip, const bl_conv_geom *g,
-                          uint32_t kwp, uint32_t rw, int32_t bias, int16_t shift, int16_t *out) {
+                          uint32_t kwp, uint32_t rw, int32_t bias, int16_t shift, int16_t *out, bool relu) {
   const int32x4_t sh = vdupq_n_s32(-(int32_t)(shift - 1));
   for (uint32_t ox = 0; ox < g->out_w; ox += 4u) {
     int32x4_t acc = vdupq_n_s32(bias);
@@ -165,7 +165,7 @@ static void dense_row_mve(const int16_t *p, const int16_t *w, uint32_t nrows, ui
     }
     const int32x4_t a = vshlq_s32(acc, sh); /* floor(acc / 2^(shift-1)) */
     const int32x4_t v = vaddq_s32(vshrq_n_s32(a, 1), vandq_s32(a, vdupq_n_s32(1)));
-    vstrhq_s32(out + ox, vminq_s32(vmaxq_s32(v, vdupq_n_s32(-32768)), vdupq_n_s32(32767)));
+    vstrhq_s32(out + ox, vminq_s32(vmaxq_s32(v, vdupq_n_s32(relu ? 0 : -32768)), vdupq_n_s32(32767)));
   }
 }
 #endif
@@ -187,7 +187,8 @@ static void dense_row_mve(const int16_t *p, const int16_t *w, uint32_t nrows, ui
 static inline __attribute__((always_inline)) void conv3x3_quad_mve(const int16_t *p, const int16_t *w, uint32_t C,
                                                                     uint32_t cstride, uint32_t RW, uint32_t nrow,
                                                                     uint32_t out_w, int32x4_t bias_v,
-                                                                    int32x4_t nshift_v, int16_t *out) {
+                                                                    int32x4_t nshift_v, int32x4_t lo_v,
+                                                                    int16_t *out) {
   const int16x8_t zero = vdupq_n_s16(0);
   if (C == 1u) {
     const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7];
@@ -203,7 +204,7 @@ static inline __attribute__((always_inline)) void conv3x3_quad_mve(const int16_t
       acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2 * RW), w6);
       acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2 * RW + 1), w7);
       acc = vmlaq_n_s32(acc, vldrhq_s32(p + 2 * RW + 2), w8);
-      vstrhq_s32(out, vreinterpretq_s32_s16(vqmovnbq_s32(zero, vrshlq_s32(acc, nshift_v))));
+      vstrhq_s32(out, vreinterpretq_s32_s16(vqmovnbq_s32(zero, vmaxq_s32(vrshlq_s32(acc, nshift_v), lo_v))));
     }
     return;
   }
@@ -221,7 +222,7 @@ static inline __attribute__((always_inline)) void conv3x3_quad_mve(const int16_t
       acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 2 * RW + 1), wc[7]);
       acc = vmlaq_n_s32(acc, vldrhq_s32(pc + 2 * RW + 2), wc[8]);
     }
-    vstrhq_s32(out, vreinterpretq_s32_s16(vqmovnbq_s32(zero, vrshlq_s32(acc, nshift_v))));
+    vstrhq_s32(out, vreinterpretq_s32_s16(vqmovnbq_s32(zero, vmaxq_s32(vrshlq_s32(acc, nshift_v), lo_v))));
   }
 }
 
@@ -240,7 +241,7 @@ static uint32_t conv3x3_stride(const bl_conv_geom *g, int16_t shift, uint16_t o0
 
 static void conv3x3_mve(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                         const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
-                        uint16_t oy1, uint32_t RW) {
+                        uint16_t oy1, uint32_t RW, bool relu) {
   int16_t P[BL_CMSIS_P3_MAX];
   int16_t wt[BL_CMSIS_WIDE_MAX];
   const uint32_t C = g->in_ch, rows = (uint32_t)(oy1 - oy0) + 2u, nrow = (uint32_t)(oy1 - oy0);
@@ -257,19 +258,22 @@ static void conv3x3_mve(const int16_t *x, const bl_conv_geom *g, const int16_t *
   const uint32_t n = (uint32_t)(o1 - o0) * C * 9u, base = (uint32_t)o0 * C * 9u;
   for (uint32_t t = 0; t < n; t++) wt[t] = w16 != 0 ? w16[base + t] : (int16_t)w8[base + t];
   const int32x4_t nshift_v = vdupq_n_s32(-(int32_t)shift);
+  /* the fused relu's clamp before the saturating narrow (max(0, sat16(v)) = sat16(max(0, v))); INT32_MIN
+   * when not fused (the VMAX then changes nothing) */
+  const int32x4_t lo_v = vdupq_n_s32(relu ? 0 : INT32_MIN);
   for (uint32_t o = o0; o < o1; o++) {
     const int16_t *wo = wt + (o - o0) * C * 9u;
     const int32x4_t bias_v = vdupq_n_s32(bias != 0 ? bias[o] : 0);
     int16_t *out = y + o * out_hw + (uint32_t)oy0 * g->out_w;
     for (uint32_t ox = 0; ox < g->out_w; ox += 4u) {
       if (C == 1u && RW == 16u)
-        conv3x3_quad_mve(P + ox, wo, 1u, 0, 16u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+        conv3x3_quad_mve(P + ox, wo, 1u, 0, 16u, nrow, g->out_w, bias_v, nshift_v, lo_v, out + ox);
       else if (C == 1u)
-        conv3x3_quad_mve(P + ox, wo, 1u, 0, 32u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+        conv3x3_quad_mve(P + ox, wo, 1u, 0, 32u, nrow, g->out_w, bias_v, nshift_v, lo_v, out + ox);
       else if (RW == 16u)
-        conv3x3_quad_mve(P + ox, wo, C, rows * 16u, 16u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+        conv3x3_quad_mve(P + ox, wo, C, rows * 16u, 16u, nrow, g->out_w, bias_v, nshift_v, lo_v, out + ox);
       else
-        conv3x3_quad_mve(P + ox, wo, C, rows * 32u, 32u, nrow, g->out_w, bias_v, nshift_v, out + ox);
+        conv3x3_quad_mve(P + ox, wo, C, rows * 32u, 32u, nrow, g->out_w, bias_v, nshift_v, lo_v, out + ox);
     }
   }
 }
@@ -277,7 +281,7 @@ static void conv3x3_mve(const int16_t *x, const bl_conv_geom *g, const int16_t *
 
 static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
-                            uint16_t oy1) {
+                            uint16_t oy1, bool relu) {
   int16_t P[BL_CMSIS_ROWS_MAX];
   int16_t wide[BL_CMSIS_WIDE_MAX];
   const int16_t *wl[BL_CMSIS_RLIST_MAX], *pl[BL_CMSIS_RLIST_MAX];
@@ -317,7 +321,7 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
       for (uint32_t oy = oy0; oy < oy1; oy++)
         dense_row_mve(P + (oy - oy0) * g->sh * rw, wide + (o - o0) * C * g->kh * kwp, C * g->kh,
                       rows * rw - g->kh * rw, g, kwp, rw, bias != 0 ? bias[o] : 0, shift,
-                      y + o * out_hw + oy * g->out_w);
+                      y + o * out_hw + oy * g->out_w, relu);
     return;
   }
 #endif
@@ -342,7 +346,7 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
          * the vector, stored narrowed (VSTRH.32) */
         const int32x4_t bias_v = vdupq_n_s32((int32_t)b);
         const int32x4_t sh = vdupq_n_s32(-(int32_t)(shift - 1)), one = vdupq_n_s32(1);
-        const int32x4_t lo = vdupq_n_s32(-32768), hi = vdupq_n_s32(32767);
+        const int32x4_t lo = vdupq_n_s32(relu ? 0 : -32768), hi = vdupq_n_s32(32767);
         for (; ox + 4u <= g->out_w; ox += 4u) {
           int32x4_t acc = bias_v;
           for (uint32_t e = 0; e < n; e++) {
@@ -369,10 +373,10 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
             a2 = bl_mac2(w1, p4, bl_mac2(w0, p2, a2));
             a3 = bl_mac2(w1, p5, bl_mac2(w0, p3, a3));
           }
-          out[ox] = bl_dsp_requant(a0, shift);
-          out[ox + 1u] = bl_dsp_requant(a1, shift);
-          out[ox + 2u] = bl_dsp_requant(a2, shift);
-          out[ox + 3u] = bl_dsp_requant(a3, shift);
+          out[ox] = bl_dsp_requant_r(a0, shift, relu);
+          out[ox + 1u] = bl_dsp_requant_r(a1, shift, relu);
+          out[ox + 2u] = bl_dsp_requant_r(a2, shift, relu);
+          out[ox + 3u] = bl_dsp_requant_r(a3, shift, relu);
         }
       }
       for (; ox < g->out_w; ox++) {
@@ -387,7 +391,7 @@ static void conv_dense_rows(const int16_t *x, const bl_conv_geom *g, const int16
           for (uint32_t e = 0; e < n; e++)
             for (uint32_t dx = 0; dx < kwp; dx += 2u) acc = bl_mac2(bl_ld2(wl[e] + dx), bl_ld2(pl[e] + ox + dx), acc);
         }
-        out[ox] = bl_dsp_requant(acc, shift);
+        out[ox] = bl_dsp_requant_r(acc, shift, relu);
       }
     }
   }
@@ -412,7 +416,7 @@ static bool circ_fits(const bl_conv_geom *g, uint16_t k, uint16_t oy0, uint16_t 
 
 static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k,
                       const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
-                      uint16_t oy1) {
+                      uint16_t oy1, bool relu) {
   int16_t X[BL_CMSIS_XR_MAX];
   int16_t wt[BL_CMSIS_WIDE_MAX];
   const int16_t *wp[BL_CMSIS_LIST_MAX], *rp[BL_CMSIS_LIST_MAX];
@@ -496,7 +500,7 @@ static void conv_circ(const int16_t *x, const bl_conv_geom *g, const int16_t *w1
           for (uint32_t v = 0; v < nv; v++) {
             uint32_t a = acc[v];
             if (bias != 0) a += (uint32_t)bias[o + v];
-            y[(o + v) * out_hw + pos] = bl_dsp_requant(a, shift);
+            y[(o + v) * out_hw + pos] = bl_dsp_requant_r(a, shift, relu);
           }
         }
       }
@@ -534,8 +538,9 @@ static bool circ_padded_fits(const bl_conv_geom *g, uint16_t k, uint16_t oy0, ui
 static inline __attribute__((always_inline)) void circ_padded_rows_mve(
     const int16_t *X, const uint32_t *roff, uint32_t nrows, const int16_t *wt, const int32_t *bias, uint32_t KK,
     uint32_t KW, const bl_conv_geom *g, uint32_t W, int32_t shift, int16_t *y, uint32_t ib, uint32_t c0,
-    uint32_t c1, uint32_t oy0, uint32_t oy1) {
+    uint32_t c1, uint32_t oy0, uint32_t oy1, bool relu) {
   const uint32_t out_w = g->out_w, out_hw = (uint32_t)g->out_h * out_w, KK2 = 2u * KK;
+  const int32x4_t lo_v = vdupq_n_s32(relu ? 0 : INT32_MIN); /* the fused relu, as in conv3x3_mve */
   const uint32_t step_x = g->sw * KK2, step_y = g->sh * W * KK2;
   const int32x4_t nshift_v = vdupq_n_s32(-shift);
   const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), out_hw);
@@ -571,7 +576,7 @@ static inline __attribute__((always_inline)) void circ_padded_rows_mve(
         a = vsetq_lane_s32(s2, a, 2);
         a = vsetq_lane_s32(s3, a, 3);
         a = vaddq_s32(a, bias_v);
-        const int16x8_t n = vqmovnbq_s32(zero, vrshlq_s32(a, nshift_v));
+        const int16x8_t n = vqmovnbq_s32(zero, vmaxq_s32(vrshlq_s32(a, nshift_v), lo_v));
         vstrhq_scatter_shifted_offset_s32(out + ox, offs, vreinterpretq_s32_s16(n));
       }
     }
@@ -581,7 +586,7 @@ static inline __attribute__((always_inline)) void circ_padded_rows_mve(
 
 static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
-                             uint16_t oy0, uint16_t oy1) {
+                             uint16_t oy0, uint16_t oy1, bool relu) {
   int16_t X[BL_CMSIS_XP_MAX];
   int16_t wt[BL_CMSIS_WIDE_MAX];
   uint32_t off[BL_CMSIS_LIST_MAX];
@@ -667,13 +672,13 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
       const uint32_t nrows = q * g->kh;
       for (uint32_t r = 0; r < nrows; r++) roff[r] = off[r * g->kw];
       if (k == 8u && g->kw == 3u)
-        circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1);
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1, relu);
       else if (k == 8u)
-        circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, g->kw, g, W, shift, y, i * k, c0, c1, oy0, oy1);
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, g->kw, g, W, shift, y, i * k, c0, c1, oy0, oy1, relu);
       else if (g->kw == 3u)
-        circ_padded_rows_mve(X, roff, nrows, wt, bias, 16u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1);
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 16u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1, relu);
       else
-        circ_padded_rows_mve(X, roff, nrows, wt, bias, 16u, g->kw, g, W, shift, y, i * k, c0, c1, oy0, oy1);
+        circ_padded_rows_mve(X, roff, nrows, wt, bias, 16u, g->kw, g, W, shift, y, i * k, c0, c1, oy0, oy1, relu);
       continue;
     }
 #endif
@@ -695,6 +700,13 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
           bl_circ_rows4_k(wt, 0, 0, rp, k, nb, k - s, acc);
           if (nv == 4u && in_range) {
             const int32_t sh1 = shift - 1;
+            if (relu) { /* one test per four channels; USAT #15 = the fused relu */
+              y[o * out_hw + pos] = bl_dsp_requant_in_r(acc[0], sh1, true);
+              y[(o + 1u) * out_hw + pos] = bl_dsp_requant_in_r(acc[1], sh1, true);
+              y[(o + 2u) * out_hw + pos] = bl_dsp_requant_in_r(acc[2], sh1, true);
+              y[(o + 3u) * out_hw + pos] = bl_dsp_requant_in_r(acc[3], sh1, true);
+              continue;
+            }
             y[o * out_hw + pos] = bl_dsp_requant_in(acc[0], sh1);
             y[(o + 1u) * out_hw + pos] = bl_dsp_requant_in(acc[1], sh1);
             y[(o + 2u) * out_hw + pos] = bl_dsp_requant_in(acc[2], sh1);
@@ -704,7 +716,7 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
           for (uint32_t v = 0; v < nv; v++) {
             uint32_t a = acc[rr - s + v];
             if (bias != 0 && nv != 4u) a += (uint32_t)bias[o + v];
-            y[(o + v) * out_hw + pos] = bl_dsp_requant(a, shift);
+            y[(o + v) * out_hw + pos] = bl_dsp_requant_r(a, shift, relu);
           }
         }
       }
@@ -721,76 +733,112 @@ static bl_status conv_check(const int16_t *x, const bl_conv_geom *g, const int16
   return BL_OK;
 }
 
-bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
-                            int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
-  if (w == 0) return BL_ERR_ARG;
+/* The ref fallbacks (units too large for the stack buffers) with a fused relu: the relu over the unit's
+ * outputs after the call (the same values). */
+static bl_status relu_unit(bl_status st, const bl_conv_geom *g, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                           uint16_t oy1) {
+  const uint32_t out_hw = (uint32_t)g->out_h * g->out_w;
+  for (uint32_t o = o0; st == BL_OK && o < o1; o++) {
+    int16_t *r = y + o * out_hw + (uint32_t)oy0 * g->out_w;
+    st = bl_relu_q15(r, r, (uint32_t)(oy1 - oy0) * g->out_w);
+  }
+  return st;
+}
+
+static bl_status dense_entry(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
+                             uint16_t oy1, bool relu) {
+  if (w16 == 0 && w8 == 0) return BL_ERR_ARG;
   bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
   if (st != BL_OK) return st;
-  if (!fits(g, 1u)) return bl_ref_conv_dense_w16(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
+  if (!fits(g, 1u)) {
+    st = w16 != 0 ? bl_ref_conv_dense_w16(x, g, w16, bias, shift, y, o0, o1, oy0, oy1)
+                  : bl_ref_conv_dense_w8(x, g, w8, bias, shift, y, o0, o1, oy0, oy1);
+    return relu ? relu_unit(st, g, y, o0, o1, oy0, oy1) : st;
+  }
 #if BL_MVE
   const uint32_t rw3 = conv3x3_stride(g, shift, o0, o1, oy0, oy1);
   if (rw3 != 0) {
-    conv3x3_mve(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1, rw3);
+    conv3x3_mve(x, g, w16, w8, bias, shift, y, o0, o1, oy0, oy1, rw3, relu);
     return BL_OK;
   }
 #endif
   if (rows_fit(g, o0, o1, oy0, oy1)) {
-    conv_dense_rows(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1);
+    conv_dense_rows(x, g, w16, w8, bias, shift, y, o0, o1, oy0, oy1, relu);
     return BL_OK;
   }
-  conv_dense(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1);
+  conv_dense(x, g, w16, w8, bias, shift, y, o0, o1, oy0, oy1, relu);
   return BL_OK;
+}
+
+static bl_status circ_entry(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                            uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
+                            uint16_t oy0, uint16_t oy1, bool relu) {
+  if (w16 == 0 && w8 == 0) return BL_ERR_ARG;
+  bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
+  if (st != BL_OK) return st;
+  if (k == 0) return BL_ERR_SHAPE;
+  if (circ_padded_fits(g, k, oy0, oy1)) {
+    conv_circ_padded(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1, relu);
+    return BL_OK;
+  }
+  if (!circ_fits(g, k, oy0, oy1)) {
+    st = w16 != 0 ? bl_ref_conv_circ_w16(x, g, w16, k, bias, shift, y, o0, o1, oy0, oy1)
+                  : bl_ref_conv_circ_w8(x, g, w8, k, bias, shift, y, o0, o1, oy0, oy1);
+    return relu ? relu_unit(st, g, y, o0, o1, oy0, oy1) : st;
+  }
+  conv_circ(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1, relu);
+  return BL_OK;
+}
+
+bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
+                            int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return dense_entry(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1, false);
 }
 
 bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, const int32_t *bias,
                            int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
-  if (st != BL_OK) return st;
-  if (!fits(g, 1u)) return bl_ref_conv_dense_w8(x, g, w, bias, shift, y, o0, o1, oy0, oy1);
-#if BL_MVE
-  const uint32_t rw3 = conv3x3_stride(g, shift, o0, o1, oy0, oy1);
-  if (rw3 != 0) {
-    conv3x3_mve(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1, rw3);
-    return BL_OK;
-  }
-#endif
-  if (rows_fit(g, o0, o1, oy0, oy1)) {
-    conv_dense_rows(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1);
-    return BL_OK;
-  }
-  conv_dense(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1);
-  return BL_OK;
+  return dense_entry(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1, false);
 }
 
 bl_status bl_conv_circ_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
                            const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
                            uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
-  if (st != BL_OK) return st;
-  if (k == 0) return BL_ERR_SHAPE;
-  if (circ_padded_fits(g, k, oy0, oy1)) {
-    conv_circ_padded(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
-    return BL_OK;
-  }
-  if (!circ_fits(g, k, oy0, oy1)) return bl_ref_conv_circ_w16(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
-  conv_circ(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
-  return BL_OK;
+  return circ_entry(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1, false);
 }
 
 bl_status bl_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
                           const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
                           uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
-  if (st != BL_OK) return st;
-  if (k == 0) return BL_ERR_SHAPE;
-  if (circ_padded_fits(g, k, oy0, oy1)) {
-    conv_circ_padded(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
-    return BL_OK;
-  }
-  if (!circ_fits(g, k, oy0, oy1)) return bl_ref_conv_circ_w8(x, g, w, k, bias, shift, y, o0, o1, oy0, oy1);
-  conv_circ(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
-  return BL_OK;
+  return circ_entry(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1, false);
+}
+
+bl_status bl_conv_dense_relu_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
+                                 int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return dense_entry(x, g, w, 0, bias, shift, y, o0, o1, oy0, oy1, true);
+}
+
+bl_status bl_conv_dense_relu_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, const int32_t *bias,
+                                int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return dense_entry(x, g, 0, w, bias, shift, y, o0, o1, oy0, oy1, true);
+}
+
+bl_status bl_conv_circ_relu_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                                const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
+                                uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return circ_entry(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1, true);
+}
+
+bl_status bl_conv_circ_relu_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                               const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
+                               uint16_t oy0, uint16_t oy1) {
+  if (w == 0) return BL_ERR_ARG;
+  return circ_entry(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1, true);
 }

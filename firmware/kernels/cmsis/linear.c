@@ -77,7 +77,7 @@ bl_status bl_ref_linear_circ_w8(const int16_t *x, uint16_t in_features, const in
  * chunks of BL_CMSIS_CHUNK columns for four rows at once. */
 static bl_status dense(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                        const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
-                       uint16_t r1) {
+                       uint16_t r1, bool relu) {
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
   if (in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
@@ -97,7 +97,7 @@ static bl_status dense(const int16_t *x, uint16_t in_features, const int16_t *w1
     for (uint32_t v = 0; v < nv; v++) {
       uint32_t a = acc[v];
       if (bias != 0) a += (uint32_t)bias[r + v];
-      y[r + v] = bl_dsp_requant(a, shift);
+      y[r + v] = bl_dsp_requant_r(a, shift, relu);
     }
   }
   return BL_OK;
@@ -144,25 +144,32 @@ static void reverse_doubled(const int16_t *x, uint32_t k, uint32_t valid, int16_
 /* Four requantised rows from accumulators that already hold the bias (bias added first: the sum is modulo
  * 2^32 either way, so the order does not change a bit). */
 static inline __attribute__((always_inline)) void store4(int16_t *y, const uint32_t *acc, int16_t shift,
-                                                         bool in_range) {
+                                                         bool in_range, bool relu) {
 #if BL_MVE
   if (in_range) {
     /* Helium: bias already in; the spec's rounding shift, saturation and narrowing store, one vector */
     const int32x4_t a = vshlq_s32(vld1q_s32((const int32_t *)acc), vdupq_n_s32(-(int32_t)(shift - 1)));
     const int32x4_t v = vaddq_s32(vshrq_n_s32(a, 1), vandq_s32(a, vdupq_n_s32(1)));
-    vstrhq_s32(y, vminq_s32(vmaxq_s32(v, vdupq_n_s32(-32768)), vdupq_n_s32(32767)));
+    vstrhq_s32(y, vminq_s32(vmaxq_s32(v, vdupq_n_s32(relu ? 0 : -32768)), vdupq_n_s32(32767)));
     return;
   }
 #endif
   if (in_range) {
     const int32_t sh1 = shift - 1;
+    if (relu) { /* one test per four rows; USAT #15 = the fused relu */
+      y[0] = bl_dsp_requant_in_r(acc[0], sh1, true);
+      y[1] = bl_dsp_requant_in_r(acc[1], sh1, true);
+      y[2] = bl_dsp_requant_in_r(acc[2], sh1, true);
+      y[3] = bl_dsp_requant_in_r(acc[3], sh1, true);
+      return;
+    }
     y[0] = bl_dsp_requant_in(acc[0], sh1);
     y[1] = bl_dsp_requant_in(acc[1], sh1);
     y[2] = bl_dsp_requant_in(acc[2], sh1);
     y[3] = bl_dsp_requant_in(acc[3], sh1);
     return;
   }
-  for (uint32_t v = 0; v < 4u; v++) y[v] = bl_dsp_requant(acc[v], shift);
+  for (uint32_t v = 0; v < 4u; v++) y[v] = bl_dsp_requant_r(acc[v], shift, relu);
 }
 
 /* Block-circulant rows [r0, r1) when every input block's reversed, doubled copy fits R at once (q * 2k <=
@@ -170,7 +177,8 @@ static inline __attribute__((always_inline)) void store4(int16_t *y, const uint3
  * once per block row, each group of four rows starts from its bias and is finished in one pass over the q
  * blocks (accumulators stay in registers, no partial-sum array) and requantised at once. */
 static void circ_one_pass(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8, uint32_t k,
-                          uint32_t q, const int32_t *bias, int16_t shift, int16_t *y, uint32_t r0, uint32_t r1) {
+                          uint32_t q, const int32_t *bias, int16_t shift, int16_t *y, uint32_t r0, uint32_t r1,
+                          bool relu) {
   int16_t R[BL_CMSIS_R_MAX];
   int16_t wide[BL_CMSIS_R_MAX / 2u];
   const bool in_range = shift >= 1 && shift <= 31;
@@ -192,7 +200,7 @@ static void circ_one_pass(const int16_t *x, uint16_t in_features, const int16_t 
         acc[3] = (uint32_t)bias[r + 3u];
       }
       bl_circ_rows4_k(wv, R, 0, 0, k, q, k - rr, acc);
-      store4(y + r, acc, shift, in_range);
+      store4(y + r, acc, shift, in_range, relu);
     }
     if (r < g1) {
       /* 1-3 rows left: four rows of the block that include them (extra rows computed, not stored) */
@@ -202,7 +210,7 @@ static void circ_one_pass(const int16_t *x, uint16_t in_features, const int16_t 
       for (; r < g1; r++, rr++) {
         uint32_t a = t4[rr - s0];
         if (bias != 0) a += (uint32_t)bias[r];
-        y[r] = bl_dsp_requant(a, shift);
+        y[r] = bl_dsp_requant_r(a, shift, relu);
       }
     }
     g0 = g1;
@@ -214,13 +222,13 @@ static void circ_one_pass(const int16_t *x, uint16_t in_features, const int16_t 
  * vector w[i][j] (k int16; int8 widened once per block). */
 static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8, uint16_t k,
                       const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
-                      uint16_t r1) {
+                      uint16_t r1, bool relu) {
   if (x == 0 || y == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
   if (in_features == 0 || out_features == 0 || k == 0) return BL_ERR_SHAPE;
   if (r0 >= r1 || r1 > out_features) return BL_ERR_ARG;
   const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
   if (k >= 4u && (k & 3u) == 0 && q * 2u * k <= BL_CMSIS_R_MAX) {
-    circ_one_pass(x, in_features, w16, w8, k, q, bias, shift, y, r0, r1);
+    circ_one_pass(x, in_features, w16, w8, k, q, bias, shift, y, r0, r1, relu);
     return BL_OK;
   }
   int16_t R[BL_CMSIS_R_MAX];
@@ -263,7 +271,7 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
     if (shift >= 1 && shift <= 31) {
       /* Helium: four rows per vector: bias, the spec's rounding shift, saturation, narrowed store */
       const int32x4_t sh = vdupq_n_s32(-(int32_t)(shift - 1)), one = vdupq_n_s32(1);
-      const int32x4_t lo = vdupq_n_s32(-32768), hi = vdupq_n_s32(32767);
+      const int32x4_t lo = vdupq_n_s32(relu ? 0 : -32768), hi = vdupq_n_s32(32767);
       for (; r + 4u <= g1; r += 4u) {
         int32x4_t a = vld1q_s32((const int32_t *)acc + (r - g0));
         if (bias != 0) a = vaddq_s32(a, vld1q_s32(bias + r));
@@ -276,39 +284,77 @@ static bl_status circ(const int16_t *x, uint16_t in_features, const int16_t *w16
     for (; r < g1; r++) {
       uint32_t a = acc[r - g0];
       if (bias != 0) a += (uint32_t)bias[r];
-      y[r] = bl_dsp_requant(a, shift);
+      y[r] = bl_dsp_requant_r(a, shift, relu);
     }
     g0 = g1;
   }
   return BL_OK;
 }
 
+/* The entry points: the plain ones (bl_kernels.h) and the fused requantise + ReLU variants (_relu_), the
+ * same kernels with the clamp at 0 in their requantisation step. The ref fallbacks (blocks beyond
+ * BL_CMSIS_CIRC_MAX_K) apply the relu to their rows after the call: the same values. */
+static bl_status circ_entry(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
+                            uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features,
+                            uint16_t r0, uint16_t r1, bool relu) {
+  if (w16 == 0 && w8 == 0) return BL_ERR_ARG;
+  if (k > BL_CMSIS_CIRC_MAX_K) {
+    const bl_status st =
+        w16 != 0 ? bl_ref_linear_circ_w16(x, in_features, w16, k, bias, shift, y, out_features, r0, r1)
+                 : bl_ref_linear_circ_w8(x, in_features, w8, k, bias, shift, y, out_features, r0, r1);
+    return st == BL_OK && relu ? bl_relu_q15(y + r0, y + r0, (uint32_t)(r1 - r0)) : st;
+  }
+  return circ(x, in_features, w16, w8, k, bias, shift, y, out_features, r0, r1, relu);
+}
+
 bl_status bl_linear_dense_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
                               int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1) {
   if (w == 0) return BL_ERR_ARG;
-  return dense(x, in_features, w, 0, bias, shift, y, out_features, r0, r1);
+  return dense(x, in_features, w, 0, bias, shift, y, out_features, r0, r1, false);
 }
 
 bl_status bl_linear_dense_w8(const int16_t *x, uint16_t in_features, const int8_t *w, const int32_t *bias,
                              int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1) {
   if (w == 0) return BL_ERR_ARG;
-  return dense(x, in_features, 0, w, bias, shift, y, out_features, r0, r1);
+  return dense(x, in_features, 0, w, bias, shift, y, out_features, r0, r1, false);
 }
 
 bl_status bl_linear_circ_w16(const int16_t *x, uint16_t in_features, const int16_t *w, uint16_t k,
                              const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                              uint16_t r1) {
   if (w == 0) return BL_ERR_ARG;
-  if (k > BL_CMSIS_CIRC_MAX_K)
-    return bl_ref_linear_circ_w16(x, in_features, w, k, bias, shift, y, out_features, r0, r1);
-  return circ(x, in_features, w, 0, k, bias, shift, y, out_features, r0, r1);
+  return circ_entry(x, in_features, w, 0, k, bias, shift, y, out_features, r0, r1, false);
 }
 
 bl_status bl_linear_circ_w8(const int16_t *x, uint16_t in_features, const int8_t *w, uint16_t k,
                             const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0,
                             uint16_t r1) {
   if (w == 0) return BL_ERR_ARG;
-  if (k > BL_CMSIS_CIRC_MAX_K)
-    return bl_ref_linear_circ_w8(x, in_features, w, k, bias, shift, y, out_features, r0, r1);
-  return circ(x, in_features, 0, w, k, bias, shift, y, out_features, r0, r1);
+  return circ_entry(x, in_features, 0, w, k, bias, shift, y, out_features, r0, r1, false);
+}
+
+bl_status bl_linear_dense_relu_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
+                                   int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1) {
+  if (w == 0) return BL_ERR_ARG;
+  return dense(x, in_features, w, 0, bias, shift, y, out_features, r0, r1, true);
+}
+
+bl_status bl_linear_dense_relu_w8(const int16_t *x, uint16_t in_features, const int8_t *w, const int32_t *bias,
+                                  int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1) {
+  if (w == 0) return BL_ERR_ARG;
+  return dense(x, in_features, 0, w, bias, shift, y, out_features, r0, r1, true);
+}
+
+bl_status bl_linear_circ_relu_w16(const int16_t *x, uint16_t in_features, const int16_t *w, uint16_t k,
+                                  const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features,
+                                  uint16_t r0, uint16_t r1) {
+  if (w == 0) return BL_ERR_ARG;
+  return circ_entry(x, in_features, w, 0, k, bias, shift, y, out_features, r0, r1, true);
+}
+
+bl_status bl_linear_circ_relu_w8(const int16_t *x, uint16_t in_features, const int8_t *w, uint16_t k,
+                                 const int32_t *bias, int16_t shift, int16_t *y, uint16_t out_features,
+                                 uint16_t r0, uint16_t r1) {
+  if (w == 0) return BL_ERR_ARG;
+  return circ_entry(x, in_features, 0, w, k, bias, shift, y, out_features, r0, r1, true);
 }

@@ -26,6 +26,7 @@ import numpy as np
 from batteryless import __version__
 from batteryless.artifact import Artifact, load_artifact, propagate_shapes
 from batteryless.boards import Board, load_board
+from batteryless.codegen import fusion
 from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen import modes as eve_modes
 from batteryless.codegen import tasks as tasks_mod
@@ -320,6 +321,7 @@ def _plan(
     # that narrows a weight layer zeroes the rows it drops; the ReLUs and pools after it then work on the
     # kept channels only (the rest stay 0: relu(0) = pool(0) = 0, bit for bit the spec)
     live: list[int] | None = None
+    fused_into: dict[str, str] = {}  # ReLU layer -> the weight layer applying it (codegen/fusion.py)
     for li, layer in enumerate(art.layers):
         op, name = layer["op"], layer["name"]
         s_in, s_out = shapes[li], shapes[li + 1]
@@ -331,6 +333,11 @@ def _plan(
             "out_shape": list(s_out[1:]),
         }
         if op == "flatten":
+            plan.layers.append(entry)
+            continue
+        if op == "relu" and name in fused_into:
+            # applied by the weight layer's fused kernel: no task (in place, so the buffers do not swap)
+            entry["fused_into"] = fused_into[name]
             plan.layers.append(entry)
             continue
         if op == "relu":
@@ -492,6 +499,10 @@ def _plan(
         p, q = math.ceil(rows / k), math.ceil(cols / k)
         shift = layer["in_frac"] + layer["weight_frac"] - layer["out_frac"]
         lm = eve_modes.layer_modes(art, layer)  # EVE: how each mode runs this layer (None: as stored)
+        # the ReLU after this layer, if the backend's whole-unit direct kernel can apply it (not under EVE
+        # modes, whose per-mode calls use the selecting kernels; the fine path's bl_mac_step keeps the task)
+        relu = fusion.relu_after(art.layers, li) if lm is None and path == "direct" else None
+        fuse = False
         if lm is not None and op == "linear":
             _add_geom(plan, f"g_{name}", f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
         if path == "fft":
@@ -597,19 +608,22 @@ def _plan(
                     # the cmsis kernel reverses and doubles the input blocks once per call
                     # (firmware/kernels/cmsis/linear.c): one call per layer where the granularity allows
                     step = rows
+                fuse = relu is not None and fusion.fuses(backend, "linear_circ" if k > 1 else "linear_dense")
                 for r0 in range(0, rows, step):
                     r1 = min(rows, r0 + step)
                     mode_expr = None
                     if k > 1:
                         call = (
-                            f"bl_linear_circ_{wsuf}({cur}, {cols}u, {wname}, {k}u, {bias_c}, {shift}, "
+                            f"{fusion.kernel_name('linear_circ', wsuf, fuse)}({cur}, {cols}u, {wname}, {k}u, "
+                            f"{bias_c}, {shift}, "
                             f"{other}, "
                             f"{rows}u, {r0}u, {r1}u)"
                         )
                         macs = (r1 - r0) * q * k
                     else:
                         fmt = (
-                            f"bl_linear_dense_{wsuf}({cur}, {cols}u, {wname}, {bias_c}, {shift}, {other}, "
+                            f"{fusion.kernel_name('linear_dense', wsuf, fuse)}({cur}, {cols}u, {wname}, "
+                            f"{bias_c}, {shift}, {other}, "
                             f"{rows}u, {{a}}u, {{b}}u)"
                         )
                         dense_call = lambda a, b, f=fmt: f.format(a=a, b=b)  # noqa: E731
@@ -629,7 +643,7 @@ def _plan(
                         )
                     plan.tasks.append(
                         Task(
-                            f"{name}.rows{r0}",
+                            f"{name}.rows{r0}" + (f"+{relu}" if fuse else ""),
                             name,
                             "mac",
                             call,
@@ -735,18 +749,21 @@ def _plan(
                 )
             else:
                 step = k if k > 1 else DENSE_CHANNELS_PER_TASK
+                fuse = relu is not None and fusion.fuses(backend, "conv_circ" if k > 1 else "conv_dense")
                 for o0 in range(0, o, step):
                     o1 = min(o, o0 + step)
                     mode_expr = None
                     if k > 1:
                         call = (
-                            f"bl_conv_circ_{wsuf}({cur}, &{g}, {wname}, {k}u, {bias_c}, {shift}, {other}, "
+                            f"{fusion.kernel_name('conv_circ', wsuf, fuse)}({cur}, &{g}, {wname}, {k}u, "
+                            f"{bias_c}, {shift}, {other}, "
                             f"{o0}u, {o1}u, 0u, {oh}u)"
                         )
                         macs = (o1 - o0) * q * k * taps * oh * ow
                     else:
                         fmt = (
-                            f"bl_conv_dense_{wsuf}({cur}, &{g}, {wname}, {bias_c}, {shift}, {other}, "
+                            f"{fusion.kernel_name('conv_dense', wsuf, fuse)}({cur}, &{g}, {wname}, {bias_c}, "
+                            f"{shift}, {other}, "
                             f"{{a}}u, {{b}}u, 0u, {oh}u)"
                         )
                         dense_call = lambda a, b, f=fmt: f.format(a=a, b=b)  # noqa: E731
@@ -766,7 +783,7 @@ def _plan(
                         )
                     plan.tasks.append(
                         Task(
-                            f"{name}.ch{o0}",
+                            f"{name}.ch{o0}" + (f"+{relu}" if fuse else ""),
                             name,
                             "mac",
                             call,
@@ -778,6 +795,9 @@ def _plan(
                             zero=_zero_fmt(other, oh, ow, 0, oh, 0, ow),
                         )
                     )
+        if fuse:
+            entry["fused_relu"] = relu
+            fused_into[relu] = name
         if lm is not None:
             plan.eve[name] = (lm, lits)
         out_hw = math.prod(s_out[2:]) if len(s_out) > 2 else 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,8 @@ class LayerRun:
 
     layers: dict[str, np.ndarray]
     logits: np.ndarray
+    # weight layer -> the ReLU its kernel applies (codegen/fusion.py): its output is the ReLU's
+    fused: dict[str, str] = field(default_factory=dict)
 
 
 def run_layers(
@@ -108,7 +110,8 @@ def run_layers(
                 name = tasks[i]["layer"]
                 got[name].append(np.asarray(vals[f"s{s}t{i}"], dtype=np.int64).reshape(shapes[name]))
         report(progress, f"layers {Path(image).name}", min(s0 + per_run, len(x)), len(x))
-    return LayerRun({k: np.stack(v) for k, v in got.items()}, np.asarray(logits, dtype=np.int64))
+    fused = {la["name"]: la["fused_relu"] for la in sched["layers"] if la.get("fused_relu")}
+    return LayerRun({k: np.stack(v) for k, v in got.items()}, np.asarray(logits, dtype=np.int64), fused)
 
 
 def compare_layers(
@@ -122,8 +125,11 @@ def compare_layers(
     x_spec = np.asarray(xq, dtype=np.int64)
     x_dev = x_spec
     shape = tuple(art.input_shape)
+    by_name = {la["name"]: la for la in art.layers}
     for layer in art.layers:
-        one = dataclasses.replace(art, layers=[layer], input_shape=shape)
+        # a fused weight layer's device output is its ReLU's: compare it with the spec's layer + ReLU
+        with_relu = [layer, by_name[dev.fused[layer["name"]]]] if layer["name"] in dev.fused else [layer]
+        one = dataclasses.replace(art, layers=with_relu, input_shape=shape)
         y_spec = integer_inference_q(one, x_spec, paths)
         y_iso = integer_inference_q(one, x_dev, paths)
         y_dev = dev.layers[layer["name"]] if layer["name"] in dev.layers else x_dev.reshape(y_iso.shape)
