@@ -6,7 +6,7 @@ structure matters for cost), generates them on both paths (``codegen(..., path="
 every task with ``measure_schedule`` — MSP430FR5994 ``ref`` under mspdebug (MCLK cycles), mps2-an386 ``ref``
 and ``cmsis`` under QEMU (instructions) — and fits the cost model's per-operation coefficients by
 non-negative least squares over the tasks. A task's features are exactly what codegen's cost model charges
-for it: ``macs``, ``butterflies``, ``elements`` and one kernel ``call`` (codegen's ``_plan``). The fit
+for it: ``macs``, ``butterflies``, ``elements`` and one kernel ``call`` (codegen's ``build_plan``). The fit
 minimises the squared *relative* error per task (each row divided by its measured count), so the small
 element-wise tasks count as much as the big MAC tasks. ``commit_cycles`` comes from the FLEX app: (flex −
 restart policy) counts under continuous power divided by the number of commits.
@@ -37,10 +37,11 @@ sys.path.insert(0, str(ROOT / "host"))
 from batteryless import __version__  # noqa: E402
 from batteryless.artifact import load_artifact  # noqa: E402
 from batteryless.boards import load_board  # noqa: E402
-from batteryless.codegen import _plan, _task_cycles, codegen  # noqa: E402
+from batteryless.codegen import codegen  # noqa: E402
 from batteryless.codegen import granularity as granularity_mod  # noqa: E402
 from batteryless.codegen.costs import KEYS, OPTIONAL_KEYS, cost_model  # noqa: E402
 from batteryless.codegen.measure import measure_schedule  # noqa: E402
+from batteryless.codegen.plan import build_plan, task_cycles  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
@@ -85,14 +86,14 @@ def task_features(art_path: Path, board: str, backend: str, path: str) -> list[d
     """Per task: what codegen's cost model charges (macs, butterflies, elements, one call)."""
     b = load_board(board)
     art, costs = load_artifact(art_path), cost_model(b, backend)
-    plan = _plan(art, b, backend, path, costs)
+    plan = build_plan(art, b, backend, path, costs)
     # the task list codegen generated: its default granularity cuts tasks whose estimate exceeds a
     # power-on period into steps (codegen/granularity.py), as codegen() does
     gran = granularity_mod.choose(
-        b, costs, granularity_mod.parse_granularity(None), max(_task_cycles(t, costs) for t in plan.tasks)
+        b, costs, granularity_mod.parse_granularity(None), max(task_cycles(t, costs) for t in plan.tasks)
     )
     if gran.mode == "fine":
-        plan = _plan(art, b, backend, path, costs, gran.max_step_cycles)
+        plan = build_plan(art, b, backend, path, costs, gran.max_step_cycles)
     split = (board, backend) in SPLIT_FFT_MAC
     rows = []
     for t in plan.tasks:
@@ -172,8 +173,8 @@ def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[di
             if block == 1:
                 continue
             art = load_artifact(arts[label])
-            pa = _plan(art, b, backend, "auto", assumed).paths
-            pf = _plan(art, b, backend, "auto", fitted).paths
+            pa = build_plan(art, b, backend, "auto", assumed).paths
+            pf = build_plan(art, b, backend, "auto", fitted).paths
             circulant = {la["name"] for la in art.weight_layers() if la["block"] > 1}
             for layer in sorted(circulant):
                 meas = {

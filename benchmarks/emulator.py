@@ -233,9 +233,10 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
     per-schedule information."""
     from batteryless.artifact import load_artifact
     from batteryless.boards import with_emulator
-    from batteryless.codegen import _plan, codegen
+    from batteryless.codegen import codegen
     from batteryless.codegen.costs import cost_model
     from batteryless.codegen.measure import measure_schedule
+    from batteryless.codegen.plan import build_plan
     from batteryless.datasets import load_dataset
     from batteryless.rad.admm import AdmmConfig
     from batteryless.rad.compress import CompressConfig, compress
@@ -268,7 +269,7 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
             # the same tasks codegen planned: its granularity's step limit (fine: tasks split to fit the
             # buffer; None: coarse)
             max_step = (doc.get("granularity") or {}).get("max_step_cycles")
-            plan = _plan(
+            plan = build_plan(
                 load_artifact(art_path), board, backend, "auto", cost_model(board, backend), max_step
             )
             feats = [

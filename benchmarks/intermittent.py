@@ -337,12 +337,12 @@ def _msp_steps(img, art: Path, inp: bytes, g: float) -> tuple[dict, list[dict]]:
     mark) with the features of its task (codegen's plan for the same granularity)."""
     from batteryless.artifact import load_artifact
     from batteryless.boards import load_board
-    from batteryless.codegen import _plan
     from batteryless.codegen.costs import cost_model
+    from batteryless.codegen.plan import build_plan
     from batteryless.flex.image import DONE_MARK
 
     b = load_board(MSP)
-    plan = _plan(load_artifact(art), b, "ref", "auto", cost_model(b, "ref"), float(g))
+    plan = build_plan(load_artifact(art), b, "ref", "auto", cost_model(b, "ref"), float(g))
     n_in = img.granularity["input_tasks"]
     assert len(plan.tasks) + n_in == img.num_tasks, (len(plan.tasks), n_in, img.num_tasks)
     r = run(img.image, MSP, inputs=inp)

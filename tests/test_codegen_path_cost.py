@@ -1,4 +1,4 @@
-"""codegen's per-layer FFT/direct estimate (``_layer_cost``) and the path ``choose_path`` picks with it.
+"""codegen's per-layer FFT/direct estimate (``layer_cost``) and the path ``choose_path`` picks with it.
 
 The direct kernels (firmware/kernels/*/linear.c, conv.c) loop over the real output rows / channels
 ``r0..r1`` only — a layer with 10 outputs and block 16 computes 10 rows, not 16 — so the estimate must not
@@ -11,8 +11,8 @@ import pytest
 
 from batteryless.artifact import load_artifact, propagate_shapes
 from batteryless.boards import load_board
-from batteryless.codegen import _layer_cost, _plan, choose_path
 from batteryless.codegen.costs import CostModel, cost_model
+from batteryless.codegen.plan import build_plan, choose_path, layer_cost
 
 FEATURES = ("macs", "butterflies", "elements", "calls")
 
@@ -25,7 +25,7 @@ def unit(feature: str) -> CostModel:
 
 
 def features(layer, s_in, s_out, path) -> dict[str, float]:
-    return {f: _layer_cost(layer, s_in, s_out, path, unit(f)) for f in FEATURES}
+    return {f: layer_cost(layer, s_in, s_out, path, unit(f)) for f in FEATURES}
 
 
 def circ_linear_macs(rows: int, cols: int, k: int) -> int:
@@ -62,7 +62,7 @@ def test_layer_estimate_equals_the_schedule_tasks(artifacts):
         art = load_artifact(artifacts[label])
         shapes = propagate_shapes(art.layers, art.input_shape)
         for path in ("direct", "fft"):
-            plan = _plan(art, board, "ref", path, cost_model(board, "ref"))
+            plan = build_plan(art, board, "ref", path, cost_model(board, "ref"))
             for li, layer in enumerate(art.layers):
                 if layer["op"] not in ("linear", "conv1d", "conv2d") or layer["block"] == 1:
                     continue

@@ -18,9 +18,9 @@ import numpy as np
 
 from batteryless.artifact import load_artifact
 from batteryless.boards import Board, load_board, with_emulator
-from batteryless.codegen import _write_atomic
 from batteryless.codegen.costs import cost_model
 from batteryless.errors import EmulationError, UsageError
+from batteryless.paths import atomic_write
 from batteryless.progress import ProgressFn, report
 from batteryless.spec import quantize_input
 
@@ -120,5 +120,5 @@ def measure_schedule(
 
         schedule["measured"]["per_mode"] = totals
         retable(schedule, b, model_dir)
-    _write_atomic(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
+    atomic_write(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return schedule

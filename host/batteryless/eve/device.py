@@ -83,9 +83,9 @@ def retable(schedule: dict[str, Any], board, out: Path) -> None:
     schedule["eve"] = {**table.as_dict(), "predicted": False}
     path = Path(out) / "eve_table.c"
     banner = path.read_text().split("\n", 1)[0] + "\n"
-    from batteryless.codegen import _write_atomic
+    from batteryless.paths import atomic_write
 
-    _write_atomic(path, emit_c_table(table, banner))
+    atomic_write(path, emit_c_table(table, banner))
 
 
 def add_modes(
@@ -103,11 +103,11 @@ def add_modes(
     else:  # margins from the search, if it ran
         table = _table(schedule, board, [m.get("margin", 1.0) for m in art.modes], names)
     schedule["eve"] = {**table.as_dict(), "predicted": True}
-    from batteryless.codegen import _write_atomic
     from batteryless.codegen.modes import model_cmake
+    from batteryless.paths import atomic_write
 
     path = out / "eve_table.c"
-    _write_atomic(path, emit_c_table(table, banner))
+    atomic_write(path, emit_c_table(table, banner))
     cmake = out / "model.cmake"
-    _write_atomic(cmake, model_cmake(cmake_banner, len(art.modes)))
+    atomic_write(cmake, model_cmake(cmake_banner, len(art.modes)))
     return [path, cmake]

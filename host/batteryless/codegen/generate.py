@@ -1,0 +1,127 @@
+"""``codegen``: artifact + board → the generated sources and schedule.json (checks its arguments first)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batteryless.artifact import load_artifact
+from batteryless.boards import Board, load_board
+from batteryless.codegen import granularity as granularity_mod
+from batteryless.codegen.c_source import banner
+from batteryless.codegen.costs import cost_model
+from batteryless.codegen.emit import emit_sources
+from batteryless.codegen.memory import memory_plan
+from batteryless.codegen.plan import build_plan, task_cycles
+from batteryless.codegen.schedule import schedule_document
+from batteryless.errors import CodegenError, UsageError
+from batteryless.eve.modes import has_modes
+from batteryless.paths import atomic_write
+from batteryless.stand_in import codegen_warning
+
+
+@dataclass
+class CodegenResult:
+    out_dir: Path
+    files: list[Path]
+    schedule: dict[str, Any]
+    paths: dict[str, str]  # layer → "fft" | "direct", as generated (pass to spec.integer_inference)
+    # One line when the board says this backend's images will not compute on the part (board.toml
+    # [stand_in]; batteryless.stand_in), else None. The CLI prints it; the C is generated either way
+    # (the image still links, and its size and host runs are still useful).
+    warning: str | None = None
+
+
+def codegen(
+    artifact: str | Path,
+    board: str | Path | Board,
+    out_dir: str | Path,
+    backend: str | None = None,
+    path: str = "auto",
+    buffers_in: str = "ram",
+    granularity: str | float | None = "auto",
+    capacitance_f: float | None = None,
+    eve_policy: str | Path | dict | None = None,
+) -> CodegenResult:
+    """Generate the model's C sources and schedule.json for ``board`` into ``out_dir``.
+
+    ``path``: "auto" (cheaper of FFT / direct per circulant layer under the board's cost model), "fft",
+    "direct", or "artifact" (the artifact's own per-layer choice). ``buffers_in``: "ram", or "nvm" to keep
+    the activation buffers in the board's non-volatile section (what an intermittent runtime needs).
+    ``granularity``: "auto" (from the board's energy buffer and power model: the default tasks if the
+    largest fits half a power-on period, else tasks cut to that), "coarse" (the default tasks), or the most
+    estimated cycles one task may take (codegen/granularity.py); schedule.json records the choice.
+    ``capacitance_f``: the energy buffer ``auto`` sizes tasks for (default: the board's ``[energy_buffer]``),
+    e.g. the buffer an emulation will use. ``eve_policy``: for an EVE artifact, a rate-rule document
+    (``batteryless policy``) whose parameters the mode table carries (eve/policy.py).
+    """
+    if path not in ("auto", "fft", "direct", "artifact"):
+        raise UsageError(f"path must be auto, fft, direct or artifact, not {path!r}")
+    art_path = Path(artifact)
+    art = load_artifact(art_path)
+    b = board if isinstance(board, Board) else load_board(board)
+    if capacitance_f is not None:
+        b = granularity_mod.with_capacitance(b, capacitance_f)
+    backend = backend or b.default_backend
+    if backend not in b.backends:
+        raise UsageError(
+            f"backend {backend!r} is not available on board {b.name} (it has: {', '.join(b.backends)})"
+        )
+    if backend not in ("ref", "cmsis", "lea"):
+        raise CodegenError(
+            f"backend {backend!r}: only the ref, cmsis and lea kernels exist; generate with --backend ref"
+        )
+    if eve_policy is not None:  # checked before anything is written
+        from batteryless.eve.policy import load_policy, table_from_policy
+
+        if not has_modes(art):
+            raise UsageError(f"{art_path}: an EVE policy is for an artifact with modes (compress --modes K)")
+        eve_policy = load_policy(eve_policy)
+        table_from_policy(eve_policy, b.energy_buffer, [m["name"] for m in art.modes])
+    costs = cost_model(b, backend)
+    want = granularity_mod.parse_granularity(granularity)
+    plan = build_plan(art, b, backend, path, costs)
+    gran = granularity_mod.choose(b, costs, want, max(task_cycles(t, costs) for t in plan.tasks))
+    if gran.mode == "fine":
+        plan = build_plan(art, b, backend, path, costs, gran.max_step_cycles)
+        plan.input_chunk = granularity_mod.input_chunk(
+            math.prod(art.input_shape), costs, gran.max_step_cycles
+        )
+    if buffers_in not in ("ram", "nvm"):
+        raise UsageError(f"buffers_in must be ram or nvm, not {buffers_in!r}")
+    memory = memory_plan(plan, b, backend, buffers_in)
+    art_sha = hashlib.sha256(art_path.read_bytes()).hexdigest()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = emit_sources(art, art_path.name, art_sha, b, backend, plan, out, buffers_in)
+    schedule = schedule_document(art, art_path.name, art_sha, b, backend, plan, memory, costs)
+    in_len = math.prod(art.input_shape)
+    chunk = plan.input_chunk or in_len
+    schedule["granularity"] = {
+        **gran.describe(),
+        "largest_task_cycles": max(t["cycles"] for t in schedule["modes"][0]["tasks"]),
+        # the intermittent runtime loads the input into NVM in resumable tasks of this many elements
+        # (firmware/apps/flex: tasks 0 .. input_tasks-1, before the model's tasks)
+        "input_chunk": chunk,
+        "input_tasks": -(-in_len // chunk),
+    }
+    schedule["granularity"].update(
+        granularity_mod.largest_step_bound(
+            granularity_mod.step_model(b, backend), schedule["modes"][0]["tasks"], chunk
+        )
+    )
+    if has_modes(art):  # EVE: every mode in the schedule, and the mode table (eve/device.py)
+        from batteryless.eve.device import add_modes
+
+        c_banner = banner(art_path.name, art_sha, b, backend, ("/*", "*/"))
+        cmake_banner = banner(art_path.name, art_sha, b, backend, ("#", "")).replace(" \n", "\n")
+        files += add_modes(art, schedule, b, out, c_banner, cmake_banner, policy=eve_policy)
+    sched_path = out / "schedule.json"
+    atomic_write(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
+    return CodegenResult(
+        out, [*files, sched_path], schedule, dict(plan.paths), warning=codegen_warning(b, backend)
+    )

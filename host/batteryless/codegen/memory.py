@@ -1,0 +1,54 @@
+"""Memory plan: the generated buffers, stack reserve and code estimate against the board's regions; a model
+that does not fit is refused here, before anything is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batteryless.boards import Board
+from batteryless.codegen.plan import Plan
+from batteryless.errors import CodegenError
+
+STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "cortex-m55": 2048, "host": 0}
+CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55": 24 * 1024, "host": 0}
+
+
+def memory_plan(plan: Plan, board: Board, backend: str, buffers_in: str) -> dict[str, Any]:
+    act_bytes = 2 * plan.act_len
+    # activations and FFT-path spectra persist across tasks (NVM when checkpointing); scratch stays in RAM
+    persistent = {"bl_act0": act_bytes, "bl_act1": act_bytes, "bl_xs": 2 * plan.xs_len}
+    if plan.acc_len:  # bl_mac_step partials (fine granularity), double-buffered
+        persistent.update(bl_acc0=4 * plan.acc_len, bl_acc1=4 * plan.acc_len)
+    buffers = {**persistent, "bl_work": 2 * 2 * plan.max_k}
+    stack = STACK_RESERVE_BYTES.get(board.cpu, 0)
+    in_nvm = sum(persistent.values()) if buffers_in == "nvm" else 0
+    ram_buf = sum(buffers.values()) - in_nvm
+    ram_need = ram_buf + stack
+    code_need = plan.weight_bytes + CODE_ESTIMATE_BYTES.get(board.cpu, 0)
+    regions: dict[str, Any] = {}
+    for role, need, what in (
+        ("ram", ram_need, f"buffers {ram_buf} B + stack reserve {stack} B"),
+        ("nvm", in_nvm, f"activation buffers kept in NVM {in_nvm} B"),
+        (
+            "code",
+            code_need,
+            f"weights {plan.weight_bytes} B + code estimate {CODE_ESTIMATE_BYTES.get(board.cpu, 0)} B",
+        ),
+    ):
+        if not board.has_region(role) or (role == "nvm" and not in_nvm):
+            continue
+        reg = board.region(role)
+        regions[role] = {"used": need, "size": reg.usable, "what": what}
+        if need > reg.usable:
+            raise CodegenError(
+                f"model does not fit board {board.name}: region '{role}' needs {need} bytes ({what}) but has "
+                f"{reg.usable} usable — overflow {need - reg.usable} bytes. Use larger blocks, "
+                f"8-bit weights, "
+                "pruning, or a bigger board."
+            )
+    return {
+        "regions": regions,
+        "buffers": buffers,
+        "buffers_in": buffers_in,
+        "weight_bytes": plan.weight_bytes,
+    }

@@ -1,0 +1,735 @@
+"""The model as a plan of atomic tasks (DESIGN.md contract 5): per layer the path (FFT / direct), the
+kernel call of each task, its cost features, and the const arrays the tasks read (weights, spectra, biases,
+twiddles, EVE selections). ``build_plan`` is what ``codegen`` emits; the cost fit and benchmarks reuse it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from batteryless.artifact import Artifact, propagate_shapes
+from batteryless.boards import Board
+from batteryless.codegen import fusion
+from batteryless.codegen import granularity as granularity_mod
+from batteryless.codegen import modes as eve_modes
+from batteryless.codegen import tasks as tasks_mod
+from batteryless.codegen.c_source import c_array
+from batteryless.codegen.costs import CostModel
+
+DENSE_ROWS_PER_TASK = 16  # dense linear: rows per task
+DENSE_CHANNELS_PER_TASK = 8  # dense conv: output channels per task
+
+
+@dataclass
+class Task:
+    name: str
+    layer: str
+    kind: str
+    call: str  # the C statement (returns bl_status)
+    macs: int = 0
+    butterflies: int = 0
+    elements: int = 0
+    out_bytes: int = 0  # bytes of activation this task writes (what a commit after it saves)
+    outputs: int = 0  # bl_mac_step: outputs of its unit (the step bound's per-output term)
+    op: str = ""  # bl_mac_step: the layer's op (linear / conv steps have their own step bounds)
+    # EVE: the block-selecting call for a mode that runs this layer differently (codegen/modes.py), with
+    # {sel}, {shift}, {bias}, ... filled per mode; None: every mode makes the call above
+    sel_fmt: str | None = None
+    in_block: int | None = None  # linear FFT input transform: the input block j (a mode may not read it)
+    # EVE, a dense layer some mode narrows: the task's whole per-mode C expression (modes.dense_rows_case)
+    mode_expr: str | None = None
+    # EVE, a whole-row task of a circulant layer: its output rows [r0, r1) and the C that zeroes a row range
+    # of its output (a mode that drops them all only zeroes; codegen/modes.py task_case)
+    rows: tuple[int, int] | None = None
+    zero: Any = None
+    # loop continuation: (C template with {j}, j) when this task is step j of a run of steps that differ
+    # only by j (codegen/tasks.py dispatches such a run as one entry); None: dispatched by its own call
+    chunk: tuple[str, int] | None = None
+    # bl_mac_step: the task's bl_mac_unit when its call names it as {unit} (the unit table holds only the
+    # units of tasks dispatched one by one; codegen/tasks.py numbers them)
+    unit: tuple[int, ...] | None = None
+
+
+@dataclass
+class Plan:
+    tasks: list[Task] = field(default_factory=list)
+    arrays: list[str] = field(default_factory=list)  # C definitions for model_weights.c
+    decls: list[str] = field(default_factory=list)  # extern declarations for model.c
+    geoms: list[str] = field(default_factory=list)  # static const geometry structs in model.c
+    paths: dict[str, str] = field(default_factory=dict)
+    act_len: int = 0
+    xs_len: int = 0
+    max_k: int = 0
+    weight_bytes: int = 0
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    output_buffer: str = "bl_act0"
+    units: list[tuple[int, ...]] = field(default_factory=list)  # bl_mac_unit table (fine granularity)
+    acc_len: int = 0  # int32 per partial buffer bl_acc0 / bl_acc1 (0: none needed)
+    input_chunk: int = 0  # input elements one resumable input-load task copies (0: the whole input)
+    eve: dict[str, Any] = field(default_factory=dict)  # layer -> (LayerModes, C literals) (codegen/modes.py)
+    eve_defs: list[str] = field(default_factory=list)  # per-mode selections and values, static in model.c
+    ranges: bool = False  # range dispatch (loop continuation) for this board (codegen/tasks.py)
+
+
+def elem_type(layer: dict) -> tuple[str, str, int]:
+    return ("int8_t", "w8", 1) if layer["weight_bits"] == 8 else ("int16_t", "w16", 2)
+
+
+def choose_path(layer: dict, shapes_in: tuple, shapes_out: tuple, costs: CostModel, want: str) -> str:
+    """Per-layer path: the one asked for, or ("auto") the cheaper one under the board's cost model."""
+    if layer["block"] == 1:
+        return "direct"
+    if want in ("fft", "direct"):
+        return want
+    if want == "artifact":
+        return layer.get("path", "direct")
+    direct = layer_cost(layer, shapes_in, shapes_out, "direct", costs)
+    fft = layer_cost(layer, shapes_in, shapes_out, "fft", costs)
+    return "fft" if fft < direct else "direct"
+
+
+def layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
+    """Estimated cycles of one weight layer on ``path``: the features ``build_plan`` gives its tasks (which
+    are what the direct kernels iterate: real output rows/channels only, never the padding of the last block),
+    priced by the board's cost table."""
+    k = layer["block"]
+    rows, cols = (
+        (layer["out_features"], layer["in_features"])
+        if layer["op"] == "linear"
+        else (layer["out_channels"], layer["in_channels"])
+    )
+    p, q = math.ceil(rows / k), math.ceil(cols / k)
+    taps = math.prod(layer.get("kernel_size", [1]))
+    pos_out = math.prod(shape_out[2:]) if layer["op"] != "linear" else 1
+    pos_in = math.prod(shape_in[2:]) if layer["op"] != "linear" else 1
+    if path == "direct":
+        # one task per block of k output rows (the last one partial), each row over the q·k (zero-padded)
+        # input columns of its block row
+        return costs.cycles(macs=rows * q * k * taps * pos_out, calls=p)
+    bfly = (k // 2) * int(math.log2(k))
+    # input transforms: one task per input block (linear) or per input row (conv); then one task per block row
+    in_tasks = q if layer["op"] == "linear" else (shape_in[2] if len(shape_in) > 3 else 1)
+    return costs.cycles(
+        fft_macs=4 * p * q * (k // 2 + 1) * taps * pos_out,
+        butterflies=bfly * (q * pos_in + p * pos_out),
+        calls=in_tasks + p,
+    )
+
+
+def _dense_modes(plan: Plan, lm) -> bool:
+    """Whether ``lm`` is a dense layer's per-mode rows (its tasks are generated per mode)."""
+    return lm is not None and lm.rank is None
+
+
+def _zero_fmt(y: str, h: int, w: int, y0: int, y1: int, x0: int, x1: int):
+    return lambda st, a, b: f"bl_eve_zero({st}, {y}, {a}u, {b}u, {h}u, {w}u, {y0}u, {y1}u, {x0}u, {x1}u)"
+
+
+def _mac_step_tasks(
+    plan: Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=None
+):
+    """A direct-path layer as bl_mac_step tasks of at most ``max_step`` estimated cycles (granularity.py):
+    each unit's chain over input-channel ranges alternates the partial buffers bl_acc0 / bl_acc1."""
+    out_ch, out_h, out_w, in_ch, taps = dims
+    k = layer["block"]
+    units = granularity_mod.mac_units(out_ch, out_h, out_w, in_ch, taps, costs, max_step)
+    if any(u[6] > 0 for u in units):
+        plan.acc_len = max(plan.acc_len, out_ch * out_h * out_w)
+    # loop continuation: every step of the layer is one call on the layer's grid with the step index j
+    # (codegen/tasks.py makes the consecutive steps one dispatch entry); EVE layers keep one call per step
+    grid = None
+    if eve is None and plan.ranges:
+        grid = granularity_mod.mac_grid(units, out_ch, out_h, out_w, in_ch)
+    if grid is not None:
+        gname = f"grid_{name}"
+        plan.geoms.append(
+            f"static const bl_mac_grid {gname} = {{"
+            + ", ".join(f"{grid[f]}u" for f in granularity_mod.GRID_FIELDS)
+            + "};"
+        )
+        accs = "bl_acc0, bl_acc1" if any(u[6] > 0 for u in units) else "NULL, NULL"
+        at_fmt = (
+            f"bl_mac_step_at_{wsuf}({cur}, &{geom}, {wname}, {k}u, {accs}, {bias_c}, {shift}, {other}, "
+            f"&{gname}, {{j}})"
+        )
+    prev = None
+    for j, u in enumerate(units):
+        o0, o1, oy0, oy1, ox0, ox1, c0, c1 = u
+        first = c0 == 0
+        src = None if first else prev
+        dst = "bl_acc0" if src in (None, "bl_acc1") else "bl_acc1"
+        prev = dst
+        if c1 == in_ch:
+            dst = "NULL"  # the last step writes y
+        n = (o1 - o0) * (oy1 - oy0) * (ox1 - ox0)
+        is_eve = eve is not None
+        if is_eve:  # EVE: the unit's index is fixed now (the mode calls below name it too)
+            ui = len(plan.units)
+            plan.units.append(u)
+        call = (
+            f"bl_mac_step_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, {bias_c}, "
+            f"{shift}, {other}, &bl_units[{ui if is_eve else '{unit}'}])"
+        )
+        chunk = None if grid is None else (at_fmt, j)
+        mode_expr = None
+        if _dense_modes(plan, eve):
+            # a unit the mode drops entirely is skipped (its last step zeroes the output); one it keeps in
+            # part runs whole, and its last step zeroes the dropped rows
+            last = c1 == in_ch
+            zero = _zero_fmt(other, out_h, out_w, oy0, oy1, ox0, ox1)
+            mode_expr = eve_modes.dense_rows_case(
+                eve,
+                lambda a, b, call=call: call,
+                o0,
+                o1,
+                (lambda st, a, b, zero=zero: zero(st, a, b)) if last else (lambda st, a, b: st),
+            )
+        plan.tasks.append(
+            Task(
+                f"{name}.o{o0}y{oy0}x{ox0}c{c0}",
+                name,
+                "mac_step",
+                call,
+                chunk=chunk,
+                unit=None if is_eve else u,
+                macs=n * (c1 - c0) * taps,
+                out_bytes=2 * n if c1 == in_ch else 4 * n,
+                outputs=n,
+                op=layer["op"],
+                sel_fmt=f"bl_mac_step_sel_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, "
+                f"{{bias}}, {{shift}}, {other}, &bl_units[{ui if is_eve else 0}], {{sel}})"
+                if is_eve and mode_expr is None
+                else None,
+                mode_expr=mode_expr,
+            )
+        )
+
+
+def _fft_tasks_fit(layer, s_in, s_out, costs: CostModel, max_step: float) -> bool:
+    """Whether the FFT path's smallest tasks (one input transform, one output block) fit ``max_step``."""
+    k = layer["block"]
+    log2k = int(math.log2(k))
+    bfly = (k // 2) * log2k
+    if layer["op"] == "linear":
+        q = math.ceil(layer["in_features"] / k)
+        fin = costs.cycles(butterflies=bfly, calls=1)
+        blk = costs.cycles(macs=4 * q * (k // 2 + 1), butterflies=bfly, calls=1)
+    else:
+        q = math.ceil(layer["in_channels"] / k)
+        taps = math.prod(layer.get("kernel_size", [1]))
+        pos_out = math.prod(s_out[2:])
+        fin = costs.cycles(butterflies=q * s_in[-1] * bfly, calls=1)
+        blk = costs.cycles(macs=4 * q * (k // 2 + 1) * taps * pos_out, butterflies=pos_out * bfly, calls=1)
+    return max(fin, blk) <= max_step
+
+
+def build_plan(
+    art: Artifact, board: Board, backend: str, want_path: str, costs: CostModel, max_step: float | None = None
+) -> Plan:
+    """The tasks of one inference. ``max_step`` (fine granularity): no task's estimate above it — ReLU over
+    element ranges, pools over channel ranges, direct-path layers in bl_mac_step steps, and FFT-path layers
+    whose smallest step does not fit moved to the direct path."""
+    shapes = propagate_shapes(art.layers, art.input_shape)
+    plan = Plan(ranges=tasks_mod.uses_ranges(board))
+    plan.act_len = max(math.prod(s[1:]) for s in shapes)
+    cur, other = "bl_act0", "bl_act1"
+    # EVE: per mode, how many leading elements of the activation `cur` can be nonzero (None: all). A mode
+    # that narrows a weight layer zeroes the rows it drops; the ReLUs and pools after it then work on the
+    # kept channels only (the rest stay 0: relu(0) = pool(0) = 0, bit for bit the spec)
+    live: list[int] | None = None
+    fused_into: dict[str, str] = {}  # ReLU layer -> the weight layer applying it (codegen/fusion.py)
+    for li, layer in enumerate(art.layers):
+        op, name = layer["op"], layer["name"]
+        s_in, s_out = shapes[li], shapes[li + 1]
+        n_out = math.prod(s_out[1:])
+        entry: dict[str, Any] = {
+            "name": name,
+            "op": op,
+            "in_shape": list(s_in[1:]),
+            "out_shape": list(s_out[1:]),
+        }
+        if op == "flatten":
+            plan.layers.append(entry)
+            continue
+        if op == "relu" and name in fused_into:
+            # applied by the weight layer's fused kernel: no task (in place, so the buffers do not swap)
+            entry["fused_into"] = fused_into[name]
+            plan.layers.append(entry)
+            continue
+        if op == "relu":
+            per = n_out
+            if max_step is not None and costs.cycles(elements=n_out, calls=1) > max_step:
+                per = max(1, int((max_step - costs.cycles_per_call) // max(costs.cycles_per_element, 1e-9)))
+            for j, e0 in enumerate(range(0, n_out, per)):
+                n = min(per, n_out - e0)
+                buf = f"{cur} + {e0}" if e0 else cur
+                call = f"bl_relu_q15({buf}, {buf}, {n}u)"
+                mode_expr = None
+                if live is not None and any(e < e0 + n for e in live):
+                    mode_expr = eve_modes.mode_chain(
+                        [
+                            call
+                            if e >= e0 + n
+                            else "BL_OK"
+                            if e <= e0
+                            else f"bl_relu_q15({buf}, {buf}, {e - e0}u)"
+                            for e in live
+                        ]
+                    )
+                plan.tasks.append(
+                    Task(
+                        name if per == n_out else f"{name}.e{e0}",
+                        name,
+                        "relu",
+                        call,
+                        elements=n,
+                        out_bytes=2 * n,
+                        mode_expr=mode_expr,
+                        chunk=None
+                        if per == n_out
+                        else (f"{tasks_mod.RELU_CHUNK}({cur}, {n_out}u, {per}u, {{j}})", j),
+                    )
+                )
+            plan.layers.append(entry)
+            continue
+        if op.startswith(("maxpool", "avgpool")):
+            one_d = op.endswith("1d")
+            c = s_in[1]
+            ih, iw = (1, s_in[2]) if one_d else s_in[2:]
+            oh, ow = (1, s_out[2]) if one_d else s_out[2:]
+            kh, kw = (1, layer["kernel_size"][0]) if one_d else layer["kernel_size"]
+            sh, sw = (1, layer["stride"][0]) if one_d else layer["stride"]
+            g = f"g_{name}"
+            plan.geoms.append(
+                f"static const bl_pool_geom {g} = {{{c}u, {ih}u, {iw}u, {oh}u, {ow}u, {kh}u, {kw}u, "
+                f"{sh}u, {sw}u}};"
+            )
+            fn = "bl_maxpool_q15" if op.startswith("max") else "bl_avgpool_q15"
+            per_ch = ih * iw
+            chans = c
+            if max_step is not None and costs.cycles(elements=c * per_ch, calls=1) > max_step:
+                chans = max(
+                    1, int((max_step - costs.cycles_per_call) // max(per_ch * costs.cycles_per_element, 1e-9))
+                )
+            if (
+                max_step is not None
+                and not one_d
+                and chans == 1
+                and costs.cycles(elements=per_ch, calls=1) > max_step
+            ):
+                # one channel does not fit either: output-row ranges of one channel, each a 1-channel pool
+                # over just the input rows its windows read (no padding, so the sub-geometry is exact)
+                per_row = max(sh * iw * costs.cycles_per_element, 1e-9)
+                rows = max(1, int((max_step - costs.cycles_per_call) // per_row))
+                plan.geoms = [s for s in plan.geoms if not s.startswith(f"static const bl_pool_geom {g} =")]
+                for ch in range(c):
+                    for r0 in range(0, oh, rows):
+                        nr = min(rows, oh - r0)
+                        gr = f"g_{name}_r{nr}"
+                        if not any(s.startswith(f"static const bl_pool_geom {gr} ") for s in plan.geoms):
+                            plan.geoms.append(
+                                f"static const bl_pool_geom {gr} = {{1u, {(nr - 1) * sh + kh}u, {iw}u, "
+                                f"{nr}u, {ow}u, {kh}u, {kw}u, {sh}u, {sw}u}};"
+                            )
+                        xo, yo = ch * ih * iw + r0 * sh * iw, ch * oh * ow + r0 * ow
+                        # every chunk the same sub-pool, and no input rows left over between channels:
+                        # chunk j's input / output start at j times a fixed stride (loop continuation)
+                        uniform = oh % rows == 0 and ih == oh * sh
+                        j = ch * (oh // rows) + r0 // rows
+                        plan.tasks.append(
+                            Task(
+                                f"{name}.ch{ch}r{r0}",
+                                name,
+                                op[:7],
+                                f"{fn}({cur} + {xo}, &{gr}, {other} + {yo}, 0u, 1u)",
+                                elements=((nr - 1) * sh + kh) * iw,
+                                out_bytes=2 * nr * ow,
+                                chunk=(
+                                    f"{tasks_mod.POOL_ROWS}({fn}, {cur}, &{gr}, {other}, {rows * sh * iw}u, "
+                                    f"{rows * ow}u, {{j}})",
+                                    j,
+                                )
+                                if uniform
+                                else None,
+                            )
+                        )
+                cur, other = other, cur
+                if live is not None:  # every channel pooled: the dropped ones stay 0
+                    live = [-(-e // per_ch) * oh * ow for e in live]
+                plan.layers.append(entry)
+                continue
+            live_ch = None if live is None else [min(c, -(-e // per_ch)) for e in live]
+            for j, c0 in enumerate(range(0, c, chans)):
+                c1 = min(c, c0 + chans)
+                call = f"{fn}({cur}, &{g}, {other}, {c0}u, {c1}u)"
+                mode_expr = None
+                if live_ch is not None and any(r < c1 for r in live_ch):
+                    # the kept channels pooled, the dropped ones zeroed (the other buffer holds old data)
+                    mode_expr = eve_modes.dense_rows_case(
+                        eve_modes.LayerModes(name, None, [], live_ch, []),
+                        lambda a, b, fn=fn, cur=cur, g=g, other=other: (
+                            f"{fn}({cur}, &{g}, {other}, {a}u, {b}u)"
+                        ),
+                        c0,
+                        c1,
+                        _zero_fmt(other, oh, ow, 0, oh, 0, ow),
+                    )
+                plan.tasks.append(
+                    Task(
+                        name if chans == c else f"{name}.ch{c0}",
+                        name,
+                        op[:7],
+                        call,
+                        elements=(c1 - c0) * per_ch,
+                        out_bytes=2 * n_out * (c1 - c0) // c,
+                        mode_expr=mode_expr,
+                        chunk=None
+                        if chans == c
+                        else (f"{tasks_mod.POOL_CHUNK}({fn}, {cur}, &{g}, {other}, {chans}u, {{j}})", j),
+                    )
+                )
+            if live_ch is not None:
+                live = [r * oh * ow for r in live_ch]
+            cur, other = other, cur
+            plan.layers.append(entry)
+            continue
+        # weight layers
+        path = choose_path(layer, s_in, s_out, costs, want_path)
+        if path == "fft" and max_step is not None and not _fft_tasks_fit(layer, s_in, s_out, costs, max_step):
+            path = "direct"  # no FFT step is smaller than one transform; the direct path cuts to any size
+            entry["path_reason"] = "granularity: the FFT path's smallest step does not fit max_step_cycles"
+        plan.paths[name] = path
+        entry.update(block=layer["block"], path=path, weight_bits=layer["weight_bits"])
+        ctype, wsuf, wbytes = elem_type(layer)
+        k = layer["block"]
+        # the bias the path reads: int32 at the accumulator's format (direct) or bias_out (FFT, below)
+        bias = f"{name}_bias" if layer.get("bias") and path == "direct" else None
+        if bias:
+            plan.arrays.append(c_array("int32_t", bias, art.tensors[layer["bias"]]))
+            plan.decls.append(f"extern const int32_t {bias}[];")
+        bias_c = bias or "NULL"
+        if op == "linear":
+            rows, cols = layer["out_features"], layer["in_features"]
+        else:
+            rows, cols = layer["out_channels"], layer["in_channels"]
+        p, q = math.ceil(rows / k), math.ceil(cols / k)
+        shift = layer["in_frac"] + layer["weight_frac"] - layer["out_frac"]
+        lm = eve_modes.layer_modes(art, layer)  # EVE: how each mode runs this layer (None: as stored)
+        # the ReLU after this layer, if the backend's whole-unit direct kernel can apply it (not under EVE
+        # modes, whose per-mode calls use the selecting kernels; the fine path's bl_mac_step keeps the task)
+        relu = fusion.relu_after(art.layers, li) if lm is None and path == "direct" else None
+        fuse = False
+        if lm is not None and op == "linear":
+            add_geom(plan, f"g_{name}", f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
+        if path == "fft":
+            plan.max_k = max(plan.max_k, k)
+            spec_name = f"{name}_spectra"
+            plan.arrays.append(c_array("int16_t", spec_name, art.tensors[layer["spectra"]]))
+            plan.decls.append(f"extern const int16_t {spec_name}[];")
+            plan.weight_bytes += art.tensors[layer["spectra"]].size * 2
+            bo = f"{name}_bias_out" if layer.get("bias_out") else None
+            if bo:
+                plan.arrays.append(c_array("int32_t", bo, art.tensors[layer["bias_out"]]))
+                plan.decls.append(f"extern const int32_t {bo}[];")
+            bo_c = bo or "NULL"
+            log2k = int(math.log2(k))
+            shift_z = layer["in_frac"] + layer["spectra_frac"] - log2k - layer["spectrum_frac"]
+            shift_out = layer["spectrum_frac"] - layer["out_frac"]
+            cfg = f"fft{k}"
+            entry.update(shift_z=shift_z, shift_out=shift_out)
+            lits = {"shift_z": str(shift_z), "shift_out": str(shift_out), "bias_out": bo_c}
+        else:
+            wname = f"{name}_w"
+            plan.arrays.append(c_array(ctype, wname, art.tensors[layer["weight"]]))
+            plan.decls.append(f"extern const {ctype} {wname}[];")
+            plan.weight_bytes += art.tensors[layer["weight"]].size * wbytes
+            entry.update(shift=shift)
+            lits = {"shift": str(shift), "bias": bias_c}
+        if lm is not None:
+            arrays, decls, defs = eve_modes.layer_data(lm, art, c_array, path)
+            plan.arrays += arrays
+            plan.decls += decls
+            plan.eve_defs += defs
+            plan.weight_bytes += lm.rank.size * 2 if lm.rank is not None else 0
+        taps = math.prod(layer.get("kernel_size", [1]))
+        if op == "linear":
+            if path == "fft":
+                plan.xs_len = max(plan.xs_len, q * k)
+                for j in range(q):
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.fft_in{j}",
+                            name,
+                            "fft_in",
+                            f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {j}u, {j + 1}u, "
+                            f"bl_work)",
+                            butterflies=(k // 2) * log2k,
+                            out_bytes=2 * k,
+                            in_block=j,
+                        )
+                    )
+                for i in range(p):
+                    nrows = min(k, rows - i * k)
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.block{i}",
+                            name,
+                            "fft_block",
+                            f"bl_linear_fft_block_q15(bl_xs, {cols}u, {spec_name}, &{cfg}, {shift_z}, "
+                            f"{shift_out}, "
+                            f"{bo_c}, {other}, {rows}u, {i}u, bl_work)",
+                            macs=4 * q * (k // 2 + 1),
+                            butterflies=(k // 2) * log2k,
+                            out_bytes=2 * nrows,
+                            sel_fmt=f"bl_conv_fft_block_sel_q15(bl_xs, &g_{name}, {spec_name}, &{cfg}, "
+                            f"{{shift_z}}, {{shift_out}}, {{bias_out}}, {other}, {i}u, 0u, 1u, bl_work, "
+                            "{sel})"
+                            if lm
+                            else None,
+                            rows=(i * k, i * k + nrows),
+                            zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
+                        )
+                    )
+            elif (
+                max_step is not None
+                and costs.cycles(macs=min(rows, k if k > 1 else DENSE_ROWS_PER_TASK) * q * k, calls=1)
+                > max_step
+            ):
+                g = f"g_{name}"
+                add_geom(plan, g, f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
+                dims = (rows, 1, 1, cols, 1)
+                _mac_step_tasks(
+                    plan,
+                    name,
+                    layer,
+                    g,
+                    dims,
+                    wname,
+                    wsuf,
+                    bias_c,
+                    shift,
+                    cur,
+                    other,
+                    costs,
+                    max_step,
+                    lm,
+                )
+            else:
+                step = k if k > 1 else DENSE_ROWS_PER_TASK
+                if (
+                    backend == "cmsis"
+                    and k > 1
+                    and (max_step is None or costs.cycles(macs=rows * q * k, calls=1) <= max_step)
+                ):
+                    # the cmsis kernel reverses and doubles the input blocks once per call
+                    # (firmware/kernels/cmsis/linear.c): one call per layer where the granularity allows
+                    step = rows
+                fuse = relu is not None and fusion.fuses(backend, "linear_circ" if k > 1 else "linear_dense")
+                for r0 in range(0, rows, step):
+                    r1 = min(rows, r0 + step)
+                    mode_expr = None
+                    if k > 1:
+                        call = (
+                            f"{fusion.kernel_name('linear_circ', wsuf, fuse)}({cur}, {cols}u, {wname}, {k}u, "
+                            f"{bias_c}, {shift}, "
+                            f"{other}, "
+                            f"{rows}u, {r0}u, {r1}u)"
+                        )
+                        macs = (r1 - r0) * q * k
+                    else:
+                        fmt = (
+                            f"{fusion.kernel_name('linear_dense', wsuf, fuse)}({cur}, {cols}u, {wname}, "
+                            f"{bias_c}, {shift}, {other}, "
+                            f"{rows}u, {{a}}u, {{b}}u)"
+                        )
+                        dense_call = lambda a, b, f=fmt: f.format(a=a, b=b)  # noqa: E731
+                        call = dense_call(r0, r1)
+                        macs = (r1 - r0) * cols
+                        if _dense_modes(plan, lm):
+                            zero = _zero_fmt(other, 1, 1, 0, 1, 0, 1)
+                            mode_expr = eve_modes.dense_rows_case(lm, dense_call, r0, r1, zero)
+                    sel_fmt = None
+                    if (
+                        lm is not None and mode_expr is None
+                    ):  # the rows as one whole step of the selecting kernel
+                        plan.units.append((r0, r1, 0, 1, 0, 1, 0, cols))
+                        sel_fmt = (
+                            f"bl_mac_step_sel_{wsuf}({cur}, &g_{name}, {wname}, {k}u, NULL, NULL, {{bias}}, "
+                            f"{{shift}}, {other}, &bl_units[{len(plan.units) - 1}], {{sel}})"
+                        )
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.rows{r0}" + (f"+{relu}" if fuse else ""),
+                            name,
+                            "mac",
+                            call,
+                            macs=macs,
+                            out_bytes=2 * (r1 - r0),
+                            sel_fmt=sel_fmt,
+                            mode_expr=mode_expr,
+                            rows=(r0, r1),
+                            zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
+                        )
+                    )
+        else:
+            one_d = op == "conv1d"
+            c, o = cols, rows
+            ih, iw = (1, s_in[2]) if one_d else s_in[2:]
+            oh, ow = (1, s_out[2]) if one_d else s_out[2:]
+            kh, kw = (1, layer["kernel_size"][0]) if one_d else layer["kernel_size"]
+            sh, sw = (1, layer["stride"][0]) if one_d else layer["stride"]
+            ph, pw = (0, layer["padding"][0]) if one_d else layer["padding"]
+            g = f"g_{name}"
+            plan.geoms.append(
+                f"static const bl_conv_geom {g} = {{{c}u, {ih}u, {iw}u, {o}u, {oh}u, {ow}u, "
+                f"{kh}u, {kw}u, {sh}u, {sw}u, {ph}u, {pw}u}};"
+            )
+            if path == "fft":
+                plan.xs_len = max(plan.xs_len, q * k * ih * iw)
+                # EVE: a mode that reads only the first input block columns transforms only those (xs keeps
+                # block j at the same place whatever in_ch says: bl_kernels.h), with an in_ch-cut geometry
+                in_geom = [g] * (len(lm.cols) if lm is not None and lm.rank is not None else 0)
+                for mi, used in enumerate(lm.cols if in_geom else []):
+                    n_in = min(c, (max(j for j, u in enumerate(used) if u) + 1) * k)
+                    if n_in < c:
+                        in_geom[mi] = f"g_{name}_in{n_in}"
+                        add_geom(
+                            plan,
+                            in_geom[mi],
+                            f"{{{n_in}u, {ih}u, {iw}u, {o}u, {oh}u, {ow}u, "
+                            f"{kh}u, {kw}u, {sh}u, {sw}u, {ph}u, {pw}u}}",
+                        )
+                for y in range(ih):
+                    fin = "bl_conv_fft_input_q15({cur}, &{g}, &{cfg}, bl_xs, {y}u, {y1}u, bl_work)"
+                    mode_expr = None
+                    if any(x != g for x in in_geom):
+                        mode_expr = eve_modes.mode_chain(
+                            [fin.format(cur=cur, g=x, cfg=cfg, y=y, y1=y + 1) for x in in_geom]
+                        )
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.fft_in_row{y}",
+                            name,
+                            "fft_in",
+                            f"bl_conv_fft_input_q15({cur}, &{g}, &{cfg}, bl_xs, {y}u, {y + 1}u, bl_work)",
+                            mode_expr=mode_expr,
+                            butterflies=q * iw * (k // 2) * log2k,
+                            out_bytes=2 * q * k * iw,
+                        )
+                    )
+                for i in range(p):
+                    nch = min(k, o - i * k)
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.block{i}",
+                            name,
+                            "fft_block",
+                            f"bl_conv_fft_block_q15(bl_xs, &{g}, {spec_name}, &{cfg}, {shift_z}, "
+                            f"{shift_out}, {bo_c}, "
+                            f"{other}, {i}u, 0u, {oh}u, bl_work)",
+                            macs=4 * q * (k // 2 + 1) * taps * oh * ow,
+                            butterflies=oh * ow * (k // 2) * log2k,
+                            out_bytes=2 * nch * oh * ow,
+                            sel_fmt=f"bl_conv_fft_block_sel_q15(bl_xs, &{g}, {spec_name}, &{cfg}, "
+                            f"{{shift_z}}, {{shift_out}}, {{bias_out}}, {other}, {i}u, 0u, {oh}u, bl_work, "
+                            "{sel})"
+                            if lm
+                            else None,
+                            rows=(i * k, i * k + nch),
+                            zero=_zero_fmt(other, oh, ow, 0, oh, 0, ow),
+                        )
+                    )
+            elif (
+                max_step is not None
+                and costs.cycles(
+                    macs=min(o, k if k > 1 else DENSE_CHANNELS_PER_TASK) * q * k * taps * oh * ow, calls=1
+                )
+                > max_step
+            ):
+                dims = (o, oh, ow, c, kh * kw)
+                _mac_step_tasks(
+                    plan,
+                    name,
+                    layer,
+                    g,
+                    dims,
+                    wname,
+                    wsuf,
+                    bias_c,
+                    shift,
+                    cur,
+                    other,
+                    costs,
+                    max_step,
+                    lm,
+                )
+            else:
+                step = k if k > 1 else DENSE_CHANNELS_PER_TASK
+                fuse = relu is not None and fusion.fuses(backend, "conv_circ" if k > 1 else "conv_dense")
+                for o0 in range(0, o, step):
+                    o1 = min(o, o0 + step)
+                    mode_expr = None
+                    if k > 1:
+                        call = (
+                            f"{fusion.kernel_name('conv_circ', wsuf, fuse)}({cur}, &{g}, {wname}, {k}u, "
+                            f"{bias_c}, {shift}, {other}, "
+                            f"{o0}u, {o1}u, 0u, {oh}u)"
+                        )
+                        macs = (o1 - o0) * q * k * taps * oh * ow
+                    else:
+                        fmt = (
+                            f"{fusion.kernel_name('conv_dense', wsuf, fuse)}({cur}, &{g}, {wname}, {bias_c}, "
+                            f"{shift}, {other}, "
+                            f"{{a}}u, {{b}}u, 0u, {oh}u)"
+                        )
+                        dense_call = lambda a, b, f=fmt: f.format(a=a, b=b)  # noqa: E731
+                        call = dense_call(o0, o1)
+                        macs = (o1 - o0) * c * taps * oh * ow
+                        if _dense_modes(plan, lm):
+                            zero = _zero_fmt(other, oh, ow, 0, oh, 0, ow)
+                            mode_expr = eve_modes.dense_rows_case(lm, dense_call, o0, o1, zero)
+                    sel_fmt = None
+                    if (
+                        lm is not None and mode_expr is None
+                    ):  # the channels as one whole step of the sel kernel
+                        plan.units.append((o0, o1, 0, oh, 0, ow, 0, c))
+                        sel_fmt = (
+                            f"bl_mac_step_sel_{wsuf}({cur}, &{g}, {wname}, {k}u, NULL, NULL, {{bias}}, "
+                            f"{{shift}}, {other}, &bl_units[{len(plan.units) - 1}], {{sel}})"
+                        )
+                    plan.tasks.append(
+                        Task(
+                            f"{name}.ch{o0}" + (f"+{relu}" if fuse else ""),
+                            name,
+                            "mac",
+                            call,
+                            macs=macs,
+                            out_bytes=2 * (o1 - o0) * oh * ow,
+                            sel_fmt=sel_fmt,
+                            mode_expr=mode_expr,
+                            rows=(o0, o1),
+                            zero=_zero_fmt(other, oh, ow, 0, oh, 0, ow),
+                        )
+                    )
+        if fuse:
+            entry["fused_relu"] = relu
+            fused_into[relu] = name
+        if lm is not None:
+            plan.eve[name] = (lm, lits)
+        out_hw = math.prod(s_out[2:]) if len(s_out) > 2 else 1
+        live = None if lm is None or all(r >= rows for r in lm.rows) else [r * out_hw for r in lm.rows]
+        cur, other = other, cur
+        plan.layers.append(entry)
+    plan.output_buffer = cur
+    return plan
+
+
+def add_geom(plan: Plan, name: str, init: str) -> None:
+    line = f"static const bl_conv_geom {name} = {init};"
+    if line not in plan.geoms:
+        plan.geoms.append(line)
+
+
+def task_cycles(t: Task, costs: CostModel) -> float:
+    return costs.cycles(macs=t.macs, butterflies=t.butterflies, elements=t.elements, calls=1)
