@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batteryless.boards import (
-    POWER_FIELDS,
     board_header,
     boards_dir,
     list_boards,
@@ -22,6 +21,7 @@ from batteryless.boards import (
     memory_ld,
     write_board_files,
 )
+from batteryless.boards.board import POWER_FIELDS
 from batteryless.errors import BoardError
 
 BOARDS = ["host", "mps2-an386", "msp430fr5969", "msp430fr5994"]

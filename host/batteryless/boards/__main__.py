@@ -2,6 +2,6 @@
 
 import sys
 
-from batteryless.boards import main_for_cmake
+from batteryless.boards.build_files import main_for_cmake
 
 sys.exit(main_for_cmake())
