@@ -48,10 +48,11 @@ M4 = pdsc("""
         <memory name="IROM1" access="rx" start="0x0" size="0x8000" startup="1" default="1"/>
         <memory name="IRAM1" access="rw" start="0x20000000" size="0x2000" default="1"/>
       </device>
-    </family>""")  # noqa: E501
+    </family>""")
 
 # M55 in a sub-family: Dmve / Dclock inherited from the family, the device overrides the clock
-M55 = pdsc("""
+M55 = pdsc(
+    """
     <family Dfamily="AcmeM55" Dvendor="Acme:999">
       <processor Dcore="Cortex-M55" Dfpu="DP_FPU" Dmpu="MPU" Ddsp="DSP" Dmve="FP_MVE" Dendian="Little-endian" Dclock="100000000"/>
       <subFamily DsubFamily="AcmeM55x">
@@ -61,7 +62,9 @@ M55 = pdsc("""
           <memory name="DTCM" access="rw" start="0x20000000" size="0x80000" default="1"/>
         </device>
       </subFamily>
-    </family>""", pack="Acme55_DFP")  # noqa: E501
+    </family>""",
+    pack="Acme55_DFP",
+)
 
 
 def write(tmp: Path, name: str, text: str) -> Path:
@@ -198,7 +201,7 @@ def test_memories_and_clock_round_trip(tmp_path, rom, rom_kb, ram_kb, clock):
         <memory name="IROM1" access="rx" start="0x{rom:08X}" size="0x{rom_kb * 1024:X}" startup="1" default="1"/>
         <memory name="IRAM1" access="rw" start="0x20000000" size="0x{ram_kb * 1024:X}" default="1"/>
       </device>
-    </family>""")  # noqa: E501
+    </family>""")
     d = tmp_path / f"h{rom}-{rom_kb}-{ram_kb}-{clock}"
     d.mkdir()
     b = load_board(import_pack(write(d, "p.pdsc", text), "D1", out_dir=d).board_dir)

@@ -61,7 +61,7 @@ def test_marker_prefix_is_the_one_the_header_writes():
 
 # --- the board loader --------------------------------------------------------------------------------------
 STAND_IN_TABLE = (
-    '[stand_in]\nlea = "its MSP430 image links a software stand-in for TI\'s DSPLib that refuses every call '
+    "[stand_in]\nlea = \"its MSP430 image links a software stand-in for TI's DSPLib that refuses every call "
     '(test board), so on a LaunchPad it computes nothing"\n'
 )
 STAND_IN_SOURCE = (
