@@ -40,9 +40,19 @@ def _cache_admm() -> None:
         if key not in cache:
             cache[key] = orig(net, blocks, *a, **k)
         circ, hist = cache[key]
-        return copy.deepcopy(circ), hist
+        return _fresh_classes(copy.deepcopy(circ)), hist
 
     rc.admm_circulant = cached
+
+
+def _fresh_classes(net):
+    """torch.nn.utils.parametrize gives a parametrized module its own class and adds a property per
+    parametrized tensor to it; a deep copy shares that class, so a bias parametrization registered on one
+    variant's copy would appear (broken) on the next. Each copy gets its own subclass."""
+    for m in net.modules():
+        if hasattr(m, "parametrizations"):
+            m.__class__ = type(m.__class__.__name__, (m.__class__,), {})
+    return net
 
 
 def run(model: str, seed: int, variant: dict) -> list[float]:
@@ -71,6 +81,7 @@ def main() -> None:
     ap.add_argument("--model", default="cnn", choices=sorted(EVE_SETTINGS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", default='[{}, {"single": true}]', help="JSON list of EveConfig overrides")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="JSON file the rows are merged into")
     args = ap.parse_args()
     torch.set_num_threads(1)
     _cache_admm()
@@ -85,7 +96,7 @@ def main() -> None:
             seconds=round(time.perf_counter() - t0, 1),
         )
         print(json.dumps(row), flush=True)
-        merge([row])
+        merge([row], args.results)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ from test_spec import _small_artifact
 
 
 @pytest.mark.parametrize(
-    "width,mode_bias", [(None, False), ([1.0, 0.5, 0.5], False), ([1.0, 0.5, 0.5], True)]
+    "width,mode_bias",
+    [(None, False), ([1.0, 0.5, 0.5], False), ([1.0, 0.5, 0.5], True), ([1.0, 0.5, 0.5], "last")],
 )
 @pytest.mark.parametrize("kind", ["mlp", "cnn2d", "cnn1d"])
 def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width, mode_bias):
@@ -76,7 +77,11 @@ def test_torch_modes_and_artifact_modes_are_the_same_sub_networks(kind, width, m
     if mode_bias:
         names = [lay["name"] for lay in wl]
         add_mode_biases(art, {mi: dict(zip(names, ms.mode_biases(mi), strict=True)) for mi in (1, 2)})
-        assert any("bias" in sel for sel in art.modes[2]["layers"].values())
+        with_bias = {n for n, sel in art.modes[2]["layers"].items() if "bias" in sel}
+        if mode_bias == "last":  # the classifier's own bias per mode (if circulant), no other layer's
+            assert with_bias == ({wl[-1]["name"]} if wl[-1]["block"] > 1 else set())
+        else:
+            assert with_bias
     for mi in range(len(keep)):
         for lay, mask in zip(wl, ms.masks[mi], strict=True):
             act = active_blocks(art, lay, mi)  # None: a dense layer the mode runs whole
@@ -164,6 +169,33 @@ def test_mode0_epochs_train_mode_0_alone():
     )
     assert any(not torch.equal(a, b) for a, b in zip(idle.parameters(), net.parameters(), strict=True))
     assert not net.training and ms.current[0] == 0
+
+
+def test_bias_epochs_train_only_the_smaller_modes_biases():
+    """The per-mode bias phase moves the smaller modes' own bias offsets and nothing shared: every other
+    parameter (and so mode 0's function) is what it was without the phase."""
+    cfg = dict(epochs=1, mode0_epochs=1, keep=[1.0, 0.5, 0.25], mode_bias=True)
+    plain, _ = _trained(EveConfig(**cfg))
+    tuned, ms = _trained(EveConfig(**cfg, bias_epochs=1))
+    deltas = {
+        id(layer.parametrizations["bias"][0].delta)
+        for layer in ms.layers
+        if parametrize.is_parametrized(layer, "bias")
+    }
+    moved = 0
+    for (name, a), b in zip(plain.named_parameters(), tuned.parameters(), strict=True):
+        if id(b) in deltas:
+            assert torch.count_nonzero(b[0]) == 0  # mode 0 has no offset
+            moved += int(not torch.equal(a[1:], b[1:]))
+        else:
+            assert torch.equal(a, b), name
+    assert moved and all(p.requires_grad for p in tuned.parameters())
+    assert not tuned.training and ms.current[0] == 0
+
+
+def test_mode_bias_last_gives_the_classifier_alone_its_own_biases():
+    _, ms = _trained(EveConfig(epochs=0, mode0_epochs=0, keep=[1.0, 0.5, 0.25], mode_bias="last"))
+    assert [parametrize.is_parametrized(layer, "bias") for layer in ms.layers] == [False, True]
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +291,10 @@ def test_cli_compress_modes_and_evaluate(tmp_path, capsys):
         (2, {"mode0_weight": 0.0}, "--mode0-weight must be > 0"),
         (2, {"mode0_epochs": -1}, "--mode0-epochs must be >= 0"),
         (2, {"mode0_lr": -0.1}, "mode0_lr must be > 0"),
+        (2, {"mode_bias": "some"}, "--mode-bias must be none, all or last"),
+        (2, {"bias_epochs": -1}, "--mode-bias-epochs must be >= 0"),
+        (2, {"bias_epochs": 3}, "--mode-bias-epochs trains the modes' own biases: it needs --mode-bias"),
+        (2, {"lr": 0.0}, "--mode-lr must be > 0"),
     ],
 )
 def test_bad_mode_settings_are_refused_before_training(modes, keep, message):
@@ -282,6 +318,8 @@ def test_cli_bad_mode_keep_is_a_usage_error(tmp_path, capsys, flag):
     [
         ("--mode0-weight", "0", "--mode0-weight must be > 0"),
         ("--mode0-epochs", "-2", "--mode0-epochs must be >= 0"),
+        ("--mode-bias-epochs", "3", "it needs --mode-bias"),
+        ("--mode-lr", "-1", "--mode-lr must be > 0"),
     ],
 )
 def test_cli_bad_mode0_setting_is_a_usage_error_before_training(tmp_path, capsys, flag, value, message):

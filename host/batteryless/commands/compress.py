@@ -170,11 +170,16 @@ def cmd_compress(args: argparse.Namespace) -> int:
             keep=_keep(args.mode_keep),
             width=_keep(args.mode_width, "--mode-width"),
             layer_width=_layer_width(args.mode_layer_width),
-            epochs=args.mode_epochs,
-            mode_bias=args.mode_bias,
             **{  # unset: EveConfig's defaults (not repeated here: the parser must not import torch)
                 k: v
-                for k, v in (("mode0_weight", args.mode0_weight), ("mode0_epochs", args.mode0_epochs))
+                for k, v in (
+                    ("epochs", args.mode_epochs),
+                    ("lr", args.mode_lr),
+                    ("mode_bias", args.mode_bias),
+                    ("bias_epochs", args.mode_bias_epochs),
+                    ("mode0_weight", args.mode0_weight),
+                    ("mode0_epochs", args.mode0_epochs),
+                )
                 if v is not None
             },
         ),
@@ -306,10 +311,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--mode-bias",
-        action="store_true",
-        help="EVE: every smaller mode trains its own biases (4 bytes per row and mode in the store)",
+        nargs="?",
+        const="all",
+        choices=("none", "all", "last"),
+        help="EVE: every smaller mode trains its own biases of every circulant layer (all, the default "
+        "when given) or of the classifier only (last); 4 bytes per row and mode in the store",
     )
-    p.add_argument("--mode-epochs", type=int, default=40, help="EVE: sandwich-rule epochs (default 40)")
+    p.add_argument(
+        "--mode-bias-epochs",
+        type=int,
+        help="EVE: epochs at the end training only the smaller modes' own biases (needs --mode-bias)",
+    )
+    p.add_argument("--mode-epochs", type=int, help="EVE: sandwich-rule epochs (default 80)")
+    p.add_argument("--mode-lr", type=float, help="EVE: sandwich-rule learning rate (default 0.005)")
     p.add_argument(
         "--mode0-weight",
         type=float,
