@@ -458,7 +458,8 @@ def ablation(work: Path, only: str | None = None) -> dict:
             rows.append(old[(model, label)])
             continue
         keys = ("keep", "width", "epochs", "lr", "mode_bias")
-        eve = EveConfig(**{k: v for k, v in settings.items() if k in keys})
+        # the sandwich budget these rows were measured with (sessions 4-5), not today's default
+        eve = EveConfig(**{"epochs": 40, "lr": 1e-3, **{k: v for k, v in settings.items() if k in keys}})
         path = work / f"{model}-abl{len(rows)}.bl"
         art, _, sec = _compress(
             model, path, False, modes=K, eve=eve, layer_blocks=settings.get("layer_blocks", {})

@@ -1,6 +1,7 @@
-"""EVE's largest mode against the single-mode model, per seed, for the options that protect mode 0
-(``EveConfig.mode0_weight``: its loss weight in the sandwich; ``mode0_epochs``: mode-0-only fine-tuning
-after it).
+"""EVE's modes against the single-mode model, per seed, for training options (any ``EveConfig`` field):
+session 5 the options that protect mode 0 (``mode0_weight``: its loss weight in the sandwich;
+``mode0_epochs``: mode-0-only fine-tuning after it), session 6 the sandwich's budget and the smaller modes'
+options (``lr``, ``epochs``, ``small_weight``, ``label_mix``, ``mode_bias``, ``bias_epochs``).
 
 Per (model, seed, variant): the integer (spec) accuracy of every mode on the digits test split (359 samples:
 one sample is 0.28 points) with the benchmark's ladders (``EVE_SETTINGS`` of benchmarks/eve.py), and the
