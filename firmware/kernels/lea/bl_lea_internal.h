@@ -133,6 +133,23 @@ static inline int16_t *bl_lea_fft_target(uint16_t k, int16_t *work) {
   return bl_lea_fft_on_lea(k) ? bl_lea_fft_buf : work;
 }
 
+/* Layer residency (MSP430 LEA driver only): the FFT path's block rows read a layer's input spectra from
+ * bl_lea_xt and its whole weight spectra from bl_lea_st, copied there by DMA once per layer instead of once
+ * per block row. bl_lea_res_x / bl_lea_res_w name what the areas hold (the xs buffer / the spectra array,
+ * with their lengths in int16; 0: nothing). They live in SRAM (.bss) as LEA RAM does, so a reset or power
+ * cut forgets both together and the next block row stages again (FLEX resumes re-stage). Every other user
+ * of bl_lea_xt / bl_lea_st, and every writer of an xs buffer, drops them first (bl_lea_res_drop). */
+#if MSP_HAVE_CMAC_MANY
+extern const int16_t *bl_lea_res_x, *bl_lea_res_w;
+extern uint16_t bl_lea_res_x_n, bl_lea_res_w_n;
+static inline void bl_lea_res_drop(void) {
+  bl_lea_res_x = 0;
+  bl_lea_res_w = 0;
+}
+#else
+static inline void bl_lea_res_drop(void) {}
+#endif
+
 /* Real dot product accumulator: push (x, w) pairs into bl_lea_xt / bl_lea_st; each full area is flushed
  * through one msp_mac_q15 (exact: see the top of this file). */
 typedef struct {

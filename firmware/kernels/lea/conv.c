@@ -138,6 +138,7 @@ static bl_status check_cfg(const bl_fft_cfg *cfg) {
 
 bl_status bl_conv_fft_input_q15(const int16_t *x, const bl_conv_geom *g, const bl_fft_cfg *cfg, int16_t *xs,
                                 uint16_t y0, uint16_t y1, int16_t *work) {
+  bl_lea_res_drop(); /* xs is rewritten (bl_lea_internal.h, "Layer residency") */
   if (x == 0 || cfg == 0 || xs == 0 || work == 0) return BL_ERR_ARG;
   bl_status st = bl_conv_geom_check(g);
   if (st != BL_OK) return st;

@@ -216,8 +216,11 @@ static inline uint32_t half_even(int32_t r) {
 
 #if MSP_HAVE_CMAC_MANY
 int bl_lea_dot_ready;
+const int16_t *bl_lea_res_x, *bl_lea_res_w;
+uint16_t bl_lea_res_x_n, bl_lea_res_w_n;
 
 void bl_lea_dot_begin(void) {
+  bl_lea_res_drop(); /* the direct paths stage their operands in bl_lea_xt / bl_lea_st */
   bl_lea_dot_ready = bl_lea_mac_begin(bl_lea_xt, bl_lea_st, &bl_lea_result[0], BL_LEA_AREA) == MSP_SUCCESS;
 }
 
@@ -254,6 +257,7 @@ bl_status bl_lea_dot_flush(bl_lea_dot *d) {
 }
 
 void bl_lea_bins_init(bl_lea_bins *a, uint16_t k, uint16_t f0) {
+  bl_lea_res_drop(); /* bl_lea_bins_push stages into bl_lea_xt / bl_lea_st */
   const uint16_t left = (uint16_t)(k / 2u + 1u - f0);
   a->k = k;
   a->f0 = f0;

@@ -223,6 +223,32 @@ static bl_status check_cfg(const bl_fft_cfg *cfg) {
   return BL_OK;
 }
 
+#if MSP_HAVE_CMAC_MANY
+/* The k-point bit-reversal permutation (k <= BL_LEA_FFT_MAX), built once per boot and k: the FFT path
+ * writes its transform inputs straight to their bit-reversed slots, which it writes one by one anyway, so
+ * LEA runs the FFT command without its bit-reversal command (one LEA command and its CPU set-up less per
+ * transform; a permutation, so bit for bit the same). SRAM, rebuilt after a reset. */
+static uint8_t brev_tab[BL_LEA_FFT_MAX];
+static uint16_t brev_k;
+
+static const uint8_t *brev_for(uint16_t k) {
+  if (brev_k != k) {
+    uint16_t r = 0u;
+    for (uint16_t i = 0; i < k; i++) { /* r = bitrev(i) by a reversed-carry increment */
+      brev_tab[i] = (uint8_t)r;
+      uint16_t bit = (uint16_t)(k >> 1);
+      while (r & bit) {
+        r = (uint16_t)(r ^ bit);
+        bit = (uint16_t)(bit >> 1);
+      }
+      r = (uint16_t)(r | bit);
+    }
+    brev_k = k;
+  }
+  return brev_tab;
+}
+#endif
+
 bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
                                   uint16_t j0, uint16_t j1, int16_t *work) {
   if (x == 0 || cfg == 0 || xs == 0 || work == 0) return BL_ERR_ARG;
@@ -232,6 +258,7 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
   if (j0 >= j1 || j1 > q) return BL_ERR_ARG;
   bl_status st = check_cfg(cfg);
   if (st != BL_OK) return st;
+  bl_lea_res_drop(); /* xs is rewritten (bl_lea_internal.h, "Layer residency") */
   int16_t *buf = bl_lea_fft_target(k, work);
   for (uint16_t j = j0; j < j1; j++) {
     const uint32_t c0 = (uint32_t)j * k;
@@ -239,11 +266,12 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
     const int16_t *src = x + c0;
     int16_t *d = buf;
 #if MSP_HAVE_CMAC_MANY
-    if (buf == bl_lea_fft_buf) { /* zeros by DMA, then the real parts */
+    if (buf == bl_lea_fft_buf) { /* zeros by DMA, then the real parts where the bit reversal puts them */
+      const uint8_t *br = brev_for(k);
+      (void)d;
       bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
-      for (uint16_t b = 0; b < have; b++, d += 2) *d = *src++;
-      st = bl_lea_fft_run(buf, cfg, false);
-      if (st != BL_OK) return st;
+      for (uint16_t b = 0; b < have; b++) buf[2u * br[b]] = *src++;
+      if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG; /* the FFT command alone */
       int16_t *out = xs + (uint32_t)j * k; /* packed: DC, Nyquist, then bins 1 .. k/2 - 1 as stored */
       out[0] = buf[0];
       out[1] = buf[k];
@@ -282,8 +310,10 @@ static inline uint32_t cmac_half(int32_t r) {
 
 /* 1 when bin (re, im) keeps the driver's inverse FFT exact (fft_q15.c ifft_safe: the same test). */
 static inline int bin_ifft_safe(int16_t re, int16_t im) {
-  const uint16_t ar = (uint16_t)(re < 0 ? -(int32_t)re : re), ai = (uint16_t)(im < 0 ? -(int32_t)im : im);
-  if ((uint32_t)ar + ai <= MSP_IFFT_SAFE_L1) return 1;
+  /* |re|, |im| as uint16 (|-32768| = 32768 fits); ar + ai <= L1 tested without a 32-bit sum */
+  const uint16_t ar = re < 0 ? (uint16_t)(0u - (uint16_t)re) : (uint16_t)re;
+  const uint16_t ai = im < 0 ? (uint16_t)(0u - (uint16_t)im) : (uint16_t)im;
+  if (ar <= MSP_IFFT_SAFE_L1 && ai <= (uint16_t)(MSP_IFFT_SAFE_L1 - ar)) return 1;
   if (ar > MSP_IFFT_SAFE_MAG || ai > MSP_IFFT_SAFE_MAG) return 0;
   return (uint32_t)bl_ref_mul16(re, re) + (uint32_t)bl_ref_mul16(im, im) <=
          (uint32_t)MSP_IFFT_SAFE_MAG * MSP_IFFT_SAFE_MAG;
@@ -329,6 +359,7 @@ static bl_status block_row_strided(const int16_t *xs, const int16_t *srow, uint1
                                    int16_t *buf, int *safe) {
   const uint16_t words = (uint16_t)(q * k), half = (uint16_t)(k / 2u);
   if ((q & 1u) != 0u || words > BL_LEA_AREA || half < 2u) return BL_ERR_SHAPE;
+  bl_lea_res_drop(); /* stages one block row over the resident areas */
   bl_lea_dma_copy16(bl_lea_xt, xs, words);
   bl_lea_dma_copy16(bl_lea_st, srow, words);
   const msp_status mst =
@@ -396,6 +427,9 @@ static inline int16_t finish_words(int16_t o, uint16_t n, uint16_t blo, uint16_t
   return (int16_t)lo;
 }
 
+static bl_status finish_rows(const int16_t *o, int16_t shift_out, const int32_t *bias_out, int16_t *y,
+                             uint16_t rows);
+
 /* The strided route's inverse FFT and finish: buf holds P[0 .. k/2] swapped (block_row_strided). Hermitian
  * completion in the swapped domain (conj(re + i im) = (re, -im) is stored (-im, re), the negation
  * saturating as the spec's), then LEA's forward FFT = the spec's inverse with the output swapped: the
@@ -423,6 +457,12 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
     if (st != BL_OK) return st;
     o = buf;
   }
+  return finish_rows(o, shift_out, bias_out, y, rows);
+}
+
+/* The spec's final rescale + bias of `rows` outputs, the inverse FFT's real parts o[0], o[2], ... */
+static bl_status finish_rows(const int16_t *o, int16_t shift_out, const int32_t *bias_out, int16_t *y,
+                             uint16_t rows) {
   if (shift_out > 0 || shift_out < -15) { /* the general routine */
     for (uint16_t r = 0; r < rows; r++, o += 2) *y++ = bl_lea_finish(*o, shift_out, bias_out ? bias_out[r] : 0);
     return BL_OK;
@@ -438,6 +478,114 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
     *y++ = finish_words(*o, n, blo, bhi);
   }
   return BL_OK;
+}
+
+/* One bin's requantised value from its (even) complex-MAC part r, recomputing it exactly when the LEA may
+ * have saturated (sum over the q blocks of the staged spectra at complex bin f, imaginary part when im). */
+static __attribute__((noinline)) int16_t bin_requant_slow(int16_t shift_z, const int16_t *vx, const int16_t *vs,
+                                                           uint16_t k, uint16_t q, uint16_t im) {
+  uint32_t acc = 0u;
+  for (uint16_t j = 0; j < q; j++, vx += k, vs += k) {
+    acc += im ? (uint32_t)bl_ref_mul16(vx[0], vs[1]) + (uint32_t)bl_ref_mul16(vx[1], vs[0])
+              : (uint32_t)bl_ref_mul16(vx[0], vs[0]) - (uint32_t)bl_ref_mul16(vx[1], vs[1]);
+  }
+  return bl_lea_requant(bl_lea_wrap(acc), shift_z);
+}
+
+static inline int16_t bin_requant(int32_t r, const rq_t *rq, int16_t shift_z, const int16_t *vx, const int16_t *vs,
+                                  uint16_t k, uint16_t q, uint16_t im) {
+  if (!cmac_maybe_saturated(r)) return rq_iq31(r, rq);
+  return bin_requant_slow(shift_z, vx, vs, k, q, im);
+}
+
+/* Block row i of a layer whose input spectra (q blocks) and whole weight spectra (p block rows) fit the
+ * LEA-RAM operand areas: the resident route (bl_lea_internal.h, "Layer residency"). The areas are staged by
+ * DMA only when they do not already hold this layer's data (the first block row after an input FFT or a
+ * reset), then as block_row_strided — one strided complex MAC per bin over the q blocks, the two real bins on
+ * the MPY32 — but the requantised bins and their Hermitian completion go straight to their bit-reversed,
+ * swapped slots of the inverse's buffer, so the inverse is the LEA FFT command alone (bl_lea_fft_nobrev).
+ * Returns BL_ERR_SHAPE for shapes it does not take (the caller then takes the strided route). */
+static bl_status block_row_resident(const int16_t *xs, const int16_t *spectra, const bl_fft_cfg *cfg, uint16_t q,
+                                    uint16_t p, uint16_t i, int16_t shift_z, int16_t shift_out,
+                                    const int32_t *bias_out, int16_t *y, uint16_t out_features) {
+  const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
+  rq_t rq;
+  if ((q & 1u) != 0u || half < 2u || !rq_init(&rq, shift_z)) return BL_ERR_SHAPE;
+  uint16_t lgk = 0u;
+  for (uint16_t t = 1u; t < k; t = (uint16_t)(t << 1)) lgk++;
+  if (q > (uint16_t)(BL_LEA_AREA >> lgk)) return BL_ERR_SHAPE;
+  const uint16_t words = (uint16_t)(q << lgk); /* one block row's spectra, and the input's */
+  if (bl_lea_res_w != spectra || bl_lea_res_w_n != words * p) {
+    uint16_t total = 0u; /* p * words, by addition (bounded: no overflow, no multiply helper) */
+    for (uint16_t t = 0; t < p; t++) {
+      total = (uint16_t)(total + words);
+      if (total > BL_LEA_AREA) return BL_ERR_SHAPE;
+    }
+    bl_lea_res_drop();
+    bl_lea_dma_copy16(bl_lea_st, spectra, total);
+    bl_lea_res_w = spectra;
+    bl_lea_res_w_n = total;
+  }
+  if (bl_lea_res_x != xs || bl_lea_res_x_n != words) {
+    bl_lea_dma_copy16(bl_lea_xt, xs, words);
+    bl_lea_res_x = xs;
+    bl_lea_res_x_n = words;
+  }
+  const int16_t *sw = bl_lea_st + (uint16_t)(i * words);
+  if (bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half) != MSP_SUCCESS) {
+    return BL_ERR_ARG;
+  }
+  const uint32_t dc = real_bin_sum(bl_lea_xt, sw, k, q), ny = real_bin_sum(bl_lea_xt + 1, sw + 1, k, q);
+  const uint8_t *br = brev_for(k);
+  int16_t *buf = bl_lea_fft_buf;
+  int16_t v = bl_lea_requant(bl_lea_wrap(dc), shift_z);
+  int ok = bin_ifft_safe(v, 0);
+  buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
+  buf[1] = v;
+  v = bl_lea_requant(bl_lea_wrap(ny), shift_z);
+  ok &= bin_ifft_safe(v, 0);
+  int16_t *d = buf + 2u * br[half];
+  d[0] = 0;
+  d[1] = v;
+  const int32_t *res = bl_lea_result;
+  for (uint16_t f = 1u; f < half; f++, res += 2) {
+    const int16_t pr = bin_requant(res[0], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 0u);
+    const int16_t pi = bin_requant(res[1], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 1u);
+    d = buf + 2u * br[f];
+    d[0] = pi;
+    d[1] = pr;
+    d = buf + 2u * br[k - f]; /* conj(P[f]) = (pr, -pi), swapped; the spec's saturating negation */
+    d[0] = pi == INT16_MIN ? INT16_MAX : (int16_t)-pi;
+    d[1] = pr;
+    if (ok) ok = bin_ifft_safe(pr, pi);
+  }
+  const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
+  if (ok) {
+    if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
+  } else { /* the ref inverse on the CPU: back to natural order (bit reversal is an involution), unswapped */
+    for (uint16_t a = 0; a < k; a++) {
+      const uint16_t b = br[a];
+      if (b > a) {
+        int16_t *x = buf + 2u * a, *z = buf + 2u * b;
+        const int16_t t0 = x[0], t1 = x[1];
+        x[0] = z[0];
+        x[1] = z[1];
+        z[0] = t0;
+        z[1] = t1;
+      }
+    }
+    for (uint16_t a = 0; a < 2u * k; a += 2u) {
+      const int16_t t = buf[a];
+      buf[a] = buf[a + 1u];
+      buf[a + 1u] = t;
+    }
+    const bl_status st = bl_lea_fft_run(buf, cfg, true);
+    if (st != BL_OK) return st;
+    o = buf;
+  }
+  const uint16_t r0 = (uint16_t)(i << lgk);
+  return finish_rows(o, shift_out, bias_out == 0 ? 0 : bias_out + r0, y + r0,
+                     (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
 }
 #endif
 
@@ -457,6 +605,9 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   const int16_t *srow = spectra + (uint32_t)i * q * k;
 #if MSP_HAVE_CMAC_MANY
   if (buf == bl_lea_fft_buf && MSP_IFFT_SWAP_ROUTE) {
+    st = block_row_resident(xs, spectra, cfg, (uint16_t)q, (uint16_t)p, i, shift_z, shift_out, bias_out, y,
+                            out_features);
+    if (st != BL_ERR_SHAPE) return st;
     int safe = 0;
     st = block_row_strided(xs, srow, k, (uint16_t)q, shift_z, buf, &safe);
     if (st == BL_OK) {

@@ -100,15 +100,10 @@ static volatile uint16_t *lea_block(uint16_t words)
 
 static void lea_release(uint16_t words) { LEA_REG(LEACNF2) = (uint16_t)(LEA_REG(LEACNF2) + words); }
 
-static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t *blk)
+/* Wait for the running command's done flag, clear the flags seen, map the error flags. */
+static msp_status lea_wait(void)
 {
   uint16_t ifg, polls = 0u;
-  /* No busy test and no flag clearing before the start: every command of this driver waits for its done
-   * flag and clears the flags it saw (below), so LEA is idle with LEAIFG clear here; a command started
-   * while one runs would still be caught (LEACOVLIFG). The PMS high words were set once (lea_init). */
-  LEA_REG(LEAPMS0) = lea_addr(src);
-  LEA_REG(LEAPMS1) = lea_addr((const void *)blk);
-  LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(cmd << 2) | LEAITFLG_DONE);
   do {
     ifg = LEA_REG(LEAIFG);
   } while (!(ifg & IFG_DONE) && ++polls < LEA_MAX_POLLS);
@@ -120,6 +115,23 @@ static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t 
     return MSP_LEA_SCALAR_INCONSISTENCY;
   }
   return MSP_SUCCESS;
+}
+
+/* Start `cmd` on first operand (LEA address) a0 with the parameter block at LEA address pb, then wait.
+ * No busy test and no flag clearing before the start: every command of this driver waits for its done
+ * flag and clears the flags it saw (lea_wait), so LEA is idle with LEAIFG clear here; a command started
+ * while one runs would still be caught (LEACOVLIFG). The PMS high words were set once (lea_init). */
+static inline msp_status lea_start(uint16_t cmd, uint16_t a0, uint16_t pb)
+{
+  LEA_REG(LEAPMS0) = a0;
+  LEA_REG(LEAPMS1) = pb;
+  LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(cmd << 2) | LEAITFLG_DONE);
+  return lea_wait();
+}
+
+static msp_status lea_go(uint16_t cmd, const void *src, const volatile uint16_t *blk)
+{
+  return lea_start(cmd, lea_addr(src), lea_addr((const void *)blk));
 }
 
 /* msp_mac_q15 and msp_cmplx_mac_q15: one set-up for both. TI's argument checks (even length, operands and
@@ -178,10 +190,15 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
   blk[3] = offset;
   blk[4] = offset;
   blk[5] = 0u;
-  for (i = 0u; i < count && st == MSP_SUCCESS; i++, srcA += step, srcB += step, result += 2) {
-    blk[1] = lea_addr(srcB);
-    blk[2] = lea_addr(result);
-    st = lea_go(CMD_CMAC, srcA, blk);
+  { /* LEA addresses stepped directly: step int16 = step / 2 LEA words (step is even), a result 2 words */
+    const uint16_t su = (uint16_t)(step >> 1), pb = lea_addr((const void *)blk);
+    uint16_t a = lea_addr(srcA), b = lea_addr(srcB), r = lea_addr(result);
+    for (i = 0u; i < count; i++, a = (uint16_t)(a + su), b = (uint16_t)(b + su), r = (uint16_t)(r + 2u)) {
+      blk[1] = b;
+      blk[2] = r;
+      st = lea_start(CMD_CMAC, a, pb);
+      if (st != MSP_SUCCESS) break;
+    }
   }
   lea_release(3u);
   return st;
@@ -310,6 +327,31 @@ static msp_status lea_fft(const msp_cmplx_fft_q15_params *params, int16_t *src)
   }
   lea_release(1u);
   return st;
+}
+
+/* Not TI's (DSPLib.h): the FFT command alone on data the caller already placed in bit-reversed order (TI's
+ * msp_cmplx_fft_fixed_q15 with bitReverse = false), its parameter block {n/2, log2 n} prepared once per n in
+ * LEA RAM. The block and the n it holds are lost together on a reset (LEA RAM / .bss), so the first call
+ * after one prepares it again. */
+DSPLIB_DATA(fftq_blk, 4)
+static uint16_t fftq_blk[2];
+static uint16_t fftq_n, fftq_bytes; /* n prepared (0: none) and 4n, the data's size and alignment */
+
+msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n)
+{
+  if (n != fftq_n) {
+    uint16_t lg = 0u, p;
+    const msp_status st = lea_init();
+    if (st != MSP_SUCCESS) return st;
+    if (n < 16u || n > 512u || (n & (uint16_t)(n - 1u)) != 0u) return MSP_SIZE_ERROR;
+    for (p = 1u; p < n; p = (uint16_t)(p << 1)) lg++;
+    fftq_blk[0] = (uint16_t)(n >> 1);
+    fftq_blk[1] = lg;
+    fftq_n = n;
+    fftq_bytes = (uint16_t)(n << 2);
+  }
+  if (!lea_valid(src, fftq_bytes, fftq_bytes)) return MSP_LEA_INVALID_ADDRESS;
+  return lea_start(CMD_FFT, lea_addr(src), lea_addr(fftq_blk));
 }
 
 msp_status msp_cmplx_fft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src)
