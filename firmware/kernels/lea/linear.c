@@ -249,11 +249,52 @@ static const uint8_t *brev_for(uint16_t k) {
 }
 #endif
 
+#if MSP_HAVE_CMAC_MANY
+/* log2 k for a power of two k (a variable shift count; a divide or 32-bit multiply is a helper call) */
+static inline uint16_t lg2(uint16_t k) {
+  uint16_t l = 0u;
+  for (uint16_t t = 1u; t < k; t = (uint16_t)(t << 1)) l++;
+  return l;
+}
+
+/* bl_linear_fft_input_q15 when k runs on LEA and the input fits an operand area: the same checks and
+ * results in 16-bit index arithmetic; each block's real parts go to their bit-reversed slots of the zeroed
+ * LEA buffer, LEA runs the FFT command alone, and the packed spectrum (DC, Nyquist, bins 1 .. k/2 - 1 as
+ * stored) is copied out. */
+static bl_status fft_input_lea(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
+                               uint16_t j0, uint16_t j1) {
+  const uint16_t k = cfg->k, lgk = lg2(k);
+  const uint16_t q = (uint16_t)((uint16_t)(in_features + k - 1u) >> lgk);
+  if (j0 >= j1 || j1 > q) return BL_ERR_ARG;
+  bl_status st = check_cfg(cfg);
+  if (st != BL_OK) return st;
+  bl_lea_res_drop(); /* xs is rewritten (bl_lea_internal.h, "Layer residency") */
+  const uint8_t *br = brev_for(k);
+  int16_t *buf = bl_lea_fft_buf;
+  uint16_t c0 = (uint16_t)(j0 << lgk);
+  for (uint16_t j = j0; j < j1; j++, c0 = (uint16_t)(c0 + k)) {
+    const uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
+    const int16_t *src = x + c0;
+    bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
+    for (uint16_t b = 0; b < have; b++) buf[2u * br[b]] = *src++;
+    if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
+    int16_t *out = xs + c0;
+    out[0] = buf[0];
+    out[1] = buf[k];
+    bl_lea_dma_copy16(out + 2, buf + 2, (uint16_t)(k - 2u));
+  }
+  return BL_OK;
+}
+#endif
+
 bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
                                   uint16_t j0, uint16_t j1, int16_t *work) {
   if (x == 0 || cfg == 0 || xs == 0 || work == 0) return BL_ERR_ARG;
   const uint16_t k = cfg->k;
   if (k < 2u || in_features == 0) return BL_ERR_SHAPE;
+#if MSP_HAVE_CMAC_MANY
+  if (bl_lea_fft_on_lea(k) && in_features <= BL_LEA_AREA) return fft_input_lea(x, in_features, cfg, xs, j0, j1);
+#endif
   const uint32_t q = bl_lea_blocks(in_features, k);
   if (j0 >= j1 || j1 > q) return BL_ERR_ARG;
   bl_status st = check_cfg(cfg);
@@ -460,6 +501,24 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
   return finish_rows(o, shift_out, bias_out, y, rows);
 }
 
+/* finish_words over a block row in one assembly loop: y[r] = sat16(o[2r] * 2^n + bias[r]) for r < rows
+ * (rows >= 1), the same word operations with the bias read by auto-increment (~35 + 5n cycles an output
+ * instead of ~80 through the C loop). Needs every |bias[r]| < 2^30 (finish_rows' fast case). */
+static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int16_t *y, uint16_t rows) {
+  uint16_t lo, hi, x, c;
+  __asm__ volatile("1:\n\tmov @%4, %0\n\tadd #4, %4\n\t"
+                   "mov %0, %1\n\trla %1\n\tsubc %1, %1\n\tinv %1\n\t"
+                   "mov %8, %3\n\ttst %3\n\tjz 3f\n"
+                   "2:\n\tadd %0, %0\n\taddc %1, %1\n\tdec %3\n\tjnz 2b\n"
+                   "3:\n\tadd @%5+, %0\n\taddc @%5+, %1\n\t"
+                   "mov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"
+                   "mov #0x7FFF, %0\n\ttst %1\n\tjge 4f\n\tmov #0x8000, %0\n"
+                   "4:\n\tmov %0, 0(%6)\n\tadd #2, %6\n\tdec %7\n\tjnz 1b"
+                   : "=&r"(lo), "=&r"(hi), "=&r"(x), "=&r"(c), "+r"(o), "+r"(bias), "+r"(y), "+r"(rows)
+                   : "r"(n)
+                   : "memory");
+}
+
 /* The spec's final rescale + bias of `rows` outputs, the inverse FFT's real parts o[0], o[2], ... */
 static bl_status finish_rows(const int16_t *o, int16_t shift_out, const int32_t *bias_out, int16_t *y,
                              uint16_t rows) {
@@ -498,6 +557,21 @@ static inline int16_t bin_requant(int32_t r, const rq_t *rq, int16_t shift_z, co
   return bin_requant_slow(shift_z, vx, vs, k, q, im);
 }
 
+/* An upper bound of |re + i im|: max(|re|, |im|) + min(|re|, |im|) / 2 (its square exceeds re^2 + im^2 by
+ * max * min - 3/4 min^2 >= 0); at most 49152. */
+static inline uint16_t mag_bound(int16_t re, int16_t im) {
+  const uint16_t ar = re < 0 ? (uint16_t)(0u - (uint16_t)re) : (uint16_t)re;
+  const uint16_t ai = im < 0 ? (uint16_t)(0u - (uint16_t)im) : (uint16_t)im;
+  return ar >= ai ? (uint16_t)(ar + (ai >> 1)) : (uint16_t)(ai + (ar >> 1));
+}
+
+/* a + b <= lim without a 32-bit sum */
+static inline int pair_ok(uint16_t a, uint16_t b, uint16_t lim) { return a <= lim && b <= (uint16_t)(lim - a); }
+
+/* The bias array checked for finish_block when the resident weights were staged (with them: 0 after a reset
+ * or when a bias is out of range). */
+static const int32_t *res_bias;
+
 /* Block row i of a layer whose input spectra (q blocks) and whole weight spectra (p block rows) fit the
  * LEA-RAM operand areas: the resident route (bl_lea_internal.h, "Layer residency"). The areas are staged by
  * DMA only when they do not already hold this layer's data (the first block row after an input FFT or a
@@ -505,15 +579,19 @@ static inline int16_t bin_requant(int32_t r, const rq_t *rq, int16_t shift_z, co
  * the MPY32 — but the requantised bins and their Hermitian completion go straight to their bit-reversed,
  * swapped slots of the inverse's buffer, so the inverse is the LEA FFT command alone (bl_lea_fft_nobrev).
  * Returns BL_ERR_SHAPE for shapes it does not take (the caller then takes the strided route). */
-static bl_status block_row_resident(const int16_t *xs, const int16_t *spectra, const bl_fft_cfg *cfg, uint16_t q,
-                                    uint16_t p, uint16_t i, int16_t shift_z, int16_t shift_out,
+static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                    const bl_fft_cfg *cfg, uint16_t i, int16_t shift_z, int16_t shift_out,
                                     const int32_t *bias_out, int16_t *y, uint16_t out_features) {
   const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
+  if (in_features > BL_LEA_AREA || out_features > BL_LEA_AREA) return BL_ERR_SHAPE; /* 16-bit sums below */
+  const uint16_t lgk = lg2(k);
+  const uint16_t q = (uint16_t)((uint16_t)(in_features + k - 1u) >> lgk);
+  const uint16_t p = (uint16_t)((uint16_t)(out_features + k - 1u) >> lgk);
+  if (i >= p) return BL_ERR_ARG;
+  bl_status cst = check_cfg(cfg);
+  if (cst != BL_OK) return cst;
   rq_t rq;
   if ((q & 1u) != 0u || half < 2u || !rq_init(&rq, shift_z)) return BL_ERR_SHAPE;
-  uint16_t lgk = 0u;
-  for (uint16_t t = 1u; t < k; t = (uint16_t)(t << 1)) lgk++;
-  if (q > (uint16_t)(BL_LEA_AREA >> lgk)) return BL_ERR_SHAPE;
   const uint16_t words = (uint16_t)(q << lgk); /* one block row's spectra, and the input's */
   if (bl_lea_res_w != spectra || bl_lea_res_w_n != words * p) {
     uint16_t total = 0u; /* p * words, by addition (bounded: no overflow, no multiply helper) */
@@ -525,6 +603,14 @@ static bl_status block_row_resident(const int16_t *xs, const int16_t *spectra, c
     bl_lea_dma_copy16(bl_lea_st, spectra, total);
     bl_lea_res_w = spectra;
     bl_lea_res_w_n = total;
+    res_bias = 0; /* the layer's biases all inside +-2^30 (finish_block's condition): checked once per layer */
+    if (bias_out != 0) {
+      uint16_t r = 0u;
+      for (const uint16_t *bh = (const uint16_t *)bias_out + 1; r < out_features; r++, bh += 2) {
+        if (*bh >= 0x4000u && *bh < 0xC000u) break;
+      }
+      if (r == out_features) res_bias = bias_out;
+    }
   }
   if (bl_lea_res_x != xs || bl_lea_res_x_n != words) {
     bl_lea_dma_copy16(bl_lea_xt, xs, words);
@@ -538,12 +624,19 @@ static bl_status block_row_resident(const int16_t *xs, const int16_t *spectra, c
   const uint32_t dc = real_bin_sum(bl_lea_xt, sw, k, q), ny = real_bin_sum(bl_lea_xt + 1, sw + 1, k, q);
   const uint8_t *br = brev_for(k);
   int16_t *buf = bl_lea_fft_buf;
+  /* The exactness test of the LEA inverse (docs/kernels.md, "pair bound"): inputs f and f + k/2 meet in
+   * the first stage, so with n(z) >= |z| (mag_bound) every value entering a later stage is bounded by
+   * max over f of (n(Z[f]) + n(Z[f + k/2])) / 2 plus a rounding allowance of 4 per stage; the inverse is the
+   * spec's when that stays <= 16383 (no component reaches the t = k/4 twiddle's +-16384 edge). For the
+   * Hermitian Z: pairs (P0, Pk/2) and (P[f], P[k/2 - f]), f = 1 .. k/2 - 1. */
+  uint16_t nrm[BL_LEA_FFT_MAX / 2u];
+  const uint16_t lim = (uint16_t)(2u * (16383u - 4u * (uint16_t)(lgk - 1u)));
   int16_t v = bl_lea_requant(bl_lea_wrap(dc), shift_z);
-  int ok = bin_ifft_safe(v, 0);
+  nrm[0] = mag_bound(v, 0);
   buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
   buf[1] = v;
   v = bl_lea_requant(bl_lea_wrap(ny), shift_z);
-  ok &= bin_ifft_safe(v, 0);
+  int ok = pair_ok(nrm[0], mag_bound(v, 0), lim);
   int16_t *d = buf + 2u * br[half];
   d[0] = 0;
   d[1] = v;
@@ -557,8 +650,9 @@ static bl_status block_row_resident(const int16_t *xs, const int16_t *spectra, c
     d = buf + 2u * br[k - f]; /* conj(P[f]) = (pr, -pi), swapped; the spec's saturating negation */
     d[0] = pi == INT16_MIN ? INT16_MAX : (int16_t)-pi;
     d[1] = pr;
-    if (ok) ok = bin_ifft_safe(pr, pi);
+    nrm[f] = mag_bound(pr, pi);
   }
+  for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
   const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
   if (ok) {
     if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
@@ -584,6 +678,11 @@ static bl_status block_row_resident(const int16_t *xs, const int16_t *spectra, c
     o = buf;
   }
   const uint16_t r0 = (uint16_t)(i << lgk);
+  if (bias_out != 0 && res_bias == bias_out && shift_out <= 0 && shift_out >= -15 && r0 < out_features) {
+    finish_block(o, (uint16_t)-shift_out, bias_out + r0, y + r0,
+                 (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
+    return BL_OK;
+  }
   return finish_rows(o, shift_out, bias_out == 0 ? 0 : bias_out + r0, y + r0,
                      (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
 }
@@ -596,6 +695,13 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
   const uint16_t k = cfg->k;
   if (k < 2u || in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
+#if MSP_HAVE_CMAC_MANY
+  if (bl_lea_fft_on_lea(k) && MSP_IFFT_SWAP_ROUTE) {
+    const bl_status rst =
+        block_row_resident(xs, in_features, spectra, cfg, i, shift_z, shift_out, bias_out, y, out_features);
+    if (rst != BL_ERR_SHAPE) return rst;
+  }
+#endif
   const uint32_t q = bl_lea_blocks(in_features, k);
   const uint32_t p = bl_lea_blocks(out_features, k);
   if (i >= p) return BL_ERR_ARG;
@@ -605,9 +711,6 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   const int16_t *srow = spectra + (uint32_t)i * q * k;
 #if MSP_HAVE_CMAC_MANY
   if (buf == bl_lea_fft_buf && MSP_IFFT_SWAP_ROUTE) {
-    st = block_row_resident(xs, spectra, cfg, (uint16_t)q, (uint16_t)p, i, shift_z, shift_out, bias_out, y,
-                            out_features);
-    if (st != BL_ERR_SHAPE) return st;
     int safe = 0;
     st = block_row_strided(xs, srow, k, (uint16_t)q, shift_z, buf, &safe);
     if (st == BL_OK) {
