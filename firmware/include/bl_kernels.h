@@ -133,7 +133,8 @@ bl_status bl_conv_fft_block_q15(const int16_t *xs, const bl_conv_geom *g, const 
  * y = max(0, sat16(rshift_round(...))), bit for bit the weight layer followed by bl_relu_q15 on its unit
  * (a ReLU is max(0, y) on the same int16 value). Codegen calls them instead of a separate ReLU task only for
  * backends listed in codegen/fusion.py (today: cmsis, whose requantisation saturates with USAT #15 instead
- * of SSAT #16 at no extra cost); other backends need not define them. Same units of work, same idempotence:
+ * of SSAT #16 at no extra cost, and lea's FFT-path block rows); other backends need not define them. Same
+ * units of work, same idempotence:
  * a call writes every output of its unit and never reads y. */
 bl_status bl_linear_dense_relu_w16(const int16_t *x, uint16_t in_features, const int16_t *w, const int32_t *bias,
                                    int16_t shift, int16_t *y, uint16_t out_features, uint16_t r0, uint16_t r1);
@@ -155,6 +156,11 @@ bl_status bl_conv_circ_relu_w16(const int16_t *x, const bl_conv_geom *g, const i
 bl_status bl_conv_circ_relu_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
                                const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                                uint16_t oy0, uint16_t oy1);
+/* The FFT path's block row i with the ReLU (lea: applied in its final rescale loop). */
+bl_status bl_linear_fft_block_relu_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                       const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                       const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
+                                       int16_t *work);
 
 /* ---- mac_step.c: the resumable direct path — one kernel skeleton for fine-grained atomic steps -------
  * A direct-path layer (linear or conv, dense k = 1 or block-circulant k > 1) cut into steps small enough

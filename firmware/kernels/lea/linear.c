@@ -504,8 +504,23 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
 /* finish_words over a block row in one assembly loop: y[r] = sat16(o[2r] * 2^n + bias[r]) for r < rows
  * (rows >= 1), the same word operations with the bias read by auto-increment (~35 + 5n cycles an output
  * instead of ~80 through the C loop). Needs every |bias[r]| < 2^30 (finish_rows' fast case). */
-static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int16_t *y, uint16_t rows) {
+static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int16_t *y, uint16_t rows, int relu) {
   uint16_t lo, hi, x, c;
+  if (relu) { /* the same loop, then max(0, y): a negative result becomes 0 (bl_relu_q15 on the value) */
+    __asm__ volatile("1:\n\tmov @%4, %0\n\tadd #4, %4\n\t"
+                     "mov %0, %1\n\trla %1\n\tsubc %1, %1\n\tinv %1\n\t"
+                     "mov %8, %3\n\ttst %3\n\tjz 3f\n"
+                     "2:\n\tadd %0, %0\n\taddc %1, %1\n\tdec %3\n\tjnz 2b\n"
+                     "3:\n\tadd @%5+, %0\n\taddc @%5+, %1\n\t"
+                     "mov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"
+                     "mov #0x7FFF, %0\n\ttst %1\n\tjge 4f\n\tmov #0x8000, %0\n"
+                     "4:\n\ttst %0\n\tjge 5f\n\tclr %0\n"
+                     "5:\n\tmov %0, 0(%6)\n\tadd #2, %6\n\tdec %7\n\tjnz 1b"
+                     : "=&r"(lo), "=&r"(hi), "=&r"(x), "=&r"(c), "+r"(o), "+r"(bias), "+r"(y), "+r"(rows)
+                     : "r"(n)
+                     : "memory");
+    return;
+  }
   __asm__ volatile("1:\n\tmov @%4, %0\n\tadd #4, %4\n\t"
                    "mov %0, %1\n\trla %1\n\tsubc %1, %1\n\tinv %1\n\t"
                    "mov %8, %3\n\ttst %3\n\tjz 3f\n"
@@ -581,7 +596,7 @@ static const int32_t *res_bias;
  * Returns BL_ERR_SHAPE for shapes it does not take (the caller then takes the strided route). */
 static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                     const bl_fft_cfg *cfg, uint16_t i, int16_t shift_z, int16_t shift_out,
-                                    const int32_t *bias_out, int16_t *y, uint16_t out_features) {
+                                    const int32_t *bias_out, int16_t *y, uint16_t out_features, int relu) {
   const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
   if (in_features > BL_LEA_AREA || out_features > BL_LEA_AREA) return BL_ERR_SHAPE; /* 16-bit sums below */
   const uint16_t lgk = lg2(k);
@@ -680,9 +695,10 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
   const uint16_t r0 = (uint16_t)(i << lgk);
   if (bias_out != 0 && res_bias == bias_out && shift_out <= 0 && shift_out >= -15 && r0 < out_features) {
     finish_block(o, (uint16_t)-shift_out, bias_out + r0, y + r0,
-                 (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
+                 (uint16_t)(out_features - r0 < k ? out_features - r0 : k), relu);
     return BL_OK;
   }
+  if (relu) return BL_ERR_SHAPE; /* the caller finishes, then clamps (bl_linear_fft_block_relu_q15) */
   return finish_rows(o, shift_out, bias_out == 0 ? 0 : bias_out + r0, y + r0,
                      (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
 }
@@ -698,7 +714,7 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
 #if MSP_HAVE_CMAC_MANY
   if (bl_lea_fft_on_lea(k) && MSP_IFFT_SWAP_ROUTE) {
     const bl_status rst =
-        block_row_resident(xs, in_features, spectra, cfg, i, shift_z, shift_out, bias_out, y, out_features);
+        block_row_resident(xs, in_features, spectra, cfg, i, shift_z, shift_out, bias_out, y, out_features, 0);
     if (rst != BL_ERR_SHAPE) return rst;
   }
 #endif
@@ -747,5 +763,29 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   } else {
     for (uint16_t r = 0; r < rows; r++, o += 2) *yr++ = bl_lea_finish(*o, shift_out, 0);
   }
+  return BL_OK;
+}
+
+/* The FFT-path block row with the ReLU that follows the layer applied to its rows (bl_kernels.h, fused
+ * requantise + ReLU; codegen/fusion.py lists it for lea): the resident route clamps in its finish loop;
+ * any other route writes the rows as bl_linear_fft_block_q15 and clamps them after (the same values). */
+bl_status bl_linear_fft_block_relu_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                       const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                       const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
+                                       int16_t *work) {
+#if MSP_HAVE_CMAC_MANY
+  if (xs != 0 && spectra != 0 && cfg != 0 && y != 0 && work != 0 && in_features != 0 && out_features != 0 &&
+      bl_lea_fft_on_lea(cfg->k) && MSP_IFFT_SWAP_ROUTE) {
+    const bl_status rst =
+        block_row_resident(xs, in_features, spectra, cfg, i, shift_z, shift_out, bias_out, y, out_features, 1);
+    if (rst != BL_ERR_SHAPE) return rst;
+  }
+#endif
+  const bl_status st =
+      bl_linear_fft_block_q15(xs, in_features, spectra, cfg, shift_z, shift_out, bias_out, y, out_features, i, work);
+  if (st != BL_OK) return st;
+  const uint32_t r0 = (uint32_t)i * cfg->k;
+  const uint32_t r1 = r0 + cfg->k < out_features ? r0 + cfg->k : out_features;
+  for (uint32_t r = r0; r < r1; r++) y[r] = y[r] > 0 ? y[r] : 0;
   return BL_OK;
 }

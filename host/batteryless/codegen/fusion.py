@@ -4,17 +4,19 @@ A ReLU directly after a weight layer is max(0, y) on the layer's requantised int
 kernel whose requantisation saturates can clamp at 0 there instead (on the Cortex-M4 USAT #15 in place of
 SSAT #16: the same instruction) and the ReLU task, a second pass over the activation, disappears. Only
 backends whose kernels implement the ``_relu_`` entry points (bl_kernels.h) are listed: this table is the
-one place codegen learns the capability. ``ref`` and ``lea`` keep the separate ReLU task.
+one place codegen learns the capability. ``ref`` keeps the separate ReLU task; ``lea`` fuses it into the
+FFT path's block rows only (its final rescale loop clamps at 0; its direct paths keep the ReLU task).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# backend -> the weight-layer kernels that have a fused ``_relu_`` variant (the direct paths; the FFT path's
-# block kernel and the resumable bl_mac_step keep the separate ReLU)
+# backend -> the weight-layer kernels that have a fused ``_relu_`` variant (cmsis: the direct paths; lea: the
+# linear FFT path's block kernel, bl_linear_fft_block_relu_q15; the resumable bl_mac_step keeps the ReLU)
 FUSED_RELU_KERNELS: dict[str, frozenset[str]] = {
     "cmsis": frozenset({"linear_dense", "linear_circ", "conv_dense", "conv_circ"}),
+    "lea": frozenset({"linear_fft_block"}),
 }
 
 WEIGHT_OPS = ("linear", "conv1d", "conv2d")

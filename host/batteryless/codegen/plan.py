@@ -418,7 +418,11 @@ def build_plan(
         lm = eve_modes.layer_modes(art, layer)  # EVE: how each mode runs this layer (None: as stored)
         # the ReLU after this layer, if the backend's whole-unit direct kernel can apply it (not under EVE
         # modes, whose per-mode calls use the selecting kernels; the fine path's bl_mac_step keeps the task)
-        relu = fusion.relu_after(art.layers, li) if lm is None and path == "direct" else None
+        relu = (
+            fusion.relu_after(art.layers, li)
+            if lm is None and (path == "direct" or (op == "linear" and fusion.fuses(backend, "linear_fft_block")))
+            else None
+        )
         fuse = False
         if lm is not None and op == "linear":
             add_geom(plan, f"g_{name}", f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
@@ -469,14 +473,16 @@ def build_plan(
                             in_block=j,
                         )
                     )
+                fuse = relu is not None  # fusion.fuses(backend, "linear_fft_block") above
                 for i in range(p):
                     nrows = min(k, rows - i * k)
                     plan.tasks.append(
                         Task(
-                            f"{name}.block{i}",
+                            f"{name}.block{i}" + (f"+{relu}" if fuse else ""),
                             name,
                             "fft_block",
-                            f"bl_linear_fft_block_q15(bl_xs, {cols}u, {spec_name}, &{cfg}, {shift_z}, "
+                            f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, {cols}u, {spec_name}, "
+                            f"&{cfg}, {shift_z}, "
                             f"{shift_out}, "
                             f"{bo_c}, {other}, {rows}u, {i}u, bl_work)",
                             macs=4 * q * (k // 2 + 1),
