@@ -190,16 +190,33 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
   blk[3] = offset;
   blk[4] = offset;
   blk[5] = 0u;
-  { /* LEA addresses stepped directly: step int16 = step / 2 LEA words (step is even), a result 2 words */
+  { /* LEA addresses stepped directly: step int16 = step / 2 LEA words (step is even), a result 2 words.
+     * One assembly loop per command: the block's second operand and result, LEAPMS0, LEAPMS1, LEAPMCB
+     * (the command with "interrupt upon completion"), then poll LEAIFG for the done flag (at most
+     * LEA_MAX_POLLS polls), write back the flags seen to clear them, stop on an error flag. The same
+     * register sequence as lea_start / lea_wait, ~40 CPU cycles a command instead of ~90. */
     const uint16_t su = (uint16_t)(step >> 1), pb = lea_addr((const void *)blk);
-    uint16_t a = lea_addr(srcA), b = lea_addr(srcB), r = lea_addr(result);
-    for (i = 0u; i < count; i++, a = (uint16_t)(a + su), b = (uint16_t)(b + su), r = (uint16_t)(r + 2u)) {
-      blk[1] = b;
-      blk[2] = r;
-      st = lea_start(CMD_CMAC, a, pb);
-      if (st != MSP_SUCCESS) break;
+    uint16_t a = lea_addr(srcA), b = lea_addr(srcB), r = lea_addr(result), n = count, ifg = 0u, polls;
+    __asm__ volatile("1:\n\tmov %[b], 2(%[blk])\n\tmov %[r], 4(%[blk])\n\t"
+                     "mov %[a], &0x0ACC\n\tmov %[pb], &0x0AC8\n\tmov %[cmd], &0x0AD0\n\t"
+                     "mov %[maxp], %[polls]\n"
+                     "2:\n\tmov &0x0AF8, %[ifg]\n\tbit #0x10, %[ifg]\n\tjnz 3f\n\tdec %[polls]\n\tjnz 2b\n\t"
+                     "jmp 4f\n"
+                     "3:\n\tmov %[ifg], &0x0AF8\n\tbit #0x0D, %[ifg]\n\tjnz 4f\n\t"
+                     "add %[su], %[a]\n\tadd %[su], %[b]\n\tadd #2, %[r]\n\tdec %[n]\n\tjnz 1b\n"
+                     "4:"
+                     : [a] "+r"(a), [b] "+r"(b), [r] "+r"(r), [n] "+r"(n), [ifg] "+r"(ifg), [polls] "=&r"(polls)
+                     : [blk] "r"(blk), [pb] "r"(pb), [su] "r"(su),
+                       [cmd] "i"((CMD_CMAC << 2) | LEAITFLG_DONE), [maxp] "i"(LEA_MAX_POLLS)
+                     : "memory");
+    if (n != 0u) { /* stopped early: the done flag never came, or an error flag */
+      if (!(ifg & IFG_DONE)) st = MSP_LEA_BUSY;
+      else if (ifg & IFG_COVL) st = MSP_LEA_COMMAND_OVERFLOW;
+      else if (ifg & IFG_OOR) st = MSP_LEA_OUT_OF_RANGE;
+      else st = MSP_LEA_SCALAR_INCONSISTENCY;
     }
   }
+  (void)i;
   lea_release(3u);
   return st;
 }
