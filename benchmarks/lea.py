@@ -63,13 +63,17 @@ CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 PHASES = {
     "lea_driver": ("bl_lea_cmac_many", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
                    "bl_lea_mac_", "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15",
-                   "bl_lea_fft_run"),
+                   "bl_lea_fft_run", "bl_lea_fft_nobrev", "lea_wait", "lea_start"),
     "staging": ("bl_lea_bins_push", "bl_linear_fft_input_q15", "bl_conv_fft_input_q15", "stage_row",
-                "bl_lea_dma_copy16", "bl_lea_dma_fill16", "stage_w8"),
+                "bl_lea_dma_copy16", "bl_lea_dma_fill16", "stage_w8", "fft_input_lea", "brev_for"),
     "mac_results": ("bl_lea_bins_flush", "bl_lea_dot_flush", "bl_lea_bins_init", "block_row_strided",
-                    "bl_lea_dot_begin", "bl_lea_dot_end"),
+                    "bl_lea_dot_begin", "bl_lea_dot_end", "real_bin_sum", "bin_requant_slow"),
+    # the resident route (block_row_resident) does the MAC read-back, requantisation, Hermitian completion
+    # and final rescale in one function: counted here
     "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct",
-                   "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows"),
+                   "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows", "block_row_resident",
+                   "bl_linear_fft_block_relu_q15", "finish_rows", "finish_block", "bl_lea_requant",
+                   "bl_lea_finish"),
     "cpu_fft": ("bl_lea_ref_fft_q15", "bl_fft_q15", "lea_cpu_fft", "cpu_fft_q15"),
     "helpers": ("__mspabi_", "mul32", "__mulsi3", "__divsi3"),
     "other_layers": ("bl_relu_q15", "pool", "bl_maxpool", "bl_avgpool", "mac_step", "bl_mac_step"),
