@@ -229,6 +229,7 @@ static bl_status check_cfg(const bl_fft_cfg *cfg) {
  * LEA runs the FFT command without its bit-reversal command (one LEA command and its CPU set-up less per
  * transform; a permutation, so bit for bit the same). SRAM, rebuilt after a reset. */
 static uint8_t brev_tab[BL_LEA_FFT_MAX];
+static uint16_t brev_off[BL_LEA_FFT_MAX]; /* 4 * bitrev(i): the byte offset of complex slot bitrev(i) */
 static uint16_t brev_k;
 
 static const uint8_t *brev_for(uint16_t k) {
@@ -236,6 +237,7 @@ static const uint8_t *brev_for(uint16_t k) {
     uint16_t r = 0u;
     for (uint16_t i = 0; i < k; i++) { /* r = bitrev(i) by a reversed-carry increment */
       brev_tab[i] = (uint8_t)r;
+      brev_off[i] = (uint16_t)(r << 2);
       uint16_t bit = (uint16_t)(k >> 1);
       while (r & bit) {
         r = (uint16_t)(r ^ bit);
@@ -583,6 +585,31 @@ static inline uint16_t mag_bound(int16_t re, int16_t im) {
 /* a + b <= lim without a 32-bit sum */
 static inline int pair_ok(uint16_t a, uint16_t b, uint16_t lim) { return a <= lim && b <= (uint16_t)(lim - a); }
 
+/* rq_iq31 over cnt (>= 1) consecutive MAC results in one assembly loop (~25 cycles a value instead of ~50):
+ * out[i] = rq_iq31(res[i]) while no result may have saturated (cmac_maybe_saturated); returns how many were
+ * left when one may have (0: all done). Needs q->n >= 1 (s <= 14). */
+static uint16_t rq_many(const int32_t *res, int16_t *out, uint16_t cnt, const rq_t *q) {
+  uint16_t lo, hi, t, c;
+  const uint16_t half = q->half, n = q->n;
+  const int16_t p = q->p;
+  __asm__ volatile("1:\n\tmov @%[res]+, %[lo]\n\tmov @%[res]+, %[hi]\n\t"
+                   "mov %[hi], %[t]\n\tinc %[t]\n\tand #0xFFFE, %[t]\n\tcmp #0x8000, %[t]\n\tjeq 9f\n\t"
+                   "add %[half], %[lo]\n\taddc #0, %[hi]\n\t"
+                   "cmp %[p], %[hi]\n\tjge 5f\n\t"
+                   "mov %[hi], %[t]\n\tadd %[p], %[t]\n\tjn 6f\n\t"
+                   "mov %[n], %[c]\n"
+                   "2:\n\tadd %[lo], %[lo]\n\taddc %[hi], %[hi]\n\tdec %[c]\n\tjnz 2b\n"
+                   "3:\n\tmov %[hi], 0(%[out])\n\tadd #2, %[out]\n\tdec %[cnt]\n\tjnz 1b\n\tjmp 9f\n"
+                   "5:\n\tmov #0x7FFF, %[hi]\n\tjmp 3b\n"
+                   "6:\n\tmov #0x8000, %[hi]\n\tjmp 3b\n"
+                   "9:"
+                   : [lo] "=&r"(lo), [hi] "=&r"(hi), [t] "=&r"(t), [c] "=&r"(c), [res] "+r"(res), [out] "+r"(out),
+                     [cnt] "+r"(cnt)
+                   : [half] "r"(half), [n] "r"(n), [p] "r"(p)
+                   : "memory");
+  return cnt;
+}
+
 /* The bias array checked for finish_block when the resident weights were staged (with them: 0 after a reset
  * or when a bias is out of range). */
 static const int32_t *res_bias;
@@ -655,17 +682,35 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
   int16_t *d = buf + 2u * br[half];
   d[0] = 0;
   d[1] = v;
-  const int32_t *res = bl_lea_result;
-  for (uint16_t f = 1u; f < half; f++, res += 2) {
-    const int16_t pr = bin_requant(res[0], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 0u);
-    const int16_t pi = bin_requant(res[1], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 1u);
-    d = buf + 2u * br[f];
-    d[0] = pi;
-    d[1] = pr;
-    d = buf + 2u * br[k - f]; /* conj(P[f]) = (pr, -pi), swapped; the spec's saturating negation */
-    d[0] = pi == INT16_MIN ? INT16_MAX : (int16_t)-pi;
-    d[1] = pr;
-    nrm[f] = mag_bound(pr, pi);
+  int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
+  const uint16_t nv = (uint16_t)(2u * (half - 1u));
+  if (rq.n == 0u || rq_many(bl_lea_result, pz, nv, &rq) != 0u) { /* a result at a bound: the exact way */
+    const int32_t *res = bl_lea_result;
+    for (uint16_t f = 1u; f < half; f++, res += 2) {
+      pz[2u * f - 2u] = bin_requant(res[0], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 0u);
+      pz[2u * f - 1u] = bin_requant(res[1], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 1u);
+    }
+  }
+  { /* per bin f = 1 .. k/2 - 1, one assembly loop: (pi, pr) to slot bitrev(f) and the swapped conjugate
+     * (sat(-pi), pr) to slot bitrev(k - f) of buf (byte offsets from brev_off), and nrm[f] = mag_bound(pr, pi):
+     * |.| by INV/INC (|-32768| = 32768 unsigned), max + min / 2 (unsigned compare, RRC). */
+    const int16_t *pp = pz;
+    const uint16_t *o1 = brev_off + 1, *o2 = brev_off + (k - 1u);
+    uint16_t *nr = nrm + 1, cnt = (uint16_t)(half - 1u), pr, pi, t, u;
+    __asm__ volatile("1:\n\tmov @%[pp]+, %[pr]\n\tmov @%[pp]+, %[pi]\n\t"
+                     "mov @%[o1]+, %[t]\n\tadd %[buf], %[t]\n\tmov %[pi], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
+                     "mov @%[o2], %[t]\n\tsub #2, %[o2]\n\tadd %[buf], %[t]\n\t"
+                     "mov %[pi], %[u]\n\tinv %[u]\n\tinc %[u]\n\tcmp #0x8000, %[u]\n\tjne 2f\n\tmov #0x7FFF, %[u]\n"
+                     "2:\n\tmov %[u], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
+                     "mov %[pr], %[t]\n\ttst %[t]\n\tjge 3f\n\tinv %[t]\n\tinc %[t]\n"
+                     "3:\n\tmov %[pi], %[u]\n\ttst %[u]\n\tjge 4f\n\tinv %[u]\n\tinc %[u]\n"
+                     "4:\n\tcmp %[u], %[t]\n\tjhs 5f\n\tmov %[t], %[pr]\n\tmov %[u], %[t]\n\tmov %[pr], %[u]\n"
+                     "5:\n\tclrc\n\trrc %[u]\n\tadd %[u], %[t]\n\tmov %[t], 0(%[nr])\n\tadd #2, %[nr]\n\t"
+                     "dec %[cnt]\n\tjnz 1b"
+                     : [pp] "+r"(pp), [o1] "+r"(o1), [o2] "+r"(o2), [nr] "+r"(nr), [cnt] "+r"(cnt), [pr] "=&r"(pr),
+                       [pi] "=&r"(pi), [t] "=&r"(t), [u] "=&r"(u)
+                     : [buf] "r"(buf)
+                     : "memory");
   }
   for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
   const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
