@@ -24,7 +24,7 @@ pytestmark = pytest.mark.firmware
 SAMPLES = (0, 7)
 BOARD = "msp430fr5994"
 CAP_F = 22e-6  # small buffer: power-on periods of ~376 k MCLK cycles, a fraction of an inference
-# the lea image's inference is ~106-140 k cycles (session 6): a smaller buffer keeps its periods (~90 k) shorter
+# the lea image's inference is ~106-140 k cycles (session 6): a smaller buffer keeps periods (~90 k) shorter
 CAP_F_BY_BACKEND = {"ref": CAP_F, "lea": 5e-6}
 
 

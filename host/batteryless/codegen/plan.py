@@ -420,7 +420,8 @@ def build_plan(
         # modes, whose per-mode calls use the selecting kernels; the fine path's bl_mac_step keeps the task)
         relu = (
             fusion.relu_after(art.layers, li)
-            if lm is None and (path == "direct" or (op == "linear" and fusion.fuses(backend, "linear_fft_block")))
+            if lm is None
+            and (path == "direct" or (op == "linear" and fusion.fuses(backend, "linear_fft_block")))
             else None
         )
         fuse = False
