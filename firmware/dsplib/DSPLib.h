@@ -136,8 +136,9 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
  * is most of a short MAC). And bl_lea_dma_copy16 / bl_lea_dma_fill16: n int16 copied (from FRAM too; LEA
  * cannot read FRAM) or set by the DMA controller; bl_lea_mac_begin / _next / _end: one real MAC's operands
  * checked and its parameter block filled once for many commands; bl_lea_fft_nobrev: the FFT command alone on
- * data already in bit-reversed order, its parameter block prepared once per length (bl_lea_driver.c). Provided by our MSP430 LEA driver only (MSP_HAVE_CMAC_MANY); elsewhere the lea
- * kernels loop over msp_cmplx_mac_q15 and copy on the CPU. */
+ * data already in bit-reversed order, its parameter block prepared once per length (bl_lea_driver.c).
+ * Provided by our MSP430 LEA driver only (MSP_HAVE_CMAC_MANY); elsewhere the lea kernels loop over
+ * msp_cmplx_mac_q15 and copy on the CPU. */
 #if defined(__MSP430__)
 #define MSP_HAVE_CMAC_MANY 1
 msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
