@@ -412,3 +412,49 @@ def test_layer_width_narrows_the_named_layer_only_and_refuses_unknown_names():
         attach_modes(
             _net("cnn2d", nn), [1.0, 0.5], example=torch.as_tensor(x[:1]), layer_width={"conv9": [1, 1]}
         )
+
+
+@pytest.mark.parametrize(
+    "which,board,backend,path,count",
+    [
+        ("last", "host", "ref", "fft", 60),
+        ("all", "host", "ref", "direct", 60),
+        ("all", "mps2-an386", "cmsis", "auto", 8),
+    ],
+)
+def test_mode_biases_run_bit_exact_on_the_device(
+    artifacts, digits, tmp_path, which, board, backend, path, count
+):
+    """A mode's own biases (``--mode-bias all|last``: the ``bias`` / ``bias_out`` overrides) are what the
+    generated image adds in that mode, bit for bit with the spec, on both paths and on a DSP backend."""
+    import shutil
+
+    from batteryless.artifact import save_artifact
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, run_dataset
+
+    if board != "host" and shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (scripts/setup.sh)")
+    art = load_artifact(artifacts["mlp"])
+    keep = [1.0, 0.5, 0.25]
+    set_modes(art, keep, layer_width={"fc1": keep, "fc2": keep})
+    wl = art.weight_layers()
+    rng = np.random.default_rng(7)
+    chosen = wl[-1:] if which == "last" else wl
+    biases = {mi: {lay["name"]: rng.normal(0, 0.5, lay["out_features"]) for lay in chosen} for mi in (1, 2)}
+    add_mode_biases(art, biases)
+    assert {n for n, sel in art.modes[2]["layers"].items() if "bias" in sel} == {
+        lay["name"] for lay in chosen
+    }
+    p = save_artifact(art, tmp_path / "mb.bl")
+    res = codegen(p, board, tmp_path / "gen", backend=backend, path=path)
+    plain = spec.integer_inference(load_artifact(artifacts["mlp"]), digits.x_test[:count], res.paths)
+    for mi in range(3):
+        img = build(
+            board, tmp_path / "gen", backend, out_dir=tmp_path / f"b{mi}", defines={"BL_MODEL_START_MODE": mi}
+        ).image
+        run = run_dataset(img, board, p, "digits", count=count)
+        want = spec.integer_inference(art, digits.x_test[:count], res.paths, mode=mi)
+        assert np.array_equal(np.array(run.logits), want), mi
+        if mi == 0:
+            assert np.array_equal(want, plain)  # mode 0 has no override
