@@ -19,7 +19,7 @@ from batteryless.firmware import build, run_dataset
 from batteryless.spec import integer_inference, quantize_input
 
 KEEP = [1.0, 0.5, 0.25]
-_TOOLS = {"mps2-an386": "qemu-system-arm", "msp430fr5994": "clang"}
+_TOOLS = {"mps2-an386": "qemu-system-arm", "mps3-an547": "qemu-system-arm", "msp430fr5994": "clang"}
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +27,46 @@ def eve_arts(artifacts, tmp_path_factory):
     """The digits MLP and CNN with three nested modes (every circulant layer shrinks, the classifier too);
     ``cnnw``: the CNN with width, its dense first conv (one input channel) computing 8 / 4 / 2 channels and
     conv2 1 / 0.5 / 0.5 of its block rows (the ReLU and pool after conv1 work on its kept channels, conv2's
-    FFT input transforms on the block columns those feed)."""
+    FFT input transforms on the block columns those feed); ``mlpw``: the MLP with fc1 1 / 0.5 / 0.25 and fc2
+    1 / 0.5 / 0.5 of their block rows (a linear layer's dropped rows, the next one's unread columns)."""
     d = tmp_path_factory.mktemp("eveexec")
     out = {}
-    for model in ("mlp", "cnn", "cnnw"):
+    widths = {
+        "cnnw": {"conv1": KEEP, "conv2": [1.0, 0.5, 0.5]},
+        "mlpw": {"fc1": KEEP, "fc2": [1.0, 0.5, 0.5]},
+    }
+    for model in ("mlp", "cnn", "cnnw", "mlpw"):
         art = load_artifact(artifacts[model[:3]])
-        width = {"conv1": KEEP, "conv2": [1.0, 0.5, 0.5]} if model == "cnnw" else None
+        width = widths.get(model)
         set_modes(art, KEEP, layer_width=width)
         out[model] = save_artifact(art, d / f"{model}3.bl")
     assert load_artifact(out["cnnw"]).modes[2]["layers"]["conv1"] == {"out_blocks": 2}
     return out
+
+
+@pytest.fixture(scope="module")
+def cnn4r(tmp_path_factory):
+    """The digits CNN with conv2 in blocks of 4 (2 x 4 blocks per layer, q = 2) and modes over *random* block
+    orders (seeded; keep 1 / 0.5 / 0.25): a mode's block rows use some of their blocks and not others, and
+    the classifier reads them, so a selecting kernel that takes one block too many or too few changes the
+    logits (with trained orders a wrong block often lands where nothing downstream reads it)."""
+    from batteryless.eve.modes import block_grid
+    from batteryless.rad.admm import AdmmConfig
+    from batteryless.rad.compress import CompressConfig, compress
+
+    d = tmp_path_factory.mktemp("evecnn4")
+    quick = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
+    cfg = CompressConfig(block_size=8, weight_bits=8, layer_blocks={"conv2": 4}, **quick)
+    compress("cnn", "digits", out=d / "cnn4.bl", config=cfg)
+    art = load_artifact(d / "cnn4.bl")
+    rng = np.random.default_rng(7)
+    orders = {
+        la["name"]: rng.permutation(int(np.prod(block_grid(la))))
+        for la in art.weight_layers()
+        if la["block"] > 1
+    }
+    set_modes(art, KEEP, orders=orders)
+    return save_artifact(art, d / "cnn4r.bl")
 
 
 def _mode_images(art_path, board, backend, d, granularity="auto", path="auto"):
@@ -121,22 +151,48 @@ def test_weights_are_stored_once_whatever_the_number_of_modes(eve_arts, artifact
     [
         ("mps2-an386", "ref", 40),
         ("mps2-an386", "cmsis", 40),
+        ("mps3-an547", "cmsis", 40),
         ("msp430fr5994", "ref", 4),
         ("msp430fr5994", "lea", 3),
     ],
 )
-def test_cross_images_run_every_mode_bit_exact(eve_arts, digits, tmp_path, board, backend, count):
+def test_cross_images_run_every_mode_bit_exact(eve_arts, cnn4r, digits, tmp_path, board, backend, count):
+    """cmsis: a mode's whole-unit direct tasks run the backend's own SMLAD (M4) / Helium (M55) loops over the
+    blocks the mode uses (cmsis/eve_sel.c; ``mlpw`` and ``cnn4r`` exercise its dropped rows and its block
+    lists); the other targets the portable selecting kernels."""
     if shutil.which(_TOOLS[board]) is None:
         pytest.skip(f"{_TOOLS[board]} is not installed (scripts/setup.sh)")
-    for model in ("mlp", "cnn", "cnnw"):
-        res, imgs = _mode_images(eve_arts[model], board, backend, tmp_path / model)
-        art = load_artifact(eve_arts[model])
+    arts = dict(eve_arts, cnn4r=cnn4r)
+    models = ("mlp", "cnn", "cnnw") + (("mlpw", "cnn4r") if backend == "cmsis" else ())
+    if board == "mps3-an547":  # the M55's Helium loops: the models whose modes reach them differently
+        models = ("cnnw", "mlpw", "cnn4r")
+    for model in models:
+        res, imgs = _mode_images(arts[model], board, backend, tmp_path / model)
+        art = load_artifact(arts[model])
         # the MSP430 images on the project's simulator (it models the LEA; mspdebug does not)
         emu = with_emulator(board, "msp430sim") if board.startswith("msp430") else board
         for mi, img in enumerate(imgs):
-            run = run_dataset(img, emu, eve_arts[model], "digits", count=count, start=200)
+            run = run_dataset(img, emu, arts[model], "digits", count=count, start=200)
             ref = integer_inference(art, digits.x_test[200 : 200 + count], res.paths, mode=mi)
             assert np.array_equal(np.array(run.logits), ref), (model, mi)
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+def test_cmsis_fine_steps_fall_back_to_the_portable_kernel_bit_exact(eve_arts, digits, tmp_path):
+    """cmsis, direct-path layers cut into steps over input channels: a step is not a whole unit, so
+    cmsis/eve_sel.c hands it to the portable kernel (compiled there as bl_mac_step_sel_*_portable)."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (scripts/setup.sh)")
+    res, imgs = _mode_images(
+        eve_arts["cnnw"], "mps2-an386", "cmsis", tmp_path, granularity=20000, path="direct"
+    )
+    assert any(t["kind"] == "mac_step" and t["layer"] == "conv2" for t in res.schedule["modes"][0]["tasks"])
+    art = load_artifact(eve_arts["cnnw"])
+    for mi, img in enumerate(imgs):
+        run = run_dataset(img, "mps2-an386", eve_arts["cnnw"], "digits", count=10, start=100)
+        ref = integer_inference(art, digits.x_test[100:110], res.paths, mode=mi)
+        assert np.array_equal(np.array(run.logits), ref), mi
 
 
 # --- FLEX: the mode is committed with the progress -------------------------------------------------------

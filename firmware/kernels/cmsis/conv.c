@@ -584,15 +584,36 @@ static inline __attribute__((always_inline)) void circ_padded_rows_mve(
 }
 #endif
 
-static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
-                             uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
-                             uint16_t oy0, uint16_t oy1, bool relu) {
+/* always inlined: its two callers (sel = 0 and the EVE one) each get a copy specialised for their sel */
+static inline __attribute__((always_inline)) void conv_circ_padded(
+    const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k, const int32_t *bias,
+    int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1, bool relu,
+    const bl_block_sel *sel) {
   int16_t X[BL_CMSIS_XP_MAX];
   int16_t wt[BL_CMSIS_WIDE_MAX];
   uint32_t off[BL_CMSIS_LIST_MAX];
   const int16_t *rp[BL_CMSIS_LIST_MAX];
   const uint32_t taps = (uint32_t)g->kh * g->kw, q = ((uint32_t)g->in_ch + k - 1u) / k, k2 = 2u * k;
-  const uint32_t nb = q * taps;
+  uint32_t nb = q * taps;
+  /* EVE (sel != 0): per block row only the blocks with rank < sel->n (their weights and window offsets
+   * compacted: the loops below run over fewer (block, tap) pairs, the skipped blocks add nothing in the
+   * spec), only the input blocks some of them read rewritten, channels >= sel->out_rows 0 */
+  uint32_t offs[BL_CMSIS_LIST_MAX];
+  bool col[BL_CMSIS_LIST_MAX];
+  const uint32_t out_hw0 = (uint32_t)g->out_h * g->out_w;
+  if (sel != 0) {
+    const uint16_t ok = sel->out_rows < o1 ? (sel->out_rows > o0 ? sel->out_rows : o0) : o1;
+    for (uint32_t o = ok; o < o1; o++) {
+      int16_t *r = y + o * out_hw0 + (uint32_t)oy0 * g->out_w;
+      for (uint32_t e = 0; e < (uint32_t)(oy1 - oy0) * g->out_w; e++) r[e] = 0;
+    }
+    o1 = ok;
+    if (o0 >= o1) return;
+    for (uint32_t j = 0; j < q; j++) {
+      col[j] = false;
+      for (uint32_t i = o0 / k; !col[j] && i <= (uint32_t)(o1 - 1u) / k; i++) col[j] = sel->rank[i * q + j] < sel->n;
+    }
+  }
   const uint32_t out_hw = (uint32_t)g->out_h * g->out_w, in_hw = (uint32_t)g->in_h * g->in_w;
   const uint32_t rows = (uint32_t)(oy1 - oy0 - 1u) * g->sh + g->kh;
   const uint32_t W = (uint32_t)(g->out_w - 1u) * g->sw + g->kw;
@@ -615,6 +636,7 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
 #endif
   for (uint32_t j = 0; j < q; j++) {
     const bool full = (j + 1u) * k <= g->in_ch;
+    if (sel != 0 && !col[j]) continue; /* no used block reads it: its zeros are never read either */
     for (uint32_t yy = 0; yy < rows; yy++) {
       const int32_t iy = ylo + (int32_t)yy;
       if (iy < 0 || iy >= (int32_t)g->in_h) continue; /* a padding row: zeros */
@@ -655,9 +677,12 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
   const bool in_range = shift >= 1 && shift <= 31;
   for (uint32_t i = o0 / k; i <= (uint32_t)(o1 - 1u) / k; i++) {
     const uint32_t c0 = i * k > o0 ? i * k : o0, c1 = (i + 1u) * k < o1 ? (i + 1u) * k : o1;
+    const uint32_t *off_i = off;
+    uint32_t jb = 0; /* the blocks this row uses, compacted */
     for (uint32_t j = 0; j < q; j++) {
+      if (sel != 0 && sel->rank[i * q + j] >= sel->n) continue;
       const uint32_t s0 = (i * q + j) * k * taps;
-      int16_t *dj = wt + j * taps * k;
+      int16_t *dj = wt + jb * taps * k;
       for (uint32_t d = 0; d < k; d++) {
         int16_t *dst = dj + d;
         if (w16 != 0)
@@ -665,13 +690,20 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
         else
           for (uint32_t t = 0; t < taps; t++, dst += k) *dst = w8[s0 + d * taps + t];
       }
+      if (sel != 0)
+        for (uint32_t t = 0; t < taps; t++) offs[jb * taps + t] = off[j * taps + t];
+      jb++;
+    }
+    if (sel != 0) {
+      off_i = offs;
+      nb = jb * taps;
     }
 #if BL_MVE
     if (in_range && (c0 & 3u) == 0 && (c1 & 3u) == 0 && (k == 8u || k == 16u)) {
       /* offsets of each (block, kernel row)'s first window from a position's base (off[] per row) */
       uint32_t roff[BL_CMSIS_LIST_MAX];
-      const uint32_t nrows = q * g->kh;
-      for (uint32_t r = 0; r < nrows; r++) roff[r] = off[r * g->kw];
+      const uint32_t nrows = nb / g->kw;
+      for (uint32_t r = 0; r < nrows; r++) roff[r] = off_i[r * g->kw];
       if (k == 8u && g->kw == 3u)
         circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1);
       else if (k == 8u)
@@ -687,7 +719,7 @@ static void conv_circ_padded(const int16_t *x, const bl_conv_geom *g, const int1
     for (uint32_t oy = oy0; oy < oy1; oy++) {
       for (uint32_t ox = 0; ox < g->out_w; ox++) {
         const int16_t *base = X + ((oy - oy0) * g->sh * W + ox * g->sw) * k2;
-        for (uint32_t b = 0; b < nb; b++) rp[b] = base + off[b];
+        for (uint32_t b = 0; b < nb; b++) rp[b] = base + off_i[b];
         const uint32_t pos = oy * g->out_w + ox;
         for (uint32_t o = c0; o < c1; o += 4u) {
           const uint32_t nv = c1 - o < 4u ? c1 - o : 4u, rr = o - i * k;
@@ -798,7 +830,7 @@ static bl_status circ_entry(const int16_t *x, const bl_conv_geom *g, const int16
   if (st != BL_OK) return st;
   if (k == 0) return BL_ERR_SHAPE;
   if (circ_padded_fits(g, k, oy0, oy1)) {
-    conv_circ_padded(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1, relu);
+    conv_circ_padded(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1, relu, 0);
     return BL_OK;
   }
   if (!circ_fits(g, k, oy0, oy1)) {
@@ -860,4 +892,19 @@ bl_status bl_conv_circ_relu_w8(const int16_t *x, const bl_conv_geom *g, const in
                                uint16_t oy0, uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
   return circ_entry(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1, true);
+}
+
+/* EVE: output channels [o0, o1), rows [oy0, oy1) of a block-circulant convolution in a mode that uses only
+ * some of its blocks (bl_cmsis_eve.h; called by cmsis/eve_sel.c for a whole-unit task): the padded kernel
+ * above over the blocks with rank < sel->n, channels >= sel->out_rows 0. BL_ERR_SHAPE when the unit does
+ * not fit its buffers (the caller then runs the portable kernel). */
+bl_status bl_cmsis_conv_circ_sel(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                                 uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
+                                 uint16_t oy0, uint16_t oy1, const bl_block_sel *sel) {
+  if ((w16 == 0 && w8 == 0) || sel == 0 || sel->rank == 0) return BL_ERR_ARG;
+  bl_status st = conv_check(x, g, y, o0, o1, oy0, oy1);
+  if (st != BL_OK) return st;
+  if (k == 0 || !circ_padded_fits(g, k, oy0, oy1)) return BL_ERR_SHAPE;
+  conv_circ_padded(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1, false, sel);
+  return BL_OK;
 }

@@ -6,6 +6,15 @@
 #include "bl_kernels.h"
 #include "ref/bl_ref_internal.h"
 
+/* A backend with its own bl_mac_step_sel_* (cmsis/eve_sel.c: its DSP loops for whole-unit tasks) gets these
+ * under the names of its internal header and calls them for every other unit. */
+#if defined(BL_BACKEND_CMSIS)
+#include "cmsis/bl_cmsis_eve.h"
+#define BL_SEL_PORTABLE(name) name##_portable
+#else
+#define BL_SEL_PORTABLE(name) name
+#endif
+
 static bool geom_ok(const bl_conv_geom *g)
 {
   /* the 1x1 geometry of a linear layer is checked without the general check's 32-bit divisions */
@@ -145,7 +154,7 @@ static bl_status step_sel(const int16_t *x, const bl_conv_geom *g, const int16_t
   return BL_OK;
 }
 
-bl_status bl_mac_step_sel_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+bl_status BL_SEL_PORTABLE(bl_mac_step_sel_w16)(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
                               const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
                               int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel)
 {
@@ -153,7 +162,7 @@ bl_status bl_mac_step_sel_w16(const int16_t *x, const bl_conv_geom *g, const int
   return step_sel(x, g, w, 0, k, acc_in, acc_out, bias, shift, y, u, sel);
 }
 
-bl_status bl_mac_step_sel_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+bl_status BL_SEL_PORTABLE(bl_mac_step_sel_w8)(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
                              const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
                              int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel)
 {
