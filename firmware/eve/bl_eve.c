@@ -50,49 +50,123 @@ uint8_t bl_eve_select(const bl_eve_table *t, uint16_t mv, uint8_t current)
 
 #define BL_EVE_U32 0xFFFFFFFFul
 #define BL_EVE_P_MAX 0x3FFFFFFFul
+#define BL_EVE_DT_BITS 7u      /* eve/select.py DT_BITS */
+#define BL_EVE_INCOME_BITS 16u /* eve/select.py INCOME_BITS */
 
 static uint32_t sat_add(uint32_t a, uint32_t b)
 {
   return (a > BL_EVE_U32 - b) ? BL_EVE_U32 : a + b;
 }
 
-/* min(a * b, 2^32 - 1) without a division (a 16-bit MCU has none): a = ah 2^16 + al, b = bh 2^16 + bl */
-static uint32_t mul16(uint16_t a, uint16_t b) /* 16 x 16 -> 32: one hardware/helper multiply */
+/* 16 x 16 -> 32, the only multiply of the rule. On the MSP430 clang 14 lowers every 32-bit product to the
+ * 32x32 helper (three hardware multiplies and sign handling); the run time's 16x16 helper is one
+ * (firmware/platform/msp430/mspabi.c; the ref kernels call it the same way: kernels/ref/bl_ref_internal.h). */
+#if defined(__MSP430__)
+uint32_t __mspabi_mpyul_f5hw(uint16_t a, uint16_t b);
+#define mul16(a, b) __mspabi_mpyul_f5hw((a), (b))
+#else
+static uint32_t mul16(uint16_t a, uint16_t b)
 {
   return (uint32_t)a * b;
 }
+#endif
 
-static uint32_t mul_sat(uint32_t a, uint32_t b)
-{
-  uint16_t ah = (uint16_t)(a >> 16), al = (uint16_t)a, bh = (uint16_t)(b >> 16), bl = (uint16_t)b;
-  uint32_t cross;
-  if (ah != 0u && bh != 0u) {
-    return BL_EVE_U32;
-  }
-  cross = (ah != 0u) ? mul16(ah, bl) : mul16(al, bh); /* the other term is 0 */
-  if (cross > 0xFFFFu) {
-    return BL_EVE_U32;
-  }
-  return sat_add(cross << 16, mul16(al, bl));
-}
-
-/* floor(a * w / 256), saturating: a = 256 q + r, a w / 256 = q w + r w / 256 */
+/* floor(a * w / 256), saturating (eve/select.py _muldiv256). The tuner's weights (0, 1/4, 1/2, 1: the
+ * policy grid of eve/policy.py) are constant shifts (an MSP430 shifts one bit per instruction, and a
+ * variable shift is a run-time loop); other weights from 16-bit halves, a = ah 2^16 + al:
+ * a w / 256 = ah w 2^8 + al w / 256. */
 static uint32_t muldiv256(uint32_t a, uint16_t w)
 {
-  if (w == 0u || w == 256u) { /* the common weights: no multiply */
-    return w == 0u ? 0u : a;
+  uint32_t hi, lo;
+  switch (w) {
+  case 0u:
+    return 0u;
+  case 64u:
+    return a >> 2;
+  case 128u:
+    return a >> 1;
+  case 256u:
+    return a;
+  default:
+    break;
   }
-  return sat_add(mul_sat(a >> 8, w), mul16((uint16_t)(a & 0xFFu), w) >> 8);
+  hi = mul16((uint16_t)(a >> 16), w);
+  lo = mul16((uint16_t)a, w) >> 8;
+  if (hi > (BL_EVE_U32 >> 8)) {
+    return BL_EVE_U32;
+  }
+  return sat_add(hi << 8, lo);
 }
 
-/* eve/select.py rate_select, bit for bit: unsigned 32-bit, saturating (a 16-bit MCU divides 64-bit
- * numbers slowly: 100k MCLK cycles per selection measured with 64-bit arithmetic). */
+/* eve/select.py income_per_period: income * period / dt through the generated reciprocals, no division.
+ * dt = m 2^s with m its top DT_BITS bits, income = i 2^t with i its top INCOME_BITS bits; the result is
+ * i recip[m] 2^(t - s - recip_shift). Bit by bit shifts: no run-time shift helper on the MSP430. */
+static uint32_t income_per_period(const bl_eve_rate *r, uint32_t income, uint32_t dt)
+{
+  int16_t sh = (int16_t)r->recip_shift;
+  uint32_t prod;
+#if defined(__ARM_ARCH) && __ARM_ARCH >= 7
+  /* Cortex-M3 and up: CLZ and a barrel shifter, the same steps in a few instructions */
+  if (dt >= (1ul << BL_EVE_DT_BITS)) {
+    const int16_t s = (int16_t)(32 - __builtin_clz(dt) - (int)BL_EVE_DT_BITS);
+    dt >>= s;
+    sh = (int16_t)(sh + s);
+  }
+  if ((income >> BL_EVE_INCOME_BITS) != 0u) {
+    const int16_t t = (int16_t)(32 - __builtin_clz(income) - (int)BL_EVE_INCOME_BITS);
+    income >>= t;
+    sh = (int16_t)(sh - t);
+  }
+  prod = mul16((uint16_t)income, r->recip[dt]);
+  if (sh >= 0) {
+    prod = sh >= 32 ? 0u : prod >> sh;
+    return prod > BL_EVE_P_MAX ? BL_EVE_P_MAX : prod;
+  }
+  return prod > (BL_EVE_P_MAX >> -sh) ? BL_EVE_P_MAX : prod << -sh;
+#else
+  while (dt >= (1ul << BL_EVE_DT_BITS)) {
+    dt >>= 1;
+    sh++;
+  }
+  while ((income >> BL_EVE_INCOME_BITS) != 0u) {
+    income >>= 1;
+    sh--;
+  }
+  prod = mul16((uint16_t)income, r->recip[dt]);
+  if (sh >= 0) {
+    if (sh >= 32) {
+      return 0u;
+    }
+    while (sh >= 8) { /* a byte at a time, then bit by bit */
+      prod >>= 8;
+      sh -= 8;
+    }
+    while (sh > 0) {
+      prod >>= 1;
+      sh--;
+    }
+    return prod > BL_EVE_P_MAX ? BL_EVE_P_MAX : prod;
+  }
+  while (sh < 0) { /* income >> t with t > s + shift: scale up, saturating (P_MAX < 2^31) */
+    if (prod > BL_EVE_P_MAX) {
+      return BL_EVE_P_MAX;
+    }
+    prod <<= 1;
+    sh++;
+  }
+  return prod > BL_EVE_P_MAX ? BL_EVE_P_MAX : prod;
+#endif
+}
+
+/* eve/select.py rate_select, bit for bit: unsigned 32-bit, saturating, at most a few 16x16 multiplies and
+ * no division (a 16-bit MCU divides and multiplies 32-bit numbers in software: 6,712 MCLK cycles per
+ * selection with the first 32-bit version, 103,331 with a 64-bit one). */
 uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t mv, uint32_t ms,
                            uint8_t current)
 {
   const bl_eve_rate *r = t->rate;
   uint32_t e_now = mul16(mv, mv);
-  uint32_t e_ref = mul16(r->ref_mv, r->ref_mv);
+  uint32_t e_ref = r->ref_mv2;
   uint32_t plus, minus, up = 0u;
   uint8_t n = (uint8_t)t->n_modes;
   uint8_t pick = (uint8_t)(n - 1u);
@@ -112,20 +186,10 @@ uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t
     s->spent_mv2 = 0u;
   }
   if (ms - s->ms >= r->min_dt_ms) {
-    uint32_t dt = ms - s->ms;
     uint32_t have = sat_add(e_now, s->spent_mv2);
     uint32_t prev = mul16(s->mv, s->mv);
     uint32_t income = have > prev ? have - prev : 0u; /* net of leakage, boots and re-executed work */
-    uint32_t p_inst;
-    p_inst = mul_sat(income, r->period_ms); /* scaled to one demand period */
-    if (p_inst != BL_EVE_U32) {
-      p_inst /= dt;
-    } else {
-      p_inst = mul_sat(income / dt, r->period_ms);
-    }
-    if (p_inst > BL_EVE_P_MAX) {
-      p_inst = BL_EVE_P_MAX;
-    }
+    uint32_t p_inst = income_per_period(r, income, ms - s->ms); /* scaled to one demand period */
     if (p_inst >= s->p_mv2) {
       s->p_mv2 += muldiv256(p_inst - s->p_mv2, r->ewma_q8);
     } else {
@@ -142,13 +206,10 @@ uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t
   /* a full buffer clips the income, so the estimate is only a lower bound: one mode up is affordable */
   probe = (uint8_t)(mv >= r->full_mv && current > r->top && current < n);
   if (probe) {
-    up = sat_add(r->energy_mv2[current - 1u], muldiv256(r->energy_mv2[current - 1u], r->hyst_q8));
+    up = r->energy_up_mv2[current - 1u];
   }
   for (i = r->top; i < n; i++) {
-    uint32_t need = r->energy_mv2[i];
-    if (i < current) {
-      need = sat_add(need, muldiv256(need, r->hyst_q8));
-    }
+    uint32_t need = i < current ? r->energy_up_mv2[i] : r->energy_mv2[i];
     if (plus >= sat_add(need, minus) || (probe && up >= need)) {
       pick = i;
       break;

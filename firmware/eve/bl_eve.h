@@ -27,6 +27,11 @@ typedef struct {
   uint16_t full_mv;           /* at or above: the buffer clips the income, probe one mode up */
   uint8_t top;                /* the largest mode the rule may pick */
   uint16_t income_q8;         /* weight of the expected income (256 = the estimate as it is) */
+  /* computed at generation (eve/select.py rate_constants), so the device divides nothing: */
+  const uint32_t *energy_up_mv2; /* per mode, energy_mv2 * (1 + hyst_q8 / 256): moving up to it */
+  uint32_t ref_mv2;              /* ref_mv squared */
+  const uint16_t *recip;         /* [128]: floor(period_ms * 2^recip_shift / m), the income rate's reciprocals */
+  uint8_t recip_shift;
 } bl_eve_rate;
 
 /* The rate rule's record, kept in NVM across power failures. Zeros ("the buffer was empty at time 0") until
