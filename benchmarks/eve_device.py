@@ -2,9 +2,10 @@
 """EVE on the device: every mode of the digits MLP and CNN executed by the generated firmware (issue 11).
 
 The same EVE models as benchmarks/eve.py (``compress --modes 3`` with that script's per-model settings),
-generated for the MSP430FR5994 (``ref``, msp430sim: MCLK cycles) and the Cortex-M4 mps2-an386 (``ref`` and
-``cmsis``, QEMU: instructions); one image per mode (``BL_MODEL_START_MODE``). Per mode: the measured count of
-one inference (mean over the samples), whether every sample's logits equal
+generated for the MSP430FR5994 (``ref``, msp430sim: MCLK cycles), the Cortex-M4 mps2-an386 (``ref`` and
+``cmsis``, QEMU: instructions) and the Cortex-M55 mps3-an547 (``cmsis``, QEMU: instructions); one image
+per mode (``BL_MODEL_START_MODE``). Per mode: the measured count of one inference (mean over the samples),
+whether every sample's logits equal
 ``spec.integer_inference(..., mode=i)``, and codegen's predicted cycles; per model the image's weight bytes
 (one store plus a uint16 rank per block) against the single-mode weights. Counts are deterministic (no wall
 time). Writes benchmarks/results/eve_device.json. Run:
@@ -30,7 +31,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from eve import EVE_SETTINGS, K, _compress, measure_modes  # noqa: E402  (the EVE benchmark's models, settings)
 
 RESULTS = ROOT / "benchmarks" / "results" / "eve_device.json"
-TARGETS = (("msp430fr5994", "ref", "msp430sim"), ("mps2-an386", "ref", None), ("mps2-an386", "cmsis", None))
+TARGETS = (
+    ("msp430fr5994", "ref", "msp430sim"),
+    ("mps2-an386", "ref", None),
+    ("mps2-an386", "cmsis", None),
+    ("mps3-an547", "cmsis", None),  # Cortex-M55: the cmsis kernels' Helium loops
+)
 
 
 def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:

@@ -149,3 +149,69 @@ def test_bad_writes_are_one_line_usage_errors(eve_mlp, tmp_path):
     r = run(img.image, b, inputs=continuous_input([model_input(eve_mlp, 0)], inferences=2),
             writes=[(0, "bl_eve_supply_mv", 3600)], mark_ids=[])  # fmt: skip
     assert r.exit_code == 0 and " mode 0 " in r.output, r.output[-300:]
+
+
+def _rate_doc(art_path, tmp_path, capacitance_f: float) -> dict:
+    """A rate-rule document as `batteryless policy` writes one, its parameters set by hand (tuning is the
+    policy verb's test): the codegen-predicted energies, gain 1 above V_off, the newest income only."""
+    from batteryless.codegen import codegen
+
+    res = codegen(art_path, "mps2-an386", tmp_path / "energies", backend="ref", buffers_in="nvm")
+    return {
+        "kind": "batteryless-eve-policy",
+        "capacitance_f": capacitance_f,
+        "period_s": 10.0,
+        "params": {"ref_mv": 1800, "gain": 1.0, "ewma": 1.0, "full_mv": 65535, "top": 0, "income": 1.0},
+        "effective_energy_j": list(res.schedule["eve"]["energy_j"]),
+    }
+
+
+def test_rate_rule_image_runs_end_to_end_bit_exact_per_mode(eve_mlp, digits, tmp_path):
+    """build_flex / emulate_firmware with an EVE policy: the image's table carries the rate rule (it reads
+    the trace's time the emulator writes into bl_eve_now_ms), the reference run of every mode is held there
+    with the clock stopped (no income estimate: the voltage alone picks), and every inference of the trace
+    run equals the numeric spec in the mode it recorded."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm is not installed (scripts/setup.sh)")
+    doc = _rate_doc(eve_mlp, tmp_path, RUN["capacitance_f"])
+    b = firmware_board("mps2-an386", "ref", None)
+    img = build_flex(
+        eve_mlp, b, tmp_path / "flex", continuous=True, log_len=16, eve_policy=doc,
+        capacitance_f=RUN["capacitance_f"],
+    )  # fmt: skip
+    sched = json.loads((Path(img.model_dir) / "schedule.json").read_text())
+    assert (
+        sched["eve"]["rate"]["gain_q8"] == 256
+        and "recip[128]" in (Path(img.model_dir) / "eve_table.c").read_text()
+    )
+    samples = [model_input(eve_mlp, s) for s in range(N_SAMPLES)]
+    supplies = eve_mode_supplies(img)
+    assert supplies is not None and len(supplies) == len(KEEP) and supplies == sorted(supplies, reverse=True)
+    prof = profile_image(img, b, samples, supply_mv=supplies[0])
+    prof["references_by_mode"], prof["per_inference_min"] = eve_references(img, b, samples, supplies)
+    art = load_artifact(eve_mlp)
+    spec = [
+        integer_inference(art, digits.x_test[:N_SAMPLES], img.paths, mode=m).tolist()
+        for m in range(len(KEEP))
+    ]
+    assert prof["references_by_mode"] == spec
+    rep = emulate_firmware("rf-3m", b, image=img, samples=samples, profile=prof, v_initial=3.6, **RUN)
+    fw = rep["firmware"]
+    assert fw["all_correct"] and not fw["wrong"] and fw["checked"] == fw["inferences"] > 0, rep["warnings"]
+    assert sum(fw["modes"].values()) == fw["inferences"]
+    # the first inference reads 3.6 V at t = 0 with the record "empty at time 0": no interval yet, so the
+    # budget is the stored energy above V_off, which holds every mode: the largest
+    assert fw["periods"][0]["modes"][0] == 0
+    # a built image carries its table: a policy on top is refused (one line)
+    with pytest.raises(UsageError, match="built image has its table"):
+        emulate_firmware("rf-3m", b, image=img, samples=samples, eve_policy=doc, max_periods=1)
+
+
+def test_cli_eve_policy_needs_firmware(tmp_path, capsys):
+    from batteryless.cli import main
+
+    code = main(
+        ["emulate", "--trace", "rf-3m", "--board", "mps2-an386", "--schedule", "example",
+         "--eve-policy", "p.json"]
+    )  # fmt: skip
+    assert code != 0 and "--eve-policy is for --firmware" in capsys.readouterr().err

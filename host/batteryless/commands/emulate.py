@@ -181,6 +181,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         raise UsageError("--artifact is for --firmware; the schedule level reads --schedule")
     if not args.firmware and (args.emulator or args.backend != "ref"):
         raise UsageError("--backend and --emulator are for --firmware")
+    if args.eve_policy and not args.firmware:
+        raise UsageError("--eve-policy is for --firmware (the schedule level reads the table of --schedule)")
     out = Path(args.out) if args.out else None
     buffer_args = dict(
         capacitance_f=args.capacitance_uf * 1e-6 if args.capacitance_uf is not None else None,
@@ -214,6 +216,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                 resample_s=args.resample_s,
                 max_periods=args.max_periods,
                 progress=progress,
+                eve_policy=args.eve_policy,
                 **buffer_args,
             )
         doc = fw_doc
@@ -383,6 +386,12 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--max-periods", type=int, help="--firmware: emulate only the first N power-on periods of the trace"
+    )
+    p.add_argument(
+        "--eve-policy",
+        metavar="POLICY.json",
+        help="--firmware, an EVE artifact: the rate-rule document of `batteryless policy` (tuned for this "
+        "buffer); the image's mode table carries it",
     )
     p.set_defaults(func=cmd_emulate)
 

@@ -108,7 +108,7 @@ def profile_image(
     ``bl_eve_supply_mv`` before it starts; QEMU and msp430sim)."""
     b = _board(board)
     n = max(len(samples), 2)
-    wr = {} if supply_mv is None else {"writes": [(0, SUPPLY_SYMBOL, int(supply_mv))]}
+    wr = {} if supply_mv is None else {"writes": _fixed_supply(image, int(supply_mv))}
     r = run(image.image, b, inputs=continuous_input(samples, inferences=n), timeout=timeout, **wr)
     out = parse_continuous(r.output, image.output_len)
     if r.exit_code != 0 or len(out.inferences) != n:
@@ -223,17 +223,63 @@ def _supply_writes(
     return writes, boot_mv
 
 
-def eve_mode_supplies(image: FlexImage) -> list[int] | None:
-    """For an EVE image: per mode, a stored energy (mV) at which the generated table selects that mode at
-    every inference of a fresh run (the image starts in mode 0: the largest at 65535, mode i half-way
-    between ``stay_mv[i]`` and ``stay_mv[i-1]``, clear of an ADC's rounding, the smallest at 0); None for
-    an image without modes."""
+def _eve_table(image: FlexImage) -> dict[str, Any] | None:
     import json
 
     sched = Path(image.model_dir) / "schedule.json"
     eve = json.loads(sched.read_text()).get("eve") if sched.is_file() else None
-    if not eve or not eve.get("stay_mv"):
+    return eve if eve and eve.get("stay_mv") else None
+
+
+def _fixed_supply(image: FlexImage, mv: int) -> list[tuple[int, str, int]]:
+    """Writes that hold an EVE image at ``mv`` for a whole run: the supply, and for a rate-rule table its
+    clock at 0 (no time passes, so the rule never estimates an income: see _rate_supplies)."""
+    eve = _eve_table(image)
+    clock = [(0, TIME_SYMBOL, 0)] if eve and eve.get("rate") and _symbol_of(image, TIME_SYMBOL) else []
+    return [(0, SUPPLY_SYMBOL, mv), *clock]
+
+
+def _rate_supplies(eve: dict[str, Any]) -> list[int]:
+    """A rate-rule table (eve/select.py rate_select): with the clock stopped at 0 the rule never updates its
+    income estimate (dt = 0 < min_dt), so its budget is gain·(E(V) − E(ref_mv)) alone; per mode the middle of
+    the widest band of voltages at which a fresh record picks that mode after any mode (found with the
+    Python rule the C matches bit for bit)."""
+    from types import SimpleNamespace
+
+    from batteryless.eve.select import RatePolicy, RateState, rate_select
+
+    r = dict(eve["rate"])
+    r["energy_mv2"] = tuple(r["energy_mv2"])
+    t = SimpleNamespace(rate=RatePolicy(**r))
+    n = len(r["energy_mv2"])
+    bands: dict[int, tuple[int, int]] = {}  # mode -> (start, length) of its widest band
+    run_mode, run_start = None, 0
+    for mv in range(0, 65537):
+        picks = {rate_select(t, RateState(), mv, 0, c) for c in range(n)} if mv <= 65535 else set()
+        m = picks.pop() if len(picks) == 1 else None
+        if m != run_mode:
+            if run_mode is not None and mv - run_start > bands.get(run_mode, (0, 0))[1]:
+                bands[run_mode] = (run_start, mv - run_start)
+            run_mode, run_start = m, mv
+    missing = [m for m in range(n) if m not in bands]
+    if missing:
+        raise EmulationError(
+            f"the rate-rule table holds no stored energy at which it picks mode(s) {missing} without an "
+            f"income estimate (gain {r['gain_q8']}/256): the emulator cannot run those modes' references"
+        )
+    return [bands[m][0] + bands[m][1] // 2 for m in range(n)]
+
+
+def eve_mode_supplies(image: FlexImage) -> list[int] | None:
+    """For an EVE image: per mode, a stored energy (mV) at which the generated table selects that mode at
+    every inference of a fresh run (the image starts in mode 0: the largest at 65535, mode i half-way
+    between ``stay_mv[i]`` and ``stay_mv[i-1]``, clear of an ADC's rounding, the smallest at 0; a rate-rule
+    table: :func:`_rate_supplies`, with its clock held at 0); None for an image without modes."""
+    eve = _eve_table(image)
+    if eve is None:
         return None
+    if eve.get("rate"):
+        return _rate_supplies(eve)
     stay = [int(v) for v in eve["stay_mv"]]
     mid = [(stay[i] + stay[i - 1]) // 2 for i in range(1, len(stay) - 1)]
     return [0xFFFF, *mid, 0] if len(stay) > 1 else [0xFFFF]
@@ -252,7 +298,7 @@ def eve_references(
         n = len(samples)
         r = run(
             image.image, board, inputs=continuous_input(samples, inferences=n, marks=False),
-            timeout=timeout, writes=[(0, SUPPLY_SYMBOL, mv)], mark_ids=[],
+            timeout=timeout, writes=_fixed_supply(image, mv), mark_ids=[],
         )  # fmt: skip
         o = parse_continuous(r.output, image.output_len)
         if r.exit_code != 0 or len(o.inferences) != n or set(o.modes.values()) != {m}:
@@ -317,6 +363,7 @@ def emulate_firmware(
     timeout: float | None = None,
     profile: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
+    eve_policy: str | Path | dict | None = None,
 ) -> dict[str, Any]:
     """Run the real firmware through ``trace`` on ``board``; return the report (see the module doc).
 
@@ -325,7 +372,9 @@ def emulate_firmware(
     ``image`` with ``samples`` (raw inputs; default: the artifact's first ``n_samples`` test samples).
     ``max_periods`` emulates only the first that many power-on periods (the trace is cut there).
     ``backend`` selects the kernels of the built image and, through :func:`firmware_board`, the emulator
-    (``emulator`` overrides: e.g. "msp430sim" for the FR5994's ``ref`` image).
+    (``emulator`` overrides: e.g. "msp430sim" for the FR5994's ``ref`` image). ``eve_policy``: an EVE
+    artifact's rate-rule document (``batteryless policy``, tuned for this emulation's buffer): the image's
+    table carries the rate rule, which reads the trace's time the emulator writes into ``bl_eve_now_ms``.
     The returned dict has the trace/buffer/load blocks of the schedule-level report and ``"firmware"``."""
     t0 = time.perf_counter()
     b = firmware_board(board, backend, emulator)
@@ -337,6 +386,14 @@ def emulate_firmware(
         )
     if max_periods is not None and max_periods < 1:
         raise UsageError(f"max_periods must be >= 1, not {max_periods}")
+    if eve_policy is not None:
+        if image is not None:
+            raise UsageError(
+                "eve_policy is for an image built here from an artifact; a built image has its table"
+            )
+        from batteryless.eve.policy import load_policy
+
+        eve_policy = load_policy(eve_policy)
     tr, conv, pan, buf = power_chain(
         b,
         trace,
@@ -374,8 +431,9 @@ def emulate_firmware(
         log_len = 16 if kind == "qemu" else 8
         if out_dir is None:  # no folder asked for: the image cache (built once per content)
             image, _ = cached_flex_image(
-                artifact, b, backend=backend, policy=policy, log_len=log_len, progress=progress
-            )
+                artifact, b, backend=backend, policy=policy, log_len=log_len, progress=progress,
+                eve_policy=eve_policy, capacitance_f=buf.capacitance_f if eve_policy is not None else None,
+            )  # fmt: skip
         else:
             image = build_flex(
                 artifact,
@@ -386,6 +444,9 @@ def emulate_firmware(
                 log_len=log_len,
                 progress=progress,
                 backend=backend,
+                eve_policy=eve_policy,
+                # the table of a rate-rule image is generated for the buffer emulated here (the policy's)
+                capacitance_f=buf.capacitance_f if eve_policy is not None else None,
             )
     elif not image.continuous:
         raise UsageError(f"{image.image}: not a continuous-inference build (build_flex(continuous=True))")

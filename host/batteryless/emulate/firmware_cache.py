@@ -70,7 +70,15 @@ def _tree_files(root: Path) -> list[Path]:
 
 
 def image_key(
-    artifact: str | Path, board: Board, *, backend: str, policy: str, log_len: int, root: Path = ROOT
+    artifact: str | Path,
+    board: Board,
+    *,
+    backend: str,
+    policy: str,
+    log_len: int,
+    root: Path = ROOT,
+    eve_policy: dict | None = None,
+    capacitance_f: float | None = None,
 ) -> str:
     """The cache key of the continuous flex image of ``artifact`` on ``board`` (see the module doc)."""
     h = hashlib.sha256()
@@ -82,6 +90,8 @@ def image_key(
     part("format", str(FORMAT).encode())
     part("artifact", Path(artifact).read_bytes())
     part("options", json.dumps([backend, policy, log_len, GRANULARITY]).encode())
+    if eve_policy is not None:  # a rate-rule image: the tuned table and the buffer it is generated for
+        part("eve_policy", json.dumps([eve_policy, capacitance_f], sort_keys=True).encode())
     for p in sorted(q for q in board.dir.rglob("*") if q.is_file()):
         part(f"board/{p.relative_to(board.dir)}", p.read_bytes())
     part("tools", _tool_versions().encode())
@@ -112,11 +122,22 @@ def cached_flex_image(
     policy: str,
     log_len: int,
     progress: ProgressFn | None = None,
+    eve_policy: dict | None = None,
+    capacitance_f: float | None = None,
 ) -> tuple[FlexImage, bool]:
     """The continuous flex image for the firmware-level emulator, from the cache or built into it. Returns
-    the image and whether this call built it."""
+    the image and whether this call built it. ``eve_policy`` (a loaded rate-rule document) with the
+    ``capacitance_f`` it was tuned for: an EVE image whose table carries the rate rule."""
     load_artifact(artifact)  # a missing or malformed artifact: its one-line ArtifactError, before any hashing
-    key = image_key(artifact, board, backend=backend, policy=policy, log_len=log_len)
+    key = image_key(
+        artifact,
+        board,
+        backend=backend,
+        policy=policy,
+        log_len=log_len,
+        eve_policy=eve_policy,
+        capacitance_f=capacitance_f,
+    )
     entry = (cache_dir() / f"{PREFIX}{board.name}-{backend}-{key}").resolve()
     with _FileLock(entry.with_suffix(".lock")):
         marker = entry / MARKER
@@ -136,6 +157,8 @@ def cached_flex_image(
             granularity=GRANULARITY,
             progress=progress,
             backend=backend,
+            eve_policy=eve_policy,
+            capacitance_f=capacitance_f,
         )
         atomic_write(marker, _to_json(img, entry))
     evict(keep=_keep(), spare=entry)

@@ -62,6 +62,7 @@ def build_flex(
     backend: str = "ref",
     capacitance_f: float | None = None,
     extra_defines: dict[str, str | int] | None = None,
+    eve_policy: str | Path | dict | None = None,
 ) -> FlexImage:
     """Generate the model (``ref`` kernels, buffers in NVM) into ``out_dir/gen`` and build the flex app with
     ``policy`` into ``out_dir/build``. ``broken`` selects a deliberately wrong runtime (tests only).
@@ -73,7 +74,8 @@ def build_flex(
     ``backend``: the kernels (default ``ref``; ``lea`` on the MSP430FR5994 runs on the project's LEA
     emulation, board emulator msp430sim). ``capacitance_f``: the energy buffer ``auto`` granularity sizes
     tasks for (default: the board's). ``extra_defines``: more build-time switches (e.g. firmware/eve's
-    test supply table)."""
+    test supply table). ``eve_policy``: an EVE artifact's rate-rule document (``batteryless policy``), which
+    the generated mode table then carries (codegen's ``eve_policy``; tuned for the buffer codegen sees)."""
     from batteryless.codegen import codegen
 
     if policy not in POLICIES:
@@ -98,6 +100,7 @@ def build_flex(
         buffers_in="nvm",
         granularity=granularity,
         capacitance_f=capacitance_f,
+        eve_policy=eve_policy,
     )
     defines: dict[str, str | int] = {"BL_FLEX_POLICY": POLICIES[policy], "BL_FLEX_BROKEN": BROKEN[broken]}
     if b.emulator.get("kind") == "host":
