@@ -102,3 +102,39 @@ def test_flex_cuts_while_weights_are_resident_restage_them(artifacts, tmp_path):
     for c in (starts[13], starts[22], starts[30]):
         r = run_schedule(img, board, x, [c + 2], rep.reference, 120)
         assert r.correct and r.reboots == 1, r
+
+
+@pytest.mark.slow
+@pytest.mark.firmware
+def test_resident_finish_with_biases_beyond_2_30(artifacts, tmp_path):
+    """The resident route's finish loop takes any int32 bias: where o * 2^n + bias overflows 32 bits it
+    saturates by the true sum's sign (docs/kernels.md). Every FFT layer's bias_out set to values at and
+    beyond +-2^30 up to the int32 bounds (o * 2^n + bias overflows on many outputs; the test fails without
+    the overflow branch), the FR5994 lea image equals the numeric spec
+    (which adds in 64 bits)."""
+    from batteryless.artifact import clone, load_artifact, save_artifact
+    from batteryless.codegen import codegen
+    from batteryless.datasets import load_dataset
+    from batteryless.firmware import build, parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    art = clone(load_artifact(artifacts["mlp"]))
+    rng = np.random.default_rng(7)
+    extremes = np.array(
+        [2**31 - 1, -(2**31), 2**30, -(2**30), 2**31 - 5, -(2**31) + 5, 2**30 + 12345], np.int64
+    )
+    for layer in art.layers:
+        if layer["op"] == "linear" and layer.get("bias_out"):
+            t = art.tensors[layer["bias_out"]]
+            v = rng.choice(extremes, size=t.shape)
+            small = rng.random(t.shape) < 0.3  # some ordinary biases between them
+            art.tensors[layer["bias_out"]] = np.where(small, t, v).astype(t.dtype)
+    path_art = save_artifact(art, tmp_path / "bias.bl")
+    x = load_dataset("digits").x_test[:4]
+    xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
+    res = codegen(path_art, "msp430fr5994", tmp_path / "gen", backend="lea", path="fft")
+    img = build("msp430fr5994", tmp_path / "gen", "lea", out_dir=tmp_path / "b").image
+    runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
+    want = spec.integer_inference(art, x, res.paths)
+    got = [parse_output(r.output).get("logits") for r in runs]
+    assert [list(g) for g in got] == want.tolist()

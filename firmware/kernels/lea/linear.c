@@ -504,8 +504,10 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
 }
 
 /* finish_words over a block row in one assembly loop: y[r] = sat16(o[2r] * 2^n + bias[r]) for r < rows
- * (rows >= 1), the same word operations with the bias read by auto-increment (~35 + 5n cycles an output
- * instead of ~80 through the C loop). Needs every |bias[r]| < 2^30 (finish_rows' fast case). */
+ * (rows >= 1) and 0 <= n <= 15, the same word operations with the bias read by auto-increment (~40 + 5n
+ * cycles an output instead of ~80 through the C loop). Any int32 bias: |o * 2^n| <= 2^30, so when the 32-bit
+ * sum overflows (the V flag after ADDC, SR bit 8) the true sum lies beyond +-2^31 and saturates to the
+ * opposite of the wrapped sum's sign; otherwise the sum is exact and saturates by its high word. */
 static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int16_t *y, uint16_t rows, int relu) {
   uint16_t lo, hi, x, c;
   if (relu) { /* the same loop, then max(0, y): a negative result becomes 0 (bl_relu_q15 on the value) */
@@ -514,7 +516,9 @@ static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int1
                      "mov %8, %3\n\ttst %3\n\tjz 3f\n"
                      "2:\n\tadd %0, %0\n\taddc %1, %1\n\tdec %3\n\tjnz 2b\n"
                      "3:\n\tadd @%5+, %0\n\taddc @%5+, %1\n\t"
-                     "mov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"
+                     "mov r2, %2\n\tbit #0x100, %2\n\tjz 7f\n\t"
+                     "mov #0x8000, %0\n\ttst %1\n\tjge 4f\n\tmov #0x7FFF, %0\n\tjmp 4f\n"
+                     "7:\n\tmov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"
                      "mov #0x7FFF, %0\n\ttst %1\n\tjge 4f\n\tmov #0x8000, %0\n"
                      "4:\n\ttst %0\n\tjge 5f\n\tclr %0\n"
                      "5:\n\tmov %0, 0(%6)\n\tadd #2, %6\n\tdec %7\n\tjnz 1b"
@@ -528,7 +532,9 @@ static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int1
                    "mov %8, %3\n\ttst %3\n\tjz 3f\n"
                    "2:\n\tadd %0, %0\n\taddc %1, %1\n\tdec %3\n\tjnz 2b\n"
                    "3:\n\tadd @%5+, %0\n\taddc @%5+, %1\n\t"
-                   "mov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"
+                   "mov r2, %2\n\tbit #0x100, %2\n\tjz 7f\n\t"
+                   "mov #0x8000, %0\n\ttst %1\n\tjge 4f\n\tmov #0x7FFF, %0\n\tjmp 4f\n"
+                   "7:\n\tmov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"
                    "mov #0x7FFF, %0\n\ttst %1\n\tjge 4f\n\tmov #0x8000, %0\n"
                    "4:\n\tmov %0, 0(%6)\n\tadd #2, %6\n\tdec %7\n\tjnz 1b"
                    : "=&r"(lo), "=&r"(hi), "=&r"(x), "=&r"(c), "+r"(o), "+r"(bias), "+r"(y), "+r"(rows)
@@ -610,9 +616,13 @@ static uint16_t rq_many(const int32_t *res, int16_t *out, uint16_t cnt, const rq
   return cnt;
 }
 
-/* The bias array checked for finish_block when the resident weights were staged (with them: 0 after a reset
- * or when a bias is out of range). */
-static const int32_t *res_bias;
+/* a * b mod 2^16 on the MPY32 (SLAU367 MPY32 chapter: MPY 0x04C0 unsigned first operand, OP2 0x04C8 starts
+ * the multiply, RESLO 0x04CA): the compiler's multiply helper call costs ~10x more here. */
+static inline uint16_t mul16(uint16_t a, uint16_t b) {
+  *(volatile uint16_t *)0x04C0u = a;
+  *(volatile uint16_t *)0x04C8u = b;
+  return *(volatile uint16_t *)0x04CAu;
+}
 
 /* Block row i of a layer whose input spectra (q blocks) and whole weight spectra (p block rows) fit the
  * LEA-RAM operand areas: the resident route (bl_lea_internal.h, "Layer residency"). The areas are staged by
@@ -645,21 +655,13 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
     bl_lea_dma_copy16(bl_lea_st, spectra, total);
     bl_lea_res_w = spectra;
     bl_lea_res_w_n = total;
-    res_bias = 0; /* the layer's biases all inside +-2^30 (finish_block's condition): checked once per layer */
-    if (bias_out != 0) {
-      uint16_t r = 0u;
-      for (const uint16_t *bh = (const uint16_t *)bias_out + 1; r < out_features; r++, bh += 2) {
-        if (*bh >= 0x4000u && *bh < 0xC000u) break;
-      }
-      if (r == out_features) res_bias = bias_out;
-    }
   }
   if (bl_lea_res_x != xs || bl_lea_res_x_n != words) {
     bl_lea_dma_copy16(bl_lea_xt, xs, words);
     bl_lea_res_x = xs;
     bl_lea_res_x_n = words;
   }
-  const int16_t *sw = bl_lea_st + (uint16_t)(i * words);
+  const int16_t *sw = bl_lea_st + mul16(i, words); /* block row i's weight spectra */
   if (bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half) != MSP_SUCCESS) {
     return BL_ERR_ARG;
   }
@@ -738,7 +740,7 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
     o = buf;
   }
   const uint16_t r0 = (uint16_t)(i << lgk);
-  if (bias_out != 0 && res_bias == bias_out && shift_out <= 0 && shift_out >= -15 && r0 < out_features) {
+  if (bias_out != 0 && shift_out <= 0 && shift_out >= -15 && r0 < out_features) {
     finish_block(o, (uint16_t)-shift_out, bias_out + r0, y + r0,
                  (uint16_t)(out_features - r0 < k ? out_features - r0 : k), relu);
     return BL_OK;
