@@ -7,9 +7,13 @@ generated for the MSP430FR5994 (``ref``, msp430sim: MCLK cycles), the Cortex-M4 
 per mode (``BL_MODEL_START_MODE``). Per mode: the measured count of one inference (mean over the samples),
 whether every sample's logits equal
 ``spec.integer_inference(..., mode=i)``, and codegen's predicted cycles; per model the image's weight bytes
-(one store plus a uint16 rank per block) against the single-mode weights. Counts are deterministic (no wall
-time). Writes benchmarks/results/eve_device.json. Run:
+(one store plus a uint16 rank per block) against the single-mode weights; and per target the **dense** model
+of benchmarks/eve.py (block 1, 8-bit weights, the trace rows' ``dense`` policy) on the same backend, so the
+latency goal (≥ 2.5x below dense) can be read per backend: ``dense_over_mode`` is the dense model's count of
+one inference over each mode's. Counts are deterministic (no wall time). Writes
+benchmarks/results/eve_device.json. Run:
     nice .venv/bin/python benchmarks/eve_device.py [--quick] [--samples 5]
+    .venv/bin/python benchmarks/eve_device.py --tables   # the docs/benchmarks.md table from the JSON
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from batteryless import __version__
 from batteryless.artifact import load_artifact
 from batteryless.eve.train import EveConfig
 from batteryless.paths import atomic_write
+from batteryless.rad.admm import AdmmConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -52,10 +57,14 @@ def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
     ranks = sum(
         2 * art.tensors[la["block_order"]].size for la in art.weight_layers() if la.get("block_order")
     )
+    # the dense model as benchmarks/eve.py builds it (its `dense` policy): 8-bit weights, no ADMM
+    dense_path = work / f"{model}-dense.bl"
+    _compress(model, dense_path, quick, block_size=1, weight_bits=8, admm=AdmmConfig(rounds=0))
     out: dict = {"model": model, "targets": []}
     for board, backend, emulator in TARGETS:
         m = measure_modes(path, board, backend, work, samples, emulator=emulator)
         rows = m["modes"]
+        d = measure_modes(dense_path, board, backend, work, samples, emulator=emulator)["modes"][0]
         out["targets"].append(
             {
                 "board": board,
@@ -70,16 +79,57 @@ def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
                 else None,
                 "weight_bytes": m["weight_bytes"],
                 "rank_bytes": ranks,
+                "dense": d,
+                "dense_over_mode": [d["inference"] / r["inference"] for r in rows]
+                if d.get("inference") and all(r.get("inference") for r in rows)
+                else None,
             }
         )
     return out
+
+
+LABEL = {
+    ("msp430fr5994", "ref"): "FR5994 `ref` (cycles)",
+    ("mps2-an386", "ref"): "M4 `ref` (instructions)",
+    ("mps2-an386", "cmsis"): "M4 `cmsis` (instructions)",
+    ("mps3-an547", "cmsis"): "M55 `cmsis` (instructions)",
+}
+
+
+def tables(doc: dict) -> str:
+    """The per-mode table of docs/benchmarks.md from eve_device.json."""
+    out = [
+        "| model | target | mode 0 | mode 1 | mode 2 | largest ÷ smallest (whole program) | dense model "
+        "| dense ÷ mode 0 / 1 / 2 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in doc["models"]:
+        for t in m["targets"]:
+            rows = t["modes"]
+            whole = rows[0]["count"] / rows[-1]["count"]
+            d = t.get("dense") or {}
+            ratios = (
+                " / ".join(f"{r:.2f}×" for r in t["dense_over_mode"]) if t.get("dense_over_mode") else "–"
+            )
+            out.append(
+                f"| {m['model']} | {LABEL.get((t['board'], t['backend']), t['board'])} | "
+                + " | ".join(f"{r['inference']:,.0f}" for r in rows)
+                + f" | {t['largest_over_smallest_inference']:.2f}× ({whole:.2f}×) | "
+                + (f"{d['inference']:,.0f}" if d.get("inference") else "–")
+                + f" | {ratios} |"
+            )
+    return "\n".join(out)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short training (a smoke run, not the numbers)")
     ap.add_argument("--samples", type=int, default=5, help="digits test samples per mode and target")
+    ap.add_argument("--tables", action="store_true", help="print the docs table from the JSON and exit")
     args = ap.parse_args()
+    if args.tables:
+        print(tables(json.loads(RESULTS.read_text())))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bl-eve-device-") as tmp:
         models = [run_model(m, Path(tmp), args.quick, args.samples) for m in ("mlp", "cnn")]
     out = {
