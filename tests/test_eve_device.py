@@ -127,3 +127,44 @@ def test_margins_in_the_artifact_set_the_generated_thresholds(artifacts, tmp_pat
     art.modes[1]["margin"] = -1
     with pytest.raises(ArtifactError, match="field 'margin'"):
         save_artifact(art, tmp_path / "bad.bl")
+
+
+def test_fine_steps_of_a_smaller_mode_carry_their_own_step_bound(artifacts, tmp_path):
+    """A fine-grained step's fitted upper bound (step_bound_cycles: what the schedule-level emulator charges
+    when the estimate is lower) shrinks with the mode's work in the layer, as its cycles do: with mode 0's
+    bound the emulator charged the smallest mode about mode 0's energy. Checked against the emulator: with
+    no power failure (1 mF, constant power) the smallest mode's energy per inference is its predicted one,
+    not mode 0's (solar-office, 1 mF: energy-rich, few failures)."""
+    from batteryless.boards import load_board
+    from batteryless.emulate import power_chain
+    from batteryless.emulate.adaptive import run_adaptive
+    from batteryless.emulate.power import load_from_board
+
+    art = load_artifact(artifacts["cnn"])
+    set_modes(art, [1.0, 0.5, 0.25], layer_width={"conv1": [1.0, 0.5, 0.25]})
+    p = save_artifact(art, tmp_path / "cnn3.bl")
+    res = codegen(p, "msp430fr5994", tmp_path / "g", backend="ref", granularity=20000)
+    modes = res.schedule["modes"]
+    bounded = [i for i, t in enumerate(modes[0]["tasks"]) if t.get("step_bound_cycles")]
+    assert bounded  # fine steps with fitted bounds
+    for i in bounded:
+        t0, t2 = modes[0]["tasks"][i], modes[2]["tasks"][i]
+        assert t2["step_bound_cycles"] <= t0["step_bound_cycles"]
+        if t2["cycles"] < t0["cycles"]:  # a step the mode shrinks: its bound shrinks in proportion
+            ratio = t2["cycles"] / t0["cycles"]
+            assert (
+                abs(t2["step_bound_cycles"] - ratio * t0["step_bound_cycles"])
+                <= 0.01 * t0["step_bound_cycles"] + 1
+            )
+    sched = load_schedule(tmp_path / "g" / "schedule.json")
+    board = load_board("msp430fr5994")
+    tr, conv, pan, buf = power_chain(board, "solar-office", capacitance_f=1e-3)
+    table = mode_table([1e-3] * 3, 1e-3, buf.v_off)
+    load = load_from_board(board, board.clock_hz)
+    per_inf = []
+    for m in (0, 2):
+        r = run_adaptive(sched, table, tr, conv, pan, buf, load, fixed_mode=m, period_s=10.0)
+        assert r.inferences > 0
+        per_inf.append(r.task_energy_j / r.inferences)
+    predicted = [sum(t["energy_j"] for t in modes[m]["tasks"]) for m in (0, 2)]
+    assert per_inf[1] < 0.6 * per_inf[0] and per_inf[1] < 1.5 * predicted[1], (per_inf, predicted)

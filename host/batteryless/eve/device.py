@@ -51,6 +51,12 @@ def mode_schedule_modes(art, schedule: dict[str, Any]) -> list[dict[str, Any]]:
                     t["cycles"] = max(1, int(round(t["cycles"] * r)))
                     if t.get("energy_j") is not None:
                         t["energy_j"] = t["energy_j"] * r
+                    # a fine-grained step's fitted upper bound (what the schedule-level emulator charges
+                    # when it exceeds the estimate: emulate/simulate.py build_program) scales with the
+                    # step's work too; left at mode 0's it charged every mode mode 0's steps (the digits
+                    # CNN's smallest mode cost the emulator ~0.9x mode 0's energy instead of ~0.2x)
+                    if t.get("step_bound_cycles") is not None:
+                        t["step_bound_cycles"] = max(1, int(round(t["step_bound_cycles"] * r)))
                     t["instructions"] = None
                     t["measured"] = False
         out.append({"name": art.modes[mi]["name"], "tasks": tasks})
