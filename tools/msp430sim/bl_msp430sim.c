@@ -444,6 +444,8 @@ static void adc_convert(sim_t *s)
   s->mem[ADC12_BASE] &= (uint8_t)~1u; /* ADC12SC resets when the conversion is done */
 }
 
+#include "crc32.c" /* the CRC32 module (CRC-32 part), its own file */
+
 static uint16_t periph_read(sim_t *s, uint32_t a)
 {
   if (a >= ADC12_BASE + 0x60u && a < ADC12_BASE + 0x80u) { /* ADC12MEM0..15: a read clears the flag */
@@ -492,6 +494,9 @@ static void periph_write(sim_t *s, uint32_t a, uint16_t v, int byte)
   }
   if (s->mark_addr && w == s->mark_addr) {
     mark_log(s, (uint16_t)(s->mem[w] | (s->mem[w + 1] << 8)));
+  }
+  if (w >= CRC32_BASE && w < CRC32_END) {
+    crc32_written(s, a, v, byte);
   }
   if (w == ADC12_BASE && (s->mem[w] & 0x13u) == 0x13u) { /* ADC12ON | ADC12ENC | ADC12SC */
     adc_convert(s);

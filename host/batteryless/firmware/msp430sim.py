@@ -17,7 +17,7 @@ from batteryless.errors import EmulationError
 
 ROOT = Path(__file__).resolve().parents[3]
 SIM_DIR = ROOT / "tools" / "msp430sim"
-SIM_SOURCES = ("bl_msp430sim.c",)
+SIM_SOURCES = ("bl_msp430sim.c", "crc32.c")
 # The LEA's arithmetic is the DSPLib software model's code, compiled into the simulator (one implementation).
 MODEL_SOURCES = tuple(
     ROOT / "firmware" / "dsplib" / p
