@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
+from batteryless.boards import load_board, with_emulator  # noqa: E402
 from batteryless.codegen import codegen  # noqa: E402
 from batteryless.errors import BuildError  # noqa: E402
 from batteryless.firmware import build, run  # noqa: E402
@@ -475,10 +476,14 @@ def _msp430_only(tmp: Path) -> int:
             print(json.dumps(fine[f"{model} {MSP} {g}"]), flush=True)
             if g != MSP_FINE[0]:
                 continue
-            cont = run_schedule(img, MSP, inp, [])
+            # the rows run on the project's MSP430FR5994 simulator (the board's default emulator is mspdebug's
+            # simulator, which has neither the MPY32 nor the CRC32 module the firmware probes for)
+            sim_board = with_emulator(load_board(MSP), "msp430sim")
+            cont = run_schedule(img, sim_board, inp, [])
             for n in MSP_FINE_NS:
-                row = _row(MSP, "flex", n, img, inp, cont.logits, cont.instructions, 3 * img.num_tasks + 100,
-                           max(s["instructions"] for s in steps))  # fmt: skip
+                row = _row(sim_board, "flex", n, img, inp, cont.logits, cont.instructions,
+                           3 * img.num_tasks + 100, max(s["instructions"] for s in steps))  # fmt: skip
+                row["harness"] = MSP
                 row["board"], row["target"] = MSP, "msp430sim (MSP430FR5994 model)"
                 row["unit"] = "instructions"
                 row["overhead_vs_coarse_continuous"] = (

@@ -7,21 +7,61 @@
 
 /* acc += sum over i < n of w[-i] * x[i]: a circulant diagonal walked downwards, the input upwards (no
  * per-MAC wrap test: the caller splits a block's run where the diagonal index wraps). */
+#if defined(__MSP430__)
+/* On the MSP430 the products go straight to the hardware multiplier the run-time helpers probed at start-up
+ * (bl_mpy, firmware/platform/msp430/mspabi.c: the FR5994's MPY32, or mspdebug's classic 16x16 one): its
+ * signed multiply-accumulate (MACS) adds each product to RESHI:RESLO, preloaded with the running sum, so a
+ * MAC is two register writes instead of a ~9-instruction helper call with its operand moves. The sum is the
+ * same mod 2^32 (wrap-32 accumulation). Without a multiplier (bl_mpy null) the portable loops below run. */
+extern volatile uint16_t *bl_mpy;
+enum { MPY_MPY = 0, MPY_MACS = 3, MPY_OP2 = 4, MPY_RESLO = 5, MPY_RESHI = 6 };
+static inline void mac_load(volatile uint16_t *m, uint32_t acc) {
+  m[MPY_RESLO] = (uint16_t)acc;
+  m[MPY_RESHI] = (uint16_t)(acc >> 16);
+}
+static inline uint32_t mac_result(volatile uint16_t *m) {
+  return (uint32_t)m[MPY_RESLO] | ((uint32_t)m[MPY_RESHI] << 16);
+}
+#define MAC_LOOP(acc, n, wexpr, xexpr)                                      \
+  do {                                                                      \
+    volatile uint16_t *m_ = bl_mpy;                                         \
+    if (m_ != 0) {                                                          \
+      mac_load(m_, acc);                                                    \
+      for (; n != 0u; n--) {                                                \
+        m_[MPY_MACS] = (uint16_t)(int16_t)(wexpr);                          \
+        m_[MPY_OP2] = (uint16_t)(xexpr);                                    \
+      }                                                                     \
+      return mac_result(m_);                                                \
+    }                                                                       \
+  } while (0)
+#else
+#define MAC_LOOP(acc, n, wexpr, xexpr) ((void)0)
+#endif
 static uint32_t dot_down16(uint32_t acc, const int16_t *w, const int16_t *x, uint16_t n) {
+  MAC_LOOP(acc, n, *w--, *x++);
   for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16(*w--, *x++);
   return acc;
 }
 static uint32_t dot_down8(uint32_t acc, const int8_t *w, const int16_t *x, uint16_t n) {
+  MAC_LOOP(acc, n, *w--, *x++);
   for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16((int16_t)*w--, *x++);
   return acc;
 }
 static uint32_t dot_up16(uint32_t acc, const int16_t *w, const int16_t *x, uint16_t n) {
+  MAC_LOOP(acc, n, *w++, *x++);
   for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16(*w++, *x++);
   return acc;
 }
 static uint32_t dot_up8(uint32_t acc, const int8_t *w, const int16_t *x, uint16_t n) {
+  MAC_LOOP(acc, n, *w++, *x++);
   for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16((int16_t)*w++, *x++);
   return acc;
+}
+/* one row of a conv window: acc + sum over dx < nx of W[wo + dx] * x[xo + dx] */
+static uint32_t dot_row(uint32_t acc, const int16_t *w16, const int8_t *w8, uint32_t wo, const int16_t *x,
+                        uint16_t nx) {
+  if (w16 != 0) return dot_up16(acc, w16 + wo, x, nx);
+  return dot_up8(acc, w8 + wo, x, nx);
 }
 
 /* v / k and v % k for the block size k: a shift and a mask when k is a power of two, else a division. A fine
@@ -29,16 +69,51 @@ static uint32_t dot_up8(uint32_t acc, const int8_t *w, const int16_t *x, uint16_
  * per-step quotient below is computed once per step (kdiv) and advanced incrementally per output. */
 typedef struct {
   uint16_t k, mask, shift; /* shift: log2 k when k is a power of two (mask = k - 1), else 0xFFFF */
+#if defined(__MSP430__)
+  uint16_t recip; /* 65536 / k for a power of two k in 2..64 (v / k = high word of v * recip), else 0 */
+#endif
 } kdiv_t;
-static inline kdiv_t kdiv_make(uint16_t k) {
+static inline __attribute__((always_inline)) kdiv_t kdiv_make(uint16_t k) {
+#if defined(__MSP430__)
+  /* a variable shift is a loop of single-bit shifts on the MSP430 (~4 instructions per bit): divide by the
+   * multiplier's high word instead, for the block sizes codegen uses */
+  uint16_t recip = 0u, shift = 0xFFFFu;
+  switch (k) {
+  case 1u: shift = 0u; break;
+  case 2u: recip = 0x8000u; break;
+  case 4u: recip = 0x4000u; break;
+  case 8u: recip = 0x2000u; break;
+  case 16u: recip = 0x1000u; break;
+  case 32u: recip = 0x0800u; break;
+  case 64u: recip = 0x0400u; break;
+  default: break;
+  }
+  if (recip != 0u && bl_mpy != 0) shift = 1u; /* any value but 0xFFFF: kdiv/kmod take the power-of-two path */
+  else if (recip != 0u) {
+    recip = 0u;
+    shift = 0u;
+    for (uint16_t v = k; v > 1u; v >>= 1) shift++;
+  }
+  kdiv_t d = {k, (uint16_t)(k - 1u), shift, recip};
+  return d;
+#else
   kdiv_t d = {k, (uint16_t)(k - 1u), 0xFFFFu};
   if (BL_REF_SOFT_DIVIDE && (k & d.mask) == 0u) { /* log2 k by single-bit shifts (no multiply, no loop helper) */
     d.shift = 0u;
     for (uint16_t v = k; v > 1u; v >>= 1) d.shift++;
   }
   return d;
+#endif
 }
 static inline uint16_t kdiv(kdiv_t d, uint16_t v) {
+#if defined(__MSP430__)
+  if (d.recip != 0u) {
+    volatile uint16_t *m = bl_mpy;
+    m[MPY_MPY] = v;
+    m[MPY_OP2] = d.recip;
+    return m[MPY_RESHI];
+  }
+#endif
   return d.shift != 0xFFFFu ? (uint16_t)(v >> d.shift) : (uint16_t)(v / d.k);
 }
 static inline uint16_t kmod(kdiv_t d, uint16_t v) {
@@ -63,7 +138,12 @@ static inline uint32_t mul_idx(uint16_t a, uint32_t b) {
 /* A linear layer (1x1 on 1x1: in_h = in_w = 1), outputs [o0, o1) over input columns [c0, c1): the same
  * wrap-32 sums as the general walk below (addition mod 2^32 does not depend on the order), with none of its
  * per-output geometry: the fine-grained MLP's steps are a few dozen MACs, so set-up is most of their cost. */
-static void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w16, const int8_t *w8, uint16_t k,
+#if defined(__MSP430__)
+/* inlined into its callers on the MSP430: passing its 12 arguments (8 on the stack) costs ~25 instructions of
+ * a ~650-instruction fine step there */
+__attribute__((always_inline))
+#endif
+static inline void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w16, const int8_t *w8, uint16_t k,
                        const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
                        const bl_mac_unit *u, bool last) {
   const kdiv_t kd = kdiv_make(k);
@@ -185,8 +265,7 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
           for (uint16_t c = u->c0; c < u->c1; c++, xc += in_hw) {
             uint32_t xo = xc, wo = block + imul(d, taps) + t0;
             for (uint16_t dy = dy0;;) {
-              for (uint16_t dx = 0; dx < nx; dx++)
-                acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
+              acc = dot_row(acc, w16, w8, wo, x + xo, nx);
               if (++dy >= dy1) break;
               xo += g->in_w;
               wo += g->kw;

@@ -34,6 +34,23 @@
 #define BL_DIVS_4 0x0020u
 #define BL_DIVA_4 0x0200u
 
+/* CRC32 module, CRC-32 part (SLAU367 chapter "CRC32 Module", register table; the base is a board fact,
+ * board.toml [crc32] -> BL_BOARD_CRC32_BASE, absent on chips without the module): seed CRC32INIRESW0/W1,
+ * write data words to CRC32DIW0 (low byte first), read the reflected CRC-32 register (zlib's order) from the
+ * result-reverse words, RESRW1 low and RESRW0 high. BL_CRC32_PROBE_*: that register after a seed of
+ * 0xFFFFFFFF and the word BL_CRC32_PROBE_WORD, i.e. ~zlib.crc32(b"\xa3\xb5") (tests/test_flex_crc.py). */
+#include "bl_board.h"
+#ifdef BL_BOARD_CRC32_BASE
+#define BL_CRC32DIW0 (*(volatile uint16_t *)(BL_BOARD_CRC32_BASE + 0x00u))
+#define BL_CRC32INIRESW0 (*(volatile uint16_t *)(BL_BOARD_CRC32_BASE + 0x08u))
+#define BL_CRC32INIRESW1 (*(volatile uint16_t *)(BL_BOARD_CRC32_BASE + 0x0Au))
+#define BL_CRC32RESRW1 (*(volatile uint16_t *)(BL_BOARD_CRC32_BASE + 0x0Cu))
+#define BL_CRC32RESRW0 (*(volatile uint16_t *)(BL_BOARD_CRC32_BASE + 0x0Eu))
+#define BL_CRC32_PROBE_WORD 0xB5A3u
+#define BL_CRC32_PROBE_LO 0x4529u
+#define BL_CRC32_PROBE_HI 0x8007u
+#endif
+
 /* bl_mark() writes the mark id to the board's [emulator].mark_register (CRCDIRB, CRC16 data in, on the
  * FR59xx boards): harmless on the chip (it only feeds the CRC engine) and an IO write that mspdebug's
  * tracer device logs with its MCLK timestamp, which is how the runner times marks. */

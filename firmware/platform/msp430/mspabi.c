@@ -44,7 +44,9 @@ static uint32_t mul32(uint32_t a, uint32_t b)
  * chip and its MCLK counts carry over. Not interrupt-safe: no ISR may use the multiplier. */
 enum { BL_MPY = 0, BL_MPYS = 1, BL_OP2 = 4, BL_RESLO = 5, BL_RESHI = 6 };
 
-static volatile uint16_t *bl_mpy;
+/* The probed multiplier (or null): also read by kernels that drive its MAC registers inline
+ * (firmware/kernels/ref/mac_step.c), so they run wherever these helpers do. */
+volatile uint16_t *bl_mpy;
 
 static int bl_mpy_probe(volatile uint16_t *m)
 {
@@ -72,6 +74,16 @@ BL_ABI void bl_mpy_init(void)
 #endif
 }
 
+/* The software fallbacks are separate, never inlined: the helpers' hardware path then needs no callee-saved
+ * register (the shift-and-add loops did: four pushes and pops around every multiply, ~9 of a helper's ~18
+ * instructions on the fine-grained FLEX steps, which call it a few times per step). */
+__attribute__((noinline)) static uint32_t umul16x16_soft(uint16_t a, uint16_t b) { return mul32(a, b); }
+__attribute__((noinline)) static int32_t smul16x16_soft(int16_t a, int16_t b)
+{
+  return (int32_t)mul32((uint32_t)(int32_t)a, (uint32_t)(int32_t)b);
+}
+__attribute__((noinline)) static uint16_t mul16lo_soft(uint16_t a, uint16_t b) { return mul16(a, b); }
+
 /* Unsigned 16x16 -> 32. */
 static uint32_t umul16x16(uint16_t a, uint16_t b)
 {
@@ -81,7 +93,7 @@ static uint32_t umul16x16(uint16_t a, uint16_t b)
     m[BL_OP2] = b;
     return (uint32_t)m[BL_RESLO] | ((uint32_t)m[BL_RESHI] << 16);
   }
-  return mul32(a, b);
+  return umul16x16_soft(a, b);
 }
 
 /* Signed 16x16 -> 32. */
@@ -93,7 +105,7 @@ static int32_t smul16x16(int16_t a, int16_t b)
     m[BL_OP2] = (uint16_t)b;
     return (int32_t)((uint32_t)m[BL_RESLO] | ((uint32_t)m[BL_RESHI] << 16));
   }
-  return (int32_t)mul32((uint32_t)(int32_t)a, (uint32_t)(int32_t)b);
+  return smul16x16_soft(a, b);
 }
 
 /* Low 16 bits of a 16x16 product. */
@@ -105,7 +117,7 @@ static uint16_t mul16lo(uint16_t a, uint16_t b)
     m[BL_OP2] = b;
     return m[BL_RESLO];
   }
-  return mul16(a, b);
+  return mul16lo_soft(a, b);
 }
 
 /* Low 32 bits of a 32x32 product: aL*bL + ((aL*bH + aH*bL) << 16). */

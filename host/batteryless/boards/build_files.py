@@ -42,6 +42,11 @@ def board_header(board: Board) -> str:
         lines.append(f"#define BL_BOARD_MARK_REGISTER 0x{int(board.emulator['mark_register']):X}u")
     if "mpy16_base" in board.emulator:
         lines.append(f"#define BL_BOARD_MPY16_SIM_BASE 0x{int(board.emulator['mpy16_base']):X}u")
+    crc = board.extra.get("crc32")
+    if crc:  # the CRC32 module FLEX's record check uses (board.toml [crc32], checkpointing/flex.c)
+        if not isinstance(crc.get("base"), int):
+            raise BoardError(f"{board.path}: [crc32] needs an integer base")
+        lines.append(f"#define BL_BOARD_CRC32_BASE 0x{int(crc['base']):X}u")
     adc = board.extra.get("supply_adc")
     if adc:  # the EVE energy hook's ADC (board.toml [supply_adc], its sources there)
         keys = ("adc12_base", "ref_base", "channel", "divider", "ref_mv", "bits")
