@@ -37,6 +37,28 @@ static inline uint32_t mac_result(volatile uint16_t *m) {
 #else
 #define MAC_LOOP(acc, n, wexpr, xexpr) ((void)0)
 #endif
+
+/* Index arithmetic of a step (16x16 products): on the MSP430 straight on the probed multiplier too (a helper
+ * call with its argument moves is ~13 instructions, this 3-4; a fine conv step does ~20 of them). */
+#if defined(__MSP430__)
+static inline uint32_t step_umul16(uint16_t a, uint16_t b) {
+  volatile uint16_t *m = bl_mpy;
+  if (m == 0) return bl_ref_umul16(a, b);
+  m[MPY_MPY] = a;
+  m[MPY_OP2] = b;
+  return (uint32_t)m[MPY_RESLO] | ((uint32_t)m[MPY_RESHI] << 16);
+}
+static inline uint16_t step_mul16lo(uint16_t a, uint16_t b) {
+  volatile uint16_t *m = bl_mpy;
+  if (m == 0) return (uint16_t)(a * b);
+  m[MPY_MPY] = a;
+  m[MPY_OP2] = b;
+  return m[MPY_RESLO];
+}
+#else
+static inline uint32_t step_umul16(uint16_t a, uint16_t b) { return bl_ref_umul16(a, b); }
+static inline uint16_t step_mul16lo(uint16_t a, uint16_t b) { return (uint16_t)(a * b); }
+#endif
 static uint32_t dot_down16(uint32_t acc, const int16_t *w, const int16_t *x, uint16_t n) {
   MAC_LOOP(acc, n, *w--, *x++);
   for (; n != 0u; n--) acc += (uint32_t)bl_ref_mul16(*w--, *x++);
@@ -124,7 +146,7 @@ static inline uint16_t kmod(kdiv_t d, uint16_t v) {
  * (strides, 1x1 rows); a 16x16 -> 32 helper call costs ~60 cycles there. Elsewhere a plain product. */
 static inline uint32_t imul(uint16_t a, uint16_t b) {
 #if BL_REF_SOFT_DIVIDE
-  return b == 1u ? a : (a == 0u ? 0u : (uint16_t)(a * b));
+  return b == 1u ? a : (a == 0u ? 0u : step_mul16lo(a, b));
 #else
   return (uint32_t)a * b;
 #endif
@@ -132,7 +154,7 @@ static inline uint32_t imul(uint16_t a, uint16_t b) {
 
 /* a * b for an index (b may exceed 16 bits on large layers; the 16x16 multiply when it does not) */
 static inline uint32_t mul_idx(uint16_t a, uint32_t b) {
-  return !BL_REF_SOFT_DIVIDE || b > 0xFFFFu ? (uint32_t)a * b : bl_ref_umul16(a, (uint16_t)b);
+  return !BL_REF_SOFT_DIVIDE || b > 0xFFFFu ? (uint32_t)a * b : step_umul16(a, (uint16_t)b);
 }
 
 /* A linear layer (1x1 on 1x1: in_h = in_w = 1), outputs [o0, o1) over input columns [c0, c1): the same
@@ -150,7 +172,7 @@ static inline void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w
   const uint16_t q = (uint16_t)(kdiv(kd, in_ch) + (kmod(kd, in_ch) != 0u)); /* blocks of input columns */
   const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
   uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
-  uint32_t at = k == 1u ? bl_ref_umul16(u->o0, in_ch) + u->c0 : 0u; /* dense: row o, column c0 */
+  uint32_t at = k == 1u ? step_umul16(u->o0, in_ch) + u->c0 : 0u; /* dense: row o, column c0 */
   for (uint16_t o = u->o0; o < u->o1; o++, at += in_ch) {
     uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[o];
     if (k == 1u) { /* dense: row o, columns c0 .. c1-1 */
@@ -159,7 +181,7 @@ static inline void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w
     } else {
       /* W[o][c] = block (o/k, c/k), diagonal d = (o - c) mod k; within a block d falls as c rises */
       uint16_t c = u->c0, cc = cc0;
-      uint32_t block = bl_ref_umul16((uint16_t)(ob * q + cb0), k);
+      uint32_t block = step_umul16((uint16_t)(ob * q + cb0), k);
       while (c < u->c1) {
         uint16_t n = (uint16_t)(k - cc);
         if (n > (uint16_t)(u->c1 - c)) n = (uint16_t)(u->c1 - c);
@@ -193,11 +215,16 @@ static inline void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w
 /* out == (in + 2 pad - taps) / stride + 1 (bl_ref_conv_geom_check), with a multiplication instead of the
  * division: out - 1 <= (span) / stride < out  <=>  (out - 1) * stride <= span < out * stride. */
 static bool out_size_ok(uint16_t out, uint16_t in, uint16_t pad, uint16_t taps, uint16_t stride) {
+  if (in != 0u && out != 0u && in <= 0x3FFFu && pad <= 0x1FFFu && stride == 1u) {
+    /* the common case in 16-bit arithmetic (a 32-bit compare chain is ~60 instructions on the MSP430) */
+    const uint16_t span_p16 = (uint16_t)(in + 2u * pad);
+    return span_p16 >= taps && (uint16_t)(span_p16 - taps) == (uint16_t)(out - 1u);
+  }
   const uint32_t span_p = (uint32_t)in + 2u * (uint32_t)pad;
   if (in == 0u || span_p < taps || out == 0u) return false;
   const uint32_t span = span_p - taps;
   if (stride == 1u) return span == (uint32_t)(out - 1u); /* the common stride: no multiply */
-  return bl_ref_umul16((uint16_t)(out - 1u), stride) <= span && span < bl_ref_umul16(out, stride);
+  return step_umul16((uint16_t)(out - 1u), stride) <= span && span < step_umul16(out, stride);
 }
 
 static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
@@ -219,7 +246,7 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
              !out_size_ok(g->out_w, g->in_w, g->pw, g->kw, g->sw)) {
     return BL_ERR_SHAPE;
   }
-  const uint32_t taps32 = bl_ref_umul16(g->kh, g->kw);
+  const uint32_t taps32 = step_umul16(g->kh, g->kw);
   if (k == 0 || taps32 > 0xFFFFu) return BL_ERR_SHAPE;
   if (u->o0 >= u->o1 || u->o1 > g->out_ch || u->oy0 >= u->oy1 || u->oy1 > g->out_h || u->ox0 >= u->ox1 ||
       u->ox1 > g->out_w || u->c0 >= u->c1 || u->c1 > g->in_ch)
@@ -234,11 +261,11 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
   }
   const uint16_t taps = (uint16_t)taps32;
   const kdiv_t kd = kdiv_make(k);
-  const uint32_t in_hw = bl_ref_umul16(g->in_h, g->in_w), out_hw = bl_ref_umul16(g->out_h, g->out_w);
+  const uint32_t in_hw = step_umul16(g->in_h, g->in_w), out_hw = step_umul16(g->out_h, g->out_w);
   const uint16_t q = (uint16_t)(kdiv(kd, g->in_ch) + (kmod(kd, g->in_ch) != 0u)); /* blocks of input channels */
   const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
   const uint32_t c_off = mul_idx(u->c0, in_hw);
-  const uint32_t block_step = bl_ref_umul16(k, taps);
+  const uint32_t block_step = step_umul16(k, taps);
   uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
   uint32_t idx_o = mul_idx(u->o0, out_hw);
   for (uint16_t o = u->o0; o < u->o1; o++, idx_o += out_hw) {
@@ -313,13 +340,13 @@ bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *
  * the high word of a 16x16 product, then a short 16-bit shift (a variable 32-bit shift is a loop on the
  * MSP430) */
 static inline uint16_t grid_div(uint16_t j, uint16_t n, uint16_t m, uint8_t sh) {
-  return n == 1u ? j : (uint16_t)((uint16_t)(bl_ref_umul16(j, m) >> 16) >> sh);
+  return n == 1u ? j : (uint16_t)((uint16_t)(step_umul16(j, m) >> 16) >> sh);
 }
 
 /* min(a + s, end); a >= end gives end (mac_step then finds the unit empty) */
 /* a * b, skipping the multiply (a software helper call on the MSP430) when b is 1: most grids step one
  * output row / column / channel at a time */
-static inline uint16_t mul1(uint16_t a, uint16_t b) { return b == 1u ? a : (uint16_t)(a * b); }
+static inline uint16_t mul1(uint16_t a, uint16_t b) { return b == 1u ? a : step_mul16lo(a, b); }
 
 static inline uint16_t clip(uint16_t a, uint16_t s, uint16_t end) {
   return (uint16_t)(a < end && (uint16_t)(end - a) > s ? a + s : end);

@@ -36,6 +36,36 @@ static int32_t asr_s32_steps(int32_t v, uint16_t s) {
   return v;
 }
 
+#if defined(__MSP430__)
+/* bl_requant_s32 for 1 <= s <= 31 on the MSP430's register pair: sat16(floor((v + 2^(s-1)) / 2^s)) as an
+ * arithmetic shift by s whose last shifted-out bit (bit s-1 of v) is added back (floor(v / 2^s) + bit:
+ * the same value). 16 and 8 bits go as word / byte moves while more than one bit is left, each further bit is
+ * one RRA (high word, arithmetic) + RRC (low word, through carry), the last one followed by ADC ADC. The C
+ * path costs ~12 instructions per bit there plus an int64 saturation: ~250 instructions of a ~650-instruction
+ * fine FLEX step (every output's last step requantises), this ~40. Only unsigned C arithmetic and those
+ * shift / add-carry instructions: nothing implementation-defined. */
+static int16_t requant_msp430(int32_t v, uint16_t s) {
+  const uint32_t u = (uint32_t)v;
+  uint16_t lo = (uint16_t)u, hi = (uint16_t)(u >> 16);
+  const uint16_t sign = (hi & 0x8000u) != 0u ? 0xFFFFu : 0u;
+  if (s > 16u) {
+    lo = hi;
+    hi = sign;
+    s = (uint16_t)(s - 16u);
+  }
+  if (s > 8u) {
+    lo = (uint16_t)((lo >> 8) | (hi << 8));
+    hi = (uint16_t)((hi >> 8) | (sign & 0xFF00u));
+    s = (uint16_t)(s - 8u);
+  }
+  for (; s > 1u; s--) __asm__("rra %0\n\trrc %1" : "+r"(hi), "+r"(lo));
+  __asm__("rra %0\n\trrc %1\n\tadc %1\n\tadc %0" : "+r"(hi), "+r"(lo));
+  if (hi == 0u) return lo <= 0x7FFFu ? (int16_t)lo : INT16_MAX;
+  if (hi == 0xFFFFu) return lo >= 0x8000u ? (int16_t)(-(int16_t)(uint16_t)~lo - 1) : INT16_MIN;
+  return (hi & 0x8000u) != 0u ? INT16_MIN : INT16_MAX;
+}
+#endif
+
 int32_t bl_asr_s32(int32_t v, uint16_t s) {
   if (s > 31) return v < 0 ? -1 : 0;
   return asr_s32_steps(v, s);
@@ -69,9 +99,10 @@ int64_t bl_rshift_round_s64(int64_t v, int16_t s) {
 
 int16_t bl_requant_s32(int32_t acc, int16_t shift) {
   if (shift > 0 && shift <= 31) {
-    /* bl_rshift_round_s64's first case, kept in 32 bits (its result floor(a / 2) + (a & 1) fits an int32):
-     * on the MSP430 the int64 result and saturation cost ~250 instructions of a ~650-instruction fine FLEX
-     * step (every last step of an output requantises) */
+#if defined(__MSP430__)
+    return requant_msp430(acc, (uint16_t)shift);
+#endif
+    /* bl_rshift_round_s64's first case, kept in 32 bits (its result floor(a / 2) + (a & 1) fits an int32) */
     const int32_t a = asr_s32_steps(acc, (uint16_t)(shift - 1));
     return bl_sat16_s32((a >= 0 ? (int32_t)(a >> 1) : (int32_t)~((~a) >> 1)) + (int32_t)((uint32_t)a & 1u));
   }
