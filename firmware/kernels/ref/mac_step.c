@@ -212,6 +212,25 @@ static inline void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w
   }
 }
 
+/* Element indices and input coordinates of the general walk: 16-bit on the 16-bit target (every array lies
+ * in the lower 64 KB there, and mac_step checks the planes fit), where 32-bit index arithmetic is two
+ * instructions per operation and a fine conv step is mostly index arithmetic; 32-bit elsewhere. */
+#if BL_REF_SOFT_DIVIDE
+typedef uint16_t ix_t;
+typedef int16_t sx_t;
+#else
+typedef uint32_t ix_t;
+typedef int32_t sx_t;
+#endif
+/* bl_ref_live_first / bl_ref_live_end on sx_t coordinates */
+static inline uint16_t live_first(sx_t c0, uint16_t taps) {
+  return c0 >= 0 ? 0u : ((uint16_t)-c0 < taps ? (uint16_t)-c0 : taps);
+}
+static inline uint16_t live_end(sx_t c0, uint16_t taps, uint16_t size) {
+  const sx_t lim = (sx_t)((sx_t)size - c0);
+  return lim <= 0 ? 0u : ((uint16_t)lim < taps ? (uint16_t)lim : taps);
+}
+
 /* out == (in + 2 pad - taps) / stride + 1 (bl_ref_conv_geom_check), with a multiplication instead of the
  * division: out - 1 <= (span) / stride < out  <=>  (out - 1) * stride <= span < out * stride. */
 static bool out_size_ok(uint16_t out, uint16_t in, uint16_t pad, uint16_t taps, uint16_t stride) {
@@ -261,36 +280,38 @@ static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t
   }
   const uint16_t taps = (uint16_t)taps32;
   const kdiv_t kd = kdiv_make(k);
-  const uint32_t in_hw = step_umul16(g->in_h, g->in_w), out_hw = step_umul16(g->out_h, g->out_w);
+  const uint32_t in_hw32 = step_umul16(g->in_h, g->in_w), out_hw32 = step_umul16(g->out_h, g->out_w);
+  if (BL_REF_SOFT_DIVIDE && (in_hw32 > 0x7FFFu || out_hw32 > 0x7FFFu || g->in_h > 0x3FFFu || g->in_w > 0x3FFFu))
+    return BL_ERR_SHAPE; /* 16-bit indices below: no such layer fits the 16-bit target's memory anyway */
+  const ix_t in_hw = (ix_t)in_hw32, out_hw = (ix_t)out_hw32;
   const uint16_t q = (uint16_t)(kdiv(kd, g->in_ch) + (kmod(kd, g->in_ch) != 0u)); /* blocks of input channels */
   const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
-  const uint32_t c_off = mul_idx(u->c0, in_hw);
-  const uint32_t block_step = step_umul16(k, taps);
+  const ix_t c_off = (ix_t)mul_idx(u->c0, in_hw);
+  const ix_t block_step = (ix_t)step_umul16(k, taps);
   uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
-  uint32_t idx_o = mul_idx(u->o0, out_hw);
+  ix_t idx_o = (ix_t)mul_idx(u->o0, out_hw);
   for (uint16_t o = u->o0; o < u->o1; o++, idx_o += out_hw) {
     /* W[o][c][0][0] = block (o/k, c/k), diagonal d = (o - c) mod k: walked incrementally over c (no
      * per-channel divisions); dense (k == 1) is the same walk with one channel per block */
     const uint16_t d0 = (uint16_t)(rr >= cc0 ? rr - cc0 : rr + k - cc0);
-    const uint32_t block0 =
-        mul_idx(taps, k == 1u ? imul(o, g->in_ch) + u->c0 : imul((uint16_t)(ob * q + cb0), k));
+    const ix_t block0 = (ix_t)mul_idx(taps, k == 1u ? imul(o, g->in_ch) + u->c0 : imul((uint16_t)(ob * q + cb0), k));
     for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
-      const int32_t iy0 = (int32_t)imul(oy, g->sh) - (int32_t)g->ph;
-      const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
-      uint32_t idx = idx_o + imul(oy, g->out_w) + u->ox0;
-      int32_t ix0 = (int32_t)imul(u->ox0, g->sw) - (int32_t)g->pw;
-      for (uint16_t ox = u->ox0; ox < u->ox1; ox++, idx++, ix0 += g->sw) {
-        const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
+      const sx_t iy0 = (sx_t)((sx_t)imul(oy, g->sh) - (sx_t)g->ph);
+      const uint16_t dy0 = live_first(iy0, g->kh), dy1 = live_end(iy0, g->kh, g->in_h);
+      ix_t idx = (ix_t)(idx_o + imul(oy, g->out_w) + u->ox0);
+      sx_t ix0 = (sx_t)((sx_t)imul(u->ox0, g->sw) - (sx_t)g->pw);
+      for (uint16_t ox = u->ox0; ox < u->ox1; ox++, idx++, ix0 = (sx_t)(ix0 + (sx_t)g->sw)) {
+        const uint16_t dx0 = live_first(ix0, g->kw), dx1 = live_end(ix0, g->kw, g->in_w);
         const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
         const bool live = dy1 > dy0 && nx > 0;
         uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
         if (live) {
-          const uint32_t x0 = imul((uint16_t)(iy0 + dy0), g->in_w) + (uint32_t)(ix0 + dx0);
+          const ix_t x0 = (ix_t)(imul((uint16_t)(iy0 + (sx_t)dy0), g->in_w) + (ix_t)(ix0 + (sx_t)dx0));
           const uint16_t t0 = (uint16_t)(imul(dy0, g->kw) + dx0);
-          uint32_t xc = x0 + c_off, block = block0;
+          ix_t xc = (ix_t)(x0 + c_off), block = block0;
           uint16_t cc = cc0, d = d0;
           for (uint16_t c = u->c0; c < u->c1; c++, xc += in_hw) {
-            uint32_t xo = xc, wo = block + imul(d, taps) + t0;
+            ix_t xo = xc, wo = (ix_t)(block + imul(d, taps) + t0);
             for (uint16_t dy = dy0;;) {
               acc = dot_row(acc, w16, w8, wo, x + xo, nx);
               if (++dy >= dy1) break;
