@@ -389,6 +389,43 @@ def _sim_marks(elf: Path, board, data: bytes):
         sim.close()
 
 
+def _msp_boot(img, inp: bytes) -> dict:
+    """A resumed boot on msp430sim: power cut half-way through a continuous run, then instructions and MCLK
+    cycles from the reset to the first task mark (start-up, recovery with its record check, the app's
+    set-up)."""
+    import struct
+
+    from batteryless.firmware.image import INPUT_HEADER, INPUT_MAGIC, symbols
+    from batteryless.firmware.msp430sim import STOP_PC, Msp430Sim
+
+    b = load_board(MSP)
+    syms = symbols(img.image)
+    ip = syms["bl_input"]
+    data = struct.pack("<II", INPUT_MAGIC, len(inp)) + inp + bytes(ip.size - INPUT_HEADER - len(inp))
+    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=int(b.emulator["mark_register"]))
+    try:
+        sim.load_elf(img.image)
+        sim.load(ip.address, data)
+        sim.power_on()
+        assert sim.run(max_cycles=2_000_000_000) == STOP_PC
+        total = sim.instructions
+    finally:
+        sim.close()
+    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=int(b.emulator["mark_register"]))
+    try:
+        sim.load_elf(img.image)
+        sim.load(ip.address, data)
+        sim.power_on()
+        sim.run(max_insns=total // 2)
+        sim.power_cut()
+        i0, c0, n0 = sim.instructions, sim.cycles, len(sim.marks())
+        sim.run(max_insns=i0 + 20_000)
+        first = next(m for m in sim.marks()[n0:] if 1 <= m.value <= 239)
+        return {"instructions": first.instruction - i0, "mclk_cycles": first.cycle - c0}
+    finally:
+        sim.close()
+
+
 def _fit_steps(steps: list[dict]) -> dict:
     """[cost.ref.step] for the MSP430, as the M4's: per kind, least-squares slopes over the measured steps'
     features, the intercept raised by the largest residual (an upper envelope: every measured step is at
@@ -430,7 +467,7 @@ def _msp430_only(tmp: Path) -> int:
         "command": ".venv/bin/python benchmarks/intermittent.py --msp430",
         "unit_rows": "instructions",
     }
-    all_steps = []
+    all_steps, boots = [], []
     for model, k, bits in (("mlp", 16, 16), ("cnn", 8, 8)):
         art = tmp / f"{model}.bl"
         compress(model, "digits", out=art, config=CompressConfig(block_size=k, weight_bits=bits, **quick))
@@ -473,6 +510,8 @@ def _msp430_only(tmp: Path) -> int:
                 "text_bytes": size,
                 "paths": img.paths,
             }
+            fine[f"{model} {MSP} {g}"]["resumed_boot"] = _msp_boot(img, inp)
+            boots.append(fine[f"{model} {MSP} {g}"]["resumed_boot"])
             print(json.dumps(fine[f"{model} {MSP} {g}"]), flush=True)
             if g != MSP_FINE[0]:
                 continue
@@ -492,6 +531,9 @@ def _msp430_only(tmp: Path) -> int:
                 rows.append({"model": model, **row})
                 print(json.dumps(rows[-1]), flush=True)
     msp["step_fit"] = _fit_steps(all_steps)
+    # [cost.ref.step] boot: the largest resumed boot measured (MCLK cycles), which granularity takes out of
+    # every power-on period before sizing tasks
+    msp["step_fit"]["boot"] = max(b["mclk_cycles"] for b in boots)
     msp["step_fit"]["source"] = (
         f"FITTED: upper envelope over {len(all_steps)} measured atomic steps (msp430sim MCLK cycles from one "
         f"task mark to the next, continuous power) of the digits MLP and CNN flex images at --granularity "

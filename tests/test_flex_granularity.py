@@ -271,3 +271,25 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     # is the baseline (as verify_intermittent does)
     bad = check_schedule(r, img.max_lost, cont.corrupt or 0)
     assert not bad and r.lost_max <= 1, (bad, r.lost_max)
+
+
+def test_auto_granularity_takes_the_resumed_boot_out_of_the_period():
+    """Every power-on period pays a resumed boot before its first step, so ``auto`` sizes tasks to half of
+    what is left after it (the board's [cost.ref.step] boot, measured on msp430sim); a board without the
+    figure keeps half the period."""
+    from batteryless.codegen import granularity as gm
+    from batteryless.codegen.costs import cost_model
+
+    b = small_buffer("msp430fr5994", 0.4e-6)  # ~3,200 cycles per charge
+    costs = cost_model(b, "ref")
+    period = b.energy_buffer.usable_energy_j / costs.joules_per_cycle
+    boot = float(b.extra["cost"]["ref"]["step"]["boot"])
+    assert 0 < boot < period
+    g = gm.choose(b, costs, "auto", 1e12)
+    assert g.mode == "fine" and g.max_step_cycles == pytest.approx(0.5 * (period - boot))
+    assert g.describe()["boot_cycles"] == round(boot)
+    q = load_board("mps2-an386")
+    assert gm.boot_cycles(q, "ref") == 0.0
+    qc = cost_model(q, "ref")
+    qperiod = q.energy_buffer.usable_energy_j / qc.joules_per_cycle
+    assert gm.choose(q, qc, "auto", 1e12).max_step_cycles == pytest.approx(0.5 * qperiod)

@@ -32,6 +32,7 @@ class Granularity:
     max_step_cycles: float | None  # None for coarse
     power_on_cycles: float | None  # of the board's buffer (None when given explicitly)
     reason: str
+    boot_cycles: float = 0.0  # a resumed boot (reset to the first task), paid in every power-on period
 
     def describe(self) -> dict:
         return {
@@ -39,6 +40,7 @@ class Granularity:
             "max_step_cycles": None if self.max_step_cycles is None else round(self.max_step_cycles),
             "power_on_cycles": None if self.power_on_cycles is None else round(self.power_on_cycles),
             "period_fraction": PERIOD_FRACTION,
+            "boot_cycles": round(self.boot_cycles),
             "reason": self.reason,
         }
 
@@ -72,8 +74,18 @@ def parse_granularity(value: str | int | float | None) -> str | float:
     return v
 
 
+def boot_cycles(board: Board, backend: str) -> float:
+    """Upper bound of a resumed boot (reset vector to the first task: start-up, recovery with its record
+    check, the app's loop set-up) from the board's ``[cost.<backend>.step]`` ``boot``, or 0 where the board
+    has no such figure. Every power-on period pays it before its first step."""
+    model = step_model(board, backend)
+    return float(model.get("boot", 0.0)) if model else 0.0
+
+
 def choose(board: Board, costs: CostModel, want: str | float, coarse_largest: float) -> Granularity:
-    """The granularity for ``want`` (``parse_granularity``), given the largest coarse task's estimate."""
+    """The granularity for ``want`` (``parse_granularity``), given the largest coarse task's estimate.
+    ``auto`` takes the boot out of the power-on period first (``boot_cycles``), then allows a task half of
+    the rest."""
     if want == "coarse":
         return Granularity("coarse", None, None, "asked for (--granularity coarse)")
     if isinstance(want, float):
@@ -81,19 +93,28 @@ def choose(board: Board, costs: CostModel, want: str | float, coarse_largest: fl
             return Granularity("coarse", None, None, f"every default task fits {want:.0f} cycles")
         return Granularity("fine", want, None, f"asked for at most {want:.0f} cycles per task")
     period = power_on_cycles(board, costs)
-    budget = PERIOD_FRACTION * period
+    boot = boot_cycles(board, costs.backend)
+    # a period that cannot even hold the boot gets the finest tasks (no step can finish there anyway)
+    budget = PERIOD_FRACTION * max(period - boot, 0.0) or 1.0
     buf = board.energy_buffer
     what = f"{buf.capacitance_f * 1e6:g} uF {buf.v_on:g}->{buf.v_off:g} V buffer"
     what += f": {period:,.0f} cycles per charge"
+    if boot:
+        what += f", {boot:,.0f} of them a resumed boot"
     if coarse_largest <= budget:
         return Granularity(
             "coarse",
             None,
             period,
-            f"{what}; the largest default task ({coarse_largest:,.0f}) fits half of it",
+            f"{what}; the largest default task ({coarse_largest:,.0f}) fits half of the rest",
+            boot,
         )
     return Granularity(
-        "fine", budget, period, f"{what}; the largest default task ({coarse_largest:,.0f}) does not fit half"
+        "fine",
+        budget,
+        period,
+        f"{what}; the largest default task ({coarse_largest:,.0f}) does not fit half of the rest",
+        boot,
     )
 
 

@@ -113,8 +113,8 @@ def run_schedule(
     final logits with ``reference``. ``exact`` (QEMU): one instruction per translation block, so each cut
     lands exactly at its count (:func:`batteryless.firmware.run`); mspdebug is always exact.
     ``call_cuts`` / ``trace`` (QEMU): cuts relative to the calls of one function (see ``run``).
-    ``until_done`` (QEMU, mspdebug, msp430sim): cut only until the inference has finished (its DONE mark), so the
-    result is printed in one piece (printing the logits and counters can take longer than a short
+    ``until_done`` (QEMU, mspdebug, msp430sim): cut only until the inference has finished (its DONE mark),
+    so the result is printed in one piece (printing the logits and counters can take longer than a short
     power-on period; the inference, not the output, is under test)."""
     b = _board(board)
     img = image.image if isinstance(image, FlexImage) else Path(image)
@@ -133,8 +133,8 @@ def run_schedule(
                 extra["cuts_end_mark"] = DONE_MARK
         r = run(img, b, inputs=inputs, timeout=timeout, cuts=cuts, **extra)
         if until_done and kind in ("mspdebug", "msp430sim") and cuts:
-            # mspdebug and msp430sim run every cut they were given: find the boot that reached DONE, run again with the
-            # cuts before it only (the runs are deterministic)
+            # mspdebug and msp430sim run every cut they were given: find the boot that reached DONE, run
+            # again with the cuts before it only (the runs are deterministic)
             boots = 0
             for mid, _ in r.marks:
                 if mid == BOOT_MARK:
