@@ -235,6 +235,7 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     import random
     import re
 
+    from batteryless.boards import with_emulator
     from batteryless.firmware import run
     from batteryless.flex import check_schedule
     from batteryless.flex.image import DONE_MARK
@@ -250,22 +251,23 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
     assert img.num_tasks > 1000 and 0 < entries <= 2 * layers, (img.num_tasks, entries)
     assert "case " not in model_c.split("bl_status bl_model_task(uint16_t t)")[1].split("uint8_t bl_model")[0]
     inp = model_input(art, 1)
+    # the project's MSP430FR5994 simulator (the board's default, mspdebug's, has neither the MPY32 nor the
+    # CRC32 module: the firmware runs its software fallbacks there, slower than the fitted bound)
+    sim = with_emulator(load_board("msp430fr5994"), "msp430sim")
     ref = spec_logits(art, 1, img.paths)
-    cont = run_schedule(img, "msp430fr5994", inp, [], ref)
+    cont = run_schedule(img, sim, inp, [], ref)
     assert cont.correct, (cont.logits, ref)
     # the FR5994's [cost.ref.step] bounds every atomic step: MCLK cycles from one task mark to the next (the
     # task, the app's loop and the commit), measured under continuous power; and is not absurdly loose
     bound = img.granularity["largest_step_bound"]
     assert bound is not None and img.granularity["step_bound_missing"] == []
-    marks = [
-        m for m in run(img.image, "msp430fr5994", inputs=inp).marks if 1 <= m[0] <= 239 or m[0] == DONE_MARK
-    ]
+    marks = [m for m in run(img.image, sim, inputs=inp).marks if 1 <= m[0] <= 239 or m[0] == DONE_MARK]
     assert len(marks) == img.num_tasks + 1
     step = max(b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False))
     assert step <= bound < 3 * step, (step, bound)
     rng = random.Random(13)
     cuts = sorted(rng.sample(range(1, cont.instructions), 8))
-    r = run_schedule(img, "msp430fr5994", inp, cuts, ref)
+    r = run_schedule(img, sim, inp, cuts, ref)
     assert r.correct and r.reboots == len(cuts), (cuts, r.reboots, r.error)
     # the simulator's FRAM starts as the image left it, not erased: the uncut run's own first-boot finding
     # is the baseline (as verify_intermittent does)
