@@ -199,12 +199,31 @@ bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *
  * Partials alternate as codegen's chains do: ic = 0 reads none, odd ic reads acc0 and writes acc1, even
  * ic > 0 reads acc1 and writes acc0; the last channel step writes y. The divisions by n_c, n_x, n_y are
  * multiplications: q = ((j * m) >> 16) >> sh with (m, sh) that codegen checked exact for every j of the
- * layer (a 16-bit software division costs more than a fine step's MACs on the MSP430). */
+ * layer (a 16-bit software division costs more than a fine step's MACs on the MSP430).
+ * pix != NULL: every step is one output pixel of one output channel (s_o = s_y = s_x = 1) of a conv layer,
+ * and the fields after m_y are the layer's constants, precomputed by codegen from the same geometry as g
+ * (whose output size it checked): the pixel step reads them instead of re-deriving and re-checking the
+ * geometry every step (on the MSP430 that was most of a ~1,300-instruction 9-MAC step). With pixel steps,
+ * p = j / n_c = o * out_h * out_w + (oy * out_w + ox) is the output element's index itself, and
+ * pix[oy * out_w + ox] holds what the padding decides for that pixel: the offset of its first live input
+ * in a channel plane, its first live tap, and how many rows and columns of taps are live. */
+typedef struct {
+  uint16_t x_off;      /* (iy0 + dy0) * in_w + ix0 + dx0: the first live input of the window */
+  uint16_t t0;         /* dy0 * kw + dx0: the first live tap */
+  uint16_t rows, cols; /* live tap rows dy1 - dy0 and columns dx1 - dx0 (0: no live tap) */
+} bl_mac_pixel;
 typedef struct {
   uint16_t n_y, n_x, n_c;      /* steps along output rows, output columns, input channels */
   uint16_t s_o, s_y, s_x, s_c; /* output channels, rows, columns, input channels per step */
   uint16_t m_c, m_x, m_y;      /* reciprocals of n_c, n_x, n_y ... */
-  uint8_t sh_c, sh_x, sh_y;    /* ... and their shifts after the high word */
+  uint16_t n_steps;            /* pixel steps: steps of the layer (j < n_steps) */
+  uint16_t in_hw, out_hw;      /* in_h * in_w, out_h * out_w */
+  uint16_t block_step;         /* k * kh * kw: weights of one block column */
+  uint16_t q;                  /* blocks of input channels, ceil(in_ch / k) */
+  uint16_t m_k, m_o;           /* reciprocals of the block size k (exact up to max(in_ch, out_ch)) and out_hw */
+  uint8_t sh_c, sh_x, sh_y;    /* ... and the shifts of m_c, m_x, m_y ... */
+  uint8_t sh_k, sh_o;          /* ... m_k, m_o after the high word */
+  const bl_mac_pixel *pix;     /* per output pixel (out_h * out_w), or NULL: no pixel steps */
 } bl_mac_grid;
 
 bl_status bl_mac_step_at_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k, int32_t *acc0,

@@ -373,6 +373,115 @@ static inline uint16_t clip(uint16_t a, uint16_t s, uint16_t end) {
   return (uint16_t)(a < end && (uint16_t)(end - a) > s ? a + s : end);
 }
 
+/* The pixel step's products on the multiplier found at start-up, its address read once per step (m): the
+ * low word (index products, all < 2^16 on the 16-bit target) and the high word (the grid's reciprocals).
+ * Elsewhere plain products (m unused). */
+#if defined(__MSP430__)
+typedef volatile uint16_t *pmpy_t;
+static inline uint16_t plo(pmpy_t m, uint16_t a, uint16_t b) {
+  m[MPY_MPY] = a;
+  m[MPY_OP2] = b;
+  return m[MPY_RESLO];
+}
+static inline uint16_t phi(pmpy_t m, uint16_t a, uint16_t b) {
+  m[MPY_MPY] = a;
+  m[MPY_OP2] = b;
+  return m[MPY_RESHI];
+}
+#else
+typedef const void *pmpy_t;
+static inline ix_t plo(pmpy_t m, uint16_t a, uint32_t b) { (void)m; return (ix_t)(a * b); }
+static inline uint16_t phi(pmpy_t m, uint16_t a, uint16_t b) { (void)m; return (uint16_t)(((uint32_t)a * b) >> 16); }
+#endif
+/* j / n with the grid's reciprocal (as grid_div) */
+static inline uint16_t pdiv(pmpy_t m, uint16_t j, uint16_t n, uint16_t r, uint8_t sh) {
+  return n == 1u ? j : (uint16_t)(phi(m, j, r) >> sh);
+}
+
+/* Step j of a conv layer whose grid steps are single output pixels (gr->pix): pixel (o, oy, ox) over input
+ * channels [c0, c1), the same terms as mac_step's general walk (same live-tap ranges, same wrap-32 sums),
+ * with the layer's values read from the grid's pixel constants and the pixel's table entry (codegen derived
+ * them from g and checked its output size) instead of re-derived and re-checked from g every step (~450
+ * instructions of a 9-MAC step on the MSP430 before, with the generic walk's ~1,000), and no product in the
+ * window: the diagonal's offset d * taps is advanced by additions, so on the MSP430 the whole window
+ * accumulates in the multiplier's RESHI:RESLO (loaded once, read once). What j decides is still checked. */
+static inline __attribute__((always_inline)) bl_status
+pixel_at(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k,
+         const int32_t *src, int32_t *dst, const int32_t *bias, int16_t shift, int16_t *y, const bl_mac_grid *gr,
+         uint16_t j, uint16_t p, uint16_t ic, uint16_t c0, uint16_t c1) {
+#if defined(__MSP430__)
+  const pmpy_t m = bl_mpy; /* not null: the caller checked */
+#else
+  const pmpy_t m = 0;
+#endif
+  if (j >= gr->n_steps || x == 0 || (w16 == 0 && w8 == 0) || k == 0 || y == 0 || c0 >= c1 ||
+      (ic != 0u && src == 0) || (dst != 0 && src == dst) || (c1 != g->in_ch && dst == 0))
+    return BL_ERR_ARG;
+  /* p = j / n_c (the caller's) = o * out_hw + pixel: the output element's index; the pixel's live window
+   * from the layer's table */
+  const uint16_t o = pdiv(m, p, gr->out_hw, gr->m_o, gr->sh_o);
+  const bl_mac_pixel *pe = gr->pix + (uint16_t)(p - plo(m, o, gr->out_hw));
+  const ix_t idx = p;
+  uint32_t acc = c0 == 0u ? 0u : (uint32_t)src[idx]; /* wrap32 accumulation */
+  const uint16_t rows = pe->rows;
+  if (rows != 0u) {
+    const uint16_t nx = pe->cols, in_w = g->in_w, in_hw = gr->in_hw, kw = g->kw;
+    const uint16_t taps = (uint16_t)plo(m, g->kh, kw);
+    const uint16_t ob = pdiv(m, o, k, gr->m_k, gr->sh_k), cb0 = pdiv(m, c0, k, gr->m_k, gr->sh_k);
+    const uint16_t rr = (uint16_t)(o - plo(m, ob, k)), cc0 = (uint16_t)(c0 - plo(m, cb0, k));
+    /* W[o][c][0][0] = block (o/k, c/k), diagonal d = (o - c) mod k: d * taps walked as mac_step walks d */
+    ix_t xc = (ix_t)(pe->x_off + plo(m, c0, in_hw));
+    ix_t block = (ix_t)(plo(m, (uint16_t)(plo(m, ob, gr->q) + cb0), gr->block_step) + pe->t0);
+    const uint16_t d0 = (uint16_t)(rr >= cc0 ? rr - cc0 : rr + k - cc0);
+    const uint16_t rr_t = (uint16_t)plo(m, rr, taps), last_t = (uint16_t)(gr->block_step - taps);
+    uint16_t dt = (uint16_t)plo(m, d0, taps), cc = cc0;
+#if defined(__MSP430__)
+    mac_load(m, acc);
+#endif
+    for (uint16_t c = c0; c < c1; c++, xc += in_hw) {
+      const int16_t *xr = x + xc;
+      ix_t wo = (ix_t)(block + dt);
+      for (uint16_t r = rows; r != 0u; r--, xr += in_w, wo += kw) {
+        const int16_t *xp = xr;
+#if defined(__MSP430__)
+        if (w16 != 0) {
+          const int16_t *wp = w16 + wo;
+          for (uint16_t n = nx; n != 0u; n--) {
+            m[MPY_MACS] = (uint16_t)*wp++;
+            m[MPY_OP2] = (uint16_t)*xp++;
+          }
+        } else {
+          const int8_t *wp = w8 + wo;
+          for (uint16_t n = nx; n != 0u; n--) {
+            m[MPY_MACS] = (uint16_t)(int16_t)*wp++;
+            m[MPY_OP2] = (uint16_t)*xp++;
+          }
+        }
+#else
+        acc = dot_row(acc, w16, w8, wo, xp, nx);
+#endif
+      }
+      if (++cc == k) { /* next block of channels */
+        cc = 0;
+        dt = rr_t;
+        block += gr->block_step;
+      } else {
+        dt = dt == 0u ? last_t : (uint16_t)(dt - taps);
+      }
+    }
+#if defined(__MSP430__)
+    acc = mac_result(m);
+#endif
+  }
+  if (dst == 0) {
+    if (bias != 0) acc += (uint32_t)bias[o];
+    y[idx] = bl_requant_s32(bl_wrap_s32(acc), shift);
+  } else {
+    dst[idx] = bl_wrap_s32(acc);
+  }
+  return BL_OK;
+}
+
 /* Inlined into its two callers (one per weight width) so that the unit is built in place and the arguments
  * are passed once: on the fine-grained images this decode runs once per step of a few dozen MACs. The unit's
  * bounds are checked by mac_step (a j past the layer's grid gives an empty or out-of-range unit). */
@@ -387,6 +496,13 @@ mac_step_at(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const i
   u.c1 = clip(u.c0, gr->s_c, g->in_ch);
   const int32_t *src = ic == 0u ? 0 : ((ic & 1u) != 0u ? acc0 : acc1);
   int32_t *dst = u.c1 == g->in_ch ? 0 : ((ic & 1u) != 0u ? acc1 : acc0);
+  /* pixel steps first: one load and test on the linear layers' path */
+  if (gr->pix != 0
+#if defined(__MSP430__)
+      && bl_mpy != 0 /* without a multiplier: the general walk below */
+#endif
+  )
+    return pixel_at(x, g, w16, w8, k, src, dst, bias, shift, y, gr, j, p, ic, u.c0, u.c1);
   if (gr->n_x == 1u && gr->n_y == 1u && g->kh == 1u && g->kw == 1u && g->sh == 1u && g->sw == 1u &&
       g->ph == 0u && g->pw == 0u && g->in_h == 1u && g->in_w == 1u && g->out_h == 1u && g->out_w == 1u) {
     /* a linear layer: straight to its walk, with mac_step's checks of what the grid can get wrong (the

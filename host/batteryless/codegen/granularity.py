@@ -215,10 +215,15 @@ def _reciprocal(d: int, j_max: int) -> tuple[int, int]:
     raise ValueError(f"no 16-bit reciprocal of {d} is exact up to {j_max}")
 
 
-def mac_grid(units: list[tuple[int, ...]], out_ch: int, out_h: int, out_w: int, in_ch: int) -> dict | None:
+def mac_grid(
+    units: list[tuple[int, ...]], out_ch: int, out_h: int, out_w: int, in_ch: int, conv=None, k: int = 1
+) -> dict | None:
     """The ``bl_mac_grid`` (firmware/include/bl_kernels.h) whose step j is ``units[j]`` for every j, or None
     when the units are not such a grid (the caller then dispatches them one by one). Checked, not assumed:
-    the grid's units are regenerated and compared with ``units``."""
+    the grid's units are regenerated and compared with ``units``. ``conv`` (in_h, in_w, kh, kw, sh, sw, ph,
+    pw) and the block size ``k`` of a conv layer add the pixel-step constants (``px`` = 1) when every step is
+    one output pixel of one output channel: the per-layer values the firmware's pixel step reads instead of
+    re-deriving and re-checking them from the geometry every step (pixel_constants)."""
     if not units or len(units) >= 1 << 16:
         return None
     o0, o1, oy0, oy1, ox0, ox1, c0, c1 = units[0]
@@ -242,10 +247,64 @@ def mac_grid(units: list[tuple[int, ...]], out_ch: int, out_h: int, out_w: int, 
         m_y, sh_y = _reciprocal(n_y, len(units) // (n_c * n_x) - 1)
     except ValueError:
         return None
-    return {
+    grid = {
         "n_y": n_y, "n_x": n_x, "n_c": n_c, "s_o": s_o, "s_y": s_y, "s_x": s_x, "s_c": s_c,
         "m_c": m_c, "m_x": m_x, "m_y": m_y, "sh_c": sh_c, "sh_x": sh_x, "sh_y": sh_y,
     }  # fmt: skip
+    px = None
+    if conv is not None and (s_o, s_y, s_x) == (1, 1, 1):
+        px = pixel_constants(out_ch, out_h, out_w, in_ch, conv, k, len(units))
+    return grid | (px or dict.fromkeys(PIXEL_FIELDS, 0) | {"pix": None})
 
 
-GRID_FIELDS = ("n_y", "n_x", "n_c", "s_o", "s_y", "s_x", "s_c", "m_c", "m_x", "m_y", "sh_c", "sh_x", "sh_y")
+# the pixel step's constants (bl_mac_grid with pix); all 0 and pix None when the grid has none
+PIXEL_FIELDS = ("n_steps", "in_hw", "out_hw", "block_step", "q", "m_k", "m_o", "sh_k", "sh_o")
+
+
+def pixel_constants(out_ch: int, out_h: int, out_w: int, in_ch: int, conv, k: int, n_steps: int) -> dict | None:
+    """The per-layer constants of the firmware's pixel step (one output pixel of one output channel over a
+    range of input channels) and its per-pixel table ``pix`` (bl_mac_pixel: first live input, first live
+    tap, live rows and columns, the live-tap ranges of bl_ref_live_first / bl_ref_live_end), or None when
+    the layer does not fit its 16-bit arithmetic. Derived from the same geometry as the layer's
+    bl_conv_geom, whose output size is checked here, so the firmware need not check it every step."""
+    in_h, in_w, kh, kw, sh, sw, ph, pw = conv
+    if min(k, kh, kw, sh, sw) < 1 or in_ch < 1 or out_ch < 1 or in_h + 2 * ph < kh or in_w + 2 * pw < kw:
+        return None
+    if out_h != (in_h + 2 * ph - kh) // sh + 1 or out_w != (in_w + 2 * pw - kw) // sw + 1:
+        return None
+    taps = kh * kw
+    q = -(-in_ch // k)  # blocks of input channels
+    n_weights = (-(-out_ch // k)) * q * k * taps  # circulant: a k-vector per block and tap; dense: k = 1
+    if max(in_ch * in_h * in_w, out_ch * out_h * out_w, n_weights, in_h, in_w) > 0x7FFF:
+        return None
+    try:
+        m_k, sh_k = _reciprocal(k, max(out_ch, in_ch))
+        m_o, sh_o = _reciprocal(out_h * out_w, out_ch * out_h * out_w)
+    except ValueError:
+        return None
+
+    def live(c0: int, t: int, size: int) -> tuple[int, int]:  # [first, end) of the taps inside the input
+        return min(max(-c0, 0), t), min(max(size - c0, 0), t)
+
+    pix = []
+    for oy in range(out_h):
+        dy0, dy1 = live(oy * sh - ph, kh, in_h)
+        for ox in range(out_w):
+            dx0, dx1 = live(ox * sw - pw, kw, in_w)
+            rows, cols = max(dy1 - dy0, 0), max(dx1 - dx0, 0)
+            if rows == 0 or cols == 0:
+                pix.append((0, 0, 0, 0))
+            else:
+                pix.append(((oy * sh - ph + dy0) * in_w + ox * sw - pw + dx0, dy0 * kw + dx0, rows, cols))
+    return {
+        "n_steps": n_steps, "in_hw": in_h * in_w, "out_hw": out_h * out_w, "block_step": k * taps,
+        "q": q, "m_k": m_k, "m_o": m_o, "sh_k": sh_k, "sh_o": sh_o, "pix": pix,
+    }  # fmt: skip
+
+
+# bl_mac_grid's fields in declaration order (the uint16 fields first, then the uint8 shifts)
+GRID_FIELDS = (
+    "n_y", "n_x", "n_c", "s_o", "s_y", "s_x", "s_c", "m_c", "m_x", "m_y",
+    "n_steps", "in_hw", "out_hw", "block_step", "q", "m_k", "m_o",
+    "sh_c", "sh_x", "sh_y", "sh_k", "sh_o",
+)  # fmt: skip (then pix, emitted by the planner: a table's name or NULL)

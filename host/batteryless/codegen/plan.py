@@ -127,10 +127,12 @@ def _zero_fmt(y: str, h: int, w: int, y0: int, y1: int, x0: int, x1: int):
 
 
 def _mac_step_tasks(
-    plan: Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=None
+    plan: Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=None,
+    conv=None,
 ):
     """A direct-path layer as bl_mac_step tasks of at most ``max_step`` estimated cycles (granularity.py):
-    each unit's chain over input-channel ranges alternates the partial buffers bl_acc0 / bl_acc1."""
+    each unit's chain over input-channel ranges alternates the partial buffers bl_acc0 / bl_acc1. ``conv``:
+    a conv layer's (in_h, in_w, kh, kw, sh, sw, ph, pw), from which the grid gets its pixel-step constants."""
     out_ch, out_h, out_w, in_ch, taps = dims
     k = layer["block"]
     units = granularity_mod.mac_units(out_ch, out_h, out_w, in_ch, taps, costs, max_step)
@@ -140,13 +142,18 @@ def _mac_step_tasks(
     # (codegen/tasks.py makes the consecutive steps one dispatch entry); EVE layers keep one call per step
     grid = None
     if eve is None and plan.ranges:
-        grid = granularity_mod.mac_grid(units, out_ch, out_h, out_w, in_ch)
+        grid = granularity_mod.mac_grid(units, out_ch, out_h, out_w, in_ch, conv=conv, k=k)
     if grid is not None:
         gname = f"grid_{name}"
+        pix = "NULL"
+        if grid["pix"] is not None:  # the pixel step's per-pixel table (bl_mac_pixel)
+            pix = f"pix_{name}"
+            rows = ",\n".join("  {" + ", ".join(f"{v}u" for v in e) + "}" for e in grid["pix"])
+            plan.geoms.append(f"static const bl_mac_pixel {pix}[{len(grid['pix'])}] = {{\n{rows}\n}};")
         plan.geoms.append(
             f"static const bl_mac_grid {gname} = {{"
             + ", ".join(f"{grid[f]}u" for f in granularity_mod.GRID_FIELDS)
-            + "};"
+            + f", {pix}}};"
         )
         accs = "bl_acc0, bl_acc1" if any(u[6] > 0 for u in units) else "NULL, NULL"
         at_fmt = (
@@ -670,6 +677,7 @@ def build_plan(
                     costs,
                     max_step,
                     lm,
+                    conv=(ih, iw, kh, kw, sh, sw, ph, pw),
                 )
             else:
                 step = k if k > 1 else DENSE_CHANNELS_PER_TASK
