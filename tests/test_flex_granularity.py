@@ -295,3 +295,46 @@ def test_auto_granularity_takes_the_resumed_boot_out_of_the_period():
     qc = cost_model(q, "ref")
     qperiod = q.energy_buffer.usable_energy_j / qc.joules_per_cycle
     assert gm.choose(q, qc, "auto", 1e12).max_step_cycles == pytest.approx(0.5 * qperiod)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        (8, 8, 3, 3, 1, 1, 1, 1),  # the digits CNN's conv1 geometry
+        (4, 4, 3, 3, 1, 1, 1, 1),  # conv2
+        (7, 9, 3, 5, 2, 1, 2, 1),  # strided, padded more than the taps reach, non-square
+        (1, 12, 1, 5, 1, 2, 0, 3),  # conv1d-like
+    ],
+)
+def test_pixel_step_table_matches_a_brute_force_window(conv):
+    """The pixel step's per-pixel table (codegen precomputes it so the MSP430's conv step does not re-derive
+    the padding every step): for every output pixel, the taps it names — first live input, first live tap,
+    live rows x columns — are exactly the taps whose input lies inside the image, found here by trying
+    every tap of the window."""
+    from batteryless.codegen.granularity import pixel_constants
+
+    in_h, in_w, kh, kw, sh, sw, ph, pw = conv
+    out_h, out_w = (in_h + 2 * ph - kh) // sh + 1, (in_w + 2 * pw - kw) // sw + 1
+    c = pixel_constants(3, out_h, out_w, 5, conv, 1, 3 * out_h * out_w * 5)
+    assert c is not None and len(c["pix"]) == out_h * out_w
+    assert (c["in_hw"], c["out_hw"], c["block_step"], c["q"]) == (in_h * in_w, out_h * out_w, kh * kw, 5)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            want = {
+                (dy * kw + dx, iy * in_w + ix)
+                for dy in range(kh)
+                for dx in range(kw)
+                if 0 <= (iy := oy * sh - ph + dy) < in_h and 0 <= (ix := ox * sw - pw + dx) < in_w
+            }
+            x_off, t0, rows, cols = c["pix"][oy * out_w + ox]
+            got = {(t0 + r * kw + q, x_off + r * in_w + q) for r in range(rows) for q in range(cols)}
+            assert got == want, (oy, ox)
+    # the reciprocals divide exactly over every index the firmware divides
+    for d, (m, s), top in (
+        (1, (c["m_k"], c["sh_k"]), 5),
+        (out_h * out_w, (c["m_o"], c["sh_o"]), 3 * out_h * out_w),
+    ):
+        for v in range(top):
+            assert (v if d == 1 else ((v * m) >> 16) >> s) == v // d
+    # a geometry whose output size does not follow from it gets no pixel steps
+    assert pixel_constants(3, out_h + 1, out_w, 5, conv, 1, 1) is None

@@ -261,7 +261,9 @@ def mac_grid(
 PIXEL_FIELDS = ("n_steps", "in_hw", "out_hw", "block_step", "q", "m_k", "m_o", "sh_k", "sh_o")
 
 
-def pixel_constants(out_ch: int, out_h: int, out_w: int, in_ch: int, conv, k: int, n_steps: int) -> dict | None:
+def pixel_constants(
+    out_ch: int, out_h: int, out_w: int, in_ch: int, conv, k: int, n_steps: int
+) -> dict | None:
     """The per-layer constants of the firmware's pixel step (one output pixel of one output channel over a
     range of input channels) and its per-pixel table ``pix`` (bl_mac_pixel: first live input, first live
     tap, live rows and columns, the live-tap ranges of bl_ref_live_first / bl_ref_live_end), or None when
@@ -302,9 +304,10 @@ def pixel_constants(out_ch: int, out_h: int, out_w: int, in_ch: int, conv, k: in
     }  # fmt: skip
 
 
-# bl_mac_grid's fields in declaration order (the uint16 fields first, then the uint8 shifts)
+# bl_mac_grid's fields in declaration order (the uint16 fields first, then the uint8 shifts; then pix, which
+# the planner emits: a table's name or NULL)
 GRID_FIELDS = (
     "n_y", "n_x", "n_c", "s_o", "s_y", "s_x", "s_c", "m_c", "m_x", "m_y",
     "n_steps", "in_hw", "out_hw", "block_step", "q", "m_k", "m_o",
     "sh_c", "sh_x", "sh_y", "sh_k", "sh_o",
-)  # fmt: skip (then pix, emitted by the planner: a table's name or NULL)
+)  # fmt: skip

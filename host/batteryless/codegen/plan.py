@@ -127,7 +127,20 @@ def _zero_fmt(y: str, h: int, w: int, y0: int, y1: int, x0: int, x1: int):
 
 
 def _mac_step_tasks(
-    plan: Plan, name, layer, geom, dims, wname, wsuf, bias_c, shift, cur, other, costs, max_step, eve=None,
+    plan: Plan,
+    name,
+    layer,
+    geom,
+    dims,
+    wname,
+    wsuf,
+    bias_c,
+    shift,
+    cur,
+    other,
+    costs,
+    max_step,
+    eve=None,
     conv=None,
 ):
     """A direct-path layer as bl_mac_step tasks of at most ``max_step`` estimated cycles (granularity.py):
