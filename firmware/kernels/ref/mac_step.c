@@ -496,13 +496,6 @@ mac_step_at(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const i
   u.c1 = clip(u.c0, gr->s_c, g->in_ch);
   const int32_t *src = ic == 0u ? 0 : ((ic & 1u) != 0u ? acc0 : acc1);
   int32_t *dst = u.c1 == g->in_ch ? 0 : ((ic & 1u) != 0u ? acc1 : acc0);
-  /* pixel steps first: one load and test on the linear layers' path */
-  if (gr->pix != 0
-#if defined(__MSP430__)
-      && bl_mpy != 0 /* without a multiplier: the general walk below */
-#endif
-  )
-    return pixel_at(x, g, w16, w8, k, src, dst, bias, shift, y, gr, j, p, ic, u.c0, u.c1);
   if (gr->n_x == 1u && gr->n_y == 1u && g->kh == 1u && g->kw == 1u && g->sh == 1u && g->sw == 1u &&
       g->ph == 0u && g->pw == 0u && g->in_h == 1u && g->in_w == 1u && g->out_h == 1u && g->out_w == 1u) {
     /* a linear layer: straight to its walk, with mac_step's checks of what the grid can get wrong (the
@@ -516,6 +509,13 @@ mac_step_at(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const i
     mac_linear(x, g->in_ch, w16, w8, k, src, dst, bias, shift, y, &u, last);
     return BL_OK;
   }
+  /* pixel steps (conv layers: the linear test above fails at its first term for them) */
+  if (gr->pix != 0
+#if defined(__MSP430__)
+      && bl_mpy != 0 /* without a multiplier: the general walk below */
+#endif
+  )
+    return pixel_at(x, g, w16, w8, k, src, dst, bias, shift, y, gr, j, p, ic, u.c0, u.c1);
   const uint16_t p2 = grid_div(p, gr->n_x, gr->m_x, gr->sh_x);
   const uint16_t io = grid_div(p2, gr->n_y, gr->m_y, gr->sh_y);
   u.o0 = mul1(io, gr->s_o);
