@@ -584,8 +584,10 @@ static inline __attribute__((always_inline)) void circ_padded_rows_mve(
 }
 #endif
 
-/* always inlined: its two callers (sel = 0 and the EVE one) each get a copy specialised for their sel */
-static inline __attribute__((always_inline)) void conv_circ_padded(
+/* never inlined: copies specialised per sel inside its callers cost the Cortex-M4 conv2 of the digits CNN 21 %
+ * more instructions (register pressure in the inner loops; benchmarks/cortexm.py); as one called function the
+ * sel checks cost < 1 % */
+static __attribute__((noinline)) void conv_circ_padded(
     const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8, uint16_t k, const int32_t *bias,
     int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1, bool relu,
     const bl_block_sel *sel) {
@@ -702,7 +704,7 @@ static inline __attribute__((always_inline)) void conv_circ_padded(
     if (in_range && (c0 & 3u) == 0 && (c1 & 3u) == 0 && (k == 8u || k == 16u)) {
       /* offsets of each (block, kernel row)'s first window from a position's base (off[] per row) */
       uint32_t roff[BL_CMSIS_LIST_MAX];
-      const uint32_t nrows = nb / g->kw;
+      const uint32_t nrows = jb * g->kh; /* = nb / kw: jb blocks of kh kernel rows */
       for (uint32_t r = 0; r < nrows; r++) roff[r] = off_i[r * g->kw];
       if (k == 8u && g->kw == 3u)
         circ_padded_rows_mve(X, roff, nrows, wt, bias, 8u, 3u, g, W, shift, y, i * k, c0, c1, oy0, oy1);
