@@ -209,15 +209,24 @@ def test_lea_model_images_bit_exact_on_the_emulated_lea(artifacts, digits, tmp_p
     from batteryless.codegen import codegen
     from batteryless.firmware import build, run_dataset
     from batteryless.firmware.image import symbols
+    from batteryless.firmware.msp430sim import run_many
 
     n = 4
     res = codegen(artifacts[model], "msp430fr5994", tmp_path / "gen", backend="lea", path=path)
     img = build("msp430fr5994", tmp_path / "gen", "lea", out_dir=tmp_path / "b").image
     used = "bl_lea_cmac_many" if path == "fft" else "msp_mac_q15"  # the driver's batched complex MACs
     assert used in symbols(img) and "msp_model_twiddle_rom" not in symbols(img)  # the driver, not the model
-    got = run_dataset(img, with_emulator("msp430fr5994", "msp430sim"), artifacts[model], "digits", count=n)
+    board = with_emulator("msp430fr5994", "msp430sim")
+    got = run_dataset(img, board, artifacts[model], "digits", count=n)
     want = spec.integer_inference(load_artifact(artifacts[model]), digits.x_test[:n], res.paths)
     assert np.array_equal(np.array(got.logits), want)
+    # benchmarks/lea.py's inference window (run_many, one simulator for all samples) is the runner's
+    # (run_image per sample: marks 1 -> 0), and every LEA command starts inside it
+    xq = np.asarray(spec.quantize_input(load_artifact(artifacts[model]), digits.x_test[:n]), dtype="<i2")
+    many = run_many(img, [xq[i].tobytes() for i in range(n)], mark_addr=int(board.emulator["mark_register"]))
+    assert [r.inference_cycles for r in many] == got.inference_counts
+    assert all(r.lea_commands_outside_inference == 0 for r in many)
+    assert all(0 < r.inference_cycles < r.mclk_cycles for r in many)
 
 
 @pytest.mark.slow

@@ -233,15 +233,19 @@ class Msp430Sim:
         """DMA byte/word transfers done and the MCLK cycles the transfers held the CPU (docs/msp430sim.md)."""
         return {"transfers": self._counter(16), "cycles": self._counter(17)}
 
-    def lea_starts(self) -> list[int]:
-        """Instruction counts at which LEA commands were started (LEA is busy right after each)."""
+    def lea_starts(self, start: int = 0) -> list[int]:
+        """Instruction counts at which LEA commands were started (LEA is busy right after each), from the
+        ``start``-th command on."""
         out: list[int] = []
         while True:
             buf = (ctypes.c_uint64 * 4096)()
-            got = self._lib.bl_sim_lea_starts(self._h, len(out), 4096, buf)
+            got = self._lib.bl_sim_lea_starts(self._h, start + len(out), 4096, buf)
             out += [int(buf[i]) for i in range(got)]
             if got < 4096:
                 return out
+
+    def clear_marks(self) -> None:
+        self._lib.bl_sim_clear_marks(self._h)
 
     def enable_profile(self) -> None:
         """Count MCLK cycles per instruction address from now on (see :meth:`profile`)."""
@@ -406,13 +410,21 @@ class SampleRun:
     mclk_cycles: int
     instructions: int
     lea: dict
+    # the model run alone (only with ``mark_addr``): MCLK cycles from the app's first task mark (1) to its
+    # end mark (0), and how many LEA commands started outside that window; None without both marks
+    inference_cycles: int | None = None
+    lea_commands_outside_inference: int | None = None
 
 
-def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[SampleRun]:
+def run_many(
+    elf: Path, inputs: list[bytes], timeout: float = 600.0, mark_addr: int | None = None
+) -> list[SampleRun]:
     """Run a batteryless MSP430 image once per input in one simulator: every run starts from the image's
     loaded bytes (reloaded, FRAM included) and a power-on reset, with the input written into ``bl_input``
     (magic, length, data — what :func:`batteryless.firmware.patch_input` writes into the file). The same
-    counts as :func:`run_image` without writing an ELF per sample; for benchmarks over whole test sets."""
+    counts as :func:`run_image` without writing an ELF per sample; for benchmarks over whole test sets.
+    ``mark_addr`` (the board's ``[emulator].mark_register``): also time the inference between the model
+    app's marks (``SampleRun.inference_cycles``)."""
     import struct
     import time
 
@@ -435,7 +447,8 @@ def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[Sam
     out_buf = syms["bl_out_buf"]
     deadline = time.monotonic() + timeout
     results = []
-    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1)
+    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=mark_addr)
+    n_starts = 0
     try:
         for k, data in enumerate(inputs):
             if len(data) > capacity:
@@ -446,6 +459,7 @@ def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[Sam
                 inp.address, struct.pack("<II", INPUT_MAGIC, len(data)) + data + bytes(capacity - len(data))
             )
             sim.power_cut()
+            sim.clear_marks()
             c0, i0, lea0 = sim.cycles, sim.instructions, sim.lea_stats()
             while True:
                 why = sim.run(max_cycles=sim.cycles + CHUNK_CYCLES)
@@ -469,6 +483,17 @@ def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[Sam
                     for c, n in lea1["elements"].items()  # type: ignore[union-attr]
                 },
             }
+            inference, outside = None, None
+            if mark_addr is not None:
+                marks = sim.marks()
+                first = next((m for m in marks if m.value == 1), None)
+                end = next((m for m in reversed(marks) if m.value == 0), None)
+                starts = sim.lea_starts(n_starts)
+                n_starts += len(starts)
+                if first is not None and end is not None:
+                    inference = end.cycle - first.cycle
+                    lo, hi = first.instruction, end.instruction
+                    outside = sum(1 for i in starts if not lo <= i <= hi)
             n = int.from_bytes(sim.read(syms["bl_out_len"].address, 2), "little")
             results.append(
                 SampleRun(
@@ -477,6 +502,8 @@ def run_many(elf: Path, inputs: list[bytes], timeout: float = 600.0) -> list[Sam
                     sim.cycles - c0,
                     sim.instructions - i0,
                     lea,
+                    inference,
+                    outside,
                 )
             )
     finally:
