@@ -262,26 +262,65 @@ static inline uint16_t lg2(uint16_t k) {
   return l;
 }
 
+/* a * b mod 2^16 on the MPY32 (SLAU367 MPY32 chapter: MPY 0x04C0 unsigned first operand, OP2 0x04C8 starts
+ * the multiply, RESLO 0x04CA): the compiler's multiply helper call costs ~10x more here. */
+static inline uint16_t mul16(uint16_t a, uint16_t b) {
+  *(volatile uint16_t *)0x04C0u = a;
+  *(volatile uint16_t *)0x04C8u = b;
+  return *(volatile uint16_t *)0x04CAu;
+}
+
+/* fft_input_lea's per-call derivations (check_cfg, log2 k, q) for the last (in_features, cfg) seen: codegen
+ * calls it once per input block, and re-deriving them cost ~250 CPU cycles a call (variable shifts are
+ * loops on the MSP430; check_cfg's power-of-two test compiles to a popcount with a multiply helper call).
+ * In .bss, zero after every boot: k == 0 never matches a cfg that reaches here (k >= BL_LEA_FFT_MIN). */
+static struct {
+  const int16_t *tw;
+  uint16_t in_features, k, tw_k;
+  bl_status st;
+  uint16_t q;
+} in_layer;
+
 /* bl_linear_fft_input_q15 when k runs on LEA and the input fits an operand area: the same checks and
  * results in 16-bit index arithmetic; each block's real parts go to their bit-reversed slots of the zeroed
  * LEA buffer, LEA runs the FFT command alone, and the packed spectrum (DC, Nyquist, bins 1 .. k/2 - 1 as
  * stored) is copied out. */
 static bl_status fft_input_lea(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
                                uint16_t j0, uint16_t j1) {
-  const uint16_t k = cfg->k, lgk = lg2(k);
-  const uint16_t q = (uint16_t)((uint16_t)(in_features + k - 1u) >> lgk);
-  if (j0 >= j1 || j1 > q) return BL_ERR_ARG;
-  bl_status st = check_cfg(cfg);
-  if (st != BL_OK) return st;
+  const uint16_t k = cfg->k;
+  if (in_layer.k != k || in_layer.in_features != in_features || in_layer.tw_k != cfg->tw_k ||
+      in_layer.tw != cfg->tw) {
+    in_layer.k = 0u; /* invalid while being rebuilt */
+    in_layer.st = check_cfg(cfg);
+    in_layer.q = (uint16_t)((uint16_t)(in_features + k - 1u) >> lg2(k));
+    in_layer.in_features = in_features;
+    in_layer.tw_k = cfg->tw_k;
+    in_layer.tw = cfg->tw;
+    in_layer.k = k;
+  }
+  if (j0 >= j1 || j1 > in_layer.q) return BL_ERR_ARG;
+  if (in_layer.st != BL_OK) return in_layer.st;
   bl_lea_res_drop(); /* xs is rewritten (bl_lea_internal.h, "Layer residency") */
-  const uint8_t *br = brev_for(k);
+  (void)brev_for(k); /* brev_off for k */
   int16_t *buf = bl_lea_fft_buf;
-  uint16_t c0 = (uint16_t)(j0 << lgk);
+  uint16_t c0 = mul16(j0, k);
   for (uint16_t j = j0; j < j1; j++, c0 = (uint16_t)(c0 + k)) {
-    const uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
+    uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
     const int16_t *src = x + c0;
     bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
-    for (uint16_t b = 0; b < have; b++) buf[2u * br[b]] = *src++;
+#if defined(__MSP430__)
+    { /* buf[2 bitrev(b)] = x[c0 + b], b < have (>= 1): byte offsets from brev_off, ~11 cycles a value */
+      const uint16_t *o = brev_off;
+      uint16_t t, v;
+      __asm__ volatile("1:\n\tmov @%[o]+, %[t]\n\tadd %[buf], %[t]\n\tmov @%[src]+, %[v]\n\tmov %[v], 0(%[t])\n\t"
+                       "dec %[n]\n\tjnz 1b"
+                       : [o] "+r"(o), [t] "=&r"(t), [v] "=&r"(v), [src] "+r"(src), [n] "+r"(have)
+                       : [buf] "r"(buf)
+                       : "memory");
+    }
+#else
+    for (uint16_t b = 0; b < have; b++) buf[2u * brev_tab[b]] = *src++;
+#endif
     if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
     int16_t *out = xs + c0;
     out[0] = buf[0];
@@ -614,12 +653,54 @@ static uint16_t rq_many(const int32_t *res, int16_t *out, uint16_t cnt, const rq
   return cnt;
 }
 
-/* a * b mod 2^16 on the MPY32 (SLAU367 MPY32 chapter: MPY 0x04C0 unsigned first operand, OP2 0x04C8 starts
- * the multiply, RESLO 0x04CA): the compiler's multiply helper call costs ~10x more here. */
-static inline uint16_t mul16(uint16_t a, uint16_t b) {
-  *(volatile uint16_t *)0x04C0u = a;
-  *(volatile uint16_t *)0x04C8u = b;
-  return *(volatile uint16_t *)0x04CAu;
+
+/* What block_row_resident derives from a layer's arguments (the argument and shape checks, log2 k, q, p,
+ * the staged extent, the requantisation constants, the pair bound), kept for the last layer seen: the same
+ * for every block row of a layer, and ~400 CPU cycles a row to re-derive on the MSP430 (a variable shift
+ * is a loop there, and check_cfg's power-of-two test compiles to a popcount with a multiply helper call).
+ * In .bss, zero after every boot: spectra == 0 (the callers reject it) never matches a layer. */
+typedef struct {
+  const int16_t *spectra, *tw; /* the key: every argument the derived values depend on */
+  uint16_t in_features, out_features, k, tw_k;
+  int16_t shift_z;
+  bl_status st_area; /* in/out beyond one operand area: BL_ERR_SHAPE, tested before i */
+  bl_status st;      /* check_cfg, then the shapes the route does not take */
+  uint16_t lgk, q, p, words, total, lim;
+  rq_t rq;
+} res_layer_t;
+static res_layer_t res_layer;
+
+static const res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_features, uint16_t out_features,
+                                        const bl_fft_cfg *cfg, int16_t shift_z) {
+  res_layer_t *L = &res_layer;
+  if (L->spectra == spectra && L->in_features == in_features && L->out_features == out_features &&
+      L->k == cfg->k && L->tw_k == cfg->tw_k && L->tw == cfg->tw && L->shift_z == shift_z) {
+    return L;
+  }
+  L->spectra = 0; /* invalid while being rebuilt */
+  const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
+  L->st_area = in_features > BL_LEA_AREA || out_features > BL_LEA_AREA ? BL_ERR_SHAPE : BL_OK;
+  L->st = check_cfg(cfg);
+  L->lgk = lg2(k);
+  L->q = (uint16_t)((uint16_t)(in_features + k - 1u) >> L->lgk);
+  L->p = (uint16_t)((uint16_t)(out_features + k - 1u) >> L->lgk);
+  L->words = (uint16_t)(L->q << L->lgk);
+  if (L->st == BL_OK && ((L->q & 1u) != 0u || half < 2u || !rq_init(&L->rq, shift_z))) L->st = BL_ERR_SHAPE;
+  uint16_t total = 0u; /* p * words, by addition (bounded: no overflow, no multiply helper) */
+  for (uint16_t t = 0; t < L->p && L->st == BL_OK; t++) {
+    total = (uint16_t)(total + L->words);
+    if (total > BL_LEA_AREA) L->st = BL_ERR_SHAPE;
+  }
+  L->total = total;
+  L->lim = (uint16_t)(2u * (16383u - 4u * (uint16_t)(L->lgk - 1u)));
+  L->in_features = in_features;
+  L->out_features = out_features;
+  L->k = k;
+  L->tw_k = cfg->tw_k;
+  L->tw = cfg->tw;
+  L->shift_z = shift_z;
+  L->spectra = spectra;
+  return L;
 }
 
 /* Block row i of a layer whose input spectra (q blocks) and whole weight spectra (p block rows) fit the
@@ -632,23 +713,13 @@ static inline uint16_t mul16(uint16_t a, uint16_t b) {
 static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                     const bl_fft_cfg *cfg, uint16_t i, int16_t shift_z, int16_t shift_out,
                                     const int32_t *bias_out, int16_t *y, uint16_t out_features, int relu) {
-  const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
-  if (in_features > BL_LEA_AREA || out_features > BL_LEA_AREA) return BL_ERR_SHAPE; /* 16-bit sums below */
-  const uint16_t lgk = lg2(k);
-  const uint16_t q = (uint16_t)((uint16_t)(in_features + k - 1u) >> lgk);
-  const uint16_t p = (uint16_t)((uint16_t)(out_features + k - 1u) >> lgk);
-  if (i >= p) return BL_ERR_ARG;
-  bl_status cst = check_cfg(cfg);
-  if (cst != BL_OK) return cst;
-  rq_t rq;
-  if ((q & 1u) != 0u || half < 2u || !rq_init(&rq, shift_z)) return BL_ERR_SHAPE;
-  const uint16_t words = (uint16_t)(q << lgk); /* one block row's spectra, and the input's */
-  if (bl_lea_res_w != spectra || bl_lea_res_w_n != words * p) {
-    uint16_t total = 0u; /* p * words, by addition (bounded: no overflow, no multiply helper) */
-    for (uint16_t t = 0; t < p; t++) {
-      total = (uint16_t)(total + words);
-      if (total > BL_LEA_AREA) return BL_ERR_SHAPE;
-    }
+  const res_layer_t *L = res_layer_for(spectra, in_features, out_features, cfg, shift_z);
+  if (L->st_area != BL_OK) return L->st_area; /* 16-bit sums below */
+  if (i >= L->p) return BL_ERR_ARG;
+  if (L->st != BL_OK) return L->st;
+  const uint16_t k = cfg->k, half = (uint16_t)(k / 2u), q = L->q, words = L->words, total = L->total;
+  const rq_t rq = L->rq;
+  if (bl_lea_res_w != spectra || bl_lea_res_w_n != total) {
     bl_lea_res_drop();
     bl_lea_dma_copy16(bl_lea_st, spectra, total);
     bl_lea_res_w = spectra;
@@ -672,7 +743,7 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
    * spec's when that stays <= 16383 (no component reaches the t = k/4 twiddle's +-16384 edge). For the
    * Hermitian Z: pairs (P0, Pk/2) and (P[f], P[k/2 - f]), f = 1 .. k/2 - 1. */
   uint16_t nrm[BL_LEA_FFT_MAX / 2u];
-  const uint16_t lim = (uint16_t)(2u * (16383u - 4u * (uint16_t)(lgk - 1u)));
+  const uint16_t lim = L->lim;
   int16_t v = bl_lea_requant(bl_lea_wrap(dc), shift_z);
   nrm[0] = mag_bound(v, 0);
   buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
@@ -737,7 +808,7 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
     if (st != BL_OK) return st;
     o = buf;
   }
-  const uint16_t r0 = (uint16_t)(i << lgk);
+  const uint16_t r0 = mul16(i, k);
   if (bias_out != 0 && shift_out <= 0 && shift_out >= -15 && r0 < out_features) {
     finish_block(o, (uint16_t)-shift_out, bias_out + r0, y + r0,
                  (uint16_t)(out_features - r0 < k ? out_features - r0 : k), relu);
