@@ -546,38 +546,49 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
 }
 
 /* finish_words over a block row in one assembly loop: y[r] = sat16(o[2r] * 2^n + bias[r]) for r < rows
- * (rows >= 1) and 0 <= n <= 15, the same word operations with the bias read by auto-increment (~40 + 5n
- * cycles an output instead of ~80 through the C loop). Any int32 bias: |o * 2^n| <= 2^30, so when the 32-bit
- * sum overflows (the V flag after ADDC, SR bit 8) the true sum lies beyond +-2^31 and saturates to the
- * opposite of the wrapped sum's sign; otherwise the sum is exact and saturates by its high word. */
-/* The loop up to the saturated 16-bit result in %0 (label 4 follows); the two variants add only the store. */
-#define BL_FINISH_LOOP_HEAD                                                                                      \
-  "1:\n\tmov @%4, %0\n\tadd #4, %4\n\t"                                                                           \
-  "mov %0, %1\n\trla %1\n\tsubc %1, %1\n\tinv %1\n\t"                                                              \
-  "mov %8, %3\n\ttst %3\n\tjz 3f\n"                                                                                \
-  "2:\n\tadd %0, %0\n\taddc %1, %1\n\tdec %3\n\tjnz 2b\n"                                                          \
-  "3:\n\tadd @%5+, %0\n\taddc @%5+, %1\n\t"                                                                       \
-  "mov r2, %2\n\tbit #0x100, %2\n\tjz 7f\n\t"                                                                      \
-  "mov #0x8000, %0\n\ttst %1\n\tjge 4f\n\tmov #0x7FFF, %0\n\tjmp 4f\n"                                            \
-  "7:\n\tmov %0, %2\n\trla %2\n\tsubc %2, %2\n\tinv %2\n\tcmp %2, %1\n\tjeq 4f\n\t"                                 \
-  "mov #0x7FFF, %0\n\ttst %1\n\tjge 4f\n\tmov #0x8000, %0\n"
+ * (rows >= 1) and 0 <= n <= 15, the same word operations with the bias read by auto-increment. Any int32
+ * bias: |o * 2^n| <= 2^30, so when the 32-bit sum overflows (the V flag after ADDC, SR bit 8) the true sum
+ * lies beyond +-2^31 and saturates to the opposite of the wrapped sum's sign; otherwise the sum is exact and
+ * saturates by its high word. The n doublings are an unrolled run of 15 ADD/ADDC pairs (4 bytes each)
+ * entered by a computed jump over the first 15 - n (ADD to PC), not a counted loop (~5 cycles a doubling
+ * less the loop's 4 of set-up per output). The ReLU variant saturates and clamps in one test of the high
+ * word: max(0, sat16(v)) is 0 for v < 0, 0x7FFF for v >= 2^15, else the low word. */
+#define BL_FINISH_DOUBLE "add %[lo], %[lo]\n\taddc %[hi], %[hi]\n\t"
+#define BL_FINISH_LOOP_HEAD                                                                                   \
+  "1:\n\tmov @%[o], %[lo]\n\tadd #4, %[o]\n\t"                                                               \
+  "mov %[lo], %[hi]\n\trla %[hi]\n\tsubc %[hi], %[hi]\n\tinv %[hi]\n\t"                                      \
+  "add %[skip], r0\n\t" BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE   \
+      BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE   \
+          BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE BL_FINISH_DOUBLE                                 \
+  "add @%[b]+, %[lo]\n\taddc @%[b]+, %[hi]\n\t"                                                              \
+  "mov r2, %[x]\n\tbit #0x100, %[x]\n\tjnz 8f\n\t"
 
 static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int16_t *y, uint16_t rows, int relu) {
-  uint16_t lo, hi, x, c;
-  if (relu) { /* the same loop, then max(0, y): a negative result becomes 0 (bl_relu_q15 on the value) */
-    __asm__ volatile(BL_FINISH_LOOP_HEAD "4:\n\ttst %0\n\tjge 5f\n\tclr %0\n"
-                     "5:\n\tmov %0, 0(%6)\n\tadd #2, %6\n\tdec %7\n\tjnz 1b"
-                     : "=&r"(lo), "=&r"(hi), "=&r"(x), "=&r"(c), "+r"(o), "+r"(bias), "+r"(y), "+r"(rows)
-                     : "r"(n)
+  uint16_t lo, hi, x;
+  const uint16_t skip = (uint16_t)((15u - n) << 2); /* bytes of doublings jumped over */
+  if (relu) {
+    __asm__ volatile(BL_FINISH_LOOP_HEAD "tst %[hi]\n\tjl 6f\n\tjnz 5f\n\ttst %[lo]\n\tjge 4f\n"
+                     "5:\n\tmov #0x7FFF, %[lo]\n\tjmp 4f\n"
+                     "6:\n\tclr %[lo]\n\tjmp 4f\n"
+                     "8:\n\ttst %[hi]\n\tjl 5b\n\tclr %[lo]\n" /* overflow: the true sum has the other sign */
+                     "4:\n\tmov %[lo], 0(%[y])\n\tadd #2, %[y]\n\tdec %[rows]\n\tjnz 1b"
+                     : [lo] "=&r"(lo), [hi] "=&r"(hi), [x] "=&r"(x), [o] "+r"(o), [b] "+r"(bias), [y] "+r"(y),
+                       [rows] "+r"(rows)
+                     : [skip] "r"(skip)
                      : "memory");
     return;
   }
-  __asm__ volatile(BL_FINISH_LOOP_HEAD "4:\n\tmov %0, 0(%6)\n\tadd #2, %6\n\tdec %7\n\tjnz 1b"
-                   : "=&r"(lo), "=&r"(hi), "=&r"(x), "=&r"(c), "+r"(o), "+r"(bias), "+r"(y), "+r"(rows)
-                   : "r"(n)
+  __asm__ volatile(BL_FINISH_LOOP_HEAD "mov %[lo], %[x]\n\trla %[x]\n\tsubc %[x], %[x]\n\tinv %[x]\n\tcmp %[x], %[hi]\n\t"
+                   "jeq 4f\n\tmov #0x7FFF, %[lo]\n\ttst %[hi]\n\tjge 4f\n\tmov #0x8000, %[lo]\n\tjmp 4f\n"
+                   "8:\n\tmov #0x8000, %[lo]\n\ttst %[hi]\n\tjge 4f\n\tmov #0x7FFF, %[lo]\n"
+                   "4:\n\tmov %[lo], 0(%[y])\n\tadd #2, %[y]\n\tdec %[rows]\n\tjnz 1b"
+                   : [lo] "=&r"(lo), [hi] "=&r"(hi), [x] "=&r"(x), [o] "+r"(o), [b] "+r"(bias), [y] "+r"(y),
+                     [rows] "+r"(rows)
+                   : [skip] "r"(skip)
                    : "memory");
 }
 #undef BL_FINISH_LOOP_HEAD
+#undef BL_FINISH_DOUBLE
 
 /* The spec's final rescale + bias of `rows` outputs, the inverse FFT's real parts o[0], o[2], ... */
 static bl_status finish_rows(const int16_t *o, int16_t shift_out, const int32_t *bias_out, int16_t *y,
