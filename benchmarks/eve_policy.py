@@ -17,9 +17,20 @@ hour over the best fixed mode's:
   setting tuned on the other three traces (eve.json's ``holdout_ratio``);
 - the bound ``acc_0 / acc_min``: any policy's inferences each cost at least the smallest mode's energy, so
   in the energy-bound regime it finishes no more inferences than the smallest mode fixed, and each is at
-  most acc_0 correct: it beats the best fixed mode by at most about this factor.
+  most acc_0 correct: it beats the best fixed mode by at most about this factor; per row ``cap``:
+  (inferences/h of the smallest mode fixed) × acc_0 ÷ (best fixed correct/h);
+- ``free_ceiling``, a bound for ANY ladder that keeps this mode 0 (the issue requires it within 1 point of
+  the single-mode model): a "free" mode (one task of one cycle, no energy: only the boot, FLEX commit and
+  demand model left) run fixed catches at most the events the trace's on-time allows; no mode of any ladder
+  catches more, each inference is at most acc_0 correct, and mode 0 fixed is a fixed mode, so any EVE row
+  is at most (free mode's inferences/h) ÷ (mode 0's inferences/h) × its best fixed mode.
+
+``--periods 1,3,30`` adds a sweep of the demand period (every period listed is reported): per period and
+row the fixed modes, ``cap`` and ``free_ceiling`` (fixed-mode runs only: tuning the rule at short periods
+costs minutes per row; the rule's own ratios are the main period's).
 
 Writes benchmarks/results/eve_policy.json. Run: nice .venv/bin/python benchmarks/eve_policy.py [--quick]
+[--periods 1,3,30]
 """
 
 from __future__ import annotations
@@ -44,7 +55,7 @@ from batteryless.eve.policy import policy_table, tune_policy
 from batteryless.eve.select import ModeTable, mode_table, with_surplus_floor
 from batteryless.eve.train import EveConfig
 from batteryless.paths import atomic_write
-from batteryless.schedule import load_schedule
+from batteryless.schedule import Schedule, load_schedule, parse_schedule
 from batteryless.spec import predict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,11 +83,73 @@ def _tuned(model: str, cap: float, acc: list[float]) -> dict | None:
     return None
 
 
+def free_schedule(s: dict) -> Schedule:
+    """``s`` (a schedule document) with two modes: its mode 0 and a "free" mode of one task of one cycle
+    that costs no energy and writes nothing (what is left of an inference is the boot, the FLEX commit and
+    the demand model): the most inferences per hour any mode of any ladder could finish on a trace."""
+    t0 = {
+        **s["modes"][0]["tasks"][0],
+        "cycles": 1,
+        "energy_j": 0.0,
+        "instructions": 1,
+        "nvm_write_bytes": 0,
+        "step_bound_cycles": None,
+    }
+    doc = {k: v for k, v in s.items() if k != "eve"}
+    doc["modes"] = [s["modes"][0], {"name": "free", "tasks": [t0]}]
+    return parse_schedule(doc, "free-mode schedule")
+
+
+def bounds(fixed_inf: list[float], free_inf: float, acc: list[float]) -> dict:
+    """Per row, from inferences/h of each mode fixed and of the free mode: the best fixed mode's correct/h,
+    ``cap`` (this ladder: the smallest mode's inferences at acc_0) and ``free_ceiling`` (any ladder with
+    this mode 0), each as a multiple of the best fixed mode."""
+    best = max(n * a for n, a in zip(fixed_inf, acc, strict=True))
+    return {
+        "best_fixed": best,
+        "cap": fixed_inf[-1] * acc[0] / best if best else None,
+        "free_ceiling": free_inf / fixed_inf[0] if fixed_inf[0] else None,
+    }
+
+
+def sweep(
+    sched: Schedule, free: Schedule, acc: list[float], chains_by_cap: dict, load, periods: list[float]
+) -> list[dict]:
+    """Fixed modes and the free mode at every demand period of ``periods`` (all reported)."""
+    out = []
+    for period in periods:
+        for cap, chains in chains_by_cap.items():
+            for trace, chain in chains.items():
+                runs = [
+                    run_adaptive(sched, None, *chain, load, fixed_mode=m, period_s=period)
+                    for m in range(len(acc))
+                ]
+                fr = run_adaptive(free, None, *chain, load, fixed_mode=1, period_s=period)
+                inf = [r.inferences / (r.duration_s / 3600.0) for r in runs]
+                f_inf = fr.inferences / (fr.duration_s / 3600.0)
+                b = bounds(inf, f_inf, acc)
+                out.append(
+                    {
+                        "period_s": period,
+                        "trace": trace,
+                        "capacitance_f": cap,
+                        "fixed_inferences_per_hour": inf,
+                        "fixed_correct_per_hour": [n * a for n, a in zip(inf, acc, strict=True)],
+                        "free_inferences_per_hour": f_inf,
+                        **b,
+                    }
+                )
+                print(
+                    f"period {period:g} s {trace} {cap:g}: cap {b['cap']:.3f}, free {b['free_ceiling']:.3f}"
+                )
+    return out
+
+
 FLOORS = ((0.95, 0.8), (0.9, 0.6), (0.8, 0.4))
 GRID_MV = range(1800, 3700, 200)
 
 
-def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
+def run_model(model: str, work: Path, quick: bool, period: float, periods: list[float]) -> dict:
     ds = load_dataset("digits")
     settings = EVE_SETTINGS.get(model, {})
     eve_cfg = EveConfig(
@@ -95,11 +168,13 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
     sched = load_schedule(gen / "schedule.json")
     energies = [predicted_energy_j(s, m) for m in s["modes"]]
     energies = [min(energies[: i + 1]) for i in range(K)]
+    free = free_schedule(s)
     b = load_board(BOARD)
     load = load_from_board(b, b.clock_hz)
     rows = []
+    chains_by_cap = {cap: {t: power_chain(b, t, capacitance_f=cap) for t in TRACES} for cap in CAPS}
     for cap in CAPS:
-        chains = {t: power_chain(b, t, capacitance_f=cap) for t in TRACES}
+        chains = chains_by_cap[cap]
         tuned = _tuned(model, cap, acc)
         if tuned is None:
             tp = tune_policy(sched, energies, acc, chains, load, period)
@@ -122,8 +197,16 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
                 r = run_adaptive(sched, table, *chain, load, fixed_mode=fixed, period_s=period)
                 return sum(n * a for n, a in zip(r.per_mode, acc, strict=True)) / (r.duration_s / 3600.0)
 
-            fixed = [correct_per_hour(fixed=m) for m in range(K)]
+            fixed_runs = [
+                run_adaptive(sched, None, tr, conv, pan, buf, load, fixed_mode=m, period_s=period)
+                for m in range(K)
+            ]
+            fixed_inf = [r.inferences / (r.duration_s / 3600.0) for r in fixed_runs]
+            fixed = [n * a for n, a in zip(fixed_inf, acc, strict=True)]
             best = max(fixed)
+            fr = run_adaptive(free, None, tr, conv, pan, buf, load, fixed_mode=1, period_s=period)
+            free_inf = fr.inferences / (fr.duration_s / 3600.0)
+            bnd = bounds(fixed_inf, free_inf, acc)
             base = mode_table(energies, cap, buf.v_off)
             pol = {"eve": correct_per_hour(base)}
             for a, f in FLOORS:
@@ -149,15 +232,21 @@ def run_model(model: str, work: Path, quick: bool, period: float) -> dict:
                 "rate_params": tuned["params"],
                 "rate_source": tuned["source"],
                 "rate_holdout_ratio": tuned.get("holdout_ratio", {}).get(trace),
+                "fixed_inferences_per_hour": fixed_inf,
+                "cap": bnd["cap"],
+                "free_inferences_per_hour": free_inf,
+                "free_ceiling": bnd["free_ceiling"],
             }
             rows.append(row)
             print(model, trace, cap, {k: round(v, 3) for k, v in row["ratio"].items()}, flush=True)
+    extra = [p for p in periods if p != period]
     return {
         "model": model,
         "accuracy": acc,
         "energy_uj": [1e6 * e for e in energies],
         "bound_acc0_over_accmin": acc[0] / acc[-1],
         "rows": rows,
+        "period_sweep": sweep(sched, free, acc, chains_by_cap, load, extra) if extra else [],
     }
 
 
@@ -165,16 +254,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short training (a smoke run, not the numbers)")
     ap.add_argument("--period", type=float, default=10.0, help="demand model: seconds between events")
+    ap.add_argument(
+        "--periods",
+        default="",
+        help="comma-separated extra demand periods (s) for the fixed-mode sweep and its bounds; all reported",
+    )
     args = ap.parse_args()
+    periods = [float(x) for x in args.periods.split(",") if x.strip()]
     with tempfile.TemporaryDirectory(prefix="bl-eve-policy-") as tmp:
-        models = [run_model(m, Path(tmp), args.quick, args.period) for m in ("mlp", "cnn")]
+        models = [run_model(m, Path(tmp), args.quick, args.period, periods) for m in ("mlp", "cnn")]
     out = {
         "benchmark": "eve_policy",
         "version": __version__,
         "machine": platform.machine(),
         "quick": args.quick,
         "demand_period_s": args.period,
-        "command": "nice .venv/bin/python benchmarks/eve_policy.py" + (" --quick" if args.quick else ""),
+        "command": "nice .venv/bin/python benchmarks/eve_policy.py"
+        + (" --quick" if args.quick else "")
+        + (f" --periods {args.periods}" if periods else ""),
+        "sweep_periods_s": periods,
         "models": models,
     }
     atomic_write(RESULTS, json.dumps(out, indent=1) + "\n")
