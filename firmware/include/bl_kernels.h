@@ -233,7 +233,7 @@ bl_status bl_mac_step_at_w8(const int16_t *x, const bl_conv_geom *g, const int8_
                             int32_t *acc1, const int32_t *bias, int16_t shift, int16_t *y, const bl_mac_grid *grid,
                             uint16_t j);
 
-/* ---- kernels/common/eve_sel.c: EVE modes over one weight store (docs/eve.md) --------------------------
+/* ---- EVE modes over one weight store (docs/eve.md): mac_step.c, kernels/common/eve_sel.c --------------
  * A smaller EVE mode runs a circulant layer on a prefix of the layer's block importance order and, optionally,
  * on fewer output rows; the weights are the full layer's, stored once. The selection is data: */
 typedef struct {
@@ -246,15 +246,16 @@ typedef struct {
 
 /* bl_mac_step_* with a block selection (k >= 2): the terms of unused blocks are skipped (the spec counts
  * them as zero), rows >= sel->out_rows get y = 0 at the last step. A whole-unit direct task is one step
- * with c0 = 0, c1 = in_ch (no partial buffers); a linear layer uses the 1x1 conv geometry (see above). */
+ * with c0 = 0, c1 = in_ch (no partial buffers); a linear layer uses the 1x1 conv geometry (see above).
+ * mac_step.c: the bl_mac_step_* walk itself with the selection (ref/mac_walk.inc). */
 bl_status bl_mac_step_sel_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
                               const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
                               int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
 bl_status bl_mac_step_sel_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
                              const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
                              int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
-/* bl_conv_fft_block_q15 with a block selection: the frequency MAC skips unused blocks; rows >= out_rows
- * are 0. A linear layer's FFT block is this with the 1x1 geometry and oy 0 .. 1 (xs[q][k] and
+/* kernels/common/eve_sel.c: bl_conv_fft_block_q15 with a block selection: the frequency MAC skips unused
+ * blocks; rows >= out_rows are 0. A linear layer's FFT block is this with the 1x1 geometry and oy 0 .. 1 (xs[q][k] and
  * spectra[p][q][k] are the conv layouts with H = W = KH = KW = 1). */
 bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,
                                     const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,

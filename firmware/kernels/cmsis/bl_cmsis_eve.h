@@ -1,8 +1,8 @@
 /* cmsis backend, EVE modes (docs/eve.md): the block-selecting kernels over this backend's DSP / MVE loops.
  * Internal: cmsis/eve_sel.c (the bl_mac_step_sel_* entry points of bl_kernels.h) calls the two below for a
- * whole-unit task and the portable kernels of common/eve_sel.c (compiled in this backend under the names
- * below) for everything else: a step over part of the input channels, a geometry the stack buffers do not
- * hold. */
+ * whole-unit task and the ref walk with the selection (ref/mac_step.c, compiled in this backend by
+ * cmsis/mac_step.c under the names below) for everything else: a step over part of the input channels, a
+ * geometry the stack buffers do not hold. */
 #ifndef BL_CMSIS_EVE_H
 #define BL_CMSIS_EVE_H
 
@@ -17,7 +17,7 @@ bl_status bl_cmsis_conv_circ_sel(const int16_t *x, const bl_conv_geom *g, const 
                                  uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                                  uint16_t oy0, uint16_t oy1, const bl_block_sel *sel);
 
-/* common/eve_sel.c's portable bl_mac_step_sel_w16 / _w8 (renamed there when BL_BACKEND_CMSIS) */
+/* ref/mac_step.c's bl_mac_step_sel_w16 / _w8 (renamed by cmsis/mac_step.c) */
 bl_status bl_mac_step_sel_w16_portable(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
                                        const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
                                        int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);

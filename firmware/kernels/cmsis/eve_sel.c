@@ -4,7 +4,7 @@
  * kernels (linear.c / conv.c: SMLAD on the Cortex-M4, VMLADAVA on the M55) over the blocks the mode uses,
  * so a smaller mode costs less than mode 0 here as it does in the portable code; the outputs it drops are
  * zero-filled, not looped over. Any other unit (a fine-grained step over part of the input channels, a
- * geometry beyond the stack buffers) runs the portable kernel of common/eve_sel.c. Both are exact
+ * geometry beyond the stack buffers) runs the ref walk with the selection (ref/mac_step.c). Both are exact
  * (modulo 2^32, the spec's wrap32): the same bits whichever runs. */
 #include "bl_cmsis_eve.h"
 

@@ -1,19 +1,11 @@
-/* EVE modes over one weight store: the circulant kernels with a block selection (bl_kernels.h,
+/* EVE modes over one weight store: the FFT path's frequency MAC with a block selection (bl_kernels.h,
  * "kernels/common/eve_sel.c"; docs/eve.md). Portable C11, linked into every backend's image: a backend runs
- * its own kernels for a mode that uses every block, these for a smaller one. The terms are those of the ref
- * backend (ref/conv.c, ref/mac_step.c, spec.py mode_layer_view): a block the mode does not use adds nothing,
- * so skipping it gives the spec's bits. */
+ * its own FFT kernels for a mode that uses every block, this for a smaller one. The terms are those of the ref
+ * backend (ref/conv.c, ref/linear.c, spec.py mode_layer_view): a block the mode does not use adds nothing, so
+ * skipping it gives the spec's bits. The direct path's selecting steps (bl_mac_step_sel_*) are the ref walk
+ * itself with a selection (ref/mac_step.c), which every backend compiles. */
 #include "bl_kernels.h"
 #include "ref/bl_ref_internal.h"
-
-/* A backend with its own bl_mac_step_sel_* (cmsis/eve_sel.c: its DSP loops for whole-unit tasks) gets these
- * under the names of its internal header and calls them for every other unit. */
-#if defined(BL_BACKEND_CMSIS)
-#include "cmsis/bl_cmsis_eve.h"
-#define BL_SEL_PORTABLE(name) name##_portable
-#else
-#define BL_SEL_PORTABLE(name) name
-#endif
 
 static bool geom_ok(const bl_conv_geom *g)
 {
@@ -22,152 +14,6 @@ static bool geom_ok(const bl_conv_geom *g)
     return g->in_ch != 0 && g->out_ch != 0 && g->in_h != 0 && g->in_w != 0 && g->out_h == g->in_h &&
            g->out_w == g->in_w;
   return bl_ref_conv_geom_check(g) == BL_OK;
-}
-
-static bl_status step_sel(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
-                          uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
-                          int16_t shift, int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel)
-{
-  if (x == 0 || u == 0 || g == 0 || sel == 0 || sel->rank == 0) return BL_ERR_ARG;
-  if (!geom_ok(g) || k < 2u) return BL_ERR_SHAPE;
-  if (u->o0 >= u->o1 || u->o1 > g->out_ch || u->oy0 >= u->oy1 || u->oy1 > g->out_h || u->ox0 >= u->ox1 ||
-      u->ox1 > g->out_w || u->c0 >= u->c1 || u->c1 > g->in_ch)
-    return BL_ERR_ARG;
-  const bool last = u->c1 == g->in_ch;
-  if ((u->c0 > 0 && acc_in == 0) || (last ? y == 0 : acc_out == 0) || (acc_in != 0 && acc_in == acc_out))
-    return BL_ERR_ARG;
-  const uint32_t taps = (uint32_t)g->kh * g->kw;
-  const uint32_t in_hw = (uint32_t)g->in_h * g->in_w, out_hw = (uint32_t)g->out_h * g->out_w;
-  const uint16_t q = (uint16_t)(g->in_ch / k + (g->in_ch % k != 0u));
-  const uint16_t j0 = (uint16_t)(u->c0 / k);
-  if (taps == 1u && in_hw == 1u && out_hw == 1u) {
-    /* linear (1x1 on 1x1): a pointer per block and a tight loop per weight type, as ref/mac_step.c (32-bit
-     * index arithmetic per MAC dominates on the 16-bit MSP430) */
-    for (uint16_t o = u->o0; o < u->o1; o++) {
-      const uint16_t bi = (uint16_t)(o / k), rr = (uint16_t)(o % k);
-      const uint16_t *rank = sel->rank + (uint32_t)bi * q;
-      uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[o];
-      if (o < sel->out_rows) {
-        uint16_t c = u->c0, cc = (uint16_t)(u->c0 - j0 * k);
-        for (uint16_t j = j0; c < u->c1; j++, cc = 0) {
-          uint16_t run = (uint16_t)(k - cc);
-          if (run > (uint16_t)(u->c1 - c)) run = (uint16_t)(u->c1 - c);
-          if (rank[j] < sel->n) {
-            const uint32_t block = ((uint32_t)bi * q + j) * k;
-            const int16_t *xp = x + c;
-            uint16_t d = (uint16_t)((rr + k - cc) % k);
-            if (w16 != 0) {
-              const int16_t *wb = w16 + block;
-              for (uint16_t i = 0; i < run; i++) {
-                acc += (uint32_t)bl_ref_mul16(wb[d], xp[i]);
-                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
-              }
-            } else {
-              const int8_t *wb = w8 + block;
-              for (uint16_t i = 0; i < run; i++) {
-                acc += (uint32_t)bl_ref_mul16((int16_t)wb[d], xp[i]);
-                d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
-              }
-            }
-          }
-          c = (uint16_t)(c + run);
-        }
-        if (last) {
-          if (bias != 0) acc += (uint32_t)bias[o];
-          y[o] = bl_requant_s32(bl_wrap_s32(acc), shift);
-        } else {
-          acc_out[o] = bl_wrap_s32(acc);
-        }
-      } else if (last) {
-        y[o] = 0;
-      } else {
-        acc_out[o] = bl_wrap_s32(acc);
-      }
-    }
-    return BL_OK;
-  }
-  for (uint16_t o = u->o0; o < u->o1; o++) {
-    const uint16_t bi = (uint16_t)(o / k), rr = (uint16_t)(o % k);
-    const uint16_t *rank = sel->rank + (uint32_t)bi * q;
-    const bool kept = o < sel->out_rows;
-    bool any = false; /* does the mode use a block of this row within the step's channels? */
-    for (uint16_t j = j0; kept && !any && (uint32_t)j * k < u->c1; j++) any = rank[j] < sel->n;
-    if (!any) {
-      /* nothing to accumulate: the partial passes through, or the output is the bias alone (0 if the mode
-       * drops the row) — without the per-output tap geometry, which would cost more than the MACs skipped */
-      const int32_t b = bias != 0 ? bias[o] : 0;
-      for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
-        const uint32_t row = (uint32_t)o * out_hw + (uint32_t)oy * g->out_w;
-        for (uint16_t ox = u->ox0; ox < u->ox1; ox++) {
-          const uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[row + ox];
-          if (!last)
-            acc_out[row + ox] = bl_wrap_s32(acc);
-          else
-            y[row + ox] = kept ? bl_requant_s32(bl_wrap_s32(acc + (uint32_t)b), shift) : 0;
-        }
-      }
-      continue;
-    }
-    for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
-      const int32_t iy0 = (int32_t)oy * g->sh - (int32_t)g->ph;
-      const uint16_t dy0 = bl_ref_live_first(iy0, g->kh), dy1 = bl_ref_live_end(iy0, g->kh, g->in_h);
-      for (uint16_t ox = u->ox0; ox < u->ox1; ox++) {
-        const uint32_t idx = (uint32_t)o * out_hw + (uint32_t)oy * g->out_w + ox;
-        const int32_t ix0 = (int32_t)ox * g->sw - (int32_t)g->pw;
-        const uint16_t dx0 = bl_ref_live_first(ix0, g->kw), dx1 = bl_ref_live_end(ix0, g->kw, g->in_w);
-        const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
-        const bool live = kept && dy1 > dy0 && nx > 0;
-        const uint32_t x0 = live ? (uint32_t)(iy0 + dy0) * g->in_w + (uint32_t)(ix0 + dx0) : 0u;
-        const uint32_t t0 = live ? (uint32_t)dy0 * g->kw + dx0 : 0u;
-        uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
-        /* block by block over the step's channels: one rank test per block, none per MAC */
-        uint16_t c = u->c0;
-        for (uint16_t j = j0; live && c < u->c1; j++) {
-          const uint16_t cend = (uint16_t)((uint32_t)(j + 1u) * k < u->c1 ? (j + 1u) * k : u->c1);
-          if (rank[j] < sel->n) {
-            const uint32_t block = ((uint32_t)bi * q + j) * k * taps; /* W block (bi, j) */
-            uint16_t d = (uint16_t)((rr + k - (c - (uint32_t)j * k)) % k); /* diagonal (o - c) mod k */
-            uint32_t xc = x0 + (uint32_t)c * in_hw;
-            for (uint16_t cc = c; cc < cend; cc++, xc += in_hw) {
-              uint32_t xo = xc, wo = block + (uint32_t)d * taps + t0;
-              for (uint16_t dy = dy0;;) {
-                for (uint16_t dx = 0; dx < nx; dx++)
-                  acc += (uint32_t)bl_ref_mul16(bl_ref_weight_at(w16, w8, wo + dx), x[xo + dx]);
-                if (++dy >= dy1) break;
-                xo += g->in_w;
-                wo += g->kw;
-              }
-              d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
-            }
-          }
-          c = cend;
-        }
-        if (last) {
-          if (bias != 0) acc += (uint32_t)bias[o];
-          y[idx] = kept ? bl_requant_s32(bl_wrap_s32(acc), shift) : 0;
-        } else {
-          acc_out[idx] = bl_wrap_s32(acc);
-        }
-      }
-    }
-  }
-  return BL_OK;
-}
-
-bl_status BL_SEL_PORTABLE(bl_mac_step_sel_w16)(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
-                              const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
-                              int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel)
-{
-  if (w == 0) return BL_ERR_ARG;
-  return step_sel(x, g, w, 0, k, acc_in, acc_out, bias, shift, y, u, sel);
-}
-
-bl_status BL_SEL_PORTABLE(bl_mac_step_sel_w8)(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
-                             const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
-                             int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel)
-{
-  if (w == 0) return BL_ERR_ARG;
-  return step_sel(x, g, 0, w, k, acc_in, acc_out, bias, shift, y, u, sel);
 }
 
 bl_status bl_conv_fft_block_sel_q15(const int16_t *xs, const bl_conv_geom *g, const int16_t *spectra,

@@ -157,61 +157,6 @@ static inline uint32_t mul_idx(uint16_t a, uint32_t b) {
   return !BL_REF_SOFT_DIVIDE || b > 0xFFFFu ? (uint32_t)a * b : step_umul16(a, (uint16_t)b);
 }
 
-/* A linear layer (1x1 on 1x1: in_h = in_w = 1), outputs [o0, o1) over input columns [c0, c1): the same
- * wrap-32 sums as the general walk below (addition mod 2^32 does not depend on the order), with none of its
- * per-output geometry: the fine-grained MLP's steps are a few dozen MACs, so set-up is most of their cost. */
-#if defined(__MSP430__)
-/* inlined into its callers on the MSP430: passing its 12 arguments (8 on the stack) costs ~25 instructions of
- * a ~650-instruction fine step there */
-__attribute__((always_inline))
-#endif
-static inline void mac_linear(const int16_t *x, uint16_t in_ch, const int16_t *w16, const int8_t *w8, uint16_t k,
-                       const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
-                       const bl_mac_unit *u, bool last) {
-  const kdiv_t kd = kdiv_make(k);
-  const uint16_t q = (uint16_t)(kdiv(kd, in_ch) + (kmod(kd, in_ch) != 0u)); /* blocks of input columns */
-  const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
-  uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
-  uint32_t at = k == 1u ? step_umul16(u->o0, in_ch) + u->c0 : 0u; /* dense: row o, column c0 */
-  for (uint16_t o = u->o0; o < u->o1; o++, at += in_ch) {
-    uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[o];
-    if (k == 1u) { /* dense: row o, columns c0 .. c1-1 */
-      const uint16_t n = (uint16_t)(u->c1 - u->c0);
-      acc = w16 != 0 ? dot_up16(acc, w16 + at, x + u->c0, n) : dot_up8(acc, w8 + at, x + u->c0, n);
-    } else {
-      /* W[o][c] = block (o/k, c/k), diagonal d = (o - c) mod k; within a block d falls as c rises */
-      uint16_t c = u->c0, cc = cc0;
-      uint32_t block = step_umul16((uint16_t)(ob * q + cb0), k);
-      while (c < u->c1) {
-        uint16_t n = (uint16_t)(k - cc);
-        if (n > (uint16_t)(u->c1 - c)) n = (uint16_t)(u->c1 - c);
-        const uint16_t d = (uint16_t)(rr >= cc ? rr - cc : rr + k - cc);
-        const uint16_t n1 = n <= d ? n : (uint16_t)(d + 1u); /* d, d-1, .., 0 */
-        if (w16 != 0) {
-          acc = dot_down16(acc, w16 + block + d, x + c, n1);
-          acc = dot_down16(acc, w16 + block + k - 1u, x + c + n1, (uint16_t)(n - n1)); /* k-1, k-2, .. */
-        } else {
-          acc = dot_down8(acc, w8 + block + d, x + c, n1);
-          acc = dot_down8(acc, w8 + block + k - 1u, x + c + n1, (uint16_t)(n - n1));
-        }
-        c = (uint16_t)(c + n);
-        cc = 0u;
-        block += k;
-      }
-    }
-    if (last) {
-      if (bias != 0) acc += (uint32_t)bias[o];
-      y[o] = bl_requant_s32(bl_wrap_s32(acc), shift);
-    } else {
-      acc_out[o] = bl_wrap_s32(acc);
-    }
-    if (++rr == k) {
-      rr = 0u;
-      ob++;
-    }
-  }
-}
-
 /* Element indices and input coordinates of the general walk: 16-bit on the 16-bit target (every array lies
  * in the lower 64 KB there, and mac_step checks the planes fit), where 32-bit index arithmetic is two
  * instructions per operation and a fine conv step is mostly index arithmetic; 32-bit elsewhere. */
@@ -246,102 +191,13 @@ static bool out_size_ok(uint16_t out, uint16_t in, uint16_t pad, uint16_t taps, 
   return step_umul16((uint16_t)(out - 1u), stride) <= span && span < step_umul16(out, stride);
 }
 
-static bl_status mac_step(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
-                          uint16_t k, const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
-                          int16_t shift, int16_t *y, const bl_mac_unit *u) {
-  if (x == 0 || u == 0 || g == 0 || (w16 == 0 && w8 == 0)) return BL_ERR_ARG;
-  /* the geometry check of bl_ref_conv_geom_check without its 32-bit divisions (software routines on the
-   * MSP430 that cost more than a fine-grained step's MACs); a 1x1 geometry (every linear layer) first */
-  const bool one = g->kh == 1u && g->kw == 1u && g->sh == 1u && g->sw == 1u && g->ph == 0u && g->pw == 0u;
-  if (one) {
-    if (g->in_ch == 0 || g->out_ch == 0 || g->in_h == 0 || g->in_w == 0 || g->out_h != g->in_h ||
-        g->out_w != g->in_w)
-      return BL_ERR_SHAPE;
-  } else if (!BL_REF_SOFT_DIVIDE) {
-    const bl_status st = bl_ref_conv_geom_check(g);
-    if (st != BL_OK) return st;
-  } else if (g->in_ch == 0 || g->out_ch == 0 || g->kh == 0 || g->kw == 0 || g->sh == 0 || g->sw == 0 ||
-             !out_size_ok(g->out_h, g->in_h, g->ph, g->kh, g->sh) ||
-             !out_size_ok(g->out_w, g->in_w, g->pw, g->kw, g->sw)) {
-    return BL_ERR_SHAPE;
-  }
-  const uint32_t taps32 = step_umul16(g->kh, g->kw);
-  if (k == 0 || taps32 > 0xFFFFu) return BL_ERR_SHAPE;
-  if (u->o0 >= u->o1 || u->o1 > g->out_ch || u->oy0 >= u->oy1 || u->oy1 > g->out_h || u->ox0 >= u->ox1 ||
-      u->ox1 > g->out_w || u->c0 >= u->c1 || u->c1 > g->in_ch)
-    return BL_ERR_ARG;
-  const bool last = u->c1 == g->in_ch;
-  /* the partial in must exist unless this is the first step, and is never the buffer written */
-  if ((u->c0 > 0 && acc_in == 0) || (last ? y == 0 : acc_out == 0) || (acc_in != 0 && acc_in == acc_out))
-    return BL_ERR_ARG;
-  if (one && g->in_h == 1u && g->in_w == 1u) {
-    mac_linear(x, g->in_ch, w16, w8, k, acc_in, acc_out, bias, shift, y, u, last);
-    return BL_OK;
-  }
-  const uint16_t taps = (uint16_t)taps32;
-  const kdiv_t kd = kdiv_make(k);
-  const uint32_t in_hw32 = step_umul16(g->in_h, g->in_w), out_hw32 = step_umul16(g->out_h, g->out_w);
-  if (BL_REF_SOFT_DIVIDE && (in_hw32 > 0x7FFFu || out_hw32 > 0x7FFFu || g->in_h > 0x3FFFu || g->in_w > 0x3FFFu))
-    return BL_ERR_SHAPE; /* 16-bit indices below: no such layer fits the 16-bit target's memory anyway */
-  const ix_t in_hw = (ix_t)in_hw32, out_hw = (ix_t)out_hw32;
-  const uint16_t q = (uint16_t)(kdiv(kd, g->in_ch) + (kmod(kd, g->in_ch) != 0u)); /* blocks of input channels */
-  const uint16_t cc0 = kmod(kd, u->c0), cb0 = kdiv(kd, u->c0);
-  const ix_t c_off = (ix_t)mul_idx(u->c0, in_hw);
-  const ix_t block_step = (ix_t)step_umul16(k, taps);
-  uint16_t rr = kmod(kd, u->o0), ob = kdiv(kd, u->o0); /* o % k and o / k, advanced with o */
-  ix_t idx_o = (ix_t)mul_idx(u->o0, out_hw);
-  for (uint16_t o = u->o0; o < u->o1; o++, idx_o += out_hw) {
-    /* W[o][c][0][0] = block (o/k, c/k), diagonal d = (o - c) mod k: walked incrementally over c (no
-     * per-channel divisions); dense (k == 1) is the same walk with one channel per block */
-    const uint16_t d0 = (uint16_t)(rr >= cc0 ? rr - cc0 : rr + k - cc0);
-    const ix_t block0 = (ix_t)mul_idx(taps, k == 1u ? imul(o, g->in_ch) + u->c0 : imul((uint16_t)(ob * q + cb0), k));
-    for (uint16_t oy = u->oy0; oy < u->oy1; oy++) {
-      const sx_t iy0 = (sx_t)((sx_t)imul(oy, g->sh) - (sx_t)g->ph);
-      const uint16_t dy0 = live_first(iy0, g->kh), dy1 = live_end(iy0, g->kh, g->in_h);
-      ix_t idx = (ix_t)(idx_o + imul(oy, g->out_w) + u->ox0);
-      sx_t ix0 = (sx_t)((sx_t)imul(u->ox0, g->sw) - (sx_t)g->pw);
-      for (uint16_t ox = u->ox0; ox < u->ox1; ox++, idx++, ix0 = (sx_t)(ix0 + (sx_t)g->sw)) {
-        const uint16_t dx0 = live_first(ix0, g->kw), dx1 = live_end(ix0, g->kw, g->in_w);
-        const uint16_t nx = dx1 > dx0 ? (uint16_t)(dx1 - dx0) : 0u;
-        const bool live = dy1 > dy0 && nx > 0;
-        uint32_t acc = u->c0 == 0 ? 0u : (uint32_t)acc_in[idx]; /* wrap32 accumulation */
-        if (live) {
-          const ix_t x0 = (ix_t)(imul((uint16_t)(iy0 + (sx_t)dy0), g->in_w) + (ix_t)(ix0 + (sx_t)dx0));
-          const uint16_t t0 = (uint16_t)(imul(dy0, g->kw) + dx0);
-          ix_t xc = (ix_t)(x0 + c_off), block = block0;
-          uint16_t cc = cc0, d = d0;
-          for (uint16_t c = u->c0; c < u->c1; c++, xc += in_hw) {
-            ix_t xo = xc, wo = (ix_t)(block + imul(d, taps) + t0);
-            for (uint16_t dy = dy0;;) {
-              acc = dot_row(acc, w16, w8, wo, x + xo, nx);
-              if (++dy >= dy1) break;
-              xo += g->in_w;
-              wo += g->kw;
-            }
-            if (++cc == k) { /* next block of channels */
-              cc = 0;
-              d = rr;
-              block += block_step;
-            } else {
-              d = d == 0 ? (uint16_t)(k - 1u) : (uint16_t)(d - 1u);
-            }
-          }
-        }
-        if (last) {
-          if (bias != 0) acc += (uint32_t)bias[o];
-          y[idx] = bl_requant_s32(bl_wrap_s32(acc), shift);
-        } else {
-          acc_out[idx] = bl_wrap_s32(acc);
-        }
-      }
-    }
-    if (++rr == k) {
-      rr = 0u;
-      ob++;
-    }
-  }
-  return BL_OK;
-}
+/* the plain walks (mac_linear, mac_step) and the block-selecting ones (mac_linear_sel, mac_step_sel) */
+#define MAC_WALK_SEL 0
+#include "mac_walk.inc"
+#undef MAC_WALK_SEL
+#define MAC_WALK_SEL 1
+#include "mac_walk.inc"
+#undef MAC_WALK_SEL
 
 bl_status bl_mac_step_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
                           const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift, int16_t *y,
@@ -355,6 +211,27 @@ bl_status bl_mac_step_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *
                          const bl_mac_unit *u) {
   if (w == 0) return BL_ERR_ARG;
   return mac_step(x, g, 0, w, k, acc_in, acc_out, bias, shift, y, u);
+}
+
+/* bl_mac_step_sel_*: the selecting walk (mac_walk.inc). The cmsis backend defines these names
+ * itself (cmsis/eve_sel.c: its DSP loops for whole-unit tasks) and gets the walk under BL_REF_SEL's names. */
+#ifndef BL_REF_SEL
+#define BL_REF_SEL(name) name
+#endif
+bl_status BL_REF_SEL(bl_mac_step_sel_w16)(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
+                                          const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
+                                          int16_t shift, int16_t *y, const bl_mac_unit *u,
+                                          const bl_block_sel *sel) {
+  if (w == 0) return BL_ERR_ARG;
+  return mac_step_sel(x, g, w, 0, k, acc_in, acc_out, bias, shift, y, u, sel);
+}
+
+bl_status BL_REF_SEL(bl_mac_step_sel_w8)(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
+                                         const int32_t *acc_in, int32_t *acc_out, const int32_t *bias,
+                                         int16_t shift, int16_t *y, const bl_mac_unit *u,
+                                         const bl_block_sel *sel) {
+  if (w == 0) return BL_ERR_ARG;
+  return mac_step_sel(x, g, 0, w, k, acc_in, acc_out, bias, shift, y, u, sel);
 }
 
 /* q = j / n as ((j * m) >> 16) >> sh (bl_mac_grid: exact over the layer's step indices, checked by codegen):
