@@ -195,12 +195,25 @@ def _mac_step_tasks(
         mode_expr = None
         if _dense_modes(plan, eve):
             # a unit the mode drops entirely is skipped (its last step zeroes the output); one it keeps in
-            # part runs whole, and its last step zeroes the dropped rows
+            # part runs on its kept rows only (a unit of its own, every step of the chain alike: the partials
+            # of the dropped rows are never written nor read), and its last step zeroes the dropped rows
             last = c1 == in_ch
+
+            def rows_call(a, b, u=u, call=call, src=src, dst=dst):
+                if (a, b) == (u[0], u[1]):
+                    return call
+                narrow = (a, b, *u[2:])
+                if narrow not in plan.units:
+                    plan.units.append(narrow)
+                return (
+                    f"bl_mac_step_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, {bias_c}, "
+                    f"{shift}, {other}, &bl_units[{plan.units.index(narrow)}])"
+                )
+
             zero = _zero_fmt(other, out_h, out_w, oy0, oy1, ox0, ox1)
             mode_expr = eve_modes.dense_rows_case(
                 eve,
-                lambda a, b, call=call: call,
+                rows_call,
                 o0,
                 o1,
                 (lambda st, a, b, zero=zero: zero(st, a, b)) if last else (lambda st, a, b: st),
