@@ -111,6 +111,7 @@ def test_fine_granularity_steps_run_every_mode_bit_exact(eve_arts, digits, tmp_p
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("granularity", ["auto", 200])
 def test_selecting_walk_random_orders_every_mode_bit_exact(cnn4r, digits, tmp_path, granularity):
     """bl_mac_step_sel (ref/mac_walk.inc) with random block orders on the direct path: ``auto``, whole-unit
