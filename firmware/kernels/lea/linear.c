@@ -563,6 +563,7 @@ static bl_status strided_inverse_finish(int16_t *buf, const bl_fft_cfg *cfg, int
   "add @%[b]+, %[lo]\n\taddc @%[b]+, %[hi]\n\t"                                                              \
   "mov r2, %[x]\n\tbit #0x100, %[x]\n\tjnz 8f\n\t"
 
+BL_LEA_RAMFUNC(finish_block)
 static void finish_block(const int16_t *o, uint16_t n, const int32_t *bias, int16_t *y, uint16_t rows, int relu) {
   uint16_t lo, hi, x;
   const uint16_t skip = (uint16_t)((15u - n) << 2); /* bytes of doublings jumped over */
@@ -664,6 +665,30 @@ static uint16_t rq_many(const int32_t *res, int16_t *out, uint16_t cnt, const rq
   return cnt;
 }
 
+
+/* The resident route's bin placement, one assembly loop per bin f = 1 .. cnt: (pi, pr) to slot bitrev(f) and
+ * the swapped conjugate (sat(-pi), pr) to slot bitrev(k - f) of buf (byte offsets o1 = brev_off + 1 up,
+ * o2 = brev_off + k - 1 down), and nr[f - 1] = mag_bound(pr, pi): |.| by INV/INC (|-32768| = 32768
+ * unsigned), max + min / 2 (unsigned compare, RRC). pp: the requantised bins (re, im). cnt >= 1. */
+BL_LEA_RAMFUNC(place_bins)
+static void place_bins(const int16_t *pp, const uint16_t *o1, const uint16_t *o2, uint16_t *nr, uint16_t cnt,
+                       int16_t *buf) {
+  uint16_t pr, pi, t, u;
+  __asm__ volatile("1:\n\tmov @%[pp]+, %[pr]\n\tmov @%[pp]+, %[pi]\n\t"
+                   "mov @%[o1]+, %[t]\n\tadd %[buf], %[t]\n\tmov %[pi], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
+                   "mov @%[o2], %[t]\n\tsub #2, %[o2]\n\tadd %[buf], %[t]\n\t"
+                   "mov %[pi], %[u]\n\tinv %[u]\n\tinc %[u]\n\tcmp #0x8000, %[u]\n\tjne 2f\n\tmov #0x7FFF, %[u]\n"
+                   "2:\n\tmov %[u], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
+                   "mov %[pr], %[t]\n\ttst %[t]\n\tjge 3f\n\tinv %[t]\n\tinc %[t]\n"
+                   "3:\n\tmov %[pi], %[u]\n\ttst %[u]\n\tjge 4f\n\tinv %[u]\n\tinc %[u]\n"
+                   "4:\n\tcmp %[u], %[t]\n\tjhs 5f\n\tmov %[t], %[pr]\n\tmov %[u], %[t]\n\tmov %[pr], %[u]\n"
+                   "5:\n\tclrc\n\trrc %[u]\n\tadd %[u], %[t]\n\tmov %[t], 0(%[nr])\n\tadd #2, %[nr]\n\t"
+                   "dec %[cnt]\n\tjnz 1b"
+                   : [pp] "+r"(pp), [o1] "+r"(o1), [o2] "+r"(o2), [nr] "+r"(nr), [cnt] "+r"(cnt), [pr] "=&r"(pr),
+                     [pi] "=&r"(pi), [t] "=&r"(t), [u] "=&r"(u)
+                   : [buf] "r"(buf)
+                   : "memory");
+}
 
 /* What block_row_resident derives from a layer's arguments (the argument and shape checks, log2 k, q, p,
  * the staged extent, the requantisation constants, the pair bound), kept for the last layer seen: the same
@@ -773,27 +798,7 @@ static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, con
       pz[2u * f - 1u] = bin_requant(res[1], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 1u);
     }
   }
-  { /* per bin f = 1 .. k/2 - 1, one assembly loop: (pi, pr) to slot bitrev(f) and the swapped conjugate
-     * (sat(-pi), pr) to slot bitrev(k - f) of buf (byte offsets from brev_off), and nrm[f] = mag_bound(pr, pi):
-     * |.| by INV/INC (|-32768| = 32768 unsigned), max + min / 2 (unsigned compare, RRC). */
-    const int16_t *pp = pz;
-    const uint16_t *o1 = brev_off + 1, *o2 = brev_off + (k - 1u);
-    uint16_t *nr = nrm + 1, cnt = (uint16_t)(half - 1u), pr, pi, t, u;
-    __asm__ volatile("1:\n\tmov @%[pp]+, %[pr]\n\tmov @%[pp]+, %[pi]\n\t"
-                     "mov @%[o1]+, %[t]\n\tadd %[buf], %[t]\n\tmov %[pi], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
-                     "mov @%[o2], %[t]\n\tsub #2, %[o2]\n\tadd %[buf], %[t]\n\t"
-                     "mov %[pi], %[u]\n\tinv %[u]\n\tinc %[u]\n\tcmp #0x8000, %[u]\n\tjne 2f\n\tmov #0x7FFF, %[u]\n"
-                     "2:\n\tmov %[u], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
-                     "mov %[pr], %[t]\n\ttst %[t]\n\tjge 3f\n\tinv %[t]\n\tinc %[t]\n"
-                     "3:\n\tmov %[pi], %[u]\n\ttst %[u]\n\tjge 4f\n\tinv %[u]\n\tinc %[u]\n"
-                     "4:\n\tcmp %[u], %[t]\n\tjhs 5f\n\tmov %[t], %[pr]\n\tmov %[u], %[t]\n\tmov %[pr], %[u]\n"
-                     "5:\n\tclrc\n\trrc %[u]\n\tadd %[u], %[t]\n\tmov %[t], 0(%[nr])\n\tadd #2, %[nr]\n\t"
-                     "dec %[cnt]\n\tjnz 1b"
-                     : [pp] "+r"(pp), [o1] "+r"(o1), [o2] "+r"(o2), [nr] "+r"(nr), [cnt] "+r"(cnt), [pr] "=&r"(pr),
-                       [pi] "=&r"(pi), [t] "=&r"(t), [u] "=&r"(u)
-                     : [buf] "r"(buf)
-                     : "memory");
-  }
+  place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
   for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
   const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
   if (ok) {

@@ -34,6 +34,7 @@ static void bl_clock_init(void)
 
 extern uint16_t __bl_data_start[], __bl_data_end[], __bl_data_load[];
 extern uint16_t __bl_bss_start[], __bl_bss_end[];
+extern uint16_t __bl_ramfunc_start[], __bl_ramfunc_end[], __bl_ramfunc_load[];
 
 void bl_reset(void);
 void bl_c_start(void);
@@ -60,6 +61,15 @@ __attribute__((used, noreturn)) void bl_c_start(void)
   bl_clock_init();
   while (dst < __bl_data_end) {
     *dst++ = *src++;
+  }
+  /* Hot code placed in SRAM (the linker script's .ramfunc): copied at every boot, SRAM is lost at a power
+   * cut. In FRAM its load and run addresses are the same and there is nothing to copy. */
+  src = __bl_ramfunc_load;
+  dst = __bl_ramfunc_start;
+  if (src != dst) {
+    while (dst < __bl_ramfunc_end) {
+      *dst++ = *src++;
+    }
   }
   for (dst = __bl_bss_start; dst < __bl_bss_end; dst++) {
     *dst = 0u;

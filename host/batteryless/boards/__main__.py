@@ -1,4 +1,4 @@
-"""``python -m batteryless.boards BOARD OUT_DIR``: write bl_board.h, bl_memory.ld and board.cmake."""
+"""``python -m batteryless.boards BOARD OUT_DIR [MODEL_DIR]``: write bl_board.h, bl_memory.ld, board.cmake."""
 
 import sys
 

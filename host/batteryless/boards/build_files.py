@@ -1,8 +1,10 @@
 """Generated build inputs from a board: ``bl_board.h`` (C), ``bl_memory.ld`` (the linker MEMORY block) and
-``board.cmake``, so no address is typed twice; ``python -m batteryless.boards`` writes them for CMake."""
+``board.cmake``, so no address is typed twice; ``python -m batteryless.boards`` writes them for CMake (given
+the generated model's folder, ``bl_memory.ld`` follows its memory plan's hot-code placement)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from batteryless.boards.board import Board
@@ -65,8 +67,15 @@ def board_header(board: Board) -> str:
     return "\n".join(lines)
 
 
-def memory_ld(board: Board) -> str:
-    """The linker MEMORY block (upper-case region names) plus ``__bl_<region>_{origin,length}`` symbols."""
+RAMFUNC_REGIONS = ("ram", "code")
+
+
+def memory_ld(board: Board, ramfunc: str = "code") -> str:
+    """The linker MEMORY block (upper-case region names) plus ``__bl_<region>_{origin,length}`` symbols, and
+    ``RAMFUNC``: the region the hot code section (``.ramfunc`` in the board's linker.ld) runs from — ``ram``
+    when the model's memory plan has room for it (codegen/memory.py), ``code`` (FRAM, in place) otherwise."""
+    if ramfunc not in RAMFUNC_REGIONS:
+        raise BoardError(f"ramfunc region must be one of {', '.join(RAMFUNC_REGIONS)}, not {ramfunc!r}")
     lines = [_banner(board, "/*")[:-1] + " */", "MEMORY", "{"]
     for reg in board.memory:
         attrs = "rwx" if reg.name in ("code", "vectors") else "rw"
@@ -75,6 +84,8 @@ def memory_ld(board: Board) -> str:
     for reg in board.memory:
         lines.append(f"__bl_{reg.name}_origin = 0x{reg.origin:X};")
         lines.append(f"__bl_{reg.name}_length = 0x{reg.length:X};")
+    if board.has_region("ram") and board.has_region("code"):
+        lines.append(f'REGION_ALIAS("RAMFUNC", {ramfunc.upper()});')
     return "\n".join(lines) + "\n"
 
 
@@ -116,12 +127,33 @@ def write_board_header(board: Board, path: str | Path) -> Path:
     return p
 
 
-def write_board_files(board: Board, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``bl_board.h``, ``bl_memory.ld`` and ``board.cmake`` into ``out_dir``; return their paths."""
+def ramfunc_region(model_dir: str | Path | None) -> str:
+    """Where the generated model's memory plan puts the hot code (schedule.json
+    ``memory_plan.ramfunc.region``); ``code`` without a model or for a schedule that predates the decision."""
+    if not model_dir:
+        return "code"
+    sched = Path(model_dir) / "schedule.json"
+    if not sched.is_file():
+        return "code"
+    try:
+        doc = json.loads(sched.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BoardError(f"{sched}: not readable JSON ({err})") from err
+    region = ((doc.get("memory_plan") or {}).get("ramfunc") or {}).get("region", "code")
+    if region not in RAMFUNC_REGIONS:
+        raise BoardError(f"{sched}: memory_plan.ramfunc.region must be ram or code, not {region!r}")
+    return region
+
+
+def write_board_files(
+    board: Board, out_dir: str | Path, model_dir: str | Path | None = None
+) -> dict[str, Path]:
+    """Write ``bl_board.h``, ``bl_memory.ld`` and ``board.cmake`` into ``out_dir``; return their paths.
+    ``model_dir``: the generated model whose memory plan places the hot code (``ramfunc_region``)."""
     out = Path(out_dir)
     files = {"header": out / "bl_board.h", "memory_ld": out / "bl_memory.ld", "cmake": out / "board.cmake"}
     _atomic_write(files["header"], board_header(board))
-    _atomic_write(files["memory_ld"], memory_ld(board))
+    _atomic_write(files["memory_ld"], memory_ld(board, ramfunc_region(model_dir)))
     _atomic_write(files["cmake"], board_cmake(board))
     return files
 
@@ -131,11 +163,11 @@ def main_for_cmake(argv: list[str] | None = None) -> int:
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m batteryless.boards BOARD OUT_DIR", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m batteryless.boards BOARD OUT_DIR [MODEL_DIR]", file=sys.stderr)
         return 2
     try:
-        write_board_files(load_board(args[0]), args[1])
+        write_board_files(load_board(args[0]), args[1], args[2] if len(args) == 3 else None)
     except BoardError as err:
         print(f"error: {err}", file=sys.stderr)
         return 7

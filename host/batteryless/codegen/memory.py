@@ -11,6 +11,15 @@ from batteryless.errors import CodegenError
 
 STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "cortex-m55": 2048, "host": 0}
 CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55": 24 * 1024, "host": 0}
+# Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_lea_internal.h): run from SRAM when the
+# image has room, from FRAM otherwise. Bytes: an upper bound of their .bl_ramfunc.* sections as built
+# (benchmarks/kernels_lea.py "ramfunc_bytes"; tests/test_ramfunc_placement.py checks the bound).
+RAMFUNC_BYTES = {("msp430x", "lea"): 448}
+# What else the model app keeps in SRAM beside the planned buffers, for the hot-code decision only (the fit
+# check above keeps its own, older accounting): the platform's output buffer (.noinit, BL_OUT_CAPACITY), the
+# app's input copy and logits (each at most an activation buffer) and the kernels' own state (LEA bit-reversal
+# tables, per-layer caches). An upper bound of the linked .bss + .noinit: tests/test_ramfunc_placement.py.
+RUNTIME_RAM_BYTES = {"msp430x": 1024 + 384}
 
 
 def memory_plan(plan: Plan, board: Board, backend: str, buffers_in: str) -> dict[str, Any]:
@@ -46,9 +55,37 @@ def memory_plan(plan: Plan, board: Board, backend: str, buffers_in: str) -> dict
                 f"8-bit weights, "
                 "pruning, or a bigger board."
             )
+    ramfunc = ramfunc_plan(board, backend, regions, RUNTIME_RAM_BYTES.get(board.cpu, 0) + 2 * act_bytes)
     return {
+        "ramfunc": ramfunc,
         "regions": regions,
         "buffers": buffers,
         "buffers_in": buffers_in,
         "weight_bytes": plan.weight_bytes,
+    }
+
+
+def ramfunc_plan(board: Board, backend: str, regions: dict[str, Any], runtime_ram: int) -> dict[str, Any]:
+    """Where the hot code (the linker script's .ramfunc) runs: SRAM when the RAM region still has room for it
+    after the buffers, the stack reserve and the app's own RAM (``runtime_ram``) — an SRAM fetch has no FRAM
+    wait states; the C start-up copies it at every boot — FRAM otherwise (in place: the image always links).
+    The RAM region's ``used`` grows by it when it is SRAM."""
+    size = RAMFUNC_BYTES.get((board.cpu, backend), 0)
+    if not size or "ram" not in regions or not board.has_region("code"):
+        return {"region": "code", "bytes": 0, "why": "no hot code for this backend and CPU"}
+    ram = regions["ram"]
+    free = ram["size"] - ram["used"] - runtime_ram
+    if size <= free:
+        ram["used"] += size
+        ram["what"] += f" + hot code {size} B"
+        return {
+            "region": "ram",
+            "bytes": size,
+            "why": f"SRAM has {free} B free after buffers, stack reserve and the app's {runtime_ram} B",
+        }
+    return {
+        "region": "code",
+        "bytes": size,
+        "why": f"SRAM has {free} B free after buffers, stack reserve and the app's {runtime_ram} B; "
+        f"the hot code needs {size} B: it runs from FRAM",
     }

@@ -38,6 +38,10 @@ def cmd_codegen(args: argparse.Namespace) -> int:
     if not args.quiet:
         for role, reg in res.schedule["memory_plan"]["regions"].items():
             print(f"{role:5s} {reg['used']:8,d} / {reg['size']:,d} B  ({reg['what']})")
+        hot = res.schedule["memory_plan"].get("ramfunc") or {}
+        if hot.get("bytes"):  # the lea kernels' hot loops: SRAM when there is room (codegen/memory.py)
+            where = "SRAM" if hot["region"] == "ram" else "FRAM"
+            print(f"hot code {hot['bytes']:,d} B in {where} ({hot['why']})")
         print("paths: " + ", ".join(f"{k}={v}" for k, v in res.paths.items()))
         cycles = sum(t["cycles"] for t in tasks)
         energy = sum(t["energy_j"] for t in tasks)

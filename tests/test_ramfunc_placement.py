@@ -1,0 +1,167 @@
+"""Hot code in SRAM when the image has room, in FRAM otherwise (issue 12): the memory plan's decision
+(codegen/memory.py ``ramfunc``), the generated ``bl_memory.ld`` that carries it to the linker (``RAMFUNC``
+aliased to RAM or CODE), and real images: the digits MLP's FFT-path ``lea`` image on the FR5994 gets its hot
+loops in SRAM; the same model on a copy of the board with less SRAM — where SRAM placement would overflow the
+RAM region (checked against the ELF) — links with them in FRAM; both run bit-exact against the numeric spec
+on the simulator, which loads the ELF at its load addresses, so the SRAM copy is the C start-up's."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batteryless import spec
+from batteryless.artifact import load_artifact
+from batteryless.boards import load_board, memory_ld
+from batteryless.boards.build_files import ramfunc_region
+from batteryless.codegen.memory import RAMFUNC_BYTES, ramfunc_plan
+from batteryless.errors import BoardError
+
+ROOT = Path(__file__).resolve().parents[1]
+FR5994 = ROOT / "boards" / "msp430fr5994"
+
+
+def _regions(used, size=4096):
+    return {"ram": {"used": used, "size": size, "what": "buffers"}}
+
+
+def test_plan_places_hot_code_in_sram_only_when_it_fits():
+    board = load_board("msp430fr5994")
+    need = RAMFUNC_BYTES[("msp430x", "lea")]
+    # 4096 - 1000 - 2000 = 1096 free: room
+    regs = _regions(1000)
+    got = ramfunc_plan(board, "lea", regs, 2000)
+    assert got["region"] == "ram" and got["bytes"] == need
+    assert regs["ram"]["used"] == 1000 + need  # the RAM region's use counts it
+    # exactly enough, then one byte short
+    assert ramfunc_plan(board, "lea", _regions(4096 - 2000 - need), 2000)["region"] == "ram"
+    regs = _regions(4096 - 2000 - need + 1)
+    got = ramfunc_plan(board, "lea", regs, 2000)
+    assert got["region"] == "code" and regs["ram"]["used"] == 4096 - 2000 - need + 1
+    # no hot code for the ref kernels: nothing to place
+    assert ramfunc_plan(board, "ref", _regions(0), 0) == {
+        "region": "code",
+        "bytes": 0,
+        "why": "no hot code for this backend and CPU",
+    }
+
+
+def test_memory_ld_aliases_ramfunc_to_the_chosen_region(tmp_path):
+    board = load_board("msp430fr5994")
+    assert 'REGION_ALIAS("RAMFUNC", RAM);' in memory_ld(board, "ram")
+    assert 'REGION_ALIAS("RAMFUNC", CODE);' in memory_ld(board, "code")
+    assert 'REGION_ALIAS("RAMFUNC", CODE);' in memory_ld(board)
+    with pytest.raises(BoardError, match="ramfunc region"):
+        memory_ld(board, "nvm")
+    # the decision as codegen wrote it; none (no model, an older schedule) means FRAM
+    assert ramfunc_region(None) == "code"
+    assert ramfunc_region(tmp_path) == "code"
+    (tmp_path / "schedule.json").write_text(json.dumps({"memory_plan": {"ramfunc": {"region": "ram"}}}))
+    assert ramfunc_region(tmp_path) == "ram"
+    (tmp_path / "schedule.json").write_text(json.dumps({"memory_plan": {"ramfunc": {"region": "lea"}}}))
+    with pytest.raises(BoardError, match="must be ram or code"):
+        ramfunc_region(tmp_path)
+    (tmp_path / "schedule.json").write_text("{not json")
+    with pytest.raises(BoardError, match="not readable JSON"):
+        ramfunc_region(tmp_path)
+
+
+def _small_ram_board(tmp_path: Path, ram_length: int) -> Path:
+    """The FR5994 with its SRAM region shortened to ``ram_length`` bytes (toolchain files by absolute
+    path)."""
+    text = (FR5994 / "board.toml").read_text(encoding="utf-8")
+    text, n = re.subn(
+        r'(name = "ram"[^\n]*\norigin = 0x1C00\nlength = )0x1000(\nvolatile = true\nusable = )0x1000',
+        rf"\g<1>0x{ram_length:X}\g<2>0x{ram_length:X}",
+        text,
+    )
+    assert n == 1
+    text = text.replace(
+        'cmake_toolchain = "toolchain.cmake"', f'cmake_toolchain = "{FR5994 / "toolchain.cmake"}"'
+    )
+    text = text.replace('linker_script = "linker.ld"', f'linker_script = "{FR5994 / "linker.ld"}"')
+    d = tmp_path / "board-small-ram"
+    d.mkdir()
+    (d / "board.toml").write_text(text, encoding="utf-8")
+    return d / "board.toml"
+
+
+def _sections(elf: Path) -> dict[str, tuple[int, int, int]]:
+    """name -> (run address, load address, size) of the ELF's allocated sections."""
+    from elftools.elf.elffile import ELFFile
+
+    out = {}
+    with open(elf, "rb") as fh:
+        e = ELFFile(fh)
+        for sec in e.iter_sections():
+            if not sec["sh_flags"] & 2:  # SHF_ALLOC
+                continue
+            lma = sec["sh_addr"]
+            for seg in e.iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg.section_in_segment(sec):
+                    lma = seg["p_paddr"] + (sec["sh_addr"] - seg["p_vaddr"])
+            out[sec.name] = (sec["sh_addr"], lma, sec["sh_size"])
+    return out
+
+
+def _run_bit_exact(art_path, gen, img, digits, n=4):
+    from batteryless.firmware import parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    art = load_artifact(art_path)
+    xq = np.asarray(spec.quantize_input(art, digits.x_test[:n]), dtype="<i2")
+    runs = run_many(img, [x.tobytes() for x in xq])
+    paths = json.loads((gen / "schedule.json").read_text())["paths"]
+    want = spec.integer_inference(art, digits.x_test[:n], paths)
+    for i, r in enumerate(runs):
+        assert r.exit_code == 0
+        assert list(parse_output(r.output)["logits"]) == [int(v) for v in want[i]]
+
+
+@pytest.mark.slow
+@pytest.mark.firmware
+def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_path):
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build
+
+    board = load_board("msp430fr5994")
+    ram, code = board.region("ram"), board.region("code")
+
+    def in_ram(a):
+        return ram.origin <= a < ram.origin + ram.length
+
+    def in_code(a):
+        return code.origin <= a < code.origin + code.length
+
+    # room: the MLP's FFT path on the FR5994 runs its hot loops from SRAM, loaded from FRAM
+    gen = tmp_path / "gen-ram"
+    res = codegen(artifacts["mlp"], "msp430fr5994", gen, backend="lea", path="fft")
+    plan = res.schedule["memory_plan"]["ramfunc"]
+    assert plan["region"] == "ram"
+    img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / "b-ram").image
+    secs = _sections(img)
+    vma, lma, size = secs[".ramfunc"]
+    assert 0 < size <= plan["bytes"]  # the plan's bound holds for what was built
+    assert in_ram(vma) and in_code(lma)
+    # the plan's accounting of the app's own RAM is an upper bound of what was linked (.data/.bss/.noinit)
+    linked = sum(s for name, (a, _, s) in secs.items() if in_ram(a) and name != ".ramfunc")
+    assert linked + size <= ram.length
+    _run_bit_exact(artifacts["mlp"], gen, img, digits)
+
+    # no room: the same model on an FR5994 with SRAM too small for the hot code next to what the image
+    # already links there; the plan chooses FRAM and the image links and runs
+    small = linked + size - 2  # what SRAM placement needs, less one word: it would not link
+    board_toml = _small_ram_board(tmp_path, small)
+    gen2 = tmp_path / "gen-code"
+    res2 = codegen(artifacts["mlp"], board_toml, gen2, backend="lea", path="fft")
+    assert res2.schedule["memory_plan"]["ramfunc"]["region"] == "code"
+    img2 = build(board_toml, gen2, "lea", out_dir=tmp_path / "b-code").image
+    vma2, lma2, size2 = _sections(img2)[".ramfunc"]
+    assert size2 == size and vma2 == lma2 and in_code(vma2)
+    _run_bit_exact(artifacts["mlp"], gen2, img2, digits)
+    # and it would not have linked in SRAM (the decision is what keeps it from a link error)
+    assert linked + size2 > small
