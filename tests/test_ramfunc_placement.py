@@ -149,6 +149,8 @@ def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_p
     assert in_ram(vma) and in_code(lma)
     # the plan's accounting of the app's own RAM is an upper bound of what was linked (.data/.bss/.noinit)
     linked = sum(s for name, (a, _, s) in secs.items() if in_ram(a) and name != ".ramfunc")
+    buffers = sum(res.schedule["memory_plan"]["buffers"].values())
+    assert linked <= buffers + plan["app_ram_bytes"]
     assert linked + size <= ram.length
     _run_bit_exact(artifacts["mlp"], gen, img, digits)
 

@@ -24,6 +24,7 @@
 #include "../../dsplib/DSPLib.h"
 #include "../ref/bl_ref_internal.h"
 #include "bl_kernels.h"
+#include "bl_ramfunc.h"
 
 #ifndef BL_LEA_FFT_MAX
 #define BL_LEA_FFT_MAX 64u /* largest block length transformed on LEA; 4 * 64 = 256 bytes of LEA RAM */
@@ -93,17 +94,6 @@ static inline int32_t bl_lea_wrap(uint32_t u) {
   return -(int32_t)(~u) - 1;
 }
 
-/* A hot inner loop that may run from SRAM (MSP430): the FRAM controller's cache holds 4 lines of 8 bytes, so
- * a loop body longer than ~32 bytes misses on every pass and stalls NWAITS cycles a line (SLAU367 FRAM
- * controller; docs/msp430sim.md), while SRAM has no wait states. Its section .bl_ramfunc.<name> goes to the
- * board linker script's .ramfunc: in SRAM (copied from FRAM by the C start-up at every boot, so it is back
- * after a power cut) when the model's memory plan has room for it, else in FRAM where it runs in place
- * (codegen/memory.py decides per image; schedule.json memory_plan.ramfunc). SRAM is 4 KB: small loops only. */
-#if defined(__MSP430__)
-#define BL_LEA_RAMFUNC(name) __attribute__((noinline, section(".bl_ramfunc." #name)))
-#else
-#define BL_LEA_RAMFUNC(name)
-#endif
 
 /* 2^n for n = 0 .. 31: a variable 32-bit shift is a helper looping per bit on the MSP430 (fft_q15.c). */
 extern const uint32_t bl_lea_pow2[32];

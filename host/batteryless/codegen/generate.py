@@ -93,7 +93,7 @@ def codegen(
         )
     if buffers_in not in ("ram", "nvm"):
         raise UsageError(f"buffers_in must be ram or nvm, not {buffers_in!r}")
-    memory = memory_plan(plan, b, backend, buffers_in)
+    memory = memory_plan(plan, b, backend, buffers_in, math.prod(art.input_shape) + art.num_classes)
     art_sha = hashlib.sha256(art_path.read_bytes()).hexdigest()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,15 +14,20 @@ CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55
 # Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_lea_internal.h): run from SRAM when the
 # image has room, from FRAM otherwise. Bytes: an upper bound of their .bl_ramfunc.* sections as built
 # (benchmarks/kernels_lea.py "ramfunc_bytes"; tests/test_ramfunc_placement.py checks the bound).
-RAMFUNC_BYTES = {("msp430x", "lea"): 448}
+RAMFUNC_BYTES = {("msp430x", "lea"): 912}
 # What else the model app keeps in SRAM beside the planned buffers, for the hot-code decision only (the fit
-# check above keeps its own, older accounting): the platform's output buffer (.noinit, BL_OUT_CAPACITY), the
-# app's input copy and logits (each at most an activation buffer) and the kernels' own state (LEA bit-reversal
-# tables, per-layer caches). An upper bound of the linked .bss + .noinit: tests/test_ramfunc_placement.py.
+# check keeps its own, older accounting): the platform's output buffer (.noinit, BL_OUT_CAPACITY in
+# firmware/platform/msp430/platform.c) and the kernels' own state (LEA bit-reversal tables, per-layer caches,
+# ~330 B as built), plus the app's input copy and logits (``io_words`` int16). An upper bound of the linked
+# .bss + .noinit beyond the buffers: tests/test_ramfunc_placement.py.
 RUNTIME_RAM_BYTES = {"msp430x": 1024 + 384}
 
 
-def memory_plan(plan: Plan, board: Board, backend: str, buffers_in: str) -> dict[str, Any]:
+def memory_plan(
+    plan: Plan, board: Board, backend: str, buffers_in: str, io_words: int | None = None
+) -> dict[str, Any]:
+    """The regions' use (a model that does not fit raises CodegenError) and where the hot code runs.
+    ``io_words``: the model's input plus output length (the app's own copies); unknown: two activations."""
     act_bytes = 2 * plan.act_len
     # activations and FFT-path spectra persist across tasks (NVM when checkpointing); scratch stays in RAM
     persistent = {"bl_act0": act_bytes, "bl_act1": act_bytes, "bl_xs": 2 * plan.xs_len}
@@ -55,7 +60,8 @@ def memory_plan(plan: Plan, board: Board, backend: str, buffers_in: str) -> dict
                 f"8-bit weights, "
                 "pruning, or a bigger board."
             )
-    ramfunc = ramfunc_plan(board, backend, regions, RUNTIME_RAM_BYTES.get(board.cpu, 0) + 2 * act_bytes)
+    app_ram = RUNTIME_RAM_BYTES.get(board.cpu, 0) + (2 * io_words if io_words is not None else 2 * act_bytes)
+    ramfunc = ramfunc_plan(board, backend, regions, app_ram)
     return {
         "ramfunc": ramfunc,
         "regions": regions,
@@ -81,11 +87,13 @@ def ramfunc_plan(board: Board, backend: str, regions: dict[str, Any], runtime_ra
         return {
             "region": "ram",
             "bytes": size,
+            "app_ram_bytes": runtime_ram,
             "why": f"SRAM has {free} B free after buffers, stack reserve and the app's {runtime_ram} B",
         }
     return {
         "region": "code",
         "bytes": size,
+        "app_ram_bytes": runtime_ram,
         "why": f"SRAM has {free} B free after buffers, stack reserve and the app's {runtime_ram} B; "
         f"the hot code needs {size} B: it runs from FRAM",
     }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "../../../dsplib/DSPLib.h"
+#include "../bl_ramfunc.h"
 
 #define LEA_REG(off) (*(volatile uint16_t *)(0x0A80u + (off)))
 #define LEACNF0 0x04u
@@ -168,6 +169,7 @@ static msp_status mac_any(uint16_t cmd, uint16_t length, const _q15 *a, const _q
  * (MACCOMPLEXMATRIX's input1Offset / input2Offset): one parameter block, of which only the second operand
  * and the result address change between the commands. Same checks as msp_cmplx_mac_q15 on the whole
  * extent. */
+BL_LEA_RAMFUNC(bl_lea_cmac_many)
 msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
                             _iq31 *result, uint16_t offset)
 {
