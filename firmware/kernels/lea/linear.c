@@ -642,7 +642,9 @@ static inline int pair_ok(uint16_t a, uint16_t b, uint16_t lim) { return a <= li
 
 /* rq_iq31 over cnt (>= 1) consecutive MAC results in one assembly loop (~25 cycles a value instead of ~50):
  * out[i] = rq_iq31(res[i]) while no result may have saturated (cmac_maybe_saturated); returns how many were
- * left when one may have (0: all done). Needs q->n >= 1 (s <= 14). */
+ * left when one may have (0: all done). Needs q->n >= 1 (s <= 14). Hot code: its 52-byte loop misses the FRAM
+ * cache on every pass (~1.3 k wait states an MLP inference). */
+BL_LEA_RAMFUNC(rq_many)
 static uint16_t rq_many(const int32_t *res, int16_t *out, uint16_t cnt, const rq_t *q) {
   uint16_t lo, hi, t, c;
   const uint16_t half = q->half, n = q->n;
