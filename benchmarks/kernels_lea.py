@@ -39,6 +39,14 @@ DRIVER_SYMBOLS = ("msp_", "bl_lea_cmac_many", "lea_", "mac_any")
 QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 
 
+def section_size(elf: Path, name: str) -> int:
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as fh:
+        sec = ELFFile(fh).get_section_by_name(name)
+        return int(sec["sh_size"]) if sec is not None else 0
+
+
 def main() -> None:
     digits = load_dataset("digits")
     rows = []
@@ -51,7 +59,7 @@ def main() -> None:
                 row: dict = {"model": model, "block": k, "weight_bits": bits, "path": path}
                 for backend in ("lea", "ref"):
                     gen = d / f"gen-{model}-{path}-{backend}"
-                    codegen(art, "msp430fr5994", gen, backend=backend, path=path)
+                    cg = codegen(art, "msp430fr5994", gen, backend=backend, path=path)
                     res = build("msp430fr5994", gen, backend, out_dir=d / f"b-{model}-{path}-{backend}")
                     regions = {r.name: r.used for r in res.regions}
                     row[backend] = {r: regions[r] for r in ("code", "ram", "lea_ram")}
@@ -60,6 +68,14 @@ def main() -> None:
                         row[backend]["dsplib_driver_bytes"] = sum(
                             s.size for n, s in syms.items() if n.startswith(DRIVER_SYMBOLS)
                         )
+                        # the hot loops' section (BL_LEA_RAMFUNC): where the memory plan put it, its
+                        # built size (counted in ram when there, else in code) and the plan's bound
+                        plan = cg.schedule["memory_plan"]["ramfunc"]
+                        row[backend]["ramfunc"] = {
+                            "region": plan["region"],
+                            "bytes": section_size(res.image, ".ramfunc"),
+                            "plan_bytes": plan["bytes"],
+                        }
                 gen = d / f"gen-host-{model}-{path}"
                 res = codegen(art, "host", gen, backend="lea", path=path)
                 img = build("host", gen, "lea", out_dir=d / f"b-host-{model}-{path}").image

@@ -13,7 +13,7 @@ STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "cortex-m55": 2048, "h
 CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55": 24 * 1024, "host": 0}
 # Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_lea_internal.h): run from SRAM when the
 # image has room, from FRAM otherwise. Bytes: an upper bound of their .bl_ramfunc.* sections as built
-# (benchmarks/kernels_lea.py "ramfunc_bytes"; tests/test_ramfunc_placement.py checks the bound).
+# (benchmarks/kernels_lea.py rows' lea.ramfunc; tests/test_ramfunc_placement.py checks the bound).
 RAMFUNC_BYTES = {("msp430x", "lea"): 1024}
 # What else the model app keeps in SRAM beside the planned buffers, for the hot-code decision only (the fit
 # check keeps its own, older accounting): the platform's output buffer (.noinit, BL_OUT_CAPACITY in
