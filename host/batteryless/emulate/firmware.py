@@ -601,8 +601,10 @@ def _run_periods(image, b, kind, samples, periods, prof, timeout, progress) -> d
     r = run(image.image, b, inputs=inp, timeout=timeout, cuts=cuts, **extra)
     wall = time.perf_counter() - t0
     report(progress, f"firmware: {len(cuts)} power-on periods on {b.name}", 1, 1)
-    # msp430sim: every boot's output (read at its cut; a line cut short there ends with the boot), as QEMU's
-    text = "".join(o if o.endswith("\n") or not o else o + "\n" for o in r.boot_outputs) + r.output
+    # msp430sim: every boot's output (read at its cut; a line cut short there ends with the boot), as QEMU's.
+    # The cut line gets a marker so it cannot parse: cut inside the last logit ("... 765 820" -> "... 765 8")
+    # it would otherwise read as a whole line with other logits (the reprint after the resume then conflicts).
+    text = "".join(o if o.endswith("\n") or not o else o + " <cut>\n" for o in r.boot_outputs) + r.output
     out = parse_continuous(text, image.output_len)
     if r.exit_code != 0:
         raise EmulationError(
