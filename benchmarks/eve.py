@@ -735,7 +735,7 @@ def markdown(out: dict) -> str:
         lines += [
             "",
             "| trace | buffer | eve (rate rule) | eve (threshold) | best fixed | mode-0 | dense | separate | "
-            "eve/best fixed | latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
+            "eve/best fixed (goal ≥ 1, unrounded) | latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         key = {}
@@ -753,7 +753,8 @@ def markdown(out: dict) -> str:
                 f"| {trace} | {cap * 1e6:g} µF | {eve:.1f} | {thr_s} | "
                 f"{fixed['correct_per_hour']:.1f} ({fixed['policy']}) | "
                 f"{row['mode-0']['correct_per_hour']:.1f} | {row['dense']['correct_per_hour']:.1f} | "
-                f"{row['separate']['correct_per_hour']:.1f} | {ratio:.2f} | {_latency(row)} |"
+                f"{row['separate']['correct_per_hour']:.1f} | {ratio:.3f} {'✓' if ratio >= 1 else '✗'} | "
+                f"{_latency(row)} |"
             )
         lines.append("")
     return "\n".join(lines)
