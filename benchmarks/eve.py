@@ -631,6 +631,31 @@ def measure_switch(work: Path, energies_uj: list[float], boards=("msp430fr5994",
     return out
 
 
+def remeasure_instructions(r: dict, work: Path) -> None:
+    """The ``instructions`` columns of model row ``r`` measured again from the EVE artifact a full run kept in
+    ``work`` (the same artifact, so the accuracies and trace rows still belong to it; for a kernel change that
+    lands after the run). Refuses an artifact whose accuracies are not the row's."""
+    from batteryless.artifact import load_artifact
+
+    path = work / f"{r['model']}-eve.bl"
+    art = load_artifact(path)
+    ds = load_dataset("digits")
+    acc = [float((predict(art, ds.x_test, mode=m) == ds.y_test).mean()) for m in range(len(r["modes"]))]
+    if [round(a, 9) for a in acc] != [round(m["accuracy"], 9) for m in r["modes"]]:
+        raise SystemExit(f"{path}: its accuracies {acc} are not the JSON's: not the run's artifact")
+    with tempfile.TemporaryDirectory() as tmp:
+        measured = measure_modes(path, *INSTR_TARGET, Path(tmp), INSTR_SAMPLES)
+    for m, mm in zip(r["modes"], measured["modes"], strict=True):
+        m["instructions"] = mm["inference"]
+        m["program_instructions"] = mm["count"]
+        m["instructions_bit_exact"] = mm["bit_exact"]
+    r["largest_over_smallest_instructions"] = r["modes"][0]["instructions"] / r["modes"][-1]["instructions"]
+    r["largest_over_smallest_program_instructions"] = (
+        r["modes"][0]["program_instructions"] / r["modes"][-1]["program_instructions"]
+    )
+    r["instructions_remeasured"] = True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny training (smoke run, numbers meaningless)")
@@ -639,6 +664,16 @@ def main() -> int:
     ap.add_argument("--tables", action="store_true", help="print docs/benchmarks.md tables from the JSON")
     ap.add_argument(
         "--switch-only", action="store_true", help="measure the mode-switch cost into the existing JSON"
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="keep the run's artifacts and generated code in this folder (default: a temporary one)",
+    )
+    ap.add_argument(
+        "--instructions-only",
+        action="store_true",
+        help="re-measure the modes' instructions from the EVE artifacts a run kept in --work, into the JSON",
     )
     ap.add_argument(
         "--ablation",
@@ -669,6 +704,15 @@ def main() -> int:
     if args.tables:
         print(markdown(json.loads(RESULTS.read_text())))
         return 0
+    if args.instructions_only:
+        if args.work is None:
+            ap.error("--instructions-only needs --work (the folder a full run kept its artifacts in)")
+        data = json.loads(RESULTS.read_text())
+        for r in data["models"]:
+            remeasure_instructions(r, args.work)
+        RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {RESULTS}")
+        return 0
     if args.switch_only:
         data = json.loads(RESULTS.read_text())
         with tempfile.TemporaryDirectory() as tmp:
@@ -686,8 +730,10 @@ def main() -> int:
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) if args.work is None else args.work
+        work.mkdir(parents=True, exist_ok=True)
         for i, model in enumerate(args.models.split(",")):
-            rows.append(run_model(model, Path(tmp), args.quick, args.period, plot=i == 0))
+            rows.append(run_model(model, work, args.quick, args.period, plot=i == 0))
             print(f"{model}: done after {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     out = {
         "models": rows,
