@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """EVE policy study: which static mode tables beat the best fixed mode on every trace (issue 11, goal 5).
 
-The EVE digits MLP and CNN of benchmarks/eve.py (same settings), their FR5994 ``ref`` schedules (codegen's
-predicted per-mode costs, as eve.json), the schedule-level adaptive emulator with the same demand model (one
-event every PERIOD s) on the four bundled traces and both buffers. Policies, each as correct inferences per
-hour over the best fixed mode's:
+The EVE digits MLP and CNN of benchmarks/eve.py (same settings), their FR5994 ``ref`` schedules (per-mode
+task costs measured on msp430sim, as eve.json; ``--predicted``: codegen's cost-model estimates), the
+schedule-level adaptive emulator with the same demand model (one event every PERIOD s) on the four bundled
+traces and both buffers. Policies, each as correct inferences per hour over the best fixed mode's:
 
 - ``eve``: the default table (mode i fits when the stored energy above V_off covers its energy);
 - ``floor-a/b``: the same with a surplus floor (``eve.select.with_surplus_floor``): mode 0 also needs the
@@ -45,7 +45,6 @@ from pathlib import Path
 
 from batteryless import __version__
 from batteryless.boards import load_board
-from batteryless.codegen import codegen
 from batteryless.datasets import load_dataset
 from batteryless.emulate import power_chain
 from batteryless.emulate.adaptive import run_adaptive
@@ -60,7 +59,16 @@ from batteryless.spec import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from eve import BOARD, CAPS, EVE_SETTINGS, TRACES, K, _compress  # noqa: E402  (eve.py's models and traces)
+import eve as eve_bench  # noqa: E402  (its MEASURED switch: the same task costs as eve.py's rows)
+from eve import (  # noqa: E402  (eve.py's models, traces and schedules)
+    BOARD,
+    CAPS,
+    EVE_SETTINGS,
+    TRACES,
+    K,
+    _compress,
+    _schedule,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "eve_policy.json"
 EVE_JSON = ROOT / "benchmarks" / "results" / "eve.json"
@@ -183,8 +191,7 @@ def run_model(
     )
     acc = [float((predict(art, ds.x_test, mode=m) == ds.y_test).mean()) for m in range(k)]
     gen = work / f"{model}-gen"
-    codegen(path, BOARD, gen, backend="ref", buffers_in="nvm")
-    s = json.loads((gen / "schedule.json").read_text())
+    s = _schedule(path, gen)  # eve.py's: measured on msp430sim unless --predicted
     sched = load_schedule(gen / "schedule.json")
     energies = [predicted_energy_j(s, m) for m in s["modes"]]
     energies = [min(energies[: i + 1]) for i in range(k)]
@@ -280,11 +287,17 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short training (a smoke run, not the numbers)")
     ap.add_argument("--period", type=float, default=10.0, help="demand model: seconds between events")
     ap.add_argument(
+        "--predicted",
+        action="store_true",
+        help="the board cost model's predicted task costs instead of measured ones (as eve.py --predicted)",
+    )
+    ap.add_argument(
         "--periods",
         default="",
         help="comma-separated extra demand periods (s) for the fixed-mode sweep and its bounds; all reported",
     )
     args = ap.parse_args()
+    eve_bench.MEASURED = not args.predicted
     periods = [float(x) for x in args.periods.split(",") if x.strip()]
     with tempfile.TemporaryDirectory(prefix="bl-eve-policy-") as tmp:
         models = [run_model(m, Path(tmp), args.quick, args.period, periods) for m in ("mlp", "cnn")]
@@ -300,7 +313,11 @@ def main() -> int:
         "demand_period_s": args.period,
         "command": "nice .venv/bin/python benchmarks/eve_policy.py"
         + (" --quick" if args.quick else "")
-        + (f" --periods {args.periods}" if periods else ""),
+        + (f" --periods {args.periods}" if periods else "")
+        + (" --predicted" if args.predicted else ""),
+        "costs": "predicted: the board's [cost.ref] table"
+        if args.predicted
+        else "measured: codegen --measure on msp430sim (as eve.py)",
         "sweep_periods_s": periods,
         "models": models,
     }
