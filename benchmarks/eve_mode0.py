@@ -62,8 +62,9 @@ def run(model: str, seed: int, variant: dict) -> list[float]:
         return [art.metrics["reference_accuracy"]]
     s = EVE_SETTINGS.get(model, {})
     base = dict(keep=s.get("keep"), width=s.get("width"), layer_width=s.get("layer_width", {}))
-    cfg = EveConfig(**{**base, **variant})  # a variant may replace the ladder too
-    conf = rc.CompressConfig(modes=3, eve=cfg, layer_blocks=s.get("layer_blocks", {}), seed=seed)
+    cfg = EveConfig(**{**base, **variant})  # a variant may replace the ladder too, and its length K
+    k = len(cfg.keep or cfg.width or [None] * 3)
+    conf = rc.CompressConfig(modes=k, eve=cfg, layer_blocks=s.get("layer_blocks", {}), seed=seed)
     art, _ = rc.compress(model, "digits", out=None, config=conf)
     return [m["reference_accuracy"] for m in art.metrics["modes"]]
 
