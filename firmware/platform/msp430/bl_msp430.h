@@ -12,6 +12,18 @@
  * (MPY, MPYS, MAC, MACS, OP2, RESLO, RESHI, SUMEXT). */
 #define BL_MPY32_BASE_REG (*(volatile uint16_t *)0x04C0u)
 
+/* DMA channel 0 (SLAU367 chapter 11; base 0x0500, SLASE54D): one software-triggered block transfer, word to
+ * word, both addresses incremented; the CPU is halted until it is done (2 MCLK cycles a word). The start-up
+ * copies the hot code with it (the lea driver, firmware/kernels/lea/msp430, has its own use of channel 0). */
+#define BL_DMACTL0 (*(volatile uint16_t *)0x0500u)
+#define BL_DMA0CTL (*(volatile uint16_t *)0x0510u)
+#define BL_DMA0SA_L (*(volatile uint16_t *)0x0512u)
+#define BL_DMA0SA_H (*(volatile uint16_t *)0x0514u)
+#define BL_DMA0DA_L (*(volatile uint16_t *)0x0516u)
+#define BL_DMA0DA_H (*(volatile uint16_t *)0x0518u)
+#define BL_DMA0SZ (*(volatile uint16_t *)0x051Au)
+#define BL_DMA_BLOCK_WORD_INC 0x1F11u /* DMADT 1 | DMADSTINCR 3 | DMASRCINCR 3 | DMAEN | DMAREQ */
+
 /* FRAM controller: one wait state is required above 8 MHz (SLASE54D). */
 #define BL_FRCTL0 (*(volatile uint16_t *)0x0140u)
 #define BL_FRCTLPW 0xA500u

@@ -63,13 +63,18 @@ __attribute__((used, noreturn)) void bl_c_start(void)
     *dst++ = *src++;
   }
   /* Hot code placed in SRAM (the linker script's .ramfunc): copied at every boot, SRAM is lost at a power
-   * cut. In FRAM its load and run addresses are the same and there is nothing to copy. */
+   * cut; one DMA block (2 cycles a word against ~9 for this CPU loop: ~1 k cycles, not ~4.6 k, for the lea
+   * images' ~1 KB). In FRAM its load and run addresses are the same and there is nothing to copy. */
   src = __bl_ramfunc_load;
   dst = __bl_ramfunc_start;
-  if (src != dst) {
-    while (dst < __bl_ramfunc_end) {
-      *dst++ = *src++;
-    }
+  if (src != dst && dst < __bl_ramfunc_end) {
+    BL_DMACTL0 = 0u; /* DMA0TSEL = 0: DMAREQ triggers channel 0 */
+    BL_DMA0SA_L = (uint16_t)(uintptr_t)src;
+    BL_DMA0SA_H = 0u;
+    BL_DMA0DA_L = (uint16_t)(uintptr_t)dst;
+    BL_DMA0DA_H = 0u;
+    BL_DMA0SZ = (uint16_t)(((uintptr_t)__bl_ramfunc_end - (uintptr_t)dst) >> 1);
+    BL_DMA0CTL = BL_DMA_BLOCK_WORD_INC; /* returns when the block is done */
   }
   for (dst = __bl_bss_start; dst < __bl_bss_end; dst++) {
     *dst = 0u;
