@@ -75,11 +75,14 @@ EVE_JSON = ROOT / "benchmarks" / "results" / "eve.json"
 
 
 def _tuned(model: str, cap: float, acc: list[float]) -> dict | None:
-    """benchmarks/eve.py's tuned rate rule for ``model`` and buffer ``cap`` (None if it has none, or if its
-    models' accuracies are not this run's: then they are other models)."""
+    """benchmarks/eve.py's tuned rate rule for ``model`` and buffer ``cap`` (None if it has none, if its
+    models' accuracies are not this run's — then they are other models — or if its task costs are on the
+    other basis, measured vs predicted: the rule was tuned on other energies)."""
     try:
         data = json.loads(EVE_JSON.read_text())
     except (OSError, ValueError):
+        return None
+    if str(data.get("costs", "predicted")).startswith("measured") != eve_bench.MEASURED:
         return None
     for m in data.get("models", []):
         if m.get("model") == model:
