@@ -28,17 +28,21 @@ def eve_arts(artifacts, tmp_path_factory):
     ``cnnw``: the CNN with width, its dense first conv (one input channel) computing 8 / 4 / 2 channels and
     conv2 1 / 0.5 / 0.5 of its block rows (the ReLU and pool after conv1 work on its kept channels, conv2's
     FFT input transforms on the block columns those feed); ``mlpw``: the MLP with fc1 1 / 0.5 / 0.25 and fc2
-    1 / 0.5 / 0.5 of their block rows (a linear layer's dropped rows, the next one's unread columns)."""
+    1 / 0.5 / 0.5 of their block rows (a linear layer's dropped rows, the next one's unread columns);
+    ``mlpl``: the MLP width ladder (every block kept, fc1 and fc2 1 / 0.5 / 0.25 of their block rows): each
+    kept block row of fc2 and fc3 uses a prefix of its input blocks, which runs the backend's own kernel over
+    that prefix (codegen/modes.py task_case, ``row_fmt``)."""
     d = tmp_path_factory.mktemp("eveexec")
     out = {}
     widths = {
         "cnnw": {"conv1": KEEP, "conv2": [1.0, 0.5, 0.5]},
         "mlpw": {"fc1": KEEP, "fc2": [1.0, 0.5, 0.5]},
+        "mlpl": {"fc1": KEEP, "fc2": KEEP},
     }
-    for model in ("mlp", "cnn", "cnnw", "mlpw"):
+    for model in ("mlp", "cnn", "cnnw", "mlpw", "mlpl"):
         art = load_artifact(artifacts[model[:3]])
         width = widths.get(model)
-        set_modes(art, KEEP, layer_width=width)
+        set_modes(art, [1.0] * len(KEEP) if model == "mlpl" else KEEP, layer_width=width)
         out[model] = save_artifact(art, d / f"{model}3.bl")
     assert load_artifact(out["cnnw"]).modes[2]["layers"]["conv1"] == {"out_blocks": 2}
     return out
@@ -78,7 +82,7 @@ def _mode_images(art_path, board, backend, d, granularity="auto", path="auto"):
     return res, imgs
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn", "cnnw"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "cnnw", "mlpl"])
 @pytest.mark.parametrize("path", ["fft", "direct"])
 def test_host_image_runs_every_mode_bit_exact_on_the_test_set(eve_arts, digits, tmp_path, model, path):
     res, imgs = _mode_images(eve_arts[model], "host", "ref", tmp_path, path=path)
@@ -191,6 +195,8 @@ def test_cross_images_run_every_mode_bit_exact(eve_arts, cnn4r, digits, tmp_path
     # selection (ref/mac_walk.inc) on the 16-bit target, whose index arithmetic differs from the host's
     extra = backend == "cmsis" or (board, backend) == ("msp430fr5994", "ref")
     models = ("mlp", "cnn", "cnnw") + (("mlpw", "cnn4r") if extra else ())
+    # the width ladder: its smaller modes' prefix rows on the backend's own kernels (task_case's row_fmt)
+    models += ("mlpl",) if backend in ("lea", "cmsis") else ()
     if board == "mps3-an547":  # the M55's Helium loops: the models whose modes reach them differently
         models = ("cnnw", "mlpw", "cnn4r")
     for model in models:

@@ -11,9 +11,12 @@ or its own requantisation values) gets, as generated data:
 
 Each of the layer's tasks then calls its backend kernel when the mode runs the stored layer as it is
 (``bl_sel_<layer>[bl_mode] == NULL``: mode 0 keeps the backend's speed) and the block-selecting kernel of
-``firmware/kernels/common/eve_sel.c`` otherwise. The task list is the same in every mode, so a resumed
-inference keeps its task indices; the mode itself is committed with FLEX progress (checkpointing/flex.h).
-The selection reproduces :func:`batteryless.eve.modes.active_blocks` exactly (checked here at generation).
+``firmware/kernels/common/eve_sel.c`` otherwise — except that a linear layer's block row whose used blocks are
+the first q' of the row (a width ladder: the previous layer's kept rows) runs the backend's own kernel as a
+layer of q' blocks (``Task.row_fmt``; on the FR5994 that keeps the smaller modes on the LEA). The task list is
+the same in every mode, so a resumed inference keeps its task indices; the mode itself is committed with FLEX
+progress (checkpointing/flex.h). The selection reproduces :func:`batteryless.eve.modes.active_blocks` exactly
+(checked here at generation).
 
 A dense (block 1) layer that a mode narrows (``out_blocks``: its first rows) has no rank table: each of its
 tasks is generated per mode (:func:`dense_rows_case`) — the backend's own dense kernel over the task's rows
@@ -50,6 +53,10 @@ class LayerModes:
     # over only such rows runs the backend's own kernel in that mode
     whole_rows: list[list[bool]] = field(default_factory=list)
     block: int = 1
+    # per mode: for each block row, q' when the mode uses exactly the row's first q' input blocks (each
+    # stored) with the stored values, else None: a linear layer's task over such a row runs the backend's own
+    # FFT block as a q'-block layer (Task.row_fmt) instead of the portable selecting kernel
+    row_prefix: list[list[int | None]] = field(default_factory=list)
 
     def value_expr(self, key: str, literal: str) -> str:
         """A per-mode value as C: the literal when every mode has the same, else the per-mode table."""
@@ -102,7 +109,7 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
     rank[order] = np.arange(p * q)
     if layer.get("block_mask"):
         rank[np.asarray(art.tensors[layer["block_mask"]]).reshape(-1) == 0] = UNUSED
-    ns, rows, full, cols, whole = [], [], [], [], []
+    ns, rows, full, cols, whole, prefix = [], [], [], [], [], []
     stored = (
         np.asarray(art.tensors[layer["block_mask"]]).reshape(p, q) != 0
         if layer.get("block_mask")
@@ -124,6 +131,7 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
         cols.append([bool(v) for v in want.any(axis=0)])
         full.append(bool(want.all()) and r == n_rows and values[mi] == base)
         whole.append([bool((want[i] == stored[i]).all()) and values[mi] == base for i in range(p)])
+        prefix.append([_row_prefix(want[i], stored[i]) if values[mi] == base else None for i in range(p)])
     if all(full):
         return None
     return LayerModes(
@@ -137,7 +145,16 @@ def layer_modes(art, layer: dict[str, Any]) -> LayerModes | None:
         layer["op"] == "linear",
         whole,
         layer["block"],
+        prefix,
     )
+
+
+def _row_prefix(used: np.ndarray, stored: np.ndarray) -> int | None:
+    """q' when the blocks ``used`` of a block row are exactly its first q' (q' >= 1), all stored."""
+    qp = int(used.sum())
+    if qp == 0 or not used[:qp].all() or not stored[:qp].all():
+        return None
+    return qp
 
 
 def layer_data(lm: LayerModes, art, c_array, path: str) -> tuple[list[str], list[str], list[str]]:
@@ -215,6 +232,7 @@ def task_case(
     literals: dict[str, str],
     rows: tuple[int, int] | None = None,
     zero=None,
+    row_fmt: str | None = None,
 ) -> str:
     """The C expression of one task: the backend call, or (a mode that runs the layer differently) the
     block-selecting call filled from ``sel_fmt`` with the layer's per-mode values.
@@ -222,7 +240,11 @@ def task_case(
     ``rows`` (the task's output rows [r0, r1), a whole-row task) with ``zero`` (see
     :func:`dense_rows_case`): per mode, the backend call where the mode uses the task's block rows exactly
     as stored, only ``zero`` where it drops them all (the spec's 0 without the selecting kernel's loops),
-    the selecting call otherwise."""
+    the selecting call otherwise. ``row_fmt`` (a task over one block row of a linear FFT layer: the backend's
+    FFT block over that row alone as a layer of {in_features} inputs and {rows} rows): in a mode that uses
+    a prefix of the row's input blocks (the EVE width ladder: the previous layer's kept rows), that call
+    (the backend's speed: LEA on the MSP430) with the rows the mode drops zeroed, instead of the selecting
+    kernel; it sums the same blocks, so it gives the same bits."""
     if lm is None or sel_fmt is None:
         return call
     if rows is not None and zero is not None:
@@ -234,6 +256,13 @@ def task_case(
                 exprs.append(call)
             elif lm.rows[mi] <= r0:
                 exprs.append(zero("BL_OK", r0, r1))
+            elif row_fmt is not None and i1 == i0 + 1 and lm.row_prefix and lm.row_prefix[mi][i0] is not None:
+                keep = min(r1, lm.rows[mi])
+                b0 = i0 * lm.block
+                expr = row_fmt.format(
+                    in_features=lm.row_prefix[mi][i0] * lm.block, rows=keep - b0, r0=r0 - b0, r1=keep - b0
+                )
+                exprs.append(expr if keep == r1 else zero(expr, keep, r1))
             else:
                 fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
                 fill["sel"] = f"&bl_sel_{lm.name}_m{mi}"

@@ -36,6 +36,10 @@ class Task:
     # EVE: the block-selecting call for a mode that runs this layer differently (codegen/modes.py), with
     # {sel}, {shift}, {bias}, ... filled per mode; None: every mode makes the call above
     sel_fmt: str | None = None
+    # EVE, a task over one block row of a linear layer (FFT block or direct circulant rows): the backend's
+    # kernel over this row alone with {in_features}, {rows} (and {r0}, {r1}) to fill — a mode using a prefix
+    # of the row's input blocks runs it (codegen/modes.py task_case)
+    row_fmt: str | None = None
     in_block: int | None = None  # linear FFT input transform: the input block j (a mode may not read it)
     # EVE, a dense layer some mode narrows: the task's whole per-mode C expression (modes.dense_rows_case)
     mode_expr: str | None = None
@@ -527,6 +531,14 @@ def build_plan(
                             "{sel})"
                             if lm
                             else None,
+                            # row i alone: its spectra, bias and output from row i on, as block row 0 of a
+                            # layer of {rows} rows (xs keeps block j at j*k whatever in_features says)
+                            row_fmt=f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, "
+                            f"{{in_features}}u, {spec_name} + {i * q * k}u, &{cfg}, {shift_z}, {shift_out}, "
+                            f"{bo_c if bo_c == 'NULL' else f'{bo_c} + {i * k}u'}, {other} + {i * k}u, "
+                            "{rows}u, 0u, bl_work)"
+                            if lm
+                            else None,
                             rows=(i * k, i * k + nrows),
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
                         )
@@ -598,6 +610,18 @@ def build_plan(
                             f"bl_mac_step_sel_{wsuf}({cur}, &g_{name}, {wname}, {k}u, NULL, NULL, {{bias}}, "
                             f"{{shift}}, {other}, &bl_units[{len(plan.units) - 1}], {{sel}})"
                         )
+                    row_fmt = None
+                    if sel_fmt is not None and k > 1 and r0 // k == (r1 - 1) // k:
+                        # block row i alone, as block row 0 of a layer of {rows} rows: its weights, bias and
+                        # output from row i*k on (codegen/modes.py task_case: a mode using a prefix of the
+                        # row's input blocks runs the backend's kernel over {in_features} inputs)
+                        i0 = r0 // k
+                        row_fmt = (
+                            f"{fusion.kernel_name('linear_circ', wsuf, fuse)}({cur}, {{in_features}}u, "
+                            f"{wname} + {i0 * q * k}u, {k}u, "
+                            f"{bias_c if bias_c == 'NULL' else f'{bias_c} + {i0 * k}u'}, {shift}, "
+                            f"{other} + {i0 * k}u, {{rows}}u, {{r0}}u, {{r1}}u)"
+                        )
                     plan.tasks.append(
                         Task(
                             f"{name}.rows{r0}" + (f"+{relu}" if fuse else ""),
@@ -607,6 +631,7 @@ def build_plan(
                             macs=macs,
                             out_bytes=2 * (r1 - r0),
                             sel_fmt=sel_fmt,
+                            row_fmt=row_fmt,
                             mode_expr=mode_expr,
                             rows=(r0, r1),
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),

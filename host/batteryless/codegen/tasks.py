@@ -17,7 +17,7 @@ def task_expr(plan: Any, t: Any) -> str:
     lm, lits = plan.eve.get(t.layer, (None, {}))
     if lm is not None and t.in_block is not None:
         return eve_modes.input_case(lm, t.call, t.in_block)
-    return eve_modes.task_case(lm, t.call, t.sel_fmt, lits, t.rows, t.zero)
+    return eve_modes.task_case(lm, t.call, t.sel_fmt, lits, t.rows, t.zero, t.row_fmt)
 
 
 # Targets whose fine-grained images get range dispatch (loop continuation). The MSP430's code must fit the
@@ -134,6 +134,8 @@ def dispatch_c(plan: Any, board: Any) -> str:
             body.append(f"  if (t < {end}u) {{\n{_switch(plan, first, end, '    ', units)}\n  }}")
             k += 1
         body.append("  return BL_ERR_ARG;")
+    if not any("bl_units[" in b for b in body):  # every mode runs a backend kernel for the EVE units
+        units = []
     ends = [i for i, e in enumerate(layer_ends(plan)) if e]
     test = " || ".join(f"t == {i}u" for i in ends)
     return f"""{_units_table(units)}{"".join(h + chr(10) for h in helpers)}bl_status bl_model_task(uint16_t t)
