@@ -611,7 +611,12 @@ def build_plan(
                             f"{{shift}}, {other}, &bl_units[{len(plan.units) - 1}], {{sel}})"
                         )
                     row_fmt = None
-                    if sel_fmt is not None and k > 1 and r0 // k == (r1 - 1) // k:
+                    # only on lea: there the row kernel runs on the LEA and the selecting walk on the CPU
+                    # (mode 1 of the digits MLP 85 k -> 15 k MCLK in fc3). On ref the walk IS the faster
+                    # code (ref/mac_walk.inc; bl_linear_circ_* is ~4x dearer per MAC on the MSP430: the FR5994
+                    # ref MLP's mode 1 cost 9.5 % more through it, the CNN's 11 %), and cmsis has its own
+                    # SMLAD/Helium selecting loops (cmsis/eve_sel.c)
+                    if backend == "lea" and sel_fmt is not None and k > 1 and r0 // k == (r1 - 1) // k:
                         # block row i alone, as block row 0 of a layer of {rows} rows: its weights, bias and
                         # output from row i*k on (codegen/modes.py task_case: a mode using a prefix of the
                         # row's input blocks runs the backend's kernel over {in_features} inputs)
