@@ -191,18 +191,72 @@ def narrow_model(model: str, art, mode: int):
 # predicts today's kernels unevenly (dense MLP ~2.4x too high, the circulant modes within a few %), which
 # would flatter EVE against the dense model.
 MEASURED = True
+# The backends the trace rows are run on, each with its own measured costs for every model (EVE, dense,
+# single, separate): `ref` (portable C on the CPU: circulant compression saves storage there, not energy) and
+# `lea` (the FR5994's LEA runs the FFT path's transforms and MACs and the direct path's dot products: where
+# RAD pays, docs/msp430sim.md). A fair latency goal compares dense and EVE on the same backend.
+BACKENDS = ("ref", "lea")
 
 
-def _schedule(path: Path, out: Path) -> dict:
-    """codegen for BOARD (ref backend, buffers in NVM for FLEX); task costs measured unless MEASURED is off"""
-    codegen(path, BOARD, out, backend="ref", buffers_in="nvm")
+def _schedule(path: Path, out: Path, backend: str = "ref") -> dict:
+    """codegen for BOARD (``backend``, buffers in NVM for FLEX); task costs measured unless MEASURED is off.
+    On ``lea`` each task's energy also carries what the LEA itself draws (:func:`add_lea_energy`)."""
+    codegen(path, BOARD, out, backend=backend, buffers_in="nvm")
     if MEASURED:
         from batteryless.boards import with_emulator
         from batteryless.codegen.measure import measure_schedule
 
         sample = load_dataset("digits").x_test[0]
-        measure_schedule(out, with_emulator(load_board(BOARD), "msp430sim"), path, sample, backend="ref")
+        measure_schedule(out, with_emulator(load_board(BOARD), "msp430sim"), path, sample, backend=backend)
+        if backend == "lea":
+            add_lea_energy(out, path, sample)
     return json.loads((out / "schedule.json").read_text())
+
+
+def add_lea_energy(gen: Path, artifact: Path, sample: np.ndarray) -> list[float]:
+    """Add the LEA's own energy to the measured ``lea`` schedule in ``gen`` (rewritten in place), per mode.
+
+    ``codegen --measure`` prices a task at its MCLK cycles x the board's CPU energy per cycle (the CPU is
+    active while it polls the LEA, so the LEA's busy time is in the cycles); the LEA's own draw comes on top,
+    as benchmarks/lea.py counts it (``lea_energy_j``: the datasheet's per-operation energies scaled per
+    butterfly / element, ASSUMED scalings). Per mode: one run of the mode's image on the simulator (the
+    same sample as the measurement) gives the LEA's commands of the inference (every one must start inside
+    the inference window: checked); their energy is split over the mode's weight-layer tasks (those that
+    issue LEA commands) in proportion to the tasks' cycles — exact per inference, approximate per task.
+    Returns the LEA energy (J) per mode; the schedule records it as ``lea_energy_j``."""
+    from batteryless.artifact import load_artifact
+    from batteryless.firmware import build
+    from batteryless.firmware.msp430sim import run_many
+    from batteryless.spec import quantize_input
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from lea import lea_energy_j  # the LEA energy model of benchmarks/lea.py (one place)
+
+    b = load_board(BOARD)
+    sched_path = gen / "schedule.json"
+    sched = json.loads(sched_path.read_text())
+    art = load_artifact(artifact)
+    x = np.asarray(quantize_input(art, np.asarray(sample)[None]), dtype="<i2")[0].tobytes()
+    n_modes = len(sched["modes"]) if sched.get("eve") else 1
+    weight_layers = set(sched["paths"])
+    out = []
+    for mi in range(n_modes):
+        defines = {"BL_MODEL_START_MODE": f"{mi}u"} if mi else {}
+        img = build(b, gen, "lea", out_dir=gen / f"lea-energy-m{mi}", defines=defines).image
+        (run,) = run_many(Path(img), [x], mark_addr=int(b.emulator["mark_register"]))
+        if run.lea_commands_outside_inference:
+            raise SystemExit(
+                f"{gen}: mode {mi}: {run.lea_commands_outside_inference} LEA commands outside the inference"
+            )
+        e = lea_energy_j(run.lea, b)
+        tasks = [t for t in sched["modes"][mi]["tasks"] if t["layer"] in weight_layers]
+        total = sum(t["cycles"] for t in tasks)
+        for t in tasks:
+            t["energy_j"] += e * t["cycles"] / total
+        sched["modes"][mi]["lea_energy_j"] = e
+        out.append(e)
+    sched_path.write_text(json.dumps(sched, indent=1, sort_keys=True) + "\n")
+    return out
 
 
 def _energy(sched: dict, mode: dict) -> float:
@@ -246,6 +300,33 @@ def _merged(scheds: list[dict], names: list[str], path: Path) -> None:
     path.write_text(json.dumps(s))
 
 
+def _costs(model: str, work: Path, keep: list[float], separate: list, backend: str) -> dict:
+    """The trace rows' schedules and per-inference energies of the EVE model, its K separately stored models
+    and the dense model on ``backend`` (each generated and measured on that backend: one basis per row)."""
+    sfx = "" if backend == "ref" else f"-{backend}"
+    s_eve = _schedule(work / f"{model}-eve.bl", work / f"{model}-eve{sfx}-gen", backend)
+    s_sep = [
+        _schedule(work / f"{model}-sep{f}.bl", work / f"{model}-sep{f}{sfx}-gen", backend) for f in keep[1:]
+    ]
+    s_single = _schedule(work / f"{model}-single.bl", work / f"{model}-single{sfx}-gen", backend)
+    s_dense = _schedule(work / f"{model}-dense.bl", work / f"{model}-dense{sfx}-gen", backend)
+    e_sep = [_pruned_energy(a, s) for a, s in zip(separate, [s_single, *s_sep], strict=True)]
+    _merged([s_single, *s_sep], [f"sep{i}" for i in range(K)], work / f"{model}-separate{sfx}.json")
+    _merged([s_dense], ["dense"], work / f"{model}-dense{sfx}.json")
+    return {
+        "s_eve": s_eve,
+        "s_dense": s_dense,
+        "sched": {
+            "eve": load_schedule(work / f"{model}-eve{sfx}-gen" / "schedule.json"),
+            "separate": load_schedule(work / f"{model}-separate{sfx}.json"),
+            "dense": load_schedule(work / f"{model}-dense{sfx}.json"),
+        },
+        "e_eve": [_energy(s_eve, m) for m in s_eve["modes"]],
+        "e_sep": e_sep,
+        "e_dense": _energy(s_dense, s_dense["modes"][0]),
+    }
+
+
 def nonincreasing(energies: list[float]) -> list[float]:
     return [min(energies[: i + 1]) for i in range(len(energies))]
 
@@ -286,21 +367,9 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
     acc_sep = [float((predict(a, ds.x_test) == ds.y_test).mean()) for a in separate]
     acc_dense = float((predict(dense, ds.x_test) == ds.y_test).mean())
 
-    s_eve = _schedule(work / f"{model}-eve.bl", work / f"{model}-eve-gen")
-    s_sep = [_schedule(work / f"{model}-sep{f}.bl", work / f"{model}-sep{f}-gen") for f in keep[1:]]
-    s_single = _schedule(work / f"{model}-single.bl", work / f"{model}-single-gen")
-    s_dense = _schedule(work / f"{model}-dense.bl", work / f"{model}-dense-gen")
-    e_sep = [_pruned_energy(a, s) for a, s in zip(separate, [s_single, *s_sep], strict=True)]
-    _merged([s_single, *s_sep], [f"sep{i}" for i in range(K)], work / f"{model}-separate.json")
-    _merged([s_dense], ["dense"], work / f"{model}-dense.json")
-    sched = {
-        "eve": load_schedule(work / f"{model}-eve-gen" / "schedule.json"),
-        "separate": load_schedule(work / f"{model}-separate.json"),
-        "dense": load_schedule(work / f"{model}-dense.json"),
-    }
-    e_eve = [_energy(s_eve, m) for m in s_eve["modes"]]
+    costs = {be: _costs(model, work, keep, separate, be) for be in BACKENDS}
     measured = measure_modes(work / f"{model}-eve.bl", *INSTR_TARGET, work, INSTR_SAMPLES)
-    e_dense = _energy(s_dense, s_dense["modes"][0])
+    s_eve, e_eve = costs["ref"]["s_eve"], costs["ref"]["e_eve"]
     modes = []
     for m in range(K):
         st = mode_stats(art, m)["total"]
@@ -323,6 +392,16 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                 "program_instructions": measured["modes"][m]["count"],
                 "instructions_bit_exact": measured["modes"][m]["bit_exact"],
                 "energy_uj": 1e6 * e_eve[m],
+                # cycles and energy (commits included) on every backend of the trace rows; `cycles` and
+                # `energy_uj` above are the `ref` backend's (the issue's keys, as before session 8)
+                "backends": {
+                    be: {
+                        "cycles": sum(t["cycles"] for t in c["s_eve"]["modes"][m]["tasks"]),
+                        "energy_uj": 1e6 * c["e_eve"][m],
+                        "lea_energy_uj": 1e6 * c["s_eve"]["modes"][m].get("lea_energy_j", 0.0),
+                    }
+                    for be, c in costs.items()
+                },
             }
         )
     store = store_summary(art)
@@ -331,7 +410,8 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
     traces = []
     timeline = None
     rate_policies = []
-    for cap in CAPS:
+    for backend, cap in [(be, cap) for be in BACKENDS for cap in CAPS]:
+        sched, e_eve, e_sep, e_dense = (costs[backend][k] for k in ("sched", "e_eve", "e_sep", "e_dense"))
         # the rate rule (eve/policy.py), tuned per buffer on the four traces for the EVE ladder and for the
         # separately stored models alike; the threshold rule of sessions 3-4 stays as "eve-threshold"
         chains = {t: power_chain(b, t, capacitance_f=cap) for t in TRACES}
@@ -352,6 +432,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
             rate_policies.append(
                 {
                     "policy": name,
+                    "backend": backend,
                     "capacitance_f": cap,
                     "params": tp["params"],
                     "effective_energy_uj": [1e6 * e for e in tp["effective_energy_j"]],
@@ -360,7 +441,10 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                     "settings": tp["settings"],
                 }
             )
-        print(f"{model} {cap:g} F: rate rule tuned in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        print(
+            f"{model} {backend} {cap:g} F: rate rule tuned in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
         for trace in TRACES:
             tr, conv, pan, buf = chains[trace]
             runs = [("eve", sched["eve"], e_eve, acc, None)]
@@ -372,7 +456,9 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                 energies = nonincreasing(energies)
                 table = tuned[policy]["table"] if policy in tuned else mode_table(energies, cap, buf.v_off)
                 t0 = time.perf_counter()
-                rec = plot and policy == "eve" and trace == "markov-2mw" and cap == CAPS[0]
+                rec = (
+                    plot and policy == "eve" and trace == "markov-2mw" and cap == CAPS[0] and backend == "ref"
+                )
                 r = run_adaptive(
                     sc, table, tr, conv, pan, buf, load, fixed_mode=fixed, period_s=period, record=rec
                 )
@@ -384,6 +470,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                     {
                         "trace": trace,
                         "capacitance_f": cap,
+                        "backend": backend,
                         "policy": policy,
                         "inferences_per_hour": r.inferences / h,
                         "correct_per_hour": correct / h,
@@ -424,8 +511,21 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
         / modes[-1]["program_instructions"],
         "single_mode_accuracy": float(srep["accuracy"]["reference_accuracy"]),
         "separate_accuracy": acc_sep,
-        "separate_energy_uj": [1e6 * e for e in e_sep],
-        "dense_energy_uj": 1e6 * e_dense,
+        "separate_energy_uj": [1e6 * e for e in costs["ref"]["e_sep"]],
+        "dense_energy_uj": 1e6 * costs["ref"]["e_dense"],
+        "dense_cycles": sum(t["cycles"] for t in costs["ref"]["s_dense"]["modes"][0]["tasks"]),
+        # the same per backend (the latency goal compares dense and EVE on one backend)
+        "baselines": {
+            be: {
+                "dense_cycles": sum(t["cycles"] for t in c["s_dense"]["modes"][0]["tasks"]),
+                "dense_energy_uj": 1e6 * c["e_dense"],
+                "dense_lea_energy_uj": 1e6 * c["s_dense"]["modes"][0].get("lea_energy_j", 0.0),
+                "separate_energy_uj": [1e6 * e for e in c["e_sep"]],
+                "paths": c["s_eve"]["paths"],
+                "dense_paths": c["s_dense"]["paths"],
+            }
+            for be, c in costs.items()
+        },
         "dense_accuracy": acc_dense,
         "store_bytes": store["store_bytes"],
         "separate_bytes": store["separate_bytes"],
@@ -764,7 +864,7 @@ def main() -> int:
         "models": rows,
         "demand_period_s": args.period,
         "board": BOARD,
-        "backend": "ref",
+        "backends": list(BACKENDS),
         "costs": "measured: codegen --measure on msp430sim (every task of every mode, one test sample)"
         if MEASURED
         else "predicted: the board's [cost.ref] table",
@@ -797,44 +897,90 @@ def markdown(out: dict) -> str:
             f"{r['largest_mode_bytes']:,} B)",
             "",
             "| mode | keep | width (out_blocks) | accuracy (circulant float) | MACs | weight B | "
-            f"{costs} cycles | instructions (M4 QEMU, measured) | {costs} µJ |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"{costs} cycles `ref` | `lea` | instructions (M4 QEMU, measured) | {costs} µJ `ref` | `lea` "
+            "(LEA's own) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for m in r["modes"]:
             width = ", ".join(f"{k} {v}" for k, v in (m.get("out_blocks") or {}).items()) or "full"
             circ = m.get("circulant_accuracy")
             circ_s = f" ({100 * circ:.2f} %)" if circ is not None else ""
             instr = f"{m['instructions']:,.0f}" if m.get("instructions") is not None else "—"
+            lea = (m.get("backends") or {}).get("lea")
+            lea_c = f"{lea['cycles']:,}" if lea else "—"
+            lea_e = f"{lea['energy_uj']:.0f} ({lea['lea_energy_uj']:.1f})" if lea else "—"
             lines.append(
                 f"| {m['mode']} | {m['keep']:g} | {width} | {100 * m['accuracy']:.2f} %{circ_s} | "
-                f"{m['macs']:,} | {m['weight_bytes']:,} | {m['cycles']:,} | {instr} | {m['energy_uj']:.0f} |"
+                f"{m['macs']:,} | {m['weight_bytes']:,} | {m['cycles']:,} | {lea_c} | {instr} | "
+                f"{m['energy_uj']:.0f} | {lea_e} |"
             )
-        lines += [
-            "",
-            "| trace | buffer | eve (rate rule) | eve (threshold) | best fixed | mode-0 | dense | separate | "
-            "eve/best fixed (goal ≥ 1, unrounded) | latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        key = {}
-        for t in r["traces"]:
-            key.setdefault((t["trace"], t["capacitance_f"]), {})[t["policy"]] = t
-        for (trace, cap), row in key.items():
-            fixed = max(
-                (v for k, v in row.items() if k.startswith("mode-")), key=lambda v: v["correct_per_hour"]
-            )
-            eve = row["eve"]["correct_per_hour"]
-            ratio = eve / fixed["correct_per_hour"] if fixed["correct_per_hour"] else float("nan")
-            thr = row.get("eve-threshold", {}).get("correct_per_hour")
-            thr_s = f"{thr:.1f}" if thr is not None else "—"
+        for be, bl in (r.get("baselines") or {}).items():
             lines.append(
-                f"| {trace} | {cap * 1e6:g} µF | {eve:.1f} | {thr_s} | "
-                f"{fixed['correct_per_hour']:.1f} ({fixed['policy']}) | "
-                f"{row['mode-0']['correct_per_hour']:.1f} | {row['dense']['correct_per_hour']:.1f} | "
-                f"{row['separate']['correct_per_hour']:.1f} | {ratio:.3f} {'✓' if ratio >= 1 else '✗'} | "
-                f"{_latency(row)} |"
+                f"| dense (`{be}`) | | | {100 * r['dense_accuracy']:.2f} % | | | {bl['dense_cycles']:,} "
+                f"| | | {bl['dense_energy_uj']:.0f} (LEA {bl['dense_lea_energy_uj']:.1f}) | |"
             )
+        by_backend: dict = {}
+        for t in r["traces"]:
+            by_backend.setdefault(t.get("backend", out.get("backend", "ref")), []).append(t)
+        for be, rows in by_backend.items():
+            lines += _trace_table(be, rows)
         lines.append("")
     return "\n".join(lines)
+
+
+def goals(rows: list[dict]) -> dict:
+    """The issue's trace goals over one backend's trace rows: rows where EVE's correct inferences per hour
+    are >= the best fixed mode's, the largest such ratio, and rows where the dense model's mean latency is
+    >= 2.5x EVE's."""
+    key: dict = {}
+    for t in rows:
+        key.setdefault((t["trace"], t["capacitance_f"]), {})[t["policy"]] = t
+    ratios, lat = [], []
+    for row in key.values():
+        fixed = max(v["correct_per_hour"] for k, v in row.items() if k.startswith("mode-"))
+        ratios.append(row["eve"]["correct_per_hour"] / fixed if fixed else float("nan"))
+        e, d = row["eve"].get("mean_latency_s"), row["dense"].get("mean_latency_s")
+        lat.append(d / e if e and d else None)
+    return {
+        "rows": len(key),
+        "eve_ge_best_fixed": sum(1 for x in ratios if x >= 1),
+        "eve_over_best_fixed": [min(ratios), max(ratios)],
+        "latency_ge_2_5": sum(1 for x in lat if x is not None and x >= 2.5),
+        "dense_over_eve_latency": [min(x for x in lat if x), max(x for x in lat if x)],
+    }
+
+
+def _trace_table(backend: str, rows: list[dict]) -> list[str]:
+    g = goals(rows)
+    lines = [
+        "",
+        f"Trace rows on the FR5994 `{backend}` backend (every policy's task costs measured on `{backend}`): "
+        f"EVE ≥ best fixed on {g['eve_ge_best_fixed']} of {g['rows']} rows "
+        f"({g['eve_over_best_fixed'][0]:.3f}–{g['eve_over_best_fixed'][1]:.3f}), dense/EVE latency ≥ 2.5 on "
+        f"{g['latency_ge_2_5']} of {g['rows']} ({g['dense_over_eve_latency'][0]:.2f}–"
+        f"{g['dense_over_eve_latency'][1]:.2f}×).",
+        "",
+        "| trace | buffer | eve (rate rule) | eve (threshold) | best fixed | mode-0 | dense | separate | "
+        "eve/best fixed (goal ≥ 1, unrounded) | latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    key = {}
+    for t in rows:
+        key.setdefault((t["trace"], t["capacitance_f"]), {})[t["policy"]] = t
+    for (trace, cap), row in key.items():
+        fixed = max((v for k, v in row.items() if k.startswith("mode-")), key=lambda v: v["correct_per_hour"])
+        eve = row["eve"]["correct_per_hour"]
+        ratio = eve / fixed["correct_per_hour"] if fixed["correct_per_hour"] else float("nan")
+        thr = row.get("eve-threshold", {}).get("correct_per_hour")
+        thr_s = f"{thr:.1f}" if thr is not None else "—"
+        lines.append(
+            f"| {trace} | {cap * 1e6:g} µF | {eve:.1f} | {thr_s} | "
+            f"{fixed['correct_per_hour']:.1f} ({fixed['policy']}) | "
+            f"{row['mode-0']['correct_per_hour']:.1f} | {row['dense']['correct_per_hour']:.1f} | "
+            f"{row['separate']['correct_per_hour']:.1f} | {ratio:.3f} {'✓' if ratio >= 1 else '✗'} | "
+            f"{_latency(row)} |"
+        )
+    return lines
 
 
 def _latency(row: dict) -> str:

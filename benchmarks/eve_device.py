@@ -2,7 +2,8 @@
 """EVE on the device: every mode of the digits MLP and CNN executed by the generated firmware (issue 11).
 
 The same EVE models as benchmarks/eve.py (``compress --modes 3`` with that script's per-model settings),
-generated for the MSP430FR5994 (``ref``, msp430sim: MCLK cycles), the Cortex-M4 mps2-an386 (``ref`` and
+generated for the MSP430FR5994 (``ref`` and ``lea``, msp430sim: MCLK cycles; ``lea`` runs the layers on the
+simulator's emulated LEA where its kernels do), the Cortex-M4 mps2-an386 (``ref`` and
 ``cmsis``, QEMU: instructions) and the Cortex-M55 mps3-an547 (``cmsis``, QEMU: instructions); one image
 per mode (``BL_MODEL_START_MODE``). Per mode: the measured count of one inference (mean over the samples),
 whether every sample's logits equal
@@ -38,6 +39,7 @@ from eve import EVE_SETTINGS, K, _compress, measure_modes  # noqa: E402  (the EV
 RESULTS = ROOT / "benchmarks" / "results" / "eve_device.json"
 TARGETS = (
     ("msp430fr5994", "ref", "msp430sim"),
+    ("msp430fr5994", "lea", "msp430sim"),  # where RAD pays on the MSP430 (the latency goal's backend)
     ("mps2-an386", "ref", None),
     ("mps2-an386", "cmsis", None),
     ("mps3-an547", "cmsis", None),  # Cortex-M55: the cmsis kernels' Helium loops
@@ -90,6 +92,7 @@ def run_model(model: str, work: Path, quick: bool, samples: int) -> dict:
 
 LABEL = {
     ("msp430fr5994", "ref"): "FR5994 `ref` (cycles)",
+    ("msp430fr5994", "lea"): "FR5994 `lea` (cycles)",
     ("mps2-an386", "ref"): "M4 `ref` (instructions)",
     ("mps2-an386", "cmsis"): "M4 `cmsis` (instructions)",
     ("mps3-an547", "cmsis"): "M55 `cmsis` (instructions)",

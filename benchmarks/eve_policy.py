@@ -89,7 +89,12 @@ def _tuned(model: str, cap: float, acc: list[float]) -> dict | None:
             if [round(x["accuracy"], 9) for x in m.get("modes", [])] != [round(a, 9) for a in acc]:
                 return None
             for r in m.get("rate_policies", []):
-                if r["policy"] == "eve" and abs(r["capacitance_f"] - cap) < 1e-12:
+                # eve.py tunes a rule per backend; this study runs on `ref` (eve.py's _schedule default)
+                if (
+                    r["policy"] == "eve"
+                    and r.get("backend", "ref") == "ref"
+                    and abs(r["capacitance_f"] - cap) < 1e-12
+                ):
                     return r
     return None
 
