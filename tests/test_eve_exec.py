@@ -195,8 +195,9 @@ def test_cross_images_run_every_mode_bit_exact(eve_arts, cnn4r, digits, tmp_path
     # selection (ref/mac_walk.inc) on the 16-bit target, whose index arithmetic differs from the host's
     extra = backend == "cmsis" or (board, backend) == ("msp430fr5994", "ref")
     models = ("mlp", "cnn", "cnnw") + (("mlpw", "cnn4r") if extra else ())
-    # the width ladder: its smaller modes' prefix rows on the backend's own kernels (task_case's row_fmt)
-    models += ("mlpl",) if backend in ("lea", "cmsis") else ()
+    # the width ladder: its smaller modes' prefix rows on the backend's own kernels (task_case's row_fmt;
+    # on the MSP430's ref the FFT rows keep the portable selecting block: the same ladder through it)
+    models += ("mlpl",) if backend in ("lea", "cmsis") or board == "msp430fr5994" else ()
     if board == "mps3-an547":  # the M55's Helium loops: the models whose modes reach them differently
         models = ("cnnw", "mlpw", "cnn4r")
     for model in models:
@@ -208,6 +209,25 @@ def test_cross_images_run_every_mode_bit_exact(eve_arts, cnn4r, digits, tmp_path
             run = run_dataset(img, emu, arts[model], "digits", count=count, start=200)
             ref = integer_inference(art, digits.x_test[200 : 200 + count], res.paths, mode=mi)
             assert np.array_equal(np.array(run.logits), ref), (model, mi)
+
+
+def test_fft_row_call_per_backend(eve_arts, tmp_path):
+    """The width ladder's FFT-path rows (fc2 / fc3 of ``mlpl`` use a prefix of their input blocks in the
+    smaller modes): the backend's FFT block over the row alone (the row call, spectra from row i on) on the
+    M4's ref and the LEA, where it is the faster code; on the MSP430's ref the portable selecting FFT block,
+    which is cheaper there (benchmarks/eve_device.py). Bit-exactness of both: the cross-image test."""
+    row_call = re.compile(r"bl_linear_fft_block_(?:relu_)?q15\(bl_xs, \d+u, fc[23]_spectra \+ \d+u")
+    sel_call = re.compile(r"bl_conv_fft_block_sel_q15\(bl_xs, &g_fc[23],")
+    for board, backend, row in (
+        ("msp430fr5994", "ref", False),
+        ("msp430fr5994", "lea", True),
+        ("mps2-an386", "ref", True),
+    ):
+        res = codegen(eve_arts["mlpl"], board, tmp_path / f"{board}-{backend}", backend=backend, path="fft")
+        assert res.paths["fc2"] == "fft", res.paths
+        src = (tmp_path / f"{board}-{backend}" / "model.c").read_text()
+        assert bool(row_call.search(src)) is row, (board, backend)
+        assert bool(sel_call.search(src)) is not row, (board, backend)
 
 
 @pytest.mark.firmware

@@ -532,12 +532,15 @@ def build_plan(
                             if lm
                             else None,
                             # row i alone: its spectra, bias and output from row i on, as block row 0 of a
-                            # layer of {rows} rows (xs keeps block j at j*k whatever in_features says)
+                            # layer of {rows} rows (xs keeps block j at j*k whatever in_features says).
+                            # Not on the MSP430's ref backend: there the portable selecting FFT block
+                            # (common/eve_sel.c) is the cheaper code (the digits MLP's modes 1 / 2 cost 2-3 %
+                            # more through the row call); the M4's ref and the LEA gain from it
                             row_fmt=f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, "
                             f"{{in_features}}u, {spec_name} + {i * q * k}u, &{cfg}, {shift_z}, {shift_out}, "
                             f"{bo_c if bo_c == 'NULL' else f'{bo_c} + {i * k}u'}, {other} + {i * k}u, "
                             "{rows}u, 0u, bl_work)"
-                            if lm
+                            if lm and not (backend == "ref" and board.cpu == "msp430x")
                             else None,
                             rows=(i * k, i * k + nrows),
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
