@@ -827,7 +827,9 @@ def main() -> int:
         print(f"wrote {ABLATION}")
         return 0
     if args.tables:
-        print(markdown(json.loads(RESULTS.read_text())))
+        doc = json.loads(RESULTS.read_text())
+        print(markdown(doc))
+        print(goals_table(doc))
         return 0
     if args.instructions_only:
         if args.work is None:
@@ -925,6 +927,30 @@ def markdown(out: dict) -> str:
         for be, rows in by_backend.items():
             lines += _trace_table(be, rows)
         lines.append("")
+    return "\n".join(lines)
+
+
+def goals_table(out: dict) -> str:
+    """The issue's trace goals per model and backend (docs/eve.md, "The goals per backend")."""
+    lines = [
+        "| model, backend | EVE ≥ best fixed (rows; range) | dense ÷ EVE latency ≥ 2.5 (rows; range) "
+        "| ≥ 1.3× the best fixed on a variable trace |",
+        "|---|---|---|---|",
+    ]
+    for r in out["models"]:
+        by_backend: dict = {}
+        for t in r["traces"]:
+            by_backend.setdefault(t.get("backend", "ref"), []).append(t)
+        for be, rows in by_backend.items():
+            g = goals(rows)
+            lo, hi = g["eve_over_best_fixed"]
+            llo, lhi = g["dense_over_eve_latency"]
+            lines.append(
+                f"| {r['model'].upper()} `{be}` | {g['eve_ge_best_fixed']} of {g['rows']} "
+                f"({lo:.3f}–{hi:.3f}) | "
+                f"{g['latency_ge_2_5']} of {g['rows']} ({llo:.2f}–{lhi:.2f}×) | "
+                f"{'yes' if hi >= 1.3 else 'no'} (best {hi:.3f}) |"
+            )
     return "\n".join(lines)
 
 
