@@ -18,36 +18,40 @@ from batteryless import spec
 from batteryless.artifact import load_artifact
 from batteryless.boards import load_board, memory_ld
 from batteryless.boards.build_files import ramfunc_region
-from batteryless.codegen.memory import RAMFUNC_BYTES, ramfunc_plan
+from batteryless.codegen.memory import RAMFUNC_BYTES, STACK_RESERVE_BYTES
 from batteryless.errors import BoardError
 
 ROOT = Path(__file__).resolve().parents[1]
 FR5994 = ROOT / "boards" / "msp430fr5994"
 
 
-def _regions(used, size=4096):
-    return {"ram": {"used": used, "size": size, "what": "buffers"}}
+def test_plan_places_hot_code_in_sram_only_when_it_fits(artifacts, tmp_path):
+    """On an FR5994 whose SRAM holds the image's static RAM, the stack reserve and exactly the hot-code bound:
+    SRAM, and the region's use counts it; one word less: FRAM. No hot code for ref or a direct-path image."""
+    from batteryless.codegen import codegen
 
-
-def test_plan_places_hot_code_in_sram_only_when_it_fits():
-    board = load_board("msp430fr5994")
     need = RAMFUNC_BYTES[("msp430x", "lea")]
-    # 4096 - 1000 - 2000 = 1096 free: room
-    regs = _regions(1000)
-    got = ramfunc_plan(board, "lea", regs, 2000)
-    assert got["region"] == "ram" and got["bytes"] == need
-    assert regs["ram"]["used"] == 1000 + need  # the RAM region's use counts it
-    # exactly enough, then one byte short
-    assert ramfunc_plan(board, "lea", _regions(4096 - 2000 - need), 2000)["region"] == "ram"
-    regs = _regions(4096 - 2000 - need + 1)
-    got = ramfunc_plan(board, "lea", regs, 2000)
-    assert got["region"] == "code" and regs["ram"]["used"] == 4096 - 2000 - need + 1
-    # no hot code for the ref kernels: nothing to place
-    assert ramfunc_plan(board, "ref", _regions(0), 0) == {
-        "region": "code",
-        "bytes": 0,
-        "why": "no hot code for this backend and CPU",
-    }
+    mp = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "g0", backend="lea", path="fft").schedule[
+        "memory_plan"
+    ]
+    assert mp["ramfunc"]["region"] == "ram" and mp["ramfunc"]["bytes"] == need
+    static = sum(mp["regions"]["ram"]["parts"].values())
+    assert mp["regions"]["ram"]["used"] == static + STACK_RESERVE_BYTES["msp430x"] + need
+    room = static + STACK_RESERVE_BYTES["msp430x"] + need
+    got = codegen(
+        artifacts["mlp"], _small_ram_board(tmp_path, room), tmp_path / "g1", backend="lea", path="fft"
+    )
+    assert got.schedule["memory_plan"]["ramfunc"]["region"] == "ram"
+    got = codegen(
+        artifacts["mlp"], _small_ram_board(tmp_path, room - 2), tmp_path / "g2", backend="lea", path="fft"
+    ).schedule["memory_plan"]
+    assert got["ramfunc"]["region"] == "code" and got["regions"]["ram"]["used"] == room - need
+    assert got["out_buffer_bytes"] == mp["out_buffer_bytes"]  # the output buffer does not shrink for it
+    for backend, path in (("ref", "fft"), ("lea", "direct")):
+        got = codegen(
+            artifacts["mlp"], "msp430fr5994", tmp_path / f"g-{backend}-{path}", backend=backend, path=path
+        )
+        assert got.schedule["memory_plan"]["ramfunc"]["bytes"] == 0
 
 
 def test_memory_ld_aliases_ramfunc_to_the_chosen_region(tmp_path):
@@ -84,7 +88,7 @@ def _small_ram_board(tmp_path: Path, ram_length: int) -> Path:
         'cmake_toolchain = "toolchain.cmake"', f'cmake_toolchain = "{FR5994 / "toolchain.cmake"}"'
     )
     text = text.replace('linker_script = "linker.ld"', f'linker_script = "{FR5994 / "linker.ld"}"')
-    d = tmp_path / "board-small-ram"
+    d = tmp_path / f"board-small-ram-{ram_length}"
     d.mkdir()
     (d / "board.toml").write_text(text, encoding="utf-8")
     return d / "board.toml"
@@ -147,16 +151,16 @@ def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_p
     vma, lma, size = secs[".ramfunc"]
     assert 0 < size <= plan["bytes"]  # the plan's bound holds for what was built
     assert in_ram(vma) and in_code(lma)
-    # the plan's accounting of the app's own RAM is an upper bound of what was linked (.data/.bss/.noinit)
+    # the plan's static RAM bounds what was linked (.data/.bss/.noinit; tests/test_memory_plan.py)
     linked = sum(s for name, (a, _, s) in secs.items() if in_ram(a) and name != ".ramfunc")
-    buffers = sum(res.schedule["memory_plan"]["buffers"].values())
-    assert linked <= buffers + plan["app_ram_bytes"]
-    assert linked + size <= ram.length
+    assert linked <= sum(res.schedule["memory_plan"]["regions"]["ram"]["parts"].values())
+    stack = STACK_RESERVE_BYTES["msp430x"]
+    assert linked + size + stack <= ram.length
     _run_bit_exact(artifacts["mlp"], gen, img, digits)
 
     # no room: the same model on an FR5994 with SRAM too small for the hot code next to what the image
     # already links there; the plan chooses FRAM and the image links and runs
-    small = linked + size - 2  # what SRAM placement needs, less one word: it would not link
+    small = linked + stack + size - 2  # what SRAM placement needs with the stack reserve, less one word
     board_toml = _small_ram_board(tmp_path, small)
     gen2 = tmp_path / "gen-code"
     res2 = codegen(artifacts["mlp"], board_toml, gen2, backend="lea", path="fft")
@@ -165,5 +169,5 @@ def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_p
     vma2, lma2, size2 = _sections(img2)[".ramfunc"]
     assert size2 == size and vma2 == lma2 and in_code(vma2)
     _run_bit_exact(artifacts["mlp"], gen2, img2, digits)
-    # and it would not have linked in SRAM (the decision is what keeps it from a link error)
-    assert linked + size2 > small
+    # and SRAM placement would have left less than the stack reserve (the decision keeps the reserve)
+    assert linked + size2 + stack > small

@@ -53,7 +53,17 @@ def _prune_eve_defs(plan: Plan, cases: str) -> None:
         plan.eve_defs, plan.geoms = defs, geoms
 
 
-def emit_sources(art, art_name, art_sha, b, backend, plan: Plan, out: Path, buffers_in: str) -> list[Path]:
+def emit_sources(
+    art,
+    art_name,
+    art_sha,
+    b,
+    backend,
+    plan: Plan,
+    out: Path,
+    buffers_in: str,
+    out_capacity: int | None = None,
+) -> list[Path]:
     c_banner = banner(art_name, art_sha, b, backend, ("/*", "*/"))
     input_len = math.prod(art.input_shape)
     eve = has_modes(art)
@@ -186,7 +196,9 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
         (
             "model.cmake",
             f"{banner(art_name, art_sha, b, backend, ('#', '')).rstrip()}\n"
-            f'list(APPEND EXTRA_DEFINES "BL_FFT_MAX_K={plan.max_k}")\n',
+            f'list(APPEND EXTRA_DEFINES "BL_FFT_MAX_K={plan.max_k}")\n'
+            # the platform's output buffer when the memory plan shrank it (codegen/memory.py)
+            + (f'list(APPEND EXTRA_DEFINES "BL_OUT_CAPACITY={out_capacity}u")\n' if out_capacity else ""),
         ),
     ):
         p = out / name

@@ -15,7 +15,7 @@ from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen.c_source import banner
 from batteryless.codegen.costs import cost_model
 from batteryless.codegen.emit import emit_sources
-from batteryless.codegen.memory import memory_plan
+from batteryless.codegen.memory import OUT_BUFFER_BYTES, memory_plan
 from batteryless.codegen.plan import build_plan, task_cycles
 from batteryless.codegen.schedule import schedule_document
 from batteryless.errors import CodegenError, UsageError
@@ -97,7 +97,9 @@ def codegen(
     art_sha = hashlib.sha256(art_path.read_bytes()).hexdigest()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = emit_sources(art, art_path.name, art_sha, b, backend, plan, out, buffers_in)
+    out_default = OUT_BUFFER_BYTES.get(b.cpu, 0)
+    out_capacity = memory["out_buffer_bytes"] if memory["out_buffer_bytes"] != out_default else None
+    files = emit_sources(art, art_path.name, art_sha, b, backend, plan, out, buffers_in, out_capacity)
     schedule = schedule_document(art, art_path.name, art_sha, b, backend, plan, memory, costs)
     in_len = math.prod(art.input_shape)
     chunk = plan.input_chunk or in_len

@@ -1,5 +1,13 @@
-"""Memory plan: the generated buffers, stack reserve and code estimate against the board's regions; a model
-that does not fit is refused here, before anything is written."""
+"""Memory plan: the generated buffers, the app's and kernels' own static RAM, the stack reserve, the hot code
+and the code estimate against the board's regions; a model that does not fit is refused here, before
+anything is written.
+
+One RAM accounting, used by the fit check and by the hot-code decision alike (``ram_parts``): every byte the
+linked image keeps in the RAM region (.data/.bss/.noinit, and .ramfunc when it runs from SRAM) is one of the
+parts below, each exact or a bound of at most a few bytes — tests/test_memory_plan.py checks the plan against
+the linked ELF's sections — and the stack reserve comes on top. The hot code goes to SRAM only when the
+image still fits with it; the model app's output buffer shrinks (to no less than ``OUT_BUFFER_MIN_BYTES``)
+before an image that would fit with a smaller one is refused."""
 
 from __future__ import annotations
 
@@ -11,37 +19,108 @@ from batteryless.errors import CodegenError
 
 STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "cortex-m55": 2048, "host": 0}
 CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55": 24 * 1024, "host": 0}
-# Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_lea_internal.h): run from SRAM when the
-# image has room, from FRAM otherwise. Bytes: an upper bound of their .bl_ramfunc.* sections as built
-# (benchmarks/kernels_lea.py rows' lea.ramfunc; tests/test_ramfunc_placement.py checks the bound).
+# Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_ramfunc.h): run from SRAM when the
+# image has room, from FRAM otherwise. Bytes: an upper bound of their .bl_ramfunc.* sections as built (996 B;
+# benchmarks/kernels_lea.py rows' lea.ramfunc; tests/test_ramfunc_placement.py checks the bound). Only the
+# FFT path calls them: a direct-path image links none (the linker drops unreferenced sections).
 RAMFUNC_BYTES = {("msp430x", "lea"): 1024}
-# What else the model app keeps in SRAM beside the planned buffers, for the hot-code decision only (the fit
-# check keeps its own, older accounting): the platform's output buffer (.noinit, BL_OUT_CAPACITY in
-# firmware/platform/msp430/platform.c) and the kernels' own state (LEA bit-reversal tables, per-layer caches,
-# ~330 B as built), plus the app's input copy and logits (``io_words`` int16). An upper bound of the linked
-# .bss + .noinit beyond the buffers: tests/test_ramfunc_placement.py.
-RUNTIME_RAM_BYTES = {"msp430x": 1024 + 384}
+# The platform's output buffer (bl_out_buf, .noinit: BL_OUT_CAPACITY in firmware/platform/msp430/platform.c,
+# whose default this must equal) — the largest part of the app's own RAM on the MSP430. The model app prints
+# one logits line (at most 7 + 7 x classes + 1 bytes) or one error line, so when the image would not fit
+# with the default, codegen builds it with a smaller buffer (model.cmake defines BL_OUT_CAPACITY), never
+# below this floor; the Cortex-M platforms print through semihosting/UART (no buffer).
+OUT_BUFFER_BYTES = {"msp430x": 1024}
+OUT_BUFFER_MIN_BYTES = 256
+# Static RAM beside the planned buffers, the app's input copy and logits (``io_words`` int16) and the output
+# buffer, as linked (clang -O2/-Os, ld.lld; tests/test_memory_plan.py): the MSP430 platform's counters, exit
+# code and multiplier flag (8 B); the lea kernels' state: residency pointers, DMA fill word, FFT scale state
+# (16 B), and on the FFT path the bit-reversal tables and the per-layer caches of the input FFT and the
+# block rows (244 B; 252 with the convolution's FFT-path cache, taken for every FFT-path image).
+PLATFORM_RAM_BYTES = {"msp430x": 8}
+KERNEL_RAM_BYTES = {("msp430x", "lea"): 16}
+KERNEL_FFT_RAM_BYTES = {("msp430x", "lea"): 252}
+
+
+def _overflow(board: Board, role: str, need: int, usable: int, what: str) -> CodegenError:
+    return CodegenError(
+        f"model does not fit board {board.name}: region '{role}' needs {need} bytes ({what}) but has "
+        f"{usable} usable — overflow {need - usable} bytes. Use larger blocks, 8-bit weights, pruning, or a "
+        "bigger board."
+    )
+
+
+def ram_parts(
+    plan: Plan, board: Board, backend: str, buffers: dict[str, int], in_nvm: set[str], io_words: int
+) -> dict[str, int]:
+    """Static RAM of the image by part (bytes), without the output buffer, the hot code and the stack."""
+    fft = "fft" in plan.paths.values()
+    key = (board.cpu, backend)
+    return {
+        "buffers": sum(v for k, v in buffers.items() if k not in in_nvm),
+        "app_io": 2 * io_words if OUT_BUFFER_BYTES.get(board.cpu) else 0,
+        "platform": PLATFORM_RAM_BYTES.get(board.cpu, 0),
+        "kernels": KERNEL_RAM_BYTES.get(key, 0) + (KERNEL_FFT_RAM_BYTES.get(key, 0) if fft else 0),
+    }
 
 
 def memory_plan(
     plan: Plan, board: Board, backend: str, buffers_in: str, io_words: int | None = None
 ) -> dict[str, Any]:
-    """The regions' use (a model that does not fit raises CodegenError) and where the hot code runs.
-    ``io_words``: the model's input plus output length (the app's own copies); unknown: two activations."""
+    """The regions' use (a model that does not fit raises CodegenError), the output buffer's size and where
+    the hot code runs. ``io_words``: the model's input plus output length (the app's own copies); unknown:
+    two activations."""
     act_bytes = 2 * plan.act_len
     # activations and FFT-path spectra persist across tasks (NVM when checkpointing); scratch stays in RAM
     persistent = {"bl_act0": act_bytes, "bl_act1": act_bytes, "bl_xs": 2 * plan.xs_len}
     if plan.acc_len:  # bl_mac_step partials (fine granularity), double-buffered
         persistent.update(bl_acc0=4 * plan.acc_len, bl_acc1=4 * plan.acc_len)
-    buffers = {**persistent, "bl_work": 2 * 2 * plan.max_k}
+    buffers = {**persistent, "bl_work": 2 * 4 * plan.max_k}  # emit.py: int16_t bl_work[4 * max_k]
     stack = STACK_RESERVE_BYTES.get(board.cpu, 0)
+    nvm_names = set(persistent) if buffers_in == "nvm" else set()
     in_nvm = sum(persistent.values()) if buffers_in == "nvm" else 0
-    ram_buf = sum(buffers.values()) - in_nvm
-    ram_need = ram_buf + stack
+    parts = ram_parts(
+        plan, board, backend, buffers, nvm_names, io_words if io_words is not None else act_bytes
+    )
+    static = sum(parts.values())
+    out_default = OUT_BUFFER_BYTES.get(board.cpu, 0)
+    hot = RAMFUNC_BYTES.get((board.cpu, backend), 0) if "fft" in plan.paths.values() else 0
     code_need = plan.weight_bytes + CODE_ESTIMATE_BYTES.get(board.cpu, 0)
     regions: dict[str, Any] = {}
+    out_bytes, ramfunc = out_default, {"region": "code", "bytes": 0, "why": "no hot code for this image"}
+    if board.has_region("ram"):
+        usable = board.region("ram").usable
+        free = usable - static - stack - out_default  # room left with the default output buffer
+        if free < 0 and out_default:  # a smaller output buffer, never below the floor
+            out_bytes = max(OUT_BUFFER_MIN_BYTES, min(out_default, usable - static - stack))
+            out_bytes -= out_bytes % 2
+            free = usable - static - stack - out_bytes
+        what = (
+            f"buffers {parts['buffers']} B + app I/O {parts['app_io']} B + platform {parts['platform']} B + "
+            f"kernel state {parts['kernels']} B + output buffer {out_bytes} B + stack reserve {stack} B"
+        )
+        used = static + out_bytes + stack
+        if used > usable:
+            raise _overflow(board, "ram", used, usable, what)
+        if hot and board.has_region("code"):
+            ramfunc = {"region": "code", "bytes": hot, "free_bytes": free}
+            if hot <= free:
+                ramfunc.update(
+                    region="ram", why=f"SRAM has {free} B free after the image's static RAM and stack reserve"
+                )
+                used += hot
+                what += f" + hot code {hot} B"
+            else:
+                ramfunc["why"] = (
+                    f"SRAM has {free} B free after the image's static RAM and stack reserve; the hot code "
+                    f"needs {hot} B: it runs from FRAM"
+                )
+        regions["ram"] = {
+            "used": used,
+            "size": usable,
+            "what": what,
+            "parts": {**parts, "out_buffer": out_bytes},
+        }
     for role, need, what in (
-        ("ram", ram_need, f"buffers {ram_buf} B + stack reserve {stack} B"),
         ("nvm", in_nvm, f"activation buffers kept in NVM {in_nvm} B"),
         (
             "code",
@@ -54,46 +133,12 @@ def memory_plan(
         reg = board.region(role)
         regions[role] = {"used": need, "size": reg.usable, "what": what}
         if need > reg.usable:
-            raise CodegenError(
-                f"model does not fit board {board.name}: region '{role}' needs {need} bytes ({what}) but has "
-                f"{reg.usable} usable — overflow {need - reg.usable} bytes. Use larger blocks, "
-                f"8-bit weights, "
-                "pruning, or a bigger board."
-            )
-    app_ram = RUNTIME_RAM_BYTES.get(board.cpu, 0) + (2 * io_words if io_words is not None else 2 * act_bytes)
-    ramfunc = ramfunc_plan(board, backend, regions, app_ram)
+            raise _overflow(board, role, need, reg.usable, what)
     return {
         "ramfunc": ramfunc,
         "regions": regions,
         "buffers": buffers,
         "buffers_in": buffers_in,
+        "out_buffer_bytes": out_bytes,
         "weight_bytes": plan.weight_bytes,
-    }
-
-
-def ramfunc_plan(board: Board, backend: str, regions: dict[str, Any], runtime_ram: int) -> dict[str, Any]:
-    """Where the hot code (the linker script's .ramfunc) runs: SRAM when the RAM region still has room for it
-    after the buffers, the stack reserve and the app's own RAM (``runtime_ram``) — an SRAM fetch has no FRAM
-    wait states; the C start-up copies it at every boot — FRAM otherwise (in place: the image always links).
-    The RAM region's ``used`` grows by it when it is SRAM."""
-    size = RAMFUNC_BYTES.get((board.cpu, backend), 0)
-    if not size or "ram" not in regions or not board.has_region("code"):
-        return {"region": "code", "bytes": 0, "why": "no hot code for this backend and CPU"}
-    ram = regions["ram"]
-    free = ram["size"] - ram["used"] - runtime_ram
-    if size <= free:
-        ram["used"] += size
-        ram["what"] += f" + hot code {size} B"
-        return {
-            "region": "ram",
-            "bytes": size,
-            "app_ram_bytes": runtime_ram,
-            "why": f"SRAM has {free} B free after buffers, stack reserve and the app's {runtime_ram} B",
-        }
-    return {
-        "region": "code",
-        "bytes": size,
-        "app_ram_bytes": runtime_ram,
-        "why": f"SRAM has {free} B free after buffers, stack reserve and the app's {runtime_ram} B; "
-        f"the hot code needs {size} B: it runs from FRAM",
     }

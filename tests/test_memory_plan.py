@@ -1,0 +1,140 @@
+"""The memory plan's one RAM accounting (codegen/memory.py, issue 12): the plan's parts against the linked
+ELF's RAM sections on the FR5994 (buffers, the app's input copy and logits, platform and kernel state, the
+output buffer, the hot code), the output buffer shrunk when the image would not fit otherwise (and the image
+still bit-exact with it), and an image that overflows the RAM region by a few bytes refused with the
+project's message before anything is written."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batteryless import spec
+from batteryless.artifact import load_artifact
+from batteryless.codegen.memory import OUT_BUFFER_BYTES, OUT_BUFFER_MIN_BYTES, STACK_RESERVE_BYTES
+from batteryless.errors import CodegenError
+
+ROOT = Path(__file__).resolve().parents[1]
+FR5994 = ROOT / "boards" / "msp430fr5994"
+RAM = (0x1C00, 0x2C00)  # the FR5994's SRAM region (board.toml), LEA RAM excluded
+STACK = STACK_RESERVE_BYTES["msp430x"]
+
+
+def _ram_sections(elf: Path) -> dict[str, int]:
+    """Allocated sections that run in SRAM: name -> size."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as fh:
+        return {
+            s.name: s["sh_size"]
+            for s in ELFFile(fh).iter_sections()
+            if s["sh_flags"] & 2 and RAM[0] <= s["sh_addr"] < RAM[1]
+        }
+
+
+def _board_with_ram(tmp_path: Path, ram_length: int) -> Path:
+    """The FR5994 with its SRAM region shortened to ``ram_length`` bytes (toolchain files by absolute
+    path)."""
+    text = (FR5994 / "board.toml").read_text(encoding="utf-8")
+    text, n = re.subn(
+        r'(name = "ram"[^\n]*\norigin = 0x1C00\nlength = )0x1000(\nvolatile = true\nusable = )0x1000',
+        rf"\g<1>0x{ram_length:X}\g<2>0x{ram_length:X}",
+        text,
+    )
+    assert n == 1
+    text = text.replace(
+        'cmake_toolchain = "toolchain.cmake"', f'cmake_toolchain = "{FR5994 / "toolchain.cmake"}"'
+    )
+    text = text.replace('linker_script = "linker.ld"', f'linker_script = "{FR5994 / "linker.ld"}"')
+    d = tmp_path / f"board-ram-{ram_length}"
+    d.mkdir()
+    (d / "board.toml").write_text(text, encoding="utf-8")
+    return d / "board.toml"
+
+
+def _static(mp: dict) -> int:
+    """The plan's static RAM (parts incl. the output buffer), without the hot code and the stack reserve."""
+    return sum(mp["regions"]["ram"]["parts"].values())
+
+
+@pytest.mark.firmware
+@pytest.mark.parametrize(
+    ("model", "path", "backend"), [("mlp", "fft", "lea"), ("cnn", "fft", "lea"), ("mlp", "direct", "ref")]
+)
+def test_plan_equals_the_linked_ram(artifacts, tmp_path, model, path, backend):
+    """Every part the plan counts is in the ELF and nothing else is: the linked .data/.bss/.noinit equal the
+    plan's static RAM within the kernel state's bound (8 B), .noinit is the output buffer the plan chose,
+    .ramfunc is within the hot-code bound and in SRAM exactly when the plan says so, and the whole region
+    keeps the stack reserve free."""
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build
+
+    gen = tmp_path / "gen"
+    res = codegen(artifacts[model], "msp430fr5994", gen, backend=backend, path=path)
+    mp = res.schedule["memory_plan"]
+    secs = _ram_sections(build("msp430fr5994", gen, backend, out_dir=tmp_path / "b").image)
+    linked = sum(v for k, v in secs.items() if k != ".ramfunc")
+    assert 0 <= _static(mp) - linked <= 8, (secs, mp["regions"]["ram"])
+    assert secs.get(".noinit") == mp["out_buffer_bytes"]
+    hot = mp["ramfunc"]
+    assert (secs.get(".ramfunc", 0) > 0) == (hot["region"] == "ram")
+    if hot["region"] == "ram":
+        assert 0 < secs[".ramfunc"] <= hot["bytes"]
+    assert linked + secs.get(".ramfunc", 0) + STACK <= mp["regions"]["ram"]["used"] <= 4096
+
+
+@pytest.mark.firmware
+def test_output_buffer_shrinks_when_the_image_needs_the_room(artifacts, digits, tmp_path):
+    """On an FR5994 whose SRAM holds the MLP's static RAM and stack reserve with 300 B for the output buffer,
+    codegen builds it with a 300 B buffer (model.cmake), the ELF links so, and the image prints its logits
+    bit-exact with the numeric spec."""
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    res = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "full", backend="ref", path="direct")
+    full = res.schedule["memory_plan"]
+    assert full["out_buffer_bytes"] == OUT_BUFFER_BYTES["msp430x"]
+    assert "BL_OUT_CAPACITY" not in (tmp_path / "full" / "model.cmake").read_text()
+    rest = _static(full) - full["out_buffer_bytes"]
+    board = _board_with_ram(tmp_path, rest + STACK + 300)
+    gen = tmp_path / "gen"
+    res = codegen(artifacts["mlp"], board, gen, backend="ref", path="direct")
+    assert res.schedule["memory_plan"]["out_buffer_bytes"] == 300
+    assert '"BL_OUT_CAPACITY=300u"' in (gen / "model.cmake").read_text()
+    img = build(board, gen, "ref", out_dir=tmp_path / "b").image
+    assert _ram_sections(img)[".noinit"] == 300
+    art = load_artifact(artifacts["mlp"])
+    xq = np.asarray(spec.quantize_input(art, digits.x_test[:2]), dtype="<i2")
+    want = spec.integer_inference(
+        art, digits.x_test[:2], json.loads((gen / "schedule.json").read_text())["paths"]
+    )
+    for i, r in enumerate(run_many(img, [x.tobytes() for x in xq])):
+        assert r.exit_code == 0 and list(parse_output(r.output)["logits"]) == [int(v) for v in want[i]]
+
+
+def test_ram_overflow_by_a_few_bytes_is_refused_before_writing(artifacts, tmp_path):
+    """Two bytes short of the static RAM with the smallest output buffer and the stack reserve: refused with
+    the region, the need and the overflow; nothing written. Exactly enough: accepted (and the hot code, with
+    no room left, runs from FRAM)."""
+    from batteryless.codegen import codegen
+
+    res = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "ref", backend="lea", path="fft")
+    full = res.schedule["memory_plan"]
+    need = _static(full) - full["out_buffer_bytes"] + OUT_BUFFER_MIN_BYTES + STACK
+    short = _board_with_ram(tmp_path, need - 2)
+    gen = tmp_path / "gen"
+    with pytest.raises(CodegenError) as err:
+        codegen(artifacts["mlp"], short, gen, backend="lea", path="fft")
+    msg = str(err.value)
+    assert "does not fit board" in msg and "region 'ram'" in msg
+    assert f"needs {need} bytes" in msg and "overflow 2 bytes" in msg and "stack reserve 512 B" in msg
+    assert not gen.exists() or not any(gen.iterdir())
+    exact = _board_with_ram(tmp_path, need)
+    ok = codegen(artifacts["mlp"], exact, tmp_path / "ok", backend="lea", path="fft").schedule["memory_plan"]
+    assert ok["out_buffer_bytes"] == OUT_BUFFER_MIN_BYTES and ok["ramfunc"]["region"] == "code"
+    assert ok["regions"]["ram"]["used"] == need
