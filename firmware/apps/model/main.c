@@ -9,18 +9,6 @@
 static int16_t input[BL_MODEL_INPUT_LEN];
 static int16_t logits[BL_MODEL_OUTPUT_LEN];
 
-/* Tasks [BL_MODEL_MARK_FIRST, BL_MODEL_MARK_LAST) are marked; a measuring build narrows the window when the
- * emulator keeps only a few marks (mspdebug). */
-static void mark_task(unsigned t)
-{
-#if defined(BL_MODEL_MARK_FIRST) && defined(BL_MODEL_MARK_LAST)
-  if (t < BL_MODEL_MARK_FIRST || t >= BL_MODEL_MARK_LAST) {
-    return;
-  }
-#endif
-  bl_mark(t + 1u);
-}
-
 int bl_app_main(void)
 {
   bl_status st;
@@ -33,7 +21,9 @@ int bl_app_main(void)
     return 3;
   }
   (void)bl_input_read(input, 0u, 2u * BL_MODEL_INPUT_LEN);
-  st = bl_model_run(input, logits, mark_task);
+  /* bl_mark(t + 1) before task t; tasks [BL_MODEL_MARK_FIRST, BL_MODEL_MARK_LAST) only when a measuring
+   * build narrows the window (the emulator keeps only a few marks: mspdebug) — generated model.c */
+  st = bl_model_run_marked(input, logits);
   bl_mark(0u);
   if (st != BL_OK) {
     bl_puts("error status ");

@@ -96,6 +96,9 @@ const int16_t *bl_model_output(void);
 uint8_t bl_model_task_layer_end(uint16_t t);
 /* All tasks in order; calls hook(t) before each task if hook is not NULL. */
 bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsigned));
+/* All tasks in order with bl_mark(t + 1) before task t (the model app's run; BL_MODEL_MARK_FIRST/LAST narrow
+ * the marks for a measuring build): the same calls as bl_model_run, without its per-task dispatch. */
+bl_status bl_model_run_marked(const int16_t *input, int16_t *logits);
 {f"{chr(10)}#define BL_MODEL_NUM_MODES {len(art.modes)}u{chr(10)}{eve_modes.MODEL_H_MODE_API}" if eve else ""}
 
 #endif /* BL_MODEL_H */
@@ -182,7 +185,8 @@ bl_status bl_model_run(const int16_t *input, int16_t *logits, void (*hook)(unsig
   }}
   return BL_OK;
 }}
-"""
+
+{tasks_mod.run_marked_c(plan, b)}"""
     from batteryless.codegen.model_input import render_model_input_header
 
     files = []

@@ -161,3 +161,64 @@ def _switch(plan: Any, first: int, end: int, ind: str, units: list[tuple[int, ..
         lines.append(f"{ind}case {i}u: /* {t.name} */\n{ind}  return {expr};")
     cases = "\n".join(lines)
     return f"{ind}switch (t) {{\n{cases}\n{ind}default:\n{ind}  return BL_ERR_ARG;\n{ind}}}"
+
+
+# The most tasks a coarse image runs as straight-line code (``run_marked_c``); more (and every
+# range-dispatched or bl_mac_step image) loop over bl_model_task.
+STRAIGHT_MAX_TASKS = 64
+
+_MARK_MACRO = """/* bl_mark(t + 1) before task t: the emulators time tasks by it; a measuring build
+ * (codegen/measure.py) keeps only the marks of tasks [BL_MODEL_MARK_FIRST, BL_MODEL_MARK_LAST). */
+#if defined(BL_MODEL_MARK_FIRST) && defined(BL_MODEL_MARK_LAST)
+#define BL_MODEL_MARK(t) \\
+  do { \\
+    if ((unsigned)(t) - BL_MODEL_MARK_FIRST < BL_MODEL_MARK_LAST - BL_MODEL_MARK_FIRST) bl_mark((t) + 1u); \\
+  } while (0)
+#else
+#define BL_MODEL_MARK(t) bl_mark((t) + 1u)
+#endif
+"""
+
+
+def run_marked_c(plan: Any, board: Any) -> str:
+    """``bl_model_run_marked`` (model.c): the plain model app's run — the input copy, every task in order with
+    its mark, the logits — without bl_model_run's per-task hook call and bl_model_task's dispatch: a coarse
+    image's tasks as straight-line calls (~70 MCLK a task less on the MSP430), any other a loop over
+    bl_model_task. The intermittent runtime (firmware/apps/flex) keeps calling bl_model_task(t) one task at a
+    time: what FLEX images run and commit is unchanged."""
+    straight = (
+        len(plan.tasks) <= STRAIGHT_MAX_TASKS
+        and all(e[2] is None for e in entries(plan, uses_ranges(board)))
+        and all(t.unit is None for t in plan.tasks)
+    )
+    if straight:
+        body = []
+        for i, t in enumerate(plan.tasks):
+            body.append(
+                f"  BL_MODEL_MARK({i}u); /* {t.name} */\n  st = {task_expr(plan, t)};\n"
+                "  if (st != BL_OK) {\n    return st;\n  }"
+            )
+        run = "\n".join(body)
+    else:
+        run = """  for (t = 0; t < BL_MODEL_NUM_TASKS; t++) {
+    BL_MODEL_MARK(t);
+    st = bl_model_task(t);
+    if (st != BL_OK) {
+      return st;
+    }
+  }"""
+    return f"""{_MARK_MACRO}
+bl_status bl_model_run_marked(const int16_t *input, int16_t *logits)
+{{
+  uint16_t t;
+  bl_status st;
+  const int16_t *out;
+  bl_model_load_input(input);
+{run}
+  out = bl_model_output();
+  for (t = 0; t < BL_MODEL_OUTPUT_LEN; t++) {{
+    logits[t] = out[t];
+  }}
+  return BL_OK;
+}}
+"""
