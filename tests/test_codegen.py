@@ -104,7 +104,10 @@ def test_measured_schedule_replaces_estimates_on_qemu(artifacts, digits, tmp_pat
     x = np.asarray(quantize_input(load_artifact(artifacts["mlp"]), digits.x_test[3:4]), dtype="<i2")[
         0
     ].tobytes()
-    marks = dict(m for m in run(img, "mps2-an386", inputs=x).marks)
+    hits = run(img, "mps2-an386", inputs=x).marks
+    # the model app marks task t with t + 1 before it runs, in task order, then 0 (bl_model_run_marked)
+    assert [m[0] for m in hits] == [*range(1, len(tasks) + 1), 0]
+    marks = dict(hits)
     assert sum(t["instructions"] for t in tasks) == marks[0] - marks[1]
     # deterministic: measuring again gives the same counts
     b = measure_schedule(tmp_path / "gen", "mps2-an386", artifacts["mlp"], digits.x_test[3])
