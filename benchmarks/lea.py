@@ -62,6 +62,9 @@ MODELS = [
     ("cnn", "dense", 1, 16, False),
     ("cnn", "rad", 8, 16, True),
 ]
+# the block sizes of the trade-off table (MLP, lea, FFT path; compress caps a layer's block by its shape:
+# the rows record each layer's)
+TRADEOFF_BLOCKS = (16, 32)
 CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 # Phases of an inference, by function (the profile counts a function the compiler inlined in its caller):
 # the LEA driver's CPU side (parameter blocks, command start, polling while LEA runs), staging operands into
@@ -128,6 +131,64 @@ def lea_energy_j(lea: dict, board) -> float:
     return float(e)
 
 
+def measure(
+    ctx: dict, art: Path, artifact, family: str, variant: str, path: str, backend: str, n: int, tag: str = ""
+) -> dict:
+    """One row: codegen + build the image, run it on the first ``n`` digits test samples on msp430sim, check
+    every sample's logits against the numeric spec, and profile sample 0. ``ctx``: the run's board, digits,
+    energy per cycle, mark register, work folder and simulator totals (updated)."""
+    board, digits, e_cycle = ctx["board"], ctx["digits"], ctx["e_cycle"]
+    mark_addr, d = ctx["mark_addr"], ctx["dir"]
+    xq = np.asarray(spec.quantize_input(artifact, digits.x_test), dtype="<i2")
+    gen = d / f"gen-{family}-{variant}{tag}-{path}-{backend}"
+    res = codegen(art, BOARD, gen, backend=backend, path=path)
+    img = build(BOARD, gen, backend, out_dir=d / f"b-{family}-{variant}{tag}-{path}-{backend}").image
+    t0 = time.perf_counter()
+    runs = run_many(img, [xq[i].tobytes() for i in range(n)], mark_addr=mark_addr)
+    wall = time.perf_counter() - t0
+    logits = [parse_output(r.output).get("logits") for r in runs]
+    want = spec.integer_inference(artifact, digits.x_test[:n], res.paths)
+    exact = sum(
+        int(lg is not None and r.exit_code == 0 and list(lg) == [int(v) for v in want[i]])
+        for i, (lg, r) in enumerate(zip(logits, runs, strict=True))
+    )
+    cycles = float(np.mean([r.mclk_cycles for r in runs]))
+    if any(r.inference_cycles is None for r in runs):
+        raise SystemExit(f"{gen}: a run without the model app's marks 1 and 0")
+    inf_cycles = float(np.mean([r.inference_cycles for r in runs]))
+    if any(r.lea_commands_outside_inference for r in runs):
+        raise SystemExit(f"{gen}: LEA commands outside the inference window")
+    lea_e = float(np.mean([lea_energy_j(r.lea, board) for r in runs]))
+    busy = float(np.mean([r.lea["busy_cycles"] for r in runs]))
+    row = {
+        "model": family,
+        "variant": variant,
+        "path": path,
+        "backend": backend,
+        "mclk_cycles": round(cycles),
+        "energy_uj": round(1e6 * (cycles * e_cycle + lea_e), 3),
+        "inference_mclk_cycles": round(inf_cycles),
+        "inference_energy_uj": round(1e6 * (inf_cycles * e_cycle + lea_e), 3),
+        "lea_commands_outside_inference": sum(r.lea_commands_outside_inference for r in runs),
+        "samples": n,
+        "bit_exact_samples": exact,
+        "lea_busy_cycles": round(busy),
+        "lea_energy_uj": round(1e6 * lea_e, 4),
+        "lea_commands_per_inference": {
+            str(c): v / n for c, v in _sum_dicts([r.lea["commands"] for r in runs]).items()
+        },
+        "wall_s_per_inference": round(wall / n, 4),
+        "profile_sample0": profile_row(img, xq[0].tobytes()),
+    }
+    ctx["sim_wall"] += wall
+    ctx["sim_cycles"] += sum(r.mclk_cycles for r in runs)
+    # the numeric spec's top-1 accuracy on these samples (meaningful for fully trained artifacts only)
+    ctx["last_integer_accuracy"] = float(
+        np.mean(np.argmax(np.asarray(want), axis=1) == np.asarray(digits.y_test[:n]))
+    )
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=40)
@@ -140,16 +201,17 @@ def main() -> None:
     digits = load_dataset("digits")
     n_all = len(digits.x_test)
     rows = []
-    sim_cycles, sim_wall = 0, 0.0
+    tradeoff = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        ctx = {"board": board, "digits": digits, "e_cycle": e_cycle, "mark_addr": mark_addr, "dir": d,
+               "sim_cycles": 0, "sim_wall": 0.0}  # fmt: skip
         for family, variant, block, bits, pad in MODELS:
             art = d / f"{family}-{variant}.bl"
             admm = AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10)
             cfg = CompressConfig(block_size=block, weight_bits=bits, pad=pad, dense_epochs=3, admm=admm)
             compress(family, "digits", out=art, config=cfg)
             artifact = load_artifact(art)
-            xq = np.asarray(spec.quantize_input(artifact, digits.x_test), dtype="<i2")
             for path in ("direct",) if variant == "dense" else ("fft", "direct"):
                 for backend in ("lea", "ref"):
                     n = (
@@ -157,52 +219,38 @@ def main() -> None:
                         if args.quick
                         else (n_all if (variant == "rad" and backend == "lea") else args.samples)
                     )
-                    gen = d / f"gen-{family}-{variant}-{path}-{backend}"
-                    res = codegen(art, BOARD, gen, backend=backend, path=path)
-                    img = build(
-                        BOARD, gen, backend, out_dir=d / f"b-{family}-{variant}-{path}-{backend}"
-                    ).image
-                    t0 = time.perf_counter()
-                    runs = run_many(img, [xq[i].tobytes() for i in range(n)], mark_addr=mark_addr)
-                    wall = time.perf_counter() - t0
-                    sim_wall += wall
-                    sim_cycles += sum(r.mclk_cycles for r in runs)
-                    logits = [parse_output(r.output).get("logits") for r in runs]
-                    want = spec.integer_inference(artifact, digits.x_test[:n], res.paths)
-                    exact = sum(
-                        int(lg is not None and r.exit_code == 0 and list(lg) == [int(v) for v in want[i]])
-                        for i, (lg, r) in enumerate(zip(logits, runs, strict=True))
-                    )
-                    cycles = float(np.mean([r.mclk_cycles for r in runs]))
-                    if any(r.inference_cycles is None for r in runs):
-                        raise SystemExit(f"{gen}: a run without the model app's marks 1 and 0")
-                    inf_cycles = float(np.mean([r.inference_cycles for r in runs]))
-                    if any(r.lea_commands_outside_inference for r in runs):
-                        raise SystemExit(f"{gen}: LEA commands outside the inference window")
-                    lea_e = float(np.mean([lea_energy_j(r.lea, board) for r in runs]))
-                    busy = float(np.mean([r.lea["busy_cycles"] for r in runs]))
-                    row = {
-                        "model": family,
-                        "variant": variant,
-                        "path": path,
-                        "backend": backend,
-                        "mclk_cycles": round(cycles),
-                        "energy_uj": round(1e6 * (cycles * e_cycle + lea_e), 3),
-                        "inference_mclk_cycles": round(inf_cycles),
-                        "inference_energy_uj": round(1e6 * (inf_cycles * e_cycle + lea_e), 3),
-                        "lea_commands_outside_inference": sum(r.lea_commands_outside_inference for r in runs),
-                        "samples": n,
-                        "bit_exact_samples": exact,
-                        "lea_busy_cycles": round(busy),
-                        "lea_energy_uj": round(1e6 * lea_e, 4),
-                        "lea_commands_per_inference": {
-                            str(c): v / n for c, v in _sum_dicts([r.lea["commands"] for r in runs]).items()
-                        },
-                        "wall_s_per_inference": round(wall / n, 4),
-                        "profile_sample0": profile_row(img, xq[0].tobytes()),
-                    }
+                    row = measure(ctx, art, artifact, family, variant, path, backend, n)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+        # The block-size trade-off (an extra table; the headline stays k = 16): the RAD MLP at k = 16 and
+        # k = 32, each from a full `compress` run (the default schedule: its integer accuracy means
+        # something), on the LEA FFT path over every test sample.
+        for k in TRADEOFF_BLOCKS:
+            art = d / f"mlp-full-k{k}.bl"
+            cfg = (
+                CompressConfig(block_size=k, weight_bits=16, dense_epochs=3, admm=admm)
+                if args.quick
+                else CompressConfig(block_size=k, weight_bits=16)
+            )
+            compress("mlp", "digits", out=art, config=cfg)
+            artifact = load_artifact(art)
+            n = 10 if args.quick else n_all
+            row = measure(ctx, art, artifact, "mlp", "rad", "fft", "lea", n, tag=f"-full-k{k}")
+            row = {
+                "block": k,
+                "layer_blocks": {ly["name"]: ly["block"] for ly in artifact.weight_layers()},
+                "integer_accuracy": round(ctx["last_integer_accuracy"], 4),
+                "circulant_float_accuracy": round(artifact.metrics["circulant_float_accuracy"], 4),
+                "dense_float_accuracy": round(artifact.metrics["dense_float_accuracy"], 4),
+                "weight_bytes": sum(
+                    int(artifact.tensors[ly["spectra"]].nbytes) for ly in artifact.weight_layers()
+                ),
+                **{key: row[key] for key in ("inference_mclk_cycles", "inference_energy_uj", "mclk_cycles",
+                                             "energy_uj", "samples", "bit_exact_samples", "lea_busy_cycles")},
+            }  # fmt: skip
+            tradeoff.append(row)
+            print(json.dumps(row), flush=True)
+    sim_cycles, sim_wall = ctx["sim_cycles"], ctx["sim_wall"]
 
     def energy(family: str, variant: str, path: str, backend: str, key: str = "inference_energy_uj") -> float:
         """One row's ``key`` (default: the inference energy)."""
@@ -212,6 +260,7 @@ def main() -> None:
             if (r["model"], r["variant"], r["path"], r["backend"]) == (family, variant, path, backend)
         )
 
+    dense_mlp = energy("mlp", "dense", "direct", "lea")
     out = {
         "command": "benchmarks/lea.py" + (" --quick" if args.quick else f" --samples {args.samples}"),
         "emulator": {
@@ -247,6 +296,13 @@ def main() -> None:
             / min(energy(f, "rad", p, "ref") for p in ("fft", "direct"))
             for f in ("mlp", "cnn")
         },
+        # an extra table, not the headline: the RAD MLP (lea, FFT path) at k = 16 and 32 from full compress
+        # runs, each inference's energy against the dense lea MLP row above
+        "block_tradeoff_mlp_lea": [
+            {**r, "dense_over_rad_energy_lea": dense_mlp / r["inference_energy_uj"]} for r in tradeoff
+        ],
+        "block_tradeoff_note": "extra table: each k from a full `compress` run (default schedule; the main "
+        "rows use a short one); the headline dense_over_rad_energy_lea stays the k = 16 row above",
         # the issue's goal (LEA FFT-path RAD >= 4x fewer cycles than ref): whole program, and the inference
         "ref_over_lea_cycles_rad_fft": {
             f: energy(f, "rad", "fft", "ref", "mclk_cycles") / energy(f, "rad", "fft", "lea", "mclk_cycles")
