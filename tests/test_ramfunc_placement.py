@@ -18,7 +18,12 @@ from batteryless import spec
 from batteryless.artifact import load_artifact
 from batteryless.boards import load_board, memory_ld
 from batteryless.boards.build_files import ramfunc_region
-from batteryless.codegen.memory import RAMFUNC_BYTES, STACK_RESERVE_BYTES
+from batteryless.codegen.memory import (
+    OUT_BUFFER_BYTES,
+    OUT_BUFFER_MIN_BYTES,
+    RAMFUNC_BYTES,
+    STACK_RESERVE_BYTES,
+)
 from batteryless.errors import BoardError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,27 +31,32 @@ FR5994 = ROOT / "boards" / "msp430fr5994"
 
 
 def test_plan_places_hot_code_in_sram_only_when_it_fits(artifacts, tmp_path):
-    """On an FR5994 whose SRAM holds the image's static RAM, the stack reserve and exactly the hot-code bound:
-    SRAM, and the region's use counts it; one word less: FRAM. No hot code for ref or a direct-path image."""
+    """The MLP's FFT-path lea image on FR5994s of several SRAM sizes: the output buffer gives way to the hot
+    code down to its floor (the hot code stays in SRAM); one word below that, the hot code runs from FRAM
+    and the buffer takes the room. No hot code for ref or a direct-path image."""
     from batteryless.codegen import codegen
 
     need = RAMFUNC_BYTES[("msp430x", "lea")]
-    mp = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "g0", backend="lea", path="fft").schedule[
-        "memory_plan"
-    ]
+    stack = STACK_RESERVE_BYTES["msp430x"]
+
+    def plan(ram: int | None, tag: str) -> dict:
+        board = "msp430fr5994" if ram is None else _small_ram_board(tmp_path, ram)
+        return codegen(artifacts["mlp"], board, tmp_path / tag, backend="lea", path="fft").schedule[
+            "memory_plan"
+        ]
+
+    mp = plan(None, "g0")
+    parts = mp["regions"]["ram"]["parts"]
+    static = sum(parts.values()) - parts["out_buffer"]  # without the output buffer
     assert mp["ramfunc"]["region"] == "ram" and mp["ramfunc"]["bytes"] == need
-    static = sum(mp["regions"]["ram"]["parts"].values())
-    assert mp["regions"]["ram"]["used"] == static + STACK_RESERVE_BYTES["msp430x"] + need
-    room = static + STACK_RESERVE_BYTES["msp430x"] + need
-    got = codegen(
-        artifacts["mlp"], _small_ram_board(tmp_path, room), tmp_path / "g1", backend="lea", path="fft"
-    )
-    assert got.schedule["memory_plan"]["ramfunc"]["region"] == "ram"
-    got = codegen(
-        artifacts["mlp"], _small_ram_board(tmp_path, room - 2), tmp_path / "g2", backend="lea", path="fft"
-    ).schedule["memory_plan"]
-    assert got["ramfunc"]["region"] == "code" and got["regions"]["ram"]["used"] == room - need
-    assert got["out_buffer_bytes"] == mp["out_buffer_bytes"]  # the output buffer does not shrink for it
+    assert mp["regions"]["ram"]["used"] == static + parts["out_buffer"] + stack + need
+    # on the FR5994 itself the output buffer takes what the hot code leaves (at most its default)
+    assert mp["out_buffer_bytes"] == min(OUT_BUFFER_BYTES["msp430x"], 4096 - static - stack - need)
+    floor = plan(static + stack + need + OUT_BUFFER_MIN_BYTES, "g2")
+    assert floor["ramfunc"]["region"] == "ram" and floor["out_buffer_bytes"] == OUT_BUFFER_MIN_BYTES
+    below = plan(static + stack + need + OUT_BUFFER_MIN_BYTES - 2, "g3")
+    assert below["ramfunc"]["region"] == "code"
+    assert below["out_buffer_bytes"] == min(OUT_BUFFER_BYTES["msp430x"], need + OUT_BUFFER_MIN_BYTES - 2)
     for backend, path in (("ref", "fft"), ("lea", "direct")):
         got = codegen(
             artifacts["mlp"], "msp430fr5994", tmp_path / f"g-{backend}-{path}", backend=backend, path=path
@@ -158,9 +168,12 @@ def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_p
     assert linked + size + stack <= ram.length
     _run_bit_exact(artifacts["mlp"], gen, img, digits)
 
-    # no room: the same model on an FR5994 with SRAM too small for the hot code next to what the image
-    # already links there; the plan chooses FRAM and the image links and runs
-    small = linked + stack + size - 2  # what SRAM placement needs with the stack reserve, less one word
+    # no room: the same model on an FR5994 with SRAM for the plan's static RAM with the smallest output
+    # buffer, the stack reserve and the hot code's bound, less one word; the plan chooses FRAM and the image
+    # links and runs
+    parts = res.schedule["memory_plan"]["regions"]["ram"]["parts"]
+    static = sum(parts.values()) - parts["out_buffer"]
+    small = static + OUT_BUFFER_MIN_BYTES + stack + plan["bytes"] - 2
     board_toml = _small_ram_board(tmp_path, small)
     gen2 = tmp_path / "gen-code"
     res2 = codegen(artifacts["mlp"], board_toml, gen2, backend="lea", path="fft")
@@ -169,5 +182,7 @@ def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_p
     vma2, lma2, size2 = _sections(img2)[".ramfunc"]
     assert size2 == size and vma2 == lma2 and in_code(vma2)
     _run_bit_exact(artifacts["mlp"], gen2, img2, digits)
-    # and SRAM placement would have left less than the stack reserve (the decision keeps the reserve)
-    assert linked + size2 + stack > small
+    # and the hot code left the output buffer the room (at most the default)
+    assert res2.schedule["memory_plan"]["out_buffer_bytes"] == min(
+        OUT_BUFFER_BYTES["msp430x"], small - static - stack
+    )

@@ -356,6 +356,9 @@ DSPLIB_DATA(fftq_blk, 4)
 static uint16_t fftq_blk[2];
 static uint16_t fftq_n, fftq_bytes; /* n prepared (0: none) and 4n, the data's size and alignment */
 
+/* Hot code (bl_ramfunc.h): the FFT path runs it once per input block and block row (29 commands an MLP
+ * inference), ~580 FRAM wait states an inference from FRAM. */
+BL_LEA_RAMFUNC(bl_lea_fft_nobrev)
 msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n)
 {
   if (n != fftq_n) {
