@@ -748,7 +748,7 @@ static const res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_feat
  * the MPY32 — but the requantised bins and their Hermitian completion go straight to their bit-reversed,
  * swapped slots of the inverse's buffer, so the inverse is the LEA FFT command alone (bl_lea_fft_nobrev).
  * Returns BL_ERR_SHAPE for shapes it does not take (the caller then takes the strided route). */
-static bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+static inline __attribute__((always_inline)) bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                     const bl_fft_cfg *cfg, uint16_t i, int16_t shift_z, int16_t shift_out,
                                     const int32_t *bias_out, int16_t *y, uint16_t out_features, int relu) {
   const res_layer_t *L = res_layer_for(spectra, in_features, out_features, cfg, shift_z);
