@@ -301,8 +301,12 @@ def main() -> None:
         "block_tradeoff_mlp_lea": [
             {**r, "dense_over_rad_energy_lea": dense_mlp / r["inference_energy_uj"]} for r in tradeoff
         ],
-        "block_tradeoff_note": "extra table: each k from a full `compress` run (default schedule; the main "
-        "rows use a short one); the headline dense_over_rad_energy_lea stays the k = 16 row above",
+        "block_tradeoff_note": (
+            "--quick: the short schedule, accuracies not meaningful"
+            if args.quick
+            else "extra table: each k from a full `compress` run (default schedule; the main rows use a "
+            "short one); the headline dense_over_rad_energy_lea stays the k = 16 row above"
+        ),
         # the goal (LEA FFT-path RAD >= 4x fewer cycles than ref): whole program, and the inference
         "ref_over_lea_cycles_rad_fft": {
             f: energy(f, "rad", "fft", "ref", "mclk_cycles") / energy(f, "rad", "fft", "lea", "mclk_cycles")
