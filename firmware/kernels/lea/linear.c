@@ -692,6 +692,40 @@ static void place_bins(const int16_t *pp, const uint16_t *o1, const uint16_t *o2
                    : "memory");
 }
 
+/* The resident route's rare paths, out of line (block_row_resident is inlined into both FFT block entries,
+ * and an EVE lea image's code region has no room for them twice). rq_exact: every bin of the row the exact
+ * way, when a complex-MAC result may have saturated. cpu_inverse: the ref inverse on the CPU when the pair
+ * bound fails — back to natural order (bit reversal is an involution), unswapped. */
+static __attribute__((noinline)) void rq_exact(int16_t *pz, const rq_t *rq, int16_t shift_z, const int16_t *sw,
+                                               uint16_t k, uint16_t q, uint16_t half) {
+  const int32_t *res = bl_lea_result;
+  for (uint16_t f = 1u; f < half; f++, res += 2) {
+    pz[2u * f - 2u] = bin_requant(res[0], rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 0u);
+    pz[2u * f - 1u] = bin_requant(res[1], rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 1u);
+  }
+}
+
+static __attribute__((noinline)) bl_status cpu_inverse(int16_t *buf, const uint8_t *br, const bl_fft_cfg *cfg) {
+  const uint16_t k = cfg->k;
+  for (uint16_t a = 0; a < k; a++) {
+    const uint16_t b = br[a];
+    if (b > a) {
+      int16_t *x = buf + 2u * a, *z = buf + 2u * b;
+      const int16_t t0 = x[0], t1 = x[1];
+      x[0] = z[0];
+      x[1] = z[1];
+      z[0] = t0;
+      z[1] = t1;
+    }
+  }
+  for (uint16_t a = 0; a < 2u * k; a += 2u) {
+    const int16_t t = buf[a];
+    buf[a] = buf[a + 1u];
+    buf[a + 1u] = t;
+  }
+  return bl_lea_fft_run(buf, cfg, true);
+}
+
 /* What block_row_resident derives from a layer's arguments (the argument and shape checks, log2 k, q, p,
  * the staged extent, the requantisation constants, the pair bound), kept for the last layer seen: the same
  * for every block row of a layer, and ~400 CPU cycles a row to re-derive on the MSP430 (a variable shift
@@ -794,35 +828,15 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
   int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
   const uint16_t nv = (uint16_t)(2u * (half - 1u));
   if (rq.n == 0u || rq_many(bl_lea_result, pz, nv, &rq) != 0u) { /* a result at a bound: the exact way */
-    const int32_t *res = bl_lea_result;
-    for (uint16_t f = 1u; f < half; f++, res += 2) {
-      pz[2u * f - 2u] = bin_requant(res[0], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 0u);
-      pz[2u * f - 1u] = bin_requant(res[1], &rq, shift_z, bl_lea_xt + 2u * f, sw + 2u * f, k, q, 1u);
-    }
+    rq_exact(pz, &rq, shift_z, sw, k, q, half);
   }
   place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
   for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
   const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
   if (ok) {
     if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
-  } else { /* the ref inverse on the CPU: back to natural order (bit reversal is an involution), unswapped */
-    for (uint16_t a = 0; a < k; a++) {
-      const uint16_t b = br[a];
-      if (b > a) {
-        int16_t *x = buf + 2u * a, *z = buf + 2u * b;
-        const int16_t t0 = x[0], t1 = x[1];
-        x[0] = z[0];
-        x[1] = z[1];
-        z[0] = t0;
-        z[1] = t1;
-      }
-    }
-    for (uint16_t a = 0; a < 2u * k; a += 2u) {
-      const int16_t t = buf[a];
-      buf[a] = buf[a + 1u];
-      buf[a + 1u] = t;
-    }
-    const bl_status st = bl_lea_fft_run(buf, cfg, true);
+  } else { /* the ref inverse on the CPU */
+    const bl_status st = cpu_inverse(buf, br, cfg);
     if (st != BL_OK) return st;
     o = buf;
   }

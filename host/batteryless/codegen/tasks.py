@@ -183,11 +183,13 @@ _MARK_MACRO = """/* bl_mark(t + 1) before task t: the emulators time tasks by it
 def run_marked_c(plan: Any, board: Any) -> str:
     """``bl_model_run_marked`` (model.c): the plain model app's run — the input copy, every task in order with
     its mark, the logits — without bl_model_run's per-task hook call and bl_model_task's dispatch: a coarse
-    image's tasks as straight-line calls (~70 MCLK a task less on the MSP430), any other a loop over
-    bl_model_task. The intermittent runtime (firmware/apps/flex) keeps calling bl_model_task(t) one task at a
-    time: what FLEX images run and commit is unchanged."""
+    image's tasks as straight-line calls (~70 MCLK a task less on the MSP430), any other (and every EVE
+    image: its per-mode task expressions would be in the image twice, the FR5994 lea MLP's code region has no
+    room for that) a loop over bl_model_task. The intermittent runtime (firmware/apps/flex) keeps calling
+    bl_model_task(t) one task at a time: what FLEX images run and commit is unchanged."""
     straight = (
-        len(plan.tasks) <= STRAIGHT_MAX_TASKS
+        not plan.eve  # EVE: each task's per-mode expression once (the switch), not twice: code room
+        and len(plan.tasks) <= STRAIGHT_MAX_TASKS
         and all(e[2] is None for e in entries(plan, uses_ranges(board)))
         and all(t.unit is None for t in plan.tasks)
     )
