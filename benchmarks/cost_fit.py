@@ -6,7 +6,9 @@ structure matters for cost), generates them on both paths (``codegen(..., path="
 every task with ``measure_schedule`` — MSP430FR5994 ``ref`` under mspdebug (MCLK cycles), mps2-an386 ``ref``
 and ``cmsis`` under QEMU (instructions) — and fits the cost model's per-operation coefficients by
 non-negative least squares over the tasks. A task's features are exactly what codegen's cost model charges
-for it: ``macs``, ``butterflies``, ``elements`` and one kernel ``call`` (codegen's ``build_plan``). The fit
+for it (``codegen.plan.task_features``: circulant-direct, dense/walk and FFT-path MACs apart, butterflies,
+transforms, elements, outputs and one kernel call; ``codegen.costs.FEATURES``). Each row keeps the task's
+raw attributes, so a refit from ``--cache`` recomputes the features without measuring again. The fit
 minimises the squared *relative* error per task (each row divided by its measured count), so the small
 element-wise tasks count as much as the big MAC tasks. ``commit_cycles`` comes from the FLEX app: (flex −
 restart policy) counts under continuous power divided by the number of commits.
@@ -39,9 +41,9 @@ from batteryless.artifact import load_artifact  # noqa: E402
 from batteryless.boards import load_board  # noqa: E402
 from batteryless.codegen import codegen  # noqa: E402
 from batteryless.codegen import granularity as granularity_mod  # noqa: E402
-from batteryless.codegen.costs import KEYS, OPTIONAL_KEYS, cost_model  # noqa: E402
+from batteryless.codegen.costs import DEFAULTS, FEATURES, KEYS, OPTIONAL_KEYS, cost_model  # noqa: E402
 from batteryless.codegen.measure import measure_schedule  # noqa: E402
-from batteryless.codegen.plan import build_plan, task_cycles  # noqa: E402
+from batteryless.codegen.plan import Task, build_plan, task_cycles, task_features  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
@@ -55,22 +57,16 @@ MODELS = [
     ("mlp-k8", "mlp", 8, 16),
     ("cnn-dense", "cnn", 1, 16),
     ("cnn-k8", "cnn", 8, 16),
+    ("cnn-k8-w8", "cnn", 8, 8),  # the tests' CNN: 8-bit circulant weights (cmsis widens them per MAC)
+    ("cnn-k4", "cnn", 4, 16),  # block 4: benchmarks/eve.py's CNN has conv2 at k = 4
 ]
 TARGETS = [("msp430fr5994", "ref"), ("mps2-an386", "ref"), ("mps2-an386", "cmsis"), ("msp430fr5994", "lea")]
-# Targets whose FFT-path multiplies (fft_block tasks) get their own coefficient (cycles_per_fft_mac): the
-# cmsis backend's direct MACs are DSP-extension loops, its FFT path's complex MAC plain C, so one
-# coefficient for both made "auto" pick the dearer FFT path on every layer. Elsewhere both count as macs.
-# The lea backend likewise: its direct MACs are CPU staging of every weight into LEA RAM plus one LEA MAC per
-# row, its FFT path's one LEA complex MAC per bin over all blocks (~4x cheaper per multiply in session 4).
-SPLIT_FFT_MAC = {("mps2-an386", "cmsis"), ("msp430fr5994", "lea")}
-FEATURES = ("macs", "fft_macs", "butterflies", "elements", "calls")
-COEF = {
-    "macs": "cycles_per_mac",
-    "fft_macs": "cycles_per_fft_mac",
-    "butterflies": "cycles_per_butterfly",
-    "elements": "cycles_per_element",
-    "calls": "cycles_per_call",
-}
+COEF = FEATURES  # feature -> table key (codegen/costs.py)
+# raw task attributes a measured row keeps (codegen.plan.Task fields): enough to rebuild its features
+RAW = (
+    "name", "layer", "kind", "task_macs",  # Task(name, layer, kind, "", macs=task_macs)
+    "op", "block", "weight_bits", "butterflies", "transforms", "elements", "outputs",  # set on it
+)  # fmt: skip
 # The hand estimates the boards carried before this fit (ASSUMED), kept here so that "before → after" stays
 # reproducible once board.toml holds the fitted numbers: mac, butterfly, element, call, commit.
 ASSUMED = {
@@ -82,8 +78,8 @@ ASSUMED = {
 SAMPLE = 3  # test sample measured (kernel work does not depend on the data)
 
 
-def task_features(art_path: Path, board: str, backend: str, path: str) -> list[dict]:
-    """Per task: what codegen's cost model charges (macs, butterflies, elements, one call)."""
+def task_rows(art_path: Path, board: str, backend: str, path: str) -> list[dict]:
+    """Per task of the generated plan: its raw attributes (features() turns them into the cost features)."""
     b = load_board(board)
     art, costs = load_artifact(art_path), cost_model(b, backend)
     plan = build_plan(art, b, backend, path, costs)
@@ -94,15 +90,21 @@ def task_features(art_path: Path, board: str, backend: str, path: str) -> list[d
     )
     if gran.mode == "fine":
         plan = build_plan(art, b, backend, path, costs, gran.max_step_cycles)
-    split = (board, backend) in SPLIT_FFT_MAC
-    rows = []
-    for t in plan.tasks:
-        fft = split and t.kind == "fft_block"
-        rows.append(
-            {"name": t.name, "kind": t.kind, "macs": 0 if fft else t.macs, "fft_macs": t.macs if fft else 0}
-            | {"butterflies": t.butterflies, "elements": t.elements, "calls": 1}
-        )
-    return rows
+    return [
+        {"name": t.name, "layer": t.layer, "kind": t.kind, "op": t.op, "block": t.block, "task_macs": t.macs}
+        | {"weight_bits": t.weight_bits}
+        | {"butterflies": t.butterflies, "transforms": t.transforms, "elements": t.elements}
+        | {"outputs": t.outputs, "out_bytes": t.out_bytes}
+        for t in plan.tasks
+    ]
+
+
+def features(row: dict) -> dict[str, int]:
+    """The cost model's features of a measured row, from its raw task attributes (plan.task_features)."""
+    t = Task(row["name"], row["layer"], row["kind"], "", macs=row["task_macs"])
+    for a in RAW[4:]:
+        setattr(t, a, row[a])
+    return task_features(t)
 
 
 def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
@@ -123,13 +125,14 @@ def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
                     continue
                 gen = tmp / key.replace("/", "-")
                 res = codegen(arts[label], board, gen, backend=backend, path=path)
-                feats = task_features(arts[label], board, backend, path)
+                feats = task_rows(arts[label], board, backend, path)
                 t0 = time.process_time()
                 sched = measure_schedule(gen, board, arts[label], x, backend=backend)
                 tasks = sched["modes"][0]["tasks"]
                 assert [t["name"] for t in tasks] == [f["name"] for f in feats], key
                 got = [
-                    {
+                    features(f)
+                    | {
                         "board": board,
                         "backend": backend,
                         "model": label,
@@ -153,27 +156,44 @@ def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
     return rows, arts
 
 
+def with_coefficients(table, coefs: dict):
+    """``table`` (a CostModel) priced by ``coefs`` (table keys); an optional key ``coefs`` lacks takes its
+    documented default (codegen/costs.py DEFAULTS)."""
+    absent = {k: (None if isinstance(DEFAULTS[k], str) else DEFAULTS[k]) for k in OPTIONAL_KEYS}
+    return replace(
+        table, **absent | {k: float(v) for k, v in coefs.items() if k in KEYS or k in OPTIONAL_KEYS}
+    )
+
+
+def price(coefs: dict, row: dict) -> float:
+    """A row's estimate under table keys ``coefs`` (absent optional keys: their DEFAULTS)."""
+
+    def c(key):
+        if key in coefs:
+            return coefs[key]
+        d = DEFAULTS[key]
+        return c(d) if isinstance(d, str) else d
+
+    return sum(row.get(f, 0) * c(k) for f, k in FEATURES.items())
+
+
 def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[dict]:
-    """Per circulant layer and target: the path codegen's "auto" picks under the ASSUMED and the FITTED
-    table, and the path that measured cheaper (sum of the layer's task counts on each path)."""
+    """Per circulant layer and target: the path codegen's "auto" picks under the ASSUMED table, the board's
+    table when this ran (``table_picks``: the table before this fit) and the FITTED table, and the path that
+    measured cheaper (sum of the layer's task counts on each path)."""
     out = []
     for key, f in fits.items():
         board, backend = f["board"], f["backend"]
         b = load_board(board)
         table = cost_model(b, backend)
-        assumed = replace(
-            table,
-            cycles_per_fft_mac=None,
-            **dict(zip(KEYS, map(float, ASSUMED[(board, backend)]), strict=True)),
-        )
-        fitted = replace(
-            table, **{k: float(v) for k, v in f["fitted"].items() if k in KEYS or k in OPTIONAL_KEYS}
-        )
+        assumed = with_coefficients(table, dict(zip(KEYS, ASSUMED[(board, backend)], strict=True)))
+        fitted = with_coefficients(table, f["fitted"])
         for label, _, block, _ in MODELS:
             if block == 1:
                 continue
             art = load_artifact(arts[label])
             pa = build_plan(art, b, backend, "auto", assumed).paths
+            pt = build_plan(art, b, backend, "auto", table).paths
             pf = build_plan(art, b, backend, "auto", fitted).paths
             circulant = {la["name"] for la in art.weight_layers() if la["block"] > 1}
             for layer in sorted(circulant):
@@ -189,12 +209,15 @@ def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[di
                     )
                     for path in ("fft", "direct")
                 }
+                if not any(meas.values()):
+                    continue  # the model was not measured on this target (a --keep target's older rows)
                 out.append(
                     {
                         "target": key,
                         "model": label,
                         "layer": layer,
                         "assumed_picks": pa[layer],
+                        "table_picks": pt[layer],
                         "fitted_picks": pf[layer],
                         "measured_fft": meas["fft"],
                         "measured_direct": meas["direct"],
@@ -267,26 +290,78 @@ TIED: dict = {}
 
 def fit(rows: list[dict], fixed: dict[str, float] | None = None) -> tuple[dict, np.ndarray]:
     """NNLS of measured counts on the features, minimising squared relative errors; ``fixed``
-    coefficients are subtracted first and not fitted."""
+    coefficients are subtracted first and not fitted. A feature no row has gets no coefficient when its
+    key is optional (the table then omits it: costs.DEFAULTS) and 0 when required."""
     fixed = fixed or {}
-    free = [f for f in FEATURES if COEF[f] not in fixed]
-    a = np.array([[r[f] for f in FEATURES] for r in rows], dtype=float)
+    names = list(FEATURES)
+    a = np.array([[r.get(f, 0) for f in names] for r in rows], dtype=float)
     y = np.array([r["measured"] for r in rows], dtype=float)
-    known = sum(a[:, FEATURES.index(f)] * fixed[COEF[f]] for f in FEATURES if COEF[f] in fixed)
+    present = [f for i, f in enumerate(names) if a[:, i].any() or FEATURES[f] in KEYS]
+    free = [f for f in present if COEF[f] not in fixed and a[:, names.index(f)].any()]
+    known = sum(
+        (a[:, names.index(f)] * fixed[COEF[f]] for f in present if COEF[f] in fixed),
+        start=np.zeros(len(rows)),
+    )
     w = 1.0 / y  # relative error per task
-    cols = [FEATURES.index(f) for f in free]
+    cols = [names.index(f) for f in free]
     c_free, _ = nnls(a[:, cols] * w[:, None], (y - known) * w)
-    coef = {COEF[f]: fixed.get(COEF[f], 0.0) for f in FEATURES}
+    coef = {COEF[f]: float(fixed.get(COEF[f], 0.0)) for f in present}
     coef.update({COEF[f]: float(c) for f, c in zip(free, c_free, strict=True)})
-    pred = a @ np.array([coef[COEF[f]] for f in FEATURES])
-    if not a[:, FEATURES.index("fft_macs")].any():
-        del coef["cycles_per_fft_mac"]  # a target without the split: no such coefficient in its table
+    pred = sum((a[:, names.index(f)] * coef[COEF[f]] for f in present), start=np.zeros(len(rows)))
     return coef, pred
 
 
 def rel_errors(pred, y) -> dict:
     e = np.abs(np.asarray(pred, dtype=float) - y) / y
     return {"max": float(e.max()), "median": float(np.median(e)), "mean": float(e.mean())}
+
+
+def tables(doc: dict) -> str:
+    """The docs' tables (markdown) from a results document: coefficients, per-task errors, whole inferences
+    and the path picks that differ."""
+    fits = doc["fits"]
+    keys = list(FEATURES.values()) + ["commit_cycles"]
+    out = ["| coefficient | " + " | ".join(fits) + " |", "|---" * (len(fits) + 1) + "|"]
+    for k in keys:
+        cells = [f"{f['fitted'][k]:g}" if k in f["fitted"] else "(default)" for f in fits.values()]
+        out.append(f"| {k} | " + " | ".join(cells) + " |")
+    out += ["", "| target | tasks | per-task error median / max: assumed | session-7 table | fitted |"]
+    out.append("|---|---|---|---|---|")
+    for key, f in fits.items():
+        e = [
+            f.get(n)
+            for n in ("relative_error_assumed", "relative_error_board_table", "relative_error_fitted")
+        ]
+        out.append(
+            f"| {key}{' (kept)' if 'kept_from' in f else ''} | {f['tasks']} | "
+            + " | ".join("–" if x is None else f"{100 * x['median']:.1f} / {100 * x['max']:.0f} %" for x in e)
+            + " |"
+        )
+    out += [
+        "",
+        "| target | model | path | measured | session-7 table | fitted |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, f in fits.items():
+        for t in f.get("totals", []):
+            out.append(
+                f"| {key} | {t['model']} | {t['path']} | {t['measured']:,} | {t['board_table']:,} "
+                f"({t['board_table_over_measured']:.2f}×) | {t['fitted']:,} "
+                f"({t['fitted_over_measured']:.2f}×) |"
+            )
+    moved = [
+        c
+        for c in doc["path_choices"]
+        if len({c.get("table_picks"), c["fitted_picks"], c["measured_cheaper"]}) > 1
+    ]
+    out += ["", "| target | model | layer | session-7 table picks | fitted picks | measured fft / direct |"]
+    out.append("|---|---|---|---|---|---|")
+    for c in moved:
+        out.append(
+            f"| {c['target']} | {c['model']} | {c['layer']} | {c['table_picks']} | {c['fitted_picks']} | "
+            f"{c['measured_fft']:,} / {c['measured_direct']:,} |"
+        )
+    return "\n".join(out)
 
 
 def main() -> int:
@@ -297,7 +372,23 @@ def main() -> int:
         help="comma-separated board/backend pairs to measure (e.g. msp430fr5994/lea); every other target's "
         "rows and the commit costs are taken from the existing results file, then everything is refitted",
     )
+    ap.add_argument(
+        "--tables",
+        action="store_true",
+        help="print docs/benchmarks.md's tables from the results file and exit",
+    )
+    ap.add_argument(
+        "--keep",
+        metavar="TARGET=FILE",
+        action="append",
+        default=[],
+        help="take TARGET's fit and rows (e.g. msp430fr5994/lea) unchanged from the results file FILE "
+        "instead of refitting it (a target whose kernels are being changed keeps its table until they land)",
+    )
     args = ap.parse_args()
+    if args.tables:
+        print(tables(json.loads(RESULTS.read_text())))
+        return 0
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     if args.targets:
         wanted = {tuple(s.split("/")) for s in args.targets.split(",")}
@@ -308,25 +399,36 @@ def main() -> int:
         for r in old["rows"]:
             if (r["board"], r["backend"]) not in wanted:
                 cache.setdefault(f"{r['board']}/{r['backend']}/{r['model']}/{r['path']}", []).append(r)
+        # the commits of the wanted targets are measured again, the others kept
         cache["commit"] = {
-            k: v
-            for k, v in old["commits"].items()
-            if k != "msp430fr5994/lea" or ("msp430fr5994", "lea") not in wanted
+            k: v for k, v in old["commits"].items() if k not in {commit_key(b_, k_) for b_, k_ in wanted}
         }
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bl-cost-fit-") as d:
         rows, arts = measure_all(Path(d), cache)
+        rows = [r | features(r) for r in rows]  # from the raw task attributes: a refit needs no re-run
         if args.cache:
             args.cache.write_text(json.dumps(cache))
         commits = commit_costs(Path(d), cache)
         if args.cache:
             args.cache.write_text(json.dumps(cache))
         fits = fit_targets(rows, commits)
+        for spec in args.keep:
+            target, _, src = spec.partition("=")
+            old = json.loads(Path(src).read_text())
+            if target not in old.get("fits", {}):
+                ap.error(f"--keep {spec}: {src} has no fit for {target}")
+            fits[target] = old["fits"][target] | {"kept_from": old.get("command", src)}
+            rows = [r for r in rows if f"{r['board']}/{r['backend']}" != target] + [
+                r for r in old["rows"] if f"{r['board']}/{r['backend']}" == target
+            ]
+            print(f"{target}: fit and rows kept from {src}: {fits[target]['fitted']}", flush=True)
         choices = path_choices(rows, arts, fits)
     for c in choices:
         flag = "" if c["fitted_picks"] == c["measured_cheaper"] else "  <- fitted table picks the dearer path"
         print(
-            f"{c['target']:20s} {c['model']:9s} {c['layer']:6s} assumed {c['assumed_picks']:6s} fitted "
+            f"{c['target']:20s} {c['model']:9s} {c['layer']:6s} assumed {c['assumed_picks']:6s} table "
+            f"{c['table_picks']:6s} fitted "
             f"{c['fitted_picks']:6s} measured fft {c['measured_fft']:>9,} direct {c['measured_direct']:>9,}"
             f"{flag}"
         )
@@ -334,6 +436,7 @@ def main() -> int:
     doc = {
         "generator": f"batteryless {__version__}",
         "command": ".venv/bin/python benchmarks/cost_fit.py"
+        + "".join(f" --keep {k.partition('=')[0]}=(the previous results file)" for k in args.keep)
         + (
             f" --targets {args.targets} (the other targets' rows from the previous run)"
             if args.targets
@@ -346,9 +449,11 @@ def main() -> int:
         ],
         "sample": f"digits test sample {SAMPLE}",
         "tied": "none (every coefficient fitted per target)",
-        "method": "per target, non-negative least squares of measured task counts on the task's macs, "
-        "butterflies, elements and 1 call (codegen's cost-model features), each row weighted by "
-        "1/measured (squared relative error); commit_cycles = (flex − restart app counts under continuous "
+        "method": "per target, non-negative least squares of measured task counts on the task's cost-model "
+        "features (codegen.plan.task_features, codegen.costs.FEATURES: circulant-direct macs / conv_macs, "
+        "dense_macs / dense_conv_macs (dense kernels and the bl_mac_step walk), fft_macs, w8_macs, "
+        "butterflies, transforms, elements, outputs, 1 call), each row weighted by 1/measured (squared "
+        "relative error); commit_cycles = (flex − restart app counts under continuous "
         "power) / commits, digits MLP k=16",
         "fits": fits,
         "path_choices": choices,
@@ -375,7 +480,9 @@ def fit_targets(rows: list[dict], commits: dict) -> dict:
         untied = fit(sel)[0] if ties else None
         b = load_board(board)
         old = dict(zip(KEYS, ASSUMED[(board, backend)], strict=True))
-        est = [round(sum(r[f] * old.get(COEF[f], old["cycles_per_mac"]) for f in FEATURES)) for r in sel]
+        est = [round(price(old, r)) for r in sel]
+        # the board's table when the rows were measured (the table before this fit)
+        before = np.array([r["estimate_board_table"] for r in sel], dtype=float)
         table = cost_model(b, backend)
         by_kind = {}
         for kind in sorted({r["kind"] for r in sel}):
@@ -386,6 +493,22 @@ def fit_targets(rows: list[dict], commits: dict) -> dict:
                 "fitted": float(pred[idx].sum()),
                 "relative_error_fitted": rel_errors(pred[idx], y[idx]),
             }
+        # whole inferences: per model and path, measured vs the table before and the fit
+        totals = []
+        for label in dict.fromkeys(r["model"] for r in sel):
+            for path in dict.fromkeys(r["path"] for r in sel if r["model"] == label):
+                idx = [i for i, r in enumerate(sel) if r["model"] == label and r["path"] == path]
+                totals.append(
+                    {
+                        "model": label,
+                        "path": path,
+                        "measured": int(y[idx].sum()),
+                        "board_table": int(before[idx].sum()),
+                        "fitted": round(float(pred[idx].sum())),
+                        "board_table_over_measured": round(float(before[idx].sum() / y[idx].sum()), 3),
+                        "fitted_over_measured": round(float(pred[idx].sum() / y[idx].sum()), 3),
+                    }
+                )
         commit = commits[commit_key(board, backend)]["commit_cycles"]
         fits[f"{board}/{backend}"] = {
             "board": board,
@@ -394,25 +517,34 @@ def fit_targets(rows: list[dict], commits: dict) -> dict:
             "tasks": len(sel),
             "assumed": old,
             "board_table": {k: getattr(table, k) for k in KEYS}
-            | ({} if table.cycles_per_fft_mac is None else {"cycles_per_fft_mac": table.cycles_per_fft_mac})
+            | {k: getattr(table, k) for k in OPTIONAL_KEYS if getattr(table, k) is not None}
             | {"source": table.source},
             "fitted": {k: round(v, 2) for k, v in coefs.items()} | {"commit_cycles": commit},
             "tied": {k: f"{b_}/{k_}" for k, (b_, k_) in ties.items()},
             "fitted_untied": None if untied is None else {k: round(v, 2) for k, v in untied.items()},
             "relative_error_assumed": rel_errors(est, y),
+            "relative_error_board_table": rel_errors(before, y),
             "relative_error_fitted": rel_errors(pred, y),
             "total_measured": int(y.sum()),
             "total_assumed": int(sum(est)),
+            "totals": totals,
             "by_kind": by_kind,
         }
+        f = fits[f"{board}/{backend}"]
         print(
-            f"{board}/{backend}: {coefs}; rel. error assumed max "
-            f"{fits[f'{board}/{backend}']['relative_error_assumed']['max']:.2f} median "
-            f"{fits[f'{board}/{backend}']['relative_error_assumed']['median']:.2f} → fitted max "
-            f"{fits[f'{board}/{backend}']['relative_error_fitted']['max']:.2f} median "
-            f"{fits[f'{board}/{backend}']['relative_error_fitted']['median']:.2f}",
+            f"{board}/{backend}: {f['fitted']}; per-task rel. error (median / max) assumed "
+            f"{f['relative_error_assumed']['median']:.2f} / {f['relative_error_assumed']['max']:.2f}, "
+            f"table before {f['relative_error_board_table']['median']:.2f} / "
+            f"{f['relative_error_board_table']['max']:.2f} -> fitted "
+            f"{f['relative_error_fitted']['median']:.2f} / {f['relative_error_fitted']['max']:.2f}",
             flush=True,
         )
+        for t in totals:
+            print(
+                f"  {t['model']:10s} {t['path']:6s} measured {t['measured']:>10,} table before "
+                f"{t['board_table']:>10,} ({t['board_table_over_measured']:.2f}x) fitted {t['fitted']:>10,} "
+                f"({t['fitted_over_measured']:.2f}x)"
+            )
     return fits
 
 

@@ -1,5 +1,33 @@
 """Cost estimates for the schedule: cycles per operation from the board's ``[cost.<backend>]`` table and
-energy from its power model. Measured counts (emulators) replace these where available."""
+energy from its power model. Measured counts (emulators) replace these where available.
+
+The model prices what one task does — its *features*, counted by ``codegen.plan.task_features`` (the one
+place that maps a task to them) — each at one coefficient of the table:
+
+- ``macs``: multiply-accumulates of the block-circulant direct-path kernels of linear layers
+  (``bl_linear_circ_*``: a circulant index walk per product) — ``cycles_per_mac``; ``conv_macs`` those of
+  convolutions (``bl_conv_circ_*``) — ``cycles_per_conv_mac``;
+- ``dense_macs``: those of the dense kernels and of the ``bl_mac_step`` walk that fine-grained tasks run
+  (a plain weight walk, 2-3x cheaper per product than the circulant kernels on the MSP430 and the M4 ref,
+  dearer on cmsis) — ``cycles_per_dense_mac``; ``dense_conv_macs`` the same in convolutions (the walk
+  checks padding per tap: ~2.5x a linear one on the M4 ref) — ``cycles_per_dense_conv_mac``;
+- ``fft_macs``: the FFT path's frequency-domain multiplies — ``cycles_per_fft_mac``;
+- ``w8_macs``: direct-path MACs over 8-bit weights, priced *on top of* their kind above (widening each
+  weight: ~4.5 instructions per MAC on cmsis, whose int16 loops are SMLAD pairs; ~10 MCLK on lea, which
+  stages int8 rows into LEA RAM) — ``cycles_per_w8_mac``;
+- ``butterflies`` and ``transforms`` (FFTs / inverse FFTs a task runs: bit reversal, twiddle set-up and
+  scaling per transform) — ``cycles_per_butterfly``, ``cycles_per_transform``;
+- ``elements`` (ReLU / pool) — ``cycles_per_element``;
+- ``outputs``: values a weight-layer task writes (bias, requantisation, per-row loop set-up) —
+  ``cycles_per_output``;
+- ``calls``: one per task — ``cycles_per_call``.
+
+Tables written before the conv / dense / 8-bit / transform / output features existed still load: a missing
+``cycles_per_conv_mac``, ``cycles_per_dense_mac`` or ``cycles_per_fft_mac`` is ``cycles_per_mac``, a
+missing ``cycles_per_dense_conv_mac`` is ``cycles_per_dense_mac`` (so ``cycles_per_mac`` too), and a
+missing ``cycles_per_w8_mac``, ``cycles_per_transform`` or ``cycles_per_output`` is 0 (``DEFAULTS``) —
+exactly the model such a table was fitted for. Every board in ``boards/`` carries all keys.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +37,40 @@ from batteryless.boards import Board
 from batteryless.errors import BoardError
 
 KEYS = ("cycles_per_mac", "cycles_per_butterfly", "cycles_per_element", "cycles_per_call", "commit_cycles")
-# Optional: the FFT path's frequency-domain multiplies priced apart from the direct path's MACs, for backends
-# where the two loops cost very differently (cmsis: DSP-extension direct MACs ~1-2 instructions, the FFT
-# path's plain-C complex MAC ~2.5 per real multiply plus its FFTs). Absent: cycles_per_mac.
-OPTIONAL_KEYS = ("cycles_per_fft_mac",)
+# keys an older table may lack, and what it then means (see the module docstring)
+OPTIONAL_KEYS = (
+    "cycles_per_conv_mac",
+    "cycles_per_dense_mac",
+    "cycles_per_dense_conv_mac",
+    "cycles_per_fft_mac",
+    "cycles_per_w8_mac",
+    "cycles_per_transform",
+    "cycles_per_output",
+)
+# a missing optional key: another key's value (a name) or a number
+DEFAULTS = {
+    "cycles_per_conv_mac": "cycles_per_mac",
+    "cycles_per_w8_mac": 0.0,
+    "cycles_per_fft_mac": "cycles_per_mac",
+    "cycles_per_dense_mac": "cycles_per_mac",
+    "cycles_per_dense_conv_mac": "cycles_per_dense_mac",
+    "cycles_per_transform": 0.0,
+    "cycles_per_output": 0.0,
+}
+# feature (task_features) -> the table key that prices it
+FEATURES = {
+    "macs": "cycles_per_mac",
+    "conv_macs": "cycles_per_conv_mac",
+    "dense_macs": "cycles_per_dense_mac",
+    "dense_conv_macs": "cycles_per_dense_conv_mac",
+    "fft_macs": "cycles_per_fft_mac",
+    "w8_macs": "cycles_per_w8_mac",
+    "butterflies": "cycles_per_butterfly",
+    "transforms": "cycles_per_transform",
+    "elements": "cycles_per_element",
+    "outputs": "cycles_per_output",
+    "calls": "cycles_per_call",
+}
 
 
 @dataclass(frozen=True)
@@ -26,25 +84,35 @@ class CostModel:
     commit_cycles: int
     joules_per_cycle: float
     source: str
+    # None: the table has no such key (DEFAULTS: priced as cycles_per_mac)
     cycles_per_fft_mac: float | None = None
+    cycles_per_dense_mac: float | None = None
+    cycles_per_dense_conv_mac: float | None = None
+    cycles_per_conv_mac: float | None = None
+    cycles_per_w8_mac: float = 0.0
+    cycles_per_transform: float = 0.0
+    cycles_per_output: float = 0.0
 
-    def cycles(
-        self, macs: int = 0, butterflies: int = 0, elements: int = 0, calls: int = 0, fft_macs: int = 0
-    ) -> float:
-        fft_mac = self.cycles_per_mac if self.cycles_per_fft_mac is None else self.cycles_per_fft_mac
-        return (
-            macs * self.cycles_per_mac
-            + fft_macs * fft_mac
-            + butterflies * self.cycles_per_butterfly
-            + elements * self.cycles_per_element
-            + calls * self.cycles_per_call
-        )
+    def coefficient(self, key: str) -> float:
+        """The table's coefficient ``key`` (a FEATURES value), its documented default when absent."""
+        v = getattr(self, key)
+        while v is None:  # DEFAULTS: names another key (the chain ends at a required one)
+            v = getattr(self, DEFAULTS[key])
+            key = DEFAULTS[key]
+        return float(v)
+
+    def cycles(self, **features: int) -> float:
+        """Estimated cycles of work with the given feature counts (FEATURES' names; absent ones are 0)."""
+        unknown = set(features) - set(FEATURES)
+        if unknown:
+            raise TypeError(f"unknown cost features {sorted(unknown)}")
+        return sum(n * self.coefficient(FEATURES[f]) for f, n in features.items() if n)
 
     def energy_j(self, cycles: float) -> float:
         return cycles * self.joules_per_cycle
 
     def describe(self) -> dict:
-        extra = {} if self.cycles_per_fft_mac is None else {"cycles_per_fft_mac": self.cycles_per_fft_mac}
+        extra = {k: getattr(self, k) for k in OPTIONAL_KEYS if getattr(self, k) is not None}
         return extra | {
             "cycles_per_mac": self.cycles_per_mac,
             "cycles_per_butterfly": self.cycles_per_butterfly,
@@ -56,6 +124,10 @@ class CostModel:
         }
 
 
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def cost_model(board: Board, backend: str) -> CostModel:
     """Read ``[cost.<backend>]`` from the board's board.toml (all numbers there carry a source)."""
     table = board.extra.get("cost", {}).get(backend)
@@ -63,16 +135,23 @@ def cost_model(board: Board, backend: str) -> CostModel:
         raise BoardError(
             f"{board.path}: no [cost.{backend}] table (cycle estimates for the {backend} backend)"
         )
-    missing = [k for k in KEYS if not isinstance(table.get(k), int | float)]
+    missing = [k for k in KEYS if not _number(table.get(k))]
     if missing:
         raise BoardError(
             f"{board.path}: [cost.{backend}] is missing or has non-numbers in {', '.join(missing)}"
         )
-    fft_mac = table.get("cycles_per_fft_mac")
-    if fft_mac is not None and not isinstance(fft_mac, int | float):
-        raise BoardError(f"{board.path}: [cost.{backend}] cycles_per_fft_mac must be a number")
+    bad = [k for k in OPTIONAL_KEYS if k in table and not _number(table[k])]
+    if bad:
+        raise BoardError(f"{board.path}: [cost.{backend}] {', '.join(bad)} must be a number")
+    negative = [k for k in (*KEYS, *OPTIONAL_KEYS) if k in table and table[k] < 0]
+    if negative:
+        raise BoardError(f"{board.path}: [cost.{backend}] {', '.join(negative)} must not be negative")
     # active energy per cycle: I_active(per MHz) · f_MHz · V / f = I_per_MHz · V / 1e6
     jpc = board.power.active_current_per_mhz_a * board.power.supply_voltage_v / 1e6
+
+    def opt(key: str) -> float | None:
+        return float(table[key]) if key in table else None
+
     return CostModel(
         board=board.name,
         backend=backend,
@@ -83,5 +162,11 @@ def cost_model(board: Board, backend: str) -> CostModel:
         commit_cycles=int(table["commit_cycles"]),
         joules_per_cycle=jpc,
         source=str(table.get("source", "")),
-        cycles_per_fft_mac=None if fft_mac is None else float(fft_mac),
+        cycles_per_fft_mac=opt("cycles_per_fft_mac"),
+        cycles_per_dense_mac=opt("cycles_per_dense_mac"),
+        cycles_per_dense_conv_mac=opt("cycles_per_dense_conv_mac"),
+        cycles_per_conv_mac=opt("cycles_per_conv_mac"),
+        cycles_per_w8_mac=opt("cycles_per_w8_mac") or 0.0,
+        cycles_per_transform=opt("cycles_per_transform") or 0.0,
+        cycles_per_output=opt("cycles_per_output") or 0.0,
     )

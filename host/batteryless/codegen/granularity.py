@@ -164,16 +164,28 @@ def input_chunk(input_len: int, costs: CostModel, max_step: float) -> int:
 
 
 def mac_units(
-    out_ch: int, out_h: int, out_w: int, in_ch: int, taps: int, costs: CostModel, max_step: float
+    out_ch: int,
+    out_h: int,
+    out_w: int,
+    in_ch: int,
+    taps: int,
+    costs: CostModel,
+    max_step: float,
+    conv: bool = False,
+    w8: bool = False,
 ) -> list[tuple[int, int, int, int, int, int, int, int]]:
     """``bl_mac_unit`` tuples (o0, o1, oy0, oy1, ox0, ox1, c0, c1) covering a direct-path layer in steps of
     at most ``max_step`` estimated cycles: whole outputs (all input channels) grouped along columns, rows,
-    then channels while they fit; otherwise one output at a time over input-channel ranges (partials)."""
-    budget = max(max_step - costs.cycles_per_call, costs.cycles_per_mac * taps)
-    per_out = in_ch * taps * costs.cycles_per_mac
+    then channels while they fit; otherwise one output at a time over input-channel ranges (partials).
+    ``conv``: a convolution's steps (priced as dense_conv_macs); ``w8``: over 8-bit weights (+ w8_macs)."""
+    # the bl_mac_step walk: priced as plan.task_features counts a mac_step task (dense_macs, outputs)
+    mac = costs.coefficient("cycles_per_dense_conv_mac" if conv else "cycles_per_dense_mac")
+    mac += costs.cycles_per_w8_mac if w8 else 0.0
+    budget = max(max_step - costs.cycles_per_call, mac * taps + costs.cycles_per_output)
+    per_out = in_ch * taps * mac + costs.cycles_per_output
     units = []
     if per_out <= budget:
-        n = max(1, int(budget // per_out))  # outputs per step
+        n = max(1, int(budget // max(per_out, 1e-9)))  # outputs per step
         if n < out_w:
             for o in range(out_ch):
                 for oy in range(out_h):
@@ -189,7 +201,7 @@ def mac_units(
             for o in range(0, out_ch, chans):
                 units.append((o, min(out_ch, o + chans), 0, out_h, 0, out_w, 0, in_ch))
         return units
-    cs = max(1, int(budget // (taps * costs.cycles_per_mac)))  # input channels per step
+    cs = max(1, int((budget - costs.cycles_per_output) // max(taps * mac, 1e-9)))  # input channels per step
     for o in range(out_ch):
         for oy in range(out_h):
             for ox in range(out_w):

@@ -31,8 +31,15 @@ class Task:
     butterflies: int = 0
     elements: int = 0
     out_bytes: int = 0  # bytes of activation this task writes (what a commit after it saves)
-    outputs: int = 0  # bl_mac_step: outputs of its unit (the step bound's per-output term)
-    op: str = ""  # bl_mac_step: the layer's op (linear / conv steps have their own step bounds)
+    # weight-layer tasks: the output values it computes (bl_mac_step: of its unit, the step bound's
+    # per-output term too); the cost model's `outputs` feature
+    outputs: int = 0
+    block: int = 0  # weight-layer tasks: the layer's block size (1: dense), which kernel family runs it
+    weight_bits: int = 0  # direct-path weight-layer tasks: the stored weights' width (8 or 16)
+    transforms: int = 0  # FFT-path tasks: FFTs / inverse FFTs it runs
+    # weight-layer tasks: the layer's op (linear / conv2d / conv1d: bl_mac_step's linear and conv steps have
+    # their own step bounds, and dense conv MACs their own cost)
+    op: str = ""
     # EVE: the block-selecting call for a mode that runs this layer differently (codegen/modes.py), with
     # {sel}, {shift}, {bias}, ... filled per mode; None: every mode makes the call above
     sel_fmt: str | None = None
@@ -110,15 +117,42 @@ def layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
     if path == "direct":
         # one task per block of k output rows (the last one partial), each row over the q·k (zero-padded)
         # input columns of its block row
-        return costs.cycles(macs=rows * q * k * taps * pos_out, calls=p)
+        macs = rows * q * k * taps * pos_out
+        return costs.cycles(
+            **{"macs" if layer["op"] == "linear" else "conv_macs": macs},
+            w8_macs=macs if layer.get("weight_bits") == 8 else 0,
+            outputs=rows * pos_out,
+            calls=p,
+        )
     bfly = (k // 2) * int(math.log2(k))
     # input transforms: one task per input block (linear) or per input row (conv); then one task per block row
     in_tasks = q if layer["op"] == "linear" else (shape_in[2] if len(shape_in) > 3 else 1)
     return costs.cycles(
         fft_macs=4 * p * q * (k // 2 + 1) * taps * pos_out,
         butterflies=bfly * (q * pos_in + p * pos_out),
+        transforms=q * pos_in + p * pos_out,
+        outputs=rows * pos_out,
         calls=in_tasks + p,
     )
+
+
+def whole_task_cycles(layer: dict, pos_out: int, costs: CostModel, n: int | None = None) -> float:
+    """Estimate of one whole-unit direct-path task of a weight layer (the features ``build_plan`` gives
+    it): ``n`` output rows / channels (default: a block row, or DENSE_ROWS_PER_TASK /
+    DENSE_CHANNELS_PER_TASK of a dense layer) at ``pos_out`` output positions each."""
+    k = layer["block"]
+    linear = layer["op"] == "linear"
+    rows, cols = (
+        (layer["out_features"], layer["in_features"])
+        if linear
+        else (layer["out_channels"], layer["in_channels"])
+    )
+    if n is None:
+        n = min(rows, k if k > 1 else DENSE_ROWS_PER_TASK if linear else DENSE_CHANNELS_PER_TASK)
+    macs = n * math.ceil(cols / k) * k * math.prod(layer.get("kernel_size", [1])) * pos_out
+    kind = ("macs" if linear else "conv_macs") if k > 1 else "dense_macs" if linear else "dense_conv_macs"
+    w8 = macs if layer.get("weight_bits") == 8 else 0
+    return costs.cycles(**{kind: macs}, w8_macs=w8, outputs=n * pos_out, calls=1)
 
 
 def _dense_modes(plan: Plan, lm) -> bool:
@@ -152,7 +186,17 @@ def _mac_step_tasks(
     a conv layer's (in_h, in_w, kh, kw, sh, sw, ph, pw), from which the grid gets its pixel-step constants."""
     out_ch, out_h, out_w, in_ch, taps = dims
     k = layer["block"]
-    units = granularity_mod.mac_units(out_ch, out_h, out_w, in_ch, taps, costs, max_step)
+    units = granularity_mod.mac_units(
+        out_ch,
+        out_h,
+        out_w,
+        in_ch,
+        taps,
+        costs,
+        max_step,
+        conv=layer["op"] != "linear",
+        w8=layer["weight_bits"] == 8,
+    )
     if any(u[6] > 0 for u in units):
         plan.acc_len = max(plan.acc_len, out_ch * out_h * out_w)
     # loop continuation: every step of the layer is one call on the layer's grid with the step index j
@@ -233,6 +277,8 @@ def _mac_step_tasks(
                 macs=n * (c1 - c0) * taps,
                 out_bytes=2 * n if c1 == in_ch else 4 * n,
                 outputs=n,
+                block=k,
+                weight_bits=layer["weight_bits"],
                 op=layer["op"],
                 sel_fmt=f"bl_mac_step_sel_{wsuf}({cur}, &{geom}, {wname}, {k}u, {src or 'NULL'}, {dst}, "
                 f"{{bias}}, {{shift}}, {other}, &bl_units[{ui if is_eve else 0}], {{sel}})"
@@ -250,14 +296,20 @@ def _fft_tasks_fit(layer, s_in, s_out, costs: CostModel, max_step: float) -> boo
     bfly = (k // 2) * log2k
     if layer["op"] == "linear":
         q = math.ceil(layer["in_features"] / k)
-        fin = costs.cycles(butterflies=bfly, calls=1)
-        blk = costs.cycles(macs=4 * q * (k // 2 + 1), butterflies=bfly, calls=1)
+        fin = costs.cycles(butterflies=bfly, transforms=1, calls=1)
+        blk = costs.cycles(fft_macs=4 * q * (k // 2 + 1), butterflies=bfly, transforms=1, outputs=k, calls=1)
     else:
         q = math.ceil(layer["in_channels"] / k)
         taps = math.prod(layer.get("kernel_size", [1]))
         pos_out = math.prod(s_out[2:])
-        fin = costs.cycles(butterflies=q * s_in[-1] * bfly, calls=1)
-        blk = costs.cycles(macs=4 * q * (k // 2 + 1) * taps * pos_out, butterflies=pos_out * bfly, calls=1)
+        fin = costs.cycles(butterflies=q * s_in[-1] * bfly, transforms=q * s_in[-1], calls=1)
+        blk = costs.cycles(
+            fft_macs=4 * q * (k // 2 + 1) * taps * pos_out,
+            butterflies=pos_out * bfly,
+            transforms=pos_out,
+            outputs=k * pos_out,
+            calls=1,
+        )
     return max(fin, blk) <= max_step
 
 
@@ -507,6 +559,9 @@ def build_plan(
                             f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {j}u, {j + 1}u, "
                             f"bl_work)",
                             butterflies=(k // 2) * log2k,
+                            transforms=1,
+                            block=k,
+                            op=op,
                             out_bytes=2 * k,
                             in_block=j,
                         )
@@ -525,6 +580,10 @@ def build_plan(
                             f"{bo_c}, {other}, {rows}u, {i}u, bl_work)",
                             macs=4 * q * (k // 2 + 1),
                             butterflies=(k // 2) * log2k,
+                            transforms=1,
+                            outputs=nrows,
+                            block=k,
+                            op=op,
                             out_bytes=2 * nrows,
                             sel_fmt=f"bl_conv_fft_block_sel_q15(bl_xs, &g_{name}, {spec_name}, &{cfg}, "
                             f"{{shift_z}}, {{shift_out}}, {{bias_out}}, {other}, {i}u, 0u, 1u, bl_work, "
@@ -546,11 +605,7 @@ def build_plan(
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
                         )
                     )
-            elif (
-                max_step is not None
-                and costs.cycles(macs=min(rows, k if k > 1 else DENSE_ROWS_PER_TASK) * q * k, calls=1)
-                > max_step
-            ):
+            elif max_step is not None and whole_task_cycles(layer, 1, costs) > max_step:
                 g = f"g_{name}"
                 add_geom(plan, g, f"{{{cols}u, 1u, 1u, {rows}u, 1u, 1u, 1u, 1u, 1u, 1u, 0u, 0u}}")
                 dims = (rows, 1, 1, cols, 1)
@@ -575,7 +630,7 @@ def build_plan(
                 if (
                     backend == "cmsis"
                     and k > 1
-                    and (max_step is None or costs.cycles(macs=rows * q * k, calls=1) <= max_step)
+                    and (max_step is None or whole_task_cycles(layer, 1, costs, rows) <= max_step)
                 ):
                     # the cmsis kernel reverses and doubles the input blocks once per call
                     # (firmware/kernels/cmsis/linear.c): one call per layer where the granularity allows
@@ -637,6 +692,10 @@ def build_plan(
                             "mac",
                             call,
                             macs=macs,
+                            weight_bits=layer["weight_bits"],
+                            outputs=r1 - r0,
+                            block=k,
+                            op=op,
                             out_bytes=2 * (r1 - r0),
                             sel_fmt=sel_fmt,
                             row_fmt=row_fmt,
@@ -688,6 +747,9 @@ def build_plan(
                             f"bl_conv_fft_input_q15({cur}, &{g}, &{cfg}, bl_xs, {y}u, {y + 1}u, bl_work)",
                             mode_expr=mode_expr,
                             butterflies=q * iw * (k // 2) * log2k,
+                            transforms=q * iw,
+                            block=k,
+                            op=op,
                             out_bytes=2 * q * k * iw,
                         )
                     )
@@ -703,6 +765,10 @@ def build_plan(
                             f"{other}, {i}u, 0u, {oh}u, bl_work)",
                             macs=4 * q * (k // 2 + 1) * taps * oh * ow,
                             butterflies=oh * ow * (k // 2) * log2k,
+                            transforms=oh * ow,
+                            outputs=nch * oh * ow,
+                            block=k,
+                            op=op,
                             out_bytes=2 * nch * oh * ow,
                             sel_fmt=f"bl_conv_fft_block_sel_q15(bl_xs, &{g}, {spec_name}, &{cfg}, "
                             f"{{shift_z}}, {{shift_out}}, {{bias_out}}, {other}, {i}u, 0u, {oh}u, bl_work, "
@@ -713,13 +779,7 @@ def build_plan(
                             zero=_zero_fmt(other, oh, ow, 0, oh, 0, ow),
                         )
                     )
-            elif (
-                max_step is not None
-                and costs.cycles(
-                    macs=min(o, k if k > 1 else DENSE_CHANNELS_PER_TASK) * q * k * taps * oh * ow, calls=1
-                )
-                > max_step
-            ):
+            elif max_step is not None and whole_task_cycles(layer, oh * ow, costs) > max_step:
                 dims = (o, oh, ow, c, kh * kw)
                 _mac_step_tasks(
                     plan,
@@ -779,6 +839,10 @@ def build_plan(
                             "mac",
                             call,
                             macs=macs,
+                            weight_bits=layer["weight_bits"],
+                            outputs=(o1 - o0) * oh * ow,
+                            block=k,
+                            op=op,
                             out_bytes=2 * (o1 - o0) * oh * ow,
                             sel_fmt=sel_fmt,
                             mode_expr=mode_expr,
@@ -805,5 +869,30 @@ def add_geom(plan: Plan, name: str, init: str) -> None:
         plan.geoms.append(line)
 
 
+def task_features(t: Task) -> dict[str, int]:
+    """The cost model's features of one task (``costs.FEATURES``): the one place a task's work is counted
+    for its estimate (schedule.json, granularity, the cost fit). MACs go by the kernel family that runs
+    them: the circulant direct kernels (``macs``), the dense kernels and the ``bl_mac_step`` weight walk
+    of fine-grained tasks (``dense_macs``), each apart for convolutions (``conv_macs``,
+    ``dense_conv_macs``: padding checks per tap), the FFT path's frequency-domain multiplies (``fft_macs``);
+    direct-path MACs over 8-bit weights count once more as ``w8_macs`` (the widening on top)."""
+    walk = t.kind == "mac_step" or (t.kind == "mac" and t.block == 1)
+    circ = t.kind == "mac" and t.block != 1
+    conv = t.op.startswith("conv")
+    return {
+        "macs": t.macs if circ and not conv else 0,
+        "conv_macs": t.macs if circ and conv else 0,
+        "dense_macs": t.macs if walk and not conv else 0,
+        "dense_conv_macs": t.macs if walk and conv else 0,
+        "fft_macs": t.macs if t.kind == "fft_block" else 0,
+        "w8_macs": t.macs if t.kind in ("mac", "mac_step") and t.weight_bits == 8 else 0,
+        "butterflies": t.butterflies,
+        "transforms": t.transforms,
+        "elements": t.elements,
+        "outputs": t.outputs if t.kind in ("mac", "mac_step", "fft_block") else 0,
+        "calls": 1,
+    }
+
+
 def task_cycles(t: Task, costs: CostModel) -> float:
-    return costs.cycles(macs=t.macs, butterflies=t.butterflies, elements=t.elements, calls=1)
+    return costs.cycles(**task_features(t))

@@ -6,7 +6,7 @@ from batteryless import __version__
 from batteryless.boards import Board
 from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen.costs import CostModel
-from batteryless.codegen.plan import Plan
+from batteryless.codegen.plan import Plan, task_cycles
 
 SCHEDULE_SCHEMA = 1
 
@@ -17,14 +17,7 @@ def schedule_document(
     tasks = []
     costs_step = granularity_mod.step_model(b, backend)
     for i, t in enumerate(plan.tasks):
-        fft = t.kind == "fft_block"  # frequency-domain multiplies: priced by cycles_per_fft_mac
-        cycles = costs.cycles(
-            macs=0 if fft else t.macs,
-            fft_macs=t.macs if fft else 0,
-            butterflies=t.butterflies,
-            elements=t.elements,
-            calls=1,
-        )
+        cycles = task_cycles(t, costs)
         tasks.append(
             {
                 "index": i,
