@@ -59,7 +59,8 @@ def main() -> None:
                 row: dict = {"model": model, "block": k, "weight_bits": bits, "path": path}
                 for backend in ("lea", "ref"):
                     gen = d / f"gen-{model}-{path}-{backend}"
-                    cg = codegen(art, "msp430fr5994", gen, backend=backend, path=path)
+                    # coarse: the backends' own layer kernels (auto may make the ref CNN bl_mac_step units)
+                    cg = codegen(art, "msp430fr5994", gen, backend=backend, path=path, granularity="coarse")
                     res = build("msp430fr5994", gen, backend, out_dir=d / f"b-{model}-{path}-{backend}")
                     regions = {r.name: r.used for r in res.regions}
                     row[backend] = {r: regions[r] for r in ("code", "ram", "lea_ram")}

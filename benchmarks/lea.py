@@ -143,7 +143,9 @@ def measure(
     mark_addr, d = ctx["mark_addr"], ctx["dir"]
     xq = np.asarray(spec.quantize_input(artifact, digits.x_test), dtype="<i2")
     gen = d / f"gen-{family}-{variant}{tag}-{path}-{backend}"
-    res = codegen(art, BOARD, gen, backend=backend, path=path)
+    # coarse: every row measures the backend's own layer kernels; "auto" would turn an image whose largest
+    # task exceeds half a 100 uF period (the CNN on ref) into bl_mac_step units, the ref walk on any backend
+    res = codegen(art, BOARD, gen, backend=backend, path=path, granularity="coarse")
     img = build(BOARD, gen, backend, out_dir=d / f"b-{family}-{variant}{tag}-{path}-{backend}").image
     t0 = time.perf_counter()
     runs = run_many(img, [xq[i].tobytes() for i in range(n)], mark_addr=mark_addr)
