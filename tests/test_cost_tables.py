@@ -100,14 +100,15 @@ def test_an_old_table_loads_with_the_documented_defaults():
         "cycles_per_fft_mac",
     )
     assert [getattr(cm, k) for k in optional] == [None] * 4
-    assert (cm.cycles_per_w8_mac, cm.cycles_per_transform, cm.cycles_per_output) == (0.0, 0.0, 0.0)
+    zero = ("cycles_per_w8_mac", "cycles_per_short_butterfly", "cycles_per_transform", "cycles_per_output")
+    assert [getattr(cm, k) for k in zero] == [0.0] * 4
     # priced exactly as the old model did: every MAC at cycles_per_mac, nothing extra for 8-bit weights,
     # nothing per transform or output (hand-derived: 7 circulant + 2 circulant-conv + 5 dense + 4 dense-conv
     # + 3 FFT MACs = 21 x 10, 2 butterflies x 100, 6 elements x 3, 1 call x 50; the 8 MACs' 8-bit surcharge,
-    # the 9 transforms and the 11 outputs cost nothing)
+    # the 2 short butterflies' surcharge, the 9 transforms and the 11 outputs cost nothing)
     got = cm.cycles(
         macs=7, conv_macs=2, dense_macs=5, dense_conv_macs=4, fft_macs=3, w8_macs=8, butterflies=2,
-        transforms=9, elements=6, outputs=11, calls=1,
+        short_butterflies=2, transforms=9, elements=6, outputs=11, calls=1,
     )  # fmt: skip
     assert got == 21 * 10 + 2 * 100 + 6 * 3 + 50
     assert DEFAULTS["cycles_per_dense_conv_mac"] == "cycles_per_dense_mac"
@@ -156,6 +157,7 @@ def test_fit_recovers_known_coefficients():
         "cycles_per_fft_mac": 9.5,
         "cycles_per_w8_mac": 4.5,
         "cycles_per_butterfly": 70.0,
+        "cycles_per_short_butterfly": 55.0,
         "cycles_per_transform": 300.0,
         "cycles_per_element": 3.0,
         "cycles_per_output": 40.0,

@@ -16,7 +16,10 @@ place that maps a task to them) — each at one coefficient of the table:
   weight: ~4.5 instructions per MAC on cmsis, whose int16 loops are SMLAD pairs; ~10 MCLK on lea, which
   stages int8 rows into LEA RAM) — ``cycles_per_w8_mac``;
 - ``butterflies`` and ``transforms`` (FFTs / inverse FFTs a task runs: bit reversal, twiddle set-up and
-  scaling per transform) — ``cycles_per_butterfly``, ``cycles_per_transform``;
+  scaling per transform) — ``cycles_per_butterfly``, ``cycles_per_transform``; ``short_butterflies``, those
+  of transforms shorter than 16 points once more, priced *on top* (the lea backend's DSPLib FFT takes 16
+  points and more, shorter ones run on the CPU: firmware/kernels/lea/fft_q15.c; cmsis's 8-point transform
+  costs more than its 16-point one) — ``cycles_per_short_butterfly``;
 - ``elements`` (ReLU / pool) — ``cycles_per_element``;
 - ``outputs``: values a weight-layer task writes (bias, requantisation, per-row loop set-up) —
   ``cycles_per_output``;
@@ -25,7 +28,8 @@ place that maps a task to them) — each at one coefficient of the table:
 Tables written before the conv / dense / 8-bit / transform / output features existed still load: a missing
 ``cycles_per_conv_mac``, ``cycles_per_dense_mac`` or ``cycles_per_fft_mac`` is ``cycles_per_mac``, a
 missing ``cycles_per_dense_conv_mac`` is ``cycles_per_dense_mac`` (so ``cycles_per_mac`` too), and a
-missing ``cycles_per_w8_mac``, ``cycles_per_transform`` or ``cycles_per_output`` is 0 (``DEFAULTS``) —
+missing ``cycles_per_w8_mac``, ``cycles_per_short_butterfly``, ``cycles_per_transform`` or
+``cycles_per_output`` is 0 (``DEFAULTS``) —
 exactly the model such a table was fitted for. Every board in ``boards/`` carries all keys.
 """
 
@@ -44,6 +48,7 @@ OPTIONAL_KEYS = (
     "cycles_per_dense_conv_mac",
     "cycles_per_fft_mac",
     "cycles_per_w8_mac",
+    "cycles_per_short_butterfly",
     "cycles_per_transform",
     "cycles_per_output",
 )
@@ -51,6 +56,7 @@ OPTIONAL_KEYS = (
 DEFAULTS = {
     "cycles_per_conv_mac": "cycles_per_mac",
     "cycles_per_w8_mac": 0.0,
+    "cycles_per_short_butterfly": 0.0,
     "cycles_per_fft_mac": "cycles_per_mac",
     "cycles_per_dense_mac": "cycles_per_mac",
     "cycles_per_dense_conv_mac": "cycles_per_dense_mac",
@@ -66,6 +72,7 @@ FEATURES = {
     "fft_macs": "cycles_per_fft_mac",
     "w8_macs": "cycles_per_w8_mac",
     "butterflies": "cycles_per_butterfly",
+    "short_butterflies": "cycles_per_short_butterfly",
     "transforms": "cycles_per_transform",
     "elements": "cycles_per_element",
     "outputs": "cycles_per_output",
@@ -90,6 +97,7 @@ class CostModel:
     cycles_per_dense_conv_mac: float | None = None
     cycles_per_conv_mac: float | None = None
     cycles_per_w8_mac: float = 0.0
+    cycles_per_short_butterfly: float = 0.0
     cycles_per_transform: float = 0.0
     cycles_per_output: float = 0.0
 
@@ -167,6 +175,7 @@ def cost_model(board: Board, backend: str) -> CostModel:
         cycles_per_dense_conv_mac=opt("cycles_per_dense_conv_mac"),
         cycles_per_conv_mac=opt("cycles_per_conv_mac"),
         cycles_per_w8_mac=opt("cycles_per_w8_mac") or 0.0,
+        cycles_per_short_butterfly=opt("cycles_per_short_butterfly") or 0.0,
         cycles_per_transform=opt("cycles_per_transform") or 0.0,
         cycles_per_output=opt("cycles_per_output") or 0.0,
     )

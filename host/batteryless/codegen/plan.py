@@ -19,6 +19,9 @@ from batteryless.codegen.costs import CostModel
 
 DENSE_ROWS_PER_TASK = 16  # dense linear: rows per task
 DENSE_CHANNELS_PER_TASK = 8  # dense conv: output channels per task
+# transforms shorter than this are priced once more per butterfly (costs.py short_butterflies: the lea
+# backend's DSPLib FFT takes 16 points and more, shorter ones run on the CPU)
+SHORT_FFT = 16
 
 
 @dataclass
@@ -130,6 +133,7 @@ def layer_cost(layer, shape_in, shape_out, path, costs: CostModel) -> float:
     return costs.cycles(
         fft_macs=4 * p * q * (k // 2 + 1) * taps * pos_out,
         butterflies=bfly * (q * pos_in + p * pos_out),
+        short_butterflies=bfly * (q * pos_in + p * pos_out) if k < SHORT_FFT else 0,
         transforms=q * pos_in + p * pos_out,
         outputs=rows * pos_out,
         calls=in_tasks + p,
@@ -294,18 +298,32 @@ def _fft_tasks_fit(layer, s_in, s_out, costs: CostModel, max_step: float) -> boo
     k = layer["block"]
     log2k = int(math.log2(k))
     bfly = (k // 2) * log2k
+    short = k < SHORT_FFT
     if layer["op"] == "linear":
         q = math.ceil(layer["in_features"] / k)
-        fin = costs.cycles(butterflies=bfly, transforms=1, calls=1)
-        blk = costs.cycles(fft_macs=4 * q * (k // 2 + 1), butterflies=bfly, transforms=1, outputs=k, calls=1)
+        fin = costs.cycles(butterflies=bfly, short_butterflies=bfly * short, transforms=1, calls=1)
+        blk = costs.cycles(
+            fft_macs=4 * q * (k // 2 + 1),
+            butterflies=bfly,
+            short_butterflies=bfly * short,
+            transforms=1,
+            outputs=k,
+            calls=1,
+        )
     else:
         q = math.ceil(layer["in_channels"] / k)
         taps = math.prod(layer.get("kernel_size", [1]))
         pos_out = math.prod(s_out[2:])
-        fin = costs.cycles(butterflies=q * s_in[-1] * bfly, transforms=q * s_in[-1], calls=1)
+        fin = costs.cycles(
+            butterflies=q * s_in[-1] * bfly,
+            short_butterflies=q * s_in[-1] * bfly * short,
+            transforms=q * s_in[-1],
+            calls=1,
+        )
         blk = costs.cycles(
             fft_macs=4 * q * (k // 2 + 1) * taps * pos_out,
             butterflies=pos_out * bfly,
+            short_butterflies=pos_out * bfly * short,
             transforms=pos_out,
             outputs=k * pos_out,
             calls=1,
@@ -887,6 +905,7 @@ def task_features(t: Task) -> dict[str, int]:
         "fft_macs": t.macs if t.kind == "fft_block" else 0,
         "w8_macs": t.macs if t.kind in ("mac", "mac_step") and t.weight_bits == 8 else 0,
         "butterflies": t.butterflies,
+        "short_butterflies": t.butterflies if 0 < t.block < SHORT_FFT else 0,
         "transforms": t.transforms,
         "elements": t.elements,
         "outputs": t.outputs if t.kind in ("mac", "mac_step", "fft_block") else 0,
