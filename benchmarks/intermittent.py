@@ -329,7 +329,7 @@ def _harness_only(tmp: Path) -> int:
 # model's estimated MCLK cycles per task; the step fit uses both, the rows the finer one. 1,300 since the
 # session-8 cost table (the bl_mac_step walk priced at its measured ~44-52 MCLK per MAC, not the circulant
 # kernels' ~125), so 1,500 now makes 6-MAC MLP steps that never finish in a 1,000-instruction period; 1,300
-# makes 1-MAC steps (tests/test_flex_granularity.py FINE_1000)
+# makes 2-MAC steps (tests/test_flex_granularity.py FINE_1000)
 MSP_FINE = [1300, 4000]
 MSP_FINE_NS = [1_000, 3_000, 10_000]
 STEP_KINDS = {"mac_step": None, "relu": "relu", "maxpool": "pool", "avgpool": "pool"}

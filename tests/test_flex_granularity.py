@@ -279,9 +279,8 @@ def test_fine_flex_on_the_msp430_simulator_survives_random_cuts(artifacts, tmp_p
 # periods per step. Under the session-8 cost table the bl_mac_step walk is priced at its measured ~44-51 MCLK
 # per MAC (no longer at the circulant kernels' ~125), so 1,500 made larger steps than before: the MLP's
 # 6-MAC steps (largest step bound 1,966 MCLK) never completed in such a period and the CNN needed more than
-# 3 periods per task (3,058 tasks, 3,517 before); 1,300 gives the MLP 1-MAC steps (17,040 tasks, largest
-# step bound 1,813 MCLK; the 3-MAC steps that passed before: 1,874) and the CNN 5,204 tasks
-# (benchmarks/results/intermittent.json's "fine" entries).
+# 3 periods per task (3,058 tasks, 3,517 before); 1,300 gives the MLP 2-MAC steps (8,528 tasks, largest step
+# 1,822 MCLK measured; 1,801 before) and the CNN 3,923 tasks (benchmarks/results/intermittent.json "fine").
 FINE_1000 = {"mlp": 1300, "cnn": 1300}
 
 
