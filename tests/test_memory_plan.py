@@ -7,7 +7,6 @@ project's message before anything is written."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ from batteryless import spec
 from batteryless.artifact import load_artifact
 from batteryless.codegen.memory import OUT_BUFFER_BYTES, OUT_BUFFER_MIN_BYTES, STACK_RESERVE_BYTES
 from batteryless.errors import CodegenError
+from board_variants import fr5994_with_ram
 
-ROOT = Path(__file__).resolve().parents[1]
-FR5994 = ROOT / "boards" / "msp430fr5994"
 RAM = (0x1C00, 0x2C00)  # the FR5994's SRAM region (board.toml), LEA RAM excluded
 STACK = STACK_RESERVE_BYTES["msp430x"]
 
@@ -34,26 +32,6 @@ def _ram_sections(elf: Path) -> dict[str, int]:
             for s in ELFFile(fh).iter_sections()
             if s["sh_flags"] & 2 and RAM[0] <= s["sh_addr"] < RAM[1]
         }
-
-
-def _board_with_ram(tmp_path: Path, ram_length: int) -> Path:
-    """The FR5994 with its SRAM region shortened to ``ram_length`` bytes (toolchain files by absolute
-    path)."""
-    text = (FR5994 / "board.toml").read_text(encoding="utf-8")
-    text, n = re.subn(
-        r'(name = "ram"[^\n]*\norigin = 0x1C00\nlength = )0x1000(\nvolatile = true\nusable = )0x1000',
-        rf"\g<1>0x{ram_length:X}\g<2>0x{ram_length:X}",
-        text,
-    )
-    assert n == 1
-    text = text.replace(
-        'cmake_toolchain = "toolchain.cmake"', f'cmake_toolchain = "{FR5994 / "toolchain.cmake"}"'
-    )
-    text = text.replace('linker_script = "linker.ld"', f'linker_script = "{FR5994 / "linker.ld"}"')
-    d = tmp_path / f"board-ram-{ram_length}"
-    d.mkdir()
-    (d / "board.toml").write_text(text, encoding="utf-8")
-    return d / "board.toml"
 
 
 def _static(mp: dict) -> int:
@@ -101,7 +79,7 @@ def test_output_buffer_shrinks_when_the_image_needs_the_room(artifacts, digits, 
     assert full["out_buffer_bytes"] == OUT_BUFFER_BYTES["msp430x"]
     assert "BL_OUT_CAPACITY" not in (tmp_path / "full" / "model.cmake").read_text()
     rest = _static(full) - full["out_buffer_bytes"]
-    board = _board_with_ram(tmp_path, rest + STACK + 300)
+    board = fr5994_with_ram(tmp_path, rest + STACK + 300)
     gen = tmp_path / "gen"
     res = codegen(artifacts["mlp"], board, gen, backend="ref", path="direct")
     assert res.schedule["memory_plan"]["out_buffer_bytes"] == 300
@@ -126,7 +104,7 @@ def test_ram_overflow_by_a_few_bytes_is_refused_before_writing(artifacts, tmp_pa
     res = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "ref", backend="lea", path="fft")
     full = res.schedule["memory_plan"]
     need = _static(full) - full["out_buffer_bytes"] + OUT_BUFFER_MIN_BYTES + STACK
-    short = _board_with_ram(tmp_path, need - 2)
+    short = fr5994_with_ram(tmp_path, need - 2)
     gen = tmp_path / "gen"
     with pytest.raises(CodegenError) as err:
         codegen(artifacts["mlp"], short, gen, backend="lea", path="fft")
@@ -134,7 +112,7 @@ def test_ram_overflow_by_a_few_bytes_is_refused_before_writing(artifacts, tmp_pa
     assert "does not fit board" in msg and "region 'ram'" in msg
     assert f"needs {need} bytes" in msg and "overflow 2 bytes" in msg and "stack reserve 512 B" in msg
     assert not gen.exists() or not any(gen.iterdir())
-    exact = _board_with_ram(tmp_path, need)
+    exact = fr5994_with_ram(tmp_path, need)
     ok = codegen(artifacts["mlp"], exact, tmp_path / "ok", backend="lea", path="fft").schedule["memory_plan"]
     assert ok["out_buffer_bytes"] == OUT_BUFFER_MIN_BYTES and ok["ramfunc"]["region"] == "code"
     assert ok["regions"]["ram"]["used"] == need

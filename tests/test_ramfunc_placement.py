@@ -8,7 +8,6 @@ on the simulator, which loads the ELF at its load addresses, so the SRAM copy is
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,7 @@ from batteryless.codegen.memory import (
     STACK_RESERVE_BYTES,
 )
 from batteryless.errors import BoardError
-
-ROOT = Path(__file__).resolve().parents[1]
-FR5994 = ROOT / "boards" / "msp430fr5994"
+from board_variants import fr5994_with_ram
 
 
 def test_plan_places_hot_code_in_sram_only_when_it_fits(artifacts, tmp_path):
@@ -40,7 +37,7 @@ def test_plan_places_hot_code_in_sram_only_when_it_fits(artifacts, tmp_path):
     stack = STACK_RESERVE_BYTES["msp430x"]
 
     def plan(ram: int | None, tag: str) -> dict:
-        board = "msp430fr5994" if ram is None else _small_ram_board(tmp_path, ram)
+        board = "msp430fr5994" if ram is None else fr5994_with_ram(tmp_path, ram)
         return codegen(artifacts["mlp"], board, tmp_path / tag, backend="lea", path="fft").schedule[
             "memory_plan"
         ]
@@ -82,26 +79,6 @@ def test_memory_ld_aliases_ramfunc_to_the_chosen_region(tmp_path):
     (tmp_path / "schedule.json").write_text("{not json")
     with pytest.raises(BoardError, match="not readable JSON"):
         ramfunc_region(tmp_path)
-
-
-def _small_ram_board(tmp_path: Path, ram_length: int) -> Path:
-    """The FR5994 with its SRAM region shortened to ``ram_length`` bytes (toolchain files by absolute
-    path)."""
-    text = (FR5994 / "board.toml").read_text(encoding="utf-8")
-    text, n = re.subn(
-        r'(name = "ram"[^\n]*\norigin = 0x1C00\nlength = )0x1000(\nvolatile = true\nusable = )0x1000',
-        rf"\g<1>0x{ram_length:X}\g<2>0x{ram_length:X}",
-        text,
-    )
-    assert n == 1
-    text = text.replace(
-        'cmake_toolchain = "toolchain.cmake"', f'cmake_toolchain = "{FR5994 / "toolchain.cmake"}"'
-    )
-    text = text.replace('linker_script = "linker.ld"', f'linker_script = "{FR5994 / "linker.ld"}"')
-    d = tmp_path / f"board-small-ram-{ram_length}"
-    d.mkdir()
-    (d / "board.toml").write_text(text, encoding="utf-8")
-    return d / "board.toml"
 
 
 def _sections(elf: Path) -> dict[str, tuple[int, int, int]]:
@@ -174,7 +151,7 @@ def test_hot_code_in_sram_with_room_and_in_fram_without(artifacts, digits, tmp_p
     parts = res.schedule["memory_plan"]["regions"]["ram"]["parts"]
     static = sum(parts.values()) - parts["out_buffer"]
     small = static + OUT_BUFFER_MIN_BYTES + stack + plan["bytes"] - 2
-    board_toml = _small_ram_board(tmp_path, small)
+    board_toml = fr5994_with_ram(tmp_path, small)
     gen2 = tmp_path / "gen-code"
     res2 = codegen(artifacts["mlp"], board_toml, gen2, backend="lea", path="fft")
     assert res2.schedule["memory_plan"]["ramfunc"]["region"] == "code"
