@@ -73,21 +73,21 @@ CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 # there too), FFTs on the CPU (inverse transforms the LEA route cannot do exactly, blocks below 16 points),
 # compiler helpers (multiply/divide), the other layers, and the runtime (start-up, model glue, printing).
 PHASES = {
-    "lea_driver": ("bl_lea_cmac_many", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
+    "lea_driver": ("bl_lea_cmac_many", "cmac_prep", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
                    "bl_lea_mac_", "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15",
                    "bl_lea_fft_run", "bl_lea_fft_nobrev", "lea_wait", "lea_start"),
     "staging": ("bl_lea_bins_push", "bl_linear_fft_input_q15", "bl_conv_fft_input_q15", "stage_row",
                 "bl_lea_dma_copy16", "bl_lea_dma_fill16", "stage_w8", "fft_input_lea", "brev_for"),
     "mac_results": ("bl_lea_bins_flush", "bl_lea_dot_flush", "bl_lea_bins_init", "block_row_strided",
                     "bl_lea_dot_begin", "bl_lea_dot_end", "real_bin_sum", "bin_requant_slow"),
-    # the resident route (block_row_resident, inlined into its two entries) does the MAC read-back,
-    # requantisation (rq_many), Hermitian completion and placement (place_bins) and final rescale
-    # (finish_block): counted here (the two loops were counted as runtime from session 7's hot code to
-    # session 8)
+    # the resident route (block_row_resident, inlined into its two entries) does the Hermitian completion
+    # and placement (place_bins) and final rescale (finish_block): counted here (the two loops were counted
+    # as runtime from session 7's hot code to session 8). Session 9: its requantisation of the complex-MAC
+    # results runs inside the driver's command loop while LEA works (bl_lea_cmac_many_rq, lea_driver)
     "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct",
                    "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows", "block_row_resident",
                    "bl_linear_fft_block_relu_q15", "finish_rows", "finish_block", "bl_lea_requant",
-                   "bl_lea_finish", "rq_many", "place_bins"),
+                   "bl_lea_finish", "place_bins"),
     "cpu_fft": ("bl_lea_ref_fft_q15", "bl_fft_q15", "lea_cpu_fft", "cpu_fft_q15"),
     "helpers": ("__mspabi_", "mul32", "__mulsi3", "__divsi3"),
     "other_layers": ("bl_relu_q15", "pool", "bl_maxpool", "bl_avgpool", "mac_step", "bl_mac_step"),
@@ -103,9 +103,10 @@ def phase_of(fn: str) -> str:
     return "runtime"
 
 
-def profile_row(img: Path, data: bytes) -> dict:
-    """Where one inference's MCLK cycles go (sample 0): by phase and the 12 costliest functions."""
-    by_fn = profile_image(img, data)
+def profile_row(img: Path, data: bytes, mark_addr: int) -> dict:
+    """Where one inference's MCLK cycles go (sample 0, the inference window: first task mark to end mark, as
+    ``inference_mclk_cycles``): by phase and the 12 costliest functions."""
+    by_fn = profile_image(img, data, mark_addr=mark_addr)
     phases: dict[str, int] = {}
     for fn, c in by_fn.items():
         phases[phase_of(fn)] = phases.get(phase_of(fn), 0) + c
@@ -182,7 +183,7 @@ def measure(
             str(c): v / n for c, v in _sum_dicts([r.lea["commands"] for r in runs]).items()
         },
         "wall_s_per_inference": round(wall / n, 4),
-        "profile_sample0": profile_row(img, xq[0].tobytes()),
+        "profile_sample0": profile_row(img, xq[0].tobytes(), mark_addr),
     }
     ctx["sim_wall"] += wall
     ctx["sim_cycles"] += sum(r.mclk_cycles for r in runs)

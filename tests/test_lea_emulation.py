@@ -227,6 +227,14 @@ def test_lea_model_images_bit_exact_on_the_emulated_lea(artifacts, digits, tmp_p
     assert [r.inference_cycles for r in many] == got.inference_counts
     assert all(r.lea_commands_outside_inference == 0 for r in many)
     assert all(0 < r.inference_cycles < r.mclk_cycles for r in many)
+    # benchmarks/lea.py's profile_sample0: the per-function profile restricted to that window adds up to
+    # sample 0's inference cycles (the whole-run profile to more: start-up, input, printing)
+    from batteryless.firmware.msp430sim import profile_image
+
+    window = profile_image(img, xq[0].tobytes(), mark_addr=int(board.emulator["mark_register"]))
+    assert sum(window.values()) == many[0].inference_cycles
+    assert sum(profile_image(img, xq[0].tobytes()).values()) > many[0].inference_cycles
+    assert "bl_c_start" not in window and "bl_model_run_marked" in window
 
 
 @pytest.mark.slow
@@ -279,7 +287,12 @@ def test_saturating_lea_macs_are_recomputed_exactly(artifacts, tmp_path):
     path_art = save_artifact(art, tmp_path / "saturating.bl")
     shape = (3, *art.input_shape)
     x = np.where(rng.random(shape) < 0.9, 1e3, -1e3)  # quantises to +-full scale
-    xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(3, -1)
+    # and a full-scale square wave of period 4: every FFT-path input block has a full-scale complex bin
+    # k/4, whose complex-MAC sums over the blocks (LEA commands, not the real DC/Nyquist sums on the
+    # MPY32) go beyond 2^30 with the full-scale spectra
+    sq = np.where(np.arange(int(np.prod(art.input_shape))) % 4 < 2, 1e3, -1e3).reshape(art.input_shape)
+    x = np.concatenate([x, sq[None]])
+    xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
     assert np.abs(xq.astype(np.int32)).min() >= 32767
     # precondition: the direct path's first dot product is beyond what one IQ31 MAC result can hold
     w = art.tensors[fc1["weight"]].astype(np.int64)
@@ -288,7 +301,8 @@ def test_saturating_lea_macs_are_recomputed_exactly(artifacts, tmp_path):
     assert abs(int(row0[: xq.shape[1]] @ xq[0].astype(np.int64))) >= 2**30
     for path in ("fft", "direct"):
         gen = tmp_path / f"gen-{path}"
-        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path=path)
+        # coarse: the lea layer kernels themselves (auto may make fine bl_mac_step images, the ref walk)
+        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path=path, granularity="coarse")
         img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / f"b-{path}").image
         runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
         want = spec.integer_inference(art, x, res.paths)

@@ -136,19 +136,27 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
  * is most of a short MAC). And bl_lea_dma_copy16 / bl_lea_dma_fill16: n int16 copied (from FRAM too; LEA
  * cannot read FRAM) or set by the DMA controller; bl_lea_mac_begin / _next / _end: one real MAC's operands
  * checked and its parameter block filled once for many commands; bl_lea_fft_nobrev: the FFT command alone on
- * data already in bit-reversed order, its parameter block prepared once per length (bl_lea_driver.c).
+ * data already in bit-reversed order, its parameter block prepared once per length (_begin: started
+ * without waiting, bl_lea_done waits; the CPU works meanwhile); bl_lea_cmac_many_rq:
+ * bl_lea_cmac_many with each result requantised to int16 by the CPU while the next command runs
+ * (bl_lea_driver.c).
  * Provided by our MSP430 LEA driver only (MSP_HAVE_CMAC_MANY); elsewhere the lea kernels loop over
  * msp_cmplx_mac_q15 and copy on the CPU. */
 #if defined(__MSP430__)
 #define MSP_HAVE_CMAC_MANY 1
 msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
                             _iq31 *result, uint16_t offset);
+msp_status bl_lea_cmac_many_rq(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step,
+                               uint16_t count, _iq31 *result, uint16_t offset, uint16_t half, uint16_t n,
+                               int16_t p, int16_t *out, uint16_t *maybe_sat);
 void bl_lea_dma_copy16(int16_t *dst, const int16_t *src, uint16_t n);
 void bl_lea_dma_fill16(int16_t *dst, int16_t value, uint16_t n);
 msp_status bl_lea_mac_begin(const _q15 *a, const _q15 *b, _iq31 *r, uint16_t max_len);
 msp_status bl_lea_mac_next(uint16_t length);
 void bl_lea_mac_end(void);
 msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n);
+msp_status bl_lea_fft_nobrev_begin(int16_t *src, uint16_t n);
+msp_status bl_lea_done(void);
 #else
 #define MSP_HAVE_CMAC_MANY 0
 #endif

@@ -307,19 +307,23 @@ static bl_status fft_input_lea(const int16_t *x, uint16_t in_features, const bl_
   for (uint16_t j = j0; j < j1; j++, c0 = (uint16_t)(c0 + k)) {
     uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
     const int16_t *src = x + c0;
-    bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
+    if (have != k) bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k)); /* the padding's slots (a full block: below) */
 #if defined(__MSP430__)
-    { /* buf[2 bitrev(b)] = x[c0 + b], b < have (>= 1): byte offsets from brev_off, ~11 cycles a value */
+    { /* buf[2 bitrev(b)] = x[c0 + b] and buf[2 bitrev(b) + 1] = 0, b < have (>= 1): byte offsets from
+       * brev_off, ~15 cycles a value; a full block writes every slot, no DMA fill (~110 cycles) first */
       const uint16_t *o = brev_off;
       uint16_t t, v;
       __asm__ volatile("1:\n\tmov @%[o]+, %[t]\n\tadd %[buf], %[t]\n\tmov @%[src]+, %[v]\n\tmov %[v], 0(%[t])\n\t"
-                       "dec %[n]\n\tjnz 1b"
+                       "clr 2(%[t])\n\tdec %[n]\n\tjnz 1b"
                        : [o] "+r"(o), [t] "=&r"(t), [v] "=&r"(v), [src] "+r"(src), [n] "+r"(have)
                        : [buf] "r"(buf)
                        : "memory");
     }
 #else
-    for (uint16_t b = 0; b < have; b++) buf[2u * brev_tab[b]] = *src++;
+    for (uint16_t b = 0; b < have; b++) {
+      buf[2u * brev_tab[b]] = *src++;
+      buf[2u * brev_tab[b] + 1u] = 0;
+    }
 #endif
     if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
     int16_t *out = xs + c0;
@@ -410,18 +414,17 @@ static inline int bin_ifft_safe(int16_t re, int16_t im) {
  * result wraps as the spec's accumulator) instead of a helper call per product. */
 static inline uint32_t real_bin_sum(const int16_t *x, const int16_t *s, uint16_t k, uint16_t q) {
 #if defined(__MSP430__)
-  volatile int16_t *const mpys = (volatile int16_t *)0x04C2u, *const macs = (volatile int16_t *)0x04C6u;
-  volatile int16_t *const op2 = (volatile int16_t *)0x04C8u;
-  volatile uint16_t *const reslo = (volatile uint16_t *)0x04CAu, *const reshi = (volatile uint16_t *)0x04CCu;
-  *mpys = x[0];
-  *op2 = s[0];
-  for (uint16_t j = 1u; j < q; j++) {
-    x += k;
-    s += k;
-    *macs = *x;
-    *op2 = *s;
-  }
-  return ((uint32_t)*reshi << 16) | *reslo;
+  /* one assembly loop with pointer steps of 2k bytes (~15 cycles a term; clang's ~20) */
+  uint16_t lo, hi, n = q;
+  const uint16_t step = (uint16_t)(k + k);
+  __asm__ volatile("mov @%[x], &0x04C2\n\tmov @%[s], &0x04C8\n\tdec %[n]\n\tjz 2f\n"
+                   "1:\n\tadd %[st], %[x]\n\tadd %[st], %[s]\n\tmov @%[x], &0x04C6\n\tmov @%[s], &0x04C8\n\t"
+                   "dec %[n]\n\tjnz 1b\n"
+                   "2:\n\tmov &0x04CA, %[lo]\n\tmov &0x04CC, %[hi]"
+                   : [lo] "=r"(lo), [hi] "=r"(hi), [x] "+r"(x), [s] "+r"(s), [n] "+r"(n)
+                   : [st] "r"(step)
+                   : "memory");
+  return ((uint32_t)hi << 16) | lo;
 #else
   uint32_t acc = 0u;
   for (uint16_t j = 0u; j < q; j++, x += k, s += k) acc += (uint32_t)bl_ref_mul16(*x, *s);
@@ -640,34 +643,6 @@ static inline uint16_t mag_bound(int16_t re, int16_t im) {
 /* a + b <= lim without a 32-bit sum */
 static inline int pair_ok(uint16_t a, uint16_t b, uint16_t lim) { return a <= lim && b <= (uint16_t)(lim - a); }
 
-/* rq_iq31 over cnt (>= 1) consecutive MAC results in one assembly loop (~25 cycles a value instead of ~50):
- * out[i] = rq_iq31(res[i]) while no result may have saturated (cmac_maybe_saturated); returns how many were
- * left when one may have (0: all done). Needs q->n >= 1 (s <= 14). Hot code: its 52-byte loop misses the FRAM
- * cache on every pass (~1.3 k wait states an MLP inference). */
-BL_LEA_RAMFUNC(rq_many)
-static uint16_t rq_many(const int32_t *res, int16_t *out, uint16_t cnt, const rq_t *q) {
-  uint16_t lo, hi, t, c;
-  const uint16_t half = q->half, n = q->n;
-  const int16_t p = q->p;
-  __asm__ volatile("1:\n\tmov @%[res]+, %[lo]\n\tmov @%[res]+, %[hi]\n\t"
-                   "mov %[hi], %[t]\n\tinc %[t]\n\tand #0xFFFE, %[t]\n\tcmp #0x8000, %[t]\n\tjeq 9f\n\t"
-                   "add %[half], %[lo]\n\taddc #0, %[hi]\n\t"
-                   "cmp %[p], %[hi]\n\tjge 5f\n\t"
-                   "mov %[hi], %[t]\n\tadd %[p], %[t]\n\tjn 6f\n\t"
-                   "mov %[n], %[c]\n"
-                   "2:\n\tadd %[lo], %[lo]\n\taddc %[hi], %[hi]\n\tdec %[c]\n\tjnz 2b\n"
-                   "3:\n\tmov %[hi], 0(%[out])\n\tadd #2, %[out]\n\tdec %[cnt]\n\tjnz 1b\n\tjmp 9f\n"
-                   "5:\n\tmov #0x7FFF, %[hi]\n\tjmp 3b\n"
-                   "6:\n\tmov #0x8000, %[hi]\n\tjmp 3b\n"
-                   "9:"
-                   : [lo] "=&r"(lo), [hi] "=&r"(hi), [t] "=&r"(t), [c] "=&r"(c), [res] "+r"(res), [out] "+r"(out),
-                     [cnt] "+r"(cnt)
-                   : [half] "r"(half), [n] "r"(n), [p] "r"(p)
-                   : "memory");
-  return cnt;
-}
-
-
 /* The resident route's bin placement, one assembly loop per bin f = 1 .. cnt: (pi, pr) to slot bitrev(f) and
  * the swapped conjugate (sat(-pi), pr) to slot bitrev(k - f) of buf (byte offsets o1 = brev_off + 1 up,
  * o2 = brev_off + k - 1 down), and nr[f - 1] = mag_bound(pr, pi): |.| by INV/INC (|-32768| = 32768
@@ -803,9 +778,15 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
     bl_lea_res_x_n = words;
   }
   const int16_t *sw = bl_lea_st + mul16(i, words); /* block row i's weight spectra */
-  if (bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half) != MSP_SUCCESS) {
-    return BL_ERR_ARG;
-  }
+  /* bins 1 .. k/2 - 1: one strided complex MAC each over the q blocks, each result requantised into pz by
+   * the CPU while the LEA runs the next (bl_lea_cmac_many_rq); a result at a bound (sat): the exact way */
+  int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
+  uint16_t sat = 1u;
+  const msp_status mst =
+      rq.n != 0u ? bl_lea_cmac_many_rq(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half,
+                                       rq.half, rq.n, rq.p, pz, &sat)
+                 : bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
+  if (mst != MSP_SUCCESS) return BL_ERR_ARG;
   const uint32_t dc = real_bin_sum(bl_lea_xt, sw, k, q), ny = real_bin_sum(bl_lea_xt + 1, sw + 1, k, q);
   const uint8_t *br = brev_for(k);
   int16_t *buf = bl_lea_fft_buf;
@@ -816,26 +797,29 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
    * Hermitian Z: pairs (P0, Pk/2) and (P[f], P[k/2 - f]), f = 1 .. k/2 - 1. */
   uint16_t nrm[BL_LEA_FFT_MAX / 2u];
   const uint16_t lim = L->lim;
-  int16_t v = bl_lea_requant(bl_lea_wrap(dc), shift_z);
-  nrm[0] = mag_bound(v, 0);
+  const int16_t v0 = bl_lea_requant(bl_lea_wrap(dc), shift_z), v1 = bl_lea_requant(bl_lea_wrap(ny), shift_z);
+  int16_t *const d = buf + 2u * br[half];
+  if (sat) rq_exact(pz, &rq, shift_z, sw, k, q, half); /* a result at a bound (or s = 15): the exact way */
   buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
-  buf[1] = v;
-  v = bl_lea_requant(bl_lea_wrap(ny), shift_z);
-  int ok = pair_ok(nrm[0], mag_bound(v, 0), lim);
-  int16_t *d = buf + 2u * br[half];
+  buf[1] = v0;
   d[0] = 0;
-  d[1] = v;
-  int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
-  const uint16_t nv = (uint16_t)(2u * (half - 1u));
-  if (rq.n == 0u || rq_many(bl_lea_result, pz, nv, &rq) != 0u) { /* a result at a bound: the exact way */
-    rq_exact(pz, &rq, shift_z, sw, k, q, half);
-  }
+  d[1] = v1;
   place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
+  /* LEA transforms while the CPU tests the pair bound (speculatively: a spectrum that fails it is placed
+   * again from pz, v0, v1 for the ref inverse) */
+  if (bl_lea_fft_nobrev_begin(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
+  nrm[0] = mag_bound(v0, 0);
+  int ok = pair_ok(nrm[0], mag_bound(v1, 0), lim);
   for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
+  if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
   const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
-  if (ok) {
-    if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
-  } else { /* the ref inverse on the CPU */
+  if (!ok) { /* the ref inverse on the CPU, on the spectrum placed again (every slot: 0, k/2 here, the
+              * others by place_bins) */
+    buf[0] = 0;
+    buf[1] = v0;
+    d[0] = 0;
+    d[1] = v1;
+    place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
     const bl_status st = cpu_inverse(buf, br, cfg);
     if (st != BL_OK) return st;
     o = buf;

@@ -526,10 +526,15 @@ def function_symbols(elf: Path) -> list[tuple[int, str]]:
     return sorted(set(out))
 
 
-def profile_image(elf: Path, data: bytes, timeout: float = 600.0) -> dict[str, int]:
+def profile_image(
+    elf: Path, data: bytes, timeout: float = 600.0, mark_addr: int | None = None
+) -> dict[str, int]:
     """MCLK cycles by function for one run of ``elf`` on ``data`` (as :func:`run_many`, with the simulator's
     per-address profile on): where an inference's cycles go. Functions the compiler inlined count in their
-    caller."""
+    caller. ``mark_addr`` (the board's ``[emulator].mark_register``): only the inference window, from the
+    model app's first task mark (1) to its end mark (0), as ``run_many``'s ``inference_cycles``: a first run
+    finds the marks' instruction counts, a second (the same run: the simulator is deterministic) counts
+    only the instructions between them. Without both marks: :class:`EmulationError`."""
     import struct
 
     from batteryless.firmware.image import INPUT_HEADER, INPUT_MAGIC, symbols
@@ -539,16 +544,43 @@ def profile_image(elf: Path, data: bytes, timeout: float = 600.0) -> dict[str, i
     capacity = inp.size - INPUT_HEADER
     if len(data) > capacity:
         raise EmulationError(f"{elf}: input has {len(data)} bytes; bl_input holds {capacity}")
-    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1)
-    try:
+    budget = int(timeout * 5e6)  # cycles: far beyond any model image at the simulator's speed
+
+    def fresh() -> Msp430Sim:
+        sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=mark_addr)
         sim.load_elf(elf)
         sim.load(inp.address, struct.pack("<II", INPUT_MAGIC, len(data)) + data + bytes(capacity - len(data)))
         sim.power_on()
-        sim.enable_profile()
-        budget = int(timeout * 5e6)  # cycles: far beyond any model image at the simulator's speed
-        why = sim.run(max_cycles=budget)
-        if why != STOP_PC:
-            raise EmulationError(f"{elf}: simulator stopped ({STOP_NAMES[why]}) before bl_done")
+        return sim
+
+    window = None
+    if mark_addr is not None:
+        sim = fresh()
+        try:
+            if sim.run(max_cycles=budget) != STOP_PC:
+                raise EmulationError(f"{elf}: simulator stopped before bl_done")
+            marks = sim.marks()
+        finally:
+            sim.close()
+        first = next((m for m in marks if m.value == 1), None)
+        end = next((m for m in reversed(marks) if m.value == 0), None)
+        if first is None or end is None:
+            raise EmulationError(f"{elf}: no model app marks 1 and 0 to profile between")
+        window = (first.instruction, end.instruction)
+    sim = fresh()
+    try:
+        if window is not None:
+            # the window's edges: the instruction counts logged with the marks (within one instruction)
+            if sim.run(max_insns=window[0]) != STOP_LIMIT:
+                raise EmulationError(f"{elf}: simulator stopped before the first task mark")
+            sim.enable_profile()
+            if sim.run(max_insns=window[1]) != STOP_LIMIT:
+                raise EmulationError(f"{elf}: simulator stopped before the end mark")
+        else:
+            sim.enable_profile()
+            why = sim.run(max_cycles=budget)
+            if why != STOP_PC:
+                raise EmulationError(f"{elf}: simulator stopped ({STOP_NAMES[why]}) before bl_done")
         return sim.profile(function_symbols(elf))
     finally:
         sim.close()

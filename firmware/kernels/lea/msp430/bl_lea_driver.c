@@ -164,34 +164,73 @@ static msp_status mac_any(uint16_t cmd, uint16_t length, const _q15 *a, const _q
   return st;
 }
 
+/* bl_lea_cmac_many's and bl_lea_cmac_many_rq's argument checks (msp_cmplx_mac_q15's on the whole extent)
+ * and parameter block, out of the hot loops (FRAM: once per call). Returns the block (3 words reserved on
+ * the LEA stack, released by the caller) or 0 with *st set. */
+static __attribute__((noinline)) volatile uint16_t *cmac_prep(uint16_t length, const _q15 *srcA, const _q15 *srcB,
+                                                              uint16_t step, uint16_t count, _iq31 *result,
+                                                              uint16_t offset, msp_status *st)
+{
+  /* the size checks and the span for the last (length, step, count, offset) that passed them: a layer's
+   * block rows repeat them, and the span's two 16-bit multiplies are helper calls (.bss: 0 after a boot,
+   * and count 0 never passes) */
+  static uint16_t c_len, c_step, c_count, c_off, c_span;
+  uint16_t span;
+  volatile uint16_t *blk;
+  *st = lea_init();
+  if (*st != MSP_SUCCESS) return 0;
+  if (count == c_count && length == c_len && step == c_step && offset == c_off) {
+    span = c_span;
+  } else {
+    if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u) || offset == 0u ||
+        offset > 0x0FFFu) {
+      *st = MSP_SIZE_ERROR;
+      return 0;
+    }
+    /* bytes from srcA to the end of the last command's last element (16-bit: LEA RAM is 4 KB; wider
+     * requests fail the checks) */
+    span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u +
+                      (uint16_t)((uint16_t)((length - 1u) * offset) + 1u) * 4u);
+    c_len = length;
+    c_step = step;
+    c_count = count;
+    c_off = offset;
+    c_span = span;
+  }
+  if (!lea_valid(srcA, span, 4u) || !lea_valid(srcB, span, 4u) || !lea_valid(result, (uint16_t)(count << 3), 4u)) {
+    *st = MSP_LEA_INVALID_ADDRESS;
+    return 0;
+  }
+  blk = lea_block(3u);
+  blk[0] = length;
+  blk[1] = lea_addr(srcB);
+  blk[2] = lea_addr(result);
+  blk[3] = offset;
+  blk[4] = offset;
+  blk[5] = 0u;
+  return blk;
+}
+
+/* The status of a command loop that stopped early on flags `ifg`: the done flag never came, or an error. */
+static msp_status cmac_stopped(uint16_t ifg)
+{
+  if (!(ifg & IFG_DONE)) return MSP_LEA_BUSY;
+  if (ifg & IFG_COVL) return MSP_LEA_COMMAND_OVERFLOW;
+  if (ifg & IFG_OOR) return MSP_LEA_OUT_OF_RANGE;
+  return MSP_LEA_SCALAR_INCONSISTENCY;
+}
+
 /* Not TI's (DSPLib.h): `count` complex MACs of `length` elements each, the i-th on srcA + i * step and
  * srcB + i * step (int16 offsets) into result + 2 * i, consecutive elements `offset` complex values apart
  * (MACCOMPLEXMATRIX's input1Offset / input2Offset): one parameter block, of which only the second operand
  * and the result address change between the commands. Same checks as msp_cmplx_mac_q15 on the whole
  * extent. */
-BL_LEA_RAMFUNC(bl_lea_cmac_many)
 msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
                             _iq31 *result, uint16_t offset)
 {
-  uint16_t i, span;
-  volatile uint16_t *blk;
-  msp_status st = lea_init();
-  if (st != MSP_SUCCESS) return st;
-  if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u) || offset == 0u ||
-      offset > 0x0FFFu) {
-    return MSP_SIZE_ERROR;
-  }
-  /* bytes from srcA to the end of the last command's last element (16-bit: LEA RAM is 4 KB; wider
-   * requests fail the checks) */
-  span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u + (uint16_t)((uint16_t)((length - 1u) * offset) + 1u) * 4u);
-  if (!lea_valid(srcA, span, 4u) || !lea_valid(srcB, span, 4u) || !lea_valid(result, (uint16_t)(count << 3), 4u)) {
-    return MSP_LEA_INVALID_ADDRESS;
-  }
-  blk = lea_block(3u);
-  blk[0] = length;
-  blk[3] = offset;
-  blk[4] = offset;
-  blk[5] = 0u;
+  msp_status st;
+  volatile uint16_t *blk = cmac_prep(length, srcA, srcB, step, count, result, offset, &st);
+  if (blk == 0) return st;
   { /* LEA addresses stepped directly: step int16 = step / 2 LEA words (step is even), a result 2 words.
      * One assembly loop per command: the block's second operand and result, LEAPMS0, LEAPMS1, LEAPMCB
      * (the command with "interrupt upon completion"), then poll LEAIFG for the done flag (at most
@@ -211,17 +250,83 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
                      : [blk] "r"(blk), [pb] "r"(pb), [su] "r"(su),
                        [cmd] "i"((CMD_CMAC << 2) | LEAITFLG_DONE), [maxp] "i"(LEA_MAX_POLLS)
                      : "memory");
-    if (n != 0u) { /* stopped early: the done flag never came, or an error flag */
-      if (!(ifg & IFG_DONE)) st = MSP_LEA_BUSY;
-      else if (ifg & IFG_COVL) st = MSP_LEA_COMMAND_OVERFLOW;
-      else if (ifg & IFG_OOR) st = MSP_LEA_OUT_OF_RANGE;
-      else st = MSP_LEA_SCALAR_INCONSISTENCY;
-    }
+    if (n != 0u) st = cmac_stopped(ifg);
   }
-  (void)i;
   lea_release(3u);
   return st;
 }
+
+/* One IQ31 MAC result part at @rp+ requantised into @out+ (the kernels' rq_iq31: u = r + half; saturate
+ * when u's high word reaches p or falls below -p; else the high word of u * 2^n, n >= 1). Local label 6;
+ * per expansion L0 (the store) and the out-of-line saturations L1 (to INT16_MAX) and L2 (to INT16_MIN),
+ * which jump back to L0. A part that may have saturated (high word 0x7FFF or 0x8000 before the rounding
+ * half is added: 0x7FFF, 0x8000 or 0x8001 after) always takes L1 or L2 (p <= 2^14): only they test it. */
+#define BL_RQ_PART(L0, L1, L2)                                                                                      \
+  "mov @%[rp]+, %[lo]\n\tmov @%[rp]+, %[hi]\n\t"                                                              \
+  "add @%[q], %[lo]\n\taddc #0, %[hi]\n\t"                                                                     \
+  "cmp %[p], %[hi]\n\tjge " L1 "f\n\t"                                                                         \
+  "mov %[hi], %[t]\n\tadd %[p], %[t]\n\tjn " L2 "f\n\t"                                                        \
+  "mov %[n], %[c]\n"                                                                                           \
+  "6:\n\tadd %[lo], %[lo]\n\taddc %[hi], %[hi]\n\tdec %[c]\n\tjnz 6b\n"                                      \
+  L0 ":\n\tmov %[hi], 0(%[out])\n\tadd #2, %[out]\n\t"
+#define BL_RQ_MAX(L0, L1) L1 ":\n\tcmp #0x7FFF, %[hi]\n\tjne 7f\n\tmov #1, 6(%[q])\n7:\n\tmov #0x7FFF, %[hi]\n\tjmp " L0 "b\n"
+#define BL_RQ_MIN(L0, L2) L2 ":\n\tcmp #0x8002, %[hi]\n\tjhs 7f\n\tmov #1, 6(%[q])\n7:\n\tmov #0x8000, %[hi]\n\tjmp " L0 "b\n"
+
+/* Not TI's (DSPLib.h): bl_lea_cmac_many (offset, step and checks as there) with each result requantised
+ * to int16 while the next command runs: command i + 1 is started as soon as command i is done, and the CPU
+ * converts result i (re, im) into out[2i], out[2i + 1] meanwhile, instead of polling through the LEA's
+ * busy time (the LEA reads its operands and writes result i + 1 while the CPU reads result i: different
+ * LEA-RAM words). The conversion: the kernels' rq_iq31 with half = 2^s, n = 15 - s >= 1, p = 2^s
+ * (s <= 14; linear.c); *maybe_sat = 1 when any part's high word is 0x7FFF or 0x8000 (it may have
+ * saturated: the caller recomputes the row exactly), else 0. Hot code. */
+BL_LEA_RAMFUNC(bl_lea_cmac_many_rq)
+msp_status bl_lea_cmac_many_rq(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step,
+                               uint16_t count, _iq31 *result, uint16_t offset, uint16_t half, uint16_t n,
+                               int16_t p, int16_t *out, uint16_t *maybe_sat)
+{
+  msp_status st;
+  volatile uint16_t *blk;
+  /* the loop's memory constants, addressed from one register: half, -, -, the saturation flag, the LEA word
+   * step of both operands, the parameter block's LEA address */
+  uint16_t q[6];
+  if (n == 0u || n > 14u || (uint16_t)p > 0x4000u) return MSP_SIZE_ERROR;
+  blk = cmac_prep(length, srcA, srcB, step, count, result, offset, &st);
+  if (blk == 0) return st;
+  q[0] = half;
+  q[3] = 0u;
+  q[4] = (uint16_t)(step >> 1);
+  q[5] = lea_addr((const void *)blk);
+  {
+    const int32_t *rp = result;
+    uint16_t a = lea_addr(srcA), left = count, t = 0u, lo, hi, c;
+    /* start command 0; then per command: poll its done flag, clear the flags, stop on an error; start the
+     * next one (its operand and result addresses stepped in the block: LEA is idle here); convert this
+     * one's result. left: commands not yet completed. */
+    __asm__ volatile("mov %[a], &0x0ACC\n\tmov 10(%[q]), &0x0AC8\n\tmov %[cmd], &0x0AD0\n"
+                     "1:\n\tmov %[maxp], %[c]\n"
+                     "2:\n\tmov &0x0AF8, %[t]\n\tbit #0x10, %[t]\n\tjnz 3f\n\tdec %[c]\n\tjnz 2b\n\tjmp 19f\n"
+                     "3:\n\tmov %[t], &0x0AF8\n\tbit #0x0D, %[t]\n\tjnz 19f\n\t"
+                     "dec %[left]\n\tjz 4f\n\t"
+                     "add 8(%[q]), %[a]\n\tadd 8(%[q]), 2(%[blk])\n\tadd #2, 4(%[blk])\n\t"
+                     "mov %[a], &0x0ACC\n\tmov 10(%[q]), &0x0AC8\n\tmov %[cmd], &0x0AD0\n"
+                     "4:\n\t" BL_RQ_PART("15", "11", "12") BL_RQ_PART("16", "13", "14")
+                     "tst %[left]\n\tjnz 1b\n\tjmp 19f\n"
+                     BL_RQ_MAX("15", "11") BL_RQ_MIN("15", "12") BL_RQ_MAX("16", "13") BL_RQ_MIN("16", "14")
+                     "19:"
+                     : [a] "+r"(a), [left] "+r"(left), [t] "+r"(t), [c] "=&r"(c), [lo] "=&r"(lo), [hi] "=&r"(hi),
+                       [rp] "+r"(rp), [out] "+r"(out)
+                     : [blk] "r"(blk), [q] "r"(q), [p] "r"(p), [n] "r"(n), [cmd] "i"((CMD_CMAC << 2) | LEAITFLG_DONE),
+                       [maxp] "i"(LEA_MAX_POLLS)
+                     : "memory");
+    if (left != 0u) st = cmac_stopped(t);
+  }
+  *maybe_sat = q[3];
+  lea_release(3u);
+  return st;
+}
+#undef BL_RQ_MAX
+#undef BL_RQ_MIN
+#undef BL_RQ_PART
 
 /* Not TI's (DSPLib.h): copy n int16 from src (FRAM, SRAM or LEA RAM) to dst with DMA channel 0 as one
  * block transfer triggered by software (SLAU367 chapter 11: DMA0TSEL = 0 / DMAREQ, DMADT = 1 block,
@@ -356,10 +461,13 @@ DSPLIB_DATA(fftq_blk, 4)
 static uint16_t fftq_blk[2];
 static uint16_t fftq_n, fftq_bytes; /* n prepared (0: none) and 4n, the data's size and alignment */
 
-/* Hot code (bl_ramfunc.h): the FFT path runs it once per input block and block row (29 commands an MLP
- * inference), ~580 FRAM wait states an inference from FRAM. */
-BL_LEA_RAMFUNC(bl_lea_fft_nobrev)
-msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n)
+/* bl_lea_fft_nobrev_begin: its checks, then the command started without waiting: the caller may work on
+ * the CPU (on anything but this buffer) while LEA transforms, then must call bl_lea_done before any other
+ * LEA command (the driver's invariant: LEA idle with LEAIFG clear when a command starts). Hot code
+ * (bl_ramfunc.h): the FFT path runs it once per input block and block row (29 commands an MLP inference),
+ * ~580 FRAM wait states an inference from FRAM. */
+BL_LEA_RAMFUNC(bl_lea_fft_nobrev_begin)
+msp_status bl_lea_fft_nobrev_begin(int16_t *src, uint16_t n)
 {
   if (n != fftq_n) {
     uint16_t lg = 0u, p;
@@ -373,7 +481,21 @@ msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n)
     fftq_bytes = (uint16_t)(n << 2);
   }
   if (!lea_valid(src, fftq_bytes, fftq_bytes)) return MSP_LEA_INVALID_ADDRESS;
-  return lea_start(CMD_FFT, lea_addr(src), lea_addr(fftq_blk));
+  LEA_REG(LEAPMS0) = lea_addr(src);
+  LEA_REG(LEAPMS1) = lea_addr(fftq_blk);
+  LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(CMD_FFT << 2) | LEAITFLG_DONE);
+  return MSP_SUCCESS;
+}
+
+/* The end of a command started by bl_lea_fft_nobrev_begin: wait for its done flag, clear the flags, map
+ * the error flags (lea_wait). */
+BL_LEA_RAMFUNC(bl_lea_done)
+msp_status bl_lea_done(void) { return lea_wait(); }
+
+msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n)
+{
+  const msp_status st = bl_lea_fft_nobrev_begin(src, n);
+  return st != MSP_SUCCESS ? st : bl_lea_done();
 }
 
 msp_status msp_cmplx_fft_fixed_q15(const msp_cmplx_fft_q15_params *params, int16_t *src)
