@@ -137,18 +137,29 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
  * cannot read FRAM) or set by the DMA controller; bl_lea_mac_begin / _next / _end: one real MAC's operands
  * checked and its parameter block filled once for many commands; bl_lea_fft_nobrev: the FFT command alone on
  * data already in bit-reversed order, its parameter block prepared once per length (_begin: started
- * without waiting, bl_lea_done waits; the CPU works meanwhile); bl_lea_cmac_many_rq:
- * bl_lea_cmac_many with each result requantised to int16 by the CPU while the next command runs
- * (bl_lea_driver.c).
+ * without waiting, bl_lea_done waits; the CPU works meanwhile); bl_lea_cmac_rq_prepare / _run:
+ * bl_lea_cmac_many with each result requantised to int16 by the CPU while the next command runs, checked
+ * and prepared once for many runs that differ only in srcB (bl_lea_driver.c).
  * Provided by our MSP430 LEA driver only (MSP_HAVE_CMAC_MANY); elsewhere the lea kernels loop over
  * msp_cmplx_mac_q15 and copy on the CPU. */
 #if defined(__MSP430__)
 #define MSP_HAVE_CMAC_MANY 1
 msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step, uint16_t count,
                             _iq31 *result, uint16_t offset);
-msp_status bl_lea_cmac_many_rq(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step,
-                               uint16_t count, _iq31 *result, uint16_t offset, uint16_t half, uint16_t n,
-                               int16_t p, int16_t *out, uint16_t *maybe_sat);
+/* bl_lea_cmac_rq_prepare / _run's prepared state (the run's assembly loop reads half, sat, su and pb at
+ * byte offsets 0, 6, 8 and 10: keep the order). */
+typedef struct {
+  uint16_t half, n;
+  int16_t p;
+  uint16_t sat, su, pb;              /* saturation flag, operand step in LEA words, parameter block */
+  uint16_t a, count, length, offset; /* srcA's LEA address, commands, elements, element offset */
+  uint16_t r, b_lo, b_hi;            /* result's LEA address; srcB's valid range */
+  const _iq31 *rp;                   /* result */
+} bl_lea_cmac_rq_t;
+msp_status bl_lea_cmac_rq_prepare(bl_lea_cmac_rq_t *c, uint16_t length, const _q15 *srcA, uint16_t step,
+                                  uint16_t count, _iq31 *result, uint16_t offset, uint16_t half, uint16_t n,
+                                  int16_t p);
+msp_status bl_lea_cmac_rq_run(bl_lea_cmac_rq_t *c, const _q15 *srcB, int16_t *out, uint16_t *maybe_sat);
 void bl_lea_dma_copy16(int16_t *dst, const int16_t *src, uint16_t n);
 void bl_lea_dma_fill16(int16_t *dst, int16_t value, uint16_t n);
 msp_status bl_lea_mac_begin(const _q15 *a, const _q15 *b, _iq31 *r, uint16_t max_len);

@@ -714,10 +714,12 @@ typedef struct {
   bl_status st;      /* check_cfg, then the shapes the route does not take */
   uint16_t lgk, q, p, words, total, lim;
   rq_t rq;
+  msp_status cm_st;     /* bl_lea_cmac_rq_prepare's status (the resident route needs MSP_SUCCESS) */
+  bl_lea_cmac_rq_t cm;  /* the bins' complex MACs + requantisation, prepared for every block row */
 } res_layer_t;
 static res_layer_t res_layer;
 
-static const res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_features, uint16_t out_features,
+static res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_features, uint16_t out_features,
                                         const bl_fft_cfg *cfg, int16_t shift_z) {
   res_layer_t *L = &res_layer;
   if (L->spectra == spectra && L->in_features == in_features && L->out_features == out_features &&
@@ -740,6 +742,12 @@ static const res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_feat
   }
   L->total = total;
   L->lim = (uint16_t)(2u * (16383u - 4u * (uint16_t)(L->lgk - 1u)));
+  /* bins 1 .. k/2 - 1 of a block row: q-element complex MACs over the resident input spectra (every
+   * block's bin f at complex index f + j k/2), the row's weight spectra the one operand that changes */
+  L->cm_st = L->st == BL_OK && L->rq.n != 0u
+                 ? bl_lea_cmac_rq_prepare(&L->cm, L->q, bl_lea_xt + 2, 2u, (uint16_t)(half - 1u), bl_lea_result,
+                                          half, L->rq.half, L->rq.n, L->rq.p)
+                 : MSP_SIZE_ERROR;
   L->in_features = in_features;
   L->out_features = out_features;
   L->k = k;
@@ -760,7 +768,7 @@ static const res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_feat
 static inline __attribute__((always_inline)) bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                     const bl_fft_cfg *cfg, uint16_t i, int16_t shift_z, int16_t shift_out,
                                     const int32_t *bias_out, int16_t *y, uint16_t out_features, int relu) {
-  const res_layer_t *L = res_layer_for(spectra, in_features, out_features, cfg, shift_z);
+  res_layer_t *L = res_layer_for(spectra, in_features, out_features, cfg, shift_z);
   if (L->st_area != BL_OK) return L->st_area; /* 16-bit sums below */
   if (i >= L->p) return BL_ERR_ARG;
   if (L->st != BL_OK) return L->st;
@@ -779,13 +787,13 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
   }
   const int16_t *sw = bl_lea_st + mul16(i, words); /* block row i's weight spectra */
   /* bins 1 .. k/2 - 1: one strided complex MAC each over the q blocks, each result requantised into pz by
-   * the CPU while the LEA runs the next (bl_lea_cmac_many_rq); a result at a bound (sat): the exact way */
+   * the CPU while the LEA runs the next (bl_lea_cmac_rq_run); a result at a bound (sat): the exact way */
   int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
   uint16_t sat = 1u;
   const msp_status mst =
-      rq.n != 0u ? bl_lea_cmac_many_rq(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half,
-                                       rq.half, rq.n, rq.p, pz, &sat)
-                 : bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
+      L->cm_st == MSP_SUCCESS
+          ? bl_lea_cmac_rq_run(&L->cm, sw + 2, pz, &sat)
+          : bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
   if (mst != MSP_SUCCESS) return BL_ERR_ARG;
   const uint32_t dc = real_bin_sum(bl_lea_xt, sw, k, q), ny = real_bin_sum(bl_lea_xt + 1, sw + 1, k, q);
   const uint8_t *br = brev_for(k);

@@ -164,39 +164,24 @@ static msp_status mac_any(uint16_t cmd, uint16_t length, const _q15 *a, const _q
   return st;
 }
 
-/* bl_lea_cmac_many's and bl_lea_cmac_many_rq's argument checks (msp_cmplx_mac_q15's on the whole extent)
- * and parameter block, out of the hot loops (FRAM: once per call). Returns the block (3 words reserved on
- * the LEA stack, released by the caller) or 0 with *st set. */
-static __attribute__((noinline)) volatile uint16_t *cmac_prep(uint16_t length, const _q15 *srcA, const _q15 *srcB,
-                                                              uint16_t step, uint16_t count, _iq31 *result,
-                                                              uint16_t offset, msp_status *st)
+/* bl_lea_cmac_many's argument checks (msp_cmplx_mac_q15's on the whole extent) and parameter block, out of
+ * its loop. Returns the block (3 words reserved on the LEA stack, released by the caller) or 0 with *st
+ * set. */
+static volatile uint16_t *cmac_prep(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step,
+                                    uint16_t count, _iq31 *result, uint16_t offset, msp_status *st)
 {
-  /* the size checks and the span for the last (length, step, count, offset) that passed them: a layer's
-   * block rows repeat them, and the span's two 16-bit multiplies are helper calls (.bss: 0 after a boot,
-   * and count 0 never passes) */
-  static uint16_t c_len, c_step, c_count, c_off, c_span;
   uint16_t span;
   volatile uint16_t *blk;
   *st = lea_init();
   if (*st != MSP_SUCCESS) return 0;
-  if (count == c_count && length == c_len && step == c_step && offset == c_off) {
-    span = c_span;
-  } else {
-    if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u) || offset == 0u ||
-        offset > 0x0FFFu) {
-      *st = MSP_SIZE_ERROR;
-      return 0;
-    }
-    /* bytes from srcA to the end of the last command's last element (16-bit: LEA RAM is 4 KB; wider
-     * requests fail the checks) */
-    span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u +
-                      (uint16_t)((uint16_t)((length - 1u) * offset) + 1u) * 4u);
-    c_len = length;
-    c_step = step;
-    c_count = count;
-    c_off = offset;
-    c_span = span;
+  if ((length & 1u) || length > 0x0FFFu || count == 0u || count > 0x0FFFu || (step & 1u) || offset == 0u ||
+      offset > 0x0FFFu) {
+    *st = MSP_SIZE_ERROR;
+    return 0;
   }
+  /* bytes from srcA to the end of the last command's last element (16-bit: LEA RAM is 4 KB; wider
+   * requests fail the checks) */
+  span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u + (uint16_t)((uint16_t)((length - 1u) * offset) + 1u) * 4u);
   if (!lea_valid(srcA, span, 4u) || !lea_valid(srcB, span, 4u) || !lea_valid(result, (uint16_t)(count << 3), 4u)) {
     *st = MSP_LEA_INVALID_ADDRESS;
     return 0;
@@ -273,35 +258,76 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
 #define BL_RQ_MIN(L0, L2) L2 ":\n\tcmp #0x8002, %[hi]\n\tjhs 7f\n\tmov #1, 6(%[q])\n7:\n\tmov #0x8000, %[hi]\n\tjmp " L0 "b\n"
 
 /* Not TI's (DSPLib.h): bl_lea_cmac_many (offset, step and checks as there) with each result requantised
- * to int16 while the next command runs: command i + 1 is started as soon as command i is done, and the CPU
- * converts result i (re, im) into out[2i], out[2i + 1] meanwhile, instead of polling through the LEA's
+ * to int16 while the next command runs, prepared once for many calls that differ only in the second
+ * operand (a layer's block rows: bl_lea_cmac_rq_prepare checks everything else, bl_lea_cmac_rq_run checks
+ * srcB against the prepared range). The run: command i + 1 is started as soon as command i is done, and the
+ * CPU converts result i (re, im) into out[2i], out[2i + 1] meanwhile, instead of polling through the LEA's
  * busy time (the LEA reads its operands and writes result i + 1 while the CPU reads result i: different
  * LEA-RAM words). The conversion: the kernels' rq_iq31 with half = 2^s, n = 15 - s >= 1, p = 2^s
  * (s <= 14; linear.c); *maybe_sat = 1 when any part's high word is 0x7FFF or 0x8000 (it may have
- * saturated: the caller recomputes the row exactly), else 0. Hot code. */
-BL_LEA_RAMFUNC(bl_lea_cmac_many_rq)
-msp_status bl_lea_cmac_many_rq(uint16_t length, const _q15 *srcA, const _q15 *srcB, uint16_t step,
-                               uint16_t count, _iq31 *result, uint16_t offset, uint16_t half, uint16_t n,
-                               int16_t p, int16_t *out, uint16_t *maybe_sat)
+ * saturated: the caller recomputes the row exactly), else 0. The parameter block is the driver's own in LEA
+ * RAM, written whole by every run (LEA RAM is lost at a power cut; the prepared struct lives with its
+ * caller, in .bss, lost at the same time). */
+DSPLIB_DATA(cmacq_blk, 4)
+static uint16_t cmacq_blk[6];
+
+msp_status bl_lea_cmac_rq_prepare(bl_lea_cmac_rq_t *c, uint16_t length, const _q15 *srcA, uint16_t step,
+                                  uint16_t count, _iq31 *result, uint16_t offset, uint16_t half, uint16_t n,
+                                  int16_t p)
 {
   msp_status st;
-  volatile uint16_t *blk;
-  /* the loop's memory constants, addressed from one register: half, -, -, the saturation flag, the LEA word
-   * step of both operands, the parameter block's LEA address */
-  uint16_t q[6];
-  if (n == 0u || n > 14u || (uint16_t)p > 0x4000u) return MSP_SIZE_ERROR;
-  blk = cmac_prep(length, srcA, srcB, step, count, result, offset, &st);
-  if (blk == 0) return st;
-  q[0] = half;
-  q[3] = 0u;
-  q[4] = (uint16_t)(step >> 1);
-  q[5] = lea_addr((const void *)blk);
+  uint16_t span;
+  c->count = 0u; /* not prepared until every check passed */
+  st = lea_init();
+  if (st != MSP_SUCCESS) return st;
+  if (n == 0u || n > 14u || (uint16_t)p > 0x4000u || (length & 1u) || length > 0x0FFFu || count == 0u ||
+      count > 0x0FFFu || (step & 1u) || offset == 0u || offset > 0x0FFFu) {
+    return MSP_SIZE_ERROR;
+  }
+  span = (uint16_t)((uint16_t)((count - 1u) * step) * 2u + (uint16_t)((uint16_t)((length - 1u) * offset) + 1u) * 4u);
+  if (!lea_valid(srcA, span, 4u) || !lea_valid(result, (uint16_t)(count << 3), 4u) || span > lea_hi - lea_lo) {
+    return MSP_LEA_INVALID_ADDRESS;
+  }
+  c->half = half;
+  c->n = n;
+  c->p = p;
+  c->sat = 0u;
+  c->su = (uint16_t)(step >> 1);
+  c->pb = lea_addr(cmacq_blk);
+  c->a = lea_addr(srcA);
+  c->length = length;
+  c->offset = offset;
+  c->r = lea_addr(result);
+  c->rp = result;
+  c->b_lo = lea_lo;                        /* srcB in [b_lo, b_hi], 4-byte aligned: lea_valid(srcB, span, 4) */
+  c->b_hi = (uint16_t)(lea_hi - span);
+  c->count = count;
+  return MSP_SUCCESS;
+}
+
+BL_LEA_RAMFUNC(bl_lea_cmac_rq_run)
+msp_status bl_lea_cmac_rq_run(bl_lea_cmac_rq_t *c, const _q15 *srcB, int16_t *out, uint16_t *maybe_sat)
+{
+  const uint16_t b = (uint16_t)(uintptr_t)srcB;
+  if (c->count == 0u) return MSP_SIZE_ERROR; /* not prepared */
+  if (srcB == 0 || b < c->b_lo || b > c->b_hi || (b & 3u)) return MSP_LEA_INVALID_ADDRESS;
+  cmacq_blk[0] = c->length;
+  cmacq_blk[1] = (uint16_t)(b >> 2);
+  cmacq_blk[2] = c->r;
+  cmacq_blk[3] = c->offset;
+  cmacq_blk[4] = c->offset;
+  cmacq_blk[5] = 0u;
+  c->sat = 0u;
   {
-    const int32_t *rp = result;
-    uint16_t a = lea_addr(srcA), left = count, t = 0u, lo, hi, c;
+    const int32_t *rp = c->rp;
+    uint16_t *blk = cmacq_blk;
+    uint16_t a = c->a, left = c->count, t = 0u, lo, hi, cnt;
+    const uint16_t n = c->n;
+    const int16_t p = c->p;
     /* start command 0; then per command: poll its done flag, clear the flags, stop on an error; start the
      * next one (its operand and result addresses stepped in the block: LEA is idle here); convert this
-     * one's result. left: commands not yet completed. */
+     * one's result. left: commands not yet completed. The struct's half at 0, flag at 6, step at 8 and
+     * parameter block address at 10 (DSPLib.h). */
     __asm__ volatile("mov %[a], &0x0ACC\n\tmov 10(%[q]), &0x0AC8\n\tmov %[cmd], &0x0AD0\n"
                      "1:\n\tmov %[maxp], %[c]\n"
                      "2:\n\tmov &0x0AF8, %[t]\n\tbit #0x10, %[t]\n\tjnz 3f\n\tdec %[c]\n\tjnz 2b\n\tjmp 19f\n"
@@ -313,16 +339,15 @@ msp_status bl_lea_cmac_many_rq(uint16_t length, const _q15 *srcA, const _q15 *sr
                      "tst %[left]\n\tjnz 1b\n\tjmp 19f\n"
                      BL_RQ_MAX("15", "11") BL_RQ_MIN("15", "12") BL_RQ_MAX("16", "13") BL_RQ_MIN("16", "14")
                      "19:"
-                     : [a] "+r"(a), [left] "+r"(left), [t] "+r"(t), [c] "=&r"(c), [lo] "=&r"(lo), [hi] "=&r"(hi),
+                     : [a] "+r"(a), [left] "+r"(left), [t] "+r"(t), [c] "=&r"(cnt), [lo] "=&r"(lo), [hi] "=&r"(hi),
                        [rp] "+r"(rp), [out] "+r"(out)
-                     : [blk] "r"(blk), [q] "r"(q), [p] "r"(p), [n] "r"(n), [cmd] "i"((CMD_CMAC << 2) | LEAITFLG_DONE),
+                     : [blk] "r"(blk), [q] "r"(c), [p] "r"(p), [n] "r"(n), [cmd] "i"((CMD_CMAC << 2) | LEAITFLG_DONE),
                        [maxp] "i"(LEA_MAX_POLLS)
                      : "memory");
-    if (left != 0u) st = cmac_stopped(t);
+    if (left != 0u) return cmac_stopped(t);
   }
-  *maybe_sat = q[3];
-  lea_release(3u);
-  return st;
+  *maybe_sat = c->sat;
+  return MSP_SUCCESS;
 }
 #undef BL_RQ_MAX
 #undef BL_RQ_MIN
