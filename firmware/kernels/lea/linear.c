@@ -669,8 +669,9 @@ static void place_bins(const int16_t *pp, const uint16_t *o1, const uint16_t *o2
 
 /* The resident route's rare paths, out of line (block_row_resident is inlined into both FFT block entries,
  * and an EVE lea image's code region has no room for them twice). rq_exact: every bin of the row the exact
- * way, when a complex-MAC result may have saturated. cpu_inverse: the ref inverse on the CPU when the pair
- * bound fails — back to natural order (bit reversal is an involution), unswapped. */
+ * way, when a complex-MAC result may have saturated. cpu_inverse_placed: the ref inverse on the CPU when the
+ * pair bound fails (tested while LEA already transformed the spectrum in place: placed again first) — back
+ * to natural order (bit reversal is an involution), unswapped. */
 static __attribute__((noinline)) void rq_exact(int16_t *pz, const rq_t *rq, int16_t shift_z, const int16_t *sw,
                                                uint16_t k, uint16_t q, uint16_t half) {
   const int32_t *res = bl_lea_result;
@@ -680,8 +681,18 @@ static __attribute__((noinline)) void rq_exact(int16_t *pz, const rq_t *rq, int1
   }
 }
 
-static __attribute__((noinline)) bl_status cpu_inverse(int16_t *buf, const uint8_t *br, const bl_fft_cfg *cfg) {
-  const uint16_t k = cfg->k;
+static __attribute__((noinline)) bl_status cpu_inverse_placed(int16_t *buf, const int16_t *pz, int16_t v0,
+                                                               int16_t v1, uint16_t *nrm, const uint8_t *br,
+                                                               const bl_fft_cfg *cfg) {
+  const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
+  /* the swapped, bit-reversed spectrum as block_row_resident placed it before LEA transformed it in place:
+   * every slot (0 and k/2 here, the others by place_bins) */
+  int16_t *const d = buf + 2u * br[half];
+  buf[0] = 0;
+  buf[1] = v0;
+  d[0] = 0;
+  d[1] = v1;
+  place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
   for (uint16_t a = 0; a < k; a++) {
     const uint16_t b = br[a];
     if (b > a) {
@@ -821,14 +832,8 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
   for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
   if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
   const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
-  if (!ok) { /* the ref inverse on the CPU, on the spectrum placed again (every slot: 0, k/2 here, the
-              * others by place_bins) */
-    buf[0] = 0;
-    buf[1] = v0;
-    d[0] = 0;
-    d[1] = v1;
-    place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
-    const bl_status st = cpu_inverse(buf, br, cfg);
+  if (!ok) { /* the ref inverse on the CPU, on the spectrum placed again */
+    const bl_status st = cpu_inverse_placed(buf, pz, v0, v1, nrm, br, cfg);
     if (st != BL_OK) return st;
     o = buf;
   }
