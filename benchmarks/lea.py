@@ -73,7 +73,8 @@ CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 # there too), FFTs on the CPU (inverse transforms the LEA route cannot do exactly, blocks below 16 points),
 # compiler helpers (multiply/divide), the other layers, and the runtime (start-up, model glue, printing).
 PHASES = {
-    "lea_driver": ("bl_lea_cmac_many", "cmac_prep", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
+    "lea_driver": ("bl_lea_cmac_many", "cmac_prep", "bl_lea_cmac_rq_run", "bl_lea_cmac_rq_prepare",
+                   "bl_lea_fft_nobrev_begin", "bl_lea_done", "mac_any", "lea_fft", "lea_go", "lea_init", "msp_mac_q15",
                    "bl_lea_mac_", "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15",
                    "bl_lea_fft_run", "bl_lea_fft_nobrev", "lea_wait", "lea_start"),
     "staging": ("bl_lea_bins_push", "bl_linear_fft_input_q15", "bl_conv_fft_input_q15", "stage_row",
@@ -83,7 +84,7 @@ PHASES = {
     # the resident route (block_row_resident, inlined into its two entries) does the Hermitian completion
     # and placement (place_bins) and final rescale (finish_block): counted here (the two loops were counted
     # as runtime from session 7's hot code to session 8). Session 9: its requantisation of the complex-MAC
-    # results runs inside the driver's command loop while LEA works (bl_lea_cmac_many_rq, lea_driver)
+    # results runs inside the driver's command loop while LEA works (bl_lea_cmac_rq_run: lea_driver)
     "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct",
                    "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows", "block_row_resident",
                    "bl_linear_fft_block_relu_q15", "finish_rows", "finish_block", "bl_lea_requant",
@@ -100,6 +101,8 @@ def phase_of(fn: str) -> str:
     for phase, names in PHASES.items():
         if any(fn == n or (n.endswith("_") and fn.startswith(n)) or fn.startswith(n + ".") for n in names):
             return phase
+    if fn.startswith(("bl_linear_", "bl_conv_", "bl_requant", "bl_wrap", "bl_sat")):  # ref kernel entries
+        return "kernel_cpu"
     return "runtime"
 
 
