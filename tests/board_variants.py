@@ -26,3 +26,24 @@ def fr5994_with_ram(tmp_path: Path, ram_length: int) -> Path:
     d.mkdir()
     (d / "board.toml").write_text(text, encoding="utf-8")
     return d / "board.toml"
+
+
+def fr5994_with_code(tmp_path: Path, code_length: int) -> Path:
+    """The FR5994 with its code region (FRAM from 0x4000) shortened to ``code_length`` bytes; returns the
+    variant's board.toml."""
+    assert code_length <= 0xA000, "the code region ends where the NVM region starts"
+    text = (FR5994 / "board.toml").read_text(encoding="utf-8")
+    text, n = re.subn(
+        r'(name = "code"[^\n]*\norigin = 0x4000\nlength = )0xA000(\nvolatile = false\nusable = )0xA000',
+        rf"\g<1>0x{code_length:X}\g<2>0x{code_length:X}",
+        text,
+    )
+    assert n == 1, "the FR5994's code region is no longer written as this helper expects"
+    text = text.replace(
+        'cmake_toolchain = "toolchain.cmake"', f'cmake_toolchain = "{FR5994 / "toolchain.cmake"}"'
+    )
+    text = text.replace('linker_script = "linker.ld"', f'linker_script = "{FR5994 / "linker.ld"}"')
+    d = tmp_path / f"board-code-{code_length}"
+    d.mkdir()
+    (d / "board.toml").write_text(text, encoding="utf-8")
+    return d / "board.toml"

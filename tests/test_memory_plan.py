@@ -2,7 +2,10 @@
 ELF's RAM sections on the FR5994 (buffers, the app's input copy and logits, platform and kernel state, the
 output buffer, the hot code), the output buffer shrunk when the image would not fit otherwise (and the image
 still bit-exact with it), and an image that overflows the RAM region by a few bytes refused with the
-project's message before anything is written."""
+project's message before anything is written. Its code estimate (codegen/code_size.py) against the linked
+ELF's code region (at or above it, within CODE_MARGIN_BYTES), an image a few bytes over the code region
+refused the same way, and ``auto`` granularity falling back to the default tasks when fine ones do not fit
+the code region."""
 
 from __future__ import annotations
 
@@ -14,9 +17,14 @@ import pytest
 
 from batteryless import spec
 from batteryless.artifact import load_artifact
-from batteryless.codegen.memory import OUT_BUFFER_BYTES, OUT_BUFFER_MIN_BYTES, STACK_RESERVE_BYTES
+from batteryless.codegen.memory import (
+    CODE_MARGIN_BYTES,
+    OUT_BUFFER_BYTES,
+    OUT_BUFFER_MIN_BYTES,
+    STACK_RESERVE_BYTES,
+)
 from batteryless.errors import CodegenError
-from board_variants import fr5994_with_ram
+from board_variants import fr5994_with_code, fr5994_with_ram
 
 RAM = (0x1C00, 0x2C00)  # the FR5994's SRAM region (board.toml), LEA RAM excluded
 STACK = STACK_RESERVE_BYTES["msp430x"]
@@ -116,3 +124,104 @@ def test_ram_overflow_by_a_few_bytes_is_refused_before_writing(artifacts, tmp_pa
     ok = codegen(artifacts["mlp"], exact, tmp_path / "ok", backend="lea", path="fft").schedule["memory_plan"]
     assert ok["out_buffer_bytes"] == OUT_BUFFER_MIN_BYTES and ok["ramfunc"]["region"] == "code"
     assert ok["regions"]["ram"]["used"] == need
+
+
+CODE = (0x4000, 0xE000)  # the FR5994's code region (board.toml)
+
+
+def _linked_code(elf: Path) -> int:
+    """Bytes the linked image keeps in the code region: code, consts, and the load images of .data and the
+    hot code (.ramfunc, copied to SRAM at start-up or run in place)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as fh:
+        secs = [s for s in ELFFile(fh).iter_sections() if s["sh_flags"] & 2 and s["sh_type"] != "SHT_NOBITS"]
+        by_name = {s.name: s for s in secs}
+        assert all(CODE[0] <= by_name[n]["sh_addr"] < CODE[1] for n in (".text", ".rodata") if n in by_name)
+        return sum(s["sh_size"] for s in secs if s.name in (".text", ".rodata", ".ramfunc", ".data"))
+
+
+@pytest.mark.firmware
+@pytest.mark.parametrize(
+    ("model", "backend", "granularity", "app"),
+    [
+        ("mlp", "lea", "coarse", "model"),  # the FFT path's LEA kernels and hot code
+        ("cnn", "lea", 300000, "model"),  # fine conv1 steps (the step walk) beside the LEA FFT conv2
+        ("mlp", "lea", "coarse", "flex"),  # the FLEX app (buffers in NVM)
+    ],
+)
+def test_code_estimate_bounds_the_linked_image(artifacts, tmp_path, model, backend, granularity, app):
+    """The plan's code-region use is at or above what the linker keeps and at most CODE_MARGIN_BYTES
+    above it (every part the image links is counted; nothing grossly more)."""
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build
+    from batteryless.flex import build_flex
+
+    if app == "flex":
+        img = build_flex(artifacts[model], "msp430fr5994", tmp_path, backend=backend, granularity=granularity)
+        mp = json.loads((img.model_dir / "schedule.json").read_text())["memory_plan"]
+        elf = img.image
+    else:
+        gen = tmp_path / "gen"
+        res = codegen(artifacts[model], "msp430fr5994", gen, backend=backend, granularity=granularity)
+        mp = res.schedule["memory_plan"]
+        elf = build("msp430fr5994", gen, backend, out_dir=tmp_path / "b").image
+    est, linked = mp["regions"]["code"]["used"], _linked_code(elf)
+    assert "runtime, app and kernels" in mp["regions"]["code"]["what"]  # the object graph, not the flat guess
+    assert 0 <= est - linked <= CODE_MARGIN_BYTES, (est, linked, mp["regions"]["code"])
+
+
+def test_code_overflow_by_a_few_bytes_is_refused_before_writing(artifacts, tmp_path):
+    """A code region two bytes short of the plan's code estimate (path and granularity given: nothing to
+    fall back to): refused with the region, the need and the overflow, nothing written; exactly enough:
+    accepted with the same estimate."""
+    from batteryless.codegen import codegen
+
+    kw = dict(backend="lea", granularity="coarse", path="fft")
+    res = codegen(artifacts["cnn"], "msp430fr5994", tmp_path / "ref", **kw)
+    need = res.schedule["memory_plan"]["regions"]["code"]["used"]
+    gen = tmp_path / "gen"
+    with pytest.raises(CodegenError) as err:
+        codegen(artifacts["cnn"], fr5994_with_code(tmp_path, need - 2), gen, **kw)
+    msg = str(err.value)
+    assert "does not fit board" in msg and "region 'code'" in msg
+    assert f"needs {need} bytes" in msg and "overflow 2 bytes" in msg
+    assert not gen.exists() or not any(gen.iterdir())
+    ok = codegen(artifacts["cnn"], fr5994_with_code(tmp_path, need), tmp_path / "ok", **kw)
+    assert ok.schedule["memory_plan"]["regions"]["code"]["used"] == need
+    assert "fallback" not in ok.schedule["memory_plan"]
+
+
+def test_auto_falls_back_when_the_code_region_cannot_hold_its_choice(artifacts, tmp_path):
+    """On its 100 uF buffer ``auto`` cuts the CNN's lea conv1 into steps, whose step kernels take code the
+    default tasks do not: with a code region between the two estimates ``auto`` generates the default tasks
+    and says why; below the default tasks' estimate, the direct path (no FFT kernels). The same fine
+    granularity and path asked for explicitly is refused, suggesting coarse."""
+    from batteryless.codegen import codegen
+
+    cap = 100e-6  # conv1 (~0.6 M MCLK) above half a period, conv2's FFT tasks below it
+    fine = codegen(artifacts["cnn"], "msp430fr5994", tmp_path / "fine", backend="lea", capacitance_f=cap)
+    assert fine.schedule["granularity"]["mode"] == "fine" and "fft" in fine.paths.values()
+    coarse = codegen(artifacts["cnn"], "msp430fr5994", tmp_path / "c", backend="lea", granularity="coarse")
+    f_need = fine.schedule["memory_plan"]["regions"]["code"]["used"]
+    c_need = coarse.schedule["memory_plan"]["regions"]["code"]["used"]
+    assert c_need < f_need, (c_need, f_need)
+    board = fr5994_with_code(tmp_path, (c_need + f_need) // 2 // 2 * 2)
+    res = codegen(artifacts["cnn"], board, tmp_path / "gen", backend="lea", capacitance_f=cap)
+    gran, mp = res.schedule["granularity"], res.schedule["memory_plan"]
+    assert gran["mode"] == "coarse" and "do not fit the code region" in gran["reason"], gran
+    assert f"{f_need} B estimated" in gran["reason"] and f"need {f_need} B of code" in mp["fallback"]
+    assert mp["regions"]["code"]["used"] == c_need and res.paths == coarse.paths
+    assert [t["name"] for t in res.schedule["modes"][0]["tasks"]] == [
+        t["name"] for t in coarse.schedule["modes"][0]["tasks"]
+    ]
+    # a region the default tasks on the FFT path do not fit either: every circulant layer direct
+    small = fr5994_with_code(tmp_path, c_need - 2)
+    res = codegen(artifacts["cnn"], small, tmp_path / "direct", backend="lea", capacitance_f=cap)
+    assert set(res.paths.values()) == {"direct"} and "fallback" in res.schedule["memory_plan"]
+    assert res.schedule["memory_plan"]["regions"]["code"]["used"] <= c_need - 2
+    # asked for explicitly (the FFT path, steps of the same budget): refused with the hint, nothing written
+    kw = dict(backend="lea", path="fft", granularity=fine.schedule["granularity"]["max_step_cycles"])
+    with pytest.raises(CodegenError, match="--granularity coarse") as err:
+        codegen(artifacts["cnn"], board, tmp_path / "asked", **kw)
+    assert "region 'code'" in str(err.value) and not (tmp_path / "asked").exists()

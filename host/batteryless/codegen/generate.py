@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from batteryless.codegen import granularity as granularity_mod
 from batteryless.codegen.c_source import banner
 from batteryless.codegen.costs import cost_model
 from batteryless.codegen.emit import emit_sources
-from batteryless.codegen.memory import OUT_BUFFER_BYTES, memory_plan
+from batteryless.codegen.memory import HINT, OUT_BUFFER_BYTES, memory_plan
 from batteryless.codegen.plan import build_plan, task_cycles
 from batteryless.codegen.schedule import schedule_document
 from batteryless.errors import CodegenError, UsageError
@@ -83,17 +83,12 @@ def codegen(
         eve_policy = load_policy(eve_policy)
         table_from_policy(eve_policy, b.energy_buffer, [m["name"] for m in art.modes])
     costs = cost_model(b, backend)
-    want = granularity_mod.parse_granularity(granularity)
-    plan = build_plan(art, b, backend, path, costs)
-    gran = granularity_mod.choose(b, costs, want, max(task_cycles(t, costs) for t in plan.tasks))
-    if gran.mode == "fine":
-        plan = build_plan(art, b, backend, path, costs, gran.max_step_cycles)
-        plan.input_chunk = granularity_mod.input_chunk(
-            math.prod(art.input_shape), costs, gran.max_step_cycles
-        )
     if buffers_in not in ("ram", "nvm"):
         raise UsageError(f"buffers_in must be ram or nvm, not {buffers_in!r}")
-    memory = memory_plan(plan, b, backend, buffers_in, math.prod(art.input_shape) + art.num_classes)
+    want = granularity_mod.parse_granularity(granularity)
+    modes = len(art.modes) if has_modes(art) else 1
+    io_words = math.prod(art.input_shape) + art.num_classes
+    plan, gran, memory = fitting_plan(art, b, backend, path, costs, want, buffers_in, io_words, modes)
     art_sha = hashlib.sha256(art_path.read_bytes()).hexdigest()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,3 +122,67 @@ def codegen(
     return CodegenResult(
         out, [*files, sched_path], schedule, dict(plan.paths), warning=codegen_warning(b, backend)
     )
+
+
+def fitting_plan(
+    art, b: Board, backend: str, path: str, costs, want, buffers_in: str, io_words: int, modes: int
+):
+    """The plan, granularity and memory plan codegen generates. What ``auto`` chose and the code region
+    cannot hold (the memory plan's code estimate) falls back, in this order, to the default tasks (a fine
+    image links the step kernels beside the layer kernels) and then to the direct path for every circulant
+    layer (no FFT kernels); schedule.json says so (``granularity.reason``, ``memory_plan.fallback``). What
+    was asked for explicitly is never changed: it fits or is refused."""
+    attempts = [(path, want)]
+    if want == "auto":
+        attempts.append((path, "coarse"))
+    if path == "auto":
+        attempts += [("direct", want)] + ([("direct", "coarse")] if want == "auto" else [])
+    first: tuple[Any, CodegenError] | None = None
+    tried = set()
+    for p_try, w_try in attempts:
+        plan, gran = plan_for(art, b, backend, p_try, costs, w_try)
+        key = (tuple(sorted(plan.paths.items())), gran.mode, gran.max_step_cycles)
+        if key in tried:
+            continue
+        tried.add(key)
+        hint = HINT
+        if gran.mode == "fine" and want != "auto":
+            hint = "Fine-grained tasks link the step kernels too: try --granularity coarse. " + HINT
+        try:
+            memory = memory_plan(plan, b, backend, buffers_in, io_words, modes, code_hint=hint)
+        except CodegenError as err:
+            if "region 'code'" not in str(err):
+                raise
+            first = first or ((plan, gran), err)
+            continue
+        if first is not None:  # a fallback: say what did not fit and what is generated instead
+            (plan0, gran0), err = first
+            need = str(err).split(" needs ", 1)[1].split(" bytes", 1)[0]
+            asked = f"{gran0.mode} tasks, paths {plan0.paths}"
+            memory["fallback"] = (
+                f"{asked} need {need} B of code, {b.region('code').usable} B usable: generated "
+                f"{gran.mode} tasks, paths {plan.paths}"
+            )
+            if gran0.mode == "fine" and gran.mode == "coarse":
+                gran = replace(
+                    gran,
+                    power_on_cycles=gran0.power_on_cycles,
+                    boot_cycles=gran0.boot_cycles,
+                    reason=f"{gran0.reason}, but fine tasks do not fit the code region ({need} B "
+                    f"estimated, {b.region('code').usable} B usable): the default tasks",
+                )
+        return plan, gran, memory
+    raise first[1]
+
+
+def plan_for(art, b: Board, backend: str, path: str, costs, want: str | float):
+    """The plan codegen generates for granularity ``want`` (``granularity.parse_granularity``) and the
+    granularity chosen: default tasks, cut into steps when the choice is fine."""
+    plan = build_plan(art, b, backend, path, costs)
+    gran = granularity_mod.choose(b, costs, want, max(task_cycles(t, costs) for t in plan.tasks))
+    if gran.mode == "fine":
+        plan = build_plan(art, b, backend, path, costs, gran.max_step_cycles)
+        plan.input_chunk = granularity_mod.input_chunk(
+            math.prod(art.input_shape), costs, gran.max_step_cycles
+        )
+    return plan, gran

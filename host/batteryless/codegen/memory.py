@@ -2,6 +2,12 @@
 and the code estimate against the board's regions; a model that does not fit is refused here, before
 anything is written.
 
+The code estimate (``code_parts``): where a graph of the firmware's objects is stored for the board, backend
+and app (codegen/code_size.py, written by benchmarks/code_size.py), the runtime and kernel code the linker
+keeps for the kernels this plan calls plus a bound of the generated code and its weights — within
+``CODE_MARGIN_BYTES`` above the linked image (tests/test_memory_plan.py); elsewhere the weights plus a flat
+per-CPU allowance (``CODE_ESTIMATE_BYTES``).
+
 One RAM accounting, used by the fit check and by the hot-code decision alike (``ram_parts``): every byte the
 linked image keeps in the RAM region (.data/.bss/.noinit, and .ramfunc when it runs from SRAM) is one of the
 parts below, each exact or a bound of at most a few bytes — tests/test_memory_plan.py checks the plan against
@@ -14,9 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from batteryless.boards import Board
+from batteryless.codegen import code_size
 from batteryless.codegen.plan import Plan
 from batteryless.errors import CodegenError
 
+# The estimate from a stored object graph is at or above the linked code region's use and at most this much
+# above it (alignment padding counted at its worst, the generated code's fitted envelope; checked by
+# tests/test_memory_plan.py on built images)
+CODE_MARGIN_BYTES = 1024
 STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "cortex-m55": 2048, "host": 0}
 CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55": 24 * 1024, "host": 0}
 # Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_ramfunc.h): run from SRAM when the
@@ -45,12 +56,31 @@ KERNEL_RAM_BYTES = {("msp430x", "lea"): 16}
 KERNEL_FFT_RAM_BYTES = {("msp430x", "lea"): 282}
 
 
-def _overflow(board: Board, role: str, need: int, usable: int, what: str) -> CodegenError:
+HINT = "Use larger blocks, 8-bit weights, pruning, or a bigger board."
+
+
+def _overflow(board: Board, role: str, need: int, usable: int, what: str, hint: str = HINT) -> CodegenError:
     return CodegenError(
         f"model does not fit board {board.name}: region '{role}' needs {need} bytes ({what}) but has "
-        f"{usable} usable — overflow {need - usable} bytes. Use larger blocks, 8-bit weights, pruning, or a "
-        "bigger board."
+        f"{usable} usable — overflow {need - usable} bytes. {hint}"
     )
+
+
+def code_parts(
+    plan: Plan, board: Board, backend: str, app: str, modes: int = 1
+) -> tuple[dict[str, int], str]:
+    """The code region's use by part and how it was estimated (see the module docstring)."""
+    est = code_size.estimate(plan, board.name, backend, app, modes)
+    if est is not None:
+        return est, (
+            f"runtime, app and kernels {est['firmware']} B (what the linker keeps for this plan's kernel "
+            f"calls) + generated code and weights {est['generated']} B"
+        )
+    flat = CODE_ESTIMATE_BYTES.get(board.cpu, 0)
+    return {
+        "weights": plan.weight_bytes,
+        "code": flat,
+    }, f"weights {plan.weight_bytes} B + code estimate {flat} B"
 
 
 def ram_parts(
@@ -68,11 +98,19 @@ def ram_parts(
 
 
 def memory_plan(
-    plan: Plan, board: Board, backend: str, buffers_in: str, io_words: int | None = None
+    plan: Plan,
+    board: Board,
+    backend: str,
+    buffers_in: str,
+    io_words: int | None = None,
+    modes: int = 1,
+    code_hint: str = HINT,
 ) -> dict[str, Any]:
     """The regions' use (a model that does not fit raises CodegenError), the output buffer's size and where
     the hot code runs. ``io_words``: the model's input plus output length (the app's own copies); unknown:
-    two activations."""
+    two activations. ``modes``: the EVE modes the image carries. The app the image is built for follows
+    ``buffers_in`` (``nvm``: the FLEX app, else the model app). ``code_hint``: what the refusal of a code
+    region overflow suggests."""
     act_bytes = 2 * plan.act_len
     # activations and FFT-path spectra persist across tasks (NVM when checkpointing); scratch stays in RAM
     persistent = {"bl_act0": act_bytes, "bl_act1": act_bytes, "bl_xs": 2 * plan.xs_len}
@@ -88,7 +126,8 @@ def memory_plan(
     static = sum(parts.values())
     out_default = OUT_BUFFER_BYTES.get(board.cpu, 0)
     hot = RAMFUNC_BYTES.get((board.cpu, backend), 0) if "fft" in plan.paths.values() else 0
-    code_need = plan.weight_bytes + CODE_ESTIMATE_BYTES.get(board.cpu, 0)
+    code, code_what = code_parts(plan, board, backend, "flex" if buffers_in == "nvm" else "model", modes)
+    code_need = sum(code.values())
     regions: dict[str, Any] = {}
     out_bytes, ramfunc = out_default, {"region": "code", "bytes": 0, "why": "no hot code for this image"}
     if board.has_region("ram"):
@@ -131,18 +170,16 @@ def memory_plan(
         }
     for role, need, what in (
         ("nvm", in_nvm, f"activation buffers kept in NVM {in_nvm} B"),
-        (
-            "code",
-            code_need,
-            f"weights {plan.weight_bytes} B + code estimate {CODE_ESTIMATE_BYTES.get(board.cpu, 0)} B",
-        ),
+        ("code", code_need, code_what),
     ):
         if not board.has_region(role) or (role == "nvm" and not in_nvm):
             continue
         reg = board.region(role)
         regions[role] = {"used": need, "size": reg.usable, "what": what}
+        if role == "code":
+            regions[role]["parts"] = code
         if need > reg.usable:
-            raise _overflow(board, role, need, reg.usable, what)
+            raise _overflow(board, role, need, reg.usable, what, code_hint if role == "code" else HINT)
     return {
         "ramfunc": ramfunc,
         "regions": regions,

@@ -43,6 +43,11 @@ def cmd_codegen(args: argparse.Namespace) -> int:
             where = "SRAM" if hot["region"] == "ram" else "FRAM"
             print(f"hot code {hot['bytes']:,d} B in {where} ({hot['why']})")
         print("paths: " + ", ".join(f"{k}={v}" for k, v in res.paths.items()))
+        gran = res.schedule.get("granularity", {})
+        if gran.get("mode"):
+            print(f"granularity {gran['mode']} ({gran.get('reason', '')})")
+        if res.schedule["memory_plan"].get("fallback"):  # auto choices the code region could not hold
+            print(f"fallback: {res.schedule['memory_plan']['fallback']}")
         cycles = sum(t["cycles"] for t in tasks)
         energy = sum(t["energy_j"] for t in tasks)
         how = (
