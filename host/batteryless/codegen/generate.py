@@ -116,7 +116,9 @@ def codegen(
 
         c_banner = banner(art_path.name, art_sha, b, backend, ("/*", "*/"))
         cmake_banner = banner(art_path.name, art_sha, b, backend, ("#", "")).replace(" \n", "\n")
-        files += add_modes(art, schedule, b, out, c_banner, cmake_banner, policy=eve_policy)
+        files += add_modes(
+            art, schedule, b, out, c_banner, cmake_banner, policy=eve_policy, plan=plan, costs=costs
+        )
     sched_path = out / "schedule.json"
     atomic_write(sched_path, json.dumps(schedule, indent=1, sort_keys=True) + "\n")
     return CodegenResult(

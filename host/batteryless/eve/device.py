@@ -1,9 +1,15 @@
 """What codegen adds for an artifact with EVE modes: one schedule mode per EVE mode and the mode table.
 
-Per-mode task costs are *predicted*: each weight layer's tasks are scaled by the ratio of the MACs the mode
-does in that layer to the full layer's (``eve.modes.mode_stats`` under the path codegen chose; the MAC count
+Per-mode task costs are *predicted* with the board's cost table (codegen/costs.py), from each task's
+features (``codegen.plan.task_features``, the one place a task's work is counted): in a smaller mode the
+work features of a weight layer's tasks — MACs, butterflies, transforms — scale by the ratio of the MACs the
+mode does in that layer to the full layer's (``layer_stats`` under the path codegen chose; the MAC count
 includes the FFT path's transforms, and a mode skips the transforms of input blocks it never reads and
-output block rows it never writes). Other tasks (ReLU, pooling) cost the same in every mode. The mode table's
+output block rows it never writes), while the per-task and per-output costs (the call, requantisation, row
+set-up) stay what they are: scaling the whole task, as before, predicted the smallest modes low (0.85x the
+M4's measured counts, ~0.62x cmsis's; benchmarks/cost_check.py). A direct-path circulant task that a mode
+runs through the block-selecting kernel (codegen/modes.py: the selecting walk of eve_sel.c) is priced at
+the walk's MAC cost. Other tasks (ReLU, pooling) cost the same in every mode. The mode table's
 thresholds come from those predicted energies, the board's energy buffer and the modes' ``margin``
 (set by the search; 1 otherwise) (``eve.select``).
 
@@ -17,7 +23,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from batteryless.artifact import layer_stats
+from batteryless.codegen.modes import UNUSED
 from batteryless.eve.modes import active_blocks
 from batteryless.eve.select import emit_c_table, mode_table
 
@@ -38,19 +47,75 @@ def mode_layer_ratios(art, paths: dict[str, str]) -> list[dict[str, float]]:
     return out
 
 
-def mode_schedule_modes(art, schedule: dict[str, Any]) -> list[dict[str, Any]]:
-    """The schedule's ``modes``, one entry per EVE mode (mode 0 keeps codegen's tasks as they are)."""
+# task features that grow with the work a mode keeps (the rest — calls, outputs, elements — are per task)
+WORK_FEATURES = (
+    "macs", "conv_macs", "dense_macs", "dense_conv_macs", "fft_macs", "w8_macs",
+    "butterflies", "short_butterflies", "transforms",
+)  # fmt: skip
+
+
+def mode_task_features(plan, task, mi: int, ratio: float) -> dict[str, float]:
+    """The cost features of ``task`` (a task of codegen's ``plan``) in mode ``mi``, whose layer does
+    ``ratio`` of its MACs there. A task over output rows [r0, r1) of a layer the modes select from
+    (codegen/modes.py LayerModes) does the share of its stored blocks the mode uses and writes the rows the
+    mode keeps; one whose rows the mode drops only zeroes them; a linear FFT input transform the mode never
+    reads is skipped. Other tasks of such a layer scale their work by ``ratio`` and their outputs by the
+    rows kept. The per-task terms (the call) stay."""
+    from batteryless.codegen.plan import task_features
+
+    f: dict[str, float] = dict(task_features(task))
+    lm = plan.eve.get(task.layer, (None, {}))[0]
+    if lm is None:
+        return _scaled(f, ratio, 1.0)
+    if task.in_block is not None and lm.cols:
+        return f if lm.cols[mi][task.in_block] else {}
+    full_rows = max(lm.rows[0], 1)
+    if task.rows is None:
+        return _scaled(f, ratio, min(lm.rows[mi], full_rows) / full_rows)
+    r0, r1 = task.rows
+    kept = max(0, min(r1, lm.rows[mi]) - r0)
+    share = kept / (r1 - r0)
+    if lm.rank is not None and lm.cols:
+        k, q = lm.block, len(lm.cols[mi])
+        grid = np.asarray(lm.rank).reshape(-1, q)[r0 // k : -(-r1 // k)]
+        stored = int((grid != UNUSED).sum())
+        live = -(-lm.rows[mi] // k) - r0 // k  # block rows of this task the mode keeps
+        used = int((grid[: max(live, 0)] < lm.n[mi]).sum())
+        share = used / stored if stored else 0.0
+    if kept == 0 or share == 0.0:
+        return {"calls": 1, "elements": r1 - r0}  # the rows zeroed (bl_eve_zero)
+    return _scaled(f, share, kept / (r1 - r0))
+
+
+def _scaled(f: dict[str, float], work: float, outputs: float) -> dict[str, float]:
+    out = dict(f)
+    for k in WORK_FEATURES:
+        out[k] = out.get(k, 0) * work
+    out["outputs"] = out.get("outputs", 0) * outputs
+    return out
+
+
+def mode_schedule_modes(art, schedule: dict[str, Any], plan=None, costs=None) -> list[dict[str, Any]]:
+    """The schedule's ``modes``, one entry per EVE mode (mode 0 keeps codegen's tasks as they are).
+    ``plan``/``costs``: codegen's plan and cost model, which price each mode's tasks from their features;
+    without them (a schedule read back) a layer's tasks scale by its MAC ratio as a whole."""
     base = schedule["modes"][0]["tasks"]
     out = []
     for mi, ratios in enumerate(mode_layer_ratios(art, schedule.get("paths", {}))):
         tasks = copy.deepcopy(base)
         if mi:
-            for t in tasks:
+            for i, t in enumerate(tasks):
                 r = ratios.get(t["layer"], 1.0)
-                if r != 1.0:
-                    t["cycles"] = max(1, int(round(t["cycles"] * r)))
-                    if t.get("energy_j") is not None:
-                        t["energy_j"] = t["energy_j"] * r
+                if r != 1.0 or (plan is not None and t["layer"] in plan.eve):
+                    if plan is not None and costs is not None:
+                        cycles = costs.cycles(**mode_task_features(plan, plan.tasks[i], mi, r))
+                        t["cycles"] = max(1, int(round(cycles)))
+                        if t.get("energy_j") is not None:
+                            t["energy_j"] = costs.energy_j(cycles)
+                    else:
+                        t["cycles"] = max(1, int(round(t["cycles"] * r)))
+                        if t.get("energy_j") is not None:
+                            t["energy_j"] = t["energy_j"] * r
                     # a fine-grained step's fitted upper bound (what the schedule-level emulator charges
                     # when it exceeds the estimate: emulate/simulate.py build_program) scales with the
                     # step's work too; left at mode 0's it charged every mode mode 0's steps (the digits
@@ -95,12 +160,20 @@ def retable(schedule: dict[str, Any], board, out: Path) -> None:
 
 
 def add_modes(
-    art, schedule: dict[str, Any], board, out: Path, banner: str, cmake_banner: str = "", policy=None
+    art,
+    schedule: dict[str, Any],
+    board,
+    out: Path,
+    banner: str,
+    cmake_banner: str = "",
+    policy=None,
+    plan=None,
+    costs=None,
 ) -> list[Path]:
     """Rewrite ``schedule`` in place with every EVE mode and the mode table; write ``eve_table.c`` and
     ``model.cmake``. ``policy``: a rate-rule document (``eve.policy.policy``) or its path; without it the
-    threshold rule."""
-    schedule["modes"] = mode_schedule_modes(art, schedule)
+    threshold rule. ``plan``/``costs``: codegen's, to price each mode's tasks (``mode_schedule_modes``)."""
+    schedule["modes"] = mode_schedule_modes(art, schedule, plan, costs)
     names = [m["name"] for m in art.modes]
     if policy is not None:
         from batteryless.eve.policy import load_policy, table_from_policy
