@@ -188,5 +188,9 @@ def add_modes(
     path = out / "eve_table.c"
     atomic_write(path, emit_c_table(table, banner))
     cmake = out / "model.cmake"
-    atomic_write(cmake, model_cmake(cmake_banner, len(art.modes)))
+    # appended to emit's model.cmake (BL_FFT_MAX_K, and BL_OUT_CAPACITY when the memory plan shrank the
+    # output buffer): overwriting it dropped them, and an EVE image whose RAM the plan had filled exactly
+    # overflowed SRAM at link (benchmarks/eve.py's CNN on lea: 42 B)
+    before = cmake.read_text(encoding="utf-8") if cmake.is_file() else ""
+    atomic_write(cmake, before + model_cmake("" if before else cmake_banner, len(art.modes)))
     return [path, cmake]
