@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -40,10 +41,10 @@ from batteryless import __version__  # noqa: E402
 from batteryless.artifact import load_artifact  # noqa: E402
 from batteryless.boards import load_board  # noqa: E402
 from batteryless.codegen import codegen  # noqa: E402
-from batteryless.codegen import granularity as granularity_mod  # noqa: E402
 from batteryless.codegen.costs import DEFAULTS, FEATURES, KEYS, OPTIONAL_KEYS, cost_model  # noqa: E402
+from batteryless.codegen.generate import fitting_plan  # noqa: E402
 from batteryless.codegen.measure import measure_schedule  # noqa: E402
-from batteryless.codegen.plan import Task, build_plan, task_cycles, task_features  # noqa: E402
+from batteryless.codegen.plan import Task, build_plan, task_features  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
@@ -82,14 +83,11 @@ def task_rows(art_path: Path, board: str, backend: str, path: str) -> list[dict]
     """Per task of the generated plan: its raw attributes (features() turns them into the cost features)."""
     b = load_board(board)
     art, costs = load_artifact(art_path), cost_model(b, backend)
-    plan = build_plan(art, b, backend, path, costs)
     # the task list codegen generated: its default granularity cuts tasks whose estimate exceeds a
-    # power-on period into steps (codegen/granularity.py), as codegen() does
-    gran = granularity_mod.choose(
-        b, costs, granularity_mod.parse_granularity(None), max(task_cycles(t, costs) for t in plan.tasks)
-    )
-    if gran.mode == "fine":
-        plan = build_plan(art, b, backend, path, costs, gran.max_step_cycles)
+    # power-on period into steps (codegen/granularity.py) unless the code region cannot hold the step
+    # kernels (codegen/memory.py), exactly as codegen() decides
+    io_words = math.prod(art.input_shape) + art.num_classes
+    plan, _, _ = fitting_plan(art, b, backend, path, costs, "auto", "ram", io_words, 1)
     return [
         {"name": t.name, "layer": t.layer, "kind": t.kind, "op": t.op, "block": t.block, "task_macs": t.macs}
         | {"weight_bits": t.weight_bits}
