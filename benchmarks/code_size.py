@@ -42,7 +42,7 @@ from batteryless.artifact import load_artifact, save_artifact  # noqa: E402
 from batteryless.boards import load_board  # noqa: E402
 from batteryless.codegen import code_size  # noqa: E402
 from batteryless.codegen.costs import cost_model  # noqa: E402
-from batteryless.codegen.generate import codegen, plan_for  # noqa: E402
+from batteryless.codegen.generate import codegen, fitting_plan  # noqa: E402
 from batteryless.codegen.granularity import parse_granularity  # noqa: E402
 from batteryless.errors import BuildError, CodegenError  # noqa: E402
 from batteryless.eve.modes import has_modes, set_modes  # noqa: E402
@@ -113,7 +113,11 @@ def measure_image(art_path: Path, board: Path, backend: str, app: str, gran, pat
     b = load_board(board)
     costs = cost_model(b, backend)
     want = parse_granularity(gran)
-    plan, g = plan_for(art, b, backend, path, costs, want)
+    modes = len(art.modes) if has_modes(art) else 1
+    io_words = math.prod(art.input_shape) + art.num_classes
+    # the plan codegen generates (with ``auto`` path, a fallback to the direct path is codegen's choice too)
+    buffers = "nvm" if app == "flex" else "ram"
+    plan, g, _ = fitting_plan(art, b, backend, path, costs, want, buffers, io_words, modes)
     gen = d / "gen"
     codegen(art_path, b, gen, backend=backend, path=path, granularity=gran,
             buffers_in="nvm" if app == "flex" else "ram")  # fmt: skip
