@@ -327,6 +327,24 @@ def _costs(model: str, work: Path, keep: list[float], separate: list, backend: s
     }
 
 
+def when_modes(timeline: list[tuple[float, float, int]], n_modes: int) -> dict:
+    """Which mode an adaptive rule started when: per quarter of the trace's inference starts, the starts per
+    mode (``starts_by_quarter``), and per mode the mean buffer voltage at its starts (``start_v_by_mode``)."""
+    t = np.array([x[0] for x in timeline])
+    v = np.array([x[1] for x in timeline])
+    m = np.array([x[2] for x in timeline])
+    edges = np.linspace(t[0], t[-1], 5)
+    quarter = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, 3)
+    return {
+        "starts_by_quarter": [
+            [int(((quarter == q) & (m == i)).sum()) for i in range(n_modes)] for q in range(4)
+        ],
+        "start_v_by_mode": [
+            round(float(v[m == i].mean()), 3) if (m == i).any() else None for i in range(n_modes)
+        ],
+    }
+
+
 def nonincreasing(energies: list[float]) -> list[float]:
     return [min(energies[: i + 1]) for i in range(len(energies))]
 
@@ -435,6 +453,11 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                     "backend": backend,
                     "capacitance_f": cap,
                     "params": tp["params"],
+                    # predicted (the schedule's measured tasks + one commit each) vs effective (what a
+                    # finished inference cost in the fixed-mode runs: re-executed tasks and boots included)
+                    "predicted_energy_uj": [
+                        1e6 * e for e in nonincreasing(e_eve if name == "eve" else e_sep)
+                    ],
                     "effective_energy_uj": [1e6 * e for e in tp["effective_energy_j"]],
                     "ratio_to_best_fixed": tp["ratio"],
                     "holdout_ratio": tp["holdout_ratio"],
@@ -460,7 +483,16 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                     plot and policy == "eve" and trace == "markov-2mw" and cap == CAPS[0] and backend == "ref"
                 )
                 r = run_adaptive(
-                    sc, table, tr, conv, pan, buf, load, fixed_mode=fixed, period_s=period, record=rec
+                    sc,
+                    table,
+                    tr,
+                    conv,
+                    pan,
+                    buf,
+                    load,
+                    fixed_mode=fixed,
+                    period_s=period,
+                    record=rec or policy in ("eve", "separate"),
                 )
                 if rec:
                     timeline = r.timeline
@@ -481,6 +513,8 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                         else None,
                         "mean_latency_s": float(np.mean(r.latencies_s)) if r.latencies_s else None,
                         "per_mode": r.per_mode,
+                        # when the adaptive rules ran which mode (docs/eve.md "Why EVE loses where it loses")
+                        **(when_modes(r.timeline, len(accs)) if r.timeline else {}),
                         "switches": r.switches,
                         "emulate_seconds": round(time.perf_counter() - t0, 2),
                     }
@@ -810,7 +844,32 @@ def main() -> int:
         action="store_true",
         help="the search over per-layer block sizes (a compression per trial) → eve_search_blocks.json",
     )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="a full run's results file (default benchmarks/results/eve.json); with --merge: the merged one",
+    )
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="merge full runs of different --models (e.g. two processes, one per model) into --out",
+    )
     args = ap.parse_args()
+    if args.merge:
+        docs = [json.loads(p.read_text()) for p in args.merge]
+        merged = {**docs[0], "models": [m for d in docs for m in d["models"]]}
+        merged["run"] = {
+            **docs[0]["run"],
+            "seconds": max(d["run"]["seconds"] for d in docs),
+            "command": " + ".join(d["run"]["command"] for d in docs)
+            + f"; merged by python benchmarks/eve.py --merge ({len(docs)} runs side by side)",
+        }
+        args.out.write_text(json.dumps(merged, indent=1) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     global MEASURED
     MEASURED = not args.predicted
     if args.search_blocks:
@@ -859,8 +918,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) if args.work is None else args.work
         work.mkdir(parents=True, exist_ok=True)
-        for i, model in enumerate(args.models.split(",")):
-            rows.append(run_model(model, work, args.quick, args.period, plot=i == 0))
+        for model in args.models.split(","):
+            rows.append(run_model(model, work, args.quick, args.period, plot=model == "mlp"))
             print(f"{model}: done after {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     out = {
         "models": rows,
@@ -878,12 +937,13 @@ def main() -> int:
             "seconds": round(time.perf_counter() - t0, 1),
             "command": "python benchmarks/eve.py"
             + (" --quick" if args.quick else "")
-            + (" --predicted" if args.predicted else ""),
+            + (" --predicted" if args.predicted else "")
+            + (f" --models {args.models}" if args.models != "mlp,cnn" else ""),
         },
     }
     if not args.quick:
-        RESULTS.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(tables(out), indent=1) if args.quick else f"wrote {RESULTS}")
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(tables(out), indent=1) if args.quick else f"wrote {args.out}")
     return 0
 
 
