@@ -16,7 +16,7 @@ from batteryless.codegen.c_source import banner
 from batteryless.codegen.costs import cost_model
 from batteryless.codegen.emit import emit_sources
 from batteryless.codegen.memory import HINT, OUT_BUFFER_BYTES, memory_plan
-from batteryless.codegen.plan import build_plan, task_cycles
+from batteryless.codegen.plan import MERGE_PERIOD_FRACTION, build_plan, merge_tasks, task_cycles
 from batteryless.codegen.schedule import schedule_document
 from batteryless.errors import CodegenError, UsageError
 from batteryless.eve.modes import has_modes
@@ -187,4 +187,9 @@ def plan_for(art, b: Board, backend: str, path: str, costs, want: str | float):
         plan.input_chunk = granularity_mod.input_chunk(
             math.prod(art.input_shape), costs, gran.max_step_cycles
         )
+    elif gran.power_on_cycles is not None:
+        # auto chose the default tasks: an EVE image's small tasks of one layer become larger ones of at
+        # most a sixteenth of a power-on period (fewer FLEX commits; plan.merge_tasks). Where the merged
+        # image does not fit the code region, fitting_plan's fallback to "coarse" generates the tasks unmerged
+        merge_tasks(plan, costs, MERGE_PERIOD_FRACTION * (gran.power_on_cycles - gran.boot_cycles))
     return plan, gran

@@ -63,6 +63,7 @@ class Task:
     # bl_mac_step: the task's bl_mac_unit when its call names it as {unit} (the unit table holds only the
     # units of tasks dispatched one by one; codegen/tasks.py numbers them)
     unit: tuple[int, ...] | None = None
+    calls: int = 1  # kernel calls the task makes (more than 1: merged tasks, merge_tasks)
 
 
 @dataclass
@@ -909,9 +910,93 @@ def task_features(t: Task) -> dict[str, int]:
         "transforms": t.transforms,
         "elements": t.elements,
         "outputs": t.outputs if t.kind in ("mac", "mac_step", "fft_block") else 0,
-        "calls": 1,
+        "calls": t.calls,
     }
 
 
 def task_cycles(t: Task, costs: CostModel) -> float:
     return costs.cycles(**task_features(t))
+
+
+# EVE images: the C of a merged task, its parts' expressions in order; the first status that is not BL_OK
+# is the task's (bl_eve_st, a plain RAM static: a resumed task recomputes it)
+MERGE_STATUS_C = "static bl_status bl_eve_st; /* a merged task's status so far (plan.py merge_tasks) */"
+MERGE_KINDS = ("fft_in", "fft_block", "mac")
+# A merged task's estimate stays within this share of a power-on period (after the boot): a power failure
+# re-runs on average half the task it cut, so merging only small tasks trades a few hundred cycles of commit
+# per task for at most ~3 % of a period lost per failure (the FR5994 ref MLP's 58 k-cycle FFT block rows stay
+# apart at 100 uF: 800 k cycles per charge; its lea block rows of ~4 k merge)
+MERGE_PERIOD_FRACTION = 1 / 16
+
+
+def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
+    """Fewer, larger tasks for an EVE image's FLEX run: consecutive tasks of one weight layer and one kind
+    (FFT input transforms, FFT block rows, direct-path row groups) become one task while its estimate stays
+    within ``budget`` (the coarse granularity's share of a power-on period, granularity.choose), so a
+    merged task still finishes in one charge of the board's buffer. FLEX commits once per task (246 MCLK
+    plus the task's NVM writes on the FR5994): the digits MLP's EVE image on ``lea`` had 27 tasks of
+    1-22 k cycles — 7.8 k cycles of commits on a 95 k-cycle mode 0 (docs/eve.md).
+
+    Each part writes its own outputs from inputs no part writes (an input block's spectrum, a block row's
+    outputs), so running them in order in one task is what the separate tasks did; FLEX re-runs the whole
+    task after a power failure, as it re-ran one part. Per mode each part keeps its expression
+    (``tasks.task_expr``: a mode skips an input block or runs a row with the selecting kernel as before).
+    Returns how many tasks were merged away. The features (and so the estimate) are the parts' sums."""
+    if not plan.eve:
+        return 0
+    out: list[Task] = []
+    group: list[Task] = []
+
+    def flush() -> None:
+        if len(group) == 1:
+            out.append(group[0])
+        elif group:
+            exprs = [tasks_mod.task_expr(plan, t) for t in group]
+            expr = f"({exprs[-1]})"
+            for e in reversed(exprs[:-1]):
+                expr = f"(bl_eve_st = ({e})) != BL_OK ? bl_eve_st : {expr}"
+            first = group[0]
+            out.append(
+                Task(
+                    f"{first.name}..{group[-1].name.split('.', 1)[-1]}",
+                    first.layer,
+                    first.kind,
+                    expr,
+                    macs=sum(t.macs for t in group),
+                    butterflies=sum(t.butterflies for t in group),
+                    elements=sum(t.elements for t in group),
+                    out_bytes=sum(t.out_bytes for t in group),
+                    outputs=sum(t.outputs for t in group),
+                    block=first.block,
+                    weight_bits=first.weight_bits,
+                    transforms=sum(t.transforms for t in group),
+                    op=first.op,
+                    mode_expr=expr,
+                    calls=sum(t.calls for t in group),
+                )
+            )
+        group.clear()
+
+    for t in plan.tasks:
+        mergeable = t.kind in MERGE_KINDS and t.chunk is None and t.unit is None
+        if (
+            group
+            and mergeable
+            and t.layer == group[0].layer
+            and t.kind == group[0].kind
+            and sum(task_cycles(u, costs) for u in (*group, t)) <= budget
+        ):
+            group.append(t)
+            continue
+        flush()
+        if mergeable:
+            group.append(t)
+        else:
+            out.append(t)
+    flush()
+    merged = len(plan.tasks) - len(out)
+    if merged:
+        plan.tasks = out
+        if MERGE_STATUS_C not in plan.eve_defs:
+            plan.eve_defs.append(MERGE_STATUS_C)
+    return merged

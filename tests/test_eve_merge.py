@@ -1,0 +1,63 @@
+"""Fewer, larger tasks in EVE images (codegen/plan.py merge_tasks): with ``auto`` granularity an EVE image's
+small tasks of one layer and kind run as one task of at most a sixteenth of a power-on period. The reference
+is the same artifact generated with ``--granularity coarse`` (the default tasks, never merged): every merged
+task is a run of consecutive coarse tasks of one layer and kind, with their summed estimate and NVM writes.
+That the merged image still runs every mode bit for bit, under FLEX cuts too, is tests/test_eve_exec.py's
+(its images use ``auto``: the FR5994 ``lea`` / host cross images and the host FLEX random-cut test)."""
+
+import pytest
+
+from batteryless.artifact import load_artifact, save_artifact
+from batteryless.codegen import codegen
+from batteryless.codegen.plan import MERGE_PERIOD_FRACTION
+from batteryless.eve.modes import set_modes
+
+
+@pytest.fixture(scope="module")
+def mlp_ladder(artifacts, tmp_path_factory):
+    art = load_artifact(artifacts["mlp"])
+    set_modes(art, [1.0, 1.0, 1.0], layer_width={"fc1": [1.0, 0.5, 0.25], "fc2": [1.0, 0.5, 0.25]})
+    return save_artifact(art, tmp_path_factory.mktemp("merge") / "mlpl3.bl")
+
+
+def _tasks(res, mode=0):
+    return res.schedule["modes"][mode]["tasks"]
+
+
+@pytest.mark.parametrize("backend", ["lea", "ref"])
+def test_merged_tasks_are_runs_of_the_default_tasks(mlp_ladder, tmp_path, backend):
+    auto = codegen(mlp_ladder, "msp430fr5994", tmp_path / "auto", backend=backend, buffers_in="nvm")
+    kw = dict(backend=backend, buffers_in="nvm")
+    coarse = codegen(mlp_ladder, "msp430fr5994", tmp_path / "coarse", granularity="coarse", **kw)
+    gran = auto.schedule["granularity"]
+    assert gran["mode"] == "coarse" and gran["power_on_cycles"]
+    cap = MERGE_PERIOD_FRACTION * (gran["power_on_cycles"] - (gran.get("boot_cycles") or 0))
+    for mi in range(3):
+        merged, parts = _tasks(auto, mi), _tasks(coarse, mi)
+        assert len(merged) < len(parts)  # the FFT input transforms of fc1 at least merge
+        i = 0
+        for t in merged:
+            if ".." not in t["name"]:
+                assert t["name"] == parts[i]["name"] and t["cycles"] == parts[i]["cycles"]
+                i += 1
+                continue
+            first, last = t["name"].split("..")
+            run = [parts[i]]
+            while run[-1]["name"].split(".", 1)[1] != last:
+                run.append(parts[i + len(run)])
+            assert run[0]["name"] == first
+            assert {p["layer"] for p in run} == {t["layer"]} and {p["kind"] for p in run} == {t["kind"]}
+            assert len(run) >= 2
+            assert t["nvm_write_bytes"] == sum(p["nvm_write_bytes"] for p in run)
+            # the estimate is linear in the features (calls counted per part): the parts' sum
+            assert t["cycles"] == pytest.approx(sum(p["cycles"] for p in run), rel=1e-6, abs=len(run))
+            assert t["cycles"] <= cap + 1
+            i += len(run)
+        assert i == len(parts)
+
+
+def test_images_without_modes_keep_their_tasks(artifacts, tmp_path):
+    auto = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "a", backend="lea", buffers_in="nvm")
+    kw = dict(backend="lea", buffers_in="nvm")
+    coarse = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "c", granularity="coarse", **kw)
+    assert [t["name"] for t in _tasks(auto)] == [t["name"] for t in _tasks(coarse)]
