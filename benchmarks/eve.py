@@ -820,6 +820,9 @@ def main() -> int:
     )
     ap.add_argument("--tables", action="store_true", help="print docs/benchmarks.md tables from the JSON")
     ap.add_argument(
+        "--why", action="store_true", help="print the rows where EVE is below the best fixed mode, and why"
+    )
+    ap.add_argument(
         "--switch-only", action="store_true", help="measure the mode-switch cost into the existing JSON"
     )
     ap.add_argument(
@@ -889,6 +892,9 @@ def main() -> int:
         doc = json.loads(RESULTS.read_text())
         print(markdown(doc))
         print(goals_table(doc))
+        return 0
+    if args.why:
+        print(why(json.loads(args.out.read_text())))
         return 0
     if args.instructions_only:
         if args.work is None:
@@ -1034,6 +1040,41 @@ def goals(rows: list[dict]) -> dict:
         "latency_ge_2_5": sum(1 for x in lat if x is not None and x >= 2.5),
         "dense_over_eve_latency": [min(x for x in lat if x), max(x for x in lat if x)],
     }
+
+
+def why(out: dict) -> str:
+    """Per trace row where EVE is below the best fixed mode (docs/eve.md "Why EVE loses where it loses"):
+    the ratio, the best fixed mode, the modes EVE ran (per quarter of the trace's inference starts, and the
+    mean buffer voltage at their starts), each fixed mode's correct/h and power failures, the rule's
+    parameters and its energies per mode, predicted vs effective (µJ)."""
+    lines = []
+    for r in out["models"]:
+        pols = {(p["backend"], p["capacitance_f"]): p for p in r["rate_policies"] if p["policy"] == "eve"}
+        key: dict = {}
+        for t in r["traces"]:
+            key.setdefault((t["backend"], t["capacitance_f"], t["trace"]), {})[t["policy"]] = t
+        for (be, cap, trace), row in key.items():
+            fixed = {k: v for k, v in row.items() if k.startswith("mode-")}
+            best = max(fixed, key=lambda k: fixed[k]["correct_per_hour"])
+            ratio = row["eve"]["correct_per_hour"] / fixed[best]["correct_per_hour"]
+            if ratio >= 1:
+                continue
+            pol = pols.get((be, cap), {})
+            lines.append(
+                f"{r['model']} {be} {cap * 1e6:g} uF {trace}: EVE {ratio:.3f} x {best} "
+                f"({row['eve']['correct_per_hour']:.1f} vs {fixed[best]['correct_per_hour']:.1f} correct/h); "
+                f"EVE per mode {row['eve']['per_mode']}, by quarter {row['eve'].get('starts_by_quarter')}, "
+                f"start V {row['eve'].get('start_v_by_mode')}, "
+                f"failures {row['eve']['power_failures']}; fixed "
+                + ", ".join(
+                    f"{k} {v['correct_per_hour']:.1f}/h {v['power_failures']} pf"
+                    for k, v in sorted(fixed.items())
+                )
+                + f"; rule {pol.get('params')}, energy predicted "
+                f"{[round(x) for x in pol.get('predicted_energy_uj', [])]} effective "
+                f"{[round(x) for x in pol.get('effective_energy_uj', [])]} uJ"
+            )
+    return "\n".join(lines)
 
 
 def _trace_table(backend: str, rows: list[dict]) -> list[str]:
