@@ -64,6 +64,8 @@ class Task:
     # units of tasks dispatched one by one; codegen/tasks.py numbers them)
     unit: tuple[int, ...] | None = None
     calls: int = 1  # kernel calls the task makes (more than 1: merged tasks, merge_tasks)
+    # a merged task (merge_tasks): the tasks it runs in order (a per-mode prediction can price each part)
+    parts: list[Task] = field(default_factory=list)
 
 
 @dataclass
@@ -973,6 +975,7 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
                     op=first.op,
                     mode_expr=expr,
                     calls=sum(t.calls for t in group),
+                    parts=list(group),
                 )
             )
         group.clear()
