@@ -66,7 +66,8 @@ MODELS = [
     ("mlpl3", "mlp", 16, 16, ([1.0, 1.0, 1.0], {"fc1": KEEP, "fc2": KEEP})),
 ]
 # (granularity, path): coarse on the auto path (and both fixed paths for the single-mode models), steps of
-# about the 100 uF buffer's budget on these backends, and very fine steps (many units)
+# about the 100 uF buffer's budget on these backends, and very fine steps (many units); the EVE ladders also
+# at auto granularity (the board's 100 uF: merged tasks where it keeps the default ones)
 CASES = [("coarse", "auto"), (300000.0, "auto"), (40000.0, "auto")]
 EXTRA = [("coarse", "direct"), ("coarse", "fft")]
 CODE_SECTIONS = (".text", ".rodata", ".ramfunc", ".data")
@@ -194,6 +195,8 @@ def main() -> int:
                 for label, *_, eve in MODELS:
                     # the MLPs' tasks are never cut at these budgets (FFT path): coarse only
                     cases = (CASES if label.startswith("cnn") else CASES[:1]) + (EXTRA if eve is None else [])
+                    # EVE: auto granularity as codegen's default (the default tasks merged: plan.merge_tasks)
+                    cases += [("auto", "auto")] if eve is not None else []
                     for gran, path in cases:
                         d = tmp / f"{backend}-{app}-{label}-{gran}-{path}"
                         try:

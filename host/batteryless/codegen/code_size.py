@@ -175,12 +175,14 @@ def generated_features(plan) -> dict[str, int]:
         "calls": calls,
         "args": calls + sum(e.count(",") for e in exprs),
         "branches": sum(e.count("?") for e in exprs),  # EVE: one per mode that makes another call
-        "zeros": sum(e.count("bl_eve_zero(") for e in exprs),  # EVE: dropped rows zeroed (inlined)
+        "zeros": sum(e.count("bl_eve_zero(") for e in exprs),  # EVE: dropped rows zeroed
+        # EVE, merged tasks (plan.merge_tasks): each part's status tested before the next part runs
+        "merges": sum(e.count("bl_eve_st =") for e in exprs),
     }
 
 
-FITTED = ("entries", "calls", "args", "branches", "zeros")
-GENERATED_TERMS = ("base", "per_entry", "per_call", "per_arg", "per_branch", "per_zero")
+FITTED = ("entries", "calls", "args", "branches", "zeros", "merges")
+GENERATED_TERMS = ("base", "per_entry", "per_call", "per_arg", "per_branch", "per_zero", "per_merge")
 
 
 def generated_bytes(data: dict[str, Any], plan) -> int:
@@ -190,7 +192,7 @@ def generated_bytes(data: dict[str, Any], plan) -> int:
     return math.ceil(
         f["consts"]
         + g["base"]
-        + sum(g[term] * f[k] for k, term in zip(FITTED, GENERATED_TERMS[1:], strict=True))
+        + sum(g.get(term, 0.0) * f[k] for k, term in zip(FITTED, GENERATED_TERMS[1:], strict=True))
     )
 
 

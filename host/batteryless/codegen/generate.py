@@ -143,7 +143,7 @@ def fitting_plan(
     tried = set()
     for p_try, w_try in attempts:
         plan, gran = plan_for(art, b, backend, p_try, costs, w_try)
-        key = (tuple(sorted(plan.paths.items())), gran.mode, gran.max_step_cycles)
+        key = (tuple(sorted(plan.paths.items())), gran.mode, gran.max_step_cycles, len(plan.tasks))
         if key in tried:
             continue
         tried.add(key)
@@ -165,12 +165,13 @@ def fitting_plan(
                 f"{asked} need {need} B of code, {b.region('code').usable} B usable: generated "
                 f"{gran.mode} tasks, paths {plan.paths}"
             )
-            if gran0.mode == "fine" and gran.mode == "coarse":
+            if w_try == "coarse" and want == "auto":  # auto's granularity given up for the default tasks
+                what = "fine tasks" if gran0.mode == "fine" else "its merged tasks (plan.merge_tasks)"
                 gran = replace(
                     gran,
                     power_on_cycles=gran0.power_on_cycles,
                     boot_cycles=gran0.boot_cycles,
-                    reason=f"{gran0.reason}, but fine tasks do not fit the code region ({need} B "
+                    reason=f"{gran0.reason}, but {what} do not fit the code region ({need} B "
                     f"estimated, {b.region('code').usable} B usable): the default tasks",
                 )
         return plan, gran, memory

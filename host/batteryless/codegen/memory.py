@@ -27,7 +27,7 @@ from batteryless.errors import CodegenError
 # The estimate from a stored object graph is at or above the linked code region's use and at most this much
 # above it (alignment padding counted at its worst, the generated code's fitted envelope; checked by
 # tests/test_memory_plan.py on built images)
-CODE_MARGIN_BYTES = 1024
+CODE_MARGIN_BYTES = 1152
 STACK_RESERVE_BYTES = {"msp430x": 512, "cortex-m4": 2048, "cortex-m55": 2048, "host": 0}
 CODE_ESTIMATE_BYTES = {"msp430x": 12 * 1024, "cortex-m4": 24 * 1024, "cortex-m55": 24 * 1024, "host": 0}
 # Hot loops the kernels mark BL_LEA_RAMFUNC (firmware/kernels/lea/bl_ramfunc.h): run from SRAM when the

@@ -63,6 +63,12 @@ def mode_task_features(plan, task, mi: int, ratio: float) -> dict[str, float]:
     rows kept. The per-task terms (the call) stay."""
     from batteryless.codegen.plan import task_features
 
+    if getattr(task, "parts", None):  # a merged task (plan.merge_tasks): its parts, each priced as it is
+        out: dict[str, float] = {}
+        for part in task.parts:
+            for k, v in mode_task_features(plan, part, mi, ratio).items():
+                out[k] = out.get(k, 0) + v
+        return out
     f: dict[str, float] = dict(task_features(task))
     lm = plan.eve.get(task.layer, (None, {}))[0]
     if lm is None:
