@@ -19,10 +19,13 @@ from batteryless.spec import twiddles
 
 EVE_ZERO_C = """/* EVE: output rows [o0, o1) of y[][h][w] that the mode drops are 0 (spec.py mode_layer_view),
  * within rows y0..y1 and columns x0..x1 of each; returns st, the status of the call made before it.
- * noinline: clang inlined it at each call site of an image with few of them (the digits CNN's width ladder
- * on the MSP430: +2.4 KB of code, not at 15 sites) — a size the memory plan's code estimate cannot predict;
- * the call costs a few dozen cycles in a mode that drops rows. */
+ * noinline on the MSP430: clang inlined it at each call site of an image with few of them (the digits CNN's
+ * width ladder: +2.4 KB of code, not at 15 sites) — a size the memory plan's code estimate cannot predict.
+ * Elsewhere inlined: the constant geometry folds into the loop (the M4 cmsis CNN's smallest mode is ~7 %
+ * dearer through the call; benchmarks/eve_device.py). */
+#if defined(__MSP430__)
 __attribute__((noinline))
+#endif
 static bl_status bl_eve_zero(bl_status st, int16_t *y, uint16_t o0, uint16_t o1, uint16_t h, uint16_t w,
                              uint16_t y0, uint16_t y1, uint16_t x0, uint16_t x1)
 {
