@@ -308,3 +308,58 @@ def test_saturating_lea_macs_are_recomputed_exactly(artifacts, tmp_path):
         want = spec.integer_inference(art, x, res.paths)
         got = [parse_output(r.output).get("logits") for r in runs]
         assert [list(g) for g in got] == want.tolist(), path
+
+
+@pytest.mark.firmware
+def test_fft_layers_at_shift_15_on_the_lea_route_equal_the_spec(artifacts, digits, tmp_path):
+    """A block row whose spectrum requantisation shift is s = 15 (in_frac + spectra_frac - log2 k -
+    spectrum_frac; 3 of 4 fully trained digits MLPs have such a layer, benchmarks/block_sweep.py) takes the
+    LEA complex-MAC loop's s = 15 conversion (bl_lea_cmac_rq_run: the high word, no shift), whose
+    maybe-saturated flag sends a row to the exact recomputation. Every FFT layer of the MLP set to s = 15:
+    digits samples, and full-scale spectra with full-scale inputs, whose complex-MAC sums reach the int32
+    bounds (asserted from the spec's own numbers) so the flag must fire — the FR5994 lea image equals the
+    numeric spec on both."""
+    from batteryless.artifact import clone, load_artifact, save_artifact
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    base = load_artifact(artifacts["mlp"])
+    rng = np.random.default_rng(15)
+    cases = {}
+    for name in ("digits", "saturating"):
+        art = clone(base)
+        for layer in art.layers:
+            if layer["op"] == "linear" and layer.get("spectra"):
+                log2k = int(layer["block"]).bit_length() - 1
+                layer["spectrum_frac"] = layer["in_frac"] + layer["spectra_frac"] - log2k - 15
+        x = digits.x_test[:5]
+        if name == "saturating":
+            fc1 = next(layer for layer in art.layers if layer["op"] == "linear")
+            t = art.tensors[fc1["spectra"]]
+            art.tensors[fc1["spectra"]] = np.where(rng.random(t.shape) < 0.9, 32767, -32768).astype(t.dtype)
+            n_in = int(np.prod(art.input_shape))
+            sq = np.where(np.arange(n_in) % 4 < 2, 1e3, -1e3).reshape(art.input_shape)
+            x = np.concatenate([np.where(rng.random((2, *art.input_shape)) < 0.9, 1e3, -1e3), sq[None]])
+            # precondition, from the spec's own numbers: fc1's complex-MAC sums (bins 1 .. k/2 - 1, over the
+            # q input blocks) reach 2^30, where the LEA's doubled IQ31 result is at its bound
+            k, xq1 = fc1["block"], spec.quantize_input(art, x).reshape(len(x), -1).astype(np.int64)
+            q = -(-xq1.shape[1] // k)
+            xb = np.pad(xq1, ((0, 0), (0, q * k - xq1.shape[1]))).reshape(len(x), q, k)
+            xr, xi = spec.fft_q15(xb, np.zeros_like(xb))
+            sr, si = spec.unpack_spectrum(np.moveaxis(art.tensors[fc1["spectra"]].astype(np.int64), 2, -1))
+            mid = slice(1, k // 2)
+            pr = np.einsum("nqf,pqf->npf", xr[..., mid], sr[..., mid]) - np.einsum(
+                "nqf,pqf->npf", xi[..., mid], si[..., mid]
+            )
+            assert np.abs(pr).max() >= 2**30
+        cases[name] = (save_artifact(art, tmp_path / f"{name}.bl"), art, x)
+    for name, (path_art, art, x) in cases.items():
+        gen = tmp_path / f"gen-{name}"
+        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path="fft", granularity="coarse")
+        img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / f"b-{name}").image
+        xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
+        runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
+        want = spec.integer_inference(art, x, res.paths)
+        got = [parse_output(r.output).get("logits") for r in runs]
+        assert [list(g) for g in got] == want.tolist(), name

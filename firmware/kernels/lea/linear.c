@@ -755,7 +755,7 @@ static res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_features, 
   L->lim = (uint16_t)(2u * (16383u - 4u * (uint16_t)(L->lgk - 1u)));
   /* bins 1 .. k/2 - 1 of a block row: q-element complex MACs over the resident input spectra (every
    * block's bin f at complex index f + j k/2), the row's weight spectra the one operand that changes */
-  L->cm_st = L->st == BL_OK && L->rq.n != 0u
+  L->cm_st = L->st == BL_OK
                  ? bl_lea_cmac_rq_prepare(&L->cm, L->q, bl_lea_xt + 2, 2u, (uint16_t)(half - 1u), bl_lea_result,
                                           half, L->rq.half, L->rq.n, L->rq.p)
                  : MSP_SIZE_ERROR;
@@ -818,7 +818,7 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
   const uint16_t lim = L->lim;
   const int16_t v0 = bl_lea_requant(bl_lea_wrap(dc), shift_z), v1 = bl_lea_requant(bl_lea_wrap(ny), shift_z);
   int16_t *const d = buf + 2u * br[half];
-  if (sat) rq_exact(pz, &rq, shift_z, sw, k, q, half); /* a result at a bound (or s = 15): the exact way */
+  if (sat) rq_exact(pz, &rq, shift_z, sw, k, q, half); /* a result at a bound: the exact way */
   buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
   buf[1] = v0;
   d[0] = 0;

@@ -245,7 +245,13 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
  * when u's high word reaches p or falls below -p; else the high word of u * 2^n, n >= 1). Local label 6;
  * per expansion L0 (the store) and the out-of-line saturations L1 (to INT16_MAX) and L2 (to INT16_MIN),
  * which jump back to L0. A part that may have saturated (high word 0x7FFF or 0x8000 before the rounding
- * half is added: 0x7FFF, 0x8000 or 0x8001 after) always takes L1 or L2 (p <= 2^14): only they test it. */
+ * half is added: 0x7FFF, 0x8000 or 0x8001 after) always takes L1 or L2 (p <= 2^14): only they test it.
+ * s = 15 (n = 0, half = 2^15: the result is u's high word itself, no shift, no saturation) runs with
+ * p = -32768, so every part takes L1, where that p selects the s = 15 store (local label 17): the high
+ * word, flagged when it is 0x7FFF, 0x8000 or 0x8001 (0x7FFF also from 0x7FFE plus the carry: a needless
+ * exact row, never a wrong one). The common s <= 14 path is unchanged; before, an s = 15 layer left this
+ * loop for bl_lea_cmac_many and the per-bin exact requantisation: +6.6 k MCLK on 3 of 4 fully trained
+ * digits MLPs (benchmarks/block_sweep.py). */
 #define BL_RQ_PART(L0, L1, L2)                                                                                      \
   "mov @%[rp]+, %[lo]\n\tmov @%[rp]+, %[hi]\n\t"                                                              \
   "add @%[q], %[lo]\n\taddc #0, %[hi]\n\t"                                                                     \
@@ -254,7 +260,10 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
   "mov %[n], %[c]\n"                                                                                           \
   "6:\n\tadd %[lo], %[lo]\n\taddc %[hi], %[hi]\n\tdec %[c]\n\tjnz 6b\n"                                      \
   L0 ":\n\tmov %[hi], 0(%[out])\n\tadd #2, %[out]\n\t"
-#define BL_RQ_MAX(L0, L1) L1 ":\n\tcmp #0x7FFF, %[hi]\n\tjne 7f\n\tmov #1, 6(%[q])\n7:\n\tmov #0x7FFF, %[hi]\n\tjmp " L0 "b\n"
+#define BL_RQ_MAX(L0, L1)                                                                                      \
+  L1 ":\n\ttst %[p]\n\tjn 17f\n\t"                                                                  \
+  "cmp #0x7FFF, %[hi]\n\tjne 7f\n\tmov #1, 6(%[q])\n7:\n\tmov #0x7FFF, %[hi]\n\tjmp " L0 "b\n"                  \
+  "17:\n\tmov %[hi], %[t]\n\tsub #0x7FFF, %[t]\n\tcmp #3, %[t]\n\tjhs " L0 "b\n\tmov #1, 6(%[q])\n\tjmp " L0 "b\n"
 #define BL_RQ_MIN(L0, L2) L2 ":\n\tcmp #0x8002, %[hi]\n\tjhs 7f\n\tmov #1, 6(%[q])\n7:\n\tmov #0x8000, %[hi]\n\tjmp " L0 "b\n"
 
 /* Not TI's (DSPLib.h): bl_lea_cmac_many (offset, step and checks as there) with each result requantised
@@ -263,9 +272,9 @@ msp_status bl_lea_cmac_many(uint16_t length, const _q15 *srcA, const _q15 *srcB,
  * srcB against the prepared range). The run: command i + 1 is started as soon as command i is done, and the
  * CPU converts result i (re, im) into out[2i], out[2i + 1] meanwhile, instead of polling through the LEA's
  * busy time (the LEA reads its operands and writes result i + 1 while the CPU reads result i: different
- * LEA-RAM words). The conversion: the kernels' rq_iq31 with half = 2^s, n = 15 - s >= 1, p = 2^s
- * (s <= 14; linear.c); *maybe_sat = 1 when any part's high word is 0x7FFF or 0x8000 (it may have
- * saturated: the caller recomputes the row exactly), else 0. The parameter block is the driver's own in LEA
+ * LEA-RAM words). The conversion: the kernels' rq_iq31 with half = 2^s, n = 15 - s, p = 2^s (1 <= s <=
+ * 15, p unused at s = 15; linear.c); *maybe_sat = 1 when any part's high word is 0x7FFF or 0x8000 (it may
+ * have saturated: the caller recomputes the row exactly), else 0. The parameter block is the driver's own in LEA
  * RAM, written whole by every run (LEA RAM is lost at a power cut; the prepared struct lives with its
  * caller, in .bss, lost at the same time). */
 DSPLIB_DATA(cmacq_blk, 4)
@@ -280,7 +289,7 @@ msp_status bl_lea_cmac_rq_prepare(bl_lea_cmac_rq_t *c, uint16_t length, const _q
   c->count = 0u; /* not prepared until every check passed */
   st = lea_init();
   if (st != MSP_SUCCESS) return st;
-  if (n == 0u || n > 14u || (uint16_t)p > 0x4000u || (length & 1u) || length > 0x0FFFu || count == 0u ||
+  if ((n == 0u ? half != 0x8000u : (n > 14u || p < 1 || p > 0x4000)) || (length & 1u) || length > 0x0FFFu || count == 0u ||
       count > 0x0FFFu || (step & 1u) || offset == 0u || offset > 0x0FFFu) {
     return MSP_SIZE_ERROR;
   }
@@ -290,7 +299,7 @@ msp_status bl_lea_cmac_rq_prepare(bl_lea_cmac_rq_t *c, uint16_t length, const _q
   }
   c->half = half;
   c->n = n;
-  c->p = p;
+  c->p = n == 0u ? (int16_t)INT16_MIN : p; /* s = 15: every part to BL_RQ_MAX's s = 15 store */
   c->sat = 0u;
   c->su = (uint16_t)(step >> 1);
   c->pb = lea_addr(cmacq_blk);
