@@ -24,8 +24,9 @@ pytestmark = pytest.mark.firmware
 SAMPLES = (0, 7)
 BOARD = "msp430fr5994"
 CAP_F = 22e-6  # small buffer: power-on periods of ~376 k MCLK cycles, a fraction of an inference
-# the lea image's inference is ~106-140 k cycles (session 6): a smaller buffer keeps periods (~90 k) shorter
-CAP_F_BY_BACKEND = {"ref": CAP_F, "lea": 5e-6}
+# the lea image's inference is ~86 k cycles (session 9's LEA kernels; ~106-140 k in session 6): a smaller
+# buffer keeps its periods (~74 k at 4 µF; 5 µF gave ~93 k, longer than an inference) shorter
+CAP_F_BY_BACKEND = {"ref": CAP_F, "lea": 4e-6}
 
 
 def short_trace():
@@ -77,7 +78,7 @@ def test_firmware_level_on_msp430sim_every_inference_bit_exact(mlp, tmp_path, ba
     # within one instruction's cycles (at most 6 on the MSP430X, plus a FRAM stall)
     for p in fw["periods"]:
         assert abs(p["executed_instructions"] - p["budget_instructions"]) <= 16
-        assert p["budget_instructions"] == int(p["budget_cycles"])
+        assert p["budget_instructions"] == max(1, int(p["budget_cycles"]))  # a period runs >= 1 (firmware.py)
     assert sum(len(p["inferences"]) for p in fw["periods"]) == fw["inferences"]
     assert sum(p["commits"] for p in fw["periods"]) == fw["commits"]
     # the work the periods gave, in inferences, bounds what finished (the first boot's start-up aside)

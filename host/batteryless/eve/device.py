@@ -113,6 +113,7 @@ def mode_schedule_modes(art, schedule: dict[str, Any], plan=None, costs=None) ->
             for i, t in enumerate(tasks):
                 r = ratios.get(t["layer"], 1.0)
                 if r != 1.0 or (plan is not None and t["layer"] in plan.eve):
+                    cycles_0 = t["cycles"]
                     if plan is not None and costs is not None:
                         cycles = costs.cycles(**mode_task_features(plan, plan.tasks[i], mi, r))
                         t["cycles"] = max(1, int(round(cycles)))
@@ -124,10 +125,12 @@ def mode_schedule_modes(art, schedule: dict[str, Any], plan=None, costs=None) ->
                             t["energy_j"] = t["energy_j"] * r
                     # a fine-grained step's fitted upper bound (what the schedule-level emulator charges
                     # when it exceeds the estimate: emulate/simulate.py build_program) scales with the
-                    # step's work too; left at mode 0's it charged every mode mode 0's steps (the digits
-                    # CNN's smallest mode cost the emulator ~0.9x mode 0's energy instead of ~0.2x)
+                    # step's priced cycles (its fixed per-call costs included, so never below the MAC
+                    # share); left at mode 0's it charged every mode mode 0's steps (the digits CNN's
+                    # smallest mode cost the emulator ~0.9x mode 0's energy instead of ~0.2x)
                     if t.get("step_bound_cycles") is not None:
-                        t["step_bound_cycles"] = max(1, int(round(t["step_bound_cycles"] * r)))
+                        share = min(1.0, t["cycles"] / cycles_0) if cycles_0 else r
+                        t["step_bound_cycles"] = max(1, int(round(t["step_bound_cycles"] * share)))
                     t["instructions"] = None
                     t["measured"] = False
         out.append({"name": art.modes[mi]["name"], "tasks": tasks})
