@@ -255,7 +255,7 @@ static void group_linear(void) {{
   bl_mark(18u);
   for (uint16_t i = 0; i < 4u; i++)
     check(bl_linear_fft_block_q15(xs, 64u, lin_fft_s, &f8, {sh["lz"]}, {sh["lo"]}, lin_fft_bo, y, 32u, i,
-                                  work));
+                                  i + 1u, work));
   bl_mark(19u);
   put("lin_fft", y, 32u);
 }}

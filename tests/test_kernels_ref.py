@@ -70,7 +70,7 @@ _SIGNATURES = {
     "bl_linear_fft_input_q15": (C.c_int, [P16, U16, C.POINTER(FftCfg), P16, U16, U16, P16]),
     "bl_linear_fft_block_q15": (
         C.c_int,
-        [P16, U16, P16, C.POINTER(FftCfg), S16, S16, P32, P16, U16, U16, P16],
+        [P16, U16, P16, C.POINTER(FftCfg), S16, S16, P32, P16, U16, U16, U16, P16],
     ),
     "bl_conv_geom_check": (C.c_int, [C.POINTER(ConvGeom)]),
     "bl_conv_dense_w16": (C.c_int, [P16, C.POINTER(ConvGeom), P16, P32, S16, P16, U16, U16, U16, U16]),
@@ -319,7 +319,7 @@ def c_linear(lib, layer, tensors, x, path, chunk=None):
         shift_out = layer["spectrum_frac"] - layer["out_frac"]
         for i in range(p):
             st_ = lib.bl_linear_fft_block_q15(
-                xs.ctypes.data_as(P16), in_f, sp, f.ref, shift_z, shift_out, bp, yp, out_f, i, wp
+                xs.ctypes.data_as(P16), in_f, sp, f.ref, shift_z, shift_out, bp, yp, out_f, i, i + 1, wp
             )
             assert st_ == BL_OK
         return y
@@ -549,7 +549,7 @@ def test_bad_arguments_are_refused(lib):
     work = np.zeros(32, dtype=np.int16)
     assert (
         lib.bl_linear_fft_block_q15(
-            xp, 8, wp, Fft(4).ref, 0, 0, _null(P32), yp, 8, 2, work.ctypes.data_as(P16)
+            xp, 8, wp, Fft(4).ref, 0, 0, _null(P32), yp, 8, 2, 3, work.ctypes.data_as(P16)
         )
         == BL_ERR_ARG
     )
@@ -702,7 +702,7 @@ int main(void) {{
   bad |= bl_fft_q15(z, &f8, 1); put(z, 16);
   bad |= bl_linear_fft_input_q15(xl, 13, &f4, xs, 0, 4, work);
   for (uint16_t i = 0; i < 3; i++)
-    bad |= bl_linear_fft_block_q15(xs, 13, sl, &f4, {sz_l}, {so_l}, bl, yl, 11, i, work);
+    bad |= bl_linear_fft_block_q15(xs, 13, sl, &f4, {sz_l}, {so_l}, bl, yl, 11, i, i + 1, work);
   put(yl, 11);
   bl_conv_geom g = {{{geom}}};
   bad |= bl_conv_fft_input_q15(xc, &g, &f4, xsc, 0, 6, work);
@@ -812,7 +812,7 @@ def test_units_of_work_write_only_their_outputs(lib):
         mask[i * k : i * k + k] = True
         _only_unit_written(
             lambda i=i: lib.bl_linear_fft_block_q15(
-                xs.ctypes.data_as(P16), 13, sp, f.ref, sz, so, bop, y.ctypes.data_as(P16), 11, i, wp
+                xs.ctypes.data_as(P16), 13, sp, f.ref, sz, so, bop, y.ctypes.data_as(P16), 11, i, i + 1, wp
             ),
             y,
             mask,

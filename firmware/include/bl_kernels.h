@@ -86,14 +86,15 @@ bl_status bl_linear_circ_w8(const int16_t *x, uint16_t in_features, const int8_t
  * with zeros to q*k). work: BL_FFT_WORK_LEN(k) int16. */
 bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
                                   uint16_t j0, uint16_t j1, int16_t *work);
-/* Step (b): output block i (rows i*k .. min(i*k+k, out_features)-1) from xs[q][k] and spectra[p][q][k]:
- * frequency MAC over j, requantise by shift_z = in_frac + spectra_frac - log2 k - spectrum_frac, Hermitian
- * completion, inverse FFT, then y = sat16(rshift_round(o, shift_out) + bias_out), shift_out =
- * spectrum_frac - out_frac; bias_out (int32 at out_frac) may be NULL. work: BL_FFT_WORK_LEN(k) int16. */
+/* Step (b): output blocks [i0, i1) (block i: rows i*k .. min(i*k+k, out_features)-1) from xs[q][k] and
+ * spectra[p][q][k]: per block, frequency MAC over j, requantise by shift_z = in_frac + spectra_frac - log2 k -
+ * spectrum_frac, Hermitian completion, inverse FFT, then y = sat16(rshift_round(o, shift_out) + bias_out),
+ * shift_out = spectrum_frac - out_frac; bias_out (int32 at out_frac) may be NULL. A range, as step (a): a
+ * backend may do a layer's per-call work once for all its blocks (lea). work: BL_FFT_WORK_LEN(k) int16. */
 bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                   const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
-                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
-                                  int16_t *work);
+                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i0,
+                                  uint16_t i1, int16_t *work);
 
 /* ---- conv.c ------------------------------------------------------------------------------------------
  * conv2d on x[C][H][W] -> y[O][OH][OW] with zero padding (ph, pw) on each side and stride (sh, sw);
@@ -156,11 +157,11 @@ bl_status bl_conv_circ_relu_w16(const int16_t *x, const bl_conv_geom *g, const i
 bl_status bl_conv_circ_relu_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
                                const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                                uint16_t oy0, uint16_t oy1);
-/* The FFT path's block row i with the ReLU (lea: applied in its final rescale loop). */
+/* The FFT path's block rows [i0, i1) with the ReLU (lea: applied in its final rescale loop). */
 bl_status bl_linear_fft_block_relu_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                        const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
-                                       const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
-                                       int16_t *work);
+                                       const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i0,
+                                       uint16_t i1, int16_t *work);
 
 /* ---- mac_step.c: the resumable direct path — one kernel skeleton for fine-grained atomic steps -------
  * A direct-path layer (linear or conv, dense k = 1 or block-circulant k > 1) cut into steps small enough

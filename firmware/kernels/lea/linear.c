@@ -667,7 +667,7 @@ static void place_bins(const int16_t *pp, const uint16_t *o1, const uint16_t *o2
                    : "memory");
 }
 
-/* The resident route's rare paths, out of line (block_row_resident is inlined into both FFT block entries,
+/* The resident route's rare paths, out of line (rows_resident is inlined into both FFT block entries,
  * and an EVE lea image's code region has no room for them twice). rq_exact: every bin of the row the exact
  * way, when a complex-MAC result may have saturated. cpu_inverse_placed: the ref inverse on the CPU when the
  * pair bound fails (tested while LEA already transformed the spectrum in place: placed again first) — back
@@ -685,7 +685,7 @@ static __attribute__((noinline)) bl_status cpu_inverse_placed(int16_t *buf, cons
                                                                int16_t v1, uint16_t *nrm, const uint8_t *br,
                                                                const bl_fft_cfg *cfg) {
   const uint16_t k = cfg->k, half = (uint16_t)(k / 2u);
-  /* the swapped, bit-reversed spectrum as block_row_resident placed it before LEA transformed it in place:
+  /* the swapped, bit-reversed spectrum as rows_resident placed it before LEA transformed it in place:
    * every slot (0 and k/2 here, the others by place_bins) */
   int16_t *const d = buf + 2u * br[half];
   buf[0] = 0;
@@ -712,7 +712,7 @@ static __attribute__((noinline)) bl_status cpu_inverse_placed(int16_t *buf, cons
   return bl_lea_fft_run(buf, cfg, true);
 }
 
-/* What block_row_resident derives from a layer's arguments (the argument and shape checks, log2 k, q, p,
+/* What rows_resident derives from a layer's arguments (the argument and shape checks, log2 k, q, p,
  * the staged extent, the requantisation constants, the pair bound), kept for the last layer seen: the same
  * for every block row of a layer, and ~400 CPU cycles a row to re-derive on the MSP430 (a variable shift
  * is a loop there, and check_cfg's power-of-two test compiles to a popcount with a multiply helper call).
@@ -769,20 +769,29 @@ static res_layer_t *res_layer_for(const int16_t *spectra, uint16_t in_features, 
   return L;
 }
 
-/* Block row i of a layer whose input spectra (q blocks) and whole weight spectra (p block rows) fit the
- * LEA-RAM operand areas: the resident route (bl_lea_internal.h, "Layer residency"). The areas are staged by
+/* Block rows [i0, i1) of a layer whose input spectra (q blocks) and whole weight spectra (p block rows) fit
+ * the LEA-RAM operand areas: the resident route (bl_lea_internal.h, "Layer residency"). The areas are staged by
  * DMA only when they do not already hold this layer's data (the first block row after an input FFT or a
  * reset), then as block_row_strided — one strided complex MAC per bin over the q blocks, the two real bins on
  * the MPY32 — but the requantised bins and their Hermitian completion go straight to their bit-reversed,
  * swapped slots of the inverse's buffer, so the inverse is the LEA FFT command alone (bl_lea_fft_nobrev).
- * Returns BL_ERR_SHAPE for shapes it does not take (the caller then takes the strided route). */
-static inline __attribute__((always_inline)) bl_status block_row_resident(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
-                                    const bl_fft_cfg *cfg, uint16_t i, int16_t shift_z, int16_t shift_out,
-                                    const int32_t *bias_out, int16_t *y, uint16_t out_features, int relu) {
+ * The layer's checks, derivations and staging are done once per call, then each row: a call for a whole
+ * layer (codegen's coarse tasks) pays them once instead of once a row (~300 CPU cycles a row on the MSP430,
+ * most of them FRAM wait states of the entry's straight-line code).
+ * Returns BL_ERR_SHAPE, before any row, for shapes it does not take (the caller then takes the strided
+ * route). */
+static inline __attribute__((always_inline)) bl_status rows_resident(const int16_t *xs, uint16_t in_features,
+                                                                     const int16_t *spectra, const bl_fft_cfg *cfg,
+                                                                     uint16_t i0, uint16_t i1, int16_t shift_z,
+                                                                     int16_t shift_out, const int32_t *bias_out,
+                                                                     int16_t *y, uint16_t out_features, int relu) {
   res_layer_t *L = res_layer_for(spectra, in_features, out_features, cfg, shift_z);
   if (L->st_area != BL_OK) return L->st_area; /* 16-bit sums below */
-  if (i >= L->p) return BL_ERR_ARG;
+  if (i0 >= i1 || i1 > L->p) return BL_ERR_ARG;
   if (L->st != BL_OK) return L->st;
+  /* the finish loop takes these; otherwise finish_rows, or (relu) the caller finishes and clamps */
+  const int fast_finish = bias_out != 0 && shift_out <= 0 && shift_out >= -15;
+  if (relu && !fast_finish) return BL_ERR_SHAPE;
   const uint16_t k = cfg->k, half = (uint16_t)(k / 2u), q = L->q, words = L->words, total = L->total;
   const rq_t rq = L->rq;
   if (bl_lea_res_w != spectra || bl_lea_res_w_n != total) {
@@ -796,76 +805,68 @@ static inline __attribute__((always_inline)) bl_status block_row_resident(const 
     bl_lea_res_x = xs;
     bl_lea_res_x_n = words;
   }
-  const int16_t *sw = bl_lea_st + mul16(i, words); /* block row i's weight spectra */
-  /* bins 1 .. k/2 - 1: one strided complex MAC each over the q blocks, each result requantised into pz by
-   * the CPU while the LEA runs the next (bl_lea_cmac_rq_run); a result at a bound (sat): the exact way */
-  int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
-  uint16_t sat = 1u;
-  const msp_status mst =
-      L->cm_st == MSP_SUCCESS
-          ? bl_lea_cmac_rq_run(&L->cm, sw + 2, pz, &sat)
-          : bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
-  if (mst != MSP_SUCCESS) return BL_ERR_ARG;
-  const uint32_t dc = real_bin_sum(bl_lea_xt, sw, k, q), ny = real_bin_sum(bl_lea_xt + 1, sw + 1, k, q);
   const uint8_t *br = brev_for(k);
   int16_t *buf = bl_lea_fft_buf;
-  /* The exactness test of the LEA inverse (docs/kernels.md, "pair bound"): inputs f and f + k/2 meet in
-   * the first stage, so with n(z) >= |z| (mag_bound) every value entering a later stage is bounded by
-   * max over f of (n(Z[f]) + n(Z[f + k/2])) / 2 plus a rounding allowance of 4 per stage; the inverse is the
-   * spec's when that stays <= 16383 (no component reaches the t = k/4 twiddle's +-16384 edge). For the
-   * Hermitian Z: pairs (P0, Pk/2) and (P[f], P[k/2 - f]), f = 1 .. k/2 - 1. */
-  uint16_t nrm[BL_LEA_FFT_MAX / 2u];
   const uint16_t lim = L->lim;
-  const int16_t v0 = bl_lea_requant(bl_lea_wrap(dc), shift_z), v1 = bl_lea_requant(bl_lea_wrap(ny), shift_z);
-  int16_t *const d = buf + 2u * br[half];
-  if (sat) rq_exact(pz, &rq, shift_z, sw, k, q, half); /* a result at a bound: the exact way */
-  buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
-  buf[1] = v0;
-  d[0] = 0;
-  d[1] = v1;
-  place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
-  /* LEA transforms while the CPU tests the pair bound (speculatively: a spectrum that fails it is placed
-   * again from pz, v0, v1 for the ref inverse) */
-  if (bl_lea_fft_nobrev_begin(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
-  nrm[0] = mag_bound(v0, 0);
-  int ok = pair_ok(nrm[0], mag_bound(v1, 0), lim);
-  for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
-  if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
-  const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
-  if (!ok) { /* the ref inverse on the CPU, on the spectrum placed again */
-    const bl_status st = cpu_inverse_placed(buf, pz, v0, v1, nrm, br, cfg);
-    if (st != BL_OK) return st;
-    o = buf;
+  const int16_t *sw = bl_lea_st + mul16(i0, words); /* block row i's weight spectra */
+  uint16_t r0 = mul16(i0, k);                       /* its first output row */
+  for (uint16_t i = i0; i < i1; i++, sw += words, r0 = (uint16_t)(r0 + k)) {
+    /* bins 1 .. k/2 - 1: one strided complex MAC each over the q blocks, each result requantised into pz by
+     * the CPU while the LEA runs the next (bl_lea_cmac_rq_run); a result at a bound (sat): the exact way */
+    int16_t pz[BL_LEA_FFT_MAX]; /* the requantised bins f = 1 .. k/2 - 1, (re, im) */
+    uint16_t sat = 1u;
+    const msp_status mst =
+        L->cm_st == MSP_SUCCESS
+            ? bl_lea_cmac_rq_run(&L->cm, sw + 2, pz, &sat)
+            : bl_lea_cmac_many(q, bl_lea_xt + 2, sw + 2, 2u, (uint16_t)(half - 1u), bl_lea_result, half);
+    if (mst != MSP_SUCCESS) return BL_ERR_ARG;
+    const uint32_t dc = real_bin_sum(bl_lea_xt, sw, k, q), ny = real_bin_sum(bl_lea_xt + 1, sw + 1, k, q);
+    /* The exactness test of the LEA inverse (docs/kernels.md, "pair bound"): inputs f and f + k/2 meet in
+     * the first stage, so with n(z) >= |z| (mag_bound) every value entering a later stage is bounded by
+     * max over f of (n(Z[f]) + n(Z[f + k/2])) / 2 plus a rounding allowance of 4 per stage; the inverse is the
+     * spec's when that stays <= 16383 (no component reaches the t = k/4 twiddle's +-16384 edge). For the
+     * Hermitian Z: pairs (P0, Pk/2) and (P[f], P[k/2 - f]), f = 1 .. k/2 - 1. */
+    uint16_t nrm[BL_LEA_FFT_MAX / 2u];
+    const int16_t v0 = bl_lea_requant(bl_lea_wrap(dc), shift_z), v1 = bl_lea_requant(bl_lea_wrap(ny), shift_z);
+    int16_t *const d = buf + 2u * br[half];
+    if (sat) rq_exact(pz, &rq, shift_z, sw, k, q, half); /* a result at a bound: the exact way */
+    buf[0] = 0; /* swapped (im, re); bit reversal keeps slot 0 */
+    buf[1] = v0;
+    d[0] = 0;
+    d[1] = v1;
+    place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
+    /* LEA transforms while the CPU tests the pair bound (speculatively: a spectrum that fails it is placed
+     * again from pz, v0, v1 for the ref inverse) */
+    if (bl_lea_fft_nobrev_begin(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
+    nrm[0] = mag_bound(v0, 0);
+    int ok = pair_ok(nrm[0], mag_bound(v1, 0), lim);
+    for (uint16_t f = 1u; f <= (uint16_t)(half >> 1) && ok; f++) ok = pair_ok(nrm[f], nrm[half - f], lim);
+    if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
+    const int16_t *o = buf + 1; /* LEA's forward FFT of the swapped spectrum: real parts in the odd slots */
+    if (!ok) { /* the ref inverse on the CPU, on the spectrum placed again */
+      const bl_status st = cpu_inverse_placed(buf, pz, v0, v1, nrm, br, cfg);
+      if (st != BL_OK) return st;
+      o = buf;
+    }
+    const uint16_t rows = (uint16_t)(out_features - r0 < k ? out_features - r0 : k); /* r0 < out_features */
+    if (fast_finish) {
+      finish_block(o, (uint16_t)-shift_out, bias_out + r0, y + r0, rows, relu);
+    } else {
+      const bl_status st = finish_rows(o, shift_out, bias_out == 0 ? 0 : bias_out + r0, y + r0, rows);
+      if (st != BL_OK) return st;
+    }
   }
-  const uint16_t r0 = mul16(i, k);
-  if (bias_out != 0 && shift_out <= 0 && shift_out >= -15 && r0 < out_features) {
-    finish_block(o, (uint16_t)-shift_out, bias_out + r0, y + r0,
-                 (uint16_t)(out_features - r0 < k ? out_features - r0 : k), relu);
-    return BL_OK;
-  }
-  if (relu) return BL_ERR_SHAPE; /* the caller finishes, then clamps (bl_linear_fft_block_relu_q15) */
-  return finish_rows(o, shift_out, bias_out == 0 ? 0 : bias_out + r0, y + r0,
-                     (uint16_t)(out_features - r0 < k ? out_features - r0 : k));
+  return BL_OK;
 }
 #endif
 
-bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
-                                  const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
-                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
-                                  int16_t *work) {
-  if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
+/* Block row i (< p, checked by the caller) by the routes for layers the resident route does not take. */
+static bl_status block_row_general(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                   const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                   const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
+                                   int16_t *work) {
   const uint16_t k = cfg->k;
-  if (k < 2u || in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
-#if MSP_HAVE_CMAC_MANY
-  if (bl_lea_fft_on_lea(k) && MSP_IFFT_SWAP_ROUTE) {
-    const bl_status rst =
-        block_row_resident(xs, in_features, spectra, cfg, i, shift_z, shift_out, bias_out, y, out_features, 0);
-    if (rst != BL_ERR_SHAPE) return rst;
-  }
-#endif
   const uint32_t q = bl_lea_blocks(in_features, k);
-  const uint32_t p = bl_lea_blocks(out_features, k);
-  if (i >= p) return BL_ERR_ARG;
   bl_status st = check_cfg(cfg);
   if (st != BL_OK) return st;
   int16_t *buf = bl_lea_fft_target(k, work);
@@ -911,26 +912,50 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
   return BL_OK;
 }
 
+
+bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                  const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i0,
+                                  uint16_t i1, int16_t *work) {
+  if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
+  const uint16_t k = cfg->k;
+  if (k < 2u || in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
+#if MSP_HAVE_CMAC_MANY
+  if (bl_lea_fft_on_lea(k) && MSP_IFFT_SWAP_ROUTE) {
+    const bl_status rst =
+        rows_resident(xs, in_features, spectra, cfg, i0, i1, shift_z, shift_out, bias_out, y, out_features, 0);
+    if (rst != BL_ERR_SHAPE) return rst;
+  }
+#endif
+  if (i0 >= i1 || i1 > bl_lea_blocks(out_features, k)) return BL_ERR_ARG;
+  for (uint16_t i = i0; i < i1; i++) {
+    const bl_status st =
+        block_row_general(xs, in_features, spectra, cfg, shift_z, shift_out, bias_out, y, out_features, i, work);
+    if (st != BL_OK) return st;
+  }
+  return BL_OK;
+}
+
 /* The FFT-path block row with the ReLU that follows the layer applied to its rows (bl_kernels.h, fused
  * requantise + ReLU; codegen/fusion.py lists it for lea): the resident route clamps in its finish loop;
  * any other route writes the rows as bl_linear_fft_block_q15 and clamps them after (the same values). */
 bl_status bl_linear_fft_block_relu_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                        const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
-                                       const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
-                                       int16_t *work) {
+                                       const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i0,
+                                       uint16_t i1, int16_t *work) {
 #if MSP_HAVE_CMAC_MANY
   if (xs != 0 && spectra != 0 && cfg != 0 && y != 0 && work != 0 && in_features != 0 && out_features != 0 &&
       bl_lea_fft_on_lea(cfg->k) && MSP_IFFT_SWAP_ROUTE) {
     const bl_status rst =
-        block_row_resident(xs, in_features, spectra, cfg, i, shift_z, shift_out, bias_out, y, out_features, 1);
+        rows_resident(xs, in_features, spectra, cfg, i0, i1, shift_z, shift_out, bias_out, y, out_features, 1);
     if (rst != BL_ERR_SHAPE) return rst;
   }
 #endif
-  const bl_status st =
-      bl_linear_fft_block_q15(xs, in_features, spectra, cfg, shift_z, shift_out, bias_out, y, out_features, i, work);
+  const bl_status st = bl_linear_fft_block_q15(xs, in_features, spectra, cfg, shift_z, shift_out, bias_out, y,
+                                               out_features, i0, i1, work);
   if (st != BL_OK) return st;
-  const uint32_t r0 = (uint32_t)i * cfg->k;
-  const uint32_t r1 = r0 + cfg->k < out_features ? r0 + cfg->k : out_features;
+  const uint32_t r0 = (uint32_t)i0 * cfg->k;
+  const uint32_t r1 = (uint32_t)i1 * cfg->k < out_features ? (uint32_t)i1 * cfg->k : out_features;
   for (uint32_t r = r0; r < r1; r++) y[r] = y[r] > 0 ? y[r] : 0;
   return BL_OK;
 }

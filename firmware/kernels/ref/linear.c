@@ -83,16 +83,11 @@ bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const 
   return BL_OK;
 }
 
-bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
-                                  const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
-                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i,
-                                  int16_t *work) {
-  if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
+/* Block row i of bl_linear_fft_block_q15 (q input blocks; i < p checked by the caller). */
+static bl_status fft_block_row(const int16_t *xs, uint32_t q, const int16_t *spectra, const bl_fft_cfg *cfg,
+                               int16_t shift_z, int16_t shift_out, const int32_t *bias_out, int16_t *y,
+                               uint16_t out_features, uint16_t i, int16_t *work) {
   const uint16_t k = cfg->k;
-  if (k < 2u || in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
-  const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
-  const uint32_t p = ((uint32_t)out_features + k - 1u) / k;
-  if (i >= p) return BL_ERR_ARG;
   /* P_i[f] = sum_j X_j[f] S_ij[f] for each packed slot, requantised into the packed spectrum in work */
   const int16_t *s_i = spectra + (uint32_t)i * q * k;
   for (uint16_t f = 0; f <= k / 2u; f++) {
@@ -111,6 +106,23 @@ bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const
     const uint32_t row = (uint32_t)i * k + r;
     if (row >= out_features) break;
     y[row] = bl_ref_finish(work[2u * r], shift_out, bias_out != 0 ? bias_out[row] : 0);
+  }
+  return BL_OK;
+}
+
+bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
+                                  const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
+                                  const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i0,
+                                  uint16_t i1, int16_t *work) {
+  if (xs == 0 || spectra == 0 || cfg == 0 || y == 0 || work == 0) return BL_ERR_ARG;
+  const uint16_t k = cfg->k;
+  if (k < 2u || in_features == 0 || out_features == 0) return BL_ERR_SHAPE;
+  const uint32_t q = ((uint32_t)in_features + k - 1u) / k;
+  const uint32_t p = ((uint32_t)out_features + k - 1u) / k;
+  if (i0 >= i1 || i1 > p) return BL_ERR_ARG;
+  for (uint16_t i = i0; i < i1; i++) {
+    const bl_status st = fft_block_row(xs, q, spectra, cfg, shift_z, shift_out, bias_out, y, out_features, i, work);
+    if (st != BL_OK) return st;
   }
   return BL_OK;
 }

@@ -189,8 +189,13 @@ def plan_for(art, b: Board, backend: str, path: str, costs, want: str | float):
             math.prod(art.input_shape), costs, gran.max_step_cycles
         )
     elif gran.power_on_cycles is not None:
-        # auto chose the default tasks: an EVE image's small tasks of one layer become larger ones of at
-        # most a sixteenth of a power-on period (fewer FLEX commits; plan.merge_tasks). Where the merged
-        # image does not fit the code region, fitting_plan's fallback to "coarse" generates the tasks unmerged
+        # auto chose the default tasks: small tasks of one layer become larger ones of at most a sixteenth
+        # of a power-on period (a range call where the kernel takes one, fewer FLEX commits;
+        # plan.merge_tasks). Where an EVE image's merged tasks do not fit the code region, fitting_plan's
+        # fallback to "coarse" generates them unmerged
         merge_tasks(plan, costs, MERGE_PERIOD_FRACTION * (gran.power_on_cycles - gran.boot_cycles))
+    elif not plan.eve:
+        # coarse, or a task budget, asked for: a layer's units as one range call each within that budget
+        # (coarse: unbounded), so the kernels pay their per-call work once per layer
+        merge_tasks(plan, costs, want if isinstance(want, float) else math.inf)
     return plan, gran

@@ -64,6 +64,10 @@ class Task:
     # units of tasks dispatched one by one; codegen/tasks.py numbers them)
     unit: tuple[int, ...] | None = None
     calls: int = 1  # kernel calls the task makes (more than 1: merged tasks, merge_tasks)
+    # a kernel that takes a range of this task's units (input blocks, block rows, output rows): the call
+    # over units [{lo}, {hi}) and this task's own span; merge_tasks makes consecutive tasks one such call
+    range_fmt: str | None = None
+    span: tuple[int, int] | None = None
     # a merged task (merge_tasks): the tasks it runs in order (a per-mode prediction can price each part)
     parts: list[Task] = field(default_factory=list)
 
@@ -585,6 +589,9 @@ def build_plan(
                             op=op,
                             out_bytes=2 * k,
                             in_block=j,
+                            range_fmt=f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {{lo}}u, {{hi}}u, "
+                            "bl_work)",
+                            span=(j, j + 1),
                         )
                     )
                 fuse = relu is not None  # fusion.fuses(backend, "linear_fft_block") above
@@ -598,7 +605,7 @@ def build_plan(
                             f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, {cols}u, {spec_name}, "
                             f"&{cfg}, {shift_z}, "
                             f"{shift_out}, "
-                            f"{bo_c}, {other}, {rows}u, {i}u, bl_work)",
+                            f"{bo_c}, {other}, {rows}u, {i}u, {i + 1}u, bl_work)",
                             macs=4 * q * (k // 2 + 1),
                             butterflies=(k // 2) * log2k,
                             transforms=1,
@@ -619,11 +626,15 @@ def build_plan(
                             row_fmt=f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, "
                             f"{{in_features}}u, {spec_name} + {i * q * k}u, &{cfg}, {shift_z}, {shift_out}, "
                             f"{bo_c if bo_c == 'NULL' else f'{bo_c} + {i * k}u'}, {other} + {i * k}u, "
-                            "{rows}u, 0u, bl_work)"
+                            "{rows}u, 0u, 1u, bl_work)"
                             if lm and not (backend == "ref" and board.cpu == "msp430x")
                             else None,
                             rows=(i * k, i * k + nrows),
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
+                            range_fmt=f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, {cols}u, "
+                            f"{spec_name}, &{cfg}, {shift_z}, {shift_out}, {bo_c}, {other}, {rows}u, {{lo}}u, "
+                            "{hi}u, bl_work)",
+                            span=(i, i + 1),
                         )
                     )
             elif max_step is not None and whole_task_cycles(layer, 1, costs) > max_step:
@@ -661,12 +672,13 @@ def build_plan(
                     r1 = min(rows, r0 + step)
                     mode_expr = None
                     if k > 1:
-                        call = (
+                        fmt = (
                             f"{fusion.kernel_name('linear_circ', wsuf, fuse)}({cur}, {cols}u, {wname}, {k}u, "
                             f"{bias_c}, {shift}, "
                             f"{other}, "
-                            f"{rows}u, {r0}u, {r1}u)"
+                            f"{rows}u, {{a}}u, {{b}}u)"
                         )
+                        call = fmt.format(a=r0, b=r1)
                         macs = (r1 - r0) * q * k
                     else:
                         fmt = (
@@ -723,6 +735,8 @@ def build_plan(
                             mode_expr=mode_expr,
                             rows=(r0, r1),
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
+                            range_fmt=fmt.replace("{a}", "{lo}").replace("{b}", "{hi}"),
+                            span=(r0, r1),
                         )
                     )
         else:
@@ -932,35 +946,51 @@ MERGE_PERIOD_FRACTION = 1 / 16
 
 
 def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
-    """Fewer, larger tasks for an EVE image's FLEX run: consecutive tasks of one weight layer and one kind
-    (FFT input transforms, FFT block rows, direct-path row groups) become one task while its estimate stays
-    within ``budget`` (the coarse granularity's share of a power-on period, granularity.choose), so a
-    merged task still finishes in one charge of the board's buffer. FLEX commits once per task (246 MCLK
-    plus the task's NVM writes on the FR5994): the digits MLP's EVE image on ``lea`` had 27 tasks of
-    1-22 k cycles — 7.8 k cycles of commits on a 95 k-cycle mode 0 (docs/eve.md).
+    """Fewer, larger tasks: consecutive tasks of one weight layer and one kind (FFT input transforms, FFT
+    block rows, direct-path row groups) become one task while its estimate stays within ``budget`` (the
+    coarse granularity's share of a power-on period, granularity.choose; unbounded when coarse tasks were
+    asked for), so a merged task still finishes in one charge of the board's buffer. Two kinds of merge:
+
+    - a layer without EVE modes whose kernel takes a range of units (``Task.range_fmt``): ONE kernel call
+      over the group's span, so the kernel pays its per-call work (arguments, checks, per-layer set-up,
+      staging) once: the digits MLP's FFT path on the FR5994 ``lea`` 29 -> 6 calls, 63.7 k -> 55.7 k MCLK
+      per inference (docs/msp430sim.md);
+    - an EVE layer: the parts keep their per-mode expressions (``tasks.task_expr``: a mode skips an input
+      block or runs a row with the selecting kernel as before), chained; the first status that is not
+      BL_OK is the task's. FLEX commits once per task (246 MCLK plus the task's NVM writes on the FR5994):
+      the digits MLP's EVE image on ``lea`` had 27 tasks of 1-22 k cycles — 7.8 k cycles of commits on a
+      95 k-cycle mode 0 (docs/eve.md).
 
     Each part writes its own outputs from inputs no part writes (an input block's spectrum, a block row's
     outputs), so running them in order in one task is what the separate tasks did; FLEX re-runs the whole
-    task after a power failure, as it re-ran one part. Per mode each part keeps its expression
-    (``tasks.task_expr``: a mode skips an input block or runs a row with the selecting kernel as before).
-    Returns how many tasks were merged away. The features (and so the estimate) are the parts' sums."""
-    if not plan.eve:
-        return 0
+    task after a power failure, as it re-ran one part. Returns how many tasks were merged away. The
+    features (and so the estimate) are the parts' sums, with one call for a range call."""
     out: list[Task] = []
     group: list[Task] = []
+    chained = False
+
+    def ranged(t: Task) -> bool:
+        return t.layer not in plan.eve and t.range_fmt is not None and t.span is not None
 
     def flush() -> None:
+        nonlocal chained
         if len(group) == 1:
             out.append(group[0])
         elif group:
-            exprs = [tasks_mod.task_expr(plan, t) for t in group]
-            expr = f"({exprs[-1]})"
-            for e in reversed(exprs[:-1]):
-                expr = f"(bl_eve_st = ({e})) != BL_OK ? bl_eve_st : {expr}"
-            first = group[0]
+            first, last = group[0], group[-1]
+            if ranged(first):
+                expr = first.range_fmt.format(lo=first.span[0], hi=last.span[1])
+                mode_expr, calls, parts = None, 1, []
+            else:
+                exprs = [tasks_mod.task_expr(plan, t) for t in group]
+                expr = f"({exprs[-1]})"
+                for e in reversed(exprs[:-1]):
+                    expr = f"(bl_eve_st = ({e})) != BL_OK ? bl_eve_st : {expr}"
+                mode_expr, calls, parts = expr, sum(t.calls for t in group), list(group)
+                chained = True
             out.append(
                 Task(
-                    f"{first.name}..{group[-1].name.split('.', 1)[-1]}",
+                    f"{first.name}..{last.name.split('.', 1)[-1]}",
                     first.layer,
                     first.kind,
                     expr,
@@ -973,20 +1003,26 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
                     weight_bits=first.weight_bits,
                     transforms=sum(t.transforms for t in group),
                     op=first.op,
-                    mode_expr=expr,
-                    calls=sum(t.calls for t in group),
-                    parts=list(group),
+                    mode_expr=mode_expr,
+                    calls=calls,
+                    parts=parts,
                 )
             )
         group.clear()
 
     for t in plan.tasks:
-        mergeable = t.kind in MERGE_KINDS and t.chunk is None and t.unit is None
+        mergeable = (
+            t.kind in MERGE_KINDS and t.chunk is None and t.unit is None and (t.layer in plan.eve or ranged(t))
+        )
         if (
             group
             and mergeable
             and t.layer == group[0].layer
             and t.kind == group[0].kind
+            and (
+                not ranged(t)
+                or (t.range_fmt == group[0].range_fmt and t.span[0] == group[-1].span[1])  # type: ignore[index]
+            )
             and sum(task_cycles(u, costs) for u in (*group, t)) <= budget
         ):
             group.append(t)
@@ -1000,6 +1036,6 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
     merged = len(plan.tasks) - len(out)
     if merged:
         plan.tasks = out
-        if MERGE_STATUS_C not in plan.eve_defs:
+        if chained and MERGE_STATUS_C not in plan.eve_defs:
             plan.eve_defs.append(MERGE_STATUS_C)
     return merged
