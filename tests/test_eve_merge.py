@@ -1,6 +1,6 @@
-"""Fewer, larger tasks in EVE images (codegen/plan.py merge_tasks): with ``auto`` granularity an EVE image's
-small tasks of one layer and kind run as one task of at most a sixteenth of a power-on period. The reference
-is the same artifact generated with ``--granularity coarse`` (the default tasks, never merged): every merged
+"""Fewer, larger tasks (codegen/plan.py merge_tasks): with ``auto`` granularity an EVE image's small tasks of
+one layer and kind run as one task of at most a sixteenth of a power-on period. The reference is the same
+artifact generated with ``--granularity coarse`` (an EVE image's default tasks, never merged): every merged
 task is a run of consecutive coarse tasks of one layer and kind, with their summed estimate and NVM writes.
 That the merged image still runs every mode bit for bit, under FLEX cuts too, is tests/test_eve_exec.py's
 (its images use ``auto``: the FR5994 ``lea`` / host cross images and the host FLEX random-cut test)."""
@@ -56,8 +56,34 @@ def test_merged_tasks_are_runs_of_the_default_tasks(mlp_ladder, tmp_path, backen
         assert i == len(parts)
 
 
-def test_images_without_modes_keep_their_tasks(artifacts, tmp_path):
-    auto = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "a", backend="lea", buffers_in="nvm")
-    kw = dict(backend="lea", buffers_in="nvm")
+def test_images_without_modes_merge_a_layers_tasks_into_range_calls(artifacts, tmp_path):
+    """Without modes a merged task is ONE kernel call over its parts' span (plan.Task.range_fmt), not a
+    chain: coarse merges a layer's input transforms into one task and its block rows into another; a task
+    budget (a number) caps every merged task's estimate, which counts one call."""
+    import re
+
+    art = load_artifact(artifacts["mlp"])
+    kw = dict(backend="lea", path="fft", buffers_in="nvm")
     coarse = codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "c", granularity="coarse", **kw)
-    assert [t["name"] for t in _tasks(auto)] == [t["name"] for t in _tasks(coarse)]
+    tasks = _tasks(coarse)
+    layers = [ly for ly in art.layers if ly.get("op") == "linear"]
+    assert len(tasks) == 2 * len(layers)  # per FFT layer: its transforms, its block rows
+    model_c = (tmp_path / "c" / "model.c").read_text()
+    for ly in layers:
+        k = ly["block"]
+        q, p = -(-ly["in_features"] // k), -(-ly["out_features"] // k)
+        ins = re.findall(rf"bl_linear_fft_input_q15\(\w+, {ly['in_features']}u, &fft{k}, bl_xs, (\d+)u, (\d+)u", model_c)
+        blocks = re.findall(rf"bl_linear_fft_block_\w*q15\(bl_xs, {ly['in_features']}u, {ly['name']}_spectra, .*?, "
+                            rf"{ly['out_features']}u, (\d+)u, (\d+)u, bl_work\)", model_c)
+        assert ("0", str(q)) in ins and ("0", str(p)) in blocks, ly["name"]
+    # a budget of two parts of fc1's block rows: every merged task within it, more tasks than coarse
+    parts = _tasks(codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "e", granularity=1.0, **kw))
+    assert all(".." not in t["name"] for t in parts)  # 1 cycle: nothing merges
+    rows = [t["cycles"] for t in parts if t["name"].startswith("fc1.block")]
+    budget = float(rows[0] + rows[1])
+    capped = _tasks(codegen(artifacts["mlp"], "msp430fr5994", tmp_path / "b", granularity=budget, **kw))
+    assert len(tasks) < len(capped) < len(parts)
+    assert all(t["cycles"] <= budget + 1 for t in capped if ".." in t["name"])
+    # the estimate of a range call counts one call: below its parts' sum
+    fc1 = next(t for t in tasks if t["name"].startswith("fc1.block"))
+    assert fc1["cycles"] < sum(rows)
