@@ -62,9 +62,6 @@ MODELS = [
     ("cnn", "dense", 1, 16, False),
     ("cnn", "rad", 8, 16, True),
 ]
-# the block sizes of the trade-off table (MLP, lea, FFT path; compress caps a layer's block by its shape:
-# the rows record each layer's)
-TRADEOFF_BLOCKS = (16, 32)
 CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 # Phases of an inference, by function (the profile counts a function the compiler inlined in its caller):
 # the LEA driver's CPU side (parameter blocks, command start, polling while LEA runs), staging operands into
@@ -81,12 +78,12 @@ PHASES = {
                 "bl_lea_dma_copy16", "bl_lea_dma_fill16", "stage_w8", "fft_input_lea", "brev_for"),
     "mac_results": ("bl_lea_bins_flush", "bl_lea_dot_flush", "bl_lea_bins_init", "block_row_strided",
                     "bl_lea_dot_begin", "bl_lea_dot_end", "real_bin_sum", "bin_requant_slow"),
-    # the resident route (block_row_resident, inlined into its two entries) does the Hermitian completion
+    # the resident route (rows_resident, inlined into its two entries; block_row_resident before session 10) does the Hermitian completion
     # and placement (place_bins) and final rescale (finish_block): counted here (the two loops were counted
     # as runtime from session 7's hot code to session 8). Session 9: its requantisation of the complex-MAC
     # results runs inside the driver's command loop while LEA works (bl_lea_cmac_rq_run: lea_driver)
     "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct",
-                   "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows", "block_row_resident",
+                   "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows", "rows_resident",
                    "bl_linear_fft_block_relu_q15", "finish_rows", "finish_block", "bl_lea_requant",
                    "bl_lea_finish", "place_bins"),
     "cpu_fft": ("bl_lea_ref_fft_q15", "bl_fft_q15", "lea_cpu_fft", "cpu_fft_q15"),
@@ -209,7 +206,6 @@ def main() -> None:
     digits = load_dataset("digits")
     n_all = len(digits.x_test)
     rows = []
-    tradeoff = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         ctx = {"board": board, "digits": digits, "e_cycle": e_cycle, "mark_addr": mark_addr, "dir": d,
@@ -230,34 +226,6 @@ def main() -> None:
                     row = measure(ctx, art, artifact, family, variant, path, backend, n)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-        # The block-size trade-off (an extra table; the headline stays k = 16): the RAD MLP at k = 16 and
-        # k = 32, each from a full `compress` run (the default schedule: its integer accuracy means
-        # something), on the LEA FFT path over every test sample.
-        for k in TRADEOFF_BLOCKS:
-            art = d / f"mlp-full-k{k}.bl"
-            cfg = (
-                CompressConfig(block_size=k, weight_bits=16, dense_epochs=3, admm=admm)
-                if args.quick
-                else CompressConfig(block_size=k, weight_bits=16)
-            )
-            compress("mlp", "digits", out=art, config=cfg)
-            artifact = load_artifact(art)
-            n = 10 if args.quick else n_all
-            row = measure(ctx, art, artifact, "mlp", "rad", "fft", "lea", n, tag=f"-full-k{k}")
-            row = {
-                "block": k,
-                "layer_blocks": {ly["name"]: ly["block"] for ly in artifact.weight_layers()},
-                "integer_accuracy": round(ctx["last_integer_accuracy"], 4),
-                "circulant_float_accuracy": round(artifact.metrics["circulant_float_accuracy"], 4),
-                "dense_float_accuracy": round(artifact.metrics["dense_float_accuracy"], 4),
-                "weight_bytes": sum(
-                    int(artifact.tensors[ly["spectra"]].nbytes) for ly in artifact.weight_layers()
-                ),
-                **{key: row[key] for key in ("inference_mclk_cycles", "inference_energy_uj", "mclk_cycles",
-                                             "energy_uj", "samples", "bit_exact_samples", "lea_busy_cycles")},
-            }  # fmt: skip
-            tradeoff.append(row)
-            print(json.dumps(row), flush=True)
     sim_cycles, sim_wall = ctx["sim_cycles"], ctx["sim_wall"]
 
     def energy(family: str, variant: str, path: str, backend: str, key: str = "inference_energy_uj") -> float:
@@ -268,7 +236,6 @@ def main() -> None:
             if (r["model"], r["variant"], r["path"], r["backend"]) == (family, variant, path, backend)
         )
 
-    dense_mlp = energy("mlp", "dense", "direct", "lea")
     out = {
         "command": "benchmarks/lea.py" + (" --quick" if args.quick else f" --samples {args.samples}"),
         "emulator": {
@@ -304,17 +271,8 @@ def main() -> None:
             / min(energy(f, "rad", p, "ref") for p in ("fft", "direct"))
             for f in ("mlp", "cnn")
         },
-        # an extra table, not the headline: the RAD MLP (lea, FFT path) at k = 16 and 32 from full compress
-        # runs, each inference's energy against the dense lea MLP row above
-        "block_tradeoff_mlp_lea": [
-            {**r, "dense_over_rad_energy_lea": dense_mlp / r["inference_energy_uj"]} for r in tradeoff
-        ],
-        "block_tradeoff_note": (
-            "--quick: the short schedule, accuracies not meaningful"
-            if args.quick
-            else "extra table: each k from a full `compress` run (default schedule; the main rows use a "
-            "short one); the headline dense_over_rad_energy_lea stays the k = 16 row above"
-        ),
+        # block sizes per layer over training seeds (full compress runs): benchmarks/block_sweep.py
+        "block_sizes": "benchmarks/results/block_sweep.json",
         # the issue's goal (LEA FFT-path RAD >= 4x fewer cycles than ref): whole program, and the inference
         "ref_over_lea_cycles_rad_fft": {
             f: energy(f, "rad", "fft", "ref", "mclk_cycles") / energy(f, "rad", "fft", "lea", "mclk_cycles")
