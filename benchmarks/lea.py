@@ -72,16 +72,17 @@ CMD_FFT, CMD_MAC, CMD_CMAC, CMD_BREV_EVEN, CMD_BREV_ODD = 4, 21, 26, 33, 34
 PHASES = {
     "lea_driver": ("bl_lea_cmac_many", "cmac_prep", "bl_lea_cmac_rq_run", "bl_lea_cmac_rq_prepare",
                    "bl_lea_fft_nobrev_begin", "bl_lea_done", "mac_any", "lea_fft", "lea_go", "lea_init",
-                   "msp_mac_q15", "bl_lea_mac_", "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15", "msp_cmplx_ifft_fixed_q15",
-                   "bl_lea_fft_run", "bl_lea_fft_nobrev", "lea_wait", "lea_start"),
+                   "msp_mac_q15", "bl_lea_mac_", "msp_cmplx_mac_q15", "msp_cmplx_fft_fixed_q15",
+                   "msp_cmplx_ifft_fixed_q15", "bl_lea_fft_run", "bl_lea_fft_nobrev", "lea_wait", "lea_start"),
     "staging": ("bl_lea_bins_push", "bl_linear_fft_input_q15", "bl_conv_fft_input_q15", "stage_row",
                 "bl_lea_dma_copy16", "bl_lea_dma_fill16", "stage_w8", "fft_input_lea", "brev_for"),
     "mac_results": ("bl_lea_bins_flush", "bl_lea_dot_flush", "bl_lea_bins_init", "block_row_strided",
                     "bl_lea_dot_begin", "bl_lea_dot_end", "real_bin_sum", "bin_requant_slow"),
     # the resident route (rows_resident, inlined into its two entries; block_row_resident before session
-    # 10) does the Hermitian completion and placement (place_bins) and final rescale (finish_block): counted here (the two loops were counted
-    # as runtime from session 7's hot code to session 8). Session 9: its requantisation of the complex-MAC
-    # results runs inside the driver's command loop while LEA works (bl_lea_cmac_rq_run: lea_driver)
+    # 10) does the Hermitian completion and placement (place_bins) and final rescale (finish_block): counted
+    # here (the two loops were counted as runtime from session 7's hot code to session 8). Session 9: its
+    # requantisation of the complex-MAC results runs inside the driver's command loop while LEA works
+    # (bl_lea_cmac_rq_run: lea_driver)
     "kernel_cpu": ("bl_linear_fft_block_q15", "bl_conv_fft_block_q15", "linear_direct", "conv_direct",
                    "strided_inverse_finish", "linear_direct_rows", "conv_direct_rows", "rows_resident",
                    "bl_linear_fft_block_relu_q15", "finish_rows", "finish_block", "bl_lea_requant",
