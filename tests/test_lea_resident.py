@@ -87,8 +87,10 @@ def test_flex_cuts_while_weights_are_resident_restage_them(artifacts, tmp_path):
     board = with_emulator("msp430fr5994", "msp430sim")
     img = build_flex(artifacts["mlp"], board, tmp_path / "flex", backend="lea")
     sched = json.loads((tmp_path / "flex" / "gen" / "schedule.json").read_text())
-    kinds = [t["kind"] for t in sched["modes"][0]["tasks"]]
-    assert kinds.count("fft_block") >= 4  # fc1's block rows run the FFT path (the resident route)
+    # fc1's block rows run the FFT path (the resident route); since the range calls they are one task, so a
+    # cut in a later row re-runs the layer's rows from row 0 after the reboot, restaging the weights
+    tasks = sched["modes"][0]["tasks"]
+    assert any(t["kind"] == "fft_block" and t["name"].startswith("fc1.block") for t in tasks)
     x = model_input(artifacts["mlp"], 0)
     rep = verify_intermittent(None, board, image=img, inputs=x, random=1, seed=0, workers=1)
     assert rep.passed
