@@ -230,23 +230,30 @@ static bl_status check_cfg(const bl_fft_cfg *cfg) {
 /* The k-point bit-reversal permutation (k <= BL_LEA_FFT_MAX), built once per boot and k: the FFT path
  * writes its transform inputs straight to their bit-reversed slots, which it writes one by one anyway, so
  * LEA runs the FFT command without its bit-reversal command (one LEA command and its CPU set-up less per
- * transform; a permutation, so bit for bit the same). SRAM, rebuilt after a reset. */
+ * transform; a permutation, so bit for bit the same). SRAM, rebuilt after a reset, from the 64-point
+ * permutation in FRAM: bitrev_k(i) = bitrev_64(i * 64 / k) for i < k (i's low zero bits reversed to the
+ * top), a strided read instead of a reversed-carry increment per entry (~44 cycles an entry; ~700 cycles
+ * of every inference's first input transform for k = 16). */
+#if BL_LEA_FFT_MAX > 64u
+#error "brev64 holds the 64-point permutation: extend it for a larger BL_LEA_FFT_MAX"
+#endif
+static const uint8_t brev64[64] = {0,  32, 16, 48, 8,  40, 24, 56, 4,  36, 20, 52, 12, 44, 28, 60,
+                                   2,  34, 18, 50, 10, 42, 26, 58, 6,  38, 22, 54, 14, 46, 30, 62,
+                                   1,  33, 17, 49, 9,  41, 25, 57, 5,  37, 21, 53, 13, 45, 29, 61,
+                                   3,  35, 19, 51, 11, 43, 27, 59, 7,  39, 23, 55, 15, 47, 31, 63};
 static uint8_t brev_tab[BL_LEA_FFT_MAX];
-static uint16_t brev_off[BL_LEA_FFT_MAX]; /* 4 * bitrev(i): the byte offset of complex slot bitrev(i) */
+static int16_t *brev_at[BL_LEA_FFT_MAX]; /* bl_lea_fft_buf + 2 bitrev(i): complex slot bitrev(i)'s address */
 static uint16_t brev_k;
 
 static const uint8_t *brev_for(uint16_t k) {
   if (brev_k != k) {
-    uint16_t r = 0u;
-    for (uint16_t i = 0; i < k; i++) { /* r = bitrev(i) by a reversed-carry increment */
-      brev_tab[i] = (uint8_t)r;
-      brev_off[i] = (uint16_t)(r << 2);
-      uint16_t bit = (uint16_t)(k >> 1);
-      while (r & bit) {
-        r = (uint16_t)(r ^ bit);
-        bit = (uint16_t)(bit >> 1);
-      }
-      r = (uint16_t)(r | bit);
+    uint16_t step = 1u; /* 64 / k */
+    for (uint16_t t = k; t < 64u; t = (uint16_t)(t << 1)) step = (uint16_t)(step << 1);
+    const uint8_t *src = brev64;
+    for (uint16_t i = 0; i < k; i++, src += step) {
+      const uint8_t r = *src;
+      brev_tab[i] = r;
+      brev_at[i] = bl_lea_fft_buf + 2u * r;
     }
     brev_k = k;
   }
@@ -282,9 +289,51 @@ static struct {
 } in_layer;
 
 /* bl_linear_fft_input_q15 when k runs on LEA and the input fits an operand area: the same checks and
- * results in 16-bit index arithmetic; each block's real parts go to their bit-reversed slots of the zeroed
- * LEA buffer, LEA runs the FFT command alone, and the packed spectrum (DC, Nyquist, bins 1 .. k/2 - 1 as
- * stored) is copied out. */
+ * results in 16-bit index arithmetic; each block's real parts go to their bit-reversed slots of a LEA
+ * buffer (imaginary parts zeroed), LEA runs the FFT command alone, and the packed spectrum (DC, Nyquist,
+ * bins 1 .. k/2 - 1 as stored) is copied out. For k <= BL_LEA_FFT_MAX / 2 two k-point buffers fit
+ * bl_lea_fft_buf (A at its start, B IN_B int16 in, both 4k-byte aligned as LEA's FFT demands) and the
+ * blocks alternate between them: the CPU places block j + 1 while LEA transforms block j, and copies block
+ * j out while LEA transforms block j + 1 (an FFT command of 16 points is ~136 cycles, the placement of 16
+ * values ~170: LEA's time hides under the CPU's). Larger k: one buffer, place / transform / copy in turn. */
+#define IN_B 64u /* int16: buffer B's offset, a multiple of 2k for k = 16 and 32 */
+
+/* `have` real parts from src (the rest of the k padding) to their bit-reversed slots of buffer A
+ * (second = 0: bl_lea_fft_buf) or B (1: + IN_B), with zero imaginary parts. A full block writes every slot;
+ * a short one is zeroed by DMA first. */
+static inline void place_input(const int16_t *src, uint16_t have, uint16_t k, int second) {
+  int16_t *const buf = second ? bl_lea_fft_buf + IN_B : bl_lea_fft_buf;
+  if (have != k) bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
+#if defined(__MSP430__)
+  /* slot addresses from brev_at (buffer A's; B's are 2 * IN_B bytes further, a constant displacement),
+   * two values an iteration: ~11.5 cycles a value (the byte offset + ADD, one a pass: ~14) */
+  int16_t *const *a = brev_at;
+  int16_t *t;
+  uint16_t v;
+#define BL_PLACE_ONE(D, D2) "mov @%[a]+, %[t]\n\tmov @%[s]+, %[v]\n\tmov %[v], " D "(%[t])\n\tclr " D2 "(%[t])\n\t"
+#define BL_PLACE_LOOP(D, D2)                                                                                   \
+  __asm__ volatile("bit #1, %[n]\n\tjz 2f\n\t" BL_PLACE_ONE(D, D2) "dec %[n]\n\tjz 3f\n"                     \
+                   "2:\n\t" BL_PLACE_ONE(D, D2) BL_PLACE_ONE(D, D2) "sub #2, %[n]\n\tjnz 2b\n"                  \
+                   "3:"                                                                                        \
+                   : [a] "+r"(a), [t] "=&r"(t), [v] "=&r"(v), [s] "+r"(src), [n] "+r"(have)                   \
+                   :                                                                                           \
+                   : "memory")
+  if (second) {
+    BL_PLACE_LOOP("128", "130"); /* 2 * IN_B bytes */
+  } else {
+    BL_PLACE_LOOP("0", "2");
+  }
+#undef BL_PLACE_LOOP
+#undef BL_PLACE_ONE
+#else
+  const ptrdiff_t d = buf - bl_lea_fft_buf;
+  for (uint16_t b = 0; b < have; b++) {
+    brev_at[b][d] = *src++;
+    brev_at[b][d + 1] = 0;
+  }
+#endif
+}
+
 static bl_status fft_input_lea(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
                                uint16_t j0, uint16_t j1) {
   const uint16_t k = cfg->k;
@@ -301,38 +350,36 @@ static bl_status fft_input_lea(const int16_t *x, uint16_t in_features, const bl_
   if (j0 >= j1 || j1 > in_layer.q) return BL_ERR_ARG;
   if (in_layer.st != BL_OK) return in_layer.st;
   bl_lea_res_drop(); /* xs is rewritten (bl_lea_internal.h, "Layer residency") */
-  (void)brev_for(k); /* brev_off for k */
-  int16_t *buf = bl_lea_fft_buf;
+  (void)brev_for(k); /* brev_at for k */
+  const int two = k <= BL_LEA_FFT_MAX / 2u;
   uint16_t c0 = mul16(j0, k);
-  for (uint16_t j = j0; j < j1; j++, c0 = (uint16_t)(c0 + k)) {
-    uint16_t have = (uint16_t)(in_features - c0 < k ? in_features - c0 : k); /* the rest is padding */
-    const int16_t *src = x + c0;
-    if (have != k) bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k)); /* the padding's slots (a full block: below) */
-#if defined(__MSP430__)
-    { /* buf[2 bitrev(b)] = x[c0 + b] and buf[2 bitrev(b) + 1] = 0, b < have (>= 1): byte offsets from
-       * brev_off, ~15 cycles a value; a full block writes every slot, no DMA fill (~110 cycles) first */
-      const uint16_t *o = brev_off;
-      uint16_t t, v;
-      __asm__ volatile("1:\n\tmov @%[o]+, %[t]\n\tadd %[buf], %[t]\n\tmov @%[src]+, %[v]\n\tmov %[v], 0(%[t])\n\t"
-                       "clr 2(%[t])\n\tdec %[n]\n\tjnz 1b"
-                       : [o] "+r"(o), [t] "=&r"(t), [v] "=&r"(v), [src] "+r"(src), [n] "+r"(have)
-                       : [buf] "r"(buf)
-                       : "memory");
+  int cur = 0; /* block j's buffer: 0 A, 1 B */
+  place_input(x + c0, (uint16_t)(in_features - c0 < k ? in_features - c0 : k), k, cur);
+  if (bl_lea_fft_nobrev_begin(bl_lea_fft_buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
+  for (uint16_t j = j0;; j++) { /* LEA transforms block j (at c0) in buffer cur */
+    const uint16_t c1 = (uint16_t)(c0 + k);
+    const int more = (uint16_t)(j + 1u) < j1;
+    const int nxt = two ? !cur : cur;
+    if (more && two) place_input(x + c1, (uint16_t)(in_features - c1 < k ? in_features - c1 : k), k, nxt);
+    if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
+    if (more && two && bl_lea_fft_nobrev_begin(bl_lea_fft_buf + IN_B * (uint16_t)nxt, k) != MSP_SUCCESS) {
+      return BL_ERR_ARG;
     }
-#else
-    for (uint16_t b = 0; b < have; b++) {
-      buf[2u * brev_tab[b]] = *src++;
-      buf[2u * brev_tab[b] + 1u] = 0;
-    }
-#endif
-    if (bl_lea_fft_nobrev(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
-    int16_t *out = xs + c0;
+    const int16_t *const buf = bl_lea_fft_buf + IN_B * (uint16_t)cur;
+    int16_t *const out = xs + c0;
     out[0] = buf[0];
     out[1] = buf[k];
     bl_lea_dma_copy16(out + 2, buf + 2, (uint16_t)(k - 2u));
+    if (!more) return BL_OK;
+    if (!two) {
+      place_input(x + c1, (uint16_t)(in_features - c1 < k ? in_features - c1 : k), k, nxt);
+      if (bl_lea_fft_nobrev_begin(bl_lea_fft_buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
+    }
+    cur = nxt;
+    c0 = c1;
   }
-  return BL_OK;
 }
+#undef IN_B
 #endif
 
 bl_status bl_linear_fft_input_q15(const int16_t *x, uint16_t in_features, const bl_fft_cfg *cfg, int16_t *xs,
@@ -644,16 +691,15 @@ static inline uint16_t mag_bound(int16_t re, int16_t im) {
 static inline int pair_ok(uint16_t a, uint16_t b, uint16_t lim) { return a <= lim && b <= (uint16_t)(lim - a); }
 
 /* The resident route's bin placement, one assembly loop per bin f = 1 .. cnt: (pi, pr) to slot bitrev(f) and
- * the swapped conjugate (sat(-pi), pr) to slot bitrev(k - f) of buf (byte offsets o1 = brev_off + 1 up,
- * o2 = brev_off + k - 1 down), and nr[f - 1] = mag_bound(pr, pi): |.| by INV/INC (|-32768| = 32768
+ * the swapped conjugate (sat(-pi), pr) to slot bitrev(k - f) of bl_lea_fft_buf (slot addresses o1 = brev_at + 1
+ * up, o2 = brev_at + k - 1 down), and nr[f - 1] = mag_bound(pr, pi): |.| by INV/INC (|-32768| = 32768
  * unsigned), max + min / 2 (unsigned compare, RRC). pp: the requantised bins (re, im). cnt >= 1. */
 BL_LEA_RAMFUNC(place_bins)
-static void place_bins(const int16_t *pp, const uint16_t *o1, const uint16_t *o2, uint16_t *nr, uint16_t cnt,
-                       int16_t *buf) {
+static void place_bins(const int16_t *pp, int16_t *const *o1, int16_t *const *o2, uint16_t *nr, uint16_t cnt) {
   uint16_t pr, pi, t, u;
   __asm__ volatile("1:\n\tmov @%[pp]+, %[pr]\n\tmov @%[pp]+, %[pi]\n\t"
-                   "mov @%[o1]+, %[t]\n\tadd %[buf], %[t]\n\tmov %[pi], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
-                   "mov @%[o2], %[t]\n\tsub #2, %[o2]\n\tadd %[buf], %[t]\n\t"
+                   "mov @%[o1]+, %[t]\n\tmov %[pi], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
+                   "mov @%[o2], %[t]\n\tsub #2, %[o2]\n\t"
                    "mov %[pi], %[u]\n\tinv %[u]\n\tinc %[u]\n\tcmp #0x8000, %[u]\n\tjne 2f\n\tmov #0x7FFF, %[u]\n"
                    "2:\n\tmov %[u], 0(%[t])\n\tmov %[pr], 2(%[t])\n\t"
                    "mov %[pr], %[t]\n\ttst %[t]\n\tjge 3f\n\tinv %[t]\n\tinc %[t]\n"
@@ -663,7 +709,7 @@ static void place_bins(const int16_t *pp, const uint16_t *o1, const uint16_t *o2
                    "dec %[cnt]\n\tjnz 1b"
                    : [pp] "+r"(pp), [o1] "+r"(o1), [o2] "+r"(o2), [nr] "+r"(nr), [cnt] "+r"(cnt), [pr] "=&r"(pr),
                      [pi] "=&r"(pi), [t] "=&r"(t), [u] "=&r"(u)
-                   : [buf] "r"(buf)
+                   :
                    : "memory");
 }
 
@@ -692,7 +738,7 @@ static __attribute__((noinline)) bl_status cpu_inverse_placed(int16_t *buf, cons
   buf[1] = v0;
   d[0] = 0;
   d[1] = v1;
-  place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
+  place_bins(pz, brev_at + 1, brev_at + (k - 1u), nrm + 1, (uint16_t)(half - 1u));
   for (uint16_t a = 0; a < k; a++) {
     const uint16_t b = br[a];
     if (b > a) {
@@ -834,7 +880,7 @@ static inline __attribute__((always_inline)) bl_status rows_resident(const int16
     buf[1] = v0;
     d[0] = 0;
     d[1] = v1;
-    place_bins(pz, brev_off + 1, brev_off + (k - 1u), nrm + 1, (uint16_t)(half - 1u), buf);
+    place_bins(pz, brev_at + 1, brev_at + (k - 1u), nrm + 1, (uint16_t)(half - 1u));
     /* LEA transforms while the CPU tests the pair bound (speculatively: a spectrum that fails it is placed
      * again from pz, v0, v1 for the ref inverse) */
     if (bl_lea_fft_nobrev_begin(buf, k) != MSP_SUCCESS) return BL_ERR_ARG;
