@@ -295,10 +295,10 @@ static struct {
  * bl_lea_fft_buf (A at its start, B IN_B int16 in, both 4k-byte aligned as LEA's FFT demands) and the
  * blocks alternate between them: the CPU places block j + 1 while LEA transforms block j, and copies block
  * j out while LEA transforms block j + 1 (an FFT command of 16 points is ~136 cycles, the placement of 16
- * values ~170: LEA's time hides under the CPU's). Larger k: one buffer, place / transform / copy in turn. */
+ * values ~150: LEA's time hides under the CPU's). Larger k: one buffer, place / transform / copy in turn. */
 #define IN_B 64u /* int16: buffer B's offset, a multiple of 2k for k = 16 and 32 */
 
-/* `have` real parts from src (the rest of the k padding) to their bit-reversed slots of buffer A
+/* `have` real parts from src (the other k - have are padding) to their bit-reversed slots of buffer A
  * (second = 0: bl_lea_fft_buf) or B (1: + IN_B), with zero imaginary parts. A full block writes every slot;
  * a short one is zeroed by DMA first. */
 static inline void place_input(const int16_t *src, uint16_t have, uint16_t k, int second) {
