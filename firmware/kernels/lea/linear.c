@@ -305,26 +305,23 @@ static inline void place_input(const int16_t *src, uint16_t have, uint16_t k, in
   int16_t *const buf = second ? bl_lea_fft_buf + IN_B : bl_lea_fft_buf;
   if (have != k) bl_lea_dma_fill16(buf, 0, (uint16_t)(2u * k));
 #if defined(__MSP430__)
-  /* slot addresses from brev_at (buffer A's; B's are 2 * IN_B bytes further, a constant displacement), two
-   * values an iteration, each stored with its zero imaginary part by one MOVA Rsrc, z16(Rdst): a 20-bit
-   * register goes to memory as two words, bits 15:0 then bits 19:16 zero-extended (SLAU367, MSP430X
-   * address instructions), and the value's MOV.W load cleared bits 19:16. ~9.5 cycles a value (a MOV and
-   * a CLR per value: ~11.5; a byte offset + ADD, one a pass: ~14). clang's assembler has no MOVA: encoded
-   * as 0x0F7E (MOVA r15, z16(r14)) and its displacement, so the loop names its registers. */
+  /* slot addresses from brev_at (buffer A's; B's are 2 * IN_B bytes further, a constant displacement),
+   * two values an iteration: ~11.5 cycles a value (the byte offset + ADD, one a pass: ~14) */
   int16_t *const *a = brev_at;
-#define BL_PLACE_ONE(D) "mov @r12+, r14\n\tmov @r13+, r15\n\t.word 0x0F7E, " D "\n\t"
-#define BL_PLACE_LOOP(D)                                                                                       \
-  __asm__ volatile("mov %[a], r12\n\tmov %[s], r13\n\tbit #1, %[n]\n\tjz 2f\n\t" BL_PLACE_ONE(D)               \
-                   "dec %[n]\n\tjz 3f\n"                                                                       \
-                   "2:\n\t" BL_PLACE_ONE(D) BL_PLACE_ONE(D) "sub #2, %[n]\n\tjnz 2b\n"                            \
+  int16_t *t;
+  uint16_t v;
+#define BL_PLACE_ONE(D, D2) "mov @%[a]+, %[t]\n\tmov @%[s]+, %[v]\n\tmov %[v], " D "(%[t])\n\tclr " D2 "(%[t])\n\t"
+#define BL_PLACE_LOOP(D, D2)                                                                                   \
+  __asm__ volatile("bit #1, %[n]\n\tjz 2f\n\t" BL_PLACE_ONE(D, D2) "dec %[n]\n\tjz 3f\n"                     \
+                   "2:\n\t" BL_PLACE_ONE(D, D2) BL_PLACE_ONE(D, D2) "sub #2, %[n]\n\tjnz 2b\n"                  \
                    "3:"                                                                                        \
-                   : [n] "+r"(have)                                                                            \
-                   : [a] "r"(a), [s] "r"(src)                                                                  \
-                   : "r12", "r13", "r14", "r15", "memory")
+                   : [a] "+r"(a), [t] "=&r"(t), [v] "=&r"(v), [s] "+r"(src), [n] "+r"(have)                   \
+                   :                                                                                           \
+                   : "memory")
   if (second) {
-    BL_PLACE_LOOP("128"); /* 2 * IN_B bytes */
+    BL_PLACE_LOOP("128", "130"); /* 2 * IN_B bytes */
   } else {
-    BL_PLACE_LOOP("0");
+    BL_PLACE_LOOP("0", "2");
   }
 #undef BL_PLACE_LOOP
 #undef BL_PLACE_ONE
