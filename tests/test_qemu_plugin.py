@@ -4,6 +4,7 @@ of the same FLEX image, stop_at, mark selection, and clear errors for malformed 
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import subprocess
@@ -43,7 +44,11 @@ def test_more_than_4096_cuts_in_one_run_bit_exact(flex):
     # 4500 boots too short for any FLEX step (1000 instructions), then boots long enough for the largest
     # step: the inference must finish during the second part with the continuous-power logits.
     cuts = [1000 * (i + 1) for i in range(4500)]
-    cuts += [cuts[-1] + 15000 * (i + 1) for i in range(60)]
+    # the long boots: the largest task's estimate (codegen merges a layer's units into tasks of up to 1/16 of
+    # the board's power-on period) and as much again for the boot, recovery and commit
+    sched = json.loads((img.parent.parent / "gen" / "schedule.json").read_text())
+    long_boot = 2 * int(sched["granularity"]["largest_task_cycles"]) + 5000
+    cuts += [cuts[-1] + long_boot * (i + 1) for i in range(60)]
     res = run(img, QEMU, inputs=inp, cuts=cuts, timeout=600)
     assert res.exit_code == 0 and not res.stopped
     assert 4500 < res.resets < len(cuts)  # finished before the cut list ran out
