@@ -252,7 +252,7 @@ def task_case(
         i0, i1 = r0 // lm.block, math.ceil(r1 / lm.block)
         exprs = []
         for mi in range(len(lm.n)):
-            if lm.full[mi] or (r1 <= lm.rows[mi] and all(lm.whole_rows[mi][i0:i1])):
+            if runs_stored(lm, mi, rows):
                 exprs.append(call)
             elif lm.rows[mi] <= r0:
                 exprs.append(zero("BL_OK", r0, r1))
@@ -271,6 +271,23 @@ def task_case(
     fill = {key: lm.value_expr(key, lit) for key, lit in literals.items()}
     fill["sel"] = f"bl_sel_{lm.name}[bl_mode]"
     return f"bl_sel_{lm.name}[bl_mode] == NULL ? {call} : {sel_fmt.format(**fill)}"
+
+
+def runs_stored(lm: LayerModes, mi: int, rows: tuple[int, int] | None) -> bool:
+    """Whether mode ``mi`` runs a task of the layer with the backend's own call (:func:`task_case`): a mode
+    that runs the stored layer as it is, or (``rows``: a whole-row task's output rows [r0, r1)) one that
+    keeps those rows and uses their block rows exactly as stored."""
+    if lm.full[mi]:
+        return True
+    if rows is None:
+        return False
+    r0, r1 = rows
+    return r1 <= lm.rows[mi] and all(lm.whole_rows[mi][r0 // lm.block : math.ceil(r1 / lm.block)])
+
+
+def reads_input(lm: LayerModes, mi: int, j: int) -> bool:
+    """Whether mode ``mi`` transforms input block ``j`` of a linear FFT layer (:func:`input_case`)."""
+    return not layer_skips_inputs(lm) or lm.cols[mi][j]
 
 
 def layer_skips_inputs(lm: LayerModes) -> bool:

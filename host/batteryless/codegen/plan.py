@@ -4,6 +4,7 @@ twiddles, EVE selections). ``build_plan`` is what ``codegen`` emits; the cost fi
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,8 @@ class Task:
     span: tuple[int, int] | None = None
     # a merged task (merge_tasks): the tasks it runs in order (a per-mode prediction can price each part)
     parts: list[Task] = field(default_factory=list)
+    # a merged task of an EVE layer: the modes in which it makes one range call over its parts' span
+    range_modes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -945,6 +948,19 @@ MERGE_KINDS = ("fft_in", "fft_block", "mac")
 MERGE_PERIOD_FRACTION = 1 / 16
 
 
+def range_call(group: list[Task]) -> str | None:
+    """The one kernel call over consecutive tasks' units (``Task.range_fmt`` over their joined spans), or
+    None when the tasks are not one kernel's calls over adjacent ranges, each its own plain call."""
+    first = group[0]
+    if first.range_fmt is None or any(t.range_fmt != first.range_fmt or t.span is None for t in group):
+        return None
+    if any(a.span[1] != b.span[0] for a, b in itertools.pairwise(group)):  # type: ignore[index]
+        return None
+    if any(t.call != first.range_fmt.format(lo=t.span[0], hi=t.span[1]) for t in group):  # type: ignore[index]
+        return None
+    return first.range_fmt.format(lo=first.span[0], hi=group[-1].span[1])  # type: ignore[index]
+
+
 def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
     """Fewer, larger tasks: consecutive tasks of one weight layer and one kind (FFT input transforms, FFT
     block rows, direct-path row groups) become one task while its estimate stays within ``budget`` (the
@@ -955,19 +971,24 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
       over the group's span, so the kernel pays its per-call work (arguments, checks, per-layer set-up,
       staging) once: the digits MLP's FFT path on the FR5994 ``lea`` 29 -> 6 calls, 63.7 k -> 55.7 k MCLK
       per inference (docs/msp430sim.md);
-    - an EVE layer: the parts keep their per-mode expressions (``tasks.task_expr``: a mode skips an input
+    - an EVE layer: in a mode where every part makes its plain backend call (``tasks.makes_call``: mode 0,
+      which uses every block as stored, and any mode keeping the parts' rows as stored) that same range
+      call; in the other modes the parts' per-mode expressions (``tasks.task_expr``: a mode skips an input
       block or runs a row with the selecting kernel as before), chained; the first status that is not
-      BL_OK is the task's. FLEX commits once per task (246 MCLK plus the task's NVM writes on the FR5994):
-      the digits MLP's EVE image on ``lea`` had 27 tasks of 1-22 k cycles — 7.8 k cycles of commits on a
-      95 k-cycle mode 0 (docs/eve.md).
+      BL_OK is the task's. The mode is one C conditional in front (``bl_mode`` does not change within an
+      inference: FLEX commits it with the progress). FLEX commits once per task (246 MCLK plus the task's
+      NVM writes on the FR5994): the digits MLP's EVE image on ``lea`` had 27 tasks of 1-22 k cycles —
+      7.8 k cycles of commits on a 95 k-cycle mode 0 (docs/eve.md).
 
     Each part writes its own outputs from inputs no part writes (an input block's spectrum, a block row's
     outputs), so running them in order in one task is what the separate tasks did; FLEX re-runs the whole
     task after a power failure, as it re-ran one part. Returns how many tasks were merged away. The
-    features (and so the estimate) are the parts' sums, with one call for a range call."""
+    features (and so the estimate) are the parts' sums, with one call for a range call (mode 0's: the
+    schedule's other modes are priced per part, ``eve.device.mode_task_features``)."""
     out: list[Task] = []
     group: list[Task] = []
     chained = False
+    n_modes = len(next(iter(plan.eve.values()))[0].n) if plan.eve else 1
 
     def ranged(t: Task) -> bool:
         return t.layer not in plan.eve and t.range_fmt is not None and t.span is not None
@@ -978,16 +999,29 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
             out.append(group[0])
         elif group:
             first, last = group[0], group[-1]
-            if ranged(first):
-                expr = first.range_fmt.format(lo=first.span[0], hi=last.span[1])
-                mode_expr, calls, parts = None, 1, []
+            one = range_call(group)
+            if ranged(first) and one is not None:
+                expr, mode_expr, calls, parts, range_modes = one, None, 1, [], ()
             else:
                 exprs = [tasks_mod.task_expr(plan, t) for t in group]
-                expr = f"({exprs[-1]})"
+                chain = f"({exprs[-1]})"
                 for e in reversed(exprs[:-1]):
-                    expr = f"(bl_eve_st = ({e})) != BL_OK ? bl_eve_st : {expr}"
-                mode_expr, calls, parts = expr, sum(t.calls for t in group), list(group)
-                chained = True
+                    chain = f"(bl_eve_st = ({e})) != BL_OK ? bl_eve_st : {chain}"
+                range_modes = tuple(
+                    mi
+                    for mi in range(n_modes)
+                    if one is not None and all(tasks_mod.makes_call(plan, t, mi) for t in group)
+                )
+                if len(range_modes) == n_modes:
+                    expr = one
+                elif range_modes:
+                    which = " || ".join(f"bl_mode == {mi}u" for mi in range_modes)
+                    expr = f"({which}) ? {one} : ({chain})"
+                else:
+                    expr = chain
+                chained = chained or len(range_modes) < n_modes
+                calls = 1 if 0 in range_modes else sum(t.calls for t in group)
+                mode_expr, parts = expr, list(group)
             out.append(
                 Task(
                     f"{first.name}..{last.name.split('.', 1)[-1]}",
@@ -1006,13 +1040,17 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
                     mode_expr=mode_expr,
                     calls=calls,
                     parts=parts,
+                    range_modes=range_modes,
                 )
             )
         group.clear()
 
     for t in plan.tasks:
         mergeable = (
-            t.kind in MERGE_KINDS and t.chunk is None and t.unit is None and (t.layer in plan.eve or ranged(t))
+            t.kind in MERGE_KINDS
+            and t.chunk is None
+            and t.unit is None
+            and (t.layer in plan.eve or ranged(t))
         )
         if (
             group
@@ -1020,8 +1058,7 @@ def merge_tasks(plan: Plan, costs: CostModel, budget: float) -> int:
             and t.layer == group[0].layer
             and t.kind == group[0].kind
             and (
-                not ranged(t)
-                or (t.range_fmt == group[0].range_fmt and t.span[0] == group[-1].span[1])  # type: ignore[index]
+                not ranged(t) or (t.range_fmt == group[0].range_fmt and t.span[0] == group[-1].span[1])  # type: ignore[index]
             )
             and sum(task_cycles(u, costs) for u in (*group, t)) <= budget
         ):

@@ -20,6 +20,22 @@ def task_expr(plan: Any, t: Any) -> str:
     return eve_modes.task_case(lm, t.call, t.sel_fmt, lits, t.rows, t.zero, t.row_fmt)
 
 
+def makes_call(plan: Any, t: Any, mi: int) -> bool:
+    """Whether task ``t``'s expression (:func:`task_expr`) makes exactly its backend call ``t.call`` in EVE
+    mode ``mi`` (plan.merge_tasks: a run of such tasks can be one range call in that mode)."""
+    lm = plan.eve.get(t.layer, (None, {}))[0]
+    if t.mode_expr is not None:
+        # the planner's own per-mode expression; of those only a dense layer's output rows are read here
+        # (modes.dense_rows_case: the whole call in a mode keeping every row of the task), any other is
+        # taken as another call
+        return lm is not None and lm.rank is None and t.rows is not None and lm.rows[mi] >= t.rows[1]
+    if lm is None or (t.sel_fmt is None and t.in_block is None):
+        return True
+    if t.in_block is not None:
+        return eve_modes.reads_input(lm, mi, t.in_block)
+    return eve_modes.runs_stored(lm, mi, t.rows if t.zero is not None else None)
+
+
 # Targets whose fine-grained images get range dispatch (loop continuation). The MSP430's code must fit the
 # lower 64 KB of FRAM with the weights: one switch case and one bl_mac_unit per task do not (a fine CNN has
 # thousands of tasks). On the Cortex-M flash is plentiful and a step's instructions are the tighter budget:

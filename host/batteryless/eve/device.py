@@ -68,6 +68,8 @@ def mode_task_features(plan, task, mi: int, ratio: float) -> dict[str, float]:
         for part in task.parts:
             for k, v in mode_task_features(plan, part, mi, ratio).items():
                 out[k] = out.get(k, 0) + v
+        if mi in getattr(task, "range_modes", ()):  # the parts' work in one range call
+            out["calls"] = 1
         return out
     f: dict[str, float] = dict(task_features(task))
     lm = plan.eve.get(task.layer, (None, {}))[0]
