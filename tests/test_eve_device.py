@@ -20,9 +20,9 @@ def generated(artifacts, tmp_path_factory):
     plain = codegen(artifacts["mlp"], "msp430fr5994", d / "plain", backend="ref")
     set_modes(art, [1.0, 0.5, 0.25])
     p = save_artifact(art, d / "mlp3.bl")
-    # the default tasks, as the plain model's: with auto granularity an EVE image runs runs of its small
-    # tasks as one task (codegen/plan.py merge_tasks; tests/test_eve_merge.py), the kernels the same
-    return plain, codegen(p, "msp430fr5994", d / "modes", backend="ref", granularity="coarse"), d
+    # both at auto granularity: a layer's small tasks merge alike (codegen/plan.py merge_tasks), and mode 0,
+    # which runs every block as stored, makes the plain model's range calls (tests/test_eve_merge.py)
+    return plain, codegen(p, "msp430fr5994", d / "modes", backend="ref"), d
 
 
 def test_schedule_has_every_mode_and_mode_0_is_the_plain_model(generated):
