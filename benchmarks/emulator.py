@@ -235,8 +235,8 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
     from batteryless.boards import with_emulator
     from batteryless.codegen import codegen
     from batteryless.codegen.costs import cost_model
+    from batteryless.codegen.generate import plan_for
     from batteryless.codegen.measure import measure_schedule
-    from batteryless.codegen.plan import build_plan
     from batteryless.datasets import load_dataset
     from batteryless.rad.admm import AdmmConfig
     from batteryless.rad.compress import CompressConfig, compress
@@ -266,12 +266,11 @@ def codegen_schedules(workdir: Path) -> tuple[list[Path], dict]:
             sched.write_text(json.dumps(doc, indent=1) + "\n")
             out.append(sched)
             tasks = doc["modes"][0]["tasks"]
-            # the same tasks codegen planned: its granularity's step limit (fine: tasks split to fit the
-            # buffer; None: coarse)
-            max_step = (doc.get("granularity") or {}).get("max_step_cycles")
-            plan = build_plan(
-                load_artifact(art_path), board, backend, "auto", cost_model(board, backend), max_step
-            )
+            # the same tasks codegen planned at its default (auto) granularity: cut to fit the buffer (fine)
+            # or merged into range calls (coarse; plan.merge_tasks)
+            costs = cost_model(board, backend)
+            plan, _ = plan_for(load_artifact(art_path), board, backend, "auto", costs, "auto")
+            assert [p.name for p in plan.tasks] == [t["name"] for t in tasks], name
             feats = [
                 {**t, "macs": p.macs, "butterflies": p.butterflies, "elements": p.elements}
                 for t, p in zip(tasks, plan.tasks, strict=True)
