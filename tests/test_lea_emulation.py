@@ -17,6 +17,7 @@ import pytest
 
 from batteryless import spec
 from batteryless.boards import with_emulator
+from batteryless.errors import EmulationError
 from batteryless.firmware.msp430sim import Msp430Sim
 
 LEA = 0x0A80
@@ -42,9 +43,9 @@ def _program(commands, wait=True):
     return w + [0x3FFF], CODE + 2 * len(w)
 
 
-def _run(commands, mem, wait=True):
+def _run(commands, mem, wait=True, **sim_kw):
     words, end = _program(commands, wait)
-    s = Msp430Sim(stop_pc=end)
+    s = Msp430Sim(stop_pc=end, **sim_kw)
     s.power_on()
     s.load(CODE, struct.pack(f"<{len(words)}H", *words))
     for addr, data in mem.items():
@@ -177,6 +178,21 @@ def test_lea_is_busy_for_its_documented_time_and_the_cpu_runs_on():
     s = _run([(MAC, 0x2C00, 0x2E00)], {0x2E00: _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, 0)})
     assert s.lea_stats()["busy_cycles"] == 24 + n // 2
     assert s.lea_stats()["commands"] == {MAC: 1} and s.lea_stats()["elements"] == {MAC: n}
+
+
+@pytest.mark.parametrize("scale, busy", [(0.5, 28), (2.0, 112), (1 / 256, 1)])
+def test_lea_timing_scale_stretches_every_command_and_keeps_its_result(scale, busy):
+    """The sensitivity knob: a MAC's ASSUMED 24 + n/2 = 56 cycles times the scale (rounded, at least one);
+    the CPU polls the longer or shorter, the result is the same."""
+    n = 64
+    x = np.arange(n, dtype=np.int16) - 20
+    mem = {0x2E00: _blk(n, 0x2D00 >> 2, 0x2E80 >> 2, 0), 0x2C00: _i16(x), 0x2D00: _i16(3 * x)}
+    base = _run([(MAC, 0x2C00, 0x2E00)], mem)
+    s = _run([(MAC, 0x2C00, 0x2E00)], mem, lea_timing_scale=scale)
+    assert s.lea_stats()["busy_cycles"] == busy
+    assert s.read(0x2E80, 4) == base.read(0x2E80, 4) == struct.pack("<i", 2 * int(np.dot(x.astype(np.int64), 3 * x.astype(np.int64))))
+    with pytest.raises(EmulationError, match="lea_timing_scale"):
+        Msp430Sim(lea_timing_scale=0.0)
 
 
 def test_power_cut_while_busy_loses_the_result_and_the_lea_state():

@@ -101,6 +101,7 @@ typedef struct {
   uint32_t nwaits;           /* from FRCTL0 */
   int32_t fram_timing;       /* 0: model no FRAM wait states (compare with simulators that have none) */
   int32_t classic;           /* 1: the original MSP430 CPU's cycle tables instead of the MSP430X's */
+  uint32_t lea_scale_q8;     /* LEA command durations x this / 256 (256: the ASSUMED timings as they are) */
   uint32_t cache_tag[CACHE_SETS][CACHE_WAYS];
   uint8_t cache_valid[CACHE_SETS][CACHE_WAYS];
   uint8_t cache_lru[CACHE_SETS]; /* way to evict next */
@@ -1300,7 +1301,7 @@ static uint32_t lea_length(sim_t *s, uint32_t cmd, uint32_t blk)
   }
 }
 
-static uint64_t lea_cycles(uint32_t cmd, uint32_t n)
+static uint64_t lea_cycles_assumed(uint32_t cmd, uint32_t n)
 {
   uint32_t lg = 0;
   while ((1u << lg) < n && lg < 16u) lg++;
@@ -1311,6 +1312,14 @@ static uint64_t lea_cycles(uint32_t cmd, uint32_t n)
   case CMD_BREV_EVEN: case CMD_BREV_ODD: return 16u + n;
   default: return 8u;
   }
+}
+
+/* The ASSUMED durations scaled by bl_sim_set_lea_timing (a sensitivity knob: no TI figure is at hand, so the
+ * benchmarks can show how a result moves if the real LEA is slower or faster); at least one cycle. */
+static uint64_t lea_cycles(const sim_t *s, uint32_t cmd, uint32_t n)
+{
+  const uint64_t c = (lea_cycles_assumed(cmd, n) * s->lea_scale_q8 + 128u) >> 8;
+  return c ? c : 1u;
 }
 
 static void lea_write(sim_t *s, uint32_t off, uint16_t v)
@@ -1350,7 +1359,7 @@ static void lea_write(sim_t *s, uint32_t off, uint16_t v)
       }
     }
     if (s->nlea_log < s->cap_lea_log) s->lea_log[s->nlea_log++] = s->insns;
-    s->lea_done_at = s->cycles + lea_cycles(s->lea_cmd, lea_length(s, s->lea_cmd, s->lea_s1));
+    s->lea_done_at = s->cycles + lea_cycles(s, s->lea_cmd, lea_length(s, s->lea_cmd, s->lea_s1));
     return;
   }
   default:
@@ -1510,6 +1519,7 @@ BL_API sim_t *bl_sim_new(void)
   sim_t *s = calloc(1, sizeof *s);
   if (s) {
     s->fram_timing = 1;
+    s->lea_scale_q8 = 256u;
     s->stop_pc = 0xFFFFFFFFu;
   }
   return s;
@@ -1556,6 +1566,9 @@ BL_API void bl_sim_config(sim_t *s, uint32_t stop_pc, uint32_t mark_addr, int32_
 
 /* Power on (the first boot) or power back on after a cut: see power_on. Counters keep counting. */
 BL_API void bl_sim_set_timing(sim_t *s, int32_t classic) { s->classic = classic != 0; }
+
+/* LEA command durations x q8 / 256 (sensitivity runs; 256 = as assumed, docs/msp430sim.md "LEA"). */
+BL_API void bl_sim_set_lea_timing(sim_t *s, uint32_t q8) { s->lea_scale_q8 = q8 ? q8 : 1u; }
 
 BL_API void bl_sim_power_on(sim_t *s)
 {

@@ -63,6 +63,7 @@ def _lib() -> ctypes.CDLL:
             ("bl_sim_config", None, [P, U32, U32, I32, U32]),
             ("bl_sim_power_on", None, [P]),
             ("bl_sim_set_timing", None, [P, I32]),
+            ("bl_sim_set_lea_timing", None, [P, U32]),
             ("bl_sim_power_cut", None, [P]),
             ("bl_sim_run", I32, [P, U64, U64]),
             ("bl_sim_reg", U32, [P, I32]),
@@ -93,7 +94,9 @@ class Msp430Sim:
     """One simulated MSP430FR5994. Load an image (or raw bytes), power on, run, cut, read memory.
 
     ``fram_timing=False`` models no FRAM wait states and ``cpu_timing="msp430"`` the original MSP430 CPU's
-    cycle tables (both to compare with mspdebug's simulator, which models neither the MSP430X nor FRAM)."""
+    cycle tables (both to compare with mspdebug's simulator, which models neither the MSP430X nor FRAM).
+    ``lea_timing_scale`` multiplies every LEA command's ASSUMED duration (docs/msp430sim.md "LEA"): a
+    sensitivity knob for results that depend on timings no TI figure here confirms."""
 
     def __init__(
         self,
@@ -103,9 +106,12 @@ class Msp430Sim:
         fram_timing: bool = True,
         seed: int = 0,
         cpu_timing: str = "msp430x",
+        lea_timing_scale: float = 1.0,
     ) -> None:
         if cpu_timing not in ("msp430x", "msp430"):
             raise EmulationError(f"cpu_timing must be 'msp430x' or 'msp430', got {cpu_timing!r}")
+        if not 1 / 256 <= lea_timing_scale <= 64:
+            raise EmulationError(f"lea_timing_scale must be in [1/256, 64], got {lea_timing_scale!r}")
         self._lib = _lib()
         self._h = self._lib.bl_sim_new()
         if not self._h:
@@ -118,6 +124,7 @@ class Msp430Sim:
             seed & 0xFFFFFFFF,
         )
         self._lib.bl_sim_set_timing(self._h, 1 if cpu_timing == "msp430" else 0)
+        self._lib.bl_sim_set_lea_timing(self._h, round(256 * lea_timing_scale))
 
     def close(self) -> None:
         if self._h:
@@ -417,14 +424,18 @@ class SampleRun:
 
 
 def run_many(
-    elf: Path, inputs: list[bytes], timeout: float = 600.0, mark_addr: int | None = None
+    elf: Path,
+    inputs: list[bytes],
+    timeout: float = 600.0,
+    mark_addr: int | None = None,
+    lea_timing_scale: float = 1.0,
 ) -> list[SampleRun]:
     """Run a batteryless MSP430 image once per input in one simulator: every run starts from the image's
     loaded bytes (reloaded, FRAM included) and a power-on reset, with the input written into ``bl_input``
     (magic, length, data — what :func:`batteryless.firmware.patch_input` writes into the file). The same
     counts as :func:`run_image` without writing an ELF per sample; for benchmarks over whole test sets.
     ``mark_addr`` (the board's ``[emulator].mark_register``): also time the inference between the model
-    app's marks (``SampleRun.inference_cycles``)."""
+    app's marks (``SampleRun.inference_cycles``). ``lea_timing_scale``: as :class:`Msp430Sim`'s."""
     import struct
     import time
 
@@ -447,7 +458,9 @@ def run_many(
     out_buf = syms["bl_out_buf"]
     deadline = time.monotonic() + timeout
     results = []
-    sim = Msp430Sim(stop_pc=syms["bl_done"].address & ~1, mark_addr=mark_addr)
+    sim = Msp430Sim(
+        stop_pc=syms["bl_done"].address & ~1, mark_addr=mark_addr, lea_timing_scale=lea_timing_scale
+    )
     n_starts = 0
     try:
         for k, data in enumerate(inputs):
