@@ -6,9 +6,9 @@ script reruns benchmarks/lea.py's LEA rows — the digits MLP and CNN, dense (di
 the same short-schedule artifacts and images — with every LEA command's duration multiplied by a factor
 (``Msp430Sim(lea_timing_scale=)``: from 4x faster to 4x slower than assumed), and reports per factor each
 row's inference MCLK cycles and energy and the dense / RAD energy ratio. The LEA's own energy per command
-stays the datasheet-scaled figure (a slower LEA is not assumed to draw less per operation); the CPU is counted active
-while it polls a running command, as in lea.py. Every run is checked bit-exact against the numeric spec (the
-timing must not change a result).
+stays the datasheet-scaled figure (a slower LEA is not assumed to draw less per operation); the CPU is
+counted active while it polls a running command, as in lea.py. Every run is checked bit-exact against the
+numeric spec (the timing must not change a result).
 
     nice .venv/bin/python benchmarks/lea_sensitivity.py [--samples 20] [--scales 0.25,0.5,1,2,4]
 
