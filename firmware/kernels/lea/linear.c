@@ -958,7 +958,6 @@ static bl_status block_row_general(const int16_t *xs, uint16_t in_features, cons
   return BL_OK;
 }
 
-
 bl_status bl_linear_fft_block_q15(const int16_t *xs, uint16_t in_features, const int16_t *spectra,
                                   const bl_fft_cfg *cfg, int16_t shift_z, int16_t shift_out,
                                   const int32_t *bias_out, int16_t *y, uint16_t out_features, uint16_t i0,
