@@ -129,19 +129,32 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short training (a smoke run, not the numbers)")
     ap.add_argument("--samples", type=int, default=5, help="digits test samples per mode and target")
     ap.add_argument("--tables", action="store_true", help="print the docs table from the JSON and exit")
+    ap.add_argument(
+        "--models",
+        default="mlp,cnn",
+        help="comma-separated; a subset replaces those models' rows in the existing JSON, keeping the others",
+    )
     args = ap.parse_args()
     if args.tables:
         print(tables(json.loads(RESULTS.read_text())))
         return 0
+    names = [m for m in args.models.split(",") if m]
+    if not names or set(names) - {"mlp", "cnn"}:
+        raise SystemExit(f"--models: mlp and/or cnn, got {args.models!r}")
     with tempfile.TemporaryDirectory(prefix="bl-eve-device-") as tmp:
-        models = [run_model(m, Path(tmp), args.quick, args.samples) for m in ("mlp", "cnn")]
+        models = [run_model(m, Path(tmp), args.quick, args.samples) for m in names]
+    command = "nice .venv/bin/python benchmarks/eve_device.py" + (" --quick" if args.quick else "")
+    if set(names) != {"mlp", "cnn"} and RESULTS.exists():
+        kept = [m for m in json.loads(RESULTS.read_text())["models"] if m["model"] not in names]
+        models = sorted(kept + models, key=lambda m: ("mlp", "cnn").index(m["model"]))
+        command += f" --models {args.models} (other models' rows from the previous run)"
     out = {
         "benchmark": "eve_device",
         "version": __version__,
         "machine": platform.machine(),
         "quick": args.quick,
         "samples": args.samples,
-        "command": "nice .venv/bin/python benchmarks/eve_device.py" + (" --quick" if args.quick else ""),
+        "command": command,
         "models": models,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
