@@ -278,3 +278,24 @@ def test_auto_unmerges_eve_tasks_when_merged_ones_do_not_fit_the_code(artifacts,
     gran = res.schedule["granularity"]
     assert len(res.schedule["modes"][0]["tasks"]) == n_p and res.paths == plain.paths
     assert "merged tasks" in gran["reason"] and "do not fit the code region" in gran["reason"], gran
+
+
+@pytest.mark.firmware
+def test_link_overflow_beyond_the_estimate_names_the_plan_and_the_way_out(artifacts, tmp_path):
+    """Where the linker finds the image larger than a region the memory plan said it fits (the code estimate
+    is fitted on other models: one unlike them can exceed it), build's error carries the linker's line, the
+    plan's figure and how to generate a smaller image. Here the image is built for a board whose code region
+    is shorter than the one codegen planned for."""
+    from batteryless.codegen import codegen
+    from batteryless.errors import BuildError
+    from batteryless.firmware import build
+
+    gen = tmp_path / "gen"
+    res = codegen(artifacts["mlp"], "msp430fr5994", gen, backend="lea", granularity="coarse")
+    code = res.schedule["memory_plan"]["regions"]["code"]
+    short = fr5994_with_code(tmp_path, (code["used"] - 2048) // 2 * 2)
+    with pytest.raises(BuildError) as exc:
+        build(short, gen, "lea", out_dir=tmp_path / "b")
+    msg = str(exc.value)
+    assert "will not fit in region" in msg
+    assert f"estimated {code['used']:,} of {code['size']:,} bytes" in msg and "--path direct" in msg

@@ -148,7 +148,11 @@ def build(
     report(progress, f"build {b.name}/{backend}/{app}", 0, 2)
     _run_cmd(args, f"configuring firmware for {b.name}")
     report(progress, f"build {b.name}/{backend}/{app}", 1, 2)
-    _run_cmd([cmake, "--build", str(out), "-j", str(os.cpu_count() or 2)], f"building firmware for {b.name}")
+    try:
+        jobs = str(os.cpu_count() or 2)
+        _run_cmd([cmake, "--build", str(out), "-j", jobs], f"building firmware for {b.name}")
+    except BuildError as err:
+        raise BuildError(str(err) + _overflow_hint(str(err), model_dir)) from None
     report(progress, f"build {b.name}/{backend}/{app}", 2, 2)
     image = out / "firmware.elf"
     regions = region_usage(image, b)
@@ -178,3 +182,24 @@ def _check_dsplib_dir(d: Path, b, backend: str) -> Path:
             "MSP430Ware's DSPLib)"
         )
     return d.resolve()
+
+
+def _overflow_hint(message: str, model_dir: str | Path | None) -> str:
+    """What to do when the linker finds the image larger than a board region that codegen's memory plan said
+    it fits (codegen/code_size.py estimates the code region from fitted data; a model unlike the fitted ones
+    can exceed it): the plan's figure and the ways to a smaller image. Empty for other build errors."""
+    if "will not fit in region" not in message or model_dir is None:
+        return ""
+    try:
+        sched = json.loads((Path(model_dir) / "schedule.json").read_text())
+        plan = sched["memory_plan"]["regions"]["code"]
+        said = (
+            f"codegen's memory plan estimated {plan['used']:,} of {plan['size']:,} bytes for the code region"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        said = "codegen's memory plan said the image fits"
+    return (
+        f"\n{said}, but the linked image is larger (the estimate is fitted on other models; "
+        "docs/status.md). Generate a smaller image: `batteryless codegen ... --path direct` (no FFT "
+        "kernels), or without fine tasks (`--granularity coarse`), or with fewer modes."
+    )
