@@ -61,6 +61,12 @@ def test_gain_reserve_probe_top_and_short_intervals():
     assert rate_select(table(), RateState(mv=3600), 3600, 10_000, 2) == 1
     # top = 1: mode 0 is never picked, whatever the budget
     assert rate_select(table(top=1), RateState(), 3000, 1000, 0) == 1
+    # bottom = 1: with nothing fitting (no income, below the reserve) mode 1 runs, not the smallest; with
+    # top = bottom one mode runs whatever the budget (a fixed mode, what a site calibration may return)
+    assert rate_select(table(gain=1.0, bottom=1), RateState(mv=2000), 2000, 10_000, 1) == 1
+    assert rate_select(table(gain=1.0), RateState(mv=2000), 2000, 10_000, 1) == 2
+    assert rate_select(table(top=1, bottom=1), RateState(), 3600, 1000, 2) == 1
+    assert rate_select(table(top=2, bottom=2), RateState(), 3600, 1000, 0) == 2
     # hysteresis 0.25: no income, nothing fits: the smallest
     assert rate_select(table(hysteresis=0.25), RateState(mv=3000), 3000, 10_000, 0) == 2
     # 2000 → 2300 mV with 7.71e6 spent: income 5.29e6 + 7.71e6 − 4e6 = 9e6 in 10 000 ms, per period
@@ -83,6 +89,10 @@ def test_saturation_matches_the_32_bit_device():
 def test_bad_rate_policies_are_refused():
     with pytest.raises(UsageError, match="top mode 3"):
         rate_policy(E, 100e-6, 10.0, ref_mv=3000, gain=1.0, top=3)
+    with pytest.raises(UsageError, match="bottom mode 0 is not one of the 3 modes from the top mode 1"):
+        rate_policy(E, 100e-6, 10.0, ref_mv=3000, gain=1.0, top=1, bottom=0)
+    with pytest.raises(UsageError, match="bottom mode 3"):
+        rate_policy(E, 100e-6, 10.0, ref_mv=3000, gain=1.0, bottom=3)
     with pytest.raises(UsageError, match="period_s"):
         rate_policy(E, 100e-6, 0.0, ref_mv=3000, gain=1.0)
     with pytest.raises(UsageError, match="must not increase"):
@@ -130,9 +140,13 @@ RATE_TABLE = table(gain=0.25, ewma=0.5, hysteresis=0.1, full_mv=3550, income=1.5
 # weights that are not powers of two (the C's 16-bit-halves multiply) and readings 50 ms apart (dt below
 # 128 ms: the reciprocal table's exact entries)
 ODD_TABLE = table(gain=0.7, ewma=0.3, hysteresis=0.15, full_mv=3550, income=0.3, min_dt_s=0.05)
+# a floor: the rule never goes below mode 1 (the C's loop bound and its default pick)
+FLOOR_TABLE = table(gain=0.25, ewma=0.5, hysteresis=0.1, full_mv=3550, income=1.5, bottom=1)
 
 
-@pytest.mark.parametrize("rate_table", [RATE_TABLE, ODD_TABLE], ids=["tuned-grid", "odd-weights"])
+@pytest.mark.parametrize(
+    "rate_table", [RATE_TABLE, ODD_TABLE, FLOOR_TABLE], ids=["tuned-grid", "odd-weights", "floor"]
+)
 def test_c_rate_selector_matches_python(tmp_path, rate_table):
     from batteryless.eve.select import emit_c_table
 
@@ -172,7 +186,8 @@ def test_c_rate_selector_matches_python(tmp_path, rate_table):
     got = [tuple(map(int, ln.split())) for ln in out if ln]
     want = python_rows(rate_table, rows)
     assert got == want
-    assert {w[0] for w in want} == {0, 1, 2}  # the readings reach every mode
+    # the readings reach every mode the rule may pick
+    assert {w[0] for w in want} == set(range(rate_table.rate.top, rate_table.rate.last() + 1))
 
 
 def test_income_rate_without_division_is_within_two_percent():

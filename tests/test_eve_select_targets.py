@@ -52,15 +52,15 @@ def test_selector_on_target_matches_python(board, tmp_path):
     assert set(want) == {0, 1, 2, 3}  # the cases reach every mode
 
 
-@pytest.mark.parametrize("weights", ["tuned-grid", "odd-weights"])
+@pytest.mark.parametrize("weights", ["tuned-grid", "odd-weights", "floor"])
 @pytest.mark.parametrize("board", ["msp430fr5994", "mps2-an386"])
 def test_rate_selector_on_target_matches_python(board, weights, tmp_path):
     """The rate rule's division-free 32-bit arithmetic on a 16-bit target (bit-by-bit shifts, the 16x16
     multiply helper) and on the Cortex-M4 (CLZ and barrel shifts): picks, income estimates and spent energy
     of every reading equal the Python reference's, with the tuner's power-of-two weights and with others."""
-    from test_eve_rate import ODD_TABLE, RATE_TABLE, c_program, python_rows, readings
+    from test_eve_rate import FLOOR_TABLE, ODD_TABLE, RATE_TABLE, c_program, python_rows, readings
 
-    RATE_TABLE = {"tuned-grid": RATE_TABLE, "odd-weights": ODD_TABLE}[weights]  # noqa: N806
+    RATE_TABLE = {"tuned-grid": RATE_TABLE, "odd-weights": ODD_TABLE, "floor": FLOOR_TABLE}[weights]  # noqa: N806
 
     if shutil.which(_TOOLS[board]) is None:
         pytest.skip(f"{_TOOLS[board]} is not installed (scripts/setup.sh)")

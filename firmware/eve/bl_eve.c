@@ -169,7 +169,8 @@ uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t
   uint32_t e_ref = r->ref_mv2;
   uint32_t plus, minus, up = 0u;
   uint8_t n = (uint8_t)t->n_modes;
-  uint8_t pick = (uint8_t)(n - 1u);
+  uint8_t last = r->bottom < n ? r->bottom : (uint8_t)(n - 1u); /* the smallest mode the rule picks */
+  uint8_t pick = last;
   uint8_t probe;
   uint8_t i;
 
@@ -208,7 +209,7 @@ uint8_t bl_eve_select_rate(const bl_eve_table *t, bl_eve_rate_state *s, uint16_t
   if (probe) {
     up = r->energy_up_mv2[current - 1u];
   }
-  for (i = r->top; i < n; i++) {
+  for (i = r->top; i <= last; i++) {
     uint32_t need = i < current ? r->energy_up_mv2[i] : r->energy_mv2[i];
     if (plus >= sat_add(need, minus) || (probe && up >= need)) {
       pick = i;

@@ -14,7 +14,7 @@ extern "C" {
 /* The rate rule (eve/select.py RatePolicy, rate_select): the harvested power estimated from the voltage
  * change since the previous reading plus the energy spent since, and a budget
  *   income * P_in * period + gain * (E(V) - E(ref_mv))
- * for the next inference; the largest mode (from `top` on) whose energy fits runs. Energies in units of
+ * for the next inference; the largest mode (from `top` to `bottom`) whose energy fits runs, else `bottom`. Energies in units of
  * C/2 * (1 mV)^2 (the buffer at V mV holds V^2 of them): unsigned 32-bit arithmetic only. Generated data. */
 typedef struct {
   const uint32_t *energy_mv2; /* per mode, largest first (effective energy per inference) */
@@ -26,6 +26,7 @@ typedef struct {
   uint16_t hyst_q8;           /* moving up needs budget >= E * (1 + hyst_q8 / 256) */
   uint16_t full_mv;           /* at or above: the buffer clips the income, probe one mode up */
   uint8_t top;                /* the largest mode the rule may pick */
+  uint8_t bottom;             /* the smallest mode it may pick, and the one it runs when none fits */
   uint16_t income_q8;         /* weight of the expected income (256 = the estimate as it is) */
   /* computed at generation (eve/select.py rate_constants), so the device divides nothing: */
   const uint32_t *energy_up_mv2; /* per mode, energy_mv2 * (1 + hyst_q8 / 256): moving up to it */

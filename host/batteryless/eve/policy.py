@@ -11,18 +11,25 @@ The rule's parameters are generated data: this module finds them on the schedule
 2. **Grid** over the reserve level ``ref_mv`` (V_off, V_on, and two levels between V_on and V_max), the
    share ``gain`` of the stored energy above it, the income estimate's ``ewma`` weight, the ``income``
    weight, the largest mode the rule picks (``top``) and whether a full buffer probes a larger mode
-   (``full_mv``): the setting whose worst trace (correct inferences per hour over that trace's best fixed
-   mode) is highest wins, ties by the mean. With ``gain`` 0 the reserve level does not enter the budget, so
-   those settings are taken once (not once per ``ref_mv``). Session 9 widened the grid with a slower
-   estimate (``ewma`` 0.25) and a cautious income weight (0.75): on the session-8 measured schedules (the
-   bundled four traces, both buffers) these were the settings that moved the worst trace most — a 100 µF
-   buffer cannot hold one inference of the CNN's mode 0, so trusting a noisy income estimate made the
-   rule start mode 0 on a brief surplus and lose events to the power failures it then spans (the CNN
-   `lea` 100 µF row's worst trace 0.974 → 0.989, docs/eve.md "Why EVE loses where it loses").
+   (``full_mv``), and each mode alone (``top`` = ``bottom``: the rule may be one fixed mode where adapting
+   does not pay on those traces): the setting whose worst trace (correct inferences per hour over that
+   trace's best fixed mode) is highest wins, ties by the mean. With ``gain`` 0 the reserve level does not
+   enter the budget, so those settings are taken once (not once per ``ref_mv``). Session 9 widened the
+   grid with a slower estimate (``ewma`` 0.25) and a cautious income weight (0.75): on the session-8
+   measured schedules (the bundled four traces, both buffers) these were the settings that moved the worst
+   trace most — a 100 µF buffer cannot hold one inference of the CNN's mode 0, so trusting a noisy income
+   estimate made the rule start mode 0 on a brief surplus and lose events to the power failures it then
+   spans (the CNN `lea` 100 µF row's worst trace 0.974 → 0.989, docs/eve.md "Why EVE loses where it
+   loses").
 
 The score of every setting on every trace is kept, so a held-out check costs nothing more:
 ``holdout`` picks the setting on all traces but one and reports its ratio on the one left out (how the rule
 does on a trace it was not tuned on).
+
+**A site.** Tuned on the traces of one kind of site (e.g. other draws of a generated trace,
+``emulate.generators.realizations``, or several recordings of the place the device will live), the rule is
+that site's: adaptive where adapting pays there, else the site's best fixed mode (benchmarks/eve.py
+``eve-site``, docs/eve.md "Calibrated for a site").
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ def policy_table(
     energy_j: list[float], buffer, period_s: float, params: dict[str, Any], names: list[str] | None = None
 ) -> ModeTable:
     """The mode table (thresholds from ``energy_j``, used until the device has an income estimate) with the
-    rate rule of ``params`` (``ref_mv``, ``gain``, ``ewma``, ``full_mv``)."""
+    rate rule of ``params`` (``ref_mv``, ``gain``, ``ewma``, ``full_mv``, ``top``, ``income`` and an optional
+    ``bottom``)."""
     base = mode_table(energy_j, buffer.capacitance_f, buffer.v_off, names=names)
     pol = rate_policy(
         energy_j,
@@ -72,6 +80,7 @@ def policy_table(
         full_mv=int(params["full_mv"]),
         top=int(params.get("top", 0)),
         income=float(params.get("income", 1.0)),
+        bottom=None if params.get("bottom") is None else int(params["bottom"]),
     )
     return ModeTable(**{**base.__dict__, "rate": pol})
 
@@ -83,10 +92,17 @@ def grid(buffer, n_modes: int) -> list[dict[str, Any]]:
     tops = range(min(2, n_modes - 1)) if n_modes > 2 else (0,)  # never only the smallest (a fixed mode)
     # gain 0: the reserve level drops out of the budget; one ref_mv (the lowest) stands for all
     reserves = [(r, g) for g in GAINS for r in (refs if g else refs[:1])]
-    return [
+    adaptive = [
         {"ref_mv": r, "gain": g, "ewma": w, "full_mv": full, "top": top, "income": i}
         for (r, g), w, top, i in itertools.product(reserves, EWMAS, tops, INCOMES)
     ]
+    # each mode alone (top = bottom): where adapting does not pay on the traces tuned on, the rule may be
+    # the best fixed mode rather than an adaptive setting that loses to it
+    fixed = [
+        {"ref_mv": refs[0], "gain": 0.0, "ewma": 1.0, "full_mv": full, "top": m, "bottom": m, "income": 1.0}
+        for m in range(n_modes)
+    ]
+    return adaptive + fixed
 
 
 def _pick(scores: list[dict[str, float]], traces: list[str]) -> int:

@@ -69,6 +69,12 @@ class RatePolicy:
     full_mv: int  # at or above it the buffer is (nearly) full: income is being clipped, so step up a mode
     top: int = 0  # the largest mode the rule may pick (a mode that spans many power failures may not pay)
     income_q8: int = 256  # weight of the expected income in the budget (256 = what the estimate says)
+    # the smallest mode the rule may pick, and the one it runs when nothing fits (None: the last mode). With
+    # top = bottom the rule is one fixed mode: what a site calibration returns where adapting does not pay
+    bottom: int | None = None
+
+    def last(self) -> int:
+        return len(self.energy_mv2) - 1 if self.bottom is None else self.bottom
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -254,9 +260,11 @@ def rate_policy(
     full_mv: int = MV_MAX,
     top: int = 0,
     income: float = 1.0,
+    bottom: int | None = None,
 ) -> RatePolicy:
     """The rate rule's integer parameters from physical ones (``gain``, ``ewma``, ``hysteresis``,
-    ``income`` as fractions; ``min_dt_s`` defaults to 1/64 of the period)."""
+    ``income`` as fractions; ``min_dt_s`` defaults to 1/64 of the period; the rule picks among modes
+    ``top`` … ``bottom``, the smallest mode by default)."""
     if not (period_s > 0 and capacitance_f > 0 and 0 <= gain <= 4 and 0 < ewma <= 1 and hysteresis >= 0):
         raise UsageError("rate policy: need period_s > 0, capacitance_f > 0, 0 <= gain <= 4, 0 < ewma <= 1")
     if not 0 <= income <= 4:
@@ -268,6 +276,10 @@ def rate_policy(
         raise UsageError(f"mode energies must not increase from mode 0 (the largest) on: {energy_j}")
     if not 0 <= top < len(mv2):
         raise UsageError(f"rate policy: top mode {top} is not one of the {len(mv2)} modes")
+    if bottom is not None and not top <= bottom < len(mv2):
+        raise UsageError(
+            f"rate policy: bottom mode {bottom} is not one of the {len(mv2)} modes from the top mode {top} on"
+        )
     pol = RatePolicy(
         energy_mv2=mv2,
         period_ms=max(1, min(U32, round(period_s * 1000))),
@@ -279,6 +291,7 @@ def rate_policy(
         full_mv=int(full_mv),
         top=int(top),
         income_q8=round(income * 256),
+        bottom=None if bottom is None else int(bottom),
     )
     rate_constants(pol)  # refuses a period the reciprocal table cannot hold
     return pol
@@ -328,8 +341,9 @@ def rate_select(table: ModeTable, state: RateState, mv: int, ms: int, current: i
     # a full buffer clips the income, so the estimate is only a lower bound: one mode up is affordable
     probe = mv >= pol.full_mv and pol.top < current < n
     up = c.energy_up_mv2[current - 1] if probe else 0
-    pick = n - 1
-    for i in range(pol.top, n):
+    last = pol.last()
+    pick = last
+    for i in range(pol.top, last + 1):
         need = c.energy_up_mv2[i] if i < current else pol.energy_mv2[i]
         if plus >= _sat(need + minus) or (probe and up >= need):
             pick = i
@@ -365,15 +379,15 @@ def emit_c_table(table: ModeTable, banner: str) -> str:
         recip = ", ".join(f"{v}u" for v in c.recip)
         fields = (
             f"energy_mv2, {r.period_ms}u, {r.min_dt_ms}u, {r.ref_mv}u, {r.gain_q8}u, {r.ewma_q8}u, "
-            f"{r.hyst_q8}u, {r.full_mv}u, {r.top}u, {r.income_q8}u, energy_up_mv2, {c.ref_mv2}u, recip, "
-            f"{c.shift}u"
+            f"{r.hyst_q8}u, {r.full_mv}u, {r.top}u, {r.last()}u, {r.income_q8}u, energy_up_mv2, "
+            f"{c.ref_mv2}u, recip, {c.shift}u"
         )
         rate_c = (
             "/* The rate rule (eve/select.py rate_select): energy per inference in C/2*mV^2 units,\n"
             f" * one input every {r.period_ms} ms; budget = {r.income_q8}/256 * P_in * period + "
             f"{r.gain_q8}/256 * (E(V) - E({r.ref_mv} mV));\n * EWMA weight "
-            f"{r.ewma_q8}/256; probe a larger mode at or above {r.full_mv} mV; largest mode the rule "
-            f"picks: {r.top}. */\n"
+            f"{r.ewma_q8}/256; probe a larger mode at or above {r.full_mv} mV; the rule picks modes "
+            f"{r.top} .. {r.last()}. */\n"
             f"static const uint32_t energy_mv2[{n}] = {{{e2}}};\n"
             "/* generated constants (eve/select.py rate_constants): each mode's energy with the hysteresis,\n"
             f" * and recip[m] = floor(period_ms * 2^{c.shift} / m), the income rate's reciprocals (no\n"
