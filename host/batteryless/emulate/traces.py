@@ -853,17 +853,23 @@ def bundled_traces() -> list[str]:
     return sorted(p.stem for p in d.glob("*.csv"))
 
 
-def open_trace(path_or_name: str | Path, fmt: str | None = None) -> TraceStream:
-    """Open a trace file, or a bundled trace by name (see :func:`bundled_traces`), for reading in chunks.
-
-    ``fmt``: ``csv`` | ``enhants`` | ``shepherd``; by default from the suffix (.csv, .txt/.dat, .h5). The
-    header (CSV) or metadata (HDF5) is checked here; the samples as the chunks are read."""
+def trace_path(path_or_name: str | Path) -> Path:
+    """A trace file's path, or a bundled trace's by name; checked to exist and be readable."""
     p = Path(path_or_name)
     if not p.exists() and str(path_or_name) in bundled_traces():
         p = Path(str(resources.files("batteryless") / "data" / BUNDLED_DIR / f"{path_or_name}.csv"))
     if not p.exists():
         raise TraceError(f"{p}: trace file not found (bundled traces: {', '.join(bundled_traces())})")
     check_input_file(p, "trace file", TraceError)
+    return p
+
+
+def open_trace(path_or_name: str | Path, fmt: str | None = None) -> TraceStream:
+    """Open a trace file, or a bundled trace by name (see :func:`bundled_traces`), for reading in chunks.
+
+    ``fmt``: ``csv`` | ``enhants`` | ``shepherd``; by default from the suffix (.csv, .txt/.dat, .h5). The
+    header (CSV) or metadata (HDF5) is checked here; the samples as the chunks are read."""
+    p = trace_path(path_or_name)
     fmt = fmt or {
         ".csv": "csv",
         ".txt": "enhants",
