@@ -48,6 +48,7 @@ from batteryless.codegen import codegen
 from batteryless.datasets import load_dataset
 from batteryless.emulate import power_chain
 from batteryless.emulate.adaptive import run_adaptive
+from batteryless.emulate.generators import realizations
 from batteryless.emulate.power import load_from_board
 from batteryless.eve.modes import default_keep, mode_stats, store_summary
 from batteryless.eve.policy import tune_policy
@@ -65,6 +66,9 @@ BOARD = "msp430fr5994"
 TRACES = ("solar-office", "rf-3m", "kinetic-walk", "markov-2mw")
 CAPS = (100e-6, 1e-3)
 K = 3
+# "eve-site": the rate rule tuned for one site — on other draws of the trace's own generator (these seeds; the
+# bundled traces are seed 1), never on the minutes it is judged on (docs/eve.md "Calibrated for a site")
+SITE_SEEDS = (2, 3, 4)
 SEARCH_TRIALS = 20
 # the modes' measured instructions: QEMU mps2-an386 ref (deterministic counts, no wall time)
 INSTR_TARGET = ("mps2-an386", "ref")
@@ -468,16 +472,49 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
             f"{model} {backend} {cap:g} F: rate rule tuned in {time.perf_counter() - t0:.0f} s",
             file=sys.stderr,
         )
+        # the rule calibrated per site: tuned on SITE_SEEDS draws of each trace's generator, judged on the
+        # bundled draw; the grid holds each mode alone too, so where adapting does not pay on the site's
+        # draws the calibrated rule is that site's best fixed mode
+        t0 = time.perf_counter()
+        site = {}
+        for trace in TRACES:
+            draws = {
+                r.name: power_chain(b, r, capacitance_f=cap) for r in realizations(trace, list(SITE_SEEDS))
+            }
+            site[trace] = tune_policy(sched["eve"], nonincreasing(e_eve), acc, draws, load, period)
+            rate_policies.append(
+                {
+                    "policy": "eve-site",
+                    "backend": backend,
+                    "capacitance_f": cap,
+                    "trace": trace,
+                    "calibration_traces": list(draws),
+                    "params": site[trace]["params"],
+                    "effective_energy_uj": [1e6 * e for e in site[trace]["effective_energy_j"]],
+                    "ratio_to_best_fixed": site[trace]["ratio"],  # on the calibration draws
+                    "settings": site[trace]["settings"],
+                }
+            )
+        print(
+            f"{model} {backend} {cap:g} F: site rules tuned in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
         for trace in TRACES:
             tr, conv, pan, buf = chains[trace]
             runs = [("eve", sched["eve"], e_eve, acc, None)]
+            runs += [("eve-site", sched["eve"], e_eve, acc, None)]
             runs += [("eve-threshold", sched["eve"], e_eve, acc, None)]
             runs += [(f"mode-{m}", sched["eve"], e_eve, acc, m) for m in range(K)]
             runs += [("dense", sched["dense"], [e_dense], [acc_dense], 0)]
             runs += [("separate", sched["separate"], e_sep, acc_sep, None)]
             for policy, sc, energies, accs, fixed in runs:
                 energies = nonincreasing(energies)
-                table = tuned[policy]["table"] if policy in tuned else mode_table(energies, cap, buf.v_off)
+                if policy == "eve-site":
+                    table = site[trace]["table"]
+                else:
+                    table = (
+                        tuned[policy]["table"] if policy in tuned else mode_table(energies, cap, buf.v_off)
+                    )
                 t0 = time.perf_counter()
                 rec = (
                     plot and policy == "eve" and trace == "markov-2mw" and cap == CAPS[0] and backend == "ref"
@@ -492,7 +529,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                     load,
                     fixed_mode=fixed,
                     period_s=period,
-                    record=rec or policy in ("eve", "separate"),
+                    record=rec or policy in ("eve", "eve-site", "separate"),
                 )
                 if rec:
                     timeline = r.timeline
@@ -516,6 +553,7 @@ def run_model(model: str, work: Path, quick: bool, period: float, plot: bool) ->
                         # when the adaptive rules ran which mode (docs/eve.md "Why EVE loses where it loses")
                         **(when_modes(r.timeline, len(accs)) if r.timeline else {}),
                         "switches": r.switches,
+                        **({"site_params": site[trace]["params"]} if policy == "eve-site" else {}),
                         "emulate_seconds": round(time.perf_counter() - t0, 2),
                     }
                 )
@@ -997,11 +1035,13 @@ def markdown(out: dict) -> str:
 
 
 def goals_table(out: dict) -> str:
-    """The issue's trace goals per model and backend (docs/eve.md, "The goals per backend")."""
+    """The issue's trace goals per model and backend (docs/eve.md, "The goals per backend"): the rule tuned
+    on all four traces, and the rule calibrated per site (``eve-site``)."""
     lines = [
-        "| model, backend | EVE ≥ best fixed (rows; range) | dense ÷ EVE latency ≥ 2.5 (rows; range) "
+        "| model, backend | EVE ≥ best fixed (rows; range) | calibrated per site: ≥ best fixed (rows; range; "
+        "rows where it adapts) | dense ÷ EVE latency ≥ 2.5 (rows; range; per site) "
         "| ≥ 1.3× the best fixed on a variable trace |",
-        "|---|---|---|---|",
+        "|---|---|---|---|---|",
     ]
     for r in out["models"]:
         by_backend: dict = {}
@@ -1011,35 +1051,63 @@ def goals_table(out: dict) -> str:
             g = goals(rows)
             lo, hi = g["eve_over_best_fixed"]
             llo, lhi = g["dense_over_eve_latency"]
+            if "site_ge_best_fixed" in g:
+                slo, shi = g["site_over_best_fixed"]
+                site = (
+                    f"{g['site_ge_best_fixed']} of {g['rows']} ({slo:.3f}–{shi:.3f}; "
+                    f"adapts on {g['site_adapts']})"
+                )
+                site_lat = f"; {g['site_latency_ge_2_5']} of {g['rows']}"
+            else:
+                shi, site, site_lat = hi, "—", ""
+            best = max(hi, shi)
             lines.append(
                 f"| {r['model'].upper()} `{be}` | {g['eve_ge_best_fixed']} of {g['rows']} "
-                f"({lo:.3f}–{hi:.3f}) | "
-                f"{g['latency_ge_2_5']} of {g['rows']} ({llo:.2f}–{lhi:.2f}×) | "
-                f"{'yes' if hi >= 1.3 else 'no'} (best {hi:.3f}) |"
+                f"({lo:.3f}–{hi:.3f}) | {site} | "
+                f"{g['latency_ge_2_5']} of {g['rows']} ({llo:.2f}–{lhi:.2f}×){site_lat} | "
+                f"{'yes' if best >= 1.3 else 'no'} (best {best:.3f}) |"
             )
     return "\n".join(lines)
 
 
 def goals(rows: list[dict]) -> dict:
     """The issue's trace goals over one backend's trace rows: rows where EVE's correct inferences per hour
-    are >= the best fixed mode's, the largest such ratio, and rows where the dense model's mean latency is
-    >= 2.5x EVE's."""
+    are >= the best fixed mode's, the range of that ratio, and rows where the dense model's mean latency is
+    >= 2.5x EVE's — for the rule tuned on all four traces (``eve``) and, where the rows have it, the rule
+    calibrated per site (``eve-site``: ``site_*`` keys; ``site_adapts``: rows where it is not one fixed
+    mode)."""
     key: dict = {}
     for t in rows:
         key.setdefault((t["trace"], t["capacitance_f"]), {})[t["policy"]] = t
-    ratios, lat = [], []
-    for row in key.values():
-        fixed = max(v["correct_per_hour"] for k, v in row.items() if k.startswith("mode-"))
-        ratios.append(row["eve"]["correct_per_hour"] / fixed if fixed else float("nan"))
-        e, d = row["eve"].get("mean_latency_s"), row["dense"].get("mean_latency_s")
-        lat.append(d / e if e and d else None)
-    return {
+
+    def over(policy: str) -> tuple[list[float], list]:
+        ratios, lat = [], []
+        for row in key.values():
+            fixed = max(v["correct_per_hour"] for k, v in row.items() if k.startswith("mode-"))
+            ratios.append(row[policy]["correct_per_hour"] / fixed if fixed else float("nan"))
+            e, d = row[policy].get("mean_latency_s"), row["dense"].get("mean_latency_s")
+            lat.append(d / e if e and d else None)
+        return ratios, lat
+
+    ratios, lat = over("eve")
+    out = {
         "rows": len(key),
         "eve_ge_best_fixed": sum(1 for x in ratios if x >= 1),
         "eve_over_best_fixed": [min(ratios), max(ratios)],
         "latency_ge_2_5": sum(1 for x in lat if x is not None and x >= 2.5),
         "dense_over_eve_latency": [min(x for x in lat if x), max(x for x in lat if x)],
     }
+    if all("eve-site" in row for row in key.values()):
+        sr, sl = over("eve-site")
+        out.update(
+            site_ge_best_fixed=sum(1 for x in sr if x >= 1),
+            site_over_best_fixed=[min(sr), max(sr)],
+            site_latency_ge_2_5=sum(1 for x in sl if x is not None and x >= 2.5),
+            site_adapts=sum(
+                1 for row in key.values() if row["eve-site"].get("site_params", {}).get("bottom") is None
+            ),
+        )
+    return out
 
 
 def why(out: dict) -> str:
@@ -1088,8 +1156,9 @@ def _trace_table(backend: str, rows: list[dict]) -> list[str]:
         f"{g['dense_over_eve_latency'][1]:.2f}×).",
         "",
         "| trace | buffer | eve (rate rule) | eve (threshold) | best fixed | mode-0 | dense | separate | "
-        "eve/best fixed (goal ≥ 1, unrounded) | latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "eve/best fixed (goal ≥ 1, unrounded) | eve-site (calibrated per site) / best fixed | "
+        "latency eve / dense s | dense/eve latency (goal ≥ 2.5) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     key = {}
     for t in rows:
@@ -1100,12 +1169,20 @@ def _trace_table(backend: str, rows: list[dict]) -> list[str]:
         ratio = eve / fixed["correct_per_hour"] if fixed["correct_per_hour"] else float("nan")
         thr = row.get("eve-threshold", {}).get("correct_per_hour")
         thr_s = f"{thr:.1f}" if thr is not None else "—"
+        site = row.get("eve-site")
+        if site is not None and fixed["correct_per_hour"]:
+            sratio = site["correct_per_hour"] / fixed["correct_per_hour"]
+            sp = site.get("site_params") or {}
+            how = f"mode-{sp['bottom']} fixed" if sp.get("bottom") is not None else "adapts"
+            site_s = f"{sratio:.3f} {'✓' if sratio >= 1 else '✗'} ({how})"
+        else:
+            site_s = "—"
         lines.append(
             f"| {trace} | {cap * 1e6:g} µF | {eve:.1f} | {thr_s} | "
             f"{fixed['correct_per_hour']:.1f} ({fixed['policy']}) | "
             f"{row['mode-0']['correct_per_hour']:.1f} | {row['dense']['correct_per_hour']:.1f} | "
             f"{row['separate']['correct_per_hour']:.1f} | {ratio:.3f} {'✓' if ratio >= 1 else '✗'} | "
-            f"{_latency(row)} |"
+            f"{site_s} | {_latency(row)} |"
         )
     return lines
 
