@@ -124,3 +124,66 @@ def test_policy_refuses_an_artifact_without_modes_or_accuracies(artifacts, eve_a
     with pytest.raises(UsageError, match="reference_accuracy"):
         policy(bare, "msp430fr5994", ["rf-3m"], out=tmp_path / "p.json")
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_rule_with_top_equal_to_bottom_is_that_fixed_mode(eve_art):
+    """The tuner's fixed candidates (top = bottom = m) run on the rate-rule path; the fixed_mode runs on
+    the emulator's own path: the same inferences, mode for mode, power failures and energy."""
+    _, res, d = eve_art
+    sched = load_schedule(d / "gen" / "schedule.json")
+    b = load_board("msp430fr5994")
+    chain = power_chain(b, "markov-2mw", capacitance_f=100e-6)
+    load = load_from_board(b, b.clock_hz)
+    energies = res.schedule["eve"]["energy_j"]
+    for m in range(len(energies)):
+        params = {"ref_mv": 3300, "gain": 1.0, "ewma": 0.5, "full_mv": 3500, "top": m, "bottom": m}
+        ruled = run_adaptive(
+            sched, policy_table(energies, chain[3], 10.0, params), *chain, load, period_s=10.0
+        )
+        fixed = run_adaptive(sched, None, *chain, load, fixed_mode=m, period_s=10.0)
+        assert ruled.per_mode == fixed.per_mode and ruled.per_mode[m] > 0
+        assert ruled.power_failures == fixed.power_failures
+        assert ruled.task_energy_j == pytest.approx(fixed.task_energy_j)
+
+
+def test_tuned_rule_is_never_below_the_best_single_mode_on_its_traces(eve_art):
+    from batteryless.eve.policy import tune_policy
+
+    _, res, d = eve_art
+    sched = load_schedule(d / "gen" / "schedule.json")
+    b = load_board("msp430fr5994")
+    chains = {t: power_chain(b, t, capacitance_f=100e-6) for t in ("kinetic-walk", "markov-2mw")}
+    load = load_from_board(b, b.clock_hz)
+    acc = [0.95, 0.9, 0.85]
+    tp = tune_policy(sched, res.schedule["eve"]["energy_j"], acc, chains, load, 10.0)
+    # the worst trace of any one mode run alone, computed here on the emulator's fixed-mode path
+    per_mode = {
+        t: [
+            sum(n * a for n, a in zip(r.per_mode, acc, strict=True))
+            for r in (run_adaptive(sched, None, *ch, load, fixed_mode=m, period_s=10.0) for m in range(3))
+        ]
+        for t, ch in chains.items()
+    }
+    best_single = max(min(per_mode[t][m] / max(per_mode[t]) for t in chains) for m in range(3))
+    assert min(tp["ratio"].values()) >= best_single - 1e-12
+
+
+def test_policy_draws_tune_on_other_draws_and_report_the_traces(eve_art, tmp_path, capsys):
+    art_path, _, _ = eve_art
+    out = tmp_path / "site.json"
+    args = ["policy", str(art_path), "--board", "msp430fr5994", "--backend", "ref"]
+    rc = main([*args, "--trace", "rf-3m", "--draws", "2,3", "--out", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["draws"] == [2, 3] and doc["tuned_on"] == ["rf-3m-seed2", "rf-3m-seed3"]
+    assert set(doc["ratio"]) == set(doc["tuned_on"]) and set(doc["site_ratio"]) == {"rf-3m"}
+    assert doc["site_ratio"]["rf-3m"] > 0
+    assert "rf-3m (not tuned on)" in capsys.readouterr().out
+    # a recorded trace has no other draws: refused before anything is written
+    rec = tmp_path / "site.csv"
+    rec.write_text("time_s,power_w\n0,0.001\n600,0.001\n")
+    bad = tmp_path / "bad.json"
+    assert main([*args, "--trace", str(rec), "--draws", "2", "--out", str(bad)]) != 0
+    assert "not a generated trace" in capsys.readouterr().err and not bad.exists()
+    with pytest.raises(SystemExit):
+        main([*args, "--trace", "rf-3m", "--draws", "2,x"])

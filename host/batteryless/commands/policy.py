@@ -21,6 +21,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
             capacitance_f=args.capacitance_uf * 1e-6 if args.capacitance_uf else None,
             backend=args.backend,
             out=args.out,
+            draws=args.draws,
             progress=progress,
         )
     if args.json:
@@ -31,9 +32,21 @@ def cmd_policy(args: argparse.Namespace) -> int:
         held = doc["holdout_ratio"].get(t)
         extra = f", tuned without it {held:.3f}" if held is not None else ""
         print(f"  {t}: correct/h {r:.3f}× the best fixed mode{extra}")
+    for t, r in (doc.get("site_ratio") or {}).items():
+        print(f"  {t} (not tuned on): correct/h {r:.3f}× the best fixed mode")
     if args.out:
         print(f"wrote {args.out}")
     return 0
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are integers separated by commas") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: one or more distinct seeds")
+    return seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +63,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", help="kernel backend the image will use (default: the board's)")
     p.add_argument(
         "--trace", action="append", help="bundled trace name or CSV (repeatable; default: the four)"
+    )
+    p.add_argument(
+        "--draws",
+        type=_seeds,
+        metavar="SEEDS",
+        help="tune on these draws (seeds, e.g. 2,3,4) of each generated trace instead of the traces "
+        "themselves, and report the rule on the traces (a site calibration)",
     )
     p.add_argument("--period", type=float, default=10.0, help="seconds between inputs (default 10)")
     p.add_argument("--capacitance-uf", type=float, help="buffer capacitance (default: the board's)")

@@ -181,12 +181,17 @@ def policy(
     capacitance_f: float | None = None,
     backend: str | None = None,
     out: str | Path | None = None,
+    draws: list[int] | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """``batteryless policy``: tune the rate rule for an EVE artifact on ``board`` (its buffer, or
     ``capacitance_f``), the demand period and ``traces``; the document ``codegen(..., eve_policy=)`` reads.
     The schedule is codegen's for ``backend`` with activation buffers in NVM (what FLEX runs); the modes'
-    accuracies are the artifact's integer (spec) accuracies from ``compress --modes``."""
+    accuracies are the artifact's integer (spec) accuracies from ``compress --modes``.
+
+    ``draws`` (seeds): tune on those draws of each (generated) trace instead of the traces themselves — a
+    site calibration — and report the tuned rule on the traces (``site_ratio``: correct/h over each
+    trace's best fixed mode, on minutes the rule was not tuned on)."""
     import json
     import tempfile
 
@@ -194,12 +199,17 @@ def policy(
     from batteryless.boards import load_board
     from batteryless.codegen import codegen
     from batteryless.emulate import power_chain
+    from batteryless.emulate.generators import realizations
     from batteryless.emulate.power import load_from_board
     from batteryless.eve.device import predicted_energy_j
     from batteryless.eve.modes import has_modes
     from batteryless.paths import atomic_write
     from batteryless.schedule import load_schedule
 
+    if not traces:
+        raise UsageError("policy: no traces to tune on")
+    # the draws first: a recorded trace (no generator) is refused before the codegen
+    site = {t: realizations(t, list(draws)) for t in traces} if draws else None
     art = load_artifact(artifact)
     if not has_modes(art):
         raise UsageError(f"{artifact}: the artifact has no EVE modes (compress --modes K)")
@@ -214,10 +224,21 @@ def policy(
     energies = [predicted_energy_j(res.schedule, m) for m in res.schedule["modes"]]
     energies = [min(energies[: i + 1]) for i in range(len(energies))]
     cap = capacitance_f or b.energy_buffer.capacitance_f
+    load = load_from_board(b, b.clock_hz)
     chains = {t: power_chain(b, t, capacitance_f=cap) for t in traces}
-    tuned = tune_policy(
-        sched, energies, acc, chains, load_from_board(b, b.clock_hz), period_s, progress=progress
+    tune_on = (
+        {r.name: power_chain(b, r, capacitance_f=cap) for rs in site.values() for r in rs} if site else chains
     )
+    tuned = tune_policy(sched, energies, acc, tune_on, load, period_s, progress=progress)
+    site_ratio = {}
+    if site:  # the calibrated rule on the traces themselves, against each one's best fixed mode
+        for t, ch in chains.items():
+            best = max(
+                _correct_per_hour(run_adaptive(sched, None, *ch, load, fixed_mode=m, period_s=period_s), acc)
+                for m in range(len(acc))
+            )
+            got = _correct_per_hour(run_adaptive(sched, tuned["table"], *ch, load, period_s=period_s), acc)
+            site_ratio[t] = got / best if best else None
     buf = next(iter(chains.values()))[3]
     doc = {
         "kind": "batteryless-eve-policy",
@@ -227,6 +248,9 @@ def policy(
         "v_off": buf.v_off,
         "period_s": period_s,
         "traces": list(traces),
+        "draws": list(draws) if draws else None,
+        "tuned_on": list(tune_on),
+        "site_ratio": site_ratio or None,
         "params": tuned["params"],
         "effective_energy_j": tuned["effective_energy_j"],
         "predicted_energy_j": energies,
