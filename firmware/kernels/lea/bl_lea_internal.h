@@ -124,6 +124,35 @@ static inline int16_t bl_lea_requant(int32_t acc, int16_t s) {
   return (int16_t)(uint16_t)(bl_lea_shl32(t, (uint16_t)(16 - s)) >> 16);
 }
 
+/* The spec's requantisation of a bin, sat16(rshift_round(acc, s)), taken straight from the LEA's even MAC
+ * result r = 2 * acc (no halving): floor((acc + 2^(s-1)) / 2^s) = floor((r + 2^s) / 2^(s+1)). Per call the
+ * constants: u = r + 2^s; with S = s + 1 < 16 the result saturates when u's high word leaves
+ * [-2^(S-1), 2^(S-1)) (2^(15+S) has a zero low word), else it is the high word of u * 2^(16-S); S = 16: the
+ * high word itself. For 1 <= s <= 15 and |r| < 0x7FFF0000 (a MAC result not at a bound: no overflow;
+ * linear.c and conv.c). */
+typedef struct {
+  uint16_t half; /* 2^s */
+  uint16_t n;    /* 16 - S = 15 - s: left shifts */
+  int16_t p;     /* 2^(S-1) = 2^s (s <= 14) */
+} rq_t;
+
+static inline int rq_init(rq_t *q, int16_t s) {
+  if (s < 1 || s > 15) return 0;
+  q->half = (uint16_t)(1u << s);
+  q->n = (uint16_t)(15 - s);
+  q->p = (int16_t)(s <= 14 ? (int16_t)(1 << s) : 0);
+  return 1;
+}
+
+static inline int16_t rq_iq31(int32_t r, const rq_t *q) {
+  const uint32_t u = (uint32_t)r + q->half;
+  const int16_t hi = (int16_t)(uint16_t)(u >> 16);
+  if (q->n == 0u) return hi;
+  if (hi >= q->p) return INT16_MAX;
+  if (hi < (int16_t)-q->p) return INT16_MIN;
+  return (int16_t)(uint16_t)(bl_lea_shl32(u, q->n) >> 16);
+}
+
 /* 1 when a k-point transform runs on LEA (else the portable ref FFT runs on the CPU). */
 static inline int bl_lea_fft_on_lea(uint16_t k) { return k >= BL_LEA_FFT_MIN && k <= BL_LEA_FFT_MAX; }
 

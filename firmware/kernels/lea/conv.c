@@ -93,10 +93,214 @@ static bl_status conv_direct_rows(const int16_t *x, const bl_conv_geom *g, const
   return BL_OK;
 }
 
+/* ---- resident route: each input patch staged once, every weight vector of the call resident ------------
+ * A call's output channels [o0, o1) share every input patch. The route stages the call's weight vectors
+ * W[o] (in_ch x kh x kw taps, c-major as the dense layout; circulant: block (o/k, c/k), diagonal (o - c) mod
+ * k, per channel; w8 widened) ONCE per call into LEA RAM, then per output position the patch (the same
+ * order, zeros where the taps fall in the padding) ONCE, and runs one MAC per (position, channel) on the
+ * resident vectors. Vector length L = in_ch kh kw rounded up to even (a zero pads both). The patch takes
+ * bl_lea_xt[0, L); the weight vectors the L-sized slots of bl_lea_st and of bl_lea_xt after the patch;
+ * channels beyond the slots go in groups (weights restaged per group, patches per group and position). On
+ * the MSP430 each MAC is started without waiting (bl_lea_mac_ab_begin) and the CPU converts the previous
+ * result while LEA runs. Exact as the staged path: a result at an int32 bound is recomputed on the CPU from
+ * the staged operands (bl_lea_internal.h, "Exact MACs"). Nothing is kept between calls (FLEX: a re-run
+ * stages again; the layer residency of the FFT path is dropped). Returns BL_ERR_SHAPE, before writing
+ * anything, for a geometry it does not take (L > BL_LEA_AREA): the caller then takes the staged path. */
+/* 1 when an IQ31 MAC result may have saturated (high word 0x7FFF or 0x8000): recomputed on the CPU. */
+static inline int conv_maybe_saturated(int32_t r) {
+  const uint16_t hi = (uint16_t)((uint32_t)r >> 16);
+  return (uint16_t)((uint16_t)(hi + 1u) & 0xFFFEu) == 0x8000u;
+}
+
+/* r / 2 for an even MAC result that did not saturate (an arithmetic shift without shifting a negative). */
+static inline uint32_t conv_half(int32_t r) {
+  return ((uint32_t)r >> 1) | ((uint32_t)r & 0x80000000u);
+}
+
+/* The output of a MAC result r = sat32(2 * sum(a * w)) with bias b: the spec's
+ * requant(wrap32(sum + b), shift). Common case (|r| < 2^30, |b| < 2^28, 1 <= shift <= 15) straight from r
+ * (rq_iq31, as linear.c's rows); else the general way, the sum recomputed when r may have saturated. */
+static __attribute__((noinline)) int16_t conv_out_slow(int32_t r, int32_t b, int16_t shift, const int16_t *a,
+                                                        const int16_t *w, uint16_t n) {
+  uint32_t acc;
+  if (conv_maybe_saturated(r)) {
+    acc = 0u;
+    for (uint16_t i = 0; i < n; i++) acc += (uint32_t)bl_ref_mul16(a[i], w[i]);
+  } else {
+    acc = conv_half(r);
+  }
+  acc += (uint32_t)b;
+  return bl_lea_requant(bl_lea_wrap(acc), shift);
+}
+
+static inline int16_t conv_out(int32_t r, int32_t b, const rq_t *rq, int fast, int16_t shift, const int16_t *a,
+                               const int16_t *w, uint16_t n) {
+  const uint16_t rh = (uint16_t)((uint32_t)r >> 16), bh = (uint16_t)((uint32_t)b >> 16);
+  if (fast && (rh < 0x4000u || rh >= 0xC000u) && (bh < 0x1000u || bh >= 0xF000u)) {
+    return rq_iq31((int32_t)((uint32_t)r + (uint32_t)b + (uint32_t)b), rq);
+  }
+  return conv_out_slow(r, b, shift, a, w, n);
+}
+
+/* n values from src (int16 or int8, widened) to d. */
+static inline void conv_copy_w(int16_t *d, const int16_t *w16, const int8_t *w8, uint32_t at, uint16_t n) {
+  if (w16 != 0) {
+#if MSP_HAVE_CMAC_MANY
+    bl_lea_dma_copy16(d, w16 + at, n); /* LEA cannot read FRAM: DMA, 2 cycles a word */
+#else
+    const int16_t *s = w16 + at;
+    for (uint16_t i = 0; i < n; i++) *d++ = *s++;
+#endif
+  } else {
+    const int8_t *s = w8 + at;
+    for (uint16_t i = 0; i < n; i++) *d++ = *s++;
+  }
+}
+
+static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                               uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
+                               uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  const uint16_t kh = g->kh, kw = g->kw, in_ch = g->in_ch, in_w = g->in_w;
+  if (in_ch > BL_LEA_AREA || kh > BL_LEA_AREA || kw > BL_LEA_AREA) return BL_ERR_SHAPE;
+  uint16_t taps = 0u, len0 = 0u; /* kh * kw and in_ch * taps by addition, bounded by BL_LEA_AREA */
+  for (uint16_t i = 0; i < kh; i++) {
+    taps = (uint16_t)(taps + kw);
+    if (taps > BL_LEA_AREA) return BL_ERR_SHAPE;
+  }
+  for (uint16_t i = 0; i < in_ch; i++) {
+    len0 = (uint16_t)(len0 + taps);
+    if (len0 > BL_LEA_AREA) return BL_ERR_SHAPE;
+  }
+  const uint16_t len = (uint16_t)(len0 + (len0 & 1u));
+  if (len > BL_LEA_AREA || len == 0u) return BL_ERR_SHAPE;
+  /* slots: ns in bl_lea_st, then bl_lea_xt after the patch */
+  uint16_t ns = 0u, nslots = 0u;
+  for (uint16_t u = len; u <= BL_LEA_AREA; u = (uint16_t)(u + len)) ns++;
+  nslots = ns;
+  for (uint16_t u = (uint16_t)(2u * len); u <= BL_LEA_AREA; u = (uint16_t)(u + len)) nslots++;
+#if MSP_HAVE_CMAC_MANY
+  if (bl_lea_mac_ab_prepare(&bl_lea_result[0], len) != MSP_SUCCESS) return BL_ERR_SHAPE;
+#endif
+  bl_lea_res_drop(); /* bl_lea_xt / bl_lea_st are rewritten */
+  rq_t rq = {0u, 0u, 0};
+  const int fast = rq_init(&rq, shift);
+  const uint16_t out_w = g->out_w, sh = g->sh, sw = g->sw;
+  if ((uint32_t)g->in_h * in_w > 0xFFFFu || (uint32_t)g->out_h * out_w > 0xFFFFu) return BL_ERR_SHAPE;
+  const uint16_t in_hw = (uint16_t)((uint32_t)g->in_h * in_w), out_hw = (uint16_t)((uint32_t)g->out_h * out_w);
+  const uint32_t q = bl_lea_blocks(in_ch, k);
+  const uint32_t blk_row = (uint32_t)q * k * taps; /* circulant: weights per block row */
+  int16_t *const patch = bl_lea_xt;
+  patch[len0] = 0; /* the odd pad (when len > len0), never rewritten below */
+  for (uint16_t ga = o0; ga < o1;) {
+    const uint16_t n = (uint16_t)(o1 - ga) < nslots ? (uint16_t)(o1 - ga) : nslots, gb = (uint16_t)(ga + n);
+    /* the group's weight vectors */
+    {
+      int16_t *d = bl_lea_st;
+      uint16_t j = 0;
+      uint32_t at = (uint32_t)ga * len0; /* dense: W[o] */
+      uint16_t rr = (uint16_t)(ga % k);
+      uint32_t brow = (uint32_t)(ga / k) * blk_row; /* circulant: block row o / k */
+      for (uint16_t o = ga; o < gb; o++, j++) {
+        if (j == ns) d = bl_lea_xt + len;
+        if (k == 1u) {
+          conv_copy_w(d, w16, w8, at, len0);
+          at += len0;
+        } else {
+          uint32_t wb = brow;
+          uint16_t cc = 0, dd = rr;
+          int16_t *dc = d;
+          for (uint16_t c = 0; c < in_ch; c++, dc += taps) {
+            conv_copy_w(dc, w16, w8, wb + (uint32_t)dd * taps, taps);
+            if (++cc == k) {
+              cc = 0;
+              dd = rr;
+              wb += (uint32_t)k * taps;
+            } else {
+              dd = dd == 0 ? (uint16_t)(k - 1u) : (uint16_t)(dd - 1u);
+            }
+          }
+          if (++rr == k) {
+            rr = 0;
+            brow += blk_row;
+          }
+        }
+        d[len0] = 0;
+        d += len;
+      }
+    }
+    int16_t *yg = y + (uint32_t)ga * out_hw + (uint32_t)oy0 * out_w; /* channel ga at (oy, ox) */
+    int16_t iy0 = (int16_t)((int16_t)(oy0 * sh) - (int16_t)g->ph);
+    for (uint16_t oy = oy0; oy < oy1; oy++, iy0 = (int16_t)(iy0 + sh)) {
+      const uint16_t dy0 = bl_ref_live_first(iy0, kh), dy1 = bl_ref_live_end(iy0, kh, g->in_h);
+      const uint16_t rows = dy1 > dy0 ? (uint16_t)(dy1 - dy0) : 0u;
+      const uint16_t lead = (uint16_t)(dy0 * kw), trail = (uint16_t)(taps - lead - rows * kw);
+      /* the first live row's offset in a plane (< in_hw: no overflow in 16 bits) */
+      const uint16_t row0 = rows != 0u ? (uint16_t)((uint16_t)(iy0 + (int16_t)dy0) * in_w) : 0u;
+      int16_t ix0 = (int16_t)(-(int16_t)g->pw);
+      for (uint16_t ox = 0; ox < out_w; ox++, ix0 = (int16_t)(ix0 + sw), yg++) {
+        const uint16_t dx0 = bl_ref_live_first(ix0, kw), dx1 = bl_ref_live_end(ix0, kw, in_w);
+        /* the patch: per channel kh rows of kw taps, zeros outside the input */
+        int16_t *p = patch;
+        if (rows == 0u || dx1 <= dx0) {
+          for (uint16_t t = 0; t < len0; t++) *p++ = 0;
+        } else {
+          const uint16_t nx = (uint16_t)(dx1 - dx0), tail = (uint16_t)(kw - dx1);
+          const int16_t *xc = x + (uint16_t)(row0 + (uint16_t)(ix0 + (int16_t)dx0)); /* channel 0, first live tap */
+          for (uint16_t c = 0; c < in_ch; c++, xc += in_hw) {
+            for (uint16_t t = 0; t < lead; t++) *p++ = 0;
+            const int16_t *xr = xc;
+            for (uint16_t dy = 0; dy < rows; dy++, xr += in_w) {
+              for (uint16_t t = 0; t < dx0; t++) *p++ = 0;
+              const int16_t *xs = xr;
+              for (uint16_t t = 0; t < nx; t++) *p++ = *xs++;
+              for (uint16_t t = 0; t < tail; t++) *p++ = 0;
+            }
+            for (uint16_t t = 0; t < trail; t++) *p++ = 0;
+          }
+        }
+        /* one MAC per channel on the resident vectors; result j converted while MAC j + 1 runs */
+        const int16_t *wv = bl_lea_st;
+        int16_t *yo = yg;
+        const int32_t *bp = bias != 0 ? bias + ga : 0;
+#if MSP_HAVE_CMAC_MANY
+        if (bl_lea_mac_ab_begin(patch, wv, len) != MSP_SUCCESS) return BL_ERR_ARG;
+        for (uint16_t j = 0; j < n; j++) {
+          if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
+          const int32_t r = bl_lea_result[0];
+          const int16_t *wj = wv;
+          if (j + 1u < n) {
+            wv = (uint16_t)(j + 1u) == ns ? bl_lea_xt + len : wv + len;
+            if (bl_lea_mac_ab_begin(patch, wv, len) != MSP_SUCCESS) return BL_ERR_ARG;
+          }
+          *yo = conv_out(r, bp != 0 ? *bp++ : 0, &rq, fast, shift, patch, wj, len);
+          yo += out_hw;
+        }
+#else
+        for (uint16_t j = 0; j < n; j++) {
+          if (j == ns) wv = bl_lea_xt + len;
+          const msp_mac_q15_params prm = {len};
+          if (msp_mac_q15(&prm, patch, wv, &bl_lea_result[0]) != MSP_SUCCESS) return BL_ERR_ARG;
+          *yo = conv_out(bl_lea_result[0], bp != 0 ? *bp++ : 0, &rq, fast, shift, patch, wv, len);
+          yo += out_hw;
+          wv += len;
+        }
+#endif
+      }
+    }
+    ga = gb;
+  }
+  return BL_OK;
+}
+
 /* The rows with the flushes' LEA MAC prepared once (bl_lea_dot_begin / end around every way out). */
 static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
                              uint16_t o1, uint16_t oy0, uint16_t oy1) {
+  if (x != 0 && y != 0 && (w16 != 0 || w8 != 0) && k != 0 && o0 < o1 && o1 <= g->out_ch && oy0 < oy1 &&
+      oy1 <= g->out_h && bl_conv_geom_check(g) == BL_OK) {
+    const bl_status rst = conv_resident(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1);
+    if (rst != BL_ERR_SHAPE) return rst;
+  }
   bl_lea_dot_begin();
   const bl_status st = conv_direct_rows(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1);
   bl_lea_dot_end();

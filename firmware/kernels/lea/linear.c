@@ -84,34 +84,6 @@ static void stage_row(const int16_t *w16, const int8_t *w8, uint16_t k, uint32_t
   }
 }
 
-/* The spec's requantisation of a bin, sat16(rshift_round(acc, s)), taken straight from the LEA's even MAC
- * result r = 2 * acc (no halving): floor((acc + 2^(s-1)) / 2^s) = floor((r + 2^s) / 2^(s+1)). Per call the
- * constants: u = r + 2^s; with S = s + 1 < 16 the result saturates when u's high word leaves
- * [-2^(S-1), 2^(S-1)) (2^(15+S) has a zero low word), else it is the high word of u * 2^(16-S); S = 16: the
- * high word itself. For 1 <= s <= 15 and |r| < 0x7FFF0000 (cmac_maybe_saturated false: no overflow). */
-typedef struct {
-  uint16_t half; /* 2^s */
-  uint16_t n;    /* 16 - S = 15 - s: left shifts */
-  int16_t p;     /* 2^(S-1) = 2^s (s <= 14) */
-} rq_t;
-
-static inline int rq_init(rq_t *q, int16_t s) {
-  if (s < 1 || s > 15) return 0;
-  q->half = (uint16_t)(1u << s);
-  q->n = (uint16_t)(15 - s);
-  q->p = (int16_t)(s <= 14 ? (int16_t)(1 << s) : 0);
-  return 1;
-}
-
-static inline int16_t rq_iq31(int32_t r, const rq_t *q) {
-  const uint32_t u = (uint32_t)r + q->half;
-  const int16_t hi = (int16_t)(uint16_t)(u >> 16);
-  if (q->n == 0u) return hi;
-  if (hi >= q->p) return INT16_MAX;
-  if (hi < (int16_t)-q->p) return INT16_MIN;
-  return (int16_t)(uint16_t)(bl_lea_shl32(u, q->n) >> 16);
-}
-
 static bl_status linear_direct_rows(const int16_t *x, uint16_t in_features, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y,
                                uint16_t out_features, uint16_t r0, uint16_t r1) {

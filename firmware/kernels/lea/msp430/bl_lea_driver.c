@@ -442,6 +442,47 @@ void bl_lea_mac_end(void)
   }
 }
 
+/* Not TI's (DSPLib.h): real MACs whose two operands change from command to command (the conv direct path's
+ * resident route: one input patch against every resident weight vector). bl_lea_mac_ab_prepare checks the
+ * result address and writes the driver's own parameter block in LEA RAM {length, input2, output, 0};
+ * bl_lea_mac_ab_begin checks both operands (inside LEA RAM for `length` elements, 4-byte aligned, even
+ * length <= max_len), sets length and input2 and starts the command without waiting: the CPU works on
+ * anything but the operands and the result meanwhile, then bl_lea_done waits (the driver's invariant: LEA
+ * idle with LEAIFG clear when a command starts). The block lives in LEA RAM and the prepared flag in .bss:
+ * a power cut loses both together, and every kernel call prepares again. Independent of bl_lea_mac_begin's
+ * block, so the two may be used in one call. */
+DSPLIB_DATA(macab_blk, 4)
+static uint16_t macab_blk[4];
+static uint16_t macab_max; /* 0: not prepared */
+
+msp_status bl_lea_mac_ab_prepare(_iq31 *r, uint16_t max_len)
+{
+  msp_status st = lea_init();
+  macab_max = 0u;
+  if (st != MSP_SUCCESS) return st;
+  if (max_len == 0u || max_len > 0x0FFFu) return MSP_SIZE_ERROR;
+  if (!lea_valid(r, 4u, 4u)) return MSP_LEA_INVALID_ADDRESS;
+  macab_blk[2] = lea_addr(r);
+  macab_blk[3] = 0u;
+  macab_max = max_len;
+  return MSP_SUCCESS;
+}
+
+msp_status bl_lea_mac_ab_begin(const _q15 *a, const _q15 *b, uint16_t length)
+{
+  const uint16_t ua = (uint16_t)(uintptr_t)a, ub = (uint16_t)(uintptr_t)b;
+  uint16_t top;
+  if (length > macab_max || (length & 1u) || length == 0u) return macab_max == 0u ? MSP_LEA_BUSY : MSP_SIZE_ERROR;
+  top = (uint16_t)(lea_hi - (uint16_t)(length << 1)); /* >= lea_lo: length <= 0x0FFF words checked */
+  if (ua < lea_lo || ub < lea_lo || ua > top || ub > top || ((ua | ub) & 3u)) return MSP_LEA_INVALID_ADDRESS;
+  macab_blk[0] = length;
+  macab_blk[1] = (uint16_t)(ub >> 2);
+  LEA_REG(LEAPMS0) = (uint16_t)(ua >> 2);
+  LEA_REG(LEAPMS1) = lea_addr(macab_blk);
+  LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(CMD_MAC << 2) | LEAITFLG_DONE);
+  return MSP_SUCCESS;
+}
+
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result)
 {
   if (params == 0) return MSP_SIZE_ERROR;
