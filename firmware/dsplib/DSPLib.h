@@ -135,8 +135,8 @@ msp_status msp_cmplx_mac_q15(const msp_cmplx_mac_q15_params *params, const _q15 
  * complex values apart (1: contiguous), with one LEA parameter block set up once (the per-command CPU cost
  * is most of a short MAC). And bl_lea_dma_copy16 / bl_lea_dma_fill16: n int16 copied (from FRAM too; LEA
  * cannot read FRAM) or set by the DMA controller; bl_lea_mac_begin / _next / _end: one real MAC's operands
- * checked and its parameter block filled once for many commands; bl_lea_mac_ab_prepare / _begin: a real MAC
- * on operands that change per command, started without waiting (bl_lea_done waits); bl_lea_fft_nobrev: the FFT command alone on
+ * checked and its parameter block filled once for many commands; bl_lea_mac_ab_prepare / _begin: real MACs of
+ * one length on operands that change per command, started without waiting (bl_lea_done waits); bl_lea_fft_nobrev: the FFT command alone on
  * data already in bit-reversed order, its parameter block prepared once per length (_begin: started
  * without waiting, bl_lea_done waits; the CPU works meanwhile); bl_lea_cmac_rq_prepare / _run:
  * bl_lea_cmac_many with each result requantised to int16 by the CPU while the next command runs, checked
@@ -166,8 +166,21 @@ void bl_lea_dma_fill16(int16_t *dst, int16_t value, uint16_t n);
 msp_status bl_lea_mac_begin(const _q15 *a, const _q15 *b, _iq31 *r, uint16_t max_len);
 msp_status bl_lea_mac_next(uint16_t length);
 void bl_lea_mac_end(void);
-msp_status bl_lea_mac_ab_prepare(_iq31 *r, uint16_t max_len);
-msp_status bl_lea_mac_ab_begin(const _q15 *a, const _q15 *b, uint16_t length);
+msp_status bl_lea_mac_ab_prepare(_iq31 *r, uint16_t length);
+msp_status bl_lea_mac_ab_begin(const _q15 *a, const _q15 *b);
+/* bl_lea_mac_rq_prepare / _run's prepared state (the run's assembly loop reads a, pb, ostep, n, p and
+ * writes flag at byte offsets 0 .. 10: keep the order). */
+typedef struct {
+  uint16_t a, pb, ostep, n; /* operand's and parameter block's LEA addresses, output step (bytes), shifts */
+  int16_t p;                /* saturation bound 2^s (s <= 14) */
+  uint16_t flag;            /* set by a run when a result was outside the fast range */
+  uint16_t r, count;        /* result's LEA address, commands */
+  const uint16_t *rec;      /* per vector {LEA address, 2 b + 2^s low, high} */
+  const _iq31 *rp;          /* results */
+} bl_lea_mac_rq_t;
+msp_status bl_lea_mac_rq_prepare(bl_lea_mac_rq_t *q, const _q15 *a, const uint16_t *rec, uint16_t count,
+                                 _iq31 *result, uint16_t ostep, int16_t s);
+msp_status bl_lea_mac_rq_run(bl_lea_mac_rq_t *q, int16_t *out);
 msp_status bl_lea_fft_nobrev(int16_t *src, uint16_t n);
 msp_status bl_lea_fft_nobrev_begin(int16_t *src, uint16_t n);
 msp_status bl_lea_done(void);

@@ -157,6 +157,34 @@ static inline void conv_copy_w(int16_t *d, const int16_t *w16, const int8_t *w8,
   }
 }
 
+/* The patch of one output position into p: per channel kh rows of kw taps, zeros outside the input. xrow:
+ * channel 0's first live row (rows of them, after lead zeros and before trail zeros per channel), ix0 the
+ * first tap's column, [dx0, dx1) the live columns. */
+static __attribute__((noinline)) void conv_patch(int16_t *p, const int16_t *xrow, int16_t ix0, uint16_t dx0,
+                                                 uint16_t dx1, uint16_t rows, uint16_t lead, uint16_t trail,
+                                                 uint16_t len0, uint16_t in_ch, uint16_t in_hw, uint16_t in_w,
+                                                 uint16_t kw) {
+  if (rows == 0u || dx1 <= dx0) {
+    for (uint16_t t = 0; t < len0; t++) *p++ = 0;
+    return;
+  }
+  const uint16_t nx = (uint16_t)(dx1 - dx0), tail = (uint16_t)(kw - dx1);
+  const int16_t *xc = xrow + (int16_t)(ix0 + (int16_t)dx0); /* channel 0, first live tap */
+  for (uint16_t c = 0; c < in_ch; c++, xc += in_hw) {
+    for (uint16_t t = 0; t < lead; t++) *p++ = 0;
+    const int16_t *xr = xc;
+    for (uint16_t dy = 0; dy < rows; dy++, xr += in_w) {
+      for (uint16_t t = 0; t < dx0; t++) *p++ = 0;
+      const int16_t *xs = xr;
+      for (uint16_t t = 0; t < nx; t++) *p++ = *xs++;
+      for (uint16_t t = 0; t < tail; t++) *p++ = 0;
+    }
+    for (uint16_t t = 0; t < trail; t++) *p++ = 0;
+  }
+}
+
+#define CONV_RQ_MAX 32u /* channels a bl_lea_mac_rq_run takes: 3 words each in bl_lea_acc, results */
+
 static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
                                uint16_t o1, uint16_t oy0, uint16_t oy1) {
@@ -228,6 +256,30 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
         d += len;
       }
     }
+#if MSP_HAVE_CMAC_MANY
+    /* the MAC + requantisation loop of the driver (bl_lea_mac_rq_run) when every bias of the group is
+     * below 2^28 and the group fits its records (3 words a channel in bl_lea_acc, unused by the direct path)
+     * and results (bl_lea_result) */
+    bl_lea_mac_rq_t mq;
+    int use_rq = fast && n <= CONV_RQ_MAX && out_hw <= 0x7FFFu;
+    if (use_rq) {
+      uint16_t *rec = (uint16_t *)bl_lea_acc;
+      const int16_t *wv = bl_lea_st;
+      for (uint16_t j = 0; j < n && use_rq; j++, rec += 3) {
+        if (j == ns) wv = bl_lea_xt + len;
+        const int32_t b = bias != 0 ? bias[ga + j] : 0;
+        const uint16_t bh = (uint16_t)((uint32_t)b >> 16);
+        const uint32_t v = (uint32_t)b + (uint32_t)b + rq.half;
+        rec[0] = (uint16_t)((uintptr_t)wv >> 2);
+        rec[1] = (uint16_t)v;
+        rec[2] = (uint16_t)(v >> 16);
+        use_rq = bh < 0x1000u || bh >= 0xF000u;
+        wv += len;
+      }
+      use_rq = use_rq && bl_lea_mac_rq_prepare(&mq, patch, (const uint16_t *)bl_lea_acc, n, &bl_lea_result[0],
+                                               (uint16_t)(out_hw << 1), shift) == MSP_SUCCESS;
+    }
+#endif
     int16_t *yg = y + (uint32_t)ga * out_hw + (uint32_t)oy0 * out_w; /* channel ga at (oy, ox) */
     int16_t iy0 = (int16_t)((int16_t)(oy0 * sh) - (int16_t)g->ph);
     for (uint16_t oy = oy0; oy < oy1; oy++, iy0 = (int16_t)(iy0 + sh)) {
@@ -239,38 +291,31 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
       int16_t ix0 = (int16_t)(-(int16_t)g->pw);
       for (uint16_t ox = 0; ox < out_w; ox++, ix0 = (int16_t)(ix0 + sw), yg++) {
         const uint16_t dx0 = bl_ref_live_first(ix0, kw), dx1 = bl_ref_live_end(ix0, kw, in_w);
-        /* the patch: per channel kh rows of kw taps, zeros outside the input */
-        int16_t *p = patch;
-        if (rows == 0u || dx1 <= dx0) {
-          for (uint16_t t = 0; t < len0; t++) *p++ = 0;
-        } else {
-          const uint16_t nx = (uint16_t)(dx1 - dx0), tail = (uint16_t)(kw - dx1);
-          const int16_t *xc = x + (uint16_t)(row0 + (uint16_t)(ix0 + (int16_t)dx0)); /* channel 0, first live tap */
-          for (uint16_t c = 0; c < in_ch; c++, xc += in_hw) {
-            for (uint16_t t = 0; t < lead; t++) *p++ = 0;
-            const int16_t *xr = xc;
-            for (uint16_t dy = 0; dy < rows; dy++, xr += in_w) {
-              for (uint16_t t = 0; t < dx0; t++) *p++ = 0;
-              const int16_t *xs = xr;
-              for (uint16_t t = 0; t < nx; t++) *p++ = *xs++;
-              for (uint16_t t = 0; t < tail; t++) *p++ = 0;
-            }
-            for (uint16_t t = 0; t < trail; t++) *p++ = 0;
-          }
-        }
+        conv_patch(patch, x + row0, ix0, dx0, dx1, rows, lead, trail, len0, in_ch, in_hw, in_w, kw);
         /* one MAC per channel on the resident vectors; result j converted while MAC j + 1 runs */
         const int16_t *wv = bl_lea_st;
         int16_t *yo = yg;
         const int32_t *bp = bias != 0 ? bias + ga : 0;
 #if MSP_HAVE_CMAC_MANY
-        if (bl_lea_mac_ab_begin(patch, wv, len) != MSP_SUCCESS) return BL_ERR_ARG;
+        if (use_rq) {
+          if (bl_lea_mac_rq_run(&mq, yg) != MSP_SUCCESS) return BL_ERR_ARG;
+          if (mq.flag) { /* a result outside the fast range: every output of the position the general way */
+            for (uint16_t j = 0; j < n; j++, yo += out_hw) {
+              if (j == ns) wv = bl_lea_xt + len;
+              *yo = conv_out_slow(bl_lea_result[j], bp != 0 ? *bp++ : 0, shift, patch, wv, len);
+              wv += len;
+            }
+          }
+          continue;
+        }
+        if (bl_lea_mac_ab_begin(patch, wv) != MSP_SUCCESS) return BL_ERR_ARG;
         for (uint16_t j = 0; j < n; j++) {
           if (bl_lea_done() != MSP_SUCCESS) return BL_ERR_ARG;
           const int32_t r = bl_lea_result[0];
           const int16_t *wj = wv;
           if (j + 1u < n) {
             wv = (uint16_t)(j + 1u) == ns ? bl_lea_xt + len : wv + len;
-            if (bl_lea_mac_ab_begin(patch, wv, len) != MSP_SUCCESS) return BL_ERR_ARG;
+            if (bl_lea_mac_ab_begin(patch, wv) != MSP_SUCCESS) return BL_ERR_ARG;
           }
           *yo = conv_out(r, bp != 0 ? *bp++ : 0, &rq, fast, shift, patch, wj, len);
           yo += out_hw;

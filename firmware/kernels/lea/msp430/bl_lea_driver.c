@@ -442,44 +442,129 @@ void bl_lea_mac_end(void)
   }
 }
 
-/* Not TI's (DSPLib.h): real MACs whose two operands change from command to command (the conv direct path's
- * resident route: one input patch against every resident weight vector). bl_lea_mac_ab_prepare checks the
- * result address and writes the driver's own parameter block in LEA RAM {length, input2, output, 0};
- * bl_lea_mac_ab_begin checks both operands (inside LEA RAM for `length` elements, 4-byte aligned, even
- * length <= max_len), sets length and input2 and starts the command without waiting: the CPU works on
- * anything but the operands and the result meanwhile, then bl_lea_done waits (the driver's invariant: LEA
- * idle with LEAIFG clear when a command starts). The block lives in LEA RAM and the prepared flag in .bss:
- * a power cut loses both together, and every kernel call prepares again. Independent of bl_lea_mac_begin's
- * block, so the two may be used in one call. */
+/* Not TI's (DSPLib.h): real MACs of one length whose two operands change from command to command (the conv
+ * direct path's resident route: one input patch against every resident weight vector).
+ * bl_lea_mac_ab_prepare checks the result address and the (even) length and writes the driver's own
+ * parameter block in LEA RAM {length, input2, output, 0}; bl_lea_mac_ab_begin checks both operands (inside
+ * LEA RAM for `length` elements, 4-byte aligned), sets input2 and starts the command without waiting: the
+ * CPU works on anything but the operands and the result meanwhile, then bl_lea_done waits (the driver's
+ * invariant: LEA idle with LEAIFG clear when a command starts). The block lives in LEA RAM and the prepared
+ * state in .bss: a power cut loses both together, and every kernel call prepares again. Independent of
+ * bl_lea_mac_begin's block. */
 DSPLIB_DATA(macab_blk, 4)
 static uint16_t macab_blk[4];
-static uint16_t macab_max; /* 0: not prepared */
+static uint16_t macab_top; /* highest valid operand byte address; 0: not prepared */
+static uint16_t macab_pb;  /* the block's LEA address */
 
-msp_status bl_lea_mac_ab_prepare(_iq31 *r, uint16_t max_len)
+msp_status bl_lea_mac_ab_prepare(_iq31 *r, uint16_t length)
 {
   msp_status st = lea_init();
-  macab_max = 0u;
+  macab_top = 0u;
   if (st != MSP_SUCCESS) return st;
-  if (max_len == 0u || max_len > 0x0FFFu) return MSP_SIZE_ERROR;
+  if (length == 0u || (length & 1u) || length > 0x0FFFu || (uint16_t)(length << 1) > (uint16_t)(lea_hi - lea_lo)) {
+    return MSP_SIZE_ERROR;
+  }
   if (!lea_valid(r, 4u, 4u)) return MSP_LEA_INVALID_ADDRESS;
+  macab_blk[0] = length;
   macab_blk[2] = lea_addr(r);
   macab_blk[3] = 0u;
-  macab_max = max_len;
+  macab_pb = lea_addr(macab_blk);
+  macab_top = (uint16_t)(lea_hi - (uint16_t)(length << 1));
   return MSP_SUCCESS;
 }
 
-msp_status bl_lea_mac_ab_begin(const _q15 *a, const _q15 *b, uint16_t length)
+msp_status bl_lea_mac_ab_begin(const _q15 *a, const _q15 *b)
 {
-  const uint16_t ua = (uint16_t)(uintptr_t)a, ub = (uint16_t)(uintptr_t)b;
-  uint16_t top;
-  if (length > macab_max || (length & 1u) || length == 0u) return macab_max == 0u ? MSP_LEA_BUSY : MSP_SIZE_ERROR;
-  top = (uint16_t)(lea_hi - (uint16_t)(length << 1)); /* >= lea_lo: length <= 0x0FFF words checked */
-  if (ua < lea_lo || ub < lea_lo || ua > top || ub > top || ((ua | ub) & 3u)) return MSP_LEA_INVALID_ADDRESS;
-  macab_blk[0] = length;
+  const uint16_t ua = (uint16_t)(uintptr_t)a, ub = (uint16_t)(uintptr_t)b, top = macab_top;
+  if (ua < lea_lo || ub < lea_lo || ua > top || ub > top || ((ua | ub) & 3u)) {
+    return top == 0u ? MSP_LEA_BUSY : MSP_LEA_INVALID_ADDRESS;
+  }
   macab_blk[1] = (uint16_t)(ub >> 2);
   LEA_REG(LEAPMS0) = (uint16_t)(ua >> 2);
-  LEA_REG(LEAPMS1) = lea_addr(macab_blk);
+  LEA_REG(LEAPMS1) = macab_pb;
   LEA_REG(LEAPMCB) = (uint16_t)((uint16_t)(CMD_MAC << 2) | LEAITFLG_DONE);
+  return MSP_SUCCESS;
+}
+
+/* Not TI's (DSPLib.h): one operand (a conv patch) against `count` prepared vectors, each result
+ * requantised to int16 while the next MAC runs (the real-MAC analogue of bl_lea_cmac_rq_run), for MACs of
+ * the length bl_lea_mac_ab_prepare set. Records rec[3 j .. 3 j + 2] = {LEA address of vector j, low and high
+ * word of 2 b_j + 2^s} (b_j the channel's bias, |b_j| < 2^28); result j = MAC j (count int32 in LEA RAM, kept
+ * for the caller); out[j * ostep bytes] = the kernels' rq_iq31(result j + 2 b_j) (shift s, 1 <= s <= 15).
+ * A result outside |r| < 2^30 (it may have saturated, or 2 (sum + b) + 2^s could overflow) sets *flag and
+ * its output is left to the caller (which recomputes the call's outputs from the results). prepare checks
+ * the operand, every vector and the result area once; run trusts them (the records are the caller's and
+ * unchanged between the two). */
+msp_status bl_lea_mac_rq_prepare(bl_lea_mac_rq_t *q, const _q15 *a, const uint16_t *rec, uint16_t count,
+                                 _iq31 *result, uint16_t ostep, int16_t s)
+{
+  const uint16_t ua = (uint16_t)(uintptr_t)a, top = macab_top;
+  uint16_t j;
+  q->count = 0u;
+  if (top == 0u) return MSP_LEA_BUSY;
+  if (s < 1 || s > 15 || count == 0u || count > 0x0FFFu) return MSP_SIZE_ERROR;
+  if (ua < lea_lo || ua > top || (ua & 3u) || !lea_valid(result, (uint16_t)(count << 2), 4u)) {
+    return MSP_LEA_INVALID_ADDRESS;
+  }
+  for (j = 0u; j < count; j++) {
+    const uint16_t b = rec[3u * j];
+    if (b < (uint16_t)(lea_lo >> 2) || b > (uint16_t)(top >> 2)) return MSP_LEA_INVALID_ADDRESS;
+  }
+  q->a = (uint16_t)(ua >> 2);
+  q->pb = macab_pb;
+  q->ostep = ostep;
+  q->n = (uint16_t)(15 - s);
+  q->p = s <= 14 ? (int16_t)(1 << s) : 0;
+  q->flag = 0u;
+  q->r = lea_addr(result);
+  q->rec = rec;
+  q->rp = result;
+  q->count = count;
+  return MSP_SUCCESS;
+}
+
+msp_status bl_lea_mac_rq_run(bl_lea_mac_rq_t *q, int16_t *out)
+{
+  if (q->count == 0u) return MSP_SIZE_ERROR; /* not prepared */
+  q->flag = 0u;
+  macab_blk[2] = q->r;
+  {
+    const uint16_t *rec = q->rec;
+    const int32_t *rp = q->rp;
+    uint16_t *blk = macab_blk;
+    uint16_t left = q->count, t = 0u, c, lo, hi;
+    /* start MAC 0; per MAC: poll its done flag (at most LEA_MAX_POLLS polls), clear the flags, stop on an
+     * error; start the next (its vector and result addresses in the block: LEA is idle here); convert this
+     * one's result: r + (2 b + 2^s) from the record, then as rq_iq31 (n = 0: the high word). The struct's a
+     * at 0, pb 2, ostep 4, n 6, p 8, flag 10 (DSPLib.h). */
+    __asm__ volatile("mov @%[rec]+, %[t]\n\tmov %[t], 2(%[blk])\n\tmov 0(%[q]), &0x0ACC\n\tmov 2(%[q]), &0x0AC8\n\tmov %[cmd], &0x0AD0\n"
+                     "1:\n\tmov %[maxp], %[c]\n"
+                     "2:\n\tmov &0x0AF8, %[t]\n\tbit #0x10, %[t]\n\tjnz 3f\n\tdec %[c]\n\tjnz 2b\n\tjmp 19f\n"
+                     "3:\n\tmov %[t], &0x0AF8\n\tbit #0x0D, %[t]\n\tjnz 19f\n\t"
+                     "dec %[left]\n\tjz 4f\n\t"
+                     "mov 4(%[rec]), 2(%[blk])\n\tadd #1, 4(%[blk])\n\t"
+                     "mov 0(%[q]), &0x0ACC\n\tmov 2(%[q]), &0x0AC8\n\tmov %[cmd], &0x0AD0\n"
+                     "4:\n\tmov @%[rp]+, %[lo]\n\tmov @%[rp]+, %[hi]\n\t"
+                     "mov %[hi], %[t]\n\tadd #0x4000, %[t]\n\tjn 13f\n\t"
+                     "add @%[rec]+, %[lo]\n\taddc @%[rec]+, %[hi]\n\tadd #2, %[rec]\n\t"
+                     "mov 6(%[q]), %[c]\n\ttst %[c]\n\tjz 5f\n\t"
+                     "cmp 8(%[q]), %[hi]\n\tjge 11f\n\t"
+                     "mov %[hi], %[t]\n\tadd 8(%[q]), %[t]\n\tjn 12f\n"
+                     "6:\n\tadd %[lo], %[lo]\n\taddc %[hi], %[hi]\n\tdec %[c]\n\tjnz 6b\n"
+                     "5:\n\tmov %[hi], 0(%[out])\n"
+                     "7:\n\tadd 4(%[q]), %[out]\n\t"
+                     "tst %[left]\n\tjnz 1b\n\tjmp 19f\n"
+                     "11:\n\tmov #0x7FFF, %[hi]\n\tjmp 5b\n"
+                     "12:\n\tmov #0x8000, %[hi]\n\tjmp 5b\n"
+                     "13:\n\tmov #1, 10(%[q])\n\tadd #6, %[rec]\n\tjmp 7b\n"
+                     "19:"
+                     : [left] "+r"(left), [t] "+r"(t), [c] "=&r"(c), [lo] "=&r"(lo), [hi] "=&r"(hi), [rp] "+r"(rp),
+                       [out] "+r"(out), [rec] "+r"(rec)
+                     : [blk] "r"(blk), [q] "r"(q), [cmd] "i"((CMD_MAC << 2) | LEAITFLG_DONE), [maxp] "i"(LEA_MAX_POLLS)
+                     : "memory");
+    macab_blk[2] = q->r; /* bl_lea_mac_ab_begin's result address again */
+    if (left != 0u) return cmac_stopped(t);
+  }
   return MSP_SUCCESS;
 }
 
