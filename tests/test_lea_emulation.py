@@ -379,3 +379,50 @@ def test_fft_layers_at_shift_15_on_the_lea_route_equal_the_spec(artifacts, digit
         want = spec.integer_inference(art, x, res.paths)
         got = [parse_output(r.output).get("logits") for r in runs]
         assert [list(g) for g in got] == want.tolist(), name
+
+
+@pytest.mark.firmware
+def test_conv_resident_route_saturating_and_shifted_equal_the_spec(artifacts, digits, tmp_path):
+    """The direct conv path's resident route on the FR5994 (conv.c conv_resident: every patch once, the
+    call's weight vectors resident in LEA RAM, one MAC per (position, channel) through the driver's
+    MAC + requantisation loop bl_lea_mac_rq_run): the CNN's convolutions with int16 weights at requantisation
+    shifts 9 and 12 (the loop's shift and saturation branches; the digits CNN runs at 15) on digits samples,
+    and full-scale weights with full-scale inputs whose dot products pass the int32 bounds (asserted from the
+    spec's numbers), so LEA results at a bound must flag the position for the exact recomputation. The
+    image on the emulated LEA equals the numeric spec, wrapping included."""
+    from batteryless.artifact import clone, load_artifact, save_artifact
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    base = load_artifact(artifacts["cnn"])
+    rng = np.random.default_rng(9)
+    for name in ("shifted", "saturating"):
+        art = clone(base)
+        convs = [layer for layer in art.layers if layer["op"] == "conv2d"]
+        for layer, s in zip(convs, (9, 12), strict=False):
+            t = art.tensors[layer["weight"]]
+            if name == "saturating":
+                w = np.where(rng.random(t.shape) < 0.9, 32767, -32768)
+            else:
+                w = t.astype(np.int64) * 256  # int8 -> int16 at the same scale
+            art.tensors[layer["weight"]] = w.astype(np.int16)
+            layer["weight_bits"] = 16
+            layer["weight_frac"] = layer["out_frac"] - layer["in_frac"] + s
+        x = digits.x_test[:3]
+        if name == "saturating":
+            x = np.concatenate([np.where(rng.random((2, *art.input_shape)) < 0.9, 1e3, -1e3), x[:1]])
+            conv1 = convs[0]
+            xq = spec.quantize_input(art, x).astype(np.int64)
+            cols, _ = spec._im2col(xq[:1], conv1["kernel_size"], conv1["stride"], conv1["padding"])
+            wd = spec._dense_weight(conv1, art.tensors).reshape(conv1["out_channels"], 1, -1).astype(np.int64)
+            assert np.abs(np.einsum("nctl,oct->nol", cols, wd)).max() >= 2**30
+        path_art = save_artifact(art, tmp_path / f"{name}.bl")
+        gen = tmp_path / f"gen-{name}"
+        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path="direct", granularity="coarse")
+        img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / f"b-{name}").image
+        xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
+        runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
+        want = spec.integer_inference(art, x, res.paths)
+        got = [parse_output(r.output).get("logits") for r in runs]
+        assert [list(g) for g in got] == want.tolist(), name

@@ -183,6 +183,49 @@ static __attribute__((noinline)) void conv_patch(int16_t *p, const int16_t *xrow
   }
 }
 
+/* The rows the call's output rows read, [iy_base, iy_base + rp), of every channel, columns -pw .. -pw + wp - 1,
+ * zero-padded, into h[in_ch][rp][wp] (a halo copy: then every patch is kw-runs of it, no padding tests). */
+static __attribute__((noinline)) void conv_halo(int16_t *h, const int16_t *x, const bl_conv_geom *g,
+                                                int16_t iy_base, uint16_t rp, uint16_t wp, uint16_t in_hw) {
+  const uint16_t in_w = g->in_w, pw = g->pw;
+  const uint16_t left = pw < wp ? pw : wp;
+  const uint16_t ncopy = (uint16_t)(wp - left) < in_w ? (uint16_t)(wp - left) : in_w;
+  const uint16_t right = (uint16_t)(wp - left - ncopy);
+  for (uint16_t c = 0; c < g->in_ch; c++, x += in_hw) {
+    int16_t iy = iy_base;
+    for (uint16_t r = 0; r < rp; r++, iy++) {
+      if (iy < 0 || iy >= (int16_t)g->in_h) {
+        for (uint16_t t = 0; t < wp; t++) *h++ = 0;
+        continue;
+      }
+      const int16_t *xs = x + (uint16_t)((uint16_t)iy * in_w);
+      for (uint16_t t = 0; t < left; t++) *h++ = 0;
+      for (uint16_t t = 0; t < ncopy; t++) *h++ = *xs++;
+      for (uint16_t t = 0; t < right; t++) *h++ = 0;
+    }
+  }
+}
+
+/* The patch of one output position from the halo copy: s = its first tap, per channel kh runs of kw. */
+static __attribute__((noinline)) void conv_patch_halo(int16_t *p, const int16_t *s, uint16_t in_ch, uint16_t kh,
+                                                      uint16_t kw, uint16_t plane, uint16_t wp) {
+  for (uint16_t c = 0; c < in_ch; c++, s += plane) {
+    const int16_t *r = s;
+    if (kw == 3u) {
+      for (uint16_t dy = 0; dy < kh; dy++, r += wp, p += 3) {
+        p[0] = r[0];
+        p[1] = r[1];
+        p[2] = r[2];
+      }
+    } else {
+      for (uint16_t dy = 0; dy < kh; dy++, r += wp) {
+        const int16_t *q = r;
+        for (uint16_t t = 0; t < kw; t++) *p++ = *q++;
+      }
+    }
+  }
+}
+
 #define CONV_RQ_MAX 32u /* channels a bl_lea_mac_rq_run takes: 3 words each in bl_lea_acc, results */
 
 static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
@@ -219,6 +262,23 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
   const uint32_t blk_row = (uint32_t)q * k * taps; /* circulant: weights per block row */
   int16_t *const patch = bl_lea_xt;
   patch[len0] = 0; /* the odd pad (when len > len0), never rewritten below */
+  /* the halo copy of the rows the call reads, in bl_lea_xt after the patch and its weight slots when it fits
+   * (LEA RAM the LEA does not read here); else each patch tests the padding (conv_patch) */
+  int16_t *halo = 0;
+  uint16_t hrp = 0u, hwp = 0u, hplane = 0u;
+  {
+    const uint16_t most = (uint16_t)(o1 - o0) < nslots ? (uint16_t)(o1 - o0) : nslots;
+    const uint16_t used = (uint16_t)(len + (most > ns ? (uint16_t)(most - ns) * len : 0u));
+    const uint32_t rp = (uint32_t)(oy1 - oy0 - 1u) * sh + g->kh, wp = (uint32_t)(out_w - 1u) * sw + kw;
+    const uint32_t plane = rp * wp, total = plane * in_ch;
+    if (total <= (uint32_t)(BL_LEA_AREA - used)) {
+      halo = bl_lea_xt + used;
+      hrp = (uint16_t)rp;
+      hwp = (uint16_t)wp;
+      hplane = (uint16_t)plane;
+      conv_halo(halo, x, g, (int16_t)((int16_t)(oy0 * sh) - (int16_t)g->ph), hrp, hwp, in_hw);
+    }
+  }
   for (uint16_t ga = o0; ga < o1;) {
     const uint16_t n = (uint16_t)(o1 - ga) < nslots ? (uint16_t)(o1 - ga) : nslots, gb = (uint16_t)(ga + n);
     /* the group's weight vectors */
@@ -282,16 +342,24 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
 #endif
     int16_t *yg = y + (uint32_t)ga * out_hw + (uint32_t)oy0 * out_w; /* channel ga at (oy, ox) */
     int16_t iy0 = (int16_t)((int16_t)(oy0 * sh) - (int16_t)g->ph);
-    for (uint16_t oy = oy0; oy < oy1; oy++, iy0 = (int16_t)(iy0 + sh)) {
+    const int16_t *hrow = halo; /* the halo copy's row of output row oy */
+    const uint16_t hstep = (uint16_t)(sh * hwp);
+    for (uint16_t oy = oy0; oy < oy1; oy++, iy0 = (int16_t)(iy0 + sh), hrow = halo != 0 ? hrow + hstep : 0) {
       const uint16_t dy0 = bl_ref_live_first(iy0, kh), dy1 = bl_ref_live_end(iy0, kh, g->in_h);
       const uint16_t rows = dy1 > dy0 ? (uint16_t)(dy1 - dy0) : 0u;
       const uint16_t lead = (uint16_t)(dy0 * kw), trail = (uint16_t)(taps - lead - rows * kw);
       /* the first live row's offset in a plane (< in_hw: no overflow in 16 bits) */
       const uint16_t row0 = rows != 0u ? (uint16_t)((uint16_t)(iy0 + (int16_t)dy0) * in_w) : 0u;
       int16_t ix0 = (int16_t)(-(int16_t)g->pw);
+      const int16_t *hp = hrow; /* this position's first tap in the halo copy */
       for (uint16_t ox = 0; ox < out_w; ox++, ix0 = (int16_t)(ix0 + sw), yg++) {
         const uint16_t dx0 = bl_ref_live_first(ix0, kw), dx1 = bl_ref_live_end(ix0, kw, in_w);
-        conv_patch(patch, x + row0, ix0, dx0, dx1, rows, lead, trail, len0, in_ch, in_hw, in_w, kw);
+        if (halo != 0) {
+          conv_patch_halo(patch, hp, in_ch, kh, kw, hplane, hwp);
+          hp += sw;
+        } else {
+          conv_patch(patch, x + row0, ix0, dx0, dx1, rows, lead, trail, len0, in_ch, in_hw, in_w, kw);
+        }
         /* one MAC per channel on the resident vectors; result j converted while MAC j + 1 runs */
         const int16_t *wv = bl_lea_st;
         int16_t *yo = yg;
