@@ -46,6 +46,7 @@ from batteryless.codegen.generate import fitting_plan  # noqa: E402
 from batteryless.codegen.measure import measure_schedule  # noqa: E402
 from batteryless.codegen.plan import Task, build_plan, task_features  # noqa: E402
 from batteryless.datasets import load_dataset  # noqa: E402
+from batteryless.errors import CodegenError  # noqa: E402
 from batteryless.rad.admm import AdmmConfig  # noqa: E402
 from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 
@@ -122,7 +123,11 @@ def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
                     rows += cache[key]
                     continue
                 gen = tmp / key.replace("/", "-")
-                res = codegen(arts[label], board, gen, backend=backend, path=path)
+                try:
+                    res = codegen(arts[label], board, gen, backend=backend, path=path)
+                except CodegenError as e:  # e.g. the FFT path's kernels beyond the code region: no rows
+                    print(f"{key}: skipped, does not fit: {e}", flush=True)
+                    continue
                 feats = task_rows(arts[label], board, backend, path)
                 t0 = time.process_time()
                 sched = measure_schedule(gen, board, arts[label], x, backend=backend)
