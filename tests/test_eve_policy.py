@@ -187,3 +187,16 @@ def test_policy_draws_tune_on_other_draws_and_report_the_traces(eve_art, tmp_pat
     assert "not a generated trace" in capsys.readouterr().err and not bad.exists()
     with pytest.raises(SystemExit):
         main([*args, "--trace", "rf-3m", "--draws", "2,x"])
+
+
+def test_a_fixed_mode_wins_a_tie_with_an_adaptive_setting():
+    from batteryless.eve.policy import _pick
+
+    adaptive = {"ref_mv": 1800, "gain": 0.0, "ewma": 1.0, "full_mv": 3500, "top": 0, "income": 1.0}
+    fixed = {**adaptive, "bottom": 0}
+    tie = [{"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 1.0}]
+    assert _pick(tie, ["a", "b"], [adaptive, fixed]) == 1
+    assert _pick(tie, ["a", "b"], [fixed, adaptive]) == 0
+    # better on the worst trace, or equal there and better on the mean: the adaptive setting
+    assert _pick([{"a": 1.01, "b": 1.0}, {"a": 1.0, "b": 1.0}], ["a", "b"], [adaptive, fixed]) == 0
+    assert _pick([{"a": 1.0, "b": 0.99}, {"a": 1.0, "b": 1.0}], ["a", "b"], [adaptive, fixed]) == 1

@@ -105,10 +105,16 @@ def grid(buffer, n_modes: int) -> list[dict[str, Any]]:
     return adaptive + fixed
 
 
-def _pick(scores: list[dict[str, float]], traces: list[str]) -> int:
+def _pick(scores: list[dict[str, float]], traces: list[str], settings: list[dict[str, Any]]) -> int:
+    """The setting whose worst trace is best, ties by the mean, then a fixed mode (``bottom`` set) over an
+    adaptive setting that does no better on these traces: the same answers, and predictable."""
     return max(
         range(len(scores)),
-        key=lambda j: (min(scores[j][t] for t in traces), sum(scores[j][t] for t in traces)),
+        key=lambda j: (
+            round(min(scores[j][t] for t in traces), 12),
+            round(sum(scores[j][t] for t in traces), 12),
+            settings[j].get("bottom") is not None,
+        ),
     )
 
 
@@ -155,11 +161,11 @@ def tune_policy(
         )
         if progress is not None:
             progress("rate rule settings", j + 1, len(settings))
-    chosen = _pick(scores, traces)
+    chosen = _pick(scores, traces, settings)
     holdout = {}
     if len(traces) > 1:
         for t in traces:
-            j = _pick(scores, [u for u in traces if u != t])
+            j = _pick(scores, [u for u in traces if u != t], settings)
             holdout[t] = scores[j][t]
     return {
         "params": settings[chosen],
