@@ -97,24 +97,33 @@ def test_an_old_table_loads_with_the_documented_defaults():
         "cycles_per_conv_mac",
         "cycles_per_dense_mac",
         "cycles_per_dense_conv_mac",
+        "cycles_per_walk_mac",
+        "cycles_per_walk_conv_mac",
         "cycles_per_fft_mac",
     )
-    assert [getattr(cm, k) for k in optional] == [None] * 4
+    assert [getattr(cm, k) for k in optional] == [None] * 6
     zero = ("cycles_per_w8_mac", "cycles_per_short_butterfly", "cycles_per_transform", "cycles_per_output")
     assert [getattr(cm, k) for k in zero] == [0.0] * 4
     # priced exactly as the old model did: every MAC at cycles_per_mac, nothing extra for 8-bit weights,
     # nothing per transform or output (hand-derived: 7 circulant + 2 circulant-conv + 5 dense + 4 dense-conv
-    # + 3 FFT MACs = 21 x 10, 2 butterflies x 100, 6 elements x 3, 1 call x 50; the 8 MACs' 8-bit surcharge,
-    # the 2 short butterflies' surcharge, the 9 transforms and the 11 outputs cost nothing)
+    # + 1 walk + 2 walk-conv + 3 FFT MACs = 24 x 10, 2 butterflies x 100, 6 elements x 3, 1 call x 50; the 8
+    # MACs' 8-bit surcharge, the 2 short butterflies' surcharge, the 9 transforms and the 11 outputs cost
+    # nothing)
     got = cm.cycles(
-        macs=7, conv_macs=2, dense_macs=5, dense_conv_macs=4, fft_macs=3, w8_macs=8, butterflies=2,
-        short_butterflies=2, transforms=9, elements=6, outputs=11, calls=1,
+        macs=7, conv_macs=2, dense_macs=5, dense_conv_macs=4, walk_macs=1, walk_conv_macs=2, fft_macs=3,
+        w8_macs=8, butterflies=2, short_butterflies=2, transforms=9, elements=6, outputs=11, calls=1,
     )  # fmt: skip
-    assert got == 21 * 10 + 2 * 100 + 6 * 3 + 50
+    assert got == 24 * 10 + 2 * 100 + 6 * 3 + 50
     assert DEFAULTS["cycles_per_dense_conv_mac"] == "cycles_per_dense_mac"
     # a dense key alone: dense-conv MACs follow it, not cycles_per_mac
     cm2 = cost_model(_board_with(OLD_TABLE | {"cycles_per_dense_mac": 4.0}), "ref")
     assert cm2.cycles(dense_conv_macs=10, dense_macs=1, macs=1) == 10 * 4.0 + 4.0 + 10.0
+    # the bl_mac_step walk follows the dense keys unless the table prices it apart
+    assert cm2.cycles(walk_macs=2, walk_conv_macs=3) == 5 * 4.0
+    cm3 = cost_model(
+        _board_with(OLD_TABLE | {"cycles_per_dense_conv_mac": 2.0, "cycles_per_walk_conv_mac": 9.0}), "ref"
+    )
+    assert cm3.cycles(dense_conv_macs=1, walk_conv_macs=1, walk_macs=1) == 2.0 + 9.0 + 10.0
 
 
 def test_an_unknown_feature_is_refused():
@@ -154,6 +163,8 @@ def test_fit_recovers_known_coefficients():
         "cycles_per_conv_mac": 14.0,
         "cycles_per_dense_mac": 5.0,
         "cycles_per_dense_conv_mac": 7.5,
+        "cycles_per_walk_mac": 6.0,
+        "cycles_per_walk_conv_mac": 11.0,
         "cycles_per_fft_mac": 9.5,
         "cycles_per_w8_mac": 4.5,
         "cycles_per_butterfly": 70.0,

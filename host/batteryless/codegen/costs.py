@@ -7,10 +7,15 @@ place that maps a task to them) — each at one coefficient of the table:
 - ``macs``: multiply-accumulates of the block-circulant direct-path kernels of linear layers
   (``bl_linear_circ_*``: a circulant index walk per product) — ``cycles_per_mac``; ``conv_macs`` those of
   convolutions (``bl_conv_circ_*``) — ``cycles_per_conv_mac``;
-- ``dense_macs``: those of the dense kernels and of the ``bl_mac_step`` walk that fine-grained tasks run
-  (a plain weight walk, 2-3x cheaper per product than the circulant kernels on the MSP430 and the M4 ref,
-  dearer on cmsis) — ``cycles_per_dense_mac``; ``dense_conv_macs`` the same in convolutions (the walk
-  checks padding per tap: ~2.5x a linear one on the M4 ref) — ``cycles_per_dense_conv_mac``;
+- ``dense_macs``: those of the dense kernels (a plain weight walk, 2-3x cheaper per product than the
+  circulant kernels on the MSP430 and the M4 ref, dearer on cmsis) — ``cycles_per_dense_mac``;
+  ``dense_conv_macs`` the same in convolutions (padding checks per tap: ~2.5x a linear one on the M4 ref)
+  — ``cycles_per_dense_conv_mac``;
+- ``walk_macs`` / ``walk_conv_macs``: those of the ``bl_mac_step`` walk that fine-grained tasks run, in
+  linear layers / convolutions — ``cycles_per_walk_mac`` / ``cycles_per_walk_conv_mac``. Where the backend's
+  dense kernels are the same walk (ref) a table leaves them out and they are the dense keys; the lea dense
+  convolution (one MAC command per position and channel over resident vectors) is ~4x cheaper per product
+  than the CPU walk, so its table has both;
 - ``fft_macs``: the FFT path's frequency-domain multiplies — ``cycles_per_fft_mac``;
 - ``w8_macs``: direct-path MACs over 8-bit weights, priced *on top of* their kind above (widening each
   weight: ~4.5 instructions per MAC on cmsis, whose int16 loops are SMLAD pairs; ~10 MCLK on lea, which
@@ -27,7 +32,9 @@ place that maps a task to them) — each at one coefficient of the table:
 
 Tables written before the conv / dense / 8-bit / transform / output features existed still load: a missing
 ``cycles_per_conv_mac``, ``cycles_per_dense_mac`` or ``cycles_per_fft_mac`` is ``cycles_per_mac``, a
-missing ``cycles_per_dense_conv_mac`` is ``cycles_per_dense_mac`` (so ``cycles_per_mac`` too), and a
+missing ``cycles_per_dense_conv_mac`` is ``cycles_per_dense_mac`` (so ``cycles_per_mac`` too), a missing
+``cycles_per_walk_mac`` / ``cycles_per_walk_conv_mac`` is ``cycles_per_dense_mac`` /
+``cycles_per_dense_conv_mac``, and a
 missing ``cycles_per_w8_mac``, ``cycles_per_short_butterfly``, ``cycles_per_transform`` or
 ``cycles_per_output`` is 0 (``DEFAULTS``) —
 exactly the model such a table was fitted for. Every board in ``boards/`` carries all keys.
@@ -46,6 +53,8 @@ OPTIONAL_KEYS = (
     "cycles_per_conv_mac",
     "cycles_per_dense_mac",
     "cycles_per_dense_conv_mac",
+    "cycles_per_walk_mac",
+    "cycles_per_walk_conv_mac",
     "cycles_per_fft_mac",
     "cycles_per_w8_mac",
     "cycles_per_short_butterfly",
@@ -60,6 +69,8 @@ DEFAULTS = {
     "cycles_per_fft_mac": "cycles_per_mac",
     "cycles_per_dense_mac": "cycles_per_mac",
     "cycles_per_dense_conv_mac": "cycles_per_dense_mac",
+    "cycles_per_walk_mac": "cycles_per_dense_mac",
+    "cycles_per_walk_conv_mac": "cycles_per_dense_conv_mac",
     "cycles_per_transform": 0.0,
     "cycles_per_output": 0.0,
 }
@@ -69,6 +80,8 @@ FEATURES = {
     "conv_macs": "cycles_per_conv_mac",
     "dense_macs": "cycles_per_dense_mac",
     "dense_conv_macs": "cycles_per_dense_conv_mac",
+    "walk_macs": "cycles_per_walk_mac",
+    "walk_conv_macs": "cycles_per_walk_conv_mac",
     "fft_macs": "cycles_per_fft_mac",
     "w8_macs": "cycles_per_w8_mac",
     "butterflies": "cycles_per_butterfly",
@@ -95,6 +108,8 @@ class CostModel:
     cycles_per_fft_mac: float | None = None
     cycles_per_dense_mac: float | None = None
     cycles_per_dense_conv_mac: float | None = None
+    cycles_per_walk_mac: float | None = None
+    cycles_per_walk_conv_mac: float | None = None
     cycles_per_conv_mac: float | None = None
     cycles_per_w8_mac: float = 0.0
     cycles_per_short_butterfly: float = 0.0
@@ -173,6 +188,8 @@ def cost_model(board: Board, backend: str) -> CostModel:
         cycles_per_fft_mac=opt("cycles_per_fft_mac"),
         cycles_per_dense_mac=opt("cycles_per_dense_mac"),
         cycles_per_dense_conv_mac=opt("cycles_per_dense_conv_mac"),
+        cycles_per_walk_mac=opt("cycles_per_walk_mac"),
+        cycles_per_walk_conv_mac=opt("cycles_per_walk_conv_mac"),
         cycles_per_conv_mac=opt("cycles_per_conv_mac"),
         cycles_per_w8_mac=opt("cycles_per_w8_mac") or 0.0,
         cycles_per_short_butterfly=opt("cycles_per_short_butterfly") or 0.0,

@@ -177,9 +177,9 @@ def mac_units(
     """``bl_mac_unit`` tuples (o0, o1, oy0, oy1, ox0, ox1, c0, c1) covering a direct-path layer in steps of
     at most ``max_step`` estimated cycles: whole outputs (all input channels) grouped along columns, rows,
     then channels while they fit; otherwise one output at a time over input-channel ranges (partials).
-    ``conv``: a convolution's steps (priced as dense_conv_macs); ``w8``: over 8-bit weights (+ w8_macs)."""
-    # the bl_mac_step walk: priced as plan.task_features counts a mac_step task (dense_macs, outputs)
-    mac = costs.coefficient("cycles_per_dense_conv_mac" if conv else "cycles_per_dense_mac")
+    ``conv``: a convolution's steps (priced as walk_conv_macs); ``w8``: over 8-bit weights (+ w8_macs)."""
+    # the bl_mac_step walk: priced as plan.task_features counts a mac_step task (walk_macs, outputs)
+    mac = costs.coefficient("cycles_per_walk_conv_mac" if conv else "cycles_per_walk_mac")
     mac += costs.cycles_per_w8_mac if w8 else 0.0
     budget = max(max_step - costs.cycles_per_call, mac * taps + costs.cycles_per_output)
     per_out = in_ch * taps * mac + costs.cycles_per_output

@@ -910,18 +910,22 @@ def add_geom(plan: Plan, name: str, init: str) -> None:
 def task_features(t: Task) -> dict[str, int]:
     """The cost model's features of one task (``costs.FEATURES``): the one place a task's work is counted
     for its estimate (schedule.json, granularity, the cost fit). MACs go by the kernel family that runs
-    them: the circulant direct kernels (``macs``), the dense kernels and the ``bl_mac_step`` weight walk
-    of fine-grained tasks (``dense_macs``), each apart for convolutions (``conv_macs``,
-    ``dense_conv_macs``: padding checks per tap), the FFT path's frequency-domain multiplies (``fft_macs``);
-    direct-path MACs over 8-bit weights count once more as ``w8_macs`` (the widening on top)."""
-    walk = t.kind == "mac_step" or (t.kind == "mac" and t.block == 1)
+    them: the circulant direct kernels (``macs``), the dense kernels (``dense_macs``), the ``bl_mac_step``
+    weight walk of fine-grained tasks (``walk_macs``), each apart for convolutions (``conv_macs``,
+    ``dense_conv_macs``, ``walk_conv_macs``: padding checks per tap), the FFT path's frequency-domain
+    multiplies (``fft_macs``); direct-path MACs over 8-bit weights count once more as ``w8_macs`` (the
+    widening on top)."""
+    walk = t.kind == "mac_step"
+    dense = t.kind == "mac" and t.block == 1
     circ = t.kind == "mac" and t.block != 1
     conv = t.op.startswith("conv")
     return {
         "macs": t.macs if circ and not conv else 0,
         "conv_macs": t.macs if circ and conv else 0,
-        "dense_macs": t.macs if walk and not conv else 0,
-        "dense_conv_macs": t.macs if walk and conv else 0,
+        "dense_macs": t.macs if dense and not conv else 0,
+        "dense_conv_macs": t.macs if dense and conv else 0,
+        "walk_macs": t.macs if walk and not conv else 0,
+        "walk_conv_macs": t.macs if walk and conv else 0,
         "fft_macs": t.macs if t.kind == "fft_block" else 0,
         "w8_macs": t.macs if t.kind in ("mac", "mac_step") and t.weight_bits == 8 else 0,
         "butterflies": t.butterflies,
