@@ -63,6 +63,17 @@ MODELS = [
     ("cnn-k4", "cnn", 4, 16),  # block 4: benchmarks/eve.py's CNN has conv2 at k = 4
 ]
 TARGETS = [("msp430fr5994", "ref"), ("mps2-an386", "ref"), ("mps2-an386", "cmsis"), ("msp430fr5994", "lea")]
+# besides the default granularity: where the backend's dense kernels are not the bl_mac_step walk (lea: one
+# LEA MAC per position and channel), an image whose default cuts layers into walk steps is measured coarse
+# too, and every image with steps of at most 4,000 estimated cycles (the walk in linear layers as well), so
+# the fit sees both (walk_macs / walk_conv_macs and the dense kernels' keys apart)
+GRANULARITIES = {("msp430fr5994", "lea"): ("auto", "coarse", 4000.0)}
+
+
+def gran_name(gran) -> str:
+    return gran if isinstance(gran, str) else f"{gran:g}"
+
+
 COEF = FEATURES  # feature -> table key (codegen/costs.py)
 # raw task attributes a measured row keeps (codegen.plan.Task fields): enough to rebuild its features
 RAW = (
@@ -80,7 +91,7 @@ ASSUMED = {
 SAMPLE = 3  # test sample measured (kernel work does not depend on the data)
 
 
-def task_rows(art_path: Path, board: str, backend: str, path: str) -> list[dict]:
+def task_rows(art_path: Path, board: str, backend: str, path: str, granularity: str = "auto") -> list[dict]:
     """Per task of the generated plan: its raw attributes (features() turns them into the cost features)."""
     b = load_board(board)
     art, costs = load_artifact(art_path), cost_model(b, backend)
@@ -88,7 +99,7 @@ def task_rows(art_path: Path, board: str, backend: str, path: str) -> list[dict]
     # power-on period into steps (codegen/granularity.py) unless the code region cannot hold the step
     # kernels (codegen/memory.py), exactly as codegen() decides
     io_words = math.prod(art.input_shape) + art.num_classes
-    plan, _, _ = fitting_plan(art, b, backend, path, costs, "auto", "ram", io_words, 1)
+    plan, _, _ = fitting_plan(art, b, backend, path, costs, granularity, "ram", io_words, 1)
     return [
         {"name": t.name, "layer": t.layer, "kind": t.kind, "op": t.op, "block": t.block, "task_macs": t.macs}
         | {"weight_bits": t.weight_bits}
@@ -115,47 +126,58 @@ def measure_all(tmp: Path, cache: dict) -> tuple[list[dict], dict[str, Path]]:
         compress(model, "digits", out=p, config=CompressConfig(block_size=block, weight_bits=bits, **QUICK))
         arts[label] = p
     rows = []
-    for board, backend in TARGETS:
-        for label, _, block, _ in MODELS:
-            for path in ("direct",) if block == 1 else ("fft", "direct"):
-                key = f"{board}/{backend}/{label}/{path}"
-                if key in cache:
-                    rows += cache[key]
-                    continue
-                gen = tmp / key.replace("/", "-")
-                try:
-                    res = codegen(arts[label], board, gen, backend=backend, path=path)
-                except CodegenError as e:  # e.g. the FFT path's kernels beyond the code region: no rows
-                    print(f"{key}: skipped, does not fit: {e}", flush=True)
-                    continue
-                feats = task_rows(arts[label], board, backend, path)
-                t0 = time.process_time()
-                sched = measure_schedule(gen, board, arts[label], x, backend=backend)
-                tasks = sched["modes"][0]["tasks"]
-                assert [t["name"] for t in tasks] == [f["name"] for f in feats], key
-                got = [
-                    features(f)
-                    | {
-                        "board": board,
-                        "backend": backend,
-                        "model": label,
-                        "path": path,
-                        "paths": res.paths,
-                        "unit": sched["measured"]["unit"],
-                        "measured": t["cycles"],
-                        "estimate_board_table": res.schedule["modes"][0]["tasks"][i]["cycles"],
-                        **f,
-                    }
-                    for i, (t, f) in enumerate(zip(tasks, feats, strict=True))
-                ]
-                cache[key] = got
-                rows += got
-                print(
-                    f"{key}: {len(got)} tasks, measured {sum(r['measured'] for r in got):,} "
-                    f"(board table {sum(r['estimate_board_table'] for r in got):,}), "
-                    f"{time.process_time() - t0:.1f} s CPU",
-                    flush=True,
-                )
+    for board, backend, label, path, gran in (
+        (b_, k_, label, path, gran)
+        for b_, k_ in TARGETS
+        for label, _, block, _ in MODELS
+        for path in (("direct",) if block == 1 else ("fft", "direct"))
+        for gran in GRANULARITIES.get((b_, k_), ("auto",))
+    ):
+        key = f"{board}/{backend}/{label}/{path}" + ("" if gran == "auto" else f"/{gran_name(gran)}")
+        if key in cache:
+            rows += cache[key]
+            continue
+        gen = tmp / key.replace("/", "-")
+        try:
+            if gran == "coarse" and not any(
+                r["kind"] == "mac_step" for r in task_rows(arts[label], board, backend, path, "auto")
+            ):
+                continue  # the default image has no steps: the same tasks as this one
+            res = codegen(arts[label], board, gen, backend=backend, path=path, granularity=gran)
+        except CodegenError as e:  # e.g. the FFT path's kernels beyond the code region: no rows
+            print(f"{key}: skipped, does not fit: {e}", flush=True)
+            continue
+        feats = task_rows(arts[label], board, backend, path, gran)
+        if not isinstance(gran, str) and not any(f["kind"] == "mac_step" for f in feats):
+            continue  # no steps at that size either (an FFT-path image): nothing the others lack
+        t0 = time.process_time()
+        sched = measure_schedule(gen, board, arts[label], x, backend=backend)
+        tasks = sched["modes"][0]["tasks"]
+        assert [t["name"] for t in tasks] == [f["name"] for f in feats], key
+        got = [
+            features(f)
+            | {
+                "board": board,
+                "backend": backend,
+                "model": label,
+                "path": path,
+                "granularity": gran_name(gran),
+                "paths": res.paths,
+                "unit": sched["measured"]["unit"],
+                "measured": t["cycles"],
+                "estimate_board_table": res.schedule["modes"][0]["tasks"][i]["cycles"],
+                **f,
+            }
+            for i, (t, f) in enumerate(zip(tasks, feats, strict=True))
+        ]
+        cache[key] = got
+        rows += got
+        print(
+            f"{key}: {len(got)} tasks, measured {sum(r['measured'] for r in got):,} "
+            f"(board table {sum(r['estimate_board_table'] for r in got):,}), "
+            f"{time.process_time() - t0:.1f} s CPU",
+            flush=True,
+        )
     return rows, arts
 
 
@@ -185,6 +207,16 @@ def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[di
     table when this ran (``table_picks``: the table before this fit) and the FITTED table, and the path that
     measured cheaper (sum of the layer's task counts on each path)."""
     out = []
+
+    def layer_gran(board: str, backend: str, label: str, path: str) -> str:
+        # the kernels' tasks: the coarse image where one was measured (its default cut into walk steps)
+        grans = {
+            r.get("granularity", "auto")
+            for r in rows
+            if (r["board"], r["backend"], r["model"], r["path"]) == (board, backend, label, path)
+        }
+        return "coarse" if "coarse" in grans else "auto"
+
     for key, f in fits.items():
         board, backend = f["board"], f["backend"]
         b = load_board(board)
@@ -208,6 +240,7 @@ def path_choices(rows: list[dict], arts: dict[str, Path], fits: dict) -> list[di
                         and r["backend"] == backend
                         and r["model"] == label
                         and r["path"] == path
+                        and r.get("granularity", "auto") == layer_gran(board, backend, label, path)
                         and r["name"].split(".")[0] == layer
                     )
                     for path in ("fft", "direct")
@@ -401,7 +434,11 @@ def main() -> int:
         old = json.loads(RESULTS.read_text())
         for r in old["rows"]:
             if (r["board"], r["backend"]) not in wanted:
-                cache.setdefault(f"{r['board']}/{r['backend']}/{r['model']}/{r['path']}", []).append(r)
+                gran = r.get("granularity", "auto")
+                key = f"{r['board']}/{r['backend']}/{r['model']}/{r['path']}" + (
+                    "" if gran == "auto" else f"/{gran}"
+                )
+                cache.setdefault(key, []).append(r)
         # the commits of the wanted targets are measured again, the others kept
         cache["commit"] = {
             k: v for k, v in old["commits"].items() if k not in {commit_key(b_, k_) for b_, k_ in wanted}
@@ -498,9 +535,14 @@ def fit_targets(rows: list[dict], commits: dict) -> dict:
             }
         # whole inferences: per model and path, measured vs the table before and the fit
         totals = []
+
+        def image(r: dict) -> str:  # the path, and the granularity where it is not the default
+            gran = r.get("granularity", "auto")
+            return r["path"] if gran == "auto" else f"{r['path']}/{gran}"
+
         for label in dict.fromkeys(r["model"] for r in sel):
-            for path in dict.fromkeys(r["path"] for r in sel if r["model"] == label):
-                idx = [i for i, r in enumerate(sel) if r["model"] == label and r["path"] == path]
+            for path in dict.fromkeys(image(r) for r in sel if r["model"] == label):
+                idx = [i for i, r in enumerate(sel) if r["model"] == label and image(r) == path]
                 totals.append(
                     {
                         "model": label,
