@@ -49,8 +49,8 @@ def mode_layer_ratios(art, paths: dict[str, str]) -> list[dict[str, float]]:
 
 # task features that grow with the work a mode keeps (the rest — calls, outputs, elements — are per task)
 WORK_FEATURES = (
-    "macs", "conv_macs", "dense_macs", "dense_conv_macs", "walk_macs", "walk_conv_macs", "fft_macs", "w8_macs",
-    "butterflies", "short_butterflies", "transforms",
+    "macs", "conv_macs", "dense_macs", "dense_conv_macs", "walk_macs", "walk_conv_macs", "fft_macs",
+    "w8_macs", "butterflies", "short_butterflies", "transforms",
 )  # fmt: skip
 
 
