@@ -361,7 +361,7 @@ def tables(doc: dict) -> str:
     for k in keys:
         cells = [f"{f['fitted'][k]:g}" if k in f["fitted"] else "(default)" for f in fits.values()]
         out.append(f"| {k} | " + " | ".join(cells) + " |")
-    out += ["", "| target | tasks | per-task error median / max: assumed | session-7 table | fitted |"]
+    out += ["", "| target | tasks | per-task error median / max: assumed | table before the fit | fitted |"]
     out.append("|---|---|---|---|---|")
     for key, f in fits.items():
         e = [
@@ -375,7 +375,7 @@ def tables(doc: dict) -> str:
         )
     out += [
         "",
-        "| target | model | path | measured | session-7 table | fitted |",
+        "| target | model | path | measured | table before the fit | fitted |",
         "|---|---|---|---|---|---|",
     ]
     for key, f in fits.items():
@@ -390,7 +390,7 @@ def tables(doc: dict) -> str:
         for c in doc["path_choices"]
         if len({c.get("table_picks"), c["fitted_picks"], c["measured_cheaper"]}) > 1
     ]
-    out += ["", "| target | model | layer | session-7 table picks | fitted picks | measured fft / direct |"]
+    out += ["", "| target | model | layer | table before the fit picks | fitted picks | measured fft / direct |"]
     out.append("|---|---|---|---|---|---|")
     for c in moved:
         out.append(
