@@ -390,7 +390,10 @@ def tables(doc: dict) -> str:
         for c in doc["path_choices"]
         if len({c.get("table_picks"), c["fitted_picks"], c["measured_cheaper"]}) > 1
     ]
-    out += ["", "| target | model | layer | table before the fit picks | fitted picks | measured fft / direct |"]
+    out += [
+        "",
+        "| target | model | layer | table before the fit picks | fitted picks | measured fft / direct |",
+    ]
     out.append("|---|---|---|---|---|---|")
     for c in moved:
         out.append(

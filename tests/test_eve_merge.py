@@ -83,9 +83,14 @@ def test_images_without_modes_merge_a_layers_tasks_into_range_calls(artifacts, t
     for ly in layers:
         k = ly["block"]
         q, p = -(-ly["in_features"] // k), -(-ly["out_features"] // k)
-        ins = re.findall(rf"bl_linear_fft_input_q15\(\w+, {ly['in_features']}u, &fft{k}, bl_xs, (\d+)u, (\d+)u", model_c)
-        blocks = re.findall(rf"bl_linear_fft_block_\w*q15\(bl_xs, {ly['in_features']}u, {ly['name']}_spectra, .*?, "
-                            rf"{ly['out_features']}u, (\d+)u, (\d+)u, bl_work\)", model_c)
+        ins = re.findall(
+            rf"bl_linear_fft_input_q15\(\w+, {ly['in_features']}u, &fft{k}, bl_xs, (\d+)u, (\d+)u", model_c
+        )
+        blocks = re.findall(
+            rf"bl_linear_fft_block_\w*q15\(bl_xs, {ly['in_features']}u, {ly['name']}_spectra, .*?, "
+            rf"{ly['out_features']}u, (\d+)u, (\d+)u, bl_work\)",
+            model_c,
+        )
         assert ("0", str(q)) in ins and ("0", str(p)) in blocks, ly["name"]
     # the unmerged tasks (the planner's units) and a budget of the largest one plus a bit: coarse still (every
     # unit fits), so the budget caps every merged task, and more tasks than coarse remain

@@ -319,7 +319,18 @@ def c_linear(lib, layer, tensors, x, path, chunk=None):
         shift_out = layer["spectrum_frac"] - layer["out_frac"]
         for i0 in range(0, p, 2):  # units of two block rows (a range call, as codegen's merged tasks)
             st_ = lib.bl_linear_fft_block_q15(
-                xs.ctypes.data_as(P16), in_f, sp, f.ref, shift_z, shift_out, bp, yp, out_f, i0, min(p, i0 + 2), wp
+                xs.ctypes.data_as(P16),
+                in_f,
+                sp,
+                f.ref,
+                shift_z,
+                shift_out,
+                bp,
+                yp,
+                out_f,
+                i0,
+                min(p, i0 + 2),
+                wp,
             )
             assert st_ == BL_OK
         return y
@@ -526,7 +537,8 @@ def test_conv_many_channels_per_call_saturating_match_spec(lib, case):
     layer = {
         "name": "conv", "op": "conv2d", "block": k, "in_channels": in_ch, "out_channels": out_ch,
         "kernel_size": kernel, "stride": stride, "padding": padding, "weight": "w", "weight_bits": bits,
-        "in_frac": in_frac, "weight_frac": weight_frac, "out_frac": in_frac + weight_frac - shift, "bias": "b",
+        "in_frac": in_frac, "weight_frac": weight_frac, "out_frac": in_frac + weight_frac - shift,
+        "bias": "b",
     }  # fmt: skip
     tensors = {"w": w, "b": rng.integers(-bscale, bscale, size=out_ch).astype(np.int32)}
     x = np.stack(

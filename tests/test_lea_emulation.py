@@ -190,7 +190,11 @@ def test_lea_timing_scale_stretches_every_command_and_keeps_its_result(scale, bu
     base = _run([(MAC, 0x2C00, 0x2E00)], mem)
     s = _run([(MAC, 0x2C00, 0x2E00)], mem, lea_timing_scale=scale)
     assert s.lea_stats()["busy_cycles"] == busy
-    assert s.read(0x2E80, 4) == base.read(0x2E80, 4) == struct.pack("<i", 2 * int(np.dot(x.astype(np.int64), 3 * x.astype(np.int64))))
+    assert (
+        s.read(0x2E80, 4)
+        == base.read(0x2E80, 4)
+        == struct.pack("<i", 2 * int(np.dot(x.astype(np.int64), 3 * x.astype(np.int64))))
+    )
     with pytest.raises(EmulationError, match="lea_timing_scale"):
         Msp430Sim(lea_timing_scale=0.0)
 

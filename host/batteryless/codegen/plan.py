@@ -592,8 +592,8 @@ def build_plan(
                             op=op,
                             out_bytes=2 * k,
                             in_block=j,
-                            range_fmt=f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, {{lo}}u, {{hi}}u, "
-                            "bl_work)",
+                            range_fmt=f"bl_linear_fft_input_q15({cur}, {cols}u, &{cfg}, bl_xs, "
+                            "{lo}u, {hi}u, bl_work)",
                             span=(j, j + 1),
                         )
                     )
@@ -635,8 +635,8 @@ def build_plan(
                             rows=(i * k, i * k + nrows),
                             zero=_zero_fmt(other, 1, 1, 0, 1, 0, 1),
                             range_fmt=f"bl_linear_fft_block_{'relu_' if fuse else ''}q15(bl_xs, {cols}u, "
-                            f"{spec_name}, &{cfg}, {shift_z}, {shift_out}, {bo_c}, {other}, {rows}u, {{lo}}u, "
-                            "{hi}u, bl_work)",
+                            f"{spec_name}, &{cfg}, {shift_z}, {shift_out}, {bo_c}, {other}, {rows}u, "
+                            "{lo}u, {hi}u, bl_work)",
                             span=(i, i + 1),
                         )
                     )
