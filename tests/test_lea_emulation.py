@@ -340,9 +340,6 @@ def test_fft_layers_at_shift_15_on_the_lea_route_equal_the_spec(artifacts, digit
     bounds (asserted from the spec's own numbers) so the flag must fire — the FR5994 lea image equals the
     numeric spec on both."""
     from batteryless.artifact import clone, load_artifact, save_artifact
-    from batteryless.codegen import codegen
-    from batteryless.firmware import build, parse_output
-    from batteryless.firmware.msp430sim import run_many
 
     base = load_artifact(artifacts["mlp"])
     rng = np.random.default_rng(15)
@@ -375,14 +372,7 @@ def test_fft_layers_at_shift_15_on_the_lea_route_equal_the_spec(artifacts, digit
             assert np.abs(pr).max() >= 2**30
         cases[name] = (save_artifact(art, tmp_path / f"{name}.bl"), art, x)
     for name, (path_art, art, x) in cases.items():
-        gen = tmp_path / f"gen-{name}"
-        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path="fft", granularity="coarse")
-        img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / f"b-{name}").image
-        xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
-        runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
-        want = spec.integer_inference(art, x, res.paths)
-        got = [parse_output(r.output).get("logits") for r in runs]
-        assert [list(g) for g in got] == want.tolist(), name
+        _assert_lea_image_is_the_spec(path_art, art, x, "fft", tmp_path / name)
 
 
 @pytest.mark.firmware
@@ -395,9 +385,6 @@ def test_conv_resident_route_saturating_and_shifted_equal_the_spec(artifacts, di
     spec's numbers), so LEA results at a bound must flag the position for the exact recomputation. The
     image on the emulated LEA equals the numeric spec, wrapping included."""
     from batteryless.artifact import clone, load_artifact, save_artifact
-    from batteryless.codegen import codegen
-    from batteryless.firmware import build, parse_output
-    from batteryless.firmware.msp430sim import run_many
 
     base = load_artifact(artifacts["cnn"])
     rng = np.random.default_rng(9)
@@ -422,11 +409,20 @@ def test_conv_resident_route_saturating_and_shifted_equal_the_spec(artifacts, di
             wd = spec._dense_weight(conv1, art.tensors).reshape(conv1["out_channels"], 1, -1).astype(np.int64)
             assert np.abs(np.einsum("nctl,oct->nol", cols, wd)).max() >= 2**30
         path_art = save_artifact(art, tmp_path / f"{name}.bl")
-        gen = tmp_path / f"gen-{name}"
-        res = codegen(path_art, "msp430fr5994", gen, backend="lea", path="direct", granularity="coarse")
-        img = build("msp430fr5994", gen, "lea", out_dir=tmp_path / f"b-{name}").image
-        xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
-        runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
-        want = spec.integer_inference(art, x, res.paths)
-        got = [parse_output(r.output).get("logits") for r in runs]
-        assert [list(g) for g in got] == want.tolist(), name
+        _assert_lea_image_is_the_spec(path_art, art, x, "direct", tmp_path / name)
+
+
+def _assert_lea_image_is_the_spec(path_art, art, x, path: str, work) -> None:
+    """The FR5994 `lea` image of ``path_art`` (coarse tasks on ``path``) on msp430sim gives the numeric
+    spec's logits for every sample of ``x``."""
+    from batteryless.codegen import codegen
+    from batteryless.firmware import build, parse_output
+    from batteryless.firmware.msp430sim import run_many
+
+    res = codegen(path_art, "msp430fr5994", work / "gen", backend="lea", path=path, granularity="coarse")
+    img = build("msp430fr5994", work / "gen", "lea", out_dir=work / "b").image
+    xq = np.asarray(spec.quantize_input(art, x), dtype="<i2").reshape(len(x), -1)
+    runs = run_many(img, [xq[i].tobytes() for i in range(len(xq))])
+    want = spec.integer_inference(art, x, res.paths)
+    got = [parse_output(r.output).get("logits") for r in runs]
+    assert [list(g) for g in got] == want.tolist(), work.name
