@@ -48,11 +48,14 @@ OUT_BUFFER_MIN_BYTES = 256
 # Static RAM beside the planned buffers, the app's input copy and logits (``io_words`` int16) and the output
 # buffer, as linked (clang -O2/-Os, ld.lld; tests/test_memory_plan.py): the MSP430 platform's counters, exit
 # code and multiplier flag (8 B); the lea kernels' state: residency pointers, DMA fill word, FFT scale state
-# (16 B), and on the FFT path the bit-reversal tables, the per-layer caches of the input FFT and the
-# block rows, with the block rows' prepared complex-MAC loop, and the LEA driver's two FFT buffers found
-# valid (278 B; 286 with the convolution's FFT-path cache, taken for every FFT-path image).
+# (16 B), with a direct convolution or an EVE selecting step the resident route's prepared MAC (its operand
+# bound and parameter-block address, 4 B), and on the FFT path the bit-reversal tables, the per-layer
+# caches of the input FFT and the block rows, with the block rows' prepared complex-MAC loop, and the LEA
+# driver's two FFT buffers found valid (278 B; 286 with the convolution's FFT-path cache, taken for every
+# FFT-path image).
 PLATFORM_RAM_BYTES = {"msp430x": 8}
 KERNEL_RAM_BYTES = {("msp430x", "lea"): 16}
+KERNEL_CONV_RAM_BYTES = {("msp430x", "lea"): 4}
 KERNEL_FFT_RAM_BYTES = {("msp430x", "lea"): 286}
 
 
@@ -88,12 +91,16 @@ def ram_parts(
 ) -> dict[str, int]:
     """Static RAM of the image by part (bytes), without the output buffer, the hot code and the stack."""
     fft = "fft" in plan.paths.values()
+    # the direct-path kernels of a convolution (or EVE's selecting steps, which run them too)
+    conv = any(t.kind == "mac" and (t.op.startswith("conv") or t.sel_fmt) for t in plan.tasks)
     key = (board.cpu, backend)
     return {
         "buffers": sum(v for k, v in buffers.items() if k not in in_nvm),
         "app_io": 2 * io_words if OUT_BUFFER_BYTES.get(board.cpu) else 0,
         "platform": PLATFORM_RAM_BYTES.get(board.cpu, 0),
-        "kernels": KERNEL_RAM_BYTES.get(key, 0) + (KERNEL_FFT_RAM_BYTES.get(key, 0) if fft else 0),
+        "kernels": KERNEL_RAM_BYTES.get(key, 0)
+        + (KERNEL_FFT_RAM_BYTES.get(key, 0) if fft else 0)
+        + (KERNEL_CONV_RAM_BYTES.get(key, 0) if conv else 0),
     }
 
 
