@@ -187,13 +187,16 @@ def test_weights_are_stored_once_whatever_the_number_of_modes(eve_arts, artifact
 def test_cross_images_run_every_mode_bit_exact(eve_arts, cnn4r, digits, tmp_path, board, backend, count):
     """cmsis: a mode's whole-unit direct tasks run the backend's own SMLAD (M4) / Helium (M55) loops over the
     blocks the mode uses (cmsis/eve_sel.c; ``mlpw`` and ``cnn4r`` exercise its dropped rows and its block
-    lists); the other targets the portable selecting kernels."""
+    lists); lea: the resident LEA route over the input channels a block row uses (lea/eve_sel.c; ``cnn4r``'s
+    conv2 rows use one, both or none of their two blocks, its fc1 rows runs with and without gaps); the
+    other targets the portable selecting kernels. On lea every smaller mode's logits must also differ from
+    mode 0's (a route that ignored the selection would give mode 0's)."""
     if shutil.which(_TOOLS[board]) is None:
         pytest.skip(f"{_TOOLS[board]} is not installed (scripts/setup.sh)")
     arts = dict(eve_arts, cnn4r=cnn4r)
     # random block orders (cnn4r) and dropped linear rows (mlpw): cmsis's DSP loops, and the ref walk's
     # selection (ref/mac_walk.inc) on the 16-bit target, whose index arithmetic differs from the host's
-    extra = backend == "cmsis" or (board, backend) == ("msp430fr5994", "ref")
+    extra = backend in ("cmsis", "lea") or (board, backend) == ("msp430fr5994", "ref")
     models = ("mlp", "cnn", "cnnw") + (("mlpw", "cnn4r") if extra else ())
     # the width ladder: its smaller modes' prefix rows on the backend's own kernels (task_case's row_fmt;
     # on the MSP430's ref the FFT rows keep the portable selecting block: the same ladder through it)
@@ -209,10 +212,15 @@ def test_cross_images_run_every_mode_bit_exact(eve_arts, cnn4r, digits, tmp_path
         art = load_artifact(arts[model])
         # the MSP430 images on the project's simulator (it models the LEA; mspdebug does not)
         emu = with_emulator(board, "msp430sim") if board.startswith("msp430") else board
+        outs = []
         for mi, img in enumerate(imgs):
             run = run_dataset(img, emu, arts[model], "digits", count=count, start=200)
             ref = integer_inference(art, digits.x_test[200 : 200 + count], res.paths, mode=mi)
             assert np.array_equal(np.array(run.logits), ref), (model, mi)
+            outs.append(np.array(run.logits))
+        if backend == "lea" and model.startswith("cnn"):
+            assert "bl_mac_step_sel_" in (tmp_path / model / "gen" / "model.c").read_text(), model
+            assert all(not np.array_equal(outs[0], o) for o in outs[1:]), model
 
 
 def test_fft_row_call_per_backend(eve_arts, tmp_path):

@@ -5,6 +5,7 @@
  * msp_cmplx_mac_q15 per bin (bl_lea_bins), the inverse with msp_cmplx_ifft_fixed_q15; bookkeeping on the
  * CPU (ref helpers). */
 #include "bl_kernels.h"
+#include "bl_lea_eve.h"
 #include "bl_lea_internal.h"
 
 bl_status bl_conv_geom_check(const bl_conv_geom *g) { return bl_ref_conv_geom_check(g); }
@@ -183,15 +184,15 @@ static __attribute__((noinline)) void conv_patch(int16_t *p, const int16_t *xrow
   }
 }
 
-/* The rows the call's output rows read, [iy_base, iy_base + rp), of every channel, columns -pw .. -pw + wp - 1,
+/* The rows the call's output rows read, [iy_base, iy_base + rp), of nch channels from x, columns -pw .. -pw + wp - 1,
  * zero-padded, into h[in_ch][rp][wp] (a halo copy: then every patch is kw-runs of it, no padding tests). */
-static __attribute__((noinline)) void conv_halo(int16_t *h, const int16_t *x, const bl_conv_geom *g,
+static __attribute__((noinline)) void conv_halo(int16_t *h, const int16_t *x, const bl_conv_geom *g, uint16_t nch,
                                                 int16_t iy_base, uint16_t rp, uint16_t wp, uint16_t in_hw) {
   const uint16_t in_w = g->in_w, pw = g->pw;
   const uint16_t left = pw < wp ? pw : wp;
   const uint16_t ncopy = (uint16_t)(wp - left) < in_w ? (uint16_t)(wp - left) : in_w;
   const uint16_t right = (uint16_t)(wp - left - ncopy);
-  for (uint16_t c = 0; c < g->in_ch; c++, x += in_hw) {
+  for (uint16_t c = 0; c < nch; c++, x += in_hw) {
     int16_t iy = iy_base;
     for (uint16_t r = 0; r < rp; r++, iy++) {
       if (iy < 0 || iy >= (int16_t)g->in_h) {
@@ -230,15 +231,16 @@ static __attribute__((noinline)) void conv_patch_halo(int16_t *p, const int16_t 
 
 static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
-                               uint16_t o1, uint16_t oy0, uint16_t oy1) {
+                               uint16_t o1, uint16_t oy0, uint16_t oy1, uint16_t c0, uint16_t ce) {
   const uint16_t kh = g->kh, kw = g->kw, in_ch = g->in_ch, in_w = g->in_w;
-  if (in_ch > BL_LEA_AREA || kh > BL_LEA_AREA || kw > BL_LEA_AREA) return BL_ERR_SHAPE;
-  uint16_t taps = 0u, len0 = 0u; /* kh * kw and in_ch * taps by addition, bounded by BL_LEA_AREA */
+  if (in_ch > BL_LEA_AREA || kh > BL_LEA_AREA || kw > BL_LEA_AREA || ce > in_ch || c0 >= ce) return BL_ERR_SHAPE;
+  const uint16_t nch = (uint16_t)(ce - c0); /* the patch's input channels: [c0, ce) */
+  uint16_t taps = 0u, len0 = 0u; /* kh * kw and nch * taps by addition, bounded by BL_LEA_AREA */
   for (uint16_t i = 0; i < kh; i++) {
     taps = (uint16_t)(taps + kw);
     if (taps > BL_LEA_AREA) return BL_ERR_SHAPE;
   }
-  for (uint16_t i = 0; i < in_ch; i++) {
+  for (uint16_t i = 0; i < nch; i++) {
     len0 = (uint16_t)(len0 + taps);
     if (len0 > BL_LEA_AREA) return BL_ERR_SHAPE;
   }
@@ -260,6 +262,9 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
   const uint16_t in_hw = (uint16_t)((uint32_t)g->in_h * in_w), out_hw = (uint16_t)((uint32_t)g->out_h * out_w);
   const uint32_t q = bl_lea_blocks(in_ch, k);
   const uint32_t blk_row = (uint32_t)q * k * taps; /* circulant: weights per block row */
+  /* input channel c0 and its taps' offset in a block row (no 32-bit multiply helper for the plain c0 = 0) */
+  const int16_t *const xc0 = c0 != 0u ? x + (uint32_t)c0 * in_hw : x;
+  const uint32_t c0_taps = c0 != 0u ? (uint32_t)c0 * taps : 0u;
   int16_t *const patch = bl_lea_xt;
   patch[len0] = 0; /* the odd pad (when len > len0), never rewritten below */
   /* the halo copy of the rows the call reads, in bl_lea_xt after the patch and its weight slots when it fits
@@ -270,13 +275,13 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
     const uint16_t most = (uint16_t)(o1 - o0) < nslots ? (uint16_t)(o1 - o0) : nslots;
     const uint16_t used = (uint16_t)(len + (most > ns ? (uint16_t)(most - ns) * len : 0u));
     const uint32_t rp = (uint32_t)(oy1 - oy0 - 1u) * sh + g->kh, wp = (uint32_t)(out_w - 1u) * sw + kw;
-    const uint32_t plane = rp * wp, total = plane * in_ch;
+    const uint32_t plane = rp * wp, total = plane * nch;
     if (total <= (uint32_t)(BL_LEA_AREA - used)) {
       halo = bl_lea_xt + used;
       hrp = (uint16_t)rp;
       hwp = (uint16_t)wp;
       hplane = (uint16_t)plane;
-      conv_halo(halo, x, g, (int16_t)((int16_t)(oy0 * sh) - (int16_t)g->ph), hrp, hwp, in_hw);
+      conv_halo(halo, xc0, g, nch, (int16_t)((int16_t)(oy0 * sh) - (int16_t)g->ph), hrp, hwp, in_hw);
     }
   }
   for (uint16_t ga = o0; ga < o1;) {
@@ -287,7 +292,7 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
       uint16_t j = 0;
       uint32_t at = (uint32_t)ga * len0; /* dense: W[o] */
       uint16_t rr = (uint16_t)(ga % k);
-      uint32_t brow = (uint32_t)(ga / k) * blk_row; /* circulant: block row o / k */
+      uint32_t brow = (uint32_t)(ga / k) * blk_row + c0_taps; /* circulant: block (o / k, c0 / k) */
       for (uint16_t o = ga; o < gb; o++, j++) {
         if (j == ns) d = bl_lea_xt + len;
         if (k == 1u) {
@@ -297,7 +302,7 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
           uint32_t wb = brow;
           uint16_t cc = 0, dd = rr;
           int16_t *dc = d;
-          for (uint16_t c = 0; c < in_ch; c++, dc += taps) {
+          for (uint16_t c = 0; c < nch; c++, dc += taps) {
             conv_copy_w(dc, w16, w8, wb + (uint32_t)dd * taps, taps);
             if (++cc == k) {
               cc = 0;
@@ -355,10 +360,10 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
       for (uint16_t ox = 0; ox < out_w; ox++, ix0 = (int16_t)(ix0 + sw), yg++) {
         const uint16_t dx0 = bl_ref_live_first(ix0, kw), dx1 = bl_ref_live_end(ix0, kw, in_w);
         if (halo != 0) {
-          conv_patch_halo(patch, hp, in_ch, kh, kw, hplane, hwp);
+          conv_patch_halo(patch, hp, nch, kh, kw, hplane, hwp);
           hp += sw;
         } else {
-          conv_patch(patch, x + row0, ix0, dx0, dx1, rows, lead, trail, len0, in_ch, in_hw, in_w, kw);
+          conv_patch(patch, xc0 + row0, ix0, dx0, dx1, rows, lead, trail, len0, nch, in_hw, in_w, kw);
         }
         /* one MAC per channel on the resident vectors; result j converted while MAC j + 1 runs */
         const int16_t *wv = bl_lea_st;
@@ -405,15 +410,19 @@ static bl_status conv_resident(const int16_t *x, const bl_conv_geom *g, const in
   return BL_OK;
 }
 
-/* The rows with the flushes' LEA MAC prepared once (bl_lea_dot_begin / end around every way out). */
+/* The resident route, else the rows with the flushes' LEA MAC prepared once (bl_lea_dot_begin / end around
+ * every way out). ce = 0: every input channel; else (EVE, bl_lea_conv_circ_win) the resident route alone over
+ * input channels [c0, ce), BL_ERR_SHAPE with nothing written where it does not take the call. */
 static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
                              uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0,
-                             uint16_t o1, uint16_t oy0, uint16_t oy1) {
+                             uint16_t o1, uint16_t oy0, uint16_t oy1, uint16_t c0, uint16_t ce) {
   if (x != 0 && y != 0 && (w16 != 0 || w8 != 0) && k != 0 && o0 < o1 && o1 <= g->out_ch && oy0 < oy1 &&
       oy1 <= g->out_h && bl_conv_geom_check(g) == BL_OK) {
-    const bl_status rst = conv_resident(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1);
+    const bl_status rst =
+        conv_resident(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1, c0, ce != 0u ? ce : g->in_ch);
     if (rst != BL_ERR_SHAPE) return rst;
   }
+  if (ce != 0u) return BL_ERR_SHAPE;
   bl_lea_dot_begin();
   const bl_status st = conv_direct_rows(x, g, w16, w8, k, bias, shift, y, o0, o1, oy0, oy1);
   bl_lea_dot_end();
@@ -423,27 +432,34 @@ static bl_status conv_direct(const int16_t *x, const bl_conv_geom *g, const int1
 bl_status bl_conv_dense_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, const int32_t *bias,
                             int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  return conv_direct(x, g, w, 0, 1, bias, shift, y, o0, o1, oy0, oy1);
+  return conv_direct(x, g, w, 0, 1, bias, shift, y, o0, o1, oy0, oy1, 0u, 0u);
 }
 
 bl_status bl_conv_dense_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, const int32_t *bias,
                            int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0, uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  return conv_direct(x, g, 0, w, 1, bias, shift, y, o0, o1, oy0, oy1);
+  return conv_direct(x, g, 0, w, 1, bias, shift, y, o0, o1, oy0, oy1, 0u, 0u);
 }
 
 bl_status bl_conv_circ_w16(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
                            const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
                            uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  return conv_direct(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1);
+  return conv_direct(x, g, w, 0, k, bias, shift, y, o0, o1, oy0, oy1, 0u, 0u);
 }
 
 bl_status bl_conv_circ_w8(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
                           const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1, uint16_t oy0,
                           uint16_t oy1) {
   if (w == 0) return BL_ERR_ARG;
-  return conv_direct(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1);
+  return conv_direct(x, g, 0, w, k, bias, shift, y, o0, o1, oy0, oy1, 0u, 0u);
+}
+
+bl_status bl_lea_conv_circ_win(const int16_t *x, const bl_conv_geom *g, const int16_t *w16, const int8_t *w8,
+                               uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
+                               uint16_t oy1, uint16_t c0, uint16_t ce) {
+  if (k < 2u || ce == 0u) return BL_ERR_SHAPE;
+  return conv_direct(x, g, w16, w8, k, bias, shift, y, o0, o1, 0u, oy1, c0, ce);
 }
 
 static bl_status check_cfg(const bl_fft_cfg *cfg) {
