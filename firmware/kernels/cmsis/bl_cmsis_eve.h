@@ -7,6 +7,7 @@
 #define BL_CMSIS_EVE_H
 
 #include "bl_kernels.h"
+#include "../common/bl_sel_portable.h" /* the ref walk with the selection, as *_portable */
 
 /* linear.c / conv.c: the backend's one-pass circulant kernels over the blocks with rank < sel->n, outputs
  * >= sel->out_rows 0; BL_ERR_SHAPE when the unit does not fit their buffers (nothing written then) */
@@ -17,12 +18,5 @@ bl_status bl_cmsis_conv_circ_sel(const int16_t *x, const bl_conv_geom *g, const 
                                  uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                                  uint16_t oy0, uint16_t oy1, const bl_block_sel *sel);
 
-/* ref/mac_step.c's bl_mac_step_sel_w16 / _w8 (renamed by cmsis/mac_step.c) */
-bl_status bl_mac_step_sel_w16_portable(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
-                                       const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
-                                       int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
-bl_status bl_mac_step_sel_w8_portable(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
-                                      const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
-                                      int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
 
 #endif /* BL_CMSIS_EVE_H */

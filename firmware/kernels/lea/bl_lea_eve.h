@@ -6,6 +6,7 @@
 #define BL_LEA_EVE_H
 
 #include "bl_kernels.h"
+#include "../common/bl_sel_portable.h" /* the ref walk with the selection, as *_portable */
 
 /* conv.c: the resident route (conv_resident, the plain kernels' route) of a circulant convolution over
  * output channels [o0, o1), rows [0, oy1), reading input channels [c0, ce) only (c0 a multiple of k; the
@@ -16,12 +17,5 @@ bl_status bl_lea_conv_circ_win(const int16_t *x, const bl_conv_geom *g, const in
                                uint16_t k, const int32_t *bias, int16_t shift, int16_t *y, uint16_t o0, uint16_t o1,
                                uint16_t oy1, uint16_t c0, uint16_t ce);
 
-/* ref/mac_step.c's bl_mac_step_sel_w16 / _w8 (renamed by lea/mac_step.c) */
-bl_status bl_mac_step_sel_w16_portable(const int16_t *x, const bl_conv_geom *g, const int16_t *w, uint16_t k,
-                                       const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
-                                       int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
-bl_status bl_mac_step_sel_w8_portable(const int16_t *x, const bl_conv_geom *g, const int8_t *w, uint16_t k,
-                                      const int32_t *acc_in, int32_t *acc_out, const int32_t *bias, int16_t shift,
-                                      int16_t *y, const bl_mac_unit *u, const bl_block_sel *sel);
 
 #endif /* BL_LEA_EVE_H */
