@@ -3,7 +3,7 @@
 For the digits MLP (k = 16, 16-bit weights) and CNN (k = 8, 8-bit weights), compressed with the quick test
 settings, and each circulant path (fft, direct): generates code for msp430fr5994 with backends `lea` and
 `ref`, builds both (clang --target=msp430 + ld.lld) and records the bytes per board region, the bytes of
-our LEA driver (DRIVER_SYMBOLS: firmware/kernels/lea/msp430/bl_lea_driver.c; not what TI's DSPLib would
+our LEA driver (every function firmware/kernels/lea/msp430/bl_lea_driver.c defines; not what TI's DSPLib would
 cost), and the LEA RAM used. On the host board it runs the lea build over the whole digits test set and
 counts the samples whose logits equal the numeric spec's. Writes ``benchmarks/results/kernels_lea.json``.
 
@@ -35,7 +35,20 @@ from batteryless.rad.compress import CompressConfig, compress  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "kernels_lea.json"
 # The LEA driver's functions (firmware/kernels/lea/msp430/bl_lea_driver.c): the DSPLib entry points, the
 # batched complex MAC and the static helpers the compiler kept out of line.
-DRIVER_SYMBOLS = ("msp_", "bl_lea_cmac_many", "lea_", "mac_any")
+DRIVER = ROOT / "firmware" / "kernels" / "lea" / "msp430" / "bl_lea_driver.c"
+
+
+def driver_functions() -> set[str]:
+    """The functions our LEA driver defines (its DSPLib entry points and helpers, static ones included), by
+    name from its source: every one of them is driver code, whatever its prefix."""
+    import re
+
+    text = DRIVER.read_text(encoding="utf-8")
+    return set(
+        re.findall(r"(?m)^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w \t\*]*?\b(\w+)\s*\([^;]*?\)\s*\{", text)
+    )
+
+
 QUICK = dict(dense_epochs=3, admm=AdmmConfig(rounds=1, retrain_epochs=1, min_steps_per_round=10))
 
 
@@ -49,6 +62,7 @@ def section_size(elf: Path, name: str) -> int:
 
 def main() -> None:
     digits = load_dataset("digits")
+    driver_names = driver_functions()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -67,7 +81,7 @@ def main() -> None:
                     if backend == "lea":
                         syms = symbols(res.image)
                         row[backend]["dsplib_driver_bytes"] = sum(
-                            s.size for n, s in syms.items() if n.startswith(DRIVER_SYMBOLS)
+                            s.size for n, s in syms.items() if n in driver_names
                         )
                         # the hot loops' section (BL_LEA_RAMFUNC): where the memory plan put it, its
                         # built size (counted in ram when there, else in code) and the plan's bound
