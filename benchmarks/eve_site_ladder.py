@@ -36,7 +36,7 @@ from batteryless.emulate.adaptive import run_adaptive  # noqa: E402
 from batteryless.emulate.generators import realizations  # noqa: E402
 from batteryless.emulate.power import load_from_board  # noqa: E402
 from batteryless.eve.device import predicted_energy_j  # noqa: E402
-from batteryless.eve.policy import tune_policy  # noqa: E402
+from batteryless.eve.policy import correct_per_hour, tune_policy  # noqa: E402
 from batteryless.eve.train import EveConfig  # noqa: E402
 from batteryless.schedule import load_schedule  # noqa: E402
 from batteryless.spec import predict  # noqa: E402
@@ -53,10 +53,6 @@ ROWS = [
     (3.0, "kinetic-walk", 100e-6),
     (3.0, "markov-2mw", 100e-6),
 ]
-
-
-def correct_per_hour(res, acc: list[float]) -> float:
-    return sum(n * a for n, a in zip(res.per_mode, acc, strict=True)) / (res.duration_s / 3600.0)
 
 
 def main() -> int:

@@ -47,7 +47,8 @@ EWMAS = (0.25, 0.5, 1.0)
 INCOMES = (0.75, 1.0, 1.5)
 
 
-def _correct_per_hour(res, acc: list[float]) -> float:
+def correct_per_hour(res, acc: list[float]) -> float:
+    """Correct inferences per hour of an emulator run (``run_adaptive``): per mode, inferences x accuracy."""
     hours = res.duration_s / 3600.0
     return sum(n * a for n, a in zip(res.per_mode, acc, strict=True)) / hours if hours else 0.0
 
@@ -144,7 +145,7 @@ def tune_policy(
         t: [run_adaptive(schedule, None, *chains[t], load, fixed_mode=m, period_s=period_s) for m in range(k)]
         for t in traces
     }
-    best = {t: max(_correct_per_hour(r, accuracy) for r in fixed[t]) for t in traces}
+    best = {t: max(correct_per_hour(r, accuracy) for r in fixed[t]) for t in traces}
     eff = effective_energies([fixed[t] for t in traces], energy_j, load.boot_energy_j)
     settings = settings or grid(buffer, k)
     scores = []
@@ -152,7 +153,7 @@ def tune_policy(
         table = policy_table(eff, buffer, period_s, params)
         scores.append(
             {
-                t: _correct_per_hour(
+                t: correct_per_hour(
                     run_adaptive(schedule, table, *chains[t], load, period_s=period_s), accuracy
                 )
                 / best[t]
@@ -240,10 +241,10 @@ def policy(
     if site:  # the calibrated rule on the traces themselves, against each one's best fixed mode
         for t, ch in chains.items():
             best = max(
-                _correct_per_hour(run_adaptive(sched, None, *ch, load, fixed_mode=m, period_s=period_s), acc)
+                correct_per_hour(run_adaptive(sched, None, *ch, load, fixed_mode=m, period_s=period_s), acc)
                 for m in range(len(acc))
             )
-            got = _correct_per_hour(run_adaptive(sched, tuned["table"], *ch, load, period_s=period_s), acc)
+            got = correct_per_hour(run_adaptive(sched, tuned["table"], *ch, load, period_s=period_s), acc)
             site_ratio[t] = got / best if best else None
     buf = next(iter(chains.values()))[3]
     doc = {
